@@ -1,0 +1,330 @@
+"""The immutable city: network, signals, zones and buildings as flat arrays.
+
+Everything is a structure of arrays indexed by an integer index; string ids map
+to indices through ``*_index`` dictionaries. Variable-length data (lane shapes,
+a connection's foe lanes, a zone's edges, building footprints) use CSR pairs:
+``offsets`` of length ``n + 1`` into a flat ``values`` array.
+
+Conventions (SUMO's): lane 0 of an edge is the rightmost lane; coordinates are
+metres in a local projected frame; speeds in m/s.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+
+class NodeType(enum.IntEnum):
+    PRIORITY = 0
+    TRAFFIC_LIGHT = 1
+    DEAD_END = 2
+
+
+class Signal(enum.IntEnum):
+    """State of a connection at a moment; also the codes in signal phase tables."""
+
+    RED = 0
+    YELLOW = 1
+    GREEN = 2  # protected: drive
+    GREEN_MINOR = 3  # permitted: drive after yielding to foe lanes
+    UNCONTROLLED = 4  # no signal: yield to foe lanes (priority junction rules)
+
+    @classmethod
+    def from_char(cls, ch: str) -> "Signal":
+        """Map a SUMO state character to a code (``rRyYGgsuoO``)."""
+        return _CHAR_TO_SIGNAL[ch]
+
+
+_CHAR_TO_SIGNAL = {
+    "r": Signal.RED, "R": Signal.RED, "s": Signal.GREEN_MINOR, "u": Signal.RED,
+    "y": Signal.YELLOW, "Y": Signal.YELLOW,
+    "G": Signal.GREEN, "g": Signal.GREEN_MINOR,
+    "o": Signal.UNCONTROLLED, "O": Signal.GREEN,
+}
+
+BUILDING_USES = ("residential", "commercial", "office", "industrial", "public")
+ROAD_CLASSES = ("local", "collector", "arterial", "highway")
+
+
+class CityError(ValueError):
+    """A city that is internally inconsistent."""
+
+
+def _csr(offsets: np.ndarray, i: int) -> slice:
+    return slice(int(offsets[i]), int(offsets[i + 1]))
+
+
+@dataclass(frozen=True, eq=False)
+class CityModel:
+    """An immutable city: network, traffic lights, zones and buildings.
+
+    Attributes are numpy arrays (read-only after construction). Lengths in
+    [m], speeds in [m/s], times in [s].
+    """
+
+    name: str
+    # nodes
+    node_ids: tuple[str, ...]
+    node_x: np.ndarray  # float64 [m]
+    node_y: np.ndarray  # float64 [m]
+    node_type: np.ndarray  # int8 NodeType
+    node_tls: np.ndarray  # int32, index into tls arrays or -1
+    # edges
+    edge_ids: tuple[str, ...]
+    edge_from: np.ndarray  # int32 node index
+    edge_to: np.ndarray  # int32 node index
+    edge_priority: np.ndarray  # int32, higher = major road
+    edge_road_class: np.ndarray  # int8 index into ROAD_CLASSES
+    edge_lane_start: np.ndarray  # int32, first lane index
+    edge_num_lanes: np.ndarray  # int32
+    edge_name: tuple[str, ...]  # street names (may be "")
+    # lanes
+    lane_edge: np.ndarray  # int32
+    lane_index: np.ndarray  # int32, 0 = rightmost
+    lane_length: np.ndarray  # float64 [m]
+    lane_speed: np.ndarray  # float64 [m/s] speed limit
+    lane_width: np.ndarray  # float64 [m]
+    lane_allow: np.ndarray  # uint32 bitmask of allowed vehicle classes
+    lane_shape_offsets: np.ndarray  # int32 (n_lanes + 1)
+    lane_shape_xy: np.ndarray  # float64 (n_points, 2) [m]
+    # connections (sorted by from_lane)
+    conn_from_lane: np.ndarray  # int32
+    conn_to_lane: np.ndarray  # int32
+    conn_node: np.ndarray  # int32
+    conn_tls: np.ndarray  # int32 tls index or -1
+    conn_link: np.ndarray  # int32 link index within the tls program or -1
+    conn_dir: np.ndarray  # int8: 0 straight, 1 left, 2 right, 3 turn (u-turn)
+    conn_foe_offsets: np.ndarray  # int32 (n_conn + 1)
+    conn_foe_lanes: np.ndarray  # int32: lanes whose vehicles this connection yields to
+    lane_conn_offsets: np.ndarray  # int32 (n_lanes + 1) into connections
+    # traffic lights (fixed-time programs)
+    tls_ids: tuple[str, ...]
+    tls_offset: np.ndarray  # float64 [s]
+    tls_num_links: np.ndarray  # int32
+    tls_phase_offsets: np.ndarray  # int32 (n_tls + 1)
+    phase_duration: np.ndarray  # float64 [s]
+    phase_state: np.ndarray  # int8 (n_phases, max_links) Signal codes
+    # zones
+    zone_ids: tuple[str, ...]
+    zone_x: np.ndarray  # float64 centroid [m]
+    zone_y: np.ndarray
+    zone_population: np.ndarray  # float64 residents
+    zone_jobs: np.ndarray  # float64 workplaces
+    zone_edge_offsets: np.ndarray  # int32 (n_zones + 1)
+    zone_edges: np.ndarray  # int32 edges where trips of the zone start/end
+    # buildings
+    bldg_offsets: np.ndarray  # int32 (n_buildings + 1)
+    bldg_xy: np.ndarray  # float64 (n_points, 2) footprint polygons [m]
+    bldg_height: np.ndarray  # float64 [m]
+    bldg_use: np.ndarray  # int8 index into BUILDING_USES
+    bldg_zone: np.ndarray  # int32 zone index or -1
+    attrs: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+        self.validate()
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_ids)
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edge_ids)
+
+    @property
+    def n_lanes(self) -> int:
+        return int(self.lane_edge.shape[0])
+
+    @property
+    def n_connections(self) -> int:
+        return int(self.conn_from_lane.shape[0])
+
+    @property
+    def n_tls(self) -> int:
+        return len(self.tls_ids)
+
+    @property
+    def n_zones(self) -> int:
+        return len(self.zone_ids)
+
+    @property
+    def n_buildings(self) -> int:
+        return int(self.bldg_height.shape[0])
+
+    # ------------------------------------------------------------ id <-> index
+    @cached_property
+    def node_index(self) -> dict[str, int]:
+        return {k: i for i, k in enumerate(self.node_ids)}
+
+    @cached_property
+    def edge_index(self) -> dict[str, int]:
+        return {k: i for i, k in enumerate(self.edge_ids)}
+
+    @cached_property
+    def tls_index(self) -> dict[str, int]:
+        return {k: i for i, k in enumerate(self.tls_ids)}
+
+    @cached_property
+    def zone_index(self) -> dict[str, int]:
+        return {k: i for i, k in enumerate(self.zone_ids)}
+
+    def lane_id(self, lane: int) -> str:
+        return f"{self.edge_ids[self.lane_edge[lane]]}_{self.lane_index[lane]}"
+
+    # ---------------------------------------------------------- derived data
+    @cached_property
+    def edge_length(self) -> np.ndarray:
+        """Edge length [m]: the length of its lane 0."""
+        out = self.lane_length[self.edge_lane_start].copy()
+        out.flags.writeable = False
+        return out
+
+    @cached_property
+    def edge_speed(self) -> np.ndarray:
+        """Edge speed limit [m/s]: the maximum over its lanes."""
+        out = np.maximum.reduceat(self.lane_speed, self.edge_lane_start) if self.n_lanes else np.zeros(0)
+        out.flags.writeable = False
+        return out
+
+    @cached_property
+    def edge_successors(self) -> tuple[np.ndarray, np.ndarray]:
+        """CSR (offsets, targets) of the edge graph: e -> e' where a lane connection exists."""
+        src = self.lane_edge[self.conn_from_lane].astype(np.int64)
+        dst = self.lane_edge[self.conn_to_lane].astype(np.int64)
+        pairs = np.unique(src * max(self.n_edges, 1) + dst)
+        s = (pairs // max(self.n_edges, 1)).astype(np.int32)
+        d = (pairs % max(self.n_edges, 1)).astype(np.int32)
+        offsets = np.zeros(self.n_edges + 1, dtype=np.int32)
+        np.add.at(offsets, s + 1, 1)
+        return np.cumsum(offsets).astype(np.int32), d
+
+    def zone_edge_list(self, zone: int) -> np.ndarray:
+        return self.zone_edges[_csr(self.zone_edge_offsets, zone)]
+
+    def lane_shape(self, lane: int) -> np.ndarray:
+        return self.lane_shape_xy[_csr(self.lane_shape_offsets, lane)]
+
+    def building_footprint(self, b: int) -> np.ndarray:
+        return self.bldg_xy[_csr(self.bldg_offsets, b)]
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(xmin, ymin, xmax, ymax) of the nodes [m]."""
+        if self.n_nodes == 0:
+            return (0.0, 0.0, 0.0, 0.0)
+        return (float(self.node_x.min()), float(self.node_y.min()),
+                float(self.node_x.max()), float(self.node_y.max()))
+
+    def summary(self) -> dict[str, int | float | str]:
+        return {
+            "name": self.name, "nodes": self.n_nodes, "edges": self.n_edges,
+            "lanes": self.n_lanes, "connections": self.n_connections,
+            "traffic_lights": self.n_tls, "zones": self.n_zones,
+            "buildings": self.n_buildings,
+            "lane_km": round(float(self.lane_length.sum()) / 1000.0, 3),
+        }
+
+    # ------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Check index ranges and array lengths; raise :class:`CityError`."""
+        def need(cond: bool, msg: str) -> None:
+            if not cond:
+                raise CityError(f"city {self.name!r}: {msg}")
+
+        nn, ne, nl, nc, nt = self.n_nodes, self.n_edges, self.n_lanes, self.n_connections, self.n_tls
+        for arr, n, what in [
+            (self.node_x, nn, "node_x"), (self.node_y, nn, "node_y"), (self.node_type, nn, "node_type"),
+            (self.node_tls, nn, "node_tls"), (self.edge_from, ne, "edge_from"), (self.edge_to, ne, "edge_to"),
+            (self.edge_priority, ne, "edge_priority"), (self.edge_lane_start, ne, "edge_lane_start"),
+            (self.edge_num_lanes, ne, "edge_num_lanes"), (self.lane_index, nl, "lane_index"),
+            (self.lane_length, nl, "lane_length"), (self.lane_speed, nl, "lane_speed"),
+            (self.lane_width, nl, "lane_width"), (self.lane_allow, nl, "lane_allow"),
+            (self.conn_to_lane, nc, "conn_to_lane"), (self.conn_node, nc, "conn_node"),
+            (self.conn_tls, nc, "conn_tls"), (self.conn_link, nc, "conn_link"), (self.conn_dir, nc, "conn_dir"),
+            (self.tls_offset, nt, "tls_offset"), (self.tls_num_links, nt, "tls_num_links"),
+        ]:
+            need(arr.shape[0] == n, f"{what} has {arr.shape[0]} entries, expected {n}")
+        need(len(self.edge_name) == ne, "edge_name length differs from edge_ids")
+        need(len(set(self.edge_ids)) == ne, "duplicate edge ids")
+        need(len(set(self.node_ids)) == nn, "duplicate node ids")
+        for offsets, n, what in [
+            (self.lane_shape_offsets, nl, "lane_shape_offsets"), (self.conn_foe_offsets, nc, "conn_foe_offsets"),
+            (self.lane_conn_offsets, nl, "lane_conn_offsets"), (self.tls_phase_offsets, nt, "tls_phase_offsets"),
+            (self.zone_edge_offsets, self.n_zones, "zone_edge_offsets"),
+            (self.bldg_offsets, self.n_buildings, "bldg_offsets"),
+        ]:
+            need(offsets.shape[0] == n + 1, f"{what} needs {n + 1} entries, has {offsets.shape[0]}")
+            need(bool(np.all(np.diff(offsets) >= 0)), f"{what} is not monotone")
+        if ne:
+            need(bool(np.all((self.edge_from >= 0) & (self.edge_from < nn))), "edge_from out of range")
+            need(bool(np.all((self.edge_to >= 0) & (self.edge_to < nn))), "edge_to out of range")
+            need(bool(np.all(self.edge_num_lanes >= 1)), "an edge has no lane")
+        if nl:
+            need(bool(np.all(self.lane_length > 0)), "a lane has length <= 0")
+            need(bool(np.all(self.lane_speed > 0)), "a lane has speed limit <= 0")
+            need(bool(np.all((self.lane_edge >= 0) & (self.lane_edge < ne))), "lane_edge out of range")
+        if nc:
+            for arr, what in [(self.conn_from_lane, "conn_from_lane"), (self.conn_to_lane, "conn_to_lane")]:
+                need(bool(np.all((arr >= 0) & (arr < nl))), f"{what} out of range")
+            need(bool(np.all(np.diff(self.conn_from_lane) >= 0)), "connections are not sorted by from_lane")
+            need(bool(np.all(self.conn_tls < nt)), "conn_tls out of range")
+            ctl = self.conn_tls >= 0
+            if ctl.any():
+                need(bool(np.all(self.conn_link[ctl] < self.tls_num_links[self.conn_tls[ctl]])),
+                     "a connection's link index exceeds its traffic light's links")
+        if self.conn_foe_lanes.size:
+            need(bool(np.all((self.conn_foe_lanes >= 0) & (self.conn_foe_lanes < nl))), "foe lane out of range")
+        if self.zone_edges.size:
+            need(bool(np.all((self.zone_edges >= 0) & (self.zone_edges < ne))), "zone edge out of range")
+        if nt:
+            need(bool(np.all(self.phase_duration > 0)), "a signal phase has duration <= 0")
+            need(self.phase_state.shape[1] >= int(self.tls_num_links.max(initial=0)),
+                 "phase_state narrower than the number of links")
+
+    # -------------------------------------------------------------------- IO
+    def save(self, path: str | Path) -> Path:
+        """Write the city to a compressed ``.npz`` file that :meth:`load` reads."""
+        import json
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {}
+        meta = {"name": self.name, "attrs": self.attrs, "format": "twin-city/1"}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                arrays[f.name] = value
+            elif isinstance(value, tuple):
+                meta[f.name] = list(value)
+        arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        np.savez_compressed(path, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "CityModel":
+        """Read a city written by :meth:`save`."""
+        import json
+
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(bytes(data["__meta__"]).decode())
+                kwargs = {k: np.array(data[k]) for k in data.files if k != "__meta__"}
+        except (OSError, ValueError, KeyError) as exc:
+            raise CityError(f"{path}: not a twin city file ({exc})") from None
+        if meta.get("format") != "twin-city/1":
+            raise CityError(f"{path}: unknown city format {meta.get('format')!r}")
+        for f in dataclasses.fields(cls):
+            if f.name in meta and f.name not in ("name", "attrs"):
+                kwargs[f.name] = tuple(meta[f.name])
+        return cls(name=meta["name"], attrs=meta.get("attrs", {}), **kwargs)

@@ -195,12 +195,14 @@ def corridor_city(
     green: float = 30.0,
     yellow: float = 3.0,
     red: float = 30.0,
+    offset: float = 0.0,
     name: str = "corridor",
 ) -> CityModel:
     """A straight one-way road of ``n_edges`` edges of ``length`` metres.
 
     With ``signal_node`` = k (1 ≤ k < n_edges), node k gets a fixed-time
-    signal: ``green``, ``yellow``, ``red`` seconds (starting green at t = 0).
+    signal: ``green``, ``yellow``, ``red`` seconds (at t = 0 it shows the
+    state of cycle second ``offset``; 0 starts green).
     Zones ``west`` (first edge) and ``east`` (last edge).
     """
     b = CityBuilder(name, attrs={"generator": "corridor_city"})
@@ -216,7 +218,7 @@ def corridor_city(
             raise ValueError(f"signal_node must be in 1..{n_edges - 1}")
         n = len(b.node_connections(f"c{signal_node}"))
         b.add_tls(f"c{signal_node}", f"c{signal_node}",
-                  [(green, "G" * n), (yellow, "y" * n), (red, "r" * n)])
+                  [(green, "G" * n), (yellow, "y" * n), (red, "r" * n)], offset=offset)
     b.add_zone("west", length / 2, 0.0, 1000.0, 0.0, ["e0"])
     b.add_zone("east", (n_edges - 0.5) * length, 0.0, 0.0, 1000.0, [f"e{n_edges - 1}"])
     return b.build()

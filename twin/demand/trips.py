@@ -1,0 +1,150 @@
+"""Trips: generated from a zone-to-zone OD matrix and a time-of-day profile, then routed."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from twin.city.model import CityModel
+from twin.demand.profiles import sample_departures
+from twin.demand.routing import free_flow_cost, route_trips
+from twin.demand.vtypes import VehicleType
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class Trips:
+    """Trips as arrays: origin/destination edge indices, depart time [s], vehicle type index."""
+
+    origin: np.ndarray  # int32 edge index
+    destination: np.ndarray  # int32 edge index
+    depart: np.ndarray  # float64 [s] from the start of the run
+    vtype: np.ndarray  # int32 index into ``vtypes``
+    vtypes: tuple[VehicleType, ...]
+    ids: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        n = self.origin.shape[0]
+        for a in (self.destination, self.depart, self.vtype):
+            if a.shape[0] != n:
+                raise ValueError("trip arrays differ in length")
+        if not self.ids:
+            object.__setattr__(self, "ids", tuple(f"t{i}" for i in range(n)))
+
+    def __len__(self) -> int:
+        return int(self.origin.shape[0])
+
+    def sorted_by_depart(self) -> "Trips":
+        order = np.argsort(self.depart, kind="stable")
+        return Trips(self.origin[order], self.destination[order], self.depart[order], self.vtype[order],
+                     self.vtypes, tuple(self.ids[i] for i in order))
+
+
+@dataclass(frozen=True, eq=False)
+class Unroutable:
+    trip_id: str
+    origin: str
+    destination: str
+    reason: str
+
+
+@dataclass(frozen=True, eq=False)
+class RoutedDemand:
+    """Trips that have routes (sorted by depart time), and those that have none."""
+
+    trips: Trips
+    route_offsets: np.ndarray  # int64 (n_trips + 1)
+    route_edges: np.ndarray  # int32
+    route_length: np.ndarray  # float64 [m]
+    free_flow_time: np.ndarray  # float64 [s] at the speed limits
+    unroutable: tuple[Unroutable, ...] = field(default=())
+
+    def route(self, i: int) -> np.ndarray:
+        return self.route_edges[self.route_offsets[i]: self.route_offsets[i + 1]]
+
+
+def gravity_od(city: CityModel, total: float, *, beta_per_km: float = 0.6) -> np.ndarray:
+    """Zone-to-zone trip rates of a morning commute: home (population) to work (jobs).
+
+    ``T_ij ∝ P_i · J_j · exp(-β d_ij)``, scaled so that ``T.sum() == total``.
+    """
+    if city.n_zones == 0:
+        raise ValueError(f"city {city.name!r} has no zones to generate OD demand from")
+    dx = city.zone_x[:, None] - city.zone_x[None, :]
+    dy = city.zone_y[:, None] - city.zone_y[None, :]
+    d_km = np.hypot(dx, dy) / 1000.0
+    t = city.zone_population[:, None] * city.zone_jobs[None, :] * np.exp(-beta_per_km * d_km)
+    has_edges = np.diff(city.zone_edge_offsets) > 0
+    t = t * has_edges[:, None] * has_edges[None, :]
+    s = t.sum()
+    if s <= 0:
+        raise ValueError(f"city {city.name!r}: the OD matrix is empty (no population, jobs or zone edges)")
+    return t * (total / s)
+
+
+def trips_from_od(city: CityModel, od: np.ndarray, rng: np.random.Generator, *, begin: float, end: float,
+                  profile: str | list[float], vtypes: list[VehicleType], vtype_shares: list[float]) -> Trips:
+    """Sample integer trips from an OD matrix (multinomial), departures from the profile.
+
+    Origins and destinations are edges drawn uniformly from the zones' edges
+    (never the same edge for both ends when the zone has another).
+    """
+    total = int(round(od.sum()))
+    counts = rng.multinomial(total, (od / od.sum()).ravel()).reshape(od.shape)
+    oz, dz = np.nonzero(counts)
+    reps = counts[oz, dz]
+    o_zone = np.repeat(oz, reps)
+    d_zone = np.repeat(dz, reps)
+    origin = _pick_edges(city, o_zone, rng)
+    destination = _pick_edges(city, d_zone, rng)
+    same = origin == destination
+    if same.any():  # redraw once; a zone with a single edge keeps an origin == destination trip
+        destination[same] = _pick_edges(city, d_zone[same], rng)
+    depart = sample_departures(rng, total, begin, end, profile)
+    shares = np.asarray(vtype_shares, dtype=np.float64)
+    vtype = rng.choice(len(vtypes), size=total, p=shares / shares.sum()).astype(np.int32)
+    return Trips(origin.astype(np.int32), destination.astype(np.int32), depart, vtype, tuple(vtypes)).sorted_by_depart()
+
+
+def _pick_edges(city: CityModel, zones: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    off = city.zone_edge_offsets
+    n = (off[zones + 1] - off[zones]).astype(np.int64)
+    k = (rng.random(zones.shape[0]) * n).astype(np.int64)
+    return city.zone_edges[off[zones] + k]
+
+
+def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = None) -> RoutedDemand:
+    """Route every trip by shortest free-flow travel time; report those without a route.
+
+    Parameters
+    ----------
+    edge_cost : (n_edges,) float64  [s], optional
+        Traversal cost per edge (inf closes it); defaults to free-flow time.
+    """
+    trips = trips.sorted_by_depart()
+    ff = free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed)
+    cost = ff if edge_cost is None else np.asarray(edge_cost, dtype=np.float64)
+    offsets, targets = city.edge_successors
+    n = len(trips)
+    lens = np.zeros(n, dtype=np.int64)
+    r_off, r_edges, _ = route_trips(offsets, targets, cost, trips.origin, trips.destination, lens)
+    ok = lens > 0
+    unroutable = tuple(
+        Unroutable(trips.ids[i], city.edge_ids[trips.origin[i]], city.edge_ids[trips.destination[i]],
+                   "no path between origin and destination edges")
+        for i in np.flatnonzero(~ok)
+    )
+    if unroutable:
+        log.warning("%d of %d trips have no route and are left out (listed in the results)", len(unroutable), n)
+    keep = np.flatnonzero(ok)
+    kept = Trips(trips.origin[keep], trips.destination[keep], trips.depart[keep], trips.vtype[keep],
+                 trips.vtypes, tuple(trips.ids[i] for i in keep))
+    new_off = np.zeros(keep.size + 1, dtype=np.int64)
+    np.cumsum(lens[keep], out=new_off[1:])
+    edges = r_edges[np.repeat(ok, lens)].astype(np.int32)
+    seg = np.repeat(np.arange(keep.size), lens[keep])
+    length = np.bincount(seg, weights=city.edge_length[edges], minlength=keep.size)
+    fft = np.bincount(seg, weights=ff[edges], minlength=keep.size)
+    return RoutedDemand(kept, new_off, edges, length, fft, unroutable)

@@ -1,0 +1,141 @@
+"""The Engine protocol every traffic backend implements, and the types it exchanges.
+
+An engine is started on a city and a routed demand, advanced to a time,
+observed (arrays, never per-vehicle objects), given actions, and closed.
+Engines declare the actions they support in ``capabilities``; an action they
+do not support raises :class:`UnsupportedActionError`, never a silent no-op.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from twin.city.model import CityModel
+    from twin.demand.trips import RoutedDemand
+
+
+class EngineError(RuntimeError):
+    """The engine failed (e.g. an external simulator exited)."""
+
+
+class UnsupportedActionError(EngineError):
+    """An engine was asked for an action it cannot apply."""
+
+    def __init__(self, engine: str, action: "Action") -> None:
+        super().__init__(f"engine {engine!r} cannot apply action {type(action).__name__} "
+                         f"({action.describe()})")
+
+
+# ------------------------------------------------------------------ actions
+@dataclass(frozen=True)
+class Action:
+    """Base class of what can be done to a running engine."""
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items())
+
+
+@dataclass(frozen=True)
+class SetSpeedLimit(Action):
+    """Set the speed limit of all lanes of some edges.
+
+    speed : float  [m/s]
+    """
+
+    edges: tuple[str, ...]
+    speed: float
+
+
+# ----------------------------------------------------------------- snapshots
+@dataclass(frozen=True, eq=False)
+class VehicleArrays:
+    """Running vehicles at one moment (one entry per vehicle)."""
+
+    trip: np.ndarray  # int64 index into the demand's trips
+    edge: np.ndarray  # int32
+    lane: np.ndarray  # int32
+    pos: np.ndarray  # float64 [m] from the lane start
+    speed: np.ndarray  # float64 [m/s]
+    x: np.ndarray  # float64 [m]
+    y: np.ndarray  # float64 [m]
+    angle: np.ndarray  # float64 [rad], counter-clockwise from east
+    vtype: np.ndarray  # int32
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """What an engine shows at a moment.
+
+    Edge arrays are cumulative since the start of the run (a recorder takes
+    differences between snapshots): vehicles entered [veh], vehicle time on
+    the edge [veh·s], distance driven [veh·m], halting time [veh·s], queue
+    length × time [m·s].
+    """
+
+    time: float  # [s]
+    scheduled: int
+    waiting: int
+    running: int
+    arrived: int
+    teleports: int
+    vehicle_updates: int  # running vehicles summed over all steps so far
+    edge_entered: np.ndarray
+    edge_veh_time: np.ndarray
+    edge_dist: np.ndarray
+    edge_halt_time: np.ndarray
+    edge_queue_time: np.ndarray
+    signal_phase: np.ndarray  # int32 current phase index per traffic light
+    vehicles: VehicleArrays | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class TripTable:
+    """Per-trip outcome at the end (or so far) of a run; NaN where not yet known."""
+
+    depart: np.ndarray  # scheduled depart [s]
+    depart_actual: np.ndarray  # insertion time [s]
+    arrival: np.ndarray  # [s]
+    route_length: np.ndarray  # [m]
+    distance: np.ndarray  # driven [m]
+    time_loss: np.ndarray  # [s]
+    co2: np.ndarray  # [g]
+    teleports: np.ndarray  # int32
+    state: np.ndarray  # int8: 0 scheduled, 1 waiting, 2 running, 3 arrived
+    extra: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A traffic simulation backend on the twin's clock."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[type[Action]]]
+
+    @property
+    def time(self) -> float:
+        """The engine's current simulation time [s]."""
+
+    @property
+    def step_length(self) -> float:
+        """Fixed step [s]; ``advance`` targets are multiples of it."""
+
+    def start(self, city: "CityModel", demand: "RoutedDemand", *, seed: int) -> None:
+        """Load the city and demand; the engine is then at time 0."""
+
+    def advance(self, until: float) -> None:
+        """Simulate up to time ``until`` [s]."""
+
+    def apply(self, action: Action) -> None:
+        """Apply an action now; unsupported ones raise :class:`UnsupportedActionError`."""
+
+    def observe(self, vehicles: bool = False) -> Snapshot:
+        """Counters and cumulative edge measurements; vehicle arrays if ``vehicles``."""
+
+    def trip_table(self) -> TripTable:
+        """Per-trip results so far."""
+
+    def close(self) -> None:
+        """Release resources; the engine can not be advanced afterwards."""

@@ -1,0 +1,607 @@
+"""Numba kernels of the native microscopic engine.
+
+Pure functions over flat arrays (structure of arrays); the loop over vehicles
+is inside each kernel. One simulation step is, in order:
+
+1. :func:`update_signals`   signal state of every connection for [t, t + dt)
+2. :func:`sort_vehicles`    running vehicles ordered by (lane, position): counting
+                            sort by lane, then insertion sort within each lane
+                            (nearly sorted from the previous step, so O(n))
+3. :func:`change_lanes`     one direction per step (left on even steps, right on
+                            odd), so two vehicles never merge into one gap from both
+                            sides; mandatory changes towards a lane that connects to
+                            the next edge of the route, discretionary ones for speed
+4. :func:`sort_vehicles`    again if any vehicle changed lanes
+5. :func:`move`             IDM acceleration against the leader, stop lines (red,
+                            yellow if the vehicle can stop, yielding at junctions)
+                            and the next lanes within the look-ahead horizon; the
+                            distance driven never exceeds the gap to where the
+                            leader was (so gaps never become negative)
+6. :func:`commit`           positions written; vehicles cross junctions (one at a
+                            time per target lane, so merging vehicles keep their
+                            gaps), arrive, or teleport after waiting too long
+7. :func:`insert`           due trips enter their origin edge where there is room,
+                            else they wait in the depart queue (FIFO per edge)
+
+Vehicle states: 0 scheduled (depart time not reached), 1 waiting (due, not yet
+inserted), 2 running, 3 arrived.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from twin.jit import kernel
+
+SCHEDULED, WAITING, RUNNING, ARRIVED = 0, 1, 2, 3
+RED, YELLOW, GREEN, GREEN_MINOR, UNCONTROLLED = 0, 1, 2, 3, 4
+INF = 1e18
+EMERGENCY_DECEL = 9.0  # [m/s²] the IDM deceleration is bounded by this
+HALT_SPEED = 0.1  # [m/s] below this a vehicle counts as halting (as in SUMO)
+RHO_AIR = 1.2  # [kg/m³]
+G = 9.81  # [m/s²]
+
+
+@kernel
+def update_signals(t, tls_offset, tls_phase_offsets, phase_duration, phase_state, conn_tls, conn_link,
+                   tls_phase_out, conn_signal_out):
+    """Current phase of every traffic light and signal state of every connection at time ``t`` [s]."""
+    n_tls = tls_offset.shape[0]
+    for k in range(n_tls):
+        p0 = tls_phase_offsets[k]
+        p1 = tls_phase_offsets[k + 1]
+        cycle = 0.0
+        for p in range(p0, p1):
+            cycle += phase_duration[p]
+        tt = (t + tls_offset[k]) % cycle
+        ph = p0
+        acc = phase_duration[p0]
+        while tt >= acc and ph < p1 - 1:
+            ph += 1
+            acc += phase_duration[ph]
+        tls_phase_out[k] = ph
+    for c in range(conn_tls.shape[0]):
+        k = conn_tls[c]
+        if k < 0:
+            conn_signal_out[c] = UNCONTROLLED
+        else:
+            conn_signal_out[c] = phase_state[tls_phase_out[k], conn_link[c]]
+
+
+@kernel
+def sort_vehicles(order, n_order, state, lane, pos, lane_start_out, order_out):
+    """Order running vehicles by lane, then by position (ascending).
+
+    ``order[:n_order]`` is the previous order (any vehicle may have left or
+    joined); the result is written to ``order_out`` and ``lane_start_out``
+    (CSR: vehicles of lane l are ``order_out[lane_start_out[l]:lane_start_out[l+1]]``).
+    Returns the number of running vehicles.
+    """
+    n_lanes = lane_start_out.shape[0] - 1
+    for l in range(n_lanes + 1):
+        lane_start_out[l] = 0
+    n = 0
+    for k in range(n_order):
+        i = order[k]
+        if state[i] == RUNNING:
+            lane_start_out[lane[i] + 1] += 1
+            n += 1
+    for l in range(n_lanes):
+        lane_start_out[l + 1] += lane_start_out[l]
+    fill = lane_start_out[:-1].copy()
+    for k in range(n_order):
+        i = order[k]
+        if state[i] == RUNNING:
+            l = lane[i]
+            order_out[fill[l]] = i
+            fill[l] += 1
+    for l in range(n_lanes):
+        a = lane_start_out[l]
+        b = lane_start_out[l + 1]
+        for k in range(a + 1, b):
+            i = order_out[k]
+            p = pos[i]
+            j = k - 1
+            while j >= a and pos[order_out[j]] > p:
+                order_out[j + 1] = order_out[j]
+                j -= 1
+            order_out[j + 1] = i
+    return n
+
+
+@kernel
+def idm(v, v0, gap, v_lead, a, b, s0, tau):
+    """IDM acceleration [m/s²] (δ = 4); ``gap`` >= INF/2 means a free road."""
+    if v0 < 0.1:
+        v0 = 0.1
+    r = v / v0
+    free = 1.0 - r * r * r * r
+    if gap >= INF * 0.5:
+        return a * free
+    s_star = s0 + max(0.0, v * tau + v * (v - v_lead) / (2.0 * math.sqrt(a * b)))
+    g = max(gap, 0.01)
+    q = s_star / g
+    return a * (free - q * q)
+
+
+@kernel
+def choose_connection(l, next_edge, after_edge, class_bit, lane_conn_offsets, conn_to_lane, lane_edge,
+                      lane_allow):
+    """The connection a vehicle on lane ``l`` takes into ``next_edge``, or -1.
+
+    Prefers target lanes that connect onward to ``after_edge`` (-1: none
+    needed); among equals, the first connection (lane order).
+    """
+    first = -1
+    for c in range(lane_conn_offsets[l], lane_conn_offsets[l + 1]):
+        tl = conn_to_lane[c]
+        if lane_edge[tl] != next_edge or (lane_allow[tl] & class_bit) == 0:
+            continue
+        if after_edge < 0:
+            return c
+        if first < 0:
+            first = c
+        for c2 in range(lane_conn_offsets[tl], lane_conn_offsets[tl + 1]):
+            if lane_edge[conn_to_lane[c2]] == after_edge:
+                return c
+    return first
+
+
+@kernel
+def foe_approaching(c, crit_gap, conn_foe_offsets, conn_foe_lanes, lane_start, order, pos, speed, lane_length):
+    """True if a vehicle on a lane that connection ``c`` yields to reaches the junction within ``crit_gap`` [s]."""
+    for f in range(conn_foe_offsets[c], conn_foe_offsets[c + 1]):
+        fl = conn_foe_lanes[f]
+        if lane_start[fl + 1] > lane_start[fl]:
+            j = order[lane_start[fl + 1] - 1]  # the foe lane's front vehicle
+            vf = speed[j]
+            if vf > 0.5 and (lane_length[fl] - pos[j]) < vf * crit_gap:
+                return True
+    return False
+
+
+@kernel
+def _route_edge(route_edges, route_off, route_n, ridx, i, ahead):
+    k = ridx[i] + ahead
+    if k >= route_n[i]:
+        return -1
+    return route_edges[route_off[i] + k]
+
+
+@kernel
+def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route_off, route_n,
+                 route_edges, vt_length, vt_min_gap, vt_accel, vt_decel, vt_tau, vt_class_bit, lane_edge,
+                 lane_index, lane_length, lane_speed, lane_allow, edge_lane_start, edge_num_lanes,
+                 lane_conn_offsets, conn_to_lane, new_lane):
+    """Lane changes towards ``direction`` (+1 left, -1 right). Returns the number of changes."""
+    for k in range(n):
+        i = order[k]
+        new_lane[k] = lane[i]
+    changes = 0
+    for k in range(n):
+        i = order[k]
+        l = lane[i]
+        e = lane_edge[l]
+        nl = edge_num_lanes[e]
+        if nl == 1:
+            continue
+        li = lane_index[l] + direction
+        if li < 0 or li >= nl:
+            continue
+        tl = edge_lane_start[e] + li
+        ty = vtype[i]
+        cb = vt_class_bit[ty]
+        if (lane_allow[tl] & cb) == 0:
+            continue
+        nxt = _route_edge(route_edges, route_off, route_n, ridx, i, 1)
+        # which lanes of this edge lead on to the next edge?
+        lo = nl
+        hi = -1
+        cur_ok = nxt < 0
+        tgt_ok = nxt < 0
+        if nxt >= 0:
+            for q in range(nl):
+                ql = edge_lane_start[e] + q
+                if (lane_allow[ql] & cb) == 0:
+                    continue
+                for c in range(lane_conn_offsets[ql], lane_conn_offsets[ql + 1]):
+                    if lane_edge[conn_to_lane[c]] == nxt:
+                        lo = min(lo, q)
+                        hi = max(hi, q)
+                        if ql == l:
+                            cur_ok = True
+                        if ql == tl:
+                            tgt_ok = True
+                        break
+        mandatory = False
+        if not cur_ok and hi >= 0:
+            need = 1 if lane_index[l] < lo else -1
+            mandatory = need == direction
+        if not mandatory and not tgt_ok:
+            continue
+        if not mandatory and not cur_ok:
+            continue
+        v = speed[i]
+        p = pos[i]
+        length = vt_length[ty]
+        s0 = vt_min_gap[ty]
+        a = vt_accel[ty]
+        b = vt_decel[ty]
+        tau = vt_tau[ty]
+        # leader and follower on the target lane (binary search in its sorted segment)
+        lo_k = lane_start[tl]
+        hi_k = lane_start[tl + 1]
+        while lo_k < hi_k:
+            mid = (lo_k + hi_k) // 2
+            if pos[order[mid]] <= p:
+                lo_k = mid + 1
+            else:
+                hi_k = mid
+        lead = order[lo_k] if lo_k < lane_start[tl + 1] else -1
+        foll = order[lo_k - 1] if lo_k - 1 >= lane_start[tl] else -1
+        gap_lead = INF
+        v_lead = 0.0
+        if lead >= 0:
+            gap_lead = pos[lead] - vt_length[vtype[lead]] - p
+            v_lead = speed[lead]
+        gap_foll = INF
+        if foll >= 0:
+            gap_foll = p - length - pos[foll]
+        dist_end = lane_length[l] - p
+        if mandatory:
+            urgent = dist_end < 30.0 or v < 1.0
+            min_gap = 0.5 if urgent else s0 * 0.5
+            if gap_lead < min_gap or gap_foll < min_gap:
+                continue
+            if foll >= 0 and not urgent:
+                tf = vtype[foll]
+                af = idm(speed[foll], lane_speed[tl] * vfactor[foll], gap_foll, v, vt_accel[tf], vt_decel[tf],
+                         vt_min_gap[tf], vt_tau[tf])
+                if af < -vt_decel[tf] * 1.5:
+                    continue
+        else:
+            if dist_end < 50.0 or gap_lead < s0 or gap_foll < s0:
+                continue
+            v0 = lane_speed[l] * vfactor[i]
+            gap_cur = INF
+            v_cur = 0.0
+            if k + 1 < lane_start[l + 1]:
+                j = order[k + 1]
+                gap_cur = pos[j] - vt_length[vtype[j]] - p
+                v_cur = speed[j]
+            a_cur = idm(v, v0, gap_cur, v_cur, a, b, s0, tau)
+            a_tgt = idm(v, lane_speed[tl] * vfactor[i], gap_lead, v_lead, a, b, s0, tau)
+            if a_tgt < a_cur + 0.3:
+                continue
+            if foll >= 0:
+                tf = vtype[foll]
+                af = idm(speed[foll], lane_speed[tl] * vfactor[foll], gap_foll, v, vt_accel[tf], vt_decel[tf],
+                         vt_min_gap[tf], vt_tau[tf])
+                if af < -vt_decel[tf]:
+                    continue
+        new_lane[k] = tl
+        changes += 1
+    if changes:
+        for k in range(n):
+            lane[order[k]] = new_lane[k]
+    return changes
+
+
+@kernel
+def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route_off, route_n, route_edges,
+         vt_length, vt_min_gap, vt_accel, vt_decel, vt_tau, vt_max_speed, vt_crit_gap, vt_class_bit,
+         vt_mass, vt_cda, vt_c_roll, vt_idle_co2, vt_co2_per_kj,
+         lane_edge, lane_length, lane_speed, lane_allow, lane_conn_offsets, conn_to_lane, conn_signal,
+         conn_foe_offsets, conn_foe_lanes,
+         new_pos, new_speed, dist, wait, time_loss, co2,
+         e_veh_time, e_dist, e_halt_time, e_queue_time):
+    """New speed and position of every running vehicle (written to ``new_pos``/``new_speed``).
+
+    Also accumulates per vehicle: distance [m], continuous halting time [s],
+    time loss [s], CO2 [g]; and per edge: vehicle time [veh·s], distance
+    [veh·m], halting time [veh·s], queue length × time [m·s].
+    """
+    for k in range(n):
+        i = order[k]
+        l = lane[i]
+        ty = vtype[i]
+        v = speed[i]
+        p = pos[i]
+        a = vt_accel[ty]
+        b = vt_decel[ty]
+        s0 = vt_min_gap[ty]
+        tau = vt_tau[ty]
+        cb = vt_class_bit[ty]
+        v_allowed = min(lane_speed[l] * vfactor[i], vt_max_speed[ty])
+        hard = INF
+        acc = INF
+        if k + 1 < lane_start[l + 1]:
+            j = order[k + 1]
+            gap = pos[j] - vt_length[vtype[j]] - p
+            acc = idm(v, v_allowed, gap, speed[j], a, b, s0, tau)
+            hard = gap
+        else:
+            acc = idm(v, v_allowed, INF, 0.0, a, b, s0, tau)
+            horizon = 50.0 + 8.0 * v
+            d = lane_length[l] - p
+            cur = l
+            ahead = 0
+            while d < horizon:
+                nxt = _route_edge(route_edges, route_off, route_n, ridx, i, ahead + 1)
+                if nxt < 0:
+                    break  # arrives at the end of this lane
+                after = _route_edge(route_edges, route_off, route_n, ridx, i, ahead + 2)
+                c = choose_connection(cur, nxt, after, cb, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow)
+                stop = c < 0  # wrong lane: wait at the end for a lane change
+                if not stop:
+                    sig = conn_signal[c]
+                    if sig == RED:
+                        stop = True
+                    elif sig == YELLOW:
+                        stop = v * v <= 2.0 * b * max(d, 0.01)  # stop if it can do so comfortably
+                    elif sig == GREEN_MINOR or sig == UNCONTROLLED:
+                        if d < max(20.0, v * v / (2.0 * b) + 10.0):
+                            stop = foe_approaching(c, vt_crit_gap[ty], conn_foe_offsets, conn_foe_lanes,
+                                                   lane_start, order, pos, speed, lane_length)
+                if stop:
+                    acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * 0.25, tau))
+                    hard = min(hard, d - 0.001)
+                    break
+                tl = conn_to_lane[c]
+                if lane_speed[tl] * vfactor[i] < v:  # slow down to the next lane's limit
+                    vn = lane_speed[tl] * vfactor[i]
+                    acc = min(acc, (vn * vn - v * v) / (2.0 * max(d, 1.0)))
+                if lane_start[tl + 1] > lane_start[tl]:
+                    j = order[lane_start[tl]]  # the next lane's last vehicle
+                    gap = d + pos[j] - vt_length[vtype[j]]
+                    acc = min(acc, idm(v, v_allowed, gap, speed[j], a, b, s0, tau))
+                    hard = min(hard, gap)
+                    break
+                d += lane_length[tl]
+                cur = tl
+                ahead += 1
+        if acc < -EMERGENCY_DECEL:
+            acc = -EMERGENCY_DECEL
+        vn = v + acc * dt
+        if vn <= 0.0:
+            step = v * v / (2.0 * -acc) if acc < 0.0 else 0.0
+            step = min(step, v * dt)
+            vn = 0.0
+        else:
+            vn = min(vn, vt_max_speed[ty])
+            step = 0.5 * (v + vn) * dt
+        if step > hard:
+            step = max(hard, 0.0)
+            vn = min(vn, step / dt)
+        new_pos[k] = p + step
+        new_speed[k] = vn
+        # per-vehicle accounting
+        dist[i] += step
+        if vn < HALT_SPEED:
+            wait[i] += dt
+        else:
+            wait[i] = 0.0
+        if v_allowed > 0.0:
+            time_loss[i] += dt * max(0.0, 1.0 - vn / v_allowed)
+        vm = 0.5 * (v + vn)
+        force = vt_mass[ty] * ((vn - v) / dt + G * vt_c_roll[ty]) + 0.5 * RHO_AIR * vt_cda[ty] * vm * vm
+        co2[i] += (vt_idle_co2[ty] + vt_co2_per_kj[ty] * max(force * vm, 0.0) * 1e-3) * dt
+        e = lane_edge[l]
+        e_veh_time[e] += dt
+        e_dist[e] += step
+        if vn < HALT_SPEED:
+            e_halt_time[e] += dt
+            e_queue_time[e] += (vt_length[ty] + s0) * dt
+
+
+@kernel
+def _best_lane(e, next_edge, after_edge, class_bit, edge_lane_start, edge_num_lanes, lane_length, lane_allow,
+               lane_conn_offsets, conn_to_lane, lane_edge, tail_pos, tail_len):
+    """The lane of edge ``e`` with most room at its start among those leading to ``next_edge``.
+
+    Returns (lane, room [m]); lane -1 if no allowed lane leads on.
+    """
+    best = -1
+    best_room = -INF
+    for q in range(edge_num_lanes[e]):
+        ql = edge_lane_start[e] + q
+        if (lane_allow[ql] & class_bit) == 0:
+            continue
+        if next_edge >= 0:
+            if choose_connection(ql, next_edge, after_edge, class_bit, lane_conn_offsets, conn_to_lane,
+                                 lane_edge, lane_allow) < 0:
+                continue
+        room = lane_length[ql] if tail_pos[ql] >= INF * 0.5 else tail_pos[ql] - tail_len[ql]
+        if room > best_room:
+            best = ql
+            best_room = room
+    return best, best_room
+
+
+@kernel
+def commit(t, dt, teleport_time, order, n, lane_start, state, lane, pos, speed, vtype, ridx, route_off, route_n,
+           route_edges, vt_length, vt_min_gap, vt_class_bit, lane_edge, lane_length, lane_allow, edge_lane_start,
+           edge_num_lanes, lane_conn_offsets, conn_to_lane, new_pos, new_speed, wait, t_arrive, teleports,
+           tail_pos, tail_len, e_entered):
+    """Write new positions; move vehicles across junctions; arrivals and teleports.
+
+    A vehicle that would pass the end of its lane enters the next lane of its
+    route behind the last vehicle there (vehicles entering the same lane in
+    one step queue behind each other); if there is no room it waits at the
+    stop line. A vehicle that reaches the end of its destination edge arrives
+    (arrival time interpolated within the step). A vehicle halted for
+    ``teleport_time`` [s] jumps to the start of the first edge ahead on its
+    route with room (as SUMO's teleport does), or arrives if none is left.
+
+    Returns (arrived, teleported) counts of this step.
+    """
+    n_lanes = tail_pos.shape[0]
+    for l in range(n_lanes):
+        if lane_start[l + 1] > lane_start[l]:
+            j = order[lane_start[l]]
+            k0 = lane_start[l]
+            tail_pos[l] = min(new_pos[k0], lane_length[l])
+            tail_len[l] = vt_length[vtype[j]]
+        else:
+            tail_pos[l] = INF
+            tail_len[l] = 0.0
+    arrived = 0
+    teleported = 0
+    for k in range(n):
+        i = order[k]
+        p_old = pos[i]
+        p = new_pos[k]
+        v = new_speed[k]
+        l = lane[i]
+        ty = vtype[i]
+        cb = vt_class_bit[ty]
+        while p >= lane_length[l]:
+            nxt = _route_edge(route_edges, route_off, route_n, ridx, i, 1)
+            if nxt < 0:
+                frac = 1.0
+                if p > p_old:
+                    frac = min(1.0, max(0.0, (lane_length[l] - p_old) / (p - p_old)))
+                state[i] = ARRIVED
+                t_arrive[i] = t + frac * dt
+                arrived += 1
+                break
+            after = _route_edge(route_edges, route_off, route_n, ridx, i, 2)
+            c = choose_connection(l, nxt, after, cb, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow)
+            if c < 0:
+                p = lane_length[l] - 0.001
+                v = 0.0
+                break
+            tl = conn_to_lane[c]
+            over = p - lane_length[l]
+            room = lane_length[tl] if tail_pos[tl] >= INF * 0.5 else tail_pos[tl] - tail_len[tl]
+            if over > room:
+                if room < 0.0:
+                    p = lane_length[l] - 0.001  # no room: wait at the stop line
+                    v = 0.0
+                    break
+                over = room
+            l = tl
+            p = over
+            p_old = p_old - lane_length[lane[i]]
+            ridx[i] += 1
+            lane[i] = l
+            e_entered[lane_edge[l]] += 1.0
+            tail_pos[l] = p
+            tail_len[l] = vt_length[ty]
+        if state[i] != RUNNING:
+            continue
+        pos[i] = p
+        speed[i] = v
+        lane[i] = l
+        if wait[i] >= teleport_time:
+            # jump to the first edge ahead with room at its start
+            ahead = 1
+            done = False
+            while True:
+                nxt = _route_edge(route_edges, route_off, route_n, ridx, i, ahead)
+                if nxt < 0:
+                    state[i] = ARRIVED
+                    t_arrive[i] = t + dt
+                    arrived += 1
+                    done = True
+                    break
+                after = _route_edge(route_edges, route_off, route_n, ridx, i, ahead + 1)
+                ql, room = _best_lane(nxt, after, -1, cb, edge_lane_start, edge_num_lanes, lane_length,
+                                      lane_allow, lane_conn_offsets, conn_to_lane, lane_edge, tail_pos, tail_len)
+                if ql >= 0 and room >= vt_min_gap[ty]:
+                    ridx[i] += ahead
+                    lane[i] = ql
+                    pos[i] = 0.0
+                    speed[i] = 0.0
+                    e_entered[nxt] += 1.0
+                    tail_pos[ql] = 0.0
+                    tail_len[ql] = vt_length[ty]
+                    done = True
+                    break
+                ahead += 1
+            if done:
+                wait[i] = 0.0
+                teleports[i] += 1
+                teleported += 1
+    return arrived, teleported
+
+
+@kernel
+def insert(t, next_depart, depart, state, wait_list, n_wait, lane, pos, speed, vtype, vfactor, ridx, route_off,
+           route_n, route_edges, t_insert, vt_length, vt_min_gap, vt_tau, vt_max_speed, vt_class_bit,
+           lane_edge, lane_length, lane_speed, lane_allow, edge_lane_start, edge_num_lanes, lane_conn_offsets,
+           conn_to_lane, tail_pos, tail_len, edge_blocked, order, n_order, e_entered):
+    """Trips due by ``t`` join the depart queue; queued vehicles enter where there is room.
+
+    Each origin edge serves its queue first-in first-out: once its head cannot
+    enter, the rest of that edge's queue waits for the next step. Inserted
+    vehicles are appended to ``order``. Returns (next_depart, n_wait, n_order).
+    """
+    n_trips = depart.shape[0]
+    while next_depart < n_trips and depart[next_depart] <= t:
+        state[next_depart] = WAITING
+        wait_list[n_wait] = next_depart
+        n_wait += 1
+        next_depart += 1
+    for e in range(edge_blocked.shape[0]):
+        edge_blocked[e] = False
+    kept = 0
+    for w in range(n_wait):
+        i = wait_list[w]
+        e = route_edges[route_off[i]]
+        inserted = False
+        if not edge_blocked[e]:
+            ty = vtype[i]
+            nxt = _route_edge(route_edges, route_off, route_n, ridx, i, 1)
+            after = _route_edge(route_edges, route_off, route_n, ridx, i, 2)
+            ql, room = _best_lane(e, nxt, after, vt_class_bit[ty], edge_lane_start, edge_num_lanes, lane_length,
+                                  lane_allow, lane_conn_offsets, conn_to_lane, lane_edge, tail_pos, tail_len)
+            if ql >= 0 and room >= vt_min_gap[ty]:
+                v0 = min(lane_speed[ql] * vfactor[i], vt_max_speed[ty])
+                v = v0 if room >= INF * 0.5 else min(v0, max(0.0, (room - vt_min_gap[ty]) / vt_tau[ty]))
+                state[i] = RUNNING
+                lane[i] = ql
+                pos[i] = 0.0
+                speed[i] = v
+                t_insert[i] = t
+                tail_pos[ql] = 0.0
+                tail_len[ql] = vt_length[ty]
+                e_entered[e] += 1.0
+                order[n_order] = i
+                n_order += 1
+                inserted = True
+            else:
+                edge_blocked[e] = True
+        if not inserted:
+            wait_list[kept] = i
+            kept += 1
+    return next_depart, kept, n_order
+
+
+@kernel
+def vehicle_xy(order, n, lane, pos, lane_shape_offsets, lane_shape_xy, x_out, y_out, angle_out):
+    """World position [m] and heading [rad, counter-clockwise from east] of vehicles along their lane shapes."""
+    for k in range(n):
+        i = order[k]
+        l = lane[i]
+        a = lane_shape_offsets[l]
+        b = lane_shape_offsets[l + 1]
+        s = pos[i]
+        x = lane_shape_xy[a, 0]
+        y = lane_shape_xy[a, 1]
+        ang = 0.0
+        for q in range(a, b - 1):
+            dx = lane_shape_xy[q + 1, 0] - lane_shape_xy[q, 0]
+            dy = lane_shape_xy[q + 1, 1] - lane_shape_xy[q, 1]
+            seg = math.sqrt(dx * dx + dy * dy)
+            ang = math.atan2(dy, dx)
+            if s <= seg or q == b - 2:
+                f = 0.0 if seg <= 0.0 else min(max(s / seg, 0.0), 1.0)
+                x = lane_shape_xy[q, 0] + f * dx
+                y = lane_shape_xy[q, 1] + f * dy
+                break
+            s -= seg
+        x_out[k] = x
+        y_out[k] = y
+        angle_out[k] = ang

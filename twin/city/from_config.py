@@ -1,0 +1,27 @@
+"""Build a city from its validated configuration."""
+from __future__ import annotations
+
+from twin.city.model import CityError, CityModel
+from twin.city.synthetic import KMH, corridor_city, grid_city
+from twin.config.loader import ConfigError
+from twin.config.models import CorridorCityConfig, FileCityConfig, GridCityConfig
+
+
+def build_city(cfg: GridCityConfig | CorridorCityConfig | FileCityConfig) -> CityModel:
+    if isinstance(cfg, GridCityConfig):
+        return grid_city(
+            cfg.blocks_x, cfg.blocks_y, block_size=cfg.block_size_m, arterial_every=cfg.arterial_every,
+            arterial_lanes=cfg.arterial_lanes, local_lanes=cfg.local_lanes,
+            arterial_speed=cfg.arterial_speed_kmh * KMH, local_speed=cfg.local_speed_kmh * KMH,
+            green=cfg.green_s, yellow=cfg.yellow_s, zone_blocks=cfg.zone_blocks,
+            residents_per_block=cfg.residents_per_block, jobs_per_block=cfg.jobs_per_block, seed=cfg.seed)
+    if isinstance(cfg, CorridorCityConfig):
+        return corridor_city(cfg.edges, cfg.length_m, lanes=cfg.lanes, speed=cfg.speed_kmh * KMH,
+                             signal_node=cfg.signal_node, green=cfg.green_s, yellow=cfg.yellow_s, red=cfg.red_s,
+                             offset=cfg.offset_s)
+    if isinstance(cfg, FileCityConfig):
+        try:
+            return CityModel.load(cfg.path)
+        except (CityError, FileNotFoundError) as exc:
+            raise ConfigError(f"city.path: {exc}") from None
+    raise TypeError(f"unknown city config {type(cfg).__name__}")

@@ -1,0 +1,142 @@
+"""Load scenario YAML files: ``extends``, section files, validation, one-line errors.
+
+A scenario file may give ``city``, ``demand`` and ``run`` inline or as a path
+to a YAML file (relative to the file that names it, usually in
+``sim_configs/``). ``extends: other.yaml`` starts from another scenario and
+deep-merges this file's keys over it, so a variant states only what differs.
+Every error is a :class:`ConfigError` whose message names the file, the key
+and what was expected.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from twin.config.models import ScenarioConfig
+
+SECTIONS = ("city", "demand", "run")
+
+
+class ConfigError(ValueError):
+    """A configuration problem; ``str()`` is one line for the user."""
+
+
+def _read_yaml(path: Path, what: str = "scenario") -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"{path}: {where}invalid YAML ({exc.problem})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    return data
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, dict[str, Path]]:
+    """The scenario's raw data with sections loaded, and which file each key came from."""
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: 'extends' forms a cycle")
+    data = _read_yaml(path)
+    sources: dict[str, Path] = {}
+    base: dict = {}
+    if "extends" in data:
+        parent = data.pop("extends")
+        if not isinstance(parent, str):
+            raise ConfigError(f"{path}: extends: expected a path to a scenario file, got {parent!r}")
+        base, sources = _resolve(path.parent / parent, seen + (path,))
+    for key in SECTIONS:
+        value = data.get(key)
+        if isinstance(value, str):
+            section_path = (path.parent / value).resolve()
+            if not section_path.is_file():
+                raise ConfigError(f"{path}: {key}: file not found: {value}")
+            data[key] = _read_yaml(section_path, what=key)
+            sources[key] = section_path
+        elif key in data:
+            sources[key] = path
+    for key in data:
+        if key not in SECTIONS:
+            sources[key] = path
+    return _deep_merge(base, data), sources
+
+
+def _format_error(err: dict, sources: dict[str, Path], default: Path) -> str:
+    loc = [str(p) for p in err["loc"]]
+    # drop the discriminator tag pydantic inserts (e.g. ``city.grid.blocks_x``)
+    cleaned = []
+    for i, part in enumerate(loc):
+        if i == 1 and loc[0] in SECTIONS and part in ("grid", "corridor", "file", "od", "trips", "native"):
+            continue
+        cleaned.append(part)
+    key = ".".join(cleaned) or "(top level)"
+    src = sources.get(cleaned[0], default) if cleaned else default
+    if src != default and cleaned and cleaned[0] in SECTIONS:
+        key = ".".join(cleaned[1:]) or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (check the spelling; see the scenario format in the README)"
+    elif "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], (dict, list)):
+        msg = f"{msg} (got {err['input']!r})"
+    return f"{src}: {key}: {msg}"
+
+
+def load_scenario(path: str | Path, *, overrides: dict[str, Any] | None = None) -> ScenarioConfig:
+    """Read and validate a scenario file.
+
+    ``overrides`` are deep-merged over the file (e.g. ``{"seed": 3}`` or
+    ``{"run": {"duration_s": 600}}``), as the CLI's options do.
+    """
+    path = Path(path)
+    data, sources = _resolve(path)
+    if overrides:
+        data = _deep_merge(data, overrides)
+    data.setdefault("name", path.stem)
+    base = _resolve_relative_paths(data, sources, path)
+    try:
+        return ScenarioConfig.model_validate(base)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = _format_error(errors[0], sources, path.resolve())
+        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        raise ConfigError(first + more) from None
+
+
+def _resolve_relative_paths(data: dict, sources: dict[str, Path], scenario: Path) -> dict:
+    """Paths inside sections (a city file) are relative to the file that holds them."""
+    city = data.get("city")
+    if isinstance(city, dict) and city.get("type") == "file" and isinstance(city.get("path"), str):
+        src = sources.get("city", scenario.resolve())
+        p = Path(city["path"])
+        if not p.is_absolute():
+            city = dict(city, path=str((src.parent / p).resolve()))
+            data = dict(data, city=city)
+    return data
+
+
+def config_hash(cfg: ScenarioConfig) -> str:
+    """SHA-256 of the validated configuration (canonical JSON); equal configs hash equal."""
+    blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()

@@ -1,0 +1,172 @@
+"""Pydantic models of scenario files. ``extra="forbid"`` everywhere: a typo is an error.
+
+Units are in the key names where they are not SI (``speed_kmh``); everything
+else is SI (``_s`` seconds, ``_m`` metres).
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ------------------------------------------------------------------- cities
+class GridCityConfig(Strict):
+    """A synthetic Manhattan grid (see :func:`twin.city.grid_city`)."""
+
+    type: Literal["grid"]
+    blocks_x: int = Field(6, ge=1, le=200)
+    blocks_y: int = Field(6, ge=1, le=200)
+    block_size_m: float = Field(200.0, gt=30.0)
+    arterial_every: int = Field(3, ge=1)
+    arterial_lanes: int = Field(2, ge=1, le=6)
+    local_lanes: int = Field(1, ge=1, le=4)
+    arterial_speed_kmh: float = Field(50.0, gt=0)
+    local_speed_kmh: float = Field(30.0, gt=0)
+    green_s: float = Field(27.0, gt=0)
+    yellow_s: float = Field(3.0, gt=0)
+    zone_blocks: int = Field(2, ge=1)
+    residents_per_block: float = Field(600.0, ge=0)
+    jobs_per_block: float = Field(400.0, ge=0)
+    seed: int = 0
+
+
+class CorridorCityConfig(Strict):
+    """A straight one-way road, optionally with one signal (for tests and calibration)."""
+
+    type: Literal["corridor"]
+    edges: int = Field(3, ge=1)
+    length_m: float = Field(500.0, gt=0)
+    lanes: int = Field(1, ge=1, le=6)
+    speed_kmh: float = Field(50.0, gt=0)
+    signal_node: int | None = None
+    green_s: float = Field(30.0, gt=0)
+    yellow_s: float = Field(3.0, gt=0)
+    red_s: float = Field(30.0, gt=0)
+    offset_s: float = 0.0
+
+    @model_validator(mode="after")
+    def _signal_inside(self) -> "CorridorCityConfig":
+        if self.signal_node is not None and not 1 <= self.signal_node < self.edges:
+            raise ValueError(f"signal_node must be between 1 and edges - 1 = {self.edges - 1}")
+        return self
+
+
+class FileCityConfig(Strict):
+    """A city saved by twin (``.npz``), e.g. by ``run_sim.py import``."""
+
+    type: Literal["file"]
+    path: str
+
+
+CityConfig = Annotated[Union[GridCityConfig, CorridorCityConfig, FileCityConfig], Field(discriminator="type")]
+
+
+# ------------------------------------------------------------------- demand
+class VehicleTypeConfig(Strict):
+    """Overrides of a vehicle type's parameters (see :class:`twin.demand.VehicleType`)."""
+
+    vclass: str | None = None
+    length: float | None = Field(None, gt=0)
+    min_gap: float | None = Field(None, ge=0)
+    accel: float | None = Field(None, gt=0)
+    decel: float | None = Field(None, gt=0)
+    tau: float | None = Field(None, gt=0)
+    max_speed: float | None = Field(None, gt=0)
+    speed_factor: float | None = Field(None, gt=0)
+    speed_dev: float | None = Field(None, ge=0)
+    critical_gap: float | None = Field(None, gt=0)
+    mass: float | None = Field(None, gt=0)
+    cda: float | None = Field(None, gt=0)
+    c_roll: float | None = Field(None, ge=0)
+    idle_co2: float | None = Field(None, ge=0)
+    co2_per_kj: float | None = Field(None, ge=0)
+
+
+class OdDemandConfig(Strict):
+    """Trips from a gravity-model OD matrix over the city's zones and a time-of-day profile."""
+
+    type: Literal["od"]
+    trips: int = Field(ge=0)
+    begin_s: float = Field(0.0, ge=0)
+    end_s: float = Field(3600.0, gt=0)
+    profile: Literal["am_peak", "pm_peak", "flat"] | list[Annotated[float, Field(ge=0)]] = "am_peak"
+    vehicle_mix: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: {"car": 0.92, "truck": 0.08})
+    gravity_beta_per_km: float = Field(0.6, ge=0)
+    vtypes: dict[str, VehicleTypeConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _window(self) -> "OdDemandConfig":
+        if self.end_s <= self.begin_s:
+            raise ValueError(f"end_s ({self.end_s}) must be after begin_s ({self.begin_s})")
+        if not self.vehicle_mix or sum(self.vehicle_mix.values()) <= 0:
+            raise ValueError("vehicle_mix needs at least one vehicle type with a share > 0")
+        return self
+
+
+class TripSpec(Strict):
+    origin: str
+    destination: str
+    depart_s: float = Field(0.0, ge=0)
+    vtype: str = "car"
+    count: int = Field(1, ge=1)
+    headway_s: float = Field(0.0, ge=0)
+
+
+class TripListDemandConfig(Strict):
+    """Explicit trips (edge ids); ``count`` > 1 repeats a trip every ``headway_s``."""
+
+    type: Literal["trips"]
+    trips: list[TripSpec]
+    vtypes: dict[str, VehicleTypeConfig] = Field(default_factory=dict)
+
+
+DemandConfig = Annotated[Union[OdDemandConfig, TripListDemandConfig], Field(discriminator="type")]
+
+
+# --------------------------------------------------------------- engine/run
+class NativeEngineConfig(Strict):
+    type: Literal["native"] = "native"
+    step_length_s: float = Field(1.0, ge=0.1, le=1.0)
+    teleport_time_s: float = Field(300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _divides_second(self) -> "NativeEngineConfig":
+        k = round(1.0 / self.step_length_s)
+        if abs(k * self.step_length_s - 1.0) > 1e-9:
+            raise ValueError(f"step_length_s must divide 1 s (1.0, 0.5, 0.25, 0.2, 0.1), got {self.step_length_s}")
+        return self
+
+
+EngineConfig = Annotated[Union[NativeEngineConfig], Field(discriminator="type")]
+
+
+class RunConfig(Strict):
+    duration_s: float = Field(3600.0, gt=0)
+    record_interval_s: float = Field(60.0, gt=0)
+    engine: EngineConfig = Field(default_factory=NativeEngineConfig)
+
+    @model_validator(mode="after")
+    def _interval_fits(self) -> "RunConfig":
+        if self.record_interval_s > self.duration_s:
+            raise ValueError(f"record_interval_s ({self.record_interval_s}) exceeds duration_s ({self.duration_s})")
+        dt = self.engine.step_length_s
+        if abs(round(self.record_interval_s / dt) * dt - self.record_interval_s) > 1e-9:
+            raise ValueError(f"record_interval_s must be a multiple of the engine step ({dt} s)")
+        return self
+
+
+class ScenarioConfig(Strict):
+    """A scenario: a city, its demand and how to run it."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    seed: int = Field(0, ge=0)
+    city: CityConfig
+    demand: DemandConfig
+    run: RunConfig = Field(default_factory=RunConfig)

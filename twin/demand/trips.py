@@ -89,7 +89,7 @@ def trips_from_od(city: CityModel, od: np.ndarray, rng: np.random.Generator, *, 
     """Sample integer trips from an OD matrix (multinomial), departures from the profile.
 
     Origins and destinations are edges drawn uniformly from the zones' edges
-    (never the same edge for both ends when the zone has another).
+    (redrawn until the two ends differ, where the zone has another edge).
     """
     total = int(round(od.sum()))
     counts = rng.multinomial(total, (od / od.sum()).ravel()).reshape(od.shape)
@@ -99,8 +99,10 @@ def trips_from_od(city: CityModel, od: np.ndarray, rng: np.random.Generator, *, 
     d_zone = np.repeat(dz, reps)
     origin = _pick_edges(city, o_zone, rng)
     destination = _pick_edges(city, d_zone, rng)
-    same = origin == destination
-    if same.any():  # redraw once; a zone with a single edge keeps an origin == destination trip
+    for _ in range(50):  # redraw; only a zone with a single edge keeps an origin == destination trip
+        same = np.flatnonzero(origin == destination)
+        if same.size == 0:
+            break
         destination[same] = _pick_edges(city, d_zone[same], rng)
     depart = sample_departures(rng, total, begin, end, profile)
     shares = np.asarray(vtype_shares, dtype=np.float64)

@@ -7,7 +7,7 @@ The emission model is a road-load power model (documented in docs/models.md):
 
 with ρ = 1.2 kg/m³ and g = 9.81 m/s². ``co2_per_kj`` folds the engine's
 efficiency and the fuel's carbon content (petrol car ≈ 0.29 g per kJ at the
-wheel, diesel truck ≈ 0.20). A car cruising at 50 km/h emits about 140 g/km.
+wheel, diesel truck ≈ 0.20). A car cruising at 50 km/h emits about 110 g/km.
 """
 from __future__ import annotations
 

@@ -164,3 +164,38 @@ def test_gridlock_rule_teleports_stuck_vehicles_and_counts_them():
     eng = run_native(city, trips, 400.0, teleport_time=60.0)
     assert eng.observe().teleports >= 1
     assert eng.teleports.sum() == eng.observe().teleports
+
+
+def test_co2_of_a_steady_car_matches_the_road_load_model():
+    """At a steady 50 km/h: F = m g c_r + ½ ρ CdA v² → ≈ 107 g/km for the default car."""
+    city = corridor_city(4, 1000.0, speed=13.89)
+    car = dataclasses.replace(DEFAULT_VTYPES["car"], speed_dev=0.0)
+    trips = Trips(np.array([0], np.int32), np.array([3], np.int32), np.array([0.0]), np.array([0], np.int32), (car,))
+    tt = run_native(city, trips, 400.0).trip_table()
+    v = 13.89
+    force = car.mass * 9.81 * car.c_roll + 0.5 * 1.2 * car.cda * v * v
+    expected = (car.idle_co2 + car.co2_per_kj * force * v / 1000.0) / v * 1000.0  # g/km
+    measured = tt.co2[0] / tt.distance[0] * 1000.0
+    assert abs(measured - expected) < 0.02 * expected, f"{measured:.1f} g/km vs {expected:.1f} g/km"
+    assert 95.0 < measured < 125.0
+
+
+@pytest.mark.slow
+def test_large_city_conservation_and_no_collisions():
+    city = grid_city(40, 40)
+    rng = np.random.default_rng(11)
+    vt = [DEFAULT_VTYPES["car"], DEFAULT_VTYPES["truck"]]
+    trips = trips_from_od(city, gravity_od(city, 30_000), rng, begin=0, end=1800, profile="am_peak",
+                          vtypes=vt, vtype_shares=[0.9, 0.1])
+    demand = route_demand(city, trips)
+    lengths = np.array([v.length for v in demand.trips.vtypes])
+    eng = NativeEngine()
+    eng.start(city, demand, seed=11)
+    for t in range(60, 2401, 60):
+        eng.advance(float(t))
+        snap = eng.observe(vehicles=True)
+        assert snap.scheduled + snap.waiting + snap.running + snap.arrived == len(demand.trips)
+        v = snap.vehicles
+        same = v.lane[1:] == v.lane[:-1]
+        assert np.all((v.pos[1:] - lengths[v.vtype[1:]] - v.pos[:-1])[same] >= -1e-9)
+    assert snap.arrived > 10_000

@@ -1,0 +1,134 @@
+"""Record an engine's snapshots on the clock and turn them into one xarray Dataset.
+
+Engines report cumulative edge measurements; the recorder keeps one snapshot
+per interval and takes differences, so each ``(time, edge)`` value describes
+the interval that *ends* at ``time``.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from twin.city.model import ROAD_CLASSES, CityModel
+from twin.demand.trips import RoutedDemand
+from twin.engines.base import Engine, Snapshot, TripTable
+
+TRIP_STATES = ("scheduled", "waiting", "running", "arrived")
+
+
+class Recorder:
+    """Samples ``engine.observe()``; call :meth:`sample` at each recording time."""
+
+    def __init__(self, city: CityModel, engine: Engine) -> None:
+        self.city = city
+        self.engine = engine
+        self._snaps: list[Snapshot] = [engine.observe()]
+
+    def sample(self, t: float | None = None) -> Snapshot:
+        snap = self.engine.observe()
+        if t is not None and abs(snap.time - t) > 1e-6:
+            raise RuntimeError(f"recorder at t={t} s sees the engine at t={snap.time} s")
+        if snap.time > self._snaps[-1].time:
+            self._snaps.append(snap)
+        return snap
+
+    @property
+    def last(self) -> Snapshot:
+        return self._snaps[-1]
+
+    def to_dataset(self, demand: RoutedDemand, trips: TripTable, attrs: dict[str, Any]) -> xr.Dataset:
+        return build_dataset(self.city, demand, self._snaps, trips, attrs)
+
+
+def _diff(snaps: list[Snapshot], name: str) -> np.ndarray:
+    a = np.stack([getattr(s, name) for s in snaps])
+    return np.diff(a, axis=0)
+
+
+def build_dataset(city: CityModel, demand: RoutedDemand, snaps: list[Snapshot], trips: TripTable,
+                  attrs: dict[str, Any]) -> xr.Dataset:
+    """The results Dataset of a run (see the README for its variables)."""
+    times = np.array([s.time for s in snaps[1:]], dtype=np.float64)
+    interval = np.diff(np.array([s.time for s in snaps], dtype=np.float64))
+    length_km = city.edge_length / 1000.0
+    if times.size:
+        entered = _diff(snaps, "edge_entered")
+        veh_time = _diff(snaps, "edge_veh_time")
+        dist = _diff(snaps, "edge_dist")
+        halt = _diff(snaps, "edge_halt_time")
+        queue = _diff(snaps, "edge_queue_time")
+    else:
+        entered = veh_time = dist = halt = queue = np.zeros((0, city.n_edges))
+    iv = interval[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        speed = np.where(veh_time > 0, dist / veh_time, np.nan)
+    edge_vars = {
+        "flow": (entered / iv * 3600.0, "veh/h", "vehicles entering the edge per hour over the interval"),
+        "entered": (entered, "veh", "vehicles entering the edge during the interval"),
+        "speed": (speed, "m/s", "space-mean speed (distance / time driven on the edge); NaN if empty"),
+        "density": (veh_time / iv / length_km[None, :], "veh/km", "mean vehicles on the edge per km (all lanes)"),
+        "queue_length": (queue / iv, "m", "mean length of halting vehicles (speed < 0.1 m/s), incl. gaps"),
+        "halting": (halt / iv, "veh", "mean number of halting vehicles"),
+    }
+    data_vars: dict[str, Any] = {}
+    for name, (arr, units, desc) in edge_vars.items():
+        data_vars[name] = (("time", "edge"), arr.astype(np.float64), {"units": units, "long_name": desc})
+    series = {
+        "scheduled": "trips whose depart time has not come",
+        "waiting": "trips due but not yet inserted (depart queue)",
+        "running": "vehicles in the network",
+        "arrived": "trips completed",
+    }
+    for name, desc in series.items():
+        data_vars[name] = (("time",), np.array([getattr(s, name) for s in snaps[1:]], dtype=np.int64),
+                           {"units": "veh", "long_name": desc})
+    data_vars["teleports"] = (("time",), np.array([s.teleports for s in snaps[1:]], dtype=np.int64),
+                              {"units": "1", "long_name": "teleports so far (gridlock rule)"})
+    # trips
+    tr = demand.trips
+    depart_actual = trips.depart_actual
+    arrival = trips.arrival
+    travel = arrival - depart_actual
+    free_flow = demand.free_flow_time
+    trip_vars = {
+        "depart": (trips.depart, "s", "scheduled depart time"),
+        "depart_delay": (depart_actual - trips.depart, "s", "time in the depart queue; NaN if not inserted"),
+        "arrival": (arrival, "s", "arrival time; NaN if not arrived"),
+        "travel_time": (travel, "s", "arrival - actual depart; NaN if not arrived"),
+        "route_length": (trips.route_length, "m", "length of the planned route"),
+        "distance": (trips.distance, "m", "distance driven so far"),
+        "delay": (trips.time_loss, "s", "time lost against driving at the allowed speed (as SUMO's timeLoss)"),
+        "free_flow_time": (free_flow, "s", "route length at the speed limits"),
+        "co2": (trips.co2, "g", "CO2 emitted (road-load power model)"),
+    }
+    for name, (arr, units, desc) in trip_vars.items():
+        data_vars[f"trip_{name}"] = (("trip",), np.asarray(arr, dtype=np.float64), {"units": units, "long_name": desc})
+    data_vars["trip_teleports"] = (("trip",), trips.teleports.astype(np.int32), {"units": "1"})
+    data_vars["trip_state"] = (("trip",), trips.state.astype(np.int8),
+                               {"flag_values": list(range(len(TRIP_STATES))), "flag_meanings": " ".join(TRIP_STATES)})
+    vnames = np.array([v.name for v in tr.vtypes], dtype=object)
+    coords: dict[str, Any] = {
+        "time": ("time", times, {"units": "s", "long_name": "end of the recording interval (since run start)"}),
+        "edge": ("edge", np.array(city.edge_ids, dtype=object)),
+        "edge_length": ("edge", city.edge_length.astype(np.float64), {"units": "m"}),
+        "edge_lanes": ("edge", city.edge_num_lanes.astype(np.int32)),
+        "edge_road_class": ("edge", np.array([ROAD_CLASSES[k] for k in city.edge_road_class], dtype=object)),
+        "trip": ("trip", np.array(tr.ids, dtype=object)),
+        "trip_vtype": ("trip", vnames[tr.vtype] if len(tr) else np.array([], dtype=object)),
+        "trip_origin": ("trip", np.array([city.edge_ids[e] for e in tr.origin], dtype=object)),
+        "trip_destination": ("trip", np.array([city.edge_ids[e] for e in tr.destination], dtype=object)),
+    }
+    if demand.unroutable:
+        coords["unroutable"] = ("unroutable", np.array([u.trip_id for u in demand.unroutable], dtype=object))
+        data_vars["unroutable_origin"] = (("unroutable",), np.array([u.origin for u in demand.unroutable], dtype=object))
+        data_vars["unroutable_destination"] = (("unroutable",),
+                                               np.array([u.destination for u in demand.unroutable], dtype=object))
+        data_vars["unroutable_reason"] = (("unroutable",), np.array([u.reason for u in demand.unroutable], dtype=object))
+    ds_attrs = {k: (json.dumps(v) if isinstance(v, (dict, list, tuple)) else v) for k, v in attrs.items()}
+    ds_attrs.setdefault("end_time_s", float(snaps[-1].time))
+    ds_attrs["vehicle_updates"] = int(snaps[-1].vehicle_updates)
+    ds_attrs["unroutable_trips"] = len(demand.unroutable)
+    return xr.Dataset(data_vars=data_vars, coords=coords, attrs=ds_attrs)

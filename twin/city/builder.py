@@ -150,6 +150,14 @@ class CityBuilder:
                                  lane_shapes, lane_speeds, lane_allow, lane_lengths))
         return len(self._edges) - 1
 
+    def node_ids_of_edge(self, edge_id: str) -> tuple[str, str]:
+        """(from node id, to node id) of an edge."""
+        e = self._edges[self.edge(edge_id)]
+        return self._nodes[e.src][0], self._nodes[e.dst][0]
+
+    def num_lanes(self, edge_id: str) -> int:
+        return self._edges[self.edge(edge_id)].num_lanes
+
     def edge(self, edge_id: str) -> int:
         try:
             return self._edge_index[edge_id]

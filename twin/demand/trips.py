@@ -117,21 +117,48 @@ def _pick_edges(city: CityModel, zones: np.ndarray, rng: np.random.Generator) ->
     return city.zone_edges[off[zones] + k]
 
 
-def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = None) -> RoutedDemand:
-    """Route every trip by shortest free-flow travel time; report those without a route.
+def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = None, *,
+                 given_routes: list[np.ndarray | None] | None = None,
+                 return_rerouted: bool = False) -> RoutedDemand | tuple[RoutedDemand, int]:
+    """Route every trip by shortest travel time; report those without a route.
 
     Parameters
     ----------
     edge_cost : (n_edges,) float64  [s], optional
         Traversal cost per edge (inf closes it); defaults to free-flow time.
+    given_routes : list of edge-index arrays or None, optional
+        Routes that come with the trips (in ``trips`` order); a given route
+        that is not connected in ``city`` is replaced by the shortest path
+        between its ends (counted; returned with ``return_rerouted``).
     """
-    trips = trips.sorted_by_depart()
+    n = len(trips)
+    order = np.argsort(trips.depart, kind="stable")
+    if np.any(order != np.arange(n)):  # the engine takes trips in depart order
+        trips = Trips(trips.origin[order], trips.destination[order], trips.depart[order], trips.vtype[order],
+                      trips.vtypes, tuple(trips.ids[i] for i in order))
+        if given_routes is not None:
+            given_routes = [given_routes[i] for i in order]
     ff = free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed)
     cost = ff if edge_cost is None else np.asarray(edge_cost, dtype=np.float64)
     offsets, targets = city.edge_successors
-    n = len(trips)
     lens = np.zeros(n, dtype=np.int64)
     r_off, r_edges, _ = route_trips(offsets, targets, cost, trips.origin, trips.destination, lens)
+    routes = [r_edges[r_off[i]: r_off[i + 1]] for i in range(n)] if given_routes is not None else None
+    rerouted = 0
+    if given_routes is not None:
+        if len(given_routes) != n:
+            raise ValueError("given_routes must have one entry per trip")
+        src = np.repeat(np.arange(city.n_edges, dtype=np.int64), np.diff(offsets))
+        arcs = set((src * city.n_edges + targets).tolist())
+        for i, r in enumerate(given_routes):
+            if r is None:
+                continue
+            keys = r[:-1].astype(np.int64) * city.n_edges + r[1:]
+            if all(k in arcs for k in keys.tolist()):
+                routes[i] = r
+                lens[i] = r.size
+            else:
+                rerouted += 1
     ok = lens > 0
     unroutable = tuple(
         Unroutable(trips.ids[i], city.edge_ids[trips.origin[i]], city.edge_ids[trips.destination[i]],
@@ -145,8 +172,12 @@ def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = N
                  trips.vtypes, tuple(trips.ids[i] for i in keep))
     new_off = np.zeros(keep.size + 1, dtype=np.int64)
     np.cumsum(lens[keep], out=new_off[1:])
-    edges = r_edges[np.repeat(ok, lens)].astype(np.int32)
+    if routes is None:
+        edges = r_edges[np.repeat(ok, lens)].astype(np.int32)
+    else:
+        edges = (np.concatenate([routes[i] for i in keep]) if keep.size else np.zeros(0)).astype(np.int32)
     seg = np.repeat(np.arange(keep.size), lens[keep])
     length = np.bincount(seg, weights=city.edge_length[edges], minlength=keep.size)
     fft = np.bincount(seg, weights=ff[edges], minlength=keep.size)
-    return RoutedDemand(kept, new_off, edges, length, fft, unroutable)
+    out = RoutedDemand(kept, new_off, edges, length, fft, unroutable)
+    return (out, rerouted) if return_rerouted else out

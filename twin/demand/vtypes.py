@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-VCLASSES = ("passenger", "truck", "bus", "hazmat", "emergency", "delivery")
+VCLASSES = ("passenger", "truck", "bus", "hazmat", "emergency", "delivery", "ignoring")
+"""twin's vehicle classes; bit k of a lane's ``allow`` mask admits class k. ``ignoring`` (as SUMO's)
+may use every lane that admits any road vehicle."""
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,7 @@ class NativeEngine:
         self._next_depart = 0
         self._tail_pos = np.full(city.n_lanes, K.INF)
         self._tail_len = np.zeros(city.n_lanes)
+        self._req_back = np.full(city.n_lanes, -K.INF)  # cooperative lane-change requests per lane
         self._edge_blocked = np.zeros(city.n_edges, dtype=np.bool_)
         self._tls_phase = np.zeros(city.n_tls, dtype=np.int32)
         self._conn_signal = np.full(city.n_connections, K.UNCONTROLLED, dtype=np.int8)
@@ -144,14 +145,14 @@ class NativeEngine:
                                 self.route_edges, vt["length"], vt["min_gap"], vt["accel"], vt["decel"], vt["tau"],
                                 vt["class_bit"], c.lane_edge, c.lane_index, c.lane_length, self._lane_speed,
                                 c.lane_allow, c.edge_lane_start, c.edge_num_lanes, c.lane_conn_offsets,
-                                c.conn_to_lane, self._new_lane):
+                                c.conn_to_lane, self._new_lane, self._req_back):
             n = self._sort()
         K.move(dt, self._order, n, self._lane_start, self.lane, self.pos, self.speed, self.vtype, self.vfactor,
                self.ridx, self.route_off, self.route_n, self.route_edges, vt["length"], vt["min_gap"], vt["accel"],
                vt["decel"], vt["tau"], vt["max_speed"], vt["critical_gap"], vt["class_bit"], vt["mass"], vt["cda"],
                vt["c_roll"], vt["idle_co2"], vt["co2_per_kj"], c.lane_edge, c.lane_length, self._lane_speed,
                c.lane_allow, c.lane_conn_offsets, c.conn_to_lane, self._conn_signal, c.conn_foe_offsets,
-               c.conn_foe_lanes, self._new_pos, self._new_speed, self.dist, self.wait, self.time_loss, self.co2,
+               c.conn_foe_lanes, self._req_back, self._new_pos, self._new_speed, self.dist, self.wait, self.time_loss, self.co2,
                self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time)
         arrived, teleported = K.commit(
             t, dt, self._teleport_time, self._order, n, self._lane_start, self.state, self.lane, self.pos,

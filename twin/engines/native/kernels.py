@@ -39,6 +39,7 @@ RED, YELLOW, GREEN, GREEN_MINOR, UNCONTROLLED = 0, 1, 2, 3, 4
 INF = 1e18
 EMERGENCY_DECEL = 9.0  # [m/s²] the IDM deceleration is bounded by this
 HALT_SPEED = 0.1  # [m/s] below this a vehicle counts as halting (as in SUMO)
+STRATEGIC_DEPTH = 3  # route edges looked ahead when choosing lanes (lane_score handles up to 3)
 RHO_AIR = 1.2  # [kg/m³]
 G = 9.81  # [m/s²]
 
@@ -126,26 +127,67 @@ def idm(v, v0, gap, v_lead, a, b, s0, tau):
 
 
 @kernel
-def choose_connection(l, next_edge, after_edge, class_bit, lane_conn_offsets, conn_to_lane, lane_edge,
-                      lane_allow):
-    """The connection a vehicle on lane ``l`` takes into ``next_edge``, or -1.
+def lane_score(l, k, depth, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge,
+               lane_allow):
+    """How many of the next ``depth`` (≤ 3) route edges a vehicle on lane ``l`` (route edge ``k``)
+    reaches without changing lanes (``depth`` if it reaches its destination).
 
-    Prefers target lanes that connect onward to ``after_edge`` (-1: none
-    needed); among equals, the first connection (lane order).
+    Written as nested loops, not recursion: numba's on-disk cache mishandles
+    recursive functions.
     """
-    first = -1
+    if depth <= 0:
+        return 0
+    if k + 1 >= n_route:
+        return depth
+    best = 0
+    e1 = route_edges[base + k + 1]
+    for c1 in range(lane_conn_offsets[l], lane_conn_offsets[l + 1]):
+        t1 = conn_to_lane[c1]
+        if lane_edge[t1] != e1 or (lane_allow[t1] & class_bit) == 0:
+            continue
+        if depth == 1 or k + 2 >= n_route:
+            return depth
+        best = max(best, 1)
+        e2 = route_edges[base + k + 2]
+        for c2 in range(lane_conn_offsets[t1], lane_conn_offsets[t1 + 1]):
+            t2 = conn_to_lane[c2]
+            if lane_edge[t2] != e2 or (lane_allow[t2] & class_bit) == 0:
+                continue
+            if depth == 2 or k + 3 >= n_route:
+                return depth
+            best = max(best, 2)
+            e3 = route_edges[base + k + 3]
+            for c3 in range(lane_conn_offsets[t2], lane_conn_offsets[t2 + 1]):
+                t3 = conn_to_lane[c3]
+                if lane_edge[t3] == e3 and (lane_allow[t3] & class_bit) != 0:
+                    return 3
+    return best
+
+
+@kernel
+def choose_connection(l, k, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge,
+                      lane_allow):
+    """The connection a vehicle on lane ``l`` (at route edge ``k``) takes into its next route edge, or -1.
+
+    Prefers the target lane from which the route continues furthest without
+    a lane change (looking ``STRATEGIC_DEPTH`` edges ahead); among equals, the
+    first connection (lane order).
+    """
+    if k + 1 >= n_route:
+        return -1
+    nxt = route_edges[base + k + 1]
+    best = -1
+    best_s = -1
     for c in range(lane_conn_offsets[l], lane_conn_offsets[l + 1]):
         tl = conn_to_lane[c]
-        if lane_edge[tl] != next_edge or (lane_allow[tl] & class_bit) == 0:
+        if lane_edge[tl] != nxt or (lane_allow[tl] & class_bit) == 0:
             continue
-        if after_edge < 0:
-            return c
-        if first < 0:
-            first = c
-        for c2 in range(lane_conn_offsets[tl], lane_conn_offsets[tl + 1]):
-            if lane_edge[conn_to_lane[c2]] == after_edge:
-                return c
-    return first
+        s = lane_score(tl, k + 1, STRATEGIC_DEPTH - 1, route_edges, base, n_route, class_bit, lane_conn_offsets,
+                       conn_to_lane, lane_edge, lane_allow)
+        if s > best_s:
+            best = c
+            best_s = s
+    return best
 
 
 @kernel
@@ -173,8 +215,15 @@ def _route_edge(route_edges, route_off, route_n, ridx, i, ahead):
 def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route_off, route_n,
                  route_edges, vt_length, vt_min_gap, vt_accel, vt_decel, vt_tau, vt_class_bit, lane_edge,
                  lane_index, lane_length, lane_speed, lane_allow, edge_lane_start, edge_num_lanes,
-                 lane_conn_offsets, conn_to_lane, new_lane):
-    """Lane changes towards ``direction`` (+1 left, -1 right). Returns the number of changes."""
+                 lane_conn_offsets, conn_to_lane, new_lane, req_back):
+    """Lane changes towards ``direction`` (+1 left, -1 right). Returns the number of changes.
+
+    A vehicle that urgently needs the target lane but finds no gap writes its
+    back position to ``req_back[target lane]``; followers there then leave it
+    a gap (cooperative lane changing, see :func:`move`).
+    """
+    for l in range(req_back.shape[0]):
+        req_back[l] = -INF
     for k in range(n):
         i = order[k]
         new_lane[k] = lane[i]
@@ -194,33 +243,28 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
         cb = vt_class_bit[ty]
         if (lane_allow[tl] & cb) == 0:
             continue
-        nxt = _route_edge(route_edges, route_off, route_n, ridx, i, 1)
-        # which lanes of this edge lead on to the next edge?
-        lo = nl
-        hi = -1
-        cur_ok = nxt < 0
-        tgt_ok = nxt < 0
-        if nxt >= 0:
-            for q in range(nl):
-                ql = edge_lane_start[e] + q
-                if (lane_allow[ql] & cb) == 0:
-                    continue
-                for c in range(lane_conn_offsets[ql], lane_conn_offsets[ql + 1]):
-                    if lane_edge[conn_to_lane[c]] == nxt:
-                        lo = min(lo, q)
-                        hi = max(hi, q)
-                        if ql == l:
-                            cur_ok = True
-                        if ql == tl:
-                            tgt_ok = True
-                        break
-        mandatory = False
-        if not cur_ok and hi >= 0:
-            need = 1 if lane_index[l] < lo else -1
-            mandatory = need == direction
-        if not mandatory and not tgt_ok:
-            continue
-        if not mandatory and not cur_ok:
+        # strategic: how far does the route continue from each lane of this edge?
+        base = route_off[i]
+        rn = route_n[i]
+        rk = ridx[i]
+        s_cur = lane_score(l, rk, STRATEGIC_DEPTH, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane,
+                           lane_edge, lane_allow)
+        s_tgt = lane_score(tl, rk, STRATEGIC_DEPTH, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane,
+                           lane_edge, lane_allow)
+        s_best = s_cur
+        best_q = lane_index[l]
+        for q in range(nl):
+            ql = edge_lane_start[e] + q
+            if (lane_allow[ql] & cb) == 0:
+                continue
+            sq = lane_score(ql, rk, STRATEGIC_DEPTH, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane,
+                            lane_edge, lane_allow)
+            if sq > s_best or (sq == s_best and sq > s_cur and abs(q - lane_index[l]) < abs(best_q - lane_index[l])):
+                s_best = sq
+                best_q = q
+        mandatory = s_cur < s_best and s_cur < 1 and (best_q - lane_index[l]) * direction > 0
+        strategic = s_cur < s_best and not mandatory and (best_q - lane_index[l]) * direction > 0
+        if not mandatory and not strategic and s_tgt < s_cur:
             continue
         v = speed[i]
         p = pos[i]
@@ -249,17 +293,19 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
         if foll >= 0:
             gap_foll = p - length - pos[foll]
         dist_end = lane_length[l] - p
-        if mandatory:
-            urgent = dist_end < 30.0 or v < 1.0
+        if mandatory or strategic:
+            urgent = mandatory and (dist_end < 30.0 or v < 1.0)
             min_gap = 0.5 if urgent else s0 * 0.5
-            if gap_lead < min_gap or gap_foll < min_gap:
-                continue
-            if foll >= 0 and not urgent:
+            ok = gap_lead >= min_gap and gap_foll >= min_gap
+            if ok and foll >= 0 and not urgent:
                 tf = vtype[foll]
                 af = idm(speed[foll], lane_speed[tl] * vfactor[foll], gap_foll, v, vt_accel[tf], vt_decel[tf],
                          vt_min_gap[tf], vt_tau[tf])
-                if af < -vt_decel[tf] * 1.5:
-                    continue
+                ok = af >= -vt_decel[tf] * (1.5 if mandatory else 1.0)
+            if not ok:
+                if urgent and p - length > req_back[tl]:
+                    req_back[tl] = p - length
+                continue
         else:
             if dist_end < 50.0 or gap_lead < s0 or gap_foll < s0:
                 continue
@@ -293,7 +339,7 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
          vt_length, vt_min_gap, vt_accel, vt_decel, vt_tau, vt_max_speed, vt_crit_gap, vt_class_bit,
          vt_mass, vt_cda, vt_c_roll, vt_idle_co2, vt_co2_per_kj,
          lane_edge, lane_length, lane_speed, lane_allow, lane_conn_offsets, conn_to_lane, conn_signal,
-         conn_foe_offsets, conn_foe_lanes,
+         conn_foe_offsets, conn_foe_lanes, req_back,
          new_pos, new_speed, dist, wait, time_loss, co2,
          e_veh_time, e_dist, e_halt_time, e_queue_time):
     """New speed and position of every running vehicle (written to ``new_pos``/``new_speed``).
@@ -331,8 +377,8 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
                 nxt = _route_edge(route_edges, route_off, route_n, ridx, i, ahead + 1)
                 if nxt < 0:
                     break  # arrives at the end of this lane
-                after = _route_edge(route_edges, route_off, route_n, ridx, i, ahead + 2)
-                c = choose_connection(cur, nxt, after, cb, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow)
+                c = choose_connection(cur, ridx[i] + ahead, route_edges, route_off[i], route_n[i], cb,
+                                      lane_conn_offsets, conn_to_lane, lane_edge, lane_allow)
                 stop = c < 0  # wrong lane: wait at the end for a lane change
                 if not stop:
                     sig = conn_signal[c]
@@ -361,6 +407,10 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
                 d += lane_length[tl]
                 cur = tl
                 ahead += 1
+        rb = req_back[l]
+        if rb > p and rb - p < 60.0 and v * v <= 2.0 * b * (rb - p):
+            # a vehicle beside and ahead needs into this lane: leave it a gap (cooperative lane change)
+            acc = min(acc, idm(v, v_allowed, rb - p, 0.0, a, b, s0, tau))
         if acc < -EMERGENCY_DECEL:
             acc = -EMERGENCY_DECEL
         vn = v + acc * dt
@@ -396,25 +446,28 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
 
 
 @kernel
-def _best_lane(e, next_edge, after_edge, class_bit, edge_lane_start, edge_num_lanes, lane_length, lane_allow,
-               lane_conn_offsets, conn_to_lane, lane_edge, tail_pos, tail_len):
-    """The lane of edge ``e`` with most room at its start among those leading to ``next_edge``.
+def _best_lane(e, k, route_edges, base, n_route, class_bit, edge_lane_start, edge_num_lanes, lane_length,
+               lane_allow, lane_conn_offsets, conn_to_lane, lane_edge, tail_pos, tail_len):
+    """The lane of edge ``e`` (route edge ``k``) to enter: the route continues furthest from it
+    without lane changes; among equals, the one with most room at its start.
 
     Returns (lane, room [m]); lane -1 if no allowed lane leads on.
     """
     best = -1
+    best_s = -1
     best_room = -INF
     for q in range(edge_num_lanes[e]):
         ql = edge_lane_start[e] + q
         if (lane_allow[ql] & class_bit) == 0:
             continue
-        if next_edge >= 0:
-            if choose_connection(ql, next_edge, after_edge, class_bit, lane_conn_offsets, conn_to_lane,
-                                 lane_edge, lane_allow) < 0:
-                continue
+        sq = lane_score(ql, k, STRATEGIC_DEPTH, route_edges, base, n_route, class_bit, lane_conn_offsets,
+                        conn_to_lane, lane_edge, lane_allow)
+        if k + 1 < n_route and sq == 0:
+            continue
         room = lane_length[ql] if tail_pos[ql] >= INF * 0.5 else tail_pos[ql] - tail_len[ql]
-        if room > best_room:
+        if sq > best_s or (sq == best_s and room > best_room):
             best = ql
+            best_s = sq
             best_room = room
     return best, best_room
 
@@ -466,8 +519,8 @@ def commit(t, dt, teleport_time, order, n, lane_start, state, lane, pos, speed, 
                 t_arrive[i] = t + frac * dt
                 arrived += 1
                 break
-            after = _route_edge(route_edges, route_off, route_n, ridx, i, 2)
-            c = choose_connection(l, nxt, after, cb, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow)
+            c = choose_connection(l, ridx[i], route_edges, route_off[i], route_n[i], cb, lane_conn_offsets,
+                                  conn_to_lane, lane_edge, lane_allow)
             if c < 0:
                 p = lane_length[l] - 0.001
                 v = 0.0
@@ -506,9 +559,9 @@ def commit(t, dt, teleport_time, order, n, lane_start, state, lane, pos, speed, 
                     arrived += 1
                     done = True
                     break
-                after = _route_edge(route_edges, route_off, route_n, ridx, i, ahead + 1)
-                ql, room = _best_lane(nxt, after, -1, cb, edge_lane_start, edge_num_lanes, lane_length,
-                                      lane_allow, lane_conn_offsets, conn_to_lane, lane_edge, tail_pos, tail_len)
+                ql, room = _best_lane(nxt, ridx[i] + ahead, route_edges, route_off[i], route_n[i], cb,
+                                      edge_lane_start, edge_num_lanes, lane_length, lane_allow, lane_conn_offsets,
+                                      conn_to_lane, lane_edge, tail_pos, tail_len)
                 if ql >= 0 and room >= vt_min_gap[ty]:
                     ridx[i] += ahead
                     lane[i] = ql
@@ -553,10 +606,9 @@ def insert(t, next_depart, depart, state, wait_list, n_wait, lane, pos, speed, v
         inserted = False
         if not edge_blocked[e]:
             ty = vtype[i]
-            nxt = _route_edge(route_edges, route_off, route_n, ridx, i, 1)
-            after = _route_edge(route_edges, route_off, route_n, ridx, i, 2)
-            ql, room = _best_lane(e, nxt, after, vt_class_bit[ty], edge_lane_start, edge_num_lanes, lane_length,
-                                  lane_allow, lane_conn_offsets, conn_to_lane, lane_edge, tail_pos, tail_len)
+            ql, room = _best_lane(e, 0, route_edges, route_off[i], route_n[i], vt_class_bit[ty], edge_lane_start,
+                                  edge_num_lanes, lane_length, lane_allow, lane_conn_offsets, conn_to_lane, lane_edge,
+                                  tail_pos, tail_len)
             if ql >= 0 and room >= vt_min_gap[ty]:
                 v0 = min(lane_speed[ql] * vfactor[i], vt_max_speed[ty])
                 v = v0 if room >= INF * 0.5 else min(v0, max(0.0, (room - vt_min_gap[ty]) / vt_tau[ty]))

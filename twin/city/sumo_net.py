@@ -1,0 +1,306 @@
+"""Import a SUMO network (``.net.xml`` / ``.net.xml.gz``) into a :class:`CityModel`.
+
+What comes across: junctions (position, type), edges and their lanes (shape,
+length, speed, width, vehicle-class permissions), lane-to-lane connections
+with direction and signal link index, fixed-time signal programs (the last
+program loaded for a traffic light wins, so programs in additional files
+override the network's, as in SUMO; actuated and delay-based programs run with
+their default phase durations, with a warning), edge priorities. Yielding at
+unsignalised junctions follows SUMO's connection state: a minor link
+(``m``, ``=``, ``s``, ``w``) yields to the lanes of the junction's other
+incoming edges that have major (``M``) links; at signals, permitted left turns
+yield to oncoming traffic.
+
+Left out, with one warning each saying how much: internal (junction) lanes,
+edges no road vehicle may use (footpaths, cycle paths, rail, waterways).
+"""
+from __future__ import annotations
+
+import gzip
+import logging
+import math
+import xml.etree.ElementTree as ET
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from twin.city.builder import ALL_CLASSES, DIR_LEFT, DIR_RIGHT, DIR_STRAIGHT, DIR_TURN, CityBuilder
+from twin.city.model import CityError, CityModel, NodeType
+from twin.demand.vtypes import VCLASSES
+
+log = logging.getLogger(__name__)
+
+# SUMO vehicle classes -> twin classes (hazmat follows truck permissions)
+SUMO_TO_TWIN_CLASS = {
+    "passenger": "passenger", "private": "passenger", "taxi": "passenger", "evehicle": "passenger",
+    "hov": "passenger", "motorcycle": "passenger", "moped": "passenger", "custom1": "passenger",
+    "truck": "truck", "trailer": "truck", "bus": "bus", "coach": "bus", "delivery": "delivery",
+    "emergency": "emergency", "authority": "emergency", "army": "emergency",
+}
+ROAD_SUMO_CLASSES = frozenset(SUMO_TO_TWIN_CLASS)
+ALL_SUMO_CLASSES = ROAD_SUMO_CLASSES | {
+    "pedestrian", "bicycle", "tram", "rail_urban", "rail", "rail_electric", "rail_fast", "ship",
+    "custom2", "vip", "container", "cable_car", "subway", "aircraft", "wheelchair", "scooter", "drone",
+}
+_DIRS = {"s": DIR_STRAIGHT, "l": DIR_LEFT, "L": DIR_LEFT, "r": DIR_RIGHT, "R": DIR_RIGHT, "t": DIR_TURN,
+         "T": DIR_TURN}
+
+
+@dataclass
+class ImportReport:
+    """What an import left out or approximated (also logged as warnings)."""
+
+    dropped_edges: Counter = field(default_factory=Counter)  # kind -> count
+    internal_lanes: int = 0
+    actuated_programs: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def warn(self, logger: logging.Logger, source: str) -> None:
+        if self.dropped_edges:
+            kinds = ", ".join(f"{n} {k}" for k, n in self.dropped_edges.most_common())
+            logger.warning("%s: left out %d edges no road vehicle may use (%s)", source,
+                           sum(self.dropped_edges.values()), kinds)
+        if self.actuated_programs:
+            logger.warning("%s: %d actuated/delay-based signal programs run as fixed-time with their default "
+                           "durations (%s)", source, len(self.actuated_programs),
+                           ", ".join(self.actuated_programs[:5]) + ("…" if len(self.actuated_programs) > 5 else ""))
+        for note in self.notes:
+            logger.warning("%s: %s", source, note)
+
+
+def open_xml(path: Path):
+    """Open a (possibly gzipped) XML file for ElementTree."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def iter_xml(path: Path, tags: set[str], *, top_level: bool = False):
+    """Stream elements with the given tags (cleared afterwards); errors name the file and line.
+
+    With ``top_level`` only direct children of the root element are yielded
+    (so a ``<route>`` inside a ``<vehicle>`` stays with its vehicle).
+    """
+    depth = 0
+    try:
+        with open_xml(path) as fh:
+            for event, elem in ET.iterparse(fh, events=("start", "end")):
+                if event == "start":
+                    depth += 1
+                    continue
+                depth -= 1
+                if elem.tag in tags and (not top_level or depth == 1):
+                    yield elem
+                    elem.clear()
+    except ET.ParseError as exc:
+        line, col = exc.position
+        raise CityError(f"{path}: line {line}, column {col}: malformed XML ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise CityError(f"{path}: cannot read ({exc})") from None
+
+
+def twin_class_mask(allow: str | None, disallow: str | None) -> int:
+    """A lane's twin class bitmask from SUMO's ``allow``/``disallow`` lists."""
+    if allow is not None and allow.strip() not in ("", "all"):
+        allowed = set(allow.split())
+    elif disallow is not None and disallow.strip():
+        if disallow.strip() == "all":
+            allowed = set()
+        else:
+            allowed = ALL_SUMO_CLASSES - set(disallow.split())
+    else:
+        return int(ALL_CLASSES)
+    mask = 0
+    for sumo_cls in allowed:
+        twin_cls = SUMO_TO_TWIN_CLASS.get(sumo_cls)
+        if twin_cls is not None:
+            mask |= 1 << VCLASSES.index(twin_cls)
+    if mask & (1 << VCLASSES.index("truck")):
+        mask |= 1 << VCLASSES.index("hazmat")
+    if mask:
+        mask |= 1 << VCLASSES.index("ignoring")
+    return mask
+
+
+def _shape(s: str | None) -> np.ndarray | None:
+    if not s:
+        return None
+    pts = [tuple(map(float, p.split(",")[:2])) for p in s.split()]
+    return np.array(pts, dtype=np.float64) if len(pts) >= 2 else None
+
+
+def _edge_kind(elem: ET.Element, lanes: list[ET.Element]) -> str:
+    classes = set()
+    for ln in lanes:
+        if ln.get("allow"):
+            classes |= set(ln.get("allow").split())
+    t = elem.get("type", "")
+    if "rail" in t or classes & {"rail", "rail_urban", "tram", "rail_electric", "rail_fast", "subway"}:
+        return "rail"
+    if "footway" in t or "pedestrian" in t or "pedestrian" in classes:
+        return "footpaths"
+    if "cycle" in t or "bicycle" in classes:
+        return "cycle paths"
+    if "ship" in classes or "waterway" in t:
+        return "waterways"
+    return "other non-road"
+
+
+def _road_class(edge_type: str, priority: int) -> str:
+    t = edge_type.lower()
+    if any(k in t for k in ("motorway", "trunk")):
+        return "highway"
+    if any(k in t for k in ("primary", "secondary")):
+        return "arterial"
+    if "tertiary" in t:
+        return "collector"
+    if t:
+        return "local"
+    return "arterial" if priority >= 3 else "local"
+
+
+def read_tls_programs(paths: list[Path]) -> dict[str, tuple[str, float, list[tuple[float, str]], str]]:
+    """``tlLogic`` programs from networks/additional files: id -> (type, offset, phases, programID); last wins."""
+    programs: dict[str, tuple[str, float, list[tuple[float, str]], str]] = {}
+    for p in paths:
+        for elem in iter_xml(p, {"tlLogic"}):
+            phases = [(float(ph.get("duration")), ph.get("state")) for ph in elem.findall("phase")]
+            if not phases:
+                raise CityError(f"{p}: tlLogic {elem.get('id')!r} has no phases")
+            programs[elem.get("id")] = (elem.get("type", "static"), float(elem.get("offset", 0) or 0), phases,
+                                        elem.get("programID", "0"))
+    return programs
+
+
+def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: str | None = None
+                  ) -> tuple[CityModel, ImportReport]:
+    """Read a SUMO network (and signal programs from ``additional`` files) into a CityModel."""
+    path = Path(path)
+    report = ImportReport()
+    b = CityBuilder(name or path.name.split(".")[0], attrs={"source": "sumo", "sumo_net": str(path.resolve()),
+                                                             "sumo_additional": [str(Path(a).resolve())
+                                                                                 for a in additional]})
+    junctions: list[ET.Element] = []
+    edges: list[tuple[ET.Element, list[ET.Element]]] = []
+    conns: list[ET.Element] = []
+    n_roots = 0
+    for elem in iter_xml(path, {"location", "junction", "edge", "connection", "net"}):
+        tag = elem.tag
+        if tag == "net":
+            n_roots += 1
+        elif tag == "location":
+            b.attrs["net_offset"] = elem.get("netOffset", "0,0")
+            b.attrs["proj_parameter"] = elem.get("projParameter", "!")
+            b.attrs["conv_boundary"] = elem.get("convBoundary", "")
+        elif tag == "junction":
+            if elem.get("type") != "internal":
+                junctions.append(_copy(elem))
+        elif tag == "edge":
+            if elem.get("function") in ("internal", "crossing", "walkingarea"):
+                report.internal_lanes += len(elem.findall("lane"))
+                continue
+            e = _copy(elem)
+            edges.append((e, [_copy(ln) for ln in elem.findall("lane")]))
+        elif tag == "connection":
+            if not elem.get("from", "").startswith(":"):
+                conns.append(_copy(elem))
+    if n_roots == 0:
+        raise CityError(f"{path}: not a SUMO network (no <net> element)")
+    if not edges:
+        raise CityError(f"{path}: the network has no edges")
+
+    for j in junctions:
+        t = j.get("type", "priority")
+        ntype = NodeType.DEAD_END if t == "dead_end" else (
+            NodeType.TRAFFIC_LIGHT if t.startswith("traffic_light") else NodeType.PRIORITY)
+        b.add_node(j.get("id"), float(j.get("x")), float(j.get("y")), ntype)
+
+    kept: set[str] = set()
+    for e, lanes in edges:
+        eid = e.get("id")
+        lanes = sorted(lanes, key=lambda ln: int(ln.get("index", 0)))
+        masks = [twin_class_mask(ln.get("allow"), ln.get("disallow")) for ln in lanes]
+        if not any(masks):
+            report.dropped_edges[_edge_kind(e, lanes)] += 1
+            continue
+        shapes = [_shape(ln.get("shape")) for ln in lanes]
+        if any(s is None for s in shapes):
+            raise CityError(f"{path}: edge {eid!r} has a lane without a shape")
+        mid = shapes[len(shapes) // 2]
+        prio = int(e.get("priority", -1))
+        try:
+            b.add_edge(eid, e.get("from"), e.get("to"), num_lanes=len(lanes),
+                       speed=max(float(ln.get("speed")) for ln in lanes), priority=prio,
+                       road_class=_road_class(e.get("type", ""), prio),
+                       lane_width=float(lanes[0].get("width", 3.2)), shape=mid, name=e.get("name", ""),
+                       lane_shapes=shapes, lane_speeds=[float(ln.get("speed")) for ln in lanes],
+                       lane_allow=masks, lane_lengths=[max(float(ln.get("length")), 0.1) for ln in lanes])
+        except (TypeError, ValueError) as exc:
+            raise CityError(f"{path}: edge {eid!r}: bad lane attribute ({exc})") from None
+        kept.add(eid)
+
+    # signal programs: the network's, overridden by additional files (last loaded wins)
+    programs = read_tls_programs([path, *[Path(a) for a in additional]])
+    tl_links: dict[str, int] = defaultdict(int)
+    tl_node: dict[str, str] = {}
+    missing_tl: Counter = Counter()
+    conn_rows = []
+    for c in conns:
+        f, t = c.get("from"), c.get("to")
+        if f not in kept or t not in kept:
+            continue
+        tl = c.get("tl")
+        link = int(c.get("linkIndex", -1)) if tl else -1
+        if tl and tl not in programs:
+            missing_tl[tl] += 1
+            tl, link = None, -1
+        if tl:
+            tl_links[tl] = max(tl_links[tl], link + 1)
+            tl_node.setdefault(tl, b.node_ids_of_edge(f)[1])
+        conn_rows.append((f, int(c.get("fromLane")), t, int(c.get("toLane")), _DIRS.get(c.get("dir", "s"), 0),
+                          tl, link, c.get("state", "M")))
+
+    if missing_tl:
+        report.notes.append(f"{sum(missing_tl.values())} connections name traffic lights without a program "
+                            f"({', '.join(sorted(missing_tl))}); they run as unsignalised")
+    for tl, n_links in tl_links.items():
+        ptype, offset, phases, pid = programs[tl]
+        if ptype != "static":
+            report.actuated_programs.append(f"{tl} ({ptype})")
+        width = len(phases[0][1])
+        if width < n_links:
+            raise CityError(f"{path}: traffic light {tl!r} program {pid!r} has {width} links, connections use {n_links}")
+        b.add_tls(tl, tl_node[tl], phases, offset=offset, assign_links=False)
+
+    # foes of unsignalised minor links: lanes of other incoming edges with major links
+    major_in: dict[str, set[str]] = defaultdict(set)  # node -> incoming edges with a major link
+    for f, _fl, _t, _tl_lane, _d, tl, _link, state in conn_rows:
+        if not tl and state == "M":
+            major_in[b.node_ids_of_edge(f)[1]].add(f)
+    for f, fl, t, tlane, d, tl, link, state in conn_rows:
+        foes = None
+        if not tl:
+            if state in ("m", "=", "s", "w"):
+                node = b.node_ids_of_edge(f)[1]
+                foes = [(e, k) for e in sorted(major_in[node] - {f}) for k in range(b.num_lanes(e))]
+            else:
+                foes = []
+        try:
+            b.add_connection(f, fl, t, tlane, direction=d, tls=tl, link=link, foes=foes)
+        except CityError as exc:
+            raise CityError(f"{path}: {exc}") from None
+    city = b.build()
+    report.warn(log, str(path))
+    return city, report
+
+
+def _copy(elem: ET.Element) -> ET.Element:
+    """A detached copy (iterparse clears elements after use)."""
+    new = ET.Element(elem.tag, dict(elem.attrib))
+    for child in elem:
+        new.append(_copy(child))
+    return new

@@ -1,0 +1,57 @@
+"""Read a SUMO configuration (``.sumocfg``): which network, route and additional files, and the time window."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from twin.config.loader import ConfigError
+
+
+@dataclass(frozen=True)
+class SumoConfigFiles:
+    path: Path
+    net: Path
+    routes: tuple[Path, ...]
+    additional: tuple[Path, ...]
+    begin: float
+    end: float | None
+    step_length: float | None
+
+
+def read_sumocfg(path: str | Path) -> SumoConfigFiles:
+    """Paths (resolved relative to the .sumocfg) and times from a SUMO configuration file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: SUMO configuration not found")
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        line, col = exc.position
+        raise ConfigError(f"{path}: line {line}, column {col}: malformed XML") from None
+
+    def value(name: str) -> str | None:
+        for elem in root.iter(name):
+            return elem.get("value")
+        return None
+
+    def files(name: str) -> tuple[Path, ...]:
+        v = value(name)
+        if not v:
+            return ()
+        out = []
+        for part in v.replace(",", " ").split():
+            p = (path.parent / part).resolve()
+            if not p.is_file():
+                raise ConfigError(f"{path}: {name}: file not found: {part}")
+            out.append(p)
+        return tuple(out)
+
+    net = files("net-file")
+    if not net:
+        raise ConfigError(f"{path}: no net-file given")
+    end = value("end")
+    step = value("step-length")
+    return SumoConfigFiles(path=path.resolve(), net=net[0], routes=files("route-files"),
+                           additional=files("additional-files"), begin=float(value("begin") or 0.0),
+                           end=float(end) if end else None, step_length=float(step) if step else None)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from twin import __version__
 
-COMMANDS = ("run",)
+COMMANDS = ("run", "import", "validate")
 EXIT_USAGE = 2
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +36,31 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="random seed (overrides the scenario's)")
     r.add_argument("--duration", type=float, metavar="SECONDS", help="simulated time (overrides the scenario's)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _engine_options(r)
+
+    i = sub.add_parser("import", help="import a SUMO network/configuration or an OpenStreetMap extract",
+                       description="Import PATH (.net.xml[.gz], .sumocfg, .osm[.gz]) into DIR: city.npz, "
+                                   "demand.npz (where the input has demand) and scenario.yaml for `run`.")
+    i.add_argument("path", type=Path)
+    i.add_argument("--out", type=Path, required=True, help="output directory")
+    i.add_argument("--trips", type=int, default=2000,
+                   help="OD trips for the scenario of an input without demand (default 2000)")
+
+    v = sub.add_parser("validate", help="run the native engine and SUMO on one scenario and compare them",
+                       description="Run both engines on the same city and demand; write validation.json, "
+                                   "validation.md, validation_scatter.png and both runs' results to DIR.")
+    v.add_argument("scenario", type=Path, help="scenario YAML or .sumocfg")
+    v.add_argument("--out", type=Path, help="output directory (default: results/<scenario>-validation)")
+    v.add_argument("--seed", type=int)
+    v.add_argument("--duration", type=float, metavar="SECONDS")
+    v.add_argument("--sumo-api", choices=("libsumo", "traci"), default="libsumo")
+    v.add_argument("-q", "--quiet", action="store_true")
     return p
+
+
+def _engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=("native", "sumo"), help="traffic engine (overrides the scenario's)")
+    p.add_argument("--sumo-api", choices=("libsumo", "traci"), help="how to drive SUMO (default libsumo)")
 
 
 def _fail(msg: str) -> int:
@@ -58,27 +82,70 @@ def format_kpis(kpis: dict) -> str:
     return "\n".join(lines)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from twin.config import ConfigError, load_scenario
-
-    scenario = args.scenario or default_scenario()
+def _overrides(args: argparse.Namespace) -> dict | str:
+    """Scenario overrides from CLI options, or an error message."""
     overrides: dict = {}
     if args.seed is not None:
         if args.seed < 0:
-            return _fail(f"--seed must be >= 0, got {args.seed}")
+            return f"--seed must be >= 0, got {args.seed}"
         overrides["seed"] = args.seed
+    run: dict = {}
     if args.duration is not None:
         if not args.duration > 0:
-            return _fail(f"--duration must be > 0 seconds, got {args.duration}")
-        overrides["run"] = {"duration_s": args.duration}
+            return f"--duration must be > 0 seconds, got {args.duration}"
+        run["duration_s"] = args.duration
         if args.duration < 60:
-            overrides["run"]["record_interval_s"] = args.duration
-    try:
-        cfg = load_scenario(scenario, overrides=overrides)
-        from twin.runner import prepare, run_scenario
+            run["record_interval_s"] = args.duration
+    engine = getattr(args, "engine", None)
+    api = getattr(args, "sumo_api", None)
+    if api and engine != "sumo" and args.command == "run":
+        return "--sumo-api needs --engine sumo"
+    if engine:
+        run["engine"] = {"type": engine, **({"api": api} if api else {})}
+    if run:
+        overrides["run"] = run
+    return overrides
 
-        city, demand = prepare(cfg)
-    except ConfigError as exc:
+
+def _load(args: argparse.Namespace, scenario: Path):
+    from twin.config.sumocfg import load_any
+    from twin.runner import prepare
+
+    overrides = _overrides(args)
+    if isinstance(overrides, str):
+        from twin.config import ConfigError
+
+        raise ConfigError(overrides)
+    cfg = load_any(scenario, overrides=overrides)
+    city, demand = prepare(cfg)
+    return cfg, city, demand
+
+
+def make_progress(total: float, desc: str, quiet: bool):
+    """A tqdm bar over simulated seconds and its callback ``(t, running)``; (None, None) when quiet."""
+    if quiet:
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="s", desc=desc, dynamic_ncols=True,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
+
+    def progress(t: float, running: int) -> None:
+        bar.update(t - bar.n)
+        bar.set_postfix_str(f"{running} running", refresh=False)
+
+    return progress, bar
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from twin.city.model import CityError
+    from twin.config import ConfigError
+
+    scenario = args.scenario or default_scenario()
+    try:
+        cfg, city, demand = _load(args, scenario)
+        from twin.runner import run_scenario
+    except (ConfigError, CityError, FileNotFoundError) as exc:
         return _fail(str(exc))
     out = args.out or Path("results") / cfg.name
     print(f"twin {__version__}: scenario {cfg.name!r} — city {city.name} ({city.n_edges} edges, "
@@ -86,18 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"engine {cfg.run.engine.type}, seed {cfg.seed}", flush=True)
     if demand.unroutable:
         print(f"warning: {len(demand.unroutable)} trips have no route; they are listed in results.nc")
-    progress = None
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.run.duration_s, unit="s", desc="simulating", dynamic_ncols=True,
-                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
-
-        def progress(t: float, running: int) -> None:
-            bar.update(t - bar.n)
-            bar.set_postfix_str(f"{running} running", refresh=False)
-
+    progress, bar = make_progress(cfg.run.duration_s, "simulating", args.quiet)
     try:
         result = run_scenario(cfg, progress=progress, city=city, demand=demand)
     finally:
@@ -109,7 +165,47 @@ def cmd_run(args: argparse.Namespace) -> int:
     m = result.manifest
     print(f"\nwrote {out}/results.nc, kpis.json, manifest.json "
           f"(simulated in {m['simulate_s']:.1f} s, {m['vehicle_updates_per_s'] or 0:,} vehicle updates/s)")
+    if result.error:
+        print(f"error: the engine failed: {result.error} (results up to then are saved)", file=sys.stderr)
+        return 1
     return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from twin.city.model import CityError
+    from twin.config import ConfigError
+    from twin.importer import import_path
+
+    try:
+        summary = import_path(args.path, args.out, od_trips=args.trips)
+    except (ConfigError, CityError, FileNotFoundError) as exc:
+        return _fail(str(exc))
+    print(f"imported {args.path} → {args.out}")
+    for k, v in summary.items():
+        print(f"  {k}: {v}")
+    print(f"run it with: python run_sim.py run {args.out / 'scenario.yaml'}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from twin.city.model import CityError
+    from twin.config import ConfigError
+
+    args.engine = None
+    try:
+        cfg, city, demand = _load(args, args.scenario)
+    except (ConfigError, CityError, FileNotFoundError) as exc:
+        return _fail(str(exc))
+    from twin.validate import validate
+
+    out = args.out or Path("results") / f"{cfg.name}-validation"
+    print(f"validating {cfg.name!r}: {city.n_edges} edges, {len(demand.trips):,} trips, "
+          f"{cfg.run.duration_s:,.0f} s — native engine, then SUMO ({args.sumo_api})", flush=True)
+    report = validate(cfg, city, demand, out, sumo_api=args.sumo_api,
+                      progress=lambda desc: make_progress(cfg.run.duration_s, desc, args.quiet))
+    print(report["markdown_summary"])
+    print(f"wrote {out}/validation.json, validation.md, validation_scatter.png, native/, sumo/")
+    return 1 if report.get("error") else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="twin: %(levelname)s: %(name)s: %(message)s")
     if args.command == "run":
         return cmd_run(args)
+    if args.command == "import":
+        return cmd_import(args)
+    if args.command == "validate":
+        return cmd_validate(args)
     build_parser().print_help()
     return EXIT_USAGE
 

@@ -21,6 +21,7 @@ from twin.core.rng import RngStreams
 from twin.core.simulation import Simulation
 from twin.demand.from_config import build_demand
 from twin.demand.trips import RoutedDemand
+from twin.engines.base import EngineError
 from twin.engines.registry import create_engine
 from twin.results import Recorder, compute_kpis, write_results
 
@@ -34,6 +35,7 @@ class RunResult:
     dataset: xr.Dataset
     kpis: dict[str, Any]
     manifest: dict[str, Any]
+    error: str | None = None  # the engine failed; the results hold what was recorded until then
 
     def save(self, out_dir: str | Path) -> Path:
         return write_results(out_dir, self.dataset, self.kpis, self.manifest)
@@ -63,6 +65,9 @@ def engine_options(cfg: ScenarioConfig) -> tuple[str, dict[str, Any]]:
     e = cfg.run.engine
     if e.type == "native":
         return "native", {"step_length": e.step_length_s, "teleport_time": e.teleport_time_s}
+    if e.type == "sumo":
+        return "sumo", {"step_length": e.step_length_s, "teleport_time": e.teleport_time_s, "api": e.api,
+                        "measure_interval": cfg.run.record_interval_s}
     raise ValueError(f"unknown engine {e.type!r}")
 
 
@@ -84,12 +89,19 @@ def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
         period = max(engine.step_length, min(10.0, cfg.run.duration_s / 100))
         sim.add_reader(period, lambda t: progress(t, recorder.engine.observe().running))
     t0 = time.perf_counter()
+    error = None
     try:
         sim.run()
+    except EngineError as exc:
+        error = str(exc)
+        log.error("%s", exc)
     finally:
-        engine.close()
+        try:
+            engine.close()
+        except EngineError as exc:
+            error = error or str(exc)
     sim_s = time.perf_counter() - t0
-    if recorder.last.time < cfg.run.duration_s - 1e-6:  # duration not a multiple of the interval
+    if error is None and recorder.last.time < cfg.run.duration_s - 1e-6:  # duration not a multiple of the interval
         recorder.sample()
     attrs = {
         "scenario": cfg.name, "config_hash": config_hash(cfg), "seed": cfg.seed, "engine": name,
@@ -97,6 +109,8 @@ def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
         "city": city.name, "versions": package_versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    if error:
+        attrs["error"] = error
     ds = recorder.to_dataset(demand, engine.trip_table(), attrs)
     kpis = compute_kpis(ds)
     updates = int(ds.attrs["vehicle_updates"])
@@ -110,4 +124,6 @@ def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
         "vehicle_updates_per_s": round(updates / sim_s) if sim_s > 0 else None,
         "command": " ".join(sys.argv),
     }
-    return RunResult(ds, kpis, manifest)
+    if error:
+        manifest["error"] = error
+    return RunResult(ds, kpis, manifest, error)

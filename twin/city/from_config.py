@@ -4,10 +4,12 @@ from __future__ import annotations
 from twin.city.model import CityError, CityModel
 from twin.city.synthetic import KMH, corridor_city, grid_city
 from twin.config.loader import ConfigError
-from twin.config.models import CorridorCityConfig, FileCityConfig, GridCityConfig
+from twin.config.models import CorridorCityConfig, FileCityConfig, GridCityConfig, OsmCityConfig, SumoCityConfig
 
 
-def build_city(cfg: GridCityConfig | CorridorCityConfig | FileCityConfig) -> CityModel:
+def build_city(cfg: GridCityConfig | CorridorCityConfig | FileCityConfig | SumoCityConfig | OsmCityConfig,
+               workdir: str | None = None) -> CityModel:
+    """The city a config describes; an OSM city's SUMO network is written to ``workdir`` (default: a temp dir)."""
     if isinstance(cfg, GridCityConfig):
         return grid_city(
             cfg.blocks_x, cfg.blocks_y, block_size=cfg.block_size_m, arterial_every=cfg.arterial_every,
@@ -24,4 +26,16 @@ def build_city(cfg: GridCityConfig | CorridorCityConfig | FileCityConfig) -> Cit
             return CityModel.load(cfg.path)
         except (CityError, FileNotFoundError) as exc:
             raise ConfigError(f"city.path: {exc}") from None
+    if isinstance(cfg, SumoCityConfig):
+        from twin.city.sumo_net import read_sumo_net
+        from twin.city.zones import with_grid_zones
+
+        city, _ = read_sumo_net(cfg.net, additional=cfg.additional)
+        return with_grid_zones(city)
+    if isinstance(cfg, OsmCityConfig):
+        import tempfile
+
+        from twin.city.osm import read_osm_city
+
+        return read_osm_city(cfg.path, workdir or tempfile.mkdtemp(prefix="twin-osm-"), zone_size=cfg.zone_size_m)
     raise TypeError(f"unknown city config {type(cfg).__name__}")

@@ -83,12 +83,16 @@ def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, dict[str, P
     return _deep_merge(base, data), sources
 
 
+_TAGS = {"grid", "corridor", "file", "sumo", "osm", "od", "trips", "native"}
+
+
 def _format_error(err: dict, sources: dict[str, Path], default: Path) -> str:
     loc = [str(p) for p in err["loc"]]
     # drop the discriminator tag pydantic inserts (e.g. ``city.grid.blocks_x``)
     cleaned = []
     for i, part in enumerate(loc):
-        if i == 1 and loc[0] in SECTIONS and part in ("grid", "corridor", "file", "od", "trips", "native"):
+        tagged = (i == 1 and loc[0] in ("city", "demand")) or (i == 2 and loc[:2] == ["run", "engine"])
+        if tagged and part in _TAGS:
             continue
         cleaned.append(part)
     key = ".".join(cleaned) or "(top level)"
@@ -124,16 +128,36 @@ def load_scenario(path: str | Path, *, overrides: dict[str, Any] | None = None) 
         raise ConfigError(first + more) from None
 
 
+_PATH_KEYS = {("city", "file"): ("path",), ("city", "sumo"): ("net", "additional"), ("city", "osm"): ("path",),
+              ("demand", "sumo"): ("files",), ("demand", "file"): ("path",)}
+
+
 def _resolve_relative_paths(data: dict, sources: dict[str, Path], scenario: Path) -> dict:
-    """Paths inside sections (a city file) are relative to the file that holds them."""
-    city = data.get("city")
-    if isinstance(city, dict) and city.get("type") == "file" and isinstance(city.get("path"), str):
-        src = sources.get("city", scenario.resolve())
-        p = Path(city["path"])
-        if not p.is_absolute():
-            city = dict(city, path=str((src.parent / p).resolve()))
-            data = dict(data, city=city)
+    """File paths inside sections are relative to the file that holds them; made absolute here."""
+    data = dict(data)
+    for (section, kind), keys in _PATH_KEYS.items():
+        sec = data.get(section)
+        if not isinstance(sec, dict) or sec.get("type") != kind:
+            continue
+        base = sources.get(section, scenario.resolve()).parent
+        sec = dict(sec)
+        for key in keys:
+            v = sec.get(key)
+            if isinstance(v, str):
+                sec[key] = _absolute(base, v, f"{section}.{key}", sources.get(section, scenario))
+            elif isinstance(v, list):
+                sec[key] = [_absolute(base, x, f"{section}.{key}", sources.get(section, scenario))
+                            if isinstance(x, str) else x for x in v]
+        data[section] = sec
     return data
+
+
+def _absolute(base: Path, value: str, key: str, source: Path) -> str:
+    p = Path(value)
+    p = p if p.is_absolute() else (base / p).resolve()
+    if not p.exists():
+        raise ConfigError(f"{source}: {key}: file not found: {value}")
+    return str(p)
 
 
 def config_hash(cfg: ScenarioConfig) -> str:

@@ -64,7 +64,24 @@ class FileCityConfig(Strict):
     path: str
 
 
-CityConfig = Annotated[Union[GridCityConfig, CorridorCityConfig, FileCityConfig], Field(discriminator="type")]
+class SumoCityConfig(Strict):
+    """A SUMO network; signal programs in ``additional`` files override the network's."""
+
+    type: Literal["sumo"]
+    net: str
+    additional: list[str] = Field(default_factory=list)
+
+
+class OsmCityConfig(Strict):
+    """An OpenStreetMap extract, converted with SUMO's netconvert; buildings from its footprints."""
+
+    type: Literal["osm"]
+    path: str
+    zone_size_m: float = Field(500.0, gt=50)
+
+
+CityConfig = Annotated[Union[GridCityConfig, CorridorCityConfig, FileCityConfig, SumoCityConfig, OsmCityConfig],
+                       Field(discriminator="type")]
 
 
 # ------------------------------------------------------------------- demand
@@ -126,7 +143,24 @@ class TripListDemandConfig(Strict):
     vtypes: dict[str, VehicleTypeConfig] = Field(default_factory=dict)
 
 
-DemandConfig = Annotated[Union[OdDemandConfig, TripListDemandConfig], Field(discriminator="type")]
+class SumoDemandConfig(Strict):
+    """SUMO route files (vehicles, trips, flows, vTypes), e.g. those a .sumocfg names."""
+
+    type: Literal["sumo"]
+    files: list[str] = Field(min_length=1)
+    begin_s: float = Field(0.0, ge=0)
+    end_s: float | None = None
+
+
+class FileDemandConfig(Strict):
+    """A routed demand saved by twin (``.npz``), e.g. by ``run_sim.py import``."""
+
+    type: Literal["file"]
+    path: str
+
+
+DemandConfig = Annotated[Union[OdDemandConfig, TripListDemandConfig, SumoDemandConfig, FileDemandConfig],
+                         Field(discriminator="type")]
 
 
 # --------------------------------------------------------------- engine/run
@@ -143,7 +177,14 @@ class NativeEngineConfig(Strict):
         return self
 
 
-EngineConfig = Annotated[Union[NativeEngineConfig], Field(discriminator="type")]
+class SumoEngineConfig(Strict):
+    type: Literal["sumo"] = "sumo"
+    step_length_s: float = Field(1.0, gt=0, le=1.0)
+    teleport_time_s: float = Field(300.0, gt=0)
+    api: Literal["libsumo", "traci"] = "libsumo"
+
+
+EngineConfig = Annotated[Union[NativeEngineConfig, SumoEngineConfig], Field(discriminator="type")]
 
 
 class RunConfig(Strict):

@@ -55,3 +55,38 @@ def read_sumocfg(path: str | Path) -> SumoConfigFiles:
     return SumoConfigFiles(path=path.resolve(), net=net[0], routes=files("route-files"),
                            additional=files("additional-files"), begin=float(value("begin") or 0.0),
                            end=float(end) if end else None, step_length=float(step) if step else None)
+
+
+def scenario_from_sumocfg(path: str | Path, *, overrides: dict | None = None):
+    """A twin scenario running a SUMO configuration's network and demand (default duration: its
+    ``end``, else one hour)."""
+    from twin.config.loader import _deep_merge
+    from twin.config.models import ScenarioConfig
+
+    f = read_sumocfg(path)
+    duration = (f.end - f.begin) if f.end is not None else 3600.0
+    data = {
+        "name": f"{f.path.parent.name}-{f.path.stem}" if f.path.stem in ("run", "config", "osm") else f.path.stem,
+        "description": f"SUMO configuration {f.path}",
+        "city": {"type": "sumo", "net": str(f.net), "additional": [str(a) for a in f.additional]},
+        "demand": {"type": "sumo", "files": [str(p) for p in (*f.routes, *f.additional)], "begin_s": f.begin,
+                   "end_s": f.end},
+        "run": {"duration_s": duration},
+    }
+    if f.step_length:
+        data["run"]["engine"] = {"type": "native", "step_length_s": f.step_length}
+    if overrides:
+        data = _deep_merge(data, overrides)
+    try:
+        return ScenarioConfig.model_validate(data)
+    except Exception as exc:  # pydantic ValidationError
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def load_any(path: str | Path, *, overrides: dict | None = None):
+    """A scenario YAML or a SUMO configuration (``.sumocfg``)."""
+    from twin.config.loader import load_scenario
+
+    if str(path).endswith(".sumocfg"):
+        return scenario_from_sumocfg(path, overrides=overrides)
+    return load_scenario(path, overrides=overrides)

@@ -7,7 +7,9 @@ import numpy as np
 
 from twin.city.model import CityModel
 from twin.config.loader import ConfigError
-from twin.config.models import OdDemandConfig, TripListDemandConfig, VehicleTypeConfig
+from twin.config.models import (
+    FileDemandConfig, OdDemandConfig, SumoDemandConfig, TripListDemandConfig, VehicleTypeConfig,
+)
 from twin.demand.trips import RoutedDemand, Trips, gravity_od, route_demand, trips_from_od
 from twin.demand.vtypes import DEFAULT_VTYPES, VehicleType
 
@@ -25,8 +27,15 @@ def vehicle_types(overrides: dict[str, VehicleTypeConfig]) -> dict[str, VehicleT
     return out
 
 
-def build_demand(city: CityModel, cfg: OdDemandConfig | TripListDemandConfig,
+def build_demand(city: CityModel, cfg: OdDemandConfig | TripListDemandConfig | SumoDemandConfig | FileDemandConfig,
                  rng: np.random.Generator) -> RoutedDemand:
+    if isinstance(cfg, SumoDemandConfig):
+        from twin.demand.sumo_routes import read_sumo_demand
+
+        end = float("inf") if cfg.end_s is None else cfg.end_s
+        return read_sumo_demand(city, cfg.files, rng, begin=cfg.begin_s, end=end)[0]
+    if isinstance(cfg, FileDemandConfig):
+        return RoutedDemand.load(cfg.path, city)
     vtypes = vehicle_types(cfg.vtypes)
     if isinstance(cfg, OdDemandConfig):
         unknown = [v for v in cfg.vehicle_mix if v not in vtypes]

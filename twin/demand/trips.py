@@ -1,8 +1,10 @@
 """Trips: generated from a zone-to-zone OD matrix and a time-of-day profile, then routed."""
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -63,6 +65,50 @@ class RoutedDemand:
 
     def route(self, i: int) -> np.ndarray:
         return self.route_edges[self.route_offsets[i]: self.route_offsets[i + 1]]
+
+    def save(self, path: str | Path, city: CityModel) -> Path:
+        """Write to ``.npz`` (edges by id, so it reloads against the same city)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"format": "twin-demand/1", "city": city.name, "vtypes": [v.to_dict() for v in self.trips.vtypes],
+                "unroutable": [u.__dict__ for u in self.unroutable]}
+        edge_ids = np.array(city.edge_ids)
+        np.savez_compressed(path, ids=np.array(self.trips.ids), origin=edge_ids[self.trips.origin],
+                            destination=edge_ids[self.trips.destination], depart=self.trips.depart,
+                            vtype=self.trips.vtype, route_offsets=self.route_offsets,
+                            route_edges=edge_ids[self.route_edges],
+                            meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, city: CityModel) -> "RoutedDemand":
+        """Read a demand written by :meth:`save` and re-index it on ``city``."""
+        from twin.city.model import CityError
+
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(bytes(z["meta"]).decode())
+                data = {k: np.array(z[k]) for k in z.files if k != "meta"}
+        except (OSError, ValueError, KeyError) as exc:
+            raise CityError(f"{path}: not a twin demand file ({exc})") from None
+        if meta.get("format") != "twin-demand/1":
+            raise CityError(f"{path}: unknown demand format {meta.get('format')!r}")
+        idx = city.edge_index
+        try:
+            o = np.array([idx[e] for e in data["origin"]], dtype=np.int32)
+            d = np.array([idx[e] for e in data["destination"]], dtype=np.int32)
+            r = np.array([idx[e] for e in data["route_edges"]], dtype=np.int32)
+        except KeyError as exc:
+            raise CityError(f"{path}: edge {exc} is not in city {city.name!r}") from None
+        trips = Trips(o, d, data["depart"].astype(np.float64), data["vtype"].astype(np.int32),
+                      tuple(VehicleType(**v) for v in meta["vtypes"]), tuple(str(t) for t in data["ids"]))
+        seg = np.repeat(np.arange(len(trips)), np.diff(data["route_offsets"]))
+        ff = free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed)
+        return cls(trips, data["route_offsets"].astype(np.int64), r,
+                   np.bincount(seg, weights=city.edge_length[r], minlength=len(trips)),
+                   np.bincount(seg, weights=ff[r], minlength=len(trips)),
+                   tuple(Unroutable(**u) for u in meta["unroutable"]))
 
 
 def gravity_od(city: CityModel, total: float, *, beta_per_km: float = 0.6) -> np.ndarray:

@@ -7,7 +7,7 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
-_BUILTIN = {"native": "twin.engines.native:NativeEngine"}
+_BUILTIN = {"native": "twin.engines.native:NativeEngine", "sumo": "twin.engines.sumo:SumoEngine"}
 
 
 def _targets() -> dict[str, str]:

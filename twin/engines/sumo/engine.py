@@ -1,0 +1,295 @@
+"""The SUMO engine: Eclipse SUMO behind twin's Engine protocol, through libsumo (default) or TraCI.
+
+The city and demand go to SUMO as files: a city imported from SUMO runs on its
+original ``.net.xml`` (with the signal programs of its additional files); any
+other city is exported (:mod:`twin.engines.sumo.export`). The demand is always
+written by twin (same trips, routes and vehicle types, car-following model
+IDM), so both engines simulate the same vehicles.
+
+Measurements: SUMO writes edge data (``edgeData``) every ``measure_interval``
+seconds; :meth:`SumoEngine.observe` adds up the intervals written so far
+(SUMO flushes each interval when it ends), so cumulative edge values are
+exact at multiples of the interval. ``entered`` counts vehicles that entered
+or departed on the edge (as twin's native engine), ``veh_time`` is SUMO's
+``sampledSeconds``, distance ``speed × sampledSeconds``, halting time SUMO's
+``waitingTime``; queue length is not measured by SUMO (NaN). CO2 per trip is
+SUMO's own emission model (its default HBEFA class), not twin's road-load model.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import shutil
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from twin.city.model import CityModel
+from twin.demand.trips import RoutedDemand
+from twin.engines.base import (
+    Action, EngineError, SetSpeedLimit, Snapshot, TripTable, UnsupportedActionError, VehicleArrays,
+)
+from twin.engines.sumo.export import export_network, export_routes, find_sumo_binary
+
+log = logging.getLogger(__name__)
+_labels = itertools.count()
+_INTERVAL = re.compile(rb"<interval\b.*?</interval>", re.S)
+_TRIPINFO = re.compile(rb"<tripinfo\b[^>]*?(?:/>|>.*?</tripinfo>)", re.S)
+
+
+class SumoEngine:
+    """Eclipse SUMO as a twin engine.
+
+    Parameters
+    ----------
+    step_length : float  [s]
+    teleport_time : float  [s]       SUMO's ``--time-to-teleport``
+    api : "libsumo" | "traci"        libsumo (in-process, fast) or TraCI (a SUMO process over a socket)
+    measure_interval : float  [s]    period of SUMO's edge data (set it to the recording interval)
+    keep_files : bool                keep SUMO's working directory (its path is logged)
+    """
+
+    name: ClassVar[str] = "sumo"
+    capabilities: ClassVar[frozenset[type[Action]]] = frozenset({SetSpeedLimit})
+
+    def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0, api: str = "libsumo",
+                 measure_interval: float = 60.0, keep_files: bool = False) -> None:
+        if api not in ("libsumo", "traci"):
+            raise ValueError(f"api must be 'libsumo' or 'traci', got {api!r}")
+        if step_length <= 0 or measure_interval <= 0 or teleport_time <= 0:
+            raise ValueError("step_length, measure_interval and teleport_time must be > 0")
+        self._dt = float(step_length)
+        self._teleport_time = float(teleport_time)
+        self._api_name = api
+        self._interval = float(measure_interval)
+        self._keep = keep_files
+        self._api: Any = None
+        self._trips: TripTable | None = None
+        self._step = 0
+        self._closed = False
+
+    # ----------------------------------------------------------------- setup
+    @property
+    def time(self) -> float:
+        return self._step * self._dt
+
+    @property
+    def step_length(self) -> float:
+        return self._dt
+
+    def start(self, city: CityModel, demand: RoutedDemand, *, seed: int) -> None:
+        if self._api is not None:
+            raise EngineError("engine already started")
+        self.city, self.demand = city, demand
+        self.workdir = Path(tempfile.mkdtemp(prefix="twin-sumo-"))
+        net, tls_files = self._network(city)
+        routes = export_routes(demand, city, self.workdir / "demand.rou.xml")
+        self._edgedata = self.workdir / "edgedata.xml"
+        self._tripinfo = self.workdir / "tripinfo.xml"
+        self._errlog = self.workdir / "sumo-errors.log"
+        meas = self.workdir / "measure.add.xml"
+        meas.write_text(f'<additional>\n  <edgeData id="twin" file="{self._edgedata.name}" '
+                        f'period="{self._interval:g}" excludeEmpty="false"/>\n</additional>\n')
+        cmd = [find_sumo_binary("sumo"), "-n", str(net), "-r", str(routes),
+               "-a", ",".join(map(str, [*tls_files, meas])),
+               "--step-length", f"{self._dt:g}", "--time-to-teleport", f"{self._teleport_time:g}",
+               "--seed", str(seed % (2**31)), "--begin", "0",
+               "--tripinfo-output", str(self._tripinfo), "--tripinfo-output.write-unfinished", "true",
+               "--device.emissions.probability", "1", "--step-method.ballistic", "true",
+               "--no-step-log", "true", "--no-warnings", "true", "--error-log", str(self._errlog),
+               "--collision.action", "warn"]
+        self._edge_pos = {eid: i for i, eid in enumerate(city.edge_ids)}
+        ne = city.n_edges
+        self._cum = {k: np.zeros(ne) for k in ("entered", "veh_time", "dist", "halt_time")}
+        self._read_upto = 0
+        self._updates = 0
+        self._arrived = 0
+        self._teleport_ids: dict[str, int] = {}
+        self._ids = {tid: i for i, tid in enumerate(demand.trips.ids)}
+        try:
+            if self._api_name == "libsumo":
+                import libsumo
+
+                if libsumo.simulation.isLoaded():
+                    raise EngineError("another libsumo simulation is running in this process "
+                                      "(libsumo runs one at a time; use api='traci' for several)")
+                libsumo.start(cmd)
+                self._api = libsumo
+            else:
+                import traci
+
+                label = f"twin{next(_labels)}"
+                traci.start(cmd, label=label)
+                self._api = traci.getConnection(label)
+        except EngineError:
+            raise
+        except Exception as exc:  # SUMO refused the files
+            raise EngineError(f"SUMO failed to start: {exc}; {self._errors()}") from None
+        log.info("SUMO (%s) running in %s", self._api_name, self.workdir)
+
+    def _network(self, city: CityModel) -> tuple[Path, list[str]]:
+        src = city.attrs.get("sumo_net")
+        if src and Path(src).is_file():
+            tls = [a for a in city.attrs.get("sumo_additional", []) if Path(a).is_file()
+                   and b"<tlLogic" in Path(a).read_bytes()]
+            return Path(src), tls
+        return export_network(city, self.workdir), []
+
+    def _errors(self) -> str:
+        try:
+            lines = [ln for ln in self._errlog.read_text().splitlines() if ln.strip()]
+        except OSError:
+            return "no SUMO error log"
+        return "SUMO said: " + " | ".join(lines[-3:]) if lines else "SUMO's error log is empty"
+
+    # ------------------------------------------------------------------- run
+    def advance(self, until: float) -> None:
+        if self._api is None or self._closed:
+            raise EngineError("engine is not running (start it first; it cannot run after close)")
+        target = int(round(until / self._dt))
+        if abs(target * self._dt - until) > 1e-6:
+            raise EngineError(f"advance target {until} s is not a multiple of the step {self._dt} s")
+        api = self._api
+        try:
+            while self._step < target:
+                self._step += 1
+                api.simulationStep(self._step * self._dt)
+                self._updates += api.vehicle.getIDCount()
+                self._arrived += api.simulation.getArrivedNumber()
+                if api.simulation.getStartingTeleportNumber():
+                    for vid in api.simulation.getStartingTeleportIDList():
+                        self._teleport_ids[vid] = self._teleport_ids.get(vid, 0) + 1
+        except Exception as exc:
+            raise EngineError(f"SUMO failed at t={self.time:g} s: {exc}; {self._errors()}") from None
+
+    # --------------------------------------------------------------- actions
+    def apply(self, action: Action) -> None:
+        if type(action) not in self.capabilities:
+            raise UnsupportedActionError(self.name, action)
+        if isinstance(action, SetSpeedLimit):
+            if action.speed <= 0:
+                raise ValueError(f"speed limit must be > 0 m/s, got {action.speed}")
+            for eid in action.edges:
+                if eid not in self._edge_pos:
+                    raise KeyError(f"unknown edge {eid!r}")
+                self._api.edge.setMaxSpeed(eid, float(action.speed))
+
+    # ------------------------------------------------------------ observing
+    def _read_edgedata(self) -> None:
+        try:
+            data = self._edgedata.read_bytes()
+        except OSError:
+            return
+        end = self._read_upto
+        for m in _INTERVAL.finditer(data, self._read_upto):
+            interval = ET.fromstring(m.group(0))
+            for e in interval.iter("edge"):
+                k = self._edge_pos.get(e.get("id"))
+                if k is None:
+                    continue
+                sampled = float(e.get("sampledSeconds", 0.0))
+                self._cum["entered"][k] += float(e.get("entered", 0)) + float(e.get("departed", 0))
+                self._cum["veh_time"][k] += sampled
+                self._cum["dist"][k] += float(e.get("speed", 0.0)) * sampled
+                self._cum["halt_time"][k] += float(e.get("waitingTime", 0.0))
+            end = m.end()
+        self._read_upto = end
+
+    def observe(self, vehicles: bool = False) -> Snapshot:
+        if self._api is None:
+            raise EngineError("engine is not running")
+        self._read_edgedata()
+        total = len(self.demand.trips)
+        if self._closed:
+            running = waiting = 0
+        else:
+            api = self._api
+            running = api.vehicle.getIDCount()
+            waiting = len(api.simulation.getPendingVehicles())
+        scheduled = max(0, total - running - waiting - self._arrived)
+        veh = None
+        if vehicles and not self._closed:
+            veh = self._vehicle_arrays()
+        phases = np.array([self._api.trafficlight.getPhase(t) for t in self.city.tls_ids], dtype=np.int32) \
+            if not self._closed else np.zeros(self.city.n_tls, dtype=np.int32)
+        return Snapshot(time=self.time, scheduled=scheduled, waiting=waiting, running=running,
+                        arrived=self._arrived, teleports=sum(self._teleport_ids.values()),
+                        vehicle_updates=self._updates, edge_entered=self._cum["entered"].copy(),
+                        edge_veh_time=self._cum["veh_time"].copy(), edge_dist=self._cum["dist"].copy(),
+                        edge_halt_time=self._cum["halt_time"].copy(),
+                        edge_queue_time=np.full(self.city.n_edges, np.nan), signal_phase=phases, vehicles=veh)
+
+    def _vehicle_arrays(self) -> VehicleArrays:
+        api, city = self._api, self.city
+        ids = [v for v in api.vehicle.getIDList() if v in self._ids]
+        n = len(ids)
+        trip = np.array([self._ids[v] for v in ids], dtype=np.int64)
+        edge = np.array([self._edge_pos.get(api.vehicle.getRoadID(v), -1) for v in ids], dtype=np.int32)
+        lane_idx = np.array([api.vehicle.getLaneIndex(v) for v in ids], dtype=np.int32)
+        lane = np.where(edge >= 0, city.edge_lane_start[np.maximum(edge, 0)] + lane_idx, -1).astype(np.int32)
+        xy = np.array([api.vehicle.getPosition(v) for v in ids], dtype=np.float64).reshape(n, 2)
+        ang = np.array([api.vehicle.getAngle(v) for v in ids], dtype=np.float64)
+        return VehicleArrays(trip=trip, edge=edge, lane=lane,
+                             pos=np.array([api.vehicle.getLanePosition(v) for v in ids], dtype=np.float64),
+                             speed=np.array([api.vehicle.getSpeed(v) for v in ids], dtype=np.float64),
+                             x=xy[:, 0].copy(), y=xy[:, 1].copy(), angle=np.radians(90.0 - ang),
+                             vtype=self.demand.trips.vtype[trip].astype(np.int32))
+
+    def trip_table(self) -> TripTable:
+        """Per-trip results from SUMO's tripinfo; SUMO writes it whole on :meth:`close`."""
+        if self._trips is None:
+            raise EngineError("SUMO's trip results are available after close()")
+        return self._trips
+
+    def _parse_tripinfo(self) -> TripTable:
+        n = len(self.demand.trips)
+        depart_actual = np.full(n, np.nan)
+        arrival = np.full(n, np.nan)
+        dist = np.zeros(n)
+        loss = np.zeros(n)
+        co2 = np.zeros(n)
+        data = self._tripinfo.read_bytes() if self._tripinfo.is_file() else b""
+        for m in _TRIPINFO.finditer(data):  # complete elements only: a truncated file still yields its trips
+            el = ET.fromstring(m.group(0))
+            k = self._ids.get(el.get("id"))
+            if k is None:
+                continue
+            dep = float(el.get("depart", -1))
+            arr = float(el.get("arrival", -1))
+            if dep >= 0:
+                depart_actual[k] = dep
+            if arr >= 0:
+                arrival[k] = arr
+            dist[k] = float(el.get("routeLength", 0))
+            loss[k] = float(el.get("timeLoss", 0))
+            em = el.find("emissions")
+            if em is not None:
+                co2[k] = float(em.get("CO2_abs", 0)) / 1000.0  # mg -> g
+        state = np.where(np.isfinite(arrival), 3, np.where(np.isfinite(depart_actual), 2,
+                                                           np.where(self.demand.trips.depart <= self.time, 1, 0)))
+        teleports = np.array([self._teleport_ids.get(t, 0) for t in self.demand.trips.ids], dtype=np.int32)
+        return TripTable(depart=self.demand.trips.depart.copy(), depart_actual=depart_actual, arrival=arrival,
+                         route_length=self.demand.route_length.copy(), distance=dist, time_loss=loss, co2=co2,
+                         teleports=teleports, state=state.astype(np.int8))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._api is not None:
+            try:
+                self._api.close()
+            except Exception as exc:  # SUMO already gone
+                log.warning("closing SUMO: %s", exc)
+        self._read_edgedata()
+        try:
+            self._trips = self._parse_tripinfo()
+        finally:
+            if self._keep:
+                log.warning("SUMO files kept in %s", self.workdir)
+            else:
+                shutil.rmtree(self.workdir, ignore_errors=True)

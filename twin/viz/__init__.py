@@ -1,0 +1,1 @@
+"""Visualization: charts (matplotlib) and, later, 3D scenes (pyvista). Reads Datasets, never engines."""

@@ -1,0 +1,188 @@
+"""Import of real SUMO and OSM inputs (../shared/data), and bad-input errors."""
+from __future__ import annotations
+
+import gzip
+import logging
+
+import numpy as np
+import pytest
+
+from twin.city.model import CityError, Signal
+from twin.city.sumo_net import read_sumo_net
+from twin.config import ConfigError
+from twin.config.sumocfg import load_any, read_sumocfg
+from twin.demand.sumo_routes import read_sumo_demand
+from twin.demand.vtypes import vclass_bit
+
+from conftest import SHARED, run_cli
+
+BOLOGNA = SHARED / "bologna-acosta"
+WILDAU = SHARED / "wildau" / "Netzmodell2.net.xml"
+MONACO = SHARED / "monaco-osm" / "network.osm"
+
+
+@pytest.fixture(scope="module")
+def bologna():
+    f = read_sumocfg(BOLOGNA / "run.sumocfg")
+    city, report = read_sumo_net(f.net, additional=list(f.additional))
+    return f, city, report
+
+
+def test_bologna_network_signals_and_bus_lanes(bologna):
+    f, city, report = bologna
+    s = city.summary()
+    assert (s["edges"], s["traffic_lights"], s["connections"]) == (178, 7, 351)
+    assert not report.dropped_edges and not report.actuated_programs
+    # the additional file's programs override the network's: tls 209 has the 'utopia' plan (8 phases, 69 s first)
+    k = city.tls_index["209"]
+    durations = city.phase_duration[city.tls_phase_offsets[k]:city.tls_phase_offsets[k + 1]]
+    assert len(durations) == 8 and durations[0] == 69.0
+    assert city.phase_state[city.tls_phase_offsets[k], 0] == Signal.GREEN
+    # bus lanes admit buses only
+    bus = (city.lane_allow & vclass_bit("bus")) != 0
+    car = (city.lane_allow & vclass_bit("passenger")) != 0
+    bus_only = bus & ~car
+    assert bus_only.sum() == 21  # allow="bus" on 21 normal lanes (and 47 internal ones, not imported)
+    assert np.all(city.lane_allow[bus_only] & vclass_bit("ignoring"))  # SUMO's 'ignoring' class may use them
+    assert city.attrs["proj_parameter"].startswith("+proj=utm")
+
+
+def test_bologna_demand_types_distributions_and_left_out_stops(bologna, caplog):
+    f, city, _ = bologna
+    with caplog.at_level(logging.WARNING):
+        d1, rep = read_sumo_demand(city, [*f.routes, *f.additional], np.random.default_rng(1))
+    d2, _ = read_sumo_demand(city, [*f.routes, *f.additional], np.random.default_rng(1))
+    assert len(d1.trips) == 8779 and rep.stops_ignored == 542 and rep.rerouted == 0
+    assert "542 <stop>s ignored" in caplog.text
+    names = {v.name for v in d1.trips.vtypes}
+    assert {"passenger1", "bus"} <= names and len(names) > 5  # drawn from vTypeDistributions
+    np.testing.assert_array_equal(d1.trips.vtype, d2.trips.vtype)
+    bus = [v for v in d1.trips.vtypes if v.name == "bus"][0]
+    assert bus.vclass == "bus"
+    i = d1.trips.ids.index("Audinot_7_0")
+    assert [city.edge_ids[e] for e in d1.route(i)] == ["131", "117", "209"]
+
+
+def test_wildau_warns_once_about_what_it_leaves_out(caplog):
+    with caplog.at_level(logging.WARNING):
+        city, rep = read_sumo_net(WILDAU)
+    assert rep.dropped_edges["footpaths"] > 100 and rep.dropped_edges["rail"] > 0
+    assert len(rep.actuated_programs) == 3
+    msgs = [r.getMessage() for r in caplog.records]
+    assert sum("left out" in m for m in msgs) == 1 and any("actuated" in m for m in msgs)
+    assert city.n_edges == 1153
+
+
+def test_flows_trips_persons_and_unmodelled_classes(tmp_path, caplog):
+    from twin.city import corridor_city
+
+    city = corridor_city(3, 300.0)
+    rou = tmp_path / "d.rou.xml"
+    rou.write_text("""<routes>
+      <vType id="bike" vClass="bicycle"/>
+      <vType id="fast" accel="3" decel="5" tau="0.9" speedFactor="normc(1.1,0.05,0.5,1.5)"/>
+      <route id="r" edges="e0 e1 e2"/>
+      <flow id="f1" route="r" begin="0" end="100" number="10" type="fast"/>
+      <flow id="f2" from="e0" to="e2" begin="0" end="60" vehsPerHour="600"/>
+      <flow id="f3" from="e1" to="e2" begin="0" end="1000" probability="0.1"/>
+      <trip id="t1" from="e0" to="e2" depart="5"/>
+      <vehicle id="b1" route="r" type="bike" depart="1"/>
+      <person id="p1" depart="0"><walk edges="e0 e1"/></person>
+    </routes>""")
+    with caplog.at_level(logging.WARNING):
+        d, rep = read_sumo_demand(city, [rou], np.random.default_rng(0))
+    ids = d.trips.ids
+    assert sum(i.startswith("f1.") for i in ids) == 10 and sum(i.startswith("f2.") for i in ids) == 10
+    assert 60 < sum(i.startswith("f3.") for i in ids) < 140 and "t1" in ids and "b1" not in ids
+    assert sum(rep.skipped.values()) == 2  # the bicycle and the person
+    fast = [v for v in d.trips.vtypes if v.name == "fast"][0]
+    assert (fast.accel, fast.tau, fast.speed_factor) == (3.0, 0.9, 1.1)
+    assert "person" in caplog.text and "bicycle" in caplog.text or "classes twin does not model" in caplog.text
+
+
+def test_disconnected_route_is_rerouted(tmp_path):
+    from twin.city import corridor_city
+
+    city = corridor_city(3, 300.0)
+    rou = tmp_path / "d.rou.xml"
+    rou.write_text('<routes><vehicle id="v" depart="0"><route edges="e0 e2"/></vehicle></routes>')
+    d, rep = read_sumo_demand(city, [rou], np.random.default_rng(0))
+    assert rep.rerouted == 1 and [city.edge_ids[e] for e in d.route(0)] == ["e0", "e1", "e2"]
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.93])
+def test_truncated_network_names_file_and_line(tmp_path, cut):
+    data = (BOLOGNA / "acosta_buslanes.net.xml").read_bytes()
+    p = tmp_path / "cut.net.xml"
+    p.write_bytes(data[: int(len(data) * cut)])
+    with pytest.raises(CityError, match=r"cut\.net\.xml: line \d+, column \d+: malformed XML"):
+        read_sumo_net(p)
+
+
+def test_gzipped_network_and_not_a_network(tmp_path):
+    gz = tmp_path / "n.net.xml.gz"
+    gz.write_bytes(gzip.compress((BOLOGNA / "acosta_buslanes.net.xml").read_bytes()))
+    assert read_sumo_net(gz)[0].n_edges == 178
+    other = tmp_path / "x.net.xml"
+    other.write_text("<routes/>")
+    with pytest.raises(CityError, match="not a SUMO network"):
+        read_sumo_net(other)
+
+
+def test_bad_sumocfg(tmp_path):
+    p = tmp_path / "a.sumocfg"
+    p.write_text('<configuration><input><net-file value="missing.net.xml"/></input></configuration>')
+    with pytest.raises(ConfigError, match="net-file: file not found: missing.net.xml"):
+        read_sumocfg(p)
+    p.write_text("<configuration><input>")
+    with pytest.raises(ConfigError, match="line 1"):
+        read_sumocfg(p)
+
+
+def test_sumocfg_becomes_a_scenario():
+    cfg = load_any(BOLOGNA / "run.sumocfg", overrides={"run": {"duration_s": 60}})
+    assert cfg.city.type == "sumo" and cfg.demand.type == "sumo" and cfg.run.duration_s == 60
+    assert cfg.name == "bologna-acosta-run"
+
+
+def test_osm_import_of_monaco(tmp_path):
+    from twin.city.osm import read_osm_city
+
+    city = read_osm_city(MONACO, tmp_path)
+    assert city.n_edges > 2000 and city.n_tls > 0 and city.n_zones > 50
+    assert (tmp_path / "network.net.xml").is_file()
+    assert city.attrs["sumo_net"] == str((tmp_path / "network.net.xml").resolve())
+
+
+def test_osm_truncated_is_a_clear_error(tmp_path):
+    from twin.city.osm import read_osm_city
+
+    p = tmp_path / "cut.osm"
+    p.write_bytes(MONACO.read_bytes()[:200_000])
+    with pytest.raises(CityError, match="cut.osm"):
+        read_osm_city(p, tmp_path / "w")
+
+
+@pytest.mark.parametrize("src, expect", [
+    (BOLOGNA / "run.sumocfg", "trips: 8779"),
+    (MONACO, "generated OD trips"),
+    (WILDAU, "generated OD trips"),
+])
+def test_cli_import_then_run(tmp_path, src, expect):
+    out = tmp_path / "imp"
+    r = run_cli("import", src, "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert expect in r.stdout
+    assert {"city.npz", "scenario.yaml"} <= {p.name for p in out.iterdir()}
+    r = run_cli("run", out / "scenario.yaml", "--out", tmp_path / "res", "--duration", 120, "-q")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "res" / "results.nc").is_file()
+
+
+def test_cli_import_bad_input_exit_2(tmp_path):
+    bad = tmp_path / "bad.net.xml"
+    bad.write_text("<net><edge id='a'")
+    r = run_cli("import", bad, "--out", tmp_path / "o")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "bad.net.xml: line" in r.stderr
+    r = run_cli("import", tmp_path / "x.txt", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "file not found" in r.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from twin import __version__
 
-COMMANDS = ("run", "import", "validate")
+COMMANDS = ("run", "import", "validate", "compare")
 EXIT_USAGE = 2
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,6 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--duration", type=float, metavar="SECONDS")
     v.add_argument("--sumo-api", choices=("libsumo", "traci"), default="libsumo")
     v.add_argument("-q", "--quiet", action="store_true")
+
+    c = sub.add_parser("compare", help="a policy scenario against its baseline over replications (Dask)",
+                       description="Run baseline and policy N times each with common random numbers on a Dask "
+                                   "cluster; write compare.json, compare.nc and compare.md to DIR.")
+    c.add_argument("scenario", type=Path, help="the policy scenario")
+    c.add_argument("--baseline", type=Path, help="baseline scenario (default: the scenario without its policies)")
+    c.add_argument("--replications", type=int, default=5, help="seeds per scenario (default 5)")
+    c.add_argument("--seed", type=int, default=0, help="first seed (replication i uses seed + i)")
+    c.add_argument("--out", type=Path, help="output directory (default: results/<scenario>-compare)")
+    c.add_argument("--scheduler", help="Dask scheduler address; 'serial' runs in this process "
+                                       "(default: a local cluster, one worker per core)")
+    c.add_argument("--duration", type=float, metavar="SECONDS")
+    c.add_argument("-q", "--quiet", action="store_true")
     return p
 
 
@@ -208,6 +221,57 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if report.get("error") else 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from twin.city.model import CityError
+    from twin.config import ConfigError
+
+    if args.replications < 1:
+        return _fail(f"--replications must be >= 1, got {args.replications}")
+    args.engine, args.sumo_api = None, None
+    args_seed, args.seed = args.seed, None
+    try:
+        policy_cfg, city, _ = _load(args, args.scenario)
+        if args.baseline:
+            base_cfg, _, _ = _load(args, args.baseline)
+        else:
+            base_cfg = policy_cfg.model_copy(update={"policies": [], "name": f"{policy_cfg.name}-baseline"})
+    except (ConfigError, CityError, FileNotFoundError) as exc:
+        return _fail(str(exc))
+    if base_cfg.name == policy_cfg.name:
+        base_cfg = base_cfg.model_copy(update={"name": f"{base_cfg.name}-baseline"})
+    from twin.compare import compare
+
+    out = args.out or Path("results") / f"{policy_cfg.name}-compare"
+    n = args.replications
+    print(f"comparing {policy_cfg.name!r} with {base_cfg.name!r}: {n} replications each "
+          f"(seeds {args_seed}..{args_seed + n - 1}), scheduler {args.scheduler or 'local cluster'}", flush=True)
+    bar = None
+    progress = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=2 * n, unit="run", desc="replications")
+
+        def progress(done: int, total: int) -> None:
+            bar.update(done - bar.n)
+
+    try:
+        report = compare(policy_cfg, base_cfg, n, out, base_seed=args_seed, scheduler=args.scheduler,
+                         progress=progress)
+    except OSError as exc:
+        return _fail(f"cannot reach the Dask scheduler {args.scheduler!r}: {exc}")
+    finally:
+        if bar is not None:
+            bar.close()
+    print(report["markdown"])
+    print(f"wrote {out}/compare.json, compare.nc, compare.md")
+    if report["failed"]:
+        print(f"error: {len(report['failed'])} replications failed (listed above and in compare.json)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version", "-v", "--verbose")):
@@ -223,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_import(args)
     if args.command == "validate":
         return cmd_validate(args)
+    if args.command == "compare":
+        return cmd_compare(args)
     build_parser().print_help()
     return EXIT_USAGE
 

@@ -54,11 +54,43 @@ def package_versions() -> dict[str, str]:
 
 
 def prepare(cfg: ScenarioConfig) -> tuple[CityModel, RoutedDemand]:
-    """The scenario's city and routed demand."""
+    """The scenario's city and routed demand (with its demand-change policies applied).
+
+    Policies are checked against the city here, so a bad id fails before any simulation.
+    """
+    from twin.policies import apply_demand_changes, resolve_policies
+
     streams = RngStreams(cfg.seed)
     city = build_city(cfg.city)
     demand = build_demand(city, cfg.demand, streams.generator("demand"))
+    resolve_policies(cfg.policies, city)
+    demand = apply_demand_changes(demand, cfg.policies, city, streams.generator("policies"))
     return city, demand
+
+
+def schedule_policies(sim: Simulation, cfg: ScenarioConfig, city: CityModel) -> list:
+    """Put the scenario's policy actions on the clock (after the engine at their instant)."""
+    from twin.core.clock import LateTimeout
+    from twin.engines.base import UnsupportedActionError
+    from twin.policies import resolve_policies
+
+    actions = resolve_policies(cfg.policies, city)
+    engine = sim.engine
+    for a in actions:
+        if type(a.action) not in engine.capabilities:
+            raise UnsupportedActionError(engine.name, a.action)
+
+    def process():
+        for a in actions:
+            if a.time > sim.duration:
+                break
+            yield LateTimeout(sim.env, a.time - sim.env.now)
+            log.info("t=%g s: %s applies %s", sim.env.now, a.policy, type(a.action).__name__)
+            engine.apply(a.action)
+
+    if actions:
+        sim.add_process(process())
+    return actions
 
 
 def engine_options(cfg: ScenarioConfig) -> tuple[str, dict[str, Any]]:
@@ -83,6 +115,11 @@ def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
     engine = create_engine(name, **options)
     engine.start(city, demand, seed=streams.seed_for("engine"))
     sim = Simulation(engine, cfg.run.duration_s)
+    try:
+        actions = schedule_policies(sim, cfg, city)
+    except Exception:
+        engine.close()
+        raise
     recorder = Recorder(city, engine)
     sim.add_reader(cfg.run.record_interval_s, recorder.sample)
     if progress is not None:
@@ -119,6 +156,8 @@ def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
         "seed": cfg.seed, "engine": name, "versions": attrs["versions"], "created": attrs["created"],
         "city": city.summary(),
         "demand": {"trips": len(demand.trips), "unroutable": len(demand.unroutable)},
+        "policies": [{"time_s": a.time, "policy": a.policy, "action": type(a.action).__name__} for a in actions],
+        "rerouted_vehicles": int(getattr(engine, "rerouted", 0)),
         "wall_time_s": round(time.perf_counter() - wall0, 3), "prepare_s": round(prep_s, 3),
         "simulate_s": round(sim_s, 3), "vehicle_updates": updates,
         "vehicle_updates_per_s": round(updates / sim_s) if sim_s > 0 else None,

@@ -48,6 +48,9 @@ _CHAR_TO_SIGNAL = {
 }
 
 BUILDING_USES = ("residential", "commercial", "office", "industrial", "public")
+VCLASSES = ("passenger", "truck", "bus", "hazmat", "emergency", "delivery", "ignoring")
+"""twin's vehicle classes; bit k of a lane's ``allow`` mask admits class k. ``ignoring`` (as SUMO's)
+may use every lane that admits any road vehicle."""
 ROAD_CLASSES = ("local", "collector", "arterial", "highway")
 
 

@@ -27,8 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from twin.city.builder import ALL_CLASSES, DIR_LEFT, DIR_RIGHT, DIR_STRAIGHT, DIR_TURN, CityBuilder
-from twin.city.model import CityError, CityModel, NodeType
-from twin.demand.vtypes import VCLASSES
+from twin.city.model import VCLASSES, CityError, CityModel, NodeType
 
 log = logging.getLogger(__name__)
 

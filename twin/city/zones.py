@@ -12,8 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from twin.city.model import BUILDING_USES, CityModel
-from twin.demand.vtypes import vclass_bit
+from twin.city.model import BUILDING_USES, VCLASSES, CityModel
 
 M2_PER_RESIDENT = 40.0
 M2_PER_JOB = 30.0
@@ -38,7 +37,7 @@ def with_buildings(city: CityModel, footprints: list[np.ndarray], heights: np.nd
 
 def with_grid_zones(city: CityModel, cell: float = 500.0) -> CityModel:
     """A copy of ``city`` with square zones of ``cell`` metres (replacing any zones it had)."""
-    car = vclass_bit("passenger")
+    car = 1 << VCLASSES.index("passenger")
     lane0 = city.edge_lane_start
     usable = np.array([bool(np.any(city.lane_allow[s:s + n] & car)) for s, n in zip(lane0, city.edge_num_lanes)])
     starts = city.lane_shape_offsets[lane0]

@@ -83,7 +83,9 @@ def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, dict[str, P
     return _deep_merge(base, data), sources
 
 
-_TAGS = {"grid", "corridor", "file", "sumo", "osm", "od", "trips", "native"}
+_TAGS = {"grid", "corridor", "file", "sumo", "osm", "od", "trips", "native", "close_edge", "close_lane",
+         "speed_limit", "lane_reallocation", "signal_timing", "signal_program", "congestion_charge", "vehicle_ban",
+         "demand_change", "incident"}
 
 
 def _format_error(err: dict, sources: dict[str, Path], default: Path) -> str:
@@ -91,7 +93,8 @@ def _format_error(err: dict, sources: dict[str, Path], default: Path) -> str:
     # drop the discriminator tag pydantic inserts (e.g. ``city.grid.blocks_x``)
     cleaned = []
     for i, part in enumerate(loc):
-        tagged = (i == 1 and loc[0] in ("city", "demand")) or (i == 2 and loc[:2] == ["run", "engine"])
+        tagged = ((i == 1 and loc[0] in ("city", "demand")) or (i == 2 and loc[:2] == ["run", "engine"])
+                  or (i == 2 and loc[0] == "policies"))
         if tagged and part in _TAGS:
             continue
         cleaned.append(part)

@@ -203,7 +203,7 @@ class RunConfig(Strict):
 
 
 class ScenarioConfig(Strict):
-    """A scenario: a city, its demand and how to run it."""
+    """A scenario: a city, its demand, how to run it, and the policies in force."""
 
     name: str = Field(min_length=1)
     description: str = ""
@@ -211,3 +211,9 @@ class ScenarioConfig(Strict):
     city: CityConfig
     demand: DemandConfig
     run: RunConfig = Field(default_factory=RunConfig)
+    policies: list["PolicyConfig"] = Field(default_factory=list)
+
+
+from twin.config.policies import PolicyConfig  # noqa: E402  (policies build on Strict above)
+
+ScenarioConfig.model_rebuild()

@@ -66,6 +66,21 @@ class RoutedDemand:
     def route(self, i: int) -> np.ndarray:
         return self.route_edges[self.route_offsets[i]: self.route_offsets[i + 1]]
 
+    def subset(self, idx: np.ndarray, depart: np.ndarray, ids: tuple[str, ...]) -> "RoutedDemand":
+        """Trips ``idx`` (repeats allowed) with new depart times and ids, routes kept, sorted by depart."""
+        idx = np.asarray(idx, dtype=np.int64)
+        order = np.argsort(depart, kind="stable")
+        idx, depart = idx[order], np.asarray(depart, dtype=np.float64)[order]
+        ids = tuple(ids[i] for i in order)
+        lens = np.diff(self.route_offsets)[idx]
+        off = np.zeros(idx.size + 1, dtype=np.int64)
+        np.cumsum(lens, out=off[1:])
+        gather = np.repeat(self.route_offsets[idx], lens) + (np.arange(off[-1]) - np.repeat(off[:-1], lens))
+        t = self.trips
+        trips = Trips(t.origin[idx], t.destination[idx], depart, t.vtype[idx], t.vtypes, ids)
+        return RoutedDemand(trips, off, self.route_edges[gather], self.route_length[idx], self.free_flow_time[idx],
+                            self.unroutable)
+
     def save(self, path: str | Path, city: CityModel) -> Path:
         """Write to ``.npz`` (edges by id, so it reloads against the same city)."""
         path = Path(path)

@@ -15,9 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-VCLASSES = ("passenger", "truck", "bus", "hazmat", "emergency", "delivery", "ignoring")
-"""twin's vehicle classes; bit k of a lane's ``allow`` mask admits class k. ``ignoring`` (as SUMO's)
-may use every lane that admits any road vehicle."""
+from twin.city.model import VCLASSES  # noqa: E402  (re-exported: vehicle classes live with lane permissions)
 
 
 @dataclass(frozen=True)

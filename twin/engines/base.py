@@ -49,6 +49,41 @@ class SetSpeedLimit(Action):
     speed: float
 
 
+@dataclass(frozen=True)
+class SetLaneAccess(Action):
+    """Which vehicle classes may use some lanes (``()`` closes them; ``None`` restores the city's).
+
+    lanes : (edge id, lane index) pairs. ``reroute``: vehicles whose remaining
+    route can no longer be driven are re-routed (drivers are told, as for road
+    works); without it (an incident) they queue.
+    """
+
+    lanes: tuple[tuple[str, int], ...]
+    vclasses: tuple[str, ...] | None
+    reroute: bool = True
+
+
+@dataclass(frozen=True)
+class SetSignalProgram(Action):
+    """Replace a traffic light's fixed-time program: phases of (duration [s], SUMO state string), offset [s]."""
+
+    tls: str
+    phases: tuple[tuple[float, str], ...]
+    offset: float = 0.0
+
+
+@dataclass(frozen=True)
+class SetRouteCost(Action):
+    """Extra routing cost [s] on edges (a charge over the value of time, or a ban); trips not yet
+    departed (and, with ``running``, those on the road) are re-routed. ``extra_s`` = 0 removes it.
+    ``vclasses`` None = all classes."""
+
+    edges: tuple[str, ...]
+    extra_s: float
+    vclasses: tuple[str, ...] | None = None
+    running: bool = False
+
+
 # ----------------------------------------------------------------- snapshots
 @dataclass(frozen=True, eq=False)
 class VehicleArrays:

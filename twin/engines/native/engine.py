@@ -14,8 +14,11 @@ from twin.city.model import CityModel
 from twin.demand.trips import RoutedDemand
 from twin.demand.vtypes import vtype_arrays
 from twin.engines.base import (
-    Action, EngineError, SetSpeedLimit, Snapshot, TripTable, UnsupportedActionError, VehicleArrays,
+    Action, EngineError, SetLaneAccess, SetRouteCost, SetSignalProgram, SetSpeedLimit, Snapshot, TripTable,
+    UnsupportedActionError, VehicleArrays,
 )
+from twin.demand.routing import route_trips
+from twin.demand.vtypes import vclass_bit
 from twin.engines.native import kernels as K
 
 log = logging.getLogger(__name__)
@@ -34,7 +37,8 @@ class NativeEngine:
     """
 
     name: ClassVar[str] = "native"
-    capabilities: ClassVar[frozenset[type[Action]]] = frozenset({SetSpeedLimit})
+    capabilities: ClassVar[frozenset[type[Action]]] = frozenset(
+        {SetSpeedLimit, SetLaneAccess, SetSignalProgram, SetRouteCost})
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0) -> None:
         if not (0.1 <= step_length <= 1.0) or abs(round(1.0 / step_length) * step_length - 1.0) > 1e-9:
@@ -71,12 +75,18 @@ class NativeEngine:
         rng = np.random.default_rng(seed)
         # static arrays (copies we may change through actions)
         self._lane_speed = city.lane_speed.copy()
+        self._lane_allow = city.lane_allow.copy()
+        self._tls_offset = city.tls_offset.copy()
+        self._tls_phase_offsets = city.tls_phase_offsets.copy()
+        self._phase_duration = city.phase_duration.copy()
+        self._phase_state = city.phase_state.copy()
+        self._route_extra = np.zeros((len(trips.vtypes), city.n_edges))  # routing penalty [s] per vtype
         # vehicles
         self.vtype = trips.vtype.astype(np.int32)
         dev = vt["speed_dev"][self.vtype]
         self.vfactor = np.clip(vt["speed_factor"][self.vtype] + dev * rng.standard_normal(n), 0.5, 1.5)
         self.depart = trips.depart.astype(np.float64)
-        self.route_off = demand.route_offsets[:-1].astype(np.int64)
+        self.route_off = demand.route_offsets[:-1].astype(np.int64).copy()
         self.route_n = np.diff(demand.route_offsets).astype(np.int32)
         self.route_edges = demand.route_edges.astype(np.int32)
         self.state = np.zeros(n, dtype=np.int8)
@@ -116,6 +126,7 @@ class NativeEngine:
         self.e_halt_time = np.zeros(ne)
         self.e_queue_time = np.zeros(ne)
         self._arrived = 0
+        self.rerouted = 0  # vehicles given a new route by actions
         self._teleported = 0
         self._updates = 0
         self._step = 0
@@ -136,7 +147,7 @@ class NativeEngine:
     def _one_step(self) -> None:
         c, vt, dt = self.city, self._vt, self._dt
         t = self._step * dt
-        K.update_signals(t, c.tls_offset, c.tls_phase_offsets, c.phase_duration, c.phase_state, c.conn_tls,
+        K.update_signals(t, self._tls_offset, self._tls_phase_offsets, self._phase_duration, self._phase_state, c.conn_tls,
                          c.conn_link, self._tls_phase, self._conn_signal)
         n = self._sort()
         direction = 1 if self._step % 2 == 0 else -1
@@ -144,20 +155,20 @@ class NativeEngine:
                                 self.vtype, self.vfactor, self.ridx, self.route_off, self.route_n,
                                 self.route_edges, vt["length"], vt["min_gap"], vt["accel"], vt["decel"], vt["tau"],
                                 vt["class_bit"], c.lane_edge, c.lane_index, c.lane_length, self._lane_speed,
-                                c.lane_allow, c.edge_lane_start, c.edge_num_lanes, c.lane_conn_offsets,
+                                self._lane_allow, c.edge_lane_start, c.edge_num_lanes, c.lane_conn_offsets,
                                 c.conn_to_lane, self._new_lane, self._req_back):
             n = self._sort()
         K.move(dt, self._order, n, self._lane_start, self.lane, self.pos, self.speed, self.vtype, self.vfactor,
                self.ridx, self.route_off, self.route_n, self.route_edges, vt["length"], vt["min_gap"], vt["accel"],
                vt["decel"], vt["tau"], vt["max_speed"], vt["critical_gap"], vt["class_bit"], vt["mass"], vt["cda"],
                vt["c_roll"], vt["idle_co2"], vt["co2_per_kj"], c.lane_edge, c.lane_length, self._lane_speed,
-               c.lane_allow, c.lane_conn_offsets, c.conn_to_lane, self._conn_signal, c.conn_foe_offsets,
+               self._lane_allow, c.lane_conn_offsets, c.conn_to_lane, self._conn_signal, c.conn_foe_offsets,
                c.conn_foe_lanes, self._req_back, self._new_pos, self._new_speed, self.dist, self.wait, self.time_loss, self.co2,
                self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time)
         arrived, teleported = K.commit(
             t, dt, self._teleport_time, self._order, n, self._lane_start, self.state, self.lane, self.pos,
             self.speed, self.vtype, self.ridx, self.route_off, self.route_n, self.route_edges, vt["length"],
-            vt["min_gap"], vt["class_bit"], c.lane_edge, c.lane_length, c.lane_allow, c.edge_lane_start,
+            vt["min_gap"], vt["class_bit"], c.lane_edge, c.lane_length, self._lane_allow, c.edge_lane_start,
             c.edge_num_lanes, c.lane_conn_offsets, c.conn_to_lane, self._new_pos, self._new_speed, self.wait,
             self.t_arrive, self.teleports, self._tail_pos, self._tail_len, self.e_entered)
         self._arrived += arrived
@@ -182,7 +193,7 @@ class NativeEngine:
             t, self._next_depart, self.depart, self.state, self._wait_list, self._n_wait, self.lane, self.pos,
             self.speed, self.vtype, self.vfactor, self.ridx, self.route_off, self.route_n, self.route_edges,
             self.t_insert, vt["length"], vt["min_gap"], vt["tau"], vt["max_speed"], vt["class_bit"], c.lane_edge,
-            c.lane_length, self._lane_speed, c.lane_allow, c.edge_lane_start, c.edge_num_lanes,
+            c.lane_length, self._lane_speed, self._lane_allow, c.edge_lane_start, c.edge_num_lanes,
             c.lane_conn_offsets, c.conn_to_lane, self._tail_pos, self._tail_len, self._edge_blocked, self._order,
             self._n_order, self.e_entered)
 
@@ -190,15 +201,132 @@ class NativeEngine:
     def apply(self, action: Action) -> None:
         if type(action) not in self.capabilities:
             raise UnsupportedActionError(self.name, action)
+        city = self.city
         if isinstance(action, SetSpeedLimit):
             if action.speed <= 0:
                 raise ValueError(f"speed limit must be > 0 m/s, got {action.speed}")
-            for eid in action.edges:
-                if eid not in self.city.edge_index:
-                    raise KeyError(f"unknown edge {eid!r}")
-                e = self.city.edge_index[eid]
-                s = self.city.edge_lane_start[e]
-                self._lane_speed[s: s + self.city.edge_num_lanes[e]] = action.speed
+            for e in self._edges(action.edges):
+                s = city.edge_lane_start[e]
+                self._lane_speed[s: s + city.edge_num_lanes[e]] = action.speed
+        elif isinstance(action, SetLaneAccess):
+            lanes = []
+            for eid, k in action.lanes:
+                e = self._edges((eid,))[0]
+                if not 0 <= k < city.edge_num_lanes[e]:
+                    raise KeyError(f"edge {eid!r} has no lane {k} (it has {city.edge_num_lanes[e]})")
+                lanes.append(city.edge_lane_start[e] + k)
+            lanes = np.array(lanes, dtype=np.int64)
+            if action.vclasses is None:
+                self._lane_allow[lanes] = city.lane_allow[lanes]
+            else:
+                mask = 0
+                for v in action.vclasses:
+                    mask |= vclass_bit(v)
+                self._lane_allow[lanes] = np.uint32(mask)
+            if action.reroute:
+                self._reroute(self._blocked_vehicles())
+        elif isinstance(action, SetSignalProgram):
+            self._set_program(action)
+        elif isinstance(action, SetRouteCost):
+            edges = np.array(self._edges(action.edges), dtype=np.int64)
+            names = [v.name for v in self.demand.trips.vtypes]
+            classes = [v.vclass for v in self.demand.trips.vtypes]
+            rows = [k for k, c in enumerate(classes) if action.vclasses is None or c in action.vclasses]
+            for k in rows:
+                self._route_extra[k, edges] = max(0.0, float(action.extra_s))
+            log.info("route cost %+.0f s on %d edges for %s", action.extra_s, edges.size,
+                     ", ".join(names[k] for k in rows))
+            limit = K.RUNNING if action.running else K.WAITING
+            self._reroute(np.flatnonzero((self.state <= limit) & np.isin(self.vtype, rows)))
+
+    def _edges(self, ids) -> list[int]:
+        out = []
+        for eid in ids:
+            if eid not in self.city.edge_index:
+                raise KeyError(f"unknown edge {eid!r}")
+            out.append(self.city.edge_index[eid])
+        return out
+
+    def _set_program(self, a: SetSignalProgram) -> None:
+        c = self.city
+        if a.tls not in c.tls_index:
+            raise KeyError(f"unknown traffic light {a.tls!r}")
+        k = c.tls_index[a.tls]
+        width = self._phase_state.shape[1]
+        if not a.phases or any(d <= 0 for d, _ in a.phases):
+            raise ValueError(f"traffic light {a.tls!r}: phases need durations > 0")
+        if any(len(st) != c.tls_num_links[k] for _, st in a.phases):
+            raise ValueError(f"traffic light {a.tls!r}: states must have {c.tls_num_links[k]} signals")
+        from twin.city.model import Signal
+
+        rows = np.full((len(a.phases), width), int(Signal.RED), dtype=np.int8)
+        for r, (_, st) in enumerate(a.phases):
+            rows[r, : len(st)] = [int(Signal.from_char(ch)) for ch in st]
+        p0, p1 = self._tls_phase_offsets[k], self._tls_phase_offsets[k + 1]
+        self._phase_duration = np.concatenate([self._phase_duration[:p0], [d for d, _ in a.phases],
+                                               self._phase_duration[p1:]])
+        self._phase_state = np.vstack([self._phase_state[:p0], rows, self._phase_state[p1:]])
+        shift = len(a.phases) - (p1 - p0)
+        self._tls_phase_offsets = self._tls_phase_offsets.copy()
+        self._tls_phase_offsets[k + 1:] += shift
+        self._tls_offset[k] = a.offset
+
+    # ------------------------------------------------------------- rerouting
+    def _route_cost(self, vtype: int) -> np.ndarray:
+        """Routing cost per edge [s] for a vehicle type: free flow at the current limits + penalties;
+        inf where no lane admits the type's class."""
+        c = self.city
+        bit = self._vt["class_bit"][vtype]
+        speed = np.maximum.reduceat(self._lane_speed, c.edge_lane_start)
+        open_ = np.logical_or.reduceat((self._lane_allow & bit) != 0, c.edge_lane_start)
+        cost = c.edge_length / speed + self._route_extra[vtype]
+        return np.where(open_, cost, np.inf)
+
+    def _blocked_vehicles(self) -> np.ndarray:
+        """Unfinished vehicles whose remaining route (after the current edge) has an edge closed to them."""
+        c = self.city
+        n_route = self.route_n.astype(np.int64)
+        owner = np.repeat(np.arange(self.state.size), n_route)
+        idx_in_route = np.arange(owner.size) - np.repeat(np.cumsum(n_route) - n_route, n_route)
+        edges = self.route_edges[np.repeat(self.route_off, n_route) + idx_in_route]
+        open_lane = (self._lane_allow[:, None] & self._vt["class_bit"][None, :]) != 0  # (lanes, vtypes)
+        open_edge = np.logical_or.reduceat(open_lane, c.edge_lane_start, axis=0)  # (edges, vtypes)
+        hit = ((idx_in_route > self.ridx[owner]) & ~open_edge[edges, self.vtype[owner]]
+               & (self.state[owner] < K.ARRIVED))
+        return np.unique(owner[hit])
+
+    def _reroute(self, vehicles: np.ndarray) -> None:
+        """New shortest routes from each vehicle's current edge to its destination (by vehicle type)."""
+        if vehicles.size == 0:
+            return
+        off, n = self.route_off[vehicles], self.route_n[vehicles].astype(np.int64)
+        current = self.route_edges[off + self.ridx[vehicles]]
+        dest = self.route_edges[off + n - 1]
+        offsets, targets = self.city.edge_successors
+        stranded = 0
+        for vt in np.unique(self.vtype[vehicles]):
+            sel = self.vtype[vehicles] == vt
+            cost = self._route_cost(int(vt)).copy()
+            lens = np.zeros(int(sel.sum()), dtype=np.int64)
+            # the edge a vehicle is on is where it starts, closed or not
+            cost_src = cost.copy()
+            cost_src[current[sel]] = np.where(np.isfinite(cost_src[current[sel]]), cost_src[current[sel]], 1.0)
+            r_off, r_edges, _ = route_trips(offsets, targets, cost_src, current[sel].astype(np.int32),
+                                            dest[sel].astype(np.int32), lens)
+            ok = lens > 0
+            stranded += int((~ok).sum())
+            v_ok = vehicles[sel][ok]
+            base = self.route_edges.size
+            keep = np.repeat(ok, lens)
+            new_edges = r_edges[keep]
+            self.route_edges = np.concatenate([self.route_edges, new_edges.astype(np.int32)])
+            starts = base + np.concatenate([[0], np.cumsum(lens[ok])[:-1]])
+            self.route_off[v_ok] = starts
+            self.route_n[v_ok] = lens[ok].astype(np.int32)
+            self.ridx[v_ok] = 0
+        if stranded:
+            log.warning("%d vehicles have no open route to their destination and keep their route", stranded)
+        self.rerouted += int(vehicles.size) - stranded
 
     # ------------------------------------------------------------ observing
     def observe(self, vehicles: bool = False) -> Snapshot:

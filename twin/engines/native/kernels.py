@@ -135,7 +135,7 @@ def lane_score(l, k, depth, route_edges, base, n_route, class_bit, lane_conn_off
     Written as nested loops, not recursion: numba's on-disk cache mishandles
     recursive functions.
     """
-    if depth <= 0:
+    if depth <= 0 or (lane_allow[l] & class_bit) == 0:  # a closed lane leads nowhere
         return 0
     if k + 1 >= n_route:
         return depth
@@ -373,6 +373,10 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
             d = lane_length[l] - p
             cur = l
             ahead = 0
+            if (lane_allow[l] & cb) == 0:  # the lane was closed under it (incident): wait at its end
+                acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * 0.25, tau))
+                hard = d - 0.001
+                horizon = -1.0
             while d < horizon:
                 nxt = _route_edge(route_edges, route_off, route_n, ridx, i, ahead + 1)
                 if nxt < 0:

@@ -166,9 +166,13 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"engine {cfg.run.engine.type}, seed {cfg.seed}", flush=True)
     if demand.unroutable:
         print(f"warning: {len(demand.unroutable)} trips have no route; they are listed in results.nc")
+    from twin.engines.base import UnsupportedActionError
+
     progress, bar = make_progress(cfg.run.duration_s, "simulating", args.quiet)
     try:
         result = run_scenario(cfg, progress=progress, city=city, demand=demand)
+    except UnsupportedActionError as exc:
+        return _fail(str(exc))
     finally:
         if bar is not None:
             bar.close()

@@ -68,17 +68,24 @@ def prepare(cfg: ScenarioConfig) -> tuple[CityModel, RoutedDemand]:
     return city, demand
 
 
+def check_capabilities(engine, cfg: ScenarioConfig, city: CityModel) -> None:
+    """Raise :class:`UnsupportedActionError` if the engine cannot apply one of the scenario's policies."""
+    from twin.engines.base import UnsupportedActionError
+    from twin.policies import resolve_policies
+
+    for a in resolve_policies(cfg.policies, city):
+        if type(a.action) not in engine.capabilities:
+            raise UnsupportedActionError(engine.name, a.action)
+
+
 def schedule_policies(sim: Simulation, cfg: ScenarioConfig, city: CityModel) -> list:
     """Put the scenario's policy actions on the clock (after the engine at their instant)."""
     from twin.core.clock import LateTimeout
-    from twin.engines.base import UnsupportedActionError
     from twin.policies import resolve_policies
 
     actions = resolve_policies(cfg.policies, city)
     engine = sim.engine
-    for a in actions:
-        if type(a.action) not in engine.capabilities:
-            raise UnsupportedActionError(engine.name, a.action)
+    check_capabilities(engine, cfg, city)
 
     def process():
         for a in actions:
@@ -113,13 +120,10 @@ def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
     prep_s = time.perf_counter() - wall0
     name, options = engine_options(cfg)
     engine = create_engine(name, **options)
+    check_capabilities(engine, cfg, city)  # before starting: an unsupported policy fails at once
     engine.start(city, demand, seed=streams.seed_for("engine"))
     sim = Simulation(engine, cfg.run.duration_s)
-    try:
-        actions = schedule_policies(sim, cfg, city)
-    except Exception:
-        engine.close()
-        raise
+    actions = schedule_policies(sim, cfg, city)
     recorder = Recorder(city, engine)
     sim.add_reader(cfg.run.record_interval_s, recorder.sample)
     if progress is not None:

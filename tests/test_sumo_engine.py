@@ -128,3 +128,31 @@ def test_run_sumocfg_straight_with_engine_option(tmp_path):
     assert json.loads((tmp_path / "manifest.json").read_text())["engine"] == "native"
     r = run_cli("run", SHARED / "bologna-acosta" / "run.sumocfg", "--sumo-api", "traci", "-q")
     assert r.returncode == 2 and "--sumo-api needs --engine sumo" in r.stderr
+
+
+def test_sumo_engine_applies_closures_and_signal_programs():
+    cfg = load_scenario(ROOT / "scenarios" / "policy_close_bridge.yaml",
+                        overrides={"run": {"duration_s": 600, "engine": {"type": "sumo"}}})
+    r = run_scenario(cfg)
+    assert r.error is None
+    assert float(r.dataset["entered"].sel(edge=["n3_2-n3_3", "n3_3-n3_2"]).sum()) == 0
+    assert r.kpis["trips_completed"] > 100
+    cfg = load_scenario(ROOT / "scenarios" / "policy_retime_signals.yaml",
+                        overrides={"run": {"duration_s": 300, "engine": {"type": "sumo"}}})
+    eng = create_engine("sumo")
+    from twin.runner import prepare
+
+    city, demand = prepare(cfg)
+    eng.start(city, demand, seed=1)
+    try:
+        from twin.policies import resolve_policies
+
+        for a in resolve_policies(cfg.policies, city):
+            eng.apply(a.action)
+        k = city.tls_ids[0]
+        logic = eng._api.trafficlight.getAllProgramLogics(k)
+        current = eng._api.trafficlight.getProgram(k)
+        phases = [p for lg in logic if lg.programID == current for p in lg.phases]
+        assert abs(sum(p.duration for p in phases) - 90.0) < 1e-6
+    finally:
+        eng.close()

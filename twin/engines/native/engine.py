@@ -282,18 +282,36 @@ class NativeEngine:
         cost = c.edge_length / speed + self._route_extra[vtype]
         return np.where(open_, cost, np.inf)
 
-    def _blocked_vehicles(self) -> np.ndarray:
-        """Unfinished vehicles whose remaining route (after the current edge) has an edge closed to them."""
+    def _class_graph(self, vtype: int) -> tuple[np.ndarray, np.ndarray]:
+        """CSR edge graph for a vehicle type: e -> e' where a lane of e it may use connects to one of e'."""
         c = self.city
+        bit = self._vt["class_bit"][vtype]
+        ok = ((self._lane_allow[c.conn_from_lane] & bit) != 0) & ((self._lane_allow[c.conn_to_lane] & bit) != 0)
+        n = max(c.n_edges, 1)
+        keys = np.unique(c.lane_edge[c.conn_from_lane[ok]].astype(np.int64) * n + c.lane_edge[c.conn_to_lane[ok]])
+        offsets = np.zeros(c.n_edges + 1, dtype=np.int32)
+        np.add.at(offsets, keys // n + 1, 1)
+        return np.cumsum(offsets).astype(np.int32), (keys % n).astype(np.int32)
+
+    def _blocked_vehicles(self) -> np.ndarray:
+        """Unfinished vehicles whose remaining route can no longer be driven by their class
+        (an edge ahead closed to it, or a turn ahead only possible from lanes closed to it)."""
         n_route = self.route_n.astype(np.int64)
         owner = np.repeat(np.arange(self.state.size), n_route)
         idx_in_route = np.arange(owner.size) - np.repeat(np.cumsum(n_route) - n_route, n_route)
-        edges = self.route_edges[np.repeat(self.route_off, n_route) + idx_in_route]
-        open_lane = (self._lane_allow[:, None] & self._vt["class_bit"][None, :]) != 0  # (lanes, vtypes)
-        open_edge = np.logical_or.reduceat(open_lane, c.edge_lane_start, axis=0)  # (edges, vtypes)
-        hit = ((idx_in_route > self.ridx[owner]) & ~open_edge[edges, self.vtype[owner]]
-               & (self.state[owner] < K.ARRIVED))
-        return np.unique(owner[hit])
+        flat = np.repeat(self.route_off, n_route) + idx_in_route
+        # transitions (edge k -> edge k+1) from the current edge on
+        has_next = idx_in_route < np.repeat(n_route, n_route) - 1
+        sel = has_next & (idx_in_route >= self.ridx[owner]) & (self.state[owner] < K.ARRIVED)
+        a, b, who = self.route_edges[flat[sel]], self.route_edges[flat[sel] + 1], owner[sel]
+        n = max(self.city.n_edges, 1)
+        bad = np.zeros(who.size, dtype=bool)
+        for vt in np.unique(self.vtype[who]):
+            offsets, targets = self._class_graph(int(vt))
+            allowed = np.repeat(np.arange(self.city.n_edges, dtype=np.int64), np.diff(offsets)) * n + targets
+            m = self.vtype[who] == vt
+            bad[m] = ~np.isin(a[m].astype(np.int64) * n + b[m], allowed)
+        return np.unique(who[bad])
 
     def _reroute(self, vehicles: np.ndarray) -> None:
         """New shortest routes from each vehicle's current edge to its destination (by vehicle type)."""
@@ -302,9 +320,9 @@ class NativeEngine:
         off, n = self.route_off[vehicles], self.route_n[vehicles].astype(np.int64)
         current = self.route_edges[off + self.ridx[vehicles]]
         dest = self.route_edges[off + n - 1]
-        offsets, targets = self.city.edge_successors
         stranded = 0
         for vt in np.unique(self.vtype[vehicles]):
+            offsets, targets = self._class_graph(int(vt))
             sel = self.vtype[vehicles] == vt
             cost = self._route_cost(int(vt)).copy()
             lens = np.zeros(int(sel.sum()), dtype=np.int64)

@@ -31,7 +31,8 @@ import numpy as np
 from twin.city.model import CityModel
 from twin.demand.trips import RoutedDemand
 from twin.engines.base import (
-    Action, EngineError, SetSpeedLimit, Snapshot, TripTable, UnsupportedActionError, VehicleArrays,
+    Action, EngineError, SetLaneAccess, SetSignalProgram, SetSpeedLimit, Snapshot, TripTable,
+    UnsupportedActionError, VehicleArrays,
 )
 from twin.engines.sumo.export import export_network, export_routes, find_sumo_binary
 
@@ -54,7 +55,7 @@ class SumoEngine:
     """
 
     name: ClassVar[str] = "sumo"
-    capabilities: ClassVar[frozenset[type[Action]]] = frozenset({SetSpeedLimit})
+    capabilities: ClassVar[frozenset[type[Action]]] = frozenset({SetSpeedLimit, SetLaneAccess, SetSignalProgram})
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0, api: str = "libsumo",
                  measure_interval: float = 60.0, keep_files: bool = False) -> None:
@@ -109,6 +110,10 @@ class SumoEngine:
         self._updates = 0
         self._arrived = 0
         self._teleport_ids: dict[str, int] = {}
+        self._original_allowed: dict[str, tuple[str, ...]] = {}
+        self._departed: set[str] = set()
+        self._reroute_on_load = False
+        self._programs = 0
         self._ids = {tid: i for i, tid in enumerate(demand.trips.ids)}
         try:
             if self._api_name == "libsumo":
@@ -158,6 +163,10 @@ class SumoEngine:
             while self._step < target:
                 self._step += 1
                 api.simulationStep(self._step * self._dt)
+                if self._reroute_on_load:
+                    for vid in api.simulation.getLoadedIDList():
+                        api.vehicle.rerouteTraveltime(vid, False)
+                self._departed.update(api.simulation.getDepartedIDList())
                 self._updates += api.vehicle.getIDCount()
                 self._arrived += api.simulation.getArrivedNumber()
                 if api.simulation.getStartingTeleportNumber():
@@ -177,6 +186,41 @@ class SumoEngine:
                 if eid not in self._edge_pos:
                     raise KeyError(f"unknown edge {eid!r}")
                 self._api.edge.setMaxSpeed(eid, float(action.speed))
+        elif isinstance(action, SetLaneAccess):
+            from twin.engines.sumo.export import sumo_vclass
+
+            api = self._api
+            for eid, k in action.lanes:
+                if eid not in self._edge_pos:
+                    raise KeyError(f"unknown edge {eid!r}")
+                lane = f"{eid}_{k}"
+                original = self._original_allowed.setdefault(lane, tuple(api.lane.getAllowed(lane)))
+                if action.vclasses is None:
+                    api.lane.setAllowed(lane, list(original))
+                elif not action.vclasses:
+                    api.lane.setDisallowed(lane, ["all"])  # closed to every class
+                else:
+                    api.lane.setAllowed(lane, sorted({sumo_vclass(v) for v in action.vclasses}))
+            if action.reroute:
+                # running vehicles, and every trip not yet departed: now if SUMO has loaded it, else on load
+                self._reroute_on_load = True
+                for vid in (*api.vehicle.getIDList(), *(t for t in self.demand.trips.ids if t not in self._departed)):
+                    try:
+                        api.vehicle.rerouteTraveltime(vid, False)
+                    except Exception:  # noqa: BLE001 - not loaded yet: re-routed when SUMO loads it
+                        pass
+        elif isinstance(action, SetSignalProgram):
+            api = self._api
+            if action.tls not in self.city.tls_index:
+                raise KeyError(f"unknown traffic light {action.tls!r}")
+            self._programs += 1
+            phases = [api.trafficlight.Phase(float(d), st) for d, st in action.phases]
+            logic = api.trafficlight.Logic(f"twin{self._programs}", 0, 0, phases)
+            api.trafficlight.setProgramLogic(action.tls, logic)
+            api.trafficlight.setProgram(action.tls, f"twin{self._programs}")
+            if action.offset:
+                log.warning("SUMO engine: signal offset %g s of %s is not applied (program starts now)",
+                            action.offset, action.tls)
 
     # ------------------------------------------------------------ observing
     def _read_edgedata(self) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from twin import __version__
 
-COMMANDS = ("run", "import", "validate", "compare")
+COMMANDS = ("run", "import", "validate", "compare", "calibrate")
 EXIT_USAGE = 2
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(default: a local cluster, one worker per core)")
     c.add_argument("--duration", type=float, metavar="SECONDS")
     c.add_argument("-q", "--quiet", action="store_true")
+
+    k = sub.add_parser("calibrate", help="fit demand, driver behaviour or signal offsets to observed counts",
+                       description="Calibrate a scenario against observations; writes calibration.json, "
+                                   "calibration.md (+ PNGs) and calibrated.yaml to DIR.")
+    k.add_argument("config", type=Path, help="calibration YAML (see the README)")
+    k.add_argument("--out", type=Path, help="output directory (default: results/<name>-calibration)")
+    k.add_argument("--scheduler", help="Dask scheduler address, or 'serial' (default: a local cluster)")
+    k.add_argument("-q", "--quiet", action="store_true")
     return p
 
 
@@ -107,8 +115,6 @@ def _overrides(args: argparse.Namespace) -> dict | str:
         if not args.duration > 0:
             return f"--duration must be > 0 seconds, got {args.duration}"
         run["duration_s"] = args.duration
-        if args.duration < 60:
-            run["record_interval_s"] = args.duration
     engine = getattr(args, "engine", None)
     api = getattr(args, "sumo_api", None)
     if api and engine != "sumo" and args.command == "run":
@@ -129,6 +135,10 @@ def _load(args: argparse.Namespace, scenario: Path):
         from twin.config import ConfigError
 
         raise ConfigError(overrides)
+    duration = overrides.get("run", {}).get("duration_s")
+    if duration is not None:  # a shorter run records at most once per its duration
+        base = load_any(scenario, overrides={k: v for k, v in overrides.items() if k != "run"})
+        overrides["run"]["record_interval_s"] = min(base.run.record_interval_s, duration)
     cfg = load_any(scenario, overrides=overrides)
     city, demand = prepare(cfg)
     return cfg, city, demand
@@ -276,6 +286,43 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from twin.city.model import CityError
+    from twin.config import ConfigError
+    from twin.config.calibration import CalibrationConfig
+    from twin.config.loader import load_model
+
+    try:
+        cfg = load_model(args.config, CalibrationConfig, "calibration")
+        from twin.calibration.run import calibrate
+
+        out = args.out or Path("results") / f"{cfg.name}-calibration"
+        bar = None
+        progress = None
+        if not args.quiet:
+            from tqdm import tqdm
+
+            bar = tqdm(total=cfg.optimizer.iterations, unit="it", desc=f"calibrating ({cfg.optimizer.type})")
+
+            def progress(it: int, best: float) -> None:
+                bar.update(it - bar.n)
+                bar.set_postfix_str(f"best {cfg.objective.type} {best:.3f}")
+        try:
+            r = calibrate(cfg, args.config.resolve().parent, out, scheduler=args.scheduler, progress=progress)
+        finally:
+            if bar is not None:
+                bar.close()
+    except (ConfigError, CityError, FileNotFoundError) as exc:
+        return _fail(str(exc))
+    print(f"{r['counters']} counters: GEH < 5 for {r['geh_lt5_share_before']:.0%} before, "
+          f"{r['geh_lt5_share_after']:.0%} after; count RMSE {r['rmse_before']} → {r['rmse_after']} veh/h "
+          f"({r['simulations']} simulations, {r['wall_s']} s)")
+    if r["observations_set_aside"]:
+        print(f"{len(r['observations_set_aside'])} observations set aside (reasons in calibration.json)")
+    print(f"wrote {out}/calibration.json, calibration.md (+ PNGs), calibrated.yaml")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version", "-v", "--verbose")):
@@ -293,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_validate(args)
     if args.command == "compare":
         return cmd_compare(args)
+    if args.command == "calibrate":
+        return cmd_calibrate(args)
     build_parser().print_help()
     return EXIT_USAGE
 

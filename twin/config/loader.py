@@ -167,3 +167,24 @@ def config_hash(cfg: ScenarioConfig) -> str:
     """SHA-256 of the validated configuration (canonical JSON); equal configs hash equal."""
     blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def load_model(path: str | Path, model: type, what: str = "configuration"):
+    """Read a YAML file into a pydantic model; errors are one line naming the file and the key."""
+    path = Path(path)
+    data = _read_yaml(path, what=what)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        err = errors[0]
+        key = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p in _TAGS | _CAL_TAGS))
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        if "input" in err and err["type"] not in ("missing", "extra_forbidden") and not isinstance(err["input"],
+                                                                                                  (dict, list)):
+            msg = f"{msg} (got {err['input']!r})"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"{path}: {key or '(top level)'}: {msg}{more}") from None
+
+
+_CAL_TAGS = {"route_flows", "demand_scale", "vtype", "signal_offset"}

@@ -150,6 +150,7 @@ class SumoDemandConfig(Strict):
     files: list[str] = Field(min_length=1)
     begin_s: float = Field(0.0, ge=0)
     end_s: float | None = None
+    vtypes: dict[str, VehicleTypeConfig] = Field(default_factory=dict)
 
 
 class FileDemandConfig(Strict):

@@ -59,6 +59,7 @@ class RouteImportReport:
     skipped: Counter = field(default_factory=Counter)  # reason -> count
     rerouted: int = 0
     stops_ignored: int = 0
+    flows: dict = field(default_factory=dict)  # flow id -> (begin, end, number) in run time [s]
 
     def warn(self, logger: logging.Logger, source: str) -> None:
         for reason, n in self.skipped.most_common():
@@ -68,6 +69,23 @@ class RouteImportReport:
         if self.rerouted:
             logger.warning("%s: %d routes were not connected in the network and were re-routed", source,
                            self.rerouted)
+
+
+def sumo_time(value: str | float) -> float:
+    """A SUMO time: seconds (``"54000"``, ``"54000.5"``) or clock time (``"15:00:00"``, ``"1:15:00:00"`` with days)."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = value.strip()
+    if ":" not in text:
+        return float(text)
+    parts = [float(p) for p in text.split(":")]
+    if len(parts) == 3:
+        h, m, sec = parts
+        return h * 3600 + m * 60 + sec
+    if len(parts) == 4:
+        d, h, m, sec = parts
+        return d * 86400 + h * 3600 + m * 60 + sec
+    raise ValueError(f"not a time: {value!r}")
 
 
 def _speed_factor(value: str | None, dev: str | None) -> tuple[float, float]:
@@ -100,12 +118,15 @@ def vehicle_type_from_sumo(attrs: dict[str, str]) -> VehicleType | None:
 
 def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Generator, *,
                      begin: float = 0.0, end: float = float("inf")) -> tuple[RoutedDemand, RouteImportReport]:
-    """Trips and routes from SUMO route/additional files, for vehicles departing in [begin, end)."""
+    """Trips and routes from SUMO route/additional files, for vehicles departing in [begin, end).
+
+    Depart times are shifted so that ``begin`` is time 0 of the run.
+    """
     report = RouteImportReport()
     vtypes: dict[str, VehicleType | None] = {}
     dists: dict[str, tuple[list[str], np.ndarray]] = {}
     routes: dict[str, list[str]] = {}
-    rows: list[tuple[str, float, str, list[str] | None, str | None, str | None]] = []  # id, depart, type, edges, from, to
+    rows: list[tuple] = []  # id, depart, type, edges, from, to, via
 
     def add_vtype(elem_attrs: dict[str, str]) -> None:
         vt = vehicle_type_from_sumo(elem_attrs)
@@ -124,7 +145,8 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
     type_list: list[VehicleType] = []
     keep_ids, depart, vt_idx, origin, dest, given = [], [], [], [], [], []
     rows.sort(key=lambda r: r[1])
-    for vid, dep, tname, edges, frm, to in rows:
+    via_cache: dict[tuple[str, ...], np.ndarray | None] = {}
+    for vid, dep, tname, edges, frm, to, via in rows:
         if tname in dists:
             names, probs = dists[tname]
             tname = names[int(rng.choice(len(names), p=probs))]
@@ -139,14 +161,22 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
                 report.skipped["vehicles whose route uses edges not in the network (or not for road vehicles)"] += 1
                 continue
             frm, to = edges[0], edges[-1]
-        elif frm not in city.edge_index or to not in city.edge_index:
-            report.skipped["trips from/to edges not in the network"] += 1
+        elif frm not in city.edge_index or to not in city.edge_index or any(v not in city.edge_index for v in via):
+            report.skipped["trips from/to/via edges not in the network"] += 1
             continue
+        elif via:
+            key = (frm, *via, to)
+            if key not in via_cache:
+                via_cache[key] = _route_via(city, [city.edge_index[e] for e in key])
+            if via_cache[key] is None:
+                report.skipped["trips with no route through their via edges"] += 1
+                continue
+            edges = [city.edge_ids[e] for e in via_cache[key]]
         if tname not in used:
             used[tname] = len(type_list)
             type_list.append(vt)
         keep_ids.append(vid)
-        depart.append(dep)
+        depart.append(dep - begin)
         vt_idx.append(used[tname])
         origin.append(city.edge_index[frm])
         dest.append(city.edge_index[to])
@@ -196,26 +226,45 @@ def _read_file(path, city, rng, report, vtypes, dists, routes, rows, add_vtype, 
                     raise ValueError(f"{tag} {a.get('id')!r} names unknown route {a['route']!r}")
                 edges = routes[a["route"]]
             frm, to = a.get("from"), a.get("to")
+            via = tuple(a.get("via", "").split()) if edges is None else ()
             if edges is None and (frm is None or to is None):
                 raise ValueError(f"{tag} {a.get('id')!r} has neither a route nor from/to")
             vtype = a.get("type", "DEFAULT_VEHTYPE")
             if tag == "flow":
-                for k, dep in enumerate(_flow_departures(a, rng)):
+                deps = _flow_departures(a, rng)
+                report.flows[a["id"]] = (sumo_time(a.get("begin", 0)) - begin, sumo_time(a.get("end", 3600)) - begin,
+                                         len(deps))
+                for k, dep in enumerate(deps):
                     if begin <= dep < end:
-                        rows.append((f"{a['id']}.{k}", dep, vtype, edges, frm, to))
+                        rows.append((f"{a['id']}.{k}", dep, vtype, edges, frm, to, via))
                 continue
             try:
-                dep = float(a.get("depart", "0"))
+                dep = sumo_time(a.get("depart", "0"))
             except ValueError:
                 report.skipped[f"vehicles with depart={a.get('depart')!r} (not a time)"] += 1
                 continue
             if begin <= dep < end:
-                rows.append((a["id"], dep, vtype, edges, frm, to))
+                rows.append((a["id"], dep, vtype, edges, frm, to, via))
+
+
+def _route_via(city: CityModel, waypoints: list[int]) -> np.ndarray | None:
+    """Shortest free-flow route through the waypoints in order, or None."""
+    from twin.demand.routing import free_flow_cost, route_trips
+
+    offsets, targets = city.edge_successors
+    cost = free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed)
+    lens = np.zeros(len(waypoints) - 1, dtype=np.int64)
+    off, edges, _ = route_trips(offsets, targets, cost, np.array(waypoints[:-1], dtype=np.int32),
+                                np.array(waypoints[1:], dtype=np.int32), lens)
+    if np.any(lens == 0):
+        return None
+    legs = [edges[off[k]: off[k + 1]] for k in range(len(lens))]
+    return np.concatenate([legs[0]] + [leg[1:] for leg in legs[1:]])
 
 
 def _flow_departures(a: dict[str, str], rng: np.random.Generator) -> list[float]:
-    b = float(a.get("begin", 0))
-    e = float(a.get("end", 3600))
+    b = sumo_time(a.get("begin", 0))
+    e = sumo_time(a.get("end", 3600))
     if "number" in a:
         n = int(a["number"])
         return [b + k * (e - b) / n for k in range(n)] if n > 0 else []

@@ -1,0 +1,205 @@
+"""A calibration problem: a scenario, observations, and a parameter vector that changes the scenario.
+
+:func:`simulate` runs the native engine for one parameter vector and seed and
+returns the simulated count (and speed) of every observation. It is a
+module-level function so that Dask workers can run it; each worker process
+builds the scenario's city and prior demand once (cached by the problem's JSON).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from twin.calibration.observations import Observations, read_observations
+from twin.city.model import CityModel
+from twin.config.calibration import (
+    CalibrationConfig, DemandScaleParam, RouteFlowsParam, SignalOffsetParam, VehicleParam,
+)
+from twin.config.loader import ConfigError
+from twin.demand.trips import RoutedDemand
+
+
+@dataclass
+class Parameter:
+    name: str
+    kind: str
+    lo: float
+    hi: float
+    initial: float
+    target: str = ""  # flow id, vtype name, tls id
+
+
+@dataclass
+class Problem:
+    cfg: CalibrationConfig
+    scenario_path: Path
+    city: CityModel
+    demand: RoutedDemand
+    flows: dict  # flow id -> (begin, end, number, template trip index)
+    obs: Observations
+    params: list[Parameter]
+    duration: float
+
+    def spec(self) -> str:
+        """What a worker needs to rebuild the problem (plain JSON)."""
+        return json.dumps({"config": self.cfg.model_dump(mode="json"), "scenario": str(self.scenario_path)})
+
+
+def _scenario(cfg: CalibrationConfig, base: Path):
+    from twin.config.sumocfg import load_any
+
+    p = Path(cfg.scenario)
+    p = p if p.is_absolute() else (base / p).resolve()
+    return load_any(p), p
+
+
+def load_problem(cfg: CalibrationConfig, base_dir: Path) -> Problem:
+    """Build the problem: city, prior demand (with its flows), observations, parameters."""
+    from twin.core.rng import RngStreams
+    from twin.runner import prepare
+
+    scen, spath = _scenario(cfg, base_dir)
+    city, demand = prepare(scen)
+    flows: dict = {}
+    if scen.demand.type == "sumo":
+        from twin.demand.sumo_routes import read_sumo_demand
+
+        end = float("inf") if scen.demand.end_s is None else scen.demand.end_s
+        _, report = read_sumo_demand(city, scen.demand.files, RngStreams(scen.seed).generator("demand"),
+                                     begin=scen.demand.begin_s, end=end)
+        ids = demand.trips.ids
+        first = {}
+        for k, tid in enumerate(ids):
+            fid = tid.rsplit(".", 1)[0]
+            first.setdefault(fid, k)
+        flows = {f: (*report.flows[f], first[f]) for f in report.flows if f in first}
+    offset = cfg.observations.time_offset_s
+    if offset is None:
+        offset = getattr(scen.demand, "begin_s", 0.0) or 0.0
+    opath = Path(cfg.observations.path)
+    opath = opath if opath.is_absolute() else (base_dir / opath).resolve()
+    obs = read_observations(opath, city, time_offset=offset, duration=scen.run.duration_s,
+                            detectors=cfg.observations.detectors)
+    params: list[Parameter] = []
+    vt_names = [v.name for v in demand.trips.vtypes]
+    for p in cfg.parameters:
+        if isinstance(p, RouteFlowsParam):
+            if not flows:
+                raise ConfigError("route_flows: the scenario's demand has no SUMO <flow>s")
+            names = p.flows or sorted(flows)
+            unknown = [f for f in names if f not in flows]
+            if unknown:
+                raise ConfigError(f"route_flows: unknown flow {unknown[0]!r}")
+            mean = float(np.mean([flows[f][2] for f in names]))
+            for f in names:
+                init = mean if p.prior == "uniform" else float(flows[f][2])
+                params.append(Parameter(f"flow:{f}", "flow", p.bounds[0], p.bounds[1],
+                                        float(np.clip(init, *p.bounds)), f))
+        elif isinstance(p, DemandScaleParam):
+            params.append(Parameter("demand_scale", "scale", *p.bounds, p.initial if p.initial is not None else 1.0))
+        elif isinstance(p, VehicleParam):
+            if p.vtype not in vt_names:
+                raise ConfigError(f"vtype parameter: unknown vehicle type {p.vtype!r} (known: {', '.join(vt_names)})")
+            cur = getattr(demand.trips.vtypes[vt_names.index(p.vtype)], p.param)
+            init = p.initial if p.initial is not None else float(np.clip(cur, *p.bounds))
+            params.append(Parameter(f"{p.vtype}.{p.param}", "vtype", *p.bounds, init, p.vtype))
+        elif isinstance(p, SignalOffsetParam):
+            if p.tls not in city.tls_index:
+                raise ConfigError(f"signal_offset: unknown traffic light {p.tls!r}")
+            init = p.initial if p.initial is not None else float(city.tls_offset[city.tls_index[p.tls]])
+            params.append(Parameter(f"offset:{p.tls}", "offset", *p.bounds, float(np.clip(init, *p.bounds)), p.tls))
+    cfg = cfg.model_copy(update={"scenario": str(spath),
+                                 "observations": cfg.observations.model_copy(update={"path": str(opath),
+                                                                                     "time_offset_s": offset})})
+    return Problem(cfg, spath, city, demand, flows, obs, params, scen.run.duration_s)
+
+
+def variant(problem: Problem, x: np.ndarray, seed: int) -> tuple[CityModel, RoutedDemand]:
+    """The city and demand for parameter vector ``x``."""
+    city, demand = problem.city, problem.demand
+    fl = [(p, v) for p, v in zip(problem.params, x) if p.kind == "flow"]
+    if fl:
+        trips = demand.trips
+        in_flow = np.zeros(len(trips), dtype=bool)
+        group = {t: problem.flows[t] for t in (p.target for p, _ in fl)}
+        prefix = np.array([tid.rsplit(".", 1)[0] for tid in trips.ids])
+        in_flow = np.isin(prefix, list(group))
+        idx = [np.flatnonzero(~in_flow)]
+        dep = [trips.depart[~in_flow]]
+        ids = [trips.ids[i] for i in idx[0]]
+        for p, v in fl:
+            b, e, _, tmpl = problem.flows[p.target]
+            n = int(round(max(v, 0.0)))
+            idx.append(np.full(n, tmpl, dtype=np.int64))
+            dep.append(b + np.arange(n) * (e - b) / max(n, 1))
+            ids.extend(f"{p.target}.{k}" for k in range(n))
+        demand = demand.subset(np.concatenate(idx), np.concatenate(dep), tuple(ids))
+    for p, v in zip(problem.params, x):
+        if p.kind == "scale":
+            from twin.config.policies import DemandChange
+            from twin.policies import apply_demand_changes
+
+            demand = apply_demand_changes(demand, [DemandChange(type="demand_change", factor=float(v))], city,
+                                          np.random.default_rng([seed, 7]))
+        elif p.kind == "vtype":
+            attr = p.name.split(".", 1)[1]
+            vts = tuple(dataclasses.replace(vt, **{attr: float(v)}) if vt.name == p.target else vt
+                        for vt in demand.trips.vtypes)
+            demand = dataclasses.replace(demand, trips=dataclasses.replace(demand.trips, vtypes=vts))
+        elif p.kind == "offset":
+            off = city.tls_offset.copy()
+            off[city.tls_index[p.target]] = float(v)
+            city = dataclasses.replace(city, tls_offset=off)
+    return city, demand
+
+
+def run_counts(problem: Problem, x: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Simulated counts [veh] and space-mean speeds [m/s] of every observation, for ``x`` and ``seed``."""
+    from twin.core.clock import LateTimeout
+    from twin.core.simulation import Simulation
+    from twin.engines.native import NativeEngine
+
+    city, demand = variant(problem, np.asarray(x, dtype=float), seed)
+    obs = problem.obs
+    engine = NativeEngine()
+    engine.start(city, demand, seed=seed)
+    sim = Simulation(engine, problem.duration)
+    times = np.unique(np.concatenate([obs.begin, obs.end]))
+    snaps: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def reader():
+        for t in times:
+            yield LateTimeout(sim.env, max(0.0, float(t) - sim.env.now))
+            s = engine.observe()
+            snaps[float(t)] = (s.edge_entered, s.edge_dist, s.edge_veh_time)
+
+    sim.add_process(reader())
+    sim.run()
+    engine.close()
+    b = np.array([snaps[float(t)][0][e] for t, e in zip(obs.begin, obs.edge)])
+    e_ = np.array([snaps[float(t)][0][e] for t, e in zip(obs.end, obs.edge)])
+    dist = np.array([snaps[float(t)][1][e] for t, e in zip(obs.end, obs.edge)]) - \
+        np.array([snaps[float(t)][1][e] for t, e in zip(obs.begin, obs.edge)])
+    vt = np.array([snaps[float(t)][2][e] for t, e in zip(obs.end, obs.edge)]) - \
+        np.array([snaps[float(t)][2][e] for t, e in zip(obs.begin, obs.edge)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        speed = np.where(vt > 0, dist / vt, np.nan)
+    return e_ - b, speed
+
+
+@functools.lru_cache(maxsize=4)
+def _problem_from_spec(spec: str) -> Problem:
+    d = json.loads(spec)
+    cfg = CalibrationConfig.model_validate(d["config"])  # paths are absolute here
+    return load_problem(cfg, Path(d["scenario"]).parent)
+
+
+def simulate(spec: str, x: list[float], seed: int) -> tuple[list[float], list[float]]:
+    """Worker entry point: counts and speeds for one parameter vector and seed."""
+    counts, speeds = run_counts(_problem_from_spec(spec), np.asarray(x, dtype=float), seed)
+    return counts.tolist(), speeds.tolist()

@@ -139,3 +139,24 @@ def test_wildau_real_counts_reach_the_acceptance_standard(tmp_path):
     assert res["counters"] == 18
     assert res["geh_lt5_share_after"] >= 0.85 and res["geh_lt5_share_before"] < 0.85
     assert (SHARED / "wildau").is_dir()
+
+
+def test_demand_scale_by_zone_and_time_slice(tmp_path):
+    from twin.calibration.problem import load_problem, variant
+    from twin.config.calibration import CalibrationConfig
+    from twin.policies import zone_edges
+
+    (tmp_path / "o.csv").write_text("edge,begin_s,end_s,count\nn0_0-n1_0,0,600,10\n")
+    cfg = CalibrationConfig.model_validate({
+        "name": "z", "scenario": str(ROOT / "scenarios" / "default.yaml"), "observations": {"path": "o.csv"},
+        "parameters": [{"type": "demand_scale", "bounds": [0.5, 3], "zones": ["z0_0"], "begin_s": 0, "end_s": 900}]})
+    p = load_problem(cfg, tmp_path)
+    assert p.params[0].name == "demand_scale[z0_0][0-900s]"
+    _, d2 = variant(p, np.array([2.0]), 0)
+    zone = zone_edges(p.city, "z0_0")
+    inside = lambda d: (np.isin(d.trips.origin, zone) & (d.trips.depart < 900)).sum()  # noqa: E731
+    outside = lambda d: (~np.isin(d.trips.origin, zone)).sum()  # noqa: E731
+    assert inside(d2) > 1.7 * inside(p.demand) and outside(d2) == outside(p.demand)
+    bad = cfg.model_copy(update={"parameters": [cfg.parameters[0].model_copy(update={"zones": ["z7_7"]})]})
+    with pytest.raises(ConfigError, match="unknown zone 'z7_7'"):
+        load_problem(bad, tmp_path)

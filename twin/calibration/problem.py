@@ -44,6 +44,7 @@ class Problem:
     obs: Observations
     params: list[Parameter]
     duration: float
+    scales: list = dataclasses.field(default_factory=list)
 
     def spec(self) -> str:
         """What a worker needs to rebuild the problem (plain JSON)."""
@@ -86,6 +87,7 @@ def load_problem(cfg: CalibrationConfig, base_dir: Path) -> Problem:
     obs = read_observations(opath, city, time_offset=offset, duration=scen.run.duration_s,
                             detectors=cfg.observations.detectors)
     params: list[Parameter] = []
+    scales: list = []  # the demand_change each demand_scale parameter sets the factor of
     vt_names = [v.name for v in demand.trips.vtypes]
     for p in cfg.parameters:
         if isinstance(p, RouteFlowsParam):
@@ -101,7 +103,15 @@ def load_problem(cfg: CalibrationConfig, base_dir: Path) -> Problem:
                 params.append(Parameter(f"flow:{f}", "flow", p.bounds[0], p.bounds[1],
                                         float(np.clip(init, *p.bounds)), f))
         elif isinstance(p, DemandScaleParam):
-            params.append(Parameter("demand_scale", "scale", *p.bounds, p.initial if p.initial is not None else 1.0))
+            from twin.config.policies import DemandChange
+
+            change = DemandChange(type="demand_change", factor=1.0, zones=p.zones, vtypes=p.vtypes,
+                                  begin_s=p.begin_s, end_s=p.end_s)
+            scales.append(change)
+            label = p.name or "demand_scale" + (f"[{','.join(p.zones)}]" if p.zones else "") + (
+                f"[{p.begin_s:g}-{p.end_s:g}s]" if p.end_s is not None else "")
+            params.append(Parameter(label, "scale", *p.bounds, p.initial if p.initial is not None else 1.0,
+                                    str(len(scales) - 1)))
         elif isinstance(p, VehicleParam):
             if p.vtype not in vt_names:
                 raise ConfigError(f"vtype parameter: unknown vehicle type {p.vtype!r} (known: {', '.join(vt_names)})")
@@ -116,7 +126,11 @@ def load_problem(cfg: CalibrationConfig, base_dir: Path) -> Problem:
     cfg = cfg.model_copy(update={"scenario": str(spath),
                                  "observations": cfg.observations.model_copy(update={"path": str(opath),
                                                                                      "time_offset_s": offset})})
-    return Problem(cfg, spath, city, demand, flows, obs, params, scen.run.duration_s)
+    if scales:  # check zones and vehicle types now (a clear error), not in every evaluation
+        from twin.policies import apply_demand_changes
+
+        apply_demand_changes(demand, scales, city, np.random.default_rng(0))
+    return Problem(cfg, spath, city, demand, flows, obs, params, scen.run.duration_s, scales)
 
 
 def variant(problem: Problem, x: np.ndarray, seed: int) -> tuple[CityModel, RoutedDemand]:
@@ -141,11 +155,10 @@ def variant(problem: Problem, x: np.ndarray, seed: int) -> tuple[CityModel, Rout
         demand = demand.subset(np.concatenate(idx), np.concatenate(dep), tuple(ids))
     for p, v in zip(problem.params, x):
         if p.kind == "scale":
-            from twin.config.policies import DemandChange
             from twin.policies import apply_demand_changes
 
-            demand = apply_demand_changes(demand, [DemandChange(type="demand_change", factor=float(v))], city,
-                                          np.random.default_rng([seed, 7]))
+            change = problem.scales[int(p.target)].model_copy(update={"factor": float(v)})
+            demand = apply_demand_changes(demand, [change], city, np.random.default_rng([seed, 7, int(p.target)]))
         elif p.kind == "vtype":
             attr = p.name.split(".", 1)[1]
             vts = tuple(dataclasses.replace(vt, **{attr: float(v)}) if vt.name == p.target else vt

@@ -32,7 +32,14 @@ class RouteFlowsParam(Strict):
 
 
 class DemandScaleParam(_Bounded):
+    """Scale the trips departing in a time slice (and from some origin zones, of some vehicle types)."""
+
     type: Literal["demand_scale"]
+    name: str | None = None  # to tell several demand scales apart
+    zones: list[str] = Field(default_factory=list)
+    vtypes: list[str] = Field(default_factory=list)
+    begin_s: float = Field(0.0, ge=0)
+    end_s: float | None = None
 
 
 class VehicleParam(_Bounded):

@@ -32,7 +32,9 @@ def compare_runs(native: xr.Dataset, sumo: xr.Dataset, native_manifest: dict, su
         raise ValueError("the two runs are not on the same city (edges differ)")
     cn, cs = hourly_counts(native), hourly_counts(sumo)
     traffic = (cn + cs) > 0
-    g = geh(cn, cs)[traffic]
+    gg = geh(cn, cs)
+    g = gg[traffic]
+    edges = native["edge"].values
     # travel times of trips completed in both runs
     done = (native["trip_state"].values == 3) & (sumo["trip_state"].values == 3)
     tt_n = native["trip_travel_time"].values[done]
@@ -71,5 +73,10 @@ def compare_runs(native: xr.Dataset, sumo: xr.Dataset, native_manifest: dict, su
         "sumo": {"wall_s": round(wall_s, 3), "vehicle_updates_per_s": round(ups_s),
                  "vehicle_updates": sumo_manifest["vehicle_updates"]},
         "speedup": round(ups_n / ups_s, 2) if ups_s else float("nan"),
+        "per_edge_hourly": [
+            {"edge": str(edges[e]), "hour": int(h), "native": round(float(cn[h, e]), 2),
+             "sumo": round(float(cs[h, e]), 2), "geh": round(float(gg[h, e]), 3)}
+            for h, e in zip(*np.nonzero(traffic))
+        ],
         "_hourly_counts": (cn, cs),
     }

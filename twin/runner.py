@@ -36,9 +36,14 @@ class RunResult:
     kpis: dict[str, Any]
     manifest: dict[str, Any]
     error: str | None = None  # the engine failed; the results hold what was recorded until then
+    city: CityModel | None = None
 
     def save(self, out_dir: str | Path) -> Path:
-        return write_results(out_dir, self.dataset, self.kpis, self.manifest)
+        """results.nc, kpis.json, manifest.json, and city.npz (the geometry views need)."""
+        out = write_results(out_dir, self.dataset, self.kpis, self.manifest)
+        if self.city is not None:
+            self.city.save(Path(out) / "city.npz")
+        return out
 
 
 def package_versions() -> dict[str, str]:
@@ -126,6 +131,8 @@ def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
     actions = schedule_policies(sim, cfg, city)
     recorder = Recorder(city, engine)
     sim.add_reader(cfg.run.record_interval_s, recorder.sample)
+    if cfg.run.snapshot_interval_s > 0:
+        sim.add_reader(cfg.run.snapshot_interval_s, recorder.snapshot_vehicles)
     if progress is not None:
         period = max(engine.step_length, min(10.0, cfg.run.duration_s / 100))
         sim.add_reader(period, lambda t: progress(t, recorder.engine.observe().running))
@@ -152,6 +159,8 @@ def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
     }
     if error:
         attrs["error"] = error
+    attrs["incidents"] = [{"edge": p.edge, "lanes": list(p.lanes), "start_s": p.start_s,
+                           "end_s": p.start_s + p.duration_s} for p in cfg.policies if p.type == "incident"]
     ds = recorder.to_dataset(demand, engine.trip_table(), attrs)
     kpis = compute_kpis(ds)
     updates = int(ds.attrs["vehicle_updates"])
@@ -169,4 +178,4 @@ def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
     }
     if error:
         manifest["error"] = error
-    return RunResult(ds, kpis, manifest, error)
+    return RunResult(ds, kpis, manifest, error, city)

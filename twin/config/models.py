@@ -191,6 +191,7 @@ EngineConfig = Annotated[Union[NativeEngineConfig, SumoEngineConfig], Field(disc
 class RunConfig(Strict):
     duration_s: float = Field(3600.0, gt=0)
     record_interval_s: float = Field(60.0, gt=0)
+    snapshot_interval_s: float = Field(60.0, ge=0, description="vehicle positions for 3D views; 0 = none")
     engine: EngineConfig = Field(default_factory=NativeEngineConfig)
 
     @model_validator(mode="after")

@@ -26,6 +26,13 @@ class Recorder:
         self.city = city
         self.engine = engine
         self._snaps: list[Snapshot] = [engine.observe()]
+        self._vehicles: list[tuple[float, Any]] = []
+
+    def snapshot_vehicles(self, t: float | None = None) -> None:
+        """Keep every running vehicle's position, heading and speed (for 3D views)."""
+        snap = self.engine.observe(vehicles=True)
+        if snap.vehicles is not None:
+            self._vehicles.append((snap.time, snap.vehicles))
 
     def sample(self, t: float | None = None) -> Snapshot:
         snap = self.engine.observe()
@@ -40,7 +47,22 @@ class Recorder:
         return self._snaps[-1]
 
     def to_dataset(self, demand: RoutedDemand, trips: TripTable, attrs: dict[str, Any]) -> xr.Dataset:
-        return build_dataset(self.city, demand, self._snaps, trips, attrs)
+        ds = build_dataset(self.city, demand, self._snaps, trips, attrs)
+        return add_vehicle_samples(ds, self._vehicles)
+
+
+def add_vehicle_samples(ds: xr.Dataset, samples: list) -> xr.Dataset:
+    """Vehicle snapshots on a ``vehicle_sample`` dimension (one row per vehicle and snapshot time)."""
+    if not samples:
+        return ds
+    cat = {k: np.concatenate([getattr(v, k) for _, v in samples]) for k in ("trip", "x", "y", "angle", "speed",
+                                                                          "vtype", "edge")}
+    t = np.concatenate([np.full(v.x.size, tt) for tt, v in samples])
+    units = {"x": "m", "y": "m", "angle": "rad", "speed": "m/s"}
+    for k, arr in cat.items():
+        ds[f"veh_{k}"] = (("vehicle_sample",), arr, {"units": units[k]} if k in units else {})
+    ds["veh_time"] = (("vehicle_sample",), t, {"units": "s", "long_name": "snapshot time"})
+    return ds
 
 
 def _diff(snaps: list[Snapshot], name: str) -> np.ndarray:
@@ -87,6 +109,10 @@ def build_dataset(city: CityModel, demand: RoutedDemand, snaps: list[Snapshot], 
                            {"units": "veh", "long_name": desc})
     data_vars["teleports"] = (("time",), np.array([s.teleports for s in snaps[1:]], dtype=np.int64),
                               {"units": "1", "long_name": "teleports so far (gridlock rule)"})
+    if city.n_tls:
+        data_vars["signal_phase"] = (("time", "tls"), np.stack([s.signal_phase for s in snaps[1:]]).astype(np.int32)
+                                     if times.size else np.zeros((0, city.n_tls), np.int32),
+                                     {"long_name": "current phase index of each traffic light's program"})
     # trips
     tr = demand.trips
     depart_actual = trips.depart_actual
@@ -113,8 +139,10 @@ def build_dataset(city: CityModel, demand: RoutedDemand, snaps: list[Snapshot], 
     coords: dict[str, Any] = {
         "time": ("time", times, {"units": "s", "long_name": "end of the recording interval (since run start)"}),
         "edge": ("edge", np.array(city.edge_ids, dtype=object)),
+        "tls": ("tls", np.array(city.tls_ids, dtype=object)),
         "edge_length": ("edge", city.edge_length.astype(np.float64), {"units": "m"}),
         "edge_lanes": ("edge", city.edge_num_lanes.astype(np.int32)),
+        "edge_speed_limit": ("edge", city.edge_speed.astype(np.float64), {"units": "m/s"}),
         "edge_road_class": ("edge", np.array([ROAD_CLASSES[k] for k in city.edge_road_class], dtype=object)),
         "trip": ("trip", np.array(tr.ids, dtype=object)),
         "trip_vtype": ("trip", vnames[tr.vtype] if len(tr) else np.array([], dtype=object)),

@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-quick bench clean
+.PHONY: install system-deps run test test-quick bench clean
 
 install: $(STAMP)
 
@@ -14,13 +14,32 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
+# Debian packages the tests use: Chromium (HTML report and 3D page in a headless browser) and
+# Mesa's EGL (off-screen 3D rendering). Installed with apt-get when missing and we are root;
+# otherwise the tests that need them are skipped with the reason.
+system-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "system-deps: installing Debian's chromium for the browser tests (apt-get, a minute or two)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "system-deps: could not install chromium; the browser tests will be skipped"; \
+	  else echo "system-deps: chromium missing and not installable here; the browser tests will be skipped"; fi; \
+	fi
+	@if ! ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1'; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "system-deps: installing Mesa EGL for off-screen 3D rendering (apt-get)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libegl1 libegl-mesa0 \
+	      libgl1-mesa-dri >/dev/null) || echo "system-deps: could not install Mesa EGL; 3D tests will be skipped"; \
+	  else echo "system-deps: Mesa EGL missing and not installable here; 3D tests will be skipped"; fi; \
+	fi
+
 run: install
 	$(PY) run_sim.py
 
-test: install
+test: install system-deps
 	$(PY) -m pytest -q
 
-test-quick: install
+test-quick: install system-deps
 	$(PY) -m pytest -q -m "not slow"
 
 bench: install

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from twin import __version__
 
-COMMANDS = ("run", "import", "validate", "compare", "calibrate")
+COMMANDS = ("run", "import", "validate", "compare", "calibrate", "render", "report")
 EXIT_USAGE = 2
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,6 +76,27 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--out", type=Path, help="output directory (default: results/<name>-calibration)")
     k.add_argument("--scheduler", help="Dask scheduler address, or 'serial' (default: a local cluster)")
     k.add_argument("-q", "--quiet", action="store_true")
+
+    r3 = sub.add_parser("render", help="3D views of a run: PNG stills, a movie, comparisons, an interactive page",
+                        description="Render RESULTS_DIR (as written by run) with pyvista off-screen into DIR.")
+    r3.add_argument("results", type=Path)
+    r3.add_argument("--out", type=Path, required=True, help="output directory")
+    r3.add_argument("--time", type=float, metavar="T", help="simulated time [s] (default: the busiest moment)")
+    r3.add_argument("--camera", choices=("overview", "street", "follow"), default="overview")
+    r3.add_argument("--color-by", choices=("congestion", "speed"), default="congestion")
+    r3.add_argument("--movie", action="store_true", help="a time-lapse over the vehicle snapshots")
+    r3.add_argument("--format", choices=("mp4", "gif"), default="mp4", help="movie format")
+    r3.add_argument("--start", type=float, help="movie start [s]")
+    r3.add_argument("--end", type=float, help="movie end [s]")
+    r3.add_argument("--fps", type=int, default=4)
+    r3.add_argument("--compare", type=Path, metavar="OTHER_RESULTS_DIR", help="policy run to show beside this one")
+    r3.add_argument("--diff", action="store_true", help="with --compare: one scene coloured by the speed change")
+    r3.add_argument("--html", action="store_true", help="also an interactive 3D page (scene.html)")
+    r3.add_argument("--size", default="1600x1000", help="image size WxH (default 1600x1000)")
+
+    r4 = sub.add_parser("report", help="one self-contained HTML report of a run or a comparison")
+    r4.add_argument("results", type=Path, help="a results directory (run) or a compare output directory")
+    r4.add_argument("--out", type=Path, help="HTML file (default: RESULTS/report.html)")
     return p
 
 
@@ -271,7 +292,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     try:
         report = compare(policy_cfg, base_cfg, n, out, base_seed=args_seed, scheduler=args.scheduler,
-                         progress=progress)
+                         progress=progress, city=city)
     except OSError as exc:
         return _fail(f"cannot reach the Dask scheduler {args.scheduler!r}: {exc}")
     finally:
@@ -323,6 +344,52 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    try:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        return _fail(f"--size must be WIDTHxHEIGHT, got {args.size!r}")
+    from twin.city.model import CityError
+    from twin.viz import render as R
+    from twin.viz.scene import OffscreenError
+
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    done = []
+    try:
+        if args.compare:
+            mode = "diff" if args.diff else "side"
+            done.append(R.render_compare(args.results, args.compare, out / f"compare_{mode}.png", time_s=args.time,
+                                         camera=args.camera, color_by=args.color_by, mode=mode))
+        else:
+            done.append(R.render_still(args.results, out / f"{args.camera}.png", time_s=args.time,
+                                       camera=args.camera, color_by=args.color_by, size=(w, h)))
+        if args.movie:
+            done.append(R.render_movie(args.results, out / f"movie.{args.format}", start=args.start, end=args.end,
+                                       camera=args.camera, color_by=args.color_by, fps=args.fps,
+                                       size=(min(w, 1280) // 16 * 16, min(h, 800) // 16 * 16)))
+        if args.html:
+            done.append(R.export_html(args.results, out / "scene.html", time_s=args.time, color_by=args.color_by))
+    except (FileNotFoundError, ValueError, CityError, OffscreenError) as exc:
+        return _fail(str(exc))
+    for d in done:
+        extra = ", ".join(f"{k} {v}" for k, v in d.items() if k != "file")
+        print(f"wrote {d['file']} ({extra})")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from twin.viz.report import report
+
+    out = args.out or args.results / "report.html"
+    try:
+        path = report(args.results, out)
+    except FileNotFoundError as exc:
+        return _fail(str(exc))
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, images embedded)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version", "-v", "--verbose")):
@@ -342,6 +409,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_compare(args)
     if args.command == "calibrate":
         return cmd_calibrate(args)
+    if args.command == "render":
+        return cmd_render(args)
+    if args.command == "report":
+        return cmd_report(args)
     build_parser().print_help()
     return EXIT_USAGE
 

@@ -12,9 +12,11 @@ from twin.results.io import write_json
 
 def compare(policy: ScenarioConfig, baseline: ScenarioConfig, replications: int, out: str | Path, *,
             base_seed: int = 0, scheduler: str | None = None,
-            progress: Callable[[int, int], None] | None = None) -> dict:
+            progress: Callable[[int, int], None] | None = None, city=None) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if city is not None:  # the geometry for maps of the comparison
+        city.save(out / "city.npz")
     bname, pname = baseline.name, policy.name
     ens = run_ensemble({bname: baseline, pname: policy}, replications, base_seed=base_seed, scheduler=scheduler,
                        progress=progress)

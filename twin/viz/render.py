@@ -129,6 +129,30 @@ def export_html(results_dir, out: str | Path, *, time_s: float | None = None, co
     fr = frame(city, ds, t, color_by)
     scene.update(fr)
     scene.camera("overview", fr)
-    p.export_html(str(out))
+    exporter = getattr(getattr(p, "trame", None), "export_html", None) or p.export_html
+    exporter(str(out))
     p.close()
     return {"file": str(out), "time_s": t}
+
+
+def render_compare_summary(compare_dir, out: str | Path, *, size=(1200, 800)) -> dict:
+    """One scene coloured by the change in mean speed (policy − baseline, over time and replications)."""
+    d = Path(compare_dir)
+    city = CityModel.load(d / "city.npz")
+    with xr.open_dataset(d / "compare.nc") as cds:
+        speed = cds["speed"].load()
+        base, pol = cds.attrs["baseline"], cds.attrs["policy"]
+    mean = speed.mean(["replication", "time"], skipna=True)
+    diff = (mean.sel(scenario=pol) - mean.sel(scenario=base)).values * 3.6
+    lim = float(np.nanmax(np.abs(diff))) if np.isfinite(diff).any() else 1.0
+    p = _plotter(size)
+    scene = Scene(p, city, clim=(-lim, lim), legend="mean speed change [km/h]", cmap="RdBu", title=f"{pol} − {base}")
+    from twin.viz.scene import Frame
+
+    fr = Frame(0.0, diff, (np.zeros(0),) * 4, np.zeros((len(scene.heads), 3), np.uint8), [])
+    scene.update(fr)
+    p.remove_actor("clock")
+    scene.camera("overview", fr)
+    p.screenshot(str(out))
+    p.close()
+    return {"file": str(out)}

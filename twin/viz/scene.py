@@ -268,8 +268,8 @@ class Scene:
         if fr.incidents:
             c = self.city
             mids = np.array([[*c.lane_shape(c.edge_lane_start[e]).mean(axis=0), 4.0] for e in fr.incidents])
-            self.p.add_mesh(pv.PolyData(mids).glyph(scale=False, geom=pv.Cone(direction=(0, 0, -1), height=8,
-                                                                                 radius=3)),
+            self.p.add_mesh(pv.PolyData(mids).glyph(scale=False, orient=False,
+                                                    geom=pv.Cone(direction=(0, 0, -1), height=8, radius=3)),
                             color="#ff2020", name="incidents")
         self.p.add_text(f"t = {_clock(fr.time)}", position="upper_right", font_size=10, color="white", name="clock")
 

@@ -346,6 +346,49 @@ class NativeEngine:
             log.warning("%d vehicles have no open route to their destination and keep their route", stranded)
         self.rerouted += int(vehicles.size) - stranded
 
+    # ---------------------------------------------------------- checkpoints
+    _STATIC = ("city", "demand", "_vt")
+
+    def checkpoint(self, path) -> None:
+        """Save the engine's full state (``.npz``); :meth:`restore` resumes it bit-identically."""
+        import json
+        from pathlib import Path
+
+        if not self._started:
+            raise EngineError("nothing to checkpoint: the engine has not started")
+        arrays, scalars = {}, {}
+        for k, v in self.__dict__.items():
+            if k in self._STATIC:
+                continue
+            if isinstance(v, np.ndarray):
+                arrays[k] = v
+            elif isinstance(v, (bool, int, float, np.integer, np.floating)):
+                scalars[k] = v.item() if isinstance(v, np.generic) else v
+        meta = {"format": "twin-native-checkpoint/1", "city": self.city.name, "n_edges": self.city.n_edges,
+                "trips": len(self.demand.trips), "scalars": scalars}
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+
+    @classmethod
+    def restore(cls, path, city: CityModel, demand: RoutedDemand) -> "NativeEngine":
+        """An engine in the state saved by :meth:`checkpoint` (same city and demand)."""
+        import json
+
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["__meta__"]).decode())
+            arrays = {k: np.array(z[k]) for k in z.files if k != "__meta__"}
+        if meta.get("format") != "twin-native-checkpoint/1":
+            raise EngineError(f"{path}: not a native engine checkpoint")
+        if meta["city"] != city.name or meta["n_edges"] != city.n_edges or meta["trips"] != len(demand.trips):
+            raise EngineError(f"{path}: checkpoint of city {meta['city']!r} with {meta['trips']} trips does not "
+                              f"match city {city.name!r} with {len(demand.trips)} trips")
+        eng = cls.__new__(cls)
+        eng.__dict__.update(meta["scalars"])
+        eng.__dict__.update(arrays)
+        eng.city, eng.demand = city, demand
+        eng._vt = vtype_arrays(list(demand.trips.vtypes))
+        return eng
+
     # ------------------------------------------------------------ observing
     def observe(self, vehicles: bool = False) -> Snapshot:
         counts = np.bincount(self.state, minlength=4) if self.state.size else np.zeros(4, dtype=np.int64)

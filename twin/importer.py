@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from twin.city.model import CityError, CityModel
+from twin.city.model import CityError
 from twin.config.loader import ConfigError
 
 
@@ -79,4 +79,4 @@ def import_path(path: str | Path, out: str | Path, *, od_trips: int = 2000, seed
     return summary
 
 
-__all__ = ["import_path", "CityModel"]
+__all__ = ["import_path"]

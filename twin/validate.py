@@ -1,7 +1,6 @@
 """Cross-validate the native engine against SUMO on one scenario (``run_sim.py validate``)."""
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -93,4 +92,4 @@ def _markdown(f: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["validate", "TARGETS", "json"]
+__all__ = ["validate", "TARGETS"]

@@ -297,36 +297,23 @@ class CityModel:
     # -------------------------------------------------------------------- IO
     def save(self, path: str | Path) -> Path:
         """Write the city to a compressed ``.npz`` file that :meth:`load` reads."""
-        import json
+        from twin.npzio import save_npz
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {}
-        meta = {"name": self.name, "attrs": self.attrs, "format": "twin-city/1"}
+        arrays, meta = {}, {"name": self.name, "attrs": self.attrs}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, np.ndarray):
                 arrays[f.name] = value
             elif isinstance(value, tuple):
                 meta[f.name] = list(value)
-        arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        np.savez_compressed(path, **arrays)
-        return path
+        return save_npz(path, "twin-city/1", meta, arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> "CityModel":
         """Read a city written by :meth:`save`."""
-        import json
+        from twin.npzio import load_npz
 
-        path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(bytes(data["__meta__"]).decode())
-                kwargs = {k: np.array(data[k]) for k in data.files if k != "__meta__"}
-        except (OSError, ValueError, KeyError) as exc:
-            raise CityError(f"{path}: not a twin city file ({exc})") from None
-        if meta.get("format") != "twin-city/1":
-            raise CityError(f"{path}: unknown city format {meta.get('format')!r}")
+        meta, kwargs = load_npz(path, "twin-city/1", CityError, "city")
         for f in dataclasses.fields(cls):
             if f.name in meta and f.name not in ("name", "attrs"):
                 kwargs[f.name] = tuple(meta[f.name])

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gzip
 import logging
-import math
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field

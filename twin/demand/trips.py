@@ -1,7 +1,6 @@
 """Trips: generated from a zone-to-zone OD matrix and a time-of-day profile, then routed."""
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,32 +82,23 @@ class RoutedDemand:
 
     def save(self, path: str | Path, city: CityModel) -> Path:
         """Write to ``.npz`` (edges by id, so it reloads against the same city)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"format": "twin-demand/1", "city": city.name, "vtypes": [v.to_dict() for v in self.trips.vtypes],
-                "unroutable": [u.__dict__ for u in self.unroutable]}
+        from twin.npzio import save_npz
+
         edge_ids = np.array(city.edge_ids)
-        np.savez_compressed(path, ids=np.array(self.trips.ids), origin=edge_ids[self.trips.origin],
-                            destination=edge_ids[self.trips.destination], depart=self.trips.depart,
-                            vtype=self.trips.vtype, route_offsets=self.route_offsets,
-                            route_edges=edge_ids[self.route_edges],
-                            meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
-        return path
+        meta = {"city": city.name, "vtypes": [v.to_dict() for v in self.trips.vtypes],
+                "unroutable": [u.__dict__ for u in self.unroutable]}
+        return save_npz(path, "twin-demand/1", meta, {
+            "ids": np.array(self.trips.ids), "origin": edge_ids[self.trips.origin],
+            "destination": edge_ids[self.trips.destination], "depart": self.trips.depart, "vtype": self.trips.vtype,
+            "route_offsets": self.route_offsets, "route_edges": edge_ids[self.route_edges]})
 
     @classmethod
     def load(cls, path: str | Path, city: CityModel) -> "RoutedDemand":
         """Read a demand written by :meth:`save` and re-index it on ``city``."""
         from twin.city.model import CityError
+        from twin.npzio import load_npz
 
-        path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(bytes(z["meta"]).decode())
-                data = {k: np.array(z[k]) for k in z.files if k != "meta"}
-        except (OSError, ValueError, KeyError) as exc:
-            raise CityError(f"{path}: not a twin demand file ({exc})") from None
-        if meta.get("format") != "twin-demand/1":
-            raise CityError(f"{path}: unknown demand format {meta.get('format')!r}")
+        meta, data = load_npz(path, "twin-demand/1", CityError, "demand")
         idx = city.edge_index
         try:
             o = np.array([idx[e] for e in data["origin"]], dtype=np.int32)

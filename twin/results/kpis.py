@@ -60,5 +60,6 @@ def compute_kpis(ds: xr.Dataset) -> dict[str, float | int]:
         "mean_speed_kmh": round(vkt / vht, 3) if vht > 0 else float("nan"),
         "co2_kg": round(float(ds["trip_co2"].values.sum()) / 1000.0, 4),
     }
-    assert k["trips_total"] == k["trips_completed"] + k["trips_running"] + k["trips_waiting"]
+    if k["trips_total"] != k["trips_completed"] + k["trips_running"] + k["trips_waiting"]:
+        raise RuntimeError(f"trip states do not add up: {k}")  # an engine bug, never user input
     return k

@@ -8,7 +8,6 @@ import math
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2430}
@@ -123,4 +122,4 @@ def report(path: str | Path, out: str | Path) -> Path:
     raise FileNotFoundError(f"{d}: neither results.nc nor compare.json here")
 
 
-__all__ = ["report", "run_report", "compare_report", "np"]
+__all__ = ["report", "run_report", "compare_report"]

@@ -351,8 +351,7 @@ class NativeEngine:
 
     def checkpoint(self, path) -> None:
         """Save the engine's full state (``.npz``); :meth:`restore` resumes it bit-identically."""
-        import json
-        from pathlib import Path
+        from twin.npzio import save_npz
 
         if not self._started:
             raise EngineError("nothing to checkpoint: the engine has not started")
@@ -364,21 +363,16 @@ class NativeEngine:
                 arrays[k] = v
             elif isinstance(v, (bool, int, float, np.integer, np.floating)):
                 scalars[k] = v.item() if isinstance(v, np.generic) else v
-        meta = {"format": "twin-native-checkpoint/1", "city": self.city.name, "n_edges": self.city.n_edges,
-                "trips": len(self.demand.trips), "scalars": scalars}
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+        meta = {"city": self.city.name, "n_edges": self.city.n_edges, "trips": len(self.demand.trips),
+                "scalars": scalars}
+        save_npz(path, "twin-native-checkpoint/1", meta, arrays, compress=False)
 
     @classmethod
     def restore(cls, path, city: CityModel, demand: RoutedDemand) -> "NativeEngine":
         """An engine in the state saved by :meth:`checkpoint` (same city and demand)."""
-        import json
+        from twin.npzio import load_npz
 
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(bytes(z["__meta__"]).decode())
-            arrays = {k: np.array(z[k]) for k in z.files if k != "__meta__"}
-        if meta.get("format") != "twin-native-checkpoint/1":
-            raise EngineError(f"{path}: not a native engine checkpoint")
+        meta, arrays = load_npz(path, "twin-native-checkpoint/1", EngineError, "native engine checkpoint")
         if meta["city"] != city.name or meta["n_edges"] != city.n_edges or meta["trips"] != len(demand.trips):
             raise EngineError(f"{path}: checkpoint of city {meta['city']!r} with {meta['trips']} trips does not "
                               f"match city {city.name!r} with {len(demand.trips)} trips")

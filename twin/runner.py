@@ -124,6 +124,9 @@ def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
         city, demand = prepare(cfg)
     prep_s = time.perf_counter() - wall0
     name, options = engine_options(cfg)
+    from twin.city.sensors import resolve_loops
+
+    options["loops"] = resolve_loops(city, cfg.sensors)
     engine = create_engine(name, **options)
     check_capabilities(engine, cfg, city)  # before starting: an unsupported policy fails at once
     engine.start(city, demand, seed=streams.seed_for("engine"))

@@ -138,6 +138,11 @@ _PATH_KEYS = {("city", "file"): ("path",), ("city", "sumo"): ("net", "additional
 def _resolve_relative_paths(data: dict, sources: dict[str, Path], scenario: Path) -> dict:
     """File paths inside sections are relative to the file that holds them; made absolute here."""
     data = dict(data)
+    sensors = data.get("sensors")
+    if isinstance(sensors, dict) and isinstance(sensors.get("loop_files"), list):
+        src = sources.get("sensors", scenario.resolve())
+        data["sensors"] = dict(sensors, loop_files=[_absolute(src.parent, f, "sensors.loop_files", src)
+                                                    if isinstance(f, str) else f for f in sensors["loop_files"]])
     for (section, kind), keys in _PATH_KEYS.items():
         sec = data.get(section)
         if not isinstance(sec, dict) or sec.get("type") != kind:

@@ -204,6 +204,19 @@ class RunConfig(Strict):
         return self
 
 
+class LoopConfig(Strict):
+    id: str
+    lane: str  # "<edge>_<index>"
+    pos_m: float  # from the lane start; negative counts from its end (as SUMO)
+
+
+class SensorsConfig(Strict):
+    """Induction loops: from SUMO additional files (``e1Detector``/``inductionLoop``) and/or placed here."""
+
+    loop_files: list[str] = Field(default_factory=list)
+    loops: list[LoopConfig] = Field(default_factory=list)
+
+
 class ScenarioConfig(Strict):
     """A scenario: a city, its demand, how to run it, and the policies in force."""
 
@@ -214,6 +227,7 @@ class ScenarioConfig(Strict):
     demand: DemandConfig
     run: RunConfig = Field(default_factory=RunConfig)
     policies: list["PolicyConfig"] = Field(default_factory=list)
+    sensors: SensorsConfig = Field(default_factory=SensorsConfig)
 
 
 from twin.config.policies import PolicyConfig  # noqa: E402  (policies build on Strict above)

@@ -72,6 +72,8 @@ def scenario_from_sumocfg(path: str | Path, *, overrides: dict | None = None):
         "demand": {"type": "sumo", "files": [str(p) for p in (*f.routes, *f.additional)], "begin_s": f.begin,
                    "end_s": f.end},
         "run": {"duration_s": duration},
+        "sensors": {"loop_files": [str(a) for a in f.additional
+                                   if b"<e1Detector" in a.read_bytes() or b"<inductionLoop" in a.read_bytes()]},
     }
     if f.step_length:
         data["run"]["engine"] = {"type": "native", "step_length_s": f.step_length}

@@ -124,6 +124,10 @@ class Snapshot:
     edge_queue_time: np.ndarray
     signal_phase: np.ndarray  # int32 current phase index per traffic light
     vehicles: VehicleArrays | None = None
+    # induction loops (cumulative): vehicles passed, sum of their speeds [m/s], time covered [s]
+    loop_count: np.ndarray | None = None
+    loop_speed_sum: np.ndarray | None = None
+    loop_occ_time: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -47,7 +47,7 @@ class Recorder:
         return self._snaps[-1]
 
     def to_dataset(self, demand: RoutedDemand, trips: TripTable, attrs: dict[str, Any]) -> xr.Dataset:
-        ds = build_dataset(self.city, demand, self._snaps, trips, attrs)
+        ds = build_dataset(self.city, demand, self._snaps, trips, attrs, getattr(self.engine, "loop_ids", None))
         return add_vehicle_samples(ds, self._vehicles)
 
 
@@ -71,7 +71,7 @@ def _diff(snaps: list[Snapshot], name: str) -> np.ndarray:
 
 
 def build_dataset(city: CityModel, demand: RoutedDemand, snaps: list[Snapshot], trips: TripTable,
-                  attrs: dict[str, Any]) -> xr.Dataset:
+                  attrs: dict[str, Any], sensor_ids: list[str] | None = None) -> xr.Dataset:
     """The results Dataset of a run (see the README for its variables)."""
     times = np.array([s.time for s in snaps[1:]], dtype=np.float64)
     interval = np.diff(np.array([s.time for s in snaps], dtype=np.float64))
@@ -109,6 +109,15 @@ def build_dataset(city: CityModel, demand: RoutedDemand, snaps: list[Snapshot], 
                            {"units": "veh", "long_name": desc})
     data_vars["teleports"] = (("time",), np.array([s.teleports for s in snaps[1:]], dtype=np.int64),
                               {"units": "1", "long_name": "teleports so far (gridlock rule)"})
+    last = snaps[-1]
+    if last.loop_count is not None and last.loop_count.size and times.size:
+        cnt = _diff(snaps, "loop_count")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            spd = np.where(cnt > 0, _diff(snaps, "loop_speed_sum") / cnt, np.nan)
+        data_vars["sensor_count"] = (("time", "sensor"), cnt, {"units": "veh", "long_name": "vehicles passing the loop"})
+        data_vars["sensor_speed"] = (("time", "sensor"), spd, {"units": "m/s", "long_name": "mean speed of those"})
+        data_vars["sensor_occupancy"] = (("time", "sensor"), 100.0 * _diff(snaps, "loop_occ_time") / iv,
+                                         {"units": "%", "long_name": "time the loop was covered"})
     if city.n_tls:
         data_vars["signal_phase"] = (("time", "tls"), np.stack([s.signal_phase for s in snaps[1:]]).astype(np.int32)
                                      if times.size else np.zeros((0, city.n_tls), np.int32),
@@ -140,6 +149,7 @@ def build_dataset(city: CityModel, demand: RoutedDemand, snaps: list[Snapshot], 
         "time": ("time", times, {"units": "s", "long_name": "end of the recording interval (since run start)"}),
         "edge": ("edge", np.array(city.edge_ids, dtype=object)),
         "tls": ("tls", np.array(city.tls_ids, dtype=object)),
+        "sensor": ("sensor", np.array(sensor_ids or [], dtype=object)),
         "edge_length": ("edge", city.edge_length.astype(np.float64), {"units": "m"}),
         "edge_lanes": ("edge", city.edge_num_lanes.astype(np.int32)),
         "edge_speed_limit": ("edge", city.edge_speed.astype(np.float64), {"units": "m/s"}),

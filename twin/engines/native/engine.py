@@ -40,13 +40,15 @@ class NativeEngine:
     capabilities: ClassVar[frozenset[type[Action]]] = frozenset(
         {SetSpeedLimit, SetLaneAccess, SetSignalProgram, SetRouteCost})
 
-    def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0) -> None:
+    def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
+                 loops: list[tuple[str, int, float]] | None = None) -> None:
         if not (0.1 <= step_length <= 1.0) or abs(round(1.0 / step_length) * step_length - 1.0) > 1e-9:
             raise ValueError(f"step_length must divide 1 s (e.g. 1.0 or 0.5), got {step_length}")
         if teleport_time <= 0:
             raise ValueError(f"teleport_time must be > 0 s, got {teleport_time}")
         self._dt = float(step_length)
         self._teleport_time = float(teleport_time)
+        self._loop_spec = list(loops or [])  # (id, lane index, position [m]) induction loops
         self._started = False
         self._closed = False
 
@@ -125,6 +127,7 @@ class NativeEngine:
         self.e_dist = np.zeros(ne)
         self.e_halt_time = np.zeros(ne)
         self.e_queue_time = np.zeros(ne)
+        self._setup_loops(city)
         self._arrived = 0
         self.rerouted = 0  # vehicles given a new route by actions
         self._teleported = 0
@@ -158,6 +161,9 @@ class NativeEngine:
                                 self._lane_allow, c.edge_lane_start, c.edge_num_lanes, c.lane_conn_offsets,
                                 c.conn_to_lane, self._new_lane, self._req_back):
             n = self._sort()
+        if self._loop_spec:
+            self._prev_lane[:] = self.lane
+            self._prev_pos[:] = self.pos
         K.move(dt, self._order, n, self._lane_start, self.lane, self.pos, self.speed, self.vtype, self.vfactor,
                self.ridx, self.route_off, self.route_n, self.route_edges, vt["length"], vt["min_gap"], vt["accel"],
                vt["decel"], vt["tau"], vt["max_speed"], vt["critical_gap"], vt["class_bit"], vt["mass"], vt["cda"],
@@ -171,11 +177,33 @@ class NativeEngine:
             vt["min_gap"], vt["class_bit"], c.lane_edge, c.lane_length, self._lane_allow, c.edge_lane_start,
             c.edge_num_lanes, c.lane_conn_offsets, c.conn_to_lane, self._new_pos, self._new_speed, self.wait,
             self.t_arrive, self.teleports, self._tail_pos, self._tail_len, self.e_entered)
+        if self._loop_spec:
+            K.loops(dt, self._order, n, self.state, self.lane, self.pos, self.speed, self._prev_lane, self._prev_pos,
+                    c.lane_edge, vt["length"], self.vtype, self._loop_lane_offsets, self._loop_pos, self._loop_index,
+                    self.loop_count, self.loop_speed_sum, self.loop_occ_time)
         self._arrived += arrived
         self._teleported += teleported
         self._updates += n
         self._step += 1
         self._insert(self._step * dt, tails_ready=True)
+
+    def _setup_loops(self, city: CityModel) -> None:
+        spec = sorted(enumerate(self._loop_spec), key=lambda kv: kv[1][1])
+        for _, (lid, ln, p) in spec:
+            if not 0 <= ln < city.n_lanes or not 0 <= p <= city.lane_length[ln] + 1e-6:
+                raise EngineError(f"loop {lid!r}: lane {ln} / position {p} m is not on the network")
+        lanes = np.array([ln for _, (_, ln, _) in spec], dtype=np.int64)
+        self._loop_lane_offsets = np.searchsorted(lanes, np.arange(city.n_lanes + 1)).astype(np.int32)
+        self._loop_pos = np.array([p for _, (_, _, p) in spec], dtype=np.float64)
+        self._loop_index = np.array([k for k, _ in spec], dtype=np.int32)
+        m = len(self._loop_spec)
+        self.loop_count, self.loop_speed_sum, self.loop_occ_time = np.zeros(m), np.zeros(m), np.zeros(m)
+        self._prev_lane = np.zeros(len(self.demand.trips), dtype=np.int32)
+        self._prev_pos = np.zeros(len(self.demand.trips))
+
+    @property
+    def loop_ids(self) -> list[str]:
+        return [lid for lid, _, _ in self._loop_spec]
 
     def _sort(self) -> int:
         n = K.sort_vehicles(self._order, self._n_order, self.state, self.lane, self.pos, self._lane_start,
@@ -401,7 +429,9 @@ class NativeEngine:
             running=int(counts[K.RUNNING]), arrived=int(counts[K.ARRIVED]), teleports=self._teleported,
             vehicle_updates=self._updates, edge_entered=self.e_entered.copy(), edge_veh_time=self.e_veh_time.copy(),
             edge_dist=self.e_dist.copy(), edge_halt_time=self.e_halt_time.copy(),
-            edge_queue_time=self.e_queue_time.copy(), signal_phase=self._tls_phase.copy(), vehicles=veh)
+            edge_queue_time=self.e_queue_time.copy(), signal_phase=self._tls_phase.copy(), vehicles=veh,
+            loop_count=self.loop_count.copy(), loop_speed_sum=self.loop_speed_sum.copy(),
+            loop_occ_time=self.loop_occ_time.copy())
 
     def trip_table(self) -> TripTable:
         return TripTable(depart=self.depart.copy(), depart_actual=self.t_insert.copy(),

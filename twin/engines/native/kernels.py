@@ -660,3 +660,42 @@ def vehicle_xy(order, n, lane, pos, lane_shape_offsets, lane_shape_xy, x_out, y_
         x_out[k] = x
         y_out[k] = y
         angle_out[k] = ang
+
+
+@kernel
+def loops(dt, order, n, state, lane, pos, speed, prev_lane, prev_pos, lane_edge, vt_length, vtype, loop_lane_offsets,
+          loop_pos, loop_index, count_out, speed_sum_out, occ_time_out):
+    """Induction loops: vehicles whose front passed a loop during the step, their speeds, and the time
+    the loop was covered (occupancy), accumulated per loop (as SUMO's E1 detectors report).
+
+    ``order[:n]`` are the vehicles that were running at the start of the step; loops of lane l are
+    ``loop_pos[loop_lane_offsets[l]:loop_lane_offsets[l+1]]`` (loop ids ``loop_index``).
+    """
+    for k in range(n):
+        i = order[k]
+        l0 = prev_lane[i]
+        p0 = prev_pos[i]
+        l1 = lane[i]
+        p1 = pos[i]
+        if state[i] == 3:  # arrived this step: it left the end of its lane
+            l1 = l0
+            p1 = 1e18
+        if l1 == l0 or lane_edge[l1] == lane_edge[l0]:
+            for q in range(loop_lane_offsets[l1], loop_lane_offsets[l1 + 1]):
+                if p0 < loop_pos[q] <= p1:
+                    count_out[loop_index[q]] += 1.0
+                    speed_sum_out[loop_index[q]] += speed[i]
+        else:
+            for q in range(loop_lane_offsets[l0], loop_lane_offsets[l0 + 1]):
+                if loop_pos[q] > p0:
+                    count_out[loop_index[q]] += 1.0
+                    speed_sum_out[loop_index[q]] += speed[i]
+            for q in range(loop_lane_offsets[l1], loop_lane_offsets[l1 + 1]):
+                if loop_pos[q] <= p1:
+                    count_out[loop_index[q]] += 1.0
+                    speed_sum_out[loop_index[q]] += speed[i]
+        if state[i] == 2:
+            back = pos[i] - vt_length[vtype[i]]
+            for q in range(loop_lane_offsets[lane[i]], loop_lane_offsets[lane[i] + 1]):
+                if back <= loop_pos[q] <= pos[i]:
+                    occ_time_out[loop_index[q]] += dt

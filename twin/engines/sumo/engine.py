@@ -58,7 +58,8 @@ class SumoEngine:
     capabilities: ClassVar[frozenset[type[Action]]] = frozenset({SetSpeedLimit, SetLaneAccess, SetSignalProgram})
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0, api: str = "libsumo",
-                 measure_interval: float = 60.0, keep_files: bool = False) -> None:
+                 measure_interval: float = 60.0, keep_files: bool = False,
+                 loops: list[tuple[str, int, float]] | None = None) -> None:
         if api not in ("libsumo", "traci"):
             raise ValueError(f"api must be 'libsumo' or 'traci', got {api!r}")
         if step_length <= 0 or measure_interval <= 0 or teleport_time <= 0:
@@ -68,6 +69,7 @@ class SumoEngine:
         self._api_name = api
         self._interval = float(measure_interval)
         self._keep = keep_files
+        self._loop_spec = list(loops or [])
         self._api: Any = None
         self._trips: TripTable | None = None
         self._step = 0
@@ -93,8 +95,14 @@ class SumoEngine:
         self._tripinfo = self.workdir / "tripinfo.xml"
         self._errlog = self.workdir / "sumo-errors.log"
         meas = self.workdir / "measure.add.xml"
+        loops_xml = "".join(
+            f'  <inductionLoop id="{lid}" lane="{city.lane_id(ln)}" pos="{min(p, city.lane_length[ln] - 0.1):.3f}" '
+            f'period="{self._interval:g}" file="loops.xml"/>\n' for lid, ln, p in self._loop_spec)
         meas.write_text(f'<additional>\n  <edgeData id="twin" file="{self._edgedata.name}" '
-                        f'period="{self._interval:g}" excludeEmpty="false"/>\n</additional>\n')
+                        f'period="{self._interval:g}" excludeEmpty="false"/>\n{loops_xml}</additional>\n')
+        m = len(self._loop_spec)
+        self.loop_count, self.loop_speed_sum, self.loop_occ_time = np.zeros(m), np.zeros(m), np.zeros(m)
+        self._on_loop: list[set[str]] = [set() for _ in range(m)]
         cmd = [find_sumo_binary("sumo"), "-n", str(net), "-r", str(routes),
                "-a", ",".join(map(str, [*tls_files, meas])),
                "--step-length", f"{self._dt:g}", "--time-to-teleport", f"{self._teleport_time:g}",
@@ -136,6 +144,10 @@ class SumoEngine:
             raise EngineError(f"SUMO failed to start: {exc}; {self._errors()}") from None
         log.info("SUMO (%s) running in %s", self._api_name, self.workdir)
 
+    @property
+    def loop_ids(self) -> list[str]:
+        return [lid for lid, _, _ in self._loop_spec]
+
     def _network(self, city: CityModel) -> tuple[Path, list[str]]:
         src = city.attrs.get("sumo_net")
         if src and Path(src).is_file():
@@ -169,6 +181,15 @@ class SumoEngine:
                 self._departed.update(api.simulation.getDepartedIDList())
                 self._updates += api.vehicle.getIDCount()
                 self._arrived += api.simulation.getArrivedNumber()
+                for k, (lid, _, _) in enumerate(self._loop_spec):
+                    ids = api.inductionloop.getLastStepVehicleIDs(lid)
+                    if ids or self._on_loop[k]:
+                        new = [v for v in ids if v not in self._on_loop[k]]  # vehicles that reached the loop
+                        self.loop_count[k] += len(new)
+                        if new:  # (a vehicle may already have left the network: use the loop's mean speed)
+                            self.loop_speed_sum[k] += len(new) * max(api.inductionloop.getLastStepMeanSpeed(lid), 0.0)
+                        self._on_loop[k] = set(ids)
+                        self.loop_occ_time[k] += api.inductionloop.getLastStepOccupancy(lid) / 100.0 * self._dt
                 if api.simulation.getStartingTeleportNumber():
                     for vid in api.simulation.getStartingTeleportIDList():
                         self._teleport_ids[vid] = self._teleport_ids.get(vid, 0) + 1
@@ -265,7 +286,9 @@ class SumoEngine:
                         vehicle_updates=self._updates, edge_entered=self._cum["entered"].copy(),
                         edge_veh_time=self._cum["veh_time"].copy(), edge_dist=self._cum["dist"].copy(),
                         edge_halt_time=self._cum["halt_time"].copy(),
-                        edge_queue_time=np.full(self.city.n_edges, np.nan), signal_phase=phases, vehicles=veh)
+                        edge_queue_time=np.full(self.city.n_edges, np.nan), signal_phase=phases, vehicles=veh,
+                        loop_count=self.loop_count.copy(), loop_speed_sum=self.loop_speed_sum.copy(),
+                        loop_occ_time=self.loop_occ_time.copy())
 
     def _vehicle_arrays(self) -> VehicleArrays:
         api, city = self._api, self.city

@@ -46,3 +46,18 @@ def test_restore_rejects_another_city(tmp_path):
     other = corridor_city()
     with pytest.raises(EngineError, match="does not match"):
         NativeEngine.restore(tmp_path / "cp.npz", other, route_demand(other, make_trips(other, [("e0", "e2", 0)])))
+
+
+def test_checkpoint_keeps_loops(tmp_path):
+    cfg = load_scenario(ROOT / "scenarios" / "default.yaml", overrides={"demand": {"trips": 300}})
+    city, demand = prepare(cfg)
+    loops = [("a", int(city.edge_lane_start[5]), 20.0)]
+    whole = NativeEngine(loops=loops)
+    whole.start(city, demand, seed=1)
+    whole.advance(300.0)
+    whole.checkpoint(tmp_path / "cp.npz")
+    whole.advance(900.0)
+    resumed = NativeEngine.restore(tmp_path / "cp.npz", city, demand)
+    resumed.advance(900.0)
+    assert resumed.loop_ids == ["a"]
+    np.testing.assert_array_equal(whole.loop_count, resumed.loop_count)

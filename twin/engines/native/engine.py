@@ -392,7 +392,7 @@ class NativeEngine:
             elif isinstance(v, (bool, int, float, np.integer, np.floating)):
                 scalars[k] = v.item() if isinstance(v, np.generic) else v
         meta = {"city": self.city.name, "n_edges": self.city.n_edges, "trips": len(self.demand.trips),
-                "scalars": scalars}
+                "scalars": scalars, "loops": [list(x) for x in self._loop_spec]}
         save_npz(path, "twin-native-checkpoint/1", meta, arrays, compress=False)
 
     @classmethod
@@ -406,6 +406,7 @@ class NativeEngine:
                               f"match city {city.name!r} with {len(demand.trips)} trips")
         eng = cls.__new__(cls)
         eng.__dict__.update(meta["scalars"])
+        eng._loop_spec = [(str(a), int(b), float(c)) for a, b, c in meta.get("loops", [])]
         eng.__dict__.update(arrays)
         eng.city, eng.demand = city, demand
         eng._vt = vtype_arrays(list(demand.trips.vtypes))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from twin import __version__
 
-COMMANDS = ("run", "import", "validate", "compare", "calibrate", "render", "report")
+COMMANDS = ("run", "import", "validate", "compare", "calibrate", "render", "report", "live")
 EXIT_USAGE = 2
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,6 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     r3.add_argument("--diff", action="store_true", help="with --compare: one scene coloured by the speed change")
     r3.add_argument("--html", action="store_true", help="also an interactive 3D page (scene.html)")
     r3.add_argument("--size", default="1600x1000", help="image size WxH (default 1600x1000)")
+
+    lv = sub.add_parser("live", help="run the twin on the real-time clock, fed by a recorded feed or over HTTP",
+                        description="Run SCENARIO in real time (or --speed X faster); sensor records come from "
+                                    "--feed FILE (CSV or JSON lines) or are POSTed to --listen HOST:PORT.")
+    lv.add_argument("scenario", type=Path)
+    src = lv.add_mutually_exclusive_group(required=True)
+    src.add_argument("--feed", type=Path, help="recorded feed to replay")
+    src.add_argument("--listen", metavar="HOST:PORT", help="serve the HTTP API here (e.g. 127.0.0.1:8765)")
+    lv.add_argument("--speed", type=float, default=1.0, help="times faster than real time (default 1)")
+    lv.add_argument("--out", type=Path, help="output directory (default: results/<scenario>-live)")
+    lv.add_argument("--duration", type=float, metavar="SECONDS")
 
     r4 = sub.add_parser("report", help="one self-contained HTML report of a run or a comparison")
     r4.add_argument("results", type=Path, help="a results directory (run) or a compare output directory")
@@ -378,6 +389,55 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_live(args: argparse.Namespace) -> int:
+    from twin.city.model import CityError
+    from twin.config import ConfigError
+
+    args.engine = args.sumo_api = args.seed = None
+    if args.speed <= 0:
+        return _fail(f"--speed must be > 0, got {args.speed}")
+    try:
+        cfg, city, demand = _load(args, args.scenario)
+        from twin.live.session import LiveTwin
+
+        out = args.out or Path("results") / f"{cfg.name}-live"
+        twin = LiveTwin(cfg, city, demand, out, speed=args.speed)
+    except (ConfigError, CityError, FileNotFoundError, ValueError) as exc:
+        return _fail(str(exc))
+    server = None
+    if args.listen:
+        from twin.live.server import Server
+
+        host, _, port = args.listen.rpartition(":")
+        if not host or not port.isdigit():
+            return _fail(f"--listen must be HOST:PORT, got {args.listen!r}")
+        server = Server(twin, host, int(port))
+        try:
+            server.start()
+        except OSError as exc:
+            return _fail(str(exc))
+        print(f"live twin {cfg.name!r} at {args.speed:g}× real time; API on http://{host}:{port} "
+              "(POST /observations, GET /state, GET /stream)", flush=True)
+        records = None
+    else:
+        from twin.live.feed import read_feed
+
+        if not args.feed.is_file():
+            return _fail(f"{args.feed}: feed file not found")
+        records = read_feed(args.feed)
+        print(f"live twin {cfg.name!r}: replaying {args.feed} at {args.speed:g}× real time", flush=True)
+    try:
+        result = twin.run(records)
+    finally:
+        if server is not None:
+            server.stop()
+    f = result.manifest["feed"]
+    print(f"records: {f['received']} received, {f['accepted']} accepted, {f['rejected']} rejected "
+          f"{f['rejected_by_reason'] or ''}")
+    print(f"wrote {out}/results.nc (observed_count beside sensor_count), state.json, dead_letters.jsonl")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from twin.viz.report import report
 
@@ -413,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_render(args)
     if args.command == "report":
         return cmd_report(args)
+    if args.command == "live":
+        return cmd_live(args)
     build_parser().print_help()
     return EXIT_USAGE
 

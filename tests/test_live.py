@@ -1,0 +1,111 @@
+"""The live twin: replay on the real-time clock, and the HTTP API with a real server on localhost."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import xarray as xr
+
+from conftest import ROOT
+
+SCEN = """name: corridor-live
+city: {type: corridor, edges: 3, length_m: 300}
+demand: {type: trips, trips: [{origin: e0, destination: e2, count: 40, headway_s: 5}]}
+run: {duration_s: 240, record_interval_s: 60}
+sensors: {loops: [{id: mid, lane: e1_0, pos_m: 150}]}
+"""
+
+
+def test_replay_a_small_feed(tmp_path):
+    from twin.config import load_scenario
+    from twin.live.feed import read_feed
+    from twin.live.session import LiveTwin
+    from twin.runner import prepare
+
+    (tmp_path / "s.yaml").write_text(SCEN)
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("\n".join(json.dumps(r) for r in [
+        {"sensor": "mid", "time": 60, "count": 9}, {"sensor": "mid", "time": 120, "count": 12},
+        {"sensor": "nope", "time": 130, "count": 1}, {"sensor": "mid", "time": 120, "count": 12},
+        {"sensor": "mid", "time": 170, "count": 4}, {"sensor": "mid", "time": 180, "count": -1}]) + "\n")
+    cfg = load_scenario(tmp_path / "s.yaml")
+    city, demand = prepare(cfg)
+    twin = LiveTwin(cfg, city, demand, tmp_path / "out", speed=100.0)
+    t0 = time.perf_counter()
+    r = twin.run(read_feed(feed))
+    wall = time.perf_counter() - t0
+    assert 2.0 <= wall < 20.0  # 240 simulated seconds at 100× real time
+    f = r.manifest["feed"]
+    assert (f["received"], f["accepted"], f["rejected"]) == (6, 3, 3)
+    assert f["rejected_by_reason"] == {"unknown sensor": 1, "duplicate": 1, "negative": 1}
+    ds = xr.open_dataset(tmp_path / "out" / "results.nc")
+    obs = ds["observed_count"].sel(sensor="mid").values
+    assert obs[0] == 9 and obs[1] == 12 and obs[2] == 4
+    assert float(ds["sensor_count"].sum()) > 20
+    dead = (tmp_path / "out" / "dead_letters.jsonl").read_text().splitlines()
+    assert len(dead) == 3 and json.loads(dead[0])["reason"] == "unknown sensor: 'nope'"
+    assert json.loads((tmp_path / "out" / "state.json").read_text())["status"] == "finished"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_http_api_with_a_real_server(tmp_path):
+    (tmp_path / "s.yaml").write_text(SCEN.replace("duration_s: 240", "duration_s: 600"))
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), "live", str(tmp_path / "s.yaml"), "--listen",
+                             f"127.0.0.1:{port}", "--speed", "60", "--out", str(tmp_path / "out")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(base + "/state", timeout=1.0)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        r = httpx.post(base + "/observations", json={"sensor": "mid", "time": 60, "count": 9}, timeout=5)
+        assert r.json() == {"received": 1, "accepted": 1, "rejected": 0}
+        r = httpx.post(base + "/observations", json=[{"sensor": "mid", "time": 120, "count": 11},
+                                                     {"sensor": "mid", "time": "never", "count": 3},
+                                                     {"sensor": "x", "time": 120, "count": 3}], timeout=5)
+        assert r.json() == {"received": 3, "accepted": 1, "rejected": 2}
+        r = httpx.post(base + "/observations", content=b"{oops", timeout=5)
+        assert r.status_code == 400
+        events = []
+        with httpx.stream("GET", base + "/stream", timeout=30) as s:
+            for line in s.iter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+                if len(events) >= 3:
+                    break
+        assert len(events) == 3 and events[-1]["time_s"] > events[0]["time_s"]
+        st = httpx.get(base + "/state", timeout=5).json()
+        assert st["feed"]["received"] == 5 and st["feed"]["accepted"] == 2 and st["feed"]["rejected"] == 3
+        assert st["feed"]["received"] == st["feed"]["accepted"] + st["feed"]["rejected"]
+        assert set(st["feed"]["rejected_by_reason"]) == {"malformed timestamp", "unknown sensor", "malformed JSON"}
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "5 received, 2 accepted, 3 rejected" in out
+    assert len((tmp_path / "out" / "dead_letters.jsonl").read_text().splitlines()) == 3
+
+
+def test_live_needs_sensors_and_a_source(tmp_path):
+    from conftest import run_cli
+
+    (tmp_path / "s.yaml").write_text(SCEN.replace("sensors: {loops: [{id: mid, lane: e1_0, pos_m: 150}]}\n", ""))
+    (tmp_path / "f.jsonl").write_text("")
+    r = run_cli("live", tmp_path / "s.yaml", "--feed", tmp_path / "f.jsonl", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "needs sensors" in r.stderr
+    r = run_cli("live", tmp_path / "s.yaml")
+    assert r.returncode == 2  # --feed or --listen is required

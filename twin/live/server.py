@@ -1,0 +1,86 @@
+"""The live twin's HTTP API (FastAPI, served by uvicorn in a thread beside the simulation).
+
+- ``POST /observations``: one record or a list; answers how many were accepted and rejected
+  (rejected ones are in the dead-letter file with their reason);
+- ``GET /state``: the clock, vehicles, feed counters by reason, latest observed vs simulated counts;
+- ``GET /stream``: server-sent events, one state per recording interval until the run ends.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import threading
+
+from fastapi import FastAPI, HTTPException, Request  # this module is only imported to serve
+from fastapi.responses import StreamingResponse
+
+from twin.live.session import LiveTwin
+
+
+def make_app(twin: LiveTwin):
+    app = FastAPI(title="twin live", version="1")
+
+    @app.post("/observations")
+    async def observations(request: Request):
+        try:
+            body = await request.json()
+        except ValueError:
+            raw = (await request.body()).decode(errors="replace")[:500]
+            twin.ingest("http", {"__error__": "malformed JSON: request body", "__raw__": raw})
+            raise HTTPException(status_code=400, detail="body is not JSON (recorded as a dead letter)") from None
+        records = body if isinstance(body, list) else [body]
+        results = [twin.ingest("http", r if isinstance(r, dict) else {"__error__": "malformed JSON: not an object",
+                                                                       "__raw__": str(r)[:500]})
+                   for r in records]
+        return {"received": len(results), "accepted": sum(results), "rejected": len(results) - sum(results)}
+
+    @app.get("/state")
+    def state():
+        return twin.state()
+
+    @app.get("/stream")
+    async def stream():
+        q: queue.Queue = queue.Queue()
+        twin.subscribers.append(q)
+
+        async def events():
+            try:
+                yield f"data: {json.dumps(twin.state())}\n\n"
+                while True:
+                    try:
+                        st = q.get_nowait()
+                    except queue.Empty:
+                        if twin.state().get("status") == "finished":
+                            yield f"data: {json.dumps(twin.state())}\n\n"
+                            return
+                        await asyncio.sleep(0.05)
+                        continue
+                    yield f"data: {json.dumps(st)}\n\n"
+            finally:
+                twin.subscribers.remove(q)
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return app
+
+
+class Server:
+    """uvicorn in a background thread."""
+
+    def __init__(self, twin: LiveTwin, host: str, port: int) -> None:
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn.Config(make_app(twin), host=host, port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise OSError("the HTTP server could not start (is the port in use?)")
+            threading.Event().wait(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)

@@ -1,0 +1,154 @@
+"""A live twin session: the scenario runs on simpy's real-time clock while sensor records arrive.
+
+Records come from a recorded feed (replayed at their timestamps, ``speed`` times
+faster than real time) or over HTTP (see :mod:`twin.live.server`). Each is
+checked (:class:`twin.live.feed.FeedChecker`); accepted counts are kept per
+loop and recording interval and join the results as ``observed_count``
+``(time, sensor)`` beside the simulated ``sensor_count``. The state (clock,
+vehicles, feed counters by reason, latest observed vs simulated counts) is
+refreshed every recording interval.
+
+Not yet here (issue 6): assimilation of the records into the running twin,
+probe vehicles, forks and alerts.
+"""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import simpy.rt
+
+from twin.city.model import CityModel
+from twin.config.models import ScenarioConfig
+from twin.core.clock import every
+from twin.core.rng import RngStreams
+from twin.core.simulation import Simulation
+from twin.demand.trips import RoutedDemand
+from twin.live.feed import FeedChecker
+
+
+class LiveTwin:
+    def __init__(self, cfg: ScenarioConfig, city: CityModel, demand: RoutedDemand, out: str | Path, *,
+                 speed: float = 1.0) -> None:
+        from twin.city.sensors import resolve_loops
+        from twin.engines.native import NativeEngine
+        from twin.results import Recorder
+
+        if speed <= 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        self.cfg, self.city, self.demand, self.out = cfg, city, demand, Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        loops = resolve_loops(city, cfg.sensors)
+        if not loops:
+            raise ValueError("a live twin needs sensors: give the scenario induction loops (sensors: ...)")
+        self.loop_ids = [lid for lid, _, _ in loops]
+        lanes_of = {lid: 1 for lid in self.loop_ids}
+        e = cfg.run.engine
+        self.engine = NativeEngine(step_length=e.step_length_s, teleport_time=e.teleport_time_s, loops=loops)
+        self.engine.start(city, demand, seed=RngStreams(cfg.seed).seed_for("engine"))
+        self.env = simpy.rt.RealtimeEnvironment(factor=1.0 / speed, strict=False)
+        self.sim = Simulation(self.engine, cfg.run.duration_s, env=self.env)
+        self.recorder = Recorder(city, self.engine)
+        self.interval = cfg.run.record_interval_s
+        self.sim.add_reader(self.interval, self._tick)
+        self.checker = FeedChecker({k: {"lanes": v} for k, v in lanes_of.items()}, self.out / "dead_letters.jsonl",
+                                   interval_s=self.interval)
+        self.inbox: queue.Queue = queue.Queue()  # records from other threads (HTTP)
+        self._lock = threading.Lock()
+        self._observed: dict[tuple[int, int], float] = {}  # (interval index, loop) -> count
+        self._state: dict[str, Any] = {"time_s": 0.0, "status": "running"}
+        self.subscribers: list[queue.Queue] = []
+        self.env.process(self._drain())
+
+    # ------------------------------------------------------------- records
+    def ingest(self, where: str, raw: dict) -> bool:
+        """Check one record and keep it if accepted (thread-safe: the HTTP server calls it too)."""
+        with self._lock:
+            rec = self.checker.check(where, raw)
+            if rec is None:
+                return False
+            k = int(np.ceil(rec.time / self.interval - 1e-9))
+            key = (max(k, 1), self.loop_ids.index(rec.sensor))
+            self._observed[key] = self._observed.get(key, 0.0) + rec.count
+            return True
+
+    def feed_process(self, records: Iterable[tuple[str, dict]]):
+        """A simpy process replaying ``(where, record)`` pairs at their timestamps."""
+        for where, raw in records:
+            t = raw.get("time")
+            try:
+                t = float(t)
+            except (TypeError, ValueError):
+                t = self.env.now  # the checker rejects it with its reason
+            if t > self.env.now:
+                yield self.env.timeout(min(t, self.sim.duration) - self.env.now)
+            self.ingest(where, raw)
+
+    def _drain(self):
+        while True:
+            while not self.inbox.empty():
+                where, raw = self.inbox.get_nowait()
+                self.ingest(where, raw)
+            yield self.env.timeout(self.engine.step_length)
+
+    # --------------------------------------------------------------- state
+    def _tick(self, t: float) -> None:
+        snap = self.recorder.sample(t)
+        k = int(round(t / self.interval))
+        prev = self.recorder._snaps[-2] if len(self.recorder._snaps) > 1 else snap
+        sim = (snap.loop_count - prev.loop_count) if snap.loop_count is not None else np.zeros(0)
+        with self._lock:
+            obs = {self.loop_ids[j]: c for (i, j), c in self._observed.items() if i == k}
+            feed = self.checker.state()
+        state = {"time_s": t, "status": "running", "running": snap.running, "waiting": snap.waiting,
+                 "arrived": snap.arrived, "teleports": snap.teleports, "feed": feed,
+                 "interval_s": self.interval,
+                 "sensors": {lid: {"simulated": float(sim[j]), "observed": obs.get(lid)}
+                             for j, lid in enumerate(self.loop_ids)}}
+        with self._lock:
+            self._state = state
+        for q in list(self.subscribers):
+            q.put(state)
+
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            return json.loads(json.dumps(self._state))
+
+    # ----------------------------------------------------------------- run
+    def run(self, records: Iterable[tuple[str, dict]] | None = None):
+        from twin.runner import RunResult, package_versions
+        from twin.results import compute_kpis
+
+        if records is not None:
+            self.env.process(self.feed_process(records))
+        wall0 = time.perf_counter()
+        self.sim.run()
+        self.engine.close()
+        ds = self.recorder.to_dataset(self.demand, self.engine.trip_table(),
+                                      {"scenario": self.cfg.name, "seed": self.cfg.seed, "engine": "native",
+                                       "live": 1, "versions": package_versions()})
+        obs = np.full((ds.sizes["time"], len(self.loop_ids)), np.nan)
+        times = ds["time"].values
+        for (i, j), c in self._observed.items():
+            ti = np.flatnonzero(np.isclose(times, i * self.interval))
+            if ti.size:
+                obs[ti[0], j] = c
+        ds["observed_count"] = (("time", "sensor"), obs, {"units": "veh", "long_name": "accepted feed counts"})
+        kpis = compute_kpis(ds)
+        feed = self.checker.state()
+        self.checker.close()
+        with self._lock:
+            self._state = dict(self._state, status="finished", feed=feed)
+        manifest = {"scenario": self.cfg.name, "config": self.cfg.model_dump(mode="json"), "live": True,
+                    "feed": feed, "wall_time_s": round(time.perf_counter() - wall0, 3),
+                    "vehicle_updates": int(ds.attrs["vehicle_updates"])}
+        result = RunResult(ds, kpis, manifest, None, self.city)
+        result.save(self.out)
+        (self.out / "state.json").write_text(json.dumps(self.state(), indent=2))
+        return result

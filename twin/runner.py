@@ -136,6 +136,13 @@ def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
     sim.add_reader(cfg.run.record_interval_s, recorder.sample)
     if cfg.run.snapshot_interval_s > 0:
         sim.add_reader(cfg.run.snapshot_interval_s, recorder.snapshot_vehicles)
+    monitor = None
+    if cfg.monitoring is not None:
+        from twin.live.alerts import StopMonitor
+
+        monitor = StopMonitor(city, [v.name for v in demand.trips.vtypes], cfg.monitoring, demand.trips.ids)
+        sim.add_reader(cfg.monitoring.probe_interval_s,
+                       lambda t: monitor.update(t, engine.observe(vehicles=True).vehicles))
     if progress is not None:
         period = max(engine.step_length, min(10.0, cfg.run.duration_s / 100))
         sim.add_reader(period, lambda t: progress(t, recorder.engine.observe().running))
@@ -165,6 +172,8 @@ def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
     attrs["incidents"] = [{"edge": p.edge, "lanes": list(p.lanes), "start_s": p.start_s,
                            "end_s": p.start_s + p.duration_s} for p in cfg.policies if p.type == "incident"]
     ds = recorder.to_dataset(demand, engine.trip_table(), attrs)
+    if monitor is not None:
+        ds = monitor.add_to(ds)
     kpis = compute_kpis(ds)
     updates = int(ds.attrs["vehicle_updates"])
     manifest = {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 
@@ -194,6 +194,11 @@ class RunConfig(Strict):
     snapshot_interval_s: float = Field(60.0, ge=0, description="vehicle positions for 3D views; 0 = none")
     engine: EngineConfig = Field(default_factory=NativeEngineConfig)
 
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _native_by_default(cls, v):
+        return {"type": "native", **v} if isinstance(v, dict) and "type" not in v else v
+
     @model_validator(mode="after")
     def _interval_fits(self) -> "RunConfig":
         if self.record_interval_s > self.duration_s:
@@ -217,6 +222,15 @@ class SensorsConfig(Strict):
     loops: list[LoopConfig] = Field(default_factory=list)
 
 
+class MonitoringConfig(Strict):
+    """Probe traces of monitored vehicle types and abnormal-stop alerts (e.g. hazardous goods)."""
+
+    vtypes: list[str] = Field(min_length=1)
+    probe_interval_s: float = Field(30.0, gt=0)
+    max_stop_s: float = Field(300.0, gt=0)
+    allowed_edges: list[str] = Field(default_factory=list)  # depots, customer sites: stops there are normal
+
+
 class ScenarioConfig(Strict):
     """A scenario: a city, its demand, how to run it, and the policies in force."""
 
@@ -228,6 +242,7 @@ class ScenarioConfig(Strict):
     run: RunConfig = Field(default_factory=RunConfig)
     policies: list["PolicyConfig"] = Field(default_factory=list)
     sensors: SensorsConfig = Field(default_factory=SensorsConfig)
+    monitoring: MonitoringConfig | None = None
 
 
 from twin.config.policies import PolicyConfig  # noqa: E402  (policies build on Strict above)

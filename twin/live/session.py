@@ -65,6 +65,12 @@ class LiveTwin:
         self._state: dict[str, Any] = {"time_s": 0.0, "status": "running"}
         self.subscribers: list[queue.Queue] = []
         self.env.process(self._drain())
+        self.monitor = None
+        if cfg.monitoring is not None:
+            from twin.live.alerts import StopMonitor
+
+            self.monitor = StopMonitor(city, [v.name for v in demand.trips.vtypes], cfg.monitoring, demand.trips.ids)
+            self.sim.add_reader(cfg.monitoring.probe_interval_s, self._probe)
 
     # ------------------------------------------------------------- records
     def ingest(self, where: str, raw: dict) -> bool:
@@ -98,6 +104,14 @@ class LiveTwin:
             yield self.env.timeout(self.engine.step_length)
 
     # --------------------------------------------------------------- state
+    def _probe(self, t: float) -> None:
+        new = self.monitor.update(t, self.engine.observe(vehicles=True).vehicles)
+        if new:
+            with self._lock:
+                self._state = dict(self._state, alerts=list(self.monitor.alerts))
+            for q in list(self.subscribers):
+                q.put({"alerts": new, "time_s": t})
+
     def _tick(self, t: float) -> None:
         snap = self.recorder.sample(t)
         k = int(round(t / self.interval))
@@ -108,7 +122,7 @@ class LiveTwin:
             feed = self.checker.state()
         state = {"time_s": t, "status": "running", "running": snap.running, "waiting": snap.waiting,
                  "arrived": snap.arrived, "teleports": snap.teleports, "feed": feed,
-                 "interval_s": self.interval,
+                 "interval_s": self.interval, "alerts": list(self.monitor.alerts) if self.monitor else [],
                  "sensors": {lid: {"simulated": float(sim[j]), "observed": obs.get(lid)}
                              for j, lid in enumerate(self.loop_ids)}}
         with self._lock:
@@ -140,6 +154,8 @@ class LiveTwin:
             if ti.size:
                 obs[ti[0], j] = c
         ds["observed_count"] = (("time", "sensor"), obs, {"units": "veh", "long_name": "accepted feed counts"})
+        if self.monitor is not None:
+            ds = self.monitor.add_to(ds)
         kpis = compute_kpis(ds)
         feed = self.checker.state()
         self.checker.close()

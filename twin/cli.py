@@ -13,7 +13,7 @@ from pathlib import Path
 
 from twin import __version__
 
-COMMANDS = ("run", "import", "validate", "compare", "calibrate", "render", "report", "live")
+COMMANDS = ("run", "import", "validate", "compare", "calibrate", "render", "report", "live", "fork")
 EXIT_USAGE = 2
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,6 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--speed", type=float, default=1.0, help="times faster than real time (default 1)")
     lv.add_argument("--out", type=Path, help="output directory (default: results/<scenario>-live)")
     lv.add_argument("--duration", type=float, metavar="SECONDS")
+
+    fk = sub.add_parser("fork", help="what-if branches from a moment of a run: one per policy scenario",
+                        description="Run SCENARIO to --at, checkpoint it, then run a no-action branch and one branch "
+                                    "per --branch scenario file (its policies) for --horizon seconds on Dask.")
+    fk.add_argument("scenario", type=Path)
+    fk.add_argument("--at", type=float, required=True, metavar="T", help="fork time [s]")
+    fk.add_argument("--horizon", type=float, default=3600.0, metavar="SECONDS")
+    fk.add_argument("--branch", type=Path, action="append", required=True,
+                    help="a scenario file whose policies make a branch (repeat for several)")
+    fk.add_argument("--out", type=Path, help="output directory (default: results/<scenario>-fork)")
+    fk.add_argument("--scheduler", help="Dask scheduler address, or 'serial' (default: a local cluster)")
 
     r4 = sub.add_parser("report", help="one self-contained HTML report of a run or a comparison")
     r4.add_argument("results", type=Path, help="a results directory (run) or a compare output directory")
@@ -438,6 +449,42 @@ def cmd_live(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fork(args: argparse.Namespace) -> int:
+    from twin.city.model import CityError
+    from twin.config import ConfigError, load_scenario
+
+    args.engine = args.sumo_api = args.seed = args.duration = None
+    if args.at <= 0 or args.horizon <= 0:
+        return _fail("--at and --horizon must be > 0 seconds")
+    try:
+        cfg, city, demand = _load(args, args.scenario)
+        branches = {load_scenario(b).name: load_scenario(b).policies for b in args.branch}
+        from twin.core.rng import RngStreams
+        from twin.engines.native import NativeEngine
+        from twin.live.fork import fork
+
+        out = args.out or Path("results") / f"{cfg.name}-fork"
+        out.mkdir(parents=True, exist_ok=True)
+        eng = NativeEngine(step_length=cfg.run.engine.step_length_s, teleport_time=cfg.run.engine.teleport_time_s)
+        eng.start(city, demand, seed=RngStreams(cfg.seed).seed_for("engine"))
+        eng.advance(round(args.at / eng.step_length) * eng.step_length)
+        eng.checkpoint(out / "checkpoint.npz")
+        res = fork(out / "checkpoint.npz", cfg, branches, eng.time, args.horizon, scheduler=args.scheduler)
+    except (ConfigError, CityError, FileNotFoundError) as exc:
+        return _fail(str(exc))
+    from twin.results.io import write_json
+
+    write_json(out / "fork.json", res)
+    print(f"forked {cfg.name!r} at {res['fork_time_s']:g} s for {args.horizon:g} s:")
+    keys = ("trips_completed", "mean_travel_time_s", "vehicle_hours_travelled", "co2_kg", "running_at_end")
+    print("  " + "branch".ljust(28) + "".join(k.rjust(26) for k in keys))
+    for name, r in res["branches"].items():
+        print("  " + name.ljust(28) + "".join(f"{r[k]:>26,.2f}" if isinstance(r[k], float) else f"{r[k]:>26,}"
+                                            for k in keys))
+    print(f"wrote {out}/fork.json (and checkpoint.npz)")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from twin.viz.report import report
 
@@ -475,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_report(args)
     if args.command == "live":
         return cmd_live(args)
+    if args.command == "fork":
+        return cmd_fork(args)
     build_parser().print_help()
     return EXIT_USAGE
 

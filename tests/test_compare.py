@@ -49,9 +49,9 @@ run: {duration_s: 900}
 
 def test_compare_null_policy_and_closing_the_fast_route(tmp_path):
     base = _write(tmp_path, "base.yaml", TWO_ROUTES)
-    null = _write(tmp_path, "null.yaml", f"extends: base.yaml\nname: nochange\n"
+    null = _write(tmp_path, "null.yaml", "extends: base.yaml\nname: nochange\n"
                   "policies: [{type: speed_limit, edges: [n1_0-n2_0], speed_kmh: 50}]\n")
-    close = _write(tmp_path, "close.yaml", f"extends: base.yaml\nname: close\n"
+    close = _write(tmp_path, "close.yaml", "extends: base.yaml\nname: close\n"
                    "policies: [{type: close_edge, edges: [n1_0-n2_0]}]\n")
     r = run_cli("compare", null, "--baseline", base, "--replications", 4, "--scheduler", "serial",
                 "--out", tmp_path / "null", "-q")

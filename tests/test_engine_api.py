@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from twin.engines import Action, Engine, SetSpeedLimit, UnsupportedActionError, available_engines, create_engine

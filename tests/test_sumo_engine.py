@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from twin.city import corridor_city, grid_city
+from twin.city import corridor_city
 from twin.config import load_scenario
 from twin.demand import DEFAULT_VTYPES, Trips, route_demand
 from twin.engines import Engine, SetSpeedLimit, UnsupportedActionError, create_engine
@@ -15,7 +15,7 @@ from twin.engines.base import Action, EngineError
 from twin.engines.sumo import SumoEngine
 from twin.runner import run_scenario
 
-from conftest import ROOT, SHARED, make_trips, run_cli
+from conftest import ROOT, SHARED, run_cli
 
 
 def _free_corridor_trip():

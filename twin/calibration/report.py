@@ -6,19 +6,10 @@ from pathlib import Path
 import numpy as np
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def write_report(r: dict, out: Path) -> Path:
-    from twin.viz.charts import count_scatter
+    from twin.viz.charts import count_scatter, pyplot
 
-    plt = _plt()
+    plt = pyplot()
     rows = r["per_counter"]
     obs = np.array([c["observed"] for c in rows])
     before = np.array([c["simulated_before"] for c in rows])

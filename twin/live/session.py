@@ -26,7 +26,6 @@ import simpy.rt
 
 from twin.city.model import CityModel
 from twin.config.models import ScenarioConfig
-from twin.core.clock import every
 from twin.core.rng import RngStreams
 from twin.core.simulation import Simulation
 from twin.demand.trips import RoutedDemand

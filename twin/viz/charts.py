@@ -6,13 +6,20 @@ from pathlib import Path
 import numpy as np
 
 
-def count_scatter(x: np.ndarray, y: np.ndarray, path: str | Path, *, xlabel: str, ylabel: str, title: str,
-                  geh_share: float | None = None) -> Path:
-    """Scatter of hourly counts (one point per edge and hour) with the y = x line and GEH = 5 bands."""
+def pyplot():
+    """matplotlib's pyplot on the off-screen Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def count_scatter(x: np.ndarray, y: np.ndarray, path: str | Path, *, xlabel: str, ylabel: str, title: str,
+                  geh_share: float | None = None) -> Path:
+    """Scatter of hourly counts (one point per edge and hour) with the y = x line and GEH = 5 bands."""
+    plt = pyplot()
 
     from twin.calibration.objectives import geh
 
@@ -46,10 +53,7 @@ def count_scatter(x: np.ndarray, y: np.ndarray, path: str | Path, *, xlabel: str
 
 def kpi_timeseries(ds, path: str | Path) -> Path:
     """Vehicles waiting, running and arrived over time."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     t = ds["time"].values / 60.0
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
@@ -69,10 +73,7 @@ def kpi_timeseries(ds, path: str | Path) -> Path:
 
 def speed_heatmap(ds, path: str | Path, n_edges: int = 40) -> Path:
     """Time × edge heat map of speed / speed limit for the busiest edges."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     total = ds["entered"].sum("time").values
     idx = np.argsort(-total, kind="stable")[:n_edges]
@@ -94,10 +95,7 @@ def speed_heatmap(ds, path: str | Path, n_edges: int = 40) -> Path:
 
 def comparison_bars(compare: dict, path: str | Path, kpis: list[str] | None = None) -> Path:
     """Policy − baseline differences of KPIs with their 95 % confidence intervals (relative to the baseline)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     stats = compare["kpis"]
     keys = kpis or [k for k in ("mean_travel_time_s", "mean_delay_s", "vehicle_hours_travelled",

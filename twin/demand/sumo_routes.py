@@ -30,18 +30,14 @@ from pathlib import Path
 import numpy as np
 
 from twin.city.model import CityError, CityModel
-from twin.city.sumo_net import iter_xml
+from twin.city.sumo_net import SUMO_TO_TWIN_CLASS, iter_xml
 from twin.demand.trips import RoutedDemand, Trips, route_demand
 from twin.demand.vtypes import DEFAULT_VTYPES, VehicleType
 
 log = logging.getLogger(__name__)
 
-SUMO_CLASS = {  # SUMO vClass -> twin class; absent = not modelled
-    "passenger": "passenger", "private": "passenger", "taxi": "passenger", "evehicle": "passenger",
-    "hov": "passenger", "motorcycle": "passenger", "moped": "passenger", "custom1": "passenger",
-    "truck": "truck", "trailer": "truck", "bus": "bus", "coach": "bus", "delivery": "delivery",
-    "emergency": "emergency", "authority": "emergency", "army": "emergency", "ignoring": "ignoring",
-}
+# SUMO vClass -> twin class (the lane-permission table, plus SUMO's "ignoring"); absent = not modelled
+SUMO_CLASS = {**SUMO_TO_TWIN_CLASS, "ignoring": "ignoring"}
 # SUMO's defaults per class (sumo.dlr.de "Vehicle Type Parameter Defaults")
 SUMO_DEFAULTS = {
     "passenger": dict(accel=2.6, decel=4.5, length=5.0, minGap=2.5, maxSpeed=55.56, tau=1.0),

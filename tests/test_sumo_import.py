@@ -186,3 +186,16 @@ def test_cli_import_bad_input_exit_2(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr and "bad.net.xml: line" in r.stderr
     r = run_cli("import", tmp_path / "x.txt", "--out", tmp_path / "o")
     assert r.returncode == 2 and "file not found" in r.stderr
+
+
+def test_sumocfg_with_bad_times_is_one_line(tmp_path):
+    p = tmp_path / "a.sumocfg"
+    net = f'<net-file value="{BOLOGNA / "acosta_buslanes.net.xml"}"/>'
+    p.write_text(f'<configuration><input>{net}<route-files value="{BOLOGNA / "acosta.rou.xml"}"/></input>'
+                 '<time><begin value="600"/><end value="100"/></time></configuration>')
+    with pytest.raises(ConfigError) as exc:
+        load_any(p)
+    assert "a.sumocfg: run.duration_s:" in str(exc.value) and "\n" not in str(exc.value)
+    p.write_text(f"<configuration><input>{net}</input></configuration>")
+    with pytest.raises(ConfigError, match="no route-files: nothing to run"):
+        load_any(p)

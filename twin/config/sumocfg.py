@@ -60,10 +60,15 @@ def read_sumocfg(path: str | Path) -> SumoConfigFiles:
 def scenario_from_sumocfg(path: str | Path, *, overrides: dict | None = None):
     """A twin scenario running a SUMO configuration's network and demand (default duration: its
     ``end``, else one hour)."""
-    from twin.config.loader import _deep_merge
+    from pydantic import ValidationError
+
+    from twin.config.loader import _deep_merge, _format_error
     from twin.config.models import ScenarioConfig
 
     f = read_sumocfg(path)
+    if not f.routes:
+        raise ConfigError(f"{path}: no route-files: nothing to run (import the network with `run_sim.py import` "
+                          "to get a scenario with generated demand)")
     duration = (f.end - f.begin) if f.end is not None else 3600.0
     data = {
         "name": f"{f.path.parent.name}-{f.path.stem}" if f.path.stem in ("run", "config", "osm") else f.path.stem,
@@ -81,8 +86,8 @@ def scenario_from_sumocfg(path: str | Path, *, overrides: dict | None = None):
         data = _deep_merge(data, overrides)
     try:
         return ScenarioConfig.model_validate(data)
-    except Exception as exc:  # pydantic ValidationError
-        raise ConfigError(f"{path}: {exc}") from None
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc.errors()[0], {}, Path(path))) from None
 
 
 def load_any(path: str | Path, *, overrides: dict | None = None):

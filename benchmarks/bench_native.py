@@ -53,7 +53,7 @@ def run(blocks: int, n_trips: int, window: float, duration: float, step: float, 
     wall = time.perf_counter() - t0
     snap = engine.observe()
     steps = int(round(duration / step))
-    running = np.array([s.running for s in recorder._snaps])
+    running = np.array([s.running for s in recorder.snapshots])
     return {
         "vehicle_updates_per_s": round(snap.vehicle_updates / wall),
         "vehicles": int(len(demand.trips) - snap.scheduled),

@@ -114,7 +114,8 @@ class LiveTwin:
     def _tick(self, t: float) -> None:
         snap = self.recorder.sample(t)
         k = int(round(t / self.interval))
-        prev = self.recorder._snaps[-2] if len(self.recorder._snaps) > 1 else snap
+        snaps = self.recorder.snapshots
+        prev = snaps[-2] if len(snaps) > 1 else snap
         sim = (snap.loop_count - prev.loop_count) if snap.loop_count is not None else np.zeros(0)
         with self._lock:
             obs = {self.loop_ids[j]: c for (i, j), c in self._observed.items() if i == k}

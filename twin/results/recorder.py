@@ -46,6 +46,11 @@ class Recorder:
     def last(self) -> Snapshot:
         return self._snaps[-1]
 
+    @property
+    def snapshots(self) -> tuple[Snapshot, ...]:
+        """Every snapshot kept so far, the one at the start included."""
+        return tuple(self._snaps)
+
     def to_dataset(self, demand: RoutedDemand, trips: TripTable, attrs: dict[str, Any]) -> xr.Dataset:
         ds = build_dataset(self.city, demand, self._snaps, trips, attrs, getattr(self.engine, "loop_ids", None))
         return add_vehicle_samples(ds, self._vehicles)

@@ -45,6 +45,7 @@ class Problem:
     params: list[Parameter]
     duration: float
     scales: list = dataclasses.field(default_factory=list)
+    trip_flow: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=object))  # per prior trip
 
     def spec(self) -> str:
         """What a worker needs to rebuild the problem (plain JSON)."""
@@ -73,10 +74,8 @@ def load_problem(cfg: CalibrationConfig, base_dir: Path) -> Problem:
         end = float("inf") if scen.demand.end_s is None else scen.demand.end_s
         _, report = read_sumo_demand(city, scen.demand.files, RngStreams(scen.seed).generator("demand"),
                                      begin=scen.demand.begin_s, end=end)
-        ids = demand.trips.ids
         first = {}
-        for k, tid in enumerate(ids):
-            fid = tid.rsplit(".", 1)[0]
+        for k, fid in enumerate(_flow_ids(demand)):
             first.setdefault(fid, k)
         flows = {f: (*report.flows[f], first[f]) for f in report.flows if f in first}
     offset = cfg.observations.time_offset_s
@@ -130,7 +129,13 @@ def load_problem(cfg: CalibrationConfig, base_dir: Path) -> Problem:
         from twin.policies import apply_demand_changes
 
         apply_demand_changes(demand, scales, city, np.random.default_rng(0))
-    return Problem(cfg, spath, city, demand, flows, obs, params, scen.run.duration_s, scales)
+    return Problem(cfg, spath, city, demand, flows, obs, params, scen.run.duration_s, scales,
+                   _flow_ids(demand) if flows else np.zeros(0, dtype=object))
+
+
+def _flow_ids(demand: RoutedDemand) -> np.ndarray:
+    """The flow each trip came from (SUMO names flow vehicles ``<flow id>.<k>``)."""
+    return np.array([tid.rsplit(".", 1)[0] for tid in demand.trips.ids], dtype=object)
 
 
 def variant(problem: Problem, x: np.ndarray, seed: int) -> tuple[CityModel, RoutedDemand]:
@@ -139,10 +144,7 @@ def variant(problem: Problem, x: np.ndarray, seed: int) -> tuple[CityModel, Rout
     fl = [(p, v) for p, v in zip(problem.params, x) if p.kind == "flow"]
     if fl:
         trips = demand.trips
-        in_flow = np.zeros(len(trips), dtype=bool)
-        group = {t: problem.flows[t] for t in (p.target for p, _ in fl)}
-        prefix = np.array([tid.rsplit(".", 1)[0] for tid in trips.ids])
-        in_flow = np.isin(prefix, list(group))
+        in_flow = np.isin(problem.trip_flow, [p.target for p, _ in fl])
         idx = [np.flatnonzero(~in_flow)]
         dep = [trips.depart[~in_flow]]
         ids = [trips.ids[i] for i in idx[0]]

@@ -62,22 +62,16 @@ def _scenario(cfg: CalibrationConfig, base: Path):
 
 def load_problem(cfg: CalibrationConfig, base_dir: Path) -> Problem:
     """Build the problem: city, prior demand (with its flows), observations, parameters."""
-    from twin.core.rng import RngStreams
     from twin.runner import prepare
 
     scen, spath = _scenario(cfg, base_dir)
     city, demand = prepare(scen)
     flows: dict = {}
-    if scen.demand.type == "sumo":
-        from twin.demand.sumo_routes import read_sumo_demand
-
-        end = float("inf") if scen.demand.end_s is None else scen.demand.end_s
-        _, report = read_sumo_demand(city, scen.demand.files, RngStreams(scen.seed).generator("demand"),
-                                     begin=scen.demand.begin_s, end=end)
+    if demand.flows:  # SUMO <flow>s: each with the index of a trip that carries its route
         first = {}
         for k, fid in enumerate(_flow_ids(demand)):
             first.setdefault(fid, k)
-        flows = {f: (*report.flows[f], first[f]) for f in report.flows if f in first}
+        flows = {f: (*demand.flows[f], first[f]) for f in demand.flows if f in first}
     offset = cfg.observations.time_offset_s
     if offset is None:
         offset = getattr(scen.demand, "begin_s", 0.0) or 0.0

@@ -182,6 +182,7 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
     trips = Trips(np.array(origin, dtype=np.int32), np.array(dest, dtype=np.int32), np.array(depart),
                   np.array(vt_idx, dtype=np.int32), tuple(type_list), tuple(keep_ids))
     demand, n_rerouted = route_demand(city, trips, given_routes=given, return_rerouted=True)
+    demand = dataclasses.replace(demand, flows=dict(report.flows))
     report.rerouted = n_rerouted
     report.warn(log, ", ".join(Path(f).name for f in files))
     return demand, report

@@ -61,6 +61,7 @@ class RoutedDemand:
     route_length: np.ndarray  # float64 [m]
     free_flow_time: np.ndarray  # float64 [s] at the speed limits
     unroutable: tuple[Unroutable, ...] = field(default=())
+    flows: dict = field(default_factory=dict)  # SUMO flows it came from: id -> (begin [s], end [s], number)
 
     def route(self, i: int) -> np.ndarray:
         return self.route_edges[self.route_offsets[i]: self.route_offsets[i + 1]]
@@ -78,7 +79,7 @@ class RoutedDemand:
         t = self.trips
         trips = Trips(t.origin[idx], t.destination[idx], depart, t.vtype[idx], t.vtypes, ids)
         return RoutedDemand(trips, off, self.route_edges[gather], self.route_length[idx], self.free_flow_time[idx],
-                            self.unroutable)
+                            self.unroutable, self.flows)
 
     def save(self, path: str | Path, city: CityModel) -> Path:
         """Write to ``.npz`` (edges by id, so it reloads against the same city)."""

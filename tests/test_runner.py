@@ -32,3 +32,11 @@ def test_recorded_series_conserve_trips_at_every_time():
     # the (time, edge) flows add up to the vehicles that entered edges
     assert np.isclose(float(ds["entered"].sum()), float(ds["entered"].sum("time").sum()))
     assert r.kpis["trips_total"] == r.kpis["trips_completed"] + r.kpis["trips_running"] + r.kpis["trips_waiting"]
+
+
+def test_busiest_edges_accessor():
+    ds = _run(2).dataset
+    top = ds.twin.busiest_edges(3)
+    totals = ds["entered"].sum("time")
+    assert top.sizes["edge"] == 3 and set(top.data_vars) == {"entered", "speed", "queue_length"}
+    assert float(top["entered"].sum("time").min()) >= float(totals.sortby(totals)[-3])

@@ -30,8 +30,17 @@ class OffscreenError(RuntimeError):
     pass
 
 
+def prefer_egl() -> None:
+    """Without a display, ask VTK for its EGL window at once (it would try X first and warn)."""
+    import os
+
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+
+
 def check_offscreen() -> None:
     """Fail with a clear message if VTK cannot render without a display."""
+    prefer_egl()
     import pyvista as pv
 
     try:

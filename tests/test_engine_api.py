@@ -54,3 +54,70 @@ def test_step_length_validation_and_advance_rules(corridor):
     assert snap.time == 10.0 and snap.running == 1
     v = snap.vehicles
     assert v.x[0] == pytest.approx(v.pos[0], abs=1e-6) and v.angle[0] == pytest.approx(0.0)
+
+
+def test_cancelled_trips_never_enter_and_readmitted_ones_do(corridor):
+    from twin.engines.base import SetTripsActive
+
+    trips = make_trips(corridor, [("e0", "e2", float(t)) for t in range(0, 100, 10)])
+    eng = NativeEngine()
+    eng.start(corridor, route_demand(corridor, trips), seed=1)
+    eng.apply(SetTripsActive(trips=(3, 4, 5, 9), active=False))
+    eng.advance(50.0)
+    snap = eng.observe()
+    assert snap.cancelled == 4
+    assert snap.scheduled + snap.waiting + snap.running + snap.arrived + snap.cancelled == 10
+    eng.apply(SetTripsActive(trips=(4, 9), active=True))  # 4 was due at 40 s: it queues now; 9 is still ahead
+    eng.advance(600.0)
+    tt = eng.trip_table()
+    assert list(tt.state) == [3, 3, 3, 4, 3, 4, 3, 3, 3, 3]
+    assert tt.depart_actual[4] == 51.0 and tt.depart_actual[9] == 90.0  # queued at 50 s, enters next step
+    with pytest.raises(IndexError, match="trip indices"):
+        eng.apply(SetTripsActive(trips=(10,), active=False))
+
+
+def test_added_vehicle_drives_its_route_and_is_kept_apart_from_the_trips(corridor):
+    from twin.engines.base import AddVehicle
+
+    trips = make_trips(corridor, [("e0", "e2", 0.0)])
+    eng = NativeEngine()
+    eng.start(corridor, route_demand(corridor, trips), seed=1)
+    eng.advance(20.0)
+    eng.apply(AddVehicle(vid="amb1", route=("e0", "e1", "e2"), vtype="car"))
+    st = eng.vehicle_status(["amb1"])
+    assert st["state"][0] == 1 and st["edge"][0] == -1
+    eng.advance(30.0)
+    st = eng.vehicle_status(["amb1"])
+    assert st["state"][0] == 2 and st["edge"][0] == corridor.edge_index["e0"]
+    assert eng.observe().running == 2
+    eng.advance(400.0)
+    st = eng.vehicle_status(["amb1"])
+    assert st["state"][0] == 3
+    # free flow over 1,500 m at 50 km/h (speed factor 1): 108 s after entering at 20 s
+    assert st["arrival"][0] == pytest.approx(20.0 + 1500.0 / (50 / 3.6), abs=2.0)
+    assert len(eng.trip_table().state) == 1
+    with pytest.raises(ValueError, match="already in use"):
+        eng.apply(AddVehicle(vid="amb1", route=("e0",), vtype="car"))
+    with pytest.raises(ValueError, match="does not follow"):
+        eng.apply(AddVehicle(vid="amb2", route=("e0", "e2"), vtype="car"))
+    with pytest.raises(KeyError, match="unknown vehicle type"):
+        eng.apply(AddVehicle(vid="amb3", route=("e0",), vtype="tank"))
+    with pytest.raises(KeyError, match="no vehicle 'x'"):
+        eng.vehicle_status(["x"])
+
+
+def test_checkpoint_keeps_added_vehicles(corridor, tmp_path):
+    from twin.engines.base import AddVehicle
+
+    trips = make_trips(corridor, [("e0", "e2", 0.0)])
+    demand = route_demand(corridor, trips)
+    eng = NativeEngine()
+    eng.start(corridor, demand, seed=1)
+    eng.advance(10.0)
+    eng.apply(AddVehicle(vid="u1", route=("e1", "e2"), vtype="car"))
+    eng.advance(30.0)
+    eng.checkpoint(tmp_path / "c.npz")
+    back = NativeEngine.restore(tmp_path / "c.npz", corridor, demand)
+    for e in (eng, back):
+        e.advance(300.0)
+    assert eng.vehicle_status(["u1"])["arrival"][0] == back.vehicle_status(["u1"])["arrival"][0]

@@ -115,13 +115,28 @@ def engine_options(cfg: ScenarioConfig) -> tuple[str, dict[str, Any]]:
     raise ValueError(f"unknown engine {e.type!r}")
 
 
+def build_components(cfg: ScenarioConfig, city: CityModel) -> list:
+    """The scenario's components (see :mod:`twin.core.component`) in the order they attach."""
+    comps: list = []
+    return comps
+
+
 def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
-                 city: CityModel | None = None, demand: RoutedDemand | None = None) -> RunResult:
-    """Run ``cfg``; ``progress(t, running)`` is called every few simulated seconds."""
+                 city: CityModel | None = None, demand: RoutedDemand | None = None,
+                 components: list | None = None) -> RunResult:
+    """Run ``cfg``; ``progress(t, running)`` is called every few simulated seconds.
+
+    ``components`` (default: those the scenario configures, :func:`build_components`)
+    join the run on its clock and add their results and KPIs.
+    """
     wall0 = time.perf_counter()
     streams = RngStreams(cfg.seed)
     if city is None or demand is None:
         city, demand = prepare(cfg)
+    if components is None:
+        components = build_components(cfg, city)
+    for comp in components:
+        demand = comp.prepare(city, demand)
     prep_s = time.perf_counter() - wall0
     name, options = engine_options(cfg)
     from twin.city.sensors import resolve_loops
@@ -132,6 +147,8 @@ def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
     engine.start(city, demand, seed=streams.seed_for("engine"))
     sim = Simulation(engine, cfg.run.duration_s)
     actions = schedule_policies(sim, cfg, city)
+    for comp in components:
+        comp.attach(sim, streams)
     recorder = Recorder(city, engine)
     sim.add_reader(cfg.run.record_interval_s, recorder.sample)
     if cfg.run.snapshot_interval_s > 0:
@@ -174,7 +191,11 @@ def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
     ds = recorder.to_dataset(demand, engine.trip_table(), attrs)
     if monitor is not None:
         ds = monitor.add_to(ds)
+    for comp in components:
+        ds = comp.add_to(ds)
     kpis = compute_kpis(ds)
+    for comp in components:
+        kpis.update(comp.kpis())
     updates = int(ds.attrs["vehicle_updates"])
     manifest = {
         "scenario": cfg.name, "config": cfg.model_dump(mode="json"), "config_hash": attrs["config_hash"],

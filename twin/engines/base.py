@@ -84,6 +84,35 @@ class SetRouteCost(Action):
     running: bool = False
 
 
+@dataclass(frozen=True)
+class AddVehicle(Action):
+    """A vehicle that joins the traffic now (e.g. a dispatched emergency unit).
+
+    ``vid`` is a new, unique id; ``route`` the edge ids it drives (consecutive
+    edges connected for its class); ``vtype`` a vehicle type of the running
+    demand. It joins the depart queue of its first edge at once; follow it with
+    ``engine.vehicle_status([vid])``. Added vehicles are not trips of the demand:
+    they are on the road (counted in ``running``) but not in the trip table.
+    """
+
+    vid: str
+    route: tuple[str, ...]
+    vtype: str
+
+
+@dataclass(frozen=True, eq=False)
+class SetTripsActive(Action):
+    """Cancel (``active=False``) or re-admit (``active=True``) trips of the demand that have not entered
+    the network yet (indices into the demand's trips). Data assimilation scales the running demand with it;
+    trips already on the road are left alone. Cancelled trips have state 4 in the trip table."""
+
+    trips: tuple[int, ...]
+    active: bool
+
+    def describe(self) -> str:
+        return f"{len(self.trips)} trips, active={self.active}"
+
+
 # ----------------------------------------------------------------- snapshots
 @dataclass(frozen=True, eq=False)
 class VehicleArrays:
@@ -128,6 +157,7 @@ class Snapshot:
     loop_count: np.ndarray | None = None
     loop_speed_sum: np.ndarray | None = None
     loop_occ_time: np.ndarray | None = None
+    cancelled: int = 0  # demand trips cancelled before they entered (see SetTripsActive)
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,7 +172,7 @@ class TripTable:
     time_loss: np.ndarray  # [s]
     co2: np.ndarray  # [g]
     teleports: np.ndarray  # int32
-    state: np.ndarray  # int8: 0 scheduled, 1 waiting, 2 running, 3 arrived
+    state: np.ndarray  # int8: 0 scheduled, 1 waiting, 2 running, 3 arrived, 4 cancelled
     extra: dict = field(default_factory=dict)
 
 

@@ -6,7 +6,9 @@ Definitions (all over the run, from its start to ``end_time_s``):
   ``trips_completed + trips_running + trips_waiting``.
 - ``trips_scheduled_after_end``: trips of the demand whose depart time lies
   after the end (not in the total); ``trips_unroutable``: trips with no route
-  (never simulated, listed in the Dataset's ``unroutable`` dimension).
+  (never simulated, listed in the Dataset's ``unroutable`` dimension);
+  ``trips_cancelled``: trips taken back before they entered (data assimilation),
+  not in the total either.
 - ``trips_teleported``: trips moved on at least once by the gridlock rule.
 - ``vehicle_hours_travelled`` / ``vehicle_km_travelled``: time in and distance
   driven in the network by all vehicles, finished or not.
@@ -22,7 +24,7 @@ import xarray as xr
 
 KPI_UNITS = {
     "trips_total": "trips", "trips_completed": "trips", "trips_running": "trips", "trips_waiting": "trips",
-    "trips_teleported": "trips", "trips_unroutable": "trips", "trips_scheduled_after_end": "trips",
+    "trips_teleported": "trips", "trips_unroutable": "trips", "trips_scheduled_after_end": "trips", "trips_cancelled": "trips",
     "teleports": "events", "vehicle_hours_travelled": "veh·h", "vehicle_km_travelled": "veh·km",
     "mean_travel_time_s": "s", "mean_delay_s": "s", "mean_depart_delay_s": "s", "mean_speed_kmh": "km/h",
     "co2_kg": "kg",
@@ -44,13 +46,14 @@ def compute_kpis(ds: xr.Dataset) -> dict[str, float | int]:
     vht = float(np.nansum(np.where(inserted, t_out - t_in, 0.0))) / 3600.0
     vkt = float(ds["trip_distance"].values.sum()) / 1000.0
     k = {
-        "trips_total": int((state >= 1).sum()),
+        "trips_total": int(((state >= 1) & (state <= 3)).sum()),
         "trips_completed": int(completed.sum()),
         "trips_running": int((state == 2).sum()),
         "trips_waiting": int((state == 1).sum()),
         "trips_teleported": int((ds["trip_teleports"].values > 0).sum()),
         "trips_unroutable": int(ds.attrs.get("unroutable_trips", 0)),
         "trips_scheduled_after_end": int((state == 0).sum()),
+        "trips_cancelled": int((state == 4).sum()),
         "teleports": int(ds["trip_teleports"].values.sum()),
         "vehicle_hours_travelled": round(vht, 4),
         "vehicle_km_travelled": round(vkt, 4),

@@ -16,7 +16,7 @@ from twin.city.model import ROAD_CLASSES, CityModel
 from twin.demand.trips import RoutedDemand
 from twin.engines.base import Engine, Snapshot, TripTable
 
-TRIP_STATES = ("scheduled", "waiting", "running", "arrived")
+TRIP_STATES = ("scheduled", "waiting", "running", "arrived", "cancelled")
 
 
 class Recorder:
@@ -108,6 +108,7 @@ def build_dataset(city: CityModel, demand: RoutedDemand, snaps: list[Snapshot], 
         "waiting": "trips due but not yet inserted (depart queue)",
         "running": "vehicles in the network",
         "arrived": "trips completed",
+        "cancelled": "trips cancelled before they entered (data assimilation)",
     }
     for name, desc in series.items():
         data_vars[name] = (("time",), np.array([getattr(s, name) for s in snaps[1:]], dtype=np.int64),

@@ -14,8 +14,8 @@ from twin.city.model import CityModel
 from twin.demand.trips import RoutedDemand
 from twin.demand.vtypes import vtype_arrays
 from twin.engines.base import (
-    Action, EngineError, SetLaneAccess, SetRouteCost, SetSignalProgram, SetSpeedLimit, Snapshot, TripTable,
-    UnsupportedActionError, VehicleArrays,
+    Action, AddVehicle, EngineError, SetLaneAccess, SetRouteCost, SetSignalProgram, SetSpeedLimit, SetTripsActive,
+    Snapshot, TripTable, UnsupportedActionError, VehicleArrays,
 )
 from twin.demand.routing import route_trips
 from twin.demand.vtypes import vclass_bit
@@ -38,7 +38,13 @@ class NativeEngine:
 
     name: ClassVar[str] = "native"
     capabilities: ClassVar[frozenset[type[Action]]] = frozenset(
-        {SetSpeedLimit, SetLaneAccess, SetSignalProgram, SetRouteCost})
+        {SetSpeedLimit, SetLaneAccess, SetSignalProgram, SetRouteCost, SetTripsActive, AddVehicle})
+    # per-vehicle arrays and the value a vehicle added on the fly starts with (see AddVehicle)
+    _VEHICLE_ARRAYS: ClassVar[dict[str, float]] = {
+        "vtype": 0, "vfactor": 1.0, "depart": 0.0, "route_off": 0, "route_n": 0, "state": 0, "lane": -1,
+        "pos": 0.0, "speed": 0.0, "ridx": 0, "t_insert": np.nan, "t_arrive": np.nan, "dist": 0.0, "wait": 0.0,
+        "time_loss": 0.0, "co2": 0.0, "teleports": 0, "_order": 0, "_order_tmp": 0, "_new_pos": 0.0,
+        "_new_speed": 0.0, "_new_lane": 0, "_wait_list": 0, "_prev_lane": 0, "_prev_pos": 0.0}
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
                  loops: list[tuple[str, int, float]] | None = None) -> None:
@@ -128,6 +134,8 @@ class NativeEngine:
         self.e_halt_time = np.zeros(ne)
         self.e_queue_time = np.zeros(ne)
         self._setup_loops(city)
+        self._n_demand = n  # trips of the demand; vehicles added on the fly come after them
+        self._added: dict[str, int] = {}
         self._arrived = 0
         self.rerouted = 0  # vehicles given a new route by actions
         self._teleported = 0
@@ -266,6 +274,73 @@ class NativeEngine:
                      ", ".join(names[k] for k in rows))
             limit = K.RUNNING if action.running else K.WAITING
             self._reroute(np.flatnonzero((self.state <= limit) & np.isin(self.vtype, rows)))
+        elif isinstance(action, SetTripsActive):
+            self._set_trips_active(np.asarray(action.trips, dtype=np.int64), action.active)
+        elif isinstance(action, AddVehicle):
+            self._add_vehicle(action)
+
+    def _set_trips_active(self, idx: np.ndarray, active: bool) -> None:
+        if idx.size and (idx.min() < 0 or idx.max() >= self._n_demand):
+            raise IndexError(f"trip indices must be in [0, {self._n_demand}), got {idx.min()}..{idx.max()}")
+        if not active:
+            waiting = idx[self.state[idx] == K.WAITING]
+            if waiting.size:  # due but not inserted yet: leave the depart queue
+                wl = self._wait_list[: self._n_wait]
+                kept = wl[~np.isin(wl, waiting)]
+                self._wait_list[: kept.size] = kept
+                self._n_wait = int(kept.size)
+            self.state[idx[(self.state[idx] == K.SCHEDULED) | (self.state[idx] == K.WAITING)]] = K.CANCELLED
+            return
+        back = idx[self.state[idx] == K.CANCELLED]
+        due = back[back < self._next_depart]  # their depart time passed while cancelled: they queue now
+        self.state[back[back >= self._next_depart]] = K.SCHEDULED
+        self.state[due] = K.WAITING
+        self._wait_list[self._n_wait: self._n_wait + due.size] = due
+        self._n_wait += int(due.size)
+
+    def _add_vehicle(self, a: AddVehicle) -> None:
+        if a.vid in self._added or a.vid in self.demand.trips.ids:
+            raise ValueError(f"vehicle id {a.vid!r} is already in use")
+        names = [v.name for v in self.demand.trips.vtypes]
+        if a.vtype not in names:
+            raise KeyError(f"vehicle {a.vid!r}: unknown vehicle type {a.vtype!r} (the demand has {names})")
+        ty = names.index(a.vtype)
+        route = np.array(self._edges(a.route), dtype=np.int32)
+        if route.size == 0:
+            raise ValueError(f"vehicle {a.vid!r}: empty route")
+        if route.size > 1:
+            offsets, targets = self._class_graph(ty)
+            for e0, e1 in zip(route[:-1], route[1:]):
+                if e1 not in targets[offsets[e0]: offsets[e0 + 1]]:
+                    raise ValueError(f"vehicle {a.vid!r}: edge {self.city.edge_ids[e1]!r} does not follow "
+                                     f"{self.city.edge_ids[e0]!r} for class {self.demand.trips.vtypes[ty].vclass!r}")
+        i = self.state.size
+        for name, fill in self._VEHICLE_ARRAYS.items():
+            arr = self.__dict__[name]
+            self.__dict__[name] = np.concatenate([arr, np.full(1, fill, dtype=arr.dtype)])
+        self.vtype[i] = ty
+        self.vfactor[i] = self._vt["speed_factor"][ty]
+        self.depart[i] = self.time
+        self.route_off[i] = self.route_edges.size
+        self.route_n[i] = route.size
+        self.route_edges = np.concatenate([self.route_edges, route])
+        self.state[i] = K.WAITING
+        self._wait_list[self._n_wait] = i
+        self._n_wait += 1
+        self._added[a.vid] = i
+
+    def vehicle_status(self, vids) -> dict[str, np.ndarray]:
+        """Where vehicles added by :class:`AddVehicle` are: ``state`` (int8, as trips: 1 waiting to enter,
+        2 running, 3 arrived), ``edge`` (int32 index, -1 when not on the road), ``pos`` [m] on its lane,
+        ``arrival`` [s] (NaN before), ``distance`` driven [m]."""
+        try:
+            idx = np.array([self._added[v] for v in vids], dtype=np.int64)
+        except KeyError as exc:
+            raise KeyError(f"no vehicle {exc.args[0]!r} was added to this engine") from None
+        on_road = self.state[idx] == K.RUNNING
+        edge = np.where(on_road, self.city.lane_edge[np.maximum(self.lane[idx], 0)], -1).astype(np.int32)
+        return {"state": self.state[idx].copy(), "edge": edge, "pos": self.pos[idx].copy(),
+                "arrival": self.t_arrive[idx].copy(), "distance": self.dist[idx].copy()}
 
     def _edges(self, ids) -> list[int]:
         out = []
@@ -392,7 +467,7 @@ class NativeEngine:
             elif isinstance(v, (bool, int, float, np.integer, np.floating)):
                 scalars[k] = v.item() if isinstance(v, np.generic) else v
         meta = {"city": self.city.name, "n_edges": self.city.n_edges, "trips": len(self.demand.trips),
-                "scalars": scalars, "loops": [list(x) for x in self._loop_spec]}
+                "scalars": scalars, "loops": [list(x) for x in self._loop_spec], "added": self._added}
         save_npz(path, "twin-native-checkpoint/1", meta, arrays, compress=False)
 
     @classmethod
@@ -408,13 +483,15 @@ class NativeEngine:
         eng.__dict__.update(meta["scalars"])
         eng._loop_spec = [(str(a), int(b), float(c)) for a, b, c in meta.get("loops", [])]
         eng.__dict__.update(arrays)
+        eng._added = {str(k): int(v) for k, v in meta.get("added", {}).items()}
+        eng.__dict__.setdefault("_n_demand", len(demand.trips))
         eng.city, eng.demand = city, demand
         eng._vt = vtype_arrays(list(demand.trips.vtypes))
         return eng
 
     # ------------------------------------------------------------ observing
     def observe(self, vehicles: bool = False) -> Snapshot:
-        counts = np.bincount(self.state, minlength=4) if self.state.size else np.zeros(4, dtype=np.int64)
+        counts = np.bincount(self.state, minlength=5) if self.state.size else np.zeros(5, dtype=np.int64)
         veh = None
         if vehicles:
             n = self._sort()
@@ -432,13 +509,15 @@ class NativeEngine:
             edge_dist=self.e_dist.copy(), edge_halt_time=self.e_halt_time.copy(),
             edge_queue_time=self.e_queue_time.copy(), signal_phase=self._tls_phase.copy(), vehicles=veh,
             loop_count=self.loop_count.copy(), loop_speed_sum=self.loop_speed_sum.copy(),
-            loop_occ_time=self.loop_occ_time.copy())
+            loop_occ_time=self.loop_occ_time.copy(), cancelled=int(counts[K.CANCELLED]))
 
     def trip_table(self) -> TripTable:
-        return TripTable(depart=self.depart.copy(), depart_actual=self.t_insert.copy(),
-                         arrival=self.t_arrive.copy(), route_length=self.demand.route_length.copy(),
-                         distance=self.dist.copy(), time_loss=self.time_loss.copy(), co2=self.co2.copy(),
-                         teleports=self.teleports.copy(), state=self.state.copy())
+        """The demand's trips (vehicles added on the fly are not among them: see :meth:`vehicle_status`)."""
+        n = self._n_demand
+        return TripTable(depart=self.depart[:n].copy(), depart_actual=self.t_insert[:n].copy(),
+                         arrival=self.t_arrive[:n].copy(), route_length=self.demand.route_length.copy(),
+                         distance=self.dist[:n].copy(), time_loss=self.time_loss[:n].copy(), co2=self.co2[:n].copy(),
+                         teleports=self.teleports[:n].copy(), state=self.state[:n].copy())
 
     def close(self) -> None:
         self._closed = True

@@ -24,7 +24,7 @@ is inside each kernel. One simulation step is, in order:
                             else they wait in the depart queue (FIFO per edge)
 
 Vehicle states: 0 scheduled (depart time not reached), 1 waiting (due, not yet
-inserted), 2 running, 3 arrived.
+inserted), 2 running, 3 arrived, 4 cancelled (taken back before it entered).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ import math
 
 from twin.jit import kernel
 
-SCHEDULED, WAITING, RUNNING, ARRIVED = 0, 1, 2, 3
+SCHEDULED, WAITING, RUNNING, ARRIVED, CANCELLED = 0, 1, 2, 3, 4
 RED, YELLOW, GREEN, GREEN_MINOR, UNCONTROLLED = 0, 1, 2, 3, 4
 INF = 1e18
 EMERGENCY_DECEL = 9.0  # [m/s²] the IDM deceleration is bounded by this
@@ -596,9 +596,10 @@ def insert(t, next_depart, depart, state, wait_list, n_wait, lane, pos, speed, v
     """
     n_trips = depart.shape[0]
     while next_depart < n_trips and depart[next_depart] <= t:
-        state[next_depart] = WAITING
-        wait_list[n_wait] = next_depart
-        n_wait += 1
+        if state[next_depart] == SCHEDULED:  # cancelled trips and vehicles added on the fly are skipped
+            state[next_depart] = WAITING
+            wait_list[n_wait] = next_depart
+            n_wait += 1
         next_depart += 1
     for e in range(edge_blocked.shape[0]):
         edge_blocked[e] = False

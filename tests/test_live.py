@@ -109,3 +109,48 @@ def test_live_needs_sensors_and_a_source(tmp_path):
     assert r.returncode == 2 and "needs sensors" in r.stderr
     r = run_cli("live", tmp_path / "s.yaml")
     assert r.returncode == 2  # --feed or --listen is required
+
+
+def test_fork_endpoint_of_a_running_twin(tmp_path):
+    (tmp_path / "s.yaml").write_text(SCEN.replace("duration_s: 240", "duration_s: 900"))
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), "live", str(tmp_path / "s.yaml"), "--listen",
+                             f"127.0.0.1:{port}", "--speed", "30", "--out", str(tmp_path / "out"),
+                             "--fork-scheduler", "serial"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(base + "/state", timeout=1.0).json().get("time_s", 0) >= 60:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        slow = [{"type": "speed_limit", "edges": ["e1"], "speed_kmh": 15}]
+        r = httpx.post(base + "/fork", json={"horizon_s": 300, "branches": {"slow-e1": slow}}, timeout=5)
+        assert r.status_code == 202, r.text
+        fid = r.json()["id"]
+        bad = httpx.post(base + "/fork", json={"horizon_s": 300, "branches": {
+            "x": [{"type": "speed_limit", "edges": ["e9"], "speed_kmh": 15}]}}, timeout=5)
+        assert bad.status_code == 422 and "unknown edge 'e9'" in bad.json()["detail"]
+        bad = httpx.post(base + "/fork", json={"horizon_s": -1, "branches": {"slow": slow}}, timeout=5)
+        assert bad.status_code == 422 and "horizon_s must be > 0" in bad.json()["detail"]
+        assert httpx.get(base + "/forks/nope", timeout=5).status_code == 404
+        for _ in range(600):
+            st = httpx.get(base + f"/forks/{fid}", timeout=5).json()
+            if st["status"] in ("done", "failed"):
+                break
+            time.sleep(0.1)
+        assert st["status"] == "done", st
+        assert st["fork_time_s"] >= 60
+        res = st["result"]
+        assert set(res["branches"]) == {"no-action", "slow-e1"}
+        assert res["against_no_action"]["slow-e1"]["vehicle_hours_travelled"] > 0
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    saved = json.loads((tmp_path / "out" / "forks" / fid / "fork.json").read_text())
+    assert saved["branches"]["slow-e1"] == res["branches"]["slow-e1"]
+    assert json.loads((tmp_path / "out" / "state.json").read_text())["forks"][fid]["status"] == "done"

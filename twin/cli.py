@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--speed", type=float, default=1.0, help="times faster than real time (default 1)")
     lv.add_argument("--out", type=Path, help="output directory (default: results/<scenario>-live)")
     lv.add_argument("--duration", type=float, metavar="SECONDS")
+    lv.add_argument("--fork-scheduler", help="where POST /fork runs its branches: a Dask scheduler address, or "
+                                             "'serial' (default: a local Dask cluster per fork)")
 
     fk = sub.add_parser("fork", help="what-if branches from a moment of a run: one per policy scenario",
                         description="Run SCENARIO to --at, checkpoint it, then run a no-action branch and one branch "
@@ -412,7 +414,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         from twin.live.session import LiveTwin
 
         out = args.out or Path("results") / f"{cfg.name}-live"
-        twin = LiveTwin(cfg, city, demand, out, speed=args.speed)
+        twin = LiveTwin(cfg, city, demand, out, speed=args.speed, fork_scheduler=args.fork_scheduler)
     except (ConfigError, CityError, FileNotFoundError, ValueError) as exc:
         return _fail(str(exc))
     server = None
@@ -428,7 +430,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         except OSError as exc:
             return _fail(str(exc))
         print(f"live twin {cfg.name!r} at {args.speed:g}× real time; API on http://{host}:{port} "
-              "(POST /observations, GET /state, GET /stream)", flush=True)
+              "(POST /observations, GET /state, GET /stream, POST /fork, GET /forks/ID)", flush=True)
         records = None
     else:
         from twin.live.feed import read_feed

@@ -3,7 +3,11 @@
 - ``POST /observations``: one record or a list; answers how many were accepted and rejected
   (rejected ones are in the dead-letter file with their reason);
 - ``GET /state``: the clock, vehicles, feed counters by reason, latest observed vs simulated counts;
-- ``GET /stream``: server-sent events, one state per recording interval until the run ends.
+- ``GET /stream``: server-sent events, one state per recording interval until the run ends;
+- ``POST /fork``: ``{"horizon_s": 1800, "branches": {"name": [policy, ...], ...}}`` forks the running
+  twin now (checkpoint at the next step), runs a no-action branch and one per entry forward for the
+  horizon, faster than real time, on Dask; answers 202 with the fork's id (422 for bad branches);
+- ``GET /forks`` and ``GET /forks/{id}``: status, and the branches' KPIs against no action when done.
 """
 from __future__ import annotations
 
@@ -38,6 +42,33 @@ def make_app(twin: LiveTwin):
     @app.get("/state")
     def state():
         return twin.state()
+
+    @app.post("/fork", status_code=202)
+    async def fork(request: Request):
+        from twin.config import ConfigError
+
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(status_code=400, detail="body is not JSON") from None
+        if not isinstance(body, dict) or "branches" not in body:
+            raise HTTPException(status_code=422, detail='expected {"horizon_s": S, "branches": {name: [policies]}}')
+        try:
+            fid = twin.forks.request(body["branches"], body.get("horizon_s", 3600.0))
+        except ConfigError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+        return {"id": fid, "status": "queued"}
+
+    @app.get("/forks")
+    def forks():
+        return twin.forks.status()
+
+    @app.get("/forks/{fid}")
+    def fork_status(fid: str):
+        try:
+            return twin.forks.status(fid)
+        except KeyError:
+            raise HTTPException(status_code=404, detail=f"no fork {fid!r}") from None
 
     @app.get("/stream")
     async def stream():

@@ -34,7 +34,7 @@ from twin.live.feed import FeedChecker
 
 class LiveTwin:
     def __init__(self, cfg: ScenarioConfig, city: CityModel, demand: RoutedDemand, out: str | Path, *,
-                 speed: float = 1.0) -> None:
+                 speed: float = 1.0, fork_scheduler: str | None = None) -> None:
         from twin.city.sensors import resolve_loops
         from twin.engines.native import NativeEngine
         from twin.results import Recorder
@@ -63,6 +63,9 @@ class LiveTwin:
         self._observed: dict[tuple[int, int], float] = {}  # (interval index, loop) -> count
         self._state: dict[str, Any] = {"time_s": 0.0, "status": "running"}
         self.subscribers: list[queue.Queue] = []
+        from twin.live.fork import ForkDesk
+
+        self.forks = ForkDesk(cfg, city, self.out, scheduler=fork_scheduler)  # what-if branches from now (POST /fork)
         self.env.process(self._drain())
         self.monitor = None
         if cfg.monitoring is not None:
@@ -100,6 +103,7 @@ class LiveTwin:
             while not self.inbox.empty():
                 where, raw = self.inbox.get_nowait()
                 self.ingest(where, raw)
+            self.forks.service(self.engine, self.engine.demand)
             yield self.env.timeout(self.engine.step_length)
 
     # --------------------------------------------------------------- state
@@ -132,7 +136,9 @@ class LiveTwin:
 
     def state(self) -> dict[str, Any]:
         with self._lock:
-            return json.loads(json.dumps(self._state))
+            st = json.loads(json.dumps(self._state))
+        st["forks"] = self.forks.status()
+        return st
 
     # ----------------------------------------------------------------- run
     def run(self, records: Iterable[tuple[str, dict]] | None = None):
@@ -159,10 +165,12 @@ class LiveTwin:
         kpis = compute_kpis(ds)
         feed = self.checker.state()
         self.checker.close()
+        self.forks.join()
+        manifest_forks = self.forks.status()
         with self._lock:
             self._state = dict(self._state, status="finished", feed=feed)
         manifest = {"scenario": self.cfg.name, "config": self.cfg.model_dump(mode="json"), "live": True,
-                    "feed": feed, "wall_time_s": round(time.perf_counter() - wall0, 3),
+                    "feed": feed, "forks": manifest_forks, "wall_time_s": round(time.perf_counter() - wall0, 3),
                     "vehicle_updates": int(ds.attrs["vehicle_updates"])}
         result = RunResult(ds, kpis, manifest, None, self.city)
         result.save(self.out)

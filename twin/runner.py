@@ -69,6 +69,7 @@ def prepare(cfg: ScenarioConfig) -> tuple[CityModel, RoutedDemand]:
     city = build_city(cfg.city)
     demand = build_demand(city, cfg.demand, streams.generator("demand"))
     resolve_policies(cfg.policies, city)
+    build_components(cfg, city)  # their ids are checked against the city here too
     demand = apply_demand_changes(demand, cfg.policies, city, streams.generator("policies"))
     return city, demand
 
@@ -118,6 +119,11 @@ def engine_options(cfg: ScenarioConfig) -> tuple[str, dict[str, Any]]:
 def build_components(cfg: ScenarioConfig, city: CityModel) -> list:
     """The scenario's components (see :mod:`twin.core.component`) in the order they attach."""
     comps: list = []
+    from twin.events import build_events
+
+    events = build_events(cfg, city)
+    if events is not None:
+        comps.append(events)
     return comps
 
 
@@ -144,6 +150,12 @@ def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
     options["loops"] = resolve_loops(city, cfg.sensors)
     engine = create_engine(name, **options)
     check_capabilities(engine, cfg, city)  # before starting: an unsupported policy fails at once
+    for comp in components:  # and so does a component that needs an action the engine lacks
+        for action in getattr(comp, "requires", ()):
+            if type(action) not in engine.capabilities:
+                from twin.engines.base import UnsupportedActionError
+
+                raise UnsupportedActionError(engine.name, action)
     engine.start(city, demand, seed=streams.seed_for("engine"))
     sim = Simulation(engine, cfg.run.duration_s)
     actions = schedule_policies(sim, cfg, city)

@@ -243,8 +243,10 @@ class ScenarioConfig(Strict):
     policies: list["PolicyConfig"] = Field(default_factory=list)
     sensors: SensorsConfig = Field(default_factory=SensorsConfig)
     monitoring: MonitoringConfig | None = None
+    events: "EventsConfig | None" = None  # fleets, incidents, hotline requests: see twin.events
 
 
 from twin.config.policies import PolicyConfig  # noqa: E402  (policies build on Strict above)
+from twin.config.events import EventsConfig  # noqa: E402,F401  (fleets and events: twin.events)
 
 ScenarioConfig.model_rebuild()

@@ -28,6 +28,12 @@ KPI_UNITS = {
     "teleports": "events", "vehicle_hours_travelled": "veh·h", "vehicle_km_travelled": "veh·km",
     "mean_travel_time_s": "s", "mean_delay_s": "s", "mean_depart_delay_s": "s", "mean_speed_kmh": "km/h",
     "co2_kg": "kg",
+    # fleets and events (twin.events)
+    "incidents_reported": "calls", "requests_reported": "calls", "calls_served": "calls", "calls_unserved": "calls",
+    "response_time_mean_s": "s", "response_time_p90_s": "s", "response_time_urgent_mean_s": "s",
+    "incident_response_time_mean_s": "s", "queue_wait_mean_s": "s", "unit_utilisation_pct": "%",
+    "incident_lane_hours": "lane·h", "hazmat_trips": "trips", "hazmat_trips_completed": "trips",
+    "hazmat_mean_travel_time_s": "s",
 }
 
 

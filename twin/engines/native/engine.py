@@ -385,6 +385,17 @@ class NativeEngine:
         cost = c.edge_length / speed + self._route_extra[vtype]
         return np.where(open_, cost, np.inf)
 
+    def route_graph(self, vtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """How a vehicle of type ``vtype`` can be routed now: the CSR edge graph (``offsets``, ``targets``)
+        of the turns its class may make, and the cost per edge [s] (free flow at the current limits plus
+        route penalties; inf where no lane admits it). For routes of :class:`AddVehicle`."""
+        names = [v.name for v in self.demand.trips.vtypes]
+        if vtype not in names:
+            raise KeyError(f"unknown vehicle type {vtype!r} (the demand has {names})")
+        ty = names.index(vtype)
+        offsets, targets = self._class_graph(ty)
+        return offsets, targets, self._route_cost(ty)
+
     def _class_graph(self, vtype: int) -> tuple[np.ndarray, np.ndarray]:
         """CSR edge graph for a vehicle type: e -> e' where a lane of e it may use connects to one of e'."""
         c = self.city

@@ -508,6 +508,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="twin: %(levelname)s: %(name)s: %(message)s")
+    if not args.verbose:  # Dask sets its own loggers to INFO; its chatter is for --verbose only
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(lambda r: r.levelno >= logging.WARNING or not r.name.startswith("distributed"))
     if args.command == "run":
         return cmd_run(args)
     if args.command == "import":

@@ -47,13 +47,13 @@ class DurationConfig(Strict):
     mean_s: float = Field(600.0, gt=0)
     cv: float = Field(0.5, ge=0, le=5)
     min_s: float = Field(0.0, ge=0)
-    max_s: float = Field(math.inf, gt=0)
+    max_s: float | None = Field(None, gt=0, description="no upper bound if not given")
 
     @model_validator(mode="after")
     def _bounds(self) -> "DurationConfig":
-        if self.max_s <= self.min_s:
+        if self.max_s is not None and self.max_s <= self.min_s:
             raise ValueError(f"max_s ({self.max_s}) must be larger than min_s ({self.min_s})")
-        if self.distribution == "uniform" and not math.isfinite(self.max_s):
+        if self.distribution == "uniform" and self.max_s is None:
             raise ValueError("a uniform duration needs max_s")
         return self
 

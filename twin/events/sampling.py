@@ -60,4 +60,4 @@ def duration_quantile(cfg, u: float) -> float:
             sigma2 = math.log1p(cfg.cv ** 2)
             mu = math.log(cfg.mean_s) - 0.5 * sigma2
             x = math.exp(mu + math.sqrt(sigma2) * float(ndtri(u)))
-    return float(min(max(x, cfg.min_s), cfg.max_s))
+    return float(min(max(x, cfg.min_s), math.inf if cfg.max_s is None else cfg.max_s))

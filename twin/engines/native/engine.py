@@ -44,7 +44,8 @@ class NativeEngine:
         "vtype": 0, "vfactor": 1.0, "depart": 0.0, "route_off": 0, "route_n": 0, "state": 0, "lane": -1,
         "pos": 0.0, "speed": 0.0, "ridx": 0, "t_insert": np.nan, "t_arrive": np.nan, "dist": 0.0, "wait": 0.0,
         "time_loss": 0.0, "co2": 0.0, "teleports": 0, "_order": 0, "_order_tmp": 0, "_new_pos": 0.0,
-        "_new_speed": 0.0, "_new_lane": 0, "_wait_list": 0, "_prev_lane": 0, "_prev_pos": 0.0}
+        "_new_speed": 0.0, "_new_lane": 0, "_wait_list": 0, "_prev_lane": 0, "_prev_pos": 0.0,
+        "_score_cache": 0, "_score_ridx": -1}
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
                  loops: list[tuple[str, int, float]] | None = None) -> None:
@@ -123,6 +124,8 @@ class NativeEngine:
         self._tail_pos = np.full(city.n_lanes, K.INF)
         self._tail_len = np.zeros(city.n_lanes)
         self._req_back = np.full(city.n_lanes, -K.INF)  # cooperative lane-change requests per lane
+        self._score_cache = np.zeros((n, K.SCORE_CACHE_LANES), dtype=np.int8)  # lane scores per vehicle ...
+        self._score_ridx = np.full(n, -1, dtype=np.int32)  # ... valid at this route position (-1: stale)
         self._edge_blocked = np.zeros(city.n_edges, dtype=np.bool_)
         self._tls_phase = np.zeros(city.n_tls, dtype=np.int32)
         self._conn_signal = np.full(city.n_connections, K.UNCONTROLLED, dtype=np.int8)
@@ -167,7 +170,7 @@ class NativeEngine:
                                 self.route_edges, vt["length"], vt["min_gap"], vt["accel"], vt["decel"], vt["tau"],
                                 vt["class_bit"], c.lane_edge, c.lane_index, c.lane_length, self._lane_speed,
                                 self._lane_allow, c.edge_lane_start, c.edge_num_lanes, c.lane_conn_offsets,
-                                c.conn_to_lane, self._new_lane, self._req_back):
+                                c.conn_to_lane, self._new_lane, self._req_back, self._score_cache, self._score_ridx):
             n = self._sort()
         if self._loop_spec:
             self._prev_lane[:] = self.lane
@@ -237,6 +240,7 @@ class NativeEngine:
     def apply(self, action: Action) -> None:
         if type(action) not in self.capabilities:
             raise UnsupportedActionError(self.name, action)
+        self._score_ridx.fill(-1)  # lane permissions or routes may change: lane scores are recomputed
         city = self.city
         if isinstance(action, SetSpeedLimit):
             if action.speed <= 0:
@@ -317,7 +321,7 @@ class NativeEngine:
         i = self.state.size
         for name, fill in self._VEHICLE_ARRAYS.items():
             arr = self.__dict__[name]
-            self.__dict__[name] = np.concatenate([arr, np.full(1, fill, dtype=arr.dtype)])
+            self.__dict__[name] = np.concatenate([arr, np.full((1, *arr.shape[1:]), fill, dtype=arr.dtype)])
         self.vtype[i] = ty
         self.vfactor[i] = self._vt["speed_factor"][ty]
         self.depart[i] = self.time

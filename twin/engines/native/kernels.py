@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 
 from twin.jit import kernel
 
@@ -39,6 +41,7 @@ INF = 1e18
 EMERGENCY_DECEL = 9.0  # [m/s²] the IDM deceleration is bounded by this
 HALT_SPEED = 0.1  # [m/s] below this a vehicle counts as halting (as in SUMO)
 STRATEGIC_DEPTH = 3  # route edges looked ahead when choosing lanes (lane_score handles up to 3)
+SCORE_CACHE_LANES = 6  # lanes per edge whose lane scores change_lanes caches per vehicle
 RHO_AIR = 1.2  # [kg/m³]
 G = 9.81  # [m/s²]
 
@@ -214,12 +217,17 @@ def _route_edge(route_edges, route_off, route_n, ridx, i, ahead):
 def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route_off, route_n,
                  route_edges, vt_length, vt_min_gap, vt_accel, vt_decel, vt_tau, vt_class_bit, lane_edge,
                  lane_index, lane_length, lane_speed, lane_allow, edge_lane_start, edge_num_lanes,
-                 lane_conn_offsets, conn_to_lane, new_lane, req_back):
+                 lane_conn_offsets, conn_to_lane, new_lane, req_back, score_cache, score_ridx):
     """Lane changes towards ``direction`` (+1 left, -1 right). Returns the number of changes.
 
     A vehicle that urgently needs the target lane but finds no gap writes its
     back position to ``req_back[target lane]``; followers there then leave it
     a gap (cooperative lane changing, see :func:`move`).
+
+    ``score_cache[i, q]`` keeps vehicle i's :func:`lane_score` of lane q of its
+    current edge, valid while ``score_ridx[i]`` equals its route position (the
+    engine sets ``score_ridx`` to -1 when lane permissions or routes change).
+    Edges with more lanes than the cache has columns are scored every time.
     """
     for l in range(req_back.shape[0]):
         req_back[l] = -INF
@@ -246,18 +254,31 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
         base = route_off[i]
         rn = route_n[i]
         rk = ridx[i]
-        s_cur = lane_score(l, rk, STRATEGIC_DEPTH, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane,
-                           lane_edge, lane_allow)
-        s_tgt = lane_score(tl, rk, STRATEGIC_DEPTH, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane,
-                           lane_edge, lane_allow)
+        cached = nl <= score_cache.shape[1]
+        if cached and score_ridx[i] != rk:
+            for q in range(nl):
+                score_cache[i, q] = lane_score(edge_lane_start[e] + q, rk, STRATEGIC_DEPTH, route_edges, base, rn, cb,
+                                               lane_conn_offsets, conn_to_lane, lane_edge, lane_allow)
+            score_ridx[i] = rk
+        if cached:
+            s_cur = np.int64(score_cache[i, lane_index[l]])
+            s_tgt = np.int64(score_cache[i, li])
+        else:
+            s_cur = lane_score(l, rk, STRATEGIC_DEPTH, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane,
+                               lane_edge, lane_allow)
+            s_tgt = lane_score(tl, rk, STRATEGIC_DEPTH, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane,
+                               lane_edge, lane_allow)
         s_best = s_cur
         best_q = lane_index[l]
         for q in range(nl):
             ql = edge_lane_start[e] + q
             if (lane_allow[ql] & cb) == 0:
                 continue
-            sq = lane_score(ql, rk, STRATEGIC_DEPTH, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane,
-                            lane_edge, lane_allow)
+            if cached:
+                sq = np.int64(score_cache[i, q])
+            else:
+                sq = lane_score(ql, rk, STRATEGIC_DEPTH, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane,
+                                lane_edge, lane_allow)
             if sq > s_best or (sq == s_best and sq > s_cur and abs(q - lane_index[l]) < abs(best_q - lane_index[l])):
                 s_best = sq
                 best_q = q

@@ -9,6 +9,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from twin.config.assimilation import AssimilationConfig
+
 
 
 class Strict(BaseModel):
@@ -243,10 +245,15 @@ class ScenarioConfig(Strict):
     policies: list["PolicyConfig"] = Field(default_factory=list)
     sensors: SensorsConfig = Field(default_factory=SensorsConfig)
     monitoring: MonitoringConfig | None = None
+    epidemic: "EpidemicConfig | None" = None  # SEIR among residents: see twin.agents.epidemic
+    population: "PopulationConfig | None" = None  # residents and mode choice: see twin.agents.days
     events: "EventsConfig | None" = None  # fleets, incidents, hotline requests: see twin.events
+    assimilation: AssimilationConfig | None = None  # live twins: see twin.live.assimilation
 
 
 from twin.config.policies import PolicyConfig  # noqa: E402  (policies build on Strict above)
+from twin.config.agents import EpidemicConfig  # noqa: E402,F401  (agent models: twin.agents)
+from twin.config.agents import PopulationConfig  # noqa: E402,F401  (agents build on Strict above)
 from twin.config.events import EventsConfig  # noqa: E402,F401  (fleets and events: twin.events)
 
 ScenarioConfig.model_rebuild()

@@ -8,8 +8,10 @@ loop and recording interval and join the results as ``observed_count``
 vehicles, feed counters by reason, latest observed vs simulated counts) is
 refreshed every recording interval.
 
-Not yet here (issue 6): assimilation of the records into the running twin,
-probe vehicles, forks and alerts.
+With an ``assimilation`` section in the scenario, the twin corrects its demand
+towards the counts every ``assimilation.interval_s`` (a simpy process on the
+same clock; see :mod:`twin.live.assimilation`): the state then carries the
+multipliers in force and the last update, and the results their history.
 """
 from __future__ import annotations
 
@@ -50,7 +52,12 @@ class LiveTwin:
         lanes_of = {lid: 1 for lid in self.loop_ids}
         e = cfg.run.engine
         self.engine = NativeEngine(step_length=e.step_length_s, teleport_time=e.teleport_time_s, loops=loops)
+        self.assimilator = None
+        if cfg.assimilation is not None:
+            self.demand = demand = self._setup_assimilation(cfg, city, demand, loops)
         self.engine.start(city, demand, seed=RngStreams(cfg.seed).seed_for("engine"))
+        if self.assimilator is not None:
+            self.engine.apply(self.assimilator.initial_action())
         self.env = simpy.rt.RealtimeEnvironment(factor=1.0 / speed, strict=False)
         self.sim = Simulation(self.engine, cfg.run.duration_s, env=self.env)
         self.recorder = Recorder(city, self.engine)
@@ -67,12 +74,51 @@ class LiveTwin:
 
         self.forks = ForkDesk(cfg, city, self.out, scheduler=fork_scheduler)  # what-if branches from now (POST /fork)
         self.env.process(self._drain())
+        if self.assimilator is not None:
+            self._assim_counts = np.zeros(len(self.loop_ids))
+            self.sim.add_reader(cfg.assimilation.interval_s, self._assimilate)
         self.monitor = None
         if cfg.monitoring is not None:
             from twin.live.alerts import StopMonitor
 
             self.monitor = StopMonitor(city, [v.name for v in demand.trips.vtypes], cfg.monitoring, demand.trips.ids)
             self.sim.add_reader(cfg.monitoring.probe_interval_s, self._probe)
+
+    # -------------------------------------------------------- assimilation
+    def _setup_assimilation(self, cfg: ScenarioConfig, city: CityModel, demand: RoutedDemand, loops) -> RoutedDemand:
+        from twin.config.loader import ConfigError
+        from twin.live.assimilation import DemandAssimilator, expand_reserve, route_incidence, trip_groups
+
+        a, rec = cfg.assimilation, cfg.run.record_interval_s
+        k = a.interval_s / rec
+        if abs(k - round(k)) > 1e-9 or round(k) < 1:
+            raise ConfigError(f"assimilation.interval_s ({a.interval_s:g}) must be a multiple of "
+                              f"run.record_interval_s ({rec:g})")
+        if a.interval_s > cfg.run.duration_s:
+            raise ConfigError(f"assimilation.interval_s ({a.interval_s:g}) exceeds run.duration_s "
+                              f"({cfg.run.duration_s:g})")
+        rng = RngStreams(cfg.seed).generator("assimilation")
+        full, rank, _ = expand_reserve(demand, a.reserve_factor, rng, jitter_s=a.jitter_s,
+                                       min_depart_s=cfg.run.engine.step_length_s)
+        groups, names = trip_groups(city, full, a.groups)
+        self.assimilator = DemandAssimilator(a, full, rank, groups, names, route_incidence(city, full, loops))
+        return full
+
+    def _assimilate(self, t: float) -> None:
+        w = self.cfg.assimilation.interval_s
+        count = self.engine.observe().loop_count
+        s = count - self._assim_counts
+        self._assim_counts = count
+        k1 = int(round(t / self.interval))
+        ks = range(k1 - int(round(w / self.interval)) + 1, k1 + 1)
+        with self._lock:
+            y = np.array([sum(self._observed[(k, j)] for k in ks) if all((k, j) in self._observed for k in ks)
+                          else np.nan for j in range(len(self.loop_ids))])
+        for action in self.assimilator.update(t, y, s, self.engine.trip_table(),
+                                              self.engine.observe(vehicles=True).vehicles):
+            self.engine.apply(action)
+        with self._lock:
+            self._state = dict(self._state, assimilation=self.assimilator.state())
 
     # ------------------------------------------------------------- records
     def ingest(self, where: str, raw: dict) -> bool:
@@ -129,6 +175,8 @@ class LiveTwin:
                  "interval_s": self.interval, "alerts": list(self.monitor.alerts) if self.monitor else [],
                  "sensors": {lid: {"simulated": float(sim[j]), "observed": obs.get(lid)}
                              for j, lid in enumerate(self.loop_ids)}}
+        if self.assimilator is not None:
+            state["assimilation"] = self.assimilator.state()
         with self._lock:
             self._state = state
         for q in list(self.subscribers):
@@ -162,6 +210,8 @@ class LiveTwin:
         ds["observed_count"] = (("time", "sensor"), obs, {"units": "veh", "long_name": "accepted feed counts"})
         if self.monitor is not None:
             ds = self.monitor.add_to(ds)
+        if self.assimilator is not None:
+            ds = ds.assign(self.assimilator.to_dataset_vars())
         kpis = compute_kpis(ds)
         feed = self.checker.state()
         self.checker.close()
@@ -172,6 +222,8 @@ class LiveTwin:
         manifest = {"scenario": self.cfg.name, "config": self.cfg.model_dump(mode="json"), "live": True,
                     "feed": feed, "forks": manifest_forks, "wall_time_s": round(time.perf_counter() - wall0, 3),
                     "vehicle_updates": int(ds.attrs["vehicle_updates"])}
+        if self.assimilator is not None:
+            manifest["assimilation"] = self.assimilator.state()
         result = RunResult(ds, kpis, manifest, None, self.city)
         result.save(self.out)
         (self.out / "state.json").write_text(json.dumps(self.state(), indent=2))

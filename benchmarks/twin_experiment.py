@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Twin experiment: does assimilation pull a wrong-demand twin back to the truth's detector counts?
+
+    python benchmarks/twin_experiment.py [--json] [--interval 300] [--assim-interval 300]
+                                         [--perturb route] [--groups route] [--seed 7] [--out DIR]
+
+Truth: SUMO (libsumo) runs ``../shared/data/bologna-acosta/run.sumocfg`` as shipped
+(its network, signal plans, vehicle types and one hour of demand) with its
+real induction loops (``acosta_detectors.add.xml``: same ids, lanes and
+positions; only their output period and file are set here so nothing is
+written into the shared data); their counts per ``--interval`` are recorded
+as a feed file (CSV: sensor, time, count).
+
+Twin: the native engine on the same network, its demand perturbed: every
+route (``--perturb route``; or every origin edge) gets a random factor in
+[0.7, 1.3] (seeded), trips dropped or copied (depart jittered ±60 s) to
+match. The twin runs as a live twin (:class:`twin.live.session.LiveTwin`,
+simpy real-time clock at a huge speed factor, i.e. as fast as it can)
+replaying the feed, twice: open loop (assimilation with a zero-variance prior:
+the demand is never changed) and with assimilation every ``--assim-interval``.
+
+Measures, twin vs truth, over the hour: RMSE of the loop counts per feed
+interval (the headline ``count_rmse_*``), per 15 min and per hour, and the
+share of loops with GEH < 5 on their hourly count. The last stdout line with
+``--json`` is one JSON object with these figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from twin.calibration.objectives import geh  # noqa: E402
+from twin.config.assimilation import AssimilationConfig  # noqa: E402
+from twin.config.sumocfg import load_any, read_sumocfg  # noqa: E402
+from twin.runner import prepare  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SUMOCFG = ROOT.parent / "shared" / "data" / "bologna-acosta" / "run.sumocfg"
+DURATION = 3600.0
+
+
+def run_truth(sumocfg: Path, interval: float, work: Path, seed: int) -> tuple[list[str], np.ndarray, float]:
+    """SUMO on the configuration with its own loops; counts ``(interval, loop)`` [veh] and wall time [s]."""
+    import libsumo
+
+    from twin.engines.sumo.engine import find_sumo_binary
+
+    f = read_sumocfg(sumocfg)
+    det_files = [a for a in f.additional if b"<e1Detector" in a.read_bytes()]
+    others = [a for a in f.additional if a not in det_files]
+    loops, ids = ET.Element("additional"), []
+    out_xml = work / "truth_loops.xml"
+    for df in det_files:
+        for el in ET.parse(df).getroot().iter("e1Detector"):  # (commented-out loops are not elements)
+            ids.append(el.get("id"))
+            ET.SubElement(loops, "e1Detector", id=el.get("id"), lane=el.get("lane"), pos=el.get("pos"),
+                          freq=f"{interval:g}", file=str(out_xml))
+    det = work / "truth_detectors.add.xml"
+    ET.ElementTree(loops).write(det)
+    cmd = [find_sumo_binary("sumo"), "-c", str(f.path), "--additional-files", ",".join(map(str, [*others, det])),
+           "--tripinfo-output", str(work / "truth_tripinfo.xml"), "--log", str(work / "truth_sumo.log"),
+           "--seed", str(seed), "--end", f"{DURATION:g}", "--no-step-log", "true", "--no-warnings", "true"]
+    t0 = time.perf_counter()
+    libsumo.start(cmd)
+    try:
+        libsumo.simulationStep(DURATION)
+    finally:
+        libsumo.close()
+    wall = time.perf_counter() - t0
+    n = int(round(DURATION / interval))
+    counts = np.zeros((n, len(ids)))
+    col = {lid: j for j, lid in enumerate(ids)}
+    for iv in ET.parse(out_xml).getroot().iter("interval"):
+        k = int(round(float(iv.get("end")) / interval)) - 1
+        if 0 <= k < n:
+            counts[k, col[iv.get("id")]] = float(iv.get("nVehContrib"))
+    return ids, counts, wall
+
+
+def run_truth_native(cfg, city, demand, ids: list[str], seed: int) -> tuple[np.ndarray, float]:
+    """The identical-twin truth: the native engine on the unperturbed demand (another seed)."""
+    from twin.runner import run_scenario
+
+    t0 = time.perf_counter()
+    r = run_scenario(cfg.model_copy(update={"seed": seed + 1000}), city=city, demand=demand)
+    ds = r.dataset
+    order = [list(ds["sensor"].values).index(i) for i in ids]
+    return ds["sensor_count"].values[:, order], time.perf_counter() - t0
+
+
+def write_feed(path: Path, ids: list[str], counts: np.ndarray, interval: float) -> Path:
+    lines = ["sensor,time,count"]
+    for k in range(counts.shape[0]):
+        lines += [f"{lid},{(k + 1) * interval:g},{counts[k, j]:g}" for j, lid in enumerate(ids)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def perturb(city, demand, by: str, rng: np.random.Generator, spread: float = 0.3, jitter_s: float = 60.0):
+    """The demand with each group's trips scaled by a factor in [1 - spread, 1 + spread]; the factors."""
+    from twin.live.assimilation import trip_groups
+
+    groups, names = trip_groups(city, demand, by)
+    f = rng.uniform(1.0 - spread, 1.0 + spread, len(names))
+    keep, extra = [], []
+    for g in range(len(names)):
+        idx = np.flatnonzero(groups == g)
+        target = int(round(f[g] * idx.size))
+        if target <= idx.size:
+            keep.append(rng.choice(idx, target, replace=False))
+        else:
+            keep.append(idx)
+            extra.append(rng.choice(idx, target - idx.size, replace=target - idx.size > idx.size))
+    keep = np.sort(np.concatenate(keep))
+    extra = np.concatenate(extra) if extra else np.zeros(0, dtype=np.int64)
+    src = np.concatenate([keep, extra])
+    dep = demand.trips.depart
+    depart = np.concatenate([dep[keep], np.clip(dep[extra] + rng.uniform(-jitter_s, jitter_s, extra.size), 1.0,
+                                                DURATION)])
+    ids = tuple(demand.trips.ids[i] for i in keep) + tuple(f"{demand.trips.ids[i]}~p{k}" for k, i in enumerate(extra))
+    return demand.subset(src, depart, ids), dict(zip(names, f.round(3).tolist()))
+
+
+def run_twin(cfg, city, demand, feed: Path, out: Path):
+    from twin.live.feed import read_feed
+    from twin.live.session import LiveTwin
+
+    t0 = time.perf_counter()
+    twin = LiveTwin(cfg, city, demand, out, speed=1e6)
+    r = twin.run(read_feed(feed))
+    return r, time.perf_counter() - t0
+
+
+def scores(sim: np.ndarray, truth: np.ndarray, interval: float) -> dict[str, float]:
+    """RMSE per feed interval, per 15 min and per hour [veh], GEH < 5 share of the hourly loop counts."""
+    def agg(a: np.ndarray, k: int) -> np.ndarray:
+        n = a.shape[0] // k
+        return a[: n * k].reshape(n, k, -1).sum(axis=1)
+
+    k15 = max(1, int(round(900 / interval)))
+    hour_sim, hour_truth = sim.sum(axis=0), truth.sum(axis=0)
+    return {"rmse": float(np.sqrt(np.mean((sim - truth) ** 2))),
+            "rmse_15min": float(np.sqrt(np.mean((agg(sim, k15) - agg(truth, k15)) ** 2))),
+            "rmse_hour": float(np.sqrt(np.mean((hour_sim - hour_truth) ** 2))),
+            "geh5": float(np.mean(geh(hour_sim, hour_truth) < 5.0)),
+            "counted": float(sim.sum())}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    p.add_argument("--json", action="store_true", help="print the figures as JSON on the last line")
+    p.add_argument("--interval", type=float, default=300.0, help="feed (count) interval [s] (default 300)")
+    p.add_argument("--assim-interval", type=float, default=300.0, help="assimilation interval [s] (default 300)")
+    p.add_argument("--perturb", choices=("route", "origin"), default="route", help="what gets one ±30 %% factor")
+    p.add_argument("--groups", choices=("route", "origin", "all"), default="route",
+                   help="assimilation groups (default route)")
+    p.add_argument("--reserve", type=float, default=2.0, help="reserve factor (default 2)")
+    p.add_argument("--seed", type=int, default=7, help="seed of the perturbation and of both simulations")
+    p.add_argument("--truth", choices=("sumo", "native"), default="sumo",
+                   help="who makes the truth: SUMO on the .sumocfg (default), or the native engine on the "
+                        "unperturbed demand (identical twin: no model error)")
+    p.add_argument("--out", type=Path, help="keep the feed and both twins' results here (default: a temp dir)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    a = p.parse_args()
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(message)s")
+    work = a.out or Path(tempfile.mkdtemp(prefix="twin-experiment-"))
+    work.mkdir(parents=True, exist_ok=True)
+
+    base = load_any(SUMOCFG, overrides={"seed": a.seed, "run": {"duration_s": DURATION,
+                                                                "record_interval_s": a.interval}})
+    city, prior = prepare(base)
+    if a.truth == "sumo":
+        ids, truth, truth_wall = run_truth(SUMOCFG, a.interval, work, a.seed)
+    else:
+        from twin.city.sensors import resolve_loops
+
+        ids = [lid for lid, _, _ in resolve_loops(city, base.sensors)]
+        truth, truth_wall = run_truth_native(base, city, prior, ids, a.seed)
+    feed = write_feed(work / "truth_feed.csv", ids, truth, a.interval)
+    print(f"truth ({a.truth}): counted {truth.sum():,.0f} vehicles on {len(ids)} loops in {truth_wall:.1f} s; "
+          f"feed {feed}", file=sys.stderr)
+    demand, factors = perturb(city, prior, a.perturb, np.random.default_rng(a.seed))
+    print(f"twin: {len(demand.trips):,} trips (truth {len(prior.trips):,}), {len(factors)} {a.perturb} factors "
+          f"in [{min(factors.values()):.2f}, {max(factors.values()):.2f}]", file=sys.stderr)
+    common = {"interval_s": a.assim_interval, "groups": a.groups, "reserve_factor": a.reserve}
+    runs = {}
+    frozen = {**common, "prior_std": 0.0, "process_std": 0.0}
+    for name, assim, dem in (("true_demand", frozen, prior), ("open_loop", frozen, demand),
+                             ("assimilated", common, demand)):
+        cfg = base.model_copy(update={"assimilation": AssimilationConfig.model_validate(assim)})
+        r, wall = run_twin(cfg, city, dem, feed, work / name)
+        ds = r.dataset
+        order = [list(ds["sensor"].values).index(i) for i in ids]
+        sim = ds["sensor_count"].values[:, order][: truth.shape[0]]
+        runs[name] = {**scores(sim, truth, a.interval), "wall_s": round(wall, 2), "dataset": ds}
+        print(f"{name}: RMSE {runs[name]['rmse']:.2f} veh/{a.interval:g} s, GEH<5 {runs[name]['geh5']:.0%}, "
+              f"counted {runs[name]['counted']:,.0f}, {wall:.1f} s wall", file=sys.stderr)
+    ds = runs["assimilated"]["dataset"]
+    mult = ds["demand_multiplier"].values[-1]
+    names = list(ds["demand_group"].values)
+    true_m = np.array([1.0 / factors[n] if (n in factors and a.perturb == a.groups) else np.nan for n in names])
+    crossing = np.isfinite(true_m) & (np.abs(mult - 1.0) > 1e-9)  # groups the detectors saw
+    out = {
+        "count_rmse_open_loop": round(runs["open_loop"]["rmse"], 3),
+        "count_rmse_assimilated": round(runs["assimilated"]["rmse"], 3),
+        "rmse_ratio": round(runs["assimilated"]["rmse"] / runs["open_loop"]["rmse"], 3),
+        "count_rmse_true_demand": round(runs["true_demand"]["rmse"], 3),
+        "geh5_share_true_demand": round(runs["true_demand"]["geh5"], 3),
+        "geh5_share_open_loop": round(runs["open_loop"]["geh5"], 3),
+        "geh5_share_assimilated": round(runs["assimilated"]["geh5"], 3),
+        "count_rmse_15min_open_loop": round(runs["open_loop"]["rmse_15min"], 3),
+        "count_rmse_15min_assimilated": round(runs["assimilated"]["rmse_15min"], 3),
+        "count_rmse_hour_open_loop": round(runs["open_loop"]["rmse_hour"], 3),
+        "count_rmse_hour_assimilated": round(runs["assimilated"]["rmse_hour"], 3),
+        "truth": a.truth, "counted_truth": int(truth.sum()),
+        "counted_true_demand": int(runs["true_demand"]["counted"]), "counted_open_loop": int(runs["open_loop"]["counted"]),
+        "counted_assimilated": int(runs["assimilated"]["counted"]),
+        "multiplier_mae_vs_inverse_perturbation": (round(float(np.mean(np.abs(mult - true_m)[crossing])), 3) if crossing.any() else None),
+        "loops": len(ids), "count_interval_s": a.interval, "assimilation_interval_s": a.assim_interval,
+        "updates": int(ds.sizes["assimilation_time"]), "perturb": a.perturb, "groups": a.groups,
+        "n_groups": len(names), "reserve_factor": a.reserve, "seed": a.seed,
+        "trips_cancelled": int(r.kpis.get("trips_cancelled", 0)),
+        "wall_s_truth": round(truth_wall, 2), "wall_s_open_loop": runs["open_loop"]["wall_s"],
+        "wall_s_assimilated": runs["assimilated"]["wall_s"],
+    }
+    print(f"count RMSE open loop {out['count_rmse_open_loop']} → assimilated {out['count_rmse_assimilated']} "
+          f"veh/{a.interval:g} s (ratio {out['rmse_ratio']}; target <= 0.5)", file=sys.stderr)
+    if a.json:
+        print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

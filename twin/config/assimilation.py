@@ -1,0 +1,47 @@
+"""The ``assimilation`` section of a scenario: how a live twin corrects its demand towards detector counts.
+
+See :mod:`twin.live.assimilation` and ``docs/assimilation.md`` for the method.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class AssimilationConfig(BaseModel):
+    """Kalman update of per-group demand multipliers from induction-loop counts.
+
+    ``interval_s`` [s] between updates (a multiple of ``run.record_interval_s``);
+    ``groups``: which trips share one multiplier (``origin`` edge, ``route``, or
+    ``all`` trips); ``reserve_factor``: the twin carries this many times the
+    prior demand as trips it may admit (so multipliers up to it are possible);
+    ``prior_std``: standard deviation of the prior multiplier (0 with
+    ``process_std`` 0 = open loop, the demand is never changed);
+    ``process_std``: random-walk standard deviation added per update;
+    ``count_dispersion``: variance / mean of a window's count (1 = Poisson);
+    ``min_multiplier``: the lowest multiplier applied; ``jitter_s`` [s]: reserve
+    copies depart up to this much before or after the trip they copy; ``catch_up_s`` [s]: a
+    cancelled trip due up to this long ago may be re-admitted (it joins the depart queue at once);
+    ``free_entry_s`` [s]: a trip entering later than this after its depart time queued at its origin
+    (its group's counts are then limited by the road, not by the demand, and its multiplier is held).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interval_s: float = Field(300.0, gt=0)
+    groups: Literal["origin", "route", "all"] = "origin"
+    reserve_factor: float = Field(2.0, ge=1.0, le=10.0)
+    prior_std: float = Field(0.3, ge=0)
+    process_std: float = Field(0.02, ge=0)
+    count_dispersion: float = Field(2.0, gt=0)
+    min_multiplier: float = Field(0.2, ge=0)
+    jitter_s: float = Field(60.0, ge=0)
+    catch_up_s: float = Field(300.0, ge=0)
+    free_entry_s: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "AssimilationConfig":
+        if self.min_multiplier >= 1.0:
+            raise ValueError(f"min_multiplier must be below 1 (the prior), got {self.min_multiplier}")
+        return self

@@ -124,6 +124,10 @@ def build_components(cfg: ScenarioConfig, city: CityModel) -> list:
     events = build_events(cfg, city)
     if events is not None:
         comps.append(events)
+    if getattr(cfg, "population", None) is not None:  # residents whose car trips are the demand
+        from twin.agents.traffic import PopulationComponent
+
+        comps.append(PopulationComponent(cfg))
     return comps
 
 

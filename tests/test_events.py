@@ -18,22 +18,25 @@ def scenario(events: dict, *, city=None, demand=None, duration=1800.0, **extra) 
     return ScenarioConfig.model_validate({
         "name": "events-test", "seed": 1, "city": city or SMALL_GRID,
         "demand": demand or {"type": "trips", "trips": []},
-        "run": {"duration_s": duration, "record_interval_s": 30, "snapshot_interval_s": 0},
-        "events": events, **extra})
+        "run": {"duration_s": duration, "record_interval_s": 30, "snapshot_interval_s": 0}, "events": events,
+        **extra})
 
 
 def incidents_table(ds) -> dict[str, np.ndarray]:
     return {k[len("incident_"):]: ds[k].values for k in ds.data_vars if k.startswith("incident_")}
 
 
-def test_dispatch_sends_the_nearest_free_unit():
+@pytest.mark.parametrize("engine", ["native", "sumo"])
+def test_dispatch_sends_the_nearest_free_unit(engine):
     # two ambulances: one at the far corner, one next to the calls; the second call comes while the near one works
     ev = {"units": [{"name": "amb", "count": 2, "bases": ["n0_0-n1_0", "n2_2-n3_2"]}],
           "requests": [{"name": "collapse", "rate_per_h": 0, "priority": 1, "units": ["amb"]}],
           "command_center": {"call_handling_s": 30},
           "scheduled": [{"kind": "collapse", "edge": "n3_2-n3_3", "time_s": 10, "work_time_s": 600},
                         {"kind": "collapse", "edge": "n3_1-n3_2", "time_s": 60, "work_time_s": 300}]}
-    r = run_scenario(scenario(ev))
+    r = run_scenario(scenario(ev, run={"duration_s": 1800, "record_interval_s": 30, "snapshot_interval_s": 0,
+                                       "engine": {"type": engine}}))
+    assert r.error is None
     t = incidents_table(r.dataset)
     assert list(t["unit"]) == ["amb-2", "amb-1"]  # nearest, then the nearest *free* one
     assert t["dispatched"][0] == pytest.approx(40.0) and t["dispatched"][1] == pytest.approx(90.0)
@@ -176,12 +179,17 @@ def test_unknown_base_edge_fails_before_the_run_with_close_matches(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "did you mean" in r.stderr
 
 
-def test_sumo_engine_refuses_fleets_before_it_starts():
+def test_sumo_engine_refuses_what_it_cannot_do_before_it_starts(monkeypatch):
+    # SUMO adds the units' vehicles but has no route-cost ban, which keeps the hazmat trucks off restricted roads
     from twin.engines.base import UnsupportedActionError
+    from twin.engines.sumo import SumoEngine
 
+    started = []
+    monkeypatch.setattr(SumoEngine, "start", lambda self, *a, **k: started.append(1))
     cfg = _short(ROOT / "scenarios" / "incidents_3_units.yaml", run={"duration_s": 600, "engine": {"type": "sumo"}})
-    with pytest.raises(UnsupportedActionError, match="engine 'sumo' cannot apply action AddVehicle"):
+    with pytest.raises(UnsupportedActionError, match="engine 'sumo' cannot apply action SetRouteCost"):
         run_scenario(cfg)
+    assert not started
 
 
 def test_cli_runs_the_example_scenario(tmp_path):

@@ -31,7 +31,7 @@ import numpy as np
 from twin.city.model import CityModel
 from twin.demand.trips import RoutedDemand
 from twin.engines.base import (
-    Action, EngineError, SetLaneAccess, SetSignalProgram, SetSpeedLimit, Snapshot, TripTable,
+    Action, AddVehicle, EngineError, SetLaneAccess, SetSignalProgram, SetSpeedLimit, Snapshot, TripTable,
     UnsupportedActionError, VehicleArrays,
 )
 from twin.engines.sumo.export import export_network, export_routes, find_sumo_binary
@@ -55,7 +55,8 @@ class SumoEngine:
     """
 
     name: ClassVar[str] = "sumo"
-    capabilities: ClassVar[frozenset[type[Action]]] = frozenset({SetSpeedLimit, SetLaneAccess, SetSignalProgram})
+    capabilities: ClassVar[frozenset[type[Action]]] = frozenset(
+        {SetSpeedLimit, SetLaneAccess, SetSignalProgram, AddVehicle})
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0, api: str = "libsumo",
                  measure_interval: float = 60.0, keep_files: bool = False,
@@ -123,6 +124,8 @@ class SumoEngine:
         self._reroute_on_load = False
         self._programs = 0
         self._ids = {tid: i for i, tid in enumerate(demand.trips.ids)}
+        self._added: dict[str, dict[str, float]] = {}  # vehicles of AddVehicle: state, arrival [s], distance [m]
+        self._added_live: set[str] = set()  # those on the road
         try:
             if self._api_name == "libsumo":
                 import libsumo
@@ -178,7 +181,10 @@ class SumoEngine:
                 if self._reroute_on_load:
                     for vid in api.simulation.getLoadedIDList():
                         api.vehicle.rerouteTraveltime(vid, False)
-                self._departed.update(api.simulation.getDepartedIDList())
+                departed = api.simulation.getDepartedIDList()
+                self._departed.update(departed)
+                if self._added:
+                    self._follow_added(departed)
                 self._updates += api.vehicle.getIDCount()
                 self._arrived += api.simulation.getArrivedNumber()
                 for k, (lid, _, _) in enumerate(self._loop_spec):
@@ -195,6 +201,60 @@ class SumoEngine:
                         self._teleport_ids[vid] = self._teleport_ids.get(vid, 0) + 1
         except Exception as exc:
             raise EngineError(f"SUMO failed at t={self.time:g} s: {exc}; {self._errors()}") from None
+
+    def _follow_added(self, departed) -> None:
+        """Track vehicles added by AddVehicle: departures, arrivals (time) and distance driven."""
+        api = self._api
+        for vid in departed:
+            if vid in self._added:
+                self._added[vid]["state"] = 2
+                self._added_live.add(vid)
+        if self._added_live:
+            for vid in api.simulation.getArrivedIDList():
+                if vid in self._added_live:
+                    self._added_live.discard(vid)
+                    self._added[vid].update(state=3, arrival=self.time)
+            for vid in self._added_live:
+                self._added[vid]["distance"] = api.vehicle.getDistance(vid)
+
+    def _add_vehicle(self, a: AddVehicle) -> None:
+        if a.vid in self._added or a.vid in self._ids:
+            raise ValueError(f"vehicle id {a.vid!r} is already in use")
+        names = [v.name for v in self.demand.trips.vtypes]
+        if a.vtype not in names:
+            raise KeyError(f"vehicle {a.vid!r}: unknown vehicle type {a.vtype!r} (the demand has {names})")
+        if not a.route:
+            raise ValueError(f"vehicle {a.vid!r}: empty route")
+        for eid in a.route:
+            if eid not in self._edge_pos:
+                raise KeyError(f"unknown edge {eid!r}")
+        try:
+            self._api.route.add(f"twin-added-{a.vid}", list(a.route))
+            self._api.vehicle.add(a.vid, f"twin-added-{a.vid}", typeID=a.vtype, depart="now", departLane="best",
+                                  departSpeed="max", departPos="base")
+        except Exception as exc:  # noqa: BLE001 - SUMO's own reason (e.g. a route that is not connected)
+            raise ValueError(f"vehicle {a.vid!r}: SUMO refused it: {exc}") from None
+        self._added[a.vid] = {"state": 1, "arrival": float("nan"), "distance": 0.0}
+
+    def vehicle_status(self, vids) -> dict[str, np.ndarray]:
+        """Where vehicles added by :class:`AddVehicle` are, as :meth:`NativeEngine.vehicle_status`
+        (``edge`` is -1 inside junctions; ``distance`` of an arrived vehicle is as of its last step)."""
+        try:
+            recs = [self._added[v] for v in vids]
+        except KeyError as exc:
+            raise KeyError(f"no vehicle {exc.args[0]!r} was added to this engine") from None
+        n = len(recs)
+        out = {"state": np.array([r["state"] for r in recs], dtype=np.int8), "edge": np.full(n, -1, np.int32),
+               "pos": np.zeros(n), "arrival": np.array([r["arrival"] for r in recs]),
+               "distance": np.array([r["distance"] for r in recs])}
+        if not self._closed:
+            api = self._api
+            for k, vid in enumerate(vids):
+                if vid in self._added_live:
+                    out["edge"][k] = self._edge_pos.get(api.vehicle.getRoadID(vid), -1)
+                    out["pos"][k] = api.vehicle.getLanePosition(vid)
+                    out["distance"][k] = api.vehicle.getDistance(vid)
+        return out
 
     # --------------------------------------------------------------- actions
     def apply(self, action: Action) -> None:
@@ -242,6 +302,8 @@ class SumoEngine:
             if action.offset:
                 log.warning("SUMO engine: signal offset %g s of %s is not applied (program starts now)",
                             action.offset, action.tls)
+        elif isinstance(action, AddVehicle):
+            self._add_vehicle(action)
 
     # ------------------------------------------------------------ observing
     def _read_edgedata(self) -> None:

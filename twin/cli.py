@@ -223,9 +223,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"warning: {len(demand.unroutable)} trips have no route; they are listed in results.nc")
     from twin.engines.base import UnsupportedActionError
 
-    progress, bar = make_progress(cfg.run.duration_s, "simulating", args.quiet)
+    components = None
+    if getattr(cfg, "population", None) is not None:  # one bar over all the days the population lives
+        from twin.agents.traffic import population_progress
+
+        progress, bar, components = population_progress(cfg, city, make_progress, args.quiet)
+    else:
+        progress, bar = make_progress(cfg.run.duration_s, "simulating", args.quiet)
     try:
-        result = run_scenario(cfg, progress=progress, city=city, demand=demand)
+        result = run_scenario(cfg, progress=progress, city=city, demand=demand, components=components)
     except UnsupportedActionError as exc:
         return _fail(str(exc))
     finally:
@@ -508,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="twin: %(levelname)s: %(name)s: %(message)s")
+    logging.getLogger("MESA").setLevel(logging.WARNING)  # mesa logs every model step at INFO
     if not args.verbose:  # Dask sets its own loggers to INFO; its chatter is for --verbose only
         for handler in logging.getLogger().handlers:
             handler.addFilter(lambda r: r.levelno >= logging.WARNING or not r.name.startswith("distributed"))

@@ -159,7 +159,7 @@ class PopulationComponent:
             raise ValueError("the scenario has no population section")
         self.cfg = cfg
         self.pcfg = cfg.population
-        self.progress = progress  # progress(day, days) after each day, optional
+        self.progress = progress  # progress(t, running) over all days (t from the first midnight), optional
         self.model: PopulationModel | None = None
         self._plan: DayPlan | None = None
         self._day: DayDemand | None = None
@@ -182,9 +182,7 @@ class PopulationComponent:
                  len(self.model.agents), self.pcfg.scale, self.pcfg.days)
         t1 = time.perf_counter()
         for d in range(self.pcfg.days - 1):
-            self._run_day(city, demand, streams.seed_for(f"engine-day{d}"))
-            if self.progress is not None:
-                self.progress(d + 1, self.pcfg.days)
+            self._run_day(city, demand, streams.seed_for(f"engine-day{d}"), d)
         self.timings["earlier_days_s"] = time.perf_counter() - t1
         merged, self._plan, self._day, self._positions = self._day_demand(city, demand)
         return merged
@@ -212,24 +210,29 @@ class PopulationComponent:
 
         sim.add_reader(self.pcfg.mesa_step_s, step)
 
-    def _run_day(self, city: CityModel, background: RoutedDemand, seed: int) -> None:
+    def _run_day(self, city: CityModel, background: RoutedDemand, seed: int, day: int) -> None:
         """One whole day before the last: plan, traffic on its own clock, learning."""
         from twin.core.simulation import Simulation
         from twin.engines.registry import create_engine
         from twin.runner import engine_options, schedule_policies
 
-        merged, plan, day, positions = self._day_demand(city, background)
+        merged, plan, day_demand, positions = self._day_demand(city, background)
         name, options = engine_options(self.cfg)
         engine = create_engine(name, **options)
         engine.start(city, merged, seed=seed)
         sim = Simulation(engine, self.cfg.run.duration_s)
         schedule_policies(sim, self.cfg, city)
-        self._follow(sim, plan, day, positions)
+        self._follow(sim, plan, day_demand, positions)
+        if self.progress is not None:
+            duration = self.cfg.run.duration_s
+            sim.add_reader(max(engine.step_length, min(10.0, duration / 100)),
+                           lambda t: self.progress(day * duration + t, engine.observe().running))
         try:
             sim.run()
         finally:
             engine.close()
-        self.model.finish_day(plan, outcome(day, positions, engine.trip_table(), self.pcfg.mode.car_access_s))
+        self.model.finish_day(plan, outcome(day_demand, positions, engine.trip_table(),
+                                            self.pcfg.mode.car_access_s))
 
     # ------------------------------------------------------------ last day
     def attach(self, sim, streams) -> None:
@@ -308,3 +311,27 @@ def population_kpis(model: PopulationModel) -> dict[str, Any]:
     k["pop_share_change_pct"] = round(100.0 * float(np.abs(shares[-1] - shares[-2]).sum() / 2), 3) \
         if shares.shape[0] > 1 else float("nan")
     return k
+
+
+def population_progress(cfg, city: CityModel, make_progress, quiet: bool):
+    """For the CLI: one progress bar over all days of a population scenario.
+
+    Returns ``(progress, bar, components)`` for :func:`twin.runner.run_scenario`:
+    the earlier days report into the bar through the population component, the
+    last day (the run itself) through ``progress``.
+    """
+    from twin.runner import build_components
+
+    days, duration = cfg.population.days, cfg.run.duration_s
+    progress, bar = make_progress(days * duration, f"simulating {days} days", quiet)
+    components = build_components(cfg, city)
+    if progress is None:
+        return None, None, components
+    for comp in components:
+        if isinstance(comp, PopulationComponent):
+            comp.progress = progress
+
+    def last_day(t: float, running: int) -> None:
+        progress((days - 1) * duration + t, running)
+
+    return last_day, bar, components

@@ -34,6 +34,10 @@ KPI_UNITS = {
     "incident_response_time_mean_s": "s", "queue_wait_mean_s": "s", "unit_utilisation_pct": "%",
     "incident_lane_hours": "lane·h", "hazmat_trips": "trips", "hazmat_trips_completed": "trips",
     "hazmat_mean_travel_time_s": "s",
+    # residents (twin.agents.traffic): the sample's last day
+    "pop_residents": "residents", "pop_trips": "trips", "pop_car_share_pct": "%", "pop_pt_share_pct": "%",
+    "pop_walk_share_pct": "%", "pop_bike_share_pct": "%", "pop_car_trips": "trips", "pop_mean_car_time_s": "s",
+    "pop_charge_paid_eur": "EUR", "pop_share_change_pct": "% points",
 }
 
 

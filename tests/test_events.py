@@ -231,3 +231,12 @@ def test_arrivals_follow_the_rate_and_hourly_profile():
         assert np.mean([duration_quantile(cfg, x) for x in u]) == pytest.approx(600, rel=0.03)
     clipped = DurationConfig(distribution="exponential", mean_s=600, min_s=100, max_s=900)
     assert 100 <= min(duration_quantile(clipped, x) for x in u) and max(duration_quantile(clipped, x) for x in u) <= 900
+
+
+def test_compare_leaves_out_replications_where_a_kpi_is_undefined():
+    from twin.results.comparison import paired_difference
+
+    s = paired_difference(np.array([100.0, np.nan, 300.0]), np.array([50.0, 20.0, 150.0]))  # no call served in rep 1
+    assert s["n"] == 2 and s["difference"] == pytest.approx(-100.0)
+    none = paired_difference(np.array([np.nan]), np.array([np.nan]))
+    assert none["n"] == 0 and not none["significant"]

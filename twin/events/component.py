@@ -126,6 +126,11 @@ class EventsComponent:
             demand = self.hazmat.add_trips(demand)
         self.vtypes = {v.name: v for v in demand.trips.vtypes}
         self.unit_classes = tuple(sorted({self.vtypes[g.vtype or g.name].vclass for g in self.cfg.units}))
+        used = {demand.trips.vtypes[k].vclass for k in np.unique(demand.trips.vtype)}
+        if self.cfg.incidents and used & set(self.unit_classes):
+            log.warning("units share vehicle class(es) %s with the demand: those trips may also pass the lanes "
+                        "incidents close (give the units vehicle: {vclass: emergency})",
+                        sorted(used & set(self.unit_classes)))
         return demand
 
     # ------------------------------------------------------------------- clock

@@ -21,6 +21,13 @@ def paired_difference(base: np.ndarray, policy: np.ndarray) -> dict[str, float]:
     from scipy import stats
 
     base, policy = np.asarray(base, float), np.asarray(policy, float)
+    ok = np.isfinite(base) & np.isfinite(policy)  # a KPI undefined in a replication (no call served) is left out
+    if not ok.all():
+        base, policy = base[ok], policy[ok]
+        if not ok.any():
+            return {"baseline_mean": float("nan"), "policy_mean": float("nan"), "difference": float("nan"), "n": 0,
+                    "ci95_low": float("nan"), "ci95_high": float("nan"), "significant": False,
+                    "relative_change": float("nan")}
     d = policy - base
     n = int(d.size)
     out = {"baseline_mean": float(base.mean()), "policy_mean": float(policy.mean()), "difference": float(d.mean()),

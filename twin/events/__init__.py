@@ -19,6 +19,15 @@ def build_events(cfg: "ScenarioConfig", city: "CityModel") -> "EventsComponent |
     from twin.events.component import EventsComponent
 
     monitored = tuple(cfg.monitoring.vtypes) if cfg.monitoring is not None else ()
+    h = cfg.events.hazmat
+    if h is not None and h.vtype in monitored:
+        missing = sorted(set(h.depots + h.customers) - set(cfg.monitoring.allowed_edges))
+        if missing:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "monitoring watches %r but its allowed_edges lack the hazmat depots/customers %s: stops there "
+                "will raise alerts", h.vtype, ", ".join(missing))
     return EventsComponent(cfg.events, city, cfg.seed, cfg.run.duration_s, monitored)
 
 

@@ -10,9 +10,11 @@ so one draw per incident serves whichever unit type later works on it
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
-from scipy.special import ndtri
+
+_NORMAL = NormalDist()
 
 
 def hourly_factor(t: np.ndarray | float, factors: list[float], day_start_h: float) -> np.ndarray:
@@ -59,5 +61,5 @@ def duration_quantile(cfg, u: float) -> float:
         else:
             sigma2 = math.log1p(cfg.cv ** 2)
             mu = math.log(cfg.mean_s) - 0.5 * sigma2
-            x = math.exp(mu + math.sqrt(sigma2) * float(ndtri(u)))
+            x = math.exp(mu + math.sqrt(sigma2) * _NORMAL.inv_cdf(u))
     return float(min(max(x, cfg.min_s), math.inf if cfg.max_s is None else cfg.max_s))

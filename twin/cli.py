@@ -224,7 +224,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from twin.engines.base import UnsupportedActionError
 
     components = None
-    if getattr(cfg, "population", None) is not None:  # one bar over all the days the population lives
+    if getattr(cfg, "epidemic", None) is not None:  # one bar over all the days of the outbreak
+        from twin.agents.epidemic_component import epidemic_progress
+
+        progress, bar, components = epidemic_progress(cfg, city, make_progress, args.quiet)
+    elif getattr(cfg, "population", None) is not None:  # one bar over all the days the population lives
         from twin.agents.traffic import population_progress
 
         progress, bar, components = population_progress(cfg, city, make_progress, args.quiet)

@@ -124,6 +124,10 @@ def build_components(cfg: ScenarioConfig, city: CityModel) -> list:
     events = build_events(cfg, city)
     if events is not None:
         comps.append(events)
+    if getattr(cfg, "epidemic", None) is not None:  # an outbreak drives the residents' days (population included)
+        from twin.agents.epidemic_component import EpidemicComponent
+
+        return comps + [EpidemicComponent(cfg)]
     if getattr(cfg, "population", None) is not None:  # residents whose car trips are the demand
         from twin.agents.traffic import PopulationComponent
 

@@ -37,12 +37,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EPI_KPI_UNITS = {
-    "epi_residents": "residents", "epi_attack_rate": "share", "epi_infected_total": "residents",
-    "epi_peak_infectious": "residents", "epi_peak_infectious_share": "share", "epi_peak_day": "day",
+EPI_KPI_UNITS = {  # also in twin.results.kpis.KPI_UNITS
+    "epi_residents": "residents", "epi_attack_rate_pct": "%", "epi_infected_total": "residents",
+    "epi_peak_infectious": "residents", "epi_peak_infectious_pct": "%", "epi_peak_day": "day",
     "epi_infectious_at_end": "residents", "epi_infections_home": "infections", "epi_infections_work": "infections",
     "epi_infections_school": "infections", "epi_infections_other": "infections", "epi_r_initial": "infections",
-    "epi_trips_per_day": "trips/day", "epi_car_trips_per_day": "trips/day", "epi_car_trips_last_day": "trips", "epi_isolation_days": "person·days",
+    "epi_trips_per_day": "trips/day", "epi_car_trips_per_day": "trips/day", "epi_car_trips_last_day": "trips",
+    "epi_isolation_days": "person·days",
 }
 
 
@@ -407,10 +408,10 @@ class EpidemicRun:
         rows = self.day_rows
         return {
             "epi_residents": n,
-            "epi_attack_rate": round(ever / n, 6),
+            "epi_attack_rate_pct": round(100.0 * ever / n, 4),
             "epi_infected_total": ever,
             "epi_peak_infectious": int(inf_t[ipk]),
-            "epi_peak_infectious_share": round(float(inf_t[ipk]) / n, 6),
+            "epi_peak_infectious_pct": round(100.0 * float(inf_t[ipk]) / n, 4),
             "epi_peak_day": round(self.times[ipk] / DAY_S, 3),
             "epi_infectious_at_end": int(inf_t[-1]),
             **{f"epi_infections_{k}": int(by_kind[j]) for j, k in enumerate(PLACE_KINDS)},

@@ -100,6 +100,8 @@ class EpidemicConfig(Strict):
     symptomatic_share: float = Field(0.65, ge=0.0, le=1.0)
     population_scale: float = Field(0.1, gt=0.0, le=10.0, description="residents per inhabitant when the "
                                                                       "scenario has no population section")
+    traffic_every_days: int | None = Field(None, ge=1, description="with a population: also simulate the "
+                                           "traffic of every k-th day before the last (the last day always)")
     levers: EpidemicLeversConfig = Field(default_factory=EpidemicLeversConfig)
 
     @model_validator(mode="after")

@@ -161,9 +161,9 @@ def main() -> int:
     p.add_argument("--json", action="store_true", help="print the figures as JSON on the last line")
     p.add_argument("--interval", type=float, default=300.0, help="feed (count) interval [s] (default 300)")
     p.add_argument("--assim-interval", type=float, default=300.0, help="assimilation interval [s] (default 300)")
-    p.add_argument("--perturb", choices=("route", "origin"), default="route", help="what gets one ±30 %% factor")
-    p.add_argument("--groups", choices=("route", "origin", "all"), default="route",
-                   help="assimilation groups (default route)")
+    p.add_argument("--perturb", choices=("route", "origin"), default="origin", help="what gets one ±30 %% factor (default origin)")
+    p.add_argument("--groups", choices=("route", "origin", "all"), default="origin",
+                   help="assimilation groups (default origin)")
     p.add_argument("--reserve", type=float, default=2.0, help="reserve factor (default 2)")
     p.add_argument("--seed", type=int, default=7, help="seed of the perturbation and of both simulations")
     p.add_argument("--truth", choices=("sumo", "native"), default="sumo",
@@ -173,7 +173,7 @@ def main() -> int:
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(message)s")
-    work = a.out or Path(tempfile.mkdtemp(prefix="twin-experiment-"))
+    work = (a.out or Path(tempfile.mkdtemp(prefix="twin-experiment-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
 
     base = load_any(SUMOCFG, overrides={"seed": a.seed, "run": {"duration_s": DURATION,

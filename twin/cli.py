@@ -457,6 +457,12 @@ def cmd_live(args: argparse.Namespace) -> int:
     f = result.manifest["feed"]
     print(f"records: {f['received']} received, {f['accepted']} accepted, {f['rejected']} rejected "
           f"{f['rejected_by_reason'] or ''}")
+    if "assimilation" in result.manifest:  # see twin.live.assimilation
+        a = result.manifest["assimilation"]
+        m = sorted(a["multipliers"].values())
+        print(f"assimilation: {a['updates']} updates every {a['interval_s']:g} s, {len(m)} {a['groups']} groups, "
+              f"multipliers {m[0]:.2f}–{m[-1]:.2f}; {a['trips_admitted']} trips admitted, "
+              f"{a['trips_cancelled']} cancelled (demand_multiplier in results.nc)")
     print(f"wrote {out}/results.nc (observed_count beside sensor_count), state.json, dead_letters.jsonl")
     return 0
 

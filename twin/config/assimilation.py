@@ -32,7 +32,7 @@ class AssimilationConfig(BaseModel):
     interval_s: float = Field(300.0, gt=0)
     groups: Literal["origin", "route", "all"] = "origin"
     reserve_factor: float = Field(2.0, ge=1.0, le=10.0)
-    prior_std: float = Field(0.3, ge=0)
+    prior_std: float = Field(0.5, ge=0)
     process_std: float = Field(0.02, ge=0)
     count_dispersion: float = Field(2.0, gt=0)
     min_multiplier: float = Field(0.2, ge=0)

@@ -12,12 +12,15 @@ has a rank ``u`` (uniform; prior trips in ``[0, 1/R)``, reserves in
 ``[1/R, 1)``) and is active iff ``u < m_g / R``, so ``m = 1`` runs exactly the
 prior demand, and a change of ``m`` cancels or admits the fewest trips.
 
-The observation operator is rebuilt every window from the twin itself: the
-simulated count ``s`` of a station is shared among the groups whose trips are
-estimated to have crossed it in the window (insertion time plus free-flow time
-to the loop, scaled by the trips' observed travel-time ratio), each trip
-weighted ``1 / m̃`` (the multiplier that was in force when it departed), so that
-``H m`` is the count the twin would have seen with multipliers ``m``.
+The observation operator is rebuilt every window from the twin itself: which
+trips crossed which station in the window is read from the running vehicles
+(their edge and position along their route) and the arrivals; the simulated
+count ``s`` of a station is shared among the groups of those trips, each trip
+weighted ``1 / m̃`` (the multiplier in force when it entered), so that ``H m``
+is the count the twin would have seen with multipliers ``m``. A group whose
+trips queue at their origin (they enter more than ``free_entry_s`` after their
+depart time) is limited by the road, not by demand: its share of the counts is
+held fixed instead of following ``m``.
 
 Everything here is numpy over arrays; the only per-trip Python loop is in the
 one-off grouping by route.

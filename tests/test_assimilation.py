@@ -1,0 +1,170 @@
+"""Data assimilation of loop counts into the live twin's demand (twin.live.assimilation)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from twin.config.assimilation import AssimilationConfig
+from twin.live.assimilation import expand_reserve, kalman_update, route_incidence, route_progress, trip_groups
+
+# four crossing flows on a 3 × 3-block grid, one loop on the middle edge of each
+FLOWS = [("n0_0-n1_0", "n2_0-n3_0"), ("n3_1-n2_1", "n1_1-n0_1"), ("n1_0-n1_1", "n1_2-n1_3"),
+         ("n2_3-n2_2", "n2_1-n2_0")]
+LOOPS = ["n1_0-n2_0", "n2_1-n1_1", "n1_1-n1_2", "n2_2-n2_1"]
+
+
+def small_scenario(factors, assimilation=None, n=150, end=1200.0, duration=1500.0):
+    from twin.config.models import ScenarioConfig
+
+    trips = [{"origin": o, "destination": d, "count": int(round(n * f)), "headway_s": end / round(n * f)}
+             for (o, d), f in zip(FLOWS, factors)]
+    return ScenarioConfig.model_validate({
+        "name": "small-twin", "seed": 1, "city": {"type": "grid", "blocks_x": 3, "blocks_y": 3},
+        "demand": {"type": "trips", "trips": trips}, "run": {"duration_s": duration, "record_interval_s": 60},
+        "sensors": {"loops": [{"id": e, "lane": f"{e}_0", "pos_m": 100} for e in LOOPS]},
+        "assimilation": assimilation})
+
+
+# ------------------------------------------------------------------ unit
+def test_kalman_update_scalar_matches_the_formula():
+    m, P = np.array([1.0]), np.array([[0.09]])
+    H, y, r = np.array([[10.0]]), np.array([15.0]), np.array([10.0])
+    m1, P1, innov = kalman_update(m, P, H, y, r)
+    K = 0.09 * 10 / (0.09 * 100 + 10)
+    assert innov[0] == pytest.approx(5.0)
+    assert m1[0] == pytest.approx(1.0 + K * 5.0)
+    assert P1[0, 0] == pytest.approx((1 - K * 10) * 0.09)
+    # clipped to the bounds; no observation = prediction only (P grows by the process variance)
+    assert kalman_update(m, P, H, np.array([500.0]), r, hi=2.0)[0][0] == 2.0
+    m2, P2, _ = kalman_update(m, P, np.zeros((0, 1)), np.zeros(0), np.zeros(0), process_var=0.01)
+    assert m2[0] == 1.0 and P2[0, 0] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="variances"):
+        kalman_update(m, P, H, y, np.array([0.0]))
+
+
+def test_kalman_splits_a_shared_count_by_what_else_is_seen():
+    # station 0 sees groups 0 and 1, station 1 only group 1 (which is right): the excess goes to group 0
+    m, P = np.ones(2), np.eye(2) * 0.09
+    H = np.array([[10.0, 10.0], [0.0, 20.0]])
+    m1, _, _ = kalman_update(m, P, H, np.array([26.0, 20.0]), np.array([2.0, 2.0]))
+    assert m1[0] > 1.4 and abs(m1[1] - 1.0) < 0.1
+
+
+def test_expand_reserve_keeps_the_prior_and_ranks_it_first():
+    from twin.city import corridor_city
+    from twin.demand import route_demand
+
+    from conftest import make_trips
+
+    city = corridor_city(3, 300.0)
+    demand = route_demand(city, make_trips(city, [("e0", "e2", 10.0 * k) for k in range(50)]))
+    full, rank, src = expand_reserve(demand, 2.5, np.random.default_rng(0), jitter_s=30.0)
+    n = len(full.trips)
+    assert 100 <= n <= 150 and np.all(np.diff(full.trips.depart) >= 0)
+    prior = rank < 1 / 2.5
+    assert prior.sum() == 50 and set(np.array(full.trips.ids)[prior]) == set(demand.trips.ids)
+    assert all("~r" in i for i in np.array(full.trips.ids)[~prior])
+    assert np.all(full.trips.depart[~prior] >= 1.0)
+    assert all(np.array_equal(full.route(i), demand.route(int(src[i]))) for i in range(n))
+    with pytest.raises(ValueError, match=">= 1"):
+        expand_reserve(demand, 0.5, np.random.default_rng(0))
+
+
+def test_groups_incidence_and_route_progress():
+    from twin.city import grid_city
+    from twin.demand import route_demand
+
+    from conftest import make_trips
+
+    city = grid_city(3, 3)
+    demand = route_demand(city, make_trips(city, [(o, d, 0.0) for o, d in FLOWS] * 2))
+    g, names = trip_groups(city, demand, "route")
+    assert len(names) == 4 and np.array_equal(g[:4], g[4:])
+    assert sorted(trip_groups(city, demand, "origin")[1]) == sorted({o for o, _ in FLOWS})
+    assert trip_groups(city, demand, "all")[1] == ["all"]
+    with pytest.raises(ValueError, match="grouping"):
+        trip_groups(city, demand, "zone")
+    loops = [(e, int(city.edge_lane_start[city.edge_index[e]]), 100.0) for e in LOOPS]
+    inc = route_incidence(city, demand, loops)
+    assert inc.trip.size == 8 and np.all(inc.route_pos == 1)  # each flow's loop is its middle edge
+    assert [inc.station_edges[s] for s in inc.station[:4]] == LOOPS
+    # vehicle 0 on its third edge, vehicle 1 on its first
+    e = np.array([city.edge_index[FLOWS[0][1]], city.edge_index[FLOWS[1][0]]])
+    prog = route_progress(demand.route_offsets, demand.route_edges.astype(np.int64), np.array([0, 1]), e,
+                          np.zeros(2, dtype=np.int64))
+    assert prog.tolist() == [2, 0]
+
+
+def test_bad_assimilation_config_is_one_clear_error(tmp_path):
+    from twin.config import ConfigError, load_scenario
+
+    with pytest.raises(ValidationError, match="gain"):
+        AssimilationConfig.model_validate({"gain": 0.5})
+    with pytest.raises(ValidationError, match="min_multiplier"):
+        AssimilationConfig(min_multiplier=1.2)
+    with pytest.raises(ValidationError, match="reserve_factor"):
+        AssimilationConfig(reserve_factor=0.5)
+    (tmp_path / "s.yaml").write_text("name: s\ncity: {type: corridor}\ndemand: {type: trips, trips: []}\n"
+                                     "assimilation: {interval_s: 300, reserve: 2}\n")
+    with pytest.raises(ConfigError, match="reserve"):
+        load_scenario(tmp_path / "s.yaml")
+
+
+def test_interval_must_fit_the_recording(tmp_path):
+    from twin.config import ConfigError
+    from twin.live.session import LiveTwin
+    from twin.runner import prepare
+
+    cfg = small_scenario([1, 1, 1, 1], {"interval_s": 90})
+    city, demand = prepare(cfg)
+    with pytest.raises(ConfigError, match="multiple of run.record_interval_s"):
+        LiveTwin(cfg, city, demand, tmp_path)
+
+
+# ----------------------------------------------------- twin experiment
+def _run_twin(cfg, feed, out):
+    from twin.live.feed import read_feed
+    from twin.live.session import LiveTwin
+    from twin.runner import prepare
+
+    city, demand = prepare(cfg)
+    twin = LiveTwin(cfg, city, demand, out, speed=1e6)
+    return twin, twin.run(read_feed(feed))
+
+
+def test_small_twin_experiment_halves_the_count_error(tmp_path):
+    from twin.runner import run_scenario
+
+    truth_ds = run_scenario(small_scenario([1, 1, 1, 1])).dataset
+    truth = truth_ds["sensor_count"].values
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("".join(json.dumps({"sensor": str(s), "time": float(t), "count": float(c)}) + "\n"
+                            for t, row in zip(truth_ds["time"].values, truth)
+                            for s, c in zip(truth_ds["sensor"].values, row)))
+    wrong = [0.7, 1.3, 0.75, 1.25]  # the twin's demand per flow, against the truth's
+    frozen = {"interval_s": 120, "groups": "route", "prior_std": 0.0, "process_std": 0.0}
+    _, open_loop = _run_twin(small_scenario(wrong, frozen), feed, tmp_path / "open")
+    twin, assim = _run_twin(small_scenario(wrong, {"interval_s": 120, "groups": "route"}), feed, tmp_path / "assim")
+
+    def rmse_5min(ds):  # counts per 5 minutes (per-minute counts are dominated by the signal cycle)
+        return float(np.sqrt(np.mean((ds["sensor_count"].values[:25].reshape(5, 5, -1).sum(1)
+                                      - truth[:25].reshape(5, 5, -1).sum(1)) ** 2)))
+
+    # open loop runs exactly the prior demand: every reserve trip is cancelled, no prior trip is
+    ol = open_loop.dataset
+    reserve = np.array(["~r" in str(i) for i in ol["trip"].values])
+    assert np.all(ol["trip_state"].values[reserve] == 4) and np.all(ol["trip_state"].values[~reserve] != 4)
+    e_open, e_assim = rmse_5min(ol), rmse_5min(assim.dataset)
+    print(f"count RMSE per 5 min: open loop {e_open:.2f}, assimilated {e_assim:.2f} veh")
+    assert e_assim <= 0.5 * e_open, (e_open, e_assim)
+    # the multipliers moved the right way: up where the twin had too little demand, down where too much
+    m = assim.dataset["demand_multiplier"].values[-1]
+    assert np.all(np.sign(m - 1.0) == np.sign(1.0 / np.array(wrong) - 1.0))
+    assert assim.dataset.sizes["assimilation_time"] == 12
+    st = json.loads((tmp_path / "assim" / "state.json").read_text())["assimilation"]
+    assert st["updates"] == 12 and st["last_update_s"] == 1440.0 and len(st["multipliers"]) == 4
+    assert st["trips_admitted"] > 0 and st["trips_cancelled"] > 0
+    assert assim.manifest["assimilation"]["method"] == "kalman-demand-multipliers"

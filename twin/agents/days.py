@@ -95,7 +95,9 @@ class DayResult:
     ``schedule``: stays per resident; ``leg_time_s`` (n, 4) experienced
     door-to-door times [s] (NaN for legs not made); ``leg_charge_eur`` (n, 4)
     paid; ``mode_trips`` (n_zones, 4) trips by home zone and mode; ``simulated``
-    car legs whose time came from the engine.
+    car legs whose time came from the engine. In ``PopulationModel.history``
+    only the latest day keeps ``schedule``, ``leg_time_s`` and ``leg_charge_eur``
+    (earlier days: None), so that many days of a large population fit in memory.
     """
 
     day: int
@@ -522,6 +524,9 @@ class PopulationModel(mesa.Model):
             stats["car_time_ratio"] = float(np.mean((cars.time_s[ok] - self.cfg.mode.car_access_s)
                                                     / cars.free_flow_s[ok])) if ok.any() else float("nan")
         result = DayResult(plan.day, schedule, leg_time, charge, mode_trips, simulated, stats)
+        if self.history:  # earlier days keep their statistics, not their (n, ...) arrays
+            prev = self.history[-1]
+            prev.schedule = prev.leg_time_s = prev.leg_charge_eur = None
         self.history.append(result)
         self.datacollector.collect(self)
         shares = mode_trips.sum(axis=0) / max(1, mode_trips.sum())

@@ -69,7 +69,9 @@ def prepare(cfg: ScenarioConfig) -> tuple[CityModel, RoutedDemand]:
     city = build_city(cfg.city)
     demand = build_demand(city, cfg.demand, streams.generator("demand"))
     resolve_policies(cfg.policies, city)
-    build_components(cfg, city)  # their ids are checked against the city here too
+    from twin.events import build_events
+
+    build_events(cfg, city)  # fleets' and events' ids are checked against the city here too
     demand = apply_demand_changes(demand, cfg.policies, city, streams.generator("policies"))
     return city, demand
 
@@ -119,19 +121,19 @@ def engine_options(cfg: ScenarioConfig) -> tuple[str, dict[str, Any]]:
 def build_components(cfg: ScenarioConfig, city: CityModel) -> list:
     """The scenario's components (see :mod:`twin.core.component`) in the order they attach."""
     comps: list = []
-    from twin.events import build_events
-
-    events = build_events(cfg, city)
-    if events is not None:
-        comps.append(events)
     if getattr(cfg, "epidemic", None) is not None:  # an outbreak drives the residents' days (population included)
         from twin.agents.epidemic_component import EpidemicComponent
 
-        return comps + [EpidemicComponent(cfg)]
-    if getattr(cfg, "population", None) is not None:  # residents whose car trips are the demand
+        comps.append(EpidemicComponent(cfg))
+    elif getattr(cfg, "population", None) is not None:  # residents whose car trips are the demand
         from twin.agents.traffic import PopulationComponent
 
         comps.append(PopulationComponent(cfg))
+    from twin.events import build_events
+
+    events = build_events(cfg, city)  # last: its unit types and hazmat trips join the demand the others made
+    if events is not None:
+        comps.append(events)
     return comps
 
 

@@ -231,6 +231,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif getattr(cfg, "population", None) is not None:  # one bar over all the days the population lives
         from twin.agents.traffic import population_progress
 
+        print(f"population: residents at scale {cfg.population.scale:g} over {cfg.population.days} days; each day "
+              f"their car trips join the {len(demand.trips):,} trips above", flush=True)
         progress, bar, components = population_progress(cfg, city, make_progress, args.quiet)
     else:
         progress, bar = make_progress(cfg.run.duration_s, "simulating", args.quiet)

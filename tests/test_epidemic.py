@@ -279,3 +279,19 @@ def test_cli_run_and_compare_outbreak(tmp_path):
     rep = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert rep["kpis"]["epi_attack_rate_pct"]["difference"] < 0
     assert rep["kpis"]["epi_car_trips_last_day"]["difference"] < 0
+
+
+def test_step_locator_equals_locate(town):
+    """The event-sorted locator gives ``DaySchedule.locate`` at every step (stays shorter than a step,
+    back-to-back stays, a stay to midnight)."""
+    from twin.agents.epidemic import StepLocator
+
+    _, pop = town
+    sched = CommutePlanner(pop, np.random.default_rng(4))(0, np.zeros(len(pop), bool),
+                                                          np.zeros(pop.n_places, bool), 2.0)
+    sched.start[:50, 1] = sched.end[:50, 0]  # back to back
+    sched.end[50:60, 1] = sched.start[50:60, 1] + 100.0  # shorter than a step
+    for dt in (900.0, 600.0):
+        where = StepLocator(sched, dt)
+        for k in range(int(DAY_S / dt)):
+            np.testing.assert_array_equal(where.step(k), sched.locate(k * dt), err_msg=f"step {k}, dt {dt}")

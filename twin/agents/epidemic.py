@@ -117,11 +117,12 @@ def _progress(t, state, t_next, t_onset, lat_shape, lat_scale, inf_shape, inf_sc
 
 @kernel
 def _transmit(t, dt, loc, place_kind, beta_eff, state, t_next, t_infected, infected_kind, secondary,
-              n_present, n_inf, new_at, lat_shape, lat_scale, rng, new_by_kind):
+              n_present, n_inf, new_at, p_inf, lat_shape, lat_scale, rng, new_by_kind):
     """One step of transmission at places; returns the number of new infections.
 
     ``loc[i]``: place of resident i at the step start (-1 travelling).
     ``beta_eff[k]`` [1/s]: transmission rate of place kind k with policy multipliers.
+    ``p_inf[p]``: work array, the step's infection probability at place p.
     Infections happen at ``t + dt/2`` (the middle of the step) on average; each
     new infection at place p is credited ``1 / I_p`` to every infectious
     resident present there (``secondary``, for reproduction numbers).
@@ -139,19 +140,21 @@ def _transmit(t, dt, loc, place_kind, beta_eff, state, t_next, t_infected, infec
                 any_inf = True
     if not any_inf:
         return 0
-    new_at[:] = 0
+    for p in range(n_inf.shape[0]):  # 1 - exp(-λ_p dt), λ_p = β_k I_p / N_p, once per place
+        if n_inf[p] > 0:
+            p_inf[p] = -np.expm1(-beta_eff[place_kind[p]] * n_inf[p] / n_present[p] * dt)
+        else:
+            p_inf[p] = 0.0
+        new_at[p] = 0
     total = 0
     for i in range(n):
         if state[i] != 0:
             continue
         p = loc[i]
-        if p < 0 or n_inf[p] == 0:
+        if p < 0 or p_inf[p] <= 0.0:
             continue
-        k = place_kind[p]
-        lam = beta_eff[k] * n_inf[p] / n_present[p]
-        if lam <= 0.0:
-            continue
-        if rng.random() < -np.expm1(-lam * dt):
+        if rng.random() < p_inf[p]:
+            k = place_kind[p]
             state[i] = 1
             t_infected[i] = t + 0.5 * dt
             t_next[i] = t + 0.5 * dt + rng.gamma(lat_shape, lat_scale)
@@ -165,6 +168,94 @@ def _transmit(t, dt, loc, place_kind, beta_eff, state, t_next, t_infected, infec
             if p >= 0 and state[i] == 2 and new_at[p] > 0:
                 secondary[i] += new_at[p] / n_inf[p]
     return total
+
+
+@kernel
+def _stay_events(place, start, end, dt, n_steps, clear_off, clear_res, set_off, set_res, set_place):
+    """Counting sort of a day's stays into per-step events (see :class:`StepLocator`).
+
+    A stay ``[start, end)`` covers the steps ``k`` with ``start <= k dt < end``:
+    it sets the resident's place at step ``ceil(start / dt)`` and clears it at
+    ``ceil(end / dt)`` (stays that cover no step make no event). ``*_off`` are
+    CSR offsets (n_steps + 1) into the event arrays.
+    """
+    n, k_max = place.shape
+    clear_off[:] = 0
+    set_off[:] = 0
+    for phase in range(2):
+        if phase == 1:
+            for k in range(n_steps):
+                clear_off[k + 1] += clear_off[k]
+                set_off[k + 1] += set_off[k]
+            clear_pos = clear_off[:-1].copy()
+            set_pos = set_off[:-1].copy()
+        for i in range(n):
+            for j in range(k_max):
+                p = place[i, j]
+                if p < 0:
+                    break
+                ks = int(np.ceil(start[i, j] / dt))
+                ke = int(np.ceil(end[i, j] / dt))
+                if ks < 0:
+                    ks = 0
+                if ke > n_steps:
+                    ke = n_steps
+                if ke <= ks:
+                    continue
+                if phase == 0:
+                    set_off[ks + 1] += 1
+                    if ke < n_steps:
+                        clear_off[ke + 1] += 1
+                else:
+                    e = set_pos[ks]
+                    set_res[e] = i
+                    set_place[e] = p
+                    set_pos[ks] += 1
+                    if ke < n_steps:
+                        e = clear_pos[ke]
+                        clear_res[e] = i
+                        clear_pos[ke] += 1
+
+
+@kernel
+def _apply_events(k, loc, clear_off, clear_res, set_off, set_res, set_place):
+    for e in range(clear_off[k], clear_off[k + 1]):
+        loc[clear_res[e]] = -1
+    for e in range(set_off[k], set_off[k + 1]):
+        loc[set_res[e]] = set_place[e]
+
+
+class StepLocator:
+    """Where residents are at each step of a day, from a :class:`~twin.agents.population.DaySchedule`.
+
+    Equal to ``schedule.locate(k * dt)`` at every step ``k``, but a day's stays
+    are sorted once into per-step arrival and departure events, so a step
+    touches only the residents who move (a few percent) instead of reading
+    every resident's stays (memory-bound at a million residents).
+    Steps must be visited in order from 0.
+    """
+
+    def __init__(self, schedule, dt: float) -> None:
+        self.dt = float(dt)
+        self.n_steps = int(round(DAY_S / dt))
+        n_stays = int((schedule.place >= 0).sum())
+        self._clear_off = np.zeros(self.n_steps + 1, dtype=np.int64)
+        self._set_off = np.zeros(self.n_steps + 1, dtype=np.int64)
+        self._clear_res = np.empty(n_stays, dtype=np.int32)
+        self._set_res = np.empty(n_stays, dtype=np.int32)
+        self._set_place = np.empty(n_stays, dtype=np.int32)
+        _stay_events(schedule.place, schedule.start, schedule.end, self.dt, self.n_steps, self._clear_off,
+                     self._clear_res, self._set_off, self._set_res, self._set_place)
+        self.loc = np.full(schedule.place.shape[0], -1, dtype=np.int32)
+        self._next = 0
+
+    def step(self, k: int) -> np.ndarray:
+        """Residents' places at step ``k`` (time ``k dt`` of the day), -1 travelling; the array is reused."""
+        if k != self._next:
+            raise ValueError(f"steps must be visited in order: expected step {self._next}, got {k}")
+        _apply_events(k, self.loc, self._clear_off, self._clear_res, self._set_off, self._set_res, self._set_place)
+        self._next += 1
+        return self.loc
 
 
 @kernel
@@ -222,6 +313,7 @@ class Epidemic:
         self._n_present = np.zeros(pop.n_places, dtype=np.int32)
         self._n_inf = np.zeros(pop.n_places, dtype=np.int32)
         self._new_at = np.zeros(pop.n_places, dtype=np.int32)
+        self._p_inf = np.zeros(pop.n_places)
         self._transitions = np.zeros(2, dtype=np.int64)
         self._lat = (float(params.latent_shape), params.latent_mean_s / params.latent_shape)
         self._inf = (float(params.infectious_shape), params.infectious_mean_s / params.infectious_shape)
@@ -262,7 +354,7 @@ class Epidemic:
         beta = self.params.beta if beta_multiplier is None else self.params.beta * beta_multiplier
         new = int(_transmit(float(t), float(dt), loc, self.pop.place_kind, beta, self.state, self.t_next,
                             self.t_infected, self.infected_kind, self.secondary, self._n_present, self._n_inf,
-                            self._new_at, self._lat[0], self._lat[1], self.rng, self.new_by_kind))
+                            self._new_at, self._p_inf, self._lat[0], self._lat[1], self.rng, self.new_by_kind))
         self.progress(t + dt)
         return new
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import xarray as xr
 
-from twin.agents.epidemic import DAY_S, STATES, Epidemic, SeirParameters
+from twin.agents.epidemic import DAY_S, STATES, Epidemic, SeirParameters, StepLocator
 from twin.agents.population import (AT_HOME, HOME, OTHER, PLACE_KINDS, SCHOOL, STUDENT, WORK, WORKER, DaySchedule,
                                     Population)
 from twin.jit import kernel
@@ -321,10 +321,12 @@ class EpidemicRun:
         dt = self.cfg.step_s
         steps = int(round(DAY_S / dt))
         rec_every = int(round(self.cfg.record_interval_s / dt))
-        loc = np.empty(len(self.pop), dtype=np.int32)
+        w0 = time.perf_counter()
+        where = StepLocator(sched, dt)
+        self.wall_s += time.perf_counter() - w0
         t_day = day * DAY_S
         for k in range(steps):
-            sched.locate(k * dt, out=loc)
+            loc = where.step(k)
             yield env.timeout(dt)
             w0 = time.perf_counter()
             self.epi.step(t_day + k * dt, dt, loc, pol.beta_multiplier)

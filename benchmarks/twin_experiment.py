@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Twin experiment: does assimilation pull a wrong-demand twin back to the truth's detector counts?
 
-    python benchmarks/twin_experiment.py [--json] [--interval 300] [--assim-interval 300]
-                                         [--perturb route] [--groups route] [--seed 7] [--out DIR]
+    python benchmarks/twin_experiment.py [--json] [--seeds 1 2 3] [--truth sumo|native] [--interval 300]
+                                         [--assim-interval 300] [--perturb origin] [--groups origin] [--out DIR]
 
 Truth: SUMO (libsumo) runs ``../shared/data/bologna-acosta/run.sumocfg`` as shipped
 (its network, signal plans, vehicle types and one hour of demand) with its
@@ -12,17 +12,23 @@ written into the shared data); their counts per ``--interval`` are recorded
 as a feed file (CSV: sensor, time, count).
 
 Twin: the native engine on the same network, its demand perturbed: every
-route (``--perturb route``; or every origin edge) gets a random factor in
+origin edge (``--perturb origin``; or every route) gets a random factor in
 [0.7, 1.3] (seeded), trips dropped or copied (depart jittered ±60 s) to
 match. The twin runs as a live twin (:class:`twin.live.session.LiveTwin`,
 simpy real-time clock at a huge speed factor, i.e. as fast as it can)
 replaying the feed, twice: open loop (assimilation with a zero-variance prior:
 the demand is never changed) and with assimilation every ``--assim-interval``.
+Each seed (``--seeds``) is one such experiment (perturbation, SUMO's and the
+native engine's seeds); the errors are pooled over them.
+
+A third run, the twin on the *unperturbed* demand (open loop), gives the
+floor no demand correction can beat: what is left when the demand is right
+(model error against SUMO, and the run-to-run randomness of congestion).
 
 Measures, twin vs truth, over the hour: RMSE of the loop counts per feed
 interval (the headline ``count_rmse_*``), per 15 min and per hour, and the
 share of loops with GEH < 5 on their hourly count. The last stdout line with
-``--json`` is one JSON object with these figures.
+``--json`` is one JSON object with these figures (``*_true_demand``: the floor).
 """
 from __future__ import annotations
 
@@ -142,18 +148,54 @@ def run_twin(cfg, city, demand, feed: Path, out: Path):
 
 
 def scores(sim: np.ndarray, truth: np.ndarray, interval: float) -> dict[str, float]:
-    """RMSE per feed interval, per 15 min and per hour [veh], GEH < 5 share of the hourly loop counts."""
+    """Squared errors (summed) per feed interval, per 15 min and per hour [veh²] and their counts; GEH < 5
+    loops of the hourly counts."""
     def agg(a: np.ndarray, k: int) -> np.ndarray:
         n = a.shape[0] // k
         return a[: n * k].reshape(n, k, -1).sum(axis=1)
 
     k15 = max(1, int(round(900 / interval)))
-    hour_sim, hour_truth = sim.sum(axis=0), truth.sum(axis=0)
-    return {"rmse": float(np.sqrt(np.mean((sim - truth) ** 2))),
-            "rmse_15min": float(np.sqrt(np.mean((agg(sim, k15) - agg(truth, k15)) ** 2))),
-            "rmse_hour": float(np.sqrt(np.mean((hour_sim - hour_truth) ** 2))),
-            "geh5": float(np.mean(geh(hour_sim, hour_truth) < 5.0)),
-            "counted": float(sim.sum())}
+    d15 = agg(sim, k15) - agg(truth, k15)
+    hour = sim.sum(axis=0) - truth.sum(axis=0)
+    return {"se": float(np.sum((sim - truth) ** 2)), "n": sim.size, "se_15min": float(np.sum(d15 ** 2)),
+            "n_15min": d15.size, "se_hour": float(np.sum(hour ** 2)), "n_hour": hour.size,
+            "geh5": int(np.sum(geh(sim.sum(axis=0), truth.sum(axis=0)) < 5.0)), "counted": float(sim.sum())}
+
+
+def experiment(a: argparse.Namespace, seed: int, work: Path) -> dict:
+    """One truth, one perturbed demand, three twins (true demand, open loop, assimilated) for ``seed``."""
+    base = load_any(SUMOCFG, overrides={"seed": seed, "run": {"duration_s": DURATION,
+                                                              "record_interval_s": a.interval}})
+    city, prior = prepare(base)
+    if a.truth == "sumo":
+        ids, truth, truth_wall = run_truth(SUMOCFG, a.interval, work, seed)
+    else:
+        from twin.city.sensors import resolve_loops
+
+        ids = [lid for lid, _, _ in resolve_loops(city, base.sensors)]
+        truth, truth_wall = run_truth_native(base, city, prior, ids, seed)
+    feed = write_feed(work / "truth_feed.csv", ids, truth, a.interval)
+    demand, factors = perturb(city, prior, a.perturb, np.random.default_rng(seed))
+    print(f"seed {seed}: truth ({a.truth}) counted {truth.sum():,.0f} vehicles on {len(ids)} loops in "
+          f"{truth_wall:.1f} s; twin {len(demand.trips):,} trips (truth {len(prior.trips):,}), {len(factors)} "
+          f"{a.perturb} factors in [{min(factors.values()):.2f}, {max(factors.values()):.2f}]", file=sys.stderr)
+    common = {"interval_s": a.assim_interval, "groups": a.groups, "reserve_factor": a.reserve}
+    frozen = {**common, "prior_std": 0.0, "process_std": 0.0}
+    runs: dict = {"truth_counted": float(truth.sum()), "truth_wall_s": truth_wall, "loops": len(ids)}
+    for name, assim, dem in (("true_demand", frozen, prior), ("open_loop", frozen, demand),
+                             ("assimilated", common, demand)):
+        cfg = base.model_copy(update={"assimilation": AssimilationConfig.model_validate(assim)})
+        r, wall = run_twin(cfg, city, dem, feed, work / name)
+        ds = r.dataset
+        sim = ds["sensor_count"].values[:, [list(ds["sensor"].values).index(i) for i in ids]][: truth.shape[0]]
+        runs[name] = {**scores(sim, truth, a.interval), "wall_s": wall}
+        print(f"  {name:<12} RMSE {np.sqrt(runs[name]['se'] / runs[name]['n']):6.2f} veh/{a.interval:g} s, "
+              f"GEH<5 {runs[name]['geh5'] / len(ids):4.0%}, counted {runs[name]['counted']:8,.0f}, "
+              f"{wall:.1f} s wall", file=sys.stderr)
+    ds = r.dataset
+    runs["updates"] = int(ds.sizes["assimilation_time"])
+    runs["n_groups"] = int(ds.sizes["demand_group"])
+    return runs
 
 
 def main() -> int:
@@ -161,80 +203,57 @@ def main() -> int:
     p.add_argument("--json", action="store_true", help="print the figures as JSON on the last line")
     p.add_argument("--interval", type=float, default=300.0, help="feed (count) interval [s] (default 300)")
     p.add_argument("--assim-interval", type=float, default=300.0, help="assimilation interval [s] (default 300)")
-    p.add_argument("--perturb", choices=("route", "origin"), default="origin", help="what gets one ±30 %% factor (default origin)")
+    p.add_argument("--perturb", choices=("route", "origin"), default="origin",
+                   help="what gets one ±30 %% factor (default origin)")
     p.add_argument("--groups", choices=("route", "origin", "all"), default="origin",
                    help="assimilation groups (default origin)")
     p.add_argument("--reserve", type=float, default=2.0, help="reserve factor (default 2)")
-    p.add_argument("--seed", type=int, default=7, help="seed of the perturbation and of both simulations")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3],
+                   help="one experiment per seed (perturbation and all simulations); errors pooled (default 1 2 3)")
     p.add_argument("--truth", choices=("sumo", "native"), default="sumo",
                    help="who makes the truth: SUMO on the .sumocfg (default), or the native engine on the "
                         "unperturbed demand (identical twin: no model error)")
-    p.add_argument("--out", type=Path, help="keep the feed and both twins' results here (default: a temp dir)")
+    p.add_argument("--out", type=Path, help="keep each seed's feed and twins' results here (default: a temp dir)")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args()
-    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(message)s")
-    work = (a.out or Path(tempfile.mkdtemp(prefix="twin-experiment-"))).resolve()
-    work.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.ERROR, format="%(message)s")
+    root = (a.out or Path(tempfile.mkdtemp(prefix="twin-experiment-"))).resolve()
+    per_seed = {}
+    for seed in a.seeds:
+        work = root / f"seed{seed}"
+        work.mkdir(parents=True, exist_ok=True)
+        per_seed[seed] = experiment(a, seed, work)
 
-    base = load_any(SUMOCFG, overrides={"seed": a.seed, "run": {"duration_s": DURATION,
-                                                                "record_interval_s": a.interval}})
-    city, prior = prepare(base)
-    if a.truth == "sumo":
-        ids, truth, truth_wall = run_truth(SUMOCFG, a.interval, work, a.seed)
-    else:
-        from twin.city.sensors import resolve_loops
+    def pooled(run: str, key: str = "") -> float:
+        se = sum(r[run]["se" + key] for r in per_seed.values())
+        n = sum(r[run]["n" + key] for r in per_seed.values())
+        return round(float(np.sqrt(se / n)), 3)
 
-        ids = [lid for lid, _, _ in resolve_loops(city, base.sensors)]
-        truth, truth_wall = run_truth_native(base, city, prior, ids, a.seed)
-    feed = write_feed(work / "truth_feed.csv", ids, truth, a.interval)
-    print(f"truth ({a.truth}): counted {truth.sum():,.0f} vehicles on {len(ids)} loops in {truth_wall:.1f} s; "
-          f"feed {feed}", file=sys.stderr)
-    demand, factors = perturb(city, prior, a.perturb, np.random.default_rng(a.seed))
-    print(f"twin: {len(demand.trips):,} trips (truth {len(prior.trips):,}), {len(factors)} {a.perturb} factors "
-          f"in [{min(factors.values()):.2f}, {max(factors.values()):.2f}]", file=sys.stderr)
-    common = {"interval_s": a.assim_interval, "groups": a.groups, "reserve_factor": a.reserve}
-    runs = {}
-    frozen = {**common, "prior_std": 0.0, "process_std": 0.0}
-    for name, assim, dem in (("true_demand", frozen, prior), ("open_loop", frozen, demand),
-                             ("assimilated", common, demand)):
-        cfg = base.model_copy(update={"assimilation": AssimilationConfig.model_validate(assim)})
-        r, wall = run_twin(cfg, city, dem, feed, work / name)
-        ds = r.dataset
-        order = [list(ds["sensor"].values).index(i) for i in ids]
-        sim = ds["sensor_count"].values[:, order][: truth.shape[0]]
-        runs[name] = {**scores(sim, truth, a.interval), "wall_s": round(wall, 2), "dataset": ds}
-        print(f"{name}: RMSE {runs[name]['rmse']:.2f} veh/{a.interval:g} s, GEH<5 {runs[name]['geh5']:.0%}, "
-              f"counted {runs[name]['counted']:,.0f}, {wall:.1f} s wall", file=sys.stderr)
-    ds = runs["assimilated"]["dataset"]
-    mult = ds["demand_multiplier"].values[-1]
-    names = list(ds["demand_group"].values)
-    true_m = np.array([1.0 / factors[n] if (n in factors and a.perturb == a.groups) else np.nan for n in names])
-    crossing = np.isfinite(true_m) & (np.abs(mult - 1.0) > 1e-9)  # groups the detectors saw
-    out = {
-        "count_rmse_open_loop": round(runs["open_loop"]["rmse"], 3),
-        "count_rmse_assimilated": round(runs["assimilated"]["rmse"], 3),
-        "rmse_ratio": round(runs["assimilated"]["rmse"] / runs["open_loop"]["rmse"], 3),
-        "count_rmse_true_demand": round(runs["true_demand"]["rmse"], 3),
-        "geh5_share_true_demand": round(runs["true_demand"]["geh5"], 3),
-        "geh5_share_open_loop": round(runs["open_loop"]["geh5"], 3),
-        "geh5_share_assimilated": round(runs["assimilated"]["geh5"], 3),
-        "count_rmse_15min_open_loop": round(runs["open_loop"]["rmse_15min"], 3),
-        "count_rmse_15min_assimilated": round(runs["assimilated"]["rmse_15min"], 3),
-        "count_rmse_hour_open_loop": round(runs["open_loop"]["rmse_hour"], 3),
-        "count_rmse_hour_assimilated": round(runs["assimilated"]["rmse_hour"], 3),
-        "truth": a.truth, "counted_truth": int(truth.sum()),
-        "counted_true_demand": int(runs["true_demand"]["counted"]), "counted_open_loop": int(runs["open_loop"]["counted"]),
-        "counted_assimilated": int(runs["assimilated"]["counted"]),
-        "multiplier_mae_vs_inverse_perturbation": (round(float(np.mean(np.abs(mult - true_m)[crossing])), 3) if crossing.any() else None),
-        "loops": len(ids), "count_interval_s": a.interval, "assimilation_interval_s": a.assim_interval,
-        "updates": int(ds.sizes["assimilation_time"]), "perturb": a.perturb, "groups": a.groups,
-        "n_groups": len(names), "reserve_factor": a.reserve, "seed": a.seed,
-        "trips_cancelled": int(r.kpis.get("trips_cancelled", 0)),
-        "wall_s_truth": round(truth_wall, 2), "wall_s_open_loop": runs["open_loop"]["wall_s"],
-        "wall_s_assimilated": runs["assimilated"]["wall_s"],
-    }
-    print(f"count RMSE open loop {out['count_rmse_open_loop']} → assimilated {out['count_rmse_assimilated']} "
-          f"veh/{a.interval:g} s (ratio {out['rmse_ratio']}; target <= 0.5)", file=sys.stderr)
+    loops = sum(r["loops"] for r in per_seed.values())
+    out: dict = {}
+    for key, label in (("", ""), ("_15min", "_15min"), ("_hour", "_hour")):
+        for run in ("open_loop", "assimilated", "true_demand"):
+            out[f"count_rmse{label}_{run}"] = pooled(run, key)
+    out["rmse_ratio"] = round(out["count_rmse_assimilated"] / out["count_rmse_open_loop"], 3)
+    out["rmse_ratio_per_seed"] = [round(float(np.sqrt(r["assimilated"]["se"] / r["open_loop"]["se"])), 3)
+                                  for r in per_seed.values()]
+    for run in ("open_loop", "assimilated", "true_demand"):
+        out[f"geh5_share_{run}"] = round(sum(r[run]["geh5"] for r in per_seed.values()) / loops, 3)
+    out.update({
+        "truth": a.truth, "seeds": a.seeds, "loops": loops // len(per_seed),
+        "counted_truth": int(sum(r["truth_counted"] for r in per_seed.values())),
+        **{f"counted_{run}": int(sum(r[run]["counted"] for r in per_seed.values()))
+           for run in ("true_demand", "open_loop", "assimilated")},
+        "count_interval_s": a.interval, "assimilation_interval_s": a.assim_interval,
+        "updates": next(iter(per_seed.values()))["updates"], "perturb": a.perturb, "groups": a.groups,
+        "n_groups": next(iter(per_seed.values()))["n_groups"], "reserve_factor": a.reserve,
+        "wall_s_truth": round(sum(r["truth_wall_s"] for r in per_seed.values()) / len(per_seed), 2),
+        **{f"wall_s_{run}": round(sum(r[run]["wall_s"] for r in per_seed.values()) / len(per_seed), 2)
+           for run in ("open_loop", "assimilated")},
+    })
+    print(f"count RMSE (pooled over seeds {a.seeds}): open loop {out['count_rmse_open_loop']} → assimilated "
+          f"{out['count_rmse_assimilated']} veh/{a.interval:g} s, ratio {out['rmse_ratio']} (target <= 0.5); "
+          f"with the true demand {out['count_rmse_true_demand']}", file=sys.stderr)
     if a.json:
         print(json.dumps(out))
     return 0

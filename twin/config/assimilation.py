@@ -19,7 +19,8 @@ class AssimilationConfig(BaseModel):
     ``prior_std``: standard deviation of the prior multiplier (0 with
     ``process_std`` 0 = open loop, the demand is never changed);
     ``process_std``: random-walk standard deviation added per update;
-    ``count_dispersion``: variance / mean of a window's count (1 = Poisson);
+    ``count_dispersion``: variance / mean of a window's count (1 = Poisson), and with
+    ``adaptive_dispersion`` its floor: it is re-estimated from the innovations each update;
     ``min_multiplier``: the lowest multiplier applied; ``jitter_s`` [s]: reserve
     copies depart up to this much before or after the trip they copy; ``catch_up_s`` [s]: a
     cancelled trip due up to this long ago may be re-admitted (it joins the depart queue at once);
@@ -35,6 +36,7 @@ class AssimilationConfig(BaseModel):
     prior_std: float = Field(0.5, ge=0)
     process_std: float = Field(0.02, ge=0)
     count_dispersion: float = Field(2.0, gt=0)
+    adaptive_dispersion: bool = True
     min_multiplier: float = Field(0.2, ge=0)
     jitter_s: float = Field(60.0, ge=0)
     catch_up_s: float = Field(300.0, ge=0)

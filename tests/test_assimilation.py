@@ -168,3 +168,61 @@ def test_small_twin_experiment_halves_the_count_error(tmp_path):
     assert st["updates"] == 12 and st["last_update_s"] == 1440.0 and len(st["multipliers"]) == 4
     assert st["trips_admitted"] > 0 and st["trips_cancelled"] > 0
     assert assim.manifest["assimilation"]["method"] == "kalman-demand-multipliers"
+
+
+def test_dispersion_grows_only_with_unexplained_scatter():
+    from twin.live.assimilation import adapt_dispersion
+
+    H, P = np.array([[10.0], [10.0]]), np.array([[0.01]])
+    base = np.array([10.0, 10.0])
+    # innovations the prior uncertainty explains (H P Hᵀ = 1 veh²): stays at the floor
+    assert adapt_dispersion(2.0, np.array([1.0, -1.0]), base, H, P, floor=2.0) == 2.0
+    # scatter of ±10 vehicles on counts of 10: λ̂ = 9.9, blended half-way
+    assert adapt_dispersion(2.0, np.array([10.0, -10.0]), base, H, P, floor=2.0) == pytest.approx(5.95)
+
+
+def test_a_group_queued_at_its_origin_is_held():
+    from twin.city import corridor_city
+    from twin.demand import route_demand
+    from twin.engines.base import TripTable
+    from twin.live.assimilation import DemandAssimilator
+
+    from conftest import make_trips
+
+    city = corridor_city(3, 300.0)
+    demand = route_demand(city, make_trips(city, [("e0", "e2", 10.0 * k) for k in range(20)]
+                                           + [("e1", "e2", 10.0 * k) for k in range(20)]).sorted_by_depart())
+    groups, names = trip_groups(city, demand, "origin")
+    loops = [("l", int(city.edge_lane_start[city.edge_index["e2"]]), 10.0)]
+    asm = DemandAssimilator(AssimilationConfig(), demand, np.zeros(40), groups, names,
+                            route_incidence(city, demand, loops))
+    n = len(demand.trips)
+    nan = np.full(n, np.nan)
+    # e0's trips entered 2 minutes late (a queue at the origin), e1's on time
+    late = np.where(groups == names.index("e0"), 120.0, 0.0)
+    table = TripTable(demand.trips.depart, demand.trips.depart + late, nan, nan, nan, nan, nan,
+                      np.zeros(n, dtype=np.int32), np.full(n, 2, dtype=np.int8))
+    rho = asm.responsiveness(300.0, 300.0, table)
+    assert rho[names.index("e0")] == 0.0 and rho[names.index("e1")] == 1.0
+
+
+def test_live_cli_reports_the_assimilation(tmp_path):
+    from conftest import run_cli
+    from twin.runner import run_scenario
+
+    truth = run_scenario(small_scenario([1, 1, 1, 1], duration=600.0)).dataset
+    feed = tmp_path / "feed.csv"
+    feed.write_text("sensor,time,count\n" + "".join(
+        f"{s},{t:g},{c:g}\n" for t, row in zip(truth["time"].values, truth["sensor_count"].values)
+        for s, c in zip(truth["sensor"].values, row)))
+    cfg = small_scenario([0.7, 1.3, 0.75, 1.25], {"interval_s": 120, "groups": "route"}, duration=600.0)
+    import yaml
+
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True)))
+    r = run_cli("live", tmp_path / "s.yaml", "--feed", feed, "--speed", "1000000", "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    assert "assimilation: 5 updates every 120 s, 4 route groups" in r.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((tmp_path / "s.yaml").read_text().replace("interval_s: 120", "interval_s: 90"))
+    r = run_cli("live", bad, "--feed", feed, "--out", tmp_path / "out2")
+    assert r.returncode == 2 and "multiple of run.record_interval_s" in r.stderr and "Traceback" not in r.stderr

@@ -16,11 +16,12 @@ One simulated day (see docs/agents.md, "Population and mode choice"):
    learned congestion (exponential smoothing: day-to-day learning) and give
    the day's :class:`~twin.agents.population.DaySchedule` (where everyone was).
 
-Why zone agents, not one mesa Agent per resident: a mesa ``Agent`` object costs
-~1 kB (object, dict, registration in the model's AgentSet) and a Python call
-per decision; 1,000,000 of them would take ~1 GB and minutes per day, while
-the residents' arrays take ~25 bytes each and a day's choices a few seconds
-(``benchmarks/bench_population.py`` measures both).
+Why zone agents, not one mesa Agent per resident: a mesa ``Agent`` with the
+resident's attributes costs ~330 bytes (the arrays: 25) and a Python call per
+resident and step; an empty per-resident step of a million agents takes
+~0.2 s, ~5 minutes for a day of one-minute steps, before any choice model.
+With arrays a day's choices for a million residents take ~1.3 s and a
+whereabouts step ~20 ms (``benchmarks/bench_population.py`` measures both).
 
 Other models (e.g. :mod:`twin.agents.epidemic`) drive days with
 ``plan_day(stay_home=..., closed=..., trip_rate=...)`` and read
@@ -36,9 +37,7 @@ import mesa
 import numpy as np
 
 from twin.agents.modes import BIKE, CAR, MODES, PT, WALK, ZoneSkims, active_time_s, logit_draw, logsum_cost, pt_time_s
-from twin.agents.population import (
-    AT_HOME, HOME, OTHER, SCHOOL, STUDENT, WORK, WORKER, DaySchedule, Population, generate_population,
-)
+from twin.agents.population import AT_HOME, STUDENT, DaySchedule, Population, generate_population
 from twin.city.model import CityModel
 
 log = logging.getLogger(__name__)
@@ -563,5 +562,4 @@ class PopulationModel(mesa.Model):
         return t / np.maximum(t.sum(axis=1, keepdims=True), 1)
 
 
-__all__ = ["ACTIVITIES", "LEGS", "CarOutcome", "DayPlan", "DayResult", "PopulationModel", "ZoneAgent",
-           "HOME", "WORK", "SCHOOL", "OTHER", "WORKER"]
+__all__ = ["ACTIVITIES", "LEGS", "N_LEGS", "CarOutcome", "DayPlan", "DayResult", "PopulationModel", "ZoneAgent"]

@@ -295,3 +295,57 @@ def test_step_locator_equals_locate(town):
         where = StepLocator(sched, dt)
         for k in range(int(DAY_S / dt)):
             np.testing.assert_array_equal(where.step(k), sched.locate(k * dt), err_msg=f"step {k}, dt {dt}")
+
+
+def test_cli_bad_epidemic_is_one_line(tmp_path):
+    """Unknown seed zone, too many seeds, a bad lever value: one line naming the key, exit code 2."""
+    from conftest import ROOT, run_cli
+
+    base = (ROOT / "scenarios" / "outbreak_baseline.yaml").resolve()
+    cases = {"initial_zones: [z9_9]": "epidemic.initial_zones: unknown zone 'z9_9'",
+             "initial_infections: 10000000": "epidemic.initial_infections: 10000000 is more than",
+             "levers: {close_work: {share: 1.7}}": "epidemic.levers.close_work.share"}
+    for k, (line, expected) in enumerate(cases.items()):
+        p = tmp_path / f"bad{k}.yaml"
+        p.write_text(f"extends: {base}\nname: bad\nepidemic: {{{line}}}\n")
+        r = run_cli("run", p, "-q")
+        assert r.returncode == 2, r.stderr
+        err = r.stderr.strip()
+        assert expected in err and "\n" not in err, err
+
+
+NOJIT_SCRIPT = r"""
+import json, numpy as np
+from twin.agents.epidemic_run import run_epidemic
+from twin.agents.population import generate_population
+from twin.city import grid_city
+from twin.config.agents import EpidemicConfig
+city = grid_city(2, 2)
+pop = generate_population(city, np.random.default_rng(0), scale=0.3)
+cfg = EpidemicConfig(days=6, initial_infections=20, step_s=1800,
+                     beta_per_day={"home": 3, "work": 3, "school": 3, "other": 20},
+                     levers={"isolation": {"delay_days": 0}, "masks": {"efficacy": 0.5, "compliance": 0.5, "from_day": 2}})
+r = run_epidemic(cfg, pop, np.random.default_rng(3), zone_ids=city.zone_ids)
+print(json.dumps({"inf": r.dataset.epi_infectious.values.tolist(), "new": r.dataset.epi_new_infections.values.tolist(),
+                  "k": r.kpis}))
+"""
+
+
+def test_kernels_without_jit_give_the_same_outbreak():
+    """The epidemic's kernels run as plain Python (NUMBA_DISABLE_JIT=1) and draw the same random numbers."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = []
+    for disable in (False, True):
+        env = dict(os.environ)
+        env.pop("NUMBA_DISABLE_JIT", None)
+        if disable:
+            env["NUMBA_DISABLE_JIT"] = "1"
+        r = subprocess.run([sys.executable, "-c", NOJIT_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+        out.append(json.loads(r.stdout))
+    assert out[0] == out[1]
+    assert out[0]["k"]["epi_infected_total"] > 20  # it spread

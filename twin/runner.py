@@ -72,6 +72,10 @@ def prepare(cfg: ScenarioConfig) -> tuple[CityModel, RoutedDemand]:
     from twin.events import build_events
 
     build_events(cfg, city)  # fleets' and events' ids are checked against the city here too
+    if getattr(cfg, "epidemic", None) is not None:  # and the outbreak's initial zones
+        from twin.agents.epidemic_component import check_epidemic
+
+        check_epidemic(cfg, city)
     demand = apply_demand_changes(demand, cfg.policies, city, streams.generator("policies"))
     return city, demand
 

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 DAY_S = 86400.0
 
-__all__ = ["EPI_KPI_UNITS", "EpidemicComponent", "PopulationPlanner", "epidemic_progress"]
+__all__ = ["EPI_KPI_UNITS", "EpidemicComponent", "PopulationPlanner", "check_epidemic", "epidemic_progress"]
 
 
 class PopulationPlanner:
@@ -257,6 +257,30 @@ class EpidemicComponent:
 
             out.update(population_kpis(self.model))
         return out
+
+
+def check_epidemic(cfg, city) -> None:
+    """Raise :class:`~twin.config.ConfigError` if the epidemic's zone ids or seed count do not fit ``city``."""
+    import difflib
+
+    from twin.config import ConfigError
+
+    e = cfg.epidemic
+    if e is None:
+        return
+    for z in e.initial_zones:
+        if z not in city.zone_index:
+            close = difflib.get_close_matches(z, city.zone_ids, n=3)
+            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else f" (the city has {city.n_zones} zones)"
+            raise ConfigError(f"epidemic.initial_zones: unknown zone {z!r}{hint}")
+    scale = cfg.population.scale if cfg.population is not None else e.population_scale
+    has_edges = np.diff(city.zone_edge_offsets) > 0
+    zones = [city.zone_index[z] for z in e.initial_zones] if e.initial_zones else range(city.n_zones)
+    residents = int(sum(round(city.zone_population[z] * scale) for z in zones if has_edges[z]))
+    if e.initial_infections > residents:
+        where = " of the initial zones" if e.initial_zones else ""
+        raise ConfigError(f"epidemic.initial_infections: {e.initial_infections} is more than the {residents:,} "
+                          f"residents{where} at scale {scale}")
 
 
 def _merge(ds: xr.Dataset, other: xr.Dataset) -> xr.Dataset:

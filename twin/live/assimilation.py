@@ -281,6 +281,7 @@ class DemandAssimilator:
         self.route_offsets, self.route_edges = demand.route_offsets, demand.route_edges
         self._crossed = np.zeros(incidence.trip.size, dtype=np.bool_)
         self._progress = np.zeros(n, dtype=np.int64)
+        self._due = self.depart.copy()  # when each trip may enter: its depart, or its re-admission (catch-up)
 
     @property
     def applied(self) -> np.ndarray:
@@ -320,7 +321,7 @@ class DemandAssimilator:
         G = len(self.group_names)
         ins = table.depart_actual
         entered = np.isfinite(ins) & (ins > t - window) & (ins <= t)
-        free = entered & (ins - self.depart <= self.cfg.free_entry_s)
+        free = entered & (ins - self._due <= self.cfg.free_entry_s)
         n = np.bincount(self.groups[entered], minlength=G)
         f = np.bincount(self.groups[free], minlength=G)
         return np.where(n > 0, f / np.maximum(n, 1), 1.0)
@@ -384,6 +385,7 @@ class DemandAssimilator:
         state = table.state
         cancel = np.flatnonzero(~want & ((state == 0) | (state == 1)))
         admit = np.flatnonzero(want & (state == 4) & (self.depart > t - cfg.catch_up_s))
+        self._due[admit] = np.maximum(self.depart[admit], t)
         self.cancelled_total += cancel.size
         self.admitted_total += admit.size
         rec = {"time_s": t, "multiplier": applied.copy(), "std": np.sqrt(np.clip(np.diag(P), 0, None)),

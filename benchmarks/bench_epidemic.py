@@ -86,7 +86,8 @@ def main() -> int:
            "day_s": [round(x, 3) for x in per_day], "mean_day_s": round(float(np.mean(per_day)), 3),
            "mean_plan_s": round(float(np.mean(plan_s)), 3),
            "mean_steps_s": round(float(np.mean(per_day) - np.mean(plan_s)), 3),
-           "new_infections": int(k["epi_infected_total"] - epi.epi.seeded), "rss_mb": round(psutil.Process().memory_info().rss / 2**20)}
+           "new_infections": int(k["epi_infected_total"] - epi.epi.seeded),
+           "rss_mb": round(psutil.Process().memory_info().rss / 2**20)}
     if a.json:
         print(json.dumps(out))
     else:

@@ -54,12 +54,14 @@ def _compare_with_ode(k: int, n: int = 100_000, e0: int = 200, days: int = 150, 
                       step_s: float = 1800.0) -> dict:
     beta = 0.5  # R0 = beta * infectious = 2.5
     pop, sched = well_mixed(n)
-    res = run_epidemic(mixed_config(beta, k, e0, days, step_s=step_s), pop, np.random.default_rng(seed), planner=fixed_planner(sched))
+    res = run_epidemic(mixed_config(beta, k, e0, days, step_s=step_s), pop, np.random.default_rng(seed),
+                       planner=fixed_planner(sched))
     ds = res.dataset
     t = ds.epi_time.values / DAY_S
     inf = ds.epi_infectious.sum("zone").values / n
     s_ode, _, i_ode, _ = seir_ode(beta, 3.0, 5.0, e0 / n, days, k, k)
-    return {"peak": inf.max(), "peak_ode": i_ode.max(), "peak_day": t[inf.argmax()], "peak_day_ode": float(np.argmax(i_ode)),
+    return {"peak": inf.max(), "peak_ode": i_ode.max(),
+            "peak_day": t[inf.argmax()], "peak_day_ode": float(np.argmax(i_ode)),
             "final": res.kpis["epi_attack_rate_pct"] / 100, "final_ode": 1 - s_ode[-1],
             "curve_err": float(np.max(np.abs(inf[::4] - i_ode[:len(inf[::4])])))}
 
@@ -324,7 +326,8 @@ city = grid_city(2, 2)
 pop = generate_population(city, np.random.default_rng(0), scale=0.3)
 cfg = EpidemicConfig(days=6, initial_infections=20, step_s=1800,
                      beta_per_day={"home": 3, "work": 3, "school": 3, "other": 20},
-                     levers={"isolation": {"delay_days": 0}, "masks": {"efficacy": 0.5, "compliance": 0.5, "from_day": 2}})
+                     levers={"isolation": {"delay_days": 0},
+                             "masks": {"efficacy": 0.5, "compliance": 0.5, "from_day": 2}})
 r = run_epidemic(cfg, pop, np.random.default_rng(3), zone_ids=city.zone_ids)
 print(json.dumps({"inf": r.dataset.epi_infectious.values.tolist(), "new": r.dataset.epi_new_infections.values.tolist(),
                   "k": r.kpis}))

@@ -36,14 +36,14 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from twin.agents.epidemic_run import EPI_KPI_UNITS, EpidemicRun
+from twin.agents.epidemic_run import EpidemicRun
 from twin.agents.population import DaySchedule, generate_population
 
 log = logging.getLogger(__name__)
 
 DAY_S = 86400.0
 
-__all__ = ["EPI_KPI_UNITS", "EpidemicComponent", "PopulationPlanner", "check_epidemic", "epidemic_progress"]
+__all__ = ["EpidemicComponent", "PopulationPlanner", "check_epidemic", "epidemic_progress"]
 
 
 class PopulationPlanner:
@@ -271,7 +271,8 @@ def check_epidemic(cfg, city) -> None:
     for z in e.initial_zones:
         if z not in city.zone_index:
             close = difflib.get_close_matches(z, city.zone_ids, n=3)
-            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else f" (the city has {city.n_zones} zones)"
+            hint = (f" (did you mean {', '.join(map(repr, close))}?)" if close
+                    else f" (the city has {city.n_zones} zones)")
             raise ConfigError(f"epidemic.initial_zones: unknown zone {z!r}{hint}")
     scale = cfg.population.scale if cfg.population is not None else e.population_scale
     has_edges = np.diff(city.zone_edge_offsets) > 0

@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 
 from twin.agents.epidemic import DAY_S, STATES, Epidemic, SeirParameters, StepLocator
-from twin.agents.population import (AT_HOME, HOME, OTHER, PLACE_KINDS, SCHOOL, STUDENT, WORK, WORKER, DaySchedule,
+from twin.agents.population import (AT_HOME, OTHER, PLACE_KINDS, SCHOOL, STUDENT, WORK, WORKER, DaySchedule,
                                     Population)
 from twin.jit import kernel
 
@@ -106,7 +106,8 @@ class Levers:
 
 # ------------------------------------------------------------------ day plans
 class DayPlanner(Protocol):
-    """Makes a day's schedule given the day's policy (the population model implements one)."""
+    """Makes a day's schedule given the day's policy (:class:`CommutePlanner`, or the population model
+    through :class:`twin.agents.epidemic_component.PopulationPlanner`)."""
 
     def __call__(self, day: int, stay_home: np.ndarray, closed: np.ndarray, other_factor: float) -> DaySchedule: ...
 

@@ -98,7 +98,7 @@ class EpidemicConfig(Strict):
     infectious_days: float = Field(5.0, gt=0.0)
     infectious_shape: int = Field(2, ge=1, le=50)
     symptomatic_share: float = Field(0.65, ge=0.0, le=1.0)
-    population_scale: float = Field(0.1, gt=0.0, le=10.0, description="residents per inhabitant when the "
+    population_scale: float = Field(1.0, gt=0.0, le=10.0, description="residents per inhabitant when the "
                                                                       "scenario has no population section")
     traffic_every_days: int | None = Field(None, ge=1, description="with a population: also simulate the "
                                            "traffic of every k-th day before the last (the last day always)")

@@ -243,3 +243,16 @@ def test_cli_run_example_scenario(tmp_path):
     assert "pop_car_share_pct" in r.stdout
     with xr.open_dataset(tmp_path / "results.nc") as ds:
         assert ds.sizes["day"] == 6 and "residents_at" in ds
+
+
+def test_cli_run_small_population(tmp_path):
+    small = tmp_path / "small.yaml"
+    small.write_text(f"extends: {ROOT / 'scenarios' / 'population_charge.yaml'}\n"
+                     "population: {scale: 0.02, days: 2}\n")
+    r = run_cli("run", small, "--out", tmp_path / "out", "-q")
+    assert r.returncode == 0, r.stderr
+    assert "population: residents at scale 0.02 over 2 days" in r.stdout and "pop_car_share_pct" in r.stdout
+    kpis = json.loads((tmp_path / "out" / "kpis.json").read_text())
+    assert kpis["pop_charge_paid_eur"] > 0
+    with xr.open_dataset(tmp_path / "out" / "results.nc") as ds:
+        assert ds["mode_trips"].dims == ("day", "zone", "mode") and ds.sizes["day"] == 2

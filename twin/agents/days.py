@@ -39,6 +39,7 @@ import numpy as np
 from twin.agents.modes import BIKE, CAR, MODES, PT, WALK, ZoneSkims, active_time_s, logit_draw, logsum_cost, pt_time_s
 from twin.agents.population import AT_HOME, STUDENT, DaySchedule, Population, generate_population
 from twin.city.model import CityModel
+from twin.jit import kernel
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,30 @@ class DayResult:
     mode_trips: np.ndarray
     simulated: int
     stats: dict = field(default_factory=dict)
+
+
+@kernel
+def _count_whereabouts(loc, place_zone, place_kind, home_zone, out):
+    """out[zone, activity] += 1 per resident: at place ``loc[i]`` (its zone and kind) or travelling (-1)."""
+    for i in range(loc.shape[0]):
+        p = loc[i]
+        if p < 0:
+            out[home_zone[i], 4] += 1
+        else:
+            out[place_zone[p], place_kind[p]] += 1
+
+
+@kernel
+def _patch_car_legs(t, loc, resident, depart, next_depart, dest, arrival):
+    """Residents on car legs as the engine has them at ``t``: on the road from departure until the car
+    arrived (``arrival`` NaN: not yet), then at the destination until their next leg."""
+    for j in range(resident.shape[0]):
+        r = resident[j]
+        arrived = arrival[j] <= t
+        if depart[j] <= t and not arrived:
+            loc[r] = -1
+        elif arrived and t < next_depart[j] and loc[r] < 0:
+            loc[r] = dest[j]
 
 
 class ZoneAgent(mesa.Agent):
@@ -433,14 +458,9 @@ class PopulationModel(mesa.Model):
         t = self.now
         loc = live["schedule"].locate(t, out=live["out"])
         if "trips" in live:
-            tt = live["trips"]()
-            arrival = tt.arrival[live["engine_idx"]]
-            r = live["resident"]
-            arrived = arrival <= t
-            on_road = (live["depart"] <= t) & ~arrived
-            at_dest = arrived & (t < live["next_depart"]) & (loc[r] < 0)
-            loc[r[on_road]] = -1
-            loc[r[at_dest]] = live["dest"][at_dest]
+            arrival = live["trips"]().arrival[live["engine_idx"]]
+            _patch_car_legs(float(t), loc, live["resident"], live["depart"], live["next_depart"], live["dest"],
+                            arrival)
         self.whereabouts.append((t, self.count_whereabouts(loc)))
 
     def count_whereabouts(self, loc: np.ndarray) -> np.ndarray:
@@ -449,12 +469,9 @@ class PopulationModel(mesa.Model):
         Residents at a place count in the place's zone; travelling ones in their home zone.
         """
         pop = self.population
-        travelling = loc < 0
-        safe = np.where(travelling, 0, loc)
-        zone = np.where(travelling, pop.home_zone, pop.place_zone[safe])
-        act = np.where(travelling, 4, pop.place_kind[safe])
-        z = self.city.n_zones
-        return np.bincount(zone * 5 + act, minlength=z * 5).reshape(z, 5)
+        out = np.zeros((self.city.n_zones, len(ACTIVITIES)), dtype=np.int64)
+        _count_whereabouts(loc, pop.place_zone, pop.place_kind, pop.home_zone, out)
+        return out
 
     # ----------------------------------------------------------- after the day
     def schedule_of(self, plan: DayPlan, leg_time_s: np.ndarray) -> DaySchedule:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from twin.agents.days import ACTIVITIES, LEGS, N_LEGS, CarOutcome, DayPlan, PopulationModel
+from twin.agents.days import ACTIVITIES, N_LEGS, CarOutcome, DayPlan, PopulationModel
 from twin.agents.modes import CAR, MODES, Charge, charges_from_policies, zone_skims
 from twin.city.model import CityModel
 from twin.demand.routing import free_flow_cost
@@ -278,7 +278,7 @@ def population_dataset(model: PopulationModel, city: CityModel) -> xr.Dataset:
     share = total / np.maximum(total.sum(axis=1, keepdims=True), 1)
     mean_t = np.array([r.stats["mean_time_s"] for r in h]).reshape(-1, 4)
     residents = np.bincount(model.population.home_zone, minlength=city.n_zones)
-    coords = {"day": days, "zone": list(city.zone_ids), "mode": list(MODES), "leg": list(LEGS)}
+    coords = {"day": days, "zone": list(city.zone_ids), "mode": list(MODES)}
     ds = xr.Dataset(coords=coords)
     ds["mode_trips"] = (("day", "zone", "mode"), mode_trips,
                         {"units": "trips", "long_name": "residents' trips by home zone and mode (sample, see "

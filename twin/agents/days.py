@@ -17,11 +17,11 @@ One simulated day (see docs/agents.md, "Population and mode choice"):
    the day's :class:`~twin.agents.population.DaySchedule` (where everyone was).
 
 Why zone agents, not one mesa Agent per resident: a mesa ``Agent`` with the
-resident's attributes costs ~330 bytes (the arrays: 25) and a Python call per
+resident's attributes costs ~340 bytes (the arrays: 25) and a Python call per
 resident and step; an empty per-resident step of a million agents takes
 ~0.2 s, ~5 minutes for a day of one-minute steps, before any choice model.
 With arrays a day's choices for a million residents take ~1.3 s and a
-whereabouts step ~20 ms (``benchmarks/bench_population.py`` measures both).
+whereabouts step ~9 ms (``benchmarks/bench_population.py`` measures both).
 
 Other models (e.g. :mod:`twin.agents.epidemic`) drive days with
 ``plan_day(stay_home=..., closed=..., trip_rate=...)`` and read

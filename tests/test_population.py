@@ -256,3 +256,14 @@ def test_cli_run_small_population(tmp_path):
     assert kpis["pop_charge_paid_eur"] > 0
     with xr.open_dataset(tmp_path / "out" / "results.nc") as ds:
         assert ds["mode_trips"].dims == ("day", "zone", "mode") and ds.sizes["day"] == 2
+
+
+def test_trips_by_time_zone_and_mode_add_up(small_runs):
+    ds = small_runs["population_charge"].dataset
+    last = ds["mode_trips"].isel(day=-1)
+    assert ds["trips_started"].dims == ("time", "zone", "mode")
+    # every trip of the last day leaves within the day: by time and origin zone it sums to the trips by mode
+    np.testing.assert_array_equal(ds["trips_started"].sum(("time", "zone")).values, last.sum("zone").values)
+    np.testing.assert_array_equal(ds["departures"].isel(day=-1).sum("hour").values, last.sum("zone").values)
+    morning = ds["departures"].isel(day=-1).sel(hour=slice(6, 9)).sum("hour")
+    assert int(morning.sel(mode="car")) > 0 and int(ds["departures"].sel(hour=3).sum()) == 0

@@ -534,7 +534,11 @@ class PopulationModel(mesa.Model):
         stats = {"charge_paid_eur": float(charge.sum()), "trips": int(r.size),
                  "mean_time_s": [float(times[mode == m].mean()) if np.any(mode == m) else float("nan")
                                  for m in range(4)],
-                 "car_legs_simulated": simulated}
+                 "car_legs_simulated": simulated,
+                 # trips by departure hour and mode (24, 4): departure-time choice at a glance
+                 "departures_by_hour": np.bincount(
+                     np.clip(plan.depart[r, k] // 3600.0, 0, 23).astype(np.int64) * 4 + mode,
+                     minlength=24 * 4).reshape(24, 4)}
         if cars is not None and cars.leg.size:
             ok = np.isfinite(cars.time_s)
             stats["car_time_ratio"] = float(np.mean((cars.time_s[ok] - self.cfg.mode.car_access_s)

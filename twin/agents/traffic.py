@@ -245,6 +245,12 @@ class PopulationComponent:
         model.finish_day(self._plan, outcome(self._day, self._positions, self._sim.engine.trip_table(),
                                              self.pcfg.mode.car_access_s))
         out = population_dataset(model, self.city)
+        if "time" in ds.coords and ds.sizes.get("time", 0):
+            out["trips_started"] = xr.DataArray(
+                trips_started(model, self._plan, ds["time"].values), dims=("time", "zone", "mode"),
+                coords={"time": ds["time"].values, "zone": list(self.city.zone_ids), "mode": list(MODES)},
+                attrs={"units": "trips", "long_name": "residents' trips leaving in each recording interval "
+                       "by origin zone and mode, last day"})
         if whereabouts:
             t = np.array([w[0] for w in whereabouts])
             counts = np.stack([w[1] for w in whereabouts])
@@ -292,7 +298,28 @@ def population_dataset(model: PopulationModel, city: CityModel) -> xr.Dataset:
     ds["car_time_ratio"] = (("day",), np.array([r.stats.get("car_time_ratio", np.nan) for r in h]),
                             {"units": "1", "long_name": "experienced / free-flow car time (mean over trips)"})
     ds["residents"] = (("zone",), residents, {"units": "residents", "long_name": "residents by home zone"})
+    dep = np.stack([r.stats["departures_by_hour"] for r in h]) if h else np.zeros((0, 24, 4), np.int64)
+    ds["departures"] = (("day", "hour", "mode"), dep,
+                        {"units": "trips", "long_name": "residents' trips by departure hour and mode"})
+    ds = ds.assign_coords(hour=np.arange(24))
     return ds
+
+
+def trips_started(model: PopulationModel, plan: DayPlan, times: np.ndarray) -> np.ndarray:
+    """Trips of ``plan`` by recording interval, origin zone and mode, ``(len(times), Z, 4)``.
+
+    Interval ``k`` is ``(times[k-1], times[k]]`` (the first from 0), as the recorder's;
+    trips leaving after ``times[-1]`` are not counted.
+    """
+    r, k = np.nonzero(plan.active)
+    origin, _ = model.leg_places()
+    zone = model.population.place_zone[origin[r, k]].astype(np.int64)
+    mode = plan.mode[r, k].astype(np.int64)
+    b = np.searchsorted(times, plan.depart[r, k], side="left")
+    ok = b < times.size
+    z = model.city.n_zones
+    key = (b[ok] * z + zone[ok]) * 4 + mode[ok]
+    return np.bincount(key, minlength=times.size * z * 4).reshape(times.size, z, 4)
 
 
 def population_kpis(model: PopulationModel) -> dict[str, Any]:

@@ -267,3 +267,42 @@ def test_trips_by_time_zone_and_mode_add_up(small_runs):
     np.testing.assert_array_equal(ds["departures"].isel(day=-1).sum("hour").values, last.sum("zone").values)
     morning = ds["departures"].isel(day=-1).sel(hour=slice(6, 9)).sum("hour")
     assert int(morning.sel(mode="car")) > 0 and int(ds["departures"].sel(hour=3).sum()) == 0
+
+
+NOJIT_SCRIPT = r"""
+import json
+import numpy as np
+from twin.agents.days import PopulationModel
+from twin.agents.modes import zone_skims
+from twin.city import grid_city
+from twin.config.agents import PopulationConfig
+city = grid_city(4, 4, seed=0)
+skims = zone_skims(city)
+m = PopulationModel(city, PopulationConfig(scale=0.1), seed=3, skims=skims)
+res = m.run_day()
+counts = [m.count_whereabouts(res.schedule.locate(t)).tolist() for t in (0.0, 30000.0, 60000.0)]
+print(json.dumps({"car_time": skims.car_time_s.tolist(), "car_dist": skims.car_dist_m.tolist(),
+                  "start": np.nan_to_num(res.schedule.start, nan=-1).tolist(), "counts": counts}))
+"""
+
+
+def test_population_kernels_without_jit_match_compiled():
+    import os
+    import subprocess
+    import sys
+
+    outs = []
+    for disable in (True, False):
+        env = dict(os.environ)
+        env.pop("NUMBA_DISABLE_JIT", None)
+        if disable:
+            env["NUMBA_DISABLE_JIT"] = "1"
+        r = subprocess.run([sys.executable, "-c", NOJIT_SCRIPT], env=env, capture_output=True, text=True,
+                           timeout=300, cwd=ROOT)
+        assert r.returncode == 0, r.stderr
+        outs.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    plain, jit = outs
+    np.testing.assert_allclose(plain["car_time"], jit["car_time"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(plain["car_dist"], jit["car_dist"], rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(plain["start"], jit["start"])
+    assert plain["counts"] == jit["counts"]

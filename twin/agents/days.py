@@ -101,9 +101,9 @@ class DayResult:
     """
 
     day: int
-    schedule: DaySchedule
-    leg_time_s: np.ndarray
-    leg_charge_eur: np.ndarray
+    schedule: DaySchedule | None
+    leg_time_s: np.ndarray | None
+    leg_charge_eur: np.ndarray | None
     mode_trips: np.ndarray
     simulated: int
     stats: dict = field(default_factory=dict)
@@ -149,6 +149,16 @@ class ZoneAgent(mesa.Agent):
     @property
     def n_residents(self) -> int:
         return self.residents.stop - self.residents.start
+
+    @property
+    def ratio_from(self) -> np.ndarray:
+        """Learned experienced / free-flow car time of trips leaving this zone, per time bin (a view)."""
+        return self.model.ratio_from[self.zone]
+
+    @property
+    def ratio_to(self) -> np.ndarray:
+        """Learned experienced / free-flow car time of trips arriving in this zone, per time bin (a view)."""
+        return self.model.ratio_to[self.zone]
 
     def plan(self, plan: DayPlan, stay_home: np.ndarray, closed: np.ndarray, trip_rate: float) -> None:
         """Fill ``plan``'s rows of this zone's residents (see :class:`PopulationModel` for the model)."""
@@ -327,8 +337,9 @@ class PopulationModel(mesa.Model):
         home_zone, work, role = pop.home_zone[sl], pop.work[sl], pop.role[sl]
         car = pop.car[sl]
         out = stay_home[sl]
-        first = self.commute_mode[sl] < 0
-        reconsider = first | (u[:, 0] < cfg.reconsider_share)
+        # everyone chooses on the first day; later a share reconsiders (a tour without a choice yet, e.g. a
+        # first other-activity tour, always gets one: see prev < 0 below)
+        reconsider = (u[:, 0] < cfg.reconsider_share) | (self.day == 0)
         commute = (role != AT_HOME) & (work >= 0) & ~out
         commute &= ~closed[np.where(work >= 0, work, 0)]
         # ---- commute tours: departure-time choice for the car, then the mode

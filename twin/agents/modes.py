@@ -121,9 +121,12 @@ def _skim_kernel(offsets, targets, cost, ff, length, charged, rep_edge, out_time
 class ZoneSkims:
     """Zone-to-zone level of service, ``(Z, Z)`` arrays (see the module docstring).
 
-    ``car_time_s``/``car_dist_m``/``charged``: without any charge in force;
-    ``*_charged`` variants: the routes chosen while every charge is in force.
-    ``charged`` and ``charged_when_charging``: ``(n_charges, Z, Z)`` counts of charged edges crossed.
+    ``dist_m`` [m]: walk, bike and public transport distance. ``car_time_s`` [s]
+    and ``car_dist_m`` [m]: free-flow time and length of the car route without
+    any charge in force; ``car_time_charging_s``/``car_dist_charging_m``: of the
+    route chosen while every charge is in force, and ``charged_when_charging``
+    ``(n_charges, Z, Z)`` the charged edges it crosses. Unreachable pairs: inf.
+    ``rep_edge`` (Z,): each zone's representative edge (-1: the zone has none).
     """
 
     dist_m: np.ndarray

@@ -37,15 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EPI_KPI_UNITS = {  # also in twin.results.kpis.KPI_UNITS
-    "epi_residents": "residents", "epi_attack_rate_pct": "%", "epi_infected_total": "residents",
-    "epi_peak_infectious": "residents", "epi_peak_infectious_pct": "%", "epi_peak_day": "day",
-    "epi_infectious_at_end": "residents", "epi_infections_home": "infections", "epi_infections_work": "infections",
-    "epi_infections_school": "infections", "epi_infections_other": "infections", "epi_r_initial": "infections",
-    "epi_trips_per_day": "trips/day", "epi_car_trips_per_day": "trips/day", "epi_car_trips_last_day": "trips",
-    "epi_isolation_days": "person·days",
-}
-
 
 # ------------------------------------------------------------------ levers
 @dataclass(frozen=True)

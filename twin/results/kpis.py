@@ -38,7 +38,7 @@ KPI_UNITS = {
     "pop_residents": "residents", "pop_trips": "trips", "pop_car_share_pct": "%", "pop_pt_share_pct": "%",
     "pop_walk_share_pct": "%", "pop_bike_share_pct": "%", "pop_car_trips": "trips", "pop_mean_car_time_s": "s",
     "pop_charge_paid_eur": "EUR", "pop_share_change_pct": "% points",
-    # the epidemic (twin.agents.epidemic_run.EPI_KPI_UNITS)
+    # the epidemic (twin.agents.epidemic_run)
     "epi_residents": "residents", "epi_attack_rate_pct": "%", "epi_infected_total": "residents",
     "epi_peak_infectious": "residents", "epi_peak_infectious_pct": "%", "epi_peak_day": "day",
     "epi_infectious_at_end": "residents", "epi_infections_home": "infections", "epi_infections_work": "infections",

@@ -48,6 +48,8 @@ class _Conn:
     tls: int = -1
     link: int = -1
     foes: list[tuple[int, int]] | None = None  # explicit (edge, lane) foe lanes
+    length: float = 0.0  # [m] path through the junction
+    speed: float = 0.0  # [m/s] its speed limit (0: the target lane's)
 
 
 @dataclass
@@ -167,8 +169,13 @@ class CityBuilder:
     # ------------------------------------------------------------ connections
     def add_connection(self, from_edge: str, from_lane: int, to_edge: str, to_lane: int, *,
                        direction: int | None = None, tls: str | None = None, link: int = -1,
-                       foes: list[tuple[str, int]] | None = None) -> None:
+                       foes: list[tuple[str, int]] | None = None, length: float = 0.0,
+                       speed: float | None = None) -> None:
+        """A lane-to-lane connection; ``length`` [m] is its path through the junction (0: a point),
+        ``speed`` [m/s] the speed limit on that path (None: the target lane's)."""
         fe, te = self.edge(from_edge), self.edge(to_edge)
+        if not (np.isfinite(length) and length >= 0):
+            raise CityError(f"city {self.name!r}: connection {from_edge}->{to_edge} has length {length} (need >= 0)")
         for e, lane, what in [(fe, from_lane, from_edge), (te, to_lane, to_edge)]:
             if not 0 <= lane < self._edges[e].num_lanes:
                 raise CityError(f"city {self.name!r}: edge {what!r} has no lane {lane}")
@@ -182,7 +189,10 @@ class CityBuilder:
                 raise CityError(f"city {self.name!r}: connection names unknown traffic light {tls!r}")
             t = self._tls_index[tls]
         foe_idx = None if foes is None else [(self.edge(e), int(ln)) for e, ln in foes]
-        self._add_conn(_Conn(fe, int(from_lane), te, int(to_lane), int(direction), t, int(link), foe_idx))
+        if speed is not None and not speed > 0:
+            raise CityError(f"city {self.name!r}: connection {from_edge}->{to_edge} has speed {speed} (need > 0)")
+        self._add_conn(_Conn(fe, int(from_lane), te, int(to_lane), int(direction), t, int(link), foe_idx,
+                             float(length), float(speed or 0.0)))
 
     def _add_conn(self, c: _Conn) -> None:
         self._conns.append(c)
@@ -370,6 +380,8 @@ class CityBuilder:
             conn_node=i32([edges[c.from_edge].dst for c in conns]),
             conn_tls=i32([c.tls for c in conns]), conn_link=i32([c.link for c in conns]),
             conn_dir=np.asarray([c.dir for c in conns], dtype=np.int8),
+            conn_length=f64([c.length for c in conns]),
+            conn_speed=f64([c.speed if c.speed > 0 else lane_speed[lane_of[c.to_edge] + c.to_lane] for c in conns]),
             conn_foe_offsets=i32(foe_offsets), conn_foe_lanes=i32(foe_lanes),
             lane_conn_offsets=lane_conn_offsets,
             tls_ids=tuple(t.id for t in self._tls), tls_offset=f64([t.offset for t in self._tls]),

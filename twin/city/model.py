@@ -127,8 +127,16 @@ class CityModel:
     bldg_use: np.ndarray  # int8 index into BUILDING_USES
     bldg_zone: np.ndarray  # int32 zone index or -1
     attrs: dict = field(default_factory=dict)
+    # each connection's path through its junction (SUMO's internal lanes): length [m] (0 = a point)
+    # and speed limit [m/s] (default: the target lane's)
+    conn_length: np.ndarray | None = None
+    conn_speed: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.conn_length is None:  # cities built or saved before junctions had a length
+            object.__setattr__(self, "conn_length", np.zeros(self.conn_from_lane.shape[0]))
+        if self.conn_speed is None:
+            object.__setattr__(self, "conn_speed", np.asarray(self.lane_speed, dtype=np.float64)[self.conn_to_lane])
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, np.ndarray):
@@ -254,6 +262,7 @@ class CityModel:
             (self.lane_width, nl, "lane_width"), (self.lane_allow, nl, "lane_allow"),
             (self.conn_to_lane, nc, "conn_to_lane"), (self.conn_node, nc, "conn_node"),
             (self.conn_tls, nc, "conn_tls"), (self.conn_link, nc, "conn_link"), (self.conn_dir, nc, "conn_dir"),
+            (self.conn_length, nc, "conn_length"), (self.conn_speed, nc, "conn_speed"),
             (self.tls_offset, nt, "tls_offset"), (self.tls_num_links, nt, "tls_num_links"),
         ]:
             need(arr.shape[0] == n, f"{what} has {arr.shape[0]} entries, expected {n}")
@@ -281,6 +290,8 @@ class CityModel:
                 need(bool(np.all((arr >= 0) & (arr < nl))), f"{what} out of range")
             need(bool(np.all(np.diff(self.conn_from_lane) >= 0)), "connections are not sorted by from_lane")
             need(bool(np.all(self.conn_tls < nt)), "conn_tls out of range")
+            need(bool(np.all(np.isfinite(self.conn_length) & (self.conn_length >= 0))), "a connection length is < 0")
+            need(bool(np.all(self.conn_speed > 0)), "a connection has speed limit <= 0")
             ctl = self.conn_tls >= 0
             if ctl.any():
                 need(bool(np.all(self.conn_link[ctl] < self.tls_num_links[self.conn_tls[ctl]])),

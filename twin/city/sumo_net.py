@@ -185,6 +185,8 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
     junctions: list[ET.Element] = []
     edges: list[tuple[ET.Element, list[ET.Element]]] = []
     conns: list[ET.Element] = []
+    internal_len: dict[str, tuple[float, float]] = {}  # internal lane id -> length [m], speed [m/s]
+    internal_next: dict[str, str] = {}  # internal lane id -> the internal lane it continues on
     n_roots = 0
     for elem in iter_xml(path, {"location", "junction", "edge", "connection", "net"}):
         tag = elem.tag
@@ -200,12 +202,16 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
         elif tag == "edge":
             if elem.get("function") in ("internal", "crossing", "walkingarea"):
                 report.internal_lanes += len(elem.findall("lane"))
+                for ln in elem.findall("lane"):
+                    internal_len[ln.get("id")] = (float(ln.get("length", 0) or 0), float(ln.get("speed", 0) or 0))
                 continue
             e = _copy(elem)
             edges.append((e, [_copy(ln) for ln in elem.findall("lane")]))
         elif tag == "connection":
             if not elem.get("from", "").startswith(":"):
                 conns.append(_copy(elem))
+            elif elem.get("via"):  # an internal lane continued by another (internal junction)
+                internal_next[f"{elem.get('from')}_{elem.get('fromLane')}"] = elem.get("via")
     if n_roots == 0:
         raise CityError(f"{path}: not a SUMO network (no <net> element)")
     if not edges:
@@ -260,7 +266,7 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
             tl_links[tl] = max(tl_links[tl], link + 1)
             tl_node.setdefault(tl, b.node_ids_of_edge(f)[1])
         conn_rows.append((f, int(c.get("fromLane")), t, int(c.get("toLane")), _DIRS.get(c.get("dir", "s"), 0),
-                          tl, link, c.get("state", "M")))
+                          tl, link, c.get("state", "M"), *_via_path(c.get("via"), internal_len, internal_next)))
 
     if missing_tl:
         report.notes.append(f"{sum(missing_tl.values())} connections name traffic lights without a program "
@@ -276,10 +282,10 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
 
     # foes of unsignalised minor links: lanes of other incoming edges with major links
     major_in: dict[str, set[str]] = defaultdict(set)  # node -> incoming edges with a major link
-    for f, _fl, _t, _tl_lane, _d, tl, _link, state in conn_rows:
+    for f, _fl, _t, _tl_lane, _d, tl, _link, state, _len, _speed in conn_rows:
         if not tl and state == "M":
             major_in[b.node_ids_of_edge(f)[1]].add(f)
-    for f, fl, t, tlane, d, tl, link, state in conn_rows:
+    for f, fl, t, tlane, d, tl, link, state, length, speed in conn_rows:
         foes = None
         if not tl:
             if state in ("m", "=", "s", "w"):
@@ -288,12 +294,29 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
             else:
                 foes = []
         try:
-            b.add_connection(f, fl, t, tlane, direction=d, tls=tl, link=link, foes=foes)
+            b.add_connection(f, fl, t, tlane, direction=d, tls=tl, link=link, foes=foes, length=length,
+                             speed=speed)
         except CityError as exc:
             raise CityError(f"{path}: {exc}") from None
     city = b.build()
     report.warn(log, str(path))
     return city, report
+
+
+def _via_path(via: str | None, internal_len: dict[str, tuple[float, float]],
+              internal_next: dict[str, str]) -> tuple[float, float | None]:
+    """Length [m] and speed limit [m/s] (the lowest; None if unknown) of a connection's path through
+    its junction: its internal lane and the internal lanes that continue it (SUMO splits a path at
+    internal junctions)."""
+    total, speed, seen = 0.0, None, set()
+    while via and via not in seen:
+        seen.add(via)
+        length, v = internal_len.get(via, (0.0, 0.0))
+        total += length
+        if v > 0:
+            speed = v if speed is None else min(speed, v)
+        via = internal_next.get(via)
+    return total, speed
 
 
 def _copy(elem: ET.Element) -> ET.Element:

@@ -45,7 +45,7 @@ class NativeEngine:
         "pos": 0.0, "speed": 0.0, "ridx": 0, "t_insert": np.nan, "t_arrive": np.nan, "dist": 0.0, "wait": 0.0,
         "time_loss": 0.0, "co2": 0.0, "teleports": 0, "_order": 0, "_order_tmp": 0, "_new_pos": 0.0,
         "_new_speed": 0.0, "_new_lane": 0, "_wait_list": 0, "_prev_lane": 0, "_prev_pos": 0.0,
-        "_score_cache": 0, "_score_ridx": -1}
+        "_score_cache": 0, "_score_ridx": -1, "_junction_speed": 0.0}
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
                  loops: list[tuple[str, int, float]] | None = None) -> None:
@@ -126,7 +126,8 @@ class NativeEngine:
         self._req_back = np.full(city.n_lanes, -K.INF)  # cooperative lane-change requests per lane
         self._score_cache = np.zeros((n, K.SCORE_CACHE_LANES), dtype=np.int8)  # lane scores per vehicle ...
         self._score_ridx = np.full(n, -1, dtype=np.int32)  # ... valid at this route position (-1: stale)
-        self._edge_blocked = np.zeros(city.n_edges, dtype=np.bool_)
+        self._junction_speed = np.zeros(n)  # speed limit [m/s] of the junction path a vehicle is on (pos < 0)
+        self._lane_blocked = np.zeros(city.n_lanes, dtype=np.bool_)  # lanes where an insertion failed this step
         self._tls_phase = np.zeros(city.n_tls, dtype=np.int32)
         self._conn_signal = np.full(city.n_connections, K.UNCONTROLLED, dtype=np.int8)
         # cumulative edge measurements
@@ -179,14 +180,16 @@ class NativeEngine:
                self.ridx, self.route_off, self.route_n, self.route_edges, vt["length"], vt["min_gap"], vt["accel"],
                vt["decel"], vt["tau"], vt["max_speed"], vt["critical_gap"], vt["class_bit"], vt["mass"], vt["cda"],
                vt["c_roll"], vt["idle_co2"], vt["co2_per_kj"], c.lane_edge, c.lane_length, self._lane_speed,
-               self._lane_allow, c.lane_conn_offsets, c.conn_to_lane, self._conn_signal, c.conn_foe_offsets,
-               c.conn_foe_lanes, self._req_back, self._new_pos, self._new_speed, self.dist, self.wait, self.time_loss, self.co2,
+               self._lane_allow, c.edge_lane_start, c.lane_conn_offsets, c.conn_to_lane, self._conn_signal,
+               c.conn_length, c.conn_speed, c.conn_foe_offsets, c.conn_foe_lanes, self._req_back, self._junction_speed,
+               self._new_pos, self._new_speed, self.dist, self.wait, self.time_loss, self.co2,
                self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time)
         arrived, teleported = K.commit(
             t, dt, self._teleport_time, self._order, n, self._lane_start, self.state, self.lane, self.pos,
             self.speed, self.vtype, self.ridx, self.route_off, self.route_n, self.route_edges, vt["length"],
             vt["min_gap"], vt["class_bit"], c.lane_edge, c.lane_length, self._lane_allow, c.edge_lane_start,
-            c.edge_num_lanes, c.lane_conn_offsets, c.conn_to_lane, self._new_pos, self._new_speed, self.wait,
+            c.edge_num_lanes, c.lane_conn_offsets, c.conn_to_lane, c.conn_length, c.conn_speed, self._junction_speed,
+            self._new_pos, self._new_speed, self.wait,
             self.t_arrive, self.teleports, self._tail_pos, self._tail_len, self.e_entered)
         if self._loop_spec:
             K.loops(dt, self._order, n, self.state, self.lane, self.pos, self.speed, self._prev_lane, self._prev_pos,
@@ -233,8 +236,8 @@ class NativeEngine:
             self.speed, self.vtype, self.vfactor, self.ridx, self.route_off, self.route_n, self.route_edges,
             self.t_insert, vt["length"], vt["min_gap"], vt["tau"], vt["max_speed"], vt["class_bit"], c.lane_edge,
             c.lane_length, self._lane_speed, self._lane_allow, c.edge_lane_start, c.edge_num_lanes,
-            c.lane_conn_offsets, c.conn_to_lane, self._tail_pos, self._tail_len, self._edge_blocked, self._order,
-            self._n_order, self.e_entered)
+            c.lane_conn_offsets, c.conn_to_lane, self._tail_pos, self._tail_len, self._lane_blocked, self._order,
+            self._n_order, self.e_entered, self._score_cache, self._score_ridx)
 
     # --------------------------------------------------------------- actions
     def apply(self, action: Action) -> None:
@@ -500,6 +503,7 @@ class NativeEngine:
         eng.__dict__.update(arrays)
         eng._added = {str(k): int(v) for k, v in meta.get("added", {}).items()}
         eng.__dict__.setdefault("_n_demand", len(demand.trips))
+        eng.__dict__.setdefault("_junction_speed", np.zeros(eng.state.size))  # checkpoints before junction paths
         eng.city, eng.demand = city, demand
         eng._vt = vtype_arrays(list(demand.trips.vtypes))
         return eng

@@ -9,8 +9,9 @@ is inside each kernel. One simulation step is, in order:
                             (nearly sorted from the previous step, so O(n))
 3. :func:`change_lanes`     one direction per step (left on even steps, right on
                             odd), so two vehicles never merge into one gap from both
-                            sides; mandatory changes towards a lane that connects to
-                            the next edge of the route, discretionary ones for speed
+                            sides; changes towards the lanes the route continues on
+                            (mandatory when the current lane ends within a distance
+                            that grows with speed), discretionary ones for speed
 4. :func:`sort_vehicles`    again if any vehicle changed lanes
 5. :func:`move`             IDM acceleration against the leader, stop lines (red,
                             yellow if the vehicle can stop, yielding at junctions)
@@ -19,12 +20,18 @@ is inside each kernel. One simulation step is, in order:
                             leader was (so gaps never become negative)
 6. :func:`commit`           positions written; vehicles cross junctions (one at a
                             time per target lane, so merging vehicles keep their
-                            gaps), arrive, or teleport after waiting too long
+                            gaps) onto the junction path before the next lane, arrive,
+                            or teleport after waiting too long
 7. :func:`insert`           due trips enter their origin edge where there is room,
                             else they wait in the depart queue (FIFO per edge)
 
 Vehicle states: 0 scheduled (depart time not reached), 1 waiting (due, not yet
 inserted), 2 running, 3 arrived, 4 cancelled (taken back before it entered).
+
+Junctions have paths: a connection has a length and a speed limit (SUMO's
+internal lanes). A vehicle that crosses a stop line is on its next lane at a
+negative position (−path length at the stop line, 0 at the lane's start), so the
+vehicles on a junction path are part of the next lane's queue.
 """
 from __future__ import annotations
 
@@ -40,7 +47,11 @@ RED, YELLOW, GREEN, GREEN_MINOR, UNCONTROLLED = 0, 1, 2, 3, 4
 INF = 1e18
 EMERGENCY_DECEL = 9.0  # [m/s²] the IDM deceleration is bounded by this
 HALT_SPEED = 0.1  # [m/s] below this a vehicle counts as halting (as in SUMO)
-STRATEGIC_DEPTH = 3  # route edges looked ahead when choosing lanes (lane_score handles up to 3)
+STRATEGIC_DEPTH = 3  # route edges looked ahead at least when choosing lanes (see lane_score)
+STRATEGIC_LOOKAHEAD_M = 100.0  # [m] ... and on until the edges passed are this long
+STRATEGIC_MAX_DEPTH = 16  # route edges looked ahead at most
+DEST_SCORE = 100  # lane_score of a lane that leads to the destination
+STRATEGIC_LOOKAHEAD_S = 10.0  # [s] a needed lane change becomes mandatory this far (at speed, per lane) ahead
 SCORE_CACHE_LANES = 6  # lanes per edge whose lane scores change_lanes caches per vehicle
 RHO_AIR = 1.2  # [kg/m³]
 G = 9.81  # [m/s²]
@@ -130,45 +141,53 @@ def idm(v, v0, gap, v_lead, a, b, s0, tau):
 
 @kernel
 def lane_score(l, k, depth, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge,
-               lane_allow):
-    """How many of the next ``depth`` (≤ 3) route edges a vehicle on lane ``l`` (route edge ``k``)
-    reaches without changing lanes (``depth`` if it reaches its destination).
+               lane_allow, edge_lane_start, lane_length):
+    """How many route edges after route edge ``k`` a vehicle on lane ``l`` reaches without changing lanes.
 
-    Written as nested loops, not recursion: numba's on-disk cache mishandles
-    recursive functions.
+    The route is followed over at least ``depth`` edges and on while the edges passed add up to less
+    than ``STRATEGIC_LOOKAHEAD_M`` (at most ``STRATEGIC_MAX_DEPTH`` edges), so a cluster of short
+    edges (a junction SUMO splits into several) does not hide a turn behind it. Returns
+    ``DEST_SCORE`` if the lane leads to the destination within that horizon. Every lane of an edge
+    is followed over the same edges, so the scores of lanes compare.
+
+    The lanes reachable on each edge are a bit mask (lanes of an edge are numbered from 0), so the
+    search is a loop, not a recursion (numba's on-disk cache mishandles recursive functions).
     """
     if depth <= 0 or (lane_allow[l] & class_bit) == 0:  # a closed lane leads nowhere
         return 0
-    if k + 1 >= n_route:
-        return depth
-    best = 0
-    e1 = route_edges[base + k + 1]
-    for c1 in range(lane_conn_offsets[l], lane_conn_offsets[l + 1]):
-        t1 = conn_to_lane[c1]
-        if lane_edge[t1] != e1 or (lane_allow[t1] & class_bit) == 0:
-            continue
-        if depth == 1 or k + 2 >= n_route:
-            return depth
-        best = max(best, 1)
-        e2 = route_edges[base + k + 2]
-        for c2 in range(lane_conn_offsets[t1], lane_conn_offsets[t1 + 1]):
-            t2 = conn_to_lane[c2]
-            if lane_edge[t2] != e2 or (lane_allow[t2] & class_bit) == 0:
-                continue
-            if depth == 2 or k + 3 >= n_route:
-                return depth
-            best = max(best, 2)
-            e3 = route_edges[base + k + 3]
-            for c3 in range(lane_conn_offsets[t2], lane_conn_offsets[t2 + 1]):
-                t3 = conn_to_lane[c3]
-                if lane_edge[t3] == e3 and (lane_allow[t3] & class_bit) != 0:
-                    return 3
-    return best
+    e = lane_edge[l]
+    mask = np.int64(1) << np.int64(l - edge_lane_start[e])
+    j = 0
+    dist = 0.0
+    while True:
+        if k + j + 1 >= n_route:
+            return DEST_SCORE
+        if j >= depth and (dist >= STRATEGIC_LOOKAHEAD_M or j >= STRATEGIC_MAX_DEPTH):
+            return j
+        nxt = route_edges[base + k + j + 1]
+        s_cur = edge_lane_start[e]
+        s_nxt = edge_lane_start[nxt]
+        new = np.int64(0)
+        q = 0
+        while (mask >> np.int64(q)) != 0:
+            if (mask >> np.int64(q)) & 1:
+                ql = s_cur + q
+                for c in range(lane_conn_offsets[ql], lane_conn_offsets[ql + 1]):
+                    t = conn_to_lane[c]
+                    if lane_edge[t] == nxt and (lane_allow[t] & class_bit) != 0:
+                        new |= np.int64(1) << np.int64(t - s_nxt)
+            q += 1
+        if new == 0:
+            return j
+        mask = new
+        e = nxt
+        j += 1
+        dist += lane_length[s_nxt]
 
 
 @kernel
 def choose_connection(l, k, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge,
-                      lane_allow):
+                      lane_allow, edge_lane_start, lane_length):
     """The connection a vehicle on lane ``l`` (at route edge ``k``) takes into its next route edge, or -1.
 
     Prefers the target lane from which the route continues furthest without
@@ -179,17 +198,48 @@ def choose_connection(l, k, route_edges, base, n_route, class_bit, lane_conn_off
         return -1
     nxt = route_edges[base + k + 1]
     best = -1
+    n_cand = 0
+    for c in range(lane_conn_offsets[l], lane_conn_offsets[l + 1]):
+        tl = conn_to_lane[c]
+        if lane_edge[tl] == nxt and (lane_allow[tl] & class_bit) != 0:
+            n_cand += 1
+            best = c
+    if n_cand <= 1:  # the only way on (or none): nothing to compare
+        return best
+    best = -1
     best_s = -1
     for c in range(lane_conn_offsets[l], lane_conn_offsets[l + 1]):
         tl = conn_to_lane[c]
         if lane_edge[tl] != nxt or (lane_allow[tl] & class_bit) == 0:
             continue
         s = lane_score(tl, k + 1, STRATEGIC_DEPTH - 1, route_edges, base, n_route, class_bit, lane_conn_offsets,
-                       conn_to_lane, lane_edge, lane_allow)
+                       conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
         if s > best_s:
             best = c
             best_s = s
     return best
+
+
+@kernel
+def lane_reach(l, k, n_edges, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge,
+               lane_allow, edge_lane_start, lane_length):
+    """Distance [m] from the start of lane ``l`` (route edge ``k``) to the end of the lane reached after
+    ``n_edges`` more route edges without a lane change (following :func:`choose_connection`; lane
+    lengths only, junction paths not counted).
+
+    With ``n_edges`` = :func:`lane_score` of ``l`` this is where a vehicle staying on ``l`` would
+    have to stop for a lane change it did not make.
+    """
+    d = lane_length[l]
+    cur = l
+    for j in range(n_edges):
+        c = choose_connection(cur, k + j, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane,
+                              lane_edge, lane_allow, edge_lane_start, lane_length)
+        if c < 0:
+            break
+        cur = conn_to_lane[c]
+        d += lane_length[cur]
+    return d
 
 
 @kernel
@@ -228,6 +278,14 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
     current edge, valid while ``score_ridx[i]`` equals its route position (the
     engine sets ``score_ridx`` to -1 when lane permissions or routes change).
     Edges with more lanes than the cache has columns are scored every time.
+
+    A change towards a lane from which the route continues further is
+    *mandatory* (smaller gaps, cooperation requested when urgent) when the
+    current lane does not reach the next edge, or when the place where it
+    stops leading on (:func:`lane_reach`, short edges counted by their length)
+    is closer than ``STRATEGIC_LOOKAHEAD_S`` × max(speed, speed limit) per lane
+    to cross, as SUMO's LC2013 does; else it is *strategic* (done when gaps
+    allow). Vehicles on a junction path do not change lanes.
     """
     for l in range(req_back.shape[0]):
         req_back[l] = -INF
@@ -258,16 +316,17 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
         if cached and score_ridx[i] != rk:
             for q in range(nl):
                 score_cache[i, q] = lane_score(edge_lane_start[e] + q, rk, STRATEGIC_DEPTH, route_edges, base, rn, cb,
-                                               lane_conn_offsets, conn_to_lane, lane_edge, lane_allow)
+                                               lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                                               lane_length)
             score_ridx[i] = rk
         if cached:
             s_cur = np.int64(score_cache[i, lane_index[l]])
             s_tgt = np.int64(score_cache[i, li])
         else:
             s_cur = lane_score(l, rk, STRATEGIC_DEPTH, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane,
-                               lane_edge, lane_allow)
+                               lane_edge, lane_allow, edge_lane_start, lane_length)
             s_tgt = lane_score(tl, rk, STRATEGIC_DEPTH, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane,
-                               lane_edge, lane_allow)
+                               lane_edge, lane_allow, edge_lane_start, lane_length)
         s_best = s_cur
         best_q = lane_index[l]
         for q in range(nl):
@@ -278,16 +337,27 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
                 sq = np.int64(score_cache[i, q])
             else:
                 sq = lane_score(ql, rk, STRATEGIC_DEPTH, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane,
-                                lane_edge, lane_allow)
+                                lane_edge, lane_allow, edge_lane_start, lane_length)
             if sq > s_best or (sq == s_best and sq > s_cur and abs(q - lane_index[l]) < abs(best_q - lane_index[l])):
                 s_best = sq
                 best_q = q
-        mandatory = s_cur < s_best and s_cur < 1 and (best_q - lane_index[l]) * direction > 0
-        strategic = s_cur < s_best and not mandatory and (best_q - lane_index[l]) * direction > 0
-        if not mandatory and not strategic and s_tgt < s_cur:
-            continue
         v = speed[i]
         p = pos[i]
+        if p < 0.0:  # still on the junction (see commit): no lane change
+            continue
+        need = s_cur < s_best and (best_q - lane_index[l]) * direction > 0
+        # distance left before the vehicle would have to stop on this lane for the change it needs:
+        # the end of this lane, or of the last lane it reaches without changing (short edges count
+        # with their length, not as a whole edge)
+        reach = lane_length[l] - p
+        if need and s_cur >= 1:
+            reach = lane_reach(l, rk, s_cur, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane, lane_edge,
+                               lane_allow, edge_lane_start, lane_length) - p
+        mandatory = need and (s_cur < 1 or reach < STRATEGIC_LOOKAHEAD_S * max(v, lane_speed[l])
+                                                   * abs(best_q - lane_index[l]))
+        strategic = need and not mandatory
+        if not mandatory and not strategic and s_tgt < s_cur:
+            continue
         length = vt_length[ty]
         s0 = vt_min_gap[ty]
         a = vt_accel[ty]
@@ -314,7 +384,7 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
             gap_foll = p - length - pos[foll]
         dist_end = lane_length[l] - p
         if mandatory or strategic:
-            urgent = mandatory and (dist_end < 30.0 or v < 1.0)
+            urgent = mandatory and (reach < 30.0 or v < 1.0)
             min_gap = 0.5 if urgent else s0 * 0.5
             ok = gap_lead >= min_gap and gap_foll >= min_gap
             if ok and foll >= 0 and not urgent:
@@ -358,8 +428,8 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
 def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route_off, route_n, route_edges,
          vt_length, vt_min_gap, vt_accel, vt_decel, vt_tau, vt_max_speed, vt_crit_gap, vt_class_bit,
          vt_mass, vt_cda, vt_c_roll, vt_idle_co2, vt_co2_per_kj,
-         lane_edge, lane_length, lane_speed, lane_allow, lane_conn_offsets, conn_to_lane, conn_signal,
-         conn_foe_offsets, conn_foe_lanes, req_back,
+         lane_edge, lane_length, lane_speed, lane_allow, edge_lane_start, lane_conn_offsets, conn_to_lane,
+         conn_signal, conn_length, conn_speed, conn_foe_offsets, conn_foe_lanes, req_back, junction_speed,
          new_pos, new_speed, dist, wait, time_loss, co2,
          e_veh_time, e_dist, e_halt_time, e_queue_time):
     """New speed and position of every running vehicle (written to ``new_pos``/``new_speed``).
@@ -367,6 +437,10 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
     Also accumulates per vehicle: distance [m], continuous halting time [s],
     time loss [s], CO2 [g]; and per edge: vehicle time [veh·s], distance
     [veh·m], halting time [veh·s], queue length × time [m·s].
+
+    Junction paths: the look-ahead adds ``conn_length`` after each stop line,
+    slows to ``conn_speed`` before it, and a vehicle on a path (position < 0)
+    drives at most at its ``junction_speed``.
     """
     for k in range(n):
         i = order[k]
@@ -380,6 +454,8 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
         tau = vt_tau[ty]
         cb = vt_class_bit[ty]
         v_allowed = min(lane_speed[l] * vfactor[i], vt_max_speed[ty])
+        if p < 0.0:  # on the junction before lane l (see commit): its path's speed limit
+            v_allowed = min(v_allowed, junction_speed[i] * vfactor[i])
         hard = INF
         acc = INF
         if k + 1 < lane_start[l + 1]:
@@ -402,7 +478,8 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
                 if nxt < 0:
                     break  # arrives at the end of this lane
                 c = choose_connection(cur, ridx[i] + ahead, route_edges, route_off[i], route_n[i], cb,
-                                      lane_conn_offsets, conn_to_lane, lane_edge, lane_allow)
+                                      lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                                      lane_length)
                 stop = c < 0  # wrong lane: wait at the end for a lane change
                 if not stop:
                     sig = conn_signal[c]
@@ -419,11 +496,12 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
                     hard = min(hard, d - 0.001)
                     break
                 tl = conn_to_lane[c]
-                if lane_speed[tl] * vfactor[i] < v:  # slow down to the next lane's limit
-                    vn = lane_speed[tl] * vfactor[i]
+                vn = min(lane_speed[tl], conn_speed[c]) * vfactor[i]
+                if vn < v:  # slow down to the junction path's or the next lane's limit
                     acc = min(acc, (vn * vn - v * v) / (2.0 * max(d, 1.0)))
+                d += conn_length[c]  # the path through the junction: d is now the distance to tl's start
                 if lane_start[tl + 1] > lane_start[tl]:
-                    j = order[lane_start[tl]]  # the next lane's last vehicle
+                    j = order[lane_start[tl]]  # the next lane's last vehicle (on the junction if pos < 0)
                     gap = d + pos[j] - vt_length[vtype[j]]
                     acc = min(acc, idm(v, v_allowed, gap, speed[j], a, b, s0, tau))
                     hard = min(hard, gap)
@@ -485,7 +563,7 @@ def _best_lane(e, k, route_edges, base, n_route, class_bit, edge_lane_start, edg
         if (lane_allow[ql] & class_bit) == 0:
             continue
         sq = lane_score(ql, k, STRATEGIC_DEPTH, route_edges, base, n_route, class_bit, lane_conn_offsets,
-                        conn_to_lane, lane_edge, lane_allow)
+                        conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
         if k + 1 < n_route and sq == 0:
             continue
         room = lane_length[ql] if tail_pos[ql] >= INF * 0.5 else tail_pos[ql] - tail_len[ql]
@@ -499,14 +577,17 @@ def _best_lane(e, k, route_edges, base, n_route, class_bit, edge_lane_start, edg
 @kernel
 def commit(t, dt, teleport_time, order, n, lane_start, state, lane, pos, speed, vtype, ridx, route_off, route_n,
            route_edges, vt_length, vt_min_gap, vt_class_bit, lane_edge, lane_length, lane_allow, edge_lane_start,
-           edge_num_lanes, lane_conn_offsets, conn_to_lane, new_pos, new_speed, wait, t_arrive, teleports,
+           edge_num_lanes, lane_conn_offsets, conn_to_lane, conn_length, conn_speed, junction_speed, new_pos,
+           new_speed, wait, t_arrive, teleports,
            tail_pos, tail_len, e_entered):
     """Write new positions; move vehicles across junctions; arrivals and teleports.
 
     A vehicle that would pass the end of its lane enters the next lane of its
-    route behind the last vehicle there (vehicles entering the same lane in
-    one step queue behind each other); if there is no room it waits at the
-    stop line. A vehicle that reaches the end of its destination edge arrives
+    route behind the last vehicle there, at position (distance past the stop
+    line − ``conn_length``), i.e. < 0 while it is on the junction path
+    (vehicles entering the same lane in one step queue behind each other); if
+    there is no room even at the path's start it waits at the stop line. The
+    path's speed limit is kept in ``junction_speed``. A vehicle that reaches the end of its destination edge arrives
     (arrival time interpolated within the step). A vehicle halted for
     ``teleport_time`` [s] jumps to the start of the first edge ahead on its
     route with room (as SUMO's teleport does), or arrives if none is left.
@@ -544,23 +625,25 @@ def commit(t, dt, teleport_time, order, n, lane_start, state, lane, pos, speed, 
                 arrived += 1
                 break
             c = choose_connection(l, ridx[i], route_edges, route_off[i], route_n[i], cb, lane_conn_offsets,
-                                  conn_to_lane, lane_edge, lane_allow)
+                                  conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
             if c < 0:
                 p = lane_length[l] - 0.001
                 v = 0.0
                 break
             tl = conn_to_lane[c]
-            over = p - lane_length[l]
+            jl = conn_length[c]
+            over = p - lane_length[l] - jl  # position on tl; < 0 while on the junction
             room = lane_length[tl] if tail_pos[tl] >= INF * 0.5 else tail_pos[tl] - tail_len[tl]
             if over > room:
-                if room < 0.0:
+                if room < -jl:
                     p = lane_length[l] - 0.001  # no room: wait at the stop line
                     v = 0.0
                     break
                 over = room
             l = tl
             p = over
-            p_old = p_old - lane_length[lane[i]]
+            p_old = p_old - lane_length[lane[i]] - jl
+            junction_speed[i] = conn_speed[c]
             ridx[i] += 1
             lane[i] = l
             e_entered[lane_edge[l]] += 1.0
@@ -608,12 +691,15 @@ def commit(t, dt, teleport_time, order, n, lane_start, state, lane, pos, speed, 
 def insert(t, next_depart, depart, state, wait_list, n_wait, lane, pos, speed, vtype, vfactor, ridx, route_off,
            route_n, route_edges, t_insert, vt_length, vt_min_gap, vt_tau, vt_max_speed, vt_class_bit,
            lane_edge, lane_length, lane_speed, lane_allow, edge_lane_start, edge_num_lanes, lane_conn_offsets,
-           conn_to_lane, tail_pos, tail_len, edge_blocked, order, n_order, e_entered):
+           conn_to_lane, tail_pos, tail_len, lane_blocked, order, n_order, e_entered, score_cache, score_ridx):
     """Trips due by ``t`` join the depart queue; queued vehicles enter where there is room.
 
-    Each origin edge serves its queue first-in first-out: once its head cannot
-    enter, the rest of that edge's queue waits for the next step. Inserted
-    vehicles are appended to ``order``. Returns (next_depart, n_wait, n_order).
+    Each lane serves the queue first-in first-out: a trip enters on the lane
+    :func:`_best_lane` picks; once one cannot enter on its lane, the later
+    trips that would enter on that lane wait for the next step, while trips
+    for other lanes of the edge may still enter (as SUMO's insertion does,
+    which remembers failed lanes, not edges). Inserted vehicles are appended
+    to ``order``. Returns (next_depart, n_wait, n_order).
     """
     n_trips = depart.shape[0]
     while next_depart < n_trips and depart[next_depart] <= t:
@@ -622,19 +708,42 @@ def insert(t, next_depart, depart, state, wait_list, n_wait, lane, pos, speed, v
             wait_list[n_wait] = next_depart
             n_wait += 1
         next_depart += 1
-    for e in range(edge_blocked.shape[0]):
-        edge_blocked[e] = False
+    for ln in range(lane_blocked.shape[0]):
+        lane_blocked[ln] = False
     kept = 0
     for w in range(n_wait):
         i = wait_list[w]
         e = route_edges[route_off[i]]
         inserted = False
-        if not edge_blocked[e]:
-            ty = vtype[i]
+        ty = vtype[i]
+        nl = edge_num_lanes[e]
+        if nl <= score_cache.shape[1]:  # lane scores cached per vehicle (as change_lanes does; route position 0)
+            cb = vt_class_bit[ty]
+            if score_ridx[i] != 0:
+                for q in range(nl):
+                    score_cache[i, q] = lane_score(edge_lane_start[e] + q, 0, STRATEGIC_DEPTH, route_edges,
+                                                   route_off[i], route_n[i], cb, lane_conn_offsets, conn_to_lane,
+                                                   lane_edge, lane_allow, edge_lane_start, lane_length)
+                score_ridx[i] = 0
+            ql = -1
+            best_s = -1
+            room = -INF
+            for q in range(nl):
+                l = edge_lane_start[e] + q
+                sq = np.int64(score_cache[i, q])
+                if (lane_allow[l] & cb) == 0 or (route_n[i] > 1 and sq == 0):
+                    continue
+                r = lane_length[l] if tail_pos[l] >= INF * 0.5 else tail_pos[l] - tail_len[l]
+                if sq > best_s or (sq == best_s and r > room):
+                    ql = l
+                    best_s = sq
+                    room = r
+        else:
             ql, room = _best_lane(e, 0, route_edges, route_off[i], route_n[i], vt_class_bit[ty], edge_lane_start,
                                   edge_num_lanes, lane_length, lane_allow, lane_conn_offsets, conn_to_lane, lane_edge,
                                   tail_pos, tail_len)
-            if ql >= 0 and room >= vt_min_gap[ty]:
+        if ql >= 0 and not lane_blocked[ql]:
+            if room >= vt_min_gap[ty]:
                 v0 = min(lane_speed[ql] * vfactor[i], vt_max_speed[ty])
                 v = v0 if room >= INF * 0.5 else min(v0, max(0.0, (room - vt_min_gap[ty]) / vt_tau[ty]))
                 state[i] = RUNNING
@@ -649,7 +758,7 @@ def insert(t, next_depart, depart, state, wait_list, n_wait, lane, pos, speed, v
                 n_order += 1
                 inserted = True
             else:
-                edge_blocked[e] = True
+                lane_blocked[ql] = True
         if not inserted:
             wait_list[kept] = i
             kept += 1

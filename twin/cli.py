@@ -285,10 +285,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     out = args.out or Path("results") / f"{cfg.name}-validation"
     print(f"validating {cfg.name!r}: {city.n_edges} edges, {len(demand.trips):,} trips, "
           f"{cfg.run.duration_s:,.0f} s — native engine, then SUMO ({args.sumo_api})", flush=True)
-    report = validate(cfg, city, demand, out, sumo_api=args.sumo_api,
+    shipped = args.scenario if args.scenario.suffix == ".sumocfg" else None
+    report = validate(cfg, city, demand, out, sumo_api=args.sumo_api, sumocfg=shipped,
                       progress=lambda desc: make_progress(cfg.run.duration_s, desc, args.quiet))
     print(report["markdown_summary"])
-    print(f"wrote {out}/validation.json, validation.md, validation_scatter.png, native/, sumo/")
+    print(f"wrote {out}/validation.json, validation.md, validation_scatter.png, native/, sumo/"
+          + (", shipped/" if shipped else ""))
     return 1 if report.get("error") else 0
 
 

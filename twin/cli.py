@@ -224,11 +224,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from twin.engines.base import UnsupportedActionError
 
     components = None
-    if getattr(cfg, "epidemic", None) is not None:  # one bar over all the days of the outbreak
+    if cfg.epidemic is not None:  # one bar over all the days of the outbreak
         from twin.agents.epidemic_component import epidemic_progress
 
         progress, bar, components = epidemic_progress(cfg, city, make_progress, args.quiet)
-    elif getattr(cfg, "population", None) is not None:  # one bar over all the days the population lives
+    elif cfg.population is not None:  # one bar over all the days the population lives
         from twin.agents.traffic import population_progress
 
         print(f"population: residents at scale {cfg.population.scale:g} over {cfg.population.days} days; each day "

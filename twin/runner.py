@@ -72,7 +72,7 @@ def prepare(cfg: ScenarioConfig) -> tuple[CityModel, RoutedDemand]:
     from twin.events import build_events
 
     build_events(cfg, city)  # fleets' and events' ids are checked against the city here too
-    if getattr(cfg, "epidemic", None) is not None:  # and the outbreak's initial zones
+    if cfg.epidemic is not None:  # and the outbreak's initial zones
         from twin.agents.epidemic_component import check_epidemic
 
         check_epidemic(cfg, city)
@@ -125,11 +125,11 @@ def engine_options(cfg: ScenarioConfig) -> tuple[str, dict[str, Any]]:
 def build_components(cfg: ScenarioConfig, city: CityModel) -> list:
     """The scenario's components (see :mod:`twin.core.component`) in the order they attach."""
     comps: list = []
-    if getattr(cfg, "epidemic", None) is not None:  # an outbreak drives the residents' days (population included)
+    if cfg.epidemic is not None:  # an outbreak drives the residents' days (population included)
         from twin.agents.epidemic_component import EpidemicComponent
 
         comps.append(EpidemicComponent(cfg))
-    elif getattr(cfg, "population", None) is not None:  # residents whose car trips are the demand
+    elif cfg.population is not None:  # residents whose car trips are the demand
         from twin.agents.traffic import PopulationComponent
 
         comps.append(PopulationComponent(cfg))

@@ -2,14 +2,16 @@
 """Twin experiment: does assimilation pull a wrong-demand twin back to the truth's detector counts?
 
     python benchmarks/twin_experiment.py [--json] [--seeds 1 2 3] [--truth sumo|native] [--interval 300]
-                                         [--assim-interval 300] [--perturb origin] [--groups origin] [--out DIR]
+                                         [--feed-interval 300] [--assim-interval 300] [--perturb origin]
+                                         [--groups origin] [--method kalman|kalman+inflow]
+                                         [--inflow-interval 60] [--out DIR]
 
 Truth: SUMO (libsumo) runs ``../shared/data/bologna-acosta/run.sumocfg`` as shipped
 (its network, signal plans, vehicle types and one hour of demand) with its
 real induction loops (``acosta_detectors.add.xml``: same ids, lanes and
 positions; only their output period and file are set here so nothing is
-written into the shared data); their counts per ``--interval`` are recorded
-as a feed file (CSV: sensor, time, count).
+written into the shared data); their counts per ``--feed-interval`` (default:
+``--interval``) are recorded as a feed file (CSV: sensor, time, count).
 
 Twin: the native engine on the same network, its demand perturbed: every
 origin edge (``--perturb origin``; or every route) gets a random factor in
@@ -17,7 +19,9 @@ origin edge (``--perturb origin``; or every route) gets a random factor in
 match. The twin runs as a live twin (:class:`twin.live.session.LiveTwin`,
 simpy real-time clock at a huge speed factor, i.e. as fast as it can)
 replaying the feed, twice: open loop (assimilation with a zero-variance prior:
-the demand is never changed) and with assimilation every ``--assim-interval``.
+the demand is never changed) and with assimilation every ``--assim-interval``
+(``--method kalman+inflow``: plus inflow nudging every ``--inflow-interval``,
+which needs a feed at least that fine).
 Each seed (``--seeds``) is one such experiment (perturbation, SUMO's and the
 native engine's seeds); the errors are pooled over them.
 
@@ -25,8 +29,8 @@ A third run, the twin on the *unperturbed* demand (open loop), gives the
 floor no demand correction can beat: what is left when the demand is right
 (model error against SUMO, and the run-to-run randomness of congestion).
 
-Measures, twin vs truth, over the hour: RMSE of the loop counts per feed
-interval (the headline ``count_rmse_*``), per 15 min and per hour, and the
+Measures, twin vs truth, over the hour: RMSE of the loop counts per
+``--interval`` (the headline ``count_rmse_*``), per 15 min and per hour, and the
 share of loops with GEH < 5 on their hourly count. The last stdout line with
 ``--json`` is one JSON object with these figures (``*_true_demand``: the floor).
 """
@@ -162,32 +166,42 @@ def scores(sim: np.ndarray, truth: np.ndarray, interval: float) -> dict[str, flo
             "geh5": int(np.sum(geh(sim.sum(axis=0), truth.sum(axis=0)) < 5.0)), "counted": float(sim.sum())}
 
 
+def coarsen(counts: np.ndarray, k: int) -> np.ndarray:
+    """Counts ``(interval, loop)`` summed over ``k`` consecutive intervals."""
+    n = counts.shape[0] // k
+    return counts[: n * k].reshape(n, k, -1).sum(axis=1)
+
+
 def experiment(a: argparse.Namespace, seed: int, work: Path) -> dict:
     """One truth, one perturbed demand, three twins (true demand, open loop, assimilated) for ``seed``."""
     base = load_any(SUMOCFG, overrides={"seed": seed, "run": {"duration_s": DURATION,
-                                                              "record_interval_s": a.interval}})
+                                                              "record_interval_s": a.feed_interval}})
     city, prior = prepare(base)
+    k_score = int(round(a.interval / a.feed_interval))
     if a.truth == "sumo":
-        ids, truth, truth_wall = run_truth(SUMOCFG, a.interval, work, seed)
+        ids, truth, truth_wall = run_truth(SUMOCFG, a.feed_interval, work, seed)
     else:
         from twin.city.sensors import resolve_loops
 
         ids = [lid for lid, _, _ in resolve_loops(city, base.sensors)]
         truth, truth_wall = run_truth_native(base, city, prior, ids, seed)
-    feed = write_feed(work / "truth_feed.csv", ids, truth, a.interval)
+    feed = write_feed(work / "truth_feed.csv", ids, truth, a.feed_interval)
+    truth_fine, truth = truth, coarsen(truth, k_score)
     demand, factors = perturb(city, prior, a.perturb, np.random.default_rng(seed))
     print(f"seed {seed}: truth ({a.truth}) counted {truth.sum():,.0f} vehicles on {len(ids)} loops in "
           f"{truth_wall:.1f} s; twin {len(demand.trips):,} trips (truth {len(prior.trips):,}), {len(factors)} "
           f"{a.perturb} factors in [{min(factors.values()):.2f}, {max(factors.values()):.2f}]", file=sys.stderr)
-    common = {"interval_s": a.assim_interval, "groups": a.groups, "reserve_factor": a.reserve}
-    frozen = {**common, "prior_std": 0.0, "process_std": 0.0}
+    common = {"interval_s": a.assim_interval, "groups": a.groups, "reserve_factor": a.reserve,
+              "method": a.method, "inflow_interval_s": a.inflow_interval, "inflow_gain": a.inflow_gain}
+    frozen = {**common, "prior_std": 0.0, "process_std": 0.0, "method": "kalman"}
     runs: dict = {"truth_counted": float(truth.sum()), "truth_wall_s": truth_wall, "loops": len(ids)}
     for name, assim, dem in (("true_demand", frozen, prior), ("open_loop", frozen, demand),
                              ("assimilated", common, demand)):
         cfg = base.model_copy(update={"assimilation": AssimilationConfig.model_validate(assim)})
         r, wall = run_twin(cfg, city, dem, feed, work / name)
         ds = r.dataset
-        sim = ds["sensor_count"].values[:, [list(ds["sensor"].values).index(i) for i in ids]][: truth.shape[0]]
+        sim = ds["sensor_count"].values[:, [list(ds["sensor"].values).index(i) for i in ids]][: truth_fine.shape[0]]
+        sim = coarsen(sim, k_score)
         runs[name] = {**scores(sim, truth, a.interval), "wall_s": wall}
         print(f"  {name:<12} RMSE {np.sqrt(runs[name]['se'] / runs[name]['n']):6.2f} veh/{a.interval:g} s, "
               f"GEH<5 {runs[name]['geh5'] / len(ids):4.0%}, counted {runs[name]['counted']:8,.0f}, "
@@ -202,7 +216,13 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--json", action="store_true", help="print the figures as JSON on the last line")
     p.add_argument("--interval", type=float, default=300.0, help="feed (count) interval [s] (default 300)")
+    p.add_argument("--feed-interval", type=float, help="interval of the truth's feed records and the twin's "
+                   "recording [s] (default: --interval; it must divide it)")
     p.add_argument("--assim-interval", type=float, default=300.0, help="assimilation interval [s] (default 300)")
+    p.add_argument("--method", choices=("kalman", "kalman+inflow"), default="kalman",
+                   help="assimilation method (default kalman)")
+    p.add_argument("--inflow-interval", type=float, default=60.0, help="inflow nudging interval [s] (default 60)")
+    p.add_argument("--inflow-gain", type=float, default=0.5, help="inflow nudging gain (default 0.5)")
     p.add_argument("--perturb", choices=("route", "origin"), default="origin",
                    help="what gets one ±30 %% factor (default origin)")
     p.add_argument("--groups", choices=("route", "origin", "all"), default="origin",
@@ -216,6 +236,7 @@ def main() -> int:
     p.add_argument("--out", type=Path, help="keep each seed's feed and twins' results here (default: a temp dir)")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args()
+    a.feed_interval = a.feed_interval or a.interval
     logging.basicConfig(level=logging.INFO if a.verbose else logging.ERROR, format="%(message)s")
     root = (a.out or Path(tempfile.mkdtemp(prefix="twin-experiment-"))).resolve()
     per_seed = {}
@@ -244,7 +265,9 @@ def main() -> int:
         "counted_truth": int(sum(r["truth_counted"] for r in per_seed.values())),
         **{f"counted_{run}": int(sum(r[run]["counted"] for r in per_seed.values()))
            for run in ("true_demand", "open_loop", "assimilated")},
-        "count_interval_s": a.interval, "assimilation_interval_s": a.assim_interval,
+        "count_interval_s": a.interval, "feed_interval_s": a.feed_interval,
+        "assimilation_interval_s": a.assim_interval, "method": a.method,
+        **({"inflow_interval_s": a.inflow_interval, "inflow_gain": a.inflow_gain} if a.method != "kalman" else {}),
         "updates": next(iter(per_seed.values()))["updates"], "perturb": a.perturb, "groups": a.groups,
         "n_groups": next(iter(per_seed.values()))["n_groups"], "reserve_factor": a.reserve,
         "wall_s_truth": round(sum(r["truth_wall_s"] for r in per_seed.values()) / len(per_seed), 2),

@@ -170,6 +170,44 @@ def test_small_twin_experiment_halves_the_count_error(tmp_path):
     assert assim.manifest["assimilation"]["method"] == "kalman-demand-multipliers"
 
 
+def test_inflow_nudging_alone_pulls_the_counts_towards_the_feed(tmp_path):
+    """``method: kalman+inflow`` with the multipliers frozen: only the inflow nudging acts, and it must."""
+    from twin.config import ConfigError
+    from twin.live.session import LiveTwin
+    from twin.runner import prepare, run_scenario
+
+    truth_ds = run_scenario(small_scenario([1, 1, 1, 1])).dataset
+    truth = truth_ds["sensor_count"].values
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("".join(json.dumps({"sensor": str(s), "time": float(t), "count": float(c)}) + "\n"
+                            for t, row in zip(truth_ds["time"].values, truth)
+                            for s, c in zip(truth_ds["sensor"].values, row)))
+    wrong = [0.7, 1.3, 0.75, 1.25]
+    frozen = {"interval_s": 120, "groups": "route", "prior_std": 0.0, "process_std": 0.0}
+    _, open_loop = _run_twin(small_scenario(wrong, frozen), feed, tmp_path / "open")
+    twin, nudged = _run_twin(small_scenario(wrong, {**frozen, "method": "kalman+inflow", "inflow_interval_s": 60}),
+                             feed, tmp_path / "nudged")
+
+    def rmse_5min(ds):
+        return float(np.sqrt(np.mean((ds["sensor_count"].values[:25].reshape(5, 5, -1).sum(1)
+                                      - truth[:25].reshape(5, 5, -1).sum(1)) ** 2)))
+
+    e_open, e_nudged = rmse_5min(open_loop.dataset), rmse_5min(nudged.dataset)
+    print(f"count RMSE per 5 min: open loop {e_open:.2f}, inflow nudging only {e_nudged:.2f} veh")
+    assert e_nudged <= 0.85 * e_open, (e_open, e_nudged)
+    # the multipliers stayed at 1: the gain is the nudging's
+    assert np.allclose(nudged.dataset["demand_multiplier"].values, 1.0)
+    st = twin.assimilator.state()
+    assert st["method"] == "kalman-demand-multipliers+inflow-nudging" and st["inflow_nudges"] == 25
+    assert st["inflow_trips_admitted"] > 0 and st["inflow_trips_cancelled"] > 0
+    assert st["trips_admitted"] == st["trips_cancelled"] == 0
+    # the nudging interval must fit the recording too
+    cfg = small_scenario([1, 1, 1, 1], {"interval_s": 120, "method": "kalman+inflow", "inflow_interval_s": 90})
+    city, demand = prepare(cfg)
+    with pytest.raises(ConfigError, match="inflow_interval_s"):
+        LiveTwin(cfg, city, demand, tmp_path / "bad")
+
+
 def test_dispersion_grows_only_with_unexplained_scatter():
     from twin.live.assimilation import adapt_dispersion
 

@@ -26,6 +26,12 @@ class AssimilationConfig(BaseModel):
     cancelled trip due up to this long ago may be re-admitted (it joins the depart queue at once);
     ``free_entry_s`` [s]: a trip entering later than this after its depart time queued at its origin
     (its group's counts are then limited by the road, not by the demand, and its multiplier is held).
+
+    ``method``: ``kalman`` (the multipliers only) or ``kalman+inflow``: besides, every
+    ``inflow_interval_s`` [s] (a multiple of ``run.record_interval_s``) the twin's counts of that
+    window are nudged towards the observed ones by admitting or cancelling trips about to enter
+    (``inflow_gain`` × a ridge least-squares fit, ridge ``inflow_ridge``, of the count errors by the
+    trips-to-station incidence): it follows the truth's realisation, not only its expectation.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -41,6 +47,10 @@ class AssimilationConfig(BaseModel):
     jitter_s: float = Field(60.0, ge=0)
     catch_up_s: float = Field(300.0, ge=0)
     free_entry_s: float = Field(60.0, gt=0)
+    method: Literal["kalman", "kalman+inflow"] = "kalman"
+    inflow_interval_s: float = Field(60.0, gt=0)
+    inflow_gain: float = Field(0.5, ge=0, le=2.0)
+    inflow_ridge: float = Field(0.1, ge=0)
 
     @model_validator(mode="after")
     def _bounds(self) -> "AssimilationConfig":

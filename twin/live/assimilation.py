@@ -282,6 +282,17 @@ class DemandAssimilator:
         self._crossed = np.zeros(incidence.trip.size, dtype=np.bool_)
         self._progress = np.zeros(n, dtype=np.int64)
         self._due = self.depart.copy()  # when each trip may enter: its depart, or its re-admission (catch-up)
+        # inflow nudging (method kalman+inflow): B[s, g] = share of group g's prior trips whose route crosses
+        # station s; trips the nudging admitted or cancelled are left alone by the multipliers' rule
+        S = len(incidence.station_edges)
+        prior = rank < 1.0 / self.R
+        hit = prior[incidence.trip]
+        cnt = np.bincount(incidence.station[hit] * G + groups[incidence.trip[hit]], minlength=S * G).reshape(S, G)
+        self.B = cnt / np.maximum(np.bincount(groups[prior], minlength=G), 1)[None, :]
+        self.overridden = np.zeros(n, dtype=np.bool_)
+        self._carry = np.zeros(G)
+        self.nudge_history: list[dict[str, Any]] = []
+        self.nudged_in_total = self.nudged_out_total = 0
 
     @property
     def applied(self) -> np.ndarray:
@@ -383,8 +394,9 @@ class DemandAssimilator:
         # cancelled ones due from ``catch_up_s`` ago on (those already due join the depart queue at once)
         want = self.rank < applied[self.groups] / self.R
         state = table.state
-        cancel = np.flatnonzero(~want & ((state == 0) | (state == 1)))
-        admit = np.flatnonzero(want & (state == 4) & (self.depart > t - cfg.catch_up_s))
+        free = ~self.overridden
+        cancel = np.flatnonzero(~want & ((state == 0) | (state == 1)) & free)
+        admit = np.flatnonzero(want & (state == 4) & (self.depart > t - cfg.catch_up_s) & free)
         self._due[admit] = np.maximum(self.depart[admit], t)
         self.cancelled_total += cancel.size
         self.admitted_total += admit.size
@@ -404,15 +416,84 @@ class DemandAssimilator:
             actions.append(SetTripsActive(tuple(admit.tolist()), True))
         return actions
 
+    def _station_counts(self, y_loop: np.ndarray, s_loop: np.ndarray):
+        inc = self.inc
+        S = len(inc.station_edges)
+        y = np.bincount(inc.station_of_loop, weights=np.nan_to_num(y_loop, nan=0.0), minlength=S)
+        missing = np.bincount(inc.station_of_loop, weights=np.isnan(y_loop).astype(float), minlength=S) > 0
+        s = np.bincount(inc.station_of_loop, weights=s_loop, minlength=S)
+        return y, s, missing
+
+    def nudge(self, t: float, y_loop: np.ndarray, s_loop: np.ndarray, table: TripTable) -> list[SetTripsActive]:
+        """Inflow nudging (``method: kalman+inflow``): admit or cancel trips about to enter so that the twin's
+        counts follow the observed ones window by window (``docs/assimilation.md``).
+
+        The count errors ``e = y − s`` of the stations over the last ``inflow_interval_s`` are fitted by
+        trips to add per group, ``x = gain · (BᵀB + λ I)⁻¹ Bᵀ e`` (``B[s, g]``: share of group g's trips
+        crossing station s; ``λ = inflow_ridge · mean diag(BᵀB)``), plus the fractions left from the last
+        nudge. ``x_g > 0``: cancelled trips of g due within ``catch_up_s`` before now to one interval after
+        it are admitted, those due nearest to now first (not for a group with trips queued at its origin
+        longer than ``free_entry_s``: more demand would only queue); ``x_g < 0``: trips of g not yet entered
+        and due by one interval from now are cancelled, queued ones first.
+
+        Parameters are as for :meth:`update` (counts over the last ``inflow_interval_s``).
+        """
+        cfg = self.cfg
+        y, s, missing = self._station_counts(y_loop, s_loop)
+        use = ~missing
+        G = len(self.group_names)
+        B = self.B[use]
+        e = (y - s)[use]
+        x = self._carry.copy()
+        if use.any() and cfg.inflow_gain > 0:
+            BtB = B.T @ B
+            lam = cfg.inflow_ridge * max(float(np.mean(np.diag(BtB))), 1e-9)
+            x += cfg.inflow_gain * np.linalg.solve(BtB + lam * np.eye(G), B.T @ e)
+        n_want = np.fix(x).astype(np.int64)
+        self._carry = x - n_want
+        state, dep, horizon = table.state, self.depart, t + cfg.inflow_interval_s
+        queued_long = np.bincount(self.groups[(state == 1) & (t - self._due > cfg.free_entry_s)], minlength=G) > 0
+        admit, cancel = [], []
+        for g in np.flatnonzero(n_want):
+            k = int(n_want[g])
+            mine = self.groups == g
+            if k > 0 and not queued_long[g]:
+                cand = np.flatnonzero(mine & (state == 4) & (dep >= t - cfg.catch_up_s) & (dep <= horizon))
+                admit.append(cand[np.argsort(np.abs(dep[cand] - t), kind="stable")[:k]])
+            elif k < 0:
+                cand = np.flatnonzero(mine & ((state == 0) | (state == 1)) & (dep <= horizon))
+                order = np.lexsort((dep[cand], state[cand] != 1))  # queued first, then by depart time
+                cancel.append(cand[order[:-k]])
+        admit_i = np.concatenate(admit) if admit else np.zeros(0, dtype=np.int64)
+        cancel_i = np.concatenate(cancel) if cancel else np.zeros(0, dtype=np.int64)
+        self._due[admit_i] = np.maximum(dep[admit_i], t)
+        self.overridden[admit_i] = True
+        self.overridden[cancel_i] = True
+        self.nudged_in_total += admit_i.size
+        self.nudged_out_total += cancel_i.size
+        self.nudge_history.append({"time_s": t, "admitted": int(admit_i.size), "cancelled": int(cancel_i.size),
+                                   "error": float(e.sum())})
+        actions = []
+        if cancel_i.size:
+            actions.append(SetTripsActive(tuple(cancel_i.tolist()), False))
+        if admit_i.size:
+            actions.append(SetTripsActive(tuple(admit_i.tolist()), True))
+        return actions
+
     # ---------------------------------------------------------- reporting
     def state(self) -> dict[str, Any]:
         """JSON-ready summary for the live state."""
         last = self.history[-1] if self.history else None
-        return {"method": "kalman-demand-multipliers", "groups": self.cfg.groups, "interval_s": self.cfg.interval_s,
-                "updates": len(self.history), "last_update_s": last["time_s"] if last else None,
-                "multipliers": {n: round(float(v), 4) for n, v in zip(self.group_names, self.applied)},
-                "trips_cancelled": self.cancelled_total, "trips_admitted": self.admitted_total,
-                "last": None if last is None else {k: v for k, v in last.items() if k not in ("multiplier", "std")}}
+        out = {"method": "kalman-demand-multipliers", "groups": self.cfg.groups, "interval_s": self.cfg.interval_s,
+               "updates": len(self.history), "last_update_s": last["time_s"] if last else None,
+               "multipliers": {n: round(float(v), 4) for n, v in zip(self.group_names, self.applied)},
+               "trips_cancelled": self.cancelled_total, "trips_admitted": self.admitted_total,
+               "last": None if last is None else {k: v for k, v in last.items() if k not in ("multiplier", "std")}}
+        if self.cfg.method == "kalman+inflow":
+            out.update(method="kalman-demand-multipliers+inflow-nudging", inflow_interval_s=self.cfg.inflow_interval_s,
+                       inflow_nudges=len(self.nudge_history), inflow_trips_admitted=self.nudged_in_total,
+                       inflow_trips_cancelled=self.nudged_out_total)
+        return out
 
     def to_dataset_vars(self) -> dict[str, tuple]:
         """Variables for the results Dataset: multipliers over time on ``(assimilation_time, demand_group)``."""

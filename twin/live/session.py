@@ -77,6 +77,9 @@ class LiveTwin:
         if self.assimilator is not None:
             self._assim_counts = np.zeros(len(self.loop_ids))
             self.sim.add_reader(cfg.assimilation.interval_s, self._assimilate)
+            if cfg.assimilation.method == "kalman+inflow":
+                self._nudge_counts = np.zeros(len(self.loop_ids))
+                self.sim.add_reader(cfg.assimilation.inflow_interval_s, self._nudge)
         self.monitor = None
         if cfg.monitoring is not None:
             from twin.live.alerts import StopMonitor
@@ -97,6 +100,10 @@ class LiveTwin:
         if a.interval_s > cfg.run.duration_s:
             raise ConfigError(f"assimilation.interval_s ({a.interval_s:g}) exceeds run.duration_s "
                               f"({cfg.run.duration_s:g})")
+        ki = a.inflow_interval_s / rec
+        if a.method == "kalman+inflow" and (abs(ki - round(ki)) > 1e-9 or round(ki) < 1):
+            raise ConfigError(f"assimilation.inflow_interval_s ({a.inflow_interval_s:g}) must be a multiple of "
+                              f"run.record_interval_s ({rec:g})")
         rng = RngStreams(cfg.seed).generator("assimilation")
         full, rank, _ = expand_reserve(demand, a.reserve_factor, rng, jitter_s=a.jitter_s,
                                        min_depart_s=cfg.run.engine.step_length_s)
@@ -104,16 +111,28 @@ class LiveTwin:
         self.assimilator = DemandAssimilator(a, full, rank, groups, names, route_incidence(city, full, loops))
         return full
 
+    def _window_observed(self, t: float, w: float) -> np.ndarray:
+        """Observed count of each loop over the ``w`` seconds to ``t`` (NaN if a record is missing)."""
+        k1 = int(round(t / self.interval))
+        ks = range(k1 - int(round(w / self.interval)) + 1, k1 + 1)
+        with self._lock:
+            return np.array([sum(self._observed[(k, j)] for k in ks) if all((k, j) in self._observed for k in ks)
+                             else np.nan for j in range(len(self.loop_ids))])
+
+    def _nudge(self, t: float) -> None:
+        count = self.engine.observe().loop_count
+        s = count - self._nudge_counts
+        self._nudge_counts = count
+        y = self._window_observed(t, self.cfg.assimilation.inflow_interval_s)
+        for action in self.assimilator.nudge(t, y, s, self.engine.trip_table()):
+            self.engine.apply(action)
+
     def _assimilate(self, t: float) -> None:
         w = self.cfg.assimilation.interval_s
         count = self.engine.observe().loop_count
         s = count - self._assim_counts
         self._assim_counts = count
-        k1 = int(round(t / self.interval))
-        ks = range(k1 - int(round(w / self.interval)) + 1, k1 + 1)
-        with self._lock:
-            y = np.array([sum(self._observed[(k, j)] for k in ks) if all((k, j) in self._observed for k in ks)
-                          else np.nan for j in range(len(self.loop_ids))])
+        y = self._window_observed(t, w)
         for action in self.assimilator.update(t, y, s, self.engine.trip_table(),
                                               self.engine.observe(vehicles=True).vehicles):
             self.engine.apply(action)

@@ -89,7 +89,9 @@ def test_added_vehicle_drives_its_route_and_is_kept_apart_from_the_trips(corrido
     eng.advance(30.0)
     st = eng.vehicle_status(["amb1"])
     assert st["state"][0] == 2 and st["edge"][0] == corridor.edge_index["e0"]
-    assert eng.observe().running == 2
+    snap = eng.observe()
+    assert snap.running == 2 and snap.added == 1
+    assert snap.scheduled + snap.waiting + snap.running + snap.arrived + snap.cancelled == 1 + snap.added
     eng.advance(400.0)
     st = eng.vehicle_status(["amb1"])
     assert st["state"][0] == 3

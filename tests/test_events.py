@@ -48,6 +48,8 @@ def test_dispatch_sends_the_nearest_free_unit(engine):
     assert np.all(r.dataset["unit_distance"].values > 100.0)
     assert list(r.dataset["unit_missions"].values) == [1, 1]
     assert r.kpis["calls_served"] == 2 and r.kpis["calls_unserved"] == 0
+    # the units' vehicles (out and back: 4) are in the counts, and every vehicle is accounted for
+    assert int(r.dataset["added"].values[-1]) == 4 and r.dataset.twin.conservation_ok()
 
 
 def test_queue_is_served_by_priority():

@@ -158,6 +158,7 @@ class Snapshot:
     loop_speed_sum: np.ndarray | None = None
     loop_occ_time: np.ndarray | None = None
     cancelled: int = 0  # demand trips cancelled before they entered (see SetTripsActive)
+    added: int = 0  # vehicles added while running (AddVehicle), counted in waiting/running/arrived too
 
 
 @dataclass(frozen=True, eq=False)

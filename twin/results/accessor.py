@@ -17,10 +17,13 @@ class TwinAccessor:
         return compute_kpis(self._ds)
 
     def conservation_ok(self) -> bool:
-        """Every trip is scheduled, waiting, running or arrived at every recorded time."""
+        """Every trip is scheduled, waiting, running, arrived or cancelled at every recorded time
+        (vehicles added while running, e.g. dispatched units, count in the states too)."""
         ds = self._ds
-        total = ds.sizes["trip"]
+        total = ds.sizes["trip"] + (ds["added"] if "added" in ds else 0)
         s = ds["scheduled"] + ds["waiting"] + ds["running"] + ds["arrived"]
+        if "cancelled" in ds:
+            s = s + ds["cancelled"]
         return bool((s == total).all())
 
     def busiest_edges(self, n: int = 10) -> xr.Dataset:

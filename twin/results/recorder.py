@@ -109,6 +109,7 @@ def build_dataset(city: CityModel, demand: RoutedDemand, snaps: list[Snapshot], 
         "running": "vehicles in the network",
         "arrived": "trips completed",
         "cancelled": "trips cancelled before they entered (data assimilation)",
+        "added": "vehicles added while running (dispatched units), counted in waiting/running/arrived too",
     }
     for name, desc in series.items():
         data_vars[name] = (("time",), np.array([getattr(s, name) for s in snaps[1:]], dtype=np.int64),

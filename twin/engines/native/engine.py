@@ -528,7 +528,7 @@ class NativeEngine:
             edge_dist=self.e_dist.copy(), edge_halt_time=self.e_halt_time.copy(),
             edge_queue_time=self.e_queue_time.copy(), signal_phase=self._tls_phase.copy(), vehicles=veh,
             loop_count=self.loop_count.copy(), loop_speed_sum=self.loop_speed_sum.copy(),
-            loop_occ_time=self.loop_occ_time.copy(), cancelled=int(counts[K.CANCELLED]))
+            loop_occ_time=self.loop_occ_time.copy(), cancelled=int(counts[K.CANCELLED]), added=len(self._added))
 
     def trip_table(self) -> TripTable:
         """The demand's trips (vehicles added on the fly are not among them: see :meth:`vehicle_status`)."""

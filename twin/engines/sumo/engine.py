@@ -337,7 +337,7 @@ class SumoEngine:
             api = self._api
             running = api.vehicle.getIDCount()
             waiting = len(api.simulation.getPendingVehicles())
-        scheduled = max(0, total - running - waiting - self._arrived)
+        scheduled = max(0, total + len(self._added) - running - waiting - self._arrived)
         veh = None
         if vehicles and not self._closed:
             veh = self._vehicle_arrays()
@@ -350,7 +350,7 @@ class SumoEngine:
                         edge_halt_time=self._cum["halt_time"].copy(),
                         edge_queue_time=np.full(self.city.n_edges, np.nan), signal_phase=phases, vehicles=veh,
                         loop_count=self.loop_count.copy(), loop_speed_sum=self.loop_speed_sum.copy(),
-                        loop_occ_time=self.loop_occ_time.copy())
+                        loop_occ_time=self.loop_occ_time.copy(), added=len(self._added))
 
     def _vehicle_arrays(self) -> VehicleArrays:
         api, city = self._api, self.city

@@ -123,7 +123,7 @@ class NativeEngine:
         self._next_depart = 0
         self._tail_pos = np.full(city.n_lanes, K.INF)
         self._tail_len = np.zeros(city.n_lanes)
-        self._req_back = np.full(city.n_lanes, -K.INF)  # cooperative lane-change requests per lane
+        self._req_back = np.full((2, city.n_lanes), -K.INF)  # lane-change requests per lane (left, right pass)
         self._score_cache = np.zeros((n, K.SCORE_CACHE_LANES), dtype=np.int8)  # lane scores per vehicle ...
         self._score_ridx = np.full(n, -1, dtype=np.int32)  # ... valid at this route position (-1: stale)
         self._junction_speed = np.zeros(n)  # speed limit [m/s] of the junction path a vehicle is on (pos < 0)
@@ -504,6 +504,8 @@ class NativeEngine:
         eng._added = {str(k): int(v) for k, v in meta.get("added", {}).items()}
         eng.__dict__.setdefault("_n_demand", len(demand.trips))
         eng.__dict__.setdefault("_junction_speed", np.zeros(eng.state.size))  # checkpoints before junction paths
+        if eng._req_back.ndim == 1:  # checkpoints with one lane-change request row (requests last one step)
+            eng._req_back = np.full((2, eng._req_back.size), -K.INF)
         eng.city, eng.demand = city, demand
         eng._vt = vtype_arrays(list(demand.trips.vtypes))
         return eng

@@ -52,6 +52,7 @@ STRATEGIC_LOOKAHEAD_M = 100.0  # [m] ... and on until the edges passed are this 
 STRATEGIC_MAX_DEPTH = 16  # route edges looked ahead at most
 DEST_SCORE = 100  # lane_score of a lane that leads to the destination
 STRATEGIC_LOOKAHEAD_S = 10.0  # [s] a needed lane change becomes mandatory this far (at speed, per lane) ahead
+LC_URGENT_GAP = 0.5  # [m] gaps an urgent lane change accepts; a follower closer to the requester's back passes it
 SCORE_CACHE_LANES = 6  # lanes per edge whose lane scores change_lanes caches per vehicle
 RHO_AIR = 1.2  # [kg/m³]
 G = 9.81  # [m/s²]
@@ -270,9 +271,12 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
                  lane_conn_offsets, conn_to_lane, new_lane, req_back, score_cache, score_ridx):
     """Lane changes towards ``direction`` (+1 left, -1 right). Returns the number of changes.
 
-    A vehicle that urgently needs the target lane but finds no gap writes its
-    back position to ``req_back[target lane]``; followers there then leave it
-    a gap (cooperative lane changing, see :func:`move`).
+    A vehicle whose mandatory change finds no gap writes its back position to
+    ``req_back[row, target lane]`` (row 0 for the left pass, 1 for the right;
+    the frontmost request per lane counts); followers there then leave it a
+    gap (cooperative lane changing, see :func:`move`). Each pass clears only
+    its own row, so a request holds for two steps, over the other direction's
+    pass.
 
     ``score_cache[i, q]`` keeps vehicle i's :func:`lane_score` of lane q of its
     current edge, valid while ``score_ridx[i]`` equals its route position (the
@@ -287,8 +291,9 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
     to cross, as SUMO's LC2013 does; else it is *strategic* (done when gaps
     allow). Vehicles on a junction path do not change lanes.
     """
-    for l in range(req_back.shape[0]):
-        req_back[l] = -INF
+    row = 0 if direction > 0 else 1
+    for l in range(req_back.shape[1]):
+        req_back[row, l] = -INF
     for k in range(n):
         i = order[k]
         new_lane[k] = lane[i]
@@ -385,7 +390,7 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
         dist_end = lane_length[l] - p
         if mandatory or strategic:
             urgent = mandatory and (reach < 30.0 or v < 1.0)
-            min_gap = 0.5 if urgent else s0 * 0.5
+            min_gap = LC_URGENT_GAP if urgent else s0 * 0.5
             ok = gap_lead >= min_gap and gap_foll >= min_gap
             if ok and foll >= 0 and not urgent:
                 tf = vtype[foll]
@@ -393,8 +398,8 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
                          vt_min_gap[tf], vt_tau[tf])
                 ok = af >= -vt_decel[tf] * (1.5 if mandatory else 1.0)
             if not ok:
-                if urgent and p - length > req_back[tl]:
-                    req_back[tl] = p - length
+                if mandatory and p - length > req_back[row, tl]:
+                    req_back[row, tl] = p - length
                 continue
         else:
             if dist_end < 50.0 or gap_lead < s0 or gap_foll < s0:
@@ -509,8 +514,9 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
                 d += lane_length[tl]
                 cur = tl
                 ahead += 1
-        rb = req_back[l]
-        if rb > p and rb - p < 60.0 and v * v <= 2.0 * b * (rb - p):
+        rb = max(req_back[0, l], req_back[1, l])
+        # a vehicle beside the requester (front within LC_URGENT_GAP of its back) drives on: it is in the way
+        if rb - p > LC_URGENT_GAP and rb - p < 60.0 and v * v <= 2.0 * b * (rb - p):
             # a vehicle beside and ahead needs into this lane: leave it a gap (cooperative lane change)
             acc = min(acc, idm(v, v_allowed, rb - p, 0.0, a, b, s0, tau))
         if acc < -EMERGENCY_DECEL:

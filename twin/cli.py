@@ -189,6 +189,33 @@ def _load(args: argparse.Namespace, scenario: Path):
     return cfg, city, demand
 
 
+def _days_progress(cfg, city, quiet: bool):
+    """One progress bar over all days of a population or outbreak scenario.
+
+    Returns ``(progress, bar, components)`` for :func:`twin.runner.run_scenario`:
+    the earlier days report into the bar through the component (its ``progress``,
+    time from the first midnight), the last day (the run itself) through ``progress``.
+    An outbreak's earlier days last a whole day; a population's each last the run.
+    """
+    from twin.runner import build_components
+
+    if cfg.epidemic is not None:
+        from twin.agents.population import DAY_S
+
+        days, day_s = cfg.epidemic.days, DAY_S
+    else:
+        days, day_s = cfg.population.days, cfg.run.duration_s
+    offset = (days - 1) * day_s
+    progress, bar = make_progress(offset + cfg.run.duration_s, f"simulating {days} days", quiet)
+    components = build_components(cfg, city)
+    if progress is None:
+        return None, None, components
+    for comp in components:
+        if hasattr(comp, "progress"):  # the population or epidemic component
+            comp.progress = progress
+    return (lambda t, running: progress(offset + t, running)), bar, components
+
+
 def make_progress(total: float, desc: str, quiet: bool):
     """A tqdm bar over simulated seconds and its callback ``(t, running)``; (None, None) when quiet."""
     if quiet:
@@ -224,16 +251,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from twin.engines.base import UnsupportedActionError
 
     components = None
-    if cfg.epidemic is not None:  # one bar over all the days of the outbreak
-        from twin.agents.epidemic_component import epidemic_progress
-
-        progress, bar, components = epidemic_progress(cfg, city, make_progress, args.quiet)
-    elif cfg.population is not None:  # one bar over all the days the population lives
-        from twin.agents.traffic import population_progress
-
-        print(f"population: residents at scale {cfg.population.scale:g} over {cfg.population.days} days; each day "
-              f"their car trips join the {len(demand.trips):,} trips above", flush=True)
-        progress, bar, components = population_progress(cfg, city, make_progress, args.quiet)
+    if cfg.epidemic is not None or cfg.population is not None:  # one bar over all the days
+        if cfg.epidemic is None:
+            print(f"population: residents at scale {cfg.population.scale:g} over {cfg.population.days} days; each "
+                  f"day their car trips join the {len(demand.trips):,} trips above", flush=True)
+        progress, bar, components = _days_progress(cfg, city, args.quiet)
     else:
         progress, bar = make_progress(cfg.run.duration_s, "simulating", args.quiet)
     try:

@@ -37,13 +37,12 @@ import numpy as np
 import xarray as xr
 
 from twin.agents.epidemic_run import EpidemicRun
-from twin.agents.population import DaySchedule, generate_population
+from twin.agents.population import DAY_S, DaySchedule, generate_population
 
 log = logging.getLogger(__name__)
 
-DAY_S = 86400.0
 
-__all__ = ["EpidemicComponent", "PopulationPlanner", "check_epidemic", "epidemic_progress"]
+__all__ = ["EpidemicComponent", "PopulationPlanner", "check_epidemic"]
 
 
 class PopulationPlanner:
@@ -289,27 +288,3 @@ def _merge(ds: xr.Dataset, other: xr.Dataset) -> xr.Dataset:
     merged = xr.merge([ds, other], combine_attrs="override", compat="override", join="outer")
     merged.attrs = attrs
     return merged
-
-
-def epidemic_progress(cfg, city, make_progress, quiet: bool):
-    """For the CLI: one progress bar over all days of an outbreak scenario.
-
-    Returns ``(progress, bar, components)`` for :func:`twin.runner.run_scenario`:
-    the earlier days report into the bar through the component, the last day
-    (the run itself) through ``progress``.
-    """
-    from twin.runner import build_components
-
-    days = cfg.epidemic.days
-    progress, bar = make_progress((days - 1) * DAY_S + cfg.run.duration_s, f"simulating {days} days", quiet)
-    components = build_components(cfg, city)
-    if progress is None:
-        return None, None, components
-    for comp in components:
-        if isinstance(comp, EpidemicComponent):
-            comp.progress = progress
-
-    def last_day(t: float, running: int) -> None:
-        progress((days - 1) * DAY_S + t, running)
-
-    return last_day, bar, components

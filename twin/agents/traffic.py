@@ -338,27 +338,3 @@ def population_kpis(model: PopulationModel) -> dict[str, Any]:
     k["pop_share_change_pct"] = round(100.0 * float(np.abs(shares[-1] - shares[-2]).sum() / 2), 3) \
         if shares.shape[0] > 1 else float("nan")
     return k
-
-
-def population_progress(cfg, city: CityModel, make_progress, quiet: bool):
-    """For the CLI: one progress bar over all days of a population scenario.
-
-    Returns ``(progress, bar, components)`` for :func:`twin.runner.run_scenario`:
-    the earlier days report into the bar through the population component, the
-    last day (the run itself) through ``progress``.
-    """
-    from twin.runner import build_components
-
-    days, duration = cfg.population.days, cfg.run.duration_s
-    progress, bar = make_progress(days * duration, f"simulating {days} days", quiet)
-    components = build_components(cfg, city)
-    if progress is None:
-        return None, None, components
-    for comp in components:
-        if isinstance(comp, PopulationComponent):
-            comp.progress = progress
-
-    def last_day(t: float, running: int) -> None:
-        progress((days - 1) * duration + t, running)
-
-    return last_day, bar, components

@@ -37,13 +37,12 @@ import mesa
 import numpy as np
 
 from twin.agents.modes import BIKE, CAR, MODES, PT, WALK, ZoneSkims, active_time_s, logit_draw, logsum_cost, pt_time_s
-from twin.agents.population import AT_HOME, STUDENT, DaySchedule, Population, generate_population
+from twin.agents.population import AT_HOME, DAY_S, STUDENT, DaySchedule, Population, generate_population
 from twin.city.model import CityModel
 from twin.jit import kernel
 
 log = logging.getLogger(__name__)
 
-DAY_S = 86400.0
 LEGS = ("home_to_work", "work_to_home", "home_to_other", "other_to_home")
 N_LEGS = 4
 ACTIVITIES = ("home", "work", "school", "other", "travelling")  # whereabouts categories of the mesa step

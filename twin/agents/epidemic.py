@@ -38,14 +38,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin.agents.population import PLACE_KINDS, Population
+from twin.agents.population import DAY_S, PLACE_KINDS, Population
 from twin.jit import kernel
 
 log = logging.getLogger(__name__)
 
 S, E, I, R = 0, 1, 2, 3
 STATES = ("susceptible", "exposed", "infectious", "recovered")
-DAY_S = 86400.0
 
 
 @dataclass(frozen=True)

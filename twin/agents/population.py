@@ -27,6 +27,7 @@ import numpy as np
 from twin.city.model import CityModel
 from twin.jit import kernel
 
+DAY_S = 86400.0  # [s] a day; schedules count from midnight
 HOME, WORK, SCHOOL, OTHER = 0, 1, 2, 3
 PLACE_KINDS = ("home", "work", "school", "other")
 WORKER, STUDENT, AT_HOME = 0, 1, 2
@@ -96,7 +97,7 @@ class DaySchedule:
             raise ValueError("place, start and end must be (n, K) arrays of one shape")
 
     @classmethod
-    def at_home(cls, pop: Population, day_s: float = 86400.0, slots: int = 5) -> "DaySchedule":
+    def at_home(cls, pop: Population, day_s: float = DAY_S, slots: int = 5) -> "DaySchedule":
         """Everyone at home all day."""
         n = len(pop)
         place = np.full((n, slots), -1, dtype=np.int32)

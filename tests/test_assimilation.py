@@ -135,7 +135,8 @@ def _run_twin(cfg, feed, out):
     return twin, twin.run(read_feed(feed))
 
 
-def test_small_twin_experiment_halves_the_count_error(tmp_path):
+def _truth_feed(tmp_path):
+    """The truth (the flows as given) run natively, its loop counts ``(time, sensor)`` and written as a feed."""
     from twin.runner import run_scenario
 
     truth_ds = run_scenario(small_scenario([1, 1, 1, 1])).dataset
@@ -144,20 +145,27 @@ def test_small_twin_experiment_halves_the_count_error(tmp_path):
     feed.write_text("".join(json.dumps({"sensor": str(s), "time": float(t), "count": float(c)}) + "\n"
                             for t, row in zip(truth_ds["time"].values, truth)
                             for s, c in zip(truth_ds["sensor"].values, row)))
+    return truth, feed
+
+
+def _rmse_5min(ds, truth):
+    """RMSE of counts per 5 minutes over the first 25 min [veh] (per-minute counts follow the signal cycle)."""
+    return float(np.sqrt(np.mean((ds["sensor_count"].values[:25].reshape(5, 5, -1).sum(1)
+                                  - truth[:25].reshape(5, 5, -1).sum(1)) ** 2)))
+
+
+def test_small_twin_experiment_halves_the_count_error(tmp_path):
+    truth, feed = _truth_feed(tmp_path)
     wrong = [0.7, 1.3, 0.75, 1.25]  # the twin's demand per flow, against the truth's
     frozen = {"interval_s": 120, "groups": "route", "prior_std": 0.0, "process_std": 0.0}
     _, open_loop = _run_twin(small_scenario(wrong, frozen), feed, tmp_path / "open")
     twin, assim = _run_twin(small_scenario(wrong, {"interval_s": 120, "groups": "route"}), feed, tmp_path / "assim")
 
-    def rmse_5min(ds):  # counts per 5 minutes (per-minute counts are dominated by the signal cycle)
-        return float(np.sqrt(np.mean((ds["sensor_count"].values[:25].reshape(5, 5, -1).sum(1)
-                                      - truth[:25].reshape(5, 5, -1).sum(1)) ** 2)))
-
     # open loop runs exactly the prior demand: every reserve trip is cancelled, no prior trip is
     ol = open_loop.dataset
     reserve = np.array(["~r" in str(i) for i in ol["trip"].values])
     assert np.all(ol["trip_state"].values[reserve] == 4) and np.all(ol["trip_state"].values[~reserve] != 4)
-    e_open, e_assim = rmse_5min(ol), rmse_5min(assim.dataset)
+    e_open, e_assim = _rmse_5min(ol, truth), _rmse_5min(assim.dataset, truth)
     print(f"count RMSE per 5 min: open loop {e_open:.2f}, assimilated {e_assim:.2f} veh")
     assert e_assim <= 0.5 * e_open, (e_open, e_assim)
     # the multipliers moved the right way: up where the twin had too little demand, down where too much
@@ -174,25 +182,16 @@ def test_inflow_nudging_alone_pulls_the_counts_towards_the_feed(tmp_path):
     """``method: kalman+inflow`` with the multipliers frozen: only the inflow nudging acts, and it must."""
     from twin.config import ConfigError
     from twin.live.session import LiveTwin
-    from twin.runner import prepare, run_scenario
+    from twin.runner import prepare
 
-    truth_ds = run_scenario(small_scenario([1, 1, 1, 1])).dataset
-    truth = truth_ds["sensor_count"].values
-    feed = tmp_path / "feed.jsonl"
-    feed.write_text("".join(json.dumps({"sensor": str(s), "time": float(t), "count": float(c)}) + "\n"
-                            for t, row in zip(truth_ds["time"].values, truth)
-                            for s, c in zip(truth_ds["sensor"].values, row)))
+    truth, feed = _truth_feed(tmp_path)
     wrong = [0.7, 1.3, 0.75, 1.25]
     frozen = {"interval_s": 120, "groups": "route", "prior_std": 0.0, "process_std": 0.0}
     _, open_loop = _run_twin(small_scenario(wrong, frozen), feed, tmp_path / "open")
     twin, nudged = _run_twin(small_scenario(wrong, {**frozen, "method": "kalman+inflow", "inflow_interval_s": 60}),
                              feed, tmp_path / "nudged")
 
-    def rmse_5min(ds):
-        return float(np.sqrt(np.mean((ds["sensor_count"].values[:25].reshape(5, 5, -1).sum(1)
-                                      - truth[:25].reshape(5, 5, -1).sum(1)) ** 2)))
-
-    e_open, e_nudged = rmse_5min(open_loop.dataset), rmse_5min(nudged.dataset)
+    e_open, e_nudged = _rmse_5min(open_loop.dataset, truth), _rmse_5min(nudged.dataset, truth)
     print(f"count RMSE per 5 min: open loop {e_open:.2f}, inflow nudging only {e_nudged:.2f} veh")
     assert e_nudged <= 0.85 * e_open, (e_open, e_nudged)
     # the multipliers stayed at 1: the gain is the nudging's

@@ -51,6 +51,10 @@ STRATEGIC_DEPTH = 3  # route edges looked ahead at least when choosing lanes (se
 STRATEGIC_LOOKAHEAD_M = 100.0  # [m] ... and on until the edges passed are this long
 STRATEGIC_MAX_DEPTH = 16  # route edges looked ahead at most
 DEST_SCORE = 100  # lane_score of a lane that leads to the destination
+BEST_LANE_LOOKAHEAD_M = 3000.0  # [m] entering vehicles, and vehicles crossing into a lane of the next edge, pick
+#                                  among the lanes that lead furthest within this (as SUMO's best lanes do)
+BEST_LANE_MAX_DEPTH = DEST_SCORE - 1  # route edges looked ahead at most there (scores fit the int8 cache)
+DEPART_SCORES = -2  # score_ridx marking the entry scores (not the lane changes' horizon) as cached
 STRATEGIC_LOOKAHEAD_S = 10.0  # [s] a needed lane change becomes mandatory this far (at speed, per lane) ahead
 LC_URGENT_GAP = 0.5  # [m] gaps an urgent lane change accepts; a follower closer to the requester's back passes it
 SCORE_CACHE_LANES = 6  # lanes per edge whose lane scores change_lanes caches per vehicle
@@ -143,13 +147,24 @@ def idm(v, v0, gap, v_lead, a, b, s0, tau):
 @kernel
 def lane_score(l, k, depth, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge,
                lane_allow, edge_lane_start, lane_length):
+    """How many route edges after route edge ``k`` a vehicle on lane ``l`` reaches without changing lanes,
+    within the strategic horizon (see :func:`lane_score_within`)."""
+    return lane_score_within(l, k, depth, STRATEGIC_LOOKAHEAD_M, STRATEGIC_MAX_DEPTH, route_edges, base, n_route,
+                             class_bit, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                             lane_length)
+
+
+@kernel
+def lane_score_within(l, k, depth, lookahead_m, max_depth, route_edges, base, n_route, class_bit, lane_conn_offsets,
+                      conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length):
     """How many route edges after route edge ``k`` a vehicle on lane ``l`` reaches without changing lanes.
 
     The route is followed over at least ``depth`` edges and on while the edges passed add up to less
-    than ``STRATEGIC_LOOKAHEAD_M`` (at most ``STRATEGIC_MAX_DEPTH`` edges), so a cluster of short
-    edges (a junction SUMO splits into several) does not hide a turn behind it. Returns
-    ``DEST_SCORE`` if the lane leads to the destination within that horizon. Every lane of an edge
-    is followed over the same edges, so the scores of lanes compare.
+    than ``lookahead_m`` (at most ``max_depth`` edges); lane changes use ``STRATEGIC_LOOKAHEAD_M`` and
+    ``STRATEGIC_MAX_DEPTH``, so a cluster of short edges (a junction SUMO splits into several) does not
+    hide a turn behind it; entering vehicles ``BEST_LANE_LOOKAHEAD_M``. Returns ``DEST_SCORE`` if the lane
+    leads to the destination within that horizon. Every lane of an edge is followed over the same
+    edges, so the scores of lanes compare.
 
     The lanes reachable on each edge are a bit mask (lanes of an edge are numbered from 0), so the
     search is a loop, not a recursion (numba's on-disk cache mishandles recursive functions).
@@ -163,7 +178,7 @@ def lane_score(l, k, depth, route_edges, base, n_route, class_bit, lane_conn_off
     while True:
         if k + j + 1 >= n_route:
             return DEST_SCORE
-        if j >= depth and (dist >= STRATEGIC_LOOKAHEAD_M or j >= STRATEGIC_MAX_DEPTH):
+        if j >= depth and (dist >= lookahead_m or j >= max_depth):
             return j
         nxt = route_edges[base + k + j + 1]
         s_cur = edge_lane_start[e]
@@ -192,8 +207,8 @@ def choose_connection(l, k, route_edges, base, n_route, class_bit, lane_conn_off
     """The connection a vehicle on lane ``l`` (at route edge ``k``) takes into its next route edge, or -1.
 
     Prefers the target lane from which the route continues furthest without
-    a lane change (looking ``STRATEGIC_DEPTH`` edges ahead); among equals, the
-    first connection (lane order).
+    a lane change (within ``BEST_LANE_LOOKAHEAD_M``, as SUMO's best-lanes
+    continuation); among equals, the first connection (lane order).
     """
     if k + 1 >= n_route:
         return -1
@@ -213,8 +228,9 @@ def choose_connection(l, k, route_edges, base, n_route, class_bit, lane_conn_off
         tl = conn_to_lane[c]
         if lane_edge[tl] != nxt or (lane_allow[tl] & class_bit) == 0:
             continue
-        s = lane_score(tl, k + 1, STRATEGIC_DEPTH - 1, route_edges, base, n_route, class_bit, lane_conn_offsets,
-                       conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
+        s = lane_score_within(tl, k + 1, STRATEGIC_DEPTH - 1, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH, route_edges,
+                              base, n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow,
+                              edge_lane_start, lane_length)
         if s > best_s:
             best = c
             best_s = s
@@ -557,7 +573,7 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
 def _best_lane(e, k, route_edges, base, n_route, class_bit, edge_lane_start, edge_num_lanes, lane_length,
                lane_allow, lane_conn_offsets, conn_to_lane, lane_edge, tail_pos, tail_len):
     """The lane of edge ``e`` (route edge ``k``) to enter: the route continues furthest from it
-    without lane changes; among equals, the one with most room at its start.
+    without lane changes (within ``BEST_LANE_LOOKAHEAD_M``); among equals, the one with most room at its start.
 
     Returns (lane, room [m]); lane -1 if no allowed lane leads on.
     """
@@ -568,8 +584,9 @@ def _best_lane(e, k, route_edges, base, n_route, class_bit, edge_lane_start, edg
         ql = edge_lane_start[e] + q
         if (lane_allow[ql] & class_bit) == 0:
             continue
-        sq = lane_score(ql, k, STRATEGIC_DEPTH, route_edges, base, n_route, class_bit, lane_conn_offsets,
-                        conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
+        sq = lane_score_within(ql, k, STRATEGIC_DEPTH, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH, route_edges, base,
+                               n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow,
+                               edge_lane_start, lane_length)
         if k + 1 < n_route and sq == 0:
             continue
         room = lane_length[ql] if tail_pos[ql] >= INF * 0.5 else tail_pos[ql] - tail_len[ql]
@@ -725,12 +742,14 @@ def insert(t, next_depart, depart, state, wait_list, n_wait, lane, pos, speed, v
         nl = edge_num_lanes[e]
         if nl <= score_cache.shape[1]:  # lane scores cached per vehicle (as change_lanes does; route position 0)
             cb = vt_class_bit[ty]
-            if score_ridx[i] != 0:
+            if score_ridx[i] != DEPART_SCORES:
                 for q in range(nl):
-                    score_cache[i, q] = lane_score(edge_lane_start[e] + q, 0, STRATEGIC_DEPTH, route_edges,
-                                                   route_off[i], route_n[i], cb, lane_conn_offsets, conn_to_lane,
-                                                   lane_edge, lane_allow, edge_lane_start, lane_length)
-                score_ridx[i] = 0
+                    score_cache[i, q] = lane_score_within(edge_lane_start[e] + q, 0, STRATEGIC_DEPTH,
+                                                          BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH, route_edges,
+                                                          route_off[i], route_n[i], cb, lane_conn_offsets,
+                                                          conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                                                          lane_length)
+                score_ridx[i] = DEPART_SCORES
             ql = -1
             best_s = -1
             room = -INF

@@ -17,7 +17,8 @@ class AssimilationConfig(BaseModel):
     ``all`` trips); ``reserve_factor``: the twin carries this many times the
     prior demand as trips it may admit (so multipliers up to it are possible);
     ``prior_std``: standard deviation of the prior multiplier (0 with
-    ``process_std`` 0 = open loop, the demand is never changed);
+    ``process_std`` 0 = open loop, the demand is never changed; the default 0.25 is a demand
+    matrix off by about a quarter: a looser prior lets the filter chase count noise);
     ``process_std``: random-walk standard deviation added per update;
     ``count_dispersion``: variance / mean of a window's count (1 = Poisson), and with
     ``adaptive_dispersion`` its floor: it is re-estimated from the innovations each update;
@@ -39,7 +40,7 @@ class AssimilationConfig(BaseModel):
     interval_s: float = Field(300.0, gt=0)
     groups: Literal["origin", "route", "all"] = "origin"
     reserve_factor: float = Field(2.0, ge=1.0, le=10.0)
-    prior_std: float = Field(0.5, ge=0)
+    prior_std: float = Field(0.25, ge=0)
     process_std: float = Field(0.02, ge=0)
     count_dispersion: float = Field(2.0, gt=0)
     adaptive_dispersion: bool = True

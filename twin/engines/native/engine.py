@@ -45,7 +45,7 @@ class NativeEngine:
         "pos": 0.0, "speed": 0.0, "ridx": 0, "t_insert": np.nan, "t_arrive": np.nan, "dist": 0.0, "wait": 0.0,
         "time_loss": 0.0, "co2": 0.0, "teleports": 0, "_order": 0, "_order_tmp": 0, "_new_pos": 0.0,
         "_new_speed": 0.0, "_new_lane": 0, "_wait_list": 0, "_prev_lane": 0, "_prev_pos": 0.0,
-        "_score_cache": 0, "_score_ridx": -1, "_junction_speed": 0.0}
+        "_score_cache": 0, "_score_ridx": -1, "_junction_speed": 0.0, "_sg_prob": 0.0, "_kr_prob": 0.0}
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
                  loops: list[tuple[str, int, float]] | None = None) -> None:
@@ -85,6 +85,9 @@ class NativeEngine:
         # static arrays (copies we may change through actions)
         self._lane_speed = city.lane_speed.copy()
         self._lane_allow = city.lane_allow.copy()
+        # per lane: vehicles on it when it closed to them drive off its end (a road closure: only entering is
+        # barred) rather than wait there (an incident blocks it, or another lane of the edge is open to them)
+        self._lane_drive_off = np.zeros(city.n_lanes, dtype=np.bool_)
         self._tls_offset = city.tls_offset.copy()
         self._tls_phase_offsets = city.tls_phase_offsets.copy()
         self._phase_duration = city.phase_duration.copy()
@@ -127,6 +130,8 @@ class NativeEngine:
         self._score_cache = np.zeros((n, K.SCORE_CACHE_LANES), dtype=np.int8)  # lane scores per vehicle ...
         self._score_ridx = np.full(n, -1, dtype=np.int32)  # ... valid at this route position (-1: stale)
         self._junction_speed = np.zeros(n)  # speed limit [m/s] of the junction path a vehicle is on (pos < 0)
+        self._sg_prob = np.zeros(n)  # accumulated wish to change lanes for speed (> 0 left, < 0 right) ...
+        self._kr_prob = np.zeros(n)  # ... and to keep right (see kernels.change_lanes)
         self._lane_blocked = np.zeros(city.n_lanes, dtype=np.bool_)  # lanes where an insertion failed this step
         self._tls_phase = np.zeros(city.n_tls, dtype=np.int32)
         self._conn_signal = np.full(city.n_connections, K.UNCONTROLLED, dtype=np.int8)
@@ -171,7 +176,8 @@ class NativeEngine:
                                 self.route_edges, vt["length"], vt["min_gap"], vt["accel"], vt["decel"], vt["tau"],
                                 vt["class_bit"], c.lane_edge, c.lane_index, c.lane_length, self._lane_speed,
                                 self._lane_allow, c.edge_lane_start, c.edge_num_lanes, c.lane_conn_offsets,
-                                c.conn_to_lane, self._new_lane, self._req_back, self._score_cache, self._score_ridx):
+                                c.conn_to_lane, self._new_lane, self._req_back, self._score_cache, self._score_ridx,
+                                dt, self._sg_prob, self._kr_prob):
             n = self._sort()
         if self._loop_spec:
             self._prev_lane[:] = self.lane
@@ -183,7 +189,8 @@ class NativeEngine:
                self._lane_allow, c.edge_lane_start, c.lane_conn_offsets, c.conn_to_lane, self._conn_signal,
                c.conn_length, c.conn_speed, c.conn_foe_offsets, c.conn_foe_lanes, self._req_back, self._junction_speed,
                self._new_pos, self._new_speed, self.dist, self.wait, self.time_loss, self.co2,
-               self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time)
+               self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time, c.edge_num_lanes,
+               self._lane_drive_off)
         arrived, teleported = K.commit(
             t, dt, self._teleport_time, self._order, n, self._lane_start, self.state, self.lane, self.pos,
             self.speed, self.vtype, self.ridx, self.route_off, self.route_n, self.route_edges, vt["length"],
@@ -266,6 +273,7 @@ class NativeEngine:
                 for v in action.vclasses:
                     mask |= vclass_bit(v)
                 self._lane_allow[lanes] = np.uint32(mask)
+            self._lane_drive_off[lanes] = action.reroute
             if action.reroute:
                 self._reroute(self._blocked_vehicles())
         elif isinstance(action, SetSignalProgram):
@@ -504,6 +512,9 @@ class NativeEngine:
         eng._added = {str(k): int(v) for k, v in meta.get("added", {}).items()}
         eng.__dict__.setdefault("_n_demand", len(demand.trips))
         eng.__dict__.setdefault("_junction_speed", np.zeros(eng.state.size))  # checkpoints before junction paths
+        for name in ("_sg_prob", "_kr_prob"):  # checkpoints before speed-gain wishes built up
+            eng.__dict__.setdefault(name, np.zeros(eng.state.size))
+        eng.__dict__.setdefault("_lane_drive_off", np.zeros(city.n_lanes, dtype=np.bool_))
         if eng._req_back.ndim == 1:  # checkpoints with one lane-change request row (requests last one step)
             eng._req_back = np.full((2, eng._req_back.size), -K.INF)
         eng.city, eng.demand = city, demand

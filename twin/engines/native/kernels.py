@@ -56,6 +56,14 @@ BEST_LANE_LOOKAHEAD_M = 3000.0  # [m] entering vehicles, and vehicles crossing i
 BEST_LANE_MAX_DEPTH = DEST_SCORE - 1  # route edges looked ahead at most there (scores fit the int8 cache)
 DEPART_SCORES = -2  # score_ridx marking the entry scores (not the lane changes' horizon) as cached
 STRATEGIC_LOOKAHEAD_S = 10.0  # [s] a needed lane change becomes mandatory this far (at speed, per lane) ahead
+# speed gain and keeping right (as SUMO's LC2013): wishes build up over time and are acted on past a threshold
+SG_ANTICIPATION_S = 1.0  # [s] speeds compared on both lanes: now + this × the IDM acceleration there
+SG_MIN_SPEED = 10.0  # [m/s] the relative speed gain is the difference over max(target speed, this)
+SG_THRESHOLD_LEFT = 0.2  # accumulated relative gain [s] that makes a vehicle change left for speed
+SG_THRESHOLD_RIGHT = 2.0  # ... and right (changing right for speed takes ten times as much)
+KEEP_RIGHT_TIME = 5.0  # [s] a vehicle on a lane with a free lane to its right moves right after this
+KEEP_RIGHT_ACCEPTANCE_S = 7.0  # [s] ... the right lane is free if it allows the desired speed this long
+SLOWER_BY = 5.0 / 3.6  # [m/s] the right lane counts as slower if its speed is lower by more than this
 LC_URGENT_GAP = 0.5  # [m] gaps an urgent lane change accepts; a follower closer to the requester's back passes it
 SCORE_CACHE_LANES = 6  # lanes per edge whose lane scores change_lanes caches per vehicle
 RHO_AIR = 1.2  # [kg/m³]
@@ -284,8 +292,18 @@ def _route_edge(route_edges, route_off, route_n, ridx, i, ahead):
 def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route_off, route_n,
                  route_edges, vt_length, vt_min_gap, vt_accel, vt_decel, vt_tau, vt_class_bit, lane_edge,
                  lane_index, lane_length, lane_speed, lane_allow, edge_lane_start, edge_num_lanes,
-                 lane_conn_offsets, conn_to_lane, new_lane, req_back, score_cache, score_ridx):
+                 lane_conn_offsets, conn_to_lane, new_lane, req_back, score_cache, score_ridx, dt, sg_prob,
+                 kr_prob):
     """Lane changes towards ``direction`` (+1 left, -1 right). Returns the number of changes.
+
+    Changes for speed (no route need) follow SUMO's LC2013: the relative
+    speed gain on the target lane (speeds ``SG_ANTICIPATION_S`` ahead)
+    accumulates in ``sg_prob[i]`` over the passes (each pass covers ``2 dt``:
+    the directions alternate), decays while the current lane is better, and a
+    change left needs ``SG_THRESHOLD_LEFT``, right ``SG_THRESHOLD_RIGHT``;
+    ``kr_prob[i]`` builds up while the lane to the right allows the desired
+    speed for ``KEEP_RIGHT_ACCEPTANCE_S`` and moves the vehicle right after
+    ``KEEP_RIGHT_TIME``. Both are reset by any lane change.
 
     A vehicle whose mandatory change finds no gap writes its back position to
     ``req_back[row, target lane]`` (row 0 for the left pass, 1 for the right;
@@ -418,18 +436,39 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
                     req_back[row, tl] = p - length
                 continue
         else:
-            if dist_end < 50.0 or gap_lead < s0 or gap_foll < s0:
-                continue
             v0 = lane_speed[l] * vfactor[i]
+            v0_tgt = lane_speed[tl] * vfactor[i]
             gap_cur = INF
             v_cur = 0.0
             if k + 1 < lane_start[l + 1]:
                 j = order[k + 1]
                 gap_cur = pos[j] - vt_length[vtype[j]] - p
                 v_cur = speed[j]
-            a_cur = idm(v, v0, gap_cur, v_cur, a, b, s0, tau)
-            a_tgt = idm(v, lane_speed[tl] * vfactor[i], gap_lead, v_lead, a, b, s0, tau)
-            if a_tgt < a_cur + 0.3:
+            vs_cur = min(max(0.0, v + SG_ANTICIPATION_S * idm(v, v0, gap_cur, v_cur, a, b, s0, tau)), v0)
+            vs_tgt = min(max(0.0, v + SG_ANTICIPATION_S * idm(v, v0_tgt, gap_lead, v_lead, a, b, s0, tau)), v0_tgt)
+            gain = (vs_tgt - vs_cur) / max(vs_tgt, SG_MIN_SPEED)
+            h = 2.0 * dt  # each direction is looked at every other step
+            if direction > 0:
+                if gain > 0.0:
+                    sg_prob[i] += h * gain
+                elif sg_prob[i] > 0.0:
+                    sg_prob[i] *= 0.5 ** h
+                want = sg_prob[i] > SG_THRESHOLD_LEFT
+            else:
+                if vs_cur - SLOWER_BY > vs_tgt:  # the right lane is slower: no wish to go there
+                    if sg_prob[i] < 0.0:
+                        sg_prob[i] *= 0.5 ** h
+                    kr_prob[i] = 0.0
+                else:
+                    if gain > 0.0:
+                        sg_prob[i] -= h * gain
+                    # keep right: how long the right lane allows the desired speed (the leader there caught up)
+                    free_s = KEEP_RIGHT_ACCEPTANCE_S
+                    if lead >= 0 and v_lead < v0_tgt:
+                        free_s = min(free_s, max(0.0, gap_lead - s0) / max(v0_tgt - v_lead, 0.1))
+                    kr_prob[i] -= h * SG_THRESHOLD_RIGHT * (free_s / KEEP_RIGHT_ACCEPTANCE_S) / KEEP_RIGHT_TIME
+                want = sg_prob[i] < -SG_THRESHOLD_RIGHT or kr_prob[i] < -SG_THRESHOLD_RIGHT
+            if not want or dist_end < 50.0 or gap_lead < s0 or gap_foll < s0:
                 continue
             if foll >= 0:
                 tf = vtype[foll]
@@ -438,6 +477,8 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
                 if af < -vt_decel[tf]:
                     continue
         new_lane[k] = tl
+        sg_prob[i] = 0.0
+        kr_prob[i] = 0.0
         changes += 1
     if changes:
         for k in range(n):
@@ -452,7 +493,7 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
          lane_edge, lane_length, lane_speed, lane_allow, edge_lane_start, lane_conn_offsets, conn_to_lane,
          conn_signal, conn_length, conn_speed, conn_foe_offsets, conn_foe_lanes, req_back, junction_speed,
          new_pos, new_speed, dist, wait, time_loss, co2,
-         e_veh_time, e_dist, e_halt_time, e_queue_time):
+         e_veh_time, e_dist, e_halt_time, e_queue_time, edge_num_lanes, lane_drive_off):
     """New speed and position of every running vehicle (written to ``new_pos``/``new_speed``).
 
     Also accumulates per vehicle: distance [m], continuous halting time [s],
@@ -490,10 +531,18 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
             d = lane_length[l] - p
             cur = l
             ahead = 0
-            if (lane_allow[l] & cb) == 0:  # the lane was closed under it (incident): wait at its end
-                acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * 0.25, tau))
-                hard = d - 0.001
-                horizon = -1.0
+            if (lane_allow[l] & cb) == 0:  # the lane was closed under it
+                el = lane_edge[l]
+                other_open = False
+                for q in range(edge_num_lanes[el]):
+                    if (lane_allow[edge_lane_start[el] + q] & cb) != 0:
+                        other_open = True
+                # an incident, or a closed lane beside an open one: wait at its end (for a lane change);
+                # a whole road closed (road works, ``lane_drive_off``): those on it drive off
+                if other_open or not lane_drive_off[l]:
+                    acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * 0.25, tau))
+                    hard = d - 0.001
+                    horizon = -1.0
             while d < horizon:
                 nxt = _route_edge(route_edges, route_off, route_n, ridx, i, ahead + 1)
                 if nxt < 0:

@@ -85,9 +85,6 @@ class NativeEngine:
         # static arrays (copies we may change through actions)
         self._lane_speed = city.lane_speed.copy()
         self._lane_allow = city.lane_allow.copy()
-        # per lane: vehicles on it when it closed to them drive off its end (a road closure: only entering is
-        # barred) rather than wait there (an incident blocks it, or another lane of the edge is open to them)
-        self._lane_drive_off = np.zeros(city.n_lanes, dtype=np.bool_)
         self._tls_offset = city.tls_offset.copy()
         self._tls_phase_offsets = city.tls_phase_offsets.copy()
         self._phase_duration = city.phase_duration.copy()
@@ -189,8 +186,7 @@ class NativeEngine:
                self._lane_allow, c.edge_lane_start, c.lane_conn_offsets, c.conn_to_lane, self._conn_signal,
                c.conn_length, c.conn_speed, c.conn_foe_offsets, c.conn_foe_lanes, self._req_back, self._junction_speed,
                self._new_pos, self._new_speed, self.dist, self.wait, self.time_loss, self.co2,
-               self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time, c.edge_num_lanes,
-               self._lane_drive_off)
+               self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time)
         arrived, teleported = K.commit(
             t, dt, self._teleport_time, self._order, n, self._lane_start, self.state, self.lane, self.pos,
             self.speed, self.vtype, self.ridx, self.route_off, self.route_n, self.route_edges, vt["length"],
@@ -273,7 +269,13 @@ class NativeEngine:
                 for v in action.vclasses:
                     mask |= vclass_bit(v)
                 self._lane_allow[lanes] = np.uint32(mask)
-            self._lane_drive_off[lanes] = action.reroute
+            if action.reroute and action.vclasses is not None and len(action.vclasses) == 0:
+                # road works closing a whole edge bar entering it; vehicles already on it drive off (see
+                # kernels.DRIVE_OFF_BIT). A closed lane beside an open one, or an incident, keeps them waiting.
+                for e in np.unique(city.lane_edge[lanes]):
+                    s0, n0 = city.edge_lane_start[e], city.edge_num_lanes[e]
+                    if not np.any(self._lane_allow[s0:s0 + n0] & ~np.uint32(K.DRIVE_OFF_BIT)):
+                        self._lane_allow[s0:s0 + n0] = np.uint32(K.DRIVE_OFF_BIT)
             if action.reroute:
                 self._reroute(self._blocked_vehicles())
         elif isinstance(action, SetSignalProgram):
@@ -412,10 +414,12 @@ class NativeEngine:
         return offsets, targets, self._route_cost(ty)
 
     def _class_graph(self, vtype: int) -> tuple[np.ndarray, np.ndarray]:
-        """CSR edge graph for a vehicle type: e -> e' where a lane of e it may use connects to one of e'."""
+        """CSR edge graph for a vehicle type: e -> e' where a lane of e it may use connects to one of e'
+        (a road closed by road works may be left, not entered: vehicles on it drive off)."""
         c = self.city
         bit = self._vt["class_bit"][vtype]
-        ok = ((self._lane_allow[c.conn_from_lane] & bit) != 0) & ((self._lane_allow[c.conn_to_lane] & bit) != 0)
+        ok = (((self._lane_allow[c.conn_from_lane] & (bit | K.DRIVE_OFF_BIT)) != 0)
+              & ((self._lane_allow[c.conn_to_lane] & bit) != 0))
         n = max(c.n_edges, 1)
         keys = np.unique(c.lane_edge[c.conn_from_lane[ok]].astype(np.int64) * n + c.lane_edge[c.conn_to_lane[ok]])
         offsets = np.zeros(c.n_edges + 1, dtype=np.int32)
@@ -514,7 +518,6 @@ class NativeEngine:
         eng.__dict__.setdefault("_junction_speed", np.zeros(eng.state.size))  # checkpoints before junction paths
         for name in ("_sg_prob", "_kr_prob"):  # checkpoints before speed-gain wishes built up
             eng.__dict__.setdefault(name, np.zeros(eng.state.size))
-        eng.__dict__.setdefault("_lane_drive_off", np.zeros(city.n_lanes, dtype=np.bool_))
         if eng._req_back.ndim == 1:  # checkpoints with one lane-change request row (requests last one step)
             eng._req_back = np.full((2, eng._req_back.size), -K.INF)
         eng.city, eng.demand = city, demand

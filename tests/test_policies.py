@@ -50,6 +50,25 @@ def test_closed_edges_are_not_entered_after_the_closure(tmp_path):
     assert r.manifest["rerouted_vehicles"] > 0 and r.kpis["trips_completed"] >= 0.99 * r.kpis["trips_total"]
 
 
+def test_vehicles_on_a_closed_road_drive_off_it(tmp_path):
+    """Road works bar entering; vehicles already on the closed edge leave it at once (no teleport)."""
+    cfg = scenario(tmp_path, "- {type: close_edge, edges: [n3_2-n3_3, n3_3-n3_2], start_s: 600}\n")
+    caught = {}
+
+    def check(t, eng):
+        c = eng.city
+        closed = [c.edge_lane_start[c.edge_index[e]] + k for e in ("n3_2-n3_3", "n3_3-n3_2") for k in range(2)]
+        on = np.flatnonzero((eng.state == 2) & np.isin(eng.lane, closed))
+        if t == 601.0:
+            caught["at_closure"] = on
+        if t == 780.0:
+            caught["later"] = on
+
+    _, _, eng = run(cfg, check)
+    assert caught["at_closure"].size > 0 and caught["later"].size == 0
+    assert np.all(eng.teleports[caught["at_closure"]] == 0) and np.all(eng.state[caught["at_closure"]] == 3)
+
+
 def test_closed_lane_and_bus_lane_are_left_to_their_classes(tmp_path):
     cfg = scenario(tmp_path, "- {type: lane_reallocation, lanes: [n2_3-n3_3_0, n3_3-n4_3_0], vclasses: [bus], "
                              "start_s: 0}\n- {type: close_lane, lanes: [n3_1-n3_2_1], start_s: 300}\n")

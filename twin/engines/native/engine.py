@@ -45,7 +45,7 @@ class NativeEngine:
         "pos": 0.0, "speed": 0.0, "ridx": 0, "t_insert": np.nan, "t_arrive": np.nan, "dist": 0.0, "wait": 0.0,
         "time_loss": 0.0, "co2": 0.0, "teleports": 0, "_order": 0, "_order_tmp": 0, "_new_pos": 0.0,
         "_new_speed": 0.0, "_new_lane": 0, "_wait_list": 0, "_prev_lane": 0, "_prev_pos": 0.0,
-        "_score_cache": 0, "_score_ridx": -1, "_junction_speed": 0.0}
+        "_score_cache": 0, "_score_ridx": -1, "_junction_speed": 0.0, "_sg_prob": 0.0, "_kr_prob": 0.0}
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
                  loops: list[tuple[str, int, float]] | None = None) -> None:
@@ -127,6 +127,8 @@ class NativeEngine:
         self._score_cache = np.zeros((n, K.SCORE_CACHE_LANES), dtype=np.int8)  # lane scores per vehicle ...
         self._score_ridx = np.full(n, -1, dtype=np.int32)  # ... valid at this route position (-1: stale)
         self._junction_speed = np.zeros(n)  # speed limit [m/s] of the junction path a vehicle is on (pos < 0)
+        self._sg_prob = np.zeros(n)  # accumulated wish to change lanes for speed (> 0 left, < 0 right) ...
+        self._kr_prob = np.zeros(n)  # ... and to keep right (see kernels.change_lanes)
         self._lane_blocked = np.zeros(city.n_lanes, dtype=np.bool_)  # lanes where an insertion failed this step
         self._tls_phase = np.zeros(city.n_tls, dtype=np.int32)
         self._conn_signal = np.full(city.n_connections, K.UNCONTROLLED, dtype=np.int8)
@@ -171,7 +173,8 @@ class NativeEngine:
                                 self.route_edges, vt["length"], vt["min_gap"], vt["accel"], vt["decel"], vt["tau"],
                                 vt["class_bit"], c.lane_edge, c.lane_index, c.lane_length, self._lane_speed,
                                 self._lane_allow, c.edge_lane_start, c.edge_num_lanes, c.lane_conn_offsets,
-                                c.conn_to_lane, self._new_lane, self._req_back, self._score_cache, self._score_ridx):
+                                c.conn_to_lane, self._new_lane, self._req_back, self._score_cache, self._score_ridx,
+                                dt, self._sg_prob, self._kr_prob):
             n = self._sort()
         if self._loop_spec:
             self._prev_lane[:] = self.lane
@@ -266,6 +269,13 @@ class NativeEngine:
                 for v in action.vclasses:
                     mask |= vclass_bit(v)
                 self._lane_allow[lanes] = np.uint32(mask)
+            if action.reroute and action.vclasses is not None and len(action.vclasses) == 0:
+                # road works closing a whole edge bar entering it; vehicles already on it drive off (see
+                # kernels.DRIVE_OFF_BIT). A closed lane beside an open one, or an incident, keeps them waiting.
+                for e in np.unique(city.lane_edge[lanes]):
+                    s0, n0 = city.edge_lane_start[e], city.edge_num_lanes[e]
+                    if not np.any(self._lane_allow[s0:s0 + n0] & ~np.uint32(K.DRIVE_OFF_BIT)):
+                        self._lane_allow[s0:s0 + n0] = np.uint32(K.DRIVE_OFF_BIT)
             if action.reroute:
                 self._reroute(self._blocked_vehicles())
         elif isinstance(action, SetSignalProgram):
@@ -404,10 +414,12 @@ class NativeEngine:
         return offsets, targets, self._route_cost(ty)
 
     def _class_graph(self, vtype: int) -> tuple[np.ndarray, np.ndarray]:
-        """CSR edge graph for a vehicle type: e -> e' where a lane of e it may use connects to one of e'."""
+        """CSR edge graph for a vehicle type: e -> e' where a lane of e it may use connects to one of e'
+        (a road closed by road works may be left, not entered: vehicles on it drive off)."""
         c = self.city
         bit = self._vt["class_bit"][vtype]
-        ok = ((self._lane_allow[c.conn_from_lane] & bit) != 0) & ((self._lane_allow[c.conn_to_lane] & bit) != 0)
+        ok = (((self._lane_allow[c.conn_from_lane] & (bit | K.DRIVE_OFF_BIT)) != 0)
+              & ((self._lane_allow[c.conn_to_lane] & bit) != 0))
         n = max(c.n_edges, 1)
         keys = np.unique(c.lane_edge[c.conn_from_lane[ok]].astype(np.int64) * n + c.lane_edge[c.conn_to_lane[ok]])
         offsets = np.zeros(c.n_edges + 1, dtype=np.int32)
@@ -504,6 +516,8 @@ class NativeEngine:
         eng._added = {str(k): int(v) for k, v in meta.get("added", {}).items()}
         eng.__dict__.setdefault("_n_demand", len(demand.trips))
         eng.__dict__.setdefault("_junction_speed", np.zeros(eng.state.size))  # checkpoints before junction paths
+        for name in ("_sg_prob", "_kr_prob"):  # checkpoints before speed-gain wishes built up
+            eng.__dict__.setdefault(name, np.zeros(eng.state.size))
         if eng._req_back.ndim == 1:  # checkpoints with one lane-change request row (requests last one step)
             eng._req_back = np.full((2, eng._req_back.size), -K.INF)
         eng.city, eng.demand = city, demand

@@ -45,6 +45,8 @@ from twin.jit import kernel
 SCHEDULED, WAITING, RUNNING, ARRIVED, CANCELLED = 0, 1, 2, 3, 4
 RED, YELLOW, GREEN, GREEN_MINOR, UNCONTROLLED = 0, 1, 2, 3, 4
 INF = 1e18
+DRIVE_OFF_BIT = 1 << 31  # lane_allow bit of a lane closed by road works on its whole edge: no class may enter,
+#                          vehicles already on the edge drive on (change lanes on it, leave it)
 EMERGENCY_DECEL = 9.0  # [m/s²] the IDM deceleration is bounded by this
 HALT_SPEED = 0.1  # [m/s] below this a vehicle counts as halting (as in SUMO)
 STRATEGIC_DEPTH = 3  # route edges looked ahead at least when choosing lanes (see lane_score)
@@ -56,6 +58,14 @@ BEST_LANE_LOOKAHEAD_M = 3000.0  # [m] entering vehicles, and vehicles crossing i
 BEST_LANE_MAX_DEPTH = DEST_SCORE - 1  # route edges looked ahead at most there (scores fit the int8 cache)
 DEPART_SCORES = -2  # score_ridx marking the entry scores (not the lane changes' horizon) as cached
 STRATEGIC_LOOKAHEAD_S = 10.0  # [s] a needed lane change becomes mandatory this far (at speed, per lane) ahead
+# speed gain and keeping right (as SUMO's LC2013): wishes build up over time and are acted on past a threshold
+SG_ANTICIPATION_S = 1.0  # [s] speeds compared on both lanes: now + this × the IDM acceleration there
+SG_MIN_SPEED = 10.0  # [m/s] the relative speed gain is the difference over max(target speed, this)
+SG_THRESHOLD_LEFT = 0.2  # accumulated relative gain [s] that makes a vehicle change left for speed
+SG_THRESHOLD_RIGHT = 2.0  # ... and right (changing right for speed takes ten times as much)
+KEEP_RIGHT_TIME = 5.0  # [s] a vehicle on a lane with a free lane to its right moves right after this
+KEEP_RIGHT_ACCEPTANCE_S = 7.0  # [s] ... the right lane is free if it allows the desired speed this long
+SLOWER_BY = 5.0 / 3.6  # [m/s] the right lane counts as slower if its speed is lower by more than this
 LC_URGENT_GAP = 0.5  # [m] gaps an urgent lane change accepts; a follower closer to the requester's back passes it
 SCORE_CACHE_LANES = 6  # lanes per edge whose lane scores change_lanes caches per vehicle
 RHO_AIR = 1.2  # [kg/m³]
@@ -169,7 +179,7 @@ def lane_score_within(l, k, depth, lookahead_m, max_depth, route_edges, base, n_
     The lanes reachable on each edge are a bit mask (lanes of an edge are numbered from 0), so the
     search is a loop, not a recursion (numba's on-disk cache mishandles recursive functions).
     """
-    if depth <= 0 or (lane_allow[l] & class_bit) == 0:  # a closed lane leads nowhere
+    if depth <= 0 or (lane_allow[l] & (class_bit | DRIVE_OFF_BIT)) == 0:  # a closed lane leads nowhere
         return 0
     e = lane_edge[l]
     mask = np.int64(1) << np.int64(l - edge_lane_start[e])
@@ -281,11 +291,64 @@ def _route_edge(route_edges, route_off, route_n, ridx, i, ahead):
 
 
 @kernel
+def _swap_ok(k, kj, l, tl, order, lane_start, lane, new_lane, pos, speed, vtype, ridx, route_off, route_n,
+             route_edges, vt_length, vt_class_bit, lane_allow, lane_conn_offsets, conn_to_lane, lane_edge,
+             edge_lane_start, lane_length):
+    """Whether the vehicle at ``order[k]`` (lane ``l``) and the one at ``order[kj]`` (lane ``tl``, beside it)
+    may swap lanes: ``kj`` is on ``tl``, has not moved this pass, is stopped beside it (fronts within a
+    vehicle length), its route continues further from ``l`` than from ``tl``, and neither lands
+    overlapping the other lane's vehicles."""
+    if kj < lane_start[tl] or kj >= lane_start[tl + 1]:
+        return False
+    i = order[k]
+    j = order[kj]
+    if new_lane[kj] != tl or speed[j] >= 1.0 or pos[j] < 0.0 or pos[i] < 0.0:
+        return False
+    li = vt_length[vtype[i]]
+    lj = vt_length[vtype[j]]
+    if abs(pos[j] - pos[i]) > max(li, lj):
+        return False
+    cbj = vt_class_bit[vtype[j]]
+    if (lane_allow[l] & (cbj | DRIVE_OFF_BIT)) == 0:
+        return False
+    s_l = lane_score(l, ridx[j], STRATEGIC_DEPTH, route_edges, route_off[j], route_n[j], cbj, lane_conn_offsets,
+                     conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
+    s_t = lane_score(tl, ridx[j], STRATEGIC_DEPTH, route_edges, route_off[j], route_n[j], cbj, lane_conn_offsets,
+                     conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
+    if s_l <= s_t:
+        return False
+    # i takes j's place among tl's vehicles, j takes i's among l's: no overlaps
+    if kj + 1 < lane_start[tl + 1] and pos[order[kj + 1]] - vt_length[vtype[order[kj + 1]]] < pos[i]:
+        return False
+    if kj - 1 >= lane_start[tl] and pos[i] - li < pos[order[kj - 1]]:
+        return False
+    if k + 1 < lane_start[l + 1] and pos[order[k + 1]] - vt_length[vtype[order[k + 1]]] < pos[j]:
+        return False
+    if k - 1 >= lane_start[l] and pos[j] - lj < pos[order[k - 1]]:
+        return False
+    return True
+
+
+@kernel
 def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route_off, route_n,
                  route_edges, vt_length, vt_min_gap, vt_accel, vt_decel, vt_tau, vt_class_bit, lane_edge,
                  lane_index, lane_length, lane_speed, lane_allow, edge_lane_start, edge_num_lanes,
-                 lane_conn_offsets, conn_to_lane, new_lane, req_back, score_cache, score_ridx):
+                 lane_conn_offsets, conn_to_lane, new_lane, req_back, score_cache, score_ridx, dt, sg_prob,
+                 kr_prob):
     """Lane changes towards ``direction`` (+1 left, -1 right). Returns the number of changes.
+
+    Changes for speed (no route need) follow SUMO's LC2013: the relative
+    speed gain on the target lane (speeds ``SG_ANTICIPATION_S`` ahead)
+    accumulates in ``sg_prob[i]`` over the passes (each pass covers ``2 dt``:
+    the directions alternate), decays while the current lane is better, and a
+    change left needs ``SG_THRESHOLD_LEFT``, right ``SG_THRESHOLD_RIGHT``;
+    ``kr_prob[i]`` builds up while the lane to the right allows the desired
+    speed for ``KEEP_RIGHT_ACCEPTANCE_S`` and moves the vehicle right after
+    ``KEEP_RIGHT_TIME``. Both are reset by any lane change.
+
+    Two vehicles stopped beside each other, each needing the other's lane
+    urgently, swap lanes (:func:`_swap_ok`; SUMO swaps too): otherwise
+    neither finds a gap and both wait for a teleport.
 
     A vehicle whose mandatory change finds no gap writes its back position to
     ``req_back[row, target lane]`` (row 0 for the left pass, 1 for the right;
@@ -317,6 +380,8 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
     for k in range(n):
         i = order[k]
         l = lane[i]
+        if new_lane[k] != l:  # swapped already in this pass
+            continue
         e = lane_edge[l]
         nl = edge_num_lanes[e]
         if nl == 1:
@@ -327,7 +392,7 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
         tl = edge_lane_start[e] + li
         ty = vtype[i]
         cb = vt_class_bit[ty]
-        if (lane_allow[tl] & cb) == 0:
+        if (lane_allow[tl] & (cb | DRIVE_OFF_BIT)) == 0:  # (on a closed road: its other closed lanes)
             continue
         # strategic: how far does the route continue from each lane of this edge?
         base = route_off[i]
@@ -352,7 +417,7 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
         best_q = lane_index[l]
         for q in range(nl):
             ql = edge_lane_start[e] + q
-            if (lane_allow[ql] & cb) == 0:
+            if (lane_allow[ql] & (cb | DRIVE_OFF_BIT)) == 0:
                 continue
             if cached:
                 sq = np.int64(score_cache[i, q])
@@ -413,23 +478,59 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
                 af = idm(speed[foll], lane_speed[tl] * vfactor[foll], gap_foll, v, vt_accel[tf], vt_decel[tf],
                          vt_min_gap[tf], vt_tau[tf])
                 ok = af >= -vt_decel[tf] * (1.5 if mandatory else 1.0)
+            if not ok and urgent and v < 1.0:
+                # two stopped vehicles beside each other, each needing the other's lane: swap them (as SUMO does)
+                kj = lo_k if gap_lead < min_gap else lo_k - 1
+                if _swap_ok(k, kj, l, tl, order, lane_start, lane, new_lane, pos, speed, vtype, ridx, route_off,
+                            route_n, route_edges, vt_length, vt_class_bit, lane_allow, lane_conn_offsets,
+                            conn_to_lane, lane_edge, edge_lane_start, lane_length):
+                    j = order[kj]
+                    new_lane[k] = tl
+                    new_lane[kj] = l
+                    sg_prob[i] = 0.0
+                    kr_prob[i] = 0.0
+                    sg_prob[j] = 0.0
+                    kr_prob[j] = 0.0
+                    changes += 2
+                    continue
             if not ok:
                 if mandatory and p - length > req_back[row, tl]:
                     req_back[row, tl] = p - length
                 continue
         else:
-            if dist_end < 50.0 or gap_lead < s0 or gap_foll < s0:
-                continue
             v0 = lane_speed[l] * vfactor[i]
+            v0_tgt = lane_speed[tl] * vfactor[i]
             gap_cur = INF
             v_cur = 0.0
             if k + 1 < lane_start[l + 1]:
                 j = order[k + 1]
                 gap_cur = pos[j] - vt_length[vtype[j]] - p
                 v_cur = speed[j]
-            a_cur = idm(v, v0, gap_cur, v_cur, a, b, s0, tau)
-            a_tgt = idm(v, lane_speed[tl] * vfactor[i], gap_lead, v_lead, a, b, s0, tau)
-            if a_tgt < a_cur + 0.3:
+            vs_cur = min(max(0.0, v + SG_ANTICIPATION_S * idm(v, v0, gap_cur, v_cur, a, b, s0, tau)), v0)
+            vs_tgt = min(max(0.0, v + SG_ANTICIPATION_S * idm(v, v0_tgt, gap_lead, v_lead, a, b, s0, tau)), v0_tgt)
+            gain = (vs_tgt - vs_cur) / max(vs_tgt, SG_MIN_SPEED)
+            h = 2.0 * dt  # each direction is looked at every other step
+            if direction > 0:
+                if gain > 0.0:
+                    sg_prob[i] += h * gain
+                elif sg_prob[i] > 0.0:
+                    sg_prob[i] *= 0.5 ** h
+                want = sg_prob[i] > SG_THRESHOLD_LEFT
+            else:
+                if vs_cur - SLOWER_BY > vs_tgt:  # the right lane is slower: no wish to go there
+                    if sg_prob[i] < 0.0:
+                        sg_prob[i] *= 0.5 ** h
+                    kr_prob[i] = 0.0
+                else:
+                    if gain > 0.0:
+                        sg_prob[i] -= h * gain
+                    # keep right: how long the right lane allows the desired speed (the leader there caught up)
+                    free_s = KEEP_RIGHT_ACCEPTANCE_S
+                    if lead >= 0 and v_lead < v0_tgt:
+                        free_s = min(free_s, max(0.0, gap_lead - s0) / max(v0_tgt - v_lead, 0.1))
+                    kr_prob[i] -= h * SG_THRESHOLD_RIGHT * (free_s / KEEP_RIGHT_ACCEPTANCE_S) / KEEP_RIGHT_TIME
+                want = sg_prob[i] < -SG_THRESHOLD_RIGHT or kr_prob[i] < -SG_THRESHOLD_RIGHT
+            if not want or dist_end < 50.0 or gap_lead < s0 or gap_foll < s0:
                 continue
             if foll >= 0:
                 tf = vtype[foll]
@@ -438,6 +539,8 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
                 if af < -vt_decel[tf]:
                     continue
         new_lane[k] = tl
+        sg_prob[i] = 0.0
+        kr_prob[i] = 0.0
         changes += 1
     if changes:
         for k in range(n):
@@ -490,7 +593,7 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
             d = lane_length[l] - p
             cur = l
             ahead = 0
-            if (lane_allow[l] & cb) == 0:  # the lane was closed under it (incident): wait at its end
+            if (lane_allow[l] & (cb | DRIVE_OFF_BIT)) == 0:  # the lane was closed under it: wait at its end
                 acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * 0.25, tau))
                 hard = d - 0.001
                 horizon = -1.0

@@ -218,6 +218,9 @@ def test_dispersion_grows_only_with_unexplained_scatter():
     assert adapt_dispersion(2.0, np.array([1.0, -1.0]), base, H, P, floor=2.0) == 2.0
     # scatter of ±10 vehicles on counts of 10: λ̂ = 9.9, blended half-way
     assert adapt_dispersion(2.0, np.array([10.0, -10.0]), base, H, P, floor=2.0) == pytest.approx(5.95)
+    # per station: only the station whose counts the demand does not explain gets a larger dispersion
+    per = adapt_dispersion(np.array([2.0, 2.0]), np.array([1.0, -10.0]), base, H, P, floor=2.0, weight=0.3)
+    assert per[0] == 2.0 and per[1] == pytest.approx(0.7 * 2.0 + 0.3 * 9.9)
 
 
 def test_a_group_queued_at_its_origin_is_held():

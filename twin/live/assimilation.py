@@ -41,6 +41,7 @@ from twin.engines.base import SetTripsActive, TripTable, VehicleArrays
 
 log = logging.getLogger(__name__)
 
+STATION_DISPERSION_WEIGHT = 0.3  # blend of a station's new dispersion estimate into its running one
 PSEUDO_COUNT = 2.0  # pseudo-vehicles pulling a station's loop-count / crossings ratio towards 1
 
 
@@ -222,27 +223,30 @@ def kalman_update(m: np.ndarray, P: np.ndarray, H: np.ndarray, y: np.ndarray, r:
     return m_new, 0.5 * (P_new + P_new.T), innov
 
 
-def adapt_dispersion(current: float, innov: np.ndarray, base: np.ndarray, H: np.ndarray, P: np.ndarray, *,
-                     floor: float, weight: float = 0.5) -> float:
+def adapt_dispersion(current, innov: np.ndarray, base: np.ndarray, H: np.ndarray, P: np.ndarray, *,
+                     floor: float, weight: float = 0.5):
     """Count dispersion re-estimated from the innovations (covariance matching).
 
     The innovation of station s has variance ``(H P Hᵀ)_ss + λ base_s``; what the squared innovations
     show beyond the first term, per unit of ``base`` (counts), estimates λ. The estimate is blended into
     ``current`` with ``weight`` and never falls below ``floor``, so counts noisier than the filter assumed
-    (a twin whose congestion differs run to run) weigh less.
+    (a twin whose congestion differs run to run, a station the model counts differently) weigh less.
 
     Parameters
     ----------
-    current : float
-        Dispersion so far [-].
+    current : float or ndarray (S,)
+        Dispersion so far [-]: one for all stations (the estimate is their mean), or one per station
+        (each station's own estimate).
     innov, base : ndarray (S,)
         Innovations [veh] and ``max(y, ŷ, 1)`` [veh] of the stations used.
     H : ndarray (S, G), P : ndarray (G, G)
         Observation operator and predicted covariance.
     """
     hph = np.einsum("sg,gh,sh->s", H, P, H)
-    est = float(np.mean(np.maximum(innov ** 2 - hph, 0.0) / base))
-    return max(floor, (1.0 - weight) * current + weight * est)
+    est = np.maximum(innov ** 2 - hph, 0.0) / base
+    if np.ndim(current) == 0:
+        return max(floor, (1.0 - weight) * float(current) + weight * float(np.mean(est)))
+    return np.maximum(floor, (1.0 - weight) * np.asarray(current, dtype=np.float64) + weight * est)
 
 
 # ------------------------------------------------------------ assimilator
@@ -277,7 +281,7 @@ class DemandAssimilator:
         self._applied_m = [np.ones(G)]
         self.history: list[dict[str, Any]] = []
         self.cancelled_total = self.admitted_total = 0
-        self.dispersion = float(cfg.count_dispersion)
+        self.station_dispersion = np.full(len(incidence.station_edges), float(cfg.count_dispersion))
         self.route_offsets, self.route_edges = demand.route_offsets, demand.route_edges
         self._crossed = np.zeros(incidence.trip.size, dtype=np.bool_)
         self._progress = np.zeros(n, dtype=np.int64)
@@ -379,11 +383,12 @@ class DemandAssimilator:
         use = ~missing & (n_est > 0)
         y_hat = H @ self.m + fixed
         base = np.maximum(np.maximum(y, y_hat), 1.0)
-        if cfg.adaptive_dispersion and use.any():
-            self.dispersion = adapt_dispersion(self.dispersion, (y - y_hat)[use], base[use], H[use],
-                                               self.P + cfg.process_std ** 2 * np.eye(self.m.size),
-                                               floor=cfg.count_dispersion)
-        r = self.dispersion * base  # count variance ∝ mean
+        if cfg.adaptive_dispersion and use.any():  # per station: one the model counts badly weighs less
+            self.station_dispersion[use] = adapt_dispersion(
+                self.station_dispersion[use], (y - y_hat)[use], base[use], H[use],
+                self.P + cfg.process_std ** 2 * np.eye(self.m.size), floor=cfg.count_dispersion,
+                weight=STATION_DISPERSION_WEIGHT)
+        r = self.station_dispersion * base  # count variance ∝ mean
         m, P, innov = kalman_update(self.m, self.P, H[use], y[use] - fixed[use], r[use],
                                     process_var=cfg.process_std ** 2, lo=cfg.min_multiplier, hi=self.R)
         self.m, self.P = m, P
@@ -404,7 +409,9 @@ class DemandAssimilator:
                "stations": int(use.sum()), "observed": float(y[use].sum()), "simulated": float(s[use].sum()),
                "innovation_rms": float(np.sqrt(np.mean(innov ** 2))) if innov.size else float("nan"),
                "cancelled": int(cancel.size), "admitted": int(admit.size),
-               "dispersion": round(self.dispersion, 3)}
+               "dispersion": round(float(np.mean(self.station_dispersion[use])) if use.any() else
+                                   float(cfg.count_dispersion), 3),
+               "dispersion_max": round(float(self.station_dispersion.max()), 3)}
         self.history.append(rec)
         log.info("t=%g s: assimilated %d stations (observed %.0f, simulated %.0f veh): multipliers %.2f–%.2f, "
                  "%d trips cancelled, %d admitted", t, rec["stations"], rec["observed"], rec["simulated"],

@@ -197,7 +197,9 @@ class NativeEngine:
         if self._loop_spec:
             K.loops(dt, self._order, n, self.state, self.lane, self.pos, self.speed, self._prev_lane, self._prev_pos,
                     c.lane_edge, vt["length"], self.vtype, self._loop_lane_offsets, self._loop_pos, self._loop_index,
-                    self.loop_count, self.loop_speed_sum, self.loop_occ_time)
+                    self.loop_count, self.loop_speed_sum, self.loop_occ_time, self.ridx, self.route_off, self.route_n,
+                    self.route_edges, vt["class_bit"], vt["max_speed"], c.lane_conn_offsets, c.conn_to_lane,
+                    self._lane_allow, c.edge_lane_start, c.lane_length)
         self._arrived += arrived
         self._teleported += teleported
         self._updates += n

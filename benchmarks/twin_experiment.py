@@ -4,7 +4,8 @@
     python benchmarks/twin_experiment.py [--json] [--seeds 1 2 3] [--truth sumo|native] [--interval 300]
                                          [--feed-interval 300] [--assim-interval 300] [--perturb origin]
                                          [--groups origin] [--method kalman|kalman+inflow]
-                                         [--inflow-interval 60] [--out DIR]
+                                         [--inflow-interval 60] [--prior-std S] [--free-entry S]
+                                         [--catch-up S] [--out DIR]
 
 Truth: SUMO (libsumo) runs ``../shared/data/bologna-acosta/run.sumocfg`` as shipped
 (its network, signal plans, vehicle types and one hour of demand) with its
@@ -198,7 +199,8 @@ def experiment(a: argparse.Namespace, seed: int, work: Path) -> dict:
     common = {"interval_s": a.assim_interval, "groups": a.groups, "reserve_factor": a.reserve,
               "method": a.method, "inflow_interval_s": a.inflow_interval, "inflow_gain": a.inflow_gain,
               "prior_std": a.prior_std if a.prior_std is not None else round(SPREAD / np.sqrt(3.0), 3),
-              **({"free_entry_s": a.free_entry} if a.free_entry is not None else {})}
+              **({"free_entry_s": a.free_entry} if a.free_entry is not None else {}),
+              **({"catch_up_s": a.catch_up} if a.catch_up is not None else {})}
     frozen = {**common, "prior_std": 0.0, "process_std": 0.0, "method": "kalman"}
     runs: dict = {"truth_counted": float(truth.sum()), "truth_wall_s": truth_wall, "loops": len(ids)}
     for name, assim, dem in (("true_demand", frozen, prior), ("open_loop", frozen, demand),
@@ -237,6 +239,7 @@ def main() -> int:
     p.add_argument("--prior-std", type=float, help="prior standard deviation of the multipliers (default: that "
                    "of the perturbation, 0.3/sqrt(3))")
     p.add_argument("--free-entry", type=float, help="free_entry_s of the assimilation (default: the config's)")
+    p.add_argument("--catch-up", type=float, help="catch_up_s of the assimilation (default: the config's)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3],
                    help="one experiment per seed (perturbation and all simulations); errors pooled (default 1 2 3)")
     p.add_argument("--truth", choices=("sumo", "native"), default="sumo",

@@ -49,3 +49,32 @@ def test_sumocfg_brings_its_real_detectors():
     ds = run_scenario(cfg).dataset
     assert ds.sizes["sensor"] == 58  # 62 e1Detector lines, 4 of them commented out
     assert float(ds["sensor_count"].sum()) > 50
+
+
+def test_a_loop_on_a_lane_crossed_within_one_step_counts_every_vehicle():
+    """A loop on a 1 m edge (SUMO splits junctions into such edges): vehicles cross the whole lane between
+    two steps and are never on it at a step's end; each still counts once, as SUMO's E1 counts it."""
+    from twin.city.builder import CityBuilder
+    from twin.demand import route_demand
+    from twin.engines.native import NativeEngine
+
+    from conftest import make_trips
+
+    b = CityBuilder("short-edge")
+    for name, x in (("a", 0.0), ("b", 300.0), ("c", 301.0), ("d", 600.0)):
+        b.add_node(name, x, 0.0)
+    for eid, u, v in (("ab", "a", "b"), ("bc", "b", "c"), ("cd", "c", "d")):
+        b.add_edge(eid, u, v, speed=13.89)
+    b.auto_connections("b")
+    b.auto_connections("c")
+    b.add_zone("w", 150.0, 0.0, 1000.0, 0.0, ["ab"])
+    b.add_zone("e", 450.0, 0.0, 0.0, 1000.0, ["cd"])
+    city = b.build()
+    demand = route_demand(city, make_trips(city, [("ab", "cd", 5.0 * k) for k in range(30)]).sorted_by_depart())
+    loops = [("short", int(city.edge_lane_start[city.edge_index["bc"]]), 0.0),
+             ("long", int(city.edge_lane_start[city.edge_index["cd"]]), 100.0)]
+    eng = NativeEngine(loops=loops)
+    eng.start(city, demand, seed=1)
+    eng.advance(300.0)
+    assert eng.observe().arrived == 30
+    np.testing.assert_array_equal(eng.loop_count, [30, 30])

@@ -291,7 +291,7 @@ def _route_edge(route_edges, route_off, route_n, ridx, i, ahead):
 
 
 @kernel
-def _swap_ok(k, kj, l, tl, order, lane_start, lane, new_lane, pos, speed, vtype, ridx, route_off, route_n,
+def _swap_ok(k, kj, l, tl, order, lane_start, new_lane, pos, speed, vtype, ridx, route_off, route_n,
              route_edges, vt_length, vt_class_bit, lane_allow, lane_conn_offsets, conn_to_lane, lane_edge,
              edge_lane_start, lane_length):
     """Whether the vehicle at ``order[k]`` (lane ``l``) and the one at ``order[kj]`` (lane ``tl``, beside it)
@@ -481,7 +481,7 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
             if not ok and urgent and v < 1.0:
                 # two stopped vehicles beside each other, each needing the other's lane: swap them (as SUMO does)
                 kj = lo_k if gap_lead < min_gap else lo_k - 1
-                if _swap_ok(k, kj, l, tl, order, lane_start, lane, new_lane, pos, speed, vtype, ridx, route_off,
+                if _swap_ok(k, kj, l, tl, order, lane_start, new_lane, pos, speed, vtype, ridx, route_off,
                             route_n, route_edges, vt_length, vt_class_bit, lane_allow, lane_conn_offsets,
                             conn_to_lane, lane_edge, edge_lane_start, lane_length):
                     j = order[kj]
@@ -843,7 +843,7 @@ def insert(t, next_depart, depart, state, wait_list, n_wait, lane, pos, speed, v
         inserted = False
         ty = vtype[i]
         nl = edge_num_lanes[e]
-        if nl <= score_cache.shape[1]:  # lane scores cached per vehicle (as change_lanes does; route position 0)
+        if nl <= score_cache.shape[1]:  # entry lane scores cached per vehicle while it waits (DEPART_SCORES)
             cb = vt_class_bit[ty]
             if score_ridx[i] != DEPART_SCORES:
                 for q in range(nl):

@@ -130,6 +130,7 @@ class NativeEngine:
         self._sg_prob = np.zeros(n)  # accumulated wish to change lanes for speed (> 0 left, < 0 right) ...
         self._kr_prob = np.zeros(n)  # ... and to keep right (see kernels.change_lanes)
         self._lane_blocked = np.zeros(city.n_lanes, dtype=np.bool_)  # lanes where an insertion failed this step
+        self._lane_occ = np.zeros(city.n_lanes)  # scratch: road taken per lane [m] (kernels.change_lanes)
         self._tls_phase = np.zeros(city.n_tls, dtype=np.int32)
         self._conn_signal = np.full(city.n_connections, K.UNCONTROLLED, dtype=np.int8)
         # cumulative edge measurements
@@ -174,7 +175,7 @@ class NativeEngine:
                                 vt["class_bit"], c.lane_edge, c.lane_index, c.lane_length, self._lane_speed,
                                 self._lane_allow, c.edge_lane_start, c.edge_num_lanes, c.lane_conn_offsets,
                                 c.conn_to_lane, self._new_lane, self._req_back, self._score_cache, self._score_ridx,
-                                dt, self._sg_prob, self._kr_prob):
+                                dt, self._sg_prob, self._kr_prob, self._lane_occ):
             n = self._sort()
         if self._loop_spec:
             self._prev_lane[:] = self.lane
@@ -518,6 +519,7 @@ class NativeEngine:
         eng._added = {str(k): int(v) for k, v in meta.get("added", {}).items()}
         eng.__dict__.setdefault("_n_demand", len(demand.trips))
         eng.__dict__.setdefault("_junction_speed", np.zeros(eng.state.size))  # checkpoints before junction paths
+        eng.__dict__.setdefault("_lane_occ", np.zeros(city.n_lanes))  # scratch, rebuilt every step
         for name in ("_sg_prob", "_kr_prob"):  # checkpoints before speed-gain wishes built up
             eng.__dict__.setdefault(name, np.zeros(eng.state.size))
         if eng._req_back.ndim == 1:  # checkpoints with one lane-change request row (requests last one step)

@@ -270,6 +270,37 @@ def lane_reach(l, k, n_edges, route_edges, base, n_route, class_bit, lane_conn_o
 
 
 @kernel
+def queue_ahead(l, p, k, n_edges, order, lane_start, pos, vtype, vt_length, vt_min_gap, lane_occ, route_edges, base,
+                n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                lane_length):
+    """Road taken [m] (vehicle lengths plus minimum gaps) on lane ``l`` (route edge ``k``) ahead of position
+    ``p``, and on the lanes it leads to over ``n_edges`` more route edges (as :func:`choose_connection`
+    continues it; ``lane_occ``: the same sum per lane over all its vehicles). SUMO's LC2013 takes this
+    ``occupation`` of the lanes a vehicle needs off the distance it has left to reach them."""
+    lo = lane_start[l]
+    hi = lane_start[l + 1]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if pos[order[mid]] <= p:
+            lo = mid + 1
+        else:
+            hi = mid
+    occ = 0.0
+    for q in range(lo, lane_start[l + 1]):
+        j = order[q]
+        occ += vt_length[vtype[j]] + vt_min_gap[vtype[j]]
+    cur = l
+    for jj in range(n_edges):
+        c = choose_connection(cur, k + jj, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane,
+                              lane_edge, lane_allow, edge_lane_start, lane_length)
+        if c < 0:
+            break
+        cur = conn_to_lane[c]
+        occ += lane_occ[cur]
+    return occ
+
+
+@kernel
 def foe_approaching(c, crit_gap, conn_foe_offsets, conn_foe_lanes, lane_start, order, pos, speed, lane_length):
     """True if a vehicle on a lane that connection ``c`` yields to reaches the junction within ``crit_gap`` [s]."""
     for f in range(conn_foe_offsets[c], conn_foe_offsets[c + 1]):
@@ -334,7 +365,7 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
                  route_edges, vt_length, vt_min_gap, vt_accel, vt_decel, vt_tau, vt_class_bit, lane_edge,
                  lane_index, lane_length, lane_speed, lane_allow, edge_lane_start, edge_num_lanes,
                  lane_conn_offsets, conn_to_lane, new_lane, req_back, score_cache, score_ridx, dt, sg_prob,
-                 kr_prob):
+                 kr_prob, lane_occ):
     """Lane changes towards ``direction`` (+1 left, -1 right). Returns the number of changes.
 
     Changes for speed (no route need) follow SUMO's LC2013: the relative
@@ -373,9 +404,12 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
     row = 0 if direction > 0 else 1
     for l in range(req_back.shape[1]):
         req_back[row, l] = -INF
+    for l in range(lane_occ.shape[0]):
+        lane_occ[l] = 0.0
     for k in range(n):
         i = order[k]
         new_lane[k] = lane[i]
+        lane_occ[lane[i]] += vt_length[vtype[i]] + vt_min_gap[vtype[i]]
     changes = 0
     for k in range(n):
         i = order[k]
@@ -436,11 +470,17 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
         # the end of this lane, or of the last lane it reaches without changing (short edges count
         # with their length, not as a whole edge)
         reach = lane_length[l] - p
+        usable = reach
         if need and s_cur >= 1:
             reach = lane_reach(l, rk, s_cur, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane, lane_edge,
                                lane_allow, edge_lane_start, lane_length) - p
-        mandatory = need and (s_cur < 1 or reach < STRATEGIC_LOOKAHEAD_S * max(v, lane_speed[l])
-                                                   * abs(best_q - lane_index[l]))
+            # the queue on the lane it needs ends that much sooner (LC2013's usable distance)
+            usable = reach - queue_ahead(edge_lane_start[e] + best_q, p, rk, s_cur, order, lane_start, pos, vtype,
+                                         vt_length, vt_min_gap, lane_occ, route_edges, base, rn, cb,
+                                         lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                                         lane_length)
+        mandatory = need and (s_cur < 1 or usable < STRATEGIC_LOOKAHEAD_S * max(v, lane_speed[l])
+                                                    * abs(best_q - lane_index[l]))
         strategic = need and not mandatory
         if not mandatory and not strategic and s_tgt < s_cur:
             continue

@@ -45,6 +45,7 @@ from twin.jit import kernel
 SCHEDULED, WAITING, RUNNING, ARRIVED, CANCELLED = 0, 1, 2, 3, 4
 RED, YELLOW, GREEN, GREEN_MINOR, UNCONTROLLED = 0, 1, 2, 3, 4
 INF = 1e18
+WAITING_FOE_M = 5.0  # [m] a priority vehicle stopped this close to the junction keeps its turn (foe_approaching)
 DRIVE_OFF_BIT = 1 << 31  # lane_allow bit of a lane closed by road works on its whole edge: no class may enter,
 #                          vehicles already on the edge drive on (change lanes on it, leave it)
 EMERGENCY_DECEL = 9.0  # [m/s²] the IDM deceleration is bounded by this
@@ -301,14 +302,22 @@ def queue_ahead(l, p, k, n_edges, order, lane_start, pos, vtype, vt_length, vt_m
 
 
 @kernel
-def foe_approaching(c, crit_gap, conn_foe_offsets, conn_foe_lanes, lane_start, order, pos, speed, lane_length):
-    """True if a vehicle on a lane that connection ``c`` yields to reaches the junction within ``crit_gap`` [s]."""
+def foe_approaching(c, crit_gap, conn_foe_offsets, conn_foe_lanes, lane_start, order, pos, speed, lane_length,
+                    lane_conn_offsets):
+    """True if a vehicle on a lane that connection ``c`` yields to reaches the junction within ``crit_gap`` [s],
+    or waits at its end to cross when that lane yields to nobody (a stopped priority queue keeps its turn:
+    entering vehicles do not take the room it is waiting for, which fills a roundabout until it locks; a
+    foe lane that yields itself, e.g. with a left turn, does not count, or two would wait for each other)."""
     for f in range(conn_foe_offsets[c], conn_foe_offsets[c + 1]):
         fl = conn_foe_lanes[f]
         if lane_start[fl + 1] > lane_start[fl]:
             j = order[lane_start[fl + 1] - 1]  # the foe lane's front vehicle
             vf = speed[j]
-            if vf > 0.5 and (lane_length[fl] - pos[j]) < vf * crit_gap:
+            d = lane_length[fl] - pos[j]
+            if vf > 0.5 and d < vf * crit_gap:
+                return True
+            if vf <= 0.5 and d < WAITING_FOE_M and \
+                    conn_foe_offsets[lane_conn_offsets[fl + 1]] == conn_foe_offsets[lane_conn_offsets[fl]]:
                 return True
     return False
 
@@ -654,7 +663,7 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
                     elif sig == GREEN_MINOR or sig == UNCONTROLLED:
                         if d < max(20.0, v * v / (2.0 * b) + 10.0):
                             stop = foe_approaching(c, vt_crit_gap[ty], conn_foe_offsets, conn_foe_lanes,
-                                                   lane_start, order, pos, speed, lane_length)
+                                                   lane_start, order, pos, speed, lane_length, lane_conn_offsets)
                 if stop:
                     acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * 0.25, tau))
                     hard = min(hard, d - 0.001)

@@ -303,11 +303,14 @@ def queue_ahead(l, p, k, n_edges, order, lane_start, pos, vtype, vt_length, vt_m
 
 @kernel
 def foe_approaching(c, crit_gap, conn_foe_offsets, conn_foe_lanes, lane_start, order, pos, speed, lane_length,
-                    lane_conn_offsets):
+                    lane_conn_offsets, conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n, vtype,
+                    vt_class_bit, lane_edge, lane_allow, edge_lane_start):
     """True if a vehicle on a lane that connection ``c`` yields to reaches the junction within ``crit_gap`` [s],
-    or waits at its end to cross when that lane yields to nobody (a stopped priority queue keeps its turn:
-    entering vehicles do not take the room it is waiting for, which fills a roundabout until it locks; a
-    foe lane that yields itself, e.g. with a left turn, does not count, or two would wait for each other)."""
+    or stands at its end about to cross (a stopped priority queue keeps its turn: entering vehicles do not
+    take the room it is waiting for, which fills a roundabout until it locks). About to cross: its lane
+    yields to nobody (a foe lane that yields itself, e.g. with a left turn, does not count, or two would
+    wait for each other), is open to it, and leads on along its route without a red signal (a vehicle
+    stopped by an incident's closure, a red light or a lane change it still needs is not crossing)."""
     for f in range(conn_foe_offsets[c], conn_foe_offsets[c + 1]):
         fl = conn_foe_lanes[f]
         if lane_start[fl + 1] > lane_start[fl]:
@@ -318,7 +321,13 @@ def foe_approaching(c, crit_gap, conn_foe_offsets, conn_foe_lanes, lane_start, o
                 return True
             if vf <= 0.5 and d < WAITING_FOE_M and \
                     conn_foe_offsets[lane_conn_offsets[fl + 1]] == conn_foe_offsets[lane_conn_offsets[fl]]:
-                return True
+                cbj = vt_class_bit[vtype[j]]
+                if (lane_allow[fl] & cbj) != 0:
+                    cj = choose_connection(fl, ridx[j], route_edges, route_off[j], route_n[j], cbj,
+                                           lane_conn_offsets, conn_to_lane, lane_edge,
+                                           lane_allow, edge_lane_start, lane_length)
+                    if cj >= 0 and conn_signal[cj] != RED:
+                        return True
     return False
 
 
@@ -663,7 +672,9 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
                     elif sig == GREEN_MINOR or sig == UNCONTROLLED:
                         if d < max(20.0, v * v / (2.0 * b) + 10.0):
                             stop = foe_approaching(c, vt_crit_gap[ty], conn_foe_offsets, conn_foe_lanes,
-                                                   lane_start, order, pos, speed, lane_length, lane_conn_offsets)
+                                                   lane_start, order, pos, speed, lane_length, lane_conn_offsets,
+                                                   conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
+                                                   vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start)
                 if stop:
                     acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * 0.25, tau))
                     hard = min(hard, d - 0.001)

@@ -258,7 +258,17 @@ def lane_reach(l, k, n_edges, route_edges, base, n_route, class_bit, lane_conn_o
     With ``n_edges`` = :func:`lane_score` of ``l`` this is where a vehicle staying on ``l`` would
     have to stop for a lane change it did not make.
     """
-    d = lane_length[l]
+    return lane_length[l] + sum_along(l, k, n_edges, lane_length, route_edges, base, n_route, class_bit,
+                                      lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                                      lane_length)
+
+
+@kernel
+def sum_along(l, k, n_edges, per_lane, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane,
+              lane_edge, lane_allow, edge_lane_start, lane_length):
+    """Sum of ``per_lane`` over the lanes lane ``l`` (route edge ``k``) leads to over ``n_edges`` more route
+    edges without a lane change (following :func:`choose_connection`; ``l`` itself not counted)."""
+    total = 0.0
     cur = l
     for j in range(n_edges):
         c = choose_connection(cur, k + j, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane,
@@ -266,8 +276,23 @@ def lane_reach(l, k, n_edges, route_edges, base, n_route, class_bit, lane_conn_o
         if c < 0:
             break
         cur = conn_to_lane[c]
-        d += lane_length[cur]
-    return d
+        total += per_lane[cur]
+    return total
+
+
+@kernel
+def first_ahead(l, p, order, lane_start, pos):
+    """Index in ``order`` of the first vehicle on lane ``l`` ahead of position ``p`` (binary search in the
+    lane's sorted segment; ``lane_start[l + 1]`` if none)."""
+    lo = lane_start[l]
+    hi = lane_start[l + 1]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if pos[order[mid]] <= p:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 @kernel
@@ -278,27 +303,12 @@ def queue_ahead(l, p, k, n_edges, order, lane_start, pos, vtype, vt_length, vt_m
     ``p``, and on the lanes it leads to over ``n_edges`` more route edges (as :func:`choose_connection`
     continues it; ``lane_occ``: the same sum per lane over all its vehicles). SUMO's LC2013 takes this
     ``occupation`` of the lanes a vehicle needs off the distance it has left to reach them."""
-    lo = lane_start[l]
-    hi = lane_start[l + 1]
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if pos[order[mid]] <= p:
-            lo = mid + 1
-        else:
-            hi = mid
     occ = 0.0
-    for q in range(lo, lane_start[l + 1]):
+    for q in range(first_ahead(l, p, order, lane_start, pos), lane_start[l + 1]):
         j = order[q]
         occ += vt_length[vtype[j]] + vt_min_gap[vtype[j]]
-    cur = l
-    for jj in range(n_edges):
-        c = choose_connection(cur, k + jj, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane,
-                              lane_edge, lane_allow, edge_lane_start, lane_length)
-        if c < 0:
-            break
-        cur = conn_to_lane[c]
-        occ += lane_occ[cur]
-    return occ
+    return occ + sum_along(l, k, n_edges, lane_occ, route_edges, base, n_route, class_bit, lane_conn_offsets,
+                           conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
 
 
 @kernel
@@ -507,15 +517,8 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
         a = vt_accel[ty]
         b = vt_decel[ty]
         tau = vt_tau[ty]
-        # leader and follower on the target lane (binary search in its sorted segment)
-        lo_k = lane_start[tl]
-        hi_k = lane_start[tl + 1]
-        while lo_k < hi_k:
-            mid = (lo_k + hi_k) // 2
-            if pos[order[mid]] <= p:
-                lo_k = mid + 1
-            else:
-                hi_k = mid
+        # leader and follower on the target lane
+        lo_k = first_ahead(tl, p, order, lane_start, pos)
         lead = order[lo_k] if lo_k < lane_start[tl + 1] else -1
         foll = order[lo_k - 1] if lo_k - 1 >= lane_start[tl] else -1
         gap_lead = INF

@@ -316,11 +316,13 @@ def foe_approaching(c, crit_gap, conn_foe_offsets, conn_foe_lanes, lane_start, o
                     lane_conn_offsets, conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n, vtype,
                     vt_class_bit, lane_edge, lane_allow, edge_lane_start):
     """True if a vehicle on a lane that connection ``c`` yields to reaches the junction within ``crit_gap`` [s],
-    or stands at its end about to cross (a stopped priority queue keeps its turn: entering vehicles do not
-    take the room it is waiting for, which fills a roundabout until it locks). About to cross: its lane
-    yields to nobody (a foe lane that yields itself, e.g. with a left turn, does not count, or two would
-    wait for each other), is open to it, and leads on along its route without a red signal (a vehicle
-    stopped by an incident's closure, a red light or a lane change it still needs is not crossing)."""
+    or stands at its end about to merge into the same edge (a stopped priority queue keeps its turn:
+    entering vehicles do not take the room it is waiting for, which fills a roundabout until it locks).
+    About to merge: its lane yields to nobody (a foe lane that yields itself, e.g. with a left turn, does
+    not count, or two would wait for each other), is open to it, and leads on along its route into the
+    edge connection ``c`` enters, without a red signal (a vehicle stopped by an incident's closure, a red
+    light or a lane change it still needs is not merging; one waiting to cross into another road does not
+    hold the yielding vehicle back, or a jam on that road would block every road that yields to it)."""
     for f in range(conn_foe_offsets[c], conn_foe_offsets[c + 1]):
         fl = conn_foe_lanes[f]
         if lane_start[fl + 1] > lane_start[fl]:
@@ -336,7 +338,8 @@ def foe_approaching(c, crit_gap, conn_foe_offsets, conn_foe_lanes, lane_start, o
                     cj = choose_connection(fl, ridx[j], route_edges, route_off[j], route_n[j], cbj,
                                            lane_conn_offsets, conn_to_lane, lane_edge,
                                            lane_allow, edge_lane_start, lane_length)
-                    if cj >= 0 and conn_signal[cj] != RED:
+                    if cj >= 0 and conn_signal[cj] != RED and \
+                            lane_edge[conn_to_lane[cj]] == lane_edge[conn_to_lane[c]]:
                         return True
     return False
 

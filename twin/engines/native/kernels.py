@@ -739,24 +739,19 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
 
 
 @kernel
-def _best_lane(e, k, route_edges, base, n_route, class_bit, edge_lane_start, edge_num_lanes, lane_length,
-               lane_allow, lane_conn_offsets, conn_to_lane, lane_edge, tail_pos, tail_len):
-    """The lane of edge ``e`` (route edge ``k``) to enter: the route continues furthest from it
-    without lane changes (within ``BEST_LANE_LOOKAHEAD_M``); among equals, the one with most room at its start.
-
-    Returns (lane, room [m]); lane -1 if no allowed lane leads on.
-    """
+def _pick_lane(e, scores, must_lead_on, class_bit, edge_lane_start, edge_num_lanes, lane_length, lane_allow,
+               tail_pos, tail_len):
+    """The lane of edge ``e`` to enter, given ``scores[q]`` (:func:`lane_score_within` of its lane q): the
+    highest score among the lanes open to ``class_bit`` (a score of 0, leading nowhere, only when
+    ``must_lead_on`` is false: the edge is the last of the route); among equals, the one with most room at its
+    start. Returns (lane, room [m]); lane -1 if none."""
     best = -1
     best_s = -1
     best_room = -INF
     for q in range(edge_num_lanes[e]):
         ql = edge_lane_start[e] + q
-        if (lane_allow[ql] & class_bit) == 0:
-            continue
-        sq = lane_score_within(ql, k, STRATEGIC_DEPTH, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH, route_edges, base,
-                               n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow,
-                               edge_lane_start, lane_length)
-        if k + 1 < n_route and sq == 0:
+        sq = np.int64(scores[q])
+        if (lane_allow[ql] & class_bit) == 0 or (must_lead_on and sq == 0):
             continue
         room = lane_length[ql] if tail_pos[ql] >= INF * 0.5 else tail_pos[ql] - tail_len[ql]
         if sq > best_s or (sq == best_s and room > best_room):
@@ -764,6 +759,24 @@ def _best_lane(e, k, route_edges, base, n_route, class_bit, edge_lane_start, edg
             best_s = sq
             best_room = room
     return best, best_room
+
+
+@kernel
+def _best_lane(e, k, route_edges, base, n_route, class_bit, edge_lane_start, edge_num_lanes, lane_length,
+               lane_allow, lane_conn_offsets, conn_to_lane, lane_edge, tail_pos, tail_len):
+    """The lane of edge ``e`` (route edge ``k``) to enter: the route continues furthest from it
+    without lane changes (within ``BEST_LANE_LOOKAHEAD_M``); among equals, the one with most room at its start
+    (:func:`_pick_lane`). Returns (lane, room [m]); lane -1 if no allowed lane leads on.
+    """
+    scores = np.zeros(edge_num_lanes[e], dtype=np.int64)
+    for q in range(edge_num_lanes[e]):
+        ql = edge_lane_start[e] + q
+        if (lane_allow[ql] & class_bit) != 0:
+            scores[q] = lane_score_within(ql, k, STRATEGIC_DEPTH, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH,
+                                          route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane,
+                                          lane_edge, lane_allow, edge_lane_start, lane_length)
+    return _pick_lane(e, scores, k + 1 < n_route, class_bit, edge_lane_start, edge_num_lanes, lane_length,
+                      lane_allow, tail_pos, tail_len)
 
 
 @kernel
@@ -919,19 +932,8 @@ def insert(t, next_depart, depart, state, wait_list, n_wait, lane, pos, speed, v
                                                           conn_to_lane, lane_edge, lane_allow, edge_lane_start,
                                                           lane_length)
                 score_ridx[i] = DEPART_SCORES
-            ql = -1
-            best_s = -1
-            room = -INF
-            for q in range(nl):
-                l = edge_lane_start[e] + q
-                sq = np.int64(score_cache[i, q])
-                if (lane_allow[l] & cb) == 0 or (route_n[i] > 1 and sq == 0):
-                    continue
-                r = lane_length[l] if tail_pos[l] >= INF * 0.5 else tail_pos[l] - tail_len[l]
-                if sq > best_s or (sq == best_s and r > room):
-                    ql = l
-                    best_s = sq
-                    room = r
+            ql, room = _pick_lane(e, score_cache[i], route_n[i] > 1, cb, edge_lane_start, edge_num_lanes,
+                                  lane_length, lane_allow, tail_pos, tail_len)
         else:
             ql, room = _best_lane(e, 0, route_edges, route_off[i], route_n[i], vt_class_bit[ty], edge_lane_start,
                                   edge_num_lanes, lane_length, lane_allow, lane_conn_offsets, conn_to_lane, lane_edge,

@@ -249,6 +249,16 @@ def adapt_dispersion(current, innov: np.ndarray, base: np.ndarray, H: np.ndarray
     return np.maximum(floor, (1.0 - weight) * np.asarray(current, dtype=np.float64) + weight * est)
 
 
+def _trip_actions(cancel: np.ndarray, admit: np.ndarray) -> list[SetTripsActive]:
+    """The engine actions that cancel and re-admit these trips (none for an empty side)."""
+    actions = []
+    if cancel.size:
+        actions.append(SetTripsActive(tuple(cancel.tolist()), False))
+    if admit.size:
+        actions.append(SetTripsActive(tuple(admit.tolist()), True))
+    return actions
+
+
 # ------------------------------------------------------------ assimilator
 class DemandAssimilator:
     """Per-group demand multipliers kept in step with detector counts (see the module docstring).
@@ -372,11 +382,8 @@ class DemandAssimilator:
         vehicles : VehicleArrays
             The running vehicles now (trip, edge, position).
         """
-        inc, cfg = self.inc, self.cfg
-        S = len(inc.station_edges)
-        y = np.bincount(inc.station_of_loop, weights=np.nan_to_num(y_loop, nan=0.0), minlength=S)
-        missing = np.bincount(inc.station_of_loop, weights=np.isnan(y_loop).astype(float), minlength=S) > 0
-        s = np.bincount(inc.station_of_loop, weights=s_loop, minlength=S)
+        cfg = self.cfg
+        y, s, missing = self._station_counts(y_loop, s_loop)
         window = t - (self._applied_t[-1] if len(self._applied_t) > 1 else 0.0)
         rho = self.responsiveness(t, window, table)
         H, fixed, n_est = self._observation_operator(self.crossings(table, vehicles), s, table, rho)
@@ -416,12 +423,7 @@ class DemandAssimilator:
         log.info("t=%g s: assimilated %d stations (observed %.0f, simulated %.0f veh): multipliers %.2f–%.2f, "
                  "%d trips cancelled, %d admitted", t, rec["stations"], rec["observed"], rec["simulated"],
                  applied.min(), applied.max(), cancel.size, admit.size)
-        actions = []
-        if cancel.size:
-            actions.append(SetTripsActive(tuple(cancel.tolist()), False))
-        if admit.size:
-            actions.append(SetTripsActive(tuple(admit.tolist()), True))
-        return actions
+        return _trip_actions(cancel, admit)
 
     def _station_counts(self, y_loop: np.ndarray, s_loop: np.ndarray):
         inc = self.inc
@@ -480,12 +482,7 @@ class DemandAssimilator:
         self.nudged_out_total += cancel_i.size
         self.nudge_history.append({"time_s": t, "admitted": int(admit_i.size), "cancelled": int(cancel_i.size),
                                    "error": float(e.sum())})
-        actions = []
-        if cancel_i.size:
-            actions.append(SetTripsActive(tuple(cancel_i.tolist()), False))
-        if admit_i.size:
-            actions.append(SetTripsActive(tuple(admit_i.tolist()), True))
-        return actions
+        return _trip_actions(cancel_i, admit_i)
 
     # ---------------------------------------------------------- reporting
     def state(self) -> dict[str, Any]:

@@ -64,8 +64,13 @@ DURATION = 3600.0
 SPREAD = 0.3  # each group's demand is scaled by a factor uniform in [1 - SPREAD, 1 + SPREAD]
 
 
-def run_truth(sumocfg: Path, interval: float, work: Path, seed: int) -> tuple[list[str], np.ndarray, float]:
-    """SUMO on the configuration with its own loops; counts ``(interval, loop)`` [veh] and wall time [s]."""
+def run_truth(sumocfg: Path, interval: float, work: Path, seed: int, routes: Path | None = None,
+              tag: str = "truth") -> tuple[list[str], np.ndarray, float]:
+    """SUMO on the configuration with its own loops; counts ``(interval, loop)`` [veh] and wall time [s].
+
+    ``routes`` replaces the configuration's route files (same vehicle types and everything else); the
+    outputs are named ``<tag>_*`` in ``work``.
+    """
     import libsumo
 
     from twin.engines.sumo.engine import find_sumo_binary
@@ -74,16 +79,17 @@ def run_truth(sumocfg: Path, interval: float, work: Path, seed: int) -> tuple[li
     det_files = [a for a in f.additional if b"<e1Detector" in a.read_bytes()]
     others = [a for a in f.additional if a not in det_files]
     loops, ids = ET.Element("additional"), []
-    out_xml = work / "truth_loops.xml"
+    out_xml = work / f"{tag}_loops.xml"
     for df in det_files:
         for el in ET.parse(df).getroot().iter("e1Detector"):  # (commented-out loops are not elements)
             ids.append(el.get("id"))
             ET.SubElement(loops, "e1Detector", id=el.get("id"), lane=el.get("lane"), pos=el.get("pos"),
                           freq=f"{interval:g}", file=str(out_xml))
-    det = work / "truth_detectors.add.xml"
+    det = work / f"{tag}_detectors.add.xml"
     ET.ElementTree(loops).write(det)
     cmd = [find_sumo_binary("sumo"), "-c", str(f.path), "--additional-files", ",".join(map(str, [*others, det])),
-           "--tripinfo-output", str(work / "truth_tripinfo.xml"), "--log", str(work / "truth_sumo.log"),
+           *(["--route-files", str(routes)] if routes is not None else []),
+           "--tripinfo-output", str(work / f"{tag}_tripinfo.xml"), "--log", str(work / f"{tag}_sumo.log"),
            "--seed", str(seed), "--end", f"{DURATION:g}", "--no-step-log", "true", "--no-warnings", "true"]
     t0 = time.perf_counter()
     libsumo.start(cmd)

@@ -266,7 +266,8 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
             tl_links[tl] = max(tl_links[tl], link + 1)
             tl_node.setdefault(tl, b.node_ids_of_edge(f)[1])
         conn_rows.append((f, int(c.get("fromLane")), t, int(c.get("toLane")), _DIRS.get(c.get("dir", "s"), 0),
-                          tl, link, c.get("state", "M"), *_via_path(c.get("via"), internal_len, internal_next)))
+                          tl, link, c.get("state", "M"), *_via_path(c.get("via"), internal_len, internal_next),
+                          c.get("via")))
 
     if missing_tl:
         report.notes.append(f"{sum(missing_tl.values())} connections name traffic lights without a program "
@@ -280,14 +281,17 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
             raise CityError(f"{path}: traffic light {tl!r} program {pid!r} has {width} links, connections use {n_links}")
         b.add_tls(tl, tl_node[tl], phases, offset=offset, assign_links=False)
 
-    # foes of unsignalised minor links: lanes of other incoming edges with major links
+    # foes: the junction's right-of-way matrix where the network has one (a link's internal lane is the
+    # junction's intLanes entry of its link index; response bit j set: it yields to link j); else, for
+    # unsignalised minor links, the lanes of other incoming edges with major links
+    matrix_foes = _response_foes(junctions, [(r[0], r[1], r[-1]) for r in conn_rows])
     major_in: dict[str, set[str]] = defaultdict(set)  # node -> incoming edges with a major link
-    for f, _fl, _t, _tl_lane, _d, tl, _link, state, _len, _speed in conn_rows:
+    for f, _fl, _t, _tl_lane, _d, tl, _link, state, _len, _speed, _via in conn_rows:
         if not tl and state == "M":
             major_in[b.node_ids_of_edge(f)[1]].add(f)
-    for f, fl, t, tlane, d, tl, link, state, length, speed in conn_rows:
-        foes = None
-        if not tl:
+    for f, fl, t, tlane, d, tl, link, state, length, speed, via in conn_rows:
+        foes = matrix_foes.get(via) if via else None
+        if foes is None and not tl:
             if state in ("m", "=", "s", "w"):
                 node = b.node_ids_of_edge(f)[1]
                 foes = [(e, k) for e in sorted(major_in[node] - {f}) for k in range(b.num_lanes(e))]
@@ -301,6 +305,29 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
     city = b.build()
     report.warn(log, str(path))
     return city, report
+
+
+def _response_foes(junctions: list[ET.Element], links: list[tuple[str, int, str | None]]
+                   ) -> dict[str, list[tuple[str, int]]]:
+    """Foe lanes of each link from its junction's ``<request response=...>`` (SUMO's right of way), keyed by
+    the link's first internal lane: the lanes (edge, index) of the links it must yield to.
+
+    ``links``: (from edge, from lane, first internal lane) of the connections. A link of a junction
+    without a request for it (or a network without internal lanes) is left out (no entry).
+    """
+    lane_of = {via: (f, fl) for f, fl, via in links if via}
+    out: dict[str, list[tuple[str, int]]] = {}
+    for j in junctions:
+        int_lanes = j.get("intLanes", "").split()
+        for req in j.findall("request"):
+            i = int(req.get("index", -1))
+            resp = req.get("response", "")
+            if not 0 <= i < len(int_lanes) or len(resp) != len(int_lanes):
+                continue
+            foes = {lane_of[int_lanes[k]] for k, bit in enumerate(reversed(resp))
+                    if bit == "1" and int_lanes[k] in lane_of}  # (links from crossings are not vehicles')
+            out[int_lanes[i]] = sorted(foes)
+    return out
 
 
 def _via_path(via: str | None, internal_len: dict[str, tuple[float, float]],

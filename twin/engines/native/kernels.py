@@ -66,6 +66,7 @@ SG_THRESHOLD_LEFT = 0.2  # accumulated relative gain [s] that makes a vehicle ch
 SG_THRESHOLD_RIGHT = 2.0  # ... and right (changing right for speed takes ten times as much)
 KEEP_RIGHT_TIME = 5.0  # [s] a vehicle on a lane with a free lane to its right moves right after this
 KEEP_RIGHT_ACCEPTANCE_S = 7.0  # [s] ... the right lane is free if it allows the desired speed this long
+SG_MIN_TIME_S = 20.0  # [s] a change for speed or keeping right needs the target lane to lead on this long at speed
 SLOWER_BY = 5.0 / 3.6  # [m/s] the right lane counts as slower if its speed is lower by more than this
 LC_URGENT_GAP = 0.5  # [m] gaps an urgent lane change accepts; a follower closer to the requester's back passes it
 SCORE_CACHE_LANES = 6  # lanes per edge whose lane scores change_lanes caches per vehicle
@@ -532,7 +533,6 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
         gap_foll = INF
         if foll >= 0:
             gap_foll = p - length - pos[foll]
-        dist_end = lane_length[l] - p
         if mandatory or strategic:
             urgent = mandatory and (reach < 30.0 or v < 1.0)
             min_gap = LC_URGENT_GAP if urgent else s0 * 0.5
@@ -594,7 +594,16 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
                         free_s = min(free_s, max(0.0, gap_lead - s0) / max(v0_tgt - v_lead, 0.1))
                     kr_prob[i] -= h * SG_THRESHOLD_RIGHT * (free_s / KEEP_RIGHT_ACCEPTANCE_S) / KEEP_RIGHT_TIME
                 want = sg_prob[i] < -SG_THRESHOLD_RIGHT or kr_prob[i] < -SG_THRESHOLD_RIGHT
-            if not want or dist_end < 50.0 or gap_lead < s0 or gap_foll < s0:
+            if not want or gap_lead < s0 or gap_foll < s0:
+                continue
+            # the target lane must lead on for SG_MIN_TIME_S at the current speed (LC2013's neighDist gate;
+            # looked at over the entering vehicles' horizon)
+            s_far = lane_score_within(tl, rk, STRATEGIC_DEPTH, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH,
+                                      route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane, lane_edge,
+                                      lane_allow, edge_lane_start, lane_length)
+            if s_far < DEST_SCORE and lane_reach(tl, rk, s_far, route_edges, base, rn, cb, lane_conn_offsets,
+                                                 conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                                                 lane_length) - p < SG_MIN_TIME_S * max(v, 0.1):
                 continue
             if foll >= 0:
                 tf = vtype[foll]

@@ -180,6 +180,38 @@ def test_small_twin_experiment_halves_the_count_error(tmp_path):
     assert assim.manifest["assimilation"]["method"] == "kalman-demand-multipliers"
 
 
+def test_initial_multipliers_start_the_twin_from_a_known_estimate(tmp_path):
+    from twin.config import ConfigError
+    from twin.live.session import LiveTwin
+    from twin.runner import prepare
+
+    truth, feed = _truth_feed(tmp_path)
+    wrong = [0.7, 1.3, 0.75, 1.25]
+    frozen = {"interval_s": 120, "groups": "origin", "prior_std": 0.0, "process_std": 0.0}
+    known = {o: round(1.0 / f, 3) for (o, _), f in zip(FLOWS, wrong)}  # the true multipliers
+    _, open_loop = _run_twin(small_scenario(wrong, frozen), feed, tmp_path / "open")
+    twin, started = _run_twin(small_scenario(wrong, {**frozen, "initial_multipliers": known}), feed,
+                              tmp_path / "known")
+    ds = started.dataset
+    groups = [str(g) for g in ds["demand_group"].values]
+    assert np.allclose(ds["demand_multiplier"].values, [[known[g] for g in groups]] * 12)  # frozen: they hold
+    # the trips in force follow them: per origin about the truth's 150 trips (reserve copies drawn by rank)
+    state = dict(zip(ds["trip"].values.astype(str), ds["trip_state"].values))
+    origin = [twin.city.edge_ids[int(e)] for e in twin.demand.trips.origin]
+    for o, _ in FLOWS:
+        kept = sum(state[t] != 4 for t, ot in zip(twin.demand.trips.ids, origin) if ot == o)
+        assert 120 <= kept <= 180, (o, kept)
+    e_open, e_known = _rmse_5min(open_loop.dataset, truth), _rmse_5min(ds, truth)
+    assert e_known <= 0.5 * e_open, (e_open, e_known)
+    # a group the demand does not have, or a multiplier the reserves cannot give, is one clear error
+    cfg = small_scenario(wrong, {**frozen, "initial_multipliers": {"nowhere": 1.2}})
+    city, demand = prepare(cfg)
+    with pytest.raises(ConfigError, match="unknown origin groups.*'nowhere'"):
+        LiveTwin(cfg, city, demand, tmp_path / "bad")
+    with pytest.raises(ValidationError, match="outside"):
+        AssimilationConfig(initial_multipliers={"n0_0-n1_0": 3.0})
+
+
 def test_inflow_nudging_alone_pulls_the_counts_towards_the_feed(tmp_path):
     """``method: kalman+inflow`` with the multipliers frozen: only the inflow nudging acts, and it must."""
     from twin.config import ConfigError

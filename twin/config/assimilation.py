@@ -27,6 +27,9 @@ class AssimilationConfig(BaseModel):
     cancelled trip due up to this long ago may be re-admitted (it joins the depart queue at once);
     ``free_entry_s`` [s]: a trip entering later than this after its depart time queued at its origin
     (its group's counts are then limited by the road, not by the demand, and its multiplier is held).
+    ``initial_multipliers``: multipliers to start from, by group name (e.g. an origin edge id; groups
+    not named start at 1), for a twin that starts from a known estimate such as yesterday's; each
+    must lie in [``min_multiplier``, ``reserve_factor``].
 
     ``method``: ``kalman`` (the multipliers only) or ``kalman+inflow``: besides, every
     ``inflow_interval_s`` [s] (a multiple of ``run.record_interval_s``) the twin's counts of that
@@ -52,9 +55,14 @@ class AssimilationConfig(BaseModel):
     inflow_interval_s: float = Field(60.0, gt=0)
     inflow_gain: float = Field(0.5, ge=0, le=2.0)
     inflow_ridge: float = Field(0.1, ge=0)
+    initial_multipliers: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _bounds(self) -> "AssimilationConfig":
         if self.min_multiplier >= 1.0:
             raise ValueError(f"min_multiplier must be below 1 (the prior), got {self.min_multiplier}")
+        for name, m in self.initial_multipliers.items():
+            if not self.min_multiplier <= m <= self.reserve_factor:
+                raise ValueError(f"initial_multipliers[{name!r}] = {m} is outside [min_multiplier, reserve_factor] "
+                                 f"= [{self.min_multiplier}, {self.reserve_factor}]")
         return self

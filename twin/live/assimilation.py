@@ -285,10 +285,15 @@ class DemandAssimilator:
         self.depart = demand.trips.depart
         self.R = float(cfg.reserve_factor)
         G = len(group_names)
-        self.m = np.ones(G)
+        unknown = sorted(set(cfg.initial_multipliers) - set(group_names))
+        if unknown:
+            raise ValueError(f"assimilation.initial_multipliers names {len(unknown)} unknown {cfg.groups} groups "
+                             f"({', '.join(map(repr, unknown[:5]))}); the groups are: "
+                             f"{', '.join(map(repr, group_names[:10]))}{' ...' if G > 10 else ''}")
+        self.m = np.array([float(cfg.initial_multipliers.get(nm, 1.0)) for nm in group_names])
         self.P = np.eye(G) * cfg.prior_std ** 2
         self._applied_t = [-np.inf]
-        self._applied_m = [np.ones(G)]
+        self._applied_m = [self.m.copy()]
         self.history: list[dict[str, Any]] = []
         self.cancelled_total = self.admitted_total = 0
         self.station_dispersion = np.full(len(incidence.station_edges), float(cfg.count_dispersion))
@@ -314,8 +319,9 @@ class DemandAssimilator:
         return self._applied_m[-1]
 
     def initial_action(self) -> SetTripsActive:
-        """Cancel the reserves (apply before the first step): the twin starts on its prior demand."""
-        return SetTripsActive(tuple(np.flatnonzero(self.rank >= 1.0 / self.R).tolist()), False)
+        """Cancel the trips the initial multipliers do not want (apply before the first step): with all
+        multipliers 1 (the default) the reserves, so the twin starts on its prior demand."""
+        return SetTripsActive(tuple(np.flatnonzero(self.rank >= self.m[self.groups] / self.R).tolist()), False)
 
     def crossings(self, table: TripTable, vehicles: VehicleArrays) -> np.ndarray:
         """Incidence entries (trip, station) newly crossed since the last call (bool per entry)."""

@@ -47,6 +47,26 @@ def test_bologna_network_signals_and_bus_lanes(bologna):
     assert city.attrs["proj_parameter"].startswith("+proj=utm")
 
 
+def test_bologna_right_of_way_comes_from_the_junction_matrix(bologna):
+    _, city, _ = bologna
+
+    def lane(lid):
+        e, k = lid.rsplit("_", 1)
+        return int(city.edge_lane_start[city.edge_index[e]]) + int(k)
+
+    def foes(src, dst):
+        c = [i for i in range(city.n_connections)
+             if city.conn_from_lane[i] == lane(src) and city.conn_to_lane[i] == lane(dst)]
+        assert len(c) == 1, (src, dst)
+        return sorted(city.conn_foe_lanes[city.conn_foe_offsets[c[0]]:city.conn_foe_offsets[c[0] + 1]].tolist())
+
+    # junction 20b, the entry from 56b into the roundabout ring 77ab -> 77bc: responses "0100" and "1100"
+    # (read right to left: link 0 yields to link 2, link 1 to links 2 and 3)
+    assert foes("56b_0", "77bc_0") == [lane("77ab_0")]
+    assert foes("56b_1", "77bc_1") == sorted([lane("77ab_0"), lane("77ab_1")])
+    assert foes("77ab_0", "77bc_0") == []  # the ring has the right of way
+
+
 def test_bologna_demand_types_distributions_and_left_out_stops(bologna, caplog):
     f, city, _ = bologna
     with caplog.at_level(logging.WARNING):

@@ -1,0 +1,58 @@
+"""The benchmark scripts' own machinery (benchmarks/): what their figures rest on."""
+from __future__ import annotations
+
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, SHARED
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+BOLOGNA = SHARED / "bologna-acosta"
+
+
+@pytest.fixture(scope="module")
+def bologna_perturbed():
+    import twin_experiment as te
+
+    from twin.config.sumocfg import load_any
+    from twin.runner import prepare
+
+    cfg = load_any(BOLOGNA / "run.sumocfg", overrides={"seed": 2, "run": {"duration_s": 3600}})
+    city, prior = prepare(cfg)
+    demand, factors = te.perturb(city, prior, "origin", np.random.default_rng(2))
+    return city, prior, demand, factors
+
+
+def test_perfect_model_routes_are_the_perturbed_demand(bologna_perturbed, tmp_path):
+    from perfect_model_bound import write_routes
+
+    city, prior, demand, _ = bologna_perturbed
+    src = [BOLOGNA / "acosta.rou.xml", BOLOGNA / "acosta_busses.rou.xml"]
+    path = write_routes(demand, src, tmp_path / "p.rou.xml")
+    veh = list(ET.parse(path).getroot().iter("vehicle"))
+    assert [v.get("id") for v in veh] == [demand.trips.ids[i] for i in np.argsort(demand.trips.depart, kind="stable")]
+    departs = np.array([float(v.get("depart")) for v in veh])
+    assert np.all(np.diff(departs) >= 0)  # SUMO wants them sorted
+    original = {v.get("id"): v for f in src for v in ET.parse(f).getroot().iter("vehicle")}
+    copies = [v for v in veh if "~p" in v.get("id")]
+    assert copies, "the perturbation of seed 2 copies trips"
+    for v in copies[:50] + [v for v in veh if "~p" not in v.get("id")][:50]:
+        o = original[v.get("id").split("~p")[0]]
+        assert v.find("route").get("edges") == o.find("route").get("edges") and v.get("type") == o.get("type")
+    # a trip without a <vehicle> to copy is an error, not a silent drop
+    with pytest.raises(ValueError, match="have no <vehicle>"):
+        write_routes(demand, src[1:], tmp_path / "q.rou.xml")
+
+
+def test_oracle_multipliers_are_the_truths_trips_over_the_twins(bologna_perturbed):
+    import twin_experiment as te
+
+    city, prior, demand, factors = bologna_perturbed
+    m = te.oracle_multipliers(city, prior, demand, "origin", 2.0)
+    assert set(m) == set(factors)
+    for name, f in factors.items():  # the perturbation scaled each origin by f: the oracle undoes it
+        assert m[name] == pytest.approx(1.0 / f, rel=0.05), name

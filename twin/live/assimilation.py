@@ -36,6 +36,7 @@ import numpy as np
 
 from twin.city.model import CityModel
 from twin.config.assimilation import AssimilationConfig
+from twin.config.loader import ConfigError
 from twin.demand.trips import RoutedDemand
 from twin.engines.base import SetTripsActive, TripTable, VehicleArrays
 
@@ -287,7 +288,7 @@ class DemandAssimilator:
         G = len(group_names)
         unknown = sorted(set(cfg.initial_multipliers) - set(group_names))
         if unknown:
-            raise ValueError(f"assimilation.initial_multipliers names {len(unknown)} unknown {cfg.groups} groups "
+            raise ConfigError(f"assimilation.initial_multipliers names {len(unknown)} unknown {cfg.groups} groups "
                              f"({', '.join(map(repr, unknown[:5]))}); the groups are: "
                              f"{', '.join(map(repr, group_names[:10]))}{' ...' if G > 10 else ''}")
         self.m = np.array([float(cfg.initial_multipliers.get(nm, 1.0)) for nm in group_names])

@@ -108,10 +108,7 @@ class LiveTwin:
         full, rank, _ = expand_reserve(demand, a.reserve_factor, rng, jitter_s=a.jitter_s,
                                        min_depart_s=cfg.run.engine.step_length_s)
         groups, names = trip_groups(city, full, a.groups)
-        try:
-            self.assimilator = DemandAssimilator(a, full, rank, groups, names, route_incidence(city, full, loops))
-        except ValueError as exc:  # initial multipliers of groups this demand does not have
-            raise ConfigError(str(exc)) from None
+        self.assimilator = DemandAssimilator(a, full, rank, groups, names, route_incidence(city, full, loops))
         return full
 
     def _window_observed(self, t: float, w: float) -> np.ndarray:

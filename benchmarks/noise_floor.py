@@ -14,7 +14,8 @@ and the lag-1 autocorrelation of the difference (how much of one window's
 error is left in the next one — what a controller acting on the last window
 could still use). A twin whose demand is exactly right is still this far
 from another run; per single run against a fixed truth, divide the pair RMSE
-by √2. The last stdout line with ``--json`` is one JSON object.
+by √2. Native runs also report their teleports (a gridlock shows there
+first). The last stdout line with ``--json`` is one JSON object.
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def main() -> int:
     out: dict = {"seeds": a.seeds, "count_interval_s": a.interval}
     ids: list[str] = []
     for engine in a.engines:
-        runs, pairs = {}, []
+        runs, pairs, teleports = {}, [], {}
         for s in a.seeds:
             base = load_any(te.SUMOCFG, overrides={"seed": s, "run": {"duration_s": te.DURATION,
                                                                        "record_interval_s": a.interval}})
@@ -63,8 +64,10 @@ def main() -> int:
             ids = [lid for lid, _, _ in resolve_loops(city, base.sensors)]
             if engine == "native":
                 for k in (s, s + 1000):
-                    ds = run_scenario(base.model_copy(update={"seed": k}), city=city, demand=demand).dataset
+                    r = run_scenario(base.model_copy(update={"seed": k}), city=city, demand=demand)
+                    ds = r.dataset
                     runs[k] = ds["sensor_count"].values[:, [list(ds["sensor"].values).index(i) for i in ids]][:n]
+                    teleports[k] = int(r.kpis["teleports"])
                 pairs.append((s, s + 1000))
             else:
                 sids, c, _ = te.run_truth(te.SUMOCFG, a.interval, Path(tempfile.mkdtemp(prefix="noise-floor-")), s)
@@ -83,10 +86,14 @@ def main() -> int:
                        "pairs": [f"{x}-{y}" for x, y in pairs],
                        "pair_rmse_each": [round(float(np.sqrt(np.mean((runs[x] - runs[y]) ** 2))), 3) for x, y in pairs],
                        "counted": [int(runs[k].sum()) for k in sorted(runs)]}
+        if teleports:  # (native runs: a gridlock shows here first)
+            out[engine]["teleports"] = [teleports[k] for k in sorted(teleports)]
         out["loops"] = len(ids)
         print(f"{engine}: same demand, pairs {out[engine]['pairs']}: count RMSE between runs {pair:.2f} veh/{a.interval:g} s "
               f"(one run vs a fixed truth ≈ {pair / np.sqrt(2):.2f}), lag-1 autocorrelation "
-              f"{out[engine]['lag1_autocorrelation']}, counted {out[engine]['counted']}", file=sys.stderr)
+              f"{out[engine]['lag1_autocorrelation']}, counted {out[engine]['counted']}"
+              + (f", teleports {sum(teleports.values())} in all (at most {max(teleports.values())} in a run)"
+                 if teleports else ""), file=sys.stderr)
     if a.json:
         print(json.dumps(out))
     return 0

@@ -89,10 +89,9 @@ def main() -> int:
     logging.basicConfig(level=logging.ERROR)
     root = (a.out or Path(tempfile.mkdtemp(prefix="perfect-model-"))).resolve()
     files = read_sumocfg(te.SUMOCFG)
-    se = {"open_loop": [], "true_demand": [], "first_window_open": []}
-    coarse = {f"{k}{lab}": [] for k in ("open_loop", "true_demand") for lab in ("_15min", "_hour")}
-    k15 = max(1, int(round(900 / a.interval)))
-    k60 = max(1, int(round(3600 / a.interval)))
+    # counts summed over k intervals: the run's own, per 15 minutes, per hour
+    scales = {"": 1, "_15min": max(1, int(round(900 / a.interval))), "_hour": max(1, int(round(3600 / a.interval)))}
+    se: dict[tuple[str, str], list[np.ndarray]] = {}  # (scale, run) -> squared errors per seed
     per_seed = []
     for seed in a.seeds:
         work = root / f"seed{seed}"
@@ -107,11 +106,10 @@ def main() -> int:
         assert ids == ids_o == ids_t
         first_open = true_dem.copy()
         first_open[0] = open_loop[0]
-        for key, sim in (("open_loop", open_loop), ("true_demand", true_dem), ("first_window_open", first_open)):
-            se[key].append((sim - truth) ** 2)
-        for key, sim in (("open_loop", open_loop), ("true_demand", true_dem)):
-            for lab, k in (("_15min", k15), ("_hour", k60)):
-                coarse[key + lab].append((te.coarsen(sim, k) - te.coarsen(truth, k)) ** 2)
+        for run, sim in (("open_loop", open_loop), ("true_demand", true_dem), ("first_window_open", first_open)):
+            for lab, k in scales.items():
+                if lab == "" or run != "first_window_open":
+                    se.setdefault((lab, run), []).append((te.coarsen(sim, k) - te.coarsen(truth, k)) ** 2)
         row = {"seed": seed, "trips_twin": len(demand.trips), "trips_truth": len(prior.trips),
                **{f"count_rmse_{k}": round(rmse(s, truth), 3)
                   for k, s in (("open_loop", open_loop), ("true_demand", true_dem))}}
@@ -119,16 +117,12 @@ def main() -> int:
         print(f"seed {seed}: SUMO twin on {row['trips_twin']:,} trips (truth {row['trips_truth']:,}): open loop "
               f"RMSE {row['count_rmse_open_loop']:.2f}, true demand {row['count_rmse_true_demand']:.2f} "
               f"veh/{a.interval:g} s", file=sys.stderr)
-    out = {k: round(float(np.sqrt(np.mean(np.concatenate(v)))), 3) for k, v in se.items()}
-    out = {"count_rmse_open_loop": out["open_loop"], "count_rmse_true_demand": out["true_demand"],
-           "count_rmse_first_window_open": out["first_window_open"]}
-    out["rmse_ratio_true_demand"] = round(out["count_rmse_true_demand"] / out["count_rmse_open_loop"], 3)
-    out["rmse_ratio_first_window_open"] = round(out["count_rmse_first_window_open"] / out["count_rmse_open_loop"], 3)
-    for lab in ("_15min", "_hour"):
-        for key in ("open_loop", "true_demand"):
-            out[f"count_rmse{lab}_{key}"] = round(float(np.sqrt(np.mean(np.concatenate(coarse[key + lab])))), 3)
+    out = {f"count_rmse{lab}_{run}": round(float(np.sqrt(np.mean(np.concatenate(v)))), 3)
+           for (lab, run), v in se.items()}
+    for lab in scales:
         out[f"rmse_ratio{lab}_true_demand"] = round(out[f"count_rmse{lab}_true_demand"]
                                                     / out[f"count_rmse{lab}_open_loop"], 3)
+    out["rmse_ratio_first_window_open"] = round(out["count_rmse_first_window_open"] / out["count_rmse_open_loop"], 3)
     out.update({"twin": "sumo", "truth": "sumo", "seeds": a.seeds, "count_interval_s": a.interval,
                 "per_seed": per_seed})
     print(f"perfect model (SUMO as twin), seeds {a.seeds}: open loop {out['count_rmse_open_loop']}, true demand "

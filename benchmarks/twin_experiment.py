@@ -184,12 +184,8 @@ def run_twin(cfg, city, demand, feed: Path, out: Path):
 def scores(sim: np.ndarray, truth: np.ndarray, interval: float) -> dict[str, float]:
     """Squared errors (summed) per feed interval, per 15 min and per hour [veh²] and their counts; GEH < 5
     loops of the hourly counts."""
-    def agg(a: np.ndarray, k: int) -> np.ndarray:
-        n = a.shape[0] // k
-        return a[: n * k].reshape(n, k, -1).sum(axis=1)
-
     k15 = max(1, int(round(900 / interval)))
-    d15 = agg(sim, k15) - agg(truth, k15)
+    d15 = coarsen(sim, k15) - coarsen(truth, k15)
     hour = sim.sum(axis=0) - truth.sum(axis=0)
     return {"se": float(np.sum((sim - truth) ** 2)), "n": sim.size, "se_15min": float(np.sum(d15 ** 2)),
             "n_15min": d15.size, "se_hour": float(np.sum(hour ** 2)), "n_hour": hour.size,
@@ -203,7 +199,7 @@ def coarsen(counts: np.ndarray, k: int) -> np.ndarray:
 
 
 def experiment(a: argparse.Namespace, seed: int, work: Path) -> dict:
-    """One truth, one perturbed demand, three twins (true demand, open loop, assimilated) for ``seed``."""
+    """One truth, one perturbed demand, four twins (true demand, open loop, oracle, assimilated) for ``seed``."""
     base = load_any(SUMOCFG, overrides={"seed": seed, "run": {"duration_s": DURATION,
                                                               "record_interval_s": a.feed_interval}})
     city, prior = prepare(base)

@@ -199,3 +199,17 @@ def test_large_city_conservation_and_no_collisions():
         same = v.lane[1:] == v.lane[:-1]
         assert np.all((v.pos[1:] - lengths[v.vtype[1:]] - v.pos[:-1])[same] >= -1e-9)
     assert snap.arrived > 10_000
+
+
+def test_a_car_overtakes_a_slow_vehicle_on_short_edges():
+    """Changes for speed need the target lane to lead on for 20 s (LC2013), not 50 m left on the own lane:
+    on a road of 40 m edges a car still overtakes a slow van."""
+    city = corridor_city(10, 40.0, lanes=2)
+    car = dataclasses.replace(DEFAULT_VTYPES["car"], speed_dev=0.0)
+    slow = dataclasses.replace(car, name="slow", max_speed=3.0)
+    trips = Trips(np.array([0, 0], np.int32), np.array([9, 9], np.int32), np.array([0.0, 20.0]),
+                  np.array([1, 0], np.int32), (car, slow))
+    eng = run_native(city, trips, 400.0)
+    tt = eng.trip_table()
+    assert np.all(tt.state == 3)
+    assert tt.arrival[1] < tt.arrival[0] - 30.0, tt.arrival  # the car (departing 20 s later) arrives well before

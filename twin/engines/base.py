@@ -113,6 +113,34 @@ class SetTripsActive(Action):
         return f"{len(self.trips)} trips, active={self.active}"
 
 
+@dataclass(frozen=True, eq=False)
+class SetLaneSteering(Action):
+    """Lane-use steering: on each listed lane, vehicles before ``until_m`` [m] move one lane towards
+    ``direction`` (+1 left, -1 right, 0 ends the steering of that lane) with ``probability`` each, where their
+    route leads on from the other lane as well and the gaps allow (a discretionary change). Data
+    assimilation sets it to match the lane shares that detectors count; each vehicle draws once per edge.
+
+    lanes : (edge id, lane index) pairs; ``probability``, ``direction``, ``until_m``: one per lane.
+    """
+
+    lanes: tuple[tuple[str, int], ...]
+    probability: tuple[float, ...]
+    direction: tuple[int, ...]
+    until_m: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.lanes)
+        if not (len(self.probability) == len(self.direction) == len(self.until_m) == n):
+            raise ValueError("SetLaneSteering needs one probability, direction and until_m per lane")
+        if any(not 0.0 <= q <= 1.0 for q in self.probability):
+            raise ValueError("steering probabilities must be in [0, 1]")
+        if any(d not in (-1, 0, 1) for d in self.direction):
+            raise ValueError("steering directions must be -1, 0 or +1")
+
+    def describe(self) -> str:
+        return f"{sum(d != 0 for d in self.direction)} of {len(self.lanes)} lanes steered"
+
+
 # ----------------------------------------------------------------- snapshots
 @dataclass(frozen=True, eq=False)
 class VehicleArrays:

@@ -14,7 +14,7 @@ from twin.city.model import CityModel
 from twin.demand.trips import RoutedDemand
 from twin.demand.vtypes import vtype_arrays
 from twin.engines.base import (
-    Action, AddVehicle, EngineError, SetLaneAccess, SetRouteCost, SetSignalProgram, SetSpeedLimit, SetTripsActive,
+    Action, AddVehicle, EngineError, SetLaneAccess, SetLaneSteering, SetRouteCost, SetSignalProgram, SetSpeedLimit, SetTripsActive,
     Snapshot, TripTable, UnsupportedActionError, VehicleArrays,
 )
 from twin.demand.routing import route_trips
@@ -38,7 +38,8 @@ class NativeEngine:
 
     name: ClassVar[str] = "native"
     capabilities: ClassVar[frozenset[type[Action]]] = frozenset(
-        {SetSpeedLimit, SetLaneAccess, SetSignalProgram, SetRouteCost, SetTripsActive, AddVehicle})
+        {SetSpeedLimit, SetLaneAccess, SetSignalProgram, SetRouteCost, SetTripsActive, AddVehicle,
+         SetLaneSteering})
     # per-vehicle arrays and the value a vehicle added on the fly starts with (see AddVehicle)
     _VEHICLE_ARRAYS: ClassVar[dict[str, float]] = {
         "vtype": 0, "vfactor": 1.0, "depart": 0.0, "route_off": 0, "route_n": 0, "state": 0, "lane": -1,
@@ -131,6 +132,8 @@ class NativeEngine:
         self._kr_prob = np.zeros(n)  # ... and to keep right (see kernels.change_lanes)
         self._lane_blocked = np.zeros(city.n_lanes, dtype=np.bool_)  # lanes where an insertion failed this step
         self._lane_occ = np.zeros(city.n_lanes)  # scratch: road taken per lane [m] (kernels.change_lanes)
+        self._steer_p, self._steer_dir, self._steer_until = self._no_steering(city.n_lanes)  # SetLaneSteering
+        self._steer_salt = int(rng.integers(2 ** 62))
         self._tls_phase = np.zeros(city.n_tls, dtype=np.int32)
         self._conn_signal = np.full(city.n_connections, K.UNCONTROLLED, dtype=np.int8)
         # cumulative edge measurements
@@ -175,7 +178,8 @@ class NativeEngine:
                                 vt["class_bit"], c.lane_edge, c.lane_index, c.lane_length, self._lane_speed,
                                 self._lane_allow, c.edge_lane_start, c.edge_num_lanes, c.lane_conn_offsets,
                                 c.conn_to_lane, self._new_lane, self._req_back, self._score_cache, self._score_ridx,
-                                dt, self._sg_prob, self._kr_prob, self._lane_occ):
+                                dt, self._sg_prob, self._kr_prob, self._lane_occ, self._steer_p, self._steer_dir,
+                                self._steer_until, self._steer_salt):
             n = self._sort()
         if self._loop_spec:
             self._prev_lane[:] = self.lane
@@ -294,10 +298,24 @@ class NativeEngine:
                      ", ".join(names[k] for k in rows))
             limit = K.RUNNING if action.running else K.WAITING
             self._reroute(np.flatnonzero((self.state <= limit) & np.isin(self.vtype, rows)))
+        elif isinstance(action, SetLaneSteering):
+            for (eid, k), q, d, until in zip(action.lanes, action.probability, action.direction, action.until_m):
+                e = self._edges((eid,))[0]
+                if not 0 <= k < city.edge_num_lanes[e]:
+                    raise KeyError(f"edge {eid!r} has no lane {k} (it has {city.edge_num_lanes[e]})")
+                if not 0 <= k + d < city.edge_num_lanes[e]:
+                    raise ValueError(f"lane {k} of edge {eid!r} has no neighbour in direction {d:+d}")
+                ln = city.edge_lane_start[e] + k
+                self._steer_p[ln], self._steer_dir[ln], self._steer_until[ln] = q, d, until
         elif isinstance(action, SetTripsActive):
             self._set_trips_active(np.asarray(action.trips, dtype=np.int64), action.active)
         elif isinstance(action, AddVehicle):
             self._add_vehicle(action)
+
+    @staticmethod
+    def _no_steering(n_lanes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Lane-use steering arrays with no lane steered (see :class:`SetLaneSteering`)."""
+        return np.zeros(n_lanes), np.zeros(n_lanes, dtype=np.int8), np.zeros(n_lanes)
 
     def _set_trips_active(self, idx: np.ndarray, active: bool) -> None:
         if idx.size and (idx.min() < 0 or idx.max() >= self._n_demand):
@@ -522,6 +540,9 @@ class NativeEngine:
         eng.__dict__.setdefault("_lane_occ", np.zeros(city.n_lanes))  # scratch, rebuilt every step
         for name in ("_sg_prob", "_kr_prob"):  # checkpoints before speed-gain wishes built up
             eng.__dict__.setdefault(name, np.zeros(eng.state.size))
+        if "_steer_p" not in eng.__dict__:  # checkpoints before lane-use steering
+            eng._steer_p, eng._steer_dir, eng._steer_until = cls._no_steering(city.n_lanes)
+            eng._steer_salt = 0
         if eng._req_back.ndim == 1:  # checkpoints with one lane-change request row (requests last one step)
             eng._req_back = np.full((2, eng._req_back.size), -K.INF)
         eng.city, eng.demand = city, demand

@@ -346,6 +346,21 @@ def foe_approaching(c, crit_gap, conn_foe_offsets, conn_foe_lanes, lane_start, o
 
 
 @kernel
+def unit_hash(a, b, c):
+    """A number in [0, 1) that depends only on the integers ``a``, ``b``, ``c`` (murmur3's 32-bit finaliser
+    over a mix of them): a random draw that needs no stream state, so runs split by a checkpoint stay
+    bit-identical. Only the low 32 bits of each product are kept, so compiled (wrapping int64) and plain
+    Python (exact) arithmetic agree and neither overflows."""
+    x = (a * 0x9E3779B1 + b * 0x85EBCA77 + c * 0xC2B2AE3D + (c >> 32)) & 0xFFFFFFFF
+    x ^= x >> 16
+    x = (x * 0x85EBCA6B) & 0xFFFFFFFF
+    x ^= x >> 13
+    x = (x * 0xC2B2AE35) & 0xFFFFFFFF
+    x ^= x >> 16
+    return x * (1.0 / 4294967296.0)
+
+
+@kernel
 def _route_edge(route_edges, route_off, route_n, ridx, i, ahead):
     k = ridx[i] + ahead
     if k >= route_n[i]:
@@ -397,7 +412,7 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
                  route_edges, vt_length, vt_min_gap, vt_accel, vt_decel, vt_tau, vt_class_bit, lane_edge,
                  lane_index, lane_length, lane_speed, lane_allow, edge_lane_start, edge_num_lanes,
                  lane_conn_offsets, conn_to_lane, new_lane, req_back, score_cache, score_ridx, dt, sg_prob,
-                 kr_prob, lane_occ):
+                 kr_prob, lane_occ, steer_p, steer_dir, steer_until, steer_salt):
     """Lane changes towards ``direction`` (+1 left, -1 right). Returns the number of changes.
 
     Changes for speed (no route need) follow SUMO's LC2013: the relative
@@ -408,6 +423,15 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
     ``kr_prob[i]`` builds up while the lane to the right allows the desired
     speed for ``KEEP_RIGHT_ACCEPTANCE_S`` and moves the vehicle right after
     ``KEEP_RIGHT_TIME``. Both are reset by any lane change.
+
+    Lane-use steering (calibration to observed lane shares, set by data
+    assimilation): a vehicle on lane ``l`` before position ``steer_until[l]``
+    moves one lane towards ``steer_dir[l]`` (+1, -1; 0: no steering) if its draw
+    :func:`unit_hash` (vehicle, route position, ``steer_salt``) is below
+    ``steer_p[l]`` and the target lane leads on along its route as far, when
+    the gaps allow a discretionary change; a vehicle does not change for speed
+    into a lane it would be steered out of. With all ``steer_dir`` 0 nothing
+    changes.
 
     Two vehicles stopped beside each other, each needing the other's lane
     urgently, swap lanes (:func:`_swap_ok`; SUMO swaps too): otherwise
@@ -594,11 +618,17 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
                         free_s = min(free_s, max(0.0, gap_lead - s0) / max(v0_tgt - v_lead, 0.1))
                     kr_prob[i] -= h * SG_THRESHOLD_RIGHT * (free_s / KEEP_RIGHT_ACCEPTANCE_S) / KEEP_RIGHT_TIME
                 want = sg_prob[i] < -SG_THRESHOLD_RIGHT or kr_prob[i] < -SG_THRESHOLD_RIGHT
+            u = unit_hash(i, rk, steer_salt)
+            steered = steer_dir[l] == direction and p < steer_until[l] and u < steer_p[l]
+            if steered:
+                want = True
+            elif want and steer_dir[tl] != 0 and p < steer_until[tl] and u < steer_p[tl]:
+                want = False  # it would be steered straight back out of that lane
             if not want or gap_lead < s0 or gap_foll < s0:
                 continue
             # the target lane must lead on for SG_MIN_TIME_S at the current speed (LC2013's neighDist gate;
-            # looked at over the entering vehicles' horizon)
-            s_far = lane_score_within(tl, rk, STRATEGIC_DEPTH, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH,
+            # looked at over the entering vehicles' horizon); a steered vehicle's leads on as far (s_tgt >= s_cur)
+            s_far = DEST_SCORE if steered else lane_score_within(tl, rk, STRATEGIC_DEPTH, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH,
                                       route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane, lane_edge,
                                       lane_allow, edge_lane_start, lane_length)
             if s_far < DEST_SCORE and lane_reach(tl, rk, s_far, route_edges, base, rn, cb, lane_conn_offsets,

@@ -36,8 +36,12 @@ other trips of the group, with other routes and depart times, than the ones
 the perturbation dropped).
 
 Measures, twin vs truth, over the hour: RMSE of the loop counts per
-``--interval`` (the headline ``count_rmse_*``), per 15 min and per hour, and the
-share of loops with GEH < 5 on their hourly count. The last stdout line with
+``--interval`` (the headline ``count_rmse_*``), per 15 min, per 30 min (the
+interval the configuration's loops report at: ``freq="1800"`` in
+``acosta_detectors.add.xml``; ``*_30min`` and ``rmse_ratio_30min``) and per hour,
+and the share of loops with GEH < 5 on their hourly count. The assimilated twin
+also steers lane use (``assimilation.lane_steering``; ``--no-lane-steering``
+turns it off); the open-loop, oracle and true-demand twins do not. The last stdout line with
 ``--json`` is one JSON object with these figures (``*_true_demand``: the floor;
 ``rmse_ratio_true_demand``: the ratio a perfect demand correction would reach;
 ``rmse_ratio_oracle``: the ratio with the true group multipliers from the start).
@@ -182,14 +186,18 @@ def run_twin(cfg, city, demand, feed: Path, out: Path):
 
 
 def scores(sim: np.ndarray, truth: np.ndarray, interval: float) -> dict[str, float]:
-    """Squared errors (summed) per feed interval, per 15 min and per hour [veh²] and their counts; GEH < 5
+    """Squared errors (summed) per feed interval and per :data:`SCALES` [veh²] and their counts; GEH < 5
     loops of the hourly counts."""
-    k15 = max(1, int(round(900 / interval)))
-    d15 = coarsen(sim, k15) - coarsen(truth, k15)
-    hour = sim.sum(axis=0) - truth.sum(axis=0)
-    return {"se": float(np.sum((sim - truth) ** 2)), "n": sim.size, "se_15min": float(np.sum(d15 ** 2)),
-            "n_15min": d15.size, "se_hour": float(np.sum(hour ** 2)), "n_hour": hour.size,
-            "geh5": int(np.sum(geh(sim.sum(axis=0), truth.sum(axis=0)) < 5.0)), "counted": float(sim.sum())}
+    out = {"se": float(np.sum((sim - truth) ** 2)), "n": sim.size,
+           "geh5": int(np.sum(geh(sim.sum(axis=0), truth.sum(axis=0)) < 5.0)), "counted": float(sim.sum())}
+    for key, span in SCALES.items():
+        k = max(1, int(round(span / interval)))
+        d = coarsen(sim, k) - coarsen(truth, k)
+        out.update({"se" + key: float(np.sum(d ** 2)), "n" + key: d.size})
+    return out
+
+
+SCALES = {"_15min": 900.0, "_30min": 1800.0, "_hour": 3600.0}  # counts summed per 15 min, 30 min, hour
 
 
 def coarsen(counts: np.ndarray, k: int) -> np.ndarray:
@@ -221,8 +229,10 @@ def experiment(a: argparse.Namespace, seed: int, work: Path) -> dict:
               "method": a.method, "inflow_interval_s": a.inflow_interval, "inflow_gain": a.inflow_gain,
               "prior_std": a.prior_std if a.prior_std is not None else round(SPREAD / np.sqrt(3.0), 3),
               **({"free_entry_s": a.free_entry} if a.free_entry is not None else {}),
-              **({"catch_up_s": a.catch_up} if a.catch_up is not None else {})}
-    frozen = {**common, "prior_std": 0.0, "process_std": 0.0, "method": "kalman"}
+              **({"catch_up_s": a.catch_up} if a.catch_up is not None else {}), "lane_steering": a.lane_steering,
+              **({"lane_steering_gain": a.steer_gain} if a.steer_gain is not None else {}),
+              **({"lane_steering_memory": a.steer_memory} if a.steer_memory is not None else {})}
+    frozen = {**common, "prior_std": 0.0, "process_std": 0.0, "method": "kalman", "lane_steering": False}
     oracle = {**frozen, "initial_multipliers": oracle_multipliers(city, prior, demand, a.groups, a.reserve)}
     runs: dict = {"truth_counted": float(truth.sum()), "truth_wall_s": truth_wall, "loops": len(ids)}
     for name, assim, dem in (("true_demand", frozen, prior), ("open_loop", frozen, demand),
@@ -263,6 +273,12 @@ def main() -> int:
                    "of the perturbation, 0.3/sqrt(3))")
     p.add_argument("--free-entry", type=float, help="free_entry_s of the assimilation (default: the config's)")
     p.add_argument("--catch-up", type=float, help="catch_up_s of the assimilation (default: the config's)")
+    p.add_argument("--no-lane-steering", dest="lane_steering", action="store_false",
+                   help="assimilate the demand only, not the lane shares of the stations")
+    p.add_argument("--lane-steering-gain", dest="steer_gain", type=float,
+                   help="lane_steering_gain of the assimilation (default: the config's)")
+    p.add_argument("--lane-steering-memory", dest="steer_memory", type=float,
+                   help="lane_steering_memory of the assimilation (default: the config's)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3],
                    help="one experiment per seed (perturbation and all simulations); errors pooled (default 1 2 3)")
     p.add_argument("--truth", choices=("sumo", "native"), default="sumo",
@@ -287,10 +303,12 @@ def main() -> int:
 
     loops = sum(r["loops"] for r in per_seed.values())
     out: dict = {}
-    for key, label in (("", ""), ("_15min", "_15min"), ("_hour", "_hour")):
+    for key in ("", *SCALES):
         for run in ("open_loop", "assimilated", "true_demand", "oracle"):
-            out[f"count_rmse{label}_{run}"] = pooled(run, key)
+            out[f"count_rmse{key}_{run}"] = pooled(run, key)
     out["rmse_ratio"] = round(out["count_rmse_assimilated"] / out["count_rmse_open_loop"], 3)
+    for key in SCALES:
+        out[f"rmse_ratio{key}"] = round(out[f"count_rmse{key}_assimilated"] / out[f"count_rmse{key}_open_loop"], 3)
     # what the filter's own parameterisation allows: the true group multipliers in force from the start
     out["rmse_ratio_oracle"] = round(out["count_rmse_oracle"] / out["count_rmse_open_loop"], 3)
     # the best ratio a demand correction could reach here: the twin on the truth's own demand
@@ -304,7 +322,7 @@ def main() -> int:
         "counted_truth": int(sum(r["truth_counted"] for r in per_seed.values())),
         **{f"counted_{run}": int(sum(r[run]["counted"] for r in per_seed.values()))
            for run in ("true_demand", "open_loop", "oracle", "assimilated")},
-        "count_interval_s": a.interval, "feed_interval_s": a.feed_interval,
+        "count_interval_s": a.interval, "feed_interval_s": a.feed_interval, "lane_steering": a.lane_steering,
         "assimilation_interval_s": a.assim_interval, "method": a.method,
         **({"inflow_interval_s": a.inflow_interval, "inflow_gain": a.inflow_gain} if a.method != "kalman" else {}),
         "updates": next(iter(per_seed.values()))["updates"], "perturb": a.perturb, "groups": a.groups,
@@ -317,7 +335,9 @@ def main() -> int:
           f"{out['count_rmse_assimilated']} veh/{a.interval:g} s, ratio {out['rmse_ratio']} (target <= 0.5); "
           f"with the true group multipliers from the start {out['count_rmse_oracle']} (ratio "
           f"{out['rmse_ratio_oracle']}: the filter's ceiling); with the true demand {out['count_rmse_true_demand']} "
-          f"(ratio {out['rmse_ratio_true_demand']}: the best a demand correction can do here)", file=sys.stderr)
+          f"(ratio {out['rmse_ratio_true_demand']}: the best a demand correction can do here); counts per 15 min, "
+          f"30 min (the loops' own interval) and hour: ratio {out['rmse_ratio_15min']}, {out['rmse_ratio_30min']}, "
+          f"{out['rmse_ratio_hour']}", file=sys.stderr)
     if a.json:
         print(json.dumps(out))
     return 0

@@ -489,6 +489,11 @@ def cmd_live(args: argparse.Namespace) -> int:
         print(f"assimilation: {a['updates']} updates every {a['interval_s']:g} s, {len(m)} {a['groups']} groups, "
               f"multipliers {m[0]:.2f}–{m[-1]:.2f}; {a['trips_admitted']} trips admitted, "
               f"{a['trips_cancelled']} cancelled (demand_multiplier in results.nc)")
+        ls = a.get("lane_steering")
+        if ls and ls["stations"]:
+            err = "n/a" if ls["share_error"] is None else f"{ls['share_error']:.1%}"
+            print(f"lane steering: {ls['steered_lanes']} lanes of {ls['stations']} stations steered; vehicles in "
+                  f"another lane than counted: {err} (lane_share_error in results.nc)")
     print(f"wrote {out}/results.nc (observed_count beside sensor_count), state.json, dead_letters.jsonl")
     return 0
 

@@ -36,6 +36,10 @@ class AssimilationConfig(BaseModel):
     window are nudged towards the observed ones by admitting or cancelling trips about to enter
     (``inflow_gain`` × a ridge least-squares fit, ridge ``inflow_ridge``, of the count errors by the
     trips-to-station incidence): it follows the truth's realisation, not only its expectation.
+
+    ``lane_steering``: besides, the lane shares of stations with loops on several lanes of one edge are
+    matched by steering vehicles between those lanes before the loops (:mod:`twin.live.lane_steering`;
+    integral gain ``lane_steering_gain``, ``lane_steering_memory``: weight of the past windows' counts).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -56,6 +60,9 @@ class AssimilationConfig(BaseModel):
     inflow_gain: float = Field(0.5, ge=0, le=2.0)
     inflow_ridge: float = Field(0.1, ge=0)
     initial_multipliers: dict[str, float] = Field(default_factory=dict)
+    lane_steering: bool = True
+    lane_steering_gain: float = Field(0.5, ge=0, le=2.0)
+    lane_steering_memory: float = Field(0.5, ge=0, lt=1.0)
 
     @model_validator(mode="after")
     def _bounds(self) -> "AssimilationConfig":

@@ -38,7 +38,8 @@ from twin.city.model import CityModel
 from twin.config.assimilation import AssimilationConfig
 from twin.config.loader import ConfigError
 from twin.demand.trips import RoutedDemand
-from twin.engines.base import SetTripsActive, TripTable, VehicleArrays
+from twin.engines.base import Action, SetTripsActive, TripTable, VehicleArrays
+from twin.live.lane_steering import LaneShareSteering
 
 log = logging.getLogger(__name__)
 
@@ -275,14 +276,17 @@ class DemandAssimilator:
         From :func:`trip_groups` on ``demand``.
     incidence : Incidence
         From :func:`route_incidence` on ``demand`` and the engine's loops.
+    steering : LaneShareSteering, optional
+        Lane-use steering updated with the same windows (``assimilation.lane_steering``).
     """
 
     def __init__(self, cfg: AssimilationConfig, demand: RoutedDemand, rank: np.ndarray, groups: np.ndarray,
-                 group_names: list[str], incidence: Incidence) -> None:
+                 group_names: list[str], incidence: Incidence, steering: LaneShareSteering | None = None) -> None:
         n = len(demand.trips)
         if rank.shape != (n,) or groups.shape != (n,):
             raise ValueError("rank and groups need one entry per trip of the demand")
         self.cfg, self.rank, self.groups, self.group_names, self.inc = cfg, rank, groups, group_names, incidence
+        self.steering = steering
         self.depart = demand.trips.depart
         self.R = float(cfg.reserve_factor)
         G = len(group_names)
@@ -375,8 +379,9 @@ class DemandAssimilator:
         return H, fixed, n_est
 
     def update(self, t: float, y_loop: np.ndarray, s_loop: np.ndarray, table: TripTable,
-               vehicles: VehicleArrays) -> list[SetTripsActive]:
-        """Assimilate one window's counts and return the actions that put the new multipliers in force.
+               vehicles: VehicleArrays) -> list[Action]:
+        """Assimilate one window's counts and return the actions that put the new multipliers (and the lane
+        steering) in force.
 
         Parameters
         ----------
@@ -430,7 +435,10 @@ class DemandAssimilator:
         log.info("t=%g s: assimilated %d stations (observed %.0f, simulated %.0f veh): multipliers %.2f–%.2f, "
                  "%d trips cancelled, %d admitted", t, rec["stations"], rec["observed"], rec["simulated"],
                  applied.min(), applied.max(), cancel.size, admit.size)
-        return _trip_actions(cancel, admit)
+        actions: list[Action] = list(_trip_actions(cancel, admit))
+        if self.steering is not None:
+            actions += self.steering.update(t, y_loop, s_loop)
+        return actions
 
     def _station_counts(self, y_loop: np.ndarray, s_loop: np.ndarray):
         inc = self.inc
@@ -504,6 +512,8 @@ class DemandAssimilator:
             out.update(method="kalman-demand-multipliers+inflow-nudging", inflow_interval_s=self.cfg.inflow_interval_s,
                        inflow_nudges=len(self.nudge_history), inflow_trips_admitted=self.nudged_in_total,
                        inflow_trips_cancelled=self.nudged_out_total)
+        if self.steering is not None:
+            out["lane_steering"] = self.steering.state()
         return out
 
     def to_dataset_vars(self) -> dict[str, tuple]:
@@ -513,7 +523,8 @@ class DemandAssimilator:
         mult = np.array([r["multiplier"] for r in h]).reshape(T, G)
         std = np.array([r["std"] for r in h]).reshape(T, G)
         dims = ("assimilation_time", "demand_group")
-        return {
+        extra = self.steering.to_dataset_vars() if self.steering is not None else {}
+        return {**extra,
             "assimilation_time": ("assimilation_time", np.array([r["time_s"] for r in h], dtype=np.float64),
                                   {"units": "s"}),
             "demand_group": ("demand_group", np.array(self.group_names, dtype=str)),

@@ -108,7 +108,13 @@ class LiveTwin:
         full, rank, _ = expand_reserve(demand, a.reserve_factor, rng, jitter_s=a.jitter_s,
                                        min_depart_s=cfg.run.engine.step_length_s)
         groups, names = trip_groups(city, full, a.groups)
-        self.assimilator = DemandAssimilator(a, full, rank, groups, names, route_incidence(city, full, loops))
+        steering = None
+        if a.lane_steering:
+            from twin.live.lane_steering import LaneShareSteering
+
+            steering = LaneShareSteering(city, loops, gain=a.lane_steering_gain, memory=a.lane_steering_memory)
+        self.assimilator = DemandAssimilator(a, full, rank, groups, names, route_incidence(city, full, loops),
+                                             steering)
         return full
 
     def _window_observed(self, t: float, w: float) -> np.ndarray:

@@ -1,0 +1,108 @@
+"""Lane-use steering: the engine action (SetLaneSteering) and the live twin's controller (LaneShareSteering)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from twin.city import corridor_city
+from twin.engines.base import SetLaneSteering
+from twin.engines.native import NativeEngine
+from twin.live.lane_steering import LaneShareSteering
+
+from conftest import make_trips
+from twin.demand import route_demand
+
+LOOP_POS = 150.0
+
+
+def corridor():
+    """Six two-lane edges of 200 m; 600 cars from e0 to e5 over 20 min; loops on both lanes of e3 at 150 m."""
+    city = corridor_city(6, 200.0, lanes=2)
+    trips = make_trips(city, [("e0", "e5", 2.0 * k) for k in range(600)])
+    s = int(city.edge_lane_start[city.edge_index["e3"]])
+    loops = [("e3_0", s, LOOP_POS), ("e3_1", s + 1, LOOP_POS)]
+    return city, route_demand(city, trips), loops
+
+
+def run(city, demand, loops, steer=None, windows=5, window_s=300.0, controller=None, truth=None):
+    """Loop counts per window ``(window, loop)``; ``controller`` is fed the ``truth`` counts and steers."""
+    eng = NativeEngine(loops=loops)
+    eng.start(city, demand, seed=7)
+    if steer is not None:
+        eng.apply(steer)
+    out, prev = [], np.zeros(len(loops))
+    for k in range(windows):
+        eng.advance(window_s * (k + 1))
+        c = eng.loop_count.copy()
+        out.append(c - prev)
+        prev = c
+        if controller is not None:
+            for action in controller.update(window_s * (k + 1), truth[k], out[-1]):
+                eng.apply(action)
+    return np.array(out), eng
+
+
+def test_steering_moves_vehicles_to_the_other_lane_before_the_loops():
+    city, demand, loops = corridor()
+    free, eng0 = run(city, demand, loops)
+    none, eng1 = run(city, demand, loops, SetLaneSteering((("e3", 0),), (0.0,), (1,), (LOOP_POS,)))
+    # probability 0 changes nothing, to the bit
+    assert np.array_equal(free, none) and np.array_equal(eng0.pos, eng1.pos)
+    half, _ = run(city, demand, loops, SetLaneSteering((("e3", 0),), (0.5,), (1,), (LOOP_POS,)))
+    share0 = lambda c: c[:, 0].sum() / c.sum()  # noqa: E731
+    print(f"lane 0 share at the loops: free {share0(free):.2f}, half its vehicles steered left {share0(half):.2f}")
+    assert half.sum() == free.sum()  # the same vehicles pass, in other lanes
+    assert share0(half) < share0(free) - 0.08
+    # steering right out of lane 1 raises lane 0's share instead
+    right, _ = run(city, demand, loops, SetLaneSteering((("e3", 1),), (0.5,), (-1,), (LOOP_POS,)))
+    assert share0(right) > share0(free) + 0.04
+
+
+def test_bad_steering_is_a_clear_error():
+    city, demand, loops = corridor()
+    eng = NativeEngine(loops=loops)
+    eng.start(city, demand, seed=1)
+    with pytest.raises(ValueError, match="no neighbour"):
+        eng.apply(SetLaneSteering((("e3", 1),), (0.5,), (1,), (LOOP_POS,)))
+    with pytest.raises(KeyError, match="no lane 2"):
+        eng.apply(SetLaneSteering((("e3", 2),), (0.5,), (-1,), (LOOP_POS,)))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        SetLaneSteering((("e3", 0),), (1.5,), (1,), (LOOP_POS,))
+    with pytest.raises(ValueError, match="one probability"):
+        SetLaneSteering((("e3", 0), ("e3", 1)), (0.5,), (1,), (LOOP_POS,))
+
+
+def test_the_controller_learns_the_lane_shares_of_a_truth(tmp_path):
+    """Identical twin: the truth steers 60 % of lane 0 left; the twin, starting without steering, learns
+    from the counts to steer so that its lane shares come within a few points of the truth's."""
+    city, demand, loops = corridor()
+    windows = 8
+    truth, _ = run(city, demand, loops, SetLaneSteering((("e3", 0),), (0.6,), (1,), (LOOP_POS,)), windows=windows,
+                   window_s=150.0)
+    ctl = LaneShareSteering(city, loops, gain=0.5, memory=0.5)
+    assert len(ctl.stations) == 1 and ctl.until == [LOOP_POS]
+    twin, _ = run(city, demand, loops, windows=windows, window_s=150.0, controller=ctl, truth=truth)
+    open_loop, _ = run(city, demand, loops, windows=windows, window_s=150.0)
+    share0 = lambda c: c[:, 0].sum() / c.sum()  # noqa: E731
+    late = slice(windows // 2, None)
+    print(f"lane 0 share, second half: truth {share0(truth[late]):.3f}, open loop {share0(open_loop[late]):.3f}, "
+          f"steered twin {share0(twin[late]):.3f}; steering p {ctl.p}, directions {ctl.direction}")
+    gap_open = abs(share0(open_loop[late]) - share0(truth[late]))
+    gap_twin = abs(share0(twin[late]) - share0(truth[late]))
+    assert gap_open > 0.1 and gap_twin < 0.3 * gap_open
+    assert ctl.direction[0] == 1 and ctl.p[0] > 0.2  # it steers lane 0 left, as the truth did
+    err = [h["share_error"] for h in ctl.history]
+    assert err[-1] < err[0]
+    assert ctl.state()["stations"] == 1 and ctl.to_dataset_vars()["lane_share_error"][1].size == windows
+
+
+def test_stations_too_close_to_the_edge_start_or_on_one_lane_are_not_steered():
+    city = corridor_city(6, 200.0, lanes=2)
+    s = int(city.edge_lane_start[city.edge_index["e3"]])
+    t = int(city.edge_lane_start[city.edge_index["e4"]])
+    loops = [("a0", s, 2.0), ("a1", s + 1, 2.0),  # 2 m into e3: no room to change lanes
+             ("b0", s, 80.0), ("b1", s + 1, 80.0),  # e3's first steerable station ...
+             ("c0", s, 190.0), ("c1", s + 1, 190.0),  # ... so not this one
+             ("d0", t, 100.0)]  # one lane only
+    ctl = LaneShareSteering(city, loops, gain=0.5, memory=0.5)
+    assert [js.tolist() for js in ctl.stations] == [[2, 3]] and ctl.until == [80.0]

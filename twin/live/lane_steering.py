@@ -1,0 +1,127 @@
+"""Lane-use steering: the live twin matches the lane shares its detector stations count.
+
+Demand correction (:mod:`twin.live.assimilation`) fixes how many vehicles pass a
+station; which *lane* they pass in is the lane-change model's, and a model's lane
+choice differs from a city's (on Bologna the native engine's lane shares at the
+multi-lane stations carry most of its count error against SUMO over half an
+hour, ``docs/assimilation.md``). So the twin also estimates, per lane of each
+station, the share of vehicles to move to a neighbouring lane before the loops
+and applies it with :class:`~twin.engines.base.SetLaneSteering`:
+
+- a *station* here is two or more loops on different lanes of one edge at one
+  position (more than ``MIN_POSITION_M`` into the edge, or no vehicle could change
+  before it); on an edge with several, the first is steered;
+- after each assimilation window the observed and simulated counts of its lanes
+  are accumulated with forgetting (``lane_steering_memory``: the weight of the
+  past), giving shares ``o_l`` and ``s_l``;
+- integral control: ``p_l += gain · (s_l − o_l) / max(s_l, 0.05)``, clipped to
+  ``[0, MAX_PROBABILITY]``; the direction is towards the neighbouring lane with the
+  largest deficit ``o − s`` (it changes only while ``p_l`` is about 0);
+- the engine moves each vehicle on lane ``l`` before the loops with probability
+  ``p_l`` (one draw per vehicle and edge) where its route leads on from the other
+  lane as far and the gaps allow; vehicles do not change for speed into a lane
+  they would be steered out of.
+
+It is a model parameter estimated online (joint state-parameter estimation), not
+a change of the counts: the vehicles do drive in the other lane.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from twin.city.model import CityModel
+from twin.engines.base import SetLaneSteering
+
+MIN_POSITION_M = 5.0  # [m] loops closer to the edge start than this are not steered (no room to change)
+MAX_PROBABILITY = 0.95  # the highest share of a lane's vehicles steered out of it
+MIN_COUNT = 10.0  # [veh] (accumulated) a station's shares are used from this many vehicles on, observed and simulated
+MIN_SHARE = 0.05  # the simulated share below which the relative error is taken against this
+
+
+class LaneShareSteering:
+    """Per-lane steering probabilities kept in step with the lane shares of the detector stations.
+
+    Parameters
+    ----------
+    city : CityModel
+    loops : list of (loop id, lane index, position [m])
+        The engine's loops, in the order of the count vectors given to :meth:`update`.
+    gain, memory : float
+        Integral gain and the weight of the past windows' counts (see the module docstring).
+    """
+
+    def __init__(self, city: CityModel, loops: list[tuple[str, int, float]], *, gain: float, memory: float) -> None:
+        self.gain, self.memory = float(gain), float(memory)
+        by_edge: dict[int, dict[float, list[int]]] = {}
+        for j, (_, ln, pos) in enumerate(loops):
+            by_edge.setdefault(int(city.lane_edge[ln]), {}).setdefault(float(pos), []).append(j)
+        self.stations: list[np.ndarray] = []  # loop indices of each steered station (one loop per lane)
+        self.until: list[float] = []
+        lane_of = np.array([ln for _, ln, _ in loops], dtype=np.int64)
+        for e, at in by_edge.items():
+            for pos in sorted(at):
+                js = at[pos]
+                if pos < MIN_POSITION_M or len(js) < 2 or len({int(lane_of[j]) for j in js}) < len(js):
+                    continue
+                self.stations.append(np.array(sorted(js, key=lambda j: lane_of[j]), dtype=np.int64))
+                self.until.append(pos)
+                break  # the first station of an edge steers its lanes
+        self.edge_id = [city.edge_ids[int(city.lane_edge[lane_of[js[0]]])] for js in self.stations]
+        self.lane_index = [(lane_of[js] - city.edge_lane_start[city.lane_edge[lane_of[js[0]]]]).astype(np.int64)
+                           for js in self.stations]
+        L = len(loops)
+        self.O, self.S = np.zeros(L), np.zeros(L)
+        self.p, self.direction = np.zeros(L), np.zeros(L, dtype=np.int64)
+        self.history: list[dict[str, Any]] = []
+
+    def update(self, t: float, y_loop: np.ndarray, s_loop: np.ndarray) -> list[SetLaneSteering]:
+        """Take one window's observed (NaN where missing) and simulated loop counts; return the action
+        that puts the new steering in force (none if there is no station)."""
+        errors: list[float] = []
+        for js in self.stations:
+            y = y_loop[js]
+            if np.isnan(y).any():  # a lane's record is missing: its shares cannot be compared this window
+                continue
+            self.O[js] = self.memory * self.O[js] + y
+            self.S[js] = self.memory * self.S[js] + s_loop[js]
+            if self.O[js].sum() < MIN_COUNT or self.S[js].sum() < MIN_COUNT:
+                continue
+            o = self.O[js] / self.O[js].sum()
+            s = self.S[js] / self.S[js].sum()
+            errors.append(float(np.abs(s - o).sum() / 2.0))  # share of vehicles in the wrong lane
+            deficit = o - s
+            for k, j in enumerate(js):
+                nb = [(deficit[m], m - k) for m in (k - 1, k + 1) if 0 <= m < js.size]
+                want = max(nb)[1]
+                if self.direction[j] == 0 or (self.direction[j] != want and self.p[j] < 0.05):
+                    self.direction[j] = want
+                self.p[j] = float(np.clip(self.p[j] + self.gain * (s[k] - o[k]) / max(s[k], MIN_SHARE),
+                                          0.0, MAX_PROBABILITY))
+        self.history.append({"time_s": t, "stations": len(errors),
+                             "share_error": float(np.mean(errors)) if errors else float("nan"),
+                             "steered_lanes": int(np.sum(self.p > 0))})
+        if not self.stations:
+            return []
+        lanes, q, d, until = [], [], [], []
+        for js, eid, idx, pos in zip(self.stations, self.edge_id, self.lane_index, self.until):
+            for j, k in zip(js.tolist(), idx.tolist()):
+                lanes.append((eid, int(k)))
+                q.append(float(self.p[j]))
+                d.append(int(self.direction[j]) if self.p[j] > 0 else 0)
+                until.append(pos)
+        return [SetLaneSteering(tuple(lanes), tuple(q), tuple(d), tuple(until))]
+
+    def state(self) -> dict[str, Any]:
+        last = self.history[-1] if self.history else None
+        return {"stations": len(self.stations), "steered_lanes": last["steered_lanes"] if last else 0,
+                "share_error": None if last is None or np.isnan(last["share_error"])
+                else round(last["share_error"], 4)}
+
+    def to_dataset_vars(self) -> dict[str, tuple]:
+        """``lane_share_error`` on ``assimilation_time``: the mean share of vehicles counted in another lane
+        than observed, over the stations (accumulated counts)."""
+        return {"lane_share_error": ("assimilation_time", np.array([r["share_error"] for r in self.history]),
+                                     {"units": "1", "long_name": "share of vehicles in another lane than counted "
+                                                                 "(mean over steered stations)"})}

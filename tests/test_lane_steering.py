@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from twin.city import corridor_city
+from twin.demand import route_demand
 from twin.engines.base import SetLaneSteering
 from twin.engines.native import NativeEngine
 from twin.live.lane_steering import LaneShareSteering
 
 from conftest import make_trips
-from twin.demand import route_demand
 
 LOOP_POS = 150.0
 
@@ -106,3 +106,18 @@ def test_stations_too_close_to_the_edge_start_or_on_one_lane_are_not_steered():
              ("d0", t, 100.0)]  # one lane only
     ctl = LaneShareSteering(city, loops, gain=0.5, memory=0.5)
     assert [js.tolist() for js in ctl.stations] == [[2, 3]] and ctl.until == [80.0]
+
+
+def test_a_steered_run_split_by_a_checkpoint_equals_the_uninterrupted_run(tmp_path):
+    city, demand, loops = corridor()
+    steer = SetLaneSteering((("e3", 0),), (0.5,), (1,), (LOOP_POS,))
+    _, eng = run(city, demand, loops, steer, windows=4)
+    first = NativeEngine(loops=loops)
+    first.start(city, demand, seed=7)
+    first.apply(steer)
+    first.advance(600.0)
+    first.checkpoint(tmp_path / "cp.npz")
+    resumed = NativeEngine.restore(tmp_path / "cp.npz", city, demand)
+    resumed.advance(1200.0)
+    assert np.array_equal(resumed.loop_count, eng.loop_count) and np.array_equal(resumed.pos, eng.pos)
+    assert resumed._steer_p[int(city.edge_lane_start[city.edge_index["e3"]])] == 0.5

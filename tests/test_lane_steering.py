@@ -121,3 +121,37 @@ def test_a_steered_run_split_by_a_checkpoint_equals_the_uninterrupted_run(tmp_pa
     resumed.advance(1200.0)
     assert np.array_equal(resumed.loop_count, eng.loop_count) and np.array_equal(resumed.pos, eng.pos)
     assert resumed._steer_p[int(city.edge_lane_start[city.edge_index["e3"]])] == 0.5
+
+
+def lane_drop_road():
+    """e0 → e1 → e2 (two lanes, 200 / 200 / 300 m) → e3 (one lane): e2's lane 1 ends, so routes to e3
+    keep to lane 0 from e1 on; loops on both lanes of e1 at 120 m."""
+    from twin.city.builder import CityBuilder
+
+    b = CityBuilder("lane-drop")
+    for k, x in enumerate([0.0, 200.0, 400.0, 700.0, 1000.0]):
+        b.add_node(f"c{k}", x, 0.0)
+    for k, n in enumerate([2, 2, 2, 1]):
+        b.add_edge(f"e{k}", f"c{k}", f"c{k + 1}", num_lanes=n)
+    for k in (0, 1):
+        for q in (0, 1):
+            b.add_connection(f"e{k}", q, f"e{k + 1}", q)
+    b.add_connection("e2", 0, "e3", 0)
+    city = b.build()
+    s = int(city.edge_lane_start[city.edge_index["e1"]])
+    return city, [("e1_0", s, 120.0), ("e1_1", s + 1, 120.0)]
+
+
+def test_steering_into_a_lane_that_ends_later_and_back():
+    """Steered into a lane its route leaves sooner (as SUMO's drivers use a lane they must leave on the
+    next edge), a vehicle passes the loops there and changes back before the lane ends: every trip arrives."""
+    city, loops = lane_drop_road()
+    demand = route_demand(city, make_trips(city, [("e0", "e3", 4.0 * k) for k in range(200)]))
+    free, _ = run(city, demand, loops, windows=3)
+    steered, eng = run(city, demand, loops, SetLaneSteering((("e1", 0),), (0.5,), (1,), (120.0,)), windows=3)
+    print(f"lane 1 share at e1's loops: free {free[:, 1].sum() / free.sum():.2f}, "
+          f"steered {steered[:, 1].sum() / steered.sum():.2f}")
+    assert free[:, 1].sum() <= 0.02 * free.sum()
+    assert 0.25 < steered[:, 1].sum() / steered.sum() < 0.7
+    tt = eng.trip_table()
+    assert np.all(tt.state == 3) and int(eng.teleports.sum()) == 0

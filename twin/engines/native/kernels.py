@@ -351,6 +351,7 @@ def unit_hash(a, b, c):
     over a mix of them): a random draw that needs no stream state, so runs split by a checkpoint stay
     bit-identical. Only the low 32 bits of each product are kept, so compiled (wrapping int64) and plain
     Python (exact) arithmetic agree and neither overflows."""
+    a, b, c = int(a), int(b), int(c)  # (numpy scalars would overflow in plain Python)
     x = (a * 0x9E3779B1 + b * 0x85EBCA77 + c * 0xC2B2AE3D + (c >> 32)) & 0xFFFFFFFF
     x ^= x >> 16
     x = (x * 0x85EBCA6B) & 0xFFFFFFFF
@@ -428,10 +429,13 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
     assimilation): a vehicle on lane ``l`` before position ``steer_until[l]``
     moves one lane towards ``steer_dir[l]`` (+1, -1; 0: no steering) if its draw
     :func:`unit_hash` (vehicle, route position, ``steer_salt``) is below
-    ``steer_p[l]`` and the target lane leads on along its route as far, when
-    the gaps allow a discretionary change; a vehicle does not change for speed
-    into a lane it would be steered out of. With all ``steer_dir`` 0 nothing
-    changes.
+    ``steer_p[l]``, when the gaps allow a discretionary change. The target
+    lane may be one its route leaves sooner (as SUMO's drivers use a lane
+    they must leave on the next edge) if it leads on at least twice
+    ``STRATEGIC_LOOKAHEAD_S`` at the speed limit past ``steer_until``; such a
+    vehicle makes no strategic change back before ``steer_until`` (a
+    mandatory one it does). A vehicle does not change for speed into a lane
+    it would be steered out of. With all ``steer_dir`` 0 nothing changes.
 
     Two vehicles stopped beside each other, each needing the other's lane
     urgently, swap lanes (:func:`_swap_ok`; SUMO swaps too): otherwise
@@ -538,7 +542,19 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
         mandatory = need and (s_cur < 1 or usable < STRATEGIC_LOOKAHEAD_S * max(v, lane_speed[l])
                                                     * abs(best_q - lane_index[l]))
         strategic = need and not mandatory
-        if not mandatory and not strategic and s_tgt < s_cur:
+        # lane-use steering (see above): one draw per vehicle and edge
+        u = unit_hash(i, rk, steer_salt)
+        steered = steer_dir[l] == direction and p < steer_until[l] and u < steer_p[l]
+        if strategic and steer_dir[tl] == -direction and p < steer_until[tl] and u < steer_p[tl]:
+            continue  # it was steered here from tl: it changes back past the loops (unless it must now)
+        if steered and s_tgt < s_cur and not need:
+            # into a lane the route leaves sooner: only if that lane leads on far enough past the loops
+            # to change back there without hurry
+            steered = s_tgt >= 1 and lane_reach(tl, rk, s_tgt, route_edges, base, rn, cb, lane_conn_offsets,
+                                                conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                                                lane_length) - steer_until[l] >= \
+                STRATEGIC_LOOKAHEAD_S * lane_speed[l] * 2.0
+        if not mandatory and not strategic and s_tgt < s_cur and not steered:
             continue
         length = vt_length[ty]
         s0 = vt_min_gap[ty]
@@ -618,8 +634,6 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
                         free_s = min(free_s, max(0.0, gap_lead - s0) / max(v0_tgt - v_lead, 0.1))
                     kr_prob[i] -= h * SG_THRESHOLD_RIGHT * (free_s / KEEP_RIGHT_ACCEPTANCE_S) / KEEP_RIGHT_TIME
                 want = sg_prob[i] < -SG_THRESHOLD_RIGHT or kr_prob[i] < -SG_THRESHOLD_RIGHT
-            u = unit_hash(i, rk, steer_salt)
-            steered = steer_dir[l] == direction and p < steer_until[l] and u < steer_p[l]
             if steered:
                 want = True
             elif want and steer_dir[tl] != 0 and p < steer_until[tl] and u < steer_p[tl]:
@@ -627,7 +641,7 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
             if not want or gap_lead < s0 or gap_foll < s0:
                 continue
             # the target lane must lead on for SG_MIN_TIME_S at the current speed (LC2013's neighDist gate;
-            # looked at over the entering vehicles' horizon); a steered vehicle's leads on as far (s_tgt >= s_cur)
+            # looked at over the entering vehicles' horizon); a steered vehicle's was checked above
             s_far = DEST_SCORE if steered else lane_score_within(tl, rk, STRATEGIC_DEPTH, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH,
                                       route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane, lane_edge,
                                       lane_allow, edge_lane_start, lane_length)

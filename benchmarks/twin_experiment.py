@@ -206,6 +206,22 @@ def coarsen(counts: np.ndarray, k: int) -> np.ndarray:
     return counts[: n * k].reshape(n, k, -1).sum(axis=1)
 
 
+def yesterdays_steering(a: argparse.Namespace, seed: int, city, prior, assim: dict, work: Path) -> dict[str, float]:
+    """The lane steering a twin ended "yesterday" with: the same experiment for seed ``seed + 100`` (its own
+    SUMO truth and demand perturbation), assimilated; what ``initial_lane_steering`` would be set to."""
+    day = seed + 100
+    ids, truth, _ = run_truth(SUMOCFG, a.feed_interval, work, day, tag="yesterday")
+    feed = write_feed(work / "yesterday_feed.csv", ids, truth, a.feed_interval)
+    base = load_any(SUMOCFG, overrides={"seed": day, "run": {"duration_s": DURATION,
+                                                             "record_interval_s": a.feed_interval}})
+    demand, _ = perturb(city, prior, a.perturb, np.random.default_rng(day))
+    cfg = base.model_copy(update={"assimilation": AssimilationConfig.model_validate(assim)})
+    r, _ = run_twin(cfg, city, demand, feed, work / "yesterday")
+    steering = r.manifest["assimilation"]["lane_steering"]["steering"]
+    print(f"  yesterday (seed {day}): the twin ended with {len(steering)} lanes steered", file=sys.stderr)
+    return steering
+
+
 def experiment(a: argparse.Namespace, seed: int, work: Path) -> dict:
     """One truth, one perturbed demand, four twins (true demand, open loop, oracle, assimilated) for ``seed``."""
     base = load_any(SUMOCFG, overrides={"seed": seed, "run": {"duration_s": DURATION,
@@ -233,6 +249,8 @@ def experiment(a: argparse.Namespace, seed: int, work: Path) -> dict:
               **({"lane_steering_gain": a.steer_gain} if a.steer_gain is not None else {}),
               **({"lane_steering_memory": a.steer_memory} if a.steer_memory is not None else {})}
     frozen = {**common, "prior_std": 0.0, "process_std": 0.0, "method": "kalman", "lane_steering": False}
+    if a.warm_start and a.lane_steering:  # yesterday: another truth, another wrong demand; keep its lane steering
+        common["initial_lane_steering"] = yesterdays_steering(a, seed, city, prior, common, work)
     oracle = {**frozen, "initial_multipliers": oracle_multipliers(city, prior, demand, a.groups, a.reserve)}
     runs: dict = {"truth_counted": float(truth.sum()), "truth_wall_s": truth_wall, "loops": len(ids)}
     for name, assim, dem in (("true_demand", frozen, prior), ("open_loop", frozen, demand),
@@ -275,6 +293,9 @@ def main() -> int:
     p.add_argument("--catch-up", type=float, help="catch_up_s of the assimilation (default: the config's)")
     p.add_argument("--no-lane-steering", dest="lane_steering", action="store_false",
                    help="assimilate the demand only, not the lane shares of the stations")
+    p.add_argument("--warm-start", action="store_true",
+                   help="start the assimilated twin from the lane steering a twin learnt 'yesterday' (the same "
+                        "experiment on seed + 100: another SUMO truth, another demand error)")
     p.add_argument("--lane-steering-gain", dest="steer_gain", type=float,
                    help="lane_steering_gain of the assimilation (default: the config's)")
     p.add_argument("--lane-steering-memory", dest="steer_memory", type=float,
@@ -323,6 +344,7 @@ def main() -> int:
         **{f"counted_{run}": int(sum(r[run]["counted"] for r in per_seed.values()))
            for run in ("true_demand", "open_loop", "oracle", "assimilated")},
         "count_interval_s": a.interval, "feed_interval_s": a.feed_interval, "lane_steering": a.lane_steering,
+        "warm_start": a.warm_start,
         "assimilation_interval_s": a.assim_interval, "method": a.method,
         **({"inflow_interval_s": a.inflow_interval, "inflow_gain": a.inflow_gain} if a.method != "kalman" else {}),
         "updates": next(iter(per_seed.values()))["updates"], "perturb": a.perturb, "groups": a.groups,

@@ -155,3 +155,56 @@ def test_steering_into_a_lane_that_ends_later_and_back():
     assert 0.25 < steered[:, 1].sum() / steered.sum() < 0.7
     tt = eng.trip_table()
     assert np.all(tt.state == 3) and int(eng.teleports.sum()) == 0
+
+
+def test_initial_steering_round_trips_through_the_state_and_bad_names_are_clear_errors():
+    from twin.config.assimilation import AssimilationConfig
+    from twin.config.loader import ConfigError
+    from pydantic import ValidationError
+
+    city, demand, loops = corridor()
+    ctl = LaneShareSteering(city, loops, gain=0.5, memory=0.5, initial={"e3_1": -0.4})
+    assert ctl.p.tolist() == [0.0, 0.4] and ctl.direction.tolist() == [0, -1]
+    (action,) = ctl.initial_actions()
+    assert action.lanes == (("e3", 0), ("e3", 1)) and action.probability == (0.0, 0.4)
+    assert action.direction == (0, -1) and action.until_m == (LOOP_POS, LOOP_POS)
+    again = LaneShareSteering(city, loops, gain=0.5, memory=0.5, initial=ctl.state()["steering"])
+    assert np.array_equal(again.p, ctl.p) and np.array_equal(again.direction, ctl.direction)
+    assert LaneShareSteering(city, loops, gain=0.5, memory=0.5).initial_actions() == []
+    with pytest.raises(ConfigError, match="not on a steered station"):
+        LaneShareSteering(city, loops, gain=0.5, memory=0.5, initial={"nope": 0.2})
+    with pytest.raises(ConfigError, match="no neighbour to the left"):
+        LaneShareSteering(city, loops, gain=0.5, memory=0.5, initial={"e3_1": 0.2})
+    with pytest.raises(ValidationError, match="initial_lane_steering"):
+        AssimilationConfig(initial_lane_steering={"e3_1": 1.5})
+
+
+def test_live_twin_starts_from_initial_steering_and_reports_it(tmp_path):
+    import json
+
+    from twin.config.models import ScenarioConfig
+    from twin.live.feed import read_feed
+    from twin.live.session import LiveTwin
+    from twin.runner import prepare
+
+    city, demand, loops = corridor()
+    truth, _ = run(city, demand, loops, SetLaneSteering((("e3", 0),), (0.6,), (1,), (LOOP_POS,)), windows=4,
+                   window_s=60.0)
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("".join(json.dumps({"sensor": lid, "time": 60.0 * (k + 1), "count": float(truth[k, j])}) + "\n"
+                            for k in range(4) for j, (lid, _, _) in enumerate(loops)))
+    cfg = ScenarioConfig.model_validate({
+        "name": "steered", "seed": 1, "city": {"type": "corridor", "edges": 6, "length_m": 200, "lanes": 2},
+        "demand": {"type": "trips", "trips": [{"origin": "e0", "destination": "e5", "count": 600, "headway_s": 2}]},
+        "run": {"duration_s": 240, "record_interval_s": 60},
+        "sensors": {"loops": [{"id": lid, "lane": f"e3_{k}", "pos_m": LOOP_POS} for k, (lid, _, _) in
+                              enumerate(loops)]},
+        "assimilation": {"interval_s": 60, "initial_lane_steering": {"e3_0": 0.5}}})
+    city2, demand2 = prepare(cfg)
+    twin = LiveTwin(cfg, city2, demand2, tmp_path / "out", speed=1e6)
+    s = int(city2.edge_lane_start[city2.edge_index["e3"]])
+    assert twin.engine._steer_p[s] == 0.5 and twin.engine._steer_dir[s] == 1  # in force before the first step
+    r = twin.run(read_feed(feed))
+    st = r.manifest["assimilation"]["lane_steering"]
+    assert st["stations"] == 1 and set(st["steering"]) <= {"e3_0", "e3_1"} and st["steering"].get("e3_0", 0) > 0
+    assert r.dataset["lane_share_error"].sizes["assimilation_time"] == 4

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from twin.city.model import CityModel
+from twin.config.loader import ConfigError
 from twin.engines.base import SetLaneSteering
 
 MIN_POSITION_M = 5.0  # [m] loops closer to the edge start than this are not steered (no room to change)
@@ -50,9 +51,12 @@ class LaneShareSteering:
         The engine's loops, in the order of the count vectors given to :meth:`update`.
     gain, memory : float
         Integral gain and the weight of the past windows' counts (see the module docstring).
+    initial : dict, optional
+        Steering to start from: loop id → signed probability (+ left, − right), as :meth:`state` reports it.
     """
 
-    def __init__(self, city: CityModel, loops: list[tuple[str, int, float]], *, gain: float, memory: float) -> None:
+    def __init__(self, city: CityModel, loops: list[tuple[str, int, float]], *, gain: float, memory: float,
+                 initial: dict[str, float] | None = None) -> None:
         self.gain, self.memory = float(gain), float(memory)
         by_edge: dict[int, dict[float, list[int]]] = {}
         for j, (_, ln, pos) in enumerate(loops):
@@ -75,6 +79,26 @@ class LaneShareSteering:
         self.O, self.S = np.zeros(L), np.zeros(L)
         self.p, self.direction = np.zeros(L), np.zeros(L, dtype=np.int64)
         self.history: list[dict[str, Any]] = []
+        self.loop_ids = [lid for lid, _, _ in loops]
+        steerable = {self.loop_ids[j]: j for js in self.stations for j in js.tolist()}
+        bad = sorted(set(initial or {}) - set(steerable))
+        if bad:
+            raise ConfigError(f"assimilation.initial_lane_steering names {len(bad)} loops that are not on a steered "
+                              f"station's lanes ({', '.join(map(repr, bad[:5]))}); they are: "
+                              f"{', '.join(map(repr, list(steerable)[:10]))}{' ...' if len(steerable) > 10 else ''}")
+        for lid, v in (initial or {}).items():
+            j = steerable[lid]
+            k = int(np.flatnonzero(next(js for js in self.stations if j in js) == j)[0])
+            n = len(next(js for js in self.stations if j in js))
+            d = 1 if v > 0 else -1
+            if v != 0 and not 0 <= k + d < n:
+                raise ConfigError(f"assimilation.initial_lane_steering[{lid!r}] = {v}: that loop's lane has no "
+                                  f"neighbour to the {'left' if d > 0 else 'right'} among its station's lanes")
+            self.p[j], self.direction[j] = abs(float(v)), (d if v != 0 else 0)
+
+    def initial_actions(self) -> list[SetLaneSteering]:
+        """The initial steering, to apply before the first step (none without one)."""
+        return self._actions() if np.any(self.p > 0) else []
 
     def update(self, t: float, y_loop: np.ndarray, s_loop: np.ndarray) -> list[SetLaneSteering]:
         """Take one window's observed (NaN where missing) and simulated loop counts; return the action
@@ -102,6 +126,9 @@ class LaneShareSteering:
         self.history.append({"time_s": t, "stations": len(errors),
                              "share_error": float(np.mean(errors)) if errors else float("nan"),
                              "steered_lanes": int(np.sum(self.p > 0))})
+        return self._actions()
+
+    def _actions(self) -> list[SetLaneSteering]:
         if not self.stations:
             return []
         lanes, q, d, until = [], [], [], []
@@ -115,9 +142,11 @@ class LaneShareSteering:
 
     def state(self) -> dict[str, Any]:
         last = self.history[-1] if self.history else None
-        return {"stations": len(self.stations), "steered_lanes": last["steered_lanes"] if last else 0,
+        steering = {self.loop_ids[j]: round(float(self.p[j] * self.direction[j]), 4)
+                    for js in self.stations for j in js.tolist() if self.p[j] > 0 and self.direction[j] != 0}
+        return {"stations": len(self.stations), "steered_lanes": len(steering),
                 "share_error": None if last is None or np.isnan(last["share_error"])
-                else round(last["share_error"], 4)}
+                else round(last["share_error"], 4), "steering": steering}
 
     def to_dataset_vars(self) -> dict[str, tuple]:
         """``lane_share_error`` on ``assimilation_time``: the mean share of vehicles counted in another lane

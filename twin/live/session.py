@@ -58,6 +58,8 @@ class LiveTwin:
         self.engine.start(city, demand, seed=RngStreams(cfg.seed).seed_for("engine"))
         if self.assimilator is not None:
             self.engine.apply(self.assimilator.initial_action())
+            for action in self.assimilator.steering.initial_actions() if self.assimilator.steering else []:
+                self.engine.apply(action)
         self.env = simpy.rt.RealtimeEnvironment(factor=1.0 / speed, strict=False)
         self.sim = Simulation(self.engine, cfg.run.duration_s, env=self.env)
         self.recorder = Recorder(city, self.engine)
@@ -112,7 +114,8 @@ class LiveTwin:
         if a.lane_steering:
             from twin.live.lane_steering import LaneShareSteering
 
-            steering = LaneShareSteering(city, loops, gain=a.lane_steering_gain, memory=a.lane_steering_memory)
+            steering = LaneShareSteering(city, loops, gain=a.lane_steering_gain, memory=a.lane_steering_memory,
+                                         initial=a.initial_lane_steering)
         self.assimilator = DemandAssimilator(a, full, rank, groups, names, route_incidence(city, full, loops),
                                              steering)
         return full

@@ -208,3 +208,12 @@ def test_live_twin_starts_from_initial_steering_and_reports_it(tmp_path):
     st = r.manifest["assimilation"]["lane_steering"]
     assert st["stations"] == 1 and set(st["steering"]) <= {"e3_0", "e3_1"} and st["steering"].get("e3_0", 0) > 0
     assert r.dataset["lane_share_error"].sizes["assimilation_time"] == 4
+
+
+def test_a_bad_lane_in_a_steering_action_sets_none_of_its_lanes():
+    city, demand, loops = corridor()
+    eng = NativeEngine(loops=loops)
+    eng.start(city, demand, seed=1)
+    with pytest.raises(ValueError, match="no neighbour"):
+        eng.apply(SetLaneSteering((("e3", 0), ("e3", 1)), (0.5, 0.5), (1, 1), (LOOP_POS, LOOP_POS)))
+    assert not eng._steer_p.any() and not eng._steer_dir.any()

@@ -14,8 +14,8 @@ from twin.city.model import CityModel
 from twin.demand.trips import RoutedDemand
 from twin.demand.vtypes import vtype_arrays
 from twin.engines.base import (
-    Action, AddVehicle, EngineError, SetLaneAccess, SetLaneSteering, SetRouteCost, SetSignalProgram, SetSpeedLimit, SetTripsActive,
-    Snapshot, TripTable, UnsupportedActionError, VehicleArrays,
+    Action, AddVehicle, EngineError, SetLaneAccess, SetLaneSteering, SetRouteCost, SetSignalProgram, SetSpeedLimit,
+    SetTripsActive, Snapshot, TripTable, UnsupportedActionError, VehicleArrays,
 )
 from twin.demand.routing import route_trips
 from twin.demand.vtypes import vclass_bit
@@ -299,14 +299,17 @@ class NativeEngine:
             limit = K.RUNNING if action.running else K.WAITING
             self._reroute(np.flatnonzero((self.state <= limit) & np.isin(self.vtype, rows)))
         elif isinstance(action, SetLaneSteering):
-            for (eid, k), q, d, until in zip(action.lanes, action.probability, action.direction, action.until_m):
+            lanes = []  # all checked before any is set
+            for (eid, k), d in zip(action.lanes, action.direction):
                 e = self._edges((eid,))[0]
                 if not 0 <= k < city.edge_num_lanes[e]:
                     raise KeyError(f"edge {eid!r} has no lane {k} (it has {city.edge_num_lanes[e]})")
                 if not 0 <= k + d < city.edge_num_lanes[e]:
                     raise ValueError(f"lane {k} of edge {eid!r} has no neighbour in direction {d:+d}")
-                ln = city.edge_lane_start[e] + k
-                self._steer_p[ln], self._steer_dir[ln], self._steer_until[ln] = q, d, until
+                lanes.append(city.edge_lane_start[e] + k)
+            self._steer_p[lanes] = action.probability
+            self._steer_dir[lanes] = action.direction
+            self._steer_until[lanes] = action.until_m
         elif isinstance(action, SetTripsActive):
             self._set_trips_active(np.asarray(action.trips, dtype=np.int64), action.active)
         elif isinstance(action, AddVehicle):

@@ -642,9 +642,11 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
                 continue
             # the target lane must lead on for SG_MIN_TIME_S at the current speed (LC2013's neighDist gate;
             # looked at over the entering vehicles' horizon); a steered vehicle's was checked above
-            s_far = DEST_SCORE if steered else lane_score_within(tl, rk, STRATEGIC_DEPTH, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH,
-                                      route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane, lane_edge,
-                                      lane_allow, edge_lane_start, lane_length)
+            s_far = DEST_SCORE
+            if not steered:
+                s_far = lane_score_within(tl, rk, STRATEGIC_DEPTH, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH,
+                                          route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane, lane_edge,
+                                          lane_allow, edge_lane_start, lane_length)
             if s_far < DEST_SCORE and lane_reach(tl, rk, s_far, route_edges, base, rn, cb, lane_conn_offsets,
                                                  conn_to_lane, lane_edge, lane_allow, edge_lane_start,
                                                  lane_length) - p < SG_MIN_TIME_S * max(v, 0.1):

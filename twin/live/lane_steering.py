@@ -80,16 +80,15 @@ class LaneShareSteering:
         self.p, self.direction = np.zeros(L), np.zeros(L, dtype=np.int64)
         self.history: list[dict[str, Any]] = []
         self.loop_ids = [lid for lid, _, _ in loops]
-        steerable = {self.loop_ids[j]: j for js in self.stations for j in js.tolist()}
+        # loop id -> (loop index, its place among its station's lanes, how many lanes the station has)
+        steerable = {self.loop_ids[j]: (j, k, js.size) for js in self.stations for k, j in enumerate(js.tolist())}
         bad = sorted(set(initial or {}) - set(steerable))
         if bad:
             raise ConfigError(f"assimilation.initial_lane_steering names {len(bad)} loops that are not on a steered "
                               f"station's lanes ({', '.join(map(repr, bad[:5]))}); they are: "
                               f"{', '.join(map(repr, list(steerable)[:10]))}{' ...' if len(steerable) > 10 else ''}")
         for lid, v in (initial or {}).items():
-            j = steerable[lid]
-            k = int(np.flatnonzero(next(js for js in self.stations if j in js) == j)[0])
-            n = len(next(js for js in self.stations if j in js))
+            j, k, n = steerable[lid]
             d = 1 if v > 0 else -1
             if v != 0 and not 0 <= k + d < n:
                 raise ConfigError(f"assimilation.initial_lane_steering[{lid!r}] = {v}: that loop's lane has no "

@@ -96,16 +96,28 @@ def test_the_controller_learns_the_lane_shares_of_a_truth(tmp_path):
     assert ctl.state()["stations"] == 1 and ctl.to_dataset_vars()["lane_share_error"][1].size == windows
 
 
-def test_stations_too_close_to_the_edge_start_or_on_one_lane_are_not_steered():
+def test_the_first_station_of_an_edge_is_steered_and_single_lanes_are_not():
     city = corridor_city(6, 200.0, lanes=2)
     s = int(city.edge_lane_start[city.edge_index["e3"]])
     t = int(city.edge_lane_start[city.edge_index["e4"]])
-    loops = [("a0", s, 2.0), ("a1", s + 1, 2.0),  # 2 m into e3: no room to change lanes
-             ("b0", s, 80.0), ("b1", s + 1, 80.0),  # e3's first steerable station ...
+    loops = [("a0", s, 2.0), ("a1", s + 1, 2.0),  # e3's first station (steered from e2: 2 m leave no room)
              ("c0", s, 190.0), ("c1", s + 1, 190.0),  # ... so not this one
              ("d0", t, 100.0)]  # one lane only
     ctl = LaneShareSteering(city, loops, gain=0.5, memory=0.5)
-    assert [js.tolist() for js in ctl.stations] == [[2, 3]] and ctl.until == [80.0]
+    assert [js.tolist() for js in ctl.stations] == [[0, 1]] and ctl.until == [2.0]
+
+
+def test_loops_at_an_edge_start_are_steered_from_the_edge_before():
+    """Loops 2 m into e3 leave no room to change lanes before them: the vehicles are steered on e2."""
+    city, demand, _ = corridor()
+    s = int(city.edge_lane_start[city.edge_index["e3"]])
+    loops = [("e3_0", s, 2.0), ("e3_1", s + 1, 2.0)]
+    free, _ = run(city, demand, loops)
+    steered, eng = run(city, demand, loops, SetLaneSteering((("e3", 0),), (0.5,), (1,), (2.0,)))
+    share0 = lambda c: c[:, 0].sum() / c.sum()  # noqa: E731
+    print(f"lane 0 share 2 m into e3: free {share0(free):.2f}, half its vehicles steered left {share0(steered):.2f}")
+    assert steered.sum() == free.sum() and share0(steered) < share0(free) - 0.1
+    assert int(eng.teleports.sum()) == 0
 
 
 def test_a_steered_run_split_by_a_checkpoint_equals_the_uninterrupted_run(tmp_path):

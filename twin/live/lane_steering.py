@@ -9,8 +9,7 @@ station, the share of vehicles to move to a neighbouring lane before the loops
 and applies it with :class:`~twin.engines.base.SetLaneSteering`:
 
 - a *station* here is two or more loops on different lanes of one edge at one
-  position (more than ``MIN_POSITION_M`` into the edge, or no vehicle could change
-  before it); on an edge with several, the first is steered;
+  position; on an edge with several, the first is steered;
 - after each assimilation window the observed and simulated counts of its lanes
   are accumulated with forgetting (``lane_steering_memory``: the weight of the
   past), giving shares ``o_l`` and ``s_l``;
@@ -18,9 +17,12 @@ and applies it with :class:`~twin.engines.base.SetLaneSteering`:
   ``[0, MAX_PROBABILITY]``; the direction is towards the neighbouring lane with the
   largest deficit ``o − s`` (it changes only while ``p_l`` is about 0);
 - the engine moves each vehicle on lane ``l`` before the loops with probability
-  ``p_l`` (one draw per vehicle and edge) where its route leads on from the other
-  lane as far and the gaps allow; vehicles do not change for speed into a lane
-  they would be steered out of.
+  ``p_l`` (one draw per vehicle and edge) where the gaps allow (into a lane its
+  route leaves sooner only if it leads on far enough past the loops to change
+  back); vehicles do not change for speed into a lane they would be steered out
+  of. Loops less than ``kernels.STEER_UPSTREAM_M`` (15 m) into their edge leave
+  no room for that: there the vehicles are steered on the edge before, into the
+  lane whose connection enters the wanted side (see ``kernels.change_lanes``).
 
 It is a model parameter estimated online (joint state-parameter estimation), not
 a change of the counts: the vehicles do drive in the other lane.
@@ -35,7 +37,6 @@ from twin.city.model import CityModel
 from twin.config.loader import ConfigError
 from twin.engines.base import SetLaneSteering
 
-MIN_POSITION_M = 5.0  # [m] loops closer to the edge start than this are not steered (no room to change)
 MAX_PROBABILITY = 0.95  # the highest share of a lane's vehicles steered out of it
 MIN_COUNT = 10.0  # [veh] (accumulated) a station's shares are used from this many vehicles on, observed and simulated
 MIN_SHARE = 0.05  # the simulated share below which the relative error is taken against this
@@ -67,7 +68,7 @@ class LaneShareSteering:
         for e, at in by_edge.items():
             for pos in sorted(at):
                 js = at[pos]
-                if pos < MIN_POSITION_M or len(js) < 2 or len({int(lane_of[j]) for j in js}) < len(js):
+                if len(js) < 2 or len({int(lane_of[j]) for j in js}) < len(js):
                     continue
                 self.stations.append(np.array(sorted(js, key=lambda j: lane_of[j]), dtype=np.int64))
                 self.until.append(pos)

@@ -69,6 +69,7 @@ KEEP_RIGHT_ACCEPTANCE_S = 7.0  # [s] ... the right lane is free if it allows the
 SG_MIN_TIME_S = 20.0  # [s] a change for speed or keeping right needs the target lane to lead on this long at speed
 SLOWER_BY = 5.0 / 3.6  # [m/s] the right lane counts as slower if its speed is lower by more than this
 LC_URGENT_GAP = 0.5  # [m] gaps an urgent lane change accepts; a follower closer to the requester's back passes it
+STEER_UPSTREAM_M = 15.0  # [m] lane-use steering of loops closer than this to their edge's start acts on the edge before
 SCORE_CACHE_LANES = 6  # lanes per edge whose lane scores change_lanes caches per vehicle
 RHO_AIR = 1.2  # [kg/m³]
 G = 9.81  # [m/s²]
@@ -435,7 +436,12 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
     ``STRATEGIC_LOOKAHEAD_S`` at the speed limit past ``steer_until``; such a
     vehicle makes no strategic change back before ``steer_until`` (a
     mandatory one it does). A vehicle does not change for speed into a lane
-    it would be steered out of. With all ``steer_dir`` 0 nothing changes.
+    it would be steered out of. Loops less than ``STEER_UPSTREAM_M`` into their
+    edge leave no room to change before them: on the edge before, a vehicle
+    whose draw for the next edge steers it moves to the neighbouring lane whose
+    connection enters the steered side (by the same rules), and one whose
+    connection already enters where its steering wants it makes no
+    non-mandatory change away. With all ``steer_dir`` 0 nothing changes.
 
     Two vehicles stopped beside each other, each needing the other's lane
     urgently, swap lanes (:func:`_swap_ok`; SUMO swaps too): otherwise
@@ -547,13 +553,38 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
         steered = steer_dir[l] == direction and p < steer_until[l] and u < steer_p[l]
         if strategic and steer_dir[tl] == -direction and p < steer_until[tl] and u < steer_p[tl]:
             continue  # it was steered here from tl: it changes back past the loops (unless it must now)
+        past = steer_until[l]  # where the steered lanes' loops are, from this lane's start
+        stay = False  # the next edge's steering wants it on the lane it is on
+        if not steered and rk + 1 < rn:
+            nxt = route_edges[base + rk + 1]
+            near = False
+            for q in range(edge_num_lanes[nxt]):
+                ql = edge_lane_start[nxt] + q
+                near = near or (steer_dir[ql] != 0 and steer_until[ql] < STEER_UPSTREAM_M)
+            if near:  # loops right at the next edge's start: enter it on the side their steering wants
+                cx = choose_connection(l, rk, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane,
+                                       lane_edge, lane_allow, edge_lane_start, lane_length)
+                cy = choose_connection(tl, rk, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane,
+                                       lane_edge, lane_allow, edge_lane_start, lane_length)
+                if cx >= 0 and cy >= 0 and conn_to_lane[cx] != conn_to_lane[cy]:
+                    x = conn_to_lane[cx]
+                    y = conn_to_lane[cy]
+                    un = unit_hash(i, rk + 1, steer_salt)  # its draw on the next edge
+                    if steer_until[x] < STEER_UPSTREAM_M and un < steer_p[x] and \
+                            (lane_index[y] - lane_index[x]) * steer_dir[x] > 0:
+                        steered = True
+                        past = lane_length[l] + steer_until[x]
+                    elif steer_until[y] < STEER_UPSTREAM_M and un < steer_p[y] and \
+                            (lane_index[x] - lane_index[y]) * steer_dir[y] > 0:
+                        stay = True
+        if stay and not mandatory:
+            continue
         if steered and s_tgt < s_cur and not need:
             # into a lane the route leaves sooner: only if that lane leads on far enough past the loops
             # to change back there without hurry
             steered = s_tgt >= 1 and lane_reach(tl, rk, s_tgt, route_edges, base, rn, cb, lane_conn_offsets,
                                                 conn_to_lane, lane_edge, lane_allow, edge_lane_start,
-                                                lane_length) - steer_until[l] >= \
-                STRATEGIC_LOOKAHEAD_S * lane_speed[l] * 2.0
+                                                lane_length) - past >= STRATEGIC_LOOKAHEAD_S * lane_speed[l] * 2.0
         if not mandatory and not strategic and s_tgt < s_cur and not steered:
             continue
         length = vt_length[ty]

@@ -356,8 +356,9 @@ def main() -> int:
     print(f"count RMSE (pooled over seeds {a.seeds}): open loop {out['count_rmse_open_loop']} → assimilated "
           f"{out['count_rmse_assimilated']} veh/{a.interval:g} s, ratio {out['rmse_ratio']} (target <= 0.5); "
           f"with the true group multipliers from the start {out['count_rmse_oracle']} (ratio "
-          f"{out['rmse_ratio_oracle']}: the filter's ceiling); with the true demand {out['count_rmse_true_demand']} "
-          f"(ratio {out['rmse_ratio_true_demand']}: the best a demand correction can do here); counts per 15 min, "
+          f"{out['rmse_ratio_oracle']}: the demand filter's ceiling); with the true demand "
+          f"{out['count_rmse_true_demand']} (ratio {out['rmse_ratio_true_demand']}: the best a demand correction "
+          f"can do here; neither steers lanes); counts per 15 min, "
           f"30 min (the loops' own interval) and hour: ratio {out['rmse_ratio_15min']}, {out['rmse_ratio_30min']}, "
           f"{out['rmse_ratio_hour']}", file=sys.stderr)
     if a.json:

@@ -116,9 +116,11 @@ class SetTripsActive(Action):
 @dataclass(frozen=True, eq=False)
 class SetLaneSteering(Action):
     """Lane-use steering: on each listed lane, vehicles before ``until_m`` [m] move one lane towards
-    ``direction`` (+1 left, -1 right, 0 ends the steering of that lane) with ``probability`` each, where their
-    route leads on from the other lane as well and the gaps allow (a discretionary change). Data
-    assimilation sets it to match the lane shares that detectors count; each vehicle draws once per edge.
+    ``direction`` (+1 left, -1 right, 0 ends the steering of that lane) with ``probability`` each, where the
+    gaps allow (a discretionary change; into a lane their route leaves sooner only with room to change back
+    past ``until_m``); with ``until_m`` under 15 m they are steered on the edge before, into the lane whose
+    connection enters the wanted side. Data assimilation sets it to match the lane shares that detectors
+    count; each vehicle draws once per edge (docs/models.md, Lane changes).
 
     lanes : (edge id, lane index) pairs; ``probability``, ``direction``, ``until_m``: one per lane.
     """

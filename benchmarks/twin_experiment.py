@@ -247,7 +247,8 @@ def experiment(a: argparse.Namespace, seed: int, work: Path) -> dict:
               **({"free_entry_s": a.free_entry} if a.free_entry is not None else {}),
               **({"catch_up_s": a.catch_up} if a.catch_up is not None else {}), "lane_steering": a.lane_steering,
               **({"lane_steering_gain": a.steer_gain} if a.steer_gain is not None else {}),
-              **({"lane_steering_memory": a.steer_memory} if a.steer_memory is not None else {})}
+              **({"lane_steering_memory": a.steer_memory} if a.steer_memory is not None else {}),
+              **({"lane_steering_deadband": a.steer_deadband} if a.steer_deadband is not None else {})}
     frozen = {**common, "prior_std": 0.0, "process_std": 0.0, "method": "kalman", "lane_steering": False}
     if a.warm_start and a.lane_steering:  # yesterday: another truth, another wrong demand; keep its lane steering
         common["initial_lane_steering"] = yesterdays_steering(a, seed, city, prior, common, work)
@@ -300,6 +301,8 @@ def main() -> int:
                    help="lane_steering_gain of the assimilation (default: the config's)")
     p.add_argument("--lane-steering-memory", dest="steer_memory", type=float,
                    help="lane_steering_memory of the assimilation (default: the config's)")
+    p.add_argument("--lane-steering-deadband", dest="steer_deadband", type=float,
+                   help="lane_steering_deadband of the assimilation (default: the config's)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3],
                    help="one experiment per seed (perturbation and all simulations); errors pooled (default 1 2 3)")
     p.add_argument("--truth", choices=("sumo", "native"), default="sumo",

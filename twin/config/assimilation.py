@@ -39,7 +39,8 @@ class AssimilationConfig(BaseModel):
 
     ``lane_steering``: besides, the lane shares of stations with loops on several lanes of one edge are
     matched by steering vehicles between those lanes before the loops (:mod:`twin.live.lane_steering`;
-    integral gain ``lane_steering_gain``, ``lane_steering_memory``: weight of the past windows' counts);
+    integral gain ``lane_steering_gain``, ``lane_steering_memory``: weight of the past windows' counts,
+    ``lane_steering_deadband``: share errors within this many sampling standard deviations are left alone);
     ``initial_lane_steering``: the steering to start from, by loop id: the signed probability of moving a
     vehicle out of that loop's lane before the loops (+ left, − right), e.g. the ``lane_steering.steering``
     of an earlier run's state; each in [−0.95, 0.95].
@@ -66,6 +67,7 @@ class AssimilationConfig(BaseModel):
     lane_steering: bool = True
     lane_steering_gain: float = Field(0.5, ge=0, le=2.0)
     lane_steering_memory: float = Field(0.5, ge=0, lt=1.0)
+    lane_steering_deadband: float = Field(1.0, ge=0)
     initial_lane_steering: dict[str, Annotated[float, Field(ge=-0.95, le=0.95)]] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -13,8 +13,11 @@ and applies it with :class:`~twin.engines.base.SetLaneSteering`:
 - after each assimilation window the observed and simulated counts of its lanes
   are accumulated with forgetting (``lane_steering_memory``: the weight of the
   past), giving shares ``o_l`` and ``s_l``;
-- integral control: ``p_l += gain · (s_l − o_l) / max(s_l, 0.05)``, clipped to
-  ``[0, MAX_PROBABILITY]``; the direction is towards the neighbouring lane with the
+- integral control: ``p_l += gain · e_l / max(s_l, 0.05)``, clipped to
+  ``[0, MAX_PROBABILITY]``, with ``e_l`` the share error ``s_l − o_l`` shrunk
+  towards 0 by ``lane_steering_deadband`` sampling standard deviations
+  (binomial on the accumulated counts), so that a twin whose lane use is right
+  does not chase count noise; the direction is towards the neighbouring lane with the
   largest deficit ``o − s`` (it changes only while ``p_l`` is about 0);
 - the engine moves each vehicle on lane ``l`` before the loops with probability
   ``p_l`` (one draw per vehicle and edge) where the gaps allow (into a lane its
@@ -52,13 +55,15 @@ class LaneShareSteering:
         The engine's loops, in the order of the count vectors given to :meth:`update`.
     gain, memory : float
         Integral gain and the weight of the past windows' counts (see the module docstring).
+    deadband : float
+        Share errors within this many sampling standard deviations are not acted on.
     initial : dict, optional
         Steering to start from: loop id → signed probability (+ left, − right), as :meth:`state` reports it.
     """
 
     def __init__(self, city: CityModel, loops: list[tuple[str, int, float]], *, gain: float, memory: float,
-                 initial: dict[str, float] | None = None) -> None:
-        self.gain, self.memory = float(gain), float(memory)
+                 deadband: float = 1.0, initial: dict[str, float] | None = None) -> None:
+        self.gain, self.memory, self.deadband = float(gain), float(memory), float(deadband)
         by_edge: dict[int, dict[float, list[int]]] = {}
         for j, (_, ln, pos) in enumerate(loops):
             by_edge.setdefault(int(city.lane_edge[ln]), {}).setdefault(float(pos), []).append(j)
@@ -121,7 +126,13 @@ class LaneShareSteering:
                 want = max(nb)[1]
                 if self.direction[j] == 0 or (self.direction[j] != want and self.p[j] < 0.05):
                     self.direction[j] = want
-                self.p[j] = float(np.clip(self.p[j] + self.gain * (s[k] - o[k]) / max(s[k], MIN_SHARE),
+                # only the part of the error beyond ``deadband`` sampling standard deviations of the two
+                # shares (binomial, on the accumulated counts) counts: a twin whose lane use is right
+                # does not chase count noise
+                e = s[k] - o[k]
+                sd = np.sqrt(o[k] * (1.0 - o[k]) / self.O[js].sum() + s[k] * (1.0 - s[k]) / self.S[js].sum())
+                e = np.sign(e) * max(0.0, abs(e) - self.deadband * sd)
+                self.p[j] = float(np.clip(self.p[j] + self.gain * e / max(s[k], MIN_SHARE),
                                           0.0, MAX_PROBABILITY))
         self.history.append({"time_s": t, "stations": len(errors),
                              "share_error": float(np.mean(errors)) if errors else float("nan"),

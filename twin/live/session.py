@@ -115,7 +115,7 @@ class LiveTwin:
             from twin.live.lane_steering import LaneShareSteering
 
             steering = LaneShareSteering(city, loops, gain=a.lane_steering_gain, memory=a.lane_steering_memory,
-                                         initial=a.initial_lane_steering)
+                                         deadband=a.lane_steering_deadband, initial=a.initial_lane_steering)
         self.assimilator = DemandAssimilator(a, full, rank, groups, names, route_incidence(city, full, loops),
                                              steering)
         return full

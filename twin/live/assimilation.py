@@ -323,10 +323,12 @@ class DemandAssimilator:
         """The multipliers in force [-] (the estimate clipped to what reserves allow)."""
         return self._applied_m[-1]
 
-    def initial_action(self) -> SetTripsActive:
-        """Cancel the trips the initial multipliers do not want (apply before the first step): with all
-        multipliers 1 (the default) the reserves, so the twin starts on its prior demand."""
-        return SetTripsActive(tuple(np.flatnonzero(self.rank >= self.m[self.groups] / self.R).tolist()), False)
+    def initial_actions(self) -> list[Action]:
+        """What to apply before the first step: cancel the trips the initial multipliers do not want (with
+        all multipliers 1, the default, the reserves, so the twin starts on its prior demand), and put any
+        initial lane steering in force."""
+        cancel = SetTripsActive(tuple(np.flatnonzero(self.rank >= self.m[self.groups] / self.R).tolist()), False)
+        return [cancel, *(self.steering.initial_actions() if self.steering is not None else [])]
 
     def crossings(self, table: TripTable, vehicles: VehicleArrays) -> np.ndarray:
         """Incidence entries (trip, station) newly crossed since the last call (bool per entry)."""

@@ -57,8 +57,7 @@ class LiveTwin:
             self.demand = demand = self._setup_assimilation(cfg, city, demand, loops)
         self.engine.start(city, demand, seed=RngStreams(cfg.seed).seed_for("engine"))
         if self.assimilator is not None:
-            self.engine.apply(self.assimilator.initial_action())
-            for action in self.assimilator.steering.initial_actions() if self.assimilator.steering else []:
+            for action in self.assimilator.initial_actions():
                 self.engine.apply(action)
         self.env = simpy.rt.RealtimeEnvironment(factor=1.0 / speed, strict=False)
         self.sim = Simulation(self.engine, cfg.run.duration_s, env=self.env)

@@ -185,6 +185,9 @@ def run_twin(cfg, city, demand, feed: Path, out: Path):
     return r, time.perf_counter() - t0
 
 
+SCALES = {"_15min": 900.0, "_30min": 1800.0, "_hour": 3600.0}  # counts summed per 15 min, 30 min, hour
+
+
 def scores(sim: np.ndarray, truth: np.ndarray, interval: float) -> dict[str, float]:
     """Squared errors (summed) per feed interval and per :data:`SCALES` [veh²] and their counts; GEH < 5
     loops of the hourly counts."""
@@ -195,9 +198,6 @@ def scores(sim: np.ndarray, truth: np.ndarray, interval: float) -> dict[str, flo
         d = coarsen(sim, k) - coarsen(truth, k)
         out.update({"se" + key: float(np.sum(d ** 2)), "n" + key: d.size})
     return out
-
-
-SCALES = {"_15min": 900.0, "_30min": 1800.0, "_hour": 3600.0}  # counts summed per 15 min, 30 min, hour
 
 
 def coarsen(counts: np.ndarray, k: int) -> np.ndarray:

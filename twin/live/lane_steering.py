@@ -136,7 +136,7 @@ class LaneShareSteering:
                                           0.0, MAX_PROBABILITY))
         self.history.append({"time_s": t, "stations": len(errors),
                              "share_error": float(np.mean(errors)) if errors else float("nan"),
-                             "steered_lanes": int(np.sum(self.p > 0))})
+                             "steered_lanes": int(np.sum((self.p > 0) & (self.direction != 0)))})
         return self._actions()
 
     def _actions(self) -> list[SetLaneSteering]:

@@ -240,3 +240,35 @@ def test_a_twin_whose_lane_use_is_right_is_left_alone():
     run(city, demand, loops, windows=8, window_s=150.0, controller=ctl, truth=truth)
     print(f"steering p {ctl.p} (no deadband would act on every share difference)")
     assert ctl.p.max() < 0.05
+
+
+def test_live_cli_prints_the_lane_steering_and_rejects_a_bad_initial_one(tmp_path):
+    import json
+    import re
+
+    import yaml
+
+    from conftest import run_cli
+
+    city, demand, loops = corridor()
+    truth, _ = run(city, demand, loops, SetLaneSteering((("e3", 0),), (0.6,), (1,), (LOOP_POS,)), windows=4,
+                   window_s=60.0)
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("".join(json.dumps({"sensor": lid, "time": 60.0 * (k + 1), "count": float(truth[k, j])}) + "\n"
+                            for k in range(4) for j, (lid, _, _) in enumerate(loops)))
+    scenario = {
+        "name": "steered", "seed": 1, "city": {"type": "corridor", "edges": 6, "length_m": 200, "lanes": 2},
+        "demand": {"type": "trips", "trips": [{"origin": "e0", "destination": "e5", "count": 600, "headway_s": 2}]},
+        "run": {"duration_s": 240, "record_interval_s": 60},
+        "sensors": {"loops": [{"id": lid, "lane": f"e3_{k}", "pos_m": LOOP_POS} for k, (lid, _, _) in
+                              enumerate(loops)]},
+        "assimilation": {"interval_s": 60, "initial_lane_steering": {"e3_0": 0.5}}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(scenario))
+    r = run_cli("live", tmp_path / "s.yaml", "--feed", feed, "--speed", "1000000", "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"lane steering: [12] lanes of 1 stations steered; vehicles in another lane than counted: "
+                     r"\d+\.\d%", r.stdout), r.stdout
+    scenario["assimilation"]["initial_lane_steering"] = {"nope": 0.5}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(scenario))
+    r = run_cli("live", tmp_path / "bad.yaml", "--feed", feed, "--speed", "1000000", "--out", tmp_path / "out2")
+    assert r.returncode == 2 and "'nope'" in r.stderr and "Traceback" not in r.stderr, r.stderr

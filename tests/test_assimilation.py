@@ -280,6 +280,43 @@ def test_a_group_queued_at_its_origin_is_held():
     assert rho[names.index("e0")] == 0.0 and rho[names.index("e1")] == 1.0
 
 
+def test_a_group_held_up_on_the_way_is_held():
+    """Running vehicles whose time loss grew by more than jam_loss_share of the window are in a queue: their
+    group's counts do not follow its multiplier (else a queue in the twin would call for more demand)."""
+    from twin.city import corridor_city
+    from twin.demand import route_demand
+    from twin.engines.base import TripTable
+    from twin.live.assimilation import DemandAssimilator
+
+    from conftest import make_trips
+
+    city = corridor_city(3, 300.0)
+    demand = route_demand(city, make_trips(city, [("e0", "e2", 10.0 * k) for k in range(20)]
+                                           + [("e1", "e2", 10.0 * k) for k in range(20)]).sorted_by_depart())
+    groups, names = trip_groups(city, demand, "origin")
+    loops = [("l", int(city.edge_lane_start[city.edge_index["e2"]]), 10.0)]
+    n = len(demand.trips)
+    nan = np.full(n, np.nan)
+    e0 = groups == names.index("e0")
+    running = np.full(n, 2, dtype=np.int8)
+    running[np.flatnonzero(e0)[::2]] = 3  # half of e0's trips have arrived: only the running ones count
+
+    def table(loss):
+        return TripTable(demand.trips.depart, demand.trips.depart, nan, nan, nan, loss, nan,
+                         np.zeros(n, dtype=np.int32), running)
+
+    for share, expect_e0 in ((0.25, 0.0), (1.0, 1.0)):  # 1 turns the rule off
+        asm = DemandAssimilator(AssimilationConfig(jam_loss_share=share), demand, np.zeros(n), groups, names,
+                                route_incidence(city, demand, loops))
+        # over a 300 s window e0's vehicles lost 200 s (a queue), e1's 60 s (a red light)
+        loss = np.where(e0, 200.0, 60.0)
+        rho = asm.responsiveness(300.0, 300.0, table(loss))
+        assert rho[names.index("e0")] == expect_e0 and rho[names.index("e1")] == 1.0
+        # the next window the queue has cleared: time loss is counted from the last update on
+        rho = asm.responsiveness(600.0, 300.0, table(loss + 30.0))
+        assert rho.tolist() == [1.0, 1.0]
+
+
 def test_live_cli_reports_the_assimilation(tmp_path):
     from conftest import run_cli
     from twin.runner import run_scenario

@@ -17,10 +17,13 @@ trips crossed which station in the window is read from the running vehicles
 (their edge and position along their route) and the arrivals; the simulated
 count ``s`` of a station is shared among the groups of those trips, each trip
 weighted ``1 / m̃`` (the multiplier in force when it entered), so that ``H m``
-is the count the twin would have seen with multipliers ``m``. A group whose
-trips queue at their origin (they enter more than ``free_entry_s`` after their
-depart time) is limited by the road, not by demand: its share of the counts is
-held fixed instead of following ``m``.
+is the count the twin would have seen with multipliers ``m``. The part of a
+group held up by queues, at its origin (trips entering more than
+``free_entry_s`` after their depart time) or on the way (running vehicles whose
+time loss grew by more than ``jam_loss_share`` of the window), is limited by the
+road, not by demand: that share of its counts is held fixed instead of
+following ``m`` (otherwise a queue in the twin, short of the observed counts
+downstream, would call for more demand and grow).
 
 Everything here is numpy over arrays; the only per-trip Python loop is in the
 one-off grouping by route.
@@ -306,6 +309,7 @@ class DemandAssimilator:
         self._crossed = np.zeros(incidence.trip.size, dtype=np.bool_)
         self._progress = np.zeros(n, dtype=np.int64)
         self._due = self.depart.copy()  # when each trip may enter: its depart, or its re-admission (catch-up)
+        self._loss_seen = np.zeros(n)  # each trip's time loss [s] at the last update (see responsiveness)
         # inflow nudging (method kalman+inflow): B[s, g] = share of group g's prior trips whose route crosses
         # station s; trips the nudging admitted or cancelled are left alone by the multipliers' rule
         S = len(incidence.station_edges)
@@ -351,10 +355,17 @@ class DemandAssimilator:
         return new
 
     def responsiveness(self, t: float, window: float, table: TripTable) -> np.ndarray:
-        """Per group: share of its trips entering in the window within ``free_entry_s`` of their depart time.
+        """Per group: the share of its counts that follows its multiplier, in ``[0, 1]``.
 
-        A group whose trips queue at their origin is limited by the road, not by demand: its counts do
-        not follow its multiplier (share near 0). Groups with no trip entering in the window get 1.
+        A group's trips held up by a queue are limited by the road, not by demand: more of them would
+        only queue (and more counts short of the observed ones would call for more of them still, a
+        feedback that feeds the queue). Two queues are seen, and the shares of trips free of them
+        multiply:
+
+        - at the origin: of the trips entering in the window, the share that entered within
+          ``free_entry_s`` of their depart time (groups with no trip entering get 1);
+        - on the way: of the running vehicles, the share whose time loss grew by at most
+          ``jam_loss_share`` of the window since the last update (groups with no vehicle running get 1).
         """
         G = len(self.group_names)
         ins = table.depart_actual
@@ -362,7 +373,15 @@ class DemandAssimilator:
         free = entered & (ins - self._due <= self.cfg.free_entry_s)
         n = np.bincount(self.groups[entered], minlength=G)
         f = np.bincount(self.groups[free], minlength=G)
-        return np.where(n > 0, f / np.maximum(n, 1), 1.0)
+        at_origin = np.where(n > 0, f / np.maximum(n, 1), 1.0)
+        loss = np.nan_to_num(table.time_loss, nan=0.0)
+        running = table.state == 2
+        held = running & (loss - self._loss_seen > self.cfg.jam_loss_share * window)
+        self._loss_seen = loss
+        n_run = np.bincount(self.groups[running], minlength=G)
+        n_held = np.bincount(self.groups[held], minlength=G)
+        on_way = np.where(n_run > 0, 1.0 - n_held / np.maximum(n_run, 1), 1.0)
+        return at_origin * on_way
 
     def _observation_operator(self, new: np.ndarray, s_station: np.ndarray, table: TripTable, rho: np.ndarray):
         """Sensitivity ``H`` [veh per unit multiplier] and prediction ``ŷ`` [veh] at the current multipliers."""

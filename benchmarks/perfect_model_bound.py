@@ -19,10 +19,10 @@ configuration (same network, signal plans, vehicle types), for each seed:
 Both are compared with the truth (SUMO as shipped, seed ``s``) as
 ``twin_experiment.py`` does (RMSE of the loop counts per ``--interval``).
 ``rmse_ratio_true_demand`` is the best ratio any demand correction could
-reach with a perfect model; ``*_15min`` and ``*_hour``: the same with the
-counts summed per 15 minutes and per hour (the run-to-run scatter averages
-out there, so the bound is lower). ``rmse_ratio_first_window_open`` is a tighter
-bound for a twin that assimilates counts: its first window runs before any
+reach with a perfect model; ``*_15min``, ``*_30min`` and ``*_hour``: the same
+with the counts summed per 15 minutes, 30 minutes (the loops' own interval) and
+hour (the run-to-run scatter averages out there, so the bound is lower).
+``rmse_ratio_first_window_open`` is a tighter bound for a twin that assimilates counts: its first window runs before any
 count arrives, so it keeps the open loop's error there and reaches the
 true-demand error from the second window on (the best case). The last stdout
 line with ``--json`` is one JSON object.
@@ -89,8 +89,9 @@ def main() -> int:
     logging.basicConfig(level=logging.ERROR)
     root = (a.out or Path(tempfile.mkdtemp(prefix="perfect-model-"))).resolve()
     files = read_sumocfg(te.SUMOCFG)
-    # counts summed over k intervals: the run's own, per 15 minutes, per hour
-    scales = {"": 1, "_15min": max(1, int(round(900 / a.interval))), "_hour": max(1, int(round(3600 / a.interval)))}
+    # counts summed over k intervals: the run's own, per 15 minutes, per 30 minutes, per hour
+    scales = {"": 1, **{lab: max(1, int(round(span / a.interval)))
+                        for lab, span in (("_15min", 900), ("_30min", 1800), ("_hour", 3600))}}
     se: dict[tuple[str, str], list[np.ndarray]] = {}  # (scale, run) -> squared errors per seed
     per_seed = []
     for seed in a.seeds:
@@ -128,7 +129,8 @@ def main() -> int:
     print(f"perfect model (SUMO as twin), seeds {a.seeds}: open loop {out['count_rmse_open_loop']}, true demand "
           f"{out['count_rmse_true_demand']} veh/{a.interval:g} s: best ratio {out['rmse_ratio_true_demand']} "
           f"({out['rmse_ratio_first_window_open']} if the first window runs open loop); counts per 15 min "
-          f"{out['rmse_ratio_15min_true_demand']}, per hour {out['rmse_ratio_hour_true_demand']}", file=sys.stderr)
+          f"{out['rmse_ratio_15min_true_demand']}, per 30 min {out['rmse_ratio_30min_true_demand']}, per hour "
+          f"{out['rmse_ratio_hour_true_demand']}", file=sys.stderr)
     if a.json:
         print(json.dumps(out))
     return 0

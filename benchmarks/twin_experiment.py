@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Twin experiment: does assimilation pull a wrong-demand twin back to the truth's detector counts?
 
-    python benchmarks/twin_experiment.py [--json] [--seeds 1 2 3] [--truth sumo|native] [--interval 300]
+    python benchmarks/twin_experiment.py [--json] [--seeds 1 2 3] [--truth sumo|native] [--interval 1800]
                                          [--feed-interval 300] [--assim-interval 300] [--perturb origin]
                                          [--groups route|origin|all] [--method kalman|kalman+inflow]
                                          [--inflow-interval 60] [--prior-std S] [--free-entry S]
@@ -11,8 +11,9 @@ Truth: SUMO (libsumo) runs ``../shared/data/bologna-acosta/run.sumocfg`` as ship
 (its network, signal plans, vehicle types and one hour of demand) with its
 real induction loops (``acosta_detectors.add.xml``: same ids, lanes and
 positions; only their output period and file are set here so nothing is
-written into the shared data); their counts per ``--feed-interval`` (default:
-``--interval``) are recorded as a feed file (CSV: sensor, time, count).
+written into the shared data); their counts per ``--feed-interval`` (default
+300 s: the twin is fed every 5 minutes, as a live deployment polls its
+detectors) are recorded as a feed file (CSV: sensor, time, count).
 
 Twin: the native engine on the same network, its demand perturbed: every
 origin edge (``--perturb origin``; or every route) gets a random factor in
@@ -36,17 +37,18 @@ other trips of the group, with other routes and depart times, than the ones
 the perturbation dropped).
 
 Measures, twin vs truth, over the hour: RMSE of the loop counts per
-``--interval`` (the headline ``count_rmse_*``), per 15 min, per 30 min (the
-interval the configuration's loops report at: ``freq="1800"`` in
-``acosta_detectors.add.xml``; ``*_30min`` and ``rmse_ratio_30min``) and per hour,
-and the share of loops with GEH < 5 on their hourly count. The assimilated twin
+``--interval`` (the headline ``count_rmse_*`` and ``rmse_ratio``; default 1800 s,
+the interval the configuration's loops report at: ``freq="1800"`` in
+``acosta_detectors.add.xml``), per 5 min, 15 min, 30 min and hour (``*_5min``,
+..., ``rmse_ratio_5min``, ...: those the feed interval divides), and the share of
+loops with GEH < 5 on their hourly count. The assimilated twin
 also steers lane use (``assimilation.lane_steering``; ``--no-lane-steering``
 turns it off); the open-loop, oracle and true-demand twins do not. The last stdout line with
 ``--json`` is one JSON object with these figures (``*_true_demand``: the floor;
 ``rmse_ratio_true_demand``: the ratio a perfect demand correction would reach;
 ``rmse_ratio_oracle``: the ratio with the true group multipliers from the start).
-``--prior-std`` defaults to the perturbation's own spread (0.3/√3): the filter
-is told how far off the demand is, as a user would set it.
+The assimilation runs with the configuration's defaults (``AssimilationConfig``)
+but for the options given.
 """
 from __future__ import annotations
 
@@ -185,17 +187,19 @@ def run_twin(cfg, city, demand, feed: Path, out: Path):
     return r, time.perf_counter() - t0
 
 
-SCALES = {"_15min": 900.0, "_30min": 1800.0, "_hour": 3600.0}  # counts summed per 15 min, 30 min, hour
+SCALES = {"_5min": 300.0, "_15min": 900.0, "_30min": 1800.0, "_hour": 3600.0}  # counts summed per 5 min, ...
 
 
-def scores(sim: np.ndarray, truth: np.ndarray, interval: float) -> dict[str, float]:
-    """Squared errors (summed) per feed interval and per :data:`SCALES` [veh²] and their counts; GEH < 5
-    loops of the hourly counts."""
-    out = {"se": float(np.sum((sim - truth) ** 2)), "n": sim.size,
-           "geh5": int(np.sum(geh(sim.sum(axis=0), truth.sum(axis=0)) < 5.0)), "counted": float(sim.sum())}
-    for key, span in SCALES.items():
-        k = max(1, int(round(span / interval)))
-        d = coarsen(sim, k) - coarsen(truth, k)
+def scores(sim: np.ndarray, truth: np.ndarray, interval: float, headline: float) -> dict[str, float]:
+    """Squared errors [veh²] (summed, ``se*``) and their number (``n*``) of counts ``(interval, loop)``
+    summed per ``headline`` [s] (keys ``se``, ``n``) and per each :data:`SCALES` span that is a whole
+    multiple of ``interval``; GEH < 5 loops of the hourly counts; vehicles counted."""
+    out = {"geh5": int(np.sum(geh(sim.sum(axis=0), truth.sum(axis=0)) < 5.0)), "counted": float(sim.sum())}
+    for key, span in {"": headline, **SCALES}.items():
+        k = span / interval
+        if k < 1.0 - 1e-9 or abs(k - round(k)) > 1e-9:
+            continue
+        d = coarsen(sim, int(round(k))) - coarsen(truth, int(round(k)))
         out.update({"se" + key: float(np.sum(d ** 2)), "n" + key: d.size})
     return out
 
@@ -227,7 +231,6 @@ def experiment(a: argparse.Namespace, seed: int, work: Path) -> dict:
     base = load_any(SUMOCFG, overrides={"seed": seed, "run": {"duration_s": DURATION,
                                                               "record_interval_s": a.feed_interval}})
     city, prior = prepare(base)
-    k_score = int(round(a.interval / a.feed_interval))
     if a.truth == "sumo":
         ids, truth, truth_wall = run_truth(SUMOCFG, a.feed_interval, work, seed)
     else:
@@ -236,14 +239,13 @@ def experiment(a: argparse.Namespace, seed: int, work: Path) -> dict:
         ids = [lid for lid, _, _ in resolve_loops(city, base.sensors)]
         truth, truth_wall = run_truth_native(base, city, prior, ids, seed)
     feed = write_feed(work / "truth_feed.csv", ids, truth, a.feed_interval)
-    truth_fine, truth = truth, coarsen(truth, k_score)
     demand, factors = perturb(city, prior, a.perturb, np.random.default_rng(seed))
     print(f"seed {seed}: truth ({a.truth}) counted {truth.sum():,.0f} vehicles on {len(ids)} loops in "
           f"{truth_wall:.1f} s; twin {len(demand.trips):,} trips (truth {len(prior.trips):,}), {len(factors)} "
           f"{a.perturb} factors in [{min(factors.values()):.2f}, {max(factors.values()):.2f}]", file=sys.stderr)
     common = {"interval_s": a.assim_interval, "groups": a.groups, "reserve_factor": a.reserve,
               "method": a.method, "inflow_interval_s": a.inflow_interval, "inflow_gain": a.inflow_gain,
-              "prior_std": a.prior_std if a.prior_std is not None else round(SPREAD / np.sqrt(3.0), 3),
+              **({"prior_std": a.prior_std} if a.prior_std is not None else {}),
               **({"free_entry_s": a.free_entry} if a.free_entry is not None else {}),
               **({"catch_up_s": a.catch_up} if a.catch_up is not None else {}), "lane_steering": a.lane_steering,
               **({"lane_steering_gain": a.steer_gain} if a.steer_gain is not None else {}),
@@ -259,9 +261,8 @@ def experiment(a: argparse.Namespace, seed: int, work: Path) -> dict:
         cfg = base.model_copy(update={"assimilation": AssimilationConfig.model_validate(assim)})
         r, wall = run_twin(cfg, city, dem, feed, work / name)
         ds = r.dataset
-        sim = ds["sensor_count"].values[:, [list(ds["sensor"].values).index(i) for i in ids]][: truth_fine.shape[0]]
-        sim = coarsen(sim, k_score)
-        runs[name] = {**scores(sim, truth, a.interval), "wall_s": wall}
+        sim = ds["sensor_count"].values[:, [list(ds["sensor"].values).index(i) for i in ids]][: truth.shape[0]]
+        runs[name] = {**scores(sim, truth, a.feed_interval, a.interval), "wall_s": wall}
         print(f"  {name:<12} RMSE {np.sqrt(runs[name]['se'] / runs[name]['n']):6.2f} veh/{a.interval:g} s, "
               f"GEH<5 {runs[name]['geh5'] / len(ids):4.0%}, counted {runs[name]['counted']:8,.0f}, "
               f"{wall:.1f} s wall", file=sys.stderr)
@@ -274,9 +275,10 @@ def experiment(a: argparse.Namespace, seed: int, work: Path) -> dict:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--json", action="store_true", help="print the figures as JSON on the last line")
-    p.add_argument("--interval", type=float, default=300.0, help="feed (count) interval [s] (default 300)")
-    p.add_argument("--feed-interval", type=float, help="interval of the truth's feed records and the twin's "
-                   "recording [s] (default: --interval; it must divide it)")
+    p.add_argument("--interval", type=float, default=1800.0, help="interval the headline count error is "
+                   "measured at [s] (default 1800: the loops' own)")
+    p.add_argument("--feed-interval", type=float, default=300.0, help="interval of the truth's feed records and "
+                   "the twin's recording [s] (default 300; it must divide --interval)")
     p.add_argument("--assim-interval", type=float, default=300.0, help="assimilation interval [s] (default 300)")
     p.add_argument("--method", choices=("kalman", "kalman+inflow"), default="kalman",
                    help="assimilation method (default kalman)")
@@ -288,8 +290,8 @@ def main() -> int:
                    help="assimilation groups (default route: on Bologna 0.83 / 0.85 on seeds 1-3 / 4-6 against "
                         "origin's 0.88 / 0.90; equal on the identical twin)")
     p.add_argument("--reserve", type=float, default=2.0, help="reserve factor (default 2)")
-    p.add_argument("--prior-std", type=float, help="prior standard deviation of the multipliers (default: that "
-                   "of the perturbation, 0.3/sqrt(3))")
+    p.add_argument("--prior-std", type=float, help="prior standard deviation of the multipliers (default: the "
+                   "config's; the perturbation's own spread is 0.3/sqrt(3) = 0.17)")
     p.add_argument("--free-entry", type=float, help="free_entry_s of the assimilation (default: the config's)")
     p.add_argument("--catch-up", type=float, help="catch_up_s of the assimilation (default: the config's)")
     p.add_argument("--no-lane-steering", dest="lane_steering", action="store_false",
@@ -311,7 +313,9 @@ def main() -> int:
     p.add_argument("--out", type=Path, help="keep each seed's feed and twins' results here (default: a temp dir)")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args()
-    a.feed_interval = a.feed_interval or a.interval
+    k = a.interval / a.feed_interval
+    if a.feed_interval <= 0 or k < 1.0 - 1e-9 or abs(k - round(k)) > 1e-9:
+        p.error(f"--feed-interval {a.feed_interval:g} must divide --interval {a.interval:g}")
     logging.basicConfig(level=logging.INFO if a.verbose else logging.ERROR, format="%(message)s")
     root = (a.out or Path(tempfile.mkdtemp(prefix="twin-experiment-"))).resolve()
     per_seed = {}
@@ -326,12 +330,13 @@ def main() -> int:
         return round(float(np.sqrt(se / n)), 3)
 
     loops = sum(r["loops"] for r in per_seed.values())
+    scales = [key for key in SCALES if "se" + key in next(iter(per_seed.values()))["assimilated"]]
     out: dict = {}
-    for key in ("", *SCALES):
+    for key in ("", *scales):
         for run in ("open_loop", "assimilated", "true_demand", "oracle"):
             out[f"count_rmse{key}_{run}"] = pooled(run, key)
     out["rmse_ratio"] = round(out["count_rmse_assimilated"] / out["count_rmse_open_loop"], 3)
-    for key in SCALES:
+    for key in scales:
         out[f"rmse_ratio{key}"] = round(out[f"count_rmse{key}_assimilated"] / out[f"count_rmse{key}_open_loop"], 3)
     # what the filter's own parameterisation allows: the true group multipliers in force from the start
     out["rmse_ratio_oracle"] = round(out["count_rmse_oracle"] / out["count_rmse_open_loop"], 3)
@@ -361,9 +366,8 @@ def main() -> int:
           f"with the true group multipliers from the start {out['count_rmse_oracle']} (ratio "
           f"{out['rmse_ratio_oracle']}: the demand filter's ceiling); with the true demand "
           f"{out['count_rmse_true_demand']} (ratio {out['rmse_ratio_true_demand']}: the best a demand correction "
-          f"can do here; neither steers lanes); counts per 15 min, "
-          f"30 min (the loops' own interval) and hour: ratio {out['rmse_ratio_15min']}, {out['rmse_ratio_30min']}, "
-          f"{out['rmse_ratio_hour']}", file=sys.stderr)
+          f"can do here; neither steers lanes); ratio of the counts per "
+          + ", ".join(f"{SCALES[key] / 60:g} min {out['rmse_ratio' + key]}" for key in scales), file=sys.stderr)
     if a.json:
         print(json.dumps(out))
     return 0

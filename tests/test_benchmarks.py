@@ -58,14 +58,17 @@ def test_oracle_multipliers_are_the_truths_trips_over_the_twins(bologna_perturbe
         assert m[name] == pytest.approx(1.0 / f, rel=0.05), name
 
 
-def test_scores_sum_the_counts_per_15_min_30_min_and_hour():
+def test_scores_sum_the_counts_per_headline_interval_and_scale():
     """An error of +1 vehicle per loop and 5 minutes adds up to 3, 6 and 12 per 15 min, 30 min and hour."""
     import twin_experiment as te
 
     truth = np.arange(24.0).reshape(12, 2)
-    sc = te.scores(truth + 1.0, truth, 300.0)
-    assert (sc["se"], sc["n"]) == (24.0, 24)
+    sc = te.scores(truth + 1.0, truth, 300.0, 1800.0)
+    assert (sc["se"], sc["n"]) == (36.0 * 4, 4)  # the headline: per 30 min
+    assert (sc["se_5min"], sc["n_5min"]) == (24.0, 24)
     assert (sc["se_15min"], sc["n_15min"]) == (9.0 * 8, 8)
     assert (sc["se_30min"], sc["n_30min"]) == (36.0 * 4, 4)
     assert (sc["se_hour"], sc["n_hour"]) == (144.0 * 2, 2)
+    coarse = te.scores(truth[:2] + 1.0, truth[:2], 1800.0, 1800.0)  # a 30-minute feed has no 5 or 15-min figure
+    assert "se_5min" not in coarse and "se_15min" not in coarse and coarse["se_hour"] == 2 * 2.0 ** 2
     assert sc["counted"] == float(truth.sum() + 24)

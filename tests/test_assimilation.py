@@ -277,7 +277,7 @@ def test_a_group_queued_at_its_origin_is_held():
     table = TripTable(demand.trips.depart, demand.trips.depart + late, nan, nan, nan, nan, nan,
                       np.zeros(n, dtype=np.int32), np.full(n, 2, dtype=np.int8))
     rho = asm.responsiveness(300.0, 300.0, table)
-    assert rho[names.index("e0")] == 0.0 and rho[names.index("e1")] == 1.0
+    assert rho.shape == (1, 2) and rho[0, names.index("e0")] == 0.0 and rho[0, names.index("e1")] == 1.0
 
 
 def test_a_group_held_up_on_the_way_is_held():
@@ -311,10 +311,37 @@ def test_a_group_held_up_on_the_way_is_held():
         # over a 300 s window e0's vehicles lost 200 s (a queue), e1's 60 s (a red light)
         loss = np.where(e0, 200.0, 60.0)
         rho = asm.responsiveness(300.0, 300.0, table(loss))
-        assert rho[names.index("e0")] == expect_e0 and rho[names.index("e1")] == 1.0
+        assert rho[0, names.index("e0")] == expect_e0 and rho[0, names.index("e1")] == 1.0
         # the next window the queue has cleared: time loss is counted from the last update on
         rho = asm.responsiveness(600.0, 300.0, table(loss + 30.0))
-        assert rho.tolist() == [1.0, 1.0]
+        assert rho.tolist() == [[1.0, 1.0]]
+
+
+def test_the_held_share_is_per_station_among_the_vehicles_whose_route_passes_it():
+    """One origin, two routes: vehicles of the long one are held up; the station only the long route passes
+    does not follow the origin's multiplier, the station both pass follows it for the free half."""
+    from twin.city import corridor_city
+    from twin.demand import route_demand
+    from twin.engines.base import TripTable
+    from twin.live.assimilation import DemandAssimilator
+
+    from conftest import make_trips
+
+    city = corridor_city(3, 300.0)
+    demand = route_demand(city, make_trips(city, [("e0", "e1", 10.0 * k) for k in range(10)]
+                                           + [("e0", "e2", 10.0 * k) for k in range(10)]).sorted_by_depart())
+    groups, names = trip_groups(city, demand, "origin")
+    loops = [(f"l{e}", int(city.edge_lane_start[city.edge_index[e]]), 10.0) for e in ("e1", "e2")]
+    inc = route_incidence(city, demand, loops)
+    n = len(demand.trips)
+    nan = np.full(n, np.nan)
+    long_route = np.array([demand.route(i).size == 3 for i in range(n)])
+    table = TripTable(demand.trips.depart, demand.trips.depart, nan, nan, nan, np.where(long_route, 200.0, 0.0),
+                      nan, np.zeros(n, dtype=np.int32), np.full(n, 2, dtype=np.int8))
+    asm = DemandAssimilator(AssimilationConfig(), demand, np.zeros(n), groups, names, inc)
+    rho = asm.responsiveness(300.0, 300.0, table)
+    e1, e2 = inc.station_edges.index("e1"), inc.station_edges.index("e2")
+    assert rho[e1, 0] == pytest.approx(0.5) and rho[e2, 0] == 0.0
 
 
 def test_live_cli_reports_the_assimilation(tmp_path):

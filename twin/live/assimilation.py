@@ -19,11 +19,12 @@ count ``s`` of a station is shared among the groups of those trips, each trip
 weighted ``1 / m̃`` (the multiplier in force when it entered), so that ``H m``
 is the count the twin would have seen with multipliers ``m``. The part of a
 group held up by queues, at its origin (trips entering more than
-``free_entry_s`` after their depart time) or on the way (running vehicles whose
-time loss grew by more than ``jam_loss_share`` of the window), is limited by the
-road, not by demand: that share of its counts is held fixed instead of
-following ``m`` (otherwise a queue in the twin, short of the observed counts
-downstream, would call for more demand and grow).
+``free_entry_s`` after their depart time) or on the way to a station (running
+vehicles whose route passes it and whose time loss grew by more than
+``jam_loss_share`` of the window), is limited by the road, not by demand: that
+share of its counts is held fixed instead of following ``m`` (otherwise a queue
+in the twin, short of the observed counts beyond it, would call for more demand
+and grow).
 
 Everything here is numpy over arrays; the only per-trip Python loop is in the
 one-off grouping by route.
@@ -355,17 +356,18 @@ class DemandAssimilator:
         return new
 
     def responsiveness(self, t: float, window: float, table: TripTable) -> np.ndarray:
-        """Per group: the share of its counts that follows its multiplier, in ``[0, 1]``.
+        """Per station and group ``(S, G)``: the share of the group's counts there that follows its multiplier.
 
-        A group's trips held up by a queue are limited by the road, not by demand: more of them would
-        only queue (and more counts short of the observed ones would call for more of them still, a
-        feedback that feeds the queue). Two queues are seen, and the shares of trips free of them
-        multiply:
+        Trips held up by a queue are limited by the road, not by demand: more of them would only queue
+        (and counts short of the observed ones beyond a queue would call for more of them still, a
+        feedback that feeds the queue). Two queues are seen, and the shares free of them multiply:
 
-        - at the origin: of the trips entering in the window, the share that entered within
-          ``free_entry_s`` of their depart time (groups with no trip entering get 1);
-        - on the way: of the running vehicles, the share whose time loss grew by at most
-          ``jam_loss_share`` of the window since the last update (groups with no vehicle running get 1).
+        - at the origin, per group: of its trips entering in the window, the share that entered within
+          ``free_entry_s`` of their depart time (1 if none entered);
+        - on the way, per station and group: of the group's running vehicles whose route passes the
+          station, the share whose time loss grew by at most ``jam_loss_share`` of the window since the
+          last update (1 if none runs). For a route group that is the share of all its running
+          vehicles: they all take the path through the queue.
         """
         G = len(self.group_names)
         ins = table.depart_actual
@@ -378,10 +380,14 @@ class DemandAssimilator:
         running = table.state == 2
         held = running & (loss - self._loss_seen > self.cfg.jam_loss_share * window)
         self._loss_seen = loss
-        n_run = np.bincount(self.groups[running], minlength=G)
-        n_held = np.bincount(self.groups[held], minlength=G)
+        inc = self.inc
+        S = len(inc.station_edges)
+        key = inc.station * G + self.groups[inc.trip]
+        on_road = running[inc.trip]
+        n_run = np.bincount(key[on_road], minlength=S * G).reshape(S, G)
+        n_held = np.bincount(key[on_road & held[inc.trip]], minlength=S * G).reshape(S, G)
         on_way = np.where(n_run > 0, 1.0 - n_held / np.maximum(n_run, 1), 1.0)
-        return at_origin * on_way
+        return at_origin[None, :] * on_way
 
     def _observation_operator(self, new: np.ndarray, s_station: np.ndarray, table: TripTable, rho: np.ndarray):
         """Sensitivity ``H`` [veh per unit multiplier] and prediction ``ŷ`` [veh] at the current multipliers."""
@@ -395,8 +401,8 @@ class DemandAssimilator:
         n_est = np.bincount(st, minlength=S).astype(np.float64)
         c = (s_station + PSEUDO_COUNT) / (n_est + PSEUDO_COUNT)
         w = np.bincount(st * G + g, weights=1.0 / m_in, minlength=S * G).reshape(S, G)
-        H = c[:, None] * w * rho[None, :]
-        fixed = c * np.bincount(st, weights=1.0 - rho[g], minlength=S)  # crossings that do not follow m
+        H = c[:, None] * w * rho
+        fixed = c * np.bincount(st, weights=1.0 - rho[st, g], minlength=S)  # crossings that do not follow m
         return H, fixed, n_est
 
     def update(self, t: float, y_loop: np.ndarray, s_loop: np.ndarray, table: TripTable,

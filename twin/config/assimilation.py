@@ -29,7 +29,8 @@ class AssimilationConfig(BaseModel):
     ``free_entry_s`` [s]: a trip entering later than this after its depart time queued at its origin
     (its group's counts are then limited by the road, not by the demand, and its multiplier is held);
     ``jam_loss_share``: likewise on the way, a running vehicle whose time loss grew by more than this
-    share of the assimilation window since the last update is held up by a queue (1 turns this off).
+    share of the assimilation window since the last update is held up by a queue (counted per station
+    among the vehicles whose route passes it; 1 turns this off).
     ``initial_multipliers``: multipliers to start from, by group name (e.g. an origin edge id; groups
     not named start at 1), for a twin that starts from a known estimate such as yesterday's; each
     must lie in [``min_multiplier``, ``reserve_factor``].

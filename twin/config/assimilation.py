@@ -18,8 +18,8 @@ class AssimilationConfig(BaseModel):
     prior demand as trips it may admit (so multipliers up to it are possible);
     ``prior_std``: standard deviation of the prior multiplier (0 with
     ``process_std`` 0 = open loop, the demand is never changed; the default 0.4 was measured best
-    on Bologna twin experiments whose demand was off by a spread of 0.17, docs/assimilation.md: the
-    filter's linear model understates how far the multipliers must move);
+    on Bologna twin experiments whose demand was off by a spread of 0.17: with that spread the filter
+    moved the multipliers too little, docs/assimilation.md);
     ``process_std``: random-walk standard deviation added per update;
     ``count_dispersion``: variance / mean of a window's count (1 = Poisson, the default), and with
     ``adaptive_dispersion`` its floor: it is re-estimated from the innovations each update;

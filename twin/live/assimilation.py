@@ -368,6 +368,8 @@ class DemandAssimilator:
           station, the share whose time loss grew by at most ``jam_loss_share`` of the window since the
           last update (1 if none runs). For a route group that is the share of all its running
           vehicles: they all take the path through the queue.
+
+        Call it once per update: it keeps each trip's time loss for the next window.
         """
         G = len(self.group_names)
         ins = table.depart_actual
@@ -457,7 +459,9 @@ class DemandAssimilator:
                "cancelled": int(cancel.size), "admitted": int(admit.size),
                "dispersion": round(float(np.mean(self.station_dispersion[use])) if use.any() else
                                    float(cfg.count_dispersion), 3),
-               "dispersion_max": round(float(self.station_dispersion.max()), 3)}
+               "dispersion_max": round(float(self.station_dispersion.max()), 3),
+               # share of the window's simulated counts held fixed because the trips queued (responsiveness)
+               "held_share": round(float(fixed[use].sum() / max(float(y_hat[use].sum()), 1.0)), 4)}
         self.history.append(rec)
         log.info("t=%g s: assimilated %d stations (observed %.0f, simulated %.0f veh): multipliers %.2f–%.2f, "
                  "%d trips cancelled, %d admitted", t, rec["stations"], rec["observed"], rec["simulated"],

@@ -191,13 +191,10 @@ def test_initial_steering_round_trips_through_the_state_and_bad_names_are_clear_
         AssimilationConfig(initial_lane_steering={"e3_1": 1.5})
 
 
-def test_live_twin_starts_from_initial_steering_and_reports_it(tmp_path):
+def steered_feed_and_scenario(tmp_path):
+    """A feed of the corridor's loops with lane 0 steered left (60 %) over four minutes, and the scenario
+    (a dict) of a live twin on that corridor that starts with lane 0 steered left at 0.5."""
     import json
-
-    from twin.config.models import ScenarioConfig
-    from twin.live.feed import read_feed
-    from twin.live.session import LiveTwin
-    from twin.runner import prepare
 
     city, demand, loops = corridor()
     truth, _ = run(city, demand, loops, SetLaneSteering((("e3", 0),), (0.6,), (1,), (LOOP_POS,)), windows=4,
@@ -205,13 +202,23 @@ def test_live_twin_starts_from_initial_steering_and_reports_it(tmp_path):
     feed = tmp_path / "feed.jsonl"
     feed.write_text("".join(json.dumps({"sensor": lid, "time": 60.0 * (k + 1), "count": float(truth[k, j])}) + "\n"
                             for k in range(4) for j, (lid, _, _) in enumerate(loops)))
-    cfg = ScenarioConfig.model_validate({
+    return feed, {
         "name": "steered", "seed": 1, "city": {"type": "corridor", "edges": 6, "length_m": 200, "lanes": 2},
         "demand": {"type": "trips", "trips": [{"origin": "e0", "destination": "e5", "count": 600, "headway_s": 2}]},
         "run": {"duration_s": 240, "record_interval_s": 60},
         "sensors": {"loops": [{"id": lid, "lane": f"e3_{k}", "pos_m": LOOP_POS} for k, (lid, _, _) in
                               enumerate(loops)]},
-        "assimilation": {"interval_s": 60, "initial_lane_steering": {"e3_0": 0.5}}})
+        "assimilation": {"interval_s": 60, "initial_lane_steering": {"e3_0": 0.5}}}
+
+
+def test_live_twin_starts_from_initial_steering_and_reports_it(tmp_path):
+    from twin.config.models import ScenarioConfig
+    from twin.live.feed import read_feed
+    from twin.live.session import LiveTwin
+    from twin.runner import prepare
+
+    feed, scenario = steered_feed_and_scenario(tmp_path)
+    cfg = ScenarioConfig.model_validate(scenario)
     city2, demand2 = prepare(cfg)
     twin = LiveTwin(cfg, city2, demand2, tmp_path / "out", speed=1e6)
     s = int(city2.edge_lane_start[city2.edge_index["e3"]])
@@ -243,26 +250,13 @@ def test_a_twin_whose_lane_use_is_right_is_left_alone():
 
 
 def test_live_cli_prints_the_lane_steering_and_rejects_a_bad_initial_one(tmp_path):
-    import json
     import re
 
     import yaml
 
     from conftest import run_cli
 
-    city, demand, loops = corridor()
-    truth, _ = run(city, demand, loops, SetLaneSteering((("e3", 0),), (0.6,), (1,), (LOOP_POS,)), windows=4,
-                   window_s=60.0)
-    feed = tmp_path / "feed.jsonl"
-    feed.write_text("".join(json.dumps({"sensor": lid, "time": 60.0 * (k + 1), "count": float(truth[k, j])}) + "\n"
-                            for k in range(4) for j, (lid, _, _) in enumerate(loops)))
-    scenario = {
-        "name": "steered", "seed": 1, "city": {"type": "corridor", "edges": 6, "length_m": 200, "lanes": 2},
-        "demand": {"type": "trips", "trips": [{"origin": "e0", "destination": "e5", "count": 600, "headway_s": 2}]},
-        "run": {"duration_s": 240, "record_interval_s": 60},
-        "sensors": {"loops": [{"id": lid, "lane": f"e3_{k}", "pos_m": LOOP_POS} for k, (lid, _, _) in
-                              enumerate(loops)]},
-        "assimilation": {"interval_s": 60, "initial_lane_steering": {"e3_0": 0.5}}}
+    feed, scenario = steered_feed_and_scenario(tmp_path)
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(scenario))
     r = run_cli("live", tmp_path / "s.yaml", "--feed", feed, "--speed", "1000000", "--out", tmp_path / "out")
     assert r.returncode == 0, r.stderr

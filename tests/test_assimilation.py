@@ -107,6 +107,9 @@ def test_bad_assimilation_config_is_one_clear_error(tmp_path):
         AssimilationConfig(min_multiplier=1.2)
     with pytest.raises(ValidationError, match="reserve_factor"):
         AssimilationConfig(reserve_factor=0.5)
+    for share in (0.0, 1.5):  # a share of the window: (0, 1]
+        with pytest.raises(ValidationError, match="jam_loss_share"):
+            AssimilationConfig(jam_loss_share=share)
     (tmp_path / "s.yaml").write_text("name: s\ncity: {type: corridor}\ndemand: {type: trips, trips: []}\n"
                                      "assimilation: {interval_s: 300, reserve: 2}\n")
     with pytest.raises(ConfigError, match="reserve"):

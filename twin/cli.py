@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("calibrate", help="fit demand, driver behaviour or signal offsets to observed counts",
                        description="Calibrate a scenario against observations; writes calibration.json, "
                                    "calibration.md (+ PNGs) and calibrated.yaml to DIR.")
-    k.add_argument("config", type=Path, help="calibration YAML (see the README)")
+    k.add_argument("config", type=Path, help="calibration YAML (see docs/calibration.md)")
     k.add_argument("--out", type=Path, help="output directory (default: results/<name>-calibration)")
     k.add_argument("--scheduler", help="Dask scheduler address, or 'serial' (default: a local cluster)")
     k.add_argument("-q", "--quiet", action="store_true")

@@ -104,7 +104,7 @@ def _format_error(err: dict, sources: dict[str, Path], default: Path) -> str:
         key = ".".join(cleaned[1:]) or "(top level)"
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
-        msg = "unknown key (check the spelling; see the scenario format in the README)"
+        msg = "unknown key (check the spelling; see docs/scenarios.md)"
     elif "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], (dict, list)):
         msg = f"{msg} (got {err['input']!r})"
     return f"{src}: {key}: {msg}"

@@ -77,7 +77,7 @@ def _diff(snaps: list[Snapshot], name: str) -> np.ndarray:
 
 def build_dataset(city: CityModel, demand: RoutedDemand, snaps: list[Snapshot], trips: TripTable,
                   attrs: dict[str, Any], sensor_ids: list[str] | None = None) -> xr.Dataset:
-    """The results Dataset of a run (see the README for its variables)."""
+    """The results Dataset of a run (see docs/results.md for its variables)."""
     times = np.array([s.time for s in snaps[1:]], dtype=np.float64)
     interval = np.diff(np.array([s.time for s in snaps], dtype=np.float64))
     length_km = city.edge_length / 1000.0

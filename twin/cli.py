@@ -15,12 +15,26 @@ from twin import __version__
 
 COMMANDS = ("run", "import", "validate", "compare", "calibrate", "render", "report", "live", "fork")
 EXIT_USAGE = 2
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# the optional packages twin's commands load, and the extra that installs each
+EXTRAS = {"pyvista": "viz", "vtk": "viz", "imageio": "viz", "imageio_ffmpeg": "viz", "trame": "viz",
+          "matplotlib": "plot", "mesa": "agents", "fastapi": "live", "uvicorn": "live", "starlette": "live",
+          "dask": "ensemble", "distributed": "ensemble", "scipy": "ensemble", "libsumo": "sumo", "traci": "sumo",
+          "sumolib": "sumo", "sumo": "sumo", "pyproj": "sumo"}
 
 
 def default_scenario() -> Path:
+    """``scenarios/default.yaml`` in the current folder if there is one, else the default shipped with twin."""
     here = Path("scenarios/default.yaml")
-    return here if here.is_file() else PROJECT_ROOT / "scenarios" / "default.yaml"
+    if here.is_file():
+        return here
+    from importlib.resources import files
+
+    return Path(str(files("twin") / "data" / "default.yaml"))
+
+
+def _compiling_notice() -> None:
+    print("twin: compiling the numba kernels (first run only: about a minute; later runs load them from the "
+          "cache)", file=sys.stderr, flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -269,8 +283,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"\nKPIs ({cfg.name}):")
     print(format_kpis(result.kpis))
     m = result.manifest
+    compiled = f", {m['compile_s']:.0f} s compiling kernels before" if m.get("compile_s", 0) >= 1 else ""
     print(f"\nwrote {out}/results.nc, kpis.json, manifest.json "
-          f"(simulated in {m['simulate_s']:.1f} s, {m['vehicle_updates_per_s'] or 0:,} vehicle updates/s)")
+          f"(simulated in {m['simulate_s']:.1f} s, {m['vehicle_updates_per_s'] or 0:,} vehicle updates/s{compiled})")
     if result.error:
         print(f"error: the engine failed: {result.error} (results up to then are saved)", file=sys.stderr)
         return 1
@@ -559,27 +574,26 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:  # Dask sets its own loggers to INFO; its chatter is for --verbose only
         for handler in logging.getLogger().handlers:
             handler.addFilter(lambda r: r.levelno >= logging.WARNING or not r.name.startswith("distributed"))
-    if args.command == "run":
-        return cmd_run(args)
-    if args.command == "import":
-        return cmd_import(args)
-    if args.command == "validate":
-        return cmd_validate(args)
-    if args.command == "compare":
-        return cmd_compare(args)
-    if args.command == "calibrate":
-        return cmd_calibrate(args)
-    if args.command == "render":
-        return cmd_render(args)
-    if args.command == "report":
-        return cmd_report(args)
-    if args.command == "live":
-        return cmd_live(args)
-    if args.command == "fork":
-        return cmd_fork(args)
-    build_parser().print_help()
-    return EXIT_USAGE
+    command = COMMAND_FUNCTIONS.get(args.command)
+    if command is None:
+        build_parser().print_help()
+        return EXIT_USAGE
+    from twin.jit import CompileWatch
 
+    try:
+        with CompileWatch(on_first=_compiling_notice):
+            return command(args)
+    except ModuleNotFoundError as exc:  # an optional feature whose extra is not installed
+        top = (exc.name or "").split(".")[0]
+        if top not in EXTRAS:
+            raise
+        return _fail(f"'{args.command}' needs the optional package {top!r}, which is not installed: "
+                     f"pip install 'twin[{EXTRAS[top]}]'")
+
+
+COMMAND_FUNCTIONS = {"run": cmd_run, "import": cmd_import, "validate": cmd_validate, "compare": cmd_compare,
+                     "calibrate": cmd_calibrate, "render": cmd_render, "report": cmd_report, "live": cmd_live,
+                     "fork": cmd_fork}
 
 if __name__ == "__main__":
     sys.exit(main())

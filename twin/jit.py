@@ -7,6 +7,8 @@ so that results are bit-for-bit reproducible and equal the pure-Python run
 """
 from __future__ import annotations
 
+import time
+
 import numba
 
 JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
@@ -15,3 +17,54 @@ JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "
 def kernel(func):
     """Compile ``func`` as a twin kernel (``numba.njit`` with the defaults above)."""
     return numba.njit(**JIT_OPTIONS)(func)
+
+
+class CompileWatch:
+    """Measures the wall time numba spends compiling kernels (loading them from the cache is not compiling).
+
+    Use it as a context manager around the work to watch; ``seconds`` is the time spent compiling and
+    ``compiles`` the number of top-level compilations. ``on_first`` is called once, just before the first
+    compilation starts (the CLI prints its "compiling kernels" line there).
+    """
+
+    def __init__(self, on_first=None) -> None:
+        self.seconds = 0.0
+        self.compiles = 0
+        self._on_first = on_first
+        self._depth = 0
+        self._t0 = 0.0
+        self._listener = None
+
+    def _start(self) -> None:
+        if self._depth == 0:
+            if self.compiles == 0 and self._on_first is not None:
+                self._on_first()
+            self._t0 = time.perf_counter()
+        self._depth += 1
+
+    def _end(self) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self.seconds += time.perf_counter() - self._t0
+            self.compiles += 1
+
+    def __enter__(self) -> "CompileWatch":
+        from numba.core import event
+
+        watch = self
+
+        class _Listener(event.Listener):
+            def on_start(self, ev) -> None:
+                watch._start()
+
+            def on_end(self, ev) -> None:
+                watch._end()
+
+        self._listener = _Listener()
+        event.register("numba:compile", self._listener)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from numba.core import event
+
+        event.unregister("numba:compile", self._listener)

@@ -12,8 +12,21 @@ Definitions (all over the run, from its start to ``end_time_s``):
 - ``trips_teleported``: trips moved on at least once by the gridlock rule.
 - ``vehicle_hours_travelled`` / ``vehicle_km_travelled``: time in and distance
   driven in the network by all vehicles, finished or not.
-- ``mean_travel_time_s``, ``mean_delay_s``: over completed trips; delay is
-  the time lost against driving at the allowed speed (SUMO's ``timeLoss``).
+- ``trips_unserved``: the demand not served, trips due but not completed at
+  the end (``trips_running + trips_waiting``); ``unserved_hours``: the time
+  those trips have spent so far, from their depart time to the end [veh·h].
+- ``vehicle_hours_total``: the time of every due trip from its scheduled
+  depart time to its arrival or the end, waiting to enter included [veh·h].
+- ``mean_delay_s``: over all due trips, the wait to enter (depart queue) plus
+  the time lost on the road so far against driving at the allowed speed
+  (SUMO's ``timeLoss``); a trip stuck at its origin counts its whole wait.
+  ``mean_delay_completed_s``: the same over completed trips only.
+- ``mean_trip_time_s``: ``vehicle_hours_total`` per due trip. Unlike
+  ``mean_travel_time_s`` (completed trips only, which hides those that never
+  got going) it compares across policies whatever their completion rates;
+  trips still out at the end count their time so far, so compare runs of the
+  same duration.
+- ``mean_travel_time_s``: over completed trips, from entering to arrival.
 - ``mean_depart_delay_s``: mean wait in the depart queue of inserted trips.
 - ``co2_kg``: total CO2 of all vehicles (road-load power model, docs/models.md).
 """
@@ -26,7 +39,9 @@ KPI_UNITS = {
     "trips_total": "trips", "trips_completed": "trips", "trips_running": "trips", "trips_waiting": "trips",
     "trips_teleported": "trips", "trips_unroutable": "trips", "trips_scheduled_after_end": "trips", "trips_cancelled": "trips",
     "teleports": "events", "vehicle_hours_travelled": "veh·h", "vehicle_km_travelled": "veh·km",
-    "mean_travel_time_s": "s", "mean_delay_s": "s", "mean_depart_delay_s": "s", "mean_speed_kmh": "km/h",
+    "trips_unserved": "trips", "unserved_hours": "veh·h", "vehicle_hours_total": "veh·h", "mean_trip_time_s": "s",
+    "mean_travel_time_s": "s", "mean_delay_s": "s", "mean_delay_completed_s": "s", "mean_depart_delay_s": "s",
+    "mean_speed_kmh": "km/h",
     "co2_kg": "kg",
     # fleets and events (twin.events)
     "incidents_reported": "calls", "requests_reported": "calls", "calls_served": "calls", "calls_unserved": "calls",
@@ -62,6 +77,15 @@ def compute_kpis(ds: xr.Dataset) -> dict[str, float | int]:
     t_out = np.where(completed, ds["trip_arrival"].values, end)
     vht = float(np.nansum(np.where(inserted, t_out - t_in, 0.0))) / 3600.0
     vkt = float(ds["trip_distance"].values.sum()) / 1000.0
+    depart = ds["trip_depart"].values
+    due = (state >= 1) & (state <= 3)
+    unserved = due & ~completed
+    # every due trip from its scheduled depart to its arrival or the end, the wait to enter included
+    trip_hours = np.where(completed, ds["trip_arrival"].values, end) - depart
+    # delay: the wait to enter (the whole time so far if never inserted) + the time lost on the road so far
+    wait = np.where(inserted, ds["trip_depart_delay"].values, end - depart)
+    delay = wait + np.where(inserted, np.nan_to_num(ds["trip_delay"].values), 0.0)
+    n_due = int(due.sum())
     k = {
         "trips_total": int(((state >= 1) & (state <= 3)).sum()),
         "trips_completed": int(completed.sum()),
@@ -72,10 +96,15 @@ def compute_kpis(ds: xr.Dataset) -> dict[str, float | int]:
         "trips_scheduled_after_end": int((state == 0).sum()),
         "trips_cancelled": int((state == 4).sum()),
         "teleports": int(ds["trip_teleports"].values.sum()),
+        "trips_unserved": int(unserved.sum()),
+        "unserved_hours": round(float(trip_hours[unserved].sum()) / 3600.0, 4),
         "vehicle_hours_travelled": round(vht, 4),
+        "vehicle_hours_total": round(float(trip_hours[due].sum()) / 3600.0, 4),
         "vehicle_km_travelled": round(vkt, 4),
         "mean_travel_time_s": round(_mean(ds["trip_travel_time"].values[completed]), 3),
-        "mean_delay_s": round(_mean(ds["trip_delay"].values[completed]), 3),
+        "mean_trip_time_s": round(float(trip_hours[due].sum()) / n_due, 3) if n_due else float("nan"),
+        "mean_delay_s": round(_mean(delay[due]), 3),
+        "mean_delay_completed_s": round(_mean(ds["trip_delay"].values[completed]), 3),
         "mean_depart_delay_s": round(_mean(ds["trip_depart_delay"].values[inserted]), 3),
         "mean_speed_kmh": round(vkt / vht, 3) if vht > 0 else float("nan"),
         "co2_kg": round(float(ds["trip_co2"].values.sum()) / 1000.0, 4),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from twin.config.models import NativeEngineConfig, ScenarioConfig, SumoEngineConfig  # noqa: E402
+from twin.config.models import ScenarioConfig, engine_config  # noqa: E402
 from twin.config.sumocfg import load_any  # noqa: E402
 from twin.runner import prepare, run_scenario  # noqa: E402
 
@@ -49,7 +49,8 @@ def main() -> int:
     cfg = scenario(a.scenario, a.trips, a.duration)
     city, demand = prepare(cfg)
     out = {}
-    for name, engine in (("native", NativeEngineConfig()), ("sumo", SumoEngineConfig())):
+    for name in ("native", "sumo"):
+        engine = engine_config({"type": name})
         c = cfg.model_copy(update={"run": cfg.run.model_copy(update={"engine": engine})})
         if name == "native":  # warm-up: load or compile the kernels
             warm = c.model_copy(update={"run": c.run.model_copy(update={"duration_s": 60.0,

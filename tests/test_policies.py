@@ -28,7 +28,7 @@ def run(cfg, observe=None, every=1.0):
     from twin.core.simulation import Simulation
     from twin.engines.native import NativeEngine
     from twin.core.rng import RngStreams
-    from twin.runner import schedule_policies
+    from twin.policies.schedule import schedule_policies
 
     city, demand = prepare(cfg)
     eng = NativeEngine()

@@ -139,7 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _engine_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--engine", choices=("native", "sumo"), help="traffic engine (overrides the scenario's)")
+    from twin.engines.registry import available_engines
+
+    p.add_argument("--engine", choices=available_engines(),
+                   help="traffic engine (overrides the scenario's): any registered engine")
     p.add_argument("--sumo-api", choices=("libsumo", "traci"), help="how to drive SUMO (default libsumo)")
 
 
@@ -524,12 +527,14 @@ def cmd_fork(args: argparse.Namespace) -> int:
         cfg, city, demand = _load(args, args.scenario)
         branches = {load_scenario(b).name: load_scenario(b).policies for b in args.branch}
         from twin.core.rng import RngStreams
-        from twin.engines.native import NativeEngine
+        from twin.engines.base import Checkpoint, require
+        from twin.engines.registry import build_engine
         from twin.live.fork import fork
 
         out = args.out or Path("results") / f"{cfg.name}-fork"
         out.mkdir(parents=True, exist_ok=True)
-        eng = NativeEngine(step_length=cfg.run.engine.step_length_s, teleport_time=cfg.run.engine.teleport_time_s)
+        eng = build_engine(cfg, city)
+        require(eng, Checkpoint)  # a fork restores the running state into each branch
         eng.start(city, demand, seed=RngStreams(cfg.seed).seed_for("engine"))
         eng.advance(round(args.at / eng.step_length) * eng.step_length)
         eng.checkpoint(out / "checkpoint.npz")

@@ -22,8 +22,9 @@ from twin.core.simulation import Simulation
 from twin.demand.from_config import build_demand
 from twin.demand.trips import RoutedDemand
 from twin.engines.base import EngineError
-from twin.engines.registry import create_engine
+from twin.engines.registry import build_engine
 from twin.jit import CompileWatch
+from twin.policies.schedule import check_capabilities, schedule_policies
 from twin.results import Recorder, compute_kpis, write_results
 
 log = logging.getLogger(__name__)
@@ -81,48 +82,6 @@ def prepare(cfg: ScenarioConfig) -> tuple[CityModel, RoutedDemand]:
     return city, demand
 
 
-def check_capabilities(engine, cfg: ScenarioConfig, city: CityModel) -> None:
-    """Raise :class:`UnsupportedActionError` if the engine cannot apply one of the scenario's policies."""
-    from twin.engines.base import UnsupportedActionError
-    from twin.policies import resolve_policies
-
-    for a in resolve_policies(cfg.policies, city):
-        if type(a.action) not in engine.capabilities:
-            raise UnsupportedActionError(engine.name, a.action)
-
-
-def schedule_policies(sim: Simulation, cfg: ScenarioConfig, city: CityModel) -> list:
-    """Put the scenario's policy actions on the clock (after the engine at their instant)."""
-    from twin.core.clock import LateTimeout
-    from twin.policies import resolve_policies
-
-    actions = resolve_policies(cfg.policies, city)
-    engine = sim.engine
-    check_capabilities(engine, cfg, city)
-
-    def process():
-        for a in actions:
-            if a.time > sim.duration:
-                break
-            yield LateTimeout(sim.env, a.time - sim.env.now)
-            log.info("t=%g s: %s applies %s", sim.env.now, a.policy, type(a.action).__name__)
-            engine.apply(a.action)
-
-    if actions:
-        sim.add_process(process())
-    return actions
-
-
-def engine_options(cfg: ScenarioConfig) -> tuple[str, dict[str, Any]]:
-    e = cfg.run.engine
-    if e.type == "native":
-        return "native", {"step_length": e.step_length_s, "teleport_time": e.teleport_time_s}
-    if e.type == "sumo":
-        return "sumo", {"step_length": e.step_length_s, "teleport_time": e.teleport_time_s, "api": e.api,
-                        "measure_interval": cfg.run.record_interval_s}
-    raise ValueError(f"unknown engine {e.type!r}")
-
-
 def build_components(cfg: ScenarioConfig, city: CityModel) -> list:
     """The scenario's components (see :mod:`twin.core.component`) in the order they attach."""
     comps: list = []
@@ -142,102 +101,125 @@ def build_components(cfg: ScenarioConfig, city: CityModel) -> list:
     return comps
 
 
+class Twin:
+    """The composition root: one scenario assembled into a run, the one place a run is put together.
+
+    From a validated scenario it builds the city and demand (unless given), the scenario's components
+    (population, epidemic, events; or those given), the engine the scenario names (from the registry),
+    and puts them on one simpy clock with the policies, the recorder and the monitoring. ``env`` picks
+    the clock: a plain ``simpy.Environment`` by default, ``simpy.rt.RealtimeEnvironment`` for a live twin.
+    Extra processes join with ``twin.sim.add_reader`` / ``add_process`` before :meth:`run`.
+
+    ``progress(t, running)`` is called every few simulated seconds.
+    """
+
+    def __init__(self, cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
+                 city: CityModel | None = None, demand: RoutedDemand | None = None,
+                 components: list | None = None, env=None) -> None:
+        self._wall0 = time.perf_counter()
+        self.cfg = cfg
+        self.streams = streams = RngStreams(cfg.seed)
+        if city is None or demand is None:
+            city, demand = prepare(cfg)
+        if components is None:
+            components = build_components(cfg, city)
+        for comp in components:
+            demand = comp.prepare(city, demand)
+        self.city, self.demand, self.components = city, demand, components
+        self._prep_s = time.perf_counter() - self._wall0
+        self.engine = engine = build_engine(cfg, city)
+        check_capabilities(engine, cfg, city)  # before starting: an unsupported policy fails at once
+        for comp in components:  # and so does a component that needs an action the engine lacks
+            for action in getattr(comp, "requires", ()):
+                if type(action) not in engine.capabilities:
+                    from twin.engines.base import UnsupportedActionError
+
+                    raise UnsupportedActionError(engine.name, action)
+        engine.start(city, demand, seed=streams.seed_for("engine"))
+        self.sim = sim = Simulation(engine, cfg.run.duration_s, env=env)
+        self.actions = schedule_policies(sim, cfg, city)
+        for comp in components:
+            comp.attach(sim, streams)
+        self.recorder = recorder = Recorder(city, engine)
+        sim.add_reader(cfg.run.record_interval_s, recorder.sample)
+        if cfg.run.snapshot_interval_s > 0:
+            sim.add_reader(cfg.run.snapshot_interval_s, recorder.snapshot_vehicles)
+        self.monitor = None
+        if cfg.monitoring is not None:
+            from twin.live.alerts import StopMonitor
+
+            self.monitor = monitor = StopMonitor(city, [v.name for v in demand.trips.vtypes], cfg.monitoring,
+                                                 demand.trips.ids)
+            sim.add_reader(cfg.monitoring.probe_interval_s,
+                           lambda t: monitor.update(t, engine.observe(vehicles=True).vehicles))
+        if progress is not None:
+            period = max(engine.step_length, min(10.0, cfg.run.duration_s / 100))
+            sim.add_reader(period, lambda t: progress(t, engine.observe().running))
+
+    def run(self) -> RunResult:
+        """Simulate to the end (an engine failure ends the run early) and gather the results."""
+        t0 = time.perf_counter()
+        error = None
+        compiling = CompileWatch()  # the first run compiles kernels mid-run: not simulation time
+        try:
+            with compiling:
+                self.sim.run()
+        except EngineError as exc:
+            error = str(exc)
+            log.error("%s", exc)
+        finally:
+            try:
+                self.engine.close()
+            except EngineError as exc:
+                error = error or str(exc)
+        return self.results(error, time.perf_counter() - t0 - compiling.seconds, compiling.seconds)
+
+    def results(self, error: str | None = None, sim_s: float = 0.0, compile_s: float = 0.0) -> RunResult:
+        """The Dataset, KPIs and manifest of what was simulated so far (the engine closed)."""
+        cfg, city, demand, engine, recorder = self.cfg, self.city, self.demand, self.engine, self.recorder
+        if error is None and recorder.last.time < cfg.run.duration_s - 1e-6:  # duration not a multiple of the interval
+            recorder.sample()
+        attrs = {
+            "scenario": cfg.name, "config_hash": config_hash(cfg), "seed": cfg.seed, "engine": engine.name,
+            "step_length_s": engine.step_length, "record_interval_s": cfg.run.record_interval_s,
+            "city": city.name, "versions": package_versions(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        if error:
+            attrs["error"] = error
+        attrs["incidents"] = [{"edge": p.edge, "lanes": list(p.lanes), "start_s": p.start_s,
+                               "end_s": p.start_s + p.duration_s} for p in cfg.policies if p.type == "incident"]
+        ds = recorder.to_dataset(demand, engine.trip_table(), attrs)
+        if self.monitor is not None:
+            ds = self.monitor.add_to(ds)
+        for comp in self.components:
+            ds = comp.add_to(ds)
+        kpis = compute_kpis(ds)
+        for comp in self.components:
+            kpis.update(comp.kpis())
+        updates = int(ds.attrs["vehicle_updates"])
+        manifest = {
+            "scenario": cfg.name, "config": cfg.model_dump(mode="json"), "config_hash": attrs["config_hash"],
+            "seed": cfg.seed, "engine": engine.name, "versions": attrs["versions"], "created": attrs["created"],
+            "city": city.summary(),
+            "demand": {"trips": len(demand.trips), "unroutable": len(demand.unroutable)},
+            "policies": [{"time_s": a.time, "policy": a.policy, "action": type(a.action).__name__}
+                         for a in self.actions],
+            "rerouted_vehicles": int(engine.rerouted),
+            "wall_time_s": round(time.perf_counter() - self._wall0, 3), "prepare_s": round(self._prep_s, 3),
+            "simulate_s": round(sim_s, 3), "compile_s": round(compile_s, 3), "vehicle_updates": updates,
+            "vehicle_updates_per_s": round(updates / sim_s) if sim_s > 0 else None,
+            "command": " ".join(sys.argv),
+        }
+        if error:
+            manifest["error"] = error
+        return RunResult(ds, kpis, manifest, error, city)
+
+
 def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
                  city: CityModel | None = None, demand: RoutedDemand | None = None,
                  components: list | None = None) -> RunResult:
-    """Run ``cfg``; ``progress(t, running)`` is called every few simulated seconds.
-
-    ``components`` (default: those the scenario configures, :func:`build_components`)
-    join the run on its clock and add their results and KPIs.
-    """
-    wall0 = time.perf_counter()
-    streams = RngStreams(cfg.seed)
-    if city is None or demand is None:
-        city, demand = prepare(cfg)
-    if components is None:
-        components = build_components(cfg, city)
-    for comp in components:
-        demand = comp.prepare(city, demand)
-    prep_s = time.perf_counter() - wall0
-    name, options = engine_options(cfg)
-    from twin.city.sensors import resolve_loops
-
-    options["loops"] = resolve_loops(city, cfg.sensors)
-    engine = create_engine(name, **options)
-    check_capabilities(engine, cfg, city)  # before starting: an unsupported policy fails at once
-    for comp in components:  # and so does a component that needs an action the engine lacks
-        for action in getattr(comp, "requires", ()):
-            if type(action) not in engine.capabilities:
-                from twin.engines.base import UnsupportedActionError
-
-                raise UnsupportedActionError(engine.name, action)
-    engine.start(city, demand, seed=streams.seed_for("engine"))
-    sim = Simulation(engine, cfg.run.duration_s)
-    actions = schedule_policies(sim, cfg, city)
-    for comp in components:
-        comp.attach(sim, streams)
-    recorder = Recorder(city, engine)
-    sim.add_reader(cfg.run.record_interval_s, recorder.sample)
-    if cfg.run.snapshot_interval_s > 0:
-        sim.add_reader(cfg.run.snapshot_interval_s, recorder.snapshot_vehicles)
-    monitor = None
-    if cfg.monitoring is not None:
-        from twin.live.alerts import StopMonitor
-
-        monitor = StopMonitor(city, [v.name for v in demand.trips.vtypes], cfg.monitoring, demand.trips.ids)
-        sim.add_reader(cfg.monitoring.probe_interval_s,
-                       lambda t: monitor.update(t, engine.observe(vehicles=True).vehicles))
-    if progress is not None:
-        period = max(engine.step_length, min(10.0, cfg.run.duration_s / 100))
-        sim.add_reader(period, lambda t: progress(t, recorder.engine.observe().running))
-    t0 = time.perf_counter()
-    error = None
-    compiling = CompileWatch()  # the first run compiles kernels mid-run: not simulation time
-    try:
-        with compiling:
-            sim.run()
-    except EngineError as exc:
-        error = str(exc)
-        log.error("%s", exc)
-    finally:
-        try:
-            engine.close()
-        except EngineError as exc:
-            error = error or str(exc)
-    sim_s = time.perf_counter() - t0 - compiling.seconds
-    if error is None and recorder.last.time < cfg.run.duration_s - 1e-6:  # duration not a multiple of the interval
-        recorder.sample()
-    attrs = {
-        "scenario": cfg.name, "config_hash": config_hash(cfg), "seed": cfg.seed, "engine": name,
-        "step_length_s": engine.step_length, "record_interval_s": cfg.run.record_interval_s,
-        "city": city.name, "versions": package_versions(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    if error:
-        attrs["error"] = error
-    attrs["incidents"] = [{"edge": p.edge, "lanes": list(p.lanes), "start_s": p.start_s,
-                           "end_s": p.start_s + p.duration_s} for p in cfg.policies if p.type == "incident"]
-    ds = recorder.to_dataset(demand, engine.trip_table(), attrs)
-    if monitor is not None:
-        ds = monitor.add_to(ds)
-    for comp in components:
-        ds = comp.add_to(ds)
-    kpis = compute_kpis(ds)
-    for comp in components:
-        kpis.update(comp.kpis())
-    updates = int(ds.attrs["vehicle_updates"])
-    manifest = {
-        "scenario": cfg.name, "config": cfg.model_dump(mode="json"), "config_hash": attrs["config_hash"],
-        "seed": cfg.seed, "engine": name, "versions": attrs["versions"], "created": attrs["created"],
-        "city": city.summary(),
-        "demand": {"trips": len(demand.trips), "unroutable": len(demand.unroutable)},
-        "policies": [{"time_s": a.time, "policy": a.policy, "action": type(a.action).__name__} for a in actions],
-        "rerouted_vehicles": int(getattr(engine, "rerouted", 0)),
-        "wall_time_s": round(time.perf_counter() - wall0, 3), "prepare_s": round(prep_s, 3),
-        "simulate_s": round(sim_s, 3), "compile_s": round(compiling.seconds, 3), "vehicle_updates": updates,
-        "vehicle_updates_per_s": round(updates / sim_s) if sim_s > 0 else None,
-        "command": " ".join(sys.argv),
-    }
-    if error:
-        manifest["error"] = error
-    return RunResult(ds, kpis, manifest, error, city)
+    """Run ``cfg`` (see :class:`Twin`, which assembles it); ``progress(t, running)`` is called every few
+    simulated seconds. ``components`` (default: those the scenario configures, :func:`build_components`)
+    join the run on its clock and add their results and KPIs."""
+    return Twin(cfg, progress=progress, city=city, demand=demand, components=components).run()

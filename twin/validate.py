@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 from twin.city.model import CityModel
-from twin.config.models import ScenarioConfig, SumoEngineConfig
+from twin.config.models import ScenarioConfig, engine_config
 from twin.demand.trips import RoutedDemand
 from twin.results.io import write_json
 from twin.results.validation import compare_runs
@@ -93,8 +93,8 @@ def validate(cfg: ScenarioConfig, city: CityModel, demand: RoutedDemand, out: st
     write the validation files to ``out``."""
     out = Path(out)
     native_cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"engine": _native(cfg)})})
-    sumo_engine = SumoEngineConfig(step_length_s=cfg.run.engine.step_length_s,
-                                   teleport_time_s=cfg.run.engine.teleport_time_s, api=sumo_api)
+    sumo_engine = engine_config({"type": "sumo", "step_length_s": cfg.run.engine.step_length_s,
+                                 "teleport_time_s": cfg.run.engine.teleport_time_s, "api": sumo_api})
     sumo_cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"engine": sumo_engine})})
     native = _run(native_cfg, city, demand, "native", progress)
     native.save(out / "native")
@@ -129,11 +129,9 @@ def validate(cfg: ScenarioConfig, city: CityModel, demand: RoutedDemand, out: st
 
 
 def _native(cfg: ScenarioConfig):
-    from twin.config.models import NativeEngineConfig
-
     e = cfg.run.engine
     step = e.step_length_s if round(1.0 / e.step_length_s) * e.step_length_s == 1.0 else 1.0
-    return NativeEngineConfig(step_length_s=step, teleport_time_s=e.teleport_time_s)
+    return engine_config({"type": "native", "step_length_s": step, "teleport_time_s": e.teleport_time_s})
 
 
 def _markdown(f: dict) -> str:

@@ -192,12 +192,11 @@ class EpidemicComponent:
         """An earlier day with traffic: engine, mesa step and epidemic on the day's own clock."""
         from twin.agents.traffic import outcome
         from twin.core.simulation import Simulation
-        from twin.engines.registry import create_engine
-        from twin.runner import engine_options, schedule_policies
+        from twin.engines.registry import build_engine
+        from twin.policies.schedule import schedule_policies
 
         merged, cars = self._day_demand(self.background)
-        name, options = engine_options(self.cfg)
-        engine = create_engine(name, **options)
+        engine = build_engine(self.cfg, self.city)
         engine.start(self.city, merged, seed=seed)
         sim = Simulation(engine, self.cfg.run.duration_s)
         schedule_policies(sim, self.cfg, self.city)

@@ -213,12 +213,11 @@ class PopulationComponent:
     def _run_day(self, city: CityModel, background: RoutedDemand, seed: int, day: int) -> None:
         """One whole day before the last: plan, traffic on its own clock, learning."""
         from twin.core.simulation import Simulation
-        from twin.engines.registry import create_engine
-        from twin.runner import engine_options, schedule_policies
+        from twin.engines.registry import build_engine
+        from twin.policies.schedule import schedule_policies
 
         merged, plan, day_demand, positions = self._day_demand(city, background)
-        name, options = engine_options(self.cfg)
-        engine = create_engine(name, **options)
+        engine = build_engine(self.cfg, city)
         engine.start(city, merged, seed=seed)
         sim = Simulation(engine, self.cfg.run.duration_s)
         schedule_policies(sim, self.cfg, city)

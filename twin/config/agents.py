@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from twin.config.models import Strict
+from twin.config.base import Strict
 
 
 class _FromDay(Strict):

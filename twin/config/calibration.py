@@ -5,7 +5,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
-from twin.config.models import Strict
+from twin.config.base import Strict
 
 
 class _Bounded(Strict):

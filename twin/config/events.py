@@ -30,7 +30,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from twin.config.models import Strict, VehicleTypeConfig
+from twin.config.base import Strict
+from twin.config.models import VehicleTypeConfig
 
 ROAD_CLASS_NAMES = ("local", "collector", "arterial", "highway")  # = twin.city.model.ROAD_CLASSES
 

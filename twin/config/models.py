@@ -7,14 +7,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, SerializeAsAny, field_validator, model_validator
 
 from twin.config.assimilation import AssimilationConfig
-
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from twin.config.base import EngineConfig, Strict
 
 
 # ------------------------------------------------------------------- cities
@@ -167,39 +163,37 @@ DemandConfig = Annotated[Union[OdDemandConfig, TripListDemandConfig, SumoDemandC
 
 
 # --------------------------------------------------------------- engine/run
-class NativeEngineConfig(Strict):
-    type: Literal["native"] = "native"
-    step_length_s: float = Field(1.0, ge=0.1, le=1.0)
-    teleport_time_s: float = Field(300.0, gt=0)
+def engine_config(v):
+    """The ``run.engine`` section validated by the model of the engine it names (native by default).
 
-    @model_validator(mode="after")
-    def _divides_second(self) -> "NativeEngineConfig":
-        k = round(1.0 / self.step_length_s)
-        if abs(k * self.step_length_s - 1.0) > 1e-9:
-            raise ValueError(f"step_length_s must divide 1 s (1.0, 0.5, 0.25, 0.2, 0.1), got {self.step_length_s}")
-        return self
+    Engines are plug-ins: the model comes from the engine class the registry finds for ``type``
+    (built in, or registered by a third party through the ``twin.engines`` entry point).
+    """
+    if isinstance(v, EngineConfig):
+        return v
+    if not isinstance(v, dict):
+        raise ValueError("expected a mapping such as {type: native, step_length_s: 1.0}")
+    from twin.engines.registry import available_engines, engine_class
 
-
-class SumoEngineConfig(Strict):
-    type: Literal["sumo"] = "sumo"
-    step_length_s: float = Field(1.0, gt=0, le=1.0)
-    teleport_time_s: float = Field(300.0, gt=0)
-    api: Literal["libsumo", "traci"] = "libsumo"
-
-
-EngineConfig = Annotated[Union[NativeEngineConfig, SumoEngineConfig], Field(discriminator="type")]
+    name = v.get("type", "native")
+    if not isinstance(name, str) or name not in available_engines():
+        raise ValueError(f"unknown engine {name!r}; registered engines: {', '.join(available_engines())}")
+    model = getattr(engine_class(name), "Config", None)
+    if model is None or not (isinstance(model, type) and issubclass(model, EngineConfig)):
+        raise ValueError(f"engine {name!r} declares no configuration model (an EngineConfig subclass as Config)")
+    return model.model_validate({"type": name, **v})
 
 
 class RunConfig(Strict):
     duration_s: float = Field(3600.0, gt=0)
     record_interval_s: float = Field(60.0, gt=0)
     snapshot_interval_s: float = Field(60.0, ge=0, description="vehicle positions for 3D views; 0 = none")
-    engine: EngineConfig = Field(default_factory=NativeEngineConfig)
+    engine: SerializeAsAny[EngineConfig] = Field(default_factory=lambda: engine_config({"type": "native"}))
 
     @field_validator("engine", mode="before")
     @classmethod
-    def _native_by_default(cls, v):
-        return {"type": "native", **v} if isinstance(v, dict) and "type" not in v else v
+    def _by_registered_engine(cls, v):
+        return engine_config(v)
 
     @model_validator(mode="after")
     def _interval_fits(self) -> "RunConfig":

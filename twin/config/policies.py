@@ -9,7 +9,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
-from twin.config.models import Strict
+from twin.config.base import Strict
 
 VClass = str  # checked against twin's vehicle classes when the policy is applied
 

@@ -29,6 +29,35 @@ class UnsupportedActionError(EngineError):
                          f"({action.describe()})")
 
 
+# ------------------------------------------------------------- capabilities
+class Capability:
+    """A feature beyond the core protocol that an engine may have: it lists the class in its
+    ``capabilities`` (as it lists the :class:`Action` types it applies). Ask with :func:`require`."""
+
+
+class Checkpoint(Capability):
+    """``engine.checkpoint(path)`` saves the running state; ``type(engine).restore(path, city, demand)``
+    resumes it (what-if forks)."""
+
+
+class RouteGraph(Capability):
+    """``engine.route_graph(vtype)``: the routing graph a vehicle type sees now (closures and costs in force)."""
+
+
+class UnsupportedCapabilityError(EngineError):
+    """An engine was asked for a capability it does not have."""
+
+    def __init__(self, engine: str, capability: type) -> None:
+        super().__init__(f"engine {engine!r} does not support {capability.__name__.lower()} "
+                         f"({(capability.__doc__ or '').split(';')[0].strip()})")
+
+
+def require(engine, capability: type[Capability]) -> None:
+    """Raise :class:`UnsupportedCapabilityError` unless ``engine`` declares ``capability``."""
+    if capability not in engine.capabilities:
+        raise UnsupportedCapabilityError(engine.name, capability)
+
+
 # ------------------------------------------------------------------ actions
 @dataclass(frozen=True)
 class Action:
@@ -209,10 +238,29 @@ class TripTable:
 
 @runtime_checkable
 class Engine(Protocol):
-    """A traffic simulation backend on the twin's clock."""
+    """A traffic simulation backend on the twin's clock.
+
+    Engines are plug-ins: a class with this interface, registered under a name (built in, or through
+    the ``twin.engines`` entry point), whose ``Config`` (a :class:`twin.config.base.EngineConfig`
+    subclass) validates the scenario's ``run.engine`` section and whose ``from_config`` builds it.
+    ``capabilities`` lists the :class:`Action` types it applies and the :class:`Capability` features
+    it has (:class:`Checkpoint`, :class:`RouteGraph`); asking for others is a clear error.
+    """
 
     name: ClassVar[str]
-    capabilities: ClassVar[frozenset[type[Action]]]
+    capabilities: ClassVar[frozenset[type]]
+    Config: ClassVar[type]
+    demand: "RoutedDemand"  # the demand it was started with
+    rerouted: int  # vehicles re-routed so far (closures, charges)
+
+    @classmethod
+    def from_config(cls, cfg, *, record_interval_s: float,
+                    loops: list[tuple[str, int, float]] | None = None) -> "Engine":
+        """The engine a ``run.engine`` section describes, with induction loops (id, lane index, position [m])."""
+
+    @property
+    def loop_ids(self) -> list[str]:
+        """The ids of the induction loops it measures, in the order of the Snapshot's loop arrays."""
 
     @property
     def time(self) -> float:
@@ -235,7 +283,10 @@ class Engine(Protocol):
         """Counters and cumulative edge measurements; vehicle arrays if ``vehicles``."""
 
     def trip_table(self) -> TripTable:
-        """Per-trip results so far."""
+        """Per-trip results so far (at any time of the run, and after close)."""
+
+    def vehicle_status(self, vids) -> dict[str, np.ndarray]:
+        """Where vehicles added by :class:`AddVehicle` are: state, edge, pos [m], arrival [s], distance [m]."""
 
     def close(self) -> None:
         """Release resources; the engine can not be advanced afterwards."""

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from twin.city.model import CityModel
+    from twin.config.models import ScenarioConfig
 
 _BUILTIN = {"native": "twin.engines.native:NativeEngine", "sumo": "twin.engines.sumo:SumoEngine"}
 
@@ -32,3 +36,16 @@ def engine_class(name: str) -> type:
 def create_engine(name: str, **options: Any):
     """An engine instance by registry name, e.g. ``create_engine("native", step_length=0.5)``."""
     return engine_class(name)(**options)
+
+
+def build_engine(cfg: ScenarioConfig, city: CityModel):
+    """The engine the scenario's ``run.engine`` names, from the registry, with the scenario's sensors.
+
+    Every engine is a plug-in: its class (built in, or a third party's through the ``twin.engines``
+    entry point) builds itself from its own configuration model (``Engine.from_config``).
+    """
+    from twin.city.sensors import resolve_loops  # (city layer, below the engines)
+
+    cls = engine_class(cfg.run.engine.type)
+    return cls.from_config(cfg.run.engine, record_interval_s=cfg.run.record_interval_s,
+                           loops=resolve_loops(city, cfg.sensors))

@@ -14,6 +14,7 @@ import logging
 
 import numpy as np
 
+from twin.engines.base import RouteGraph
 from twin.city.model import CityModel
 from twin.demand.routing import dijkstra
 from twin.demand.vtypes import VehicleType, vclass_bit
@@ -74,7 +75,7 @@ class Router:
         self._static: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def _graph(self, engine, vtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if hasattr(engine, "route_graph"):
+        if RouteGraph in engine.capabilities:
             return engine.route_graph(vtype)
         if vtype not in self._static:
             c = self.city

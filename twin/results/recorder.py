@@ -52,7 +52,7 @@ class Recorder:
         return tuple(self._snaps)
 
     def to_dataset(self, demand: RoutedDemand, trips: TripTable, attrs: dict[str, Any]) -> xr.Dataset:
-        ds = build_dataset(self.city, demand, self._snaps, trips, attrs, getattr(self.engine, "loop_ids", None))
+        ds = build_dataset(self.city, demand, self._snaps, trips, attrs, self.engine.loop_ids)
         return add_vehicle_samples(ds, self._vehicles)
 
 

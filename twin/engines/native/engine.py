@@ -6,15 +6,17 @@ No Python code here loops over vehicles; all per-vehicle work is in
 from __future__ import annotations
 
 import logging
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from twin.city.model import CityModel
+from twin.config.base import EngineConfig
 from twin.demand.trips import RoutedDemand
 from twin.demand.vtypes import vtype_arrays
 from twin.engines.base import (
-    Action, AddVehicle, EngineError, SetLaneAccess, SetLaneSteering, SetRouteCost, SetSignalProgram, SetSpeedLimit,
+    Action, Checkpoint, RouteGraph, AddVehicle, EngineError, SetLaneAccess, SetLaneSteering, SetRouteCost, SetSignalProgram, SetSpeedLimit,
     SetTripsActive, Snapshot, TripTable, UnsupportedActionError, VehicleArrays,
 )
 from twin.demand.routing import route_trips
@@ -22,6 +24,20 @@ from twin.demand.vtypes import vclass_bit
 from twin.engines.native import kernels as K
 
 log = logging.getLogger(__name__)
+
+
+class NativeEngineConfig(EngineConfig):
+    """``run.engine`` for the native engine: ``step_length_s`` must divide 1 s."""
+
+    type: Literal["native"] = "native"
+    step_length_s: float = Field(1.0, ge=0.1, le=1.0)
+
+    @model_validator(mode="after")
+    def _divides_second(self) -> "NativeEngineConfig":
+        k = round(1.0 / self.step_length_s)
+        if abs(k * self.step_length_s - 1.0) > 1e-9:
+            raise ValueError(f"step_length_s must divide 1 s (1.0, 0.5, 0.25, 0.2, 0.1), got {self.step_length_s}")
+        return self
 
 
 class NativeEngine:
@@ -37,9 +53,12 @@ class NativeEngine:
     """
 
     name: ClassVar[str] = "native"
-    capabilities: ClassVar[frozenset[type[Action]]] = frozenset(
+    Config: ClassVar[type[EngineConfig]] = NativeEngineConfig
+    demand: RoutedDemand | None = None  # set by start()
+    rerouted: int = 0  # vehicles given a new route by actions
+    capabilities: ClassVar[frozenset[type]] = frozenset(
         {SetSpeedLimit, SetLaneAccess, SetSignalProgram, SetRouteCost, SetTripsActive, AddVehicle,
-         SetLaneSteering})
+         SetLaneSteering, Checkpoint, RouteGraph})
     # per-vehicle arrays and the value a vehicle added on the fly starts with (see AddVehicle)
     _VEHICLE_ARRAYS: ClassVar[dict[str, float]] = {
         "vtype": 0, "vfactor": 1.0, "depart": 0.0, "route_off": 0, "route_n": 0, "state": 0, "lane": -1,
@@ -59,6 +78,12 @@ class NativeEngine:
         self._loop_spec = list(loops or [])  # (id, lane index, position [m]) induction loops
         self._started = False
         self._closed = False
+
+    @classmethod
+    def from_config(cls, cfg: NativeEngineConfig, *, record_interval_s: float,
+                    loops: list[tuple[str, int, float]] | None = None) -> "NativeEngine":
+        """The engine a scenario's ``run.engine`` section describes (see :class:`NativeEngineConfig`)."""
+        return cls(step_length=cfg.step_length_s, teleport_time=cfg.teleport_time_s, loops=loops)
 
     # ----------------------------------------------------------------- setup
     @property

@@ -24,11 +24,12 @@ import shutil
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from twin.city.model import CityModel
+from twin.config.base import EngineConfig
 from twin.demand.trips import RoutedDemand
 from twin.engines.base import (
     Action, AddVehicle, EngineError, SetLaneAccess, SetSignalProgram, SetSpeedLimit, Snapshot, TripTable,
@@ -40,6 +41,13 @@ log = logging.getLogger(__name__)
 _labels = itertools.count()
 _INTERVAL = re.compile(rb"<interval\b.*?</interval>", re.S)
 _TRIPINFO = re.compile(rb"<tripinfo\b[^>]*?(?:/>|>.*?</tripinfo>)", re.S)
+
+
+class SumoEngineConfig(EngineConfig):
+    """``run.engine`` for Eclipse SUMO: ``api`` is libsumo (in-process, fast) or traci (a SUMO process)."""
+
+    type: Literal["sumo"] = "sumo"
+    api: Literal["libsumo", "traci"] = "libsumo"
 
 
 class SumoEngine:
@@ -55,7 +63,10 @@ class SumoEngine:
     """
 
     name: ClassVar[str] = "sumo"
-    capabilities: ClassVar[frozenset[type[Action]]] = frozenset(
+    Config: ClassVar[type[EngineConfig]] = SumoEngineConfig
+    demand: RoutedDemand | None = None  # set by start()
+    rerouted: int = 0  # vehicles given a new route by actions
+    capabilities: ClassVar[frozenset[type]] = frozenset(
         {SetSpeedLimit, SetLaneAccess, SetSignalProgram, AddVehicle})
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0, api: str = "libsumo",
@@ -75,6 +86,13 @@ class SumoEngine:
         self._trips: TripTable | None = None
         self._step = 0
         self._closed = False
+
+    @classmethod
+    def from_config(cls, cfg: SumoEngineConfig, *, record_interval_s: float,
+                    loops: list[tuple[str, int, float]] | None = None) -> "SumoEngine":
+        """The engine a scenario's ``run.engine`` section describes (see :class:`SumoEngineConfig`)."""
+        return cls(step_length=cfg.step_length_s, teleport_time=cfg.teleport_time_s, api=cfg.api,
+                   measure_interval=record_interval_s, loops=loops)
 
     # ----------------------------------------------------------------- setup
     @property
@@ -121,6 +139,10 @@ class SumoEngine:
         self._teleport_ids: dict[str, int] = {}
         self._original_allowed: dict[str, tuple[str, ...]] = {}
         self._departed: set[str] = set()
+        n_trips = len(demand.trips)
+        self._depart_t = np.full(n_trips, np.nan)  # insertion and arrival times as they happen, so that the
+        self._arrive_t = np.full(n_trips, np.nan)  # trip table can be read mid-run (tripinfo comes at close)
+        self.rerouted = 0
         self._reroute_on_load = False
         self._programs = 0
         self._ids = {tid: i for i, tid in enumerate(demand.trips.ids)}
@@ -183,10 +205,20 @@ class SumoEngine:
                         api.vehicle.rerouteTraveltime(vid, False)
                 departed = api.simulation.getDepartedIDList()
                 self._departed.update(departed)
+                now = self._step * self._dt
+                for vid in departed:
+                    k = self._ids.get(vid)
+                    if k is not None:
+                        self._depart_t[k] = now
                 if self._added:
                     self._follow_added(departed)
                 self._updates += api.vehicle.getIDCount()
-                self._arrived += api.simulation.getArrivedNumber()
+                arrived = api.simulation.getArrivedIDList()
+                self._arrived += len(arrived)
+                for vid in arrived:
+                    k = self._ids.get(vid)
+                    if k is not None:
+                        self._arrive_t[k] = now
                 for k, (lid, _, _) in enumerate(self._loop_spec):
                     ids = api.inductionloop.getLastStepVehicleIDs(lid)
                     if ids or self._on_loop[k]:
@@ -285,7 +317,9 @@ class SumoEngine:
             if action.reroute:
                 # running vehicles, and every trip not yet departed: now if SUMO has loaded it, else on load
                 self._reroute_on_load = True
-                for vid in (*api.vehicle.getIDList(), *(t for t in self.demand.trips.ids if t not in self._departed)):
+                running = api.vehicle.getIDList()
+                self.rerouted += len(running)
+                for vid in (*running, *(t for t in self.demand.trips.ids if t not in self._departed)):
                     try:
                         api.vehicle.rerouteTraveltime(vid, False)
                     except Exception:  # noqa: BLE001 - not loaded yet: re-routed when SUMO loads it
@@ -369,10 +403,27 @@ class SumoEngine:
                              vtype=self.demand.trips.vtype[trip].astype(np.int32))
 
     def trip_table(self) -> TripTable:
-        """Per-trip results from SUMO's tripinfo; SUMO writes it whole on :meth:`close`."""
-        if self._trips is None:
-            raise EngineError("SUMO's trip results are available after close()")
-        return self._trips
+        """Per-trip results: from SUMO's tripinfo after :meth:`close` (SUMO writes it whole then); while
+        running, insertion and arrival times and states as they happened, distances of the vehicles on the
+        road, and NaN time loss and CO2 (SUMO reports those per trip only in its tripinfo)."""
+        if self._trips is not None:
+            return self._trips
+        if self._api is None:
+            raise EngineError("engine is not running")
+        trips = self.demand.trips
+        state = np.where(np.isfinite(self._arrive_t), 3, np.where(np.isfinite(self._depart_t), 2,
+                                                                 np.where(trips.depart <= self.time, 1, 0)))
+        dist = np.where(state == 3, self.demand.route_length, 0.0)
+        for k in np.flatnonzero(state == 2):
+            try:
+                dist[k] = self._api.vehicle.getDistance(trips.ids[k])
+            except Exception:  # noqa: BLE001 - teleporting or just left
+                dist[k] = np.nan
+        teleports = np.array([self._teleport_ids.get(t, 0) for t in trips.ids], dtype=np.int32)
+        return TripTable(depart=trips.depart.copy(), depart_actual=self._depart_t.copy(),
+                         arrival=self._arrive_t.copy(), route_length=self.demand.route_length.copy(), distance=dist,
+                         time_loss=np.full(len(trips), np.nan), co2=np.full(len(trips), np.nan),
+                         teleports=teleports, state=state.astype(np.int8))
 
     def _parse_tripinfo(self) -> TripTable:
         n = len(self.demand.trips)

@@ -232,40 +232,79 @@ def make_progress(total: float, desc: str, quiet: bool):
     return progress, bar
 
 
+def _output(args: argparse.Namespace, cfg, city=None, n_trips: int = 0, suffix: str = ""):
+    """The checked, locked results folder (see :func:`twin.results.io.prepare_output`)."""
+    from twin.results.io import estimate_results_bytes, prepare_output
+
+    need = 0
+    if city is not None:
+        need = estimate_results_bytes(city.n_edges, n_trips, cfg.run.duration_s, cfg.run.record_interval_s,
+                                      len(cfg.sensors.loops))
+    return prepare_output(args.out, cfg.name, suffix=suffix, need_bytes=need)
+
+
+def _interrupted(stop, what: str) -> int:
+    print(f"interrupted ({stop.name}) {what}", file=sys.stderr)
+    return stop.exit_code
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from twin.core.interrupt import stop_on_signals
+
+    with stop_on_signals() as stop:
+        return _run(args, stop)
+
+
+def _run(args: argparse.Namespace, stop) -> int:
     from twin.city.model import CityError
     from twin.config import ConfigError
+    from twin.core.interrupt import Interrupted
+    from twin.results.io import ResultsError, save_or_rescue
 
     scenario = args.scenario or default_scenario()
     try:
         cfg, city, demand = _load(args, scenario)
         from twin.runner import run_scenario
-    except (ConfigError, CityError, FileNotFoundError) as exc:
-        return _fail(str(exc))
-    out = args.out or Path("results") / cfg.name
-    print(f"twin {__version__}: scenario {cfg.name!r} — city {city.name} ({city.n_edges} edges, "
-          f"{city.n_tls} signals), {len(demand.trips):,} trips, {cfg.run.duration_s:,.0f} s, "
-          f"engine {cfg.run.engine.type}, seed {cfg.seed}", flush=True)
-    if demand.unroutable:
-        print(f"warning: {len(demand.unroutable)} trips have no route; they are listed in results.nc")
-    from twin.engines.base import UnsupportedActionError
 
-    components = None
-    if cfg.epidemic is not None or cfg.population is not None:  # one bar over all the days
-        if cfg.epidemic is None:
-            print(f"population: residents at scale {cfg.population.scale:g} over {cfg.population.days} days; each "
-                  f"day their car trips join the {len(demand.trips):,} trips above", flush=True)
-        progress, bar, components = _days_progress(cfg, city, args.quiet)
-    else:
-        progress, bar = make_progress(cfg.run.duration_s, "simulating", args.quiet)
-    try:
-        result = run_scenario(cfg, progress=progress, city=city, demand=demand, components=components)
-    except UnsupportedActionError as exc:
+        out, lock = _output(args, cfg, city, len(demand.trips))
+    except (ConfigError, CityError, FileNotFoundError, ResultsError) as exc:
         return _fail(str(exc))
-    finally:
-        if bar is not None:
-            bar.close()
-    result.save(out)
+    except Interrupted:
+        return _interrupted(stop, "before the simulation started; nothing to save")
+    with lock:
+        print(f"twin {__version__}: scenario {cfg.name!r} — city {city.name} ({city.n_edges} edges, "
+              f"{city.n_tls} signals), {len(demand.trips):,} trips, {cfg.run.duration_s:,.0f} s, "
+              f"engine {cfg.run.engine.type}, seed {cfg.seed}", flush=True)
+        if demand.unroutable:
+            print(f"warning: {len(demand.unroutable)} trips have no route; they are listed in results.nc")
+        from twin.engines.base import UnsupportedActionError
+
+        components = None
+        if cfg.epidemic is not None or cfg.population is not None:  # one bar over all the days
+            if cfg.epidemic is None:
+                print(f"population: residents at scale {cfg.population.scale:g} over {cfg.population.days} days; "
+                      f"each day their car trips join the {len(demand.trips):,} trips above", flush=True)
+            progress, bar, components = _days_progress(cfg, city, args.quiet)
+        else:
+            progress, bar = make_progress(cfg.run.duration_s, "simulating", args.quiet)
+        try:
+            result = run_scenario(cfg, progress=progress, city=city, demand=demand, components=components)
+        except UnsupportedActionError as exc:
+            return _fail(str(exc))
+        except Interrupted:
+            return _interrupted(stop, "before the simulation started; nothing to save")
+        finally:
+            if bar is not None:
+                bar.close()
+        with stop.deferred():  # a signal now waits for the files to be whole
+            where, failed = save_or_rescue(result.save, out, cfg.name)
+    if failed:
+        print(f"error: cannot write the results to {out} ({failed}); they are saved in {where}", file=sys.stderr)
+        return 1
+    if result.interrupted:
+        m = result.manifest
+        return _interrupted(stop, f"at t={m['end_time_s']:g} s of {cfg.run.duration_s:g} s; the results so far "
+                                  f"are in {out} (marked partial)")
     print(f"\nKPIs ({cfg.name}):")
     print(format_kpis(result.kpis))
     m = result.manifest
@@ -274,6 +313,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.error:
         print(f"error: the engine failed: {result.error} (results up to then are saved)", file=sys.stderr)
         return 1
+    if stop.signum:  # the signal came while saving: the results are whole
+        return _interrupted(stop, f"while saving; the results in {out} are complete")
     return 0
 
 

@@ -17,6 +17,7 @@ from twin.city.from_config import build_city
 from twin.city.model import CityModel
 from twin.config.loader import config_hash
 from twin.config.models import ScenarioConfig
+from twin.core.interrupt import Interrupted
 from twin.core.rng import RngStreams
 from twin.core.simulation import Simulation
 from twin.demand.from_config import build_demand
@@ -37,6 +38,12 @@ class RunResult:
     manifest: dict[str, Any]
     error: str | None = None  # the engine failed; the results hold what was recorded until then
     city: CityModel | None = None
+    interrupted: str | None = None  # SIGINT/SIGTERM stopped the run; the results hold what was recorded
+
+    @property
+    def partial(self) -> bool:
+        """The run stopped before its end (an engine failure or an interrupt)."""
+        return bool(self.error or self.interrupted)
 
     def save(self, out_dir: str | Path) -> Path:
         """results.nc, kpis.json, manifest.json, and city.npz (the geometry views need)."""
@@ -190,19 +197,25 @@ def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
         period = max(engine.step_length, min(10.0, cfg.run.duration_s / 100))
         sim.add_reader(period, lambda t: progress(t, recorder.engine.observe().running))
     t0 = time.perf_counter()
-    error = None
+    error = interrupted = None
     try:
         sim.run()
     except EngineError as exc:
         error = str(exc)
         log.error("%s", exc)
+    except Interrupted as exc:  # a signal: keep what the engine has reached
+        interrupted = exc.name
+        log.info("t=%g s: %s; the results so far are kept, marked partial", engine.time, exc)
+        if engine.time > recorder.last.time + 1e-9:
+            recorder.sample()
     finally:
         try:
             engine.close()
         except EngineError as exc:
             error = error or str(exc)
     sim_s = time.perf_counter() - t0
-    if error is None and recorder.last.time < cfg.run.duration_s - 1e-6:  # duration not a multiple of the interval
+    if error is None and interrupted is None and recorder.last.time < cfg.run.duration_s - 1e-6:
+        # the duration is not a multiple of the interval
         recorder.sample()
     attrs = {
         "scenario": cfg.name, "config_hash": config_hash(cfg), "seed": cfg.seed, "engine": name,
@@ -212,6 +225,9 @@ def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
     }
     if error:
         attrs["error"] = error
+    attrs["partial"] = bool(error or interrupted)
+    if interrupted:
+        attrs["interrupted"] = interrupted
     attrs["incidents"] = [{"edge": p.edge, "lanes": list(p.lanes), "start_s": p.start_s,
                            "end_s": p.start_s + p.duration_s} for p in cfg.policies if p.type == "incident"]
     ds = recorder.to_dataset(demand, engine.trip_table(), attrs)
@@ -235,6 +251,10 @@ def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
         "vehicle_updates_per_s": round(updates / sim_s) if sim_s > 0 else None,
         "command": " ".join(sys.argv),
     }
+    manifest["partial"] = attrs["partial"]
     if error:
         manifest["error"] = error
-    return RunResult(ds, kpis, manifest, error, city)
+    if interrupted:
+        manifest["interrupted"] = interrupted
+        manifest["end_time_s"] = float(ds.attrs["end_time_s"])
+    return RunResult(ds, kpis, manifest, error, city, interrupted)

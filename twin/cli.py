@@ -337,47 +337,67 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from twin.city.model import CityError
     from twin.config import ConfigError
+    from twin.core.interrupt import Interrupted, stop_on_signals
+    from twin.results.io import ResultsError
 
     args.engine = None
-    try:
-        cfg, city, demand = _load(args, args.scenario)
-    except (ConfigError, CityError, FileNotFoundError) as exc:
-        return _fail(str(exc))
-    from twin.validate import validate
+    with stop_on_signals() as stop:
+        try:
+            cfg, city, demand = _load(args, args.scenario)
+            out, lock = _output(args, cfg, suffix="-validation")
+        except (ConfigError, CityError, FileNotFoundError, ResultsError) as exc:
+            return _fail(str(exc))
+        except Interrupted:
+            return _interrupted(stop, "before the simulation started; nothing to save")
+        from twin.validate import validate
 
-    out = args.out or Path("results") / f"{cfg.name}-validation"
-    print(f"validating {cfg.name!r}: {city.n_edges} edges, {len(demand.trips):,} trips, "
-          f"{cfg.run.duration_s:,.0f} s — native engine, then SUMO ({args.sumo_api})", flush=True)
-    shipped = args.scenario if args.scenario.suffix == ".sumocfg" else None
-    report = validate(cfg, city, demand, out, sumo_api=args.sumo_api, sumocfg=shipped,
-                      progress=lambda desc: make_progress(cfg.run.duration_s, desc, args.quiet))
-    print(report["markdown_summary"])
-    print(f"wrote {out}/validation.json, validation.md, validation_scatter.png, native/, sumo/"
-          + (", shipped/" if shipped else ""))
-    return 1 if report.get("error") else 0
+        print(f"validating {cfg.name!r}: {city.n_edges} edges, {len(demand.trips):,} trips, "
+              f"{cfg.run.duration_s:,.0f} s — native engine, then SUMO ({args.sumo_api})", flush=True)
+        shipped = args.scenario if args.scenario.suffix == ".sumocfg" else None
+        with lock:
+            report = validate(cfg, city, demand, out, sumo_api=args.sumo_api, sumocfg=shipped,
+                              progress=lambda desc: make_progress(cfg.run.duration_s, desc, args.quiet))
+        if report.get("partial"):
+            runs = report["runs_saved"]
+            return _interrupted(stop, f"during the {runs[-1]} run: no comparison; {out}/validation.json and "
+                                      f"{', '.join(f'{r}/' for r in runs)} ({runs[-1]}/ partial) are saved")
+        print(report["markdown_summary"])
+        print(f"wrote {out}/validation.json, validation.md, validation_scatter.png, native/, sumo/"
+              + (", shipped/" if shipped else ""))
+        return 1 if report.get("error") else stop.exit_code
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from twin.city.model import CityError
     from twin.config import ConfigError
+    from twin.core.interrupt import Interrupted, stop_on_signals
+    from twin.results.io import ResultsError
 
     if args.replications < 1:
         return _fail(f"--replications must be >= 1, got {args.replications}")
     args.engine, args.sumo_api = None, None
     args_seed, args.seed = args.seed, None
-    try:
-        policy_cfg, city, _ = _load(args, args.scenario)
-        if args.baseline:
-            base_cfg, _, _ = _load(args, args.baseline)
-        else:
-            base_cfg = policy_cfg.model_copy(update={"policies": [], "name": f"{policy_cfg.name}-baseline"})
-    except (ConfigError, CityError, FileNotFoundError) as exc:
-        return _fail(str(exc))
+    with stop_on_signals() as stop:
+        try:
+            policy_cfg, city, _ = _load(args, args.scenario)
+            if args.baseline:
+                base_cfg, _, _ = _load(args, args.baseline)
+            else:
+                base_cfg = policy_cfg.model_copy(update={"policies": [], "name": f"{policy_cfg.name}-baseline"})
+            out, lock = _output(args, policy_cfg, suffix="-compare")
+        except (ConfigError, CityError, FileNotFoundError, ResultsError) as exc:
+            return _fail(str(exc))
+        except Interrupted:
+            return _interrupted(stop, "before the replications started; nothing to save")
+        with lock:
+            return _compare(args, args_seed, policy_cfg, base_cfg, city, out, stop)
+
+
+def _compare(args, args_seed, policy_cfg, base_cfg, city, out, stop) -> int:
     if base_cfg.name == policy_cfg.name:
         base_cfg = base_cfg.model_copy(update={"name": f"{base_cfg.name}-baseline"})
     from twin.compare import compare
 
-    out = args.out or Path("results") / f"{policy_cfg.name}-compare"
     n = args.replications
     print(f"comparing {policy_cfg.name!r} with {base_cfg.name!r}: {n} replications each "
           f"(seeds {args_seed}..{args_seed + n - 1}), scheduler {args.scheduler or 'local cluster'}", flush=True)
@@ -399,13 +419,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+    if report.get("partial"):
+        return _interrupted(stop, f"after {len(report['paired_replications'])} of {n} paired replications; "
+                                  f"{out}/compare.json, compare.md (marked partial) hold those")
     print(report["markdown"])
     print(f"wrote {out}/compare.json, compare.nc, compare.md")
     if report["failed"]:
         print(f"error: {len(report['failed'])} replications failed (listed above and in compare.json)",
               file=sys.stderr)
         return 1
-    return 0
+    return stop.exit_code
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:

@@ -46,10 +46,14 @@ class RunResult:
         return bool(self.error or self.interrupted)
 
     def save(self, out_dir: str | Path) -> Path:
-        """results.nc, kpis.json, manifest.json, and city.npz (the geometry views need)."""
-        out = write_results(out_dir, self.dataset, self.kpis, self.manifest)
-        if self.city is not None:
-            self.city.save(Path(out) / "city.npz")
+        """results.nc, kpis.json, manifest.json, and city.npz (the geometry views need), each atomically;
+        a SIGINT/SIGTERM meanwhile waits for the files to be whole (:mod:`twin.core.interrupt`)."""
+        from twin.core.interrupt import deferred
+
+        with deferred():
+            out = write_results(out_dir, self.dataset, self.kpis, self.manifest)
+            if self.city is not None:
+                self.city.save(Path(out) / "city.npz")
         return out
 
 

@@ -116,6 +116,16 @@ def check() -> None:
         _active[-1].check()
 
 
+@contextmanager
+def deferred() -> Iterator[None]:
+    """:meth:`SignalStop.deferred` of the active stop (nothing outside :func:`stop_on_signals`)."""
+    if not _active:
+        yield
+        return
+    with _active[-1].deferred():
+        yield
+
+
 def requested() -> bool:
     """Whether a signal came (whatever the deferral)."""
     return bool(_active) and _active[-1].signum is not None

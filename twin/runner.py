@@ -6,11 +6,12 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from twin.city.from_config import build_city
@@ -22,7 +23,7 @@ from twin.core.rng import RngStreams
 from twin.core.simulation import Simulation
 from twin.demand.from_config import build_demand
 from twin.demand.trips import RoutedDemand
-from twin.engines.base import EngineError
+from twin.engines.base import EngineError, TripTable
 from twin.engines.registry import create_engine
 from twin.results import Recorder, compute_kpis, write_results
 
@@ -89,6 +90,18 @@ def prepare(cfg: ScenarioConfig) -> tuple[CityModel, RoutedDemand]:
         check_epidemic(cfg, city)
     demand = apply_demand_changes(demand, cfg.policies, city, streams.generator("policies"))
     return city, demand
+
+
+def trips_as_of(trips: TripTable, t: float) -> TripTable:
+    """``trips`` as they stood at time ``t`` [s]: later arrivals and insertions undone (states with them).
+
+    Distance, delay and CO2 keep what the engine reported last (it cannot be rewound).
+    """
+    arrival = np.where(trips.arrival <= t + 1e-9, trips.arrival, np.nan)
+    inserted = np.where(trips.depart_actual <= t + 1e-9, trips.depart_actual, np.nan)
+    state = np.where(np.isfinite(arrival), 3, np.where(np.isfinite(inserted), 2, np.where(trips.depart <= t, 1, 0)))
+    state = np.where(trips.state == 4, 4, state).astype(np.int8)  # cancelled stays cancelled
+    return replace(trips, arrival=arrival, depart_actual=inserted, state=state)
 
 
 def check_capabilities(engine, cfg: ScenarioConfig, city: CityModel) -> None:
@@ -234,7 +247,10 @@ def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
         attrs["interrupted"] = interrupted
     attrs["incidents"] = [{"edge": p.edge, "lanes": list(p.lanes), "start_s": p.start_s,
                            "end_s": p.start_s + p.duration_s} for p in cfg.policies if p.type == "incident"]
-    ds = recorder.to_dataset(demand, engine.trip_table(), attrs)
+    trips = engine.trip_table()
+    if error:  # the engine died between records: the trips as of the last record, so the KPIs match it
+        trips = trips_as_of(trips, recorder.last.time)
+    ds = recorder.to_dataset(demand, trips, attrs)
     if monitor is not None:
         ds = monitor.add_to(ds)
     for comp in components:

@@ -121,6 +121,7 @@ class SumoEngine:
         self._teleport_ids: dict[str, int] = {}
         self._original_allowed: dict[str, tuple[str, ...]] = {}
         self._departed: set[str] = set()
+        self._depart_time: dict[str, float] = {}  # insertion time [s]: tripinfo lacks it if SUMO dies
         self._reroute_on_load = False
         self._programs = 0
         self._ids = {tid: i for i, tid in enumerate(demand.trips.ids)}
@@ -183,6 +184,8 @@ class SumoEngine:
                         api.vehicle.rerouteTraveltime(vid, False)
                 departed = api.simulation.getDepartedIDList()
                 self._departed.update(departed)
+                for vid in departed:
+                    self._depart_time.setdefault(vid, self._step * self._dt)
                 if self._added:
                     self._follow_added(departed)
                 self._updates += api.vehicle.getIDCount()
@@ -398,6 +401,10 @@ class SumoEngine:
             em = el.find("emissions")
             if em is not None:
                 co2[k] = float(em.get("CO2_abs", 0)) / 1000.0  # mg -> g
+        for vid, t in self._depart_time.items():  # vehicles on the road when SUMO died have no tripinfo
+            k = self._ids.get(vid)
+            if k is not None and not np.isfinite(depart_actual[k]):
+                depart_actual[k] = t
         state = np.where(np.isfinite(arrival), 3, np.where(np.isfinite(depart_actual), 2,
                                                            np.where(self.demand.trips.depart <= self.time, 1, 0)))
         teleports = np.array([self._teleport_ids.get(t, 0) for t in self.demand.trips.ids], dtype=np.int32)

@@ -84,6 +84,9 @@ def prepare(cfg: ScenarioConfig) -> tuple[CityModel, RoutedDemand]:
     from twin.events import build_events
 
     build_events(cfg, city)  # fleets' and events' ids are checked against the city here too
+    from twin.city.sensors import resolve_loops
+
+    resolve_loops(city, cfg.sensors)  # and the loops' lanes and files
     if cfg.epidemic is not None:  # and the outbreak's initial zones
         from twin.agents.epidemic_component import check_epidemic
 

@@ -323,6 +323,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     from twin.config import ConfigError
     from twin.importer import import_path
 
+    from twin.config.models import MAX_TRIPS
+
+    if not 0 <= args.trips <= MAX_TRIPS:
+        return _fail(f"--trips must be between 0 and {MAX_TRIPS:,}, got {args.trips:,}")
     try:
         summary = import_path(args.path, args.out, od_trips=args.trips)
     except (ConfigError, CityError, FileNotFoundError) as exc:
@@ -441,7 +445,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         cfg = load_model(args.config, CalibrationConfig, "calibration")
         from twin.calibration.run import calibrate
 
-        out = args.out or Path("results") / f"{cfg.name}-calibration"
+        from twin.results.io import default_output
+
+        out = args.out or default_output(cfg.name, "-calibration")
         bar = None
         progress = None
         if not args.quiet:
@@ -513,7 +519,9 @@ def cmd_live(args: argparse.Namespace) -> int:
         cfg, city, demand = _load(args, args.scenario)
         from twin.live.session import LiveTwin
 
-        out = args.out or Path("results") / f"{cfg.name}-live"
+        from twin.results.io import default_output
+
+        out = args.out or default_output(cfg.name, "-live")
         twin = LiveTwin(cfg, city, demand, out, speed=args.speed, fork_scheduler=args.fork_scheduler)
     except (ConfigError, CityError, FileNotFoundError, ValueError) as exc:
         return _fail(str(exc))
@@ -522,8 +530,8 @@ def cmd_live(args: argparse.Namespace) -> int:
         from twin.live.server import Server
 
         host, _, port = args.listen.rpartition(":")
-        if not host or not port.isdigit():
-            return _fail(f"--listen must be HOST:PORT, got {args.listen!r}")
+        if not host or not port.isdigit() or not 0 < int(port) <= 65535:
+            return _fail(f"--listen must be HOST:PORT with a port 1..65535, got {args.listen!r}")
         server = Server(twin, host, int(port))
         try:
             server.start()
@@ -565,29 +573,37 @@ def cmd_live(args: argparse.Namespace) -> int:
 def cmd_fork(args: argparse.Namespace) -> int:
     from twin.city.model import CityError
     from twin.config import ConfigError, load_scenario
+    from twin.config.models import MAX_DURATION_S
+    from twin.results.io import ResultsError, write_json
 
     args.engine = args.sumo_api = args.seed = args.duration = None
-    if args.at <= 0 or args.horizon <= 0:
-        return _fail("--at and --horizon must be > 0 seconds")
+    if not (0 < args.at <= MAX_DURATION_S and 0 < args.horizon <= MAX_DURATION_S):
+        return _fail(f"--at and --horizon must be > 0 and <= {MAX_DURATION_S:,.0f} seconds, "
+                     f"got --at {args.at:g}, --horizon {args.horizon:g}")
     try:
         cfg, city, demand = _load(args, args.scenario)
+        if args.at >= cfg.run.duration_s:
+            raise ConfigError(f"--at {args.at:g} s is not before the end of {cfg.name!r} "
+                              f"(duration_s {cfg.run.duration_s:g} s)")
         branches = {load_scenario(b).name: load_scenario(b).policies for b in args.branch}
-        from twin.core.rng import RngStreams
-        from twin.engines.native import NativeEngine
-        from twin.live.fork import fork
-
-        out = args.out or Path("results") / f"{cfg.name}-fork"
-        out.mkdir(parents=True, exist_ok=True)
-        eng = NativeEngine(step_length=cfg.run.engine.step_length_s, teleport_time=cfg.run.engine.teleport_time_s)
-        eng.start(city, demand, seed=RngStreams(cfg.seed).seed_for("engine"))
-        eng.advance(round(args.at / eng.step_length) * eng.step_length)
-        eng.checkpoint(out / "checkpoint.npz")
-        res = fork(out / "checkpoint.npz", cfg, branches, eng.time, args.horizon, scheduler=args.scheduler)
-    except (ConfigError, CityError, FileNotFoundError) as exc:
+        out, lock = _output(args, cfg, suffix="-fork")
+    except (ConfigError, CityError, FileNotFoundError, ResultsError) as exc:
         return _fail(str(exc))
-    from twin.results.io import write_json
+    from twin.core.rng import RngStreams
+    from twin.engines.native import NativeEngine
+    from twin.live.fork import fork
 
-    write_json(out / "fork.json", res)
+    with lock:
+        try:
+            eng = NativeEngine(step_length=cfg.run.engine.step_length_s,
+                               teleport_time=cfg.run.engine.teleport_time_s)
+            eng.start(city, demand, seed=RngStreams(cfg.seed).seed_for("engine"))
+            eng.advance(round(args.at / eng.step_length) * eng.step_length)
+            eng.checkpoint(out / "checkpoint.npz")
+            res = fork(out / "checkpoint.npz", cfg, branches, eng.time, args.horizon, scheduler=args.scheduler)
+        except (ConfigError, CityError, FileNotFoundError) as exc:
+            return _fail(str(exc))
+        write_json(out / "fork.json", res)
     print(f"forked {cfg.name!r} at {res['fork_time_s']:g} s for {args.horizon:g} s:")
     keys = ("trips_completed", "mean_travel_time_s", "vehicle_hours_travelled", "co2_kg", "running_at_end")
     print("  " + "branch".ljust(28) + "".join(k.rjust(26) for k in keys))
@@ -604,7 +620,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = args.out or args.results / "report.html"
     try:
         path = report(args.results, out)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         return _fail(str(exc))
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, images embedded)")
     return 0
@@ -623,6 +639,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:  # Dask sets its own loggers to INFO; its chatter is for --verbose only
         for handler in logging.getLogger().handlers:
             handler.addFilter(lambda r: r.levelno >= logging.WARNING or not r.name.startswith("distributed"))
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside a run's own handling
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         return cmd_run(args)
     if args.command == "import":

@@ -30,7 +30,7 @@ class GridCityConfig(Strict):
     type: Literal["grid"]
     blocks_x: int = Field(6, ge=1, le=200)
     blocks_y: int = Field(6, ge=1, le=200)
-    block_size_m: float = Field(200.0, gt=30.0)
+    block_size_m: float = Field(200.0, gt=30.0, le=10_000.0)
     arterial_every: int = Field(3, ge=1)
     arterial_lanes: int = Field(2, ge=1, le=6)
     local_lanes: int = Field(1, ge=1, le=4)

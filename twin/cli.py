@@ -515,6 +515,10 @@ def cmd_live(args: argparse.Namespace) -> int:
     args.engine = args.sumo_api = args.seed = None
     if args.speed <= 0:
         return _fail(f"--speed must be > 0, got {args.speed}")
+    if args.listen:
+        host, _, port = args.listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) <= 65535:
+            return _fail(f"--listen must be HOST:PORT with a port 1..65535, got {args.listen!r}")
     try:
         cfg, city, demand = _load(args, args.scenario)
         from twin.live.session import LiveTwin
@@ -530,8 +534,6 @@ def cmd_live(args: argparse.Namespace) -> int:
         from twin.live.server import Server
 
         host, _, port = args.listen.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) <= 65535:
-            return _fail(f"--listen must be HOST:PORT with a port 1..65535, got {args.listen!r}")
         server = Server(twin, host, int(port))
         try:
             server.start()

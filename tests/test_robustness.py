@@ -260,7 +260,9 @@ def test_full_folder_fails_before_the_run(tmp_path, tiny_disk):
 def test_folder_that_fills_up_during_the_save_keeps_the_results_elsewhere(tmp_path, tiny_disk):
     """Enough room at the check, none left at the save (a filler written meanwhile): the results land in
     the temporary folder, named in one line."""
-    p = scenario(tmp_path, LONG.replace("duration_s: 36000", "duration_s: 600").replace("12000", "1500"))
+    p = scenario(tmp_path, SMALL.format(name="fill").replace("duration_s: 120, record_interval_s: 60",
+                                                             "duration_s: 200000, record_interval_s: 3600, "
+                                                             "snapshot_interval_s: 0"))
     proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), "run", str(p), "--out",
                              str(tiny_disk / "out"), "-q"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)

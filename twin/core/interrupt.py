@@ -14,9 +14,12 @@ One mechanism for every run (``run``, ``compare``, ``validate``, the live twin):
 
 The handler never raises inside library code (xarray's file lock, a numba
 kernel, libsumo): it only records the signal. Code that runs long calls
-:func:`check` at its safe points, which raises :class:`Interrupted`. A second
-signal outside :meth:`SignalStop.deferred` raises ``KeyboardInterrupt`` at
-once, for a loop that never reaches a safe point.
+:func:`check` at its safe points, which raises :class:`Interrupted`; from then
+on the run is saving what it has, and further signals are only noted. A second
+signal before any safe point was reached (a loop that never reaches one), and
+outside :meth:`SignalStop.deferred`, raises ``KeyboardInterrupt`` at once.
+After a signal the process is stopping: leaving :func:`stop_on_signals` then
+ignores SIGINT/SIGTERM, so that it exits with its own code.
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ class SignalStop:
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self._acknowledged = False  # check() raised: the run is stopping and saving
         self._defer = 0
         self._previous: dict[int, object] = {}
 
@@ -64,12 +68,13 @@ class SignalStop:
     def _handle(self, signum, frame) -> None:
         again = self.signum is not None
         self.signum = self.signum or signum
-        if again and not self._defer:
+        if again and not self._defer and not self._acknowledged:
             raise KeyboardInterrupt
 
     def check(self) -> None:
         """Raise :class:`Interrupted` if a signal came (outside a deferred section)."""
         if self.signum is not None and not self._defer:
+            self._acknowledged = True
             raise Interrupted(self.signum)
 
     @contextmanager
@@ -87,7 +92,7 @@ class SignalStop:
 
     def uninstall(self) -> None:
         for s, h in self._previous.items():
-            signal.signal(s, h)
+            signal.signal(s, signal.SIG_IGN if self.signum else h)
         self._previous.clear()
 
 

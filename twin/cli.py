@@ -1,7 +1,10 @@
 """The command line: parse → load → run → save. No simulation logic lives here.
 
 ``python run_sim.py`` with no arguments runs ``scenarios/default.yaml``.
-User errors (a bad config, a missing file) print one line and exit with 2.
+User errors (a bad config, a missing file, an unwritable results folder) print
+one line and exit with 2. Exit codes: 0 done; 1 the engine failed (results up
+to then saved) or the results had to be saved elsewhere; 2 bad input; 130/143
+SIGINT/SIGTERM (the results so far saved, marked partial; docs/robustness.md).
 """
 from __future__ import annotations
 
@@ -25,7 +28,9 @@ def default_scenario() -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="run_sim.py", description="twin: a city digital twin. "
-                                "Run without arguments to simulate scenarios/default.yaml.")
+                                "Run without arguments to simulate scenarios/default.yaml.",
+                                epilog="exit codes: 0 done, 1 engine failure (results so far saved), 2 bad input, "
+                                       "130/143 interrupted by SIGINT/SIGTERM (results so far saved, partial)")
     p.add_argument("--version", action="version", version=f"twin {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")

@@ -79,10 +79,13 @@ class OutputLock:
         self.folder = folder
         self.path = folder / LOCK_NAME
         self._fd: int | None = None
+        self._exclusive = False  # without fcntl (Windows)
 
     def acquire(self) -> "OutputLock":
-        import fcntl
-
+        try:
+            import fcntl
+        except ImportError:  # Windows: a lock file made exclusively (left behind if the process is killed)
+            return self._acquire_exclusive()
         while True:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -107,15 +110,34 @@ class OutputLock:
         self._fd = fd
         return self
 
+    def _acquire_exclusive(self) -> "OutputLock":
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            holder = self.path.read_text(errors="replace").strip() or "?"
+            raise ResultsError(f"{self.folder}: another run (pid {holder}) is writing its results here; wait for "
+                               f"it or choose another --out (if no run is, delete {self.path})") from None
+        except OSError as exc:
+            raise ResultsError(f"{self.folder}: cannot write here ({exc.strerror})") from None
+        os.write(fd, str(os.getpid()).encode())
+        self._fd, self._exclusive = fd, True
+        return self
+
     def release(self) -> None:
         if self._fd is None:
             return
+        if not self._exclusive:  # flock: remove while still holding it, so no one locks a removed file
+            self._unlink()
+        os.close(self._fd)
+        self._fd = None
+        if self._exclusive:
+            self._unlink()
+
+    def _unlink(self) -> None:
         try:
             self.path.unlink()
         except OSError:
             pass
-        os.close(self._fd)
-        self._fd = None
 
     def __enter__(self) -> "OutputLock":
         return self

@@ -387,6 +387,17 @@ def test_signal_during_compare_keeps_finished_replications(tmp_path):
     assert len(report["paired_replications"]) < 20
 
 
+def test_signal_during_validate_keeps_the_native_run(tmp_path):
+    out = tmp_path / "v"
+    rc, _, err = _start_then_signal(["validate", scenario(tmp_path, LONG), "--out", out, "-q"], signal.SIGINT,
+                                    after="validating", delay=4.0)
+    assert rc == 130 and "Traceback" not in err and "during the native run" in err, err
+    v = json.loads((out / "validation.json").read_text())
+    assert v["partial"] is True and v["runs_saved"] == ["native"]
+    assert json.loads((out / "native" / "manifest.json").read_text())["partial"] is True
+    assert not (out / "sumo").exists()
+
+
 # ------------------------------------------------------------------ engine crash
 @pytest.mark.slow
 def test_kpis_after_sumo_dies_match_the_last_record():

@@ -1,7 +1,10 @@
 """The command line: parse → load → run → save. No simulation logic lives here.
 
 ``python run_sim.py`` with no arguments runs ``scenarios/default.yaml``.
-User errors (a bad config, a missing file) print one line and exit with 2.
+User errors (a bad config, a missing file, an unwritable results folder) print
+one line and exit with 2. Exit codes: 0 done; 1 the engine failed (results up
+to then saved) or the results had to be saved elsewhere; 2 bad input; 130/143
+SIGINT/SIGTERM (the results so far saved, marked partial; docs/robustness.md).
 """
 from __future__ import annotations
 
@@ -39,7 +42,9 @@ def _compiling_notice() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="run_sim.py", description="twin: a city digital twin. "
-                                "Run without arguments to simulate scenarios/default.yaml.")
+                                "Run without arguments to simulate scenarios/default.yaml.",
+                                epilog="exit codes: 0 done, 1 engine failure (results so far saved), 2 bad input, "
+                                       "130/143 interrupted by SIGINT/SIGTERM (results so far saved, partial)")
     p.add_argument("--version", action="version", version=f"twin {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -249,40 +254,79 @@ def make_progress(total: float, desc: str, quiet: bool):
     return progress, bar
 
 
+def _output(args: argparse.Namespace, cfg, city=None, n_trips: int = 0, suffix: str = ""):
+    """The checked, locked results folder (see :func:`twin.results.io.prepare_output`)."""
+    from twin.results.io import estimate_results_bytes, prepare_output
+
+    need = 0
+    if city is not None:
+        need = estimate_results_bytes(city.n_edges, n_trips, cfg.run.duration_s, cfg.run.record_interval_s,
+                                      len(cfg.sensors.loops))
+    return prepare_output(args.out, cfg.name, suffix=suffix, need_bytes=need)
+
+
+def _interrupted(stop, what: str) -> int:
+    print(f"interrupted ({stop.name}) {what}", file=sys.stderr)
+    return stop.exit_code
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from twin.core.interrupt import stop_on_signals
+
+    with stop_on_signals() as stop:
+        return _run(args, stop)
+
+
+def _run(args: argparse.Namespace, stop) -> int:
     from twin.city.model import CityError
     from twin.config import ConfigError
+    from twin.core.interrupt import Interrupted
+    from twin.results.io import ResultsError, save_or_rescue
 
     scenario = args.scenario or default_scenario()
     try:
         cfg, city, demand = _load(args, scenario)
         from twin.runner import run_scenario
-    except (ConfigError, CityError, FileNotFoundError) as exc:
-        return _fail(str(exc))
-    out = args.out or Path("results") / cfg.name
-    print(f"twin {__version__}: scenario {cfg.name!r} — city {city.name} ({city.n_edges} edges, "
-          f"{city.n_tls} signals), {len(demand.trips):,} trips, {cfg.run.duration_s:,.0f} s, "
-          f"engine {cfg.run.engine.type}, seed {cfg.seed}", flush=True)
-    if demand.unroutable:
-        print(f"warning: {len(demand.unroutable)} trips have no route; they are listed in results.nc")
-    from twin.engines.base import UnsupportedActionError
 
-    components = None
-    if cfg.epidemic is not None or cfg.population is not None:  # one bar over all the days
-        if cfg.epidemic is None:
-            print(f"population: residents at scale {cfg.population.scale:g} over {cfg.population.days} days; each "
-                  f"day their car trips join the {len(demand.trips):,} trips above", flush=True)
-        progress, bar, components = _days_progress(cfg, city, args.quiet)
-    else:
-        progress, bar = make_progress(cfg.run.duration_s, "simulating", args.quiet)
-    try:
-        result = run_scenario(cfg, progress=progress, city=city, demand=demand, components=components)
-    except UnsupportedActionError as exc:
+        out, lock = _output(args, cfg, city, len(demand.trips))
+    except (ConfigError, CityError, FileNotFoundError, ResultsError) as exc:
         return _fail(str(exc))
-    finally:
-        if bar is not None:
-            bar.close()
-    result.save(out)
+    except Interrupted:
+        return _interrupted(stop, "before the simulation started; nothing to save")
+    with lock:
+        print(f"twin {__version__}: scenario {cfg.name!r} — city {city.name} ({city.n_edges} edges, "
+              f"{city.n_tls} signals), {len(demand.trips):,} trips, {cfg.run.duration_s:,.0f} s, "
+              f"engine {cfg.run.engine.type}, seed {cfg.seed}", flush=True)
+        if demand.unroutable:
+            print(f"warning: {len(demand.unroutable)} trips have no route; they are listed in results.nc")
+        from twin.engines.base import UnsupportedActionError
+
+        components = None
+        if cfg.epidemic is not None or cfg.population is not None:  # one bar over all the days
+            if cfg.epidemic is None:
+                print(f"population: residents at scale {cfg.population.scale:g} over {cfg.population.days} days; "
+                      f"each day their car trips join the {len(demand.trips):,} trips above", flush=True)
+            progress, bar, components = _days_progress(cfg, city, args.quiet)
+        else:
+            progress, bar = make_progress(cfg.run.duration_s, "simulating", args.quiet)
+        try:
+            result = run_scenario(cfg, progress=progress, city=city, demand=demand, components=components)
+        except UnsupportedActionError as exc:
+            return _fail(str(exc))
+        except Interrupted:
+            return _interrupted(stop, "before the simulation started; nothing to save")
+        finally:
+            if bar is not None:
+                bar.close()
+        with stop.deferred():  # a signal now waits for the files to be whole
+            where, failed = save_or_rescue(result.save, out, cfg.name)
+    if failed:
+        print(f"error: cannot write the results to {out} ({failed}); they are saved in {where}", file=sys.stderr)
+        return 1
+    if result.interrupted:
+        m = result.manifest
+        return _interrupted(stop, f"at t={m['end_time_s']:g} s of {cfg.run.duration_s:g} s; the results so far "
+                                  f"are in {out} (marked partial)")
     print(f"\nKPIs ({cfg.name}):")
     print(format_kpis(result.kpis))
     m = result.manifest
@@ -292,6 +336,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.error:
         print(f"error: the engine failed: {result.error} (results up to then are saved)", file=sys.stderr)
         return 1
+    if stop.signum:  # the signal came while saving: the results are whole
+        return _interrupted(stop, f"while saving; the results in {out} are complete")
     return 0
 
 
@@ -300,6 +346,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     from twin.config import ConfigError
     from twin.importer import import_path
 
+    from twin.config.models import MAX_TRIPS
+
+    if not 0 <= args.trips <= MAX_TRIPS:
+        return _fail(f"--trips must be between 0 and {MAX_TRIPS:,}, got {args.trips:,}")
     try:
         summary = import_path(args.path, args.out, od_trips=args.trips)
     except (ConfigError, CityError, FileNotFoundError) as exc:
@@ -314,47 +364,67 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from twin.city.model import CityError
     from twin.config import ConfigError
+    from twin.core.interrupt import Interrupted, stop_on_signals
+    from twin.results.io import ResultsError
 
     args.engine = None
-    try:
-        cfg, city, demand = _load(args, args.scenario)
-    except (ConfigError, CityError, FileNotFoundError) as exc:
-        return _fail(str(exc))
-    from twin.validate import validate
+    with stop_on_signals() as stop:
+        try:
+            cfg, city, demand = _load(args, args.scenario)
+            out, lock = _output(args, cfg, suffix="-validation")
+        except (ConfigError, CityError, FileNotFoundError, ResultsError) as exc:
+            return _fail(str(exc))
+        except Interrupted:
+            return _interrupted(stop, "before the simulation started; nothing to save")
+        from twin.validate import validate
 
-    out = args.out or Path("results") / f"{cfg.name}-validation"
-    print(f"validating {cfg.name!r}: {city.n_edges} edges, {len(demand.trips):,} trips, "
-          f"{cfg.run.duration_s:,.0f} s — native engine, then SUMO ({args.sumo_api})", flush=True)
-    shipped = args.scenario if args.scenario.suffix == ".sumocfg" else None
-    report = validate(cfg, city, demand, out, sumo_api=args.sumo_api, sumocfg=shipped,
-                      progress=lambda desc: make_progress(cfg.run.duration_s, desc, args.quiet))
-    print(report["markdown_summary"])
-    print(f"wrote {out}/validation.json, validation.md, validation_scatter.png, native/, sumo/"
-          + (", shipped/" if shipped else ""))
-    return 1 if report.get("error") else 0
+        print(f"validating {cfg.name!r}: {city.n_edges} edges, {len(demand.trips):,} trips, "
+              f"{cfg.run.duration_s:,.0f} s — native engine, then SUMO ({args.sumo_api})", flush=True)
+        shipped = args.scenario if args.scenario.suffix == ".sumocfg" else None
+        with lock:
+            report = validate(cfg, city, demand, out, sumo_api=args.sumo_api, sumocfg=shipped,
+                              progress=lambda desc: make_progress(cfg.run.duration_s, desc, args.quiet))
+        if report.get("partial"):
+            runs = report["runs_saved"]
+            return _interrupted(stop, f"during the {runs[-1]} run: no comparison; {out}/validation.json and "
+                                      f"{', '.join(f'{r}/' for r in runs)} ({runs[-1]}/ partial) are saved")
+        print(report["markdown_summary"])
+        print(f"wrote {out}/validation.json, validation.md, validation_scatter.png, native/, sumo/"
+              + (", shipped/" if shipped else ""))
+        return 1 if report.get("error") else stop.exit_code
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from twin.city.model import CityError
     from twin.config import ConfigError
+    from twin.core.interrupt import Interrupted, stop_on_signals
+    from twin.results.io import ResultsError
 
     if args.replications < 1:
         return _fail(f"--replications must be >= 1, got {args.replications}")
     args.engine, args.sumo_api = None, None
     args_seed, args.seed = args.seed, None
-    try:
-        policy_cfg, city, _ = _load(args, args.scenario)
-        if args.baseline:
-            base_cfg, _, _ = _load(args, args.baseline)
-        else:
-            base_cfg = policy_cfg.model_copy(update={"policies": [], "name": f"{policy_cfg.name}-baseline"})
-    except (ConfigError, CityError, FileNotFoundError) as exc:
-        return _fail(str(exc))
+    with stop_on_signals() as stop:
+        try:
+            policy_cfg, city, _ = _load(args, args.scenario)
+            if args.baseline:
+                base_cfg, _, _ = _load(args, args.baseline)
+            else:
+                base_cfg = policy_cfg.model_copy(update={"policies": [], "name": f"{policy_cfg.name}-baseline"})
+            out, lock = _output(args, policy_cfg, suffix="-compare")
+        except (ConfigError, CityError, FileNotFoundError, ResultsError) as exc:
+            return _fail(str(exc))
+        except Interrupted:
+            return _interrupted(stop, "before the replications started; nothing to save")
+        with lock:
+            return _compare(args, args_seed, policy_cfg, base_cfg, city, out, stop)
+
+
+def _compare(args, args_seed, policy_cfg, base_cfg, city, out, stop) -> int:
     if base_cfg.name == policy_cfg.name:
         base_cfg = base_cfg.model_copy(update={"name": f"{base_cfg.name}-baseline"})
     from twin.compare import compare
 
-    out = args.out or Path("results") / f"{policy_cfg.name}-compare"
     n = args.replications
     print(f"comparing {policy_cfg.name!r} with {base_cfg.name!r}: {n} replications each "
           f"(seeds {args_seed}..{args_seed + n - 1}), scheduler {args.scheduler or 'local cluster'}", flush=True)
@@ -376,13 +446,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+    if report.get("partial"):
+        return _interrupted(stop, f"after {len(report['paired_replications'])} of {n} paired replications; "
+                                  f"{out}/compare.json, compare.md (marked partial) hold those")
     print(report["markdown"])
     print(f"wrote {out}/compare.json, compare.nc, compare.md")
     if report["failed"]:
         print(f"error: {len(report['failed'])} replications failed (listed above and in compare.json)",
               file=sys.stderr)
         return 1
-    return 0
+    return stop.exit_code
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -395,7 +468,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         cfg = load_model(args.config, CalibrationConfig, "calibration")
         from twin.calibration.run import calibrate
 
-        out = args.out or Path("results") / f"{cfg.name}-calibration"
+        from twin.results.io import default_output
+
+        out = args.out or default_output(cfg.name, "-calibration")
         bar = None
         progress = None
         if not args.quiet:
@@ -463,11 +538,17 @@ def cmd_live(args: argparse.Namespace) -> int:
     args.engine = args.sumo_api = args.seed = None
     if args.speed <= 0:
         return _fail(f"--speed must be > 0, got {args.speed}")
+    if args.listen:
+        host, _, port = args.listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) <= 65535:
+            return _fail(f"--listen must be HOST:PORT with a port 1..65535, got {args.listen!r}")
     try:
         cfg, city, demand = _load(args, args.scenario)
         from twin.live.session import LiveTwin
 
-        out = args.out or Path("results") / f"{cfg.name}-live"
+        from twin.results.io import default_output
+
+        out = args.out or default_output(cfg.name, "-live")
         twin = LiveTwin(cfg, city, demand, out, speed=args.speed, fork_scheduler=args.fork_scheduler)
     except (ConfigError, CityError, FileNotFoundError, ValueError) as exc:
         return _fail(str(exc))
@@ -476,8 +557,6 @@ def cmd_live(args: argparse.Namespace) -> int:
         from twin.live.server import Server
 
         host, _, port = args.listen.rpartition(":")
-        if not host or not port.isdigit():
-            return _fail(f"--listen must be HOST:PORT, got {args.listen!r}")
         server = Server(twin, host, int(port))
         try:
             server.start()
@@ -519,31 +598,38 @@ def cmd_live(args: argparse.Namespace) -> int:
 def cmd_fork(args: argparse.Namespace) -> int:
     from twin.city.model import CityError
     from twin.config import ConfigError, load_scenario
+    from twin.config.models import MAX_DURATION_S
+    from twin.results.io import ResultsError, write_json
 
     args.engine = args.sumo_api = args.seed = args.duration = None
-    if args.at <= 0 or args.horizon <= 0:
-        return _fail("--at and --horizon must be > 0 seconds")
+    if not (0 < args.at <= MAX_DURATION_S and 0 < args.horizon <= MAX_DURATION_S):
+        return _fail(f"--at and --horizon must be > 0 and <= {MAX_DURATION_S:,.0f} seconds, "
+                     f"got --at {args.at:g}, --horizon {args.horizon:g}")
     try:
         cfg, city, demand = _load(args, args.scenario)
+        if args.at >= cfg.run.duration_s:
+            raise ConfigError(f"--at {args.at:g} s is not before the end of {cfg.name!r} "
+                              f"(duration_s {cfg.run.duration_s:g} s)")
         branches = {load_scenario(b).name: load_scenario(b).policies for b in args.branch}
-        from twin.core.rng import RngStreams
-        from twin.engines.base import Checkpoint, require
-        from twin.engines.registry import build_engine
-        from twin.live.fork import fork
-
-        out = args.out or Path("results") / f"{cfg.name}-fork"
-        out.mkdir(parents=True, exist_ok=True)
-        eng = build_engine(cfg, city)
-        require(eng, Checkpoint)  # a fork restores the running state into each branch
-        eng.start(city, demand, seed=RngStreams(cfg.seed).seed_for("engine"))
-        eng.advance(round(args.at / eng.step_length) * eng.step_length)
-        eng.checkpoint(out / "checkpoint.npz")
-        res = fork(out / "checkpoint.npz", cfg, branches, eng.time, args.horizon, scheduler=args.scheduler)
-    except (ConfigError, CityError, FileNotFoundError) as exc:
+        out, lock = _output(args, cfg, suffix="-fork")
+    except (ConfigError, CityError, FileNotFoundError, ResultsError) as exc:
         return _fail(str(exc))
-    from twin.results.io import write_json
+    from twin.core.rng import RngStreams
+    from twin.engines.base import Checkpoint, EngineError, require
+    from twin.engines.registry import build_engine
+    from twin.live.fork import fork
 
-    write_json(out / "fork.json", res)
+    with lock:
+        try:
+            eng = build_engine(cfg, city)
+            require(eng, Checkpoint)  # a fork restores the running state into each branch
+            eng.start(city, demand, seed=RngStreams(cfg.seed).seed_for("engine"))
+            eng.advance(round(args.at / eng.step_length) * eng.step_length)
+            eng.checkpoint(out / "checkpoint.npz")
+            res = fork(out / "checkpoint.npz", cfg, branches, eng.time, args.horizon, scheduler=args.scheduler)
+        except (ConfigError, CityError, FileNotFoundError, EngineError) as exc:
+            return _fail(str(exc))
+        write_json(out / "fork.json", res)
     print(f"forked {cfg.name!r} at {res['fork_time_s']:g} s for {args.horizon:g} s:")
     keys = ("trips_completed", "mean_travel_time_s", "vehicle_hours_travelled", "co2_kg", "running_at_end")
     print("  " + "branch".ljust(28) + "".join(k.rjust(26) for k in keys))
@@ -560,7 +646,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = args.out or args.results / "report.html"
     try:
         path = report(args.results, out)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         return _fail(str(exc))
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, images embedded)")
     return 0
@@ -579,6 +665,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:  # Dask sets its own loggers to INFO; its chatter is for --verbose only
         for handler in logging.getLogger().handlers:
             handler.addFilter(lambda r: r.levelno >= logging.WARNING or not r.name.startswith("distributed"))
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside a run's own handling
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     command = COMMAND_FUNCTIONS.get(args.command)
     if command is None:
         build_parser().print_help()

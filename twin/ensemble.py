@@ -6,6 +6,9 @@ the machine (one single-threaded worker process per core) runs them;
 ``scheduler`` may name an existing cluster (``tcp://host:8786``) or
 ``"serial"`` (in this process, no Dask). A task that fails is retried once,
 then reported by name with its error; the others are still gathered.
+A SIGINT/SIGTERM (:mod:`twin.core.interrupt`) stops the ensemble: the
+replications finished so far are kept, the rest cancelled, and the result is
+marked ``interrupted``.
 
 Results are bit-for-bit those of a serial run for the same seeds: every task is
 deterministic for its seed (``numpy.random.SeedSequence`` streams) and the
@@ -40,6 +43,7 @@ class TaskResult:
 @dataclass
 class EnsembleResult:
     results: list[TaskResult] = field(default_factory=list)
+    interrupted: str | None = None  # "SIGINT"/"SIGTERM": the replications not in results did not run
 
     @property
     def failed(self) -> list[TaskResult]:
@@ -50,11 +54,19 @@ class EnsembleResult:
 
 
 def run_task(cfg_json: str) -> tuple[xr.Dataset, dict[str, Any], str | None]:
-    """Run one scenario config (JSON, so it crosses process boundaries as plain text)."""
+    """Run one scenario config (JSON, so it crosses process boundaries as plain text).
+
+    A run cut short by a signal raises :class:`~twin.core.interrupt.Interrupted` (its results are partial).
+    """
+    from twin.core.interrupt import Interrupted
     from twin.runner import run_scenario
 
     cfg = ScenarioConfig.model_validate_json(cfg_json)
     r = run_scenario(cfg)
+    if r.interrupted:
+        import signal
+
+        raise Interrupted(signal.Signals[r.interrupted])
     r.dataset.attrs.pop("created", None)
     return r.dataset, r.kpis, r.error
 
@@ -77,25 +89,25 @@ def run_ensemble(scenarios: dict[str, ScenarioConfig], replications: int, *, bas
     """Run every scenario ``replications`` times (seeds ``base_seed + i``); see the module doc."""
     if replications < 1:
         raise ValueError(f"replications must be >= 1, got {replications}")
+    from twin.core.interrupt import Interrupted, check
+
     tasks = list(_tasks(scenarios, replications, base_seed))
     out = EnsembleResult()
     done = 0
     if scheduler == "serial":
-        for tr, cfg_json in tasks:
-            for attempt in (1, 2):
-                try:
-                    tr.dataset, tr.kpis, tr.error = run_task(cfg_json)
-                    break
-                except Exception as exc:  # noqa: BLE001 - reported by name, like the Dask path
-                    tr.error = f"{type(exc).__name__}: {exc}"
-                    log.warning("%s failed (attempt %d): %s", tr.name, attempt, tr.error)
-            out.results.append(tr)
-            done += 1
-            if progress:
-                progress(done, len(tasks))
+        try:
+            for tr, cfg_json in tasks:
+                check()
+                _serial_task(tr, cfg_json)
+                out.results.append(tr)
+                done += 1
+                if progress:
+                    progress(done, len(tasks))
+        except Interrupted as exc:
+            out.interrupted = exc.name
         return out
 
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, LocalCluster, wait
 
     cluster = None
     if scheduler is None:
@@ -109,20 +121,47 @@ def run_ensemble(scenarios: dict[str, ScenarioConfig], replications: int, *, bas
         for tr, cfg_json in tasks:
             fut = client.submit(run_task, cfg_json, key=f"twin-{tr.name}-{tr.seed}", retries=1, pure=False)
             futures[fut] = tr
-        for fut in as_completed(list(futures)):
-            tr = futures[fut]
+        pending = set(futures)
+        while pending:
             try:
-                tr.dataset, tr.kpis, tr.error = fut.result()
-            except Exception as exc:  # noqa: BLE001 - failed twice: reported by name
-                tr.error = f"{type(exc).__name__}: {exc}"
-                log.warning("%s failed after a retry: %s", tr.name, tr.error)
-            out.results.append(tr)
-            done += 1
-            if progress:
-                progress(done, len(tasks))
+                check()
+            except Interrupted as exc:  # keep what finished, cancel the rest
+                out.interrupted = exc.name
+                client.cancel(list(pending))
+                break
+            try:
+                finished, pending = wait(pending, timeout=0.25, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                continue
+            for fut in finished:
+                tr = futures[fut]
+                try:
+                    tr.dataset, tr.kpis, tr.error = fut.result()
+                except Exception as exc:  # noqa: BLE001 - failed twice: reported by name
+                    tr.error = f"{type(exc).__name__}: {exc}"
+                    log.warning("%s failed after a retry: %s", tr.name, tr.error)
+                out.results.append(tr)
+                done += 1
+                if progress:
+                    progress(done, len(tasks))
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
     out.results.sort(key=lambda r: (r.scenario, r.replication))
     return out
+
+
+def _serial_task(tr: TaskResult, cfg_json: str) -> None:
+    """One task in this process, retried once; an interrupt is not a failure and is not retried."""
+    from twin.core.interrupt import Interrupted
+
+    for attempt in (1, 2):
+        try:
+            tr.dataset, tr.kpis, tr.error = run_task(cfg_json)
+            break
+        except Interrupted:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported by name, like the Dask path
+            tr.error = f"{type(exc).__name__}: {exc}"
+            log.warning("%s failed (attempt %d): %s", tr.name, attempt, tr.error)

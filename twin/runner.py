@@ -6,22 +6,24 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from twin.city.from_config import build_city
 from twin.city.model import CityModel
 from twin.config.loader import config_hash
 from twin.config.models import ScenarioConfig
+from twin.core.interrupt import Interrupted
 from twin.core.rng import RngStreams
 from twin.core.simulation import Simulation
 from twin.demand.from_config import build_demand
 from twin.demand.trips import RoutedDemand
-from twin.engines.base import EngineError
+from twin.engines.base import EngineError, TripTable
 from twin.engines.registry import build_engine
 from twin.jit import CompileWatch
 from twin.policies.schedule import check_capabilities, schedule_policies
@@ -39,12 +41,22 @@ class RunResult:
     manifest: dict[str, Any]
     error: str | None = None  # the engine failed; the results hold what was recorded until then
     city: CityModel | None = None
+    interrupted: str | None = None  # SIGINT/SIGTERM stopped the run; the results hold what was recorded
+
+    @property
+    def partial(self) -> bool:
+        """The run stopped before its end (an engine failure or an interrupt)."""
+        return bool(self.error or self.interrupted)
 
     def save(self, out_dir: str | Path) -> Path:
-        """results.nc, kpis.json, manifest.json, and city.npz (the geometry views need)."""
-        out = write_results(out_dir, self.dataset, self.kpis, self.manifest)
-        if self.city is not None:
-            self.city.save(Path(out) / "city.npz")
+        """results.nc, kpis.json, manifest.json, and city.npz (the geometry views need), each atomically;
+        a SIGINT/SIGTERM meanwhile waits for the files to be whole (:mod:`twin.core.interrupt`)."""
+        from twin.core.interrupt import deferred
+
+        with deferred():
+            out = write_results(out_dir, self.dataset, self.kpis, self.manifest)
+            if self.city is not None:
+                self.city.save(Path(out) / "city.npz")
         return out
 
 
@@ -74,12 +86,27 @@ def prepare(cfg: ScenarioConfig) -> tuple[CityModel, RoutedDemand]:
     from twin.events import build_events
 
     build_events(cfg, city)  # fleets' and events' ids are checked against the city here too
+    from twin.city.sensors import resolve_loops
+
+    resolve_loops(city, cfg.sensors)  # and the loops' lanes and files
     if cfg.epidemic is not None:  # and the outbreak's initial zones
         from twin.agents.epidemic_component import check_epidemic
 
         check_epidemic(cfg, city)
     demand = apply_demand_changes(demand, cfg.policies, city, streams.generator("policies"))
     return city, demand
+
+
+def trips_as_of(trips: TripTable, t: float) -> TripTable:
+    """``trips`` as they stood at time ``t`` [s]: later arrivals and insertions undone (states with them).
+
+    Distance, delay and CO2 keep what the engine reported last (it cannot be rewound).
+    """
+    arrival = np.where(trips.arrival <= t + 1e-9, trips.arrival, np.nan)
+    inserted = np.where(trips.depart_actual <= t + 1e-9, trips.depart_actual, np.nan)
+    state = np.where(np.isfinite(arrival), 3, np.where(np.isfinite(inserted), 2, np.where(trips.depart <= t, 1, 0)))
+    state = np.where(trips.state == 4, 4, state).astype(np.int8)  # cancelled stays cancelled
+    return replace(trips, arrival=arrival, depart_actual=inserted, state=state)
 
 
 def build_components(cfg: ScenarioConfig, city: CityModel) -> list:
@@ -159,7 +186,7 @@ class Twin:
     def run(self) -> RunResult:
         """Simulate to the end (an engine failure ends the run early) and gather the results."""
         t0 = time.perf_counter()
-        error = None
+        error = interrupted = None
         compiling = CompileWatch()  # the first run compiles kernels mid-run: not simulation time
         try:
             with compiling:
@@ -167,18 +194,26 @@ class Twin:
         except EngineError as exc:
             error = str(exc)
             log.error("%s", exc)
+        except Interrupted as exc:  # a signal: keep what the engine has reached
+            interrupted = exc.name
+            log.info("t=%g s: %s; the results so far are kept, marked partial", self.engine.time, exc)
+            if self.engine.time > self.recorder.last.time + 1e-9:
+                self.recorder.sample()
         finally:
             try:
                 self.engine.close()
             except EngineError as exc:
                 error = error or str(exc)
-        return self.results(error, time.perf_counter() - t0 - compiling.seconds, compiling.seconds)
+        return self.results(error, time.perf_counter() - t0 - compiling.seconds, compiling.seconds,
+                            interrupted=interrupted)
 
-    def results(self, error: str | None = None, sim_s: float = 0.0, compile_s: float = 0.0) -> RunResult:
-        """The Dataset, KPIs and manifest of what was simulated so far (the engine closed)."""
+    def results(self, error: str | None = None, sim_s: float = 0.0, compile_s: float = 0.0, *,
+                interrupted: str | None = None) -> RunResult:
+        """The Dataset, KPIs and manifest of what was simulated so far (the engine closed); ``error`` (the
+        engine failed) or ``interrupted`` (a signal's name) mark them partial."""
         cfg, city, demand, engine, recorder = self.cfg, self.city, self.demand, self.engine, self.recorder
-        if error is None and recorder.last.time < cfg.run.duration_s - 1e-6:  # duration not a multiple of the interval
-            recorder.sample()
+        if error is None and interrupted is None and recorder.last.time < cfg.run.duration_s - 1e-6:
+            recorder.sample()  # the duration is not a multiple of the interval
         attrs = {
             "scenario": cfg.name, "config_hash": config_hash(cfg), "seed": cfg.seed, "engine": engine.name,
             "step_length_s": engine.step_length, "record_interval_s": cfg.run.record_interval_s,
@@ -187,9 +222,15 @@ class Twin:
         }
         if error:
             attrs["error"] = error
+        attrs["partial"] = bool(error or interrupted)
+        if interrupted:
+            attrs["interrupted"] = interrupted
         attrs["incidents"] = [{"edge": p.edge, "lanes": list(p.lanes), "start_s": p.start_s,
                                "end_s": p.start_s + p.duration_s} for p in cfg.policies if p.type == "incident"]
-        ds = recorder.to_dataset(demand, engine.trip_table(), attrs)
+        trips = engine.trip_table()
+        if error:  # the engine died between records: the trips as of the last record, so the KPIs match it
+            trips = trips_as_of(trips, recorder.last.time)
+        ds = recorder.to_dataset(demand, trips, attrs)
         if self.monitor is not None:
             ds = self.monitor.add_to(ds)
         for comp in self.components:
@@ -211,9 +252,13 @@ class Twin:
             "vehicle_updates_per_s": round(updates / sim_s) if sim_s > 0 else None,
             "command": " ".join(sys.argv),
         }
+        manifest["partial"] = attrs["partial"]
         if error:
             manifest["error"] = error
-        return RunResult(ds, kpis, manifest, error, city)
+        if interrupted:
+            manifest["interrupted"] = interrupted
+            manifest["end_time_s"] = float(ds.attrs["end_time_s"])
+        return RunResult(ds, kpis, manifest, error, city, interrupted)
 
 
 def run_scenario(cfg: ScenarioConfig, *, progress: ProgressFn | None = None,

@@ -98,8 +98,12 @@ def validate(cfg: ScenarioConfig, city: CityModel, demand: RoutedDemand, out: st
     sumo_cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"engine": sumo_engine})})
     native = _run(native_cfg, city, demand, "native", progress)
     native.save(out / "native")
+    if native.interrupted:
+        return _interrupted(out, cfg, native.interrupted, ["native"])
     sumo = _run(sumo_cfg, city, demand, f"sumo ({sumo_api})", progress)
     sumo.save(out / "sumo")
+    if sumo.interrupted:
+        return _interrupted(out, cfg, sumo.interrupted, ["native", "sumo"])
     figures = compare_runs(native.dataset, sumo.dataset, native.manifest, sumo.manifest)
     cn, cs = figures.pop("_hourly_counts")
     ratio = figures["mean_travel_time_ratio"]
@@ -125,6 +129,13 @@ def validate(cfg: ScenarioConfig, city: CityModel, demand: RoutedDemand, out: st
     md = _markdown(figures)
     (out / "validation.md").write_text(md, encoding="utf-8")
     figures["markdown_summary"] = md
+    return figures
+
+
+def _interrupted(out: Path, cfg: ScenarioConfig, signal_name: str, runs: list[str]) -> dict:
+    """validation.json of a validation a signal stopped: no comparison, the runs saved so far (the last partial)."""
+    figures = {"scenario": cfg.name, "partial": True, "interrupted": signal_name, "runs_saved": runs}
+    write_json(out / "validation.json", figures)
     return figures
 
 

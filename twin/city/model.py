@@ -325,7 +325,12 @@ class CityModel:
         from twin.npzio import load_npz
 
         meta, kwargs = load_npz(path, "twin-city/1", CityError, "city")
-        for f in dataclasses.fields(cls):
-            if f.name in meta and f.name not in ("name", "attrs"):
-                kwargs[f.name] = tuple(meta[f.name])
-        return cls(name=meta["name"], attrs=meta.get("attrs", {}), **kwargs)
+        try:
+            for f in dataclasses.fields(cls):
+                if f.name in meta and f.name not in ("name", "attrs"):
+                    kwargs[f.name] = tuple(meta[f.name])
+            return cls(name=meta["name"], attrs=meta.get("attrs", {}), **kwargs)
+        except CityError as exc:
+            raise CityError(f"{path}: {exc}") from None
+        except (TypeError, ValueError, KeyError, IndexError) as exc:
+            raise CityError(f"{path}: not a consistent twin city ({type(exc).__name__}: {exc})") from None

@@ -1,6 +1,7 @@
 """Induction loops on a city's lanes, from SUMO additional files or scenario config."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from twin.city.model import CityModel
@@ -21,8 +22,14 @@ def resolve_loops(city: CityModel, sensors) -> list[tuple[str, int, float]]:
     out: list[tuple[str, int, float]] = []
     for f in sensors.loop_files:
         for el in iter_xml(Path(f), {"e1Detector", "inductionLoop"}):
-            out.append((el.get("id"), _lane(city, el.get("lane", ""), f"{f}: loop {el.get('id')!r}"),
-                        float(el.get("pos", 0))))
+            where = f"{f}: loop {el.get('id')!r}"
+            try:
+                pos = float(el.get("pos", 0))
+            except ValueError:
+                raise ConfigError(f"{where}: pos is not a number: {el.get('pos')!r}") from None
+            if not math.isfinite(pos):
+                raise ConfigError(f"{where}: pos is not finite: {el.get('pos')!r}")
+            out.append((el.get("id"), _lane(city, el.get("lane", ""), where), pos))
     for k, lp in enumerate(sensors.loops):
         out.append((lp.id, _lane(city, lp.lane, f"sensors.loops.{k}"), lp.pos_m))
     fixed = []

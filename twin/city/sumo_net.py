@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -124,11 +125,33 @@ def twin_class_mask(allow: str | None, disallow: str | None) -> int:
     return mask
 
 
-def _shape(s: str | None) -> np.ndarray | None:
+def _num(elem: ET.Element, key: str, where: str, default: float | None = None, kind: type = float):
+    """Attribute ``key`` as a finite number (``kind``); a missing one is ``default``, else a CityError naming
+    ``where`` (file and element), as is text that is not a finite number."""
+    v = elem.get(key)
+    if v is None or (kind is float and not v.strip()):
+        if default is None:
+            raise CityError(f"{where}: attribute {key!r} missing")
+        return default
+    try:
+        x = kind(v)
+    except ValueError:
+        raise CityError(f"{where}: {key}={v!r} is not a number") from None
+    if not math.isfinite(x):
+        raise CityError(f"{where}: {key}={v!r} is not a finite number")
+    return x
+
+
+def _shape(s: str | None, where: str = "shape") -> np.ndarray | None:
     if not s:
         return None
-    pts = [tuple(map(float, p.split(",")[:2])) for p in s.split()]
-    return np.array(pts, dtype=np.float64) if len(pts) >= 2 else None
+    try:
+        pts = np.array([tuple(map(float, p.split(",")[:2])) for p in s.split()], dtype=np.float64)
+    except ValueError:
+        raise CityError(f"{where}: shape is not a list of x,y points: {s[:80]!r}") from None
+    if pts.ndim != 2 or pts.shape[1] != 2 or not np.all(np.isfinite(pts)):
+        raise CityError(f"{where}: shape is not a list of finite x,y points: {s[:80]!r}")
+    return pts if len(pts) >= 2 else None
 
 
 def _edge_kind(elem: ET.Element, lanes: list[ET.Element]) -> str:
@@ -166,10 +189,13 @@ def read_tls_programs(paths: list[Path]) -> dict[str, tuple[str, float, list[tup
     programs: dict[str, tuple[str, float, list[tuple[float, str]], str]] = {}
     for p in paths:
         for elem in iter_xml(p, {"tlLogic"}):
-            phases = [(float(ph.get("duration")), ph.get("state")) for ph in elem.findall("phase")]
+            where = f"{p}: tlLogic {elem.get('id')!r}"
+            phases = [(_num(ph, "duration", where), ph.get("state")) for ph in elem.findall("phase")]
             if not phases:
-                raise CityError(f"{p}: tlLogic {elem.get('id')!r} has no phases")
-            programs[elem.get("id")] = (elem.get("type", "static"), float(elem.get("offset", 0) or 0), phases,
+                raise CityError(f"{where} has no phases")
+            if any(d <= 0 for d, _ in phases):
+                raise CityError(f"{where}: a phase duration is not > 0 s")
+            programs[elem.get("id")] = (elem.get("type", "static"), _num(elem, "offset", where, 0.0), phases,
                                         elem.get("programID", "0"))
     return programs
 
@@ -203,7 +229,9 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
             if elem.get("function") in ("internal", "crossing", "walkingarea"):
                 report.internal_lanes += len(elem.findall("lane"))
                 for ln in elem.findall("lane"):
-                    internal_len[ln.get("id")] = (float(ln.get("length", 0) or 0), float(ln.get("speed", 0) or 0))
+                    where = f"{path}: internal lane {ln.get('id')!r}"
+                    internal_len[ln.get("id")] = (max(_num(ln, "length", where, 0.0), 0.0),
+                                                  max(_num(ln, "speed", where, 0.0), 0.0))
                 continue
             e = _copy(elem)
             edges.append((e, [_copy(ln) for ln in elem.findall("lane")]))
@@ -221,21 +249,22 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
         t = j.get("type", "priority")
         ntype = NodeType.DEAD_END if t == "dead_end" else (
             NodeType.TRAFFIC_LIGHT if t.startswith("traffic_light") else NodeType.PRIORITY)
-        b.add_node(j.get("id"), float(j.get("x")), float(j.get("y")), ntype)
+        where = f"{path}: junction {j.get('id')!r}"
+        b.add_node(j.get("id"), _num(j, "x", where), _num(j, "y", where), ntype)
 
     kept: set[str] = set()
     for e, lanes in edges:
         eid = e.get("id")
-        lanes = sorted(lanes, key=lambda ln: int(ln.get("index", 0)))
+        lanes = _checked_lanes(path, eid, lanes)
         masks = [twin_class_mask(ln.get("allow"), ln.get("disallow")) for ln in lanes]
         if not any(masks):
             report.dropped_edges[_edge_kind(e, lanes)] += 1
             continue
-        shapes = [_shape(ln.get("shape")) for ln in lanes]
+        shapes = [_shape(ln.get("shape"), f"{path}: lane {ln.get('id')!r}") for ln in lanes]
         if any(s is None for s in shapes):
             raise CityError(f"{path}: edge {eid!r} has a lane without a shape")
         mid = shapes[len(shapes) // 2]
-        prio = int(e.get("priority", -1))
+        prio = _num(e, "priority", f"{path}: edge {eid!r}", -1, int)
         try:
             b.add_edge(eid, e.get("from"), e.get("to"), num_lanes=len(lanes),
                        speed=max(float(ln.get("speed")) for ln in lanes), priority=prio,
@@ -253,22 +282,34 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
     tl_node: dict[str, str] = {}
     missing_tl: Counter = Counter()
     conn_rows = []
+    known = {e.get("id") for e, _ in edges}
+    unknown = Counter()
     for c in conns:
         f, t = c.get("from"), c.get("to")
+        if f not in known or (t not in known and not t.startswith(":")):  # ":…": walking areas, crossings
+            unknown[f if f not in known else t] += 1
+            continue
         if f not in kept or t not in kept:
             continue
+        where = f"{path}: connection {f}_{c.get('fromLane')} -> {t}_{c.get('toLane')}"
         tl = c.get("tl")
-        link = int(c.get("linkIndex", -1)) if tl else -1
+        link = _num(c, "linkIndex", where, -1, int) if tl else -1
+        if tl and link < 0:
+            raise CityError(f"{where}: linkIndex={c.get('linkIndex')!r} of traffic light {tl!r} is not >= 0")
         if tl and tl not in programs:
             missing_tl[tl] += 1
             tl, link = None, -1
         if tl:
             tl_links[tl] = max(tl_links[tl], link + 1)
             tl_node.setdefault(tl, b.node_ids_of_edge(f)[1])
-        conn_rows.append((f, int(c.get("fromLane")), t, int(c.get("toLane")), _DIRS.get(c.get("dir", "s"), 0),
+        conn_rows.append((f, _num(c, "fromLane", where, kind=int), t, _num(c, "toLane", where, kind=int),
+                          _DIRS.get(c.get("dir", "s"), 0),
                           tl, link, c.get("state", "M"), *_via_path(c.get("via"), internal_len, internal_next),
                           c.get("via")))
 
+    if unknown:
+        report.notes.append(f"{sum(unknown.values())} connections name edges the network does not have "
+                            f"({', '.join(sorted(unknown)[:5])}{'…' if len(unknown) > 5 else ''}); they are ignored")
     if missing_tl:
         report.notes.append(f"{sum(missing_tl.values())} connections name traffic lights without a program "
                             f"({', '.join(sorted(missing_tl))}); they run as unsignalised")
@@ -305,6 +346,20 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
     city = b.build()
     report.warn(log, str(path))
     return city, report
+
+
+def _checked_lanes(path: Path, eid: str, lanes: list[ET.Element]) -> list[ET.Element]:
+    """An edge's lanes in index order; indices must be 0..n-1, lengths and speeds finite and > 0."""
+    where = f"{path}: edge {eid!r}"
+    idx = [_num(ln, "index", f"{where} lane {ln.get('id')!r}", 0, int) for ln in lanes]
+    if sorted(idx) != list(range(len(lanes))):
+        raise CityError(f"{where}: lane indices {sorted(idx)} are not 0..{len(lanes) - 1}")
+    for ln in lanes:
+        lw = f"{path}: lane {ln.get('id')!r}"
+        for key in ("speed", "length"):
+            if _num(ln, key, lw) <= 0 and key == "speed":
+                raise CityError(f"{lw}: speed={ln.get('speed')!r} is not > 0")
+    return [ln for _, ln in sorted(zip(idx, lanes), key=lambda p: p[0])]
 
 
 def _response_foes(junctions: list[ET.Element], links: list[tuple[str, int, str | None]]

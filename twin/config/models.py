@@ -12,6 +12,12 @@ from pydantic import Field, SerializeAsAny, field_validator, model_validator
 from twin.config.assimilation import AssimilationConfig
 from twin.config.base import EngineConfig, Strict
 
+# upper limits that keep a typo from running until killed (they are given in the error)
+MAX_DURATION_S = 30 * 86400.0  # a run: 30 days
+MAX_RECORDS = 100_000  # recordings (or vehicle snapshots) per run
+MAX_TRIPS = 10_000_000  # trips of a demand
+MAX_EDGES = 10_000  # edges of a synthetic corridor
+
 
 # ------------------------------------------------------------------- cities
 class GridCityConfig(Strict):
@@ -20,7 +26,7 @@ class GridCityConfig(Strict):
     type: Literal["grid"]
     blocks_x: int = Field(6, ge=1, le=200)
     blocks_y: int = Field(6, ge=1, le=200)
-    block_size_m: float = Field(200.0, gt=30.0)
+    block_size_m: float = Field(200.0, gt=30.0, le=10_000.0)
     arterial_every: int = Field(3, ge=1)
     arterial_lanes: int = Field(2, ge=1, le=6)
     local_lanes: int = Field(1, ge=1, le=4)
@@ -38,8 +44,8 @@ class CorridorCityConfig(Strict):
     """A straight one-way road, optionally with one signal (for tests and calibration)."""
 
     type: Literal["corridor"]
-    edges: int = Field(3, ge=1)
-    length_m: float = Field(500.0, gt=0)
+    edges: int = Field(3, ge=1, le=MAX_EDGES)
+    length_m: float = Field(500.0, gt=0, le=100_000)
     lanes: int = Field(1, ge=1, le=6)
     speed_kmh: float = Field(50.0, gt=0)
     signal_node: int | None = None
@@ -107,9 +113,9 @@ class OdDemandConfig(Strict):
     """Trips from a gravity-model OD matrix over the city's zones and a time-of-day profile."""
 
     type: Literal["od"]
-    trips: int = Field(ge=0)
-    begin_s: float = Field(0.0, ge=0)
-    end_s: float = Field(3600.0, gt=0)
+    trips: int = Field(ge=0, le=MAX_TRIPS)
+    begin_s: float = Field(0.0, ge=0, le=MAX_DURATION_S)
+    end_s: float = Field(3600.0, gt=0, le=MAX_DURATION_S)
     profile: Literal["am_peak", "pm_peak", "flat"] | list[Annotated[float, Field(ge=0)]] = "am_peak"
     vehicle_mix: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: {"car": 0.92, "truck": 0.08})
     gravity_beta_per_km: float = Field(0.6, ge=0)
@@ -119,6 +125,8 @@ class OdDemandConfig(Strict):
     def _window(self) -> "OdDemandConfig":
         if self.end_s <= self.begin_s:
             raise ValueError(f"end_s ({self.end_s}) must be after begin_s ({self.begin_s})")
+        if isinstance(self.profile, list) and not sum(self.profile) > 0:
+            raise ValueError(f"profile needs at least one weight > 0, got {self.profile}")
         if not self.vehicle_mix or sum(self.vehicle_mix.values()) <= 0:
             raise ValueError("vehicle_mix needs at least one vehicle type with a share > 0")
         return self
@@ -127,9 +135,9 @@ class OdDemandConfig(Strict):
 class TripSpec(Strict):
     origin: str
     destination: str
-    depart_s: float = Field(0.0, ge=0)
+    depart_s: float = Field(0.0, ge=0, le=MAX_DURATION_S)
     vtype: str = "car"
-    count: int = Field(1, ge=1)
+    count: int = Field(1, ge=1, le=MAX_TRIPS)
     headway_s: float = Field(0.0, ge=0)
 
 
@@ -185,7 +193,7 @@ def engine_config(v):
 
 
 class RunConfig(Strict):
-    duration_s: float = Field(3600.0, gt=0)
+    duration_s: float = Field(3600.0, gt=0, le=MAX_DURATION_S)
     record_interval_s: float = Field(60.0, gt=0)
     snapshot_interval_s: float = Field(60.0, ge=0, description="vehicle positions for 3D views; 0 = none")
     engine: SerializeAsAny[EngineConfig] = Field(default_factory=lambda: engine_config({"type": "native"}))
@@ -202,6 +210,15 @@ class RunConfig(Strict):
         dt = self.engine.step_length_s
         if abs(round(self.record_interval_s / dt) * dt - self.record_interval_s) > 1e-9:
             raise ValueError(f"record_interval_s must be a multiple of the engine step ({dt} s)")
+        for key in ("record_interval_s", "snapshot_interval_s"):
+            every = getattr(self, key)
+            if every == 0:
+                continue
+            if every < dt:
+                raise ValueError(f"{key} ({every:g}) must be 0 or at least the engine step ({dt:g} s)")
+            if self.duration_s / every > MAX_RECORDS:
+                raise ValueError(f"{key} ({every:g} s) over duration_s ({self.duration_s:g} s) makes more than "
+                                 f"{MAX_RECORDS:,} recordings; the limit is {MAX_RECORDS:,}")
         return self
 
 
@@ -232,7 +249,7 @@ class ScenarioConfig(Strict):
 
     name: str = Field(min_length=1)
     description: str = ""
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, strict=True)  # strict: `seed: true` or `seed: 1.5` is an error
     city: CityConfig
     demand: DemandConfig
     run: RunConfig = Field(default_factory=RunConfig)

@@ -1,6 +1,7 @@
 """Read a SUMO configuration (``.sumocfg``): which network, route and additional files, and the time window."""
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,11 +51,25 @@ def read_sumocfg(path: str | Path) -> SumoConfigFiles:
     net = files("net-file")
     if not net:
         raise ConfigError(f"{path}: no net-file given")
-    end = value("end")
-    step = value("step-length")
+    begin, end, step = (_seconds(path, k, value(k)) for k in ("begin", "end", "step-length"))
     return SumoConfigFiles(path=path.resolve(), net=net[0], routes=files("route-files"),
-                           additional=files("additional-files"), begin=float(value("begin") or 0.0),
-                           end=float(end) if end else None, step_length=float(step) if step else None)
+                           additional=files("additional-files"), begin=begin or 0.0, end=end, step_length=step)
+
+
+def _seconds(path: Path, key: str, v: str | None) -> float | None:
+    """A SUMO time value (seconds, or ``[[D:]H:]M:S``) as finite seconds >= 0; None if not given."""
+    if v is None or not v.strip():
+        return None
+    try:
+        parts = [float(p) for p in v.strip().split(":")]
+        if len(parts) > 4:
+            raise ValueError
+        t = sum(p * f for p, f in zip(reversed(parts), (1, 60, 3600, 86400)))
+    except ValueError:
+        raise ConfigError(f"{path}: {key}: not a time in seconds: {v!r}") from None
+    if not math.isfinite(t) or t < 0:
+        raise ConfigError(f"{path}: {key}: must be a finite time >= 0 s, got {v!r}")
+    return t
 
 
 def scenario_from_sumocfg(path: str | Path, *, overrides: dict | None = None):

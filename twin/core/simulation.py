@@ -7,6 +7,7 @@ from typing import Any
 import simpy
 
 from twin.core.clock import every
+from twin.core.interrupt import check as check_interrupt
 from twin.engines.base import Engine
 
 
@@ -32,6 +33,7 @@ class Simulation:
         n_steps = int(round(self.duration / dt))
         for k in range(1, n_steps + 1):
             yield self.env.timeout(dt)
+            check_interrupt()  # SIGINT/SIGTERM stop the run here, between steps (twin.core.interrupt)
             self.engine.advance(k * dt)
 
     def add_reader(self, period: float, action: Callable[[float], Any]) -> simpy.Process:

@@ -147,6 +147,44 @@ def route_trips(offsets, targets, cost, origin, destination, route_len_out):
     return route_offsets, edges, route_cost
 
 
+ROUTE_BATCH_ORIGINS = 64  # distinct origins (one Dijkstra each) per kernel call of route_in_batches
+
+
+def route_in_batches(offsets, targets, cost, origin, destination, route_len_out,
+                     batch_origins: int = ROUTE_BATCH_ORIGINS):
+    """:func:`route_trips` over batches of ``batch_origins`` distinct origins, same results.
+
+    Between batches a SIGINT/SIGTERM stops the routing (:func:`twin.core.interrupt.check`); the
+    kernel itself is never interrupted.
+    """
+    from twin.core.interrupt import check
+
+    n = origin.shape[0]
+    order = np.argsort(origin, kind="stable")
+    firsts = np.flatnonzero(np.r_[True, origin[order][1:] != origin[order][:-1]]) if n else np.zeros(0, np.int64)
+    cuts = np.r_[firsts[::batch_origins], n].astype(np.int64)
+    if cuts.size <= 2:
+        check()
+        return route_trips(offsets, targets, cost, origin, destination, route_len_out)
+    parts = []
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        check()
+        idx = order[a:b]
+        lens = np.zeros(idx.size, dtype=route_len_out.dtype)
+        off, edges, rc = route_trips(offsets, targets, cost, origin[idx], destination[idx], lens)
+        route_len_out[idx] = lens
+        parts.append((idx, off, edges, rc))
+    route_offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(route_len_out, out=route_offsets[1:])
+    all_edges = np.empty(route_offsets[n], dtype=np.int32)
+    route_cost = np.empty(n)
+    for idx, off, edges, rc in parts:
+        dest = np.repeat(route_offsets[idx] - off[:-1], np.diff(off)) + np.arange(off[-1])
+        all_edges[dest] = edges
+        route_cost[idx] = rc
+    return route_offsets, all_edges, route_cost
+
+
 def free_flow_cost(lane_length: np.ndarray, edge_lane_start: np.ndarray, edge_speed: np.ndarray) -> np.ndarray:
     """Free-flow traversal time of each edge [s] (lane 0 length / speed limit)."""
     return lane_length[edge_lane_start] / edge_speed

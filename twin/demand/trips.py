@@ -9,7 +9,7 @@ import numpy as np
 
 from twin.city.model import CityModel
 from twin.demand.profiles import sample_departures
-from twin.demand.routing import free_flow_cost, route_trips
+from twin.demand.routing import free_flow_cost, route_in_batches
 from twin.demand.vtypes import VehicleType
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = N
     cost = ff if edge_cost is None else np.asarray(edge_cost, dtype=np.float64)
     offsets, targets = city.edge_successors
     lens = np.zeros(n, dtype=np.int64)
-    r_off, r_edges, _ = route_trips(offsets, targets, cost, trips.origin, trips.destination, lens)
+    r_off, r_edges, _ = route_in_batches(offsets, targets, cost, trips.origin, trips.destination, lens)
     routes = [r_edges[r_off[i]: r_off[i + 1]] for i in range(n)] if given_routes is not None else None
     rerouted = 0
     if given_routes is not None:

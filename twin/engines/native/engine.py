@@ -575,7 +575,88 @@ class NativeEngine:
             eng._req_back = np.full((2, eng._req_back.size), -K.INF)
         eng.city, eng.demand = city, demand
         eng._vt = vtype_arrays(list(demand.trips.vtypes))
+        eng._check_restored(path)
         return eng
+
+    # arrays an action may resize (signal programs; vehicles added on the fly, new routes): checked by range
+    _FREE_SHAPE: ClassVar[tuple[str, ...]] = ("route_edges", "_tls_phase_offsets", "_phase_duration", "_phase_state")
+
+    def _check_restored(self, path) -> None:
+        """Raise :class:`EngineError` naming the first thing in a restored checkpoint that the kernels could not
+        run on: array types and shapes (against a fresh start on the same city, demand and loops), index
+        ranges (lanes, edges, routes, vehicle types, signal phases, vehicle lists), trip states, scalars."""
+        def bad(what: str) -> EngineError:
+            return EngineError(f"{path}: bad checkpoint: {what}")
+
+        d = self.__dict__
+        try:
+            dt, step = float(d["_dt"]), int(d["_step"])
+            ref = type(self)(step_length=dt, teleport_time=float(d["_teleport_time"]), loops=self._loop_spec)
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise bad(f"step length, step or teleport time ({exc})") from None
+        if step < 0:
+            raise bad(f"step {step} < 0")
+        try:
+            ref.start(self.city, self.demand, seed=0)
+        except EngineError as exc:
+            raise bad(str(exc)) from None
+        n = int(np.size(d.get("state", ())))
+        n_demand = len(self.demand.trips)
+        if n != n_demand + len(self._added):
+            raise bad(f"{n} vehicles, the demand has {n_demand} and {len(self._added)} were added")
+        for name, want in ref.__dict__.items():
+            if not isinstance(want, np.ndarray) or name in self._STATIC:
+                continue
+            got = d.get(name)
+            if not isinstance(got, np.ndarray):
+                raise bad(f"array {name!r} is missing")
+            if got.dtype != want.dtype:
+                raise bad(f"array {name!r} has type {got.dtype}, expected {want.dtype}")
+            shape = (n, *want.shape[1:]) if name in self._VEHICLE_ARRAYS or name in ("_prev_lane", "_prev_pos") \
+                else want.shape
+            if name in self._FREE_SHAPE:
+                shape = got.shape if got.ndim == want.ndim and got.shape[1:] == want.shape[1:] else None
+            if got.shape != shape:
+                raise bad(f"array {name!r} has shape {got.shape}, expected {shape or want.shape}")
+        c = self.city
+
+        def in_range(name: str, values: np.ndarray, lo: int, hi: int, what: str) -> None:
+            if values.size and (values.min() < lo or values.max() >= hi):
+                k = int(np.flatnonzero((values < lo) | (values >= hi))[0])
+                raise bad(f"{name}[{k}] = {values[k]} is not a valid {what} (expected {lo}..{hi - 1})")
+
+        in_range("state", self.state, 0, 5, "trip state")
+        in_range("lane", self.lane, -1, c.n_lanes, "lane index")
+        in_range("vtype", self.vtype, 0, len(self.demand.trips.vtypes), "vehicle type index")
+        in_range("route_edges", self.route_edges, 0, c.n_edges, "edge index")
+        in_range("route_n", self.route_n, 0, self.route_edges.size + 1, "route length")
+        in_range("route_off", self.route_off, 0, self.route_edges.size + 1, "route offset")
+        ends = self.route_off + self.route_n
+        in_range("route_off + route_n", ends, 0, self.route_edges.size + 1, "route end")
+        in_range("ridx", self.ridx, 0, int(self.route_n.max(initial=0)) + 1, "route position")
+        if np.any(self.ridx > self.route_n):
+            raise bad(f"ridx beyond the route of vehicle {int(np.flatnonzero(self.ridx > self.route_n)[0])}")
+        running = self.state == K.RUNNING
+        if np.any(running & (self.lane < 0)):
+            raise bad(f"running vehicle {int(np.flatnonzero(running & (self.lane < 0))[0])} is on no lane")
+        for name in ("pos", "speed"):
+            if not np.all(np.isfinite(d[name][running])):
+                raise bad(f"{name} of a running vehicle is not finite")
+        for name, count in (("_order", "_n_order"), ("_wait_list", "_n_wait")):
+            k = d.get(count)
+            if not isinstance(k, int) or not 0 <= k <= n:
+                raise bad(f"{count} = {k!r} (expected 0..{n})")
+            in_range(name, d[name][:k], 0, n, "vehicle index")
+        if not isinstance(d.get("_next_depart"), int) or not 0 <= d["_next_depart"] <= n:
+            raise bad(f"_next_depart = {d.get('_next_depart')!r} (expected 0..{n})")
+        off = self._tls_phase_offsets
+        n_phases = self._phase_duration.size
+        if off.size != c.n_tls + 1 or (off.size and (off[0] != 0 or np.any(np.diff(off) < 1) or off[-1] != n_phases)) \
+                or self._phase_state.shape[0] != n_phases:
+            raise bad("signal program arrays (_tls_phase_offsets, _phase_duration, _phase_state) do not fit together")
+        if not np.all(np.isfinite(self._phase_duration) & (self._phase_duration > 0)):
+            raise bad("a signal phase duration is not a finite number of seconds > 0")
+        in_range("_tls_phase", self._tls_phase, 0, max(n_phases, 1), "phase index")
 
     # ------------------------------------------------------------ observing
     def observe(self, vehicles: bool = False) -> Snapshot:

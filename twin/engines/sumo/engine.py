@@ -208,7 +208,7 @@ class SumoEngine:
                 now = self._step * self._dt
                 for vid in departed:
                     k = self._ids.get(vid)
-                    if k is not None:
+                    if k is not None and np.isnan(self._depart_t[k]):
                         self._depart_t[k] = now
                 if self._added:
                     self._follow_added(departed)
@@ -449,6 +449,8 @@ class SumoEngine:
             em = el.find("emissions")
             if em is not None:
                 co2[k] = float(em.get("CO2_abs", 0)) / 1000.0  # mg -> g
+        # vehicles on the road when SUMO died have no tripinfo: their insertion times as they happened
+        depart_actual = np.where(np.isfinite(depart_actual), depart_actual, self._depart_t)
         state = np.where(np.isfinite(arrival), 3, np.where(np.isfinite(depart_actual), 2,
                                                            np.where(self.demand.trips.depart <= self.time, 1, 0)))
         teleports = np.array([self._teleport_ids.get(t, 0) for t in self.demand.trips.ids], dtype=np.int32)

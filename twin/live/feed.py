@@ -78,11 +78,11 @@ def json_depth_exceeds(text: str | bytes, limit: int = MAX_JSON_DEPTH) -> bool:
 
 
 def parse_json(text: str | bytes) -> Any:
-    """JSON with bounded nesting; raises ValueError with a short reason (never RecursionError)."""
+    """JSON (UTF-8 if bytes) with bounded nesting; raises ValueError with a short reason (never RecursionError)."""
     if json_depth_exceeds(text):
         raise ValueError(f"too deep: JSON nested more than {MAX_JSON_DEPTH} levels")
     try:
-        return json.loads(text)
+        return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
     except (ValueError, RecursionError) as exc:  # ValueError covers UnicodeDecodeError and huge integers
         raise ValueError(f"malformed JSON: {str(exc)[:200]}") from None
 
@@ -184,14 +184,17 @@ def _num(v: Any) -> float | None:
 
 
 def _truncated(raw: Any) -> Any:
-    """The record as kept in a dead letter: itself if short, else the start of its JSON text."""
+    """The record as kept in a dead letter: itself if short and strict JSON, else (the start of) its text."""
+    strict = True
     try:
-        text = raw if isinstance(raw, str) else json.dumps(raw, default=str)
-    except (ValueError, TypeError, RecursionError):
-        text = "<unprintable record>"
+        text = raw if isinstance(raw, str) else json.dumps(raw, default=str, allow_nan=False)
+    except ValueError:  # NaN or infinity: kept as text, so that the dead letter stays strict JSON
+        text, strict = json.dumps(raw, default=str), False
+    except (TypeError, RecursionError):
+        text, strict = "<unprintable record>", False
     if len(text) > DEAD_LETTER_CHARS:
         return text[:DEAD_LETTER_CHARS] + f"... ({len(text) - DEAD_LETTER_CHARS} more characters)"
-    return raw
+    return raw if strict else text
 
 
 class FeedChecker:

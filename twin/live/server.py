@@ -102,36 +102,41 @@ def make_app(twin: LiveTwin, access: Access | None = None, limits: ApiLimits = A
     app.state.access = access or Access(secrets.token_urlsafe(24))
     app.state.streams = 0
 
-    def refuse(status: int, reason: str, raw: str = "") -> HTTPException:
+    def where(request: Request) -> str:
+        return f"http {request.client.host if request.client else '?'}"
+
+    def refuse(request: Request, status: int, reason: str, raw: str = "") -> HTTPException:
         """Book a refused request as one rejected record, and the HTTP error to raise."""
-        twin.ingest("http", BadLine(reason, raw))
+        twin.ingest(where(request), BadLine(reason, raw))
         return HTTPException(status_code=status, detail=f"{reason} (recorded as a dead letter)")
 
     @app.post("/observations", dependencies=[Depends(require_token)])
     async def observations(request: Request):
         ctype = _media_type(request)
         if ctype not in ("application/json", CSV_TYPE):
-            raise refuse(415, f"unsupported content type: {ctype[:100]!r}; send application/json or {CSV_TYPE}")
+            raise refuse(request, 415, f"unsupported content type: {ctype[:100]!r}; send application/json or "
+                                       f"{CSV_TYPE}")
         try:
             body = await _body(request, limits.max_body_bytes)
         except _TooLarge:
-            raise refuse(413, f"too large: a body over {limits.max_body_bytes} bytes") from None
+            raise refuse(request, 413, f"too large: a body over {limits.max_body_bytes} bytes") from None
         raw = body[:500].decode("utf-8", errors="replace")
         if ctype == CSV_TYPE:
             try:
-                records = csv_records(body.decode("utf-8"), "http")
+                records = csv_records(body.decode("utf-8"), where(request))
             except UnicodeDecodeError:
-                raise refuse(400, "malformed CSV: not UTF-8", raw) from None
+                raise refuse(request, 400, "malformed CSV: not UTF-8", raw) from None
             records = [r for _, r in records]
         else:
             try:
                 obj = parse_json(body)
             except ValueError as exc:
-                raise refuse(400, str(exc), raw) from None
+                raise refuse(request, 400, str(exc), raw) from None
             records = obj if isinstance(obj, list) else [obj]
         if len(records) > limits.max_batch:
-            raise refuse(413, f"too large: a batch of {len(records)} records, at most {limits.max_batch}", raw)
-        results = [twin.ingest("http", r) for r in records]
+            raise refuse(request, 413, f"too large: a batch of {len(records)} records, at most {limits.max_batch}",
+                         raw)
+        results = [twin.ingest(where(request), r) for r in records]
         return {"received": len(results), "accepted": sum(results), "rejected": len(results) - sum(results)}
 
     @app.get("/state", dependencies=[Depends(require_read)])

@@ -85,7 +85,8 @@ class LiveTwin:
         self.subscribers: list[queue.Queue] = []
         from twin.live.fork import ForkDesk
 
-        self.forks = ForkDesk(cfg, city, self.out, scheduler=fork_scheduler, **(fork_limits or {}))  # what-if branches from now (POST /fork)
+        # what-if branches from now (POST /fork); fork_limits: ForkDesk's max_horizon_s, max_running, ...
+        self.forks = ForkDesk(cfg, city, self.out, scheduler=fork_scheduler, **(fork_limits or {}))
         self.env.process(self._drain())
         if self.assimilator is not None:
             self._assim_counts = np.zeros(len(self.loop_ids))

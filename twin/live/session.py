@@ -235,6 +235,7 @@ class LiveTwin:
     def state(self) -> dict[str, Any]:
         with self._lock:
             st = json.loads(json.dumps(self._state))
+            st["feed"] = self.checker.state()  # the books as they are now, not at the last tick
         st["forks"] = self.forks.status()
         return st
 

@@ -287,23 +287,31 @@ class ForkDesk:
                 raise KeyError(fid)
             return json.loads(json.dumps(self._jobs[fid]))
 
-    def close(self, cancel: bool = False) -> None:
+    def close(self, cancel: bool = False, stop=None) -> None:
         """At the end of a live run: forks whose checkpoint was never taken are cancelled; the others
-        are waited for (all cancelled with ``cancel``); then the shared Dask client is closed."""
+        are waited for (all cancelled with ``cancel``, or once ``stop()`` is true); then the shared
+        Dask client is closed."""
+        def cancel_all() -> None:
+            with self._lock:
+                for j in self._jobs.values():
+                    if j["status"] in ("queued", "running"):
+                        j.update(status="cancelled", error="the twin was interrupted")
+
         with self._lock:
             self._closing = True
             for fid, _, _ in self._pending:
                 self._jobs[fid].update(status="cancelled", error="the twin finished before the fork's checkpoint")
             self._pending = []
-            if cancel:
-                for j in self._jobs.values():
-                    if j["status"] in ("queued", "running"):
-                        j.update(status="cancelled", error="the twin was interrupted")
+        if cancel:
+            cancel_all()
         for _ in self._workers:
             self._work.put(None)
-        if not cancel:
-            for th in self._workers:
-                th.join()
+        for th in self._workers:
+            while not cancel and th.is_alive():
+                th.join(0.2)
+                if stop is not None and stop():
+                    cancel = True
+                    cancel_all()
         with self._lock:
             client, cluster, self._client, self._cluster = self._client, self._cluster, None, None
         if client is not None:

@@ -72,7 +72,10 @@ class _Sink:
         self.loop, self.queue = loop, asyncio.Queue(maxsize=size)
 
     def put(self, item) -> None:  # any thread
-        self.loop.call_soon_threadsafe(self._put, item)
+        try:
+            self.loop.call_soon_threadsafe(self._put, item)
+        except RuntimeError:  # the server's loop is closed: nobody to tell
+            pass
 
     def _put(self, item) -> None:
         if self.queue.full():

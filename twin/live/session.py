@@ -190,7 +190,8 @@ class LiveTwin:
 
     def request_stop(self, signum: int) -> None:
         """Stop at the next step and save what was simulated (safe to call from a signal handler)."""
-        self.stop_signal = signum
+        if self.stop_signal is None:
+            self.stop_signal = signum
 
     def _drain(self):
         while True:
@@ -241,25 +242,30 @@ class LiveTwin:
 
     # ----------------------------------------------------------------- run
     def run(self, records: Iterable[tuple[str, dict]] | None = None):
-        from twin.runner import RunResult, package_versions
-        from twin.results import compute_kpis
-
+        """Run to the end (or to a SIGTERM/SIGINT) and save the results in ``out``; the RunResult."""
         if records is not None:
             self.env.process(self.feed_process(records))
         wall0 = time.perf_counter()
         old = {}
-        if threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread():  # until the results are saved
             for sig in (signal.SIGTERM, signal.SIGINT):
                 old[sig] = signal.signal(sig, lambda signum, frame: self.request_stop(signum))
+        try:
+            return self._run(wall0)
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+    def _run(self, wall0: float):
+        from twin.runner import RunResult, package_versions
+        from twin.results import compute_kpis
+
         partial = False
         try:
             self.sim.run()
         except Interrupted:
             partial = True
             self.recorder.sample()  # the state at the interrupt, off the recording grid
-        finally:
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
         self.engine.close()
         attrs = {"scenario": self.cfg.name, "seed": self.cfg.seed, "engine": "native", "live": 1,
                  "versions": package_versions()}
@@ -280,7 +286,8 @@ class LiveTwin:
         kpis = compute_kpis(ds)
         feed = self.checker.state()
         self.checker.close()
-        self.forks.close(cancel=partial)  # an interrupted twin does not wait for its forks
+        # an interrupted twin does not wait for its forks, nor one interrupted while it waits
+        self.forks.close(cancel=partial, stop=lambda: self.stop_signal is not None)
         manifest_forks = self.forks.status()
         with self._lock:
             self._state = dict(self._state, status="finished", feed=feed)

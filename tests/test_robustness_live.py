@@ -116,16 +116,33 @@ def test_a_broken_feed_does_not_stop_the_live_run(tmp_path):
     (tmp_path / "s.yaml").write_text(SCEN)
     feed = tmp_path / "feed.jsonl"
     feed.write_bytes(b'{"sensor": "mid", "time": 60, "count": 9}\n' + b"\n".join(b for b, _ in BAD_JSON_LINES)
-                     + b'\n{"sensor": "mid", "time": 120, "count": 12}\n{"sensor": "mid", "time": 1e300, "count": 1}\n')
+                     + b'\n{"sensor": "mid", "time": 1e300, "count": 1}\n{"sensor": "mid", "time": 120, "count": 12}\n')
     r = run_cli("live", tmp_path / "s.yaml", "--feed", feed, "--speed", "200", "--out", tmp_path / "out")
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     f = manifest["feed"]
     assert f["received"] == len(BAD_JSON_LINES) + 3 and f["accepted"] == 2 and balanced(f)
-    assert f["rejected_by_reason"]["in the future"] == 1  # 1e300 s, at the end of the run
+    assert f["rejected_by_reason"]["in the future"] == 1  # 1e300 s, without holding back the record after it
     with xr.open_dataset(tmp_path / "out" / "results.nc") as ds:
         assert list(ds["observed_count"].sel(sensor="mid").values[:2]) == [9.0, 12.0]
+
+
+def test_a_far_future_record_does_not_hold_back_the_replay(tmp_path):
+    from twin.config import load_scenario
+    from twin.live.session import LiveTwin
+    from twin.runner import prepare
+
+    (tmp_path / "s.yaml").write_text(SCEN)
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"sensor": "mid", "time": 60, "count": 9}\n{"sensor": "mid", "time": 1e300, "count": 1}\n'
+                    '{"sensor": "mid", "time": 120, "count": 12}\n')
+    cfg = load_scenario(tmp_path / "s.yaml")
+    twin = LiveTwin(cfg, *prepare(cfg), tmp_path / "out", speed=1000.0)
+    seen = []
+    twin.sim.add_reader(60.0, lambda t: seen.append((t, twin.checker.accepted)))
+    twin.run(read_feed(feed))
+    assert seen[:3] == [(60.0, 1), (120.0, 2), (180.0, 2)]  # 120's record in time, not at the end
 
 
 def test_future_times_are_rejected_and_do_not_block_a_sensor(tmp_path):

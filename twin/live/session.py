@@ -176,13 +176,17 @@ class LiveTwin:
             return True
 
     def feed_process(self, records: Iterable[tuple[str, dict]]):
-        """A simpy process replaying ``(where, record)`` pairs at their timestamps."""
+        """A simpy process replaying ``(where, record)`` pairs at their timestamps.
+
+        A record the checker would reject as in the future even at the end of the run is
+        checked at once, so it does not hold back the records after it.
+        """
         for where, raw in records:
             try:
                 t = float(raw.get("time"))
             except (AttributeError, TypeError, ValueError, OverflowError):
                 t = self.env.now  # the checker rejects it with its reason
-            if not math.isfinite(t):
+            if not math.isfinite(t) or t > self.sim.duration + self.checker.future:
                 t = self.env.now
             if t > self.env.now:
                 yield self.env.timeout(min(t, self.sim.duration) - self.env.now)

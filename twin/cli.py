@@ -461,6 +461,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         host, _, port = args.listen.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) <= 65535:
             return _fail(f"--listen must be HOST:PORT with a port in 1..65535, got {args.listen!r}")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::1]:8765
         try:
             token, generated = resolve_token(args.token)
         except ValueError as exc:
@@ -492,7 +493,7 @@ def cmd_live(args: argparse.Namespace) -> int:
             (out / "api_token").touch(mode=0o600)
             (out / "api_token").write_text(token + "\n")
             shown = f"{token} (random; also in {out}/api_token)"
-        print(f"live twin {cfg.name!r} at {args.speed:g}× real time; API on http://{host}:{port} "
+        print(f"live twin {cfg.name!r} at {args.speed:g}× real time; API on http://{args.listen} "
               "(POST /observations, GET /state, GET /stream, POST /fork, GET /forks/ID); "
               f"token: {shown}", flush=True)
         records = None

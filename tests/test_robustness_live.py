@@ -301,7 +301,7 @@ def test_fork_work_is_bounded(api):
     slow = [{"type": "speed_limit", "edges": ["e1"], "speed_kmh": 15}]
     r = c.post("/fork", json={"horizon_s": 1e9, "branches": {"a": slow}}, headers=AUTH)
     assert r.status_code == 422 and "at most 86400 s" in r.json()["detail"]
-    for h in (float("inf"), "1e400", [1]):
+    for h in (float("inf"), "1e400", [1], True):
         assert c.post("/fork", content=json.dumps({"horizon_s": h, "branches": {"a": slow}}),
                       headers=JSON).status_code == 422
     r = c.post("/fork", json={"horizon_s": 60, "branches": {f"b{i}": slow for i in range(4)}}, headers=AUTH)
@@ -416,6 +416,16 @@ def test_stream_clients_are_capped(tmp_path):
         socks, heads = _open_streams(port, 1)
         assert heads == [b"HTTP/1.1 200 OK"]  # the closed ones were given back
         socks[0].close()
+    finally:
+        server.stop()
+    port = free_port()
+    server = Server(twin, "127.0.0.1", port, Access(TOKEN), ApiLimits(max_streams=10, max_connections=4))
+    server.start()
+    try:
+        socks, heads = _open_streams(port, 5)  # connections beyond the limit (the new one counted): 503
+        assert heads == [b"HTTP/1.1 200 OK"] * 3 + [b"HTTP/1.1 503 Service Unavailable"] * 2
+        for s in socks:
+            s.close()
     finally:
         server.stop()
 

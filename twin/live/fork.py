@@ -185,6 +185,8 @@ class ForkDesk:
         from twin.policies import resolve_policies
 
         try:
+            if isinstance(horizon_s, bool):
+                raise TypeError
             horizon_s = float(horizon_s)
         except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"horizon_s must be a number of seconds, got {str(horizon_s)[:50]!r}") from None

@@ -15,7 +15,8 @@ Writes need the bearer token (see :mod:`twin.live.auth`; reads too with ``protec
 Bodies over ``ApiLimits.max_body_bytes`` and batches over ``max_batch`` records get 413, other
 content types 415; each such request is one rejected record in the books, so that
 received = accepted + rejected holds whatever arrives. At most ``max_streams`` ``/stream``
-clients at once (503 beyond); an idle one waits on its own queue and costs nothing.
+clients at once, and ``max_connections`` connections (503 beyond); an idle stream client waits on
+its own queue and costs nothing.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ class ApiLimits:
     max_body_bytes: int = 1_000_000  # [B] per request
     max_batch: int = 1000  # records per POST /observations
     max_streams: int = 64  # /stream clients at once
+    max_connections: int = 256  # open connections and requests at once (uvicorn answers 503 beyond)
     keepalive_s: float = 15.0  # [s] an SSE comment to idle stream clients (keeps proxies from closing them)
 
 
@@ -217,7 +219,7 @@ class Server:
         import uvicorn
 
         self.server = uvicorn.Server(uvicorn.Config(make_app(twin, access, limits), host=host, port=port,
-                                                    log_level="warning"))
+                                                    log_level="warning", limit_concurrency=limits.max_connections))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def start(self) -> None:

@@ -41,9 +41,15 @@ def strict_json(text: str):
     return json.loads(text, parse_constant=refuse)
 
 
+REASONS = {"unknown sensor", "missing timestamp", "malformed timestamp", "before the start", "in the future",
+           "out of order", "duplicate", "not a number", "negative", "impossible", "malformed line", "malformed JSON",
+           "malformed CSV", "malformed record", "too deep", "too large", "unsupported content type"}
+
+
 def balanced(state: dict) -> bool:
+    """The books balance, and every rejection has one of twin's reasons (a sender cannot add any)."""
     return state["received"] == state["accepted"] + state["rejected"] == (
-        state["accepted"] + sum(state["rejected_by_reason"].values()))
+        state["accepted"] + sum(state["rejected_by_reason"].values())) and set(state["rejected_by_reason"]) <= REASONS
 
 
 # ------------------------------------------------------------------------------------------- feed files

@@ -198,7 +198,8 @@ def test_writes_need_the_token(api):
     rec = {"sensor": "mid", "time": 1, "count": 1}
     received = twin.checker.received
     assert c.post("/observations", json=rec).status_code == 401
-    assert c.post("/observations", json=rec, headers={"Authorization": "Bearer wrong-token-0123456789"}).status_code == 401
+    wrong = {"Authorization": "Bearer wrong-token-0123456789"}
+    assert c.post("/observations", json=rec, headers=wrong).status_code == 401
     assert c.post(f"/observations?token={TOKEN}", json=rec).status_code == 401  # writes: the header only
     assert c.post("/fork", json={"horizon_s": 60, "branches": {"a": []}}).status_code == 401
     assert twin.checker.received == received  # refused at the door: not in the books
@@ -238,7 +239,8 @@ def test_cross_site_posts_are_refused(api):
     for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""):
         r = c.post("/observations", content=body, headers={**AUTH, "Content-Type": ctype})
         assert r.status_code == 415, ctype
-    assert c.post("/fork", content='{"branches": {}}', headers={**AUTH, "Content-Type": "text/plain"}).status_code == 415
+    r = c.post("/fork", content='{"branches": {}}', headers={**AUTH, "Content-Type": "text/plain"})
+    assert r.status_code == 415
     after = twin.checker.state()
     assert after["received"] - before["received"] == 4 and after["accepted"] == before["accepted"]
     assert after["rejected_by_reason"]["unsupported content type"] >= 4 and balanced(after)

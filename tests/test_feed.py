@@ -33,7 +33,7 @@ def test_feed_checks_and_dead_letters(tmp_path):
     assert st["received"] == 13 and st["accepted"] == 3 and st["rejected"] == 10
     assert st["received"] == st["accepted"] + st["rejected"]
     assert st["rejected_by_reason"] == {"unknown sensor": 1, "missing timestamp": 1, "malformed timestamp": 1,
-                                        "duplicate": 1, "out of order": 1, "not a number": 1, "negative": 1,
+                                        "duplicate": 1, "before the start": 1, "not a number": 1, "negative": 1,
                                         "impossible": 2, "malformed JSON": 1}
     dead = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()]
     assert len(dead) == 10 and dead[0]["where"] == "feed.jsonl:3" and dead[0]["reason"] == "unknown sensor: 'zz'"

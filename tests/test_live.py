@@ -51,33 +51,48 @@ def test_replay_a_small_feed(tmp_path):
     assert json.loads((tmp_path / "out" / "state.json").read_text())["status"] == "finished"
 
 
-def _free_port() -> int:
+TOKEN = "test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+def wait_for_clock(base: str, t: float, headers: dict | None = None) -> dict:
+    """Poll GET /state until the live twin at ``base`` has reached ``t`` seconds; its state."""
+    for _ in range(600):
+        try:
+            st = httpx.get(base + "/state", timeout=1.0, headers=headers).json()
+            if st.get("time_s", 0) >= t:
+                return st
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"the live twin at {base} did not reach {t} s")
+
+
 def test_http_api_with_a_real_server(tmp_path):
     (tmp_path / "s.yaml").write_text(SCEN.replace("duration_s: 240", "duration_s: 600"))
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), "live", str(tmp_path / "s.yaml"), "--listen",
-                             f"127.0.0.1:{port}", "--speed", "60", "--out", str(tmp_path / "out")],
+                             f"127.0.0.1:{port}", "--speed", "60", "--out", str(tmp_path / "out"), "--token", TOKEN],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                httpx.get(base + "/state", timeout=1.0)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        r = httpx.post(base + "/observations", json={"sensor": "mid", "time": 60, "count": 9}, timeout=5)
+        wait_for_clock(base, 60)  # a record more than 60 s ahead of the twin's clock is "in the future"
+        r = httpx.post(base + "/observations", json={"sensor": "mid", "time": 60, "count": 9}, timeout=5,
+                       headers=AUTH)
         assert r.json() == {"received": 1, "accepted": 1, "rejected": 0}
         r = httpx.post(base + "/observations", json=[{"sensor": "mid", "time": 120, "count": 11},
                                                      {"sensor": "mid", "time": "never", "count": 3},
-                                                     {"sensor": "x", "time": 120, "count": 3}], timeout=5)
+                                                     {"sensor": "x", "time": 120, "count": 3}], timeout=5,
+                       headers=AUTH)
         assert r.json() == {"received": 3, "accepted": 1, "rejected": 2}
-        r = httpx.post(base + "/observations", content=b"{oops", timeout=5)
+        r = httpx.post(base + "/observations", content=b"{oops", timeout=5,
+                       headers={**AUTH, "Content-Type": "application/json"})
         assert r.status_code == 400
         events = []
         with httpx.stream("GET", base + "/stream", timeout=30) as s:
@@ -113,27 +128,23 @@ def test_live_needs_sensors_and_a_source(tmp_path):
 
 def test_fork_endpoint_of_a_running_twin(tmp_path):
     (tmp_path / "s.yaml").write_text(SCEN.replace("duration_s: 240", "duration_s: 900"))
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), "live", str(tmp_path / "s.yaml"), "--listen",
                              f"127.0.0.1:{port}", "--speed", "30", "--out", str(tmp_path / "out"),
-                             "--fork-scheduler", "serial"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--fork-scheduler", "serial", "--token", TOKEN], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(base + "/state", timeout=1.0).json().get("time_s", 0) >= 60:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        wait_for_clock(base, 60)
         slow = [{"type": "speed_limit", "edges": ["e1"], "speed_kmh": 15}]
-        r = httpx.post(base + "/fork", json={"horizon_s": 300, "branches": {"slow-e1": slow}}, timeout=5)
+        r = httpx.post(base + "/fork", json={"horizon_s": 300, "branches": {"slow-e1": slow}}, timeout=5,
+                       headers=AUTH)
         assert r.status_code == 202, r.text
         fid = r.json()["id"]
         bad = httpx.post(base + "/fork", json={"horizon_s": 300, "branches": {
-            "x": [{"type": "speed_limit", "edges": ["e9"], "speed_kmh": 15}]}}, timeout=5)
+            "x": [{"type": "speed_limit", "edges": ["e9"], "speed_kmh": 15}]}}, timeout=5, headers=AUTH)
         assert bad.status_code == 422 and "unknown edge 'e9'" in bad.json()["detail"]
-        bad = httpx.post(base + "/fork", json={"horizon_s": -1, "branches": {"slow": slow}}, timeout=5)
+        bad = httpx.post(base + "/fork", json={"horizon_s": -1, "branches": {"slow": slow}}, timeout=5,
+                         headers=AUTH)
         assert bad.status_code == 422 and "horizon_s must be > 0" in bad.json()["detail"]
         assert httpx.get(base + "/forks/nope", timeout=5).status_code == 404
         for _ in range(600):

@@ -124,7 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--out", type=Path, help="output directory (default: results/<scenario>-live)")
     lv.add_argument("--duration", type=float, metavar="SECONDS")
     lv.add_argument("--fork-scheduler", help="where POST /fork runs its branches: a Dask scheduler address, or "
-                                             "'serial' (default: a local Dask cluster per fork)")
+                                             "'serial' (default: one local Dask cluster, started at the first fork)")
+    lv.add_argument("--fork-max-horizon", type=float, default=86400.0, metavar="SECONDS",
+                    help="longest horizon_s a POST /fork may ask for (default 86400)")
+    lv.add_argument("--token", help="the API's bearer token (default: $TWIN_TOKEN, else a random one, printed "
+                                    "and written to OUT/api_token)")
+    lv.add_argument("--protect-reads", action="store_true", help="GET endpoints need the token too")
+    lv.add_argument("--future-tolerance", type=float, default=60.0, metavar="SECONDS",
+                    help="records more than this ahead of the twin's clock are rejected (default 60)")
 
     fk = sub.add_parser("fork", help="what-if branches from a moment of a run: one per policy scenario",
                         description="Run SCENARIO to --at, checkpoint it, then run a no-action branch and one branch "
@@ -536,12 +543,22 @@ def cmd_live(args: argparse.Namespace) -> int:
     from twin.config import ConfigError
 
     args.engine = args.sumo_api = args.seed = None
-    if args.speed <= 0:
-        return _fail(f"--speed must be > 0, got {args.speed}")
+    for opt, v in (("--speed", args.speed), ("--fork-max-horizon", args.fork_max_horizon)):
+        if not (math.isfinite(v) and v > 0):
+            return _fail(f"{opt} must be a finite number > 0, got {v}")
+    if not (math.isfinite(args.future_tolerance) and args.future_tolerance >= 0):
+        return _fail(f"--future-tolerance must be a finite number of seconds >= 0, got {args.future_tolerance}")
     if args.listen:
+        from twin.live.auth import Access, is_loopback, resolve_token
+
         host, _, port = args.listen.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) <= 65535:
-            return _fail(f"--listen must be HOST:PORT with a port 1..65535, got {args.listen!r}")
+            return _fail(f"--listen must be HOST:PORT with a port in 1..65535, got {args.listen!r}")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::1]:8765
+        try:
+            token, generated = resolve_token(args.token)
+        except ValueError as exc:
+            return _fail(str(exc))
     try:
         cfg, city, demand = _load(args, args.scenario)
         from twin.live.session import LiveTwin
@@ -549,21 +566,31 @@ def cmd_live(args: argparse.Namespace) -> int:
         from twin.results.io import default_output
 
         out = args.out or default_output(cfg.name, "-live")
-        twin = LiveTwin(cfg, city, demand, out, speed=args.speed, fork_scheduler=args.fork_scheduler)
+        twin = LiveTwin(cfg, city, demand, out, speed=args.speed, fork_scheduler=args.fork_scheduler,
+                        future_s=args.future_tolerance, fork_limits={"max_horizon_s": args.fork_max_horizon})
     except (ConfigError, CityError, FileNotFoundError, ValueError) as exc:
         return _fail(str(exc))
     server = None
     if args.listen:
         from twin.live.server import Server
 
-        host, _, port = args.listen.rpartition(":")
-        server = Server(twin, host, int(port))
+        server = Server(twin, host, int(port), Access(token, protect_reads=args.protect_reads))
         try:
             server.start()
         except OSError as exc:
             return _fail(str(exc))
-        print(f"live twin {cfg.name!r} at {args.speed:g}× real time; API on http://{host}:{port} "
-              "(POST /observations, GET /state, GET /stream, POST /fork, GET /forks/ID)", flush=True)
+        if not is_loopback(host):
+            print(f"warning: the API listens on {host}, reachable from other machines: serve it through a TLS "
+                  "reverse proxy (see docs/live.md)", file=sys.stderr)
+        shown = "as given"
+        if generated:  # written for scripts on this machine, readable by its owner only
+            (out / "api_token").unlink(missing_ok=True)
+            (out / "api_token").touch(mode=0o600)
+            (out / "api_token").write_text(token + "\n")
+            shown = f"{token} (random; also in {out}/api_token)"
+        print(f"live twin {cfg.name!r} at {args.speed:g}× real time; API on http://{args.listen} "
+              "(POST /observations, GET /state, GET /stream, POST /fork, GET /forks/ID); "
+              f"token: {shown}", flush=True)
         records = None
     else:
         from twin.live.feed import read_feed
@@ -577,6 +604,11 @@ def cmd_live(args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.stop()
+    if result.manifest.get("partial"):
+        m = result.manifest
+        print(f"interrupted by {m['interrupted_by']} at {m['interrupted_at_s']:g} s: partial results saved in "
+              f"{out} (\"partial\": true)", file=sys.stderr)
+        return 128 + twin.stop_signal
     f = result.manifest["feed"]
     print(f"records: {f['received']} received, {f['accepted']} accepted, {f['rejected']} rejected "
           f"{f['rejected_by_reason'] or ''}")
@@ -601,10 +633,14 @@ def cmd_fork(args: argparse.Namespace) -> int:
     from twin.config.models import MAX_DURATION_S
     from twin.results.io import ResultsError, write_json
 
+    from twin.live.fork import MAX_HORIZON_S
+
     args.engine = args.sumo_api = args.seed = args.duration = None
     if not (0 < args.at <= MAX_DURATION_S and 0 < args.horizon <= MAX_DURATION_S):
         return _fail(f"--at and --horizon must be > 0 and <= {MAX_DURATION_S:,.0f} seconds, "
                      f"got --at {args.at:g}, --horizon {args.horizon:g}")
+    if args.horizon > MAX_HORIZON_S:
+        return _fail(f"--horizon must be at most {MAX_HORIZON_S:g} s, got {args.horizon:g}")
     try:
         cfg, city, demand = _load(args, args.scenario)
         if args.at >= cfg.run.duration_s:

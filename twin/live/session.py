@@ -12,11 +12,17 @@ With an ``assimilation`` section in the scenario, the twin corrects its demand
 towards the counts every ``assimilation.interval_s`` (a simpy process on the
 same clock; see :mod:`twin.live.assimilation`): the state then carries the
 multipliers in force and the last update, and the results their history.
+
+SIGTERM or SIGINT (when :meth:`LiveTwin.run` runs in the main thread) stops
+the twin at its next step; the results so far are saved, marked partial
+(``partial`` in the Dataset's attributes and the manifest).
 """
 from __future__ import annotations
 
 import json
+import math
 import queue
+import signal
 import threading
 import time
 from collections.abc import Iterable
@@ -31,12 +37,17 @@ from twin.config.models import ScenarioConfig
 from twin.core.rng import RngStreams
 from twin.core.simulation import Simulation
 from twin.demand.trips import RoutedDemand
-from twin.live.feed import FeedChecker
+from twin.live.feed import BadLine, FeedChecker
+
+
+class Interrupted(Exception):
+    """Raised inside the clock when a stop was requested (a signal); the run saves what it has."""
 
 
 class LiveTwin:
     def __init__(self, cfg: ScenarioConfig, city: CityModel, demand: RoutedDemand, out: str | Path, *,
-                 speed: float = 1.0, fork_scheduler: str | None = None) -> None:
+                 speed: float = 1.0, fork_scheduler: str | None = None, future_s: float = 60.0,
+                 fork_limits: dict | None = None) -> None:
         from twin.city.sensors import resolve_loops
         from twin.engines.native import NativeEngine
         from twin.results import Recorder
@@ -65,7 +76,8 @@ class LiveTwin:
         self.interval = cfg.run.record_interval_s
         self.sim.add_reader(self.interval, self._tick)
         self.checker = FeedChecker({k: {"lanes": v} for k, v in lanes_of.items()}, self.out / "dead_letters.jsonl",
-                                   interval_s=self.interval)
+                                   interval_s=self.interval, clock=lambda: self.env.now, future_s=future_s)
+        self.stop_signal: int | None = None  # set by request_stop (a signal handler)
         self.inbox: queue.Queue = queue.Queue()  # records from other threads (HTTP)
         self._lock = threading.Lock()
         self._observed: dict[tuple[int, int], float] = {}  # (interval index, loop) -> count
@@ -73,7 +85,8 @@ class LiveTwin:
         self.subscribers: list[queue.Queue] = []
         from twin.live.fork import ForkDesk
 
-        self.forks = ForkDesk(cfg, city, self.out, scheduler=fork_scheduler)  # what-if branches from now (POST /fork)
+        # what-if branches from now (POST /fork); fork_limits: ForkDesk's max_horizon_s, max_running, ...
+        self.forks = ForkDesk(cfg, city, self.out, scheduler=fork_scheduler, **(fork_limits or {}))
         self.env.process(self._drain())
         if self.assimilator is not None:
             self._assim_counts = np.zeros(len(self.loop_ids))
@@ -148,10 +161,13 @@ class LiveTwin:
             self._state = dict(self._state, assimilation=self.assimilator.state())
 
     # ------------------------------------------------------------- records
-    def ingest(self, where: str, raw: dict) -> bool:
-        """Check one record and keep it if accepted (thread-safe: the HTTP server calls it too)."""
+    def ingest(self, where: str, raw: dict | BadLine, reason: str | None = None) -> bool:
+        """Check one record and keep it if accepted (thread-safe: the HTTP server calls it too).
+
+        ``reason`` rejects it as it is (twin's reason: e.g. a request body that is not JSON).
+        """
         with self._lock:
-            rec = self.checker.check(where, raw)
+            rec = self.checker.check(where, raw, reason)
             if rec is None:
                 return False
             k = int(np.ceil(rec.time / self.interval - 1e-9))
@@ -160,19 +176,31 @@ class LiveTwin:
             return True
 
     def feed_process(self, records: Iterable[tuple[str, dict]]):
-        """A simpy process replaying ``(where, record)`` pairs at their timestamps."""
+        """A simpy process replaying ``(where, record)`` pairs at their timestamps.
+
+        A record the checker would reject as in the future even at the end of the run is
+        checked at once, so it does not hold back the records after it.
+        """
         for where, raw in records:
-            t = raw.get("time")
             try:
-                t = float(t)
-            except (TypeError, ValueError):
+                t = float(raw.get("time"))
+            except (AttributeError, TypeError, ValueError, OverflowError):
                 t = self.env.now  # the checker rejects it with its reason
+            if not math.isfinite(t) or t > self.sim.duration + self.checker.future:
+                t = self.env.now
             if t > self.env.now:
                 yield self.env.timeout(min(t, self.sim.duration) - self.env.now)
             self.ingest(where, raw)
 
+    def request_stop(self, signum: int) -> None:
+        """Stop at the next step and save what was simulated (safe to call from a signal handler)."""
+        if self.stop_signal is None:
+            self.stop_signal = signum
+
     def _drain(self):
         while True:
+            if self.stop_signal is not None:
+                raise Interrupted(signal.Signals(self.stop_signal).name)
             while not self.inbox.empty():
                 where, raw = self.inbox.get_nowait()
                 self.ingest(where, raw)
@@ -212,22 +240,42 @@ class LiveTwin:
     def state(self) -> dict[str, Any]:
         with self._lock:
             st = json.loads(json.dumps(self._state))
+            st["feed"] = self.checker.state()  # the books as they are now, not at the last tick
         st["forks"] = self.forks.status()
         return st
 
     # ----------------------------------------------------------------- run
     def run(self, records: Iterable[tuple[str, dict]] | None = None):
-        from twin.runner import RunResult, package_versions
-        from twin.results import compute_kpis
-
+        """Run to the end (or to a SIGTERM/SIGINT) and save the results in ``out``; the RunResult."""
         if records is not None:
             self.env.process(self.feed_process(records))
         wall0 = time.perf_counter()
-        self.sim.run()
+        old = {}
+        if threading.current_thread() is threading.main_thread():  # until the results are saved
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                old[sig] = signal.signal(sig, lambda signum, frame: self.request_stop(signum))
+        try:
+            return self._run(wall0)
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+    def _run(self, wall0: float):
+        from twin.runner import RunResult, package_versions
+        from twin.results import compute_kpis
+
+        partial = False
+        try:
+            self.sim.run()
+        except Interrupted:
+            partial = True
+            self.recorder.sample()  # the state at the interrupt, off the recording grid
         self.engine.close()
-        ds = self.recorder.to_dataset(self.demand, self.engine.trip_table(),
-                                      {"scenario": self.cfg.name, "seed": self.cfg.seed, "engine": "native",
-                                       "live": 1, "versions": package_versions()})
+        attrs = {"scenario": self.cfg.name, "seed": self.cfg.seed, "engine": "native", "live": 1,
+                 "versions": package_versions()}
+        if partial:
+            attrs.update(partial=1, interrupted_by=signal.Signals(self.stop_signal).name)
+        ds = self.recorder.to_dataset(self.demand, self.engine.trip_table(), attrs)
         obs = np.full((ds.sizes["time"], len(self.loop_ids)), np.nan)
         times = ds["time"].values
         for (i, j), c in self._observed.items():
@@ -242,7 +290,8 @@ class LiveTwin:
         kpis = compute_kpis(ds)
         feed = self.checker.state()
         self.checker.close()
-        self.forks.join()
+        # an interrupted twin does not wait for its forks, nor one interrupted while it waits
+        self.forks.close(cancel=partial, stop=lambda: self.stop_signal is not None)
         manifest_forks = self.forks.status()
         with self._lock:
             self._state = dict(self._state, status="finished", feed=feed)
@@ -251,7 +300,13 @@ class LiveTwin:
                     "vehicle_updates": int(ds.attrs["vehicle_updates"])}
         if self.assimilator is not None:
             manifest["assimilation"] = self.assimilator.state()
+        if partial:
+            manifest.update(partial=True, interrupted_by=attrs["interrupted_by"],
+                            interrupted_at_s=float(self.engine.time))
         result = RunResult(ds, kpis, manifest, None, self.city)
         result.save(self.out)
-        (self.out / "state.json").write_text(json.dumps(self.state(), indent=2))
+        final = self.state()
+        (self.out / "state.json").write_text(json.dumps(final, indent=2))
+        for q in list(self.subscribers):  # /stream clients end on the finished state
+            q.put(final)
         return result

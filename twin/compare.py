@@ -26,6 +26,7 @@ def compare(policy: ScenarioConfig, baseline: ScenarioConfig, replications: int,
     report: dict = {"scenario": pname, "baseline": bname, "replications": replications,
                     "seeds": [base_seed + i for i in range(replications)],
                     "paired_replications": sorted(set(b_ok) & set(p_ok)), "kpis": stats,
+                    "policies": [p.model_dump(mode="json") for p in policy.policies],  # maps highlight their edges
                     "failed": [{"replication": n, "error": e} for n, e in failed]}
     if b_ok and p_ok:
         ds = stack({bname: {r: t.dataset for r, t in b_ok.items()}, pname: {r: t.dataset for r, t in p_ok.items()}})

@@ -7,7 +7,9 @@
 - ``POST /fork``: ``{"horizon_s": 1800, "branches": {"name": [policy, ...], ...}}`` forks the running
   twin now (checkpoint at the next step), runs a no-action branch and one per entry forward for the
   horizon, faster than real time, on Dask; answers 202 with the fork's id (422 for bad branches);
-- ``GET /forks`` and ``GET /forks/{id}``: status, and the branches' KPIs against no action when done.
+- ``GET /forks`` and ``GET /forks/{id}``: status, and the branches' KPIs against no action when done;
+- ``GET /``: the command-center dashboard, with its data under ``/api/*`` (:mod:`twin.web.app`); the state
+  carries ``map``, per-edge speed and density packed in edge order (:mod:`twin.web.mapdata`).
 """
 from __future__ import annotations
 
@@ -16,14 +18,17 @@ import json
 import queue
 import threading
 
-from fastapi import FastAPI, HTTPException, Request  # this module is only imported to serve
+from fastapi import HTTPException, Request  # this module is only imported to serve
 from fastapi.responses import StreamingResponse
 
 from twin.live.session import LiveTwin
 
 
 def make_app(twin: LiveTwin):
-    app = FastAPI(title="twin live", version="1")
+    from twin.live.dashboard import LiveSource
+    from twin.web.app import add_dashboard, new_app
+
+    app = new_app("twin live")  # the dashboard at / and its /api/* (twin.web.app); /docs offline
 
     @app.post("/observations")
     async def observations(request: Request):
@@ -93,7 +98,7 @@ def make_app(twin: LiveTwin):
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
-    return app
+    return add_dashboard(app, LiveSource(twin))
 
 
 class Server:

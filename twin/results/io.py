@@ -45,3 +45,13 @@ def open_results(path: str | Path) -> xr.Dataset:
         raise FileNotFoundError(f"{p}: no results file (run a scenario first)")
     with xr.open_dataset(p, engine="netcdf4") as ds:
         return ds.load()
+
+
+def load_run(results_dir: str | Path):
+    """The results Dataset and the city (``city.npz``) of a results directory (``run`` writes both)."""
+    from twin.city.model import CityModel
+
+    d = Path(results_dir)
+    if not (d / "city.npz").is_file():
+        raise FileNotFoundError(f"{d}: no city.npz beside the results (re-run the scenario with this version)")
+    return open_results(d), CityModel.load(d / "city.npz")

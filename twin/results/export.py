@@ -160,7 +160,7 @@ def write_tripinfo(ds: xr.Dataset, path: Path) -> Path:
     for i in np.flatnonzero(np.isfinite(arr)):
         ET.SubElement(root, "tripinfo", {
             "id": str(ds["trip"].values[i]), "depart": _num(dep[i]), "departDelay": _num(ds["trip_depart_delay"].values[i]),
-            "departLane": "", "arrival": _num(arr[i]), "duration": _num(ds["trip_travel_time"].values[i]),
+            "arrival": _num(arr[i]), "duration": _num(ds["trip_travel_time"].values[i]),
             "routeLength": _num(ds["trip_distance"].values[i]), "timeLoss": _num(ds["trip_delay"].values[i]),
             "vType": str(ds["trip_vtype"].values[i]) if "trip_vtype" in ds.coords else "",
             "departEdge": str(ds["trip_origin"].values[i]) if "trip_origin" in ds.coords else "",
@@ -220,15 +220,20 @@ def write_sumo(folder: str | Path, out: str | Path) -> list[Path]:
     cfg = ScenarioConfig.model_validate(cfg_dict)
     _, demand = prepare(cfg)
     src = city.attrs.get("sumo_net")
+    additional = []
     if src and Path(src).is_file():
         net = out / Path(src).name
         shutil.copyfile(src, net)
+        for a in city.attrs.get("sumo_additional", []):  # its signal programs
+            if Path(a).is_file():
+                additional.append(out / Path(a).name)
+                shutil.copyfile(a, additional[-1])
     else:
         net = export_network(city, out)
     routes = export_routes(demand, city, out / f"{city.name}.rou.xml")
     cfg_path = write_sumocfg(net, routes, out / "run.sumocfg", end=cfg.run.duration_s,
-                             step_length=cfg.run.engine.step_length_s)
-    return [net, routes, cfg_path, *written]
+                             step_length=cfg.run.engine.step_length_s, additional=additional)
+    return [net, *additional, routes, cfg_path, *written]
 
 
 def to_geodataframe(ds: xr.Dataset, city: CityModel | str | Path | None = None, *, per_interval: bool = False):

@@ -1,0 +1,222 @@
+"""The command-center dashboard in headless Chromium (Debian's, never a downloaded one), offline.
+
+One live twin (a signalised corridor with a hazmat truck stopped at a long red, two loops and a policy
+library) serves the page; a second test serves ``view`` on a compare folder.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_cli
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+needs_chromium = pytest.mark.skipif(shutil.which(CHROMIUM) is None,
+                                    reason="Debian's chromium is not at /usr/bin/chromium (make system-deps)")
+
+SCEN = """name: dash-corridor
+city: {type: corridor, edges: 3, length_m: 300, signal_node: 1, green_s: 5, red_s: 200}
+demand:
+  type: trips
+  vtypes: {hazmat_truck: {vclass: hazmat, length: 12, accel: 1.0, decel: 2.5, max_speed: 25}}
+  trips:
+    - {origin: e0, destination: e2, depart_s: 0, vtype: hazmat_truck}
+    - {origin: e0, destination: e2, count: 60, headway_s: 10}
+run: {duration_s: 1800, record_interval_s: 30}
+sensors: {loops: [{id: mid, lane: e1_0, pos_m: 150}, {id: up, lane: e0_0, pos_m: 100}]}
+monitoring: {vtypes: [hazmat_truck], probe_interval_s: 5, max_stop_s: 30}
+policies:
+  - {type: speed_limit, edges: [e1], speed_kmh: 20}
+  - {type: close_lane, lanes: [e2_0]}
+"""
+COMPARE = """name: slow-e1
+city: {type: corridor, edges: 3, length_m: 300}
+demand: {type: trips, trips: [{origin: e0, destination: e2, count: 60, headway_s: 10}]}
+run: {duration_s: 600, record_interval_s: 60}
+policies: [{type: speed_limit, edges: [e1], speed_kmh: 15}]
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(base: str, proc, path: str = "/api/meta", seconds: float = 240) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server stopped: {proc.stderr.read()}")
+        try:
+            if httpx.get(base + path, timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{base}{path} did not answer")
+
+
+class Page:
+    """A Chromium page that may reach only 127.0.0.1; console errors and outside requests are kept."""
+
+    def __init__(self, pw, url: str) -> None:
+        self.browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        self.page = self.browser.new_page(viewport={"width": 1400, "height": 900})
+        self.errors: list[str] = []
+        self.outside: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.route("**/*", self._route)
+        self.page.goto(url)
+        self.page.wait_for_function("document.body.dataset.ready === '1'", timeout=60_000)
+
+    def _route(self, route) -> None:
+        if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:")):
+            route.continue_()
+        else:
+            self.outside.append(route.request.url)
+            route.abort()
+
+    def js(self, expr: str):
+        return self.page.evaluate(expr)
+
+    def close(self) -> None:
+        self.browser.close()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dash")
+    (tmp / "s.yaml").write_text(SCEN)
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), "live", str(tmp / "s.yaml"), "--listen",
+                             f"127.0.0.1:{port}", "--speed", "10", "--out", str(tmp / "out"),
+                             "--fork-scheduler", "serial"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(base, proc)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(live):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        p = Page(pw, live + "/")
+        yield p
+        p.close()
+
+
+def test_state_carries_packed_edge_speeds(live):
+    from twin.web.mapdata import unpack_u8
+
+    for _ in range(200):
+        st = httpx.get(live + "/state", timeout=5).json()
+        if st.get("time_s", 0) >= 60:
+            break
+        time.sleep(0.2)
+    rel = unpack_u8(st["map"]["speed_rel"], 200.0)
+    assert rel.shape == (3,)  # one byte per edge, in edge order
+    assert np.isfinite(rel[0]) and 0 <= rel[0] <= 1.27  # e0 is driven (the queue at the red)
+    m = httpx.get(live + "/api/map?vehicles=1", timeout=5).json()
+    assert "speed_rel" in m["map"] and "density" in m["map"]
+    geo = httpx.get(live + "/api/geometry", timeout=5).json()
+    assert [f["properties"]["id"] for f in geo["edges"]["features"]] == ["e0", "e1", "e2"]
+    assert httpx.get(live + "/docs", timeout=5).text.count("/static/vendor/swagger-ui") == 2  # no CDN
+
+
+@needs_chromium
+def test_dashboard_loads_offline_and_draws_the_roads(page):
+    assert page.errors == []
+    assert page.outside == []  # every script, style and font came from the twin
+    assert page.js("window.dash.edgesDrawn") == 3
+    page.page.wait_for_function("window.dash.frames > 0", timeout=30_000)
+    assert page.js("window.dash.map.queryRenderedFeatures({layers: ['edges']}).length") >= 3
+    assert page.js("window.dash.map.getFeatureState({source: 'edges', id: 0}).v") is not None  # coloured by speed
+
+
+@needs_chromium
+def test_posted_observation_updates_its_sparkline(page, live):
+    t = httpx.get(live + "/state", timeout=5).json()["time_s"]
+    due = (int(t // 30) + 2) * 30  # an interval the twin has not reached yet
+    r = httpx.post(live + "/observations", json={"sensor": "mid", "time": due, "count": 17}, timeout=5)
+    assert r.json()["accepted"] == 1
+    page.page.wait_for_function(
+        "JSON.parse(document.querySelector('[data-sensor=mid]').dataset.observed || '[]').includes(17)",
+        timeout=60_000)
+    assert 17 not in json.loads(page.js("document.querySelector('[data-sensor=up]').dataset.observed"))
+
+
+@needs_chromium
+def test_abnormal_stop_appears_in_the_alert_list(page):
+    page.page.wait_for_selector("#alerts li[data-vehicle=t0]", timeout=60_000)
+    text = page.page.inner_text("#alerts")
+    assert "t0" in text and "e0" in text
+    assert page.js("window.dash.map.getSource('alerts')._data.features.length") >= 1  # and on the map
+
+
+@needs_chromium
+def test_fork_from_the_page_shows_branch_kpis(page):
+    page.page.check("#library input[data-policy='0']")
+    page.page.fill("#horizon", "5")
+    page.page.click("#forkbtn")
+    page.page.wait_for_selector(".fork[data-status=done] table", timeout=120_000)
+    table = page.page.inner_text(".fork[data-status=done] table")
+    assert "no-action" in table and "speed_limit e1 20 km/h" in table and "mean travel time" in table
+    assert page.errors == []
+
+
+@needs_chromium
+def test_view_of_a_compare_folder_shows_the_difference(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    (tmp_path / "p.yaml").write_text(COMPARE)
+    r = run_cli("compare", tmp_path / "p.yaml", "--replications", "1", "--scheduler", "serial", "--out",
+                tmp_path / "cmp", "-q")
+    assert r.returncode == 0, r.stderr
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), "view", str(tmp_path / "cmp"), "--listen",
+                             f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(base, proc)
+        meta = httpx.get(base + "/api/meta", timeout=5).json()
+        assert meta["mode"] == "compare" and meta["scenarios"][-1] == "difference"
+        assert meta["highlighted_edges"] == 1  # e1, the edge the policy limits
+        with sync_playwright() as pw:
+            p = Page(pw, base + "/")
+            try:
+                assert p.errors == [] and p.outside == []
+                assert p.js("document.getElementById('scenario').value") == "difference"
+                assert "policy − baseline" in p.page.inner_text("#legend")
+                assert p.js("window.dash.map.queryRenderedFeatures({layers: ['policy-edges']}).length") >= 1
+                assert "mean_travel_time" in p.page.inner_text("#comparekpis")
+                d = p.js("window.dash.map.getFeatureState({source: 'edges', id: 1}).v")
+                assert d is not None and d < 0  # e1 is slower under the 15 km/h limit
+                p.page.select_option("#scenario", meta["policy"])  # the policy run itself
+                p.page.wait_for_function("window.dash.frames >= 2")
+            finally:
+                p.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_view_of_a_missing_folder_is_one_line(tmp_path):
+    r = run_cli("view", tmp_path / "nothing")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "nothing" in r.stderr

@@ -113,13 +113,18 @@ def live(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(live):
+def pw():
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as pw:
-        p = Page(pw, live + "/")
+    with sync_playwright() as p:
         yield p
-        p.close()
+
+
+@pytest.fixture(scope="module")
+def page(pw, live):
+    p = Page(pw, live + "/")
+    yield p
+    p.close()
 
 
 def test_state_carries_packed_edge_speeds(live):
@@ -182,9 +187,7 @@ def test_fork_from_the_page_shows_branch_kpis(page):
 
 
 @needs_chromium
-def test_view_of_a_compare_folder_shows_the_difference(tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_view_of_a_compare_folder_shows_the_difference(pw, tmp_path):
     (tmp_path / "p.yaml").write_text(COMPARE)
     r = run_cli("compare", tmp_path / "p.yaml", "--replications", "1", "--scheduler", "serial", "--out",
                 tmp_path / "cmp", "-q")
@@ -198,20 +201,19 @@ def test_view_of_a_compare_folder_shows_the_difference(tmp_path):
         meta = httpx.get(base + "/api/meta", timeout=5).json()
         assert meta["mode"] == "compare" and meta["scenarios"][-1] == "difference"
         assert meta["highlighted_edges"] == 1  # e1, the edge the policy limits
-        with sync_playwright() as pw:
-            p = Page(pw, base + "/")
-            try:
-                assert p.errors == [] and p.outside == []
-                assert p.js("document.getElementById('scenario').value") == "difference"
-                assert "policy − baseline" in p.page.inner_text("#legend")
-                assert p.js("window.dash.map.queryRenderedFeatures({layers: ['policy-edges']}).length") >= 1
-                assert "mean_travel_time" in p.page.inner_text("#comparekpis")
-                d = p.js("window.dash.map.getFeatureState({source: 'edges', id: 1}).v")
-                assert d is not None and d < 0  # e1 is slower under the 15 km/h limit
-                p.page.select_option("#scenario", meta["policy"])  # the policy run itself
-                p.page.wait_for_function("window.dash.frames >= 2")
-            finally:
-                p.close()
+        p = Page(pw, base + "/")
+        try:
+            assert p.errors == [] and p.outside == []
+            assert p.js("document.getElementById('scenario').value") == "difference"
+            assert "policy − baseline" in p.page.inner_text("#legend")
+            assert p.js("window.dash.map.queryRenderedFeatures({layers: ['policy-edges']}).length") >= 1
+            assert "mean_travel_time" in p.page.inner_text("#comparekpis")
+            d = p.js("window.dash.map.getFeatureState({source: 'edges', id: 1}).v")
+            assert d is not None and d < 0  # e1 is slower under the 15 km/h limit
+            p.page.select_option("#scenario", meta["policy"])  # the policy run itself
+            p.page.wait_for_function("window.dash.frames >= 2")
+        finally:
+            p.close()
     finally:
         proc.terminate()
         proc.wait(timeout=30)

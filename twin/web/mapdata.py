@@ -89,7 +89,7 @@ def city_geometry(city: CityModel, *, highlight: np.ndarray | None = None) -> di
     idx = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]) if len(lanes) else np.zeros(0, int)
     xy = city.lane_shape_xy[idx] if idx.size else np.zeros((0, 2))
     lon, lat, geo = display_lonlat(city, xy[:, 0], xy[:, 1])
-    pts = np.round(np.stack([lon, lat], axis=1), 7).tolist()
+    pts = np.round(np.stack([lon, lat], axis=1), 6).tolist()
     feats, k = [], 0
     for e in range(city.n_edges):
         n = int(ends[e] - starts[e])
@@ -105,7 +105,7 @@ def city_geometry(city: CityModel, *, highlight: np.ndarray | None = None) -> di
     if city.n_buildings:
         bxy = city.bldg_xy
         blon, blat, _ = display_lonlat(city, bxy[:, 0], bxy[:, 1])
-        bpts = np.round(np.stack([blon, blat], axis=1), 7).tolist()
+        bpts = np.round(np.stack([blon, blat], axis=1), 6).tolist()
         for b in range(city.n_buildings):
             ring = bpts[int(city.bldg_offsets[b]):int(city.bldg_offsets[b + 1])]
             if len(ring) < 3:
@@ -125,7 +125,7 @@ def city_geometry(city: CityModel, *, highlight: np.ndarray | None = None) -> di
 def points_lonlat(city: CityModel, x, y) -> list[list[float]]:
     """``[[lon, lat], ...]`` of city points ``x``, ``y`` [m] (markers on the map)."""
     lon, lat, _ = display_lonlat(city, np.atleast_1d(np.asarray(x, float)), np.atleast_1d(np.asarray(y, float)))
-    return np.round(np.stack([lon, lat], axis=1), 7).tolist()
+    return np.round(np.stack([lon, lat], axis=1), 6).tolist()
 
 
 def edge_midpoints(city: CityModel, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

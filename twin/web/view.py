@@ -117,6 +117,13 @@ class RunSource:
                "sensors": self._loops() if not self.compare else {}, "policies": [], "panels": panels,
                "kpis": self.report.get("kpis", self.report) if self.compare else self.report,
                "highlighted_edges": int(self.highlight.sum()) if self.highlight is not None else 0}
+        keys = [v for v in ("running", "waiting", "arrived") if v in ds]
+        series = ds[keys].mean("replication") if self.compare else ds[keys]
+        if self.compare:
+            out["series"] = {f"{v} ({sc})": series[v].sel(scenario=sc).values.tolist()
+                             for sc in (self.baseline, self.policy) for v in ("running",) if v in keys}
+        else:
+            out["series"] = {v: series[v].values.tolist() for v in keys}
         if self.compare:
             out.update(baseline=self.baseline, policy=self.policy,
                        scenarios=[self.baseline, self.policy, "difference"])

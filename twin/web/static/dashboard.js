@@ -89,10 +89,11 @@
       center: [0, 0], zoom: 1,
     });
     map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
-    map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
+    map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "top-right");
     await new Promise((res) => map.on("load", res));
     const geo = await getJSON("/api/geometry");
     nEdges = geo.edges.features.length;
+    if (!geo.buildings.features.length) $("lyr-buildings").parentElement.classList.add("hidden");
     map.addSource("buildings", { type: "geojson", data: geo.buildings });
     map.addLayer({ id: "buildings", type: "fill", source: "buildings",
       paint: { "fill-color": "#2d333b", "fill-outline-color": "#3d444d", "fill-opacity": 0.8 } });
@@ -286,6 +287,32 @@
     showAlerts(o.alerts); showIncidents(o.incidents, o.units); showEpidemic(o.epidemic); showModes(o.modes); showAir(o.air);
   }
 
+  // ------------------------------------------------- network time series
+  const NET_COLORS = ["#58a6ff", "#d29922", "#3fb950", "#f778ba"];
+  let netPlot = null, netData = null, netCursor = null;
+  function netChart(times, series) {  // series: {name: [values per time]}
+    const names = Object.keys(series);
+    netData = [times.slice(), ...names.map((n) => series[n].slice())];
+    if (netPlot) { netPlot.setData(netData); return; }
+    netPlot = new uPlot({ width: 370, height: 150, scales: { x: { time: false } }, legend: { show: true },
+      axes: [{ stroke: "#8b949e", grid: { stroke: "#21262d" }, values: (u, v) => v.map((t) => hms(t).slice(0, 5)) },
+        { stroke: "#8b949e", grid: { stroke: "#21262d" } }],
+      series: [{ label: "time", value: (u, v) => hms(v) }, ...names.map((n, i) => ({ label: n, stroke: NET_COLORS[i % 4], width: 1.5 }))],
+      hooks: { draw: [(u) => {  // the slider's moment
+        if (netCursor == null) return;
+        const x = u.valToPos(netCursor, "x", true), c = u.ctx;
+        c.save(); c.strokeStyle = "#e6edf3"; c.setLineDash([4, 3]); c.beginPath();
+        c.moveTo(x, u.bbox.top); c.lineTo(x, u.bbox.top + u.bbox.height); c.stroke(); c.restore();
+      }] } }, netData, $("netchart"));
+  }
+  function netPush(t, values) {  // live: one state more
+    if (!netData) { netChart([t], Object.fromEntries(Object.entries(values).map(([k, v]) => [k, [v]]))); return; }
+    if (t <= netData[0][netData[0].length - 1]) return;
+    netData[0].push(t);
+    Object.values(values).forEach((v, i) => netData[i + 1].push(v));
+    netPlot.setData(netData);
+  }
+
   // ---------------------------------------------------------- KPIs, clock
   function kpis(pairs) {
     $("kpis").innerHTML = pairs.map(([k, v, u]) => `<div class="kpi"><label>${k}</label><span>${fmt(v)}${u ? " " + u : ""}</span></div>`).join("");
@@ -301,6 +328,7 @@
       ["records", f.accepted != null ? `${f.accepted} ok / ${f.rejected} rejected` : null]]);
     if (st.map && st.time_s !== lastStateTime) {
       lastStateTime = st.time_s;
+      netPush(st.time_s, { running: st.running, waiting: st.waiting, arrived: st.arrived });
       applyFrame(st.map);
       refreshSensors().catch(() => {});
       refreshVehicles();
@@ -399,6 +427,7 @@
     const fr = await getJSON(`/api/map?k=${k}${q}`);
     $("simclock").textContent = hms(fr.time_s);
     $("slidertime").textContent = hms(fr.time_s);
+    netCursor = fr.time_s; if (netPlot) netPlot.redraw(false, false);
     applyFrame(fr.map);
     refreshVehicles();
     if (meta.mode === "run") {
@@ -454,6 +483,7 @@
         connect();
       } else {
         initTimebar();
+        if (meta.series) netChart(meta.times, meta.series);
         if (meta.mode === "compare") { compareTable(); setStatus("comparison", "finished"); }
         else {
           setStatus("finished", "finished");

@@ -111,7 +111,8 @@ class RunSource:
         panels = {"assimilation": "demand_multiplier" in ds, "alerts": "alert_time_s" in ds,
                   "epidemic": "epi_I" in ds, "modes": "mode_share" in ds, "incidents": "incident" in ds.dims,
                   "air": "concentration" in ds or "edge_emission" in ds}
-        out = {"mode": "compare" if self.compare else "run", "name": str(ds.attrs.get("scenario", self.folder.name)),
+        name = f"{self.policy} vs baseline" if self.compare else str(ds.attrs.get("scenario", self.folder.name))
+        out = {"mode": "compare" if self.compare else "run", "name": name,
                "interval_s": interval, "times": self.times.tolist(),
                "georeferenced": str(self.city.attrs.get("proj_parameter", "!")) not in ("", "!"),
                "sensors": self._loops() if not self.compare else {}, "policies": [], "panels": panels,

@@ -108,6 +108,10 @@
       paint: { "line-color": edgeColor(),
         "line-width": ["interpolate", ["exponential", 1.6], ["zoom"], 10, ["*", 0.6, ["get", "lanes"]],
           18, ["*", 7, ["get", "lanes"]]] } });
+    if (meta.highlighted_edges) {  // dashed on top too: a closed edge has no traffic to colour
+      map.addLayer({ id: "policy-edges-top", type: "line", source: "edges", filter: ["==", ["get", "policy"], true],
+        paint: { "line-color": "#00e5ff", "line-width": 2.5, "line-dasharray": [2, 1.5] } });
+    }
     for (const [id, color, radius] of [["air", null, 0], ["sensors", "#f0883e", 4], ["incidents", "#ff9800", 8],
       ["units", "#4fc3f7", 6], ["alerts", "#f85149", 9], ["vehicles", "#ffffff", 2.5]]) {
       if (id === "air") continue;

@@ -222,3 +222,83 @@ def test_view_of_a_compare_folder_shows_the_difference(pw, tmp_path):
 def test_view_of_a_missing_folder_is_one_line(tmp_path):
     r = run_cli("view", tmp_path / "nothing")
     assert r.returncode == 2 and "Traceback" not in r.stderr and "nothing" in r.stderr
+
+
+def _incident_run(out):
+    """A real run with a lane-blocking crash and its police unit (as tests/test_events.py)."""
+    from twin.config.models import ScenarioConfig
+    from twin.runner import run_scenario
+
+    cfg = ScenarioConfig.model_validate({
+        "name": "crash", "seed": 1, "city": {"type": "grid", "blocks_x": 3, "blocks_y": 3, "arterial_every": 3},
+        "demand": {"type": "trips", "trips": [{"origin": "n0_0-n0_1", "destination": "n2_1-n3_1", "count": 100,
+                                               "headway_s": 9}]},
+        "run": {"duration_s": 900, "record_interval_s": 60},
+        "events": {"units": [{"name": "police", "count": 1, "bases": ["n1_0-n1_1"]}],
+                   "incidents": [{"name": "crash", "rate_per_h_per_km": {"local": 0}, "lanes_blocked": 1,
+                                  "priority": 1, "units": ["police"]}],
+                   "scheduled": [{"kind": "crash", "edge": "n1_1-n2_1", "time_s": 300, "work_time_s": 400}]}})
+    run_scenario(cfg).save(out)
+
+
+def _add_air(folder):
+    """Add the variables the emissions and air-quality parts write (``edge_emission(time, edge, pollutant)``
+    [g], ``concentration(time, pollutant, y, x)`` on the city's metres), with made-up values: the
+    dashboard must show whatever they hold."""
+    from twin.results import open_results
+
+    ds = open_results(folder)
+    nt, ne = ds.sizes["time"], ds.sizes["edge"]
+    em = np.outer(np.arange(1, nt + 1), np.arange(ne))[:, :, None] * np.array([1.0, 0.01])
+    ds["edge_emission"] = (("time", "edge", "pollutant"), em, {"units": "g"})
+    ds = ds.assign_coords(pollutant=["CO2", "NOx"], x=np.arange(0.0, 600.0, 50.0), y=np.arange(0.0, 600.0, 50.0))
+    conc = np.random.default_rng(0).uniform(0, 40, (nt, 2, 12, 12))
+    ds["concentration"] = (("time", "pollutant", "y", "x"), conc, {"units": "ug/m3"})
+    ds.to_netcdf(folder / "results.nc.new")
+    (folder / "results.nc.new").replace(folder / "results.nc")
+
+
+def test_run_view_shows_incidents_units_and_the_air_layer(pw, tmp_path):
+    from twin.web.mapdata import unpack_u8
+    from twin.web.view import RunSource
+
+    _incident_run(tmp_path / "r")
+    plain = RunSource(tmp_path / "r")
+    assert plain.meta()["panels"]["air"] is False and "air" not in plain.overlays(5)  # nothing breaks without
+    _add_air(tmp_path / "r")
+    src = RunSource(tmp_path / "r")
+    meta = src.meta()
+    assert meta["panels"]["incidents"] and meta["panels"]["air"]
+    o = src.overlays(int(np.searchsorted(src.times, 480)))  # crash at 300 s, police there until it is cleared
+    assert [i["edge"] for i in o["incidents"]] == ["n1_1-n2_1"]
+    assert [u["busy"] for u in o["units"]] == [True] and o["units"][0]["lonlat"] == o["incidents"][0]["lonlat"]
+    assert o["air"]["width"] == 12 and o["air"]["height"] == 12 and len(o["air"]["corners"]) == 4
+    assert src.overlays(0)["incidents"] == []  # before the crash
+    em = src.map(3, None, False)["map"]["emission"]
+    v = unpack_u8(em["values"])
+    assert em["pollutant"] == "CO2" and v[0] == 0 and v.max() == 254  # scaled to the largest edge value
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), "view", str(tmp_path / "r"), "--listen",
+                             f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(base, proc)
+        if shutil.which(CHROMIUM) is None:
+            pytest.skip("Debian's chromium is not at /usr/bin/chromium")
+        p = Page(pw, base + "/")
+        try:
+            p.page.evaluate("document.getElementById('slider').value = 7; "
+                            "document.getElementById('slider').dispatchEvent(new Event('input'))")
+            p.page.wait_for_function("document.getElementById('simclock').textContent === '00:08:00'")
+            p.page.wait_for_selector("#incidents li")
+            assert "crash on n1_1-n2_1" in p.page.inner_text("#incidents")
+            p.page.check("#lyr-air")
+            assert p.js("window.dash.map.getLayoutProperty('air', 'visibility')") == "visible"
+            p.page.check("#lyr-emission")
+            assert "emission" in p.page.inner_text("#legend")
+            assert p.errors == [] and p.outside == []
+        finally:
+            p.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

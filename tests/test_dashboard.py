@@ -302,3 +302,13 @@ def test_run_view_shows_incidents_units_and_the_air_layer(pw, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_bench_dashboard_prints_its_figures():
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_dashboard.py"), "--blocks", "4", "--trips",
+                        "300", "--seconds", "3", "--speed", "20", "--no-browser"], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["edges"] == 80 and out["bytes_per_update"] > 2 * 80 and out["stream_hz"] > 0

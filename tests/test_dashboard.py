@@ -187,6 +187,26 @@ def test_fork_from_the_page_shows_branch_kpis(page):
 
 
 @needs_chromium
+@needs_chromium
+def test_writes_carry_the_token_and_refusals_show_their_reason(pw, live):
+    p = Page(pw, live + "/?token=s3cret")
+    try:
+        sent = []
+        p.page.on("request", lambda r: sent.append(r.headers.get("authorization")) if r.url.endswith("/fork") else None)
+        p.page.click("#custompolicy >> xpath=..")  # open "another policy"
+        p.page.fill("#custompolicy", '{"type": "close_edge", "edges": ["nowhere"]}')
+        p.page.click("#forkbtn")
+        p.page.wait_for_function("document.getElementById('forkmsg').textContent.includes('422')")
+        assert "nowhere" in p.page.inner_text("#forkmsg") and sent == ["Bearer s3cret"]
+        p.page.goto(live + "/docs")  # the API page, offline too
+        p.page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+        assert p.outside == []
+        assert [e for e in p.errors if "status of 422" not in e] == []  # Chromium logs the refused POST itself
+    finally:
+        p.close()
+
+
+@needs_chromium
 def test_view_of_a_compare_folder_shows_the_difference(pw, tmp_path):
     (tmp_path / "p.yaml").write_text(COMPARE)
     r = run_cli("compare", tmp_path / "p.yaml", "--replications", "1", "--scheduler", "serial", "--out",

@@ -332,3 +332,46 @@ def test_bench_dashboard_prints_its_figures():
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["edges"] == 80 and out["bytes_per_update"] > 2 * 80 and out["stream_hz"] > 0
+
+
+def test_run_view_has_the_epidemic_curve_and_mode_shares(pw, tmp_path):
+    """A real outbreak with residents choosing modes (as tests/test_epidemic.py), seen by ``view``."""
+    from twin.config.models import ScenarioConfig
+    from twin.runner import run_scenario
+    from twin.web.view import RunSource
+
+    cfg = ScenarioConfig.model_validate({
+        "name": "outbreak", "seed": 2,
+        "city": {"type": "grid", "blocks_x": 4, "blocks_y": 4, "zone_blocks": 2, "residents_per_block": 300,
+                 "jobs_per_block": 200},
+        "demand": {"type": "od", "trips": 20, "begin_s": 21600, "end_s": 36000, "vehicle_mix": {"truck": 1.0}},
+        "run": {"duration_s": 43200, "record_interval_s": 600, "snapshot_interval_s": 0},
+        "population": {"scale": 1.0, "days": 2},
+        "epidemic": {"days": 4, "initial_infections": 30, "traffic_every_days": 2}})
+    r = run_scenario(cfg)
+    r.save(tmp_path / "r")
+    src = RunSource(tmp_path / "r")
+    assert src.meta()["panels"]["epidemic"] and src.meta()["panels"]["modes"]
+    o = src.overlays()
+    ds = r.dataset
+    total = [sum(o["epidemic"][s][k] for s in ("susceptible", "exposed", "infectious", "recovered"))
+             for k in range(len(o["epidemic"]["time_s"]))]
+    assert set(total) == {r.kpis["epi_residents"]}  # every resident in one state at every time
+    assert o["modes"]["car"] == pytest.approx(float(ds["mode_share"].sel(mode="car").isel(day=-1)))
+    assert sum(o["modes"].values()) == pytest.approx(1.0)
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip("Debian's chromium is not at /usr/bin/chromium")
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), "view", str(tmp_path / "r"), "--listen",
+                             f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}", proc)
+        p = Page(pw, f"http://127.0.0.1:{port}/")
+        try:
+            p.page.wait_for_selector("#epichart canvas")
+            assert "car" in p.page.inner_text("#modes") and p.errors == []
+        finally:
+            p.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

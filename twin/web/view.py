@@ -109,7 +109,7 @@ class RunSource:
         ds = self.ds
         interval = float(np.diff(np.concatenate([[0.0], self.times])).min()) if self.times.size else 0.0
         panels = {"assimilation": "demand_multiplier" in ds, "alerts": "alert_time_s" in ds,
-                  "epidemic": "epi_I" in ds, "modes": "mode_share" in ds, "incidents": "incident" in ds.dims,
+                  "epidemic": "epi_infectious" in ds, "modes": "mode_share" in ds, "incidents": "incident" in ds.dims,
                   "air": "concentration" in ds or "edge_emission" in ds}
         name = f"{self.policy} vs baseline" if self.compare else str(ds.attrs.get("scenario", self.folder.name))
         out = {"mode": "compare" if self.compare else "run", "name": name,
@@ -228,10 +228,10 @@ class RunSource:
             out["units"] = [{"id": str(u), "group": str(g), "lonlat": at_scene.get(str(u), p),
                              "busy": str(u) in at_scene}
                             for u, g, p in zip(ds["unit"].values, ds["unit_group"].values, pts)]
-        if "epi_I" in ds:
-            tt = ds["epi_time"].values
-            out["epidemic"] = {"time_s": tt.tolist(), **{s: ds[f"epi_{s}"].sum("zone").values.tolist()
-                                                          for s in "SEIR" if f"epi_{s}" in ds}}
+        if "epi_infectious" in ds:  # twin.agents.epidemic.STATES, summed over the zones
+            out["epidemic"] = {"time_s": ds["epi_time"].values.tolist(),
+                               **{s: ds[f"epi_{s}"].sum("zone").values.tolist()
+                                  for s in ("susceptible", "exposed", "infectious", "recovered") if f"epi_{s}" in ds}}
         if "mode_share" in ds:
             last = ds["mode_share"].isel(day=-1)
             out["modes"] = {str(m): float(v) for m, v in zip(ds["mode"].values, last.values)}

@@ -250,7 +250,8 @@
   function showEpidemic(e) {
     if (!e) return;
     $("sec-epidemic").classList.remove("hidden");
-    const days = e.time_s.map((t) => t / 86400), data = [days, e.S || [], e.E || [], e.I || [], e.R || []];
+    const days = e.time_s.map((t) => t / 86400),
+      data = [days, e.susceptible || [], e.exposed || [], e.infectious || [], e.recovered || []];
     if (!epiPlot) {
       epiPlot = new uPlot({ width: 370, height: 160, scales: { x: { time: false } },
         axes: [{ stroke: "#8b949e", grid: { stroke: "#21262d" }, label: "day" }, { stroke: "#8b949e", grid: { stroke: "#21262d" } }],

@@ -480,7 +480,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         except OSError as exc:
             return _fail(str(exc))
         print(f"live twin {cfg.name!r} at {args.speed:g}× real time; API on http://{host}:{port} "
-              "(POST /observations, GET /state, GET /stream, POST /fork, GET /forks/ID)", flush=True)
+              "(dashboard at /; POST /observations, GET /state, GET /stream, POST /fork, GET /forks/ID)", flush=True)
         records = None
     else:
         from twin.live.feed import read_feed

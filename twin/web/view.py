@@ -237,6 +237,13 @@ class RunSource:
             out["modes"] = {str(m): float(v) for m, v in zip(ds["mode"].values, last.values)}
         if "concentration" in ds:
             out["air"] = self._air(t)
+        if "demand_multiplier" in ds:  # the assimilation's state in force at t (twin.live.assimilation)
+            at = ds["assimilation_time"].values
+            done = np.flatnonzero(at <= t)
+            m = ds["demand_multiplier"].values[done[-1]] if done.size else np.ones(ds.sizes["demand_group"])
+            out["assimilation"] = {"updates": int(done.size), "interval_s": float(np.diff(at).min()) if at.size > 1
+                                   else None, "groups": str(ds.attrs.get("assimilation_groups", "demand")),
+                                   "multipliers": {str(g): float(v) for g, v in zip(ds["demand_group"].values, m)}}
         return out
 
     def _air(self, t: float) -> dict:

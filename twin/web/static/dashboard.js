@@ -289,7 +289,7 @@
   }
   function showOverlays(o) {
     if (!o) return;
-    showAlerts(o.alerts); showIncidents(o.incidents, o.units); showEpidemic(o.epidemic); showModes(o.modes); showAir(o.air);
+    showAssimilation(o.assimilation); showAlerts(o.alerts); showIncidents(o.incidents, o.units); showEpidemic(o.epidemic); showModes(o.modes); showAir(o.air);
   }
 
   // ------------------------------------------------- network time series

@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install system-deps run test test-quick bench clean
+.PHONY: install system-deps run test test-quick bench clean vendor-js
 
 install: $(STAMP)
 
@@ -44,6 +44,25 @@ test-quick: install system-deps
 
 bench: install
 	$(PY) benchmarks/bench_native.py
+
+# The dashboard's JavaScript (twin/web/static/vendor/): built files from npm at pinned versions, with their
+# licences, shipped as package data so that the page works offline and `pip install` users need no npm.
+MAPLIBRE_VERSION ?= 5.6.0
+UPLOT_VERSION    ?= 1.6.32
+SWAGGER_VERSION  ?= 5.35.0
+VENDOR := twin/web/static/vendor
+vendor-js:
+	@tmp=$$(mktemp -d) && cd $$tmp && npm init -y >/dev/null && \
+	  npm install --no-audit --no-fund --silent maplibre-gl@$(MAPLIBRE_VERSION) uplot@$(UPLOT_VERSION) \
+	    swagger-ui-dist@$(SWAGGER_VERSION) && cd - >/dev/null && mkdir -p $(VENDOR) && \
+	  cp $$tmp/node_modules/maplibre-gl/dist/maplibre-gl.js $$tmp/node_modules/maplibre-gl/dist/maplibre-gl.css $(VENDOR)/ && \
+	  cp $$tmp/node_modules/maplibre-gl/LICENSE.txt $(VENDOR)/maplibre-gl.LICENSE.txt && \
+	  cp $$tmp/node_modules/uplot/dist/uPlot.iife.min.js $$tmp/node_modules/uplot/dist/uPlot.min.css $(VENDOR)/ && \
+	  cp $$tmp/node_modules/uplot/LICENSE $(VENDOR)/uPlot.LICENSE.txt && \
+	  cp $$tmp/node_modules/swagger-ui-dist/swagger-ui-bundle.js $$tmp/node_modules/swagger-ui-dist/swagger-ui.css $(VENDOR)/ && \
+	  cp $$tmp/node_modules/swagger-ui-dist/LICENSE $(VENDOR)/swagger-ui.LICENSE.txt && \
+	  printf 'maplibre-gl %s\nuplot %s\nswagger-ui-dist %s\n' $(MAPLIBRE_VERSION) $(UPLOT_VERSION) $(SWAGGER_VERSION) \
+	    > $(VENDOR)/VERSIONS && rm -rf $$tmp && echo "vendor-js: refreshed $(VENDOR)"
 
 clean:
 	rm -rf results .pytest_cache

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from twin import __version__
 
-COMMANDS = ("run", "import", "validate", "compare", "calibrate", "render", "report", "live", "fork")
+COMMANDS = ("run", "import", "validate", "compare", "calibrate", "render", "report", "live", "fork", "view", "export")
 EXIT_USAGE = 2
 # the optional packages twin's commands load, and the extra that installs each
 EXTRAS = {"pyvista": "viz", "vtk": "viz", "imageio": "viz", "imageio_ffmpeg": "viz", "trame": "viz",
@@ -143,6 +143,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a scenario file whose policies make a branch (repeat for several)")
     fk.add_argument("--out", type=Path, help="output directory (default: results/<scenario>-fork)")
     fk.add_argument("--scheduler", help="Dask scheduler address, or 'serial' (default: a local cluster)")
+
+    vw = sub.add_parser("view", help="the command-center dashboard on a finished run or comparison, in a browser",
+                        description="Serve the dashboard on RESULTS_DIR (run, live or compare output) with a time "
+                                    "slider over the run; open the printed address in a browser. Ctrl-C stops it.")
+    vw.add_argument("results", type=Path)
+    vw.add_argument("--listen", default="127.0.0.1:8766", metavar="HOST:PORT", help="default 127.0.0.1:8766")
+
+    ex = sub.add_parser("export", help="results as GIS files (WGS84) or as SUMO files for sumo-gui",
+                        description="Write RESULTS_DIR's edges (time-aggregated and per interval) and vehicle "
+                                    "trajectories as GeoJSON or GeoParquet in WGS84, or the network, routes, "
+                                    "tripinfo.xml and edgedata.xml for SUMO (docs/gis.md).")
+    ex.add_argument("results", type=Path)
+    ex.add_argument("--to", choices=("geojson", "geoparquet", "sumo"), required=True)
+    ex.add_argument("--out", type=Path, help="output directory (default: RESULTS_DIR/<format>)")
 
     r4 = sub.add_parser("report", help="one self-contained HTML report of a run or a comparison")
     r4.add_argument("results", type=Path, help="a results directory (run) or a compare output directory")
@@ -589,7 +603,7 @@ def cmd_live(args: argparse.Namespace) -> int:
             (out / "api_token").write_text(token + "\n")
             shown = f"{token} (random; also in {out}/api_token)"
         print(f"live twin {cfg.name!r} at {args.speed:g}× real time; API on http://{args.listen} "
-              "(POST /observations, GET /state, GET /stream, POST /fork, GET /forks/ID); "
+              "(dashboard at /; POST /observations, GET /state, GET /stream, POST /fork, GET /forks/ID); "
               f"token: {shown}", flush=True)
         records = None
     else:
@@ -676,6 +690,54 @@ def cmd_fork(args: argparse.Namespace) -> int:
     return 0
 
 
+def _host_port(text: str) -> tuple[str, int] | None:
+    host, _, port = text.rpartition(":")
+    return (host, int(port)) if host and port.isdigit() else None
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from twin.city.model import CityError
+
+    hp = _host_port(args.listen)
+    if hp is None:
+        return _fail(f"--listen must be HOST:PORT, got {args.listen!r}")
+    try:
+        import uvicorn
+
+        from twin.web.view import make_view_app
+
+        app = make_view_app(args.results)
+    except (FileNotFoundError, CityError, KeyError, ValueError) as exc:
+        return _fail(str(exc).strip("'\""))
+    print(f"dashboard of {args.results} on http://{hp[0]}:{hp[1]}/ (Ctrl-C stops it)", flush=True)
+    uvicorn.run(app, host=hp[0], port=hp[1], log_level="warning")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from twin.city.model import CityError
+    from twin.config import ConfigError
+
+    out = args.out or args.results / args.to
+    try:
+        if args.to == "sumo":
+            from twin.results.export import write_sumo
+
+            files = write_sumo(args.results, out)
+        else:
+            from twin.results.export import write_gis
+            from twin.results.io import load_run
+
+            ds, city = load_run(args.results)
+            files = write_gis(ds, city, out, args.to)
+    except (FileNotFoundError, CityError, ConfigError, ValueError) as exc:
+        return _fail(str(exc))
+    except ImportError as exc:
+        return _fail(f"export --to {args.to} needs the gis extra (pip install 'twin[gis]'): {exc}")
+    print(f"wrote {', '.join(str(f) for f in files)}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from twin.viz.report import report
 
@@ -728,7 +790,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 COMMAND_FUNCTIONS = {"run": cmd_run, "import": cmd_import, "validate": cmd_validate, "compare": cmd_compare,
                      "calibrate": cmd_calibrate, "render": cmd_render, "report": cmd_report, "live": cmd_live,
-                     "fork": cmd_fork}
+                     "fork": cmd_fork, "view": cmd_view, "export": cmd_export}
 
 if __name__ == "__main__":
     sys.exit(main())

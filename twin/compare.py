@@ -35,6 +35,7 @@ def _write(out: Path, ens, policy: ScenarioConfig, baseline: ScenarioConfig, rep
     report: dict = {"scenario": pname, "baseline": bname, "replications": replications,
                     "seeds": [base_seed + i for i in range(replications)],
                     "paired_replications": sorted(set(b_ok) & set(p_ok)), "kpis": stats,
+                    "policies": [p.model_dump(mode="json") for p in policy.policies],  # maps highlight their edges
                     "failed": [{"replication": n, "error": e} for n, e in failed],
                     "partial": bool(ens.interrupted)}
     if ens.interrupted:

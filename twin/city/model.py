@@ -310,7 +310,7 @@ class CityModel:
         """Write the city to a compressed ``.npz`` file that :meth:`load` reads."""
         from twin.npzio import save_npz
 
-        arrays, meta = {}, {"name": self.name, "attrs": self.attrs}
+        arrays, meta = {}, {"name": self.name, "attrs": _relative_sources(self.attrs, Path(path).parent, False)}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, np.ndarray):
@@ -329,8 +329,32 @@ class CityModel:
             for f in dataclasses.fields(cls):
                 if f.name in meta and f.name not in ("name", "attrs"):
                     kwargs[f.name] = tuple(meta[f.name])
-            return cls(name=meta["name"], attrs=meta.get("attrs", {}), **kwargs)
+            return cls(name=meta["name"], attrs=_relative_sources(meta.get("attrs", {}), Path(path).parent, True),
+                       **kwargs)
         except CityError as exc:
             raise CityError(f"{path}: {exc}") from None
         except (TypeError, ValueError, KeyError, IndexError) as exc:
             raise CityError(f"{path}: not a consistent twin city ({type(exc).__name__}: {exc})") from None
+
+
+SOURCE_ATTRS = ("sumo_net", "sumo_additional")
+"""City attrs naming source files: a saved city keeps them relative to its own folder (no absolute paths)."""
+
+
+def _relative_sources(attrs: dict, folder: Path, resolve: bool) -> dict:
+    """``attrs`` with its source paths made relative to ``folder`` (``resolve=False``, to save) or
+    resolved against it (``resolve=True``, when loading)."""
+    import os
+
+    def conv(p: str) -> str:
+        if resolve:
+            return str((folder / p).resolve()) if not os.path.isabs(p) else p
+        return os.path.relpath(p, folder.resolve()) if os.path.isabs(p) else p
+
+    out = dict(attrs)
+    for key in SOURCE_ATTRS:
+        if isinstance(out.get(key), str) and out[key]:
+            out[key] = conv(out[key])
+        elif isinstance(out.get(key), list):
+            out[key] = [conv(p) for p in out[key]]
+    return out

@@ -9,7 +9,9 @@
   twin now (checkpoint at the next step), runs a no-action branch and one per entry forward for the
   horizon, faster than real time, on Dask; answers 202 with the fork's id (422 for bad branches,
   429 when the fork queue is full);
-- ``GET /forks`` and ``GET /forks/{id}``: status, and the branches' KPIs against no action when done.
+- ``GET /forks`` and ``GET /forks/{id}``: status, and the branches' KPIs against no action when done;
+- ``GET /``: the command-center dashboard, with its data under ``/api/*`` (:mod:`twin.web.app`); the state
+  carries ``map``, per-edge speed and density packed in edge order (:mod:`twin.web.mapdata`).
 
 Writes need the bearer token (see :mod:`twin.live.auth`; reads too with ``protect_reads``).
 Bodies over ``ApiLimits.max_body_bytes`` and batches over ``max_batch`` records get 413, other
@@ -25,7 +27,7 @@ import json
 import threading
 from dataclasses import dataclass
 
-from fastapi import Depends, FastAPI, HTTPException, Request  # this module is only imported to serve
+from fastapi import Depends, HTTPException, Request  # this module is only imported to serve
 from fastapi.responses import StreamingResponse
 
 from twin.live.auth import Access, require_read, require_token
@@ -103,7 +105,10 @@ def make_app(twin: LiveTwin, access: Access | None = None, limits: ApiLimits = A
     """The API of ``twin``; without ``access``, writes need a random token nobody knows."""
     import secrets
 
-    app = FastAPI(title="twin live", version="1")
+    from twin.live.dashboard import LiveSource
+    from twin.web.app import add_dashboard, new_app
+
+    app = new_app("twin live")  # the dashboard at / and its /api/* (twin.web.app); /docs offline
     app.state.access = access or Access(secrets.token_urlsafe(24))
     app.state.streams = 0
 
@@ -208,7 +213,7 @@ def make_app(twin: LiveTwin, access: Access | None = None, limits: ApiLimits = A
 
         return _Stream(events(), release)
 
-    return app
+    return add_dashboard(app, LiveSource(twin), read_dependencies=[Depends(require_read)])
 
 
 class Server:

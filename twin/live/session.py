@@ -83,6 +83,8 @@ class LiveTwin:
         self._observed: dict[tuple[int, int], float] = {}  # (interval index, loop) -> count
         self._state: dict[str, Any] = {"time_s": 0.0, "status": "running"}
         self.subscribers: list[queue.Queue] = []
+        self._vehicles_wanted = -1e9  # time.monotonic() of the last request for vehicle positions
+        self.vehicles: dict | None = None  # their latest packed frame (twin.web.mapdata.vehicle_frame)
         from twin.live.fork import ForkDesk
 
         # what-if branches from now (POST /fork); fork_limits: ForkDesk's max_horizon_s, max_running, ...
@@ -232,10 +234,27 @@ class LiveTwin:
                              for j, lid in enumerate(self.loop_ids)}}
         if self.assimilator is not None:
             state["assimilation"] = self.assimilator.state()
+        state["map"] = self._map_frame(prev, snap)
         with self._lock:
             self._state = state
         for q in list(self.subscribers):
             q.put(state)
+
+    def _map_frame(self, prev, snap) -> dict:
+        """Per-edge speed and density over the last interval, packed for maps (see :mod:`twin.web.mapdata`);
+        vehicle positions too while a client asked for them in the last 30 s (:meth:`want_vehicles`)."""
+        from twin.web.mapdata import edge_frame, interval_speed_density, vehicle_frame
+
+        frame = edge_frame(self.city, *interval_speed_density(self.city, prev, snap))
+        if time.monotonic() - self._vehicles_wanted < 30.0:
+            v = self.engine.observe(vehicles=True).vehicles
+            self.vehicles = vehicle_frame(self.city, v.x, v.y, v.speed) | {"time_s": snap.time}
+        return frame
+
+    def want_vehicles(self) -> dict | None:
+        """Vehicle positions from now on, at each recording interval; the latest ones (None before)."""
+        self._vehicles_wanted = time.monotonic()
+        return self.vehicles
 
     def state(self) -> dict[str, Any]:
         with self._lock:

@@ -32,3 +32,12 @@ class TwinAccessor:
         total = ds["entered"].sum("time")
         idx = np.argsort(-total.values, kind="stable")[:n]
         return ds.isel(edge=idx)[["entered", "speed", "queue_length"]]
+
+    def to_geodataframe(self, city=None, *, per_interval: bool = False):
+        """Edges with the run's results as a geopandas GeoDataFrame in WGS84 (EPSG:4326): one row per edge
+        (time-aggregated) or, with ``per_interval``, per edge and recording interval. ``city``: the
+        CityModel or its ``city.npz`` (default: the one beside the results file). See
+        :mod:`twin.results.export`; needs the ``gis`` extra."""
+        from twin.results.export import to_geodataframe
+
+        return to_geodataframe(self._ds, city, per_interval=per_interval)

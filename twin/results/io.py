@@ -284,3 +284,13 @@ def open_results(path: str | Path) -> xr.Dataset:
             return ds.load()
     except (OSError, ValueError, RuntimeError) as exc:
         raise ResultsError(f"{p}: not a results file, or a damaged/truncated one ({exc})") from None
+
+
+def load_run(results_dir: str | Path):
+    """The results Dataset and the city (``city.npz``) of a results directory (``run`` writes both)."""
+    from twin.city.model import CityModel
+
+    d = Path(results_dir)
+    if not (d / "city.npz").is_file():
+        raise FileNotFoundError(f"{d}: no city.npz beside the results (re-run the scenario with this version)")
+    return open_results(d), CityModel.load(d / "city.npz")

@@ -9,19 +9,10 @@ import numpy as np
 import xarray as xr
 
 from twin.city.model import CityModel
+from twin.results.io import load_run  # noqa: F401  (the views' entry point to a results folder)
 from twin.viz.scene import Scene, check_offscreen, edge_values, frame, nearest_time
 
 log = logging.getLogger(__name__)
-
-
-def load_run(results_dir: str | Path) -> tuple[xr.Dataset, CityModel]:
-    """The results Dataset and the city of a results directory (``run`` writes both)."""
-    from twin.results.io import open_results
-
-    d = Path(results_dir)
-    if not (d / "city.npz").is_file():
-        raise FileNotFoundError(f"{d}: no city.npz beside the results (re-run the scenario with this version)")
-    return open_results(d), CityModel.load(d / "city.npz")
 
 
 def _plotter(size: tuple[int, int], shape=(1, 1)):

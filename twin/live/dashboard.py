@@ -1,0 +1,90 @@
+"""The dashboard's data from a running live twin (the calls :mod:`twin.web.app` makes).
+
+The what-if library is the live scenario's ``policies:`` list: a live twin
+runs the city as observed and does not put them in force; the page offers
+each as a branch for ``POST /fork``.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from twin.live.session import LiveTwin
+from twin.web.mapdata import loop_points, points_lonlat
+
+
+def policy_label(p) -> str:
+    """A short name for a policy: its type and what it acts on (``close_edge e3``)."""
+    d = p.model_dump(mode="json", exclude_defaults=True)
+    what = [str(v if not isinstance(v, list) else ",".join(map(str, v[:3])) + ("…" if len(v) > 3 else ""))
+            for k, v in d.items() if k in ("edges", "lanes", "tls", "zones", "edge", "vclasses")]
+    extra = [f"{d[k]:g}{u}" for k, u in (("speed_kmh", " km/h"), ("charge_eur", " €"), ("cycle_s", " s cycle"))
+             if k in d]
+    return " ".join([p.type, *what, *extra])
+
+
+def policy_library(policies: list) -> list[dict]:
+    """``[{"label", "policy"}]``: the policies a page may fork with (labels made unique)."""
+    out, seen = [], {}
+    for p in policies:
+        label = policy_label(p)
+        seen[label] = seen.get(label, 0) + 1
+        out.append({"label": label if seen[label] == 1 else f"{label} ({seen[label]})",
+                    "policy": p.model_dump(mode="json")})
+    return out
+
+
+class LiveSource:
+    """Reads a :class:`LiveTwin` from the HTTP threads (the twin's own state is thread-safe)."""
+
+    def __init__(self, twin: LiveTwin) -> None:
+        from twin.city.sensors import resolve_loops
+
+        self.twin = twin
+        self.loops = loop_points(twin.city, resolve_loops(twin.city, twin.cfg.sensors))
+        self.started = time.time()
+
+    def meta(self) -> dict:
+        t, cfg = self.twin, self.twin.cfg
+        return {"mode": "live", "name": cfg.name, "interval_s": t.interval, "duration_s": cfg.run.duration_s,
+                "speed": 1.0 / t.env.factor, "wall_start": self.started,
+                "georeferenced": bool(str(t.city.attrs.get("proj_parameter", "!")) not in ("", "!")),
+                "sensors": self.loops, "policies": policy_library(cfg.policies),
+                "panels": {"assimilation": t.assimilator is not None, "alerts": t.monitor is not None,
+                           "epidemic": False, "modes": False, "incidents": False, "air": False}}
+
+    def geometry(self) -> dict:
+        from twin.web.mapdata import city_geometry
+
+        return city_geometry(self.twin.city)
+
+    def sensors(self, last: int, k: int | None = None) -> dict:
+        t = self.twin
+        snaps = t.recorder.snapshots
+        if snaps[0].loop_count is None or len(snaps) < 2:
+            return {"times": [], "sensors": {lid: {"simulated": [], "observed": []} for lid in t.loop_ids}}
+        times = np.array([s.time for s in snaps[1:]])
+        sim = np.diff(np.stack([s.loop_count for s in snaps]), axis=0)
+        hi = len(times) if k is None else max(0, min(k + 1, len(times)))
+        sel = slice(max(0, hi - last), hi)
+        times, sim = times[sel], sim[sel]
+        ks = [int(round(tt / t.interval)) for tt in times]
+        with t._lock:
+            obs = dict(t._observed)
+        return {"times": times.tolist(), "sensors": {
+            lid: {"simulated": sim[:, j].tolist(), "observed": [obs.get((kk, j)) for kk in ks]}
+            for j, lid in enumerate(t.loop_ids)}}
+
+    def map(self, k, scenario, vehicles: bool) -> dict:
+        st = self.twin.state()
+        out = {"time_s": st.get("time_s", 0.0), "map": st.get("map")}
+        if vehicles:
+            out["vehicles"] = self.twin.want_vehicles()
+        return out
+
+    def overlays(self, k=None) -> dict:
+        alerts = self.twin.state().get("alerts", [])
+        for a in alerts:
+            a["lonlat"] = points_lonlat(self.twin.city, a["x"], a["y"])[0]
+        return {"alerts": alerts}

@@ -311,6 +311,7 @@ def test_run_view_shows_incidents_units_and_the_air_layer(pw, tmp_path):
                             "document.getElementById('slider').dispatchEvent(new Event('input'))")
             p.page.wait_for_function("document.getElementById('simclock').textContent === '00:08:00'")
             p.page.wait_for_selector("#incidents li")
+            assert p.js("window.dash.map.queryRenderedFeatures({layers: ['buildings']}).length") > 10  # the grid's
             assert "crash on n1_1-n2_1" in p.page.inner_text("#incidents")
             p.page.check("#lyr-air")
             assert p.js("window.dash.map.getLayoutProperty('air', 'visibility')") == "visible"

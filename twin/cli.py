@@ -709,6 +709,8 @@ def cmd_view(args: argparse.Namespace) -> int:
         app = make_view_app(args.results)
     except (FileNotFoundError, CityError, KeyError, ValueError) as exc:
         return _fail(str(exc).strip("'\""))
+    except ImportError as exc:
+        return _fail(f"view needs the live extra (pip install 'twin[live]'): {exc}")
     print(f"dashboard of {args.results} on http://{hp[0]}:{hp[1]}/ (Ctrl-C stops it)", flush=True)
     uvicorn.run(app, host=hp[0], port=hp[1], log_level="warning")
     return 0

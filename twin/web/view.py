@@ -87,8 +87,9 @@ class RunSource:
 
             self.ds, _ = load_run(d)
             self.report = _read_json(d / "kpis.json")
-            self.cfg = _read_json(d / "manifest.json").get("config")
-            pols = _policies(self.cfg)
+            manifest = _read_json(d / "manifest.json")
+            self.cfg = manifest.get("config")
+            pols = [] if manifest.get("live") else _policies(self.cfg)  # a live twin's are its what-if library
         self.highlight = policy_edge_mask(pols, self.city) if pols else None
         self.times = self.ds["time"].values.astype(float)
 

@@ -95,6 +95,9 @@ class Page:
         self.browser.close()
 
 
+TOKEN = "s3cret-dashboard-token"
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dash")
@@ -102,7 +105,7 @@ def live(tmp_path_factory):
     port = _free_port()
     proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), "live", str(tmp / "s.yaml"), "--listen",
                              f"127.0.0.1:{port}", "--speed", "10", "--out", str(tmp / "out"),
-                             "--fork-scheduler", "serial"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--fork-scheduler", "serial", "--token", TOKEN], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_http(base, proc)
@@ -122,7 +125,7 @@ def pw():
 
 @pytest.fixture(scope="module")
 def page(pw, live):
-    p = Page(pw, live + "/")
+    p = Page(pw, live + f"/?token={TOKEN}")  # the page takes the live twin's token from its address
     yield p
     p.close()
 
@@ -158,8 +161,9 @@ def test_dashboard_loads_offline_and_draws_the_roads(page):
 @needs_chromium
 def test_posted_observation_updates_its_sparkline(page, live):
     t = httpx.get(live + "/state", timeout=5).json()["time_s"]
-    due = (int(t // 30) + 2) * 30  # an interval the twin has not reached yet
-    r = httpx.post(live + "/observations", json={"sensor": "mid", "time": due, "count": 17}, timeout=5)
+    due = (int(t // 30) + 1) * 30  # an interval the twin has not reached yet (within the future tolerance)
+    r = httpx.post(live + "/observations", json={"sensor": "mid", "time": due, "count": 17}, timeout=5,
+                   headers={"Authorization": f"Bearer {TOKEN}"})
     assert r.json()["accepted"] == 1
     page.page.wait_for_function(
         "JSON.parse(document.querySelector('[data-sensor=mid]').dataset.observed || '[]').includes(17)",
@@ -187,9 +191,8 @@ def test_fork_from_the_page_shows_branch_kpis(page):
 
 
 @needs_chromium
-@needs_chromium
 def test_writes_carry_the_token_and_refusals_show_their_reason(pw, live):
-    p = Page(pw, live + "/?token=s3cret")
+    p = Page(pw, live + f"/?token={TOKEN}")
     try:
         sent = []
         p.page.on("request", lambda r: sent.append(r.headers.get("authorization")) if r.url.endswith("/fork") else None)
@@ -197,7 +200,7 @@ def test_writes_carry_the_token_and_refusals_show_their_reason(pw, live):
         p.page.fill("#custompolicy", '{"type": "close_edge", "edges": ["nowhere"]}')
         p.page.click("#forkbtn")
         p.page.wait_for_function("document.getElementById('forkmsg').textContent.includes('422')")
-        assert "nowhere" in p.page.inner_text("#forkmsg") and sent == ["Bearer s3cret"]
+        assert "nowhere" in p.page.inner_text("#forkmsg") and sent == [f"Bearer {TOKEN}"]
         p.page.goto(live + "/docs")  # the API page, offline too
         p.page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
         assert p.outside == []

@@ -553,7 +553,7 @@ def test_fork_at_after_the_end_and_huge(tmp_path):
 
 def test_live_port_out_of_range(tmp_path):
     one_line_error(run_cli("live", scenario(tmp_path), "--listen", "127.0.0.1:70000", "--out", tmp_path / "o"),
-                   "port 1..65535")
+                   "1..65535")
 
 
 def test_truncated_city_and_results_are_one_line(tmp_path):

@@ -650,11 +650,11 @@ def cmd_fork(args: argparse.Namespace) -> int:
     from twin.live.fork import MAX_HORIZON_S
 
     args.engine = args.sumo_api = args.seed = args.duration = None
+    if args.horizon > MAX_HORIZON_S:
+        return _fail(f"--horizon must be at most {MAX_HORIZON_S:g} s, got {args.horizon:g}")
     if not (0 < args.at <= MAX_DURATION_S and 0 < args.horizon <= MAX_DURATION_S):
         return _fail(f"--at and --horizon must be > 0 and <= {MAX_DURATION_S:,.0f} seconds, "
                      f"got --at {args.at:g}, --horizon {args.horizon:g}")
-    if args.horizon > MAX_HORIZON_S:
-        return _fail(f"--horizon must be at most {MAX_HORIZON_S:g} s, got {args.horizon:g}")
     try:
         cfg, city, demand = _load(args, args.scenario)
         if args.at >= cfg.run.duration_s:

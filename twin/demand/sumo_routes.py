@@ -32,7 +32,7 @@ import numpy as np
 from twin.city.model import CityError, CityModel
 from twin.city.sumo_net import SUMO_TO_TWIN_CLASS, iter_xml
 from twin.demand.trips import RoutedDemand, Trips, route_demand
-from twin.demand.vtypes import DEFAULT_VTYPES, VehicleType
+from twin.demand.vtypes import DEFAULT_VTYPES, VehicleType, vclass_bit
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,12 @@ SUMO_DEFAULTS = {
     "delivery": dict(accel=2.6, decel=4.5, length=6.5, minGap=2.5, maxSpeed=55.56, tau=1.0),
     "emergency": dict(accel=2.6, decel=4.5, length=6.5, minGap=2.5, maxSpeed=55.56, tau=1.0),
     "ignoring": dict(accel=2.6, decel=4.5, length=5.0, minGap=2.5, maxSpeed=55.56, tau=1.0),
+    "coach": dict(accel=2.0, decel=4.0, length=14.0, minGap=2.5, maxSpeed=27.78, tau=1.0),
+    "trailer": dict(accel=1.0, decel=4.0, length=16.5, minGap=2.5, maxSpeed=36.11, tau=1.0),
+    "motorcycle": dict(accel=6.0, decel=10.0, length=2.2, minGap=2.5, maxSpeed=55.56, tau=1.0),
+    "moped": dict(accel=1.1, decel=7.0, length=2.1, minGap=2.5, maxSpeed=12.5, tau=1.0),
 }
-_TEMPLATE = {"passenger": "car", "truck": "truck", "bus": "bus"}
+_TEMPLATE = {"truck": "truck", "trailer": "truck", "bus": "bus", "coach": "bus"}  # others: "car"
 
 
 @dataclass
@@ -161,9 +165,9 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
             report.skipped["trips from/to/via edges not in the network"] += 1
             continue
         elif via:
-            key = (frm, *via, to)
+            key = (vt.vclass, frm, *via, to)
             if key not in via_cache:
-                via_cache[key] = _route_via(city, [city.edge_index[e] for e in key])
+                via_cache[key] = _route_via(city, [city.edge_index[e] for e in key[1:]], vclass_bit(vt.vclass))
             if via_cache[key] is None:
                 report.skipped["trips with no route through their via edges"] += 1
                 continue
@@ -244,12 +248,13 @@ def _read_file(path, city, rng, report, vtypes, dists, routes, rows, add_vtype, 
                 rows.append((a["id"], dep, vtype, edges, frm, to, via))
 
 
-def _route_via(city: CityModel, waypoints: list[int]) -> np.ndarray | None:
-    """Shortest free-flow route through the waypoints in order, or None."""
-    from twin.demand.routing import free_flow_cost, route_trips
+def _route_via(city: CityModel, waypoints: list[int], class_bit: int) -> np.ndarray | None:
+    """Shortest free-flow route through the waypoints in order on the roads a class may use, or None."""
+    from twin.demand.routing import class_edges, class_graph, free_flow_cost, route_trips
 
-    offsets, targets = city.edge_successors
-    cost = free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed)
+    offsets, targets = class_graph(city, class_bit)
+    cost = np.where(class_edges(city, class_bit),
+                    free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed), np.inf)
     lens = np.zeros(len(waypoints) - 1, dtype=np.int64)
     off, edges, _ = route_trips(offsets, targets, cost, np.array(waypoints[:-1], dtype=np.int32),
                                 np.array(waypoints[1:], dtype=np.int32), lens)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,8 +10,8 @@ import numpy as np
 
 from twin.city.model import CityModel
 from twin.demand.profiles import sample_departures
-from twin.demand.routing import free_flow_cost, route_trips
-from twin.demand.vtypes import VehicleType
+from twin.demand.routing import class_edges, class_graph, free_flow_cost, route_trips, trip_ends
+from twin.demand.vtypes import VehicleType, vclass_bit
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +141,11 @@ def trips_from_od(city: CityModel, od: np.ndarray, rng: np.random.Generator, *, 
                   profile: str | list[float], vtypes: list[VehicleType], vtype_shares: list[float]) -> Trips:
     """Sample integer trips from an OD matrix (multinomial), departures from the profile.
 
-    Origins and destinations are edges drawn uniformly from the zones' edges
-    (redrawn until the two ends differ, where the zone has another edge).
+    Each trip's vehicle type is drawn first; its origin and destination are then edges drawn
+    uniformly from the zones' edges where that type's class may start and end a trip
+    (:func:`twin.demand.routing.trip_ends`: roads it may use, not dead ends for it), redrawn until
+    the two ends differ where the zone has another such edge. A zone without any such edge for the
+    class keeps all its edges (the trip is then reported unroutable with its reason).
     """
     total = int(round(od.sum()))
     counts = rng.multinomial(total, (od / od.sum()).ravel()).reshape(od.shape)
@@ -149,24 +153,43 @@ def trips_from_od(city: CityModel, od: np.ndarray, rng: np.random.Generator, *, 
     reps = counts[oz, dz]
     o_zone = np.repeat(oz, reps)
     d_zone = np.repeat(dz, reps)
-    origin = _pick_edges(city, o_zone, rng)
-    destination = _pick_edges(city, d_zone, rng)
-    for _ in range(50):  # redraw; only a zone with a single edge keeps an origin == destination trip
-        same = np.flatnonzero(origin == destination)
-        if same.size == 0:
-            break
-        destination[same] = _pick_edges(city, d_zone[same], rng)
-    depart = sample_departures(rng, total, begin, end, profile)
     shares = np.asarray(vtype_shares, dtype=np.float64)
     vtype = rng.choice(len(vtypes), size=total, p=shares / shares.sum()).astype(np.int32)
+    origin = np.zeros(total, dtype=np.int64)
+    destination = np.zeros(total, dtype=np.int64)
+    for bit in sorted({vclass_bit(v.vclass) for v in vtypes}):
+        sel = np.flatnonzero(np.array([vclass_bit(vtypes[k].vclass) == bit for k in vtype], dtype=bool))
+        if sel.size == 0:
+            continue
+        can_start, can_end = trip_ends(city, bit)
+        starts, ends = _zone_edges_where(city, can_start), _zone_edges_where(city, can_end)
+        origin[sel] = _pick_edges(starts, o_zone[sel], rng)
+        destination[sel] = _pick_edges(ends, d_zone[sel], rng)
+        for _ in range(50):  # redraw; only a zone with a single edge keeps an origin == destination trip
+            same = sel[origin[sel] == destination[sel]]
+            if same.size == 0:
+                break
+            destination[same] = _pick_edges(ends, d_zone[same], rng)
+    depart = sample_departures(rng, total, begin, end, profile)
     return Trips(origin.astype(np.int32), destination.astype(np.int32), depart, vtype, tuple(vtypes)).sorted_by_depart()
 
 
-def _pick_edges(city: CityModel, zones: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    off = city.zone_edge_offsets
+def _zone_edges_where(city: CityModel, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (offsets, edges) of each zone's edges where ``ok``; a zone with none keeps all its edges."""
+    off, edges = city.zone_edge_offsets, city.zone_edges
+    zone = np.repeat(np.arange(city.n_zones), np.diff(off))
+    has = np.bincount(zone[ok[edges]], minlength=city.n_zones) > 0
+    keep = ok[edges] | ~has[zone]
+    new_off = np.zeros(city.n_zones + 1, dtype=np.int64)
+    np.cumsum(np.bincount(zone[keep], minlength=city.n_zones), out=new_off[1:])
+    return new_off, edges[keep]
+
+
+def _pick_edges(zone_edges: tuple[np.ndarray, np.ndarray], zones: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    off, edges = zone_edges
     n = (off[zones + 1] - off[zones]).astype(np.int64)
     k = (rng.random(zones.shape[0]) * n).astype(np.int64)
-    return city.zone_edges[off[zones] + k]
+    return edges[off[zones] + k]
 
 
 def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = None, *,
@@ -180,8 +203,13 @@ def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = N
         Traversal cost per edge (inf closes it); defaults to free-flow time.
     given_routes : list of edge-index arrays or None, optional
         Routes that come with the trips (in ``trips`` order); a given route
-        that is not connected in ``city`` is replaced by the shortest path
-        between its ends (counted; returned with ``return_rerouted``).
+        that is not connected in ``city``, or uses a road its vehicle's class
+        may not, is replaced by the shortest path between its ends (counted;
+        returned with ``return_rerouted``).
+
+    Each class is routed over the roads it may use (:func:`class_graph`): a
+    trip no such route serves is left out and listed in ``unroutable`` with
+    its reason (origin or destination closed to the class, or no path).
     """
     n = len(trips)
     order = np.argsort(trips.depart, kind="stable")
@@ -192,42 +220,57 @@ def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = N
             given_routes = [given_routes[i] for i in order]
     ff = free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed)
     cost = ff if edge_cost is None else np.asarray(edge_cost, dtype=np.float64)
-    offsets, targets = city.edge_successors
     lens = np.zeros(n, dtype=np.int64)
-    r_off, r_edges, _ = route_trips(offsets, targets, cost, trips.origin, trips.destination, lens)
-    routes = [r_edges[r_off[i]: r_off[i + 1]] for i in range(n)] if given_routes is not None else None
+    routes: list[np.ndarray] = [np.zeros(0, dtype=np.int32)] * n
+    reasons: dict[int, str] = {}
+    if given_routes is not None and len(given_routes) != n:
+        raise ValueError("given_routes must have one entry per trip")
     rerouted = 0
-    if given_routes is not None:
-        if len(given_routes) != n:
-            raise ValueError("given_routes must have one entry per trip")
-        src = np.repeat(np.arange(city.n_edges, dtype=np.int64), np.diff(offsets))
-        arcs = set((src * city.n_edges + targets).tolist())
-        for i, r in enumerate(given_routes):
-            if r is None:
-                continue
-            keys = r[:-1].astype(np.int64) * city.n_edges + r[1:]
-            if all(k in arcs for k in keys.tolist()):
-                routes[i] = r
-                lens[i] = r.size
-            else:
-                rerouted += 1
+    classes = np.array([vclass_bit(trips.vtypes[k].vclass) for k in range(len(trips.vtypes))], dtype=np.int64)
+    trip_bit = classes[trips.vtype] if n else np.zeros(0, dtype=np.int64)
+    for bit in np.unique(trip_bit):  # each class on the roads it may use
+        sel = np.flatnonzero(trip_bit == bit)
+        offsets, targets = class_graph(city, int(bit))
+        usable = class_edges(city, int(bit))
+        c_cost = np.where(usable, cost, np.inf)
+        c_lens = np.zeros(sel.size, dtype=np.int64)
+        r_off, r_edges, _ = route_trips(offsets, targets, c_cost, trips.origin[sel], trips.destination[sel], c_lens)
+        arcs = None
+        for j, i in enumerate(sel.tolist()):
+            routes[i] = r_edges[r_off[j]: r_off[j + 1]]
+            lens[i] = c_lens[j]
+            r = None if given_routes is None else given_routes[i]
+            if r is not None:
+                if arcs is None:
+                    src = np.repeat(np.arange(city.n_edges, dtype=np.int64), np.diff(offsets))
+                    arcs = set((src * city.n_edges + targets).tolist())
+                keys = r[:-1].astype(np.int64) * city.n_edges + r[1:]
+                if usable[r].all() and all(k in arcs for k in keys.tolist()):
+                    routes[i] = r
+                    lens[i] = r.size
+                else:
+                    rerouted += 1
+            if lens[i] == 0:
+                cls = trips.vtypes[trips.vtype[i]].vclass
+                o, d = int(trips.origin[i]), int(trips.destination[i])
+                reasons[i] = (f"origin edge does not admit class {cls}" if not usable[o] else
+                              f"destination edge does not admit class {cls}" if not usable[d] else
+                              f"no path between origin and destination on roads class {cls} may use")
     ok = lens > 0
     unroutable = tuple(
-        Unroutable(trips.ids[i], city.edge_ids[trips.origin[i]], city.edge_ids[trips.destination[i]],
-                   "no path between origin and destination edges")
+        Unroutable(trips.ids[i], city.edge_ids[trips.origin[i]], city.edge_ids[trips.destination[i]], reasons[i])
         for i in np.flatnonzero(~ok)
     )
     if unroutable:
-        log.warning("%d of %d trips have no route and are left out (listed in the results)", len(unroutable), n)
+        why = Counter(u.reason for u in unroutable)
+        log.warning("%d of %d trips have no route and are left out (listed in the results): %s", len(unroutable), n,
+                    "; ".join(f"{k} {r}" for r, k in why.most_common()))
     keep = np.flatnonzero(ok)
     kept = Trips(trips.origin[keep], trips.destination[keep], trips.depart[keep], trips.vtype[keep],
                  trips.vtypes, tuple(trips.ids[i] for i in keep))
     new_off = np.zeros(keep.size + 1, dtype=np.int64)
     np.cumsum(lens[keep], out=new_off[1:])
-    if routes is None:
-        edges = r_edges[np.repeat(ok, lens)].astype(np.int32)
-    else:
-        edges = (np.concatenate([routes[i] for i in keep]) if keep.size else np.zeros(0)).astype(np.int32)
+    edges = (np.concatenate([routes[i] for i in keep]) if keep.size else np.zeros(0)).astype(np.int32)
     seg = np.repeat(np.arange(keep.size), lens[keep])
     length = np.bincount(seg, weights=city.edge_length[edges], minlength=keep.size)
     fft = np.bincount(seg, weights=ff[edges], minlength=keep.size)

@@ -1,7 +1,8 @@
 """Zones for cities that come without them (imported networks): a square grid of cells.
 
 Each cell with road edges becomes a zone; its trips start and end on the
-edges whose midpoint lies in it (edges passenger cars may use). Residents and
+edges whose midpoint lies in it (edges passenger cars may use that are connected to
+the network's main part: :func:`twin.city.graph.car_connected_edges`). Residents and
 jobs come from the buildings' floor area where there are buildings
 (40 m² of residential floor per resident, 30 m² of other floor per job, 3.2 m
 per storey), otherwise in proportion to the road length in the cell.
@@ -9,10 +10,14 @@ per storey), otherwise in proportion to the road length in the cell.
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 
+from twin.city.graph import car_connected_edges, class_edges
 from twin.city.model import BUILDING_USES, VCLASSES, CityModel
+
+log = logging.getLogger(__name__)
 
 M2_PER_RESIDENT = 40.0
 M2_PER_JOB = 30.0
@@ -37,9 +42,13 @@ def with_buildings(city: CityModel, footprints: list[np.ndarray], heights: np.nd
 
 def with_grid_zones(city: CityModel, cell: float = 500.0) -> CityModel:
     """A copy of ``city`` with square zones of ``cell`` metres (replacing any zones it had)."""
-    car = 1 << VCLASSES.index("passenger")
     lane0 = city.edge_lane_start
-    usable = np.array([bool(np.any(city.lane_allow[s:s + n] & car)) for s, n in zip(lane0, city.edge_num_lanes)])
+    usable = car_connected_edges(city)
+    n_cut = int((class_edges(city, 1 << VCLASSES.index("passenger")) & ~usable).sum())
+    if n_cut:
+        log.warning("city %s: %d of %d car roads are not connected to the network's main part (cut off by the "
+                    "extract's edge, or only reachable over roads closed to cars); no trips start or end there",
+                    city.name, n_cut, city.n_edges)
     starts = city.lane_shape_offsets[lane0]
     ends = city.lane_shape_offsets[lane0 + 1] - 1
     mid = 0.5 * (city.lane_shape_xy[starts] + city.lane_shape_xy[ends])

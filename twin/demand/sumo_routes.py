@@ -250,7 +250,8 @@ def _read_file(path, city, rng, report, vtypes, dists, routes, rows, add_vtype, 
 
 def _route_via(city: CityModel, waypoints: list[int], class_bit: int) -> np.ndarray | None:
     """Shortest free-flow route through the waypoints in order on the roads a class may use, or None."""
-    from twin.demand.routing import class_edges, class_graph, free_flow_cost, route_trips
+    from twin.city.graph import class_edges, class_graph
+    from twin.demand.routing import free_flow_cost, route_trips
 
     offsets, targets = class_graph(city, class_bit)
     cost = np.where(class_edges(city, class_bit),

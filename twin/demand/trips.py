@@ -10,7 +10,8 @@ import numpy as np
 
 from twin.city.model import CityModel
 from twin.demand.profiles import sample_departures
-from twin.demand.routing import class_edges, class_graph, free_flow_cost, route_trips, trip_ends
+from twin.city.graph import class_edges, class_graph, trip_ends
+from twin.demand.routing import free_flow_cost, route_trips
 from twin.demand.vtypes import VehicleType, vclass_bit
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,8 @@ from twin.engines.base import (
     Action, AddVehicle, EngineError, SetLaneAccess, SetLaneSteering, SetRouteCost, SetSignalProgram, SetSpeedLimit,
     SetTripsActive, Snapshot, TripTable, UnsupportedActionError, VehicleArrays,
 )
-from twin.demand.routing import class_graph, route_trips
+from twin.city.graph import class_graph
+from twin.demand.routing import route_trips
 from twin.demand.vtypes import vclass_bit
 from twin.engines.native import kernels as K
 

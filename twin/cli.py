@@ -311,9 +311,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     report = validate(cfg, city, demand, out, sumo_api=args.sumo_api, sumocfg=shipped,
                       progress=lambda desc: make_progress(cfg.run.duration_s, desc, args.quiet))
     print(report["markdown_summary"])
+    if not report["comparison"]:
+        print(f"validate: no comparison: {report['error']}", file=sys.stderr)
+        return 1
     print(f"wrote {out}/validation.json, validation.md, validation_scatter.png, native/, sumo/"
           + (", shipped/" if shipped else ""))
-    return 1 if report.get("error") else 0
+    return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -81,8 +81,8 @@ class RouteImportReport:
                            "speed, at the start of its edge", source,
                            ", ".join(f"{n} vehicles' {k}" for k, n in self.depart_attrs.most_common()))
         if self.rerouted:
-            logger.warning("%s: %d routes were not connected in the network and were re-routed", source,
-                           self.rerouted)
+            logger.warning("%s: %d routes were not connected in the network (or used roads their class may not) "
+                           "and were re-routed", source, self.rerouted)
 
 
 def sumo_time(value: str | float) -> float:

@@ -142,11 +142,11 @@ def trips_from_od(city: CityModel, od: np.ndarray, rng: np.random.Generator, *, 
                   profile: str | list[float], vtypes: list[VehicleType], vtype_shares: list[float]) -> Trips:
     """Sample integer trips from an OD matrix (multinomial), departures from the profile.
 
-    Each trip's vehicle type is drawn first; its origin and destination are then edges drawn
-    uniformly from the zones' edges where that type's class may start and end a trip
-    (:func:`twin.demand.routing.trip_ends`: roads it may use, not dead ends for it), redrawn until
-    the two ends differ where the zone has another such edge. A zone without any such edge for the
-    class keeps all its edges (the trip is then reported unroutable with its reason).
+    Origins and destinations are edges drawn uniformly from the zones' edges where the trip's class
+    may start and end a trip (:func:`twin.city.graph.trip_ends`: roads it may use, not dead ends for
+    it), redrawn until the two ends differ where the zone has another such edge. Where the classes of
+    the mix differ in where they may go, each trip's type is drawn first. A zone without any such
+    edge for the class keeps all its edges (the trip is then reported unroutable with its reason).
     """
     total = int(round(od.sum()))
     counts = rng.multinomial(total, (od / od.sum()).ravel()).reshape(od.shape)
@@ -155,24 +155,39 @@ def trips_from_od(city: CityModel, od: np.ndarray, rng: np.random.Generator, *, 
     o_zone = np.repeat(oz, reps)
     d_zone = np.repeat(dz, reps)
     shares = np.asarray(vtype_shares, dtype=np.float64)
-    vtype = rng.choice(len(vtypes), size=total, p=shares / shares.sum()).astype(np.int32)
-    origin = np.zeros(total, dtype=np.int64)
-    destination = np.zeros(total, dtype=np.int64)
-    for bit in sorted({vclass_bit(v.vclass) for v in vtypes}):
-        sel = np.flatnonzero(np.array([vclass_bit(vtypes[k].vclass) == bit for k in vtype], dtype=bool))
-        if sel.size == 0:
-            continue
-        can_start, can_end = trip_ends(city, bit)
-        starts, ends = _zone_edges_where(city, can_start), _zone_edges_where(city, can_end)
-        origin[sel] = _pick_edges(starts, o_zone[sel], rng)
-        destination[sel] = _pick_edges(ends, d_zone[sel], rng)
-        for _ in range(50):  # redraw; only a zone with a single edge keeps an origin == destination trip
-            same = sel[origin[sel] == destination[sel]]
-            if same.size == 0:
-                break
-            destination[same] = _pick_edges(ends, d_zone[same], rng)
-    depart = sample_departures(rng, total, begin, end, profile)
+    bits = sorted({vclass_bit(v.vclass) for v in vtypes})
+    ends = {bit: trip_ends(city, bit) for bit in bits}
+    first = ends[bits[0]]
+    if all(np.array_equal(e[0], first[0]) and np.array_equal(e[1], first[1]) for e in ends.values()):
+        # every class may start and end on the same edges: the ends first, then departures and types
+        origin, destination = _pick_ends(city, first, o_zone, d_zone, rng)
+        depart = sample_departures(rng, total, begin, end, profile)
+        vtype = rng.choice(len(vtypes), size=total, p=shares / shares.sum()).astype(np.int32)
+    else:  # the type first, then ends its class may use
+        vtype = rng.choice(len(vtypes), size=total, p=shares / shares.sum()).astype(np.int32)
+        trip_bit = np.array([vclass_bit(v.vclass) for v in vtypes], dtype=np.int64)[vtype]
+        origin = np.zeros(total, dtype=np.int64)
+        destination = np.zeros(total, dtype=np.int64)
+        for bit in bits:
+            sel = np.flatnonzero(trip_bit == bit)
+            origin[sel], destination[sel] = _pick_ends(city, ends[bit], o_zone[sel], d_zone[sel], rng)
+        depart = sample_departures(rng, total, begin, end, profile)
     return Trips(origin.astype(np.int32), destination.astype(np.int32), depart, vtype, tuple(vtypes)).sorted_by_depart()
+
+
+def _pick_ends(city: CityModel, ends: tuple[np.ndarray, np.ndarray], o_zone: np.ndarray, d_zone: np.ndarray,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Origin and destination edges of trips between zones, drawn uniformly from each zone's edges where a
+    trip may start (``ends[0]``) and end (``ends[1]``); redrawn until the two differ where the zone allows."""
+    starts, stops = _zone_edges_where(city, ends[0]), _zone_edges_where(city, ends[1])
+    origin = _pick_edges(starts, o_zone, rng)
+    destination = _pick_edges(stops, d_zone, rng)
+    for _ in range(50):  # redraw; only a zone with a single edge keeps an origin == destination trip
+        same = np.flatnonzero(origin == destination)
+        if same.size == 0:
+            break
+        destination[same] = _pick_edges(stops, d_zone[same], rng)
+    return origin, destination
 
 
 def _zone_edges_where(city: CityModel, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -161,3 +161,21 @@ def test_brunswick_cars_never_use_roads_closed_to_them():
         cls = t.vtypes[t.vtype[i]].vclass
         if cls in closed_to:
             assert not np.isin(demand.route(i), closed_to[cls]).any(), t.ids[i]
+
+
+@pytest.mark.slow
+def test_monaco_from_osm_default_demand_routes_and_does_not_gridlock(tmp_path):
+    """Monaco imported from OSM with the default 2,000 trips: trips start and end where cars can come and go
+    (the extract's cut-off pieces get no demand), and the native run flows."""
+    from twin.config import load_scenario
+    from twin.importer import import_path
+    from twin.runner import prepare, run_scenario
+
+    import_path(SHARED / "monaco-osm" / "network.osm", tmp_path)
+    cfg = load_scenario(tmp_path / "scenario.yaml")
+    city, demand = prepare(cfg)
+    n = len(demand.trips) + len(demand.unroutable)
+    assert n == 2000 and len(demand.unroutable) <= 0.01 * n, [u.reason for u in demand.unroutable[:5]]
+    k = run_scenario(cfg, city=city, demand=demand).kpis
+    assert k["teleports"] <= 0.01 * n and k["mean_speed_kmh"] > 30, k
+    assert k["trips_completed"] >= 0.95 * len(demand.trips), k

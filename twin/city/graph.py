@@ -159,6 +159,7 @@ def trip_ends(city, class_bit: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def car_connected_edges(city) -> np.ndarray:
-    """(n_edges,) bool: edges where a car trip can start or end (:func:`trip_ends` of ``passenger``)."""
+    """(n_edges,) bool: edges where a car trip can both start and end (:func:`trip_ends` of ``passenger``):
+    the car network's main part and the roads between it and back to it."""
     start, end = trip_ends(city, 1 << VCLASSES.index("passenger"))
-    return start | end
+    return start & end

@@ -1,8 +1,8 @@
 """Zones for cities that come without them (imported networks): a square grid of cells.
 
 Each cell with road edges becomes a zone; its trips start and end on the
-edges whose midpoint lies in it (edges passenger cars may use that are connected to
-the network's main part: :func:`twin.city.graph.car_connected_edges`). Residents and
+edges whose midpoint lies in it (edges where a car trip can both start and end:
+:func:`twin.city.graph.car_connected_edges`). Residents and
 jobs come from the buildings' floor area where there are buildings
 (40 m² of residential floor per resident, 30 m² of other floor per job, 3.2 m
 per storey), otherwise in proportion to the road length in the cell.
@@ -46,8 +46,9 @@ def with_grid_zones(city: CityModel, cell: float = 500.0) -> CityModel:
     usable = car_connected_edges(city)
     n_cut = int((class_edges(city, 1 << VCLASSES.index("passenger")) & ~usable).sum())
     if n_cut:
-        log.warning("city %s: %d of %d car roads are not connected to the network's main part (cut off by the "
-                    "extract's edge, or only reachable over roads closed to cars); no trips start or end there",
+        log.warning("city %s: %d of %d car roads are not connected both ways to the network's main part (cut "
+                    "off by the extract's edge, or reachable only over roads closed to cars); no trips start or "
+                    "end there",
                     city.name, n_cut, city.n_edges)
     starts = city.lane_shape_offsets[lane0]
     ends = city.lane_shape_offsets[lane0 + 1] - 1

@@ -10,14 +10,11 @@ per storey), otherwise in proportion to the road length in the cell.
 from __future__ import annotations
 
 import dataclasses
-import logging
 
 import numpy as np
 
-from twin.city.graph import car_connected_edges, class_edges
-from twin.city.model import BUILDING_USES, VCLASSES, CityModel
-
-log = logging.getLogger(__name__)
+from twin.city.graph import car_connected_edges
+from twin.city.model import BUILDING_USES, CityModel
 
 M2_PER_RESIDENT = 40.0
 M2_PER_JOB = 30.0
@@ -44,12 +41,6 @@ def with_grid_zones(city: CityModel, cell: float = 500.0) -> CityModel:
     """A copy of ``city`` with square zones of ``cell`` metres (replacing any zones it had)."""
     lane0 = city.edge_lane_start
     usable = car_connected_edges(city)
-    n_cut = int((class_edges(city, 1 << VCLASSES.index("passenger")) & ~usable).sum())
-    if n_cut:
-        log.warning("city %s: %d of %d car roads are not connected both ways to the network's main part (cut "
-                    "off by the extract's edge, or reachable only over roads closed to cars); no trips start or "
-                    "end there",
-                    city.name, n_cut, city.n_edges)
     starts = city.lane_shape_offsets[lane0]
     ends = city.lane_shape_offsets[lane0 + 1] - 1
     mid = 0.5 * (city.lane_shape_xy[starts] + city.lane_shape_xy[ends])

@@ -214,8 +214,8 @@ def _check_depart_attrs(tag: str, a: dict[str, str], report: "RouteImportReport"
     differently (twin inserts every vehicle on the best lane, at the maximum speed, at the edge's start)."""
     for key, words in DEPART_KEYWORDS.items():
         value = a.get(key)
-        if value is None or value == TWIN_DEPART[key]:
-            continue
+        if value is None or value == TWIN_DEPART[key] or (key == "departPos" and value.strip() in ("0", "0.0")):
+            continue  # (departPos 0: at the start of the edge, as twin inserts)
         if value not in words:
             try:
                 float(value)

@@ -10,7 +10,7 @@ import numpy as np
 
 from twin.city.model import CityModel
 from twin.demand.profiles import sample_departures
-from twin.city.graph import class_edges, class_graph, trip_ends
+from twin.city.graph import car_connected_edges, class_edges, class_graph, trip_ends
 from twin.demand.routing import free_flow_cost, route_trips
 from twin.demand.vtypes import VehicleType, vclass_bit
 
@@ -126,6 +126,12 @@ def gravity_od(city: CityModel, total: float, *, beta_per_km: float = 0.6) -> np
     """
     if city.n_zones == 0:
         raise ValueError(f"city {city.name!r} has no zones to generate OD demand from")
+    car = vclass_bit("passenger")
+    n_cut = int((class_edges(city, car) & ~car_connected_edges(city)).sum())
+    if n_cut:
+        log.warning("city %s: %d of %d car roads are not connected both ways to the network's main part (cut off "
+                    "by the extract's edge, or reachable only over roads closed to cars); generated trips start and "
+                    "end only on roads connected to it", city.name, n_cut, city.n_edges)
     dx = city.zone_x[:, None] - city.zone_x[None, :]
     dy = city.zone_y[:, None] - city.zone_y[None, :]
     d_km = np.hypot(dx, dy) / 1000.0

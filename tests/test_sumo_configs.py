@@ -128,15 +128,3 @@ def test_unapplied_sumo_options_are_one_warning_line(tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records if "does not apply" in r.getMessage()]
     assert len(lines) == 1 and "scale=2" in lines[0] and "time-to-teleport=-1" in lines[0]
     assert "summary-output" not in lines[0]
-
-
-def test_clock_times_and_bad_times_in_a_configuration(tmp_path):
-    from twin.config import ConfigError
-    from twin.config.sumocfg import read_sumocfg
-
-    p = cologne_cfg(tmp_path)
-    p.write_text(p.read_text().replace('value="25200"', 'value="7:00:00"'))
-    assert read_sumocfg(p).begin == 25200
-    p.write_text(p.read_text().replace('value="7:00:00"', 'value="seven"'))
-    with pytest.raises(ConfigError, match=r"cologne1.sumocfg: begin: not a time: 'seven'"):
-        read_sumocfg(p)

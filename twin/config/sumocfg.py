@@ -22,23 +22,6 @@ class SumoConfigFiles:
     step_length: float | None
 
 
-def sumo_time(value: str | float) -> float:
-    """A SUMO time: seconds (``"54000"``, ``"54000.5"``) or clock time (``"15:00:00"``, ``"1:15:00:00"`` with days)."""
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = value.strip()
-    if ":" not in text:
-        return float(text)
-    parts = [float(p) for p in text.split(":")]
-    if len(parts) == 3:
-        h, m, sec = parts
-        return h * 3600 + m * 60 + sec
-    if len(parts) == 4:
-        d, h, m, sec = parts
-        return d * 86400 + h * 3600 + m * 60 + sec
-    raise ValueError(f"not a time: {value!r}")
-
-
 def read_sumocfg(path: str | Path) -> SumoConfigFiles:
     """Paths (resolved relative to the .sumocfg) and times from a SUMO configuration file."""
     path = Path(path)
@@ -71,16 +54,11 @@ def read_sumocfg(path: str | Path) -> SumoConfigFiles:
     net = files("net-file")
     if not net:
         raise ConfigError(f"{path}: no net-file given")
-    def time(name: str) -> float | None:
-        v = value(name)
-        try:
-            return sumo_time(v) if v else None
-        except ValueError:
-            raise ConfigError(f"{path}: {name}: not a time: {v!r} (seconds or h:m:s)") from None
-
+    end = value("end")
+    step = value("step-length")
     return SumoConfigFiles(path=path.resolve(), net=net[0], routes=files("route-files"),
-                           additional=files("additional-files"), begin=time("begin") or 0.0,
-                           end=time("end"), step_length=time("step-length"))
+                           additional=files("additional-files"), begin=float(value("begin") or 0.0),
+                           end=float(end) if end else None, step_length=float(step) if step else None)
 
 
 APPLIED_OPTIONS = {"net-file", "route-files", "additional-files", "begin", "end", "step-length"}

@@ -40,7 +40,6 @@ import numpy as np
 
 from twin.city.model import CityError, CityModel
 from twin.city.sumo_net import SUMO_TO_TWIN_CLASS, iter_xml
-from twin.config.sumocfg import sumo_time
 from twin.demand.trips import RoutedDemand, Trips, route_demand
 from twin.demand.vtypes import DEFAULT_VTYPES, VehicleType, vclass_bit
 
@@ -84,6 +83,23 @@ class RouteImportReport:
         if self.rerouted:
             logger.warning("%s: %d routes were not connected in the network (or used roads their class may not) "
                            "and were re-routed", source, self.rerouted)
+
+
+def sumo_time(value: str | float) -> float:
+    """A SUMO time: seconds (``"54000"``, ``"54000.5"``) or clock time (``"15:00:00"``, ``"1:15:00:00"`` with days)."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = value.strip()
+    if ":" not in text:
+        return float(text)
+    parts = [float(p) for p in text.split(":")]
+    if len(parts) == 3:
+        h, m, sec = parts
+        return h * 3600 + m * 60 + sec
+    if len(parts) == 4:
+        d, h, m, sec = parts
+        return d * 86400 + h * 3600 + m * 60 + sec
+    raise ValueError(f"not a time: {value!r}")
 
 
 def _speed_factor(value: str | None, dev: str | None) -> tuple[float, float]:

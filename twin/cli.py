@@ -410,6 +410,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
             return _interrupted(stop, f"during the {runs[-1]} run: no comparison; {out}/validation.json and "
                                       f"{', '.join(f'{r}/' for r in runs)} ({runs[-1]}/ partial) are saved")
         print(report["markdown_summary"])
+        if not report["comparison"]:
+            print(f"validate: no comparison: {report['error']}", file=sys.stderr)
+            return 1
         print(f"wrote {out}/validation.json, validation.md, validation_scatter.png, native/, sumo/"
               + (", shipped/" if shipped else ""))
         return 1 if report.get("error") else stop.exit_code

@@ -20,10 +20,11 @@ from twin.config.loader import ConfigError
 def _kind(path: Path) -> str:
     name = path.name.lower()
     for suffix, kind in ((".sumocfg", "sumocfg"), (".net.xml", "net"), (".net.xml.gz", "net"), (".osm", "osm"),
-                         (".osm.gz", "osm"), (".osm.xml", "osm")):
+                         (".osm.gz", "osm"), (".osm.xml", "osm"), (".osm.xml.gz", "osm")):
         if name.endswith(suffix):
             return kind
-    raise ConfigError(f"{path}: cannot import this kind of file (expected .net.xml[.gz], .sumocfg or .osm[.gz])")
+    raise ConfigError(f"{path}: cannot import this kind of file "
+                      "(expected .net.xml[.gz], .sumocfg, .osm[.gz] or .osm.xml[.gz])")
 
 
 def import_path(path: str | Path, out: str | Path, *, od_trips: int = 2000, seed: int = 0) -> dict:

@@ -12,6 +12,15 @@ Two SUMO references:
   SUMO's IDM run of the same trips is 1.3× slower than the shipped run, an
   interplay of SUMO's IDM with its junction model that the native engine does
   not share; both ratios are in ``validation.json``.
+
+The report puts the two side by side (GEH of hourly edge counts, trips completed,
+travel times against each) and names the reference of each headline figure:
+GEH against the same vehicles, travel time against the shipped run where there
+is one. Times are seconds from the configuration's ``begin``.
+
+If either engine (or the shipped SUMO run) fails or stops before the end, there
+is no comparison: the report says so and names what failed, and
+``run_sim.py validate`` exits with status 1.
 """
 from __future__ import annotations
 
@@ -42,85 +51,173 @@ def _run(cfg: ScenarioConfig, city: CityModel, demand: RoutedDemand, desc: str,
             bar.close()
 
 
-def run_shipped(sumocfg: str | Path, duration: float, work: str | Path, seed: int = 0) -> dict[str, Any]:
-    """SUMO on a ``.sumocfg`` as shipped, for ``duration`` [s]: travel time [s] of each completed trip
-    (SUMO's tripinfo ``duration``) and the wall time [s]. Outputs go to ``work``, never beside the
-    configuration (detector files, whose outputs the configuration would write there, are left out)."""
+def run_shipped(sumocfg: str | Path, duration: float, work: str | Path, seed: int = 0,
+                edges: list[str] | None = None) -> dict[str, Any]:
+    """SUMO on a ``.sumocfg`` as shipped, for ``duration`` [s] from the configuration's ``begin``: travel
+    time [s] of each completed trip (SUMO's tripinfo ``duration``), the wall time [s] and, for ``edges``,
+    the vehicles entering each edge per hour (veh/h, as :func:`twin.results.validation.hourly_counts`).
+
+    Outputs go to ``work``, never beside the configuration (detector files, whose outputs the
+    configuration would write there, are left out). Raises :class:`~twin.engines.base.EngineError` when
+    SUMO fails or is killed.
+    """
     import subprocess
     import time
     import xml.etree.ElementTree as ET
 
     from twin.config.sumocfg import read_sumocfg
+    from twin.engines.base import EngineError
     from twin.engines.sumo.export import find_sumo_binary
 
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     f = read_sumocfg(sumocfg)
-    adds = [a for a in f.additional if b"<e1Detector" not in a.read_bytes() and b"<inductionLoop" not in a.read_bytes()]
+    adds = [a for a in f.additional if not _has_detectors(a)]
+    span = min(3600.0, duration)
+    edgedata = work / "edgedata.xml"
+    (work / "twin_edgedata.add.xml").write_text(
+        f'<additional><edgeData id="twin" file="{edgedata}" begin="{f.begin:g}" end="{f.begin + duration:g}" '
+        f'period="{span:g}" excludeEmpty="true"/></additional>\n', encoding="utf-8")
+    adds.append(work / "twin_edgedata.add.xml")
     tripinfo = work / "tripinfo.xml"
     cmd = [find_sumo_binary("sumo"), "-c", str(f.path), "--additional-files", ",".join(map(str, adds)),
            "--tripinfo-output", str(tripinfo), "--log", str(work / "sumo.log"), "--seed", str(seed),
-           "--end", f"{duration:g}", "--no-step-log", "true", "--no-warnings", "true", "--duration-log.disable", "true"]
+           "--begin", f"{f.begin:g}", "--end", f"{f.begin + duration:g}", "--no-step-log", "true",
+           "--no-warnings", "true", "--duration-log.disable", "true"]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    except OSError as exc:
+        raise EngineError(f"SUMO on {sumocfg} as shipped could not start ({exc})") from None
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        from twin.engines.base import EngineError
+        how = f"was killed (signal {-proc.returncode})" if proc.returncode < 0 else f"failed (exit {proc.returncode})"
+        msg = (proc.stderr or proc.stdout).strip()[-500:]
+        raise EngineError(f"SUMO on {sumocfg} as shipped {how}" + (f": {msg}" if msg else ""))
+    try:
+        times = {el.get("id"): float(el.get("duration")) for el in ET.parse(tripinfo).getroot().iter("tripinfo")}
+        counts = None
+        if edges is not None:
+            index = {e: k for k, e in enumerate(edges)}
+            n = max(1, int(duration // 3600.0))
+            counts = np.zeros((n, len(edges)))
+            for iv in ET.parse(edgedata).getroot().iter("interval"):
+                k = int(round((float(iv.get("begin")) - f.begin) / span))
+                if k >= n:
+                    continue
+                for e in iv.iter("edge"):
+                    if e.get("id") in index:
+                        counts[k, index[e.get("id")]] = ((float(e.get("entered", 0)) + float(e.get("departed", 0)))
+                                                         * 3600.0 / span)  # as the SUMO engine counts
+    except (OSError, ET.ParseError) as exc:
+        raise EngineError(f"SUMO on {sumocfg} as shipped left no readable output ({exc})") from None
+    return {"travel_time": times, "wall_s": round(wall, 3), "hourly_counts": counts}
 
-        raise EngineError(f"SUMO on {sumocfg} as shipped failed: {(proc.stderr or proc.stdout).strip()[-500:]}")
-    times = {el.get("id"): float(el.get("duration")) for el in ET.parse(tripinfo).getroot().iter("tripinfo")}
-    return {"travel_time": times, "wall_s": round(wall, 3)}
+
+def _has_detectors(path: Path) -> bool:
+    from twin.city.sumo_net import open_xml
+
+    with open_xml(path) as fh:
+        data = fh.read()
+    return b"<e1Detector" in data or b"<inductionLoop" in data
 
 
 def shipped_figures(native: xr.Dataset, shipped: dict[str, Any]) -> dict[str, Any]:
-    """Mean travel time of the trips completed in both the native run and the shipped SUMO run."""
+    """Trips completed, mean travel time of the trips completed in both the native run and the shipped
+    SUMO run, and (with its hourly counts) the GEH of hourly edge counts against it."""
+    from twin.calibration.objectives import geh
+    from twin.results.validation import hourly_counts
+
     ids = native["trip"].values
     tt = native["trip_travel_time"].values
     ref = shipped["travel_time"]
     both = np.array([np.isfinite(t) and i in ref for i, t in zip(ids, tt)], dtype=bool)
     tn = tt[both]
     ts = np.array([ref[i] for i in ids[both]])
-    return {"trips_completed": len(ref), "trips_compared": int(both.sum()), "wall_s": shipped["wall_s"],
-            "mean_travel_time_native_s": round(float(tn.mean()), 3) if tn.size else float("nan"),
-            "mean_travel_time_sumo_s": round(float(ts.mean()), 3) if ts.size else float("nan"),
-            "mean_travel_time_ratio": round(float(tn.mean() / ts.mean()), 4) if tn.size else float("nan")}
+    out = {"trips_completed": len(ref), "trips_compared": int(both.sum()), "wall_s": shipped["wall_s"],
+           "mean_travel_time_native_s": round(float(tn.mean()), 3) if tn.size else float("nan"),
+           "mean_travel_time_sumo_s": round(float(ts.mean()), 3) if ts.size else float("nan"),
+           "mean_travel_time_ratio": round(float(tn.mean() / ts.mean()), 4) if tn.size else float("nan")}
+    if shipped.get("hourly_counts") is not None:
+        cn, cs = hourly_counts(native), shipped["hourly_counts"]
+        n = min(cn.shape[0], cs.shape[0])
+        cn, cs = cn[:n], cs[:n]
+        traffic = (cn + cs) > 0
+        g = geh(cn, cs)[traffic]
+        out.update({"edges_compared": int(traffic.sum()),
+                    "geh_lt5_share": round(float((g < 5).mean()), 4) if g.size else float("nan"),
+                    "count_total_sumo": round(float(cs.sum()), 1)})
+    return out
+
+
+def _ended_early(run: RunResult, duration: float, what: str) -> str | None:
+    """Why a run cannot be compared: its error, or the time it stopped before ``duration`` [s]."""
+    if run.error:
+        return f"{what}: {run.error}"
+    t = run.dataset["time"].values
+    end = float(t[-1]) if t.size else 0.0
+    if end < duration - 1e-6:
+        return f"{what} ended at t={end:g} s of {duration:g} s"
+    return None
 
 
 def validate(cfg: ScenarioConfig, city: CityModel, demand: RoutedDemand, out: str | Path, *,
              sumo_api: str = "libsumo", progress: Callable[[str], tuple[Any, Any]] | None = None,
              sumocfg: str | Path | None = None) -> dict:
     """Run both engines on ``city`` and ``demand`` (and SUMO on ``sumocfg`` as shipped, if given);
-    write the validation files to ``out``."""
+    write the validation files to ``out``.
+
+    If any run fails or ends before the scenario's end, there is no comparison: the figures are
+    ``{"comparison": False, "error": ...}`` (also written to ``validation.json``/``.md``).
+    """
     out = Path(out)
     native_cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"engine": _native(cfg)})})
     sumo_engine = engine_config({"type": "sumo", "step_length_s": cfg.run.engine.step_length_s,
                                  "teleport_time_s": cfg.run.engine.teleport_time_s, "api": sumo_api})
     sumo_cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"engine": sumo_engine})})
+    duration = cfg.run.duration_s
     native = _run(native_cfg, city, demand, "native", progress)
     native.save(out / "native")
     if native.interrupted:
         return _interrupted(out, cfg, native.interrupted, ["native"])
-    sumo = _run(sumo_cfg, city, demand, f"sumo ({sumo_api})", progress)
-    sumo.save(out / "sumo")
-    if sumo.interrupted:
-        return _interrupted(out, cfg, sumo.interrupted, ["native", "sumo"])
+    error = _ended_early(native, duration, "the native engine")
+    sumo = shipped = None
+    if error is None:
+        sumo = _run(sumo_cfg, city, demand, f"sumo ({sumo_api})", progress)
+        sumo.save(out / "sumo")
+        if sumo.interrupted:
+            return _interrupted(out, cfg, sumo.interrupted, ["native", "sumo"])
+        error = _ended_early(sumo, duration, f"SUMO ({sumo_api}) with twin's vehicle types")
+    if error is None and sumocfg is not None:
+        from twin.engines.base import EngineError
+
+        try:
+            shipped = run_shipped(sumocfg, duration, out / "shipped", seed=cfg.seed,
+                                  edges=[str(e) for e in native.dataset["edge"].values])
+        except EngineError as exc:
+            error = str(exc)
+    if error is not None:
+        return _no_comparison(cfg, out, error)
     figures = compare_runs(native.dataset, sumo.dataset, native.manifest, sumo.manifest)
     cn, cs = figures.pop("_hourly_counts")
     ratio = figures["mean_travel_time_ratio"]
+    figures["comparison"] = True
     figures["travel_time_reference"] = "same vehicles (SUMO with twin's IDM types)"
-    if sumocfg is not None:
-        figures["shipped"] = shipped_figures(native.dataset, run_shipped(sumocfg, cfg.run.duration_s,
-                                                                         out / "shipped", seed=cfg.seed))
+    headline_geh = (figures["geh_lt5_share"], "SUMO with twin's vehicle types")
+    if shipped is not None:
+        figures["shipped"] = shipped_figures(native.dataset, shipped)
         ratio = figures["shipped"]["mean_travel_time_ratio"]
         figures["travel_time_reference"] = "the scenario as shipped (SUMO on its .sumocfg)"
+    figures["headline"] = {
+        "geh_lt5_share": {"value": headline_geh[0], "reference": headline_geh[1]},
+        "mean_travel_time_ratio": {"value": ratio, "reference": "SUMO as shipped" if shipped is not None
+                                   else "SUMO with twin's vehicle types"}}
     figures["scenario"] = cfg.name
-    figures["duration_s"] = cfg.run.duration_s
+    figures["duration_s"] = duration
     figures["targets"] = {"geh_lt5_share": f">= {TARGETS['geh_lt5_share']}",
                           "mean_travel_time_ratio": f"0.85-1.15 against {figures['travel_time_reference']}"}
     lo, hi = TARGETS["mean_travel_time_ratio"]
     figures["targets_met"] = bool(figures["geh_lt5_share"] >= TARGETS["geh_lt5_share"] and lo <= ratio <= hi)
-    if native.error or sumo.error:
-        figures["error"] = native.error or sumo.error
     write_json(out / "validation.json", figures)
     from twin.viz.charts import count_scatter
 
@@ -139,6 +236,19 @@ def _interrupted(out: Path, cfg: ScenarioConfig, signal_name: str, runs: list[st
     return figures
 
 
+def _no_comparison(cfg: ScenarioConfig, out: Path, error: str) -> dict:
+    """The report of a validation in which a run failed: no figures, only what failed."""
+    figures = {"scenario": cfg.name, "duration_s": cfg.run.duration_s, "comparison": False, "error": error,
+               "targets_met": False}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "validation.json", figures)
+    md = (f"# Validation: {cfg.name} — no comparison\n\n**No comparison:** {error}. Nothing is compared "
+          "and no figure is reported from a run that did not reach the end.\n")
+    (out / "validation.md").write_text(md, encoding="utf-8")
+    figures["markdown_summary"] = md
+    return figures
+
+
 def _native(cfg: ScenarioConfig):
     e = cfg.run.engine
     step = e.step_length_s if round(1.0 / e.step_length_s) * e.step_length_s == 1.0 else 1.0
@@ -147,34 +257,44 @@ def _native(cfg: ScenarioConfig):
 
 def _markdown(f: dict) -> str:
     n, s = f["native"], f["sumo"]
-    rows = [
-        ("edge-hours compared", f["edges_compared"]),
-        ("GEH < 5 share", f"{f['geh_lt5_share']:.1%} (target ≥ 85 %)"),
-        ("GEH mean / 95th percentile", f"{f['geh_mean']} / {f['geh_p95']}"),
-        ("vehicles counted native / SUMO", f"{f['count_total_native']:,.0f} / {f['count_total_sumo']:,.0f}"),
-        ("trips completed native / SUMO", f"{f['trips_completed_native']:,} / {f['trips_completed_sumo']:,}"),
+    sh = f.get("shipped")
+    na = "—"
+
+    def pct(x) -> str:
+        return f"{x:.1%}" if x == x else na
+
+    rows = [  # (measure, against SUMO with twin's vehicle types, against SUMO as shipped)
+        ("edge-hours compared", f["edges_compared"], sh.get("edges_compared", na) if sh else na),
+        ("GEH < 5 share of hourly edge counts", pct(f["geh_lt5_share"]),
+         pct(sh["geh_lt5_share"]) if sh and "geh_lt5_share" in sh else na),
+        ("GEH mean / 95th percentile", f"{f['geh_mean']} / {f['geh_p95']}", na),
+        ("vehicles counted native / SUMO", f"{f['count_total_native']:,.0f} / {f['count_total_sumo']:,.0f}",
+         f"{f['count_total_native']:,.0f} / {sh['count_total_sumo']:,.0f}" if sh and "count_total_sumo" in sh else na),
+        ("trips completed native / SUMO", f"{f['trips_completed_native']:,} / {f['trips_completed_sumo']:,}",
+         f"{f['trips_completed_native']:,} / {sh['trips_completed']:,}" if sh else na),
         ("mean travel time native / SUMO", f"{f['mean_travel_time_native_s']} s / {f['mean_travel_time_sumo_s']} s "
-                                           f"({f['trips_compared']:,} trips done in both)"),
-        ("mean travel time ratio", f"{f['mean_travel_time_ratio']}" + ("" if "shipped" in f else
-                                                                        " (target 0.85–1.15)")),
-        ("edge speed difference (mean / mean abs)", f"{f['speed_mean_diff_mps']} / {f['speed_mean_abs_diff_mps']} m/s"),
-        ("wall time native / SUMO", f"{n['wall_s']} s / {s['wall_s']} s"),
-        ("vehicle updates per second native / SUMO", f"{n['vehicle_updates_per_s']:,} / {s['vehicle_updates_per_s']:,}"),
-        ("speedup", f"{f['speedup']}×"),
+                                           f"({f['trips_compared']:,} trips done in both)",
+         f"{sh['mean_travel_time_native_s']} s / {sh['mean_travel_time_sumo_s']} s "
+         f"({sh['trips_compared']:,} trips done in both)" if sh else na),
+        ("mean travel time ratio", f"{f['mean_travel_time_ratio']}", f"{sh['mean_travel_time_ratio']}" if sh else na),
+        ("edge speed difference (mean / mean abs)",
+         f"{f['speed_mean_diff_mps']} / {f['speed_mean_abs_diff_mps']} m/s", na),
+        ("wall time native / SUMO", f"{n['wall_s']} s / {s['wall_s']} s", f"{n['wall_s']} s / {sh['wall_s']} s"
+         if sh else na),
+        ("vehicle updates per second native / SUMO",
+         f"{n['vehicle_updates_per_s']:,} / {s['vehicle_updates_per_s']:,}", na),
+        ("speedup", f"{f['speedup']}×", na),
     ]
-    if "shipped" in f:
-        sh = f["shipped"]
-        rows += [("SUMO as shipped: trips completed", f"{sh['trips_completed']:,} (native {f['trips_completed_native']:,})"),
-                 ("SUMO as shipped: mean travel time native / SUMO",
-                  f"{sh['mean_travel_time_native_s']} s / {sh['mean_travel_time_sumo_s']} s "
-                  f"({sh['trips_compared']:,} trips done in both)"),
-                 ("SUMO as shipped: mean travel time ratio", f"{sh['mean_travel_time_ratio']} (target 0.85–1.15)")]
-    rows.append(("targets met", "yes" if f["targets_met"] else "no"))
-    lines = [f"# Validation: {f['scenario']} — native engine vs SUMO", "", "| measure | value |", "| --- | --- |"]
-    lines += [f"| {k} | {v} |" for k, v in rows]
+    h = f["headline"]
+    lines = [f"# Validation: {f['scenario']} — native engine vs SUMO", "",
+             f"Headline: GEH < 5 share {pct(h['geh_lt5_share']['value'])} against "
+             f"{h['geh_lt5_share']['reference']} (target ≥ {TARGETS['geh_lt5_share']:.0%}); mean travel time "
+             f"ratio {h['mean_travel_time_ratio']['value']} against {h['mean_travel_time_ratio']['reference']} "
+             f"(target 0.85–1.15); targets met: {'yes' if f['targets_met'] else 'no'}.", "",
+             "| measure | against SUMO with twin's vehicle types | against SUMO as shipped |",
+             "| --- | --- | --- |"]
+    lines += [f"| {k} | {a} | {b} |" for k, a, b in rows]
     lines += ["", "![hourly counts](validation_scatter.png)", ""]
-    if f.get("error"):
-        lines += [f"**Error:** {f['error']}", ""]
     return "\n".join(lines)
 
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin.city.model import CityModel
+from twin.city.graph import class_edges, class_graph
+from twin.city.model import VCLASSES, CityModel
 from twin.demand.routing import dijkstra, free_flow_cost
 from twin.jit import kernel
 
@@ -193,9 +194,11 @@ def zone_skims(city: CityModel, charges: tuple[Charge, ...] = (), *, detour_fact
     dist_m = d * detour_factor
     rep = representative_edges(city)
     rep_ok = np.where(rep >= 0, rep, 0)
-    ff = free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed)
+    car = 1 << VCLASSES.index("passenger")  # car skims: the roads cars may use
+    ff = np.where(class_edges(city, car), free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed),
+                  np.inf)
     length = city.edge_length.astype(np.float64)
-    offsets, targets = city.edge_successors
+    offsets, targets = class_graph(city, car)
     charged = np.zeros((len(charges), city.n_edges), dtype=np.float64)
     penalty = np.zeros(city.n_edges)
     for c, ch in enumerate(charges):

@@ -48,9 +48,12 @@ _CHAR_TO_SIGNAL = {
 }
 
 BUILDING_USES = ("residential", "commercial", "office", "industrial", "public")
-VCLASSES = ("passenger", "truck", "bus", "hazmat", "emergency", "delivery", "ignoring")
-"""twin's vehicle classes; bit k of a lane's ``allow`` mask admits class k. ``ignoring`` (as SUMO's)
-may use every lane that admits any road vehicle."""
+VCLASSES = ("passenger", "truck", "bus", "hazmat", "emergency", "delivery", "ignoring", "private", "taxi", "hov",
+            "coach", "trailer", "motorcycle", "moped", "evehicle", "authority", "army", "vip", "custom1", "custom2")
+"""twin's vehicle classes: SUMO's road vehicle classes (same names, same meaning) and ``hazmat`` (a truck
+carrying dangerous goods: lanes admit it where they admit trucks, policies can ban it alone); bit k of a
+lane's ``allow`` mask admits class k. ``ignoring`` (as SUMO's) may use every lane that admits any road
+vehicle. The first seven keep their bits of earlier versions, so saved cities read the same."""
 ROAD_CLASSES = ("local", "collector", "arterial", "highway")
 
 

@@ -31,18 +31,17 @@ from twin.city.model import VCLASSES, CityError, CityModel, NodeType
 
 log = logging.getLogger(__name__)
 
-# SUMO vehicle classes -> twin classes (hazmat follows truck permissions)
-SUMO_TO_TWIN_CLASS = {
-    "passenger": "passenger", "private": "passenger", "taxi": "passenger", "evehicle": "passenger",
-    "hov": "passenger", "motorcycle": "passenger", "moped": "passenger", "custom1": "passenger",
-    "truck": "truck", "trailer": "truck", "bus": "bus", "coach": "bus", "delivery": "delivery",
-    "emergency": "emergency", "authority": "emergency", "army": "emergency",
-}
-ROAD_SUMO_CLASSES = frozenset(SUMO_TO_TWIN_CLASS)
+# SUMO's road vehicle classes are twin's (same names); twin's ``hazmat`` follows truck permissions
+ROAD_SUMO_CLASSES = frozenset(c for c in VCLASSES if c not in ("hazmat", "ignoring"))
+SUMO_TO_TWIN_CLASS = {c: c for c in ROAD_SUMO_CLASSES}
 ALL_SUMO_CLASSES = ROAD_SUMO_CLASSES | {
     "pedestrian", "bicycle", "tram", "rail_urban", "rail", "rail_electric", "rail_fast", "ship",
-    "custom2", "vip", "container", "cable_car", "subway", "aircraft", "wheelchair", "scooter", "drone",
+    "container", "cable_car", "subway", "aircraft", "wheelchair", "scooter", "drone",
 }
+# SUMO's deprecated class names (still accepted in networks) -> current names
+_SUMO_CLASS_ALIASES = {"public_emergency": "emergency", "public_authority": "authority", "public_army": "army",
+                       "public_transport": "bus", "transport": "truck", "lightrail": "tram",
+                       "cityrail": "rail_urban", "rail_slow": "rail", "custom": "custom1"}
 _DIRS = {"s": DIR_STRAIGHT, "l": DIR_LEFT, "L": DIR_LEFT, "r": DIR_RIGHT, "R": DIR_RIGHT, "t": DIR_TURN,
          "T": DIR_TURN}
 
@@ -103,14 +102,20 @@ def iter_xml(path: Path, tags: set[str], *, top_level: bool = False):
 
 
 def twin_class_mask(allow: str | None, disallow: str | None) -> int:
-    """A lane's twin class bitmask from SUMO's ``allow``/``disallow`` lists."""
-    if allow is not None and allow.strip() not in ("", "all"):
-        allowed = set(allow.split())
+    """A lane's twin class bitmask from SUMO's ``allow``/``disallow`` lists.
+
+    As SUMO reads them: ``allow`` (a list of class names, or ``all``) wins over ``disallow``
+    (everything but the listed classes; ``disallow="all"``: nothing); neither: every class. Each
+    class is its own: ``motorcycle`` or ``moped`` do not admit cars, ``bus`` does not admit ``coach``.
+    ``hazmat`` follows ``truck``; ``ignoring`` may use a lane that admits any road vehicle.
+    """
+    def names(text: str) -> set[str]:
+        return {_SUMO_CLASS_ALIASES.get(c, c) for c in text.split()}
+
+    if allow is not None and allow.strip():
+        allowed = ALL_SUMO_CLASSES if "all" in allow.split() else names(allow)
     elif disallow is not None and disallow.strip():
-        if disallow.strip() == "all":
-            allowed = set()
-        else:
-            allowed = ALL_SUMO_CLASSES - set(disallow.split())
+        allowed = set() if "all" in disallow.split() else ALL_SUMO_CLASSES - names(disallow)
     else:
         return int(ALL_CLASSES)
     mask = 0

@@ -1,7 +1,8 @@
 """Zones for cities that come without them (imported networks): a square grid of cells.
 
 Each cell with road edges becomes a zone; its trips start and end on the
-edges whose midpoint lies in it (edges passenger cars may use). Residents and
+edges whose midpoint lies in it (edges where a car trip can both start and end:
+:func:`twin.city.graph.car_connected_edges`). Residents and
 jobs come from the buildings' floor area where there are buildings
 (40 m² of residential floor per resident, 30 m² of other floor per job, 3.2 m
 per storey), otherwise in proportion to the road length in the cell.
@@ -12,7 +13,8 @@ import dataclasses
 
 import numpy as np
 
-from twin.city.model import BUILDING_USES, VCLASSES, CityModel
+from twin.city.graph import car_connected_edges
+from twin.city.model import BUILDING_USES, CityModel
 
 M2_PER_RESIDENT = 40.0
 M2_PER_JOB = 30.0
@@ -37,9 +39,8 @@ def with_buildings(city: CityModel, footprints: list[np.ndarray], heights: np.nd
 
 def with_grid_zones(city: CityModel, cell: float = 500.0) -> CityModel:
     """A copy of ``city`` with square zones of ``cell`` metres (replacing any zones it had)."""
-    car = 1 << VCLASSES.index("passenger")
     lane0 = city.edge_lane_start
-    usable = np.array([bool(np.any(city.lane_allow[s:s + n] & car)) for s, n in zip(lane0, city.edge_num_lanes)])
+    usable = car_connected_edges(city)
     starts = city.lane_shape_offsets[lane0]
     ends = city.lane_shape_offsets[lane0 + 1] - 1
     mid = 0.5 * (city.lane_shape_xy[starts] + city.lane_shape_xy[ends])

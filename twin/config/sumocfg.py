@@ -1,12 +1,15 @@
 """Read a SUMO configuration (``.sumocfg``): which network, route and additional files, and the time window."""
 from __future__ import annotations
 
+import logging
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 from twin.config.loader import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ def read_sumocfg(path: str | Path) -> SumoConfigFiles:
             out.append(p)
         return tuple(out)
 
+    _warn_unapplied(path, root)
     net = files("net-file")
     if not net:
         raise ConfigError(f"{path}: no net-file given")
@@ -70,6 +74,24 @@ def _seconds(path: Path, key: str, v: str | None) -> float | None:
     if not math.isfinite(t) or t < 0:
         raise ConfigError(f"{path}: {key}: must be a finite time >= 0 s, got {v!r}")
     return t
+
+
+APPLIED_OPTIONS = {"net-file", "route-files", "additional-files", "begin", "end", "step-length"}
+# sections whose options change what SUMO writes or shows, not how traffic runs
+_QUIET_SECTIONS = {"output", "report", "gui_only", "random_number", "configuration"}
+
+
+def _warn_unapplied(path: Path, root: ET.Element) -> None:
+    """One warning line naming the configuration's options that twin does not apply."""
+    skipped = []
+    for section in root:
+        if section.tag in _QUIET_SECTIONS:
+            continue
+        for opt in (section if len(section) else [section]):
+            if opt.tag not in APPLIED_OPTIONS and not opt.tag.endswith("-output"):
+                skipped.append(f"{opt.tag}={opt.get('value')}")
+    if skipped:
+        log.warning("%s: SUMO options twin does not apply: %s", path, ", ".join(skipped))
 
 
 def scenario_from_sumocfg(path: str | Path, *, overrides: dict | None = None):

@@ -188,3 +188,4 @@ def route_in_batches(offsets, targets, cost, origin, destination, route_len_out,
 def free_flow_cost(lane_length: np.ndarray, edge_lane_start: np.ndarray, edge_speed: np.ndarray) -> np.ndarray:
     """Free-flow traversal time of each edge [s] (lane 0 length / speed limit)."""
     return lane_length[edge_lane_start] / edge_speed
+

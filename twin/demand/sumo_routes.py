@@ -1,22 +1,31 @@
-"""Import SUMO demand: vehicle types, routes, vehicles, trips and flows (``.rou.xml`` and additional files).
+"""Import SUMO demand: vehicle types, routes, vehicles, trips and flows (``.rou.xml`` and additional files,
+plain or gzipped, any number of them).
 
 - ``vType`` parameters map to twin's :class:`VehicleType` (accel, decel, tau,
-  minGap, length, maxSpeed, speedFactor/speedDev, vClass); emission and
-  gap-acceptance parameters come from twin's default of the same class.
-- ``vTypeDistribution``: each vehicle draws its type by the probabilities
-  (from the ``demand`` random stream, so reproducible for a seed).
+  minGap, length, maxSpeed, speedFactor/speedDev, vClass: SUMO's road classes
+  are twin's, with SUMO's defaults per class); emission and gap-acceptance
+  parameters come from twin's default of the same kind.
+- ``vTypeDistribution`` and ``routeDistribution``: each vehicle draws its type
+  (route) by the probabilities (from the ``demand`` random stream, so
+  reproducible for a seed).
 - ``vehicle`` with a route (``route=`` id or an embedded ``<route edges>``);
-  ``trip`` (``from``/``to``) routed by twin's router; ``flow`` expanded into
-  vehicles (``number`` evenly over [begin, end), ``vehsPerHour``/``period``
-  evenly spaced, ``probability`` per second drawn).
-- A route that is not connected in the imported network is re-routed between
-  its first and last edge (counted and warned).
+  ``trip`` (``from``/``to``/``via``) routed by twin's router over the roads its
+  class may use; ``flow`` expanded into vehicles as SUMO spaces them
+  (:func:`_flow_departures`: ``number``, ``vehsPerHour``, ``period`` including
+  ``exp(rate)``, ``probability``, ``begin``/``end``, also inside ``<interval>``
+  blocks); ``depart`` as seconds, clock time or ``begin``.
+- A route that is not connected in the imported network, or that uses a road
+  its class may not, is re-routed between its first and last edge (counted and
+  warned); a trip that no allowed route serves is listed with its reason.
 
-Left out, with one warning each saying how many: persons and containers,
-vehicles of classes twin does not model (bicycles, pedestrians, trams, rail,
-ships), vehicles with non-numeric departures (``triggered``, ``containerTriggered``),
-and ``<stop>`` elements (stops are not modelled; the vehicle drives its route
-without stopping).
+Left out or approximated, with one warning each saying how many: persons and
+containers, vehicles of classes twin does not model (bicycles, pedestrians,
+trams, rail, ships), vehicles with non-numeric departures (``triggered``,
+``containerTriggered``), trips given by TAZ, junction or coordinates,
+``<stop>`` elements (the vehicle drives its route without stopping), and
+``departLane``/``departSpeed``/``departPos`` other than ``best``/``max``/``base``
+(twin inserts that way; a value that is not a number or one of SUMO's keywords
+is an error naming the vehicle).
 """
 from __future__ import annotations
 
@@ -32,7 +41,7 @@ import numpy as np
 from twin.city.model import CityError, CityModel
 from twin.city.sumo_net import SUMO_TO_TWIN_CLASS, iter_xml
 from twin.demand.trips import RoutedDemand, Trips, route_demand
-from twin.demand.vtypes import DEFAULT_VTYPES, VehicleType
+from twin.demand.vtypes import DEFAULT_VTYPES, VehicleType, vclass_bit
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +55,12 @@ SUMO_DEFAULTS = {
     "delivery": dict(accel=2.6, decel=4.5, length=6.5, minGap=2.5, maxSpeed=55.56, tau=1.0),
     "emergency": dict(accel=2.6, decel=4.5, length=6.5, minGap=2.5, maxSpeed=55.56, tau=1.0),
     "ignoring": dict(accel=2.6, decel=4.5, length=5.0, minGap=2.5, maxSpeed=55.56, tau=1.0),
+    "coach": dict(accel=2.0, decel=4.0, length=14.0, minGap=2.5, maxSpeed=27.78, tau=1.0),
+    "trailer": dict(accel=1.0, decel=4.0, length=16.5, minGap=2.5, maxSpeed=36.11, tau=1.0),
+    "motorcycle": dict(accel=6.0, decel=10.0, length=2.2, minGap=2.5, maxSpeed=55.56, tau=1.0),
+    "moped": dict(accel=1.1, decel=7.0, length=2.1, minGap=2.5, maxSpeed=12.5, tau=1.0),
 }
-_TEMPLATE = {"passenger": "car", "truck": "truck", "bus": "bus"}
+_TEMPLATE = {"truck": "truck", "trailer": "truck", "bus": "bus", "coach": "bus"}  # others: "car"
 
 
 @dataclass
@@ -55,6 +68,7 @@ class RouteImportReport:
     skipped: Counter = field(default_factory=Counter)  # reason -> count
     rerouted: int = 0
     stops_ignored: int = 0
+    depart_attrs: Counter = field(default_factory=Counter)  # departLane/Speed/Pos twin does not follow -> count
     flows: dict = field(default_factory=dict)  # flow id -> (begin, end, number) in run time [s]
 
     def warn(self, logger: logging.Logger, source: str) -> None:
@@ -62,9 +76,13 @@ class RouteImportReport:
             logger.warning("%s: left out %d %s", source, n, reason)
         if self.stops_ignored:
             logger.warning("%s: %d <stop>s ignored (stops are not modelled)", source, self.stops_ignored)
+        if self.depart_attrs:
+            logger.warning("%s: %s not followed: twin inserts every vehicle on the best lane, at the maximum "
+                           "speed, at the start of its edge", source,
+                           ", ".join(f"{n} vehicles' {k}" for k, n in self.depart_attrs.most_common()))
         if self.rerouted:
-            logger.warning("%s: %d routes were not connected in the network and were re-routed", source,
-                           self.rerouted)
+            logger.warning("%s: %d routes were not connected in the network (or used roads their class may not) "
+                           "and were re-routed", source, self.rerouted)
 
 
 def sumo_time(value: str | float) -> float:
@@ -161,9 +179,9 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
             report.skipped["trips from/to/via edges not in the network"] += 1
             continue
         elif via:
-            key = (frm, *via, to)
+            key = (vt.vclass, frm, *via, to)
             if key not in via_cache:
-                via_cache[key] = _route_via(city, [city.edge_index[e] for e in key])
+                via_cache[key] = _route_via(city, [city.edge_index[e] for e in key[1:]], vclass_bit(vt.vclass))
             if via_cache[key] is None:
                 report.skipped["trips with no route through their via edges"] += 1
                 continue
@@ -189,67 +207,127 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
 
 
 def _read_file(path, city, rng, report, vtypes, dists, routes, rows, add_vtype, begin, end) -> None:
-    tags = {"vType", "vTypeDistribution", "route", "vehicle", "trip", "flow", "person", "personFlow",
-            "container", "containerFlow"}
-    for elem in iter_xml(path, tags, top_level=True):
-        tag = elem.tag
-        a = dict(elem.attrib)
-        if tag == "vType":
-            if "id" in a:
-                add_vtype(a)
-        elif tag == "vTypeDistribution":
-            members = [dict(v.attrib) for v in elem.findall("vType")]
-            for m in members:
-                add_vtype(m)
-            names = [m["id"] for m in members] or a.get("vTypes", "").split()
-            probs = np.array([float(m.get("probability", 1.0)) for m in members] if members
-                             else [1.0] * len(names))
-            if not names or probs.sum() <= 0:
-                raise ValueError(f"vTypeDistribution {a.get('id')!r} is empty")
-            dists[a["id"]] = (names, probs / probs.sum())
-        elif tag == "route":
-            if "id" in a and "edges" in a:
-                routes[a["id"]] = a["edges"].split()
-        elif tag in ("person", "personFlow", "container", "containerFlow"):
-            report.skipped[f"{tag} elements (persons and containers are not modelled)"] += 1
-        elif tag in ("vehicle", "trip", "flow"):
-            report.stops_ignored += len(elem.findall("stop"))
-            edges = None
-            r = elem.find("route")
-            if r is not None and r.get("edges"):
-                edges = r.get("edges").split()
-            elif a.get("route"):
-                if a["route"] not in routes:
-                    raise ValueError(f"{tag} {a.get('id')!r} names unknown route {a['route']!r}")
-                edges = routes[a["route"]]
-            frm, to = a.get("from"), a.get("to")
-            via = tuple(a.get("via", "").split()) if edges is None else ()
-            if edges is None and (frm is None or to is None):
-                raise ValueError(f"{tag} {a.get('id')!r} has neither a route nor from/to")
-            vtype = a.get("type", "DEFAULT_VEHTYPE")
-            if tag == "flow":
-                deps = _flow_departures(a, rng)
-                report.flows[a["id"]] = (sumo_time(a.get("begin", 0)) - begin, sumo_time(a.get("end", 3600)) - begin,
-                                         len(deps))
-                for k, dep in enumerate(deps):
-                    if begin <= dep < end:
-                        rows.append((f"{a['id']}.{k}", dep, vtype, edges, frm, to, via))
-                continue
+    """Read one route or additional file's demand elements into ``vtypes``, ``dists``, ``routes``, ``rows``."""
+    tags = {"vType", "vTypeDistribution", "route", "routeDistribution", "vehicle", "trip", "flow", "person",
+            "personFlow", "container", "containerFlow", "interval"}
+    for top in iter_xml(path, tags, top_level=True):
+        # flows may sit in <interval begin= end=> blocks, which give their default begin and end
+        items = [(child, top.attrib) for child in top] if top.tag == "interval" else [(top, {})]
+        for elem, defaults in items:
+            _read_element(elem, {k: v for k, v in defaults.items() if k in ("begin", "end")}, city, rng, report,
+                          vtypes, dists, routes, rows, add_vtype, begin, end)
+
+
+# SUMO's depart attribute keywords (besides numbers); twin inserts as "best", "max", "base"
+DEPART_KEYWORDS = {"departLane": {"random", "free", "allowed", "best", "first"},
+                   "departSpeed": {"random", "max", "desired", "speedLimit", "last", "avg"},
+                   "departPos": {"random", "free", "random_free", "base", "last", "stop", "splitFront"}}
+TWIN_DEPART = {"departLane": "best", "departSpeed": "max", "departPos": "base"}
+
+
+def _check_depart_attrs(tag: str, a: dict[str, str], report: "RouteImportReport") -> None:
+    """Check ``departLane``/``departSpeed``/``departPos`` against SUMO's forms; count those twin inserts
+    differently (twin inserts every vehicle on the best lane, at the maximum speed, at the edge's start)."""
+    for key, words in DEPART_KEYWORDS.items():
+        value = a.get(key)
+        if value is None or value == TWIN_DEPART[key] or (key == "departPos" and value.strip() in ("0", "0.0")):
+            continue  # (departPos 0: at the start of the edge, as twin inserts)
+        if value not in words:
             try:
-                dep = sumo_time(a.get("depart", "0"))
+                float(value)
             except ValueError:
-                report.skipped[f"vehicles with depart={a.get('depart')!r} (not a time)"] += 1
-                continue
-            if begin <= dep < end:
-                rows.append((a["id"], dep, vtype, edges, frm, to, via))
+                raise ValueError(f"{tag} {a.get('id')!r}: {key}={value!r} is neither a number nor one of "
+                                 f"SUMO's keywords ({', '.join(sorted(words))})") from None
+        report.depart_attrs[key] += 1
 
 
-def _route_via(city: CityModel, waypoints: list[int]) -> np.ndarray | None:
-    """Shortest free-flow route through the waypoints in order, or None."""
+def _read_element(elem, defaults, city, rng, report, vtypes, dists, routes, rows, add_vtype, begin, end) -> None:
+    tag = elem.tag
+    a = {**defaults, **elem.attrib}
+    if tag == "vType":
+        if "id" in a:
+            add_vtype(a)
+    elif tag == "vTypeDistribution":
+        members = [dict(v.attrib) for v in elem.findall("vType")]
+        for m in members:
+            add_vtype(m)
+        names = [m["id"] for m in members] or a.get("vTypes", "").split()
+        probs = np.array([float(m.get("probability", 1.0)) for m in members] if members
+                         else [1.0] * len(names))
+        if not names or probs.sum() <= 0:
+            raise ValueError(f"vTypeDistribution {a.get('id')!r} is empty")
+        dists[a["id"]] = (names, probs / probs.sum())
+    elif tag == "route":
+        if "id" in a and "edges" in a:
+            routes[a["id"]] = a["edges"].split()
+    elif tag == "routeDistribution":  # each vehicle naming it draws one of its routes by probability
+        members = [(r.get("id"), r.get("edges", "").split() or routes.get(r.get("refId"), []),
+                    float(r.get("probability", 1.0))) for r in elem.findall("route")]
+        for rid, edges, _p in members:
+            if rid and edges:
+                routes[rid] = edges
+        members = [m for m in members if m[1]]
+        probs = np.array([m[2] for m in members])
+        if not members or probs.sum() <= 0:
+            raise ValueError(f"routeDistribution {a.get('id')!r} is empty")
+        routes[a["id"]] = ([m[1] for m in members], probs / probs.sum())
+    elif tag in ("person", "personFlow", "container", "containerFlow"):
+        report.skipped[f"{tag} elements (persons and containers are not modelled)"] += 1
+    elif tag in ("vehicle", "trip", "flow"):
+        report.stops_ignored += len(elem.findall("stop"))
+        edges = None
+        r = elem.find("route")
+        if r is not None and r.get("edges"):
+            edges = r.get("edges").split()
+        elif a.get("route"):
+            if a["route"] not in routes:
+                raise ValueError(f"{tag} {a.get('id')!r} names unknown route {a['route']!r}")
+            edges = routes[a["route"]]
+        frm, to = a.get("from"), a.get("to")
+        via = tuple(a.get("via", "").split()) if edges is None else ()
+        if edges is None and (frm is None or to is None):
+            ends = [k for k in ("fromTaz", "toTaz", "fromJunction", "toJunction", "fromXY", "toXY", "fromLonLat",
+                                "toLonLat") if k in a]
+            if ends:
+                report.skipped[f"{tag}s given by {'/'.join(ends)} (only edges, routes and from/to edges are read)"] += 1
+                return
+            raise ValueError(f"{tag} {a.get('id')!r} has neither a route nor from/to")
+        _check_depart_attrs(tag, a, report)
+        vtype = a.get("type", "DEFAULT_VEHTYPE")
+        if tag == "flow":
+            deps = _flow_departures(a, rng)
+            flow_end = sumo_time(a["end"]) if "end" in a else (deps[-1] + 1.0 if deps else sumo_time(a.get("begin", 0)))
+            report.flows[a["id"]] = (sumo_time(a.get("begin", 0)) - begin, flow_end - begin, len(deps))
+            for k, dep in enumerate(deps):
+                if begin <= dep < end:
+                    rows.append((f"{a['id']}.{k}", dep, vtype, _draw(edges, rng), frm, to, via))
+            return
+        depart = a.get("depart", "0")
+        try:
+            dep = begin if depart == "begin" else sumo_time(depart)
+        except ValueError:
+            report.skipped[f"vehicles with depart={depart!r} (not a time)"] += 1
+            return
+        if begin <= dep < end:
+            rows.append((a["id"], dep, vtype, _draw(edges, rng), frm, to, via))
+
+
+def _draw(edges, rng: np.random.Generator):
+    """A route: the edges, or one drawn from a route distribution's ``(routes, probabilities)``."""
+    if isinstance(edges, tuple):
+        options, probs = edges
+        return options[int(rng.choice(len(options), p=probs))]
+    return edges
+
+
+def _route_via(city: CityModel, waypoints: list[int], class_bit: int) -> np.ndarray | None:
+    """Shortest free-flow route through the waypoints in order on the roads a class may use, or None."""
+    from twin.city.graph import class_edges, class_graph
     from twin.demand.routing import free_flow_cost, route_trips
 
-    offsets, targets = city.edge_successors
-    cost = free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed)
+    offsets, targets = class_graph(city, class_bit)
+    cost = np.where(class_edges(city, class_bit),
+                    free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed), np.inf)
     lens = np.zeros(len(waypoints) - 1, dtype=np.int64)
     off, edges, _ = route_trips(offsets, targets, cost, np.array(waypoints[:-1], dtype=np.int32),
                                 np.array(waypoints[1:], dtype=np.int32), lens)
@@ -259,21 +337,50 @@ def _route_via(city: CityModel, waypoints: list[int]) -> np.ndarray | None:
     return np.concatenate([legs[0]] + [leg[1:] for leg in legs[1:]])
 
 
+FLOW_DEFAULT_END_S = 86400.0  # SUMO: a flow without ``end`` (and without number and period) lasts 24 h
+
+
 def _flow_departures(a: dict[str, str], rng: np.random.Generator) -> list[float]:
+    """Depart times [s] of a SUMO ``flow``, as SUMO spaces them.
+
+    ``vehsPerHour``/``period`` evenly from ``begin`` (``period="exp(r)"``: exponential headways of rate r,
+    drawn), ``probability`` a draw each second, ``number`` alone evenly over [begin, end); ``number``
+    with a rate caps the count (and sets the end when ``end`` is not given).
+    """
     b = sumo_time(a.get("begin", 0))
-    e = sumo_time(a.get("end", 3600))
-    if "number" in a:
-        n = int(a["number"])
-        return [b + k * (e - b) / n for k in range(n)] if n > 0 else []
-    if "vehsPerHour" in a:
-        period = 3600.0 / float(a["vehsPerHour"])
-    elif "period" in a:
-        period = float(a["period"].replace("exp(", "").rstrip(")")) if not a["period"].startswith("exp(") \
-            else 1.0 / float(a["period"][4:-1])
-    elif "probability" in a:
+    n_max = int(a["number"]) if "number" in a else None
+    if n_max is not None and n_max < 0:
+        raise ValueError(f"flow {a.get('id')!r}: number must be >= 0")
+    e = sumo_time(a["end"]) if "end" in a else None
+    rate_keys = [k for k in ("vehsPerHour", "period", "probability") if k in a]
+    if len(rate_keys) > 1:
+        raise ValueError(f"flow {a.get('id')!r}: give one of vehsPerHour, period, probability (got {rate_keys})")
+    if not rate_keys:
+        if n_max is None:
+            raise ValueError(f"flow {a.get('id')!r} needs number, vehsPerHour, period or probability")
+        e = FLOW_DEFAULT_END_S if e is None else e
+        return [b + k * (e - b) / n_max for k in range(n_max)] if n_max > 0 else []
+    cap = n_max if n_max is not None else None
+    if e is None:
+        e = float("inf") if cap is not None else FLOW_DEFAULT_END_S
+    if "probability" in a:
         p = float(a["probability"])
-        t = np.arange(b, e, 1.0)
-        return t[rng.random(t.size) < p].tolist()
-    else:
-        raise ValueError(f"flow {a.get('id')!r} needs number, vehsPerHour, period or probability")
+        if not 0 <= p <= 1:
+            raise ValueError(f"flow {a.get('id')!r}: probability must be in [0, 1]")
+        t = np.arange(b, min(e, b + (FLOW_DEFAULT_END_S if cap is None else 10 * FLOW_DEFAULT_END_S)), 1.0)
+        out = t[rng.random(t.size) < p]
+        return out[:cap].tolist() if cap is not None else out.tolist()
+    text = a.get("period", "").strip()
+    if text.startswith("exp(") and text.endswith(")"):
+        rate = float(text[4:-1])
+        if rate <= 0:
+            raise ValueError(f"flow {a.get('id')!r}: period exp(rate) needs rate > 0")
+        n_draw = cap if cap is not None else int((e - b) * rate * 2 + 20)
+        out = b + np.cumsum(rng.exponential(1.0 / rate, n_draw))
+        return out[out < e].tolist()
+    period = 3600.0 / float(a["vehsPerHour"]) if "vehsPerHour" in a else float(text)
+    if not period > 0:
+        raise ValueError(f"flow {a.get('id')!r}: the period must be > 0")
+    if cap is not None:
+        e = min(e, b + cap * period)
     return np.arange(b, e, period).tolist()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,8 +10,9 @@ import numpy as np
 
 from twin.city.model import CityModel
 from twin.demand.profiles import sample_departures
+from twin.city.graph import car_connected_edges, class_edges, class_graph, trip_ends
 from twin.demand.routing import free_flow_cost, route_in_batches
-from twin.demand.vtypes import VehicleType
+from twin.demand.vtypes import VehicleType, vclass_bit
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,12 @@ def gravity_od(city: CityModel, total: float, *, beta_per_km: float = 0.6) -> np
     """
     if city.n_zones == 0:
         raise ValueError(f"city {city.name!r} has no zones to generate OD demand from")
+    car = vclass_bit("passenger")
+    n_cut = int((class_edges(city, car) & ~car_connected_edges(city)).sum())
+    if n_cut:
+        log.warning("city %s: %d of %d car roads are not connected both ways to the network's main part (cut off "
+                    "by the extract's edge, or reachable only over roads closed to cars); generated trips start and "
+                    "end only on roads connected to it", city.name, n_cut, city.n_edges)
     dx = city.zone_x[:, None] - city.zone_x[None, :]
     dy = city.zone_y[:, None] - city.zone_y[None, :]
     d_km = np.hypot(dx, dy) / 1000.0
@@ -140,8 +148,11 @@ def trips_from_od(city: CityModel, od: np.ndarray, rng: np.random.Generator, *, 
                   profile: str | list[float], vtypes: list[VehicleType], vtype_shares: list[float]) -> Trips:
     """Sample integer trips from an OD matrix (multinomial), departures from the profile.
 
-    Origins and destinations are edges drawn uniformly from the zones' edges
-    (redrawn until the two ends differ, where the zone has another edge).
+    Origins and destinations are edges drawn uniformly from the zones' edges where the trip's class
+    may start and end a trip (:func:`twin.city.graph.trip_ends`: roads it may use, not dead ends for
+    it), redrawn until the two ends differ where the zone has another such edge. Where the classes of
+    the mix differ in where they may go, each trip's type is drawn first. A zone without any such
+    edge for the class keeps all its edges (the trip is then reported unroutable with its reason).
     """
     total = int(round(od.sum()))
     counts = rng.multinomial(total, (od / od.sum()).ravel()).reshape(od.shape)
@@ -149,24 +160,58 @@ def trips_from_od(city: CityModel, od: np.ndarray, rng: np.random.Generator, *, 
     reps = counts[oz, dz]
     o_zone = np.repeat(oz, reps)
     d_zone = np.repeat(dz, reps)
-    origin = _pick_edges(city, o_zone, rng)
-    destination = _pick_edges(city, d_zone, rng)
+    shares = np.asarray(vtype_shares, dtype=np.float64)
+    bits = sorted({vclass_bit(v.vclass) for v in vtypes})
+    ends = {bit: trip_ends(city, bit) for bit in bits}
+    first = ends[bits[0]]
+    if all(np.array_equal(e[0], first[0]) and np.array_equal(e[1], first[1]) for e in ends.values()):
+        # every class may start and end on the same edges: the ends first, then departures and types
+        origin, destination = _pick_ends(city, first, o_zone, d_zone, rng)
+        depart = sample_departures(rng, total, begin, end, profile)
+        vtype = rng.choice(len(vtypes), size=total, p=shares / shares.sum()).astype(np.int32)
+    else:  # the type first, then ends its class may use
+        vtype = rng.choice(len(vtypes), size=total, p=shares / shares.sum()).astype(np.int32)
+        trip_bit = np.array([vclass_bit(v.vclass) for v in vtypes], dtype=np.int64)[vtype]
+        origin = np.zeros(total, dtype=np.int64)
+        destination = np.zeros(total, dtype=np.int64)
+        for bit in bits:
+            sel = np.flatnonzero(trip_bit == bit)
+            origin[sel], destination[sel] = _pick_ends(city, ends[bit], o_zone[sel], d_zone[sel], rng)
+        depart = sample_departures(rng, total, begin, end, profile)
+    return Trips(origin.astype(np.int32), destination.astype(np.int32), depart, vtype, tuple(vtypes)).sorted_by_depart()
+
+
+def _pick_ends(city: CityModel, ends: tuple[np.ndarray, np.ndarray], o_zone: np.ndarray, d_zone: np.ndarray,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Origin and destination edges of trips between zones, drawn uniformly from each zone's edges where a
+    trip may start (``ends[0]``) and end (``ends[1]``); redrawn until the two differ where the zone allows."""
+    starts, stops = _zone_edges_where(city, ends[0]), _zone_edges_where(city, ends[1])
+    origin = _pick_edges(starts, o_zone, rng)
+    destination = _pick_edges(stops, d_zone, rng)
     for _ in range(50):  # redraw; only a zone with a single edge keeps an origin == destination trip
         same = np.flatnonzero(origin == destination)
         if same.size == 0:
             break
-        destination[same] = _pick_edges(city, d_zone[same], rng)
-    depart = sample_departures(rng, total, begin, end, profile)
-    shares = np.asarray(vtype_shares, dtype=np.float64)
-    vtype = rng.choice(len(vtypes), size=total, p=shares / shares.sum()).astype(np.int32)
-    return Trips(origin.astype(np.int32), destination.astype(np.int32), depart, vtype, tuple(vtypes)).sorted_by_depart()
+        destination[same] = _pick_edges(stops, d_zone[same], rng)
+    return origin, destination
 
 
-def _pick_edges(city: CityModel, zones: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    off = city.zone_edge_offsets
+def _zone_edges_where(city: CityModel, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (offsets, edges) of each zone's edges where ``ok``; a zone with none keeps all its edges."""
+    off, edges = city.zone_edge_offsets, city.zone_edges
+    zone = np.repeat(np.arange(city.n_zones), np.diff(off))
+    has = np.bincount(zone[ok[edges]], minlength=city.n_zones) > 0
+    keep = ok[edges] | ~has[zone]
+    new_off = np.zeros(city.n_zones + 1, dtype=np.int64)
+    np.cumsum(np.bincount(zone[keep], minlength=city.n_zones), out=new_off[1:])
+    return new_off, edges[keep]
+
+
+def _pick_edges(zone_edges: tuple[np.ndarray, np.ndarray], zones: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    off, edges = zone_edges
     n = (off[zones + 1] - off[zones]).astype(np.int64)
     k = (rng.random(zones.shape[0]) * n).astype(np.int64)
-    return city.zone_edges[off[zones] + k]
+    return edges[off[zones] + k]
 
 
 def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = None, *,
@@ -180,8 +225,13 @@ def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = N
         Traversal cost per edge (inf closes it); defaults to free-flow time.
     given_routes : list of edge-index arrays or None, optional
         Routes that come with the trips (in ``trips`` order); a given route
-        that is not connected in ``city`` is replaced by the shortest path
-        between its ends (counted; returned with ``return_rerouted``).
+        that is not connected in ``city``, or uses a road its vehicle's class
+        may not, is replaced by the shortest path between its ends (counted;
+        returned with ``return_rerouted``).
+
+    Each class is routed over the roads it may use (:func:`class_graph`): a
+    trip no such route serves is left out and listed in ``unroutable`` with
+    its reason (origin or destination closed to the class, or no path).
     """
     n = len(trips)
     order = np.argsort(trips.depart, kind="stable")
@@ -192,42 +242,58 @@ def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = N
             given_routes = [given_routes[i] for i in order]
     ff = free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed)
     cost = ff if edge_cost is None else np.asarray(edge_cost, dtype=np.float64)
-    offsets, targets = city.edge_successors
     lens = np.zeros(n, dtype=np.int64)
-    r_off, r_edges, _ = route_in_batches(offsets, targets, cost, trips.origin, trips.destination, lens)
-    routes = [r_edges[r_off[i]: r_off[i + 1]] for i in range(n)] if given_routes is not None else None
+    routes: list[np.ndarray] = [np.zeros(0, dtype=np.int32)] * n
+    reasons: dict[int, str] = {}
+    if given_routes is not None and len(given_routes) != n:
+        raise ValueError("given_routes must have one entry per trip")
     rerouted = 0
-    if given_routes is not None:
-        if len(given_routes) != n:
-            raise ValueError("given_routes must have one entry per trip")
-        src = np.repeat(np.arange(city.n_edges, dtype=np.int64), np.diff(offsets))
-        arcs = set((src * city.n_edges + targets).tolist())
-        for i, r in enumerate(given_routes):
-            if r is None:
-                continue
-            keys = r[:-1].astype(np.int64) * city.n_edges + r[1:]
-            if all(k in arcs for k in keys.tolist()):
-                routes[i] = r
-                lens[i] = r.size
-            else:
-                rerouted += 1
+    classes = np.array([vclass_bit(trips.vtypes[k].vclass) for k in range(len(trips.vtypes))], dtype=np.int64)
+    trip_bit = classes[trips.vtype] if n else np.zeros(0, dtype=np.int64)
+    for bit in np.unique(trip_bit):  # each class on the roads it may use
+        sel = np.flatnonzero(trip_bit == bit)
+        offsets, targets = class_graph(city, int(bit))
+        usable = class_edges(city, int(bit))
+        c_cost = np.where(usable, cost, np.inf)
+        c_lens = np.zeros(sel.size, dtype=np.int64)
+        r_off, r_edges, _ = route_in_batches(offsets, targets, c_cost, trips.origin[sel], trips.destination[sel],
+                                             c_lens)
+        arcs = None
+        for j, i in enumerate(sel.tolist()):
+            routes[i] = r_edges[r_off[j]: r_off[j + 1]]
+            lens[i] = c_lens[j]
+            r = None if given_routes is None else given_routes[i]
+            if r is not None:
+                if arcs is None:
+                    src = np.repeat(np.arange(city.n_edges, dtype=np.int64), np.diff(offsets))
+                    arcs = set((src * city.n_edges + targets).tolist())
+                keys = r[:-1].astype(np.int64) * city.n_edges + r[1:]
+                if usable[r].all() and all(k in arcs for k in keys.tolist()):
+                    routes[i] = r
+                    lens[i] = r.size
+                else:
+                    rerouted += 1
+            if lens[i] == 0:
+                cls = trips.vtypes[trips.vtype[i]].vclass
+                o, d = int(trips.origin[i]), int(trips.destination[i])
+                reasons[i] = (f"origin edge does not admit class {cls}" if not usable[o] else
+                              f"destination edge does not admit class {cls}" if not usable[d] else
+                              f"no path between origin and destination on roads class {cls} may use")
     ok = lens > 0
     unroutable = tuple(
-        Unroutable(trips.ids[i], city.edge_ids[trips.origin[i]], city.edge_ids[trips.destination[i]],
-                   "no path between origin and destination edges")
+        Unroutable(trips.ids[i], city.edge_ids[trips.origin[i]], city.edge_ids[trips.destination[i]], reasons[i])
         for i in np.flatnonzero(~ok)
     )
     if unroutable:
-        log.warning("%d of %d trips have no route and are left out (listed in the results)", len(unroutable), n)
+        why = Counter(u.reason for u in unroutable)
+        log.warning("%d of %d trips have no route and are left out (listed in the results): %s", len(unroutable), n,
+                    "; ".join(f"{k} {r}" for r, k in why.most_common()))
     keep = np.flatnonzero(ok)
     kept = Trips(trips.origin[keep], trips.destination[keep], trips.depart[keep], trips.vtype[keep],
                  trips.vtypes, tuple(trips.ids[i] for i in keep))
     new_off = np.zeros(keep.size + 1, dtype=np.int64)
     np.cumsum(lens[keep], out=new_off[1:])
-    if routes is None:
-        edges = r_edges[np.repeat(ok, lens)].astype(np.int32)
-    else:
-        edges = (np.concatenate([routes[i] for i in keep]) if keep.size else np.zeros(0)).astype(np.int32)
+    edges = (np.concatenate([routes[i] for i in keep]) if keep.size else np.zeros(0)).astype(np.int32)
     seg = np.repeat(np.arange(keep.size), lens[keep])
     length = np.bincount(seg, weights=city.edge_length[edges], minlength=keep.size)
     fft = np.bincount(seg, weights=ff[edges], minlength=keep.size)

@@ -12,7 +12,7 @@ from twin.config.events import EventsConfig
 from twin.config.loader import ConfigError
 from twin.core.rng import RngStreams
 from twin.demand.trips import RoutedDemand, Trips, route_demand
-from twin.demand.vtypes import DEFAULT_VTYPES, VehicleType
+from twin.demand.vtypes import DEFAULT_VTYPES, VehicleType, vclass_bit
 from twin.events.sampling import poisson_arrivals
 
 log = logging.getLogger(__name__)
@@ -134,11 +134,14 @@ class HazmatPlan:
         return cost
 
     def _route_or_fail(self, cost, a: int, b: int, what_a: str, what_b: str) -> None:
+        from twin.city.graph import class_edges, class_graph
         from twin.demand.routing import route_trips
 
-        offsets, targets = self.city.edge_successors
+        bit = vclass_bit(self.vclass)  # on the roads its class may use
+        offsets, targets = class_graph(self.city, bit)
         lens = np.zeros(1, dtype=np.int64)
-        route_trips(offsets, targets, cost, np.array([a], np.int32), np.array([b], np.int32), lens)
+        route_trips(offsets, targets, np.where(class_edges(self.city, bit), cost, np.inf), np.array([a], np.int32),
+                    np.array([b], np.int32), lens)
         if lens[0] == 0:
             raise ConfigError(f"events.hazmat: no route from {what_a} {self.city.edge_ids[a]!r} to "
                               f"{what_b} {self.city.edge_ids[b]!r}")

@@ -19,6 +19,7 @@ from twin.engines.base import (
     Action, Checkpoint, RouteGraph, AddVehicle, EngineError, SetLaneAccess, SetLaneSteering, SetRouteCost, SetSignalProgram, SetSpeedLimit,
     SetTripsActive, Snapshot, TripTable, UnsupportedActionError, VehicleArrays,
 )
+from twin.city.graph import class_graph
 from twin.demand.routing import route_trips
 from twin.demand.vtypes import vclass_bit
 from twin.engines.native import kernels as K
@@ -465,15 +466,7 @@ class NativeEngine:
     def _class_graph(self, vtype: int) -> tuple[np.ndarray, np.ndarray]:
         """CSR edge graph for a vehicle type: e -> e' where a lane of e it may use connects to one of e'
         (a road closed by road works may be left, not entered: vehicles on it drive off)."""
-        c = self.city
-        bit = self._vt["class_bit"][vtype]
-        ok = (((self._lane_allow[c.conn_from_lane] & (bit | K.DRIVE_OFF_BIT)) != 0)
-              & ((self._lane_allow[c.conn_to_lane] & bit) != 0))
-        n = max(c.n_edges, 1)
-        keys = np.unique(c.lane_edge[c.conn_from_lane[ok]].astype(np.int64) * n + c.lane_edge[c.conn_to_lane[ok]])
-        offsets = np.zeros(c.n_edges + 1, dtype=np.int32)
-        np.add.at(offsets, keys // n + 1, 1)
-        return np.cumsum(offsets).astype(np.int32), (keys % n).astype(np.int32)
+        return class_graph(self.city, int(self._vt["class_bit"][vtype]), self._lane_allow, K.DRIVE_OFF_BIT)
 
     def _blocked_vehicles(self) -> np.ndarray:
         """Unfinished vehicles whose remaining route can no longer be driven by their class

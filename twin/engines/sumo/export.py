@@ -84,15 +84,7 @@ SIGNAL_TO_CHAR: dict[int, str] = {
 }
 
 #: twin vehicle class -> SUMO vClass.
-VCLASS_TO_SUMO: dict[str, str] = {
-    "passenger": "passenger",
-    "truck": "truck",
-    "bus": "bus",
-    "hazmat": "truck",
-    "emergency": "emergency",
-    "delivery": "delivery",
-    "ignoring": "ignoring",
-}
+VCLASS_TO_SUMO: dict[str, str] = {**{c: c for c in VCLASSES}, "hazmat": "truck"}
 
 #: Speed factors are clipped to this range in the native engine.
 SPEED_FACTOR_RANGE = (0.5, 1.5)

@@ -89,8 +89,8 @@ def test_wildau_warns_once_about_what_it_leaves_out(caplog):
     assert rep.dropped_edges["footpaths"] > 100 and rep.dropped_edges["rail"] > 0
     assert len(rep.actuated_programs) == 3
     msgs = [r.getMessage() for r in caplog.records]
-    assert sum("left out" in m for m in msgs) == 1 and any("actuated" in m for m in msgs)
-    assert city.n_edges == 1153
+    assert sum("left out" in m for m in msgs) == 1 and not any("fixed-time" in m for m in msgs)
+    assert city.n_edges == 1153 and city.tls_kind.tolist() == [1, 1, 1]  # its actuated programs run actuated
 
 
 def test_flows_trips_persons_and_unmodelled_classes(tmp_path, caplog):

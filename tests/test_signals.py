@@ -97,3 +97,54 @@ def test_actuated_signal_extends_green_while_cars_arrive_and_gaps_out_as_sumo(tm
     assert [p for p, _ in g_native[:-1]] == [p for p, _ in g_sumo[: len(g_native) - 1]], (native, sumo)
     assert all(abs(a - b) <= 5 for (_, a), (_, b) in zip(g_native, g_sumo)), (g_native, g_sumo)
     assert native[:13] == sumo[:13], (native, sumo)
+
+
+WAUT_ADD = """<additional>
+  <tlLogic id="C" type="static" programID="night" offset="0">
+    <phase duration="10" state="GGgrrrGGgrrr"/><phase duration="3" state="yyyrrryyyrrr"/>
+    <phase duration="10" state="rrrGGgrrrGGg"/><phase duration="3" state="rrryyyrrryyy"/>
+  </tlLogic>
+  <WAUT refTime="0" id="w" startProg="0">
+    <wautSwitch time="100" to="night"/>
+    <wautSwitch time="300" to="0"/>
+  </WAUT>
+  <wautJunction wautID="w" junctionID="C"/>
+</additional>"""
+
+
+def test_waut_switches_the_program_at_its_time_as_sumo(tmp_path, caplog):
+    net = cross_net(tmp_path, "static")
+    add = tmp_path / "waut.add.xml"
+    add.write_text(WAUT_ADD)
+    with caplog.at_level(logging.WARNING):
+        city, _ = read_sumo_net(net, additional=[add])
+    assert "signal schedule" not in caplog.text and "several programs" not in caplog.text
+    assert city.attrs["tls_switches"] == [[100.0, 0.0, "C", "night"], [300.0, 0.0, "C", "0"]]
+    k = city.tls_index["C"]
+    assert city.phase_duration[city.tls_phase_offsets[k]] == 42.0  # the start program, not the last loaded
+    demand = _demand(city, [("NC", "CS", 0.0, 20.0, 20)])
+    native = switch_times(phase_trace(NativeEngine(), city, demand, 400))
+    sumo = switch_times(phase_trace(SumoEngine(), city, demand, 400))
+    # 42 s greens until 100 s, 10 s greens from then, 42 s greens again after 300 s
+    greens = green_times(native)
+    before = [t for t, _ in native if t < 100]
+    during = [d for (t0, p), (t1, _) in zip(native[:-1], native[1:]) for d in [t1 - t0] if 110 < t0 < 290 and p in (0, 2)]
+    assert before == [43, 46, 88, 91], native
+    assert during and set(during) == {10}, greens
+    assert max(d for (t0, p), (t1, _) in zip(native[:-1], native[1:]) for d in [t1 - t0] if t0 > 300) == 42, native
+    assert native == sumo, (native, sumo)
+
+
+def test_ignored_schedules_warn(tmp_path, caplog):
+    net = cross_net(tmp_path, "static")
+    add = tmp_path / "waut.add.xml"
+    add.write_text(WAUT_ADD.replace('to="night"', 'to="weekend"').replace('junctionID="C"', 'junctionID="C"'
+                                                                          ' procedure="GSP"')
+                   .replace("</additional>", '<WAUT refTime="0" id="lonely" startProg="0"/></additional>'))
+    with caplog.at_level(logging.WARNING):
+        city, report = read_sumo_net(net, additional=[add])
+    text = caplog.text
+    assert "switch to program 'weekend' unknown at 'C'" in text
+    assert "WAUT 'lonely' without a wautJunction" in text
+    assert "GSP run as an immediate switch" in text
+    assert city.attrs["tls_switches"] == [[300.0, 0.0, "C", "0"]]

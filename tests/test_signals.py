@@ -148,3 +148,62 @@ def test_ignored_schedules_warn(tmp_path, caplog):
     assert "WAUT 'lonely' without a wautJunction" in text
     assert "GSP run as an immediate switch" in text
     assert city.attrs["tls_switches"] == [[300.0, 0.0, "C", "0"]]
+
+
+# ------------------------------------------------------------------ bus stops
+BUS_ROUTES = """<routes>
+  <vType id="bus" vClass="bus" accel="1.2" decel="4" length="12" minGap="2.5" maxSpeed="20" speedDev="0"/>
+  <vType id="car" vClass="passenger" speedDev="0"/>
+  <busStop id="halt" lane="WC_0" startPos="100" endPos="120"/>
+  <vehicle id="bus" type="bus" depart="0"><route edges="WC CE"/><stop busStop="halt" duration="30"/></vehicle>
+  <vehicle id="car" type="car" depart="5"><route edges="WC CE"/></vehicle>
+  <vehicle id="late" type="bus" depart="100"><route edges="WC CE"/>
+    <stop lane="WC_0" endPos="150" duration="5" until="160"/></vehicle>
+  <vehicle id="parker" type="car" depart="200"><route edges="WC CE"/>
+    <stop lane="WC_0" endPos="150" duration="40" parking="true"/></vehicle>
+  <vehicle id="passer" type="car" depart="210"><route edges="WC CE"/></vehicle>
+</routes>"""
+
+
+def test_a_bus_dwells_at_its_stop_and_blocks_the_lane_as_in_sumo(tmp_path):
+    from twin.demand.sumo_routes import read_sumo_demand
+
+    add = tmp_path / "waut.add.xml"
+    add.write_text(WAUT_ADD.replace('startProg="0"', 'startProg="night"').replace('to="0"', 'to="night"'))
+    city, _ = read_sumo_net(cross_net(tmp_path, "static"), additional=[add])
+    rou = tmp_path / "bus.rou.xml"
+    rou.write_text(BUS_ROUTES)
+    demand, report = read_sumo_demand(city, [rou], np.random.default_rng(0))
+    assert report.stops == 3 and report.stops_ignored == 0
+    st = demand.stops
+    assert st.end_pos.tolist() == [120.0, 150.0, 150.0] and st.until[1] == 160.0 and st.parking.tolist() == [0, 0, 1]
+    tables = {}
+    for eng in (NativeEngine(), SumoEngine()):
+        eng.start(city, demand, seed=1)
+        speeds = {}
+        for t in range(1, 400):
+            eng.advance(float(t))
+            snap = eng.observe(vehicles=True)
+            speeds[t] = dict(zip(snap.vehicles.trip.tolist(), zip(snap.vehicles.pos.tolist(),
+                                                                  snap.vehicles.speed.tolist())))
+        eng.close()
+        tables[eng.name] = (eng.trip_table(), speeds)
+    ids = list(demand.trips.ids)
+    tt = {name: dict(zip(ids, tab.arrival - tab.depart_actual)) for name, (tab, _) in tables.items()}
+    free = city.edge_length[city.edge_index["WC"]] / 13.89 + city.edge_length[city.edge_index["CE"]] / 13.89
+    nat = tt["native"]
+    # the bus stands 30 s at its stop (front at 120 m); the car behind it waits (one lane)
+    _, speeds = tables["native"]
+    bus = ids.index("bus")
+    halted = [t for t, v in speeds.items() if bus in v and v[bus][1] < 0.1 and 115 < v[bus][0] <= 120.5]
+    assert 29 <= len(halted) <= 31, halted
+    assert nat["bus"] > free + 30 and nat["car"] > free + 15
+    # until: the second bus leaves not before 160 s
+    late = ids.index("late")
+    assert min(t for t, v in speeds.items() if late in v and v[late][0] > 150.5) >= 160
+    # a parking car leaves the lane: the car behind it passes without waiting 40 s
+    assert nat["parker"] > free + 40 and nat["passer"] < free + 20
+    print("travel times native", nat, "sumo", tt["sumo"])
+    # SUMO: the same travel times within 10 %
+    for vid in ids:
+        assert abs(nat[vid] / tt["sumo"][vid] - 1) < 0.1, (vid, nat, tt["sumo"])

@@ -15,8 +15,15 @@
 Left out, with one warning each saying how many: persons and containers,
 vehicles of classes twin does not model (bicycles, pedestrians, trams, rail,
 ships), vehicles with non-numeric departures (``triggered``, ``containerTriggered``),
-and ``<stop>`` elements (stops are not modelled; the vehicle drives its route
-without stopping).
+and ``<stop>`` elements that name no bus stop or lane of the network, or whose
+edge is not on the vehicle's route.
+
+Stops (``<stop>`` in a vehicle, flow, trip or route): at a ``busStop``/``trainStop``
+(``lane``, ``startPos``, ``endPos``) or on a ``lane`` (``startPos``, ``endPos``),
+with ``duration``, ``until`` and ``parking``; they become the demand's
+:class:`VehicleStops`. As in SUMO, the ``until`` of a stop in a ``<route>`` counts
+from the vehicle's depart time, and that of a stop in a ``<flow>`` from the flow's
+begin for its first vehicle (shifted by each vehicle's depart after it).
 """
 from __future__ import annotations
 
@@ -31,7 +38,7 @@ import numpy as np
 
 from twin.city.model import CityError, CityModel
 from twin.city.sumo_net import SUMO_TO_TWIN_CLASS, iter_xml
-from twin.demand.trips import RoutedDemand, Trips, route_demand
+from twin.demand.trips import RoutedDemand, Trips, VehicleStops, route_demand
 from twin.demand.vtypes import DEFAULT_VTYPES, VehicleType
 
 log = logging.getLogger(__name__)
@@ -55,13 +62,15 @@ class RouteImportReport:
     skipped: Counter = field(default_factory=Counter)  # reason -> count
     rerouted: int = 0
     stops_ignored: int = 0
+    stops: int = 0  # stops kept
     flows: dict = field(default_factory=dict)  # flow id -> (begin, end, number) in run time [s]
 
     def warn(self, logger: logging.Logger, source: str) -> None:
         for reason, n in self.skipped.most_common():
             logger.warning("%s: left out %d %s", source, n, reason)
         if self.stops_ignored:
-            logger.warning("%s: %d <stop>s ignored (stops are not modelled)", source, self.stops_ignored)
+            logger.warning("%s: %d <stop>s left out (no such bus stop or lane, or not on the vehicle's route)",
+                           source, self.stops_ignored)
         if self.rerouted:
             logger.warning("%s: %d routes were not connected in the network and were re-routed", source,
                            self.rerouted)
@@ -122,7 +131,8 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
     vtypes: dict[str, VehicleType | None] = {}
     dists: dict[str, tuple[list[str], np.ndarray]] = {}
     routes: dict[str, list[str]] = {}
-    rows: list[tuple] = []  # id, depart, type, edges, from, to, via
+    rows: list[tuple] = []  # id, depart, type, edges, from, to, via, stops [(attrs, until offset [s])]
+    stop_places: dict[str, tuple[str, str, str | None]] = {}  # bus stop id -> lane, startPos, endPos
 
     def add_vtype(elem_attrs: dict[str, str]) -> None:
         vt = vehicle_type_from_sumo(elem_attrs)
@@ -130,7 +140,7 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
 
     for path in map(Path, files):
         try:
-            _read_file(path, city, rng, report, vtypes, dists, routes, rows, add_vtype, begin, end)
+            _read_file(path, city, rng, report, vtypes, dists, routes, rows, add_vtype, begin, end, stop_places)
         except (KeyError, ValueError) as exc:
             raise CityError(f"{path}: bad demand element ({exc})") from None
     if "DEFAULT_VEHTYPE" not in vtypes:
@@ -142,7 +152,8 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
     keep_ids, depart, vt_idx, origin, dest, given = [], [], [], [], [], []
     rows.sort(key=lambda r: r[1])
     via_cache: dict[tuple[str, ...], np.ndarray | None] = {}
-    for vid, dep, tname, edges, frm, to, via in rows:
+    stops_of: dict[str, list[tuple[dict, float]]] = {}
+    for vid, dep, tname, edges, frm, to, via, stops in rows:
         if tname in dists:
             names, probs = dists[tname]
             tname = names[int(rng.choice(len(names), p=probs))]
@@ -172,6 +183,8 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
             used[tname] = len(type_list)
             type_list.append(vt)
         keep_ids.append(vid)
+        if stops:
+            stops_of[vid] = stops
         depart.append(dep - begin)
         vt_idx.append(used[tname])
         origin.append(city.edge_index[frm])
@@ -182,15 +195,17 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
     trips = Trips(np.array(origin, dtype=np.int32), np.array(dest, dtype=np.int32), np.array(depart),
                   np.array(vt_idx, dtype=np.int32), tuple(type_list), tuple(keep_ids))
     demand, n_rerouted = route_demand(city, trips, given_routes=given, return_rerouted=True)
-    demand = dataclasses.replace(demand, flows=dict(report.flows))
+    stops = _resolve_stops(city, demand, stops_of, stop_places, begin, report) if stops_of else None
+    demand = dataclasses.replace(demand, flows=dict(report.flows), stops=stops)
     report.rerouted = n_rerouted
     report.warn(log, ", ".join(Path(f).name for f in files))
     return demand, report
 
 
-def _read_file(path, city, rng, report, vtypes, dists, routes, rows, add_vtype, begin, end) -> None:
+def _read_file(path, city, rng, report, vtypes, dists, routes, rows, add_vtype, begin, end, stop_places) -> None:
     tags = {"vType", "vTypeDistribution", "route", "vehicle", "trip", "flow", "person", "personFlow",
-            "container", "containerFlow"}
+            "container", "containerFlow", "busStop", "trainStop"}
+    route_stops: dict[str, list[dict]] = {}
     for elem in iter_xml(path, tags, top_level=True):
         tag = elem.tag
         a = dict(elem.attrib)
@@ -207,21 +222,27 @@ def _read_file(path, city, rng, report, vtypes, dists, routes, rows, add_vtype, 
             if not names or probs.sum() <= 0:
                 raise ValueError(f"vTypeDistribution {a.get('id')!r} is empty")
             dists[a["id"]] = (names, probs / probs.sum())
+        elif tag in ("busStop", "trainStop"):
+            stop_places[a["id"]] = (a["lane"], a.get("startPos", "0"), a.get("endPos"))
         elif tag == "route":
             if "id" in a and "edges" in a:
                 routes[a["id"]] = a["edges"].split()
+                route_stops[a["id"]] = [dict(st.attrib) for st in elem.findall("stop")]
         elif tag in ("person", "personFlow", "container", "containerFlow"):
             report.skipped[f"{tag} elements (persons and containers are not modelled)"] += 1
         elif tag in ("vehicle", "trip", "flow"):
-            report.stops_ignored += len(elem.findall("stop"))
+            own = [dict(st.attrib) for st in elem.findall("stop")]  # until: absolute (a flow's: first vehicle)
+            shared: list[dict] = []  # the route's stops: until counts from the depart
             edges = None
             r = elem.find("route")
             if r is not None and r.get("edges"):
                 edges = r.get("edges").split()
+                own = [dict(st.attrib) for st in r.findall("stop")] + own
             elif a.get("route"):
                 if a["route"] not in routes:
                     raise ValueError(f"{tag} {a.get('id')!r} names unknown route {a['route']!r}")
                 edges = routes[a["route"]]
+                shared = route_stops.get(a["route"], [])
             frm, to = a.get("from"), a.get("to")
             via = tuple(a.get("via", "").split()) if edges is None else ()
             if edges is None and (frm is None or to is None):
@@ -231,9 +252,11 @@ def _read_file(path, city, rng, report, vtypes, dists, routes, rows, add_vtype, 
                 deps = _flow_departures(a, rng)
                 report.flows[a["id"]] = (sumo_time(a.get("begin", 0)) - begin, sumo_time(a.get("end", 3600)) - begin,
                                          len(deps))
+                f_begin = sumo_time(a.get("begin", 0))
                 for k, dep in enumerate(deps):
                     if begin <= dep < end:
-                        rows.append((f"{a['id']}.{k}", dep, vtype, edges, frm, to, via))
+                        rows.append((f"{a['id']}.{k}", dep, vtype, edges, frm, to, via,
+                                     [(st, dep) for st in shared] + [(st, dep - f_begin) for st in own]))
                 continue
             try:
                 dep = sumo_time(a.get("depart", "0"))
@@ -241,7 +264,51 @@ def _read_file(path, city, rng, report, vtypes, dists, routes, rows, add_vtype, 
                 report.skipped[f"vehicles with depart={a.get('depart')!r} (not a time)"] += 1
                 continue
             if begin <= dep < end:
-                rows.append((a["id"], dep, vtype, edges, frm, to, via))
+                rows.append((a["id"], dep, vtype, edges, frm, to, via,
+                             [(st, dep) for st in shared] + [(st, 0.0) for st in own]))
+
+
+def _resolve_stops(city: CityModel, demand: RoutedDemand, stops_of: dict[str, list[tuple[dict, float]]],
+                   stop_places: dict[str, tuple[str, str, str | None]], begin: float,
+                   report: RouteImportReport) -> VehicleStops:
+    """The trips' stops on their routes (SUMO's ``<stop>`` attributes; until in run time)."""
+    def lane_of(lane_id: str) -> tuple[int, int] | None:
+        e, _, k = lane_id.rpartition("_")
+        if e not in city.edge_index or not k.isdigit() or int(k) >= city.edge_num_lanes[city.edge_index[e]]:
+            return None
+        return city.edge_index[e], int(k)
+
+    def position(value: str | None, length: float, default: float) -> float:
+        x = default if value is None else float(value)
+        return min(max(x + length if x < 0 else x, 0.0), length)
+
+    rows: list[list[tuple]] = []
+    for i, vid in enumerate(demand.trips.ids):
+        route = demand.route(i)
+        out: list[tuple] = []
+        k = 0  # a stop is on the first occurrence of its edge at or after the previous stop's
+        for st, offset in stops_of.get(vid, []):
+            place = st.get("busStop") or st.get("trainStop")
+            lane_id, start, end_ = (stop_places[place] if place in stop_places else
+                                    (st.get("lane"), st.get("startPos"), st.get("endPos")))
+            if lane_id is None and st.get("edge") is not None:
+                lane_id = f"{st['edge']}_0"
+            el = lane_of(lane_id) if lane_id else None
+            hits = np.flatnonzero(route[k:] == el[0]) if el else np.zeros(0)
+            if not hits.size:
+                report.stops_ignored += 1
+                continue
+            k += int(hits[0])
+            e, lane = el
+            length = float(city.lane_length[city.edge_lane_start[e] + lane])
+            x1 = position(end_, length, length)
+            x0 = min(position(start, length, max(x1 - 1.0, 0.0)), x1)
+            until = sumo_time(st["until"]) + offset - begin if st.get("until") is not None else np.nan
+            out.append((k, lane, x0, x1, sumo_time(st.get("duration", 0)), until,
+                        st.get("parking", "false").lower() in ("true", "1", "yes")))
+        report.stops += len(out)
+        rows.append(out)
+    return VehicleStops.from_rows(rows)
 
 
 def _route_via(city: CityModel, waypoints: list[int]) -> np.ndarray | None:

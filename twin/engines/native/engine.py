@@ -21,6 +21,7 @@ from twin.demand.routing import route_trips
 from twin.demand.vtypes import vclass_bit
 from twin.engines.native import kernels as K
 from twin.engines.native import signals as S
+from twin.engines.native import stops as ST
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ class NativeEngine:
         "pos": 0.0, "speed": 0.0, "ridx": 0, "t_insert": np.nan, "t_arrive": np.nan, "dist": 0.0, "wait": 0.0,
         "time_loss": 0.0, "co2": 0.0, "teleports": 0, "_order": 0, "_order_tmp": 0, "_new_pos": 0.0,
         "_new_speed": 0.0, "_new_lane": 0, "_wait_list": 0, "_prev_lane": 0, "_prev_pos": 0.0,
-        "_score_cache": 0, "_score_ridx": -1, "_junction_speed": 0.0, "_sg_prob": 0.0, "_kr_prob": 0.0}
+        "_score_cache": 0, "_score_ridx": -1, "_junction_speed": 0.0, "_sg_prob": 0.0, "_kr_prob": 0.0,
+        "_stop_next": 0, "_dwell_until": -1.0, "_stop_at": K.INF}
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
                  loops: list[tuple[str, int, float]] | None = None) -> None:
@@ -138,6 +140,8 @@ class NativeEngine:
         self._tls_phase = np.zeros(city.n_tls, dtype=np.int32)
         self._conn_signal = np.full(city.n_connections, K.UNCONTROLLED, dtype=np.int8)
         self._signals_start(city)
+        self._stops_start(demand)
+        self._update_signals(0.0, self._sort())
         # cumulative edge measurements
         ne = city.n_edges
         self.e_entered = np.zeros(ne)
@@ -171,7 +175,22 @@ class NativeEngine:
         c, vt, dt = self.city, self._vt, self._dt
         t = self._step * dt
         n = self._sort()
+        if self._parked.size:
+            self._n_order, n_parked = ST.unpark(t, self.state, self.lane, self.pos, self.speed, self.vtype,
+                                                vt["length"], vt["min_gap"], self._dwell_until, self._stop_next,
+                                                self._order, self._lane_start, self._n_order, self._parked,
+                                                self._parked.size)
+            self._parked = self._parked[:n_parked]
+            n = self._sort()
         self._update_signals(t, n)
+        if self._stop_ridx.size and ST.stop_targets(
+                t, self._order, n, self.lane, self.pos, self.speed, self.vtype, vt["length"], vt["class_bit"],
+                self.ridx, self.route_off, self.route_n, self.route_edges, c.lane_edge, c.lane_length,
+                self._lane_allow, c.edge_lane_start, c.lane_conn_offsets, c.conn_to_lane, c.conn_length,
+                self._stop_off, self._stop_ridx, self._stop_start, self._stop_end, self._stop_duration,
+                self._stop_until, self._stop_parking, self._stop_next, self._dwell_until, self.wait, self.state,
+                self._stop_at):
+            self._parked = np.flatnonzero(self.state == ST.PARKED).astype(np.int32)
         direction = 1 if self._step % 2 == 0 else -1
         if n and K.change_lanes(direction, self._order, n, self._lane_start, self.lane, self.pos, self.speed,
                                 self.vtype, self.vfactor, self.ridx, self.route_off, self.route_n,
@@ -192,7 +211,7 @@ class NativeEngine:
                self._lane_allow, c.edge_lane_start, c.lane_conn_offsets, c.conn_to_lane, self._conn_signal,
                c.conn_length, c.conn_speed, c.conn_foe_offsets, c.conn_foe_lanes, self._req_back, self._junction_speed,
                self._new_pos, self._new_speed, self.dist, self.wait, self.time_loss, self.co2,
-               self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time)
+               self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time, self._stop_at)
         arrived, teleported = K.commit(
             t, dt, self._teleport_time, self._order, n, self._lane_start, self.state, self.lane, self.pos,
             self.speed, self.vtype, self.ridx, self.route_off, self.route_n, self.route_edges, vt["length"],
@@ -212,6 +231,22 @@ class NativeEngine:
         self._step += 1
         self._insert(self._step * dt, tails_ready=True)
 
+    # ------------------------------------------------------------- stops
+    def _stops_start(self, demand: RoutedDemand) -> None:
+        """The trips' stops (see :mod:`twin.engines.native.stops`)."""
+        n = len(demand.trips)
+        st = demand.stops
+        self._stop_off = np.zeros(n + 1, dtype=np.int64) if st is None else st.offsets.astype(np.int64)
+        self._stop_ridx = np.zeros(0, dtype=np.int32) if st is None else st.route_index.astype(np.int32)
+        for name, f in (("_stop_start", "start_pos"), ("_stop_end", "end_pos"), ("_stop_duration", "duration"),
+                        ("_stop_until", "until")):
+            setattr(self, name, np.zeros(0) if st is None else getattr(st, f).astype(np.float64))
+        self._stop_parking = np.zeros(0, dtype=np.bool_) if st is None else st.parking.astype(np.bool_)
+        self._stop_next = self._stop_off[:-1].astype(np.int32)
+        self._dwell_until = np.full(n, -1.0)
+        self._stop_at = np.full(n, K.INF)
+        self._parked = np.zeros(0, dtype=np.int32)
+
     # ----------------------------------------------------------- signals
     def _signals_start(self, city: CityModel) -> None:
         """Actuated-signal state and WAUT schedule (see :mod:`twin.engines.native.signals`)."""
@@ -230,7 +265,6 @@ class NativeEngine:
         self._sig_switched_until = -1e-9  # switches up to this time [s] are applied
         self._sig_next_switch = S.next_switch_time(self._sig_switches, self._sig_switched_until)
         self._signal_layout()
-        self._update_signals(0.0, self._sort())
 
     def _signal_layout(self) -> None:
         """Detectors of the actuated signals for the current programs (a detector on a lane keeps its
@@ -630,6 +664,13 @@ class NativeEngine:
             eng._req_back = np.full((2, eng._req_back.size), -K.INF)
         eng.city, eng.demand = city, demand
         eng._vt = vtype_arrays(list(demand.trips.vtypes))
+        if "_tls_kind" not in eng.__dict__:  # checkpoints before actuated signals and stops
+            phase = eng._tls_phase.copy()
+            eng._signals_start(city)
+            eng._tls_phase = phase
+        if "_stop_off" not in eng.__dict__:
+            eng._stops_start(demand)
+        eng._sig_switches = [tuple(s) for s in city.attrs.get("tls_switches", [])]  # (not an array: not saved)
         return eng
 
     # ------------------------------------------------------------ observing

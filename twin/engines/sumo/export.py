@@ -386,7 +386,8 @@ def export_routes(demand: RoutedDemand, city: CityModel, path: Path) -> Path:
     One ``<vType>`` per twin vehicle type and one ``<vehicle>`` per routed trip
     (id = trip id, ``depart`` in [s], ``departLane="best"``,
     ``departSpeed="max"``, ``departPos="base"``) with its route as edge ids,
-    sorted by depart time. Unroutable trips are not written.
+    sorted by depart time, and its stops (``<stop lane startPos endPos duration
+    [until] [parking]>``). Unroutable trips are not written.
 
     Returns
     -------
@@ -412,6 +413,15 @@ def export_routes(demand: RoutedDemand, city: CityModel, path: Path) -> Path:
             "departLane": "best", "departSpeed": "max", "departPos": "base",
         })
         ET.SubElement(veh, "route", {"edges": " ".join(city.edge_ids[e] for e in edges)})
+        st = demand.stops
+        for q in range(0 if st is None else int(st.offsets[i]), 0 if st is None else int(st.offsets[i + 1])):
+            attrs = {"lane": f"{city.edge_ids[edges[st.route_index[q]]]}_{max(int(st.lane[q]), 0)}",
+                     "startPos": _f(st.start_pos[q]), "endPos": _f(st.end_pos[q]), "duration": _f(st.duration[q])}
+            if np.isfinite(st.until[q]):
+                attrs["until"] = _f(st.until[q])
+            if st.parking[q]:
+                attrs["parking"] = "true"
+            ET.SubElement(veh, "stop", attrs)
     return _write_xml(root, path)
 
 

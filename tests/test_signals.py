@@ -203,7 +203,6 @@ def test_a_bus_dwells_at_its_stop_and_blocks_the_lane_as_in_sumo(tmp_path):
     assert min(t for t, v in speeds.items() if late in v and v[late][0] > 150.5) >= 160
     # a parking car leaves the lane: the car behind it passes without waiting 40 s
     assert nat["parker"] > free + 40 and nat["passer"] < free + 20
-    print("travel times native", nat, "sumo", tt["sumo"])
     # SUMO: the same travel times within 10 %
     for vid in ids:
         assert abs(nat[vid] / tt["sumo"][vid] - 1) < 0.1, (vid, nat, tt["sumo"])

@@ -417,9 +417,15 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
                           tl, link, c.get("state", "M"), *_via_path(c.get("via"), internal_len, internal_next),
                           c.get("via")))
 
-    if missing_tl:
-        report.notes.append(f"{sum(missing_tl.values())} connections name traffic lights without a program "
-                            f"({', '.join(sorted(missing_tl))}); they run as unsignalised")
+    rail = {j.get("id") for j in junctions if j.get("type") in ("rail_crossing", "rail_signal")}
+    crossings = sorted(set(missing_tl) & rail)  # SUMO's rail crossings close for trains, which twin leaves out
+    if crossings:
+        report.notes.append(f"{len(crossings)} rail crossings run as unsignalised for road vehicles (trains are "
+                            f"not modelled)")
+    missing = sorted(set(missing_tl) - rail)
+    if missing:
+        report.notes.append(f"{sum(missing_tl[t] for t in missing)} connections name traffic lights without a "
+                            f"program ({_some(missing)}); they run as unsignalised")
     alternatives: dict[str, dict] = {}
     for tl, n_links in tl_links.items():
         for pid, prog in programs[tl].items():

@@ -206,3 +206,24 @@ def test_a_bus_dwells_at_its_stop_and_blocks_the_lane_as_in_sumo(tmp_path):
     # SUMO: the same travel times within 10 %
     for vid in ids:
         assert abs(nat[vid] / tt["sumo"][vid] - 1) < 0.1, (vid, nat, tt["sumo"])
+
+
+def test_delay_based_programs_run_actuated_with_one_warning(tmp_path, caplog):
+    net = cross_net(tmp_path, "delay_based")
+    with caplog.at_level(logging.WARNING):
+        city, report = read_sumo_net(net)
+    assert city.tls_kind.tolist() == [1] and report.actuated_programs == ["C (delay_based)"]
+    lines = [r.getMessage() for r in caplog.records if "delay_based" in r.getMessage()]
+    assert len(lines) == 1 and "runs as SUMO's gap-based actuated logic" in lines[0]
+
+
+def test_periodic_waut_switches_repeat_every_period():
+    from twin.engines.native.signals import due_switches, next_switch_time
+
+    day = [(3600.0 * 7, 86400.0, "C", "day"), (3600.0 * 19, 86400.0, "C", "night")]
+    assert due_switches(day, -1e-9, 0.0) == []
+    assert due_switches(day, 25199.0, 25200.0) == [(25200.0, "C", "day")]
+    assert due_switches(day, 86400.0 + 25199.0, 86400.0 + 25200.0) == [(111600.0, "C", "day")]
+    assert next_switch_time(day, 25200.0) == 3600.0 * 19
+    assert next_switch_time(day, 3600.0 * 19) == 86400.0 + 25200.0
+    assert next_switch_time([(100.0, 0.0, "C", "x")], 100.0) == float("inf")

@@ -227,3 +227,13 @@ def test_periodic_waut_switches_repeat_every_period():
     assert next_switch_time(day, 25200.0) == 3600.0 * 19
     assert next_switch_time(day, 3600.0 * 19) == 86400.0 + 25200.0
     assert next_switch_time([(100.0, 0.0, "C", "x")], 100.0) == float("inf")
+
+
+def test_an_exported_city_keeps_its_actuated_program(tmp_path):
+    from twin.engines.sumo.export import export_network
+
+    city, _ = read_sumo_net(cross_net(tmp_path, "actuated"))
+    again, _ = read_sumo_net(export_network(city, tmp_path / "export"))
+    assert again.tls_kind.tolist() == [1]
+    np.testing.assert_array_equal(again.phase_min_dur, city.phase_min_dur)
+    np.testing.assert_array_equal(again.phase_max_dur, city.phase_max_dur)

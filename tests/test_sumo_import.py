@@ -67,13 +67,16 @@ def test_bologna_right_of_way_comes_from_the_junction_matrix(bologna):
     assert foes("77ab_0", "77bc_0") == []  # the ring has the right of way
 
 
-def test_bologna_demand_types_distributions_and_left_out_stops(bologna, caplog):
+def test_bologna_demand_types_distributions_and_bus_stops(bologna, caplog):
     f, city, _ = bologna
     with caplog.at_level(logging.WARNING):
         d1, rep = read_sumo_demand(city, [*f.routes, *f.additional], np.random.default_rng(1))
     d2, _ = read_sumo_demand(city, [*f.routes, *f.additional], np.random.default_rng(1))
-    assert len(d1.trips) == 8779 and rep.stops_ignored == 542 and rep.rerouted == 0
-    assert "542 <stop>s ignored" in caplog.text
+    assert len(d1.trips) == 8779 and rep.stops == 542 and rep.stops_ignored == 0 and rep.rerouted == 0
+    assert "<stop>s left out" not in caplog.text
+    i = d1.trips.ids.index("bus_130_0")  # its stops at busStop#37, #38, #40: 20 s each
+    st = d1.stops
+    assert st.duration[st.offsets[i]:st.offsets[i + 1]].tolist() == [20.0, 20.0, 20.0]
     names = {v.name for v in d1.trips.vtypes}
     assert {"passenger1", "bus"} <= names and len(names) > 5  # drawn from vTypeDistributions
     np.testing.assert_array_equal(d1.trips.vtype, d2.trips.vtype)
@@ -89,8 +92,8 @@ def test_wildau_warns_once_about_what_it_leaves_out(caplog):
     assert rep.dropped_edges["footpaths"] > 100 and rep.dropped_edges["rail"] > 0
     assert len(rep.actuated_programs) == 3
     msgs = [r.getMessage() for r in caplog.records]
-    assert sum("left out" in m for m in msgs) == 1 and any("actuated" in m for m in msgs)
-    assert city.n_edges == 1153
+    assert sum("left out" in m for m in msgs) == 1 and not any("fixed-time" in m for m in msgs)
+    assert city.n_edges == 1153 and city.tls_kind.tolist() == [1, 1, 1]  # its actuated programs run actuated
 
 
 def test_flows_trips_persons_and_unmodelled_classes(tmp_path, caplog):

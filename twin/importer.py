@@ -59,7 +59,8 @@ def import_path(path: str | Path, out: str | Path, *, od_trips: int = 2000, seed
         demand, report = read_sumo_demand(city, [*f.routes, *f.additional], RngStreams(seed).generator("demand"),
                                           begin=f.begin, end=end)
         summary["left out"] = dict(report.skipped) or "nothing"
-        summary["stops ignored"] = report.stops_ignored
+        summary["stops"] = report.stops
+        summary["stops left out"] = report.stops_ignored
     city.save(out / "city.npz")
     scenario: dict = {"name": path.name.split(".")[0], "description": f"imported from {path.resolve()}",
                       "seed": seed, "city": {"type": "file", "path": "city.npz"}}

@@ -59,6 +59,12 @@ class _Tls:
     phases: list[tuple[float, str]]
     offset: float
     num_links: int = 0
+    kind: int = 0  # 0 static, 1 actuated
+    min_dur: list[float] | None = None
+    max_dur: list[float] | None = None
+    next_phase: list[int] | None = None
+    max_gap: float = 3.0
+    detector_gap: float = 2.0
 
 
 @dataclass
@@ -251,11 +257,17 @@ class CityBuilder:
 
     # ---------------------------------------------------------- traffic lights
     def add_tls(self, tls_id: str, node_id: str, phases: list[tuple[float, str]], offset: float = 0.0,
-                assign_links: bool = True) -> None:
-        """A fixed-time program: ``phases`` as (duration [s], SUMO state string).
+                assign_links: bool = True, *, actuated: bool = False, min_dur: list[float] | None = None,
+                max_dur: list[float] | None = None, next_phase: list[int] | None = None, max_gap: float = 3.0,
+                detector_gap: float = 2.0) -> None:
+        """A signal program: ``phases`` as (duration [s], SUMO state string).
 
-        With ``assign_links`` the node's connections (in insertion order) get
-        link indices 0, 1, 2, … and are controlled by this program.
+        Fixed-time by default; with ``actuated`` SUMO's gap-based actuated
+        program: per phase ``min_dur``/``max_dur`` [s] (default: its duration),
+        ``next_phase`` (index, -1: the following one), and SUMO's ``max-gap``
+        and ``detector-gap`` [s]. With ``assign_links`` the node's connections
+        (in insertion order) get link indices 0, 1, 2, … and are controlled by
+        this program.
         """
         if tls_id in self._tls_index:
             raise CityError(f"city {self.name!r}: duplicate traffic light {tls_id!r}")
@@ -271,9 +283,27 @@ class CityBuilder:
             bad = set(state) - set("rRyYGgsuoO")
             if bad:
                 raise CityError(f"city {self.name!r}: traffic light {tls_id!r}: unknown state chars {sorted(bad)}")
+        n_ph = len(phases)
+        lo = [float(d) for d, _ in phases] if min_dur is None else [float(x) for x in min_dur]
+        hi = [float(d) for d, _ in phases] if max_dur is None else [float(x) for x in max_dur]
+        nx = [-1] * n_ph if next_phase is None else [int(x) for x in next_phase]
+        if len(lo) != n_ph or len(hi) != n_ph or len(nx) != n_ph:
+            raise CityError(f"city {self.name!r}: traffic light {tls_id!r}: min_dur, max_dur and next_phase "
+                            f"need one entry per phase ({n_ph})")
+        for k in range(n_ph):
+            if not 0 < lo[k] <= hi[k]:
+                raise CityError(f"city {self.name!r}: traffic light {tls_id!r} phase {k}: minDur {lo[k]} s and "
+                                f"maxDur {hi[k]} s need 0 < minDur <= maxDur")
+            if not -1 <= nx[k] < n_ph:
+                raise CityError(f"city {self.name!r}: traffic light {tls_id!r} phase {k}: next phase {nx[k]} "
+                                f"is not one of its {n_ph} phases")
+        if max_gap <= 0 or detector_gap < 0:
+            raise CityError(f"city {self.name!r}: traffic light {tls_id!r}: max-gap must be > 0 and "
+                            f"detector-gap >= 0 s")
         t = len(self._tls)
         self._tls_index[tls_id] = t
-        self._tls.append(_Tls(tls_id, n, list(phases), float(offset), width))
+        self._tls.append(_Tls(tls_id, n, list(phases), float(offset), width, int(bool(actuated)), lo, hi, nx,
+                              float(max_gap), float(detector_gap)))
         nid, x, y, _ = self._nodes[n]
         self._nodes[n] = (nid, x, y, int(NodeType.TRAFFIC_LIGHT))
         if assign_links:
@@ -337,7 +367,11 @@ class CityBuilder:
         # traffic lights
         max_links = max([t.num_links for t in self._tls], default=0)
         phase_offsets, durations, states = [0], [], []
+        min_dur, max_dur, next_phase = [], [], []
         for t in self._tls:
+            min_dur += t.min_dur
+            max_dur += t.max_dur
+            next_phase += t.next_phase
             for dur, state in t.phases:
                 durations.append(dur)
                 row = np.full(max(max_links, 1), int(Signal.RED), dtype=np.int8)
@@ -388,6 +422,10 @@ class CityBuilder:
             tls_num_links=i32([t.num_links for t in self._tls]), tls_phase_offsets=i32(phase_offsets),
             phase_duration=f64(durations),
             phase_state=np.vstack(states) if states else np.zeros((0, 1), dtype=np.int8),
+            tls_kind=np.asarray([t.kind for t in self._tls], dtype=np.int8),
+            tls_max_gap=f64([t.max_gap for t in self._tls]),
+            tls_detector_gap=f64([t.detector_gap for t in self._tls]),
+            phase_min_dur=f64(min_dur), phase_max_dur=f64(max_dur), phase_next=i32(next_phase),
             zone_ids=tuple(z[0] for z in self._zones),
             zone_x=f64([z[1] for z in self._zones]), zone_y=f64([z[2] for z in self._zones]),
             zone_population=f64([z[3] for z in self._zones]), zone_jobs=f64([z[4] for z in self._zones]),

@@ -134,12 +134,28 @@ class CityModel:
     # and speed limit [m/s] (default: the target lane's)
     conn_length: np.ndarray | None = None
     conn_speed: np.ndarray | None = None
+    # signal programs beyond fixed time (see twin.engines.native.signals); default: all static
+    tls_kind: np.ndarray | None = None  # int8 per tls: 0 static (fixed time), 1 actuated (gap-based)
+    tls_max_gap: np.ndarray | None = None  # float64 [s] per tls: SUMO's max-gap (actuated)
+    tls_detector_gap: np.ndarray | None = None  # float64 [s] per tls: SUMO's detector-gap (actuated)
+    phase_min_dur: np.ndarray | None = None  # float64 [s] per phase (static: its duration)
+    phase_max_dur: np.ndarray | None = None  # float64 [s] per phase (static: its duration)
+    phase_next: np.ndarray | None = None  # int32 per phase: the next phase within its program (-1: the following)
 
     def __post_init__(self) -> None:
         if self.conn_length is None:  # cities built or saved before junctions had a length
             object.__setattr__(self, "conn_length", np.zeros(self.conn_from_lane.shape[0]))
         if self.conn_speed is None:
             object.__setattr__(self, "conn_speed", np.asarray(self.lane_speed, dtype=np.float64)[self.conn_to_lane])
+        for name, fill, dtype in (("tls_kind", 0, np.int8), ("tls_max_gap", 3.0, np.float64),
+                                  ("tls_detector_gap", 2.0, np.float64)):
+            if getattr(self, name) is None:  # cities built or saved before actuated signals
+                object.__setattr__(self, name, np.full(len(self.tls_ids), fill, dtype=dtype))
+        for name in ("phase_min_dur", "phase_max_dur"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.asarray(self.phase_duration, dtype=np.float64).copy())
+        if self.phase_next is None:
+            object.__setattr__(self, "phase_next", np.full(self.phase_duration.shape[0], -1, dtype=np.int32))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, np.ndarray):
@@ -267,6 +283,11 @@ class CityModel:
             (self.conn_tls, nc, "conn_tls"), (self.conn_link, nc, "conn_link"), (self.conn_dir, nc, "conn_dir"),
             (self.conn_length, nc, "conn_length"), (self.conn_speed, nc, "conn_speed"),
             (self.tls_offset, nt, "tls_offset"), (self.tls_num_links, nt, "tls_num_links"),
+            (self.tls_kind, nt, "tls_kind"), (self.tls_max_gap, nt, "tls_max_gap"),
+            (self.tls_detector_gap, nt, "tls_detector_gap"),
+            (self.phase_min_dur, self.phase_duration.shape[0], "phase_min_dur"),
+            (self.phase_max_dur, self.phase_duration.shape[0], "phase_max_dur"),
+            (self.phase_next, self.phase_duration.shape[0], "phase_next"),
         ]:
             need(arr.shape[0] == n, f"{what} has {arr.shape[0]} entries, expected {n}")
         need(len(self.edge_name) == ne, "edge_name length differs from edge_ids")
@@ -305,6 +326,11 @@ class CityModel:
             need(bool(np.all((self.zone_edges >= 0) & (self.zone_edges < ne))), "zone edge out of range")
         if nt:
             need(bool(np.all(self.phase_duration > 0)), "a signal phase has duration <= 0")
+            need(bool(np.all((self.phase_min_dur > 0) & (self.phase_min_dur <= self.phase_max_dur))),
+                 "a signal phase has minDur <= 0 or minDur > maxDur")
+            n_ph = np.diff(self.tls_phase_offsets)[np.searchsorted(self.tls_phase_offsets, np.arange(
+                self.phase_duration.shape[0]), side="right") - 1]
+            need(bool(np.all(self.phase_next < n_ph)), "a signal phase's next phase is not in its program")
             need(self.phase_state.shape[1] >= int(self.tls_num_links.max(initial=0)),
                  "phase_state narrower than the number of links")
 

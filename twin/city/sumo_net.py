@@ -2,10 +2,13 @@
 
 What comes across: junctions (position, type), edges and their lanes (shape,
 length, speed, width, vehicle-class permissions), lane-to-lane connections
-with direction and signal link index, fixed-time signal programs (the last
-program loaded for a traffic light wins, so programs in additional files
-override the network's, as in SUMO; actuated and delay-based programs run with
-their default phase durations, with a warning), edge priorities. Yielding at
+with direction and signal link index, signal programs (fixed-time and SUMO's
+gap-based ``actuated`` with minDur/maxDur/next, ``delay_based`` running as
+``actuated``, with a warning), edge priorities. A signal starts with the program
+loaded last (programs in additional files override the network's, as in SUMO)
+or its WAUT's start program; every program of a signal with several is kept in
+``city.attrs["tls_programs"]`` and the WAUT switches in
+``city.attrs["tls_switches"]`` (the native engine switches at their times). Yielding at
 unsignalised junctions follows SUMO's connection state: a minor link
 (``m``, ``=``, ``s``, ``w``) yields to the lanes of the junction's other
 incoming edges that have major (``M``) links; at signals, permitted left turns
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import dataclasses
 import math
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
@@ -53,6 +57,7 @@ class ImportReport:
     dropped_edges: Counter = field(default_factory=Counter)  # kind -> count
     internal_lanes: int = 0
     actuated_programs: list[str] = field(default_factory=list)
+    signal_notes: Counter = field(default_factory=Counter)  # what of a signal program runs differently -> count
     notes: list[str] = field(default_factory=list)
 
     def warn(self, logger: logging.Logger, source: str) -> None:
@@ -60,10 +65,8 @@ class ImportReport:
             kinds = ", ".join(f"{n} {k}" for k, n in self.dropped_edges.most_common())
             logger.warning("%s: left out %d edges no road vehicle may use (%s)", source,
                            sum(self.dropped_edges.values()), kinds)
-        if self.actuated_programs:
-            logger.warning("%s: %d actuated/delay-based signal programs run as fixed-time with their default "
-                           "durations (%s)", source, len(self.actuated_programs),
-                           ", ".join(self.actuated_programs[:5]) + ("…" if len(self.actuated_programs) > 5 else ""))
+        for note, n in self.signal_notes.most_common():
+            logger.warning("%s: %d signal programs: %s", source, n, note)
         for note in self.notes:
             logger.warning("%s: %s", source, note)
 
@@ -189,20 +192,165 @@ def _road_class(edge_type: str, priority: int) -> str:
     return "arterial" if priority >= 3 else "local"
 
 
-def read_tls_programs(paths: list[Path]) -> dict[str, tuple[str, float, list[tuple[float, str]], str]]:
-    """``tlLogic`` programs from networks/additional files: id -> (type, offset, phases, programID); last wins."""
-    programs: dict[str, tuple[str, float, list[tuple[float, str]], str]] = {}
+@dataclass
+class TlsProgram:
+    """One ``<tlLogic>`` program: per phase duration, SUMO state, minDur, maxDur, next phase (-1: the following)."""
+
+    tls: str
+    program_id: str
+    kind: str  # SUMO's type: static, actuated, delay_based, ...
+    offset: float
+    phases: list[tuple[float, str]]
+    min_dur: list[float]
+    max_dur: list[float]
+    next_phase: list[int]
+    params: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TlsPrograms:
+    """Every signal program read (tls -> programID -> program), the one each signal starts with, and the
+    WAUT switches ``(time [s], period [s] (0: once), tls, programID)`` in SUMO time."""
+
+    programs: dict[str, dict[str, TlsProgram]] = field(default_factory=dict)
+    active: dict[str, str] = field(default_factory=dict)
+    switches: list[tuple[float, float, str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _tls_program(elem: ET.Element, path: Path) -> TlsProgram:
+    tid = elem.get("id")
+    phases, lo, hi, nxt = [], [], [], []
+    multi_next = 0
+    targets = 0
+    try:
+        for ph in elem.findall("phase"):
+            d = float(ph.get("duration"))
+            mn = float(ph.get("minDur", d))
+            mx = float(ph.get("maxDur", max(d, mn)))
+            phases.append((d, ph.get("state")))
+            lo.append(mn)
+            hi.append(mx)
+            nx = ph.get("next", "").split()
+            multi_next += len(nx) > 1
+            targets += ph.get("earlyTarget") is not None or ph.get("finalTarget") is not None
+            nxt.append(int(nx[0]) if nx else -1)
+        offset = float(elem.get("offset", 0) or 0)
+    except (TypeError, ValueError) as exc:
+        raise CityError(f"{path}: tlLogic {tid!r}: bad phase attribute ({exc})") from None
+    if not phases:
+        raise CityError(f"{path}: tlLogic {tid!r} has no phases")
+    if not all(math.isfinite(x) for x in (offset, *lo, *hi, *(d for d, _ in phases))):
+        raise CityError(f"{path}: tlLogic {tid!r}: a duration or the offset is not a finite number")
+    if any(d <= 0 for d, _ in phases):
+        raise CityError(f"{path}: tlLogic {tid!r}: a phase duration is not > 0 s")
+    params = {p.get("key"): p.get("value") for p in elem.findall("param")}
+    if multi_next:
+        params["_multi_next"] = str(multi_next)
+    if targets:
+        params["_targets"] = str(targets)
+    return TlsProgram(tid, elem.get("programID", "0"), elem.get("type", "static"), offset, phases, lo, hi, nxt,
+                      params)
+
+
+def read_tls_programs(paths: list[Path]) -> TlsPrograms:
+    """Every ``tlLogic`` program and ``WAUT`` schedule in networks/additional files.
+
+    A signal starts with the program loaded last (additional files override the network, as in SUMO),
+    or with its WAUT's ``startProg``. WAUT switch times are ``refTime + time`` [s] (repeating every
+    ``period`` if > 0); every switch applies at once (SUMO's default procedure). Schedules that cannot
+    apply are left out with a note.
+    """
+    out = TlsPrograms()
+    wauts: dict[str, tuple[float, float, str | None, list[tuple[float, str]], str]] = {}
+    junctions: list[tuple[str, str, str | None, Path]] = []
     for p in paths:
-        for elem in iter_xml(p, {"tlLogic"}):
-            where = f"{p}: tlLogic {elem.get('id')!r}"
-            phases = [(_num(ph, "duration", where), ph.get("state")) for ph in elem.findall("phase")]
-            if not phases:
-                raise CityError(f"{where} has no phases")
-            if any(d <= 0 for d, _ in phases):
-                raise CityError(f"{where}: a phase duration is not > 0 s")
-            programs[elem.get("id")] = (elem.get("type", "static"), _num(elem, "offset", where, 0.0), phases,
-                                        elem.get("programID", "0"))
-    return programs
+        for elem in iter_xml(p, {"tlLogic", "WAUT", "wautJunction"}):
+            if elem.tag == "tlLogic":
+                prog = _tls_program(elem, p)
+                out.programs.setdefault(prog.tls, {})[prog.program_id] = prog
+                out.active[prog.tls] = prog.program_id
+            elif elem.tag == "WAUT":
+                from twin.demand.sumo_routes import sumo_time
+
+                try:
+                    sw = [(sumo_time(s.get("time")), s.get("to")) for s in elem.findall("wautSwitch")]
+                    wauts[elem.get("id")] = (sumo_time(elem.get("refTime", "0")),
+                                             sumo_time(elem.get("period", "0")), elem.get("startProg"), sw, str(p))
+                except (TypeError, ValueError) as exc:
+                    raise CityError(f"{p}: WAUT {elem.get('id')!r}: bad time ({exc})") from None
+            else:
+                junctions.append((elem.get("wautID"), elem.get("junctionID"), elem.get("procedure"), p))
+    ignored: Counter = Counter()
+    procedures: set[str] = set()
+    used: set[str] = set()
+    for wid, tls, procedure, p in junctions:
+        if wid not in wauts:
+            ignored[f"wautJunction of unknown WAUT {wid!r}"] += 1
+            continue
+        if tls not in out.programs:
+            ignored[f"WAUT {wid!r} for {tls!r}, which has no signal program"] += 1
+            continue
+        used.add(wid)
+        ref, period, start, switches, _src = wauts[wid]
+        if procedure and procedure.lower() not in ("", "none"):
+            procedures.add(procedure)
+        if start is not None:
+            if start in out.programs[tls]:
+                out.active[tls] = start
+            else:
+                ignored[f"WAUT {wid!r} start program {start!r} unknown at {tls!r}"] += 1
+        for t, to in switches:
+            if to not in out.programs[tls]:
+                ignored[f"WAUT {wid!r} switch to program {to!r} unknown at {tls!r}"] += 1
+                continue
+            out.switches.append((ref + t, period if period > 0 else 0.0, tls, to))
+    for wid in sorted(set(wauts) - used):
+        ignored[f"WAUT {wid!r} without a wautJunction"] += 1
+    out.switches.sort()
+    for what, n in ignored.most_common():
+        out.notes.append(f"signal schedule ignored: {what}" + (f" ({n}×)" if n > 1 else ""))
+    if procedures:
+        out.notes.append(f"WAUT switch procedures {', '.join(sorted(procedures))} run as an immediate switch")
+    scheduled = {tls for _, _, tls, _ in out.switches}
+    several = sorted(t for t, progs in out.programs.items() if len(progs) > 1 and t not in scheduled)
+    if several:
+        out.notes.append(f"{len(several)} traffic lights have several programs and no WAUT switching between "
+                         f"them; each runs the one loaded last, as SUMO does ({_some(several)})")
+    return out
+
+
+def _some(names: list[str], k: int = 5) -> str:
+    return ", ".join(names[:k]) + ("…" if len(names) > k else "")
+
+
+def tls_builder_args(prog: TlsProgram) -> tuple[dict, str | None]:
+    """Keyword arguments of :meth:`CityBuilder.add_tls` for a program, and a note on what of it runs
+    differently (None if nothing)."""
+    kind = prog.kind
+    actuated = kind in ("actuated", "delay_based")
+    note = None
+    if kind == "delay_based":
+        note = "delay_based: runs as SUMO's gap-based actuated logic"
+    elif not actuated and kind != "static":
+        note = f"{kind}: runs fixed-time with its phase durations"
+    if actuated and (prog.params.get("_multi_next") or prog.params.get("_targets")):
+        note = (note + "; " if note else "") + "phases with several next phases take the first; " \
+            "earlyTarget/finalTarget are not evaluated"
+    if not actuated and any(n >= 0 for n in prog.next_phase):
+        note = (note + "; " if note else "") + "next phases of fixed-time programs are not followed"
+    try:
+        max_gap = float(prog.params.get("max-gap", 3.0))
+        det_gap = float(prog.params.get("detector-gap", 2.0))
+    except ValueError as exc:
+        raise CityError(f"tlLogic {prog.tls!r} program {prog.program_id!r}: bad parameter ({exc})") from None
+    args = dict(phases=prog.phases, offset=prog.offset, actuated=actuated, max_gap=max_gap, detector_gap=det_gap)
+    if actuated:
+        args.update(min_dur=prog.min_dur, max_dur=prog.max_dur, next_phase=prog.next_phase)
+    return args, note
 
 
 def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: str | None = None
@@ -281,8 +429,9 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
             raise CityError(f"{path}: edge {eid!r}: bad lane attribute ({exc})") from None
         kept.add(eid)
 
-    # signal programs: the network's, overridden by additional files (last loaded wins)
-    programs = read_tls_programs([path, *[Path(a) for a in additional]])
+    # signal programs: the network's, overridden by additional files (last loaded wins), and WAUT switches
+    tls_read = read_tls_programs([path, *[Path(a) for a in additional]])
+    programs = tls_read.programs
     tl_links: dict[str, int] = defaultdict(int)
     tl_node: dict[str, str] = {}
     missing_tl: Counter = Counter()
@@ -315,17 +464,39 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
     if unknown:
         report.notes.append(f"{sum(unknown.values())} connections name edges the network does not have "
                             f"({', '.join(sorted(unknown)[:5])}{'…' if len(unknown) > 5 else ''}); they are ignored")
-    if missing_tl:
-        report.notes.append(f"{sum(missing_tl.values())} connections name traffic lights without a program "
-                            f"({', '.join(sorted(missing_tl))}); they run as unsignalised")
+    rail = {j.get("id") for j in junctions if j.get("type") in ("rail_crossing", "rail_signal")}
+    crossings = sorted(set(missing_tl) & rail)  # SUMO's rail crossings close for trains, which twin leaves out
+    if crossings:
+        report.notes.append(f"{len(crossings)} rail crossings run as unsignalised for road vehicles (trains are "
+                            f"not modelled)")
+    missing = sorted(set(missing_tl) - rail)
+    if missing:
+        report.notes.append(f"{sum(missing_tl[t] for t in missing)} connections name traffic lights without a "
+                            f"program ({_some(missing)}); they run as unsignalised")
+    alternatives: dict[str, dict] = {}
     for tl, n_links in tl_links.items():
-        ptype, offset, phases, pid = programs[tl]
-        if ptype != "static":
-            report.actuated_programs.append(f"{tl} ({ptype})")
-        width = len(phases[0][1])
-        if width < n_links:
-            raise CityError(f"{path}: traffic light {tl!r} program {pid!r} has {width} links, connections use {n_links}")
-        b.add_tls(tl, tl_node[tl], phases, offset=offset, assign_links=False)
+        for pid, prog in programs[tl].items():
+            width = len(prog.phases[0][1])
+            if width < n_links:
+                raise CityError(f"{path}: traffic light {tl!r} program {pid!r} has {width} links, connections use "
+                                f"{n_links}")
+            args, note = tls_builder_args(prog)
+            if pid == tls_read.active[tl]:
+                if prog.kind != "static":
+                    report.actuated_programs.append(f"{tl} ({prog.kind})")
+                try:
+                    b.add_tls(tl, tl_node[tl], assign_links=False, **args)
+                except CityError as exc:
+                    raise CityError(f"{path}: program {pid!r}: {exc}") from None
+            if note:
+                report.signal_notes[note] += 1
+        if len(programs[tl]) > 1:
+            alternatives[tl] = {pid: prog.to_dict() for pid, prog in programs[tl].items()}
+    switches = [list(s) for s in tls_read.switches if s[2] in tl_links]
+    if alternatives or switches:
+        b.attrs["tls_programs"] = alternatives
+        b.attrs["tls_switches"] = switches
+    report.notes.extend(tls_read.notes)
 
     # foes: the junction's right-of-way matrix where the network has one (a link's internal lane is the
     # junction's intLanes entry of its link index; response bit j set: it yields to link j); else, for

@@ -22,10 +22,17 @@ Left out or approximated, with one warning each saying how many: persons and
 containers, vehicles of classes twin does not model (bicycles, pedestrians,
 trams, rail, ships), vehicles with non-numeric departures (``triggered``,
 ``containerTriggered``), trips given by TAZ, junction or coordinates,
-``<stop>`` elements (the vehicle drives its route without stopping), and
-``departLane``/``departSpeed``/``departPos`` other than ``best``/``max``/``base``
-(twin inserts that way; a value that is not a number or one of SUMO's keywords
-is an error naming the vehicle).
+``<stop>`` elements that name no bus stop or lane of the network, or whose
+edge is not on the vehicle's route, and ``departLane``/``departSpeed``/``departPos``
+other than ``best``/``max``/``base`` (twin inserts that way; a value that is not a
+number or one of SUMO's keywords is an error naming the vehicle).
+
+Stops (``<stop>`` in a vehicle, flow, trip or route): at a ``busStop``/``trainStop``
+(``lane``, ``startPos``, ``endPos``) or on a ``lane`` (``startPos``, ``endPos``),
+with ``duration``, ``until`` and ``parking``; they become the demand's
+:class:`VehicleStops`. As in SUMO, the ``until`` of a stop in a ``<route>`` counts
+from the vehicle's depart time, and that of a stop in a ``<flow>`` from the flow's
+begin for its first vehicle (shifted by each vehicle's depart after it).
 """
 from __future__ import annotations
 
@@ -40,7 +47,7 @@ import numpy as np
 
 from twin.city.model import CityError, CityModel
 from twin.city.sumo_net import SUMO_TO_TWIN_CLASS, iter_xml
-from twin.demand.trips import RoutedDemand, Trips, route_demand
+from twin.demand.trips import RoutedDemand, Trips, VehicleStops, route_demand
 from twin.demand.vtypes import DEFAULT_VTYPES, VehicleType, vclass_bit
 
 log = logging.getLogger(__name__)
@@ -69,13 +76,15 @@ class RouteImportReport:
     rerouted: int = 0
     stops_ignored: int = 0
     depart_attrs: Counter = field(default_factory=Counter)  # departLane/Speed/Pos twin does not follow -> count
+    stops: int = 0  # stops kept
     flows: dict = field(default_factory=dict)  # flow id -> (begin, end, number) in run time [s]
 
     def warn(self, logger: logging.Logger, source: str) -> None:
         for reason, n in self.skipped.most_common():
             logger.warning("%s: left out %d %s", source, n, reason)
         if self.stops_ignored:
-            logger.warning("%s: %d <stop>s ignored (stops are not modelled)", source, self.stops_ignored)
+            logger.warning("%s: %d <stop>s left out (no such bus stop or lane, or not on the vehicle's route)",
+                           source, self.stops_ignored)
         if self.depart_attrs:
             logger.warning("%s: %s not followed: twin inserts every vehicle on the best lane, at the maximum "
                            "speed, at the start of its edge", source,
@@ -140,7 +149,8 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
     vtypes: dict[str, VehicleType | None] = {}
     dists: dict[str, tuple[list[str], np.ndarray]] = {}
     routes: dict[str, list[str]] = {}
-    rows: list[tuple] = []  # id, depart, type, edges, from, to, via
+    rows: list[tuple] = []  # id, depart, type, edges, from, to, via, stops [(attrs, until offset [s])]
+    stop_places: dict[str, tuple[str, str, str | None]] = {}  # bus stop id -> lane, startPos, endPos
 
     def add_vtype(elem_attrs: dict[str, str]) -> None:
         vt = vehicle_type_from_sumo(elem_attrs)
@@ -148,7 +158,7 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
 
     for path in map(Path, files):
         try:
-            _read_file(path, city, rng, report, vtypes, dists, routes, rows, add_vtype, begin, end)
+            _read_file(path, city, rng, report, vtypes, dists, routes, rows, add_vtype, begin, end, stop_places)
         except (KeyError, ValueError) as exc:
             raise CityError(f"{path}: bad demand element ({exc})") from None
     if "DEFAULT_VEHTYPE" not in vtypes:
@@ -160,7 +170,8 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
     keep_ids, depart, vt_idx, origin, dest, given = [], [], [], [], [], []
     rows.sort(key=lambda r: r[1])
     via_cache: dict[tuple[str, ...], np.ndarray | None] = {}
-    for vid, dep, tname, edges, frm, to, via in rows:
+    stops_of: dict[str, list[tuple[dict, float]]] = {}
+    for vid, dep, tname, edges, frm, to, via, stops in rows:
         if tname in dists:
             names, probs = dists[tname]
             tname = names[int(rng.choice(len(names), p=probs))]
@@ -195,27 +206,32 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
         origin.append(city.edge_index[frm])
         dest.append(city.edge_index[to])
         given.append(None if edges is None else np.array([city.edge_index[e] for e in edges], dtype=np.int32))
+        if stops:
+            stops_of[vid] = stops
     if not keep_ids:
         raise CityError(f"no vehicle of {', '.join(map(str, files))} can run on city {city.name!r}")
     trips = Trips(np.array(origin, dtype=np.int32), np.array(dest, dtype=np.int32), np.array(depart),
                   np.array(vt_idx, dtype=np.int32), tuple(type_list), tuple(keep_ids))
     demand, n_rerouted = route_demand(city, trips, given_routes=given, return_rerouted=True)
-    demand = dataclasses.replace(demand, flows=dict(report.flows))
+    stops = _resolve_stops(city, demand, stops_of, stop_places, begin, report) if stops_of else None
+    demand = dataclasses.replace(demand, flows=dict(report.flows), stops=stops)
     report.rerouted = n_rerouted
     report.warn(log, ", ".join(Path(f).name for f in files))
     return demand, report
 
 
-def _read_file(path, city, rng, report, vtypes, dists, routes, rows, add_vtype, begin, end) -> None:
-    """Read one route or additional file's demand elements into ``vtypes``, ``dists``, ``routes``, ``rows``."""
+def _read_file(path, city, rng, report, vtypes, dists, routes, rows, add_vtype, begin, end, stop_places) -> None:
+    """Read one route or additional file's demand elements into ``vtypes``, ``dists``, ``routes``, ``rows``
+    (and bus stops into ``stop_places``)."""
     tags = {"vType", "vTypeDistribution", "route", "routeDistribution", "vehicle", "trip", "flow", "person",
-            "personFlow", "container", "containerFlow", "interval"}
+            "personFlow", "container", "containerFlow", "interval", "busStop", "trainStop"}
+    route_stops: dict[str, list[dict]] = {}  # a route's own stops (until counts from the depart)
     for top in iter_xml(path, tags, top_level=True):
         # flows may sit in <interval begin= end=> blocks, which give their default begin and end
         items = [(child, top.attrib) for child in top] if top.tag == "interval" else [(top, {})]
         for elem, defaults in items:
             _read_element(elem, {k: v for k, v in defaults.items() if k in ("begin", "end")}, city, rng, report,
-                          vtypes, dists, routes, rows, add_vtype, begin, end)
+                          vtypes, dists, routes, rows, add_vtype, begin, end, stop_places, route_stops)
 
 
 # SUMO's depart attribute keywords (besides numbers); twin inserts as "best", "max", "base"
@@ -241,7 +257,8 @@ def _check_depart_attrs(tag: str, a: dict[str, str], report: "RouteImportReport"
         report.depart_attrs[key] += 1
 
 
-def _read_element(elem, defaults, city, rng, report, vtypes, dists, routes, rows, add_vtype, begin, end) -> None:
+def _read_element(elem, defaults, city, rng, report, vtypes, dists, routes, rows, add_vtype, begin, end,
+                  stop_places, route_stops) -> None:
     tag = elem.tag
     a = {**defaults, **elem.attrib}
     if tag == "vType":
@@ -257,9 +274,12 @@ def _read_element(elem, defaults, city, rng, report, vtypes, dists, routes, rows
         if not names or probs.sum() <= 0:
             raise ValueError(f"vTypeDistribution {a.get('id')!r} is empty")
         dists[a["id"]] = (names, probs / probs.sum())
+    elif tag in ("busStop", "trainStop"):
+        stop_places[a["id"]] = (a["lane"], a.get("startPos", "0"), a.get("endPos"))
     elif tag == "route":
         if "id" in a and "edges" in a:
             routes[a["id"]] = a["edges"].split()
+            route_stops[a["id"]] = [dict(st.attrib) for st in elem.findall("stop")]
     elif tag == "routeDistribution":  # each vehicle naming it draws one of its routes by probability
         members = [(r.get("id"), r.get("edges", "").split() or routes.get(r.get("refId"), []),
                     float(r.get("probability", 1.0))) for r in elem.findall("route")]
@@ -274,15 +294,18 @@ def _read_element(elem, defaults, city, rng, report, vtypes, dists, routes, rows
     elif tag in ("person", "personFlow", "container", "containerFlow"):
         report.skipped[f"{tag} elements (persons and containers are not modelled)"] += 1
     elif tag in ("vehicle", "trip", "flow"):
-        report.stops_ignored += len(elem.findall("stop"))
+        own = [dict(st.attrib) for st in elem.findall("stop")]  # until: absolute (a flow's: first vehicle)
+        shared: list[dict] = []  # the route's stops: until counts from the depart
         edges = None
         r = elem.find("route")
         if r is not None and r.get("edges"):
             edges = r.get("edges").split()
+            own = [dict(st.attrib) for st in r.findall("stop")] + own
         elif a.get("route"):
             if a["route"] not in routes:
                 raise ValueError(f"{tag} {a.get('id')!r} names unknown route {a['route']!r}")
             edges = routes[a["route"]]
+            shared = route_stops.get(a["route"], [])
         frm, to = a.get("from"), a.get("to")
         via = tuple(a.get("via", "").split()) if edges is None else ()
         if edges is None and (frm is None or to is None):
@@ -298,9 +321,11 @@ def _read_element(elem, defaults, city, rng, report, vtypes, dists, routes, rows
             deps = _flow_departures(a, rng)
             flow_end = sumo_time(a["end"]) if "end" in a else (deps[-1] + 1.0 if deps else sumo_time(a.get("begin", 0)))
             report.flows[a["id"]] = (sumo_time(a.get("begin", 0)) - begin, flow_end - begin, len(deps))
+            f_begin = sumo_time(a.get("begin", 0))
             for k, dep in enumerate(deps):
                 if begin <= dep < end:
-                    rows.append((f"{a['id']}.{k}", dep, vtype, _draw(edges, rng), frm, to, via))
+                    rows.append((f"{a['id']}.{k}", dep, vtype, _draw(edges, rng), frm, to, via,
+                                 [(st, dep) for st in shared] + [(st, dep - f_begin) for st in own]))
             return
         depart = a.get("depart", "0")
         try:
@@ -309,7 +334,51 @@ def _read_element(elem, defaults, city, rng, report, vtypes, dists, routes, rows
             report.skipped[f"vehicles with depart={depart!r} (not a time)"] += 1
             return
         if begin <= dep < end:
-            rows.append((a["id"], dep, vtype, _draw(edges, rng), frm, to, via))
+            rows.append((a["id"], dep, vtype, _draw(edges, rng), frm, to, via,
+                         [(st, dep) for st in shared] + [(st, 0.0) for st in own]))
+
+
+def _resolve_stops(city: CityModel, demand: RoutedDemand, stops_of: dict[str, list[tuple[dict, float]]],
+                   stop_places: dict[str, tuple[str, str, str | None]], begin: float,
+                   report: RouteImportReport) -> VehicleStops:
+    """The trips' stops on their routes (SUMO's ``<stop>`` attributes; until in run time)."""
+    def lane_of(lane_id: str) -> tuple[int, int] | None:
+        e, _, k = lane_id.rpartition("_")
+        if e not in city.edge_index or not k.isdigit() or int(k) >= city.edge_num_lanes[city.edge_index[e]]:
+            return None
+        return city.edge_index[e], int(k)
+
+    def position(value: str | None, length: float, default: float) -> float:
+        x = default if value is None else float(value)
+        return min(max(x + length if x < 0 else x, 0.0), length)
+
+    rows: list[list[tuple]] = []
+    for i, vid in enumerate(demand.trips.ids):
+        route = demand.route(i)
+        out: list[tuple] = []
+        k = 0  # a stop is on the first occurrence of its edge at or after the previous stop's
+        for st, offset in stops_of.get(vid, []):
+            place = st.get("busStop") or st.get("trainStop")
+            lane_id, start, end_ = (stop_places[place] if place in stop_places else
+                                    (st.get("lane"), st.get("startPos"), st.get("endPos")))
+            if lane_id is None and st.get("edge") is not None:
+                lane_id = f"{st['edge']}_0"
+            el = lane_of(lane_id) if lane_id else None
+            hits = np.flatnonzero(route[k:] == el[0]) if el else np.zeros(0)
+            if not hits.size:
+                report.stops_ignored += 1
+                continue
+            k += int(hits[0])
+            e, lane = el
+            length = float(city.lane_length[city.edge_lane_start[e] + lane])
+            x1 = position(end_, length, length)
+            x0 = min(position(start, length, max(x1 - 1.0, 0.0)), x1)
+            until = sumo_time(st["until"]) + offset - begin if st.get("until") is not None else np.nan
+            out.append((k, lane, x0, x1, sumo_time(st.get("duration", 0)), until,
+                        st.get("parking", "false").lower() in ("true", "1", "yes")))
+        report.stops += len(out)
+        rows.append(out)
+    return VehicleStops.from_rows(rows)
 
 
 def _draw(edges, rng: np.random.Generator):

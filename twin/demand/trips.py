@@ -54,6 +54,53 @@ class Unroutable:
 
 
 @dataclass(frozen=True, eq=False)
+class VehicleStops:
+    """Stops of the trips (SUMO's ``<stop>``), CSR by trip: trip i's stops are ``offsets[i]:offsets[i + 1]``,
+    in the order it serves them.
+
+    Per stop: ``route_index`` (int32) the position in the trip's route of the edge it is on, ``lane``
+    (int32) the lane index on that edge SUMO names (-1: any), ``start_pos``/``end_pos`` [m] the stop's
+    extent on the lane (a vehicle stops with its front at ``end_pos``), ``duration`` [s] the least
+    dwell time, ``until`` [s] (run time; NaN: none) the earliest departure, ``parking`` (bool) whether
+    it leaves the lane while it dwells.
+    """
+
+    offsets: np.ndarray
+    route_index: np.ndarray
+    lane: np.ndarray
+    start_pos: np.ndarray
+    end_pos: np.ndarray
+    duration: np.ndarray
+    until: np.ndarray
+    parking: np.ndarray
+
+    FIELDS = ("route_index", "lane", "start_pos", "end_pos", "duration", "until", "parking")
+
+    def __len__(self) -> int:
+        return int(self.route_index.shape[0])
+
+    @classmethod
+    def from_rows(cls, rows: list[list[tuple]]) -> "VehicleStops":
+        """From one list of (route_index, lane, start_pos, end_pos, duration, until, parking) per trip."""
+        counts = [len(r) for r in rows]
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        flat = [s for r in rows for s in r]
+        cols = list(zip(*flat)) if flat else [()] * 7
+        dtypes = (np.int32, np.int32, np.float64, np.float64, np.float64, np.float64, np.bool_)
+        return cls(offsets, *(np.array(c, dtype=d) for c, d in zip(cols, dtypes)))
+
+    def take(self, idx: np.ndarray) -> "VehicleStops":
+        """The stops of trips ``idx`` (in that order; repeats allowed)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        lens = np.diff(self.offsets)[idx]
+        off = np.zeros(idx.size + 1, dtype=np.int64)
+        np.cumsum(lens, out=off[1:])
+        gather = np.repeat(self.offsets[idx], lens) + (np.arange(off[-1]) - np.repeat(off[:-1], lens))
+        return VehicleStops(off, *(getattr(self, f)[gather] for f in self.FIELDS))
+
+
+@dataclass(frozen=True, eq=False)
 class RoutedDemand:
     """Trips that have routes (sorted by depart time), and those that have none."""
 
@@ -64,6 +111,7 @@ class RoutedDemand:
     free_flow_time: np.ndarray  # float64 [s] at the speed limits
     unroutable: tuple[Unroutable, ...] = field(default=())
     flows: dict = field(default_factory=dict)  # SUMO flows it came from: id -> (begin [s], end [s], number)
+    stops: VehicleStops | None = None  # the trips' stops (bus stops), if any
 
     def route(self, i: int) -> np.ndarray:
         return self.route_edges[self.route_offsets[i]: self.route_offsets[i + 1]]
@@ -81,7 +129,7 @@ class RoutedDemand:
         t = self.trips
         trips = Trips(t.origin[idx], t.destination[idx], depart, t.vtype[idx], t.vtypes, ids)
         return RoutedDemand(trips, off, self.route_edges[gather], self.route_length[idx], self.free_flow_time[idx],
-                            self.unroutable, self.flows)
+                            self.unroutable, self.flows, None if self.stops is None else self.stops.take(idx))
 
     def save(self, path: str | Path, city: CityModel) -> Path:
         """Write to ``.npz`` (edges by id, so it reloads against the same city)."""
@@ -90,10 +138,12 @@ class RoutedDemand:
         edge_ids = np.array(city.edge_ids)
         meta = {"city": city.name, "vtypes": [v.to_dict() for v in self.trips.vtypes],
                 "unroutable": [u.__dict__ for u in self.unroutable]}
+        stops = {} if self.stops is None else {f"stop_{f}": getattr(self.stops, f)
+                                               for f in ("offsets", *VehicleStops.FIELDS)}
         return save_npz(path, "twin-demand/1", meta, {
             "ids": np.array(self.trips.ids), "origin": edge_ids[self.trips.origin],
             "destination": edge_ids[self.trips.destination], "depart": self.trips.depart, "vtype": self.trips.vtype,
-            "route_offsets": self.route_offsets, "route_edges": edge_ids[self.route_edges]})
+            "route_offsets": self.route_offsets, "route_edges": edge_ids[self.route_edges], **stops})
 
     @classmethod
     def load(cls, path: str | Path, city: CityModel) -> "RoutedDemand":
@@ -113,10 +163,13 @@ class RoutedDemand:
                       tuple(VehicleType(**v) for v in meta["vtypes"]), tuple(str(t) for t in data["ids"]))
         seg = np.repeat(np.arange(len(trips)), np.diff(data["route_offsets"]))
         ff = free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed)
+        stops = None
+        if "stop_offsets" in data:
+            stops = VehicleStops(*(data[f"stop_{f}"] for f in ("offsets", *VehicleStops.FIELDS)))
         return cls(trips, data["route_offsets"].astype(np.int64), r,
                    np.bincount(seg, weights=city.edge_length[r], minlength=len(trips)),
                    np.bincount(seg, weights=ff[r], minlength=len(trips)),
-                   tuple(Unroutable(**u) for u in meta["unroutable"]))
+                   tuple(Unroutable(**u) for u in meta["unroutable"]), stops=stops)
 
 
 def gravity_od(city: CityModel, total: float, *, beta_per_km: float = 0.6) -> np.ndarray:

@@ -23,6 +23,8 @@ from twin.city.graph import class_graph
 from twin.demand.routing import route_trips
 from twin.demand.vtypes import vclass_bit
 from twin.engines.native import kernels as K
+from twin.engines.native import signals as S
+from twin.engines.native import stops as ST
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,8 @@ class NativeEngine:
         "pos": 0.0, "speed": 0.0, "ridx": 0, "t_insert": np.nan, "t_arrive": np.nan, "dist": 0.0, "wait": 0.0,
         "time_loss": 0.0, "co2": 0.0, "teleports": 0, "_order": 0, "_order_tmp": 0, "_new_pos": 0.0,
         "_new_speed": 0.0, "_new_lane": 0, "_wait_list": 0, "_prev_lane": 0, "_prev_pos": 0.0,
-        "_score_cache": 0, "_score_ridx": -1, "_junction_speed": 0.0, "_sg_prob": 0.0, "_kr_prob": 0.0}
+        "_score_cache": 0, "_score_ridx": -1, "_junction_speed": 0.0, "_sg_prob": 0.0, "_kr_prob": 0.0,
+        "_stop_next": 0, "_dwell_until": -1.0, "_stop_at": K.INF}
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
                  loops: list[tuple[str, int, float]] | None = None) -> None:
@@ -162,6 +165,9 @@ class NativeEngine:
         self._steer_salt = int(rng.integers(2 ** 62))
         self._tls_phase = np.zeros(city.n_tls, dtype=np.int32)
         self._conn_signal = np.full(city.n_connections, K.UNCONTROLLED, dtype=np.int8)
+        self._signals_start(city)
+        self._stops_start(demand)
+        self._update_signals(0.0, self._sort())
         # cumulative edge measurements
         ne = city.n_edges
         self.e_entered = np.zeros(ne)
@@ -194,9 +200,23 @@ class NativeEngine:
     def _one_step(self) -> None:
         c, vt, dt = self.city, self._vt, self._dt
         t = self._step * dt
-        K.update_signals(t, self._tls_offset, self._tls_phase_offsets, self._phase_duration, self._phase_state, c.conn_tls,
-                         c.conn_link, self._tls_phase, self._conn_signal)
         n = self._sort()
+        if self._parked.size:
+            self._n_order, n_parked = ST.unpark(t, self.state, self.lane, self.pos, self.speed, self.vtype,
+                                                vt["length"], vt["min_gap"], self._dwell_until, self._stop_next,
+                                                self._order, self._lane_start, self._n_order, self._parked,
+                                                self._parked.size)
+            self._parked = self._parked[:n_parked]
+            n = self._sort()
+        self._update_signals(t, n)
+        if self._stop_ridx.size and ST.stop_targets(
+                t, self._order, n, self.lane, self.pos, self.speed, self.vtype, vt["length"], vt["class_bit"],
+                self.ridx, self.route_off, self.route_n, self.route_edges, c.lane_edge, c.lane_length,
+                self._lane_allow, c.edge_lane_start, c.lane_conn_offsets, c.conn_to_lane, c.conn_length,
+                self._stop_off, self._stop_ridx, self._stop_start, self._stop_end, self._stop_duration,
+                self._stop_until, self._stop_parking, self._stop_next, self._dwell_until, self.wait, self.state,
+                self._stop_at):
+            self._parked = np.flatnonzero(self.state == ST.PARKED).astype(np.int32)
         direction = 1 if self._step % 2 == 0 else -1
         if n and K.change_lanes(direction, self._order, n, self._lane_start, self.lane, self.pos, self.speed,
                                 self.vtype, self.vfactor, self.ridx, self.route_off, self.route_n,
@@ -217,7 +237,7 @@ class NativeEngine:
                self._lane_allow, c.edge_lane_start, c.lane_conn_offsets, c.conn_to_lane, self._conn_signal,
                c.conn_length, c.conn_speed, c.conn_foe_offsets, c.conn_foe_lanes, self._req_back, self._junction_speed,
                self._new_pos, self._new_speed, self.dist, self.wait, self.time_loss, self.co2,
-               self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time)
+               self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time, self._stop_at)
         arrived, teleported = K.commit(
             t, dt, self._teleport_time, self._order, n, self._lane_start, self.state, self.lane, self.pos,
             self.speed, self.vtype, self.ridx, self.route_off, self.route_n, self.route_edges, vt["length"],
@@ -236,6 +256,113 @@ class NativeEngine:
         self._updates += n
         self._step += 1
         self._insert(self._step * dt, tails_ready=True)
+
+    # ------------------------------------------------------------- stops
+    def _stops_start(self, demand: RoutedDemand) -> None:
+        """The trips' stops (see :mod:`twin.engines.native.stops`)."""
+        n = len(demand.trips)
+        st = demand.stops
+        self._stop_off = np.zeros(n + 1, dtype=np.int64) if st is None else st.offsets.astype(np.int64)
+        self._stop_ridx = np.zeros(0, dtype=np.int32) if st is None else st.route_index.astype(np.int32)
+        for name, f in (("_stop_start", "start_pos"), ("_stop_end", "end_pos"), ("_stop_duration", "duration"),
+                        ("_stop_until", "until")):
+            setattr(self, name, np.zeros(0) if st is None else getattr(st, f).astype(np.float64))
+        self._stop_parking = np.zeros(0, dtype=np.bool_) if st is None else st.parking.astype(np.bool_)
+        self._stop_next = self._stop_off[:-1].astype(np.int32)
+        self._dwell_until = np.full(n, -1.0)
+        self._stop_at = np.full(n, K.INF)
+        self._parked = np.zeros(0, dtype=np.int32)
+
+    # ----------------------------------------------------------- signals
+    def _signals_start(self, city: CityModel) -> None:
+        """Actuated-signal state and WAUT schedule (see :mod:`twin.engines.native.signals`)."""
+        self._tls_kind = city.tls_kind.copy()
+        self._tls_max_gap = city.tls_max_gap.copy()
+        self._tls_det_gap = city.tls_detector_gap.copy()
+        self._phase_min = city.phase_min_dur.copy()
+        self._phase_max = city.phase_max_dur.copy()
+        self._phase_next = city.phase_next.copy()
+        self._sig_phase = np.full(city.n_tls, -1, dtype=np.int32)  # actuated signals' current phase
+        self._sig_phase_start = np.zeros(city.n_tls)
+        self._sig_next_check = np.zeros(city.n_tls)
+        self._sig_det_lane = np.zeros(0, dtype=np.int32)
+        self._sig_det_last = np.zeros(0)
+        self._sig_switches = [tuple(s) for s in city.attrs.get("tls_switches", [])]
+        self._sig_switched_until = -1e-9  # switches up to this time [s] are applied
+        self._sig_next_switch = S.next_switch_time(self._sig_switches, self._sig_switched_until)
+        self._signal_layout()
+
+    def _signal_layout(self) -> None:
+        """Detectors of the actuated signals for the current programs (a detector on a lane keeps its
+        last detection across a program change)."""
+        c = self.city
+        last = dict(zip(self._sig_det_lane.tolist(), self._sig_det_last.tolist()))
+        (self._sig_det_lane, self._sig_det_pos, self._sig_phase_det_off, self._sig_phase_dets,
+         self._sig_phase_green) = S.detector_layout(c.lane_length, c.lane_speed, c.conn_from_lane, c.conn_tls,
+                                                     c.conn_link, self._tls_kind, self._tls_det_gap,
+                                                     self._tls_phase_offsets, self._phase_state)
+        self._sig_det_last = np.array([last.get(ln, -K.INF) for ln in self._sig_det_lane.tolist()], dtype=np.float64)
+
+    def _update_signals(self, t: float, n: int) -> None:
+        """Signal state of every connection for [t, t + dt): WAUT switches due, fixed-time programs by the
+        clock, actuated ones from their detectors (vehicles sorted: ``n`` running)."""
+        c = self.city
+        if t >= self._sig_next_switch - 1e-9:
+            self._apply_switches(t)
+        K.update_signals(t, self._tls_offset, self._tls_phase_offsets, self._phase_duration, self._phase_state,
+                         c.conn_tls, c.conn_link, self._tls_phase, self._conn_signal)
+        if self._sig_det_lane.size:
+            S.detect(t, self._dt, self._order, self._lane_start, self.pos, self.speed, self.vtype,
+                     self._vt["length"], self._sig_det_lane, self._sig_det_pos, self._sig_det_last)
+        S.actuate(t, self._dt, self._tls_kind, self._tls_max_gap, self._tls_det_gap, self._tls_phase_offsets,
+                  self._phase_duration, self._phase_min, self._phase_max, self._phase_next, self._sig_phase_green,
+                  self._sig_phase_det_off, self._sig_phase_dets, self._sig_det_last, self._phase_state, c.conn_tls,
+                  c.conn_link, self._sig_phase, self._sig_phase_start, self._sig_next_check, self._tls_phase,
+                  self._conn_signal)
+
+    def _apply_switches(self, t: float) -> None:
+        """Switch signals to the programs their WAUTs schedule in (last applied, ``t``]."""
+        from twin.city.sumo_net import TlsProgram, tls_builder_args
+
+        programs = self.city.attrs.get("tls_programs", {})
+        for ts, tls, pid in S.due_switches(self._sig_switches, self._sig_switched_until, t):
+            args, _ = tls_builder_args(TlsProgram(**programs[tls][pid]))
+            log.info("t=%g s: traffic light %s switches to program %s (WAUT at %g s)", t, tls, pid, ts)
+            self._put_program(self.city.tls_index[tls], args)
+        self._sig_switched_until = t
+        self._sig_next_switch = S.next_switch_time(self._sig_switches, t)
+
+    def _put_program(self, k: int, args: dict) -> None:
+        """Make ``args`` (:meth:`CityBuilder.add_tls` keywords) the program of traffic light ``k``."""
+        from twin.city.model import Signal
+
+        phases = args["phases"]
+        width = self._phase_state.shape[1]
+        rows = np.full((len(phases), width), int(Signal.RED), dtype=np.int8)
+        for r, (_, st) in enumerate(phases):
+            rows[r, : len(st)] = [int(Signal.from_char(ch)) for ch in st]
+        durations = np.array([d for d, _ in phases], dtype=np.float64)
+        p0, p1 = self._tls_phase_offsets[k], self._tls_phase_offsets[k + 1]
+
+        def splice(arr, new):
+            return np.concatenate([arr[:p0], np.asarray(new, dtype=arr.dtype), arr[p1:]])
+
+        self._phase_duration = splice(self._phase_duration, durations)
+        self._phase_state = np.vstack([self._phase_state[:p0], rows, self._phase_state[p1:]])
+        self._phase_min = splice(self._phase_min, args.get("min_dur", durations))
+        self._phase_max = splice(self._phase_max, args.get("max_dur", durations))
+        self._phase_next = splice(self._phase_next, args.get("next_phase", [-1] * len(phases)))
+        shift = len(phases) - (p1 - p0)
+        self._tls_phase_offsets = self._tls_phase_offsets.copy()
+        self._tls_phase_offsets[k + 1:] += shift
+        self._tls_offset[k] = args.get("offset", 0.0)
+        self._tls_kind[k] = S.ACTUATED if args.get("actuated") else S.STATIC
+        self._tls_max_gap[k] = args.get("max_gap", 3.0)
+        self._tls_det_gap[k] = args.get("detector_gap", 2.0)
+        later = self._sig_phase[k + 1:]
+        later[later >= 0] += shift  # (global phase indices)
+        self._sig_phase[k] = -1  # an actuated program starts at its first phase
+        self._signal_layout()
 
     def _setup_loops(self, city: CityModel) -> None:
         spec = sorted(enumerate(self._loop_spec), key=lambda kv: kv[1][1])
@@ -422,24 +549,11 @@ class NativeEngine:
         if a.tls not in c.tls_index:
             raise KeyError(f"unknown traffic light {a.tls!r}")
         k = c.tls_index[a.tls]
-        width = self._phase_state.shape[1]
         if not a.phases or any(d <= 0 for d, _ in a.phases):
             raise ValueError(f"traffic light {a.tls!r}: phases need durations > 0")
         if any(len(st) != c.tls_num_links[k] for _, st in a.phases):
             raise ValueError(f"traffic light {a.tls!r}: states must have {c.tls_num_links[k]} signals")
-        from twin.city.model import Signal
-
-        rows = np.full((len(a.phases), width), int(Signal.RED), dtype=np.int8)
-        for r, (_, st) in enumerate(a.phases):
-            rows[r, : len(st)] = [int(Signal.from_char(ch)) for ch in st]
-        p0, p1 = self._tls_phase_offsets[k], self._tls_phase_offsets[k + 1]
-        self._phase_duration = np.concatenate([self._phase_duration[:p0], [d for d, _ in a.phases],
-                                               self._phase_duration[p1:]])
-        self._phase_state = np.vstack([self._phase_state[:p0], rows, self._phase_state[p1:]])
-        shift = len(a.phases) - (p1 - p0)
-        self._tls_phase_offsets = self._tls_phase_offsets.copy()
-        self._tls_phase_offsets[k + 1:] += shift
-        self._tls_offset[k] = a.offset
+        self._put_program(k, {"phases": list(a.phases), "offset": a.offset})
 
     # ------------------------------------------------------------- rerouting
     def _route_cost(self, vtype: int) -> np.ndarray:
@@ -568,6 +682,13 @@ class NativeEngine:
             eng._req_back = np.full((2, eng._req_back.size), -K.INF)
         eng.city, eng.demand = city, demand
         eng._vt = vtype_arrays(list(demand.trips.vtypes))
+        if "_tls_kind" not in eng.__dict__:  # checkpoints before actuated signals and stops
+            phase = eng._tls_phase.copy()
+            eng._signals_start(city)
+            eng._tls_phase = phase
+        if "_stop_off" not in eng.__dict__:
+            eng._stops_start(demand)
+        eng._sig_switches = [tuple(s) for s in city.attrs.get("tls_switches", [])]  # (not an array: not saved)
         eng._check_restored(path)
         return eng
 

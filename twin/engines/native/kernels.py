@@ -705,8 +705,11 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
          lane_edge, lane_length, lane_speed, lane_allow, edge_lane_start, lane_conn_offsets, conn_to_lane,
          conn_signal, conn_length, conn_speed, conn_foe_offsets, conn_foe_lanes, req_back, junction_speed,
          new_pos, new_speed, dist, wait, time_loss, co2,
-         e_veh_time, e_dist, e_halt_time, e_queue_time):
+         e_veh_time, e_dist, e_halt_time, e_queue_time, stop_at):
     """New speed and position of every running vehicle (written to ``new_pos``/``new_speed``).
+
+    A vehicle halts where ``stop_at[i]`` [m, on its lane; INF: no stop] says (its stops,
+    :mod:`twin.engines.native.stops`), braking as for a red light.
 
     Also accumulates per vehicle: distance [m], continuous halting time [s],
     time loss [s], CO2 [g]; and per edge: vehicle time [veh·s], distance
@@ -785,6 +788,9 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
                 d += lane_length[tl]
                 cur = tl
                 ahead += 1
+        if stop_at[i] < INF * 0.5:  # a stop ahead (or dwelling there)
+            acc = min(acc, idm(v, v_allowed, stop_at[i] - p, 0.0, a, b, s0 * 0.25, tau))
+            hard = min(hard, stop_at[i] - p)
         rb = max(req_back[0, l], req_back[1, l])
         # a vehicle beside the requester (front within LC_URGENT_GAP of its back) drives on: it is in the way
         if rb - p > LC_URGENT_GAP and rb - p < 60.0 and v * v <= 2.0 * b * (rb - p):

@@ -177,7 +177,7 @@ class SumoEngine:
         src = city.attrs.get("sumo_net")
         if src and Path(src).is_file():
             tls = [a for a in city.attrs.get("sumo_additional", []) if Path(a).is_file()
-                   and b"<tlLogic" in Path(a).read_bytes()]
+                   and (b"<tlLogic" in (data := Path(a).read_bytes()) or b"<WAUT" in data)]
             return Path(src), tls
         return export_network(city, self.workdir), []
 

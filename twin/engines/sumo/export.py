@@ -250,12 +250,21 @@ def _tls_xml(city: CityModel) -> ET.Element:
         durations = city.phase_duration[p0:p1]
         cycle = float(durations.sum())
         offset = (cycle - float(city.tls_offset[k]) % cycle) % cycle
-        el = ET.SubElement(root, "tlLogic", {"id": tid, "type": "static", "programID": "0",
-                                             "offset": _f(offset)})
+        actuated = int(city.tls_kind[k]) == 1
+        el = ET.SubElement(root, "tlLogic", {"id": tid, "type": "actuated" if actuated else "static",
+                                             "programID": "0", "offset": _f(offset)})
+        if actuated:
+            ET.SubElement(el, "param", {"key": "max-gap", "value": _f(city.tls_max_gap[k])})
+            ET.SubElement(el, "param", {"key": "detector-gap", "value": _f(city.tls_detector_gap[k])})
         n_links = int(city.tls_num_links[k])
         for p in range(p0, p1):
             state = "".join(SIGNAL_TO_CHAR[int(s)] for s in city.phase_state[p, :n_links])
-            ET.SubElement(el, "phase", {"duration": _f(city.phase_duration[p]), "state": state})
+            ph = {"duration": _f(city.phase_duration[p]), "state": state}
+            if actuated:
+                ph.update(minDur=_f(city.phase_min_dur[p]), maxDur=_f(city.phase_max_dur[p]))
+                if city.phase_next[p] >= 0:
+                    ph["next"] = str(int(city.phase_next[p]))
+            ET.SubElement(el, "phase", ph)
     for c in np.flatnonzero(city.conn_tls >= 0):
         attrs = _conn_attrs(city, int(c))
         attrs.update(tl=city.tls_ids[city.conn_tls[c]], linkIndex=str(int(city.conn_link[c])))
@@ -378,7 +387,8 @@ def export_routes(demand: RoutedDemand, city: CityModel, path: Path) -> Path:
     One ``<vType>`` per twin vehicle type and one ``<vehicle>`` per routed trip
     (id = trip id, ``depart`` in [s], ``departLane="best"``,
     ``departSpeed="max"``, ``departPos="base"``) with its route as edge ids,
-    sorted by depart time. Unroutable trips are not written.
+    sorted by depart time, and its stops (``<stop lane startPos endPos duration
+    [until] [parking]>``). Unroutable trips are not written.
 
     Returns
     -------
@@ -404,6 +414,15 @@ def export_routes(demand: RoutedDemand, city: CityModel, path: Path) -> Path:
             "departLane": "best", "departSpeed": "max", "departPos": "base",
         })
         ET.SubElement(veh, "route", {"edges": " ".join(city.edge_ids[e] for e in edges)})
+        st = demand.stops
+        for q in range(0 if st is None else int(st.offsets[i]), 0 if st is None else int(st.offsets[i + 1])):
+            attrs = {"lane": f"{city.edge_ids[edges[st.route_index[q]]]}_{max(int(st.lane[q]), 0)}",
+                     "startPos": _f(st.start_pos[q]), "endPos": _f(st.end_pos[q]), "duration": _f(st.duration[q])}
+            if np.isfinite(st.until[q]):
+                attrs["until"] = _f(st.until[q])
+            if st.parking[q]:
+                attrs["parking"] = "true"
+            ET.SubElement(veh, "stop", attrs)
     return _write_xml(root, path)
 
 

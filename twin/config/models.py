@@ -105,6 +105,8 @@ class VehicleTypeConfig(Strict):
     c_roll: float | None = Field(None, ge=0)
     idle_co2: float | None = Field(None, ge=0)
     co2_per_kj: float | None = Field(None, ge=0)
+    emission_class: str | None = Field(None, description="SUMO's HBEFA4 class, e.g. HBEFA4/PC_petrol_Euro-4; "
+                                                         "unset: the fleet mix (docs/emissions.md)")
 
 
 class OdDemandConfig(Strict):

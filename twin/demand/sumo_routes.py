@@ -1,8 +1,10 @@
 """Import SUMO demand: vehicle types, routes, vehicles, trips and flows (``.rou.xml`` and additional files).
 
 - ``vType`` parameters map to twin's :class:`VehicleType` (accel, decel, tau,
-  minGap, length, maxSpeed, speedFactor/speedDev, vClass); emission and
-  gap-acceptance parameters come from twin's default of the same class.
+  minGap, length, maxSpeed, speedFactor/speedDev, vClass, emissionClass when it is
+  an HBEFA4 class; another model's class, e.g. ``HBEFA2/P_7_7``, is set aside with a
+  warning and the type gets twin's default: docs/emissions.md); gap-acceptance
+  parameters come from twin's default of the same class.
 - ``vTypeDistribution``: each vehicle draws its type by the probabilities
   (from the ``demand`` random stream, so reproducible for a seed).
 - ``vehicle`` with a route (``route=`` id or an embedded ``<route edges>``);
@@ -55,6 +57,7 @@ class RouteImportReport:
     skipped: Counter = field(default_factory=Counter)  # reason -> count
     rerouted: int = 0
     stops_ignored: int = 0
+    emission_classes_ignored: Counter = field(default_factory=Counter)  # SUMO class twin has no table for -> vTypes
     flows: dict = field(default_factory=dict)  # flow id -> (begin, end, number) in run time [s]
 
     def warn(self, logger: logging.Logger, source: str) -> None:
@@ -62,6 +65,9 @@ class RouteImportReport:
             logger.warning("%s: left out %d %s", source, n, reason)
         if self.stops_ignored:
             logger.warning("%s: %d <stop>s ignored (stops are not modelled)", source, self.stops_ignored)
+        for ec, n in self.emission_classes_ignored.items():
+            logger.warning("%s: emission class %r of %d vType(s) is not an HBEFA4 class twin has; they get "
+                           "twin's default (docs/emissions.md)", source, ec, n)
         if self.rerouted:
             logger.warning("%s: %d routes were not connected in the network and were re-routed", source,
                            self.rerouted)
@@ -107,9 +113,18 @@ def vehicle_type_from_sumo(attrs: dict[str, str]) -> VehicleType | None:
     def num(key: str) -> float:
         return float(attrs.get(key, d[key]))
 
+    ec = attrs.get("emissionClass")
+    if ec is not None:
+        from twin.demand.emissions import check_class
+
+        try:
+            ec = check_class(ec if "/" in ec else f"HBEFA4/{ec}")
+        except ValueError:
+            ec = None  # not an HBEFA4 class (read_sumo_demand reports it)
     return dataclasses.replace(
         template, name=attrs["id"], vclass=cls, accel=num("accel"), decel=num("decel"), length=num("length"),
-        min_gap=num("minGap"), max_speed=num("maxSpeed"), tau=max(num("tau"), 0.1), speed_factor=sf, speed_dev=sd)
+        min_gap=num("minGap"), max_speed=num("maxSpeed"), tau=max(num("tau"), 0.1), speed_factor=sf, speed_dev=sd,
+        emission_class=ec)
 
 
 def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Generator, *,
@@ -127,6 +142,8 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
     def add_vtype(elem_attrs: dict[str, str]) -> None:
         vt = vehicle_type_from_sumo(elem_attrs)
         vtypes[elem_attrs["id"]] = vt
+        if vt is not None and elem_attrs.get("emissionClass") and vt.emission_class is None:
+            report.emission_classes_ignored[elem_attrs["emissionClass"]] += 1
 
     for path in map(Path, files):
         try:

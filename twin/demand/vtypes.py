@@ -38,6 +38,8 @@ class VehicleType:
     c_roll : float                    rolling-resistance coefficient
     idle_co2 : float  [g/s]
     co2_per_kj : float  [g/kJ]        CO2 per kJ of traction energy
+    emission_class : str or None      SUMO's HBEFA4 class (e.g. ``HBEFA4/PC_petrol_Euro-4``); None: the
+                                      default of its vehicle class or the fleet mix (docs/emissions.md)
     """
 
     name: str
@@ -56,10 +58,18 @@ class VehicleType:
     c_roll: float = 0.012
     idle_co2: float = 0.55
     co2_per_kj: float = 0.29
+    emission_class: str | None = None
 
     def __post_init__(self) -> None:
         if self.vclass not in VCLASSES:
             raise ValueError(f"vehicle type {self.name!r}: unknown class {self.vclass!r} (one of {VCLASSES})")
+        if self.emission_class is not None:
+            from twin.demand.emissions import check_class
+
+            try:
+                object.__setattr__(self, "emission_class", check_class(self.emission_class))
+            except ValueError as exc:
+                raise ValueError(f"vehicle type {self.name!r}: {exc}") from None
         for f in ("length", "accel", "decel", "tau", "max_speed", "speed_factor", "mass"):
             if getattr(self, f) <= 0:
                 raise ValueError(f"vehicle type {self.name!r}: {f} must be > 0")

@@ -61,6 +61,26 @@ def test_coasting_vehicle_emits_nothing_and_idling_one_does():
     assert out[MODEL_POLLUTANTS.index("CO2")] == pytest.approx(1521.0, rel=1e-3)  # SUMO's idle CO2 [mg/s]
 
 
+def test_co2_of_a_steady_car_is_the_hbefa4_rate_at_its_speed():
+    """A Euro 4 petrol car at a steady 50 km/h emits E(13.89 m/s, 0) / v per metre (≈ 148 g/km)."""
+    import dataclasses
+
+    from conftest import run_native
+    from twin.city import corridor_city
+    from twin.demand import DEFAULT_VTYPES, Trips
+
+    city = corridor_city(4, 1000.0, speed=13.89)
+    car = dataclasses.replace(DEFAULT_VTYPES["car"], speed_dev=0.0, emission_class="HBEFA4/PC_petrol_Euro-4")
+    trips = Trips(np.array([0], np.int32), np.array([3], np.int32), np.array([0.0]), np.array([0], np.int32), (car,))
+    tt = run_native(city, trips, 400.0).trip_table()
+    t = emission_table()
+    expected = EM.hbefa(t.coef, t.class_index(car.emission_class), 0, 13.89, 0.0) / 13.89  # mg/m = g/km
+    measured = tt.co2[0] / tt.distance[0] * 1000.0
+    assert abs(measured - expected) < 0.03 * expected, f"{measured:.1f} g/km vs {expected:.1f} g/km"
+    assert 140.0 < expected < 155.0
+    np.testing.assert_array_equal(tt.co2, tt.emission[:, 0])
+
+
 def test_euro_standards_of_class_names():
     assert euro_standard("HBEFA4/PC_petrol_Euro-6d-temp") == ("petrol", 6)
     assert euro_standard("HBEFA4/PC_diesel_Euro-5_EA189_after_software_update") == ("diesel", 5)

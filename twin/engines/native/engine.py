@@ -48,7 +48,7 @@ class NativeEngine:
     _VEHICLE_ARRAYS: ClassVar[dict[str, float]] = {
         "vtype": 0, "vfactor": 1.0, "depart": 0.0, "route_off": 0, "route_n": 0, "state": 0, "lane": -1,
         "pos": 0.0, "speed": 0.0, "ridx": 0, "t_insert": np.nan, "t_arrive": np.nan, "dist": 0.0, "wait": 0.0,
-        "time_loss": 0.0, "co2": 0.0, "teleports": 0, "_order": 0, "_order_tmp": 0, "_new_pos": 0.0,
+        "time_loss": 0.0, "teleports": 0, "_order": 0, "_order_tmp": 0, "_new_pos": 0.0,
         "_new_speed": 0.0, "_new_lane": 0, "_wait_list": 0, "_prev_lane": 0, "_prev_pos": 0.0,
         "_score_cache": 0, "_score_ridx": -1, "_junction_speed": 0.0, "_sg_prob": 0.0, "_kr_prob": 0.0,
         "eclass": 0, "emission": 0.0}
@@ -115,7 +115,6 @@ class NativeEngine:
         self.dist = np.zeros(n)
         self.wait = np.zeros(n)
         self.time_loss = np.zeros(n)
-        self.co2 = np.zeros(n)
         self.teleports = np.zeros(n, dtype=np.int32)
         self._setup_emissions(trips, seed)
         # work arrays
@@ -194,11 +193,11 @@ class NativeEngine:
             self._prev_pos[:] = self.pos
         K.move(dt, self._order, n, self._lane_start, self.lane, self.pos, self.speed, self.vtype, self.vfactor,
                self.ridx, self.route_off, self.route_n, self.route_edges, vt["length"], vt["min_gap"], vt["accel"],
-               vt["decel"], vt["tau"], vt["max_speed"], vt["critical_gap"], vt["class_bit"], vt["mass"], vt["cda"],
-               vt["c_roll"], vt["idle_co2"], vt["co2_per_kj"], c.lane_edge, c.lane_length, self._lane_speed,
+               vt["decel"], vt["tau"], vt["max_speed"], vt["critical_gap"], vt["class_bit"], c.lane_edge,
+               c.lane_length, self._lane_speed,
                self._lane_allow, c.edge_lane_start, c.lane_conn_offsets, c.conn_to_lane, self._conn_signal,
                c.conn_length, c.conn_speed, c.conn_foe_offsets, c.conn_foe_lanes, self._req_back, self._junction_speed,
-               self._new_pos, self._new_speed, self.dist, self.wait, self.time_loss, self.co2,
+               self._new_pos, self._new_speed, self.dist, self.wait, self.time_loss,
                self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time)
         em = self._emis
         if n and self._emissions_on:
@@ -246,6 +245,11 @@ class NativeEngine:
         self.loop_count, self.loop_speed_sum, self.loop_occ_time = np.zeros(m), np.zeros(m), np.zeros(m)
         self._prev_lane = np.zeros(len(self.demand.trips), dtype=np.int32)
         self._prev_pos = np.zeros(len(self.demand.trips))
+
+    @property
+    def co2(self) -> np.ndarray:
+        """CO2 emitted so far per vehicle [g] (a view of :attr:`emission`)."""
+        return self.emission[:, 0]
 
     @property
     def loop_ids(self) -> list[str]:
@@ -560,6 +564,7 @@ class NativeEngine:
         eng.__dict__.update(meta["scalars"])
         eng._loop_spec = [(str(a), int(b), float(c)) for a, b, c in meta.get("loops", [])]
         eng.__dict__.update(arrays)
+        eng.__dict__.pop("co2", None)  # checkpoints of the road-load CO2 model: CO2 is an emission column now
         eng._added = {str(k): int(v) for k, v in meta.get("added", {}).items()}
         eng.__dict__.setdefault("_n_demand", len(demand.trips))
         eng.__dict__.setdefault("_junction_speed", np.zeros(eng.state.size))  # checkpoints before junction paths

@@ -74,7 +74,7 @@ FLEET_MIX_CLASSES = ("passenger", "ignoring")
 @dataclass(frozen=True, eq=False)
 class EmissionTable:
     """The HBEFA4 data: ``coef`` (class, pollutant of :data:`MODEL_POLLUTANTS`, 7) [mg/s],
-    ``coast_v`` (n,) [m/s] and ``coast_a`` (class, n) [m/s²] the coasting limit (-inf: none), and
+    ``coast_v`` (n,) [m/s] and ``coast_a`` (class, n) [m/s²] the coasting limit (-1000: none), and
     ``non_exhaust`` (class, 2) PM10, PM2.5 wear [g/m]; ``exhaust_pm`` (class, 7) the PMx coefficients
     without HBEFA's non-exhaust terms."""
 
@@ -119,6 +119,7 @@ def emission_table() -> EmissionTable:
         names = [str(p) for p in d["pollutants"]]
         coef = np.ascontiguousarray(d["coef"][:, [names.index(p) for p in MODEL_POLLUTANTS], :], dtype=np.float64)
         coast_v, coast_a, source = d["coast_v"].astype(np.float64), d["coast_a"].astype(np.float64), str(d["source"])
+    coast_a = np.where(np.isfinite(coast_a), coast_a, -1000.0)  # no coasting cut (electric): never below
     ne = np.zeros((len(classes), 2))
     for k, c in enumerate(classes):
         cat = category(c)

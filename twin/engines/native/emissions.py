@@ -30,7 +30,7 @@ def coast_grid(n: int) -> np.ndarray:
 @kernel
 def coast_limit(coast_a, c, v):
     """The coasting deceleration [m/s², < 0] of class ``c`` at speed ``v`` [m/s]: linear between the grid
-    points, constant beyond its ends; -inf where the class has none (no cut)."""
+    points, constant beyond its ends (a class without one has -1000 in the table)."""
     n = coast_a.shape[1]
     if v <= COAST_V0:
         x = 0.0
@@ -38,15 +38,9 @@ def coast_limit(coast_a, c, v):
         x = (v - COAST_V0) / COAST_DV0
     else:
         x = COAST_N0 + (v - COAST_V1) / COAST_DV1
-    j = min(int(x), n - 1)
-    lo = coast_a[c, j]
-    if j + 1 >= n:
-        return lo
-    hi = coast_a[c, j + 1]
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return min(lo, hi)
+    j = min(int(x), n - 2)
     f = min(x - j, 1.0)
-    return lo + f * (hi - lo)
+    return coast_a[c, j] + f * (coast_a[c, j + 1] - coast_a[c, j])
 
 
 @kernel
@@ -61,17 +55,24 @@ def hbefa(coef, c, p, v, a):
 def rates(coef, exhaust_pm, coast_a, c, v, a, out):
     """Emission rates [mg/s] of class ``c`` at v, a into ``out[:n_model + 1]``: the HBEFA4 pollutants
     (clipped at 0, zero when coasting) then exhaust PM. Returns False when coasting."""
+    moving = not (v > MOVING_SPEED and a < coast_limit(coast_a, c, v))
+    _rates(coef, exhaust_pm, c, v, a, 1.0 if moving else 0.0, out)
+    return moving
+
+
+@kernel
+def _rates(coef, exhaust_pm, c, v, a, w, out):
+    """``w`` × the clipped HBEFA4 rates of class ``c`` (``out[:nm]``) and its exhaust PM (``out[nm]``)."""
     nm = coef.shape[1]
-    if v > MOVING_SPEED and a < coast_limit(coast_a, c, v):
-        for p in range(nm + 1):
-            out[p] = 0.0
-        return False
+    v2 = v * v
+    v3 = v2 * v
+    av = a * v
+    av2 = av * v
     for p in range(nm):
-        out[p] = max(hbefa(coef, c, p, v, a), 0.0)
-    x = (exhaust_pm[c, 0] + exhaust_pm[c, 2] * a + exhaust_pm[c, 4] * v * v * v + exhaust_pm[c, 5] * a * v
-         + exhaust_pm[c, 6] * a * v * v)
-    out[nm] = max(x, 0.0)
-    return True
+        out[p] = w * max(coef[c, p, 0] + coef[c, p, 1] * v + coef[c, p, 2] * a + coef[c, p, 3] * v2
+                         + coef[c, p, 4] * v3 + coef[c, p, 5] * av + coef[c, p, 6] * av2, 0.0)
+    out[nm] = w * max(exhaust_pm[c, 0] + exhaust_pm[c, 2] * a + exhaust_pm[c, 4] * v3 + exhaust_pm[c, 5] * av
+                      + exhaust_pm[c, 6] * av2, 0.0)
 
 
 @kernel
@@ -80,22 +81,21 @@ def emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, coef, exhau
     """Add each running vehicle's emissions of this step [g] to ``veh_emission[i]`` and to its edge's
     ``edge_emission[e]`` (columns: the HBEFA4 pollutants, then PM10, PM2.5 = exhaust PM + wear × distance)."""
     nm = coef.shape[1]
-    r = np.empty(nm + 1)
+    g = np.empty(nm + 2)
     for k in range(n):
         i = order[k]
         c = eclass[i]
+        v0 = speed[i]
         vn = new_speed[k]
-        rates(coef, exhaust_pm, coast_a, c, 0.5 * (speed[i] + vn), (vn - speed[i]) / dt, r)
-        e = lane_edge[lane[i]]
-        for p in range(nm):
-            g = r[p] * dt * 1e-3
-            veh_emission[i, p] += g
-            edge_emission[e, p] += g
+        v = 0.5 * (v0 + vn)
+        a = (vn - v0) / dt
+        w = 0.0 if (v > MOVING_SPEED and a < coast_limit(coast_a, c, v)) else dt * 1e-3  # mg/s -> g per step
+        _rates(coef, exhaust_pm, c, v, a, w, g)
         step = new_pos[k] - pos[i]
-        exh = r[nm] * dt * 1e-3
-        pm10 = exh + non_exhaust[c, 0] * step
-        pm25 = exh + non_exhaust[c, 1] * step
-        veh_emission[i, nm] += pm10
-        edge_emission[e, nm] += pm10
-        veh_emission[i, nm + 1] += pm25
-        edge_emission[e, nm + 1] += pm25
+        exh = g[nm]
+        g[nm] = exh + non_exhaust[c, 0] * step
+        g[nm + 1] = exh + non_exhaust[c, 1] * step
+        e = lane_edge[lane[i]]
+        for p in range(nm + 2):
+            veh_emission[i, p] += g[p]
+            edge_emission[e, p] += g[p]

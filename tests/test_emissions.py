@@ -220,3 +220,34 @@ def test_native_emissions_match_sumo_on_bologna():
     assert abs(out["co2_ratio"] - 1) <= 0.10 and abs(out["nox_ratio"] - 1) <= 0.10, out
     assert out["edge_corr_co2"] > 0.8, out
     assert SHARED.is_dir()
+
+
+def test_sumo_engine_reports_its_own_emissions_for_twins_classes():
+    """SUMO simulates each vehicle with twin's class, and its edge and trip emissions land as native's do."""
+    import dataclasses
+
+    from twin.city import corridor_city
+    from twin.demand import DEFAULT_VTYPES, Trips, route_demand
+    from twin.engines import create_engine
+
+    city = corridor_city(3, 500.0, speed=13.89)
+    car = dataclasses.replace(DEFAULT_VTYPES["car"], speed_dev=0.0)
+    trips = Trips(np.zeros(4, np.int32), np.full(4, 2, np.int32), np.arange(4) * 20.0, np.zeros(4, np.int32), (car,))
+    demand = route_demand(city, trips)
+    eng = create_engine("sumo", measure_interval=60.0)
+    eng.start(city, demand, seed=3)
+    routes = (eng.workdir / "demand.rou.xml").read_text()
+    classes = vehicle_classes(demand.trips.vtypes, demand.trips.vtype, demand.trips.ids, 3)
+    for c in set(classes.tolist()):
+        assert f'emissionClass="{emission_table().classes[c]}"' in routes
+    eng.advance(300.0)
+    eng.close()
+    edge = eng.observe().edge_emission
+    tt = eng.trip_table()
+    assert np.all(tt.state == 3)
+    co2, pm25 = POLLUTANTS.index("CO2"), POLLUTANTS.index("PM2.5")
+    assert edge[:, co2].sum() > 0 and np.isnan(edge[:, pm25]).all()
+    np.testing.assert_allclose(tt.co2, tt.emission[:, co2])
+    # SUMO's edge output (mean speed of the step) and its trip device (new speed) differ a little
+    assert edge[:, co2].sum() == pytest.approx(tt.co2.sum(), rel=0.05)
+    np.testing.assert_array_equal(edge[:, POLLUTANTS.index("PM10")], edge[:, POLLUTANTS.index("PMx")])

@@ -45,7 +45,12 @@ def check(duration: float) -> dict:
         res[name] = run_scenario(c, city=city, demand=demand)
     em = {k: r.dataset["edge_emission"].sum("time") for k, r in res.items()}
     out: dict = {"scenario": cfg.name, "duration_s": duration, "trips": len(demand.trips),
-                 "completed": {k: r.kpis["trips_completed"] for k, r in res.items()}}
+                 "completed": {k: r.kpis["trips_completed"] for k, r in res.items()},
+                 "vehicle_km": {k: r.kpis["vehicle_km_travelled"] for k, r in res.items()},
+                 "vehicle_hours": {k: r.kpis["vehicle_hours_travelled"] for k, r in res.items()}}
+    print(f"trips completed: native {out['completed']['native']:,}, SUMO {out['completed']['sumo']:,}; "
+          f"vehicle-km {out['vehicle_km']['native']:,.0f} / {out['vehicle_km']['sumo']:,.0f}; vehicle-hours "
+          f"{out['vehicle_hours']['native']:,.0f} / {out['vehicle_hours']['sumo']:,.0f}", file=sys.stderr)
     for p in TOTALS:
         tot = {k: float(e.sel(pollutant=p).sum()) / 1000.0 for k, e in em.items()}
         out[f"{p.lower()}_kg"] = {k: round(v, 4) for k, v in tot.items()}

@@ -91,8 +91,9 @@ class EmissionTable:
         return {c.lower(): k for k, c in enumerate(self.classes)}
 
     def class_index(self, name: str) -> int:
-        """The index of an emission class (SUMO's name, case-insensitive), or a ValueError naming it."""
-        k = self.index.get(name.lower())
+        """The index of an emission class (SUMO's name, case-insensitive; ``HBEFA4/`` may be left out), or a
+        ValueError naming it."""
+        k = self.index.get(name.lower() if "/" in name else f"hbefa4/{name.lower()}")
         if k is None:
             close = difflib.get_close_matches(name, self.classes, n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else " (twin has SUMO's HBEFA4 classes, e.g. " \

@@ -118,7 +118,7 @@ def vehicle_type_from_sumo(attrs: dict[str, str]) -> VehicleType | None:
         from twin.demand.emissions import check_class
 
         try:
-            ec = check_class(ec if "/" in ec else f"HBEFA4/{ec}")
+            ec = check_class(ec)
         except ValueError:
             ec = None  # not an HBEFA4 class (read_sumo_demand reports it)
     return dataclasses.replace(

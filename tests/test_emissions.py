@@ -220,6 +220,7 @@ def test_sumo_import_reads_hbefa4_classes_and_sets_others_aside(tmp_path, caplog
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "bologna-acosta").is_dir(), reason="the shared Bologna data is not here")
 def test_native_emissions_match_sumo_on_bologna():
     """benchmarks/bench_emissions.py in its quick mode: total CO2 and NOx within 10 % of SUMO's."""
     res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_emissions.py"), "--quick"], cwd=ROOT,
@@ -229,8 +230,7 @@ def test_native_emissions_match_sumo_on_bologna():
 
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert abs(out["co2_ratio"] - 1) <= 0.10 and abs(out["nox_ratio"] - 1) <= 0.10, out
-    assert out["edge_corr_co2"] > 0.8, out
-    assert SHARED.is_dir()
+    assert out["edge_corr_co2"] > 0.8 and out["edge_corr_nox"] > 0.8, out
 
 
 def test_sumo_engine_reports_its_own_emissions_for_twins_classes():

@@ -262,3 +262,31 @@ def test_sumo_engine_reports_its_own_emissions_for_twins_classes():
     # SUMO's edge output (mean speed of the step) and its trip device (new speed) differ a little
     assert edge[:, co2].sum() == pytest.approx(tt.co2.sum(), rel=0.05)
     np.testing.assert_array_equal(edge[:, POLLUTANTS.index("PM10")], edge[:, POLLUTANTS.index("PMx")])
+
+
+def test_step_kernel_equals_the_rates_times_the_step():
+    """emit (written out for speed) gives rates(v_mean, a) × Δt, and wear × distance, for random states."""
+    t = emission_table()
+    rng = np.random.default_rng(5)
+    n, ne, dt = 400, 7, 0.5
+    order = rng.permutation(n).astype(np.int32)
+    lane = rng.integers(0, ne, n).astype(np.int32)
+    speed = rng.uniform(0, 30, n) * (rng.random(n) > 0.2)
+    new_speed = np.maximum(speed[order] + rng.normal(0, 1.5, n) * dt, 0.0) * (rng.random(n) > 0.1)
+    pos = rng.uniform(0, 100, n)
+    new_pos = pos[order] + 0.5 * (speed[order] + new_speed) * dt
+    eclass = rng.integers(0, len(t.classes), n).astype(np.int32)
+    veh, edge = np.zeros((n, len(POLLUTANTS))), np.zeros((ne, len(POLLUTANTS)))
+    EM.emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, EM.step_coefficients(t.coef, t.exhaust_pm),
+            t.coast_a, t.non_exhaust, np.arange(ne, dtype=np.int32), veh, edge)
+    out = np.empty(len(MODEL_POLLUTANTS) + 1)
+    nm = len(MODEL_POLLUTANTS)
+    for k in range(n):
+        i = order[k]
+        EM.rates(t.coef, t.exhaust_pm, t.coast_a, eclass[i], 0.5 * (speed[i] + new_speed[k]),
+                 (new_speed[k] - speed[i]) / dt, out)
+        step = new_pos[k] - pos[i]
+        want = [*(out[:nm] * dt * 1e-3), out[nm] * dt * 1e-3 + t.non_exhaust[eclass[i], 0] * step,
+                out[nm] * dt * 1e-3 + t.non_exhaust[eclass[i], 1] * step]
+        np.testing.assert_allclose(veh[i], want, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(edge.sum(axis=0), veh.sum(axis=0), rtol=1e-12)

@@ -51,37 +51,37 @@ def hbefa(coef, c, p, v, a):
             + coef[c, p, 4] * v * v * v + coef[c, p, 5] * a * v + coef[c, p, 6] * a * v * v)
 
 
+def step_coefficients(coef: np.ndarray, exhaust_pm: np.ndarray) -> np.ndarray:
+    """The coefficients as :func:`emit` reads them: (class, term, column), columns the HBEFA4 pollutants then
+    exhaust PM (terms innermost in memory per column would cost a stride per term)."""
+    out = np.empty((coef.shape[0], coef.shape[2], coef.shape[1] + 1))
+    out[:, :, :-1] = coef.transpose(0, 2, 1)
+    out[:, :, -1] = exhaust_pm
+    return out
+
+
 @kernel
 def rates(coef, exhaust_pm, coast_a, c, v, a, out):
     """Emission rates [mg/s] of class ``c`` at v, a into ``out[:n_model + 1]``: the HBEFA4 pollutants
     (clipped at 0, zero when coasting) then exhaust PM. Returns False when coasting."""
+    nm = coef.shape[1]
     moving = not (v > MOVING_SPEED and a < coast_limit(coast_a, c, v))
-    _rates(coef, exhaust_pm, c, v, a, 1.0 if moving else 0.0, out)
+    for p in range(nm):
+        out[p] = max(hbefa(coef, c, p, v, a), 0.0) if moving else 0.0
+    x = (exhaust_pm[c, 0] + exhaust_pm[c, 2] * a + exhaust_pm[c, 4] * v * v * v + exhaust_pm[c, 5] * a * v
+         + exhaust_pm[c, 6] * a * v * v)
+    out[nm] = max(x, 0.0) if moving else 0.0
     return moving
 
 
 @kernel
-def _rates(coef, exhaust_pm, c, v, a, w, out):
-    """``w`` × the clipped HBEFA4 rates of class ``c`` (``out[:nm]``) and its exhaust PM (``out[nm]``)."""
-    nm = coef.shape[1]
-    v2 = v * v
-    v3 = v2 * v
-    av = a * v
-    av2 = av * v
-    for p in range(nm):
-        out[p] = w * max(coef[c, p, 0] + coef[c, p, 1] * v + coef[c, p, 2] * a + coef[c, p, 3] * v2
-                         + coef[c, p, 4] * v3 + coef[c, p, 5] * av + coef[c, p, 6] * av2, 0.0)
-    out[nm] = w * max(exhaust_pm[c, 0] + exhaust_pm[c, 2] * a + exhaust_pm[c, 4] * v3 + exhaust_pm[c, 5] * av
-                      + exhaust_pm[c, 6] * av2, 0.0)
-
-
-@kernel
-def emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, coef, exhaust_pm, coast_a, non_exhaust,
-         lane_edge, veh_emission, edge_emission):
+def emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a, non_exhaust, lane_edge,
+         veh_emission, edge_emission):
     """Add each running vehicle's emissions of this step [g] to ``veh_emission[i]`` and to its edge's
-    ``edge_emission[e]`` (columns: the HBEFA4 pollutants, then PM10, PM2.5 = exhaust PM + wear × distance)."""
-    nm = coef.shape[1]
-    g = np.empty(nm + 2)
+    ``edge_emission[e]`` (columns: the HBEFA4 pollutants, then PM10, PM2.5 = exhaust PM + wear × distance).
+    ``cf``: :func:`step_coefficients`. Same values as :func:`rates` (× Δt), written out for speed."""
+    nm = cf.shape[2] - 1
+    nc = coast_a.shape[1]
     for k in range(n):
         i = order[k]
         c = eclass[i]
@@ -89,13 +89,33 @@ def emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, coef, exhau
         vn = new_speed[k]
         v = 0.5 * (v0 + vn)
         a = (vn - v0) / dt
-        w = 0.0 if (v > MOVING_SPEED and a < coast_limit(coast_a, c, v)) else dt * 1e-3  # mg/s -> g per step
-        _rates(coef, exhaust_pm, c, v, a, w, g)
-        step = new_pos[k] - pos[i]
-        exh = g[nm]
-        g[nm] = exh + non_exhaust[c, 0] * step
-        g[nm + 1] = exh + non_exhaust[c, 1] * step
+        if v <= COAST_V0:
+            x = 0.0
+        elif v < COAST_V1:
+            x = (v - COAST_V0) / COAST_DV0
+        else:
+            x = COAST_N0 + (v - COAST_V1) / COAST_DV1
+        j = min(int(x), nc - 2)
+        f = min(x - j, 1.0)
+        lim = coast_a[c, j] + f * (coast_a[c, j + 1] - coast_a[c, j])
+        hw = 0.0 if (v > MOVING_SPEED and a < lim) else 0.5e-3 * dt  # ½ of mg/s -> g per step (clip below)
+        v2 = v * v
+        av = a * v
+        v3 = v2 * v
+        av2 = av * v
         e = lane_edge[lane[i]]
-        for p in range(nm + 2):
-            veh_emission[i, p] += g[p]
-            edge_emission[e, p] += g[p]
+        for p in range(nm + 1):
+            g = (cf[c, 0, p] + cf[c, 1, p] * v + cf[c, 2, p] * a + cf[c, 3, p] * v2 + cf[c, 4, p] * v3
+                 + cf[c, 5, p] * av + cf[c, 6, p] * av2)
+            g = (g + abs(g)) * hw  # max(g, 0) × Δt, without a branch
+            if p < nm:
+                veh_emission[i, p] += g
+                edge_emission[e, p] += g
+            else:
+                step = new_pos[k] - pos[i]
+                pm10 = g + non_exhaust[c, 0] * step
+                pm25 = g + non_exhaust[c, 1] * step
+                veh_emission[i, nm] += pm10
+                edge_emission[e, nm] += pm10
+                veh_emission[i, nm + 1] += pm25
+                edge_emission[e, nm + 1] += pm25

@@ -202,7 +202,7 @@ class NativeEngine:
         em = self._emis
         if n and self._emissions_on:
             EM.emit(dt, self._order, n, self.lane, self.pos, self.speed, self._new_pos, self._new_speed, self.eclass,
-                    em.coef, em.exhaust_pm, em.coast_a, em.non_exhaust, c.lane_edge, self.emission, self.e_emission)
+                    self._emis_cf, em.coast_a, em.non_exhaust, c.lane_edge, self.emission, self.e_emission)
         arrived, teleported = K.commit(
             t, dt, self._teleport_time, self._order, n, self._lane_start, self.state, self.lane, self.pos,
             self.speed, self.vtype, self.ridx, self.route_off, self.route_n, self.route_edges, vt["length"],
@@ -225,6 +225,7 @@ class NativeEngine:
     def _setup_emissions(self, trips, seed: int) -> None:
         """Emission class per vehicle (:func:`twin.demand.emissions.vehicle_classes`) and the model's table."""
         self._emis = emission_table()
+        self._emis_cf = EM.step_coefficients(self._emis.coef, self._emis.exhaust_pm)
         if self._emis.coast_a.shape[1] != EM.coast_grid(self._emis.coast_a.shape[1]).size or not np.allclose(
                 self._emis.coast_v, EM.coast_grid(self._emis.coast_a.shape[1])):
             raise EngineError("the emission table's coasting grid is not the one the kernel reads")
@@ -531,7 +532,7 @@ class NativeEngine:
         self.rerouted += int(vehicles.size) - stranded
 
     # ---------------------------------------------------------- checkpoints
-    _STATIC = ("city", "demand", "_vt", "_emis")
+    _STATIC = ("city", "demand", "_vt", "_emis", "_emis_cf")
 
     def checkpoint(self, path) -> None:
         """Save the engine's full state (``.npz``); :meth:`restore` resumes it bit-identically."""
@@ -579,6 +580,7 @@ class NativeEngine:
         eng.city, eng.demand = city, demand
         eng._vt = vtype_arrays(list(demand.trips.vtypes))
         eng._emis = emission_table()
+        eng._emis_cf = EM.step_coefficients(eng._emis.coef, eng._emis.exhaust_pm)
         eng.__dict__.setdefault("_emissions_on", True)
         if "eclass" not in eng.__dict__:  # checkpoints before pollutant emissions: they start now
             n = eng.state.size

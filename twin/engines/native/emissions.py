@@ -98,12 +98,21 @@ def emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a
         j = min(int(x), nc - 2)
         f = min(x - j, 1.0)
         lim = coast_a[c, j] + f * (coast_a[c, j + 1] - coast_a[c, j])
-        hw = 0.0 if (v > MOVING_SPEED and a < lim) else 0.5e-3 * dt  # ½ of mg/s -> g per step (clip below)
+        e = lane_edge[lane[i]]
+        if v > MOVING_SPEED and a < lim:  # coasting: wear only
+            step = new_pos[k] - pos[i]
+            pm10 = non_exhaust[c, 0] * step
+            pm25 = non_exhaust[c, 1] * step
+            veh_emission[i, nm] += pm10
+            edge_emission[e, nm] += pm10
+            veh_emission[i, nm + 1] += pm25
+            edge_emission[e, nm + 1] += pm25
+            continue
+        hw = 0.5e-3 * dt  # ½ of mg/s -> g per step (the clip below doubles it)
         v2 = v * v
         av = a * v
         v3 = v2 * v
         av2 = av * v
-        e = lane_edge[lane[i]]
         for p in range(nm + 1):
             g = (cf[c, 0, p] + cf[c, 1, p] * v + cf[c, 2, p] * a + cf[c, 3, p] * v2 + cf[c, 4, p] * v3
                  + cf[c, 5, p] * av + cf[c, 6, p] * av2)

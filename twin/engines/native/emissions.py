@@ -19,6 +19,7 @@ from twin.jit import kernel
 COAST_V0, COAST_DV0, COAST_V1, COAST_DV1 = 0.6, 0.1, 2.5, 1.0
 COAST_N0 = 19  # grid points below COAST_V1
 MOVING_SPEED = 0.5  # [m/s] SUMO's ZERO_SPEED_ACCURACY: the coasting cut applies above it
+N_MODEL = 6  # HBEFA4 pollutants (twin.demand.emissions.MODEL_POLLUTANTS); a constant so that loops unroll
 
 
 def coast_grid(n: int) -> np.ndarray:
@@ -54,6 +55,8 @@ def hbefa(coef, c, p, v, a):
 def step_coefficients(coef: np.ndarray, exhaust_pm: np.ndarray) -> np.ndarray:
     """The coefficients as :func:`emit` reads them: (class, term, column), columns the HBEFA4 pollutants then
     exhaust PM (terms innermost in memory per column would cost a stride per term)."""
+    if coef.shape[1] != N_MODEL:
+        raise ValueError(f"the emission kernel computes {N_MODEL} pollutants, the table has {coef.shape[1]}")
     out = np.empty((coef.shape[0], coef.shape[2], coef.shape[1] + 1))
     out[:, :, :-1] = coef.transpose(0, 2, 1)
     out[:, :, -1] = exhaust_pm
@@ -79,52 +82,46 @@ def emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a
          veh_emission, edge_emission):
     """Add each running vehicle's emissions of this step [g] to ``veh_emission[i]`` and to its edge's
     ``edge_emission[e]`` (columns: the HBEFA4 pollutants, then PM10, PM2.5 = exhaust PM + wear × distance).
-    ``cf``: :func:`step_coefficients`. Same values as :func:`rates` (× Δt), written out for speed."""
-    nm = cf.shape[2] - 1
+    ``cf``: :func:`step_coefficients` (N_MODEL + 1 columns). Same values as :func:`rates` (× Δt), written
+    out for speed."""
     nc = coast_a.shape[1]
+    inv_dt = 1.0 / dt
+    hw = 0.5e-3 * dt  # ½ of mg/s -> g per step (the branchless clip below doubles it)
     for k in range(n):
         i = order[k]
         c = eclass[i]
         v0 = speed[i]
         vn = new_speed[k]
         v = 0.5 * (v0 + vn)
-        a = (vn - v0) / dt
+        a = (vn - v0) * inv_dt
         if v <= COAST_V0:
             x = 0.0
         elif v < COAST_V1:
-            x = (v - COAST_V0) / COAST_DV0
+            x = (v - COAST_V0) * (1.0 / COAST_DV0)
         else:
-            x = COAST_N0 + (v - COAST_V1) / COAST_DV1
+            x = COAST_N0 + (v - COAST_V1) * (1.0 / COAST_DV1)
         j = min(int(x), nc - 2)
         f = min(x - j, 1.0)
-        lim = coast_a[c, j] + f * (coast_a[c, j + 1] - coast_a[c, j])
         e = lane_edge[lane[i]]
-        if v > MOVING_SPEED and a < lim:  # coasting: wear only
-            step = new_pos[k] - pos[i]
-            pm10 = non_exhaust[c, 0] * step
-            pm25 = non_exhaust[c, 1] * step
-            veh_emission[i, nm] += pm10
-            edge_emission[e, nm] += pm10
-            veh_emission[i, nm + 1] += pm25
-            edge_emission[e, nm + 1] += pm25
-            continue
-        hw = 0.5e-3 * dt  # ½ of mg/s -> g per step (the clip below doubles it)
-        v2 = v * v
-        av = a * v
-        v3 = v2 * v
-        av2 = av * v
-        for p in range(nm + 1):
-            g = (cf[c, 0, p] + cf[c, 1, p] * v + cf[c, 2, p] * a + cf[c, 3, p] * v2 + cf[c, 4, p] * v3
-                 + cf[c, 5, p] * av + cf[c, 6, p] * av2)
-            g = (g + abs(g)) * hw  # max(g, 0) × Δt, without a branch
-            if p < nm:
+        step = new_pos[k] - pos[i]
+        exh = 0.0
+        if not (v > MOVING_SPEED and a < coast_a[c, j] + f * (coast_a[c, j + 1] - coast_a[c, j])):  # not coasting
+            v2 = v * v
+            av = a * v
+            v3 = v2 * v
+            av2 = av * v
+            for p in range(N_MODEL):
+                g = (cf[c, 0, p] + cf[c, 1, p] * v + cf[c, 2, p] * a + cf[c, 3, p] * v2 + cf[c, 4, p] * v3
+                     + cf[c, 5, p] * av + cf[c, 6, p] * av2)
+                g = (g + abs(g)) * hw  # max(g, 0) × Δt
                 veh_emission[i, p] += g
                 edge_emission[e, p] += g
-            else:
-                step = new_pos[k] - pos[i]
-                pm10 = g + non_exhaust[c, 0] * step
-                pm25 = g + non_exhaust[c, 1] * step
-                veh_emission[i, nm] += pm10
-                edge_emission[e, nm] += pm10
-                veh_emission[i, nm + 1] += pm25
-                edge_emission[e, nm + 1] += pm25
+            g = (cf[c, 0, N_MODEL] + cf[c, 2, N_MODEL] * a + cf[c, 4, N_MODEL] * v3 + cf[c, 5, N_MODEL] * av
+                 + cf[c, 6, N_MODEL] * av2)
+            exh = (g + abs(g)) * hw
+        pm10 = exh + non_exhaust[c, 0] * step
+        pm25 = exh + non_exhaust[c, 1] * step
+        veh_emission[i, N_MODEL] += pm10
+        edge_emission[e, N_MODEL] += pm10
+        veh_emission[i, N_MODEL + 1] += pm25
+        edge_emission[e, N_MODEL + 1] += pm25

@@ -43,7 +43,7 @@ from twin.engines.sumo.export import export_network, export_routes, find_sumo_bi
 
 log = logging.getLogger(__name__)
 _labels = itertools.count()
-_INTERVAL = re.compile(rb"<interval\b.*?</interval>", re.S)
+_INTERVAL = re.compile(rb"<interval\b[^>]*?(?:/>|>.*?</interval>)", re.S)  # empty ones close themselves
 _TRIPINFO = re.compile(rb"<tripinfo\b[^>]*?(?:/>|>.*?</tripinfo>)", re.S)
 
 

@@ -226,8 +226,7 @@ class NativeEngine:
         """Emission class per vehicle (:func:`twin.demand.emissions.vehicle_classes`) and the model's table."""
         self._emis = emission_table()
         self._emis_cf = EM.step_coefficients(self._emis.coef, self._emis.exhaust_pm)
-        if self._emis.coast_a.shape[1] != EM.coast_grid(self._emis.coast_a.shape[1]).size or not np.allclose(
-                self._emis.coast_v, EM.coast_grid(self._emis.coast_a.shape[1])):
+        if not np.allclose(self._emis.coast_v, EM.coast_grid(self._emis.coast_v.size)):
             raise EngineError("the emission table's coasting grid is not the one the kernel reads")
         self._emission_seed = int(seed)
         self.eclass = vehicle_classes(trips.vtypes, trips.vtype, trips.ids, seed)

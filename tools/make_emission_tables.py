@@ -18,7 +18,7 @@ a_coast(v) at v = 0.6, 0.7, …, 2.4 and 2.5, 3.5, …, 50.5 m/s, to 0.01 m/s²
 polynomial is positive and the next). SUMO applies the cut above 0.5 m/s.
 Slope is 0 (twin's networks are flat).
 
-Run from the repository root (about 10 min on one core)::
+Run from the repository root (833 classes: 15-40 min, depending on the machine)::
 
     python tools/make_emission_tables.py [--emissions-map PATH] [--only PREFIX]
 """

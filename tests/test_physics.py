@@ -166,20 +166,6 @@ def test_gridlock_rule_teleports_stuck_vehicles_and_counts_them():
     assert eng.teleports.sum() == eng.observe().teleports
 
 
-def test_co2_of_a_steady_car_matches_the_road_load_model():
-    """At a steady 50 km/h: F = m g c_r + ½ ρ CdA v² → ≈ 107 g/km for the default car."""
-    city = corridor_city(4, 1000.0, speed=13.89)
-    car = dataclasses.replace(DEFAULT_VTYPES["car"], speed_dev=0.0)
-    trips = Trips(np.array([0], np.int32), np.array([3], np.int32), np.array([0.0]), np.array([0], np.int32), (car,))
-    tt = run_native(city, trips, 400.0).trip_table()
-    v = 13.89
-    force = car.mass * 9.81 * car.c_roll + 0.5 * 1.2 * car.cda * v * v
-    expected = (car.idle_co2 + car.co2_per_kj * force * v / 1000.0) / v * 1000.0  # g/km
-    measured = tt.co2[0] / tt.distance[0] * 1000.0
-    assert abs(measured - expected) < 0.02 * expected, f"{measured:.1f} g/km vs {expected:.1f} g/km"
-    assert 95.0 < measured < 125.0
-
-
 @pytest.mark.slow
 def test_large_city_conservation_and_no_collisions():
     city = grid_city(40, 40)

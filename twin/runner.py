@@ -77,7 +77,7 @@ def prepare(cfg: ScenarioConfig) -> tuple[CityModel, RoutedDemand]:
 
     Policies are checked against the city here, so a bad id fails before any simulation.
     """
-    from twin.policies import apply_demand_changes, resolve_policies
+    from twin.policies import apply_demand_changes, apply_low_emission_zones, resolve_policies
 
     streams = RngStreams(cfg.seed)
     city = build_city(cfg.city)
@@ -94,6 +94,7 @@ def prepare(cfg: ScenarioConfig) -> tuple[CityModel, RoutedDemand]:
 
         check_epidemic(cfg, city)
     demand = apply_demand_changes(demand, cfg.policies, city, streams.generator("policies"))
+    demand = apply_low_emission_zones(demand, cfg.policies, city, streams.seed_for("engine"))
     return city, demand
 
 
@@ -152,6 +153,10 @@ class Twin:
             components = build_components(cfg, city)
         for comp in components:
             demand = comp.prepare(city, demand)
+        if components:  # residents' trips are made here: ban them from low-emission zones too
+            from twin.policies import apply_low_emission_zones
+
+            demand = apply_low_emission_zones(demand, cfg.policies, city, streams.seed_for("engine"))
         self.city, self.demand, self.components = city, demand, components
         self._prep_s = time.perf_counter() - self._wall0
         self.engine = engine = build_engine(cfg, city)

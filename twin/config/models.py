@@ -103,10 +103,8 @@ class VehicleTypeConfig(Strict):
     speed_dev: float | None = Field(None, ge=0)
     critical_gap: float | None = Field(None, gt=0)
     mass: float | None = Field(None, gt=0)
-    cda: float | None = Field(None, gt=0)
-    c_roll: float | None = Field(None, ge=0)
-    idle_co2: float | None = Field(None, ge=0)
-    co2_per_kj: float | None = Field(None, ge=0)
+    emission_class: str | None = Field(None, description="SUMO's HBEFA4 class, e.g. HBEFA4/PC_petrol_Euro-4; "
+                                                         "unset: the fleet mix (docs/emissions.md)")
 
 
 class OdDemandConfig(Strict):

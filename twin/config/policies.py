@@ -125,6 +125,34 @@ class VehicleBan(_Timed):
         return self
 
 
+class LowEmissionZone(_Timed):
+    """Ban vehicles below an emission standard from a zone (city zones, edges or a polygon); they reroute.
+
+    A vehicle's standard comes from its emission class (docs/emissions.md): petrol (and gas) cars and vans
+    below ``min_euro_petrol``, diesel ones below ``min_euro_diesel``, buses and trucks below
+    ``min_euro_heavy`` (Euro I-VI as 1-6) are banned; electric ones never. Trips departing in
+    [start_s, end_s) are routed around the zone; those starting or ending inside still reach their address.
+    """
+
+    type: Literal["low_emission_zone"]
+    zones: list[str] = Field(default_factory=list)
+    edges: list[str] = Field(default_factory=list)
+    polygon: list[tuple[float, float]] = Field(default_factory=list,
+                                               description="(x, y) corners in the city's coordinates [m]")
+    min_euro_petrol: int = Field(4, ge=0, le=7)
+    min_euro_diesel: int = Field(6, ge=0, le=7)
+    min_euro_heavy: int = Field(6, ge=0, le=6)
+    exempt: list[VClass] = Field(default_factory=lambda: ["bus", "emergency"])
+
+    @model_validator(mode="after")
+    def _where(self):
+        if not self.edges and not self.zones and not self.polygon:
+            raise ValueError("give zones, edges or a polygon")
+        if self.polygon and len(self.polygon) < 3:
+            raise ValueError(f"polygon needs at least 3 corners, got {len(self.polygon)}")
+        return self
+
+
 class DemandChange(Strict):
     """Scale the trips departing in a time window (from some origin zones, of some vehicle types)."""
 
@@ -148,8 +176,8 @@ class Incident(Strict):
 
 PolicyConfig = Annotated[
     Union[CloseEdges, CloseLanes, SpeedLimit, LaneReallocation, SignalTiming, SignalProgram, CongestionCharge,
-          VehicleBan, DemandChange, Incident],
+          VehicleBan, DemandChange, Incident, LowEmissionZone],
     Field(discriminator="type"),
 ]
 POLICY_TYPES = ("close_edge", "close_lane", "speed_limit", "lane_reallocation", "signal_timing", "signal_program",
-                "congestion_charge", "vehicle_ban", "demand_change", "incident")
+                "congestion_charge", "vehicle_ban", "demand_change", "incident", "low_emission_zone")

@@ -3,7 +3,9 @@ plain or gzipped, any number of them).
 
 - ``vType`` parameters map to twin's :class:`VehicleType` (accel, decel, tau,
   minGap, length, maxSpeed, speedFactor/speedDev, vClass: SUMO's road classes
-  are twin's, with SUMO's defaults per class); emission and gap-acceptance
+  are twin's, with SUMO's defaults per class; emissionClass when it is an HBEFA4
+  class; another model's class, e.g. ``HBEFA2/P_7_7``, is set aside with a
+  warning and the type gets twin's default: docs/emissions.md); gap-acceptance
   parameters come from twin's default of the same kind.
 - ``vTypeDistribution`` and ``routeDistribution``: each vehicle draws its type
   (route) by the probabilities (from the ``demand`` random stream, so
@@ -77,6 +79,7 @@ class RouteImportReport:
     stops_ignored: int = 0
     depart_attrs: Counter = field(default_factory=Counter)  # departLane/Speed/Pos twin does not follow -> count
     stops: int = 0  # stops kept
+    emission_classes_ignored: Counter = field(default_factory=Counter)  # SUMO class twin has no table for -> vTypes
     flows: dict = field(default_factory=dict)  # flow id -> (begin, end, number) in run time [s]
 
     def warn(self, logger: logging.Logger, source: str) -> None:
@@ -89,6 +92,9 @@ class RouteImportReport:
             logger.warning("%s: %s not followed: twin inserts every vehicle on the best lane, at the maximum "
                            "speed, at the start of its edge", source,
                            ", ".join(f"{n} vehicles' {k}" for k, n in self.depart_attrs.most_common()))
+        for ec, n in self.emission_classes_ignored.items():
+            logger.warning("%s: emission class %r of %d vType(s) is not an HBEFA4 class twin has; they get "
+                           "twin's default (docs/emissions.md)", source, ec, n)
         if self.rerouted:
             logger.warning("%s: %d routes were not connected in the network (or used roads their class may not) "
                            "and were re-routed", source, self.rerouted)
@@ -134,9 +140,18 @@ def vehicle_type_from_sumo(attrs: dict[str, str]) -> VehicleType | None:
     def num(key: str) -> float:
         return float(attrs.get(key, d[key]))
 
+    ec = attrs.get("emissionClass")
+    if ec is not None:
+        from twin.demand.emissions import check_class
+
+        try:
+            ec = check_class(ec)
+        except ValueError:
+            ec = None  # not an HBEFA4 class (read_sumo_demand reports it)
     return dataclasses.replace(
         template, name=attrs["id"], vclass=cls, accel=num("accel"), decel=num("decel"), length=num("length"),
-        min_gap=num("minGap"), max_speed=num("maxSpeed"), tau=max(num("tau"), 0.1), speed_factor=sf, speed_dev=sd)
+        min_gap=num("minGap"), max_speed=num("maxSpeed"), tau=max(num("tau"), 0.1), speed_factor=sf, speed_dev=sd,
+        emission_class=ec)
 
 
 def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Generator, *,
@@ -155,6 +170,8 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
     def add_vtype(elem_attrs: dict[str, str]) -> None:
         vt = vehicle_type_from_sumo(elem_attrs)
         vtypes[elem_attrs["id"]] = vt
+        if vt is not None and elem_attrs.get("emissionClass") and vt.emission_class is None:
+            report.emission_classes_ignored[elem_attrs["emissionClass"]] += 1
 
     for path in map(Path, files):
         try:

@@ -45,6 +45,9 @@ class Trips:
                      self.vtypes, tuple(self.ids[i] for i in order))
 
 
+_VTYPE_FIELDS = frozenset(VehicleType.__dataclass_fields__)  # older demand files have the road-load CO2 fields
+
+
 @dataclass(frozen=True, eq=False)
 class Unroutable:
     trip_id: str
@@ -160,7 +163,8 @@ class RoutedDemand:
         except KeyError as exc:
             raise CityError(f"{path}: edge {exc} is not in city {city.name!r}") from None
         trips = Trips(o, d, data["depart"].astype(np.float64), data["vtype"].astype(np.int32),
-                      tuple(VehicleType(**v) for v in meta["vtypes"]), tuple(str(t) for t in data["ids"]))
+                      tuple(VehicleType(**{k: x for k, x in v.items() if k in _VTYPE_FIELDS}) for v in meta["vtypes"]),
+                      tuple(str(t) for t in data["ids"]))
         seg = np.repeat(np.arange(len(trips)), np.diff(data["route_offsets"]))
         ff = free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed)
         stops = None

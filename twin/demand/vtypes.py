@@ -1,13 +1,7 @@
-"""Vehicle types: car-following (IDM), size and the CO2 emission model's parameters.
+"""Vehicle types: car-following (IDM), size, mass and emission class.
 
-The emission model is a road-load power model (documented in docs/models.md):
-
-    P = m·a + m·g·c_r + ½·ρ·CdA·v²   (force, N) × v   → power [W]
-    CO2 [g/s] = idle_co2 + co2_per_kj · max(P, 0) / 1000
-
-with ρ = 1.2 kg/m³ and g = 9.81 m/s². ``co2_per_kj`` folds the engine's
-efficiency and the fuel's carbon content (petrol car ≈ 0.29 g per kJ at the
-wheel, diesel truck ≈ 0.20). A car cruising at 50 km/h emits about 110 g/km.
+Pollutant emissions follow SUMO's HBEFA4 model per emission class
+(:mod:`twin.demand.emissions`, docs/emissions.md).
 """
 from __future__ import annotations
 
@@ -33,11 +27,9 @@ class VehicleType:
     speed_factor : float              desired speed = factor × speed limit (mean)
     speed_dev : float                 standard deviation of that factor between vehicles
     critical_gap : float  [s]         time gap accepted when yielding at a junction
-    mass : float  [kg]
-    cda : float  [m²]                 drag coefficient × frontal area
-    c_roll : float                    rolling-resistance coefficient
-    idle_co2 : float  [g/s]
-    co2_per_kj : float  [g/kJ]        CO2 per kJ of traction energy
+    mass : float  [kg]                (SUMO's vType ``mass``)
+    emission_class : str or None      SUMO's HBEFA4 class (e.g. ``HBEFA4/PC_petrol_Euro-4``); None: the
+                                      default of its vehicle class or the fleet mix (docs/emissions.md)
     """
 
     name: str
@@ -52,14 +44,18 @@ class VehicleType:
     speed_dev: float = 0.1
     critical_gap: float = 3.5
     mass: float = 1300.0
-    cda: float = 0.7
-    c_roll: float = 0.012
-    idle_co2: float = 0.55
-    co2_per_kj: float = 0.29
+    emission_class: str | None = None
 
     def __post_init__(self) -> None:
         if self.vclass not in VCLASSES:
             raise ValueError(f"vehicle type {self.name!r}: unknown class {self.vclass!r} (one of {VCLASSES})")
+        if self.emission_class is not None:
+            from twin.demand.emissions import check_class
+
+            try:
+                object.__setattr__(self, "emission_class", check_class(self.emission_class))
+            except ValueError as exc:
+                raise ValueError(f"vehicle type {self.name!r}: {exc}") from None
         for f in ("length", "accel", "decel", "tau", "max_speed", "speed_factor", "mass"):
             if getattr(self, f) <= 0:
                 raise ValueError(f"vehicle type {self.name!r}: {f} must be > 0")
@@ -71,11 +67,9 @@ class VehicleType:
 DEFAULT_VTYPES: dict[str, VehicleType] = {
     "car": VehicleType("car"),
     "truck": VehicleType("truck", vclass="truck", length=12.0, min_gap=2.5, accel=1.0, decel=2.5, tau=1.5,
-                         max_speed=25.0, speed_dev=0.05, critical_gap=4.5, mass=12000.0, cda=6.0,
-                         c_roll=0.008, idle_co2=1.5, co2_per_kj=0.20),
+                         max_speed=25.0, speed_dev=0.05, critical_gap=4.5, mass=12000.0),
     "bus": VehicleType("bus", vclass="bus", length=12.0, min_gap=2.5, accel=1.2, decel=2.5, tau=1.5,
-                       max_speed=22.0, speed_dev=0.05, critical_gap=4.5, mass=15000.0, cda=7.0,
-                       c_roll=0.008, idle_co2=1.6, co2_per_kj=0.20),
+                       max_speed=22.0, speed_dev=0.05, critical_gap=4.5, mass=15000.0),
 }
 
 
@@ -88,7 +82,7 @@ def vtype_arrays(vtypes: list[VehicleType]) -> dict[str, np.ndarray]:
     """Structure-of-arrays view of vehicle types (float64, one entry per type)."""
     out = {}
     for f in ("length", "min_gap", "accel", "decel", "tau", "max_speed", "speed_factor", "speed_dev",
-              "critical_gap", "mass", "cda", "c_roll", "idle_co2", "co2_per_kj"):
+              "critical_gap", "mass"):
         out[f] = np.array([getattr(v, f) for v in vtypes], dtype=np.float64)
     out["class_bit"] = np.array([vclass_bit(v.vclass) for v in vtypes], dtype=np.uint32)
     return out

@@ -218,6 +218,8 @@ class Snapshot:
     loop_occ_time: np.ndarray | None = None
     cancelled: int = 0  # demand trips cancelled before they entered (see SetTripsActive)
     added: int = 0  # vehicles added while running (AddVehicle), counted in waiting/running/arrived too
+    # pollutants emitted on each edge (cumulative) [g], (edge, pollutant) in twin.demand.emissions.POLLUTANTS order
+    edge_emission: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,6 +236,7 @@ class TripTable:
     teleports: np.ndarray  # int32
     state: np.ndarray  # int8: 0 scheduled, 1 waiting, 2 running, 3 arrived, 4 cancelled
     extra: dict = field(default_factory=dict)
+    emission: np.ndarray | None = None  # [g] (trip, pollutant) in twin.demand.emissions.POLLUTANTS order
 
 
 @runtime_checkable

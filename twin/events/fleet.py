@@ -21,7 +21,7 @@ BAN_COST_S = 1e6  # [s] per restricted edge: any detour is shorter; access to an
 
 # an emergency vehicle: a van that drives 20 % above the limit with its siren on
 EMERGENCY = VehicleType("emergency", vclass="emergency", length=6.0, min_gap=2.0, accel=2.6, decel=4.0, tau=1.0,
-                        max_speed=45.0, speed_factor=1.2, speed_dev=0.0, critical_gap=2.0, mass=3000.0, cda=1.8)
+                        max_speed=45.0, speed_factor=1.2, speed_dev=0.0, critical_gap=2.0, mass=3000.0)
 HAZMAT = replace(DEFAULT_VTYPES["truck"], name="hazmat", vclass="hazmat", length=16.5, mass=30000.0,
                  speed_dev=0.0)
 

@@ -6,6 +6,7 @@ policy and lists close matches.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from dataclasses import dataclass
 
@@ -13,9 +14,11 @@ import numpy as np
 
 from twin.city.model import VCLASSES, CityModel, Signal
 from twin.config.loader import ConfigError
+import logging
+
 from twin.config.policies import (
-    CloseEdges, CloseLanes, CongestionCharge, DemandChange, Incident, LaneReallocation, SignalProgram,
-    SignalTiming, SpeedLimit, VehicleBan,
+    CloseEdges, CloseLanes, CongestionCharge, DemandChange, Incident, LaneReallocation, LowEmissionZone,
+    SignalProgram, SignalTiming, SpeedLimit, VehicleBan,
 )
 from twin.demand.trips import RoutedDemand
 from twin.engines.base import Action, SetLaneAccess, SetRouteCost, SetSignalProgram, SetSpeedLimit
@@ -25,6 +28,7 @@ _SIGNAL_CHARS = {int(Signal.RED): "r", int(Signal.YELLOW): "y", int(Signal.GREEN
 
 
 BAN_COST_S = 1e6  # routing cost of a banned edge [s]: any detour is shorter
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,12 +49,31 @@ def _check(kind: str, value: str, known, where: str) -> None:
         raise ConfigError(f"{where}: unknown {kind} {value!r}{hint}")
 
 
-def zone_edges(city: CityModel, zone: str) -> np.ndarray:
-    """All edges of a zone: those whose midpoint is nearer its centroid than any other zone's."""
+def edge_midpoints(city: CityModel) -> np.ndarray:
+    """(n_edges, 2) [m]: the middle of each edge's first lane (between its shape's ends)."""
     lane0 = city.edge_lane_start
     a = city.lane_shape_xy[city.lane_shape_offsets[lane0]]
     b = city.lane_shape_xy[city.lane_shape_offsets[lane0 + 1] - 1]
-    mid = 0.5 * (a + b)
+    return 0.5 * (a + b)
+
+
+def polygon_edges(city: CityModel, polygon) -> np.ndarray:
+    """Edges whose midpoint lies inside a polygon of (x, y) corners [m] (even-odd rule)."""
+    mid = edge_midpoints(city)
+    poly = np.asarray(polygon, dtype=np.float64)
+    x, y = mid[:, 0], mid[:, 1]
+    inside = np.zeros(mid.shape[0], dtype=bool)
+    for (x0, y0), (x1, y1) in zip(poly, np.roll(poly, -1, axis=0)):
+        crosses = (y0 > y) != (y1 > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xc = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+        inside ^= crosses & (x < xc)
+    return np.flatnonzero(inside)
+
+
+def zone_edges(city: CityModel, zone: str) -> np.ndarray:
+    """All edges of a zone: those whose midpoint is nearer its centroid than any other zone's."""
+    mid = edge_midpoints(city)
     d2 = (mid[:, 0, None] - city.zone_x[None, :]) ** 2 + (mid[:, 1, None] - city.zone_y[None, :]) ** 2
     return np.flatnonzero(d2.argmin(axis=1) == city.zone_index[zone])
 
@@ -190,6 +213,9 @@ def resolve_policies(policies: list, city: CityModel) -> list[TimedAction]:
             lanes = tuple(_lanes(city, [f"{p.edge}_{i}" for i in p.lanes], where))
             at(p.start_s, SetLaneAccess(lanes, (), reroute=False), where)
             at(p.start_s + p.duration_s, SetLaneAccess(lanes, None, reroute=False), where)
+        elif isinstance(p, LowEmissionZone):
+            _classes(p.exempt, where)
+            _lez_edges(city, p, where)  # checked here; applied to the demand (apply_low_emission_zones)
         elif isinstance(p, DemandChange):
             continue
         else:  # pragma: no cover - the config union lists every type
@@ -244,3 +270,66 @@ def apply_demand_changes(demand: RoutedDemand, policies: list, city: CityModel,
         counter[int(i)] = counter.get(int(i), 0) + 1
         ids.append(f"{trips.ids[i]}+{counter[int(i)]}")
     return demand.subset(idx, depart, tuple(ids))
+
+
+def _lez_edges(city: CityModel, p: LowEmissionZone, where: str) -> np.ndarray:
+    ids = _edge_set(city, p.edges, p.zones, where)
+    idx = np.array([city.edge_index[e] for e in ids], dtype=np.int64)
+    if p.polygon:
+        idx = np.union1d(idx, polygon_edges(city, p.polygon))
+    if idx.size == 0:
+        raise ConfigError(f"{where}: the zone has no edges (the polygon covers no edge's midpoint)")
+    return idx
+
+
+def apply_low_emission_zones(demand: RoutedDemand, policies: list, city: CityModel, seed: int) -> RoutedDemand:
+    """Route the trips that ``low_emission_zone`` policies ban around their zones.
+
+    A trip is banned when its vehicle's emission class (:func:`twin.demand.emissions.vehicle_classes` with
+    the run's ``seed``, as the engines draw it) is below the zone's standard, its vehicle class is not
+    exempt, it departs in [start_s, end_s) and its route uses a zone edge. Its new route is the shortest
+    with :data:`BAN_COST_S` on every zone edge: it avoids the zone at any detour, and a trip starting or ending
+    inside leaves or enters by the shortest way (access to addresses stays).
+    """
+    from twin.demand.emissions import below_standard, vehicle_classes
+    from twin.demand.routing import free_flow_cost, route_trips
+
+    lezs = [(k, p) for k, p in enumerate(policies) if isinstance(p, LowEmissionZone)]
+    if not lezs or len(demand.trips) == 0:
+        return demand
+    trips = demand.trips
+    n = len(trips)
+    eclass = vehicle_classes(trips.vtypes, trips.vtype, trips.ids, seed)
+    ff = free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed)
+    offsets, targets = city.edge_successors
+    routes = [demand.route(i) for i in range(n)]
+    for k, p in lezs:
+        where = _where(k, p)
+        zone = _lez_edges(city, p, where)
+        in_zone = np.zeros(city.n_edges, dtype=bool)
+        in_zone[zone] = True
+        exempt = np.array([v.vclass in p.exempt for v in trips.vtypes], dtype=bool)
+        end = np.inf if p.end_s is None else p.end_s
+        flat = np.concatenate(routes) if routes else np.zeros(0, dtype=np.int32)
+        owner = np.repeat(np.arange(n), [r.size for r in routes])
+        enters = np.bincount(owner[in_zone[flat]], minlength=n) > 0
+        sel = np.flatnonzero(below_standard(p.min_euro_petrol, p.min_euro_diesel, p.min_euro_heavy)[eclass]
+                             & ~exempt[trips.vtype] & (trips.depart >= p.start_s) & (trips.depart < end) & enters)
+        if sel.size == 0:
+            continue
+        cost = ff.copy()
+        cost[zone] += BAN_COST_S
+        lens = np.zeros(sel.size, dtype=np.int64)
+        r_off, r_edges, _ = route_trips(offsets, targets, cost, trips.origin[sel], trips.destination[sel], lens)
+        for j, i in enumerate(sel):
+            if lens[j] > 0:
+                routes[i] = r_edges[r_off[j]: r_off[j + 1]].astype(np.int32)
+        log.info("%s: %d trips below the standard re-routed around the low-emission zone", where, sel.size)
+    lens = np.array([r.size for r in routes], dtype=np.int64)
+    off = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lens, out=off[1:])
+    edges = np.concatenate(routes).astype(np.int32)
+    seg = np.repeat(np.arange(n), lens)
+    return dataclasses.replace(demand, route_offsets=off, route_edges=edges,
+                               route_length=np.bincount(seg, weights=city.edge_length[edges], minlength=n),
+                               free_flow_time=np.bincount(seg, weights=ff[edges], minlength=n))

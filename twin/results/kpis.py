@@ -28,7 +28,9 @@ Definitions (all over the run, from its start to ``end_time_s``):
   same duration.
 - ``mean_travel_time_s``: over completed trips, from entering to arrival.
 - ``mean_depart_delay_s``: mean wait in the depart queue of inserted trips.
-- ``co2_kg``: total CO2 of all vehicles (road-load power model, docs/models.md).
+- ``co2_kg``: total CO2 of the trips (docs/emissions.md).
+- ``nox_kg``, ``pm10_kg``, ``pm25_kg``, ``fuel_kg``: totals of all vehicles on all edges
+  (``edge_emission``; NaN for a pollutant the engine does not report, e.g. PM2.5 from SUMO).
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ KPI_UNITS = {
     "trips_unserved": "trips", "unserved_hours": "veh·h", "vehicle_hours_total": "veh·h", "mean_trip_time_s": "s",
     "mean_travel_time_s": "s", "mean_delay_s": "s", "mean_delay_completed_s": "s", "mean_depart_delay_s": "s",
     "mean_speed_kmh": "km/h",
-    "co2_kg": "kg",
+    "co2_kg": "kg", "nox_kg": "kg", "pm10_kg": "kg", "pm25_kg": "kg", "fuel_kg": "kg",
     # fleets and events (twin.events)
     "incidents_reported": "calls", "requests_reported": "calls", "calls_served": "calls", "calls_unserved": "calls",
     "response_time_mean_s": "s", "response_time_p90_s": "s", "response_time_urgent_mean_s": "s",
@@ -109,6 +111,9 @@ def compute_kpis(ds: xr.Dataset) -> dict[str, float | int]:
         "mean_speed_kmh": round(vkt / vht, 3) if vht > 0 else float("nan"),
         "co2_kg": round(float(ds["trip_co2"].values.sum()) / 1000.0, 4),
     }
+    if "edge_emission" in ds:
+        for name, pol in (("nox_kg", "NOx"), ("pm10_kg", "PM10"), ("pm25_kg", "PM2.5"), ("fuel_kg", "fuel")):
+            k[name] = round(float(ds["edge_emission"].sel(pollutant=pol).values.sum()) / 1000.0, 6)
     if k["trips_total"] != k["trips_completed"] + k["trips_running"] + k["trips_waiting"]:
         raise RuntimeError(f"trip states do not add up: {k}")  # an engine bug, never user input
     return k

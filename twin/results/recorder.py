@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from twin.city.model import ROAD_CLASSES, CityModel
+from twin.demand.emissions import MODEL_DESCRIPTION, POLLUTANTS
 from twin.demand.trips import RoutedDemand
 from twin.engines.base import Engine, Snapshot, TripTable
 
@@ -148,6 +149,13 @@ def build_dataset(city: CityModel, demand: RoutedDemand, snaps: list[Snapshot], 
     }
     for name, (arr, units, desc) in trip_vars.items():
         data_vars[f"trip_{name}"] = (("trip",), np.asarray(arr, dtype=np.float64), {"units": units, "long_name": desc})
+    if trips.emission is not None:
+        data_vars["trip_emission"] = (("trip", "pollutant"), np.asarray(trips.emission, dtype=np.float64),
+                                      {"units": "g", "long_name": "pollutants emitted by the trip so far"})
+    if last.edge_emission is not None:
+        em = _diff(snaps, "edge_emission") if times.size else np.zeros((0, city.n_edges, len(POLLUTANTS)))
+        data_vars["edge_emission"] = (("time", "edge", "pollutant"), em.astype(np.float64),
+                                      {"units": "g", "long_name": "pollutants emitted on the edge during the interval"})
     data_vars["trip_teleports"] = (("trip",), trips.teleports.astype(np.int32), {"units": "1"})
     data_vars["trip_state"] = (("trip",), trips.state.astype(np.int8),
                                {"flag_values": list(range(len(TRIP_STATES))), "flag_meanings": " ".join(TRIP_STATES)})
@@ -157,6 +165,7 @@ def build_dataset(city: CityModel, demand: RoutedDemand, snaps: list[Snapshot], 
         "edge": ("edge", np.array(city.edge_ids, dtype=object)),
         "tls": ("tls", np.array(city.tls_ids, dtype=object)),
         "sensor": ("sensor", np.array(sensor_ids or [], dtype=object)),
+        "pollutant": ("pollutant", np.array(POLLUTANTS, dtype=object)),
         "edge_length": ("edge", city.edge_length.astype(np.float64), {"units": "m"}),
         "edge_lanes": ("edge", city.edge_num_lanes.astype(np.int32)),
         "edge_speed_limit": ("edge", city.edge_speed.astype(np.float64), {"units": "m/s"}),
@@ -176,4 +185,6 @@ def build_dataset(city: CityModel, demand: RoutedDemand, snaps: list[Snapshot], 
     ds_attrs.setdefault("end_time_s", float(snaps[-1].time))
     ds_attrs["vehicle_updates"] = int(snaps[-1].vehicle_updates)
     ds_attrs["unroutable_trips"] = len(demand.unroutable)
+    if "edge_emission" in data_vars or "trip_emission" in data_vars:
+        ds_attrs["emission_model"] = MODEL_DESCRIPTION
     return xr.Dataset(data_vars=data_vars, coords=coords, attrs=ds_attrs)

@@ -21,7 +21,9 @@ from twin.engines.base import (
 )
 from twin.city.graph import class_graph
 from twin.demand.routing import route_trips
+from twin.demand.emissions import POLLUTANTS, emission_table, vehicle_classes
 from twin.demand.vtypes import vclass_bit
+from twin.engines.native import emissions as EM
 from twin.engines.native import kernels as K
 from twin.engines.native import signals as S
 from twin.engines.native import stops as ST
@@ -53,6 +55,8 @@ class NativeEngine:
     teleport_time : float  [s]
         A vehicle halted this long is moved ahead along its route (gridlock
         rule, as SUMO's ``time-to-teleport``); ``inf`` disables it.
+    emissions : bool
+        Compute pollutant emissions in the step (:mod:`twin.engines.native.emissions`); off, they stay 0.
     """
 
     name: ClassVar[str] = "native"
@@ -66,13 +70,13 @@ class NativeEngine:
     _VEHICLE_ARRAYS: ClassVar[dict[str, float]] = {
         "vtype": 0, "vfactor": 1.0, "depart": 0.0, "route_off": 0, "route_n": 0, "state": 0, "lane": -1,
         "pos": 0.0, "speed": 0.0, "ridx": 0, "t_insert": np.nan, "t_arrive": np.nan, "dist": 0.0, "wait": 0.0,
-        "time_loss": 0.0, "co2": 0.0, "teleports": 0, "_order": 0, "_order_tmp": 0, "_new_pos": 0.0,
+        "time_loss": 0.0, "teleports": 0, "_order": 0, "_order_tmp": 0, "_new_pos": 0.0,
         "_new_speed": 0.0, "_new_lane": 0, "_wait_list": 0, "_prev_lane": 0, "_prev_pos": 0.0,
         "_score_cache": 0, "_score_ridx": -1, "_junction_speed": 0.0, "_sg_prob": 0.0, "_kr_prob": 0.0,
-        "_stop_next": 0, "_dwell_until": -1.0, "_stop_at": K.INF}
+        "_stop_next": 0, "_dwell_until": -1.0, "_stop_at": K.INF, "eclass": 0, "emission": 0.0}
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
-                 loops: list[tuple[str, int, float]] | None = None) -> None:
+                 loops: list[tuple[str, int, float]] | None = None, emissions: bool = True) -> None:
         if not (0.1 <= step_length <= 1.0) or abs(round(1.0 / step_length) * step_length - 1.0) > 1e-9:
             raise ValueError(f"step_length must divide 1 s (e.g. 1.0 or 0.5), got {step_length}")
         if teleport_time <= 0:
@@ -80,6 +84,7 @@ class NativeEngine:
         self._dt = float(step_length)
         self._teleport_time = float(teleport_time)
         self._loop_spec = list(loops or [])  # (id, lane index, position [m]) induction loops
+        self._emissions_on = bool(emissions)
         self._started = False
         self._closed = False
 
@@ -138,8 +143,8 @@ class NativeEngine:
         self.dist = np.zeros(n)
         self.wait = np.zeros(n)
         self.time_loss = np.zeros(n)
-        self.co2 = np.zeros(n)
         self.teleports = np.zeros(n, dtype=np.int32)
+        self._setup_emissions(trips, seed)
         # work arrays
         self._order = np.zeros(n, dtype=np.int32)
         self._order_tmp = np.zeros(n, dtype=np.int32)
@@ -175,6 +180,7 @@ class NativeEngine:
         self.e_dist = np.zeros(ne)
         self.e_halt_time = np.zeros(ne)
         self.e_queue_time = np.zeros(ne)
+        self.e_emission = np.zeros((ne, len(POLLUTANTS)))  # [g] per edge and pollutant
         self._setup_loops(city)
         self._n_demand = n  # trips of the demand; vehicles added on the fly come after them
         self._added: dict[str, int] = {}
@@ -232,12 +238,16 @@ class NativeEngine:
             self._prev_pos[:] = self.pos
         K.move(dt, self._order, n, self._lane_start, self.lane, self.pos, self.speed, self.vtype, self.vfactor,
                self.ridx, self.route_off, self.route_n, self.route_edges, vt["length"], vt["min_gap"], vt["accel"],
-               vt["decel"], vt["tau"], vt["max_speed"], vt["critical_gap"], vt["class_bit"], vt["mass"], vt["cda"],
-               vt["c_roll"], vt["idle_co2"], vt["co2_per_kj"], c.lane_edge, c.lane_length, self._lane_speed,
+               vt["decel"], vt["tau"], vt["max_speed"], vt["critical_gap"], vt["class_bit"], c.lane_edge,
+               c.lane_length, self._lane_speed,
                self._lane_allow, c.edge_lane_start, c.lane_conn_offsets, c.conn_to_lane, self._conn_signal,
                c.conn_length, c.conn_speed, c.conn_foe_offsets, c.conn_foe_lanes, self._req_back, self._junction_speed,
-               self._new_pos, self._new_speed, self.dist, self.wait, self.time_loss, self.co2,
+               self._new_pos, self._new_speed, self.dist, self.wait, self.time_loss,
                self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time, self._stop_at)
+        em = self._emis
+        if n and self._emissions_on:
+            EM.emit(dt, self._order, n, self.lane, self.pos, self.speed, self._new_pos, self._new_speed, self.eclass,
+                    self._emis_cf, em.coast_a, em.non_exhaust, c.lane_edge, self.emission, self.e_emission)
         arrived, teleported = K.commit(
             t, dt, self._teleport_time, self._order, n, self._lane_start, self.state, self.lane, self.pos,
             self.speed, self.vtype, self.ridx, self.route_off, self.route_n, self.route_edges, vt["length"],
@@ -364,6 +374,16 @@ class NativeEngine:
         self._sig_phase[k] = -1  # an actuated program starts at its first phase
         self._signal_layout()
 
+    def _setup_emissions(self, trips, seed: int) -> None:
+        """Emission class per vehicle (:func:`twin.demand.emissions.vehicle_classes`) and the model's table."""
+        self._emis = emission_table()
+        self._emis_cf = EM.step_coefficients(self._emis.coef, self._emis.exhaust_pm)
+        if not np.allclose(self._emis.coast_v, EM.coast_grid(self._emis.coast_v.size)):
+            raise EngineError("the emission table's coasting grid is not the one the kernel reads")
+        self._emission_seed = int(seed)
+        self.eclass = vehicle_classes(trips.vtypes, trips.vtype, trips.ids, seed)
+        self.emission = np.zeros((len(trips), len(POLLUTANTS)))  # [g] per vehicle and pollutant
+
     def _setup_loops(self, city: CityModel) -> None:
         spec = sorted(enumerate(self._loop_spec), key=lambda kv: kv[1][1])
         for _, (lid, ln, p) in spec:
@@ -377,6 +397,11 @@ class NativeEngine:
         self.loop_count, self.loop_speed_sum, self.loop_occ_time = np.zeros(m), np.zeros(m), np.zeros(m)
         self._prev_lane = np.zeros(len(self.demand.trips), dtype=np.int32)
         self._prev_pos = np.zeros(len(self.demand.trips))
+
+    @property
+    def co2(self) -> np.ndarray:
+        """CO2 emitted so far per vehicle [g] (a view of :attr:`emission`)."""
+        return self.emission[:, 0]
 
     @property
     def loop_ids(self) -> list[str]:
@@ -513,6 +538,7 @@ class NativeEngine:
             arr = self.__dict__[name]
             self.__dict__[name] = np.concatenate([arr, np.full((1, *arr.shape[1:]), fill, dtype=arr.dtype)])
         self.vtype[i] = ty
+        self.eclass[i] = vehicle_classes(self.demand.trips.vtypes, [ty], [a.vid], self._emission_seed)[0]
         self.vfactor[i] = self._vt["speed_factor"][ty]
         self.depart[i] = self.time
         self.route_off[i] = self.route_edges.size
@@ -636,7 +662,7 @@ class NativeEngine:
         self.rerouted += int(vehicles.size) - stranded
 
     # ---------------------------------------------------------- checkpoints
-    _STATIC = ("city", "demand", "_vt")
+    _STATIC = ("city", "demand", "_vt", "_emis", "_emis_cf")
 
     def checkpoint(self, path) -> None:
         """Save the engine's full state (``.npz``); :meth:`restore` resumes it bit-identically."""
@@ -669,6 +695,7 @@ class NativeEngine:
         eng.__dict__.update(meta["scalars"])
         eng._loop_spec = [(str(a), int(b), float(c)) for a, b, c in meta.get("loops", [])]
         eng.__dict__.update(arrays)
+        eng.__dict__.pop("co2", None)  # checkpoints of the road-load CO2 model: CO2 is an emission column now
         eng._added = {str(k): int(v) for k, v in meta.get("added", {}).items()}
         eng.__dict__.setdefault("_n_demand", len(demand.trips))
         eng.__dict__.setdefault("_junction_speed", np.zeros(eng.state.size))  # checkpoints before junction paths
@@ -682,6 +709,16 @@ class NativeEngine:
             eng._req_back = np.full((2, eng._req_back.size), -K.INF)
         eng.city, eng.demand = city, demand
         eng._vt = vtype_arrays(list(demand.trips.vtypes))
+        eng._emis = emission_table()
+        eng._emis_cf = EM.step_coefficients(eng._emis.coef, eng._emis.exhaust_pm)
+        eng.__dict__.setdefault("_emissions_on", True)
+        if "eclass" not in eng.__dict__:  # checkpoints before pollutant emissions: they start now
+            n = eng.state.size
+            eng._emission_seed = 0
+            eng.eclass = vehicle_classes(demand.trips.vtypes, eng.vtype[:len(demand.trips)], demand.trips.ids, 0)
+            eng.eclass = np.concatenate([eng.eclass, np.zeros(n - eng.eclass.size, dtype=np.int32)])
+            eng.emission = np.zeros((n, len(POLLUTANTS)))
+            eng.e_emission = np.zeros((city.n_edges, len(POLLUTANTS)))
         if "_tls_kind" not in eng.__dict__:  # checkpoints before actuated signals and stops
             phase = eng._tls_phase.copy()
             eng._signals_start(city)
@@ -792,7 +829,8 @@ class NativeEngine:
             edge_dist=self.e_dist.copy(), edge_halt_time=self.e_halt_time.copy(),
             edge_queue_time=self.e_queue_time.copy(), signal_phase=self._tls_phase.copy(), vehicles=veh,
             loop_count=self.loop_count.copy(), loop_speed_sum=self.loop_speed_sum.copy(),
-            loop_occ_time=self.loop_occ_time.copy(), cancelled=int(counts[K.CANCELLED]), added=len(self._added))
+            loop_occ_time=self.loop_occ_time.copy(), cancelled=int(counts[K.CANCELLED]), added=len(self._added),
+            edge_emission=self.e_emission.copy())
 
     def trip_table(self) -> TripTable:
         """The demand's trips (vehicles added on the fly are not among them: see :meth:`vehicle_status`)."""
@@ -800,7 +838,8 @@ class NativeEngine:
         return TripTable(depart=self.depart[:n].copy(), depart_actual=self.t_insert[:n].copy(),
                          arrival=self.t_arrive[:n].copy(), route_length=self.demand.route_length.copy(),
                          distance=self.dist[:n].copy(), time_loss=self.time_loss[:n].copy(), co2=self.co2[:n].copy(),
-                         teleports=self.teleports[:n].copy(), state=self.state[:n].copy())
+                         teleports=self.teleports[:n].copy(), state=self.state[:n].copy(),
+                         emission=self.emission[:n].copy())
 
     def close(self) -> None:
         self._closed = True

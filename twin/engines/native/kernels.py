@@ -71,8 +71,6 @@ SLOWER_BY = 5.0 / 3.6  # [m/s] the right lane counts as slower if its speed is l
 LC_URGENT_GAP = 0.5  # [m] gaps an urgent lane change accepts; a follower closer to the requester's back passes it
 STEER_UPSTREAM_M = 15.0  # [m] lane-use steering of loops closer than this to their edge's start acts on the edge before
 SCORE_CACHE_LANES = 6  # lanes per edge whose lane scores change_lanes caches per vehicle
-RHO_AIR = 1.2  # [kg/m³]
-G = 9.81  # [m/s²]
 
 
 @kernel
@@ -701,10 +699,9 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
 @kernel
 def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route_off, route_n, route_edges,
          vt_length, vt_min_gap, vt_accel, vt_decel, vt_tau, vt_max_speed, vt_crit_gap, vt_class_bit,
-         vt_mass, vt_cda, vt_c_roll, vt_idle_co2, vt_co2_per_kj,
          lane_edge, lane_length, lane_speed, lane_allow, edge_lane_start, lane_conn_offsets, conn_to_lane,
          conn_signal, conn_length, conn_speed, conn_foe_offsets, conn_foe_lanes, req_back, junction_speed,
-         new_pos, new_speed, dist, wait, time_loss, co2,
+         new_pos, new_speed, dist, wait, time_loss,
          e_veh_time, e_dist, e_halt_time, e_queue_time, stop_at):
     """New speed and position of every running vehicle (written to ``new_pos``/``new_speed``).
 
@@ -712,7 +709,7 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
     :mod:`twin.engines.native.stops`), braking as for a red light.
 
     Also accumulates per vehicle: distance [m], continuous halting time [s],
-    time loss [s], CO2 [g]; and per edge: vehicle time [veh·s], distance
+    time loss [s] (pollutants: :mod:`twin.engines.native.emissions`); and per edge: vehicle time [veh·s], distance
     [veh·m], halting time [veh·s], queue length × time [m·s].
 
     Junction paths: the look-ahead adds ``conn_length`` after each stop line,
@@ -819,9 +816,6 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
             wait[i] = 0.0
         if v_allowed > 0.0:
             time_loss[i] += dt * max(0.0, 1.0 - vn / v_allowed)
-        vm = 0.5 * (v + vn)
-        force = vt_mass[ty] * ((vn - v) / dt + G * vt_c_roll[ty]) + 0.5 * RHO_AIR * vt_cda[ty] * vm * vm
-        co2[i] += (vt_idle_co2[ty] + vt_co2_per_kj[ty] * max(force * vm, 0.0) * 1e-3) * dt
         e = lane_edge[l]
         e_veh_time[e] += dt
         e_dist[e] += step

@@ -12,8 +12,12 @@ seconds; :meth:`SumoEngine.observe` adds up the intervals written so far
 exact at multiples of the interval. ``entered`` counts vehicles that entered
 or departed on the edge (as twin's native engine), ``veh_time`` is SUMO's
 ``sampledSeconds``, distance ``speed × sampledSeconds``, halting time SUMO's
-``waitingTime``; queue length is not measured by SUMO (NaN). CO2 per trip is
-SUMO's own emission model (its default HBEFA class), not twin's road-load model.
+``waitingTime``; queue length is not measured by SUMO (NaN). Pollutants per
+edge (an ``edgeData`` emissions output) and per trip (tripinfo) are SUMO's own
+emission model, each vehicle with the emission class twin gives it
+(:func:`twin.demand.emissions.vehicle_classes`, written into its vType):
+CO2, CO, HC, NOx, PMx and fuel as SUMO reports them, PM10 = SUMO's PMx (HBEFA4's
+PMx is PM10, exhaust and non-exhaust), PM2.5 not reported (NaN).
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ import numpy as np
 
 from twin.city.model import CityModel
 from twin.config.base import EngineConfig
+from twin.demand.emissions import MODEL_POLLUTANTS, PM10, PM25, PMX, POLLUTANTS, vehicle_classes
 from twin.demand.trips import RoutedDemand
 from twin.engines.base import (
     Action, AddVehicle, EngineError, SetLaneAccess, SetSignalProgram, SetSpeedLimit, Snapshot, TripTable,
@@ -39,7 +44,7 @@ from twin.engines.sumo.export import export_network, export_routes, find_sumo_bi
 
 log = logging.getLogger(__name__)
 _labels = itertools.count()
-_INTERVAL = re.compile(rb"<interval\b.*?</interval>", re.S)
+_INTERVAL = re.compile(rb"<interval\b[^>]*?(?:/>|>.*?</interval>)", re.S)  # empty ones close themselves
 _TRIPINFO = re.compile(rb"<tripinfo\b[^>]*?(?:/>|>.*?</tripinfo>)", re.S)
 
 
@@ -109,8 +114,10 @@ class SumoEngine:
         self.city, self.demand = city, demand
         self.workdir = Path(tempfile.mkdtemp(prefix="twin-sumo-"))
         net, tls_files = self._network(city)
-        routes = export_routes(demand, city, self.workdir / "demand.rou.xml")
+        classes = vehicle_classes(demand.trips.vtypes, demand.trips.vtype, demand.trips.ids, seed)
+        routes = export_routes(demand, city, self.workdir / "demand.rou.xml", emission_classes=classes)
         self._edgedata = self.workdir / "edgedata.xml"
+        self._emissiondata = self.workdir / "emissions.xml"
         self._tripinfo = self.workdir / "tripinfo.xml"
         self._errlog = self.workdir / "sumo-errors.log"
         meas = self.workdir / "measure.add.xml"
@@ -118,7 +125,9 @@ class SumoEngine:
             f'  <inductionLoop id="{lid}" lane="{city.lane_id(ln)}" pos="{min(p, city.lane_length[ln] - 0.1):.3f}" '
             f'period="{self._interval:g}" file="loops.xml"/>\n' for lid, ln, p in self._loop_spec)
         meas.write_text(f'<additional>\n  <edgeData id="twin" file="{self._edgedata.name}" '
-                        f'period="{self._interval:g}" excludeEmpty="false"/>\n{loops_xml}</additional>\n')
+                        f'period="{self._interval:g}" excludeEmpty="false"/>\n'
+                        f'  <edgeData id="twin_emissions" type="emissions" file="{self._emissiondata.name}" '
+                        f'period="{self._interval:g}" excludeEmpty="true"/>\n{loops_xml}</additional>\n')
         m = len(self._loop_spec)
         self.loop_count, self.loop_speed_sum, self.loop_occ_time = np.zeros(m), np.zeros(m), np.zeros(m)
         self._on_loop: list[set[str]] = [set() for _ in range(m)]
@@ -133,7 +142,10 @@ class SumoEngine:
         self._edge_pos = {eid: i for i, eid in enumerate(city.edge_ids)}
         ne = city.n_edges
         self._cum = {k: np.zeros(ne) for k in ("entered", "veh_time", "dist", "halt_time")}
+        self._emission = np.zeros((ne, len(POLLUTANTS)))
+        self._emission[:, PM25] = np.nan  # SUMO does not report PM2.5
         self._read_upto = 0
+        self._read_em_upto = 0
         self._updates = 0
         self._arrived = 0
         self._teleport_ids: dict[str, int] = {}
@@ -359,6 +371,25 @@ class SumoEngine:
                 self._cum["halt_time"][k] += float(e.get("waitingTime", 0.0))
             end = m.end()
         self._read_upto = end
+        self._read_emissions()
+
+    def _read_emissions(self) -> None:
+        """Add SUMO's edge emissions [mg] of the intervals written since the last read (as g)."""
+        try:
+            data = self._emissiondata.read_bytes()
+        except OSError:
+            return
+        end = self._read_em_upto
+        for m in _INTERVAL.finditer(data, self._read_em_upto):
+            for e in ET.fromstring(m.group(0)).iter("edge"):
+                k = self._edge_pos.get(e.get("id"))
+                if k is None:
+                    continue
+                for p, name in enumerate(MODEL_POLLUTANTS):
+                    self._emission[k, p] += float(e.get(f"{name}_abs", 0.0)) / 1000.0
+            end = m.end()
+        self._read_em_upto = end
+        self._emission[:, PM10] = self._emission[:, PMX]
 
     def observe(self, vehicles: bool = False) -> Snapshot:
         if self._api is None:
@@ -384,7 +415,8 @@ class SumoEngine:
                         edge_halt_time=self._cum["halt_time"].copy(),
                         edge_queue_time=np.full(self.city.n_edges, np.nan), signal_phase=phases, vehicles=veh,
                         loop_count=self.loop_count.copy(), loop_speed_sum=self.loop_speed_sum.copy(),
-                        loop_occ_time=self.loop_occ_time.copy(), added=len(self._added))
+                        loop_occ_time=self.loop_occ_time.copy(), added=len(self._added),
+                        edge_emission=self._emission.copy())
 
     def _vehicle_arrays(self) -> VehicleArrays:
         api, city = self._api, self.city
@@ -432,6 +464,8 @@ class SumoEngine:
         dist = np.zeros(n)
         loss = np.zeros(n)
         co2 = np.zeros(n)
+        emission = np.zeros((n, len(POLLUTANTS)))
+        emission[:, PM25] = np.nan
         data = self._tripinfo.read_bytes() if self._tripinfo.is_file() else b""
         for m in _TRIPINFO.finditer(data):  # complete elements only: a truncated file still yields its trips
             el = ET.fromstring(m.group(0))
@@ -449,6 +483,9 @@ class SumoEngine:
             em = el.find("emissions")
             if em is not None:
                 co2[k] = float(em.get("CO2_abs", 0)) / 1000.0  # mg -> g
+                for p, name in enumerate(MODEL_POLLUTANTS):
+                    emission[k, p] = float(em.get(f"{name}_abs", 0)) / 1000.0
+                emission[k, PM10] = emission[k, PMX]
         # vehicles on the road when SUMO died have no tripinfo: their insertion times as they happened
         depart_actual = np.where(np.isfinite(depart_actual), depart_actual, self._depart_t)
         state = np.where(np.isfinite(arrival), 3, np.where(np.isfinite(depart_actual), 2,
@@ -456,7 +493,7 @@ class SumoEngine:
         teleports = np.array([self._teleport_ids.get(t, 0) for t in self.demand.trips.ids], dtype=np.int32)
         return TripTable(depart=self.demand.trips.depart.copy(), depart_actual=depart_actual, arrival=arrival,
                          route_length=self.demand.route_length.copy(), distance=dist, time_loss=loss, co2=co2,
-                         teleports=teleports, state=state.astype(np.int8))
+                         teleports=teleports, state=state.astype(np.int8), emission=emission)
 
     def close(self) -> None:
         if self._closed:

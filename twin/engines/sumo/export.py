@@ -378,17 +378,23 @@ def vtype_attrs(vt: VehicleType) -> dict[str, str]:
         "speedFactor": speed_factor,
         "speedDev": _f(vt.speed_dev),
         "mass": _f(vt.mass),
+        **({"emissionClass": vt.emission_class} if vt.emission_class else {}),
     }
 
 
-def export_routes(demand: RoutedDemand, city: CityModel, path: Path) -> Path:
+def export_routes(demand: RoutedDemand, city: CityModel, path: Path,
+                  emission_classes: np.ndarray | None = None) -> Path:
     """Write the routed demand as a SUMO route file.
 
     One ``<vType>`` per twin vehicle type and one ``<vehicle>`` per routed trip
     (id = trip id, ``depart`` in [s], ``departLane="best"``,
     ``departSpeed="max"``, ``departPos="base"``) with its route as edge ids,
     sorted by depart time, and its stops (``<stop lane startPos endPos duration
-    [until] [parking]>``). Unroutable trips are not written.
+    [until] [parking]>``). Unroutable trips are not written. With
+    ``emission_classes`` (each trip's index into
+    :func:`twin.demand.emissions.emission_table`), a vehicle whose class is not
+    its type's gets a copy of its type, ``<type>@<class>``, with that
+    ``emissionClass``.
 
     Returns
     -------
@@ -405,12 +411,29 @@ def export_routes(demand: RoutedDemand, city: CityModel, path: Path) -> Path:
     root = ET.Element("routes")
     for vt in trips.vtypes:
         ET.SubElement(root, "vType", vtype_attrs(vt))
+    type_of = [names[int(t)] for t in trips.vtype]
+    if emission_classes is not None:
+        from twin.demand.emissions import emission_table
+
+        table = emission_table()
+        fixed = {vt.name: vt.emission_class for vt in trips.vtypes}
+        variants: dict[tuple[int, int], str] = {}
+        for i, (t, c) in enumerate(zip(trips.vtype, emission_classes)):
+            cls = table.classes[int(c)]
+            if fixed[names[int(t)]] == cls:
+                continue
+            key = (int(t), int(c))
+            if key not in variants:
+                variants[key] = f"{names[int(t)]}@{cls.split('/', 1)[-1]}"
+                ET.SubElement(root, "vType", {**vtype_attrs(trips.vtypes[int(t)]), "id": variants[key],
+                                              "emissionClass": cls})
+            type_of[i] = variants[key]
     for i in range(len(trips)):
         edges = demand.route(i)
         if edges.size == 0:
             raise ValueError(f"trip {trips.ids[i]!r} has an empty route")
         veh = ET.SubElement(root, "vehicle", {
-            "id": trips.ids[i], "type": names[int(trips.vtype[i])], "depart": _f(trips.depart[i]),
+            "id": trips.ids[i], "type": type_of[i], "depart": _f(trips.depart[i]),
             "departLane": "best", "departSpeed": "max", "departPos": "base",
         })
         ET.SubElement(veh, "route", {"edges": " ".join(city.edge_ids[e] for e in edges)})

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from twin.config.models import NativeEngineConfig, ScenarioConfig, SumoEngineConfig  # noqa: E402
+from twin.config.models import ScenarioConfig, engine_config  # noqa: E402
 from twin.config.sumocfg import load_any  # noqa: E402
 from twin.runner import prepare, run_scenario  # noqa: E402
 
@@ -40,7 +40,8 @@ def check(duration: float) -> dict:
     cfg = cfg.model_copy(update={"sensors": type(cfg.sensors)()})  # the engines' emissions, not detectors
     city, demand = prepare(cfg)
     res = {}
-    for name, engine in (("native", NativeEngineConfig()), ("sumo", SumoEngineConfig())):
+    for name in ("native", "sumo"):
+        engine = engine_config({"type": name})
         c = cfg.model_copy(update={"run": cfg.run.model_copy(update={"engine": engine})})
         res[name] = run_scenario(c, city=city, demand=demand)
     em = {k: r.dataset["edge_emission"].sum("time") for k, r in res.items()}

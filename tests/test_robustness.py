@@ -509,6 +509,16 @@ def test_sumocfg_clock_times_are_read(tmp_path, corridor_net):
     assert f.end == 3630.0
 
 
+@pytest.mark.parametrize("attr, expect", [('accel="inf"', "accel must be a finite number"),
+                                         ('maxSpeed="nan"', "max_speed must be a finite number"),
+                                         ('accel="abc"', "could not convert")])
+def test_bad_vehicle_type_in_a_route_file(tmp_path, corridor_net, attr, expect):
+    p = _sumocfg(tmp_path, corridor_net)
+    (tmp_path / "c.rou.xml").write_text(f'<routes><vType id="t" {attr}/><vehicle id="v" type="t" depart="0">'
+                                        '<route edges="e0 e1 e2"/></vehicle></routes>')
+    one_line_error(run_cli("run", p, "--out", tmp_path / "o", "-q"), "c.rou.xml", expect)
+
+
 NET_DAMAGE = [
     ("length", 'speed="13.89" length="300.00"', 'speed="13.89" length="abc"', "is not a number"),
     ("shape", 'shape="0.00,-1.60 300.00,-1.60"', 'shape="0.00,-1.60 x,y"', "shape is not a list"),

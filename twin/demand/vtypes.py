@@ -11,6 +11,8 @@ wheel, diesel truck ≈ 0.20). A car cruising at 50 km/h emits about 110 g/km.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -60,8 +62,11 @@ class VehicleType:
     def __post_init__(self) -> None:
         if self.vclass not in VCLASSES:
             raise ValueError(f"vehicle type {self.name!r}: unknown class {self.vclass!r} (one of {VCLASSES})")
+        for f, v in asdict(self).items():
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"vehicle type {self.name!r}: {f} must be a finite number, got {v}")
         for f in ("length", "accel", "decel", "tau", "max_speed", "speed_factor", "mass"):
-            if getattr(self, f) <= 0:
+            if not getattr(self, f) > 0:
                 raise ValueError(f"vehicle type {self.name!r}: {f} must be > 0")
 
     def to_dict(self) -> dict:

@@ -454,6 +454,7 @@ BAD_SCENARIOS = [
     ("loop file pos", "sensors: {loop_files: [pos.add.xml]}", "pos is not a number"),
     ("trip count", "demand: {type: trips, trips: [{origin: e0, destination: e2, count: 100000000000}]}",
      "count"),
+    ("probe interval", "monitoring: {vtypes: [car], probe_interval_s: 1.0e-6}", "monitoring.probe_interval_s"),
 ]
 
 

@@ -454,6 +454,7 @@ BAD_SCENARIOS = [
     ("loop file pos", "sensors: {loop_files: [pos.add.xml]}", "pos is not a number"),
     ("trip count", "demand: {type: trips, trips: [{origin: e0, destination: e2, count: 100000000000}]}",
      "count"),
+    ("probe interval", "monitoring: {vtypes: [car], probe_interval_s: 1.0e-6}", "monitoring.probe_interval_s"),
 ]
 
 
@@ -507,6 +508,16 @@ def test_sumocfg_clock_times_are_read(tmp_path, corridor_net):
 
     f = read_sumocfg(_sumocfg(tmp_path, corridor_net, "0", "1:00:30"))
     assert f.end == 3630.0
+
+
+@pytest.mark.parametrize("attr, expect", [('accel="inf"', "accel must be a finite number"),
+                                         ('maxSpeed="nan"', "max_speed must be a finite number"),
+                                         ('accel="abc"', "could not convert")])
+def test_bad_vehicle_type_in_a_route_file(tmp_path, corridor_net, attr, expect):
+    p = _sumocfg(tmp_path, corridor_net)
+    (tmp_path / "c.rou.xml").write_text(f'<routes><vType id="t" {attr}/><vehicle id="v" type="t" depart="0">'
+                                        '<route edges="e0 e1 e2"/></vehicle></routes>')
+    one_line_error(run_cli("run", p, "--out", tmp_path / "o", "-q"), "c.rou.xml", expect)
 
 
 NET_DAMAGE = [

@@ -335,7 +335,8 @@ def _run(args: argparse.Namespace, stop) -> int:
         except UnsupportedActionError as exc:
             return _fail(str(exc))
         except Interrupted:
-            return _interrupted(stop, "before the simulation started; nothing to save")
+            return _interrupted(stop, "before the recorded run started (a population's or outbreak's earlier "
+                                      "days are not recorded); nothing to save")
         finally:
             if bar is not None:
                 bar.close()

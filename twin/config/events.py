@@ -146,9 +146,9 @@ class CommandCenterConfig(Strict):
 
     dispatch: Literal["nearest_travel_time"] = "nearest_travel_time"
     call_handling_s: float = Field(60.0, ge=0)
-    travel_time_interval_s: float = Field(60.0, gt=0)
+    travel_time_interval_s: float = Field(60.0, ge=0.1)  # at least the shortest engine step
     min_speed_kmh: float = Field(5.0, gt=0)
-    poll_interval_s: float = Field(2.0, gt=0, le=60)
+    poll_interval_s: float = Field(2.0, ge=0.1, le=60)
 
 
 class HazmatFleetConfig(Strict):

@@ -237,7 +237,7 @@ class MonitoringConfig(Strict):
     """Probe traces of monitored vehicle types and abnormal-stop alerts (e.g. hazardous goods)."""
 
     vtypes: list[str] = Field(min_length=1)
-    probe_interval_s: float = Field(30.0, gt=0)
+    probe_interval_s: float = Field(30.0, ge=0.1)  # the shortest engine step
     max_stop_s: float = Field(300.0, gt=0)
     allowed_edges: list[str] = Field(default_factory=list)  # depots, customer sites: stops there are normal
 

@@ -5,6 +5,8 @@ Pollutant emissions follow SUMO's HBEFA4 model per emission class
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -49,6 +51,9 @@ class VehicleType:
     def __post_init__(self) -> None:
         if self.vclass not in VCLASSES:
             raise ValueError(f"vehicle type {self.name!r}: unknown class {self.vclass!r} (one of {VCLASSES})")
+        for f, v in asdict(self).items():
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"vehicle type {self.name!r}: {f} must be a finite number, got {v}")
         if self.emission_class is not None:
             from twin.demand.emissions import check_class
 
@@ -57,7 +62,7 @@ class VehicleType:
             except ValueError as exc:
                 raise ValueError(f"vehicle type {self.name!r}: {exc}") from None
         for f in ("length", "accel", "decel", "tau", "max_speed", "speed_factor", "mass"):
-            if getattr(self, f) <= 0:
+            if not getattr(self, f) > 0:
                 raise ValueError(f"vehicle type {self.name!r}: {f} must be > 0")
 
     def to_dict(self) -> dict:

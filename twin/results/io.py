@@ -146,7 +146,8 @@ class OutputLock:
         self.release()
 
 
-def prepare_output(out: str | Path | None, name: str, *, suffix: str = "", need_bytes: int = 0) -> tuple[Path, OutputLock]:
+def prepare_output(out: str | Path | None, name: str, *, suffix: str = "",
+                   need_bytes: int = 0) -> tuple[Path, OutputLock]:
     """The results folder for a run, checked before the run starts, and its lock.
 
     ``out`` is the user's ``--out`` (any folder); without it the folder is

@@ -474,6 +474,7 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
         report.notes.append(f"{sum(missing_tl[t] for t in missing)} connections name traffic lights without a "
                             f"program ({_some(missing)}); they run as unsignalised")
     alternatives: dict[str, dict] = {}
+    switched = {sw[2] for sw in tls_read.switches}
     for tl, n_links in tl_links.items():
         for pid, prog in programs[tl].items():
             width = len(prog.phases[0][1])
@@ -490,7 +491,7 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
                     raise CityError(f"{path}: program {pid!r}: {exc}") from None
             if note:
                 report.signal_notes[note] += 1
-        if len(programs[tl]) > 1:
+        if len(programs[tl]) > 1 or tl in switched:
             alternatives[tl] = {pid: prog.to_dict() for pid, prog in programs[tl].items()}
     switches = [list(s) for s in tls_read.switches if s[2] in tl_links]
     if alternatives or switches:

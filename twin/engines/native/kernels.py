@@ -4,6 +4,9 @@ Pure functions over flat arrays (structure of arrays); the loop over vehicles
 is inside each kernel. One simulation step is, in order:
 
 1. :func:`update_signals`   signal state of every connection for [t, t + dt)
+                            (actuated programs and WAUT switches:
+                            :mod:`twin.engines.native.signals`; where vehicles must
+                            halt for their stops: :mod:`twin.engines.native.stops`)
 2. :func:`sort_vehicles`    running vehicles ordered by (lane, position): counting
                             sort by lane, then insertion sort within each lane
                             (nearly sorted from the previous step, so O(n))

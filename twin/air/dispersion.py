@@ -16,7 +16,10 @@ the point-source plume ``exp(−s²/2σy²) / (√(2π) σy)``. Only the part of
 segment upwind of the receptor (0 < x ≤ ``max_distance``) counts; it is cut into
 elements graded in x, each spanning at most 20 % of its distance from the
 receptor along the wind (or 1 m), and σy, σz of an element are taken at its
-point nearest the receptor's crosswind position.
+point at the receptor's crosswind position, or, for a receptor beside the
+element, between its nearest end and (one element width or more beside) its
+middle: a continuous choice, so the field does not jump where a receptor
+passes an element's end.
 
 The vertical term with ground reflection and, below a mixing height ``h``,
 reflections at the lid (Turner 1994, eq. 5.3)::
@@ -45,6 +48,7 @@ SQRT2 = math.sqrt(2.0)
 SQRT2PI = math.sqrt(2.0 * math.pi)
 ELEMENT_GROWTH = 0.1  # an element's along-wind extent is at most this share of its distance from the receptor
 ELEMENT_MIN_M = 1.0  # [m] but may always be this long
+X_MIN_M = 0.1  # [m] σ of an element touching the receptor's crosswind line are taken at least this far downwind
 CROSSWIND_SIGMAS = 4.0  # a receptor further than this many σy beside a segment gets nothing from it
 
 
@@ -135,14 +139,15 @@ def segment_at(rx, ry, ax, ay, bx, by, wx, wy, stability, urban, zs, zr, mix, sy
             f1 = (hi - xa) / dxab
         s0 = sa + (sb - sa) * f0
         s1 = sa + (sb - sa) * f1
-        # σ at the element's point closest to the receptor's crosswind position (its middle if wholly beside it)
+        # σ at the element's point at the receptor's crosswind position, moving on to the element's middle as
+        # the receptor lies further beside it (continuous: the field does not jump where it passes an end)
         fc = 0.5
-        if (s0 <= 0.0) != (s1 <= 0.0) and s1 != s0:
-            fc = s0 / (s0 - s1)
+        if abs(s1 - s0) > 1e-6 * (hi - lo):
+            fr = s0 / (s0 - s1)
+            fc = fr if 0.0 <= fr <= 1.0 else (0.5 * min(1.0, -fr) if fr < 0.0 else 1.0 - 0.5 * min(1.0, fr - 1.0))
         xc = lo + (hi - lo) * fc if abs(dxab) >= 1e-9 else xa
         lo = hi
-        if xc <= 0.0:
-            continue
+        xc = max(xc, X_MIN_M)
         sy, sz = sigmas(xc, stability, urban)
         sy = math.sqrt(sy * sy + sy0 * sy0)
         sz = math.sqrt(sz * sz + sz0 * sz0)

@@ -64,7 +64,7 @@ class AirConfig(Strict):
     ``[xmin, ymin, xmax, ymax]`` in the city's frame [m]). ``max_distance_m``: a road segment
     contributes to receptors up to this far downwind. ``terrain``: Briggs' ``urban`` or ``rural``
     dispersion curves. ``source_height_m``, ``receptor_height_m``: release and breathing heights;
-    ``initial_sigma_z_m``: vertical spread of the exhaust in the vehicles' wake at the road.
+    ``initial_sigma_y_m``, ``initial_sigma_z_m``: spread of the exhaust in the vehicles' wake at the road.
     ``background_ugm3``: regional background added on top (and ozone for the NO2 scheme).
     ``primary_no2_fraction``: the share of NOx emitted as NO2 (ozone-limiting method).
     ``street_canyon``: OSPM-style concentrations on edges lined by buildings.
@@ -85,6 +85,7 @@ class AirConfig(Strict):
     terrain: Literal["urban", "rural"] = "urban"
     source_height_m: float = Field(0.5, ge=0.0, le=10.0)
     receptor_height_m: float = Field(1.5, ge=0.0, le=50.0)
+    initial_sigma_y_m: float = Field(1.5, ge=0.0, le=50.0)
     initial_sigma_z_m: float = Field(1.5, ge=0.0, le=20.0)
     min_wind_speed_ms: float = Field(0.5, gt=0.0, le=5.0)
     background_ugm3: dict[Literal["NOx", "NO2", "PM10", "PM2.5", "CO2", "O3"], float] = Field(default_factory=dict)

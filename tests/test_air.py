@@ -261,7 +261,7 @@ def air_run(tmp_path_factory):
     lines += [{"station": "north", "time": t, "pollutant": "NO2", "value": 25 + t / 60} for t in range(60, 601, 60)]
     obs.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     cfg = load_scenario(ROOT / "scenarios" / "default.yaml", overrides={
-        "run": {"duration_s": 600}, "sensors": {"loops": [{"id": "loop_a", "edge": "n0_0-n1_0", "pos_m": 50}]},
+        "run": {"duration_s": 600}, "sensors": {"loops": [{"id": "loop_a", "lane": "n0_0-n1_0_0", "pos_m": 50}]},
         "air": {"resolution_m": 100, "background_ugm3": {"NO2": 15, "PM10": 18, "O3": 50},
                 "stations": [{"id": "north", "x": 600, "y": 1100, "pollutants": ["NO2", "PM10"]},
                              {"id": "centre", "x": 600, "y": 600, "pollutants": ["NO2"]}],
@@ -318,7 +318,8 @@ def test_component_adds_concentrations_stations_and_kpis(air_run):
     assert k["air_records_rejected"] == 2
     assert k["air_max_no2_ugm3"] >= k["air_mean_no2_ugm3"] > 15.0
     assert "air_area_above_pm25_km2" in k and "air_station_rmse_no2_ugm3" in k
-    assert out.attrs["net_offset"] == res.city.attrs.get("net_offset", out.attrs.get("net_offset"))
+    for key in ("net_offset", "proj_parameter"):  # the grid's frame is the city's (a grid city has no projection)
+        assert out.attrs.get(key) == res.city.attrs.get(key)
 
 
 def test_assimilation_scales_the_road_increment_to_the_observations(air_run):

@@ -280,7 +280,7 @@ def test_run_without_emissions_keeps_its_results_and_says_why(air_run):
     assert "concentration" not in res.dataset and res.kpis["trips_total"] > 0
 
 
-def test_component_adds_concentrations_stations_and_kpis(air_run):
+def test_component_adds_concentrations_stations_and_kpis(air_run, tmp_path):
     from twin.air.component import AirComponent
 
     cfg, res = air_run
@@ -320,6 +320,14 @@ def test_component_adds_concentrations_stations_and_kpis(air_run):
     assert "air_area_above_pm25_km2" in k and "air_station_rmse_no2_ugm3" in k
     for key in ("net_offset", "proj_parameter"):  # the grid's frame is the city's (a grid city has no projection)
         assert out.attrs.get(key) == res.city.attrs.get(key)
+    # the results file holds it all (NetCDF-safe names, types and attrs)
+    from twin.results import open_results, write_results
+
+    write_results(tmp_path, out, k, {})
+    back = open_results(tmp_path)
+    np.testing.assert_allclose(back["concentration"].values, c.values)
+    assert list(back["sensor_kind"].values) == ["loop", "air", "air"]
+    assert list(back["air_rejected_reason"].values) == reasons
 
 
 def test_assimilation_scales_the_road_increment_to_the_observations(air_run):
@@ -344,6 +352,26 @@ def test_assimilation_scales_the_road_increment_to_the_observations(air_run):
     assert both.size  # (centre has no observations: it does not enter the fit)
     # the fitted model is closer to the observations than the plain one
     assert fit.kpis()["air_station_rmse_no2_ugm3"] <= plain.kpis()["air_station_rmse_no2_ugm3"] + 1e-9
+
+
+@pytest.mark.slow
+def test_bologna_air_baseline_end_to_end(tmp_path):
+    """The example scenario on the real city: concentrations in the city's projected frame, both stations."""
+    from twin.config import load_scenario
+    from twin.runner import run_scenario
+
+    cfg = load_scenario(ROOT / "scenarios" / "air_baseline.yaml", overrides={"run": {"duration_s": 900}})
+    res = run_scenario(cfg)
+    ds = res.dataset
+    if "edge_emission" not in ds:
+        pytest.skip("needs edge_emission from the native engine")
+    assert ds.attrs["proj_parameter"].startswith("+proj=utm") and ds.attrs["net_offset"] == res.city.attrs["net_offset"]
+    c = ds["concentration"]
+    assert c.sizes["time"] == 3 and float(c.sel(air_pollutant="NO2").min()) >= 22.0 - 1e-4
+    road = ds["air_modelled"].sel(air_pollutant="NO2", sensor="viale_roadside")
+    back = ds["air_modelled"].sel(air_pollutant="NO2", sensor="urban_background")
+    assert float(road.mean()) > 22.0 and float(road.mean()) > float(back.mean())
+    assert res.kpis["air_max_no2_ugm3"] > res.kpis["air_mean_no2_ugm3"] > 22.0
 
 
 def test_exposure_counts_hours_above_threshold_by_zone():

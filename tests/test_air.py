@@ -393,3 +393,44 @@ def test_benchmark_quick_mode_prints_its_figures():
     out = bench_air.main(["--quick"])
     assert out["edges"] == 360 and out["grid"] == [40, 40] and out["seconds_per_hour"] > 0
     assert out["max_nox_ugm3"] > out["mean_nox_ugm3"] > 0
+
+
+def test_pictures_heat_map_in_the_report_and_a_layer_in_the_3d_still(air_run, tmp_path):
+    from PIL import Image
+
+    from twin.air.component import AirComponent
+    from twin.results import write_results
+
+    cfg, res = air_run
+    ds = _with_synthetic_emission(res.dataset.drop_vars(["edge_emission", "pollutant"], errors="ignore"))
+    comp = AirComponent(cfg)
+    comp.prepare(res.city, None)
+    out = comp.add_to(ds)
+    d = tmp_path / "run"
+    write_results(d, out, {**res.kpis, **comp.kpis()}, res.manifest)
+    res.city.save(d / "city.npz")
+    from twin.viz.charts import concentration_map
+
+    png = concentration_map(out, tmp_path / "no2.png", "NO2", res.city)
+    px = np.asarray(Image.open(png).convert("RGB")).reshape(-1, 3).astype(int)
+    warm = ((px[:, 0] > 200) & (px[:, 1] < 200) & (px[:, 2] < 120)).sum()  # YlOrRd: the roads' plumes
+    assert warm > 2000
+    from twin.viz.report import run_report
+
+    html = run_report(d, tmp_path / "r.html", stills=False).read_text()
+    assert "<h2>Air quality</h2>" in html and html.count('alt="') >= 6 and "NO2 concentration map" in html
+    try:
+        from twin.viz.scene import check_offscreen
+
+        check_offscreen()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"no off-screen rendering: {exc}")
+    from twin.viz.render import render_still
+
+    render_still(d, tmp_path / "plain.png", size=(500, 400))
+    render_still(d, tmp_path / "air.png", size=(500, 400), air="NO2")
+    a = np.asarray(Image.open(tmp_path / "plain.png").convert("RGB")).astype(int)
+    b = np.asarray(Image.open(tmp_path / "air.png").convert("RGB")).astype(int)
+    assert (np.abs(a - b).sum(axis=2) > 60).mean() > 0.05  # the layer tints the ground, and its legend
+    with pytest.raises(ValueError, match="no 'SO2' concentration"):
+        render_still(d, tmp_path / "x.png", size=(200, 200), air="SO2")

@@ -138,6 +138,7 @@ class AirComponent:
                                  "resolution_m": grid.dx, **crs})
         out.attrs.update(crs)
         out.attrs["air_resolution_m"] = grid.dx
+        out.attrs["air_thresholds"] = json.dumps(dict(acfg.exposure_thresholds_ugm3))
         out.attrs["air_weather"] = json.dumps({"time_s": weather.time.tolist(), "wind_speed_ms": weather.wind_speed
                                                .tolist(), "wind_direction_deg": weather.wind_direction.tolist(),
                                                "stability": ["ABCDEF"[k] for k in weather.stability],

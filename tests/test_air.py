@@ -461,3 +461,46 @@ def test_residents_exposure_from_the_population_schedule():
     np.testing.assert_allclose(h, residents * 0.5 / 0.05)  # half an hour at home, scaled to all inhabitants
     assert float(ds["exposure_hours"].sel(exposure_pollutant="PM2.5").sum()) == 0.0
     assert kpis["air_exposure_no2_person_h"] == pytest.approx(residents.sum() * 10.0, rel=1e-6)
+
+
+# ------------------------------------------------------------------ street canyons
+def test_ospm_direct_part_is_the_crosswind_lines_integrated_across_the_street():
+    from scipy.integrate import quad
+
+    from twin.air.canyon import ALPHA, B_TPT, H0, S_VEH, Z0, ospm
+
+    u10, width, height, flow, speed = 3.0, 20.0, 15.0, 0.3, 8.0
+    lee, wind = ospm(u10, width, height, flow, speed)
+    u_r = u10 * math.log(height / Z0) / math.log(10 / Z0)
+    u_b = u_r * math.log(H0 / Z0) / math.log(height / Z0)
+    s_wt = B_TPT * math.sqrt(flow * speed * S_VEH / width)
+    s_w, s_wr = math.hypot(ALPHA * u_b, s_wt), math.hypot(ALPHA * u_r, s_wt)
+    l_r = min(width, 2 * height * min(1, u_r / 2))
+    # each strip dx of the street is a crosswind line of strength dx/W at ground, σz = h0 + σw x / u_b
+    direct = quad(lambda x: math.sqrt(2 / math.pi) / (width * u_b * (H0 + s_w * x / u_b)), 0, l_r)[0]
+    assert lee == pytest.approx(direct + 1 / (width * s_wr), rel=1e-9)
+    assert wind == pytest.approx(1 / (width * s_wr), rel=1e-9)  # the vortex covers the street: recirculation only
+    assert lee > wind
+    calm_traffic = ospm(u10, width, height, 0.0, 0.0)
+    assert calm_traffic[0] > lee  # traffic-produced turbulence dilutes
+    assert ospm(2 * u10, width, height, 0.0, 0.0)[1] == pytest.approx(calm_traffic[1] / 2, rel=1e-9)
+
+
+def test_street_canyons_found_from_buildings_change_only_their_streets(air_run):
+    from twin.air.component import AirComponent
+
+    cfg, res = air_run
+    ds = _with_synthetic_emission(res.dataset.drop_vars(["edge_emission", "pollutant"], errors="ignore"))
+    cfg = cfg.model_copy(update={"air": cfg.air.model_copy(update={"resolution_m": 10.0})})  # cells in streets
+    open_road = AirComponent(cfg)
+    open_road.prepare(res.city, None)
+    a = open_road.add_to(ds)["concentration"].sel(air_pollutant="NOx").values
+    cfg_c = cfg.model_copy(update={"air": cfg.air.model_copy(update={"street_canyon": True})})
+    canyon = AirComponent(cfg_c)
+    canyon.prepare(res.city, None)
+    assert len(canyon.canyons) > 0 and np.all((canyon.canyons.width > 5) & (canyon.canyons.width < 60))
+    assert np.all(canyon.canyons.height >= 3)
+    b = canyon.add_to(ds)["concentration"].sel(air_pollutant="NOx").values
+    changed = np.abs(b - a) > 1e-6
+    assert changed.any() and changed[-1].mean() < 0.5  # only cells inside streets change
+    assert float(b[changed].mean()) > float(a[changed].mean())  # trapped between the buildings

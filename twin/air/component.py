@@ -68,6 +68,7 @@ class AirComponent:
             from twin.air.canyon import Canyons
 
             self.canyons = Canyons.from_city(city, self.segments)
+            log.info("air: %d of %d edges are street canyons", len(self.canyons), city.n_edges)
         return demand
 
     def attach(self, sim, streams) -> None:
@@ -102,8 +103,10 @@ class AirComponent:
         st_x = np.array([s.x for s in self.stations], float)
         st_y = np.array([s.y for s in self.stations], float)
         length = ds["edge_length"].values if "edge_length" in ds.coords else self.city.edge_length
+        flow = ds["flow"].values / 3600.0 if "flow" in ds else None
+        speed = ds["speed"].values if "speed" in ds else None
         g_inc, p_inc = road_increments(acfg, emission, emitted, interval, times, length, self.segments, self.grid,
-                                       weather, st_x, st_y, self.canyons)
+                                       weather, st_x, st_y, self.canyons, flow, speed)
         bg = dict(acfg.background_ugm3)
         road_g = {e: g_inc[:, i] for i, e in enumerate(emitted)}
         road_p = {e: p_inc[:, i] for i, e in enumerate(emitted)}

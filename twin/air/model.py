@@ -115,13 +115,14 @@ def dispersion_for(cfg, weather: WeatherSeries, k: int) -> Dispersion:
 
 def road_increments(cfg, emission: np.ndarray, emitted: list[str], interval: np.ndarray, times: np.ndarray,
                     edge_length: np.ndarray, seg: Segments, grid: Grid, weather: WeatherSeries,
-                    rx: np.ndarray, ry: np.ndarray, canyon=None) -> tuple[np.ndarray, np.ndarray]:
+                    rx: np.ndarray, ry: np.ndarray, canyon=None, flow: np.ndarray | None = None,
+                    speed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Road contributions [µg/m³] of the ``emitted`` pollutants: grid (T, P, ny, nx) and receptors (T, P, R).
 
     ``emission`` (T, E, P) grams per interval on each edge, in the order of ``emitted``;
     ``interval`` (T,) [s]; ``times`` (T,) the intervals' ends [s]; ``canyon``: an optional
     :class:`twin.air.canyon.Canyons` whose street concentrations replace the open-road ones
-    inside canyon streets.
+    inside canyon streets, with the traffic's ``flow`` [veh/s] and ``speed`` [m/s] (T, E).
     """
     n_t, n_p = emission.shape[0], len(emitted)
     out_grid = np.zeros((n_t, n_p, grid.ny, grid.nx), dtype=np.float32)
@@ -135,8 +136,9 @@ def road_increments(cfg, emission: np.ndarray, emitted: list[str], interval: np.
         model = dispersion_for(cfg, weather, k)
         g = model.grid(seg, q, grid.x0, grid.y0, grid.dx, (grid.ny, grid.nx))
         p = model.points(seg, q, rx, ry) if rx.size else np.zeros((n_p, 0))
-        if canyon is not None:
-            canyon.apply(q, model, grid, g, rx, ry, p)
+        if canyon is not None and len(canyon):
+            canyon.apply(q, model, grid, g, rx, ry, p, None if flow is None else flow[t],
+                         None if speed is None else speed[t])
         out_grid[t] = g * 1e6
         out_pts[t] = p * 1e6
     return out_grid, out_pts

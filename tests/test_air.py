@@ -132,7 +132,7 @@ def test_mixing_lid_caps_the_far_field_at_well_mixed():
     seg = _line(np.c_[xs, np.zeros_like(xs)])
     d = Dispersion(3.0, 180.0, stability=1, mixing_height=100.0, max_distance=5000.0)
     c = d.points(seg, np.full((1, 1), Q), np.array([0.0]), np.array([4000.0]))[0, 0]
-    assert c == pytest.approx(Q / (3.0 * 100.0), rel=1e-4)  # less the tails beyond 4 σy (6e-5)
+    assert c == pytest.approx(Q / (3.0 * 100.0), rel=3e-3)  # less the tails beyond 3 σy (0.27 %)
 
 
 # ---------------------------------------------------------------------- chemistry

@@ -49,7 +49,7 @@ SQRT2PI = math.sqrt(2.0 * math.pi)
 ELEMENT_GROWTH = 0.1  # an element's along-wind extent is at most this share of its distance from the receptor
 ELEMENT_MIN_M = 1.0  # [m] but may always be this long
 X_MIN_M = 0.1  # [m] σ of an element touching the receptor's crosswind line are taken at least this far downwind
-CROSSWIND_SIGMAS = 4.0  # a receptor further than this many σy beside a segment gets nothing from it
+CROSSWIND_SIGMAS = 3.0  # a receptor further than this many σy beside a segment gets nothing from it
 
 
 @kernel

@@ -121,7 +121,7 @@ def test_grid_equals_receptor_points_and_cutoff_only_removes():
     g = d.grid(seg, q, -1000.0, -1000.0, 100.0, (21, 21))[0]
     xx, yy = np.meshgrid(-1000.0 + 100.0 * np.arange(21), -1000.0 + 100.0 * np.arange(21))
     p = d.points(seg, q, xx.ravel(), yy.ravel())[0].reshape(21, 21)
-    np.testing.assert_allclose(g, p, rtol=1e-12, atol=1e-18)  # the grid's row ranges drop nothing
+    np.testing.assert_allclose(g, p, rtol=1e-9, atol=1e-9 * p.max())  # the row ranges drop only 3-σy fringes
     far = Dispersion(1.5, 300.0, stability=4, max_distance=3000.0).grid(seg, q, -1000.0, -1000.0, 100.0, (21, 21))[0]
     assert np.all(far >= g - 1e-18) and far.sum() > g.sum()
 

@@ -25,6 +25,7 @@ from twin.config.air import STABILITY_CLASSES
 EMITTED = {"NOx": "NOx", "NO2": "NOx", "PM10": "PM10", "PM2.5": "PM2.5", "CO2": "CO2"}
 """The ``edge_emission`` pollutant each reported pollutant is dispersed from."""
 NO2_PER_O3 = 46.0 / 48.0  # µg NO2 formed per µg O3 taken (molar masses)
+MAX_STACK = 32  # recording intervals computed in one pass over the receptor pairs
 
 
 @dataclass(frozen=True)
@@ -128,19 +129,26 @@ def road_increments(cfg, emission: np.ndarray, emitted: list[str], interval: np.
     out_grid = np.zeros((n_t, n_p, grid.ny, grid.nx), dtype=np.float32)
     out_pts = np.zeros((n_t, n_p, rx.size))
     length = np.maximum(np.asarray(edge_length, float), 1e-3)
-    for t in range(n_t):
-        q = np.ascontiguousarray(np.asarray(emission[t], float).T / interval[t] / length[None, :])  # (P, E) g/(m·s)
-        if not np.any(q):
-            continue
-        k = weather.at(times[t] - 0.5 * interval[t])
-        model = dispersion_for(cfg, weather, k)
-        g = model.grid(seg, q, grid.x0, grid.y0, grid.dx, (grid.ny, grid.nx))
-        p = model.points(seg, q, rx, ry) if rx.size else np.zeros((n_p, 0))
-        if canyon is not None and len(canyon):
-            canyon.apply(q, model, grid, g, rx, ry, p, None if flow is None else flow[t],
-                         None if speed is None else speed[t])
-        out_grid[t] = g * 1e6
-        out_pts[t] = p * 1e6
+    rate = np.asarray(emission, float).transpose(0, 2, 1) / interval[:, None, None] / length[None, None, :]  # (T,P,E)
+    entry = np.array([weather.at(times[t] - 0.5 * interval[t]) for t in range(n_t)], dtype=np.int64)
+    busy = np.flatnonzero(rate.reshape(n_t, -1).any(axis=1))
+    # intervals under the same weather share one pass over the receptor pairs (the transfer is linear in q):
+    # their rates are stacked as extra "pollutants", at most MAX_STACK intervals at a time
+    for k in np.unique(entry[busy]):
+        ts = busy[entry[busy] == k]
+        model = dispersion_for(cfg, weather, int(k))
+        for c in range(0, ts.size, MAX_STACK):
+            chunk = ts[c:c + MAX_STACK]
+            q = np.ascontiguousarray(rate[chunk].reshape(-1, rate.shape[2]))
+            g = model.grid(seg, q, grid.x0, grid.y0, grid.dx, (grid.ny, grid.nx)).reshape(chunk.size, n_p, grid.ny,
+                                                                                           grid.nx)
+            p = (model.points(seg, q, rx, ry) if rx.size else np.zeros((q.shape[0], 0))).reshape(chunk.size, n_p, -1)
+            for i, t in enumerate(chunk):
+                if canyon is not None and len(canyon):
+                    canyon.apply(rate[t], model, grid, g[i], rx, ry, p[i], None if flow is None else flow[t],
+                                 None if speed is None else speed[t])
+                out_grid[t] = g[i] * 1e6
+                out_pts[t] = p[i] * 1e6
     return out_grid, out_pts
 
 

@@ -221,6 +221,10 @@ def test_air_config_errors_are_one_line(tmp_path):
     cfg = load_scenario(base, overrides={"air": {"resolution_m": 5, "max_cells": 1000}})
     with pytest.raises(ConfigError, match="more than max_cells"):
         prepare(cfg)
+    cfg = load_scenario(base, overrides={"sensors": {"loops": [{"id": "s1", "lane": "n0_0-n1_0_0", "pos_m": 5}]},
+                                         "air": {"stations": [{"id": "s1", "x": 0, "y": 0}]}})
+    with pytest.raises(ConfigError, match=r"station id\(s\) \['s1'\] are also induction loop ids"):
+        prepare(cfg)
     bad = tmp_path / "st.csv"
     bad.write_text("id,x,y,pollutants\nok,1,2,NO2\nbad,1,2,NO3\n")
     cfg = load_scenario(base, overrides={"air": {"stations_csv": str(bad)}})

@@ -40,8 +40,15 @@ def check_air(cfg, city) -> None:
     """Raise a one-line ConfigError if the scenario's air section does not fit the city (before the run)."""
     if cfg.air is None:
         return
-    load_stations(cfg.air)
+    from twin.city.sensors import resolve_loops
+    from twin.config import ConfigError
+
+    stations = load_stations(cfg.air)
     Grid.for_city(cfg.air, city.bounds)
+    clash = sorted({s.id for s in stations} & {lid for lid, _, _ in resolve_loops(city, cfg.sensors)})
+    if clash:
+        raise ConfigError(f"air: station id(s) {clash} are also induction loop ids (both are on the sensor "
+                          "dimension of the results); rename the stations")
 
 
 class AirComponent:
@@ -78,6 +85,14 @@ class AirComponent:
     def add_to(self, ds: xr.Dataset) -> xr.Dataset:
         if not hasattr(self, "grid"):
             raise RuntimeError("the air component needs prepare(city, demand) before add_to")
+        try:
+            return self._add_to(ds)
+        except (MemoryError, OSError, ValueError) as exc:  # the run's other results must still land
+            log.error("air: no concentrations: %s", exc)
+            ds.attrs["air_error"] = f"{type(exc).__name__}: {exc}"
+            return ds
+
+    def _add_to(self, ds: xr.Dataset) -> xr.Dataset:
         acfg = self.acfg
         pols = list(acfg.pollutants)
         if "edge_emission" not in ds or ds.sizes.get("time", 0) == 0:
@@ -166,9 +181,9 @@ class AirComponent:
     def _add_stations(self, ds, at_st, observed, pols) -> xr.Dataset:
         sids = [s.id for s in self.stations]
         loops = [str(s) for s in ds["sensor"].values] if "sensor" in ds.coords else []
-        clash = sorted(set(loops) & set(sids))
-        if clash:
-            raise ValueError(f"air: station id(s) {clash} are also induction loop ids; rename the stations")
+        if set(loops) & set(sids):  # check_air refuses such a scenario before the run; keep the results anyway
+            ds.attrs["air_error"] = f"station ids {sorted(set(loops) & set(sids))} are also loop ids: stations left out"
+            return ds
         if loops:
             ds = ds.reindex(sensor=np.array(loops + sids, dtype=object))
         else:

@@ -310,7 +310,8 @@ class Dispersion:
     """Parameters of the line-source model (see the module docstring).
 
     ``stability``: Pasquill–Gifford class index (0 = A … 5 = F); ``urban``: Briggs' urban curves;
-    ``source_height``, ``receptor_height``, ``mixing_height`` (0: none), ``sigma_y0``, ``sigma_z0``, ``max_distance`` in m.
+    ``source_height``, ``receptor_height``, ``mixing_height`` (0: none), ``sigma_y0``, ``sigma_z0``,
+    ``max_distance`` in m.
     """
 
     wind_speed: float  # [m/s]

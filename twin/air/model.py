@@ -154,7 +154,8 @@ def road_increments(cfg, emission: np.ndarray, emitted: list[str], interval: np.
 
 def chemistry(road: dict[str, np.ndarray], pollutants: list[str], background: dict[str, float],
               primary_no2: float) -> dict[str, np.ndarray]:
-    """Total concentrations [µg/m³] of ``pollutants`` from the road increments by emitted pollutant (see the module)."""
+    """Total concentrations [µg/m³] of ``pollutants`` from the road increments by emitted pollutant
+    (see the module docstring)."""
     out = {}
     for p in pollutants:
         inc = road[EMITTED[p]]
@@ -194,7 +195,8 @@ def station_stats(modelled: np.ndarray, observed: np.ndarray) -> dict[str, np.nd
 
 def observed_by_interval(readings, times: np.ndarray, interval: np.ndarray, stations: list[str],
                          pollutants: list[str]) -> np.ndarray:
-    """Mean observed value (T, P, S) [µg/m³] of the readings in each recording interval (t_end − interval, t_end]."""
+    """Mean observed value (T, P, S) [µg/m³] of the readings in each recording interval
+    (t_end − interval, t_end]."""
     out_sum = np.zeros((times.size, len(pollutants), len(stations)))
     out_n = np.zeros_like(out_sum)
     si = {s: i for i, s in enumerate(stations)}

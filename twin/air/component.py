@@ -253,7 +253,8 @@ class AirComponent:
 
     # --------------------------------------------------------------------- KPIs
     def _compute_kpis(self, ds: xr.Dataset, pols: list[str], scale: dict, interval: np.ndarray) -> dict[str, Any]:
-        """Means over the run (interval-weighted) of the grid; max and area above threshold of the run-mean field."""
+        """Means over the run (interval-weighted) of the grid; max and area above threshold of the run-mean field;
+        peak: the highest cell in any interval."""
         k: dict[str, Any] = {}
         c = ds["concentration"]
         w = interval / interval.sum()
@@ -263,6 +264,7 @@ class AirComponent:
             mean_field = np.tensordot(w, field, axes=1)
             k[f"air_mean_{slug(p)}_ugm3"] = round(float(mean_field.mean()), 4)
             k[f"air_max_{slug(p)}_ugm3"] = round(float(mean_field.max()), 4)
+            k[f"air_peak_{slug(p)}_ugm3"] = round(float(field.max()), 4)
             thr = self.acfg.exposure_thresholds_ugm3.get(p)
             if thr is not None:
                 k[f"air_area_above_{slug(p)}_km2"] = round(float((mean_field > thr).sum() * cell_km2), 4)

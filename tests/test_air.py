@@ -263,6 +263,7 @@ def air_run(tmp_path_factory):
              {"kind": "weather", "time": 400, "wind_speed_ms": -1, "wind_direction_deg": 200},
              {"station": "nowhere", "time": 60, "pollutant": "NO2", "value": 30}]
     lines += [{"station": "north", "time": t, "pollutant": "NO2", "value": 25 + t / 60} for t in range(60, 601, 60)]
+    lines += [{"station": "north", "time": 4000, "pollutant": "NO2", "value": 30}]  # after the run: counted, unused
     obs.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     cfg = load_scenario(ROOT / "scenarios" / "default.yaml", overrides={
         "run": {"duration_s": 600}, "sensors": {"loops": [{"id": "loop_a", "lane": "n0_0-n1_0_0", "pos_m": 50}]},
@@ -318,6 +319,8 @@ def test_component_adds_concentrations_stations_and_kpis(air_run, tmp_path):
     reasons = list(out["air_rejected_reason"].values)
     assert len(reasons) == 2 and reasons[0].startswith("negative wind speed") and \
         reasons[1].startswith("unknown station")
+    rec = json.loads(out.attrs["air_records"])
+    assert rec["received"] == 15 and rec["accepted"] == 13 and rec["accepted_outside_run"] == 1
     k = comp.kpis()
     assert k["air_records_rejected"] == 2
     assert k["air_max_no2_ugm3"] >= k["air_mean_no2_ugm3"] > 15.0

@@ -128,7 +128,7 @@ class AirComponent:
         conc = chemistry(road_g, pols, bg, acfg.primary_no2_fraction)
         at_st = chemistry(road_p, pols, bg, acfg.primary_no2_fraction)
         sids = [s.id for s in self.stations]
-        observed = observed_by_interval(readings, times, interval, sids, pols)  # (T, P, S)
+        observed, self._unused = observed_by_interval(readings, times, interval, sids, pols)  # (T, P, S)
         scale = {}
         for i, p in enumerate(pols):
             if acfg.assimilate:
@@ -166,7 +166,8 @@ class AirComponent:
         if self.stations:
             out = self._add_stations(out, at_st, observed, pols)
         st = checker.state()
-        out.attrs["air_records"] = json.dumps({k: v for k, v in st.items() if k != "dead_letters"})
+        out.attrs["air_records"] = json.dumps({**{k: v for k, v in st.items() if k != "dead_letters"},
+                                               "accepted_outside_run": self._unused})
         lines = [json.loads(s) for s in checker.dead_letter_lines]
         if lines:
             out = out.assign_coords(air_rejected=np.arange(len(lines)))

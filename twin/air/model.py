@@ -194,9 +194,9 @@ def station_stats(modelled: np.ndarray, observed: np.ndarray) -> dict[str, np.nd
 
 
 def observed_by_interval(readings, times: np.ndarray, interval: np.ndarray, stations: list[str],
-                         pollutants: list[str]) -> np.ndarray:
+                         pollutants: list[str]) -> tuple[np.ndarray, int]:
     """Mean observed value (T, P, S) [µg/m³] of the readings in each recording interval
-    (t_end − interval, t_end]."""
+    (t_end − interval, t_end], and how many readings fell in no interval (or are of a pollutant not reported)."""
     out_sum = np.zeros((times.size, len(pollutants), len(stations)))
     out_n = np.zeros_like(out_sum)
     si = {s: i for i, s in enumerate(stations)}
@@ -210,7 +210,7 @@ def observed_by_interval(readings, times: np.ndarray, interval: np.ndarray, stat
             out_sum[k, pi[r.pollutant], si[r.station]] += r.value
             out_n[k, pi[r.pollutant], si[r.station]] += 1
     with np.errstate(invalid="ignore"):
-        return np.where(out_n > 0, out_sum / np.maximum(out_n, 1), np.nan)
+        return np.where(out_n > 0, out_sum / np.maximum(out_n, 1), np.nan), len(readings) - int(out_n.sum())
 
 
 def exposure_hours(conc_at_place: np.ndarray, loc: np.ndarray, interval_h: float, threshold: float,

@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     r3.add_argument("--time", type=float, metavar="T", help="simulated time [s] (default: the busiest moment)")
     r3.add_argument("--camera", choices=("overview", "street", "follow"), default="overview")
     r3.add_argument("--color-by", choices=("congestion", "speed"), default="congestion")
+    r3.add_argument("--air", metavar="POLLUTANT", help="lay this concentration (e.g. NO2) on the ground of the still")
     r3.add_argument("--movie", action="store_true", help="a time-lapse over the vehicle snapshots")
     r3.add_argument("--format", choices=("mp4", "gif"), default="mp4", help="movie format")
     r3.add_argument("--start", type=float, help="movie start [s]")
@@ -541,7 +542,7 @@ def cmd_render(args: argparse.Namespace) -> int:
                                          camera=args.camera, color_by=args.color_by, mode=mode))
         else:
             done.append(R.render_still(args.results, out / f"{args.camera}.png", time_s=args.time,
-                                       camera=args.camera, color_by=args.color_by, size=(w, h)))
+                                       camera=args.camera, color_by=args.color_by, size=(w, h), air=args.air))
         if args.movie:
             done.append(R.render_movie(args.results, out / f"movie.{args.format}", start=args.start, end=args.end,
                                        camera=args.camera, color_by=args.color_by, fps=args.fps,

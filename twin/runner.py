@@ -89,6 +89,10 @@ def prepare(cfg: ScenarioConfig) -> tuple[CityModel, RoutedDemand]:
     from twin.city.sensors import resolve_loops
 
     resolve_loops(city, cfg.sensors)  # and the loops' lanes and files
+    if cfg.air is not None:  # the air grid's size and the stations
+        from twin.air.component import check_air
+
+        check_air(cfg, city)
     if cfg.epidemic is not None:  # and the outbreak's initial zones
         from twin.agents.epidemic_component import check_epidemic
 
@@ -126,6 +130,11 @@ def build_components(cfg: ScenarioConfig, city: CityModel) -> list:
     events = build_events(cfg, city)  # last: its unit types and hazmat trips join the demand the others made
     if events is not None:
         comps.append(events)
+    if cfg.air is not None:  # after the population: its add_to closes the day whose whereabouts give the exposure
+        from twin.air.component import AirComponent
+
+        pop = next((c for c in comps if getattr(c, "name", "") == "population"), None)
+        comps.append(AirComponent(cfg, population=pop))
     return comps
 
 

@@ -143,6 +143,11 @@ def _resolve_relative_paths(data: dict, sources: dict[str, Path], scenario: Path
         src = sources.get("sensors", scenario.resolve())
         data["sensors"] = dict(sensors, loop_files=[_absolute(src.parent, f, "sensors.loop_files", src)
                                                     if isinstance(f, str) else f for f in sensors["loop_files"]])
+    air = data.get("air")
+    if isinstance(air, dict):
+        src = sources.get("air", scenario.resolve())
+        data["air"] = dict(air, **{k: _absolute(src.parent, air[k], f"air.{k}", src)
+                                   for k in ("stations_csv", "observations") if isinstance(air.get(k), str)})
     for (section, kind), keys in _PATH_KEYS.items():
         sec = data.get(section)
         if not isinstance(sec, dict) or sec.get("type") != kind:

@@ -258,11 +258,13 @@ class ScenarioConfig(Strict):
     population: "PopulationConfig | None" = None  # residents and mode choice: see twin.agents.days
     events: "EventsConfig | None" = None  # fleets, incidents, hotline requests: see twin.events
     assimilation: AssimilationConfig | None = None  # live twins: see twin.live.assimilation
+    air: "AirConfig | None" = None  # concentrations from road emissions: see twin.air
 
 
 from twin.config.policies import PolicyConfig  # noqa: E402  (policies build on Strict above)
 from twin.config.agents import EpidemicConfig  # noqa: E402,F401  (agent models: twin.agents)
 from twin.config.agents import PopulationConfig  # noqa: E402,F401  (agents build on Strict above)
 from twin.config.events import EventsConfig  # noqa: E402,F401  (fleets and events: twin.events)
+from twin.config.air import AirConfig  # noqa: E402,F401  (air quality: twin.air)
 
 ScenarioConfig.model_rebuild()

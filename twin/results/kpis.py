@@ -62,6 +62,12 @@ KPI_UNITS = {
     "epi_infections_school": "infections", "epi_infections_other": "infections", "epi_r_initial": "infections",
     "epi_trips_per_day": "trips/day", "epi_car_trips_per_day": "trips/day", "epi_car_trips_last_day": "trips",
     "epi_isolation_days": "person·days",
+    # air quality (twin.air): per pollutant nox, no2, pm10, pm25, co2
+    **{f"air_{k}_{p}_{u}": unit for p in ("nox", "no2", "pm10", "pm25", "co2")
+       for k, u, unit in (("mean", "ugm3", "µg/m³"), ("max", "ugm3", "µg/m³"), ("peak", "ugm3", "µg/m³"),
+                          ("area_above", "km2", "km²"), ("station_rmse", "ugm3", "µg/m³"),
+                          ("exposure", "person_h", "person·h"))},
+    **{f"air_scale_{p}": "1" for p in ("nox", "no2", "pm10", "pm25", "co2")}, "air_records_rejected": "records",
 }
 
 

@@ -1,6 +1,7 @@
 """matplotlib charts (imported only when a chart is drawn)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,48 @@ def comparison_bars(compare: dict, path: str | Path, kpis: list[str] | None = No
     ax.set_xlabel("change against the baseline [%] (95 % CI; red: significant)")
     ax.set_title(f"{compare['scenario']} vs {compare['baseline']} ({len(compare['paired_replications'])} replications)")
     ax.invert_yaxis()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def concentration_map(ds, path: str | Path, pollutant: str, city=None) -> Path:
+    """Heat map of the run-mean concentration of ``pollutant`` over the city [µg/m³], roads and stations on top."""
+    plt = pyplot()
+
+    c = ds["concentration"].sel(air_pollutant=pollutant)
+    times = ds["time"].values.astype(float)
+    w = np.diff(np.concatenate([[times[0] - float(ds.attrs.get("record_interval_s", times[0]))], times]))
+    mean = np.tensordot(w / w.sum(), c.values, axes=1)
+    x, y = ds["x"].values, ds["y"].values
+    dx = float(ds.attrs.get("air_resolution_m", x[1] - x[0] if x.size > 1 else 1.0))
+    extent = (x[0] - dx / 2, x[-1] + dx / 2, y[0] - dx / 2, y[-1] + dx / 2)
+    aspect = (extent[3] - extent[2]) / max(extent[1] - extent[0], 1.0)
+    fig, ax = plt.subplots(figsize=(8, max(3.5, min(10, 7 * aspect + 1))), dpi=110)
+    im = ax.imshow(mean, origin="lower", extent=extent, cmap="YlOrRd", interpolation="bilinear")
+    if city is not None:
+        for lane in city.edge_lane_start:
+            shp = city.lane_shape(int(lane))
+            ax.plot(shp[:, 0], shp[:, 1], color="#333333", lw=0.4, alpha=0.6)
+    if "sensor_kind" in ds.coords:
+        air = ds["sensor_kind"].values == "air"
+        sx, sy = ds["sensor_x"].values[air], ds["sensor_y"].values[air]
+        ax.scatter(sx, sy, marker="^", s=50, color="#1f5fbf", edgecolor="white", zorder=3, label="stations")
+        for sid, px, py in zip(ds["sensor"].values[air], sx, sy):
+            ax.annotate(str(sid), (px, py), textcoords="offset points", xytext=(5, 5), fontsize=7)
+        if air.any():
+            ax.legend(loc="upper right", fontsize=8)
+    thr = json.loads(ds.attrs.get("air_thresholds", "{}")).get(pollutant)
+    cb = fig.colorbar(im, ax=ax, label=f"{pollutant} [µg/m³]", shrink=0.85)
+    if thr is not None and mean.min() < thr < mean.max():
+        cb.ax.axhline(thr, color="k", lw=1.2)
+        cb.ax.text(1.05, thr, " WHO", transform=cb.ax.get_yaxis_transform(), va="center", fontsize=7)
+    ax.set_xlabel("x [m]")
+    ax.set_ylabel("y [m]")
+    ax.set_aspect("equal")
+    ax.set_title(f"{ds.attrs.get('scenario', '')}: {pollutant}, mean over the run (road traffic + background)")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)

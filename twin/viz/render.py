@@ -25,8 +25,9 @@ def _plotter(size: tuple[int, int], shape=(1, 1)):
 
 
 def render_still(results_dir, out: str | Path, *, time_s: float | None = None, camera: str = "overview",
-                 color_by: str = "congestion", size=(1600, 1000)) -> dict:
-    """One PNG of the city at ``time_s`` (default: when most vehicles were running)."""
+                 color_by: str = "congestion", size=(1600, 1000), air: str | None = None) -> dict:
+    """One PNG of the city at ``time_s`` (default: when most vehicles were running); ``air``: a pollutant whose
+    concentration is laid on the ground."""
     ds, city = load_run(results_dir)
     t0 = time.perf_counter()
     t = nearest_time(ds, time_s)
@@ -36,6 +37,8 @@ def render_still(results_dir, out: str | Path, *, time_s: float | None = None, c
                   title=f"{ds.attrs.get('scenario', '')} — {city.name}")
     fr = frame(city, ds, t, color_by)
     scene.update(fr)
+    if air:
+        scene.air_layer(ds, t, air)
     scene.camera(camera, fr)
     p.screenshot(str(out))
     p.close()

@@ -43,6 +43,15 @@ def run_report(results_dir: str | Path, out: str | Path, *, stills: bool = True)
         tmp = Path(tmp)
         images = [_img(kpi_timeseries(ds, tmp / "ts.png"), "vehicles over time"),
                   _img(speed_heatmap(ds, tmp / "heat.png"), "speed heat map")]
+        air = []
+        if "concentration" in ds:
+            from twin.city.model import CityModel
+            from twin.viz.charts import concentration_map
+
+            city_m = CityModel.load(d / "city.npz") if (d / "city.npz").is_file() else None
+            for pol in ds["air_pollutant"].values:
+                air.append(_img(concentration_map(ds, tmp / f"air_{pol}.png", str(pol), city_m),
+                                f"{pol} concentration map"))
         views = []
         if stills and (d / "city.npz").is_file():
             from twin.viz.render import render_still
@@ -62,6 +71,7 @@ signals, {city.get('buildings', '?')} buildings. Engine <b>{html.escape(str(mani
 <code>{html.escape(str(manifest.get('config_hash', ''))[:12])}</code>, simulated in {manifest.get('simulate_s')} s.</p>
 <h2>Key performance indicators</h2><table><tr><th>KPI</th><th>value</th><th>unit</th></tr>{rows}</table>
 <h2>Over time</h2>{''.join(images)}
+{'<h2>Air quality</h2><div class="grid">' + ''.join(air) + '</div>' if air else ''}
 {'<h2>The city</h2><div class="grid">' + ''.join(views) + '</div>' if views else ''}
 """
     return _write(out, f"twin report: {manifest.get('scenario', '')}", body)

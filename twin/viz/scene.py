@@ -254,6 +254,26 @@ class Scene:
                                 point_size=1, shape_opacity=0.0, text_color="white", name="scale_label",
                                 always_visible=True)
 
+    def air_layer(self, ds: xr.Dataset, t: float, pollutant: str) -> None:
+        """The concentration of ``pollutant`` [µg/m³] in the interval ending nearest ``t`` as the ground's colour
+        (it replaces the ground: a layer just above it would flicker against it), with its own legend."""
+        if "concentration" not in ds:
+            raise ValueError("the results have no concentrations (the scenario has no air section)")
+        pols = [str(p) for p in ds["air_pollutant"].values]
+        if pollutant not in pols:
+            raise ValueError(f"no {pollutant!r} concentration (the results have {pols})")
+        ti = int(np.argmin(np.abs(ds["time"].values - t)))
+        field = ds["concentration"].sel(air_pollutant=pollutant).values[ti]
+        x, y = ds["x"].values, ds["y"].values
+        dx = float(x[1] - x[0]) if x.size > 1 else float(ds.attrs.get("air_resolution_m", 1.0))
+        img = self.pv.ImageData(dimensions=(x.size + 1, y.size + 1, 1), spacing=(dx, dx, 1.0),
+                                origin=(x[0] - dx / 2, y[0] - dx / 2, -0.05))
+        img.cell_data["conc"] = np.asarray(field, dtype=np.float64).ravel()  # x fastest, as (y, x) row-major
+        self.p.remove_actor("ground")
+        self.p.add_mesh(img, scalars="conc", cmap="YlOrRd", name="air", show_edges=False,
+                        scalar_bar_args={"title": f"{pollutant} [µg/m³]", "vertical": True, "position_x": 0.06,
+                                         "position_y": 0.25, "height": 0.5, "fmt": "%.1f", "color": "white"})
+
     def update(self, fr: Frame) -> None:
         pv = self.pv
         self.roads.cell_data["value"] = fr.edge_value[self.roads.cell_data["edge"]]

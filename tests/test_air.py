@@ -271,25 +271,32 @@ def air_run(tmp_path_factory):
                 "stations": [{"id": "north", "x": 600, "y": 1100, "pollutants": ["NO2", "PM10"]},
                              {"id": "centre", "x": 600, "y": 600, "pollutants": ["NO2"]}],
                 "observations": str(obs)}})
-    res = run_scenario(cfg)
+    res = run_scenario(cfg.model_copy(update={"air": None}))  # the traffic; the tests add the air to it
     return cfg, res
 
 
-def test_run_without_emissions_keeps_its_results_and_says_why(air_run):
-    from twin.air.component import NEEDS_EMISSION
+def test_a_run_gets_concentrations_and_without_emissions_keeps_its_results_and_says_why(air_run):
+    from twin.air.component import AirComponent, NEEDS_EMISSION
+
+    from twin.runner import run_scenario
 
     cfg, res = air_run
-    if "edge_emission" in res.dataset:
-        pytest.skip("the engine reports edge_emission: the end-to-end test covers it")
-    assert res.dataset.attrs["air_error"] == NEEDS_EMISSION
-    assert "concentration" not in res.dataset and res.kpis["trips_total"] > 0
+    run = run_scenario(cfg).dataset
+    assert "edge_emission" in run and "concentration" in run  # the engine's own emissions
+    assert "air_error" not in run.attrs and run["air_modelled"].sizes["sensor"] == 3  # a loop and two stations
+    comp = AirComponent(cfg)
+    comp.prepare(res.city, None)
+    bare = res.dataset.drop_vars(["edge_emission", "trip_emission", "pollutant"])
+    out = comp.add_to(bare)  # e.g. an engine that reports no emissions
+    assert out.attrs["air_error"] == NEEDS_EMISSION
+    assert "concentration" not in out and res.kpis["trips_total"] > 0
 
 
 def test_component_adds_concentrations_stations_and_kpis(air_run, tmp_path):
     from twin.air.component import AirComponent
 
     cfg, res = air_run
-    ds = _with_synthetic_emission(res.dataset.drop_vars(["edge_emission", "pollutant"], errors="ignore"))
+    ds = _with_synthetic_emission(res.dataset.drop_vars(["edge_emission", "trip_emission", "pollutant"], errors="ignore"))
     comp = AirComponent(cfg)
     comp.prepare(res.city, None)
     out = comp.add_to(ds)
@@ -341,7 +348,7 @@ def test_assimilation_scales_the_road_increment_to_the_observations(air_run):
     from twin.air.component import AirComponent
 
     cfg, res = air_run
-    ds = _with_synthetic_emission(res.dataset.drop_vars(["edge_emission", "pollutant"], errors="ignore"))
+    ds = _with_synthetic_emission(res.dataset.drop_vars(["edge_emission", "trip_emission", "pollutant"], errors="ignore"))
     plain = AirComponent(cfg)
     plain.prepare(res.city, None)
     a = plain.add_to(ds)
@@ -370,8 +377,7 @@ def test_bologna_air_baseline_end_to_end(tmp_path):
     cfg = load_scenario(ROOT / "scenarios" / "air_baseline.yaml", overrides={"run": {"duration_s": 900}})
     res = run_scenario(cfg)
     ds = res.dataset
-    if "edge_emission" not in ds:
-        pytest.skip("needs edge_emission from the native engine")
+    assert "edge_emission" in ds
     assert ds.attrs["proj_parameter"].startswith("+proj=utm") and ds.attrs["net_offset"] == res.city.attrs["net_offset"]
     c = ds["concentration"]
     assert c.sizes["time"] == 3 and float(c.sel(air_pollutant="NO2").min()) >= 22.0 - 1e-4
@@ -409,7 +415,7 @@ def test_pictures_heat_map_in_the_report_and_a_layer_in_the_3d_still(air_run, tm
     from twin.results import write_results
 
     cfg, res = air_run
-    ds = _with_synthetic_emission(res.dataset.drop_vars(["edge_emission", "pollutant"], errors="ignore"))
+    ds = _with_synthetic_emission(res.dataset.drop_vars(["edge_emission", "trip_emission", "pollutant"], errors="ignore"))
     comp = AirComponent(cfg)
     comp.prepare(res.city, None)
     out = comp.add_to(ds)
@@ -460,9 +466,7 @@ def test_residents_exposure_from_the_population_schedule():
     assert [c.name for c in comps] == ["population", "air"] and comps[1].population is comps[0]
     res = run_scenario(cfg, components=comps)
     ds, kpis = res.dataset, res.kpis
-    if "edge_emission" not in ds:  # until the engine reports emissions: the run's own traffic as a stand-in
-        ds = comps[1].add_to(_with_synthetic_emission(ds))
-        kpis = comps[1].kpis()
+    assert "edge_emission" in ds  # the native engine's own emissions
     residents = ds["residents"].values  # by home zone, the generated sample
     h = ds["exposure_hours"].sel(exposure_pollutant="NO2").values
     np.testing.assert_allclose(h, residents * 0.5 / 0.05)  # half an hour at home, scaled to all inhabitants
@@ -497,7 +501,7 @@ def test_street_canyons_found_from_buildings_change_only_their_streets(air_run):
     from twin.air.component import AirComponent
 
     cfg, res = air_run
-    ds = _with_synthetic_emission(res.dataset.drop_vars(["edge_emission", "pollutant"], errors="ignore"))
+    ds = _with_synthetic_emission(res.dataset.drop_vars(["edge_emission", "trip_emission", "pollutant"], errors="ignore"))
     cfg = cfg.model_copy(update={"air": cfg.air.model_copy(update={"resolution_m": 10.0})})  # cells in streets
     open_road = AirComponent(cfg)
     open_road.prepare(res.city, None)

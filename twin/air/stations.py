@@ -31,7 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from twin.config.air import POLLUTANTS, STABILITY_CLASSES
-from twin.live.feed import FeedChecker, _num, read_feed
+from twin.live.feed import FeedChecker, read_feed
+from twin.live.feed import _num as _finite
+
+
+def _num(v) -> float:
+    """A finite float; NaN if absent or not a finite number (the reason is then "not a number")."""
+    x = _finite(v)
+    return math.nan if x is None else x
+
 
 MAX_UGM3 = {"NOx": 5000.0, "NO2": 2000.0, "PM10": 3000.0, "PM2.5": 2000.0, "CO2": 5.0e6}
 """Highest plausible hourly concentration [µg/m³] (above it a reading is ``impossible``): several times

@@ -189,6 +189,9 @@ class Snapshot:
     loop_occ_time: np.ndarray | None = None
     cancelled: int = 0  # demand trips cancelled before they entered (see SetTripsActive)
     added: int = 0  # vehicles added while running (AddVehicle), counted in waiting/running/arrived too
+    # turning movements (cumulative): vehicles that passed from edge to edge, one per pair of connected edges
+    # in the order of ``city.edge_successors``; None where the engine knows them only at the end (SUMO)
+    turn_entered: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -35,6 +35,7 @@ from twin.engines.base import (
     UnsupportedActionError, VehicleArrays,
 )
 from twin.engines.sumo.export import export_network, export_routes, find_sumo_binary
+from twin.engines.sumo.turns import VEHROUTE_OPTIONS, cumulative_turns, turn_events
 
 log = logging.getLogger(__name__)
 _labels = itertools.count()
@@ -94,6 +95,8 @@ class SumoEngine:
         routes = export_routes(demand, city, self.workdir / "demand.rou.xml")
         self._edgedata = self.workdir / "edgedata.xml"
         self._tripinfo = self.workdir / "tripinfo.xml"
+        self._vehroutes = self.workdir / "vehroutes.xml"  # turning movements (engines/sumo/turns.py)
+        self._turns: tuple[np.ndarray, np.ndarray] | None = None
         self._errlog = self.workdir / "sumo-errors.log"
         meas = self.workdir / "measure.add.xml"
         loops_xml = "".join(
@@ -111,7 +114,7 @@ class SumoEngine:
                "--tripinfo-output", str(self._tripinfo), "--tripinfo-output.write-unfinished", "true",
                "--device.emissions.probability", "1", "--step-method.ballistic", "true",
                "--no-step-log", "true", "--no-warnings", "true", "--error-log", str(self._errlog),
-               "--collision.action", "warn"]
+               "--collision.action", "warn", "--vehroute-output", str(self._vehroutes), *VEHROUTE_OPTIONS]
         self._edge_pos = {eid: i for i, eid in enumerate(city.edge_ids)}
         ne = city.n_edges
         self._cum = {k: np.zeros(ne) for k in ("entered", "veh_time", "dist", "halt_time")}
@@ -374,6 +377,13 @@ class SumoEngine:
             raise EngineError("SUMO's trip results are available after close()")
         return self._trips
 
+    def turn_entered_at(self, times: np.ndarray) -> np.ndarray:
+        """Cumulative turning movements [veh] at each of ``times`` [s] (rows), after :meth:`close`: SUMO
+        writes a vehicle's route exit times when it arrives or when the run ends."""
+        if self._turns is None:
+            raise EngineError("SUMO's turning movements are available after close()")
+        return cumulative_turns(*self._turns, np.asarray(times, dtype=float), self.city.edge_successors[1].size)
+
     def _parse_tripinfo(self) -> TripTable:
         n = len(self.demand.trips)
         depart_actual = np.full(n, np.nan)
@@ -417,6 +427,7 @@ class SumoEngine:
         self._read_edgedata()
         try:
             self._trips = self._parse_tripinfo()
+            self._turns = turn_events(self._vehroutes, self.city)
         finally:
             if self._keep:
                 log.warning("SUMO files kept in %s", self.workdir)

@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int)
     v.add_argument("--duration", type=float, metavar="SECONDS")
     v.add_argument("--sumo-api", choices=("libsumo", "traci"), default="libsumo")
+    v.add_argument("--turn-counts", type=Path, metavar="FILE",
+                   help="observed turning counts (SUMO edgeRelation data) for turn-level GEH")
     v.add_argument("-q", "--quiet", action="store_true")
 
     c = sub.add_parser("compare", help="a policy scenario against its baseline over replications (Dask)",
@@ -300,6 +302,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     args.engine = None
     try:
         cfg, city, demand = _load(args, args.scenario)
+        turns = _turn_counts(args.turn_counts, cfg, city) if args.turn_counts else None
     except (ConfigError, CityError, FileNotFoundError) as exc:
         return _fail(str(exc))
     from twin.validate import validate
@@ -308,12 +311,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"validating {cfg.name!r}: {city.n_edges} edges, {len(demand.trips):,} trips, "
           f"{cfg.run.duration_s:,.0f} s — native engine, then SUMO ({args.sumo_api})", flush=True)
     shipped = args.scenario if args.scenario.suffix == ".sumocfg" else None
-    report = validate(cfg, city, demand, out, sumo_api=args.sumo_api, sumocfg=shipped,
+    report = validate(cfg, city, demand, out, sumo_api=args.sumo_api, sumocfg=shipped, turn_counts=turns,
                       progress=lambda desc: make_progress(cfg.run.duration_s, desc, args.quiet))
     print(report["markdown_summary"])
     print(f"wrote {out}/validation.json, validation.md, validation_scatter.png, native/, sumo/"
           + (", shipped/" if shipped else ""))
     return 1 if report.get("error") else 0
+
+
+def _turn_counts(path: Path, cfg, city):
+    from twin.calibration.observations import read_turn_counts
+
+    return read_turn_counts(path, city, time_offset=getattr(cfg.demand, "begin_s", 0.0) or 0.0,
+                            duration=cfg.run.duration_s)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

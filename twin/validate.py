@@ -26,6 +26,7 @@ from twin.city.model import CityModel
 from twin.config.models import ScenarioConfig, SumoEngineConfig
 from twin.demand.trips import RoutedDemand
 from twin.results.io import write_json
+from twin.results.turns import turn_figures, turn_markdown_rows
 from twin.results.validation import compare_runs
 from twin.runner import RunResult, run_scenario
 
@@ -88,9 +89,10 @@ def shipped_figures(native: xr.Dataset, shipped: dict[str, Any]) -> dict[str, An
 
 def validate(cfg: ScenarioConfig, city: CityModel, demand: RoutedDemand, out: str | Path, *,
              sumo_api: str = "libsumo", progress: Callable[[str], tuple[Any, Any]] | None = None,
-             sumocfg: str | Path | None = None) -> dict:
+             sumocfg: str | Path | None = None, turn_counts=None) -> dict:
     """Run both engines on ``city`` and ``demand`` (and SUMO on ``sumocfg`` as shipped, if given);
-    write the validation files to ``out``."""
+    write the validation files to ``out``. ``turn_counts``: observed turning counts
+    (:func:`twin.calibration.observations.read_turn_counts`) for turn-level GEH against both engines."""
     out = Path(out)
     native_cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"engine": _native(cfg)})})
     sumo_engine = SumoEngineConfig(step_length_s=cfg.run.engine.step_length_s,
@@ -102,6 +104,7 @@ def validate(cfg: ScenarioConfig, city: CityModel, demand: RoutedDemand, out: st
     sumo.save(out / "sumo")
     figures = compare_runs(native.dataset, sumo.dataset, native.manifest, sumo.manifest)
     cn, cs = figures.pop("_hourly_counts")
+    figures.update(turn_figures(native.dataset, sumo.dataset, turn_counts))
     ratio = figures["mean_travel_time_ratio"]
     figures["travel_time_reference"] = "same vehicles (SUMO with twin's IDM types)"
     if sumocfg is not None:
@@ -160,6 +163,7 @@ def _markdown(f: dict) -> str:
                   f"{sh['mean_travel_time_native_s']} s / {sh['mean_travel_time_sumo_s']} s "
                   f"({sh['trips_compared']:,} trips done in both)"),
                  ("SUMO as shipped: mean travel time ratio", f"{sh['mean_travel_time_ratio']} (target 0.85–1.15)")]
+    rows += turn_markdown_rows(f)
     rows.append(("targets met", "yes" if f["targets_met"] else "no"))
     lines = [f"# Validation: {f['scenario']} — native engine vs SUMO", "", "| measure | value |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in rows]

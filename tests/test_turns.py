@@ -124,8 +124,9 @@ def test_validate_reports_turn_level_geh_against_observed_turning_counts(tmp_pat
     o = v["observed_turns"]
     assert o["set_aside"] == [{"record": "turns.xml: interval 25200 edgeRelation no>where",
                                "reason": "unknown edge 'no'"}]
-    assert o["native"]["turn_geh_lt5_share"] == 1.0  # the same native run that wrote them (same seed)
-    assert 0.0 < o["sumo"]["turn_geh_lt5_share"] <= 1.0 and v["turns"]["turns_compared"] > 0
+    assert o["native"]["geh_lt5_share"] == 1.0  # the same native run that wrote them (same seed)
+    assert 0.0 < o["sumo"]["geh_lt5_share"] <= 1.0 and v["turns"]["turns_compared"] > 0
+    assert o["counts"] == len(o["rows"]) > 10
     assert "turning counts" in (tmp_path / "v" / "validation.md").read_text()
     bad = tmp_path / "bad.xml"
     bad.write_text("<data><interval begin='0' end='60'><edgeRelation from='x' to='y' count='1'/></interval></data>")

@@ -35,33 +35,34 @@ def compare_turns(native: xr.Dataset, sumo: xr.Dataset) -> dict[str, Any]:
             "turn_count_total_native": float(cn.sum()), "turn_count_total_sumo": float(cs.sum())}
 
 
-def observed_turn_geh(runs: dict[str, xr.Dataset], obs) -> dict[str, Any]:
+def observed_turn_geh(runs: dict[str, xr.Dataset], obs, *, turns: bool = True) -> dict[str, Any]:
     """Turn-level GEH of each run (name -> Dataset) against observed turning counts.
 
-    ``obs`` are :class:`twin.calibration.observations.Observations` (its turning counts are used; each
-    record's interval is matched to the recording intervals inside it). Flows are scaled to veh/h over
-    each record's interval. Returns the share with GEH < 5 per run, a row per record, and the records
-    set aside when reading, with their reasons.
+    ``obs`` are :class:`twin.calibration.observations.Observations`: its turning counts are used (with
+    ``turns=False`` its edge counts instead, against vehicles entering the edge); each record's interval
+    is matched to the recording intervals inside it, flows scaled to veh/h over it. Returns the share with
+    GEH < 5 per run, a row per record, and the records set aside when reading, with their reasons.
     """
-    sel = np.flatnonzero(obs.turn >= 0)
-    rows = [{"movement": obs.counter[j], "begin_s": float(obs.begin[j]), "end_s": float(obs.end[j]),
+    sel = np.flatnonzero((obs.turn >= 0) == turns)
+    var, index = ("turn_count", obs.turn) if turns else ("entered", obs.edge)
+    rows = [{"counter": obs.counter[j], "begin_s": float(obs.begin[j]), "end_s": float(obs.end[j]),
              "observed": float(obs.count[j])} for j in sel]
-    out: dict[str, Any] = {"turn_counts": int(sel.size), "set_aside": list(obs.set_aside)}
+    out: dict[str, Any] = {"counts": int(sel.size), "set_aside": list(obs.set_aside)}
     hours = (obs.end[sel] - obs.begin[sel]) / 3600.0
     for name, ds in runs.items():
-        if "turn_count" not in ds:
-            out[name] = {"turn_geh_lt5_share": float("nan"), "note": "the run has no turning counts"}
+        if var not in ds:
+            out[name] = {"geh_lt5_share": float("nan"), "note": f"the run has no {var}"}
             continue
         t = ds["time"].values
         start = t - np.diff(np.concatenate([[0.0], t]))
-        tc = ds["turn_count"].values
-        sim = np.array([tc[(start >= obs.begin[j] - 1e-9) & (t <= obs.end[j] + 1e-9), obs.turn[j]].sum()
+        tc = ds[var].values
+        sim = np.array([tc[(start >= obs.begin[j] - 1e-9) & (t <= obs.end[j] + 1e-9), index[j]].sum()
                         for j in sel])
         g = geh(sim / hours, obs.count[sel] / hours)
         for r, s, gg in zip(rows, sim, g):
             r[name], r[f"geh_{name}"] = float(s), round(float(gg), 3)
-        out[name] = {"turn_geh_lt5_share": round(float((g < 5).mean()), 4) if g.size else float("nan"),
-                     "turn_geh_mean": round(float(g.mean()), 3) if g.size else float("nan")}
+        out[name] = {"geh_lt5_share": round(float((g < 5).mean()), 4) if g.size else float("nan"),
+                     "geh_mean": round(float(g.mean()), 3) if g.size else float("nan")}
     out["rows"] = rows
     return out
 
@@ -115,7 +116,7 @@ def turn_markdown_rows(f: dict[str, Any]) -> list[tuple[str, str]]:
     o = f.get("observed_turns")
     if o:
         rows.append(("observed turning counts: GEH < 5 share native / SUMO",
-                     f"{o['native']['turn_geh_lt5_share']:.1%} / {o['sumo']['turn_geh_lt5_share']:.1%} "
-                     f"of {o['turn_counts']} counts ({len(o['set_aside'])} set aside)"))
+                     f"{o['native']['geh_lt5_share']:.1%} / {o['sumo']['geh_lt5_share']:.1%} "
+                     f"of {o['counts']} counts ({len(o['set_aside'])} set aside)"))
     return rows
 __all__ = ["hourly_turns", "compare_turns", "observed_turn_geh", "write_turn_counts", "turn_figures", "turn_markdown_rows"]

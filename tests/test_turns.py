@@ -191,3 +191,42 @@ def test_calibration_follows_a_two_level_profile_with_time_sliced_route_flows(tm
     assert prof["turn_counts"] == prof["counters"] and prof["turn_geh_lt5_share_after"] >= 0.9
     assert prof["rmse_after"] < 0.5 * const["rmse_after"], (prof["rmse_after"], const["rmse_after"])
     assert "turning counts" in (tmp_path / "profile" / "calibration.md").read_text()
+
+
+def test_live_twin_takes_turning_count_records_and_sets_bad_ones_aside(tmp_path):
+    import xarray as xr
+
+    from twin.config import load_scenario
+    from twin.live.session import LiveTwin
+    from twin.runner import prepare
+
+    (tmp_path / "s.yaml").write_text(
+        "name: corridor-live\ncity: {type: corridor, edges: 3, length_m: 300}\n"
+        "demand: {type: trips, trips: [{origin: e0, destination: e2, count: 40, headway_s: 5}]}\n"
+        "run: {duration_s: 180, record_interval_s: 60}\nsensors: {loops: [{id: mid, lane: e1_0, pos_m: 150}]}\n")
+    records = [{"sensor": "mid", "time": 60, "count": 9}, {"from": "e0", "to": "e1", "time": 60, "count": 8},
+               {"from": "e1", "to": "e2", "time": 120, "count": 11}, {"from": "e0", "to": "e2", "time": 120, "count": 1},
+               {"from": "e0", "to": "x", "time": 120, "count": 1}, {"from": "e0", "to": "e1", "time": 60, "count": 8},
+               {"from": "e0", "to": "e1", "time": 120, "count": "lots"},
+               {"from": "e0", "to": "e1", "time": 120, "count": -2}, {"from": "e0", "to": "e1", "count": 3},
+               {"from": "e0", "to": "e1", "time": 120, "count": 500}]
+    cfg = load_scenario(tmp_path / "s.yaml")
+    city, demand = prepare(cfg)
+    twin = LiveTwin(cfg, city, demand, tmp_path / "out", speed=200.0)
+    r = twin.run([(f"feed:{k + 1}", rec) for k, rec in enumerate(records)])
+    loops, turns = r.manifest["feed"], r.manifest["feed"]["turns"]
+    assert (loops["received"], loops["accepted"]) == (1, 1)
+    assert (turns["received"], turns["accepted"], turns["rejected"]) == (9, 2, 7)
+    assert turns["rejected_by_reason"] == {"not connected": 1, "unknown edge": 1, "duplicate": 1, "not a number": 1,
+                                           "negative": 1, "missing timestamp": 1, "impossible": 1}
+    dead = [json.loads(x) for x in (tmp_path / "out" / "dead_letters.jsonl").read_text().splitlines()]
+    assert [d["where"] for d in dead] == ["feed:4", "feed:5", "feed:6", "feed:7", "feed:8", "feed:9", "feed:10"]
+    assert dead[0]["reason"] == "not connected: no connection from 'e0' to 'e2'"
+    ds = xr.open_dataset(tmp_path / "out" / "results.nc")
+    obs = ds["observed_turn_count"]
+    sel = (ds["turn_from"] == "e0") & (ds["turn_to"] == "e1")
+    assert float(obs.isel(time=0, turn=int(np.flatnonzero(sel.values)[0]))) == 8.0
+    assert int(np.isfinite(obs.values).sum()) == 2
+    assert float(ds["turn_count"].sum()) > 30  # the twin's own count of the movements
+    state = json.loads((tmp_path / "out" / "state.json").read_text())
+    assert state["turns"]["feed"]["accepted"] == 2 and "movements" in state["turns"]

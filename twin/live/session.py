@@ -32,6 +32,7 @@ from twin.core.rng import RngStreams
 from twin.core.simulation import Simulation
 from twin.demand.trips import RoutedDemand
 from twin.live.feed import FeedChecker
+from twin.live.turn_feed import LiveTurnCounts, is_turn_record
 
 
 class LiveTwin:
@@ -66,6 +67,7 @@ class LiveTwin:
         self.sim.add_reader(self.interval, self._tick)
         self.checker = FeedChecker({k: {"lanes": v} for k, v in lanes_of.items()}, self.out / "dead_letters.jsonl",
                                    interval_s=self.interval)
+        self.turns = LiveTurnCounts(city, self.out / "dead_letters.jsonl", self.interval)  # turning-count records
         self.inbox: queue.Queue = queue.Queue()  # records from other threads (HTTP)
         self._lock = threading.Lock()
         self._observed: dict[tuple[int, int], float] = {}  # (interval index, loop) -> count
@@ -151,6 +153,8 @@ class LiveTwin:
     def ingest(self, where: str, raw: dict) -> bool:
         """Check one record and keep it if accepted (thread-safe: the HTTP server calls it too)."""
         with self._lock:
+            if is_turn_record(raw):
+                return self.turns.ingest(where, raw)
             rec = self.checker.check(where, raw)
             if rec is None:
                 return False
@@ -197,11 +201,13 @@ class LiveTwin:
         with self._lock:
             obs = {self.loop_ids[j]: c for (i, j), c in self._observed.items() if i == k}
             feed = self.checker.state()
+            turns = self.turns.state(k, (snap.turn_entered - prev.turn_entered)
+                                     if snap.turn_entered is not None else None)
         state = {"time_s": t, "status": "running", "running": snap.running, "waiting": snap.waiting,
                  "arrived": snap.arrived, "teleports": snap.teleports, "feed": feed,
                  "interval_s": self.interval, "alerts": list(self.monitor.alerts) if self.monitor else [],
                  "sensors": {lid: {"simulated": float(sim[j]), "observed": obs.get(lid)}
-                             for j, lid in enumerate(self.loop_ids)}}
+                             for j, lid in enumerate(self.loop_ids)}, "turns": turns}
         if self.assimilator is not None:
             state["assimilation"] = self.assimilator.state()
         with self._lock:
@@ -235,6 +241,7 @@ class LiveTwin:
             if ti.size:
                 obs[ti[0], j] = c
         ds["observed_count"] = (("time", "sensor"), obs, {"units": "veh", "long_name": "accepted feed counts"})
+        ds = self.turns.add_to(ds)
         if self.monitor is not None:
             ds = self.monitor.add_to(ds)
         if self.assimilator is not None:
@@ -242,6 +249,7 @@ class LiveTwin:
         kpis = compute_kpis(ds)
         feed = self.checker.state()
         self.checker.close()
+        feed["turns"] = self.turns.close()
         self.forks.join()
         manifest_forks = self.forks.status()
         with self._lock:

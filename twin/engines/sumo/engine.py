@@ -12,7 +12,9 @@ seconds; :meth:`SumoEngine.observe` adds up the intervals written so far
 exact at multiples of the interval. ``entered`` counts vehicles that entered
 or departed on the edge (as twin's native engine), ``veh_time`` is SUMO's
 ``sampledSeconds``, distance ``speed × sampledSeconds``, halting time SUMO's
-``waitingTime``; queue length is not measured by SUMO (NaN). CO2 per trip is
+``waitingTime``; queue length is not measured by SUMO (NaN). Turning movements come from
+SUMO's vehicle routes with exit times, complete after :meth:`SumoEngine.close`
+(:mod:`twin.engines.sumo.turns`). CO2 per trip is
 SUMO's own emission model (its default HBEFA class), not twin's road-load model.
 """
 from __future__ import annotations

@@ -127,7 +127,9 @@ def test_validate_reports_turn_level_geh_against_observed_turning_counts(tmp_pat
     assert o["native"]["geh_lt5_share"] == 1.0  # the same native run that wrote them (same seed)
     assert 0.0 < o["sumo"]["geh_lt5_share"] <= 1.0 and v["turns"]["turns_compared"] > 0
     assert o["counts"] == len(o["rows"]) > 10
-    assert "turning counts" in (tmp_path / "v" / "validation.md").read_text()
+    md = (tmp_path / "v" / "validation.md").read_text()
+    assert "turning counts" in md and "## Turning movements with the largest GEH" in md
+    assert len(v["turns"]["per_turn_hourly"]) == v["turns"]["turns_compared"]
     bad = tmp_path / "bad.xml"
     bad.write_text("<data><interval begin='0' end='60'><edgeRelation from='x' to='y' count='1'/></interval></data>")
     r = run_cli("validate", scen, "--out", tmp_path / "v2", "--turn-counts", bad, "-q")

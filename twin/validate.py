@@ -26,7 +26,7 @@ from twin.city.model import CityModel
 from twin.config.models import ScenarioConfig, SumoEngineConfig
 from twin.demand.trips import RoutedDemand
 from twin.results.io import write_json
-from twin.results.turns import turn_figures, turn_markdown_rows
+from twin.results.turns import turn_figures, turn_markdown_rows, turn_markdown_table
 from twin.results.validation import compare_runs
 from twin.runner import RunResult, run_scenario
 
@@ -167,7 +167,7 @@ def _markdown(f: dict) -> str:
     rows.append(("targets met", "yes" if f["targets_met"] else "no"))
     lines = [f"# Validation: {f['scenario']} — native engine vs SUMO", "", "| measure | value |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in rows]
-    lines += ["", "![hourly counts](validation_scatter.png)", ""]
+    lines += ["", "![hourly counts](validation_scatter.png)", ""] + turn_markdown_table(f)
     if f.get("error"):
         lines += [f"**Error:** {f['error']}", ""]
     return "\n".join(lines)

@@ -28,11 +28,16 @@ def compare_turns(native: xr.Dataset, sumo: xr.Dataset) -> dict[str, Any]:
         return {"turns_compared": 0, "turn_geh_lt5_share": float("nan"), "note": "a run has no turning counts"}
     cn, cs = hourly_turns(native), hourly_turns(sumo)
     traffic = (cn + cs) > 0
-    g = geh(cn, cs)[traffic]
+    gg = geh(cn, cs)
+    g = gg[traffic]
+    frm, to = native["turn_from"].values, native["turn_to"].values
     return {"turns_compared": int(traffic.sum()),
             "turn_geh_lt5_share": round(float((g < 5).mean()), 4) if g.size else float("nan"),
             "turn_geh_mean": round(float(g.mean()), 3) if g.size else float("nan"),
-            "turn_count_total_native": float(cn.sum()), "turn_count_total_sumo": float(cs.sum())}
+            "turn_count_total_native": float(cn.sum()), "turn_count_total_sumo": float(cs.sum()),
+            "per_turn_hourly": [{"from": str(frm[k]), "to": str(to[k]), "hour": int(h),
+                                 "native": round(float(cn[h, k]), 2), "sumo": round(float(cs[h, k]), 2),
+                                 "geh": round(float(gg[h, k]), 3)} for h, k in zip(*np.nonzero(traffic))]}
 
 
 def observed_turn_geh(runs: dict[str, xr.Dataset], obs, *, turns: bool = True) -> dict[str, Any]:
@@ -106,6 +111,19 @@ def turn_figures(native: xr.Dataset, sumo: xr.Dataset, observed=None) -> dict[st
     return out
 
 
+def turn_markdown_table(f: dict[str, Any], worst: int = 10) -> list[str]:
+    """Markdown lines: the turning movements (hourly) with the largest GEH, native against SUMO."""
+    rows = sorted((f.get("turns") or {}).get("per_turn_hourly", []), key=lambda r: -r["geh"])[:worst]
+    if not rows:
+        return []
+    lines = [f"## Turning movements with the largest GEH ({len(rows)} of "
+             f"{f['turns']['turns_compared']:,} movement-hours)", "",
+             "| from | to | hour | native [veh/h] | SUMO [veh/h] | GEH |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {r['from']} | {r['to']} | {r['hour']} | {r['native']:g} | {r['sumo']:g} | {r['geh']:.2f} |"
+              for r in rows]
+    return lines + [""]
+
+
 def turn_markdown_rows(f: dict[str, Any]) -> list[tuple[str, str]]:
     """Rows (measure, value) of the validation table for :func:`turn_figures`."""
     t = f.get("turns", {})
@@ -119,4 +137,7 @@ def turn_markdown_rows(f: dict[str, Any]) -> list[tuple[str, str]]:
                      f"{o['native']['geh_lt5_share']:.1%} / {o['sumo']['geh_lt5_share']:.1%} "
                      f"of {o['counts']} counts ({len(o['set_aside'])} set aside)"))
     return rows
-__all__ = ["hourly_turns", "compare_turns", "observed_turn_geh", "write_turn_counts", "turn_figures", "turn_markdown_rows"]
+
+
+__all__ = ["hourly_turns", "compare_turns", "observed_turn_geh", "write_turn_counts", "turn_figures",
+           "turn_markdown_rows", "turn_markdown_table"]

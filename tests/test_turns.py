@@ -46,6 +46,9 @@ def test_turning_counts_are_read_and_bad_records_set_aside_with_reasons(tmp_path
     edges = tmp_path / "edges.xml"
     edges.write_text('<data><interval begin="0" end="600"><edge id="e0" entered="5"/></interval></data>')
     assert read_observations(edges, corridor).turn.tolist() == [-1]
+    both = read_observations(edges, corridor) + obs  # observations.turns: edge counts and turning counts together
+    assert both.counter == ["e0", "e0>e1", "e1>e2"] and both.turn.tolist() == [-1, 0, 1]
+    assert len(both.set_aside) == 7 and both.count.tolist() == [5.0, 42.0, 17.5]
     with pytest.raises(ConfigError, match="no turning count"):
         read_turn_counts(edges, corridor)
     broken = tmp_path / "broken.xml"

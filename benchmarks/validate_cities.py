@@ -10,7 +10,8 @@ A city folder holds one of:
 - a SUMO configuration (``run.sumocfg``, else the only ``*.sumocfg``): validated as it is, so
   the travel-time ratio is against SUMO on that configuration as shipped;
 - a network (``*.net.xml[.gz]``) and route/flow files (``*.rou.xml[.gz]``): a scenario is written
-  for them, one hour from the earliest departure or flow begin;
+  for them, one hour from the earliest departure or flow begin (stretched over the counted period
+  where the folder has real counts);
 - an OpenStreetMap extract (``*.osm[.xml][.gz]``): imported with ``run_sim.py import`` and its
   default demand (2,000 OD trips).
 
@@ -62,13 +63,18 @@ def find_scenario(folder: Path, work: Path, quick: bool) -> tuple[Path, str]:
     routes = sorted(p for p in folder.glob("*.rou.xml*") if p.name.endswith((".rou.xml", ".rou.xml.gz")))
     if nets and routes:
         begin = earliest_begin(routes)
+        end = begin + 3600.0
+        counts = edge_count_file(folder)
+        if counts is not None:  # the run covers the counted period
+            b, e = count_span(counts)
+            begin, end = min(begin, b), max(end, e)
         scen = work / "scenario.yaml"
         work.mkdir(parents=True, exist_ok=True)
         files = ", ".join(json.dumps(str(r)) for r in routes)
         scen.write_text(f"name: {folder.name}\nseed: 1\ncity: {{type: sumo, net: {json.dumps(str(nets[0]))}}}\n"
-                        f"demand: {{type: sumo, files: [{files}], begin_s: {begin:g}, end_s: {begin + 3600:g}}}\n"
-                        "run: {duration_s: 3600, record_interval_s: 300}\n", encoding="utf-8")
-        return scen, f"network {nets[0].name} + {len(routes)} route file(s) from {begin:g} s"
+                        f"demand: {{type: sumo, files: [{files}], begin_s: {begin:g}, end_s: {end:g}}}\n"
+                        f"run: {{duration_s: {end - begin:g}, record_interval_s: 100}}\n", encoding="utf-8")
+        return scen, f"network {nets[0].name} + {len(routes)} route file(s), {begin:g}-{end:g} s"
     osm = sorted(p for p in folder.iterdir() if re.search(r"\.osm(\.xml)?(\.gz)?$", p.name))
     if osm:
         out = work / "import"
@@ -97,6 +103,14 @@ def earliest_begin(routes: list[Path]) -> float:
                 continue
             best = t if best is None else min(best, t)
     return float(best or 0.0)
+
+
+def count_span(path: Path) -> tuple[float, float]:
+    """Earliest start and latest end [s] of the records of a Cadyts measurements file."""
+    text = _head(path, 10_000_000)
+    starts = [float(x) for x in re.findall(r'\bstart\s*=\s*"([0-9.]+)"', text)]
+    ends = [float(x) for x in re.findall(r'\bend\s*=\s*"([0-9.]+)"', text)]
+    return (min(starts), max(ends)) if starts and ends else (float("inf"), float("-inf"))
 
 
 def turning_count_file(folder: Path) -> Path | None:
@@ -160,9 +174,11 @@ def validate_city(folder: Path, out: Path, quick: bool, timeout: float) -> dict[
     if r.returncode not in (0, 1) or not vpath.is_file():
         return {**row, "error": f"validate exited {r.returncode}: {last_line(r.stderr or r.stdout)}"}
     v = json.loads(vpath.read_text(encoding="utf-8"))
-    row.update(figures(v, out, folder))
-    if r.returncode == 1 or v.get("error"):
+    if r.returncode == 1 or v.get("error"):  # an engine failed or ended early: there is no comparison
         row["error"] = v.get("error") or last_line(r.stderr or r.stdout)
+        row["partial"] = figures(v, out, folder)  # what was measured before it failed, not a result
+        return row
+    row.update(figures(v, out, folder))
     return row
 
 

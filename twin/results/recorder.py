@@ -14,7 +14,7 @@ import xarray as xr
 
 from twin.city.model import ROAD_CLASSES, CityModel
 from twin.demand.trips import RoutedDemand
-from twin.engines.base import Engine, Snapshot, TripTable
+from twin.engines.base import Engine, EngineError, Snapshot, TripTable
 
 TRIP_STATES = ("scheduled", "waiting", "running", "arrived", "cancelled")
 
@@ -61,7 +61,12 @@ class Recorder:
         if all(s.turn_entered is not None for s in self._snaps):
             return np.stack([s.turn_entered for s in self._snaps])
         at = getattr(self.engine, "turn_entered_at", None)
-        return at(np.array([s.time for s in self._snaps])) if at is not None else None
+        if at is None:
+            return None
+        try:
+            return at(np.array([s.time for s in self._snaps]))
+        except EngineError:  # not known (yet): the Dataset has no turn_count
+            return None
 
 
 def add_turn_counts(ds: xr.Dataset, city: CityModel, cumulative: np.ndarray | None) -> xr.Dataset:

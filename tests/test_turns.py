@@ -202,9 +202,14 @@ def test_live_twin_takes_turning_count_records_and_sets_bad_ones_aside(tmp_path)
     import xarray as xr
 
     from twin.config import load_scenario
+    from twin.live.feed import read_feed
     from twin.live.session import LiveTwin
+    from twin.live.turn_feed import is_turn_record
     from twin.runner import prepare
 
+    mixed = tmp_path / "feed.csv"  # one CSV with loop and turning-count records
+    mixed.write_text("sensor,from,to,time,count\nmid,,,60,9\n,e0,e1,60,8\n")
+    assert [is_turn_record(r) for _, r in read_feed(mixed)] == [False, True]
     (tmp_path / "s.yaml").write_text(
         "name: corridor-live\ncity: {type: corridor, edges: 3, length_m: 300}\n"
         "demand: {type: trips, trips: [{origin: e0, destination: e2, count: 40, headway_s: 5}]}\n"

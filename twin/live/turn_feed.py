@@ -25,8 +25,9 @@ from twin.live.feed import FeedChecker, Record
 
 
 def is_turn_record(raw: dict[str, Any]) -> bool:
-    """Whether a feed record is a turning count (it names ``from`` or ``to``, or has ``kind: turn``)."""
-    return isinstance(raw, dict) and ("from" in raw or "to" in raw or raw.get("kind") == "turn")
+    """Whether a feed record is a turning count: it names ``from`` or ``to`` (a CSV row of a mixed feed
+    leaves them empty for a loop record), or has ``kind: turn``."""
+    return isinstance(raw, dict) and bool(raw.get("from") or raw.get("to") or raw.get("kind") == "turn")
 
 
 class TurnFeedChecker(FeedChecker):

@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int)
     v.add_argument("--duration", type=float, metavar="SECONDS")
     v.add_argument("--sumo-api", choices=("libsumo", "traci"), default="libsumo")
+    v.add_argument("--turn-counts", type=Path, metavar="FILE",
+                   help="observed turning counts (SUMO edgeRelation data) for turn-level GEH")
     v.add_argument("-q", "--quiet", action="store_true")
 
     c = sub.add_parser("compare", help="a policy scenario against its baseline over replications (Dask)",
@@ -394,6 +396,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     with stop_on_signals() as stop:
         try:
             cfg, city, demand = _load(args, args.scenario)
+            turns = _turn_counts(args.turn_counts, cfg, city) if args.turn_counts else None
             out, lock = _output(args, cfg, suffix="-validation")
         except (ConfigError, CityError, FileNotFoundError, ResultsError) as exc:
             return _fail(str(exc))
@@ -406,7 +409,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         shipped = args.scenario if args.scenario.suffix == ".sumocfg" else None
         with lock:
             report = validate(cfg, city, demand, out, sumo_api=args.sumo_api, sumocfg=shipped,
-                              progress=lambda desc: make_progress(cfg.run.duration_s, desc, args.quiet))
+                              turn_counts=turns, progress=lambda desc: make_progress(cfg.run.duration_s, desc, args.quiet))
         if report.get("partial"):
             runs = report["runs_saved"]
             return _interrupted(stop, f"during the {runs[-1]} run: no comparison; {out}/validation.json and "
@@ -418,6 +421,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"wrote {out}/validation.json, validation.md, validation_scatter.png, native/, sumo/"
               + (", shipped/" if shipped else ""))
         return 1 if report.get("error") else stop.exit_code
+
+
+def _turn_counts(path: Path, cfg, city):
+    from twin.calibration.observations import read_turn_counts
+
+    return read_turn_counts(path, city, time_offset=getattr(cfg.demand, "begin_s", 0.0) or 0.0,
+                            duration=cfg.run.duration_s)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -43,6 +43,7 @@ from twin.city.model import CityModel
 from twin.config.models import ScenarioConfig, engine_config
 from twin.demand.trips import RoutedDemand
 from twin.results.io import write_json
+from twin.results.turns import turn_figures, turn_markdown_rows, turn_markdown_table
 from twin.results.validation import compare_runs
 from twin.runner import RunResult, run_scenario
 
@@ -171,9 +172,10 @@ def _ended_early(run: RunResult, duration: float, what: str) -> str | None:
 
 def validate(cfg: ScenarioConfig, city: CityModel, demand: RoutedDemand, out: str | Path, *,
              sumo_api: str = "libsumo", progress: Callable[[str], tuple[Any, Any]] | None = None,
-             sumocfg: str | Path | None = None) -> dict:
+             sumocfg: str | Path | None = None, turn_counts=None) -> dict:
     """Run both engines on ``city`` and ``demand`` (and SUMO on ``sumocfg`` as shipped, if given);
-    write the validation files to ``out``.
+    write the validation files to ``out``. ``turn_counts``: observed turning counts
+    (:func:`twin.calibration.observations.read_turn_counts`) for turn-level GEH against both engines.
 
     If any run fails or ends before the scenario's end, there is no comparison: the figures are
     ``{"comparison": False, "error": ...}`` (also written to ``validation.json``/``.md``).
@@ -209,6 +211,7 @@ def validate(cfg: ScenarioConfig, city: CityModel, demand: RoutedDemand, out: st
         return _no_comparison(cfg, out, error)
     figures = compare_runs(native.dataset, sumo.dataset, native.manifest, sumo.manifest)
     cn, cs = figures.pop("_hourly_counts")
+    figures.update(turn_figures(native.dataset, sumo.dataset, turn_counts))
     ratio = figures["mean_travel_time_ratio"]
     figures["comparison"] = True
     figures["travel_time_reference"] = "same vehicles (SUMO with twin's IDM types)"
@@ -298,6 +301,7 @@ def _markdown(f: dict) -> str:
     if f.get("sumo_stops_left_out"):
         rows.append(("stops (bus stops) left out of the SUMO run of the same vehicles",
                      f"{f['sumo_stops_left_out']:,} (they are in the native and the shipped run)", ""))
+    rows += [(k, v, "") for k, v in turn_markdown_rows(f)]
     h = f["headline"]
     lines = [f"# Validation: {f['scenario']} — native engine vs SUMO", "",
              f"Headline: GEH < 5 share {pct(h['geh_lt5_share']['value'])} against "
@@ -307,7 +311,7 @@ def _markdown(f: dict) -> str:
              "| measure | against SUMO with twin's vehicle types | against SUMO as shipped |",
              "| --- | --- | --- |"]
     lines += [f"| {k} | {a} | {b} |" for k, a, b in rows]
-    lines += ["", "![hourly counts](validation_scatter.png)", ""]
+    lines += ["", "![hourly counts](validation_scatter.png)", ""] + turn_markdown_table(f)
     return "\n".join(lines)
 
 

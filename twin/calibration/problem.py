@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from twin.calibration.observations import Observations, read_observations
+from twin.calibration.observations import Observations, read_observations, read_turn_counts
 from twin.city.model import CityModel
 from twin.config.calibration import (
     CalibrationConfig, DemandScaleParam, RouteFlowsParam, SignalOffsetParam, VehicleParam,
@@ -32,6 +32,7 @@ class Parameter:
     hi: float
     initial: float
     target: str = ""  # flow id, vtype name, tls id
+    window: tuple[float, float] | None = None  # [s] run time: the slice of a flow this parameter sets
 
 
 @dataclass
@@ -79,6 +80,10 @@ def load_problem(cfg: CalibrationConfig, base_dir: Path) -> Problem:
     opath = opath if opath.is_absolute() else (base_dir / opath).resolve()
     obs = read_observations(opath, city, time_offset=offset, duration=scen.run.duration_s,
                             detectors=cfg.observations.detectors)
+    tpath = cfg.observations.turns
+    if tpath is not None:
+        tpath = Path(tpath) if Path(tpath).is_absolute() else (base_dir / tpath).resolve()
+        obs = obs + read_turn_counts(tpath, city, time_offset=offset, duration=scen.run.duration_s)
     params: list[Parameter] = []
     scales: list = []  # the demand_change each demand_scale parameter sets the factor of
     vt_names = [v.name for v in demand.trips.vtypes]
@@ -93,8 +98,12 @@ def load_problem(cfg: CalibrationConfig, base_dir: Path) -> Problem:
             mean = float(np.mean([flows[f][2] for f in names]))
             for f in names:
                 init = mean if p.prior == "uniform" else float(flows[f][2])
-                params.append(Parameter(f"flow:{f}", "flow", p.bounds[0], p.bounds[1],
-                                        float(np.clip(init, *p.bounds)), f))
+                b, e = flows[f][:2]
+                for w0, w1 in _slices(b, e, p.interval_s):
+                    share = (w1 - w0) / (e - b) if e > b else 1.0
+                    params.append(Parameter(f"flow:{f}" + (f"@{w0:g}" if p.interval_s else ""), "flow",
+                                            p.bounds[0], p.bounds[1], float(np.clip(init * share, *p.bounds)), f,
+                                            (w0, w1) if p.interval_s else None))
         elif isinstance(p, DemandScaleParam):
             from twin.config.policies import DemandChange
 
@@ -117,14 +126,28 @@ def load_problem(cfg: CalibrationConfig, base_dir: Path) -> Problem:
             init = p.initial if p.initial is not None else float(city.tls_offset[city.tls_index[p.tls]])
             params.append(Parameter(f"offset:{p.tls}", "offset", *p.bounds, float(np.clip(init, *p.bounds)), p.tls))
     cfg = cfg.model_copy(update={"scenario": str(spath),
-                                 "observations": cfg.observations.model_copy(update={"path": str(opath),
-                                                                                     "time_offset_s": offset})})
+                                 "observations": cfg.observations.model_copy(update={
+                                     "path": str(opath), "time_offset_s": offset,
+                                     "turns": str(tpath) if tpath is not None else None})})
     if scales:  # check zones and vehicle types now (a clear error), not in every evaluation
         from twin.policies import apply_demand_changes
 
         apply_demand_changes(demand, scales, city, np.random.default_rng(0))
     return Problem(cfg, spath, city, demand, flows, obs, params, scen.run.duration_s, scales,
                    _flow_ids(demand) if flows else np.zeros(0, dtype=object))
+
+
+def _slices(begin: float, end: float, interval: float | None) -> list[tuple[float, float]]:
+    """[begin, end) cut into slices of ``interval`` [s] (the last one shorter); one slice without it."""
+    if interval is None or end <= begin:
+        return [(begin, end)]
+    starts = np.arange(begin, end, interval)
+    return [(float(a), float(min(a + interval, end))) for a in starts]
+
+
+def flow_window(problem: Problem, p: Parameter) -> tuple[float, float]:
+    """The departure window [s] of the vehicles a flow parameter sets."""
+    return p.window if p.window is not None else tuple(problem.flows[p.target][:2])
 
 
 def _flow_ids(demand: RoutedDemand) -> np.ndarray:
@@ -142,12 +165,16 @@ def variant(problem: Problem, x: np.ndarray, seed: int) -> tuple[CityModel, Rout
         idx = [np.flatnonzero(~in_flow)]
         dep = [trips.depart[~in_flow]]
         ids = [trips.ids[i] for i in idx[0]]
+        made: dict[str, int] = {}  # vehicles so far per flow (ids <flow>.<k> as SUMO names them)
         for p, v in fl:
-            b, e, _, tmpl = problem.flows[p.target]
+            tmpl = problem.flows[p.target][3]
+            b, e = flow_window(problem, p)
             n = int(round(max(v, 0.0)))
+            k0 = made.get(p.target, 0)
+            made[p.target] = k0 + n
             idx.append(np.full(n, tmpl, dtype=np.int64))
             dep.append(b + np.arange(n) * (e - b) / max(n, 1))
-            ids.extend(f"{p.target}.{k}" for k in range(n))
+            ids.extend(f"{p.target}.{k}" for k in range(k0, k0 + n))
         demand = demand.subset(np.concatenate(idx), np.concatenate(dep), tuple(ids))
     for p, v in zip(problem.params, x):
         if p.kind == "scale":
@@ -179,26 +206,29 @@ def run_counts(problem: Problem, x: np.ndarray, seed: int) -> tuple[np.ndarray, 
     engine.start(city, demand, seed=seed)
     sim = Simulation(engine, problem.duration)
     times = np.unique(np.concatenate([obs.begin, obs.end]))
-    snaps: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    snaps: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def reader():
         for t in times:
             yield LateTimeout(sim.env, max(0.0, float(t) - sim.env.now))
             s = engine.observe()
-            snaps[float(t)] = (s.edge_entered, s.edge_dist, s.edge_veh_time)
+            snaps[float(t)] = (s.edge_entered, s.edge_dist, s.edge_veh_time, s.turn_entered)
 
     sim.add_process(reader())
     sim.run()
     engine.close()
-    b = np.array([snaps[float(t)][0][e] for t, e in zip(obs.begin, obs.edge)])
-    e_ = np.array([snaps[float(t)][0][e] for t, e in zip(obs.end, obs.edge)])
-    dist = np.array([snaps[float(t)][1][e] for t, e in zip(obs.end, obs.edge)]) - \
-        np.array([snaps[float(t)][1][e] for t, e in zip(obs.begin, obs.edge)])
-    vt = np.array([snaps[float(t)][2][e] for t, e in zip(obs.end, obs.edge)]) - \
-        np.array([snaps[float(t)][2][e] for t, e in zip(obs.begin, obs.edge)])
+
+    def change(k: int, ids: np.ndarray) -> np.ndarray:  # cumulative measurement k over each observation
+        return np.array([snaps[float(t1)][k][i] - snaps[float(t0)][k][i] for t0, t1, i in zip(obs.begin, obs.end, ids)])
+
+    is_turn = obs.turn >= 0
+    counts = change(0, obs.edge)
+    if is_turn.any():  # turning counts: vehicles making the movement
+        counts[is_turn] = change(3, np.where(is_turn, obs.turn, 0))[is_turn]
+    dist, vt = change(1, obs.edge), change(2, obs.edge)
     with np.errstate(invalid="ignore", divide="ignore"):
-        speed = np.where(vt > 0, dist / vt, np.nan)
-    return e_ - b, speed
+        speed = np.where((vt > 0) & ~is_turn, dist / vt, np.nan)
+    return counts, speed
 
 
 @functools.lru_cache(maxsize=4)

@@ -57,7 +57,9 @@ def write_report(r: dict, out: Path) -> Path:
         "| | before | after |", "| --- | ---: | ---: |",
         f"| counters with GEH < 5 | {r['geh_lt5_share_before']:.0%} | {r['geh_lt5_share_after']:.0%} |",
         f"| count RMSE [veh/h] | {r['rmse_before']} | {r['rmse_after']} |",
-        f"| objective ({r['objective']}) | {r['objective_before']} | {r['objective_after']} |", "",
+        f"| objective ({r['objective']}) | {r['objective_before']} | {r['objective_after']} |",
+        *([f"| of them {r['turn_counts']} turning counts: GEH < 5 | {r['turn_geh_lt5_share_before']:.0%} | "
+           f"{r['turn_geh_lt5_share_after']:.0%} |"] if r.get("turn_counts") else []), "",
         "![counts per counter](counters.png)", "", "![scatter](scatter.png)", "", "![convergence](convergence.png)", "",
         "## Per counter", "", "| counter | observed | before | after | GEH before | GEH after |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",

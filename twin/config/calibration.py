@@ -23,12 +23,18 @@ class _Bounded(Strict):
 
 
 class RouteFlowsParam(Strict):
-    """The number of vehicles of each route flow (SUMO ``<flow>``s of the scenario's demand)."""
+    """The number of vehicles of each route flow (SUMO ``<flow>``s of the scenario's demand).
+
+    With ``interval_s`` (e.g. 900 or 3600) each flow is one parameter per time slice of that length
+    (from the flow's begin; the last slice may be shorter): a profile over the day, not a constant rate.
+    ``bounds`` are then per slice, and the prior of a slice is the flow's number times its share of time.
+    """
 
     type: Literal["route_flows"]
     flows: list[str] | None = None  # None: every flow
     bounds: tuple[float, float] = (0.0, 2000.0)
     prior: Literal["uniform", "given"] = "uniform"  # uniform: every flow starts at the mean of the given numbers
+    interval_s: float | None = Field(None, gt=0)  # [s] a parameter per flow and slice; None: one per flow
 
 
 class DemandScaleParam(_Bounded):
@@ -60,7 +66,8 @@ ParamConfig = Annotated[Union[RouteFlowsParam, DemandScaleParam, VehicleParam, S
 
 
 class ObservationsConfig(Strict):
-    path: str
+    path: str  # counts (any format of twin.calibration.observations, turning counts included)
+    turns: str | None = None  # a second file, of turning counts (SUMO edgeRelation data), used as well
     time_offset_s: float | None = None  # default: the demand's begin_s
     detectors: dict[str, str] = Field(default_factory=dict)  # detector id -> edge id (CSV)
 

@@ -220,6 +220,9 @@ class Snapshot:
     added: int = 0  # vehicles added while running (AddVehicle), counted in waiting/running/arrived too
     # pollutants emitted on each edge (cumulative) [g], (edge, pollutant) in twin.demand.emissions.POLLUTANTS order
     edge_emission: np.ndarray | None = None
+    # turning movements (cumulative): vehicles that passed from edge to edge, one per pair of connected edges
+    # in the order of ``city.edge_successors``; None where the engine knows them only at the end (SUMO)
+    turn_entered: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -38,6 +38,7 @@ from twin.core.rng import RngStreams
 from twin.core.simulation import Simulation
 from twin.demand.trips import RoutedDemand
 from twin.live.feed import BadLine, FeedChecker
+from twin.live.turn_feed import LiveTurnCounts, is_turn_record
 
 
 class Interrupted(Exception):
@@ -78,6 +79,7 @@ class LiveTwin:
         self.checker = FeedChecker({k: {"lanes": v} for k, v in lanes_of.items()}, self.out / "dead_letters.jsonl",
                                    interval_s=self.interval, clock=lambda: self.env.now, future_s=future_s)
         self.stop_signal: int | None = None  # set by request_stop (a signal handler)
+        self.turns = LiveTurnCounts(city, self.out / "dead_letters.jsonl", self.interval)  # turning-count records
         self.inbox: queue.Queue = queue.Queue()  # records from other threads (HTTP)
         self._lock = threading.Lock()
         self._observed: dict[tuple[int, int], float] = {}  # (interval index, loop) -> count
@@ -169,6 +171,8 @@ class LiveTwin:
         ``reason`` rejects it as it is (twin's reason: e.g. a request body that is not JSON).
         """
         with self._lock:
+            if reason is None and is_turn_record(raw):
+                return self.turns.ingest(where, raw)
             rec = self.checker.check(where, raw, reason)
             if rec is None:
                 return False
@@ -227,11 +231,13 @@ class LiveTwin:
         with self._lock:
             obs = {self.loop_ids[j]: c for (i, j), c in self._observed.items() if i == k}
             feed = self.checker.state()
+            turns = self.turns.state(k, (snap.turn_entered - prev.turn_entered)
+                                     if snap.turn_entered is not None else None)
         state = {"time_s": t, "status": "running", "running": snap.running, "waiting": snap.waiting,
                  "arrived": snap.arrived, "teleports": snap.teleports, "feed": feed,
                  "interval_s": self.interval, "alerts": list(self.monitor.alerts) if self.monitor else [],
                  "sensors": {lid: {"simulated": float(sim[j]), "observed": obs.get(lid)}
-                             for j, lid in enumerate(self.loop_ids)}}
+                             for j, lid in enumerate(self.loop_ids)}, "turns": turns}
         if self.assimilator is not None:
             state["assimilation"] = self.assimilator.state()
         state["map"] = self._map_frame(prev, snap)
@@ -302,6 +308,7 @@ class LiveTwin:
             if ti.size:
                 obs[ti[0], j] = c
         ds["observed_count"] = (("time", "sensor"), obs, {"units": "veh", "long_name": "accepted feed counts"})
+        ds = self.turns.add_to(ds)
         if self.monitor is not None:
             ds = self.monitor.add_to(ds)
         if self.assimilator is not None:
@@ -311,6 +318,7 @@ class LiveTwin:
         self.checker.close()
         # an interrupted twin does not wait for its forks, nor one interrupted while it waits
         self.forks.close(cancel=partial, stop=lambda: self.stop_signal is not None)
+        self.turns = LiveTurnCounts(city, self.out / "dead_letters.jsonl", self.interval)  # turning-count records
         manifest_forks = self.forks.status()
         with self._lock:
             self._state = dict(self._state, status="finished", feed=feed)

@@ -15,7 +15,7 @@ import xarray as xr
 from twin.city.model import ROAD_CLASSES, CityModel
 from twin.demand.emissions import MODEL_DESCRIPTION, POLLUTANTS
 from twin.demand.trips import RoutedDemand
-from twin.engines.base import Engine, Snapshot, TripTable
+from twin.engines.base import Engine, EngineError, Snapshot, TripTable
 
 TRIP_STATES = ("scheduled", "waiting", "running", "arrived", "cancelled")
 
@@ -54,7 +54,34 @@ class Recorder:
 
     def to_dataset(self, demand: RoutedDemand, trips: TripTable, attrs: dict[str, Any]) -> xr.Dataset:
         ds = build_dataset(self.city, demand, self._snaps, trips, attrs, self.engine.loop_ids)
-        return add_vehicle_samples(ds, self._vehicles)
+        return add_turn_counts(add_vehicle_samples(ds, self._vehicles), self.city, self._turns())
+
+    def _turns(self) -> np.ndarray | None:
+        """Cumulative turning movements at each snapshot: from the snapshots, or from the engine after the
+        run (SUMO knows them at the end); None if the engine counts none."""
+        if all(s.turn_entered is not None for s in self._snaps):
+            return np.stack([s.turn_entered for s in self._snaps])
+        at = getattr(self.engine, "turn_entered_at", None)
+        if at is None:
+            return None
+        try:
+            return at(np.array([s.time for s in self._snaps]))
+        except EngineError:  # not known (yet): the Dataset has no turn_count
+            return None
+
+
+def add_turn_counts(ds: xr.Dataset, city: CityModel, cumulative: np.ndarray | None) -> xr.Dataset:
+    """``turn_count`` (time, turn): vehicles making each turning movement (a pair of connected edges,
+    coordinates ``turn_from``/``turn_to``) during each interval, from cumulative counts per snapshot."""
+    if cumulative is None:
+        return ds
+    offsets, targets = city.edge_successors
+    ids = np.array(city.edge_ids, dtype=object)
+    src = np.repeat(np.arange(city.n_edges), np.diff(offsets))
+    ds = ds.assign_coords(turn_from=("turn", ids[src]), turn_to=("turn", ids[targets]))
+    ds["turn_count"] = (("time", "turn"), np.diff(cumulative, axis=0).astype(np.float64),
+                        {"units": "veh", "long_name": "vehicles making the turning movement during the interval"})
+    return ds
 
 
 def add_vehicle_samples(ds: xr.Dataset, samples: list) -> xr.Dataset:

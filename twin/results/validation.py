@@ -11,10 +11,11 @@ import xarray as xr
 from twin.calibration.objectives import geh
 
 
-def hourly_counts(ds: xr.Dataset, period: float = 3600.0) -> np.ndarray:
-    """(periods, edge) vehicles entering per period, scaled to veh/h."""
+def hourly_counts(ds: xr.Dataset, period: float = 3600.0, var: str = "entered") -> np.ndarray:
+    """(periods, edge) vehicles entering per period, scaled to veh/h (``var``: another count per interval,
+    e.g. ``turn_count``)."""
     t = ds["time"].values
-    entered = ds["entered"].values
+    entered = ds[var].values
     end = float(t[-1]) if t.size else 0.0
     n = max(1, int(end // period))
     span = min(period, end) if end > 0 else 1.0

@@ -27,6 +27,7 @@ from twin.engines.native import emissions as EM
 from twin.engines.native import kernels as K
 from twin.engines.native import signals as S
 from twin.engines.native import stops as ST
+from twin.engines.native.turns import count_turns
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,8 @@ class NativeEngine:
         "time_loss": 0.0, "teleports": 0, "_order": 0, "_order_tmp": 0, "_new_pos": 0.0,
         "_new_speed": 0.0, "_new_lane": 0, "_wait_list": 0, "_prev_lane": 0, "_prev_pos": 0.0,
         "_score_cache": 0, "_score_ridx": -1, "_junction_speed": 0.0, "_sg_prob": 0.0, "_kr_prob": 0.0,
-        "_stop_next": 0, "_dwell_until": -1.0, "_stop_at": K.INF, "eclass": 0, "emission": 0.0}
+        "_stop_next": 0, "_dwell_until": -1.0, "_stop_at": K.INF, "eclass": 0, "emission": 0.0,
+        "_turn_ridx": 0}
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
                  loops: list[tuple[str, int, float]] | None = None, emissions: bool = True) -> None:
@@ -181,6 +183,8 @@ class NativeEngine:
         self.e_halt_time = np.zeros(ne)
         self.e_queue_time = np.zeros(ne)
         self.e_emission = np.zeros((ne, len(POLLUTANTS)))  # [g] per edge and pollutant
+        self.turn_entered = np.zeros(city.edge_successors[1].size)  # vehicles per movement (native/turns.py)
+        self._turn_ridx = np.zeros(n, dtype=np.int32)
         self._setup_loops(city)
         self._n_demand = n  # trips of the demand; vehicles added on the fly come after them
         self._added: dict[str, int] = {}
@@ -261,6 +265,8 @@ class NativeEngine:
                     self.loop_count, self.loop_speed_sum, self.loop_occ_time, self.ridx, self.route_off, self.route_n,
                     self.route_edges, vt["class_bit"], vt["max_speed"], c.lane_conn_offsets, c.conn_to_lane,
                     self._lane_allow, c.edge_lane_start, c.lane_length)
+        count_turns(self.ridx, self._turn_ridx, self.route_off, self.route_edges, *c.edge_successors,
+                    self.turn_entered)
         self._arrived += arrived
         self._teleported += teleported
         self._updates += n
@@ -705,6 +711,9 @@ class NativeEngine:
         if "_steer_p" not in eng.__dict__:  # checkpoints before lane-use steering
             eng._steer_p, eng._steer_dir, eng._steer_until = cls._no_steering(city.n_lanes)
             eng._steer_salt = 0
+        if "turn_entered" not in eng.__dict__:  # checkpoints before turning movements were counted
+            eng.turn_entered = np.zeros(city.edge_successors[1].size)
+            eng._turn_ridx = eng.ridx.copy()
         if eng._req_back.ndim == 1:  # checkpoints with one lane-change request row (requests last one step)
             eng._req_back = np.full((2, eng._req_back.size), -K.INF)
         eng.city, eng.demand = city, demand
@@ -830,7 +839,7 @@ class NativeEngine:
             edge_queue_time=self.e_queue_time.copy(), signal_phase=self._tls_phase.copy(), vehicles=veh,
             loop_count=self.loop_count.copy(), loop_speed_sum=self.loop_speed_sum.copy(),
             loop_occ_time=self.loop_occ_time.copy(), cancelled=int(counts[K.CANCELLED]), added=len(self._added),
-            edge_emission=self.e_emission.copy())
+            edge_emission=self.e_emission.copy(), turn_entered=self.turn_entered.copy())
 
     def trip_table(self) -> TripTable:
         """The demand's trips (vehicles added on the fly are not among them: see :meth:`vehicle_status`)."""

@@ -17,7 +17,9 @@ edge (an ``edgeData`` emissions output) and per trip (tripinfo) are SUMO's own
 emission model, each vehicle with the emission class twin gives it
 (:func:`twin.demand.emissions.vehicle_classes`, written into its vType):
 CO2, CO, HC, NOx, PMx and fuel as SUMO reports them, PM10 = SUMO's PMx (HBEFA4's
-PMx is PM10, exhaust and non-exhaust), PM2.5 not reported (NaN).
+PMx is PM10, exhaust and non-exhaust), PM2.5 not reported (NaN). Turning movements come from
+SUMO's vehicle routes with exit times, complete after :meth:`SumoEngine.close`
+(:mod:`twin.engines.sumo.turns`).
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ from twin.engines.base import (
     UnsupportedActionError, VehicleArrays,
 )
 from twin.engines.sumo.export import export_network, export_routes, find_sumo_binary
+from twin.engines.sumo.turns import VEHROUTE_OPTIONS, cumulative_turns, turn_events
 
 log = logging.getLogger(__name__)
 _labels = itertools.count()
@@ -119,6 +122,8 @@ class SumoEngine:
         self._edgedata = self.workdir / "edgedata.xml"
         self._emissiondata = self.workdir / "emissions.xml"
         self._tripinfo = self.workdir / "tripinfo.xml"
+        self._vehroutes = self.workdir / "vehroutes.xml"  # turning movements (engines/sumo/turns.py)
+        self._turns: tuple[np.ndarray, np.ndarray] | None = None
         self._errlog = self.workdir / "sumo-errors.log"
         meas = self.workdir / "measure.add.xml"
         loops_xml = "".join(
@@ -138,7 +143,7 @@ class SumoEngine:
                "--tripinfo-output", str(self._tripinfo), "--tripinfo-output.write-unfinished", "true",
                "--device.emissions.probability", "1", "--step-method.ballistic", "true",
                "--no-step-log", "true", "--no-warnings", "true", "--error-log", str(self._errlog),
-               "--collision.action", "warn"]
+               "--collision.action", "warn", "--vehroute-output", str(self._vehroutes), *VEHROUTE_OPTIONS]
         self._edge_pos = {eid: i for i, eid in enumerate(city.edge_ids)}
         ne = city.n_edges
         self._cum = {k: np.zeros(ne) for k in ("entered", "veh_time", "dist", "halt_time")}
@@ -457,6 +462,13 @@ class SumoEngine:
                          time_loss=np.full(len(trips), np.nan), co2=np.full(len(trips), np.nan),
                          teleports=teleports, state=state.astype(np.int8))
 
+    def turn_entered_at(self, times: np.ndarray) -> np.ndarray:
+        """Cumulative turning movements [veh] at each of ``times`` [s] (rows), after :meth:`close`: SUMO
+        writes a vehicle's route exit times when it arrives or when the run ends."""
+        if self._turns is None:
+            raise EngineError("SUMO's turning movements are available after close()")
+        return cumulative_turns(*self._turns, np.asarray(times, dtype=float), self.city.edge_successors[1].size)
+
     def _parse_tripinfo(self) -> TripTable:
         n = len(self.demand.trips)
         depart_actual = np.full(n, np.nan)
@@ -507,6 +519,7 @@ class SumoEngine:
         self._read_edgedata()
         try:
             self._trips = self._parse_tripinfo()
+            self._turns = turn_events(self._vehroutes, self.city)
         finally:
             if self._keep:
                 log.warning("SUMO files kept in %s", self.workdir)

@@ -75,7 +75,7 @@ def test_native_engine_counts_each_movement_once_as_vehicles_enter_the_next_edge
 def test_both_engines_count_turns_on_a_real_junction_and_agree(tmp_path):
     """Cologne (RESCO, one signal), 15 min: turn_count in both Datasets, consistent with edge entries, and
     the native engine's hourly movement counts within GEH 5 of SUMO's on most movements."""
-    from twin.config.models import SumoEngineConfig
+    from twin.config.models import engine_config
     from twin.config.sumocfg import load_any
     from twin.results.turns import compare_turns, write_turn_counts
     from twin.runner import prepare, run_scenario
@@ -83,7 +83,7 @@ def test_both_engines_count_turns_on_a_real_junction_and_agree(tmp_path):
     cfg = load_any(COLOGNE1, overrides={"run": {"duration_s": 900, "record_interval_s": 300}})
     city, demand = prepare(cfg)
     native = run_scenario(cfg, city=city, demand=demand).dataset
-    sumo_cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"engine": SumoEngineConfig()})})
+    sumo_cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"engine": engine_config({"type": "sumo"})})})
     sumo = run_scenario(sumo_cfg, city=city, demand=demand).dataset
     for ds in (native, sumo):
         assert ds["turn_count"].dims == ("time", "turn") and ds["turn_count"].shape[0] == 3

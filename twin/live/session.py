@@ -318,7 +318,7 @@ class LiveTwin:
         self.checker.close()
         # an interrupted twin does not wait for its forks, nor one interrupted while it waits
         self.forks.close(cancel=partial, stop=lambda: self.stop_signal is not None)
-        self.turns = LiveTurnCounts(city, self.out / "dead_letters.jsonl", self.interval)  # turning-count records
+        feed["turns"] = self.turns.close()
         manifest_forks = self.forks.status()
         with self._lock:
             self._state = dict(self._state, status="finished", feed=feed)

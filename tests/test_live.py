@@ -8,6 +8,7 @@ import sys
 import time
 
 import httpx
+import numpy as np
 import xarray as xr
 
 from conftest import ROOT
@@ -165,3 +166,58 @@ def test_fork_endpoint_of_a_running_twin(tmp_path):
     saved = json.loads((tmp_path / "out" / "forks" / fid / "fork.json").read_text())
     assert saved["branches"]["slow-e1"] == res["branches"]["slow-e1"]
     assert json.loads((tmp_path / "out" / "state.json").read_text())["forks"][fid]["status"] == "done"
+
+
+WHOLE = """
+extends: {default}
+name: whole
+run: {{duration_s: 1800, record_interval_s: 60}}
+sensors: {{loops: [{{id: loop_a, lane: n0_0-n1_0_0, pos_m: 50}}]}}
+policies:
+  - {{type: speed_limit, edges: [n1_1-n2_1], speed_kmh: 20, start_s: 300}}
+events:
+  units: [{{name: police, count: 1, bases: [n0_0-n1_0]}}]
+  incidents: [{{name: crash, rate_per_h_per_km: {{local: 0}}, lanes_blocked: 1, priority: 1, units: [police]}}]
+  scheduled: [{{kind: crash, edge: n1_1-n2_1, time_s: 200, work_time_s: 300}}]
+population: {{scale: 0.01, days: 1}}
+"""
+
+
+def test_one_scenario_with_a_policy_an_incident_and_a_population_runs_alike_in_run_and_live(tmp_path):
+    """One assembly (twin.runner.Twin): what a scenario has runs in ``run`` and in ``live`` alike."""
+    from twin.config import load_scenario
+    from twin.live.session import LiveTwin
+    from twin.runner import prepare, run_scenario
+
+    (tmp_path / "s.yaml").write_text(WHOLE.format(default=ROOT / "scenarios" / "default.yaml"))
+    cfg = load_scenario(tmp_path / "s.yaml")
+    ran = run_scenario(cfg)
+    city, demand = prepare(cfg)
+    feed = [("file", {"sensor": "loop_a", "time": 60 * k, "count": 3}) for k in range(1, 30)]
+    live = LiveTwin(cfg, city, demand, tmp_path / "out", speed=1e4).run(feed)
+    assert live.manifest["engine"] == "native" and live.manifest["live"] is True
+    for r in (ran, live):
+        assert [p["action"] for p in r.manifest["policies"]] == ["SetSpeedLimit"]
+        assert r.kpis["incidents_reported"] == 1 and r.kpis["calls_served"] == 1  # the crash, its unit
+        assert r.kpis["pop_residents"] > 0 and "mode_share" in r.dataset  # the residents' day
+    # the same assembly, the same seed: the live twin's traffic is the run's
+    np.testing.assert_array_equal(live.dataset["entered"].values, ran.dataset["entered"].values)
+    assert live.manifest["feed"]["accepted"] == 29
+    assert float(live.dataset["observed_count"].sel(sensor="loop_a").sum()) == 29 * 3
+
+
+def test_live_twin_runs_the_scenarios_engine(tmp_path):
+    """The engine comes from the scenario (here SUMO), not a fixed one."""
+    from twin.config import load_scenario
+    from twin.live.session import LiveTwin
+    from twin.runner import prepare
+
+    (tmp_path / "s.yaml").write_text(SCEN.replace("run: {duration_s: 240, record_interval_s: 60}",
+                                                  "run: {duration_s: 240, record_interval_s: 60, "
+                                                  "engine: {type: sumo}}"))
+    cfg = load_scenario(tmp_path / "s.yaml")
+    city, demand = prepare(cfg)
+    r = LiveTwin(cfg, city, demand, tmp_path / "out", speed=1e4).run([("file", {"sensor": "mid", "time": 60,
+                                                                                 "count": 5})])
+    assert r.manifest["engine"] == "sumo" and r.error is None
+    assert float(r.dataset["sensor_count"].sum()) > 0

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import queue
-import signal
 import threading
 import time
 from collections.abc import Iterable
@@ -35,23 +34,22 @@ import simpy.rt
 from twin.city.model import CityModel
 from twin.config.models import ScenarioConfig
 from twin.core.rng import RngStreams
-from twin.core.simulation import Simulation
 from twin.demand.trips import RoutedDemand
+from twin.core.interrupt import Interrupted, stop_on_signals
 from twin.live.feed import BadLine, FeedChecker
 from twin.live.turn_feed import LiveTurnCounts, is_turn_record
-
-
-class Interrupted(Exception):
-    """Raised inside the clock when a stop was requested (a signal); the run saves what it has."""
 
 
 class LiveTwin:
     def __init__(self, cfg: ScenarioConfig, city: CityModel, demand: RoutedDemand, out: str | Path, *,
                  speed: float = 1.0, fork_scheduler: str | None = None, future_s: float = 60.0,
                  fork_limits: dict | None = None) -> None:
+        """The scenario assembled as every run is (:class:`twin.runner.Twin`: its engine, policies,
+        components, monitoring and recorder) on simpy's real-time clock, plus the feeds, the state for
+        the API and, with an ``assimilation`` section, the demand correction."""
         from twin.city.sensors import resolve_loops
-        from twin.engines.native import NativeEngine
-        from twin.results import Recorder
+        from twin.config.loader import ConfigError
+        from twin.runner import Twin, build_components
 
         if speed <= 0:
             raise ValueError(f"speed must be > 0, got {speed}")
@@ -62,18 +60,21 @@ class LiveTwin:
             raise ValueError("a live twin needs sensors: give the scenario induction loops (sensors: ...)")
         self.loop_ids = [lid for lid, _, _ in loops]
         lanes_of = {lid: 1 for lid in self.loop_ids}
-        e = cfg.run.engine
-        self.engine = NativeEngine(step_length=e.step_length_s, teleport_time=e.teleport_time_s, loops=loops)
+        components = build_components(cfg, city)
         self.assimilator = None
         if cfg.assimilation is not None:
+            adding = [c.name for c in components if c.name in ("population", "epidemic", "events")]
+            if adding:  # their trips join the demand after the reserve is drawn: the filter would not see them
+                raise ConfigError(f"a live twin with assimilation cannot run {', '.join(adding)} yet "
+                                  "(their trips would escape the demand correction)")
             self.demand = demand = self._setup_assimilation(cfg, city, demand, loops)
-        self.engine.start(city, demand, seed=RngStreams(cfg.seed).seed_for("engine"))
+        self.env = simpy.rt.RealtimeEnvironment(factor=1.0 / speed, strict=False)
+        self.twin = Twin(cfg, city=city, demand=demand, components=components, env=self.env)
+        self.engine, self.sim, self.recorder = self.twin.engine, self.twin.sim, self.twin.recorder
+        self.demand = self.twin.demand
         if self.assimilator is not None:
             for action in self.assimilator.initial_actions():
                 self.engine.apply(action)
-        self.env = simpy.rt.RealtimeEnvironment(factor=1.0 / speed, strict=False)
-        self.sim = Simulation(self.engine, cfg.run.duration_s, env=self.env)
-        self.recorder = Recorder(city, self.engine)
         self.interval = cfg.run.record_interval_s
         self.sim.add_reader(self.interval, self._tick)
         self.checker = FeedChecker({k: {"lanes": v} for k, v in lanes_of.items()}, self.out / "dead_letters.jsonl",
@@ -98,11 +99,9 @@ class LiveTwin:
             if cfg.assimilation.method == "kalman+inflow":
                 self._nudge_counts = np.zeros(len(self.loop_ids))
                 self.sim.add_reader(cfg.assimilation.inflow_interval_s, self._nudge)
-        self.monitor = None
-        if cfg.monitoring is not None:
-            from twin.live.alerts import StopMonitor
-
-            self.monitor = StopMonitor(city, [v.name for v in demand.trips.vtypes], cfg.monitoring, demand.trips.ids)
+        self.monitor = self.twin.monitor  # updated by the Twin's own reader; here: tell the stream
+        self._alerts_told = 0
+        if self.monitor is not None:
             self.sim.add_reader(cfg.monitoring.probe_interval_s, self._probe)
 
     # -------------------------------------------------------- assimilation
@@ -206,7 +205,7 @@ class LiveTwin:
     def _drain(self):
         while True:
             if self.stop_signal is not None:
-                raise Interrupted(signal.Signals(self.stop_signal).name)
+                raise Interrupted(self.stop_signal)
             while not self.inbox.empty():
                 where, raw = self.inbox.get_nowait()
                 self.ingest(where, raw)
@@ -215,7 +214,8 @@ class LiveTwin:
 
     # --------------------------------------------------------------- state
     def _probe(self, t: float) -> None:
-        new = self.monitor.update(t, self.engine.observe(vehicles=True).vehicles)
+        new = list(self.monitor.alerts[self._alerts_told:])  # raised by the Twin's probe at this instant
+        self._alerts_told += len(new)
         if new:
             with self._lock:
                 self._state = dict(self._state, alerts=list(self.monitor.alerts))
@@ -223,7 +223,8 @@ class LiveTwin:
                 q.put({"alerts": new, "time_s": t})
 
     def _tick(self, t: float) -> None:
-        snap = self.recorder.sample(t)
+        last = self.recorder.last  # the Twin's recorder sampled at this instant (its reader comes first)
+        snap = last if abs(last.time - t) < 1e-9 else self.recorder.sample(t)
         k = int(round(t / self.interval))
         snaps = self.recorder.snapshots
         prev = snaps[-2] if len(snaps) > 1 else snap
@@ -274,63 +275,46 @@ class LiveTwin:
         """Run to the end (or to a SIGTERM/SIGINT) and save the results in ``out``; the RunResult."""
         if records is not None:
             self.env.process(self.feed_process(records))
-        wall0 = time.perf_counter()
-        old = {}
-        if threading.current_thread() is threading.main_thread():  # until the results are saved
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                old[sig] = signal.signal(sig, lambda signum, frame: self.request_stop(signum))
-        try:
-            return self._run(wall0)
-        finally:
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
+        with stop_on_signals() as stop:  # a signal stops the clock at its next step; the results are saved
+            result = self._run()
+            if stop.signum and self.stop_signal is None:
+                self.stop_signal = stop.signum
+            return result
 
-    def _run(self, wall0: float):
-        from twin.runner import RunResult, package_versions
-        from twin.results import compute_kpis
-
-        partial = False
-        try:
-            self.sim.run()
-        except Interrupted:
-            partial = True
-            self.recorder.sample()  # the state at the interrupt, off the recording grid
-        self.engine.close()
-        attrs = {"scenario": self.cfg.name, "seed": self.cfg.seed, "engine": "native", "live": 1,
-                 "versions": package_versions()}
-        if partial:
-            attrs.update(partial=1, interrupted_by=signal.Signals(self.stop_signal).name)
-        ds = self.recorder.to_dataset(self.demand, self.engine.trip_table(), attrs)
+    def _run(self):
+        result = self.twin.run()  # an engine failure or an interrupt ends it early, marked partial
+        partial = result.partial
+        ds = result.dataset
+        ds.attrs["live"] = 1
+        if result.interrupted:
+            ds.attrs["interrupted_by"] = result.interrupted
         obs = np.full((ds.sizes["time"], len(self.loop_ids)), np.nan)
         times = ds["time"].values
         for (i, j), c in self._observed.items():
             ti = np.flatnonzero(np.isclose(times, i * self.interval))
             if ti.size:
                 obs[ti[0], j] = c
-        ds["observed_count"] = (("time", "sensor"), obs, {"units": "veh", "long_name": "accepted feed counts"})
+        loops = np.isin(ds["sensor"].values, self.loop_ids)  # (air stations may share the sensor dimension)
+        full = np.full((ds.sizes["time"], ds.sizes["sensor"]), np.nan)
+        full[:, np.flatnonzero(loops)] = obs[:, [self.loop_ids.index(x) for x in ds["sensor"].values[loops]]]
+        ds["observed_count"] = (("time", "sensor"), full, {"units": "veh", "long_name": "accepted feed counts"})
         ds = self.turns.add_to(ds)
-        if self.monitor is not None:
-            ds = self.monitor.add_to(ds)
         if self.assimilator is not None:
             ds = ds.assign(self.assimilator.to_dataset_vars())
-        kpis = compute_kpis(ds)
         feed = self.checker.state()
         self.checker.close()
+        feed["turns"] = self.turns.close()
         # an interrupted twin does not wait for its forks, nor one interrupted while it waits
         self.forks.close(cancel=partial, stop=lambda: self.stop_signal is not None)
-        feed["turns"] = self.turns.close()
         manifest_forks = self.forks.status()
         with self._lock:
             self._state = dict(self._state, status="finished", feed=feed)
-        manifest = {"scenario": self.cfg.name, "config": self.cfg.model_dump(mode="json"), "live": True,
-                    "feed": feed, "forks": manifest_forks, "wall_time_s": round(time.perf_counter() - wall0, 3),
-                    "vehicle_updates": int(ds.attrs["vehicle_updates"])}
+        manifest = dict(result.manifest, live=True, feed=feed, forks=manifest_forks)
         if self.assimilator is not None:
             manifest["assimilation"] = self.assimilator.state()
-        if partial:
-            manifest.update(partial=True, interrupted_by=attrs["interrupted_by"],
-                            interrupted_at_s=float(self.engine.time))
-        result = RunResult(ds, kpis, manifest, None, self.city)
+        if result.interrupted:
+            manifest.update(interrupted_by=result.interrupted, interrupted_at_s=float(ds.attrs["end_time_s"]))
+        result.dataset, result.manifest = ds, manifest
         result.save(self.out)
         final = self.state()
         (self.out / "state.json").write_text(json.dumps(final, indent=2))

@@ -252,8 +252,12 @@ class RunSource:
         c = self.ds["concentration"]
         ti = int(np.argmin(np.abs(c["time"].values - t))) if "time" in c.dims else None
         g = c.isel(time=ti) if ti is not None else c
-        pol = str(g["pollutant"].values[0]) if "pollutant" in g.dims else ""
-        g = g.isel(pollutant=0) if "pollutant" in g.dims else g
+        dim = next((d for d in ("air_pollutant", "pollutant") if d in g.dims), None)  # twin.air: air_pollutant
+        pol = ""
+        if dim is not None:
+            names = [str(v) for v in g[dim].values]
+            k = names.index("NO2") if "NO2" in names else 0  # NO2 first: the pollutant of road traffic
+            pol, g = names[k], g.isel({dim: k})
         x, y = g["x"].values.astype(float), g["y"].values.astype(float)
         dx = float(x[1] - x[0]) if x.size > 1 else 1.0
         dy = float(y[1] - y[0]) if y.size > 1 else 1.0

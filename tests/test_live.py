@@ -8,6 +8,7 @@ import sys
 import time
 
 import httpx
+import pytest
 import numpy as np
 import xarray as xr
 
@@ -208,7 +209,7 @@ def test_one_scenario_with_a_policy_an_incident_and_a_population_runs_alike_in_r
 
 def test_live_twin_runs_the_scenarios_engine(tmp_path):
     """The engine comes from the scenario (here SUMO), not a fixed one."""
-    from twin.config import load_scenario
+    from twin.config import ConfigError, load_scenario
     from twin.live.session import LiveTwin
     from twin.runner import prepare
 
@@ -217,7 +218,9 @@ def test_live_twin_runs_the_scenarios_engine(tmp_path):
                                                   "engine: {type: sumo}}"))
     cfg = load_scenario(tmp_path / "s.yaml")
     city, demand = prepare(cfg)
-    r = LiveTwin(cfg, city, demand, tmp_path / "out", speed=1e4).run([("file", {"sensor": "mid", "time": 60,
-                                                                                 "count": 5})])
+    twin = LiveTwin(cfg, city, demand, tmp_path / "out", speed=1e4)
+    r = twin.run([("file", {"sensor": "mid", "time": 60, "count": 5})])
     assert r.manifest["engine"] == "sumo" and r.error is None
+    with pytest.raises(ConfigError, match="engine 'sumo' has no checkpoints"):  # a clear 422 over HTTP
+        twin.forks.request({"a": []}, 60)
     assert float(r.dataset["sensor_count"].sum()) > 0

@@ -164,6 +164,7 @@ class ForkDesk:
         if max_branches < 1 or max_running < 1 or max_queued < 0:
             raise ValueError("fork limits: max_branches and max_running must be >= 1, max_queued >= 0")
         self.cfg, self.city, self.out, self.scheduler = cfg, city, Path(out), scheduler
+        self.unsupported: str | None = None  # why this twin cannot fork (its engine has no checkpoints)
         self.max_horizon, self.max_branches = float(max_horizon_s), int(max_branches)
         self.max_running, self.max_queued = int(max_running), int(max_queued)
         self._lock = threading.Lock()
@@ -184,6 +185,8 @@ class ForkDesk:
         from twin.config.models import PolicyConfig
         from twin.policies import resolve_policies
 
+        if self.unsupported:
+            raise ConfigError(self.unsupported)
         try:
             if isinstance(horizon_s, bool):
                 raise TypeError

@@ -92,6 +92,11 @@ class LiveTwin:
 
         # what-if branches from now (POST /fork); fork_limits: ForkDesk's max_horizon_s, max_running, ...
         self.forks = ForkDesk(cfg, city, self.out, scheduler=fork_scheduler, **(fork_limits or {}))
+        from twin.engines.base import Checkpoint
+
+        if Checkpoint not in self.engine.capabilities:
+            self.forks.unsupported = (f"engine {self.engine.name!r} has no checkpoints, so this twin cannot fork "
+                                      "(forks need the native engine)")
         self.env.process(self._drain())
         if self.assimilator is not None:
             self._assim_counts = np.zeros(len(self.loop_ids))

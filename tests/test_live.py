@@ -224,3 +224,28 @@ def test_live_twin_runs_the_scenarios_engine(tmp_path):
     with pytest.raises(ConfigError, match="engine 'sumo' has no checkpoints"):  # a clear 422 over HTTP
         twin.forks.request({"a": []}, 60)
     assert float(r.dataset["sensor_count"].sum()) > 0
+
+
+def test_the_live_dashboard_shows_incidents_and_units_as_they_happen(tmp_path):
+    """The live twin runs the scenario's events; its dashboard data show the open crash and the busy unit."""
+    from twin.config import load_scenario
+    from twin.live.dashboard import LiveSource
+    from twin.live.session import LiveTwin
+    from twin.runner import prepare
+
+    (tmp_path / "s.yaml").write_text(WHOLE.format(default=ROOT / "scenarios" / "default.yaml")
+                                     .replace("population: {scale: 0.01, days: 1}\n", ""))
+    cfg = load_scenario(tmp_path / "s.yaml")
+    city, demand = prepare(cfg)
+    twin = LiveTwin(cfg, city, demand, tmp_path / "out", speed=1e4)
+    src = LiveSource(twin)
+    assert src.meta()["panels"]["incidents"] is True
+    seen: list[dict] = []
+    twin.sim.add_reader(60.0, lambda t: seen.append(src.overlays()))
+    twin.run([])
+    before = seen[2]  # at 180 s: the crash comes at 200 s
+    assert not before.get("incidents") and [u["busy"] for u in before["units"]] == [False]
+    during = [o for o in seen if o.get("incidents")]
+    assert during and during[0]["incidents"][0]["edge"] == "n1_1-n2_1" and during[0]["incidents"][0]["kind"] == "crash"
+    assert any(o["units"][0]["busy"] for o in during)  # the police car at the scene
+    assert not seen[-1].get("incidents")  # cleared before the end

@@ -52,7 +52,29 @@ class LiveSource:
                 "georeferenced": bool(str(t.city.attrs.get("proj_parameter", "!")) not in ("", "!")),
                 "sensors": self.loops, "policies": policy_library(cfg.policies),
                 "panels": {"assimilation": t.assimilator is not None, "alerts": t.monitor is not None,
-                           "epidemic": False, "modes": False, "incidents": False, "air": False}}
+                           "epidemic": False, "modes": False, "incidents": self._events() is not None,
+                           "air": False}}
+
+    def _events(self):
+        """The twin's fleets and events component (twin.events), if the scenario has one."""
+        return next((c for c in self.twin.twin.components if c.name == "events"), None)
+
+    def _incidents_so_far(self):
+        """The calls and units so far as the ``incident``/``unit`` variables :func:`incident_overlays` reads
+        (from the component's own records; no engine call from the HTTP thread)."""
+        import xarray as xr
+
+        ev = self._events()
+        jobs, c = list(ev._jobs()), self.twin.city  # a copy: the simulation thread appends to it
+        return xr.Dataset(
+            {"incident_reported": ("incident", np.array([j.reported for j in jobs], dtype=np.float64)),
+             "incident_cleared": ("incident", np.array([j.cleared for j in jobs], dtype=np.float64)),
+             "incident_edge": ("incident", np.array([c.edge_ids[j.edge] for j in jobs], dtype=object)),
+             "incident_kind": ("incident", np.array([j.kind for j in jobs], dtype=object)),
+             "incident_unit": ("incident", np.array([j.unit for j in jobs], dtype=object)),
+             "unit_group": ("unit", np.array([u.group for u in ev.units], dtype=object)),
+             "unit_base": ("unit", np.array([c.edge_ids[u.base] for u in ev.units], dtype=object))},
+            coords={"unit": np.array([u.id for u in ev.units], dtype=object)})
 
     def geometry(self) -> dict:
         from twin.web.mapdata import city_geometry
@@ -87,4 +109,9 @@ class LiveSource:
         alerts = self.twin.state().get("alerts", [])
         for a in alerts:
             a["lonlat"] = points_lonlat(self.twin.city, a["x"], a["y"])[0]
-        return {"alerts": alerts}
+        out = {"alerts": alerts}
+        if self._events() is not None:  # open incidents and the units, as the twin has them now
+            from twin.web.view import incident_overlays
+
+            out.update(incident_overlays(self._incidents_so_far(), self.twin.city, float(self.twin.env.now)))
+        return out

@@ -213,22 +213,7 @@ class RunSource:
             out["alerts"] = [{"vehicle": str(ds["alert_vehicle"].values[i]), "edge": str(ds["alert_edge"].values[i]),
                               "stopped_since_s": float(ds["alert_stopped_since_s"].values[i]),
                               "time_s": float(ds["alert_time_s"].values[i]), "lonlat": p} for i, p in zip(sel, pts)]
-        if "incident" in ds.dims and ds.sizes["incident"]:
-            rep, clr = ds["incident_reported"].values, ds["incident_cleared"].values
-            active = np.flatnonzero((rep <= t) & ~(clr <= t))
-            edges = np.array([city.edge_index[str(e)] for e in ds["incident_edge"].values[active]], dtype=np.int64)
-            x, y = edge_midpoints(city, edges)
-            pts = points_lonlat(city, x, y) if active.size else []
-            out["incidents"] = [{"kind": str(ds["incident_kind"].values[i]), "edge": str(ds["incident_edge"].values[i]),
-                                 "unit": str(ds["incident_unit"].values[i]),
-                                 "reported_s": float(rep[i]), "lonlat": p} for i, p in zip(active, pts)]
-        if "unit" in ds.dims and ds.sizes["unit"]:
-            at_scene = {u["unit"]: u["lonlat"] for u in out.get("incidents", [])}
-            bases = np.array([city.edge_index[str(e)] for e in ds["unit_base"].values], dtype=np.int64)
-            pts = points_lonlat(city, *edge_midpoints(city, bases))
-            out["units"] = [{"id": str(u), "group": str(g), "lonlat": at_scene.get(str(u), p),
-                             "busy": str(u) in at_scene}
-                            for u, g, p in zip(ds["unit"].values, ds["unit_group"].values, pts)]
+        out.update(incident_overlays(ds, city, t))
         if "epi_infectious" in ds:  # twin.agents.epidemic.STATES, summed over the zones
             out["epidemic"] = {"time_s": ds["epi_time"].values.tolist(),
                                **{s: ds[f"epi_{s}"].sum("zone").values.tolist()
@@ -277,4 +262,27 @@ def make_view_app(folder: str | Path):
     return add_dashboard(new_app(f"twin view — {source.meta()['name']}"), source)
 
 
-__all__ = ["DIFF_SCALE", "RunSource", "SPEED_REL_SCALE", "make_view_app", "policy_edge_mask"]
+def incident_overlays(ds, city, t: float) -> dict:
+    """Open incidents at ``t`` [s] and the units (at the scene or at their base), from the ``incident`` and
+    ``unit`` variables of :class:`twin.events.component.EventsComponent` (a run's, or a live twin's so far)."""
+    out: dict = {}
+    if "incident" in ds.dims and ds.sizes["incident"]:
+        rep, clr = ds["incident_reported"].values, ds["incident_cleared"].values
+        active = np.flatnonzero((rep <= t) & ~(clr <= t))
+        edges = np.array([city.edge_index[str(e)] for e in ds["incident_edge"].values[active]], dtype=np.int64)
+        x, y = edge_midpoints(city, edges)
+        pts = points_lonlat(city, x, y) if active.size else []
+        out["incidents"] = [{"kind": str(ds["incident_kind"].values[i]), "edge": str(ds["incident_edge"].values[i]),
+                             "unit": str(ds["incident_unit"].values[i]),
+                             "reported_s": float(rep[i]), "lonlat": p} for i, p in zip(active, pts)]
+    if "unit" in ds.dims and ds.sizes["unit"]:
+        at_scene = {u["unit"]: u["lonlat"] for u in out.get("incidents", [])}
+        bases = np.array([city.edge_index[str(e)] for e in ds["unit_base"].values], dtype=np.int64)
+        pts = points_lonlat(city, *edge_midpoints(city, bases))
+        out["units"] = [{"id": str(u), "group": str(g), "lonlat": at_scene.get(str(u), p),
+                         "busy": str(u) in at_scene}
+                        for u, g, p in zip(ds["unit"].values, ds["unit_group"].values, pts)]
+    return out
+
+
+__all__ = ["DIFF_SCALE", "RunSource", "SPEED_REL_SCALE", "incident_overlays", "make_view_app", "policy_edge_mask"]

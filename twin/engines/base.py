@@ -44,6 +44,11 @@ class RouteGraph(Capability):
     """``engine.route_graph(vtype)``: the routing graph a vehicle type sees now (closures and costs in force)."""
 
 
+class TurnCountsAfterRun(Capability):
+    """``engine.turn_entered_at(times)``: cumulative turning movements at ``times`` [s], known only once the
+    engine is closed (SUMO writes route exit times at the end), where its snapshots carry none."""
+
+
 class UnsupportedCapabilityError(EngineError):
     """An engine was asked for a capability it does not have."""
 
@@ -250,7 +255,8 @@ class Engine(Protocol):
     the ``twin.engines`` entry point), whose ``Config`` (a :class:`twin.config.base.EngineConfig`
     subclass) validates the scenario's ``run.engine`` section and whose ``from_config`` builds it.
     ``capabilities`` lists the :class:`Action` types it applies and the :class:`Capability` features
-    it has (:class:`Checkpoint`, :class:`RouteGraph`); asking for others is a clear error.
+    it has (:class:`Checkpoint`, :class:`RouteGraph`, :class:`TurnCountsAfterRun`); asking for others is a
+    clear error.
     """
 
     name: ClassVar[str]

@@ -15,7 +15,7 @@ import xarray as xr
 from twin.city.model import ROAD_CLASSES, CityModel
 from twin.demand.emissions import MODEL_DESCRIPTION, POLLUTANTS
 from twin.demand.trips import RoutedDemand
-from twin.engines.base import Engine, EngineError, Snapshot, TripTable
+from twin.engines.base import Engine, EngineError, Snapshot, TripTable, TurnCountsAfterRun
 
 TRIP_STATES = ("scheduled", "waiting", "running", "arrived", "cancelled")
 
@@ -61,11 +61,10 @@ class Recorder:
         run (SUMO knows them at the end); None if the engine counts none."""
         if all(s.turn_entered is not None for s in self._snaps):
             return np.stack([s.turn_entered for s in self._snaps])
-        at = getattr(self.engine, "turn_entered_at", None)
-        if at is None:
+        if TurnCountsAfterRun not in self.engine.capabilities:
             return None
         try:
-            return at(np.array([s.time for s in self._snaps]))
+            return self.engine.turn_entered_at(np.array([s.time for s in self._snaps]))
         except EngineError:  # not known (yet): the Dataset has no turn_count
             return None
 

@@ -40,7 +40,7 @@ from twin.demand.emissions import MODEL_POLLUTANTS, PM10, PM25, PMX, POLLUTANTS,
 from twin.demand.trips import RoutedDemand
 from twin.engines.base import (
     Action, AddVehicle, EngineError, SetLaneAccess, SetSignalProgram, SetSpeedLimit, Snapshot, TripTable,
-    UnsupportedActionError, VehicleArrays,
+    TurnCountsAfterRun, UnsupportedActionError, VehicleArrays,
 )
 from twin.engines.sumo.export import export_network, export_routes, find_sumo_binary
 from twin.engines.sumo.turns import VEHROUTE_OPTIONS, cumulative_turns, turn_events
@@ -75,7 +75,7 @@ class SumoEngine:
     demand: RoutedDemand | None = None  # set by start()
     rerouted: int = 0  # vehicles given a new route by actions
     capabilities: ClassVar[frozenset[type]] = frozenset(
-        {SetSpeedLimit, SetLaneAccess, SetSignalProgram, AddVehicle})
+        {SetSpeedLimit, SetLaneAccess, SetSignalProgram, AddVehicle, TurnCountsAfterRun})
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0, api: str = "libsumo",
                  measure_interval: float = 60.0, keep_files: bool = False,

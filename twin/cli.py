@@ -16,7 +16,6 @@ from pathlib import Path
 
 from twin import __version__
 
-COMMANDS = ("run", "import", "validate", "compare", "calibrate", "render", "report", "live", "fork", "view", "export")
 EXIT_USAGE = 2
 # the optional packages twin's commands load, and the extra that installs each
 EXTRAS = {"pyvista": "viz", "vtk": "viz", "imageio": "viz", "imageio_ffmpeg": "viz", "trame": "viz",
@@ -769,9 +768,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version", "-v", "--verbose")):
+    if not argv or (argv[0] not in COMMAND_FUNCTIONS and argv[0] not in ("-h", "--help", "--version", "-v", "--verbose")):
         argv.insert(0, "run")
-    if argv and argv[0] in ("-v", "--verbose") and (len(argv) == 1 or argv[1] not in COMMANDS):
+    if argv and argv[0] in ("-v", "--verbose") and (len(argv) == 1 or argv[1] not in COMMAND_FUNCTIONS):
         argv.insert(1, "run")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

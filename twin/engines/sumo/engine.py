@@ -357,43 +357,40 @@ class SumoEngine:
             self._add_vehicle(action)
 
     # ------------------------------------------------------------ observing
-    def _read_edgedata(self) -> None:
+    def _new_edges(self, path: Path, upto: int) -> tuple[list[tuple[int, ET.Element]], int]:
+        """The ``<edge>`` elements of the complete ``<interval>``s SUMO wrote to ``path`` after byte ``upto``
+        (as (edge index, element)), and the byte offset read to; only the new part of the file is read."""
         try:
-            data = self._edgedata.read_bytes()
+            with open(path, "rb") as f:
+                f.seek(upto)
+                data = f.read()
         except OSError:
-            return
-        end = self._read_upto
-        for m in _INTERVAL.finditer(data, self._read_upto):
-            interval = ET.fromstring(m.group(0))
-            for e in interval.iter("edge"):
+            return [], upto
+        out, end = [], 0
+        for m in _INTERVAL.finditer(data):
+            for e in ET.fromstring(m.group(0)).iter("edge"):
                 k = self._edge_pos.get(e.get("id"))
-                if k is None:
-                    continue
-                sampled = float(e.get("sampledSeconds", 0.0))
-                self._cum["entered"][k] += float(e.get("entered", 0)) + float(e.get("departed", 0))
-                self._cum["veh_time"][k] += sampled
-                self._cum["dist"][k] += float(e.get("speed", 0.0)) * sampled
-                self._cum["halt_time"][k] += float(e.get("waitingTime", 0.0))
+                if k is not None:
+                    out.append((k, e))
             end = m.end()
-        self._read_upto = end
+        return out, upto + end
+
+    def _read_edgedata(self) -> None:
+        edges, self._read_upto = self._new_edges(self._edgedata, self._read_upto)
+        for k, e in edges:
+            sampled = float(e.get("sampledSeconds", 0.0))
+            self._cum["entered"][k] += float(e.get("entered", 0)) + float(e.get("departed", 0))
+            self._cum["veh_time"][k] += sampled
+            self._cum["dist"][k] += float(e.get("speed", 0.0)) * sampled
+            self._cum["halt_time"][k] += float(e.get("waitingTime", 0.0))
         self._read_emissions()
 
     def _read_emissions(self) -> None:
         """Add SUMO's edge emissions [mg] of the intervals written since the last read (as g)."""
-        try:
-            data = self._emissiondata.read_bytes()
-        except OSError:
-            return
-        end = self._read_em_upto
-        for m in _INTERVAL.finditer(data, self._read_em_upto):
-            for e in ET.fromstring(m.group(0)).iter("edge"):
-                k = self._edge_pos.get(e.get("id"))
-                if k is None:
-                    continue
-                for p, name in enumerate(MODEL_POLLUTANTS):
-                    self._emission[k, p] += float(e.get(f"{name}_abs", 0.0)) / 1000.0
-            end = m.end()
-        self._read_em_upto = end
+        edges, self._read_em_upto = self._new_edges(self._emissiondata, self._read_em_upto)
+        for k, e in edges:
+            for p, name in enumerate(MODEL_POLLUTANTS):
+                self._emission[k, p] += float(e.get(f"{name}_abs", 0.0)) / 1000.0
         self._emission[:, PM10] = self._emission[:, PMX]
 
     def observe(self, vehicles: bool = False) -> Snapshot:

@@ -132,6 +132,29 @@ def _patch_car_legs(t, loc, resident, depart, next_depart, dest, arrival):
             loc[r] = dest[j]
 
 
+class ModesSoFar:
+    """Trips of one day's plan started by ``t``, by mode: the live twin's read-out of the day so far.
+
+    The departures of each mode are sorted once, so a read-out is a binary search per mode, whatever
+    the population's size.
+    """
+
+    def __init__(self, plan: DayPlan) -> None:
+        active = plan.active
+        self.depart = [np.sort(plan.depart[active & (plan.mode == m)]) for m in range(len(MODES))]
+
+    def counts(self, t: float) -> np.ndarray:
+        """Trips departed at or before ``t`` [s since midnight], per mode (4,) int64."""
+        return np.array([np.searchsorted(d, t, side="right") for d in self.depart], dtype=np.int64)
+
+    def live(self, t: float) -> dict:
+        """``{"time_s", "trips", "counts": {mode: n}, "shares": {mode: share}}`` of the trips started by ``t``."""
+        c = self.counts(t)
+        n = int(c.sum())
+        return {"time_s": float(t), "trips": n, "counts": {m: int(k) for m, k in zip(MODES, c)},
+                "shares": {m: (float(k) / n if n else 0.0) for m, k in zip(MODES, c)}}
+
+
 class ZoneAgent(mesa.Agent):
     """The residents of one zone: a contiguous index range of the population arrays.
 
@@ -452,8 +475,14 @@ class PopulationModel(mesa.Model):
             _, dest = self.leg_places()
             live.update(resident=r, depart=plan.depart[r, k], next_depart=nxt, dest=dest[r, k],
                         engine_idx=np.asarray(engine_trips, dtype=np.int64), trips=trip_table)
+        live["so_far"] = ModesSoFar(plan)
         self._live = live
         self.whereabouts = []
+
+    def modes_so_far(self, t: float) -> dict | None:
+        """The followed day's trips started by ``t`` [s] by mode (:meth:`ModesSoFar.live`); None outside a day."""
+        live = self._live
+        return live["so_far"].live(t) if live is not None else None
 
     def step(self) -> None:
         """One mesa step at ``self.now`` [s]: where residents are (counts per zone and activity).
@@ -593,4 +622,5 @@ class PopulationModel(mesa.Model):
         return t / np.maximum(t.sum(axis=1, keepdims=True), 1)
 
 
-__all__ = ["ACTIVITIES", "LEGS", "N_LEGS", "CarOutcome", "DayPlan", "DayResult", "PopulationModel", "ZoneAgent"]
+__all__ = ["ACTIVITIES", "LEGS", "N_LEGS", "CarOutcome", "DayPlan", "DayResult", "ModesSoFar", "PopulationModel",
+           "ZoneAgent"]

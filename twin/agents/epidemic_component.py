@@ -248,6 +248,15 @@ class EpidemicComponent:
         ds.attrs["epi_prepare_s"] = round(self.timings.get("earlier_days_s", 0.0), 3)
         return ds
 
+    def live(self, t: float) -> dict[str, Any]:
+        """The live twin's read-out at ``t`` [s]: ``{"epidemic": the latest point of the curve (EpidemicRun.live),
+        "modes": the residents' trips started so far today by mode}`` (modes with a population only)."""
+        out: dict[str, Any] = {"epidemic": self.run.live()} if self.run is not None else {}
+        modes = self.model.modes_so_far(t) if self.model is not None else None
+        if modes:
+            out["modes"] = modes
+        return out
+
     def kpis(self) -> dict[str, Any]:
         out = self.run.kpis()
         if self.model is not None:

@@ -273,6 +273,12 @@ class PopulationComponent:
     def kpis(self) -> dict[str, Any]:
         return population_kpis(self.model)
 
+    def live(self, t: float) -> dict[str, Any]:
+        """The live twin's read-out at ``t`` [s]: ``{"modes": ...}``, the residents' trips started so far today
+        by mode (:meth:`PopulationModel.modes_so_far`)."""
+        modes = self.model.modes_so_far(t) if self.model is not None else None
+        return {"modes": modes} if modes else {}
+
 
 def population_dataset(model: PopulationModel, city: CityModel) -> xr.Dataset:
     """Per-day results of the population: trips by mode and zone, shares, times, charges."""

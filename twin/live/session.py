@@ -246,6 +246,9 @@ class LiveTwin:
                              for j, lid in enumerate(self.loop_ids)}, "turns": turns}
         if self.assimilator is not None:
             state["assimilation"] = self.assimilator.state()
+        for comp in self.twin.components:  # read-outs of the components that have one (epidemic, modes, ...)
+            if hasattr(comp, "live"):
+                state.update(comp.live(t))
         state["map"] = self._map_frame(prev, snap)
         with self._lock:
             self._state = state

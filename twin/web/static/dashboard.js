@@ -247,9 +247,10 @@
     map.getSource("incidents").setData({ type: "FeatureCollection", features: (inc || []).map((i) => point(i.lonlat, { kind: i.kind })) });
     map.getSource("units").setData({ type: "FeatureCollection", features: (units || []).map((u) => point(u.lonlat, { id: u.id, busy: u.busy })) });
   }
-  let epiPlot = null;
+  let epiPlot = null, epiData = null;
   function showEpidemic(e) {
     if (!e) return;
+    epiData = dash.epidemic = e;
     $("sec-epidemic").classList.remove("hidden");
     const days = e.time_s.map((t) => t / 86400),
       data = [days, e.susceptible || [], e.exposed || [], e.infectious || [], e.recovered || []];
@@ -259,6 +260,16 @@
         series: [{}, { label: "S", stroke: "#58a6ff" }, { label: "E", stroke: "#d29922" }, { label: "I", stroke: "#f85149" },
           { label: "R", stroke: "#3fb950" }] }, data, $("epichart"));
     } else epiPlot.setData(data);
+  }
+  function liveEpidemic(p) {  // live: the state's latest point of the curve; the whole curve when one was missed
+    if (!p || !p.n) return;
+    const have = epiData ? epiData.time_s.length : 0;
+    if (have === p.n) return;
+    if (have && have + 1 === p.n) {
+      const e = {};
+      for (const k of Object.keys(epiData)) e[k] = epiData[k].concat([p[k]]);
+      showEpidemic(e);
+    } else getJSON("/api/overlays").then((o) => showEpidemic(o.epidemic)).catch(() => {});
   }
   function showModes(m) {
     if (!m) return;
@@ -340,6 +351,8 @@
       refreshVehicles();
     }
     if (st.assimilation) showAssimilation(st.assimilation);
+    if (st.epidemic) liveEpidemic(st.epidemic);
+    if (st.modes && st.modes.trips) { showModes(st.modes.shares); dash.modeTrips = st.modes.trips; }
     const n = (st.alerts || []).length;
     if (meta.panels.alerts && n !== alertCount) {
       alertCount = n;
@@ -487,6 +500,7 @@
       if (meta.mode === "live") {
         buildLibrary();
         if (meta.panels.alerts) $("sec-alerts").classList.remove("hidden");
+        $("sec-modes").querySelector("h2").textContent = "Mode shares (trips started today)";
         connect();
       } else {
         initTimebar();

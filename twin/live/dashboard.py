@@ -54,7 +54,16 @@ class LiveSource:
                 "panels": {"assimilation": t.assimilator is not None, "alerts": t.monitor is not None,
                            "epidemic": self._component("epidemic") is not None,
                            "modes": cfg.population is not None, "incidents": self._events() is not None,
-                           "air": False}}
+                           "air": t.air is not None},
+                "air_stations": self._stations()}
+
+    def _stations(self) -> dict:
+        """Each air-quality station's place ``[lon, lat]`` (none without an air section)."""
+        if self.twin.air is None:
+            return {}
+        st = self.twin.air.comp.stations
+        pts = points_lonlat(self.twin.city, [s.x for s in st], [s.y for s in st]) if st else []
+        return {s.id: p for s, p in zip(st, pts)}
 
     def _component(self, name: str):
         """The twin's component called ``name`` (population, epidemic, events, air), if the scenario has one."""
@@ -123,6 +132,17 @@ class LiveSource:
         epi = self._component("epidemic")
         if epi is not None and epi.run is not None:  # the whole curve so far (the state carries its latest point)
             out["epidemic"] = epi.run.curve()
+        air = self.twin.air
+        if air is not None:  # the latest interval's field, and modelled vs observed at the stations so far
+            from twin.web.mapdata import air_layer
+
+            field = air.field()
+            if field is not None:
+                g = air.comp.grid
+                out["air"] = air_layer(self.twin.city, g.x, g.y, field[1], field[0], "ug/m3") | {
+                    "time_s": st.get("air", {}).get("time_s"), "weather": st.get("air", {}).get("weather"),
+                    "feed": st.get("air", {}).get("feed")}
+            out["air_stations"] = air.series()
         modes = st.get("modes")
         if modes:  # the residents' trips started so far today, as shares (as `view` shows a day's)
             out["modes"] = modes["shares"]

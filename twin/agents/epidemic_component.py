@@ -127,12 +127,9 @@ class EpidemicComponent:
         streams = RngStreams(self.cfg.seed)
         pcfg = self.cfg.population
         if pcfg is not None:
-            from twin.agents.days import PopulationModel
-            from twin.agents.modes import charges_from_policies, zone_skims
+            from twin.agents.traffic import build_population_model
 
-            skims = zone_skims(city, charges_from_policies(self.cfg.policies, city),
-                               detour_factor=pcfg.mode.detour_factor)
-            self.model = PopulationModel(city, pcfg, seed=streams.seed_for("population"), skims=skims)
+            self.model = build_population_model(self.cfg, city, demand, streams)
             self.planner = PopulationPlanner(self.model)
             pop = self.model.population
             if pcfg.days != self.ecfg.days:

@@ -111,3 +111,32 @@ def test_compare_shows_the_lower_car_share(tmp_path):
         assert k[f"pop_{m}_share_pct"]["difference"] > 0, m
     md = (tmp_path / "cmp" / "compare.md").read_text()
     assert "pop_car_share_pct" in md
+
+
+def test_earlier_days_route_banned_cars_around_the_zone_too():
+    """A population's earlier day (its own engine) gets the zone as the run's last day does: the residents'
+    banned cars that cross the zone are routed around it (the classes of the run's engine seed)."""
+    from twin.agents.traffic import PopulationComponent, car_demand, with_lez_routes
+    from twin.config import load_scenario
+    from twin.core.rng import RngStreams
+    from twin.demand.emissions import vehicle_classes
+    from twin.runner import prepare
+
+    cfg = load_scenario(ROOT / "scenarios" / "population_low_emission_zone.yaml",
+                        overrides={"population": {"scale": 0.02, "days": 1}})
+    city, background = prepare(cfg)
+    comp = PopulationComponent(cfg)
+    comp.prepare(city, background)
+    model = comp.model
+    day = car_demand(model, model.plan_day(), city, background.trips.vtypes).demand
+    routed = with_lez_routes(cfg, city, day)
+    zone = model.lezs[0]
+    t = day.trips
+    banned = zone.banned[vehicle_classes(t.vtypes, t.vtype, t.ids, RngStreams(cfg.seed).seed_for("engine"))]
+    through = ~zone.edges[t.origin] & ~zone.edges[t.destination]
+    crossed = np.array([zone.edges[day.route(i)].any() for i in range(len(t))])
+    moved = banned & through & crossed
+    assert moved.sum() > 0  # without the zone these would drive through it
+    assert not any(zone.edges[routed.route(i)].any() for i in np.flatnonzero(moved))
+    kept = ~banned
+    assert all(np.array_equal(routed.route(i), day.route(i)) for i in np.flatnonzero(kept))

@@ -187,12 +187,13 @@ class EpidemicComponent:
 
     def _traffic_day(self, day: int, sched, pol, seed: int) -> None:
         """An earlier day with traffic: engine, mesa step and epidemic on the day's own clock."""
-        from twin.agents.traffic import outcome
+        from twin.agents.traffic import outcome, with_lez_routes
         from twin.core.simulation import Simulation
         from twin.engines.registry import build_engine
         from twin.policies.schedule import schedule_policies
 
         merged, cars = self._day_demand(self.background)
+        merged = with_lez_routes(self.cfg, self.city, merged)
         engine = build_engine(self.cfg, self.city)
         engine.start(self.city, merged, seed=seed)
         sim = Simulation(engine, self.cfg.run.duration_s)

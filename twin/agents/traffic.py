@@ -153,6 +153,16 @@ def build_population_model(cfg, city: CityModel, demand: RoutedDemand, streams) 
     return model
 
 
+def with_lez_routes(cfg, city: CityModel, demand: RoutedDemand) -> RoutedDemand:
+    """``demand`` with the scenario's low-emission zones applied as the run applies them (:class:`twin.runner.Twin`,
+    the classes drawn with the run's engine seed): on an earlier day too, a resident's car is banned as in its
+    mode choice, and banned cars crossing the zone drive around it."""
+    from twin.core.rng import RngStreams
+    from twin.policies import apply_low_emission_zones
+
+    return apply_low_emission_zones(demand, cfg.policies, city, RngStreams(cfg.seed).seed_for("engine"))
+
+
 def _route_charges(dem: RoutedDemand, charges: tuple[Charge, ...]) -> np.ndarray:
     out = np.zeros(len(dem.trips))
     if not charges or not len(dem.trips):
@@ -248,6 +258,7 @@ class PopulationComponent:
         from twin.policies.schedule import schedule_policies
 
         merged, plan, day_demand, positions = self._day_demand(city, background)
+        merged = with_lez_routes(self.cfg, city, merged)
         engine = build_engine(self.cfg, city)
         engine.start(city, merged, seed=seed)
         sim = Simulation(engine, self.cfg.run.duration_s)

@@ -194,3 +194,21 @@ def test_live_page_shows_stations_modelled_vs_observed_and_the_air_layer(tmp_pat
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_cli_live_prints_the_air_books(tmp_path):
+    from conftest import run_cli
+
+    (tmp_path / "s.yaml").write_text(json.dumps({
+        "extends": str(ROOT / "scenarios" / "default.yaml"), "name": "air-cli",
+        "run": {"duration_s": 180, "record_interval_s": 60}, "sensors": LOOPS, "air": AIR}))
+    (tmp_path / "feed.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"sensor": "loop_a", "time": 60, "count": 3},
+        {"station": "north", "time": 60, "pollutant": "NO2", "value": 30},
+        {"station": "centre", "time": 70, "pollutant": "PM10", "value": 30},
+        {"kind": "weather", "time": 90, "wind_speed_ms": 4, "wind_direction_deg": 90}]) + "\n")
+    r = run_cli("live", tmp_path / "s.yaml", "--feed", tmp_path / "feed.jsonl", "--speed", "100", "--out",
+                tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    assert "records: 1 received, 1 accepted, 0 rejected" in r.stdout
+    assert "air records: 3 received, 2 accepted, 1 rejected {'unknown pollutant': 1}" in r.stdout

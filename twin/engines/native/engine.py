@@ -25,6 +25,7 @@ from twin.demand.emissions import POLLUTANTS, emission_table, vehicle_classes
 from twin.demand.vtypes import vclass_bit
 from twin.engines.native import emissions as EM
 from twin.engines.native import kernels as K
+from twin.engines.native.kernels import records as R
 from twin.engines.native import signals as S
 from twin.engines.native import stops as ST
 from twin.engines.native.turns import count_turns
@@ -228,37 +229,19 @@ class NativeEngine:
                 self._stop_at):
             self._parked = np.flatnonzero(self.state == ST.PARKED).astype(np.int32)
         direction = 1 if self._step % 2 == 0 else -1
-        if n and K.change_lanes(direction, self._order, n, self._lane_start, self.lane, self.pos, self.speed,
-                                self.vtype, self.vfactor, self.ridx, self.route_off, self.route_n,
-                                self.route_edges, vt["length"], vt["min_gap"], vt["accel"], vt["decel"], vt["tau"],
-                                vt["class_bit"], c.lane_edge, c.lane_index, c.lane_length, self._lane_speed,
-                                self._lane_allow, c.edge_lane_start, c.edge_num_lanes, c.lane_conn_offsets,
-                                c.conn_to_lane, self._new_lane, self._req_back, self._score_cache, self._score_ridx,
-                                dt, self._sg_prob, self._kr_prob, self._lane_occ, self._steer_p, self._steer_dir,
-                                self._steer_until, self._steer_salt):
+        veh, vtr, net, ctl, scr, stats = self._records()
+        if n and K.change_lanes(direction, self._order, n, self._lane_start, dt, veh, vtr, net, ctl, scr):
             n = self._sort()
         if self._loop_spec:
             self._prev_lane[:] = self.lane
             self._prev_pos[:] = self.pos
-        K.move(dt, self._order, n, self._lane_start, self.lane, self.pos, self.speed, self.vtype, self.vfactor,
-               self.ridx, self.route_off, self.route_n, self.route_edges, vt["length"], vt["min_gap"], vt["accel"],
-               vt["decel"], vt["tau"], vt["max_speed"], vt["critical_gap"], vt["class_bit"], c.lane_edge,
-               c.lane_length, self._lane_speed,
-               self._lane_allow, c.edge_lane_start, c.lane_conn_offsets, c.conn_to_lane, self._conn_signal,
-               c.conn_length, c.conn_speed, c.conn_foe_offsets, c.conn_foe_lanes, self._req_back, self._junction_speed,
-               self._new_pos, self._new_speed, self.dist, self.wait, self.time_loss,
-               self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time, self._stop_at)
+        K.move(dt, self._order, n, self._lane_start, veh, vtr, net, ctl, scr, stats)
         em = self._emis
         if n and self._emissions_on:
             EM.emit(dt, self._order, n, self.lane, self.pos, self.speed, self._new_pos, self._new_speed, self.eclass,
                     self._emis_cf, em.coast_a, em.non_exhaust, c.lane_edge, self.emission, self.e_emission)
-        arrived, teleported = K.commit(
-            t, dt, self._teleport_time, self._order, n, self._lane_start, self.state, self.lane, self.pos,
-            self.speed, self.vtype, self.ridx, self.route_off, self.route_n, self.route_edges, vt["length"],
-            vt["min_gap"], vt["class_bit"], c.lane_edge, c.lane_length, self._lane_allow, c.edge_lane_start,
-            c.edge_num_lanes, c.lane_conn_offsets, c.conn_to_lane, c.conn_length, c.conn_speed, self._junction_speed,
-            self._new_pos, self._new_speed, self.wait,
-            self.t_arrive, self.teleports, self._tail_pos, self._tail_len, self.e_entered)
+        arrived, teleported = K.commit(t, dt, self._teleport_time, self._order, n, self._lane_start, veh, vtr, net, ctl,
+                                       scr, stats)
         if self._loop_spec:
             K.loops(dt, self._order, n, self.state, self.lane, self.pos, self.speed, self._prev_lane, self._prev_pos,
                     c.lane_edge, vt["length"], self.vtype, self._loop_lane_offsets, self._loop_pos, self._loop_index,
@@ -412,6 +395,27 @@ class NativeEngine:
     @property
     def loop_ids(self) -> list[str]:
         return [lid for lid, _, _ in self._loop_spec]
+
+    def _records(self) -> tuple:
+        """The kernels' typed records (:mod:`twin.engines.native.kernels.records`) over the engine's current
+        arrays: built anew for every step, so no record holds an array that an action, a vehicle added on the
+        fly or a restore has replaced since."""
+        c, vt = self.city, self._vt
+        veh = R.Vehicles(self.state, self.lane, self.pos, self.speed, self.vtype, self.vfactor, self.ridx,
+                         self.route_off, self.route_n, self.route_edges, self.dist, self.wait, self.time_loss,
+                         self.t_insert, self.t_arrive, self.teleports, self._stop_at, self._junction_speed,
+                         self._sg_prob, self._kr_prob)
+        vtr = R.VehicleTypes(vt["length"], vt["min_gap"], vt["accel"], vt["decel"], vt["tau"], vt["max_speed"],
+                             vt["critical_gap"], vt["class_bit"])
+        net = R.Network(c.lane_edge, c.lane_index, c.lane_length, c.edge_lane_start, c.edge_num_lanes,
+                        c.lane_conn_offsets, c.conn_to_lane, c.conn_length, c.conn_speed, c.conn_foe_offsets,
+                        c.conn_foe_lanes)
+        ctl = R.Control(self._lane_speed, self._lane_allow, self._conn_signal, self._steer_p, self._steer_dir,
+                        self._steer_until, self._steer_salt)
+        scr = R.Scratch(self._new_pos, self._new_speed, self._new_lane, self._req_back, self._score_cache,
+                        self._score_ridx, self._lane_occ, self._tail_pos, self._tail_len, self._lane_blocked)
+        stats = R.EdgeStats(self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time, self.e_entered)
+        return veh, vtr, net, ctl, scr, stats
 
     def _sort(self) -> int:
         n = K.sort_vehicles(self._order, self._n_order, self.state, self.lane, self.pos, self._lane_start,

@@ -68,11 +68,7 @@ def _swap_ok(k, kj, l, tl, order, lane_start, new_lane, pos, speed, vtype, ridx,
 
 
 @kernel
-def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route_off, route_n,
-                 route_edges, vt_length, vt_min_gap, vt_accel, vt_decel, vt_tau, vt_class_bit, lane_edge,
-                 lane_index, lane_length, lane_speed, lane_allow, edge_lane_start, edge_num_lanes,
-                 lane_conn_offsets, conn_to_lane, new_lane, req_back, score_cache, score_ridx, dt, sg_prob,
-                 kr_prob, lane_occ, steer_p, steer_dir, steer_until, steer_salt):
+def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr):
     """Lane changes towards ``direction`` (+1 left, -1 right). Returns the number of changes.
 
     Changes for speed (no route need) follow SUMO's LC2013: the relative
@@ -125,6 +121,41 @@ def change_lanes(direction, order, n, lane_start, lane, pos, speed, vtype, vfact
     to cross, as SUMO's LC2013 does; else it is *strategic* (done when gaps
     allow). Vehicles on a junction path do not change lanes.
     """
+    lane = veh.lane
+    pos = veh.pos
+    speed = veh.speed
+    vtype = veh.vtype
+    vfactor = veh.vfactor
+    ridx = veh.ridx
+    route_off = veh.route_off
+    route_n = veh.route_n
+    route_edges = veh.route_edges
+    sg_prob = veh.sg_prob
+    kr_prob = veh.kr_prob
+    vt_length = vt.length
+    vt_min_gap = vt.min_gap
+    vt_accel = vt.accel
+    vt_decel = vt.decel
+    vt_tau = vt.tau
+    vt_class_bit = vt.class_bit
+    lane_edge = net.lane_edge
+    lane_index = net.lane_index
+    lane_length = net.lane_length
+    edge_lane_start = net.edge_lane_start
+    edge_num_lanes = net.edge_num_lanes
+    lane_conn_offsets = net.lane_conn_offsets
+    conn_to_lane = net.conn_to_lane
+    lane_speed = ctl.lane_speed
+    lane_allow = ctl.lane_allow
+    steer_p = ctl.steer_p
+    steer_dir = ctl.steer_dir
+    steer_until = ctl.steer_until
+    steer_salt = ctl.steer_salt
+    new_lane = scr.new_lane
+    req_back = scr.req_back
+    score_cache = scr.score_cache
+    score_ridx = scr.score_ridx
+    lane_occ = scr.lane_occ
     row = 0 if direction > 0 else 1
     for l in range(req_back.shape[1]):
         req_back[row, l] = -INF

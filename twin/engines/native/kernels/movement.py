@@ -12,12 +12,7 @@ from twin.engines.native.kernels.state import (
 
 
 @kernel
-def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route_off, route_n, route_edges,
-         vt_length, vt_min_gap, vt_accel, vt_decel, vt_tau, vt_max_speed, vt_crit_gap, vt_class_bit,
-         lane_edge, lane_length, lane_speed, lane_allow, edge_lane_start, lane_conn_offsets, conn_to_lane,
-         conn_signal, conn_length, conn_speed, conn_foe_offsets, conn_foe_lanes, req_back, junction_speed,
-         new_pos, new_speed, dist, wait, time_loss,
-         e_veh_time, e_dist, e_halt_time, e_queue_time, stop_at):
+def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     """New speed and position of every running vehicle (written to ``new_pos``/``new_speed``).
 
     A vehicle halts where ``stop_at[i]`` [m, on its lane; INF: no stop] says (its stops,
@@ -31,6 +26,47 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
     slows to ``conn_speed`` before it, and a vehicle on a path (position < 0)
     drives at most at its ``junction_speed``.
     """
+    lane = veh.lane
+    pos = veh.pos
+    speed = veh.speed
+    vtype = veh.vtype
+    vfactor = veh.vfactor
+    ridx = veh.ridx
+    route_off = veh.route_off
+    route_n = veh.route_n
+    route_edges = veh.route_edges
+    junction_speed = veh.junction_speed
+    dist = veh.dist
+    wait = veh.wait
+    time_loss = veh.time_loss
+    stop_at = veh.stop_at
+    vt_length = vt.length
+    vt_min_gap = vt.min_gap
+    vt_accel = vt.accel
+    vt_decel = vt.decel
+    vt_tau = vt.tau
+    vt_max_speed = vt.max_speed
+    vt_crit_gap = vt.critical_gap
+    vt_class_bit = vt.class_bit
+    lane_edge = net.lane_edge
+    lane_length = net.lane_length
+    edge_lane_start = net.edge_lane_start
+    lane_conn_offsets = net.lane_conn_offsets
+    conn_to_lane = net.conn_to_lane
+    conn_length = net.conn_length
+    conn_speed = net.conn_speed
+    conn_foe_offsets = net.conn_foe_offsets
+    conn_foe_lanes = net.conn_foe_lanes
+    lane_speed = ctl.lane_speed
+    lane_allow = ctl.lane_allow
+    conn_signal = ctl.conn_signal
+    req_back = scr.req_back
+    new_pos = scr.new_pos
+    new_speed = scr.new_speed
+    e_veh_time = stats.veh_time
+    e_dist = stats.dist
+    e_halt_time = stats.halt_time
+    e_queue_time = stats.queue_time
     for k in range(n):
         i = order[k]
         l = lane[i]
@@ -140,11 +176,7 @@ def move(dt, order, n, lane_start, lane, pos, speed, vtype, vfactor, ridx, route
 
 
 @kernel
-def commit(t, dt, teleport_time, order, n, lane_start, state, lane, pos, speed, vtype, ridx, route_off, route_n,
-           route_edges, vt_length, vt_min_gap, vt_class_bit, lane_edge, lane_length, lane_allow, edge_lane_start,
-           edge_num_lanes, lane_conn_offsets, conn_to_lane, conn_length, conn_speed, junction_speed, new_pos,
-           new_speed, wait, t_arrive, teleports,
-           tail_pos, tail_len, e_entered):
+def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     """Write new positions; move vehicles across junctions; arrivals and teleports.
 
     A vehicle that would pass the end of its lane enters the next lane of its
@@ -159,6 +191,36 @@ def commit(t, dt, teleport_time, order, n, lane_start, state, lane, pos, speed, 
 
     Returns (arrived, teleported) counts of this step.
     """
+    state = veh.state
+    lane = veh.lane
+    pos = veh.pos
+    speed = veh.speed
+    vtype = veh.vtype
+    ridx = veh.ridx
+    route_off = veh.route_off
+    route_n = veh.route_n
+    route_edges = veh.route_edges
+    junction_speed = veh.junction_speed
+    wait = veh.wait
+    t_arrive = veh.t_arrive
+    teleports = veh.teleports
+    vt_length = vt.length
+    vt_min_gap = vt.min_gap
+    vt_class_bit = vt.class_bit
+    lane_edge = net.lane_edge
+    lane_length = net.lane_length
+    edge_lane_start = net.edge_lane_start
+    edge_num_lanes = net.edge_num_lanes
+    lane_conn_offsets = net.lane_conn_offsets
+    conn_to_lane = net.conn_to_lane
+    conn_length = net.conn_length
+    conn_speed = net.conn_speed
+    lane_allow = ctl.lane_allow
+    new_pos = scr.new_pos
+    new_speed = scr.new_speed
+    tail_pos = scr.tail_pos
+    tail_len = scr.tail_len
+    e_entered = stats.entered
     n_lanes = tail_pos.shape[0]
     for l in range(n_lanes):
         if lane_start[l + 1] > lane_start[l]:

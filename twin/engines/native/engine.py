@@ -243,11 +243,9 @@ class NativeEngine:
         arrived, teleported = K.commit(t, dt, self._teleport_time, self._order, n, self._lane_start, veh, vtr, net, ctl,
                                        scr, stats)
         if self._loop_spec:
-            K.loops(dt, self._order, n, self.state, self.lane, self.pos, self.speed, self._prev_lane, self._prev_pos,
-                    c.lane_edge, vt["length"], self.vtype, self._loop_lane_offsets, self._loop_pos, self._loop_index,
-                    self.loop_count, self.loop_speed_sum, self.loop_occ_time, self.ridx, self.route_off, self.route_n,
-                    self.route_edges, vt["class_bit"], vt["max_speed"], c.lane_conn_offsets, c.conn_to_lane,
-                    self._lane_allow, c.edge_lane_start, c.lane_length)
+            lp = R.Loops(self._loop_lane_offsets, self._loop_pos, self._loop_index, self.loop_count,
+                         self.loop_speed_sum, self.loop_occ_time, self._prev_lane, self._prev_pos)
+            K.loops(dt, self._order, n, veh, vtr, net, ctl, lp)
         count_turns(self.ridx, self._turn_ridx, self.route_off, self.route_edges, *c.edge_successors,
                     self.turn_entered)
         self._arrived += arrived
@@ -425,17 +423,13 @@ class NativeEngine:
         return n
 
     def _insert(self, t: float, tails_ready: bool = False) -> None:
-        c, vt = self.city, self._vt
         if not tails_ready:  # before the first step: lanes are empty
             self._tail_pos.fill(K.INF)
             self._tail_len.fill(0.0)
+        veh, vtr, net, ctl, scr, stats = self._records()
         self._next_depart, self._n_wait, self._n_order = K.insert(
-            t, self._next_depart, self.depart, self.state, self._wait_list, self._n_wait, self.lane, self.pos,
-            self.speed, self.vtype, self.vfactor, self.ridx, self.route_off, self.route_n, self.route_edges,
-            self.t_insert, vt["length"], vt["min_gap"], vt["tau"], vt["max_speed"], vt["class_bit"], c.lane_edge,
-            c.lane_length, self._lane_speed, self._lane_allow, c.edge_lane_start, c.edge_num_lanes,
-            c.lane_conn_offsets, c.conn_to_lane, self._tail_pos, self._tail_len, self._lane_blocked, self._order,
-            self._n_order, self.e_entered, self._score_cache, self._score_ridx)
+            t, self._next_depart, self.depart, self._wait_list, self._n_wait, self._order, self._n_order, veh, vtr,
+            net, ctl, scr, stats)
 
     # --------------------------------------------------------------- actions
     def apply(self, action: Action) -> None:

@@ -41,9 +41,7 @@ def _loops_between(i, l0, l1, v, ridx, route_off, route_n, route_edges, class_bi
 
 
 @kernel
-def loops(dt, order, n, state, lane, pos, speed, prev_lane, prev_pos, lane_edge, vt_length, vtype, loop_lane_offsets,
-          loop_pos, loop_index, count_out, speed_sum_out, occ_time_out, ridx, route_off, route_n, route_edges,
-          vt_class_bit, vt_max_speed, lane_conn_offsets, conn_to_lane, lane_allow, edge_lane_start, lane_length):
+def loops(dt, order, n, veh, vt, net, ctl, lp):
     """Induction loops: vehicles whose front passed a loop during the step, their speeds, and the time
     the loop was covered (occupancy), accumulated per loop (as SUMO's E1 detectors report).
 
@@ -54,6 +52,32 @@ def loops(dt, order, n, state, lane, pos, speed, prev_lane, prev_pos, lane_edge,
     took it (not after a teleport: the lanes retraced must add up to no more than one step at the
     vehicle type's top speed).
     """
+    state = veh.state
+    lane = veh.lane
+    pos = veh.pos
+    speed = veh.speed
+    vtype = veh.vtype
+    ridx = veh.ridx
+    route_off = veh.route_off
+    route_n = veh.route_n
+    route_edges = veh.route_edges
+    vt_length = vt.length
+    vt_class_bit = vt.class_bit
+    vt_max_speed = vt.max_speed
+    lane_edge = net.lane_edge
+    lane_conn_offsets = net.lane_conn_offsets
+    conn_to_lane = net.conn_to_lane
+    edge_lane_start = net.edge_lane_start
+    lane_length = net.lane_length
+    lane_allow = ctl.lane_allow
+    prev_lane = lp.prev_lane
+    prev_pos = lp.prev_pos
+    loop_lane_offsets = lp.lane_offsets
+    loop_pos = lp.pos
+    loop_index = lp.index
+    count_out = lp.count
+    speed_sum_out = lp.speed_sum
+    occ_time_out = lp.occ_time
     for k in range(n):
         i = order[k]
         l0 = prev_lane[i]

@@ -8,10 +8,7 @@ from twin.engines.native.kernels.state import (
 
 
 @kernel
-def insert(t, next_depart, depart, state, wait_list, n_wait, lane, pos, speed, vtype, vfactor, ridx, route_off,
-           route_n, route_edges, t_insert, vt_length, vt_min_gap, vt_tau, vt_max_speed, vt_class_bit,
-           lane_edge, lane_length, lane_speed, lane_allow, edge_lane_start, edge_num_lanes, lane_conn_offsets,
-           conn_to_lane, tail_pos, tail_len, lane_blocked, order, n_order, e_entered, score_cache, score_ridx):
+def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, net, ctl, scr, stats):
     """Trips due by ``t`` join the depart queue; queued vehicles enter where there is room.
 
     Each lane serves the queue first-in first-out: a trip enters on the lane
@@ -21,6 +18,36 @@ def insert(t, next_depart, depart, state, wait_list, n_wait, lane, pos, speed, v
     which remembers failed lanes, not edges). Inserted vehicles are appended
     to ``order``. Returns (next_depart, n_wait, n_order).
     """
+    state = veh.state
+    lane = veh.lane
+    pos = veh.pos
+    speed = veh.speed
+    vtype = veh.vtype
+    vfactor = veh.vfactor
+    ridx = veh.ridx
+    route_off = veh.route_off
+    route_n = veh.route_n
+    route_edges = veh.route_edges
+    t_insert = veh.t_insert
+    vt_length = vt.length
+    vt_min_gap = vt.min_gap
+    vt_tau = vt.tau
+    vt_max_speed = vt.max_speed
+    vt_class_bit = vt.class_bit
+    lane_edge = net.lane_edge
+    lane_length = net.lane_length
+    edge_lane_start = net.edge_lane_start
+    edge_num_lanes = net.edge_num_lanes
+    lane_conn_offsets = net.lane_conn_offsets
+    conn_to_lane = net.conn_to_lane
+    lane_speed = ctl.lane_speed
+    lane_allow = ctl.lane_allow
+    tail_pos = scr.tail_pos
+    tail_len = scr.tail_len
+    lane_blocked = scr.lane_blocked
+    score_cache = scr.score_cache
+    score_ridx = scr.score_ridx
+    e_entered = stats.entered
     n_trips = depart.shape[0]
     while next_depart < n_trips and depart[next_depart] <= t:
         if state[next_depart] == SCHEDULED:  # cancelled trips and vehicles added on the fly are skipped

@@ -29,6 +29,7 @@ from twin.engines.native.kernels import records as R
 from twin.engines.native import signals as S
 from twin.engines.native import stops as ST
 from twin.engines.native.turns import count_turns
+from twin.jit import bind
 
 log = logging.getLogger(__name__)
 
@@ -229,23 +230,21 @@ class NativeEngine:
                 self._stop_at):
             self._parked = np.flatnonzero(self.state == ST.PARKED).astype(np.int32)
         direction = 1 if self._step % 2 == 0 else -1
-        veh, vtr, net, ctl, scr, stats = self._records()
-        if n and K.change_lanes(direction, self._order, n, self._lane_start, dt, veh, vtr, net, ctl, scr):
+        veh, vtr, net, ctl, scr, stats, lp = self._records()
+        if n and self._call(K.change_lanes, direction, self._order, n, self._lane_start, dt, veh, vtr, net, ctl, scr):
             n = self._sort()
         if self._loop_spec:
             self._prev_lane[:] = self.lane
             self._prev_pos[:] = self.pos
-        K.move(dt, self._order, n, self._lane_start, veh, vtr, net, ctl, scr, stats)
+        self._call(K.move, dt, self._order, n, self._lane_start, veh, vtr, net, ctl, scr, stats)
         em = self._emis
         if n and self._emissions_on:
             EM.emit(dt, self._order, n, self.lane, self.pos, self.speed, self._new_pos, self._new_speed, self.eclass,
                     self._emis_cf, em.coast_a, em.non_exhaust, c.lane_edge, self.emission, self.e_emission)
-        arrived, teleported = K.commit(t, dt, self._teleport_time, self._order, n, self._lane_start, veh, vtr, net, ctl,
-                                       scr, stats)
+        arrived, teleported = self._call(K.commit, t, dt, self._teleport_time, self._order, n, self._lane_start,
+                                         veh, vtr, net, ctl, scr, stats)
         if self._loop_spec:
-            lp = R.Loops(self._loop_lane_offsets, self._loop_pos, self._loop_index, self.loop_count,
-                         self.loop_speed_sum, self.loop_occ_time, self._prev_lane, self._prev_pos)
-            K.loops(dt, self._order, n, veh, vtr, net, ctl, lp)
+            self._call(K.loops, dt, self._order, n, veh, vtr, net, ctl, lp)
         count_turns(self.ridx, self._turn_ridx, self.route_off, self.route_edges, *c.edge_successors,
                     self.turn_entered)
         self._arrived += arrived
@@ -394,10 +393,29 @@ class NativeEngine:
     def loop_ids(self) -> list[str]:
         return [lid for lid, _, _ in self._loop_spec]
 
+    # the engine's arrays that the kernels' records hold (see _records): assigning one drops the records
+    _RECORD_ARRAYS: ClassVar[frozenset[str]] = frozenset((
+        "state", "lane", "pos", "speed", "vtype", "vfactor", "ridx", "route_off", "route_n", "route_edges", "dist",
+        "wait", "time_loss", "t_insert", "t_arrive", "teleports", "_stop_at", "_junction_speed", "_sg_prob",
+        "_kr_prob", "_vt", "city", "_lane_speed", "_lane_allow", "_conn_signal", "_steer_p", "_steer_dir",
+        "_steer_until", "_steer_salt", "_new_pos", "_new_speed", "_new_lane", "_req_back", "_score_cache",
+        "_score_ridx", "_lane_occ", "_tail_pos", "_tail_len", "_lane_blocked", "e_veh_time", "e_dist",
+        "e_halt_time", "e_queue_time", "e_entered", "_loop_lane_offsets", "_loop_pos", "_loop_index", "loop_count",
+        "loop_speed_sum", "loop_occ_time", "_prev_lane", "_prev_pos"))
+
+    def __setattr__(self, name, value) -> None:
+        object.__setattr__(self, name, value)
+        if name in self._RECORD_ARRAYS:
+            self.__dict__["_recs"] = None
+
     def _records(self) -> tuple:
-        """The kernels' typed records (:mod:`twin.engines.native.kernels.records`) over the engine's current
-        arrays: built anew for every step, so no record holds an array that an action, a vehicle added on the
-        fly or a restore has replaced since."""
+        """The kernels' typed records (:mod:`twin.engines.native.kernels.records`) over the engine's arrays:
+        ``(veh, vtr, net, ctl, scr, stats, lp)``. Built once, and again after any of their arrays was assigned
+        anew (an action, a vehicle added on the fly, a restore: see ``__setattr__``), so a record never holds a
+        replaced array; the kernels are bound (:func:`twin.jit.bind`) to the records' types with them."""
+        recs = self.__dict__.get("_recs")
+        if recs is not None:
+            return recs
         c, vt = self.city, self._vt
         veh = R.Vehicles(self.state, self.lane, self.pos, self.speed, self.vtype, self.vfactor, self.ridx,
                          self.route_off, self.route_n, self.route_edges, self.dist, self.wait, self.time_loss,
@@ -413,7 +431,20 @@ class NativeEngine:
         scr = R.Scratch(self._new_pos, self._new_speed, self._new_lane, self._req_back, self._score_cache,
                         self._score_ridx, self._lane_occ, self._tail_pos, self._tail_len, self._lane_blocked)
         stats = R.EdgeStats(self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time, self.e_entered)
-        return veh, vtr, net, ctl, scr, stats
+        lp = R.Loops(self._loop_lane_offsets, self._loop_pos, self._loop_index, self.loop_count,
+                     self.loop_speed_sum, self.loop_occ_time, self._prev_lane, self._prev_pos) \
+            if self._loop_spec else None
+        recs = self.__dict__["_recs"] = (veh, vtr, net, ctl, scr, stats, lp)
+        self.__dict__["_bound"] = {}
+        return recs
+
+    def _call(self, func, *args):
+        """``func(*args)`` through its machine code bound to the types of ``args`` (:func:`twin.jit.bind`): the
+        records' types change only when :meth:`_records` rebuilds them, which drops the bindings."""
+        f = self._bound.get(func)
+        if f is None:
+            f = self._bound[func] = bind(func, args)
+        return f(*args)
 
     def _sort(self) -> int:
         n = K.sort_vehicles(self._order, self._n_order, self.state, self.lane, self.pos, self._lane_start,
@@ -426,10 +457,10 @@ class NativeEngine:
         if not tails_ready:  # before the first step: lanes are empty
             self._tail_pos.fill(K.INF)
             self._tail_len.fill(0.0)
-        veh, vtr, net, ctl, scr, stats = self._records()
-        self._next_depart, self._n_wait, self._n_order = K.insert(
-            t, self._next_depart, self.depart, self._wait_list, self._n_wait, self._order, self._n_order, veh, vtr,
-            net, ctl, scr, stats)
+        veh, vtr, net, ctl, scr, stats, _ = self._records()
+        self._next_depart, self._n_wait, self._n_order = self._call(
+            K.insert, float(t), self._next_depart, self.depart, self._wait_list, self._n_wait, self._order,
+            self._n_order, veh, vtr, net, ctl, scr, stats)
 
     # --------------------------------------------------------------- actions
     def apply(self, action: Action) -> None:
@@ -540,7 +571,7 @@ class NativeEngine:
         i = self.state.size
         for name, fill in self._VEHICLE_ARRAYS.items():
             arr = self.__dict__[name]
-            self.__dict__[name] = np.concatenate([arr, np.full((1, *arr.shape[1:]), fill, dtype=arr.dtype)])
+            setattr(self, name, np.concatenate([arr, np.full((1, *arr.shape[1:]), fill, dtype=arr.dtype)]))
         self.vtype[i] = ty
         self.eclass[i] = vehicle_classes(self.demand.trips.vtypes, [ty], [a.vid], self._emission_seed)[0]
         self.vfactor[i] = self._vt["speed_factor"][ty]

@@ -17,6 +17,11 @@
 Every name is re-exported here, so ``from twin.engines.native import kernels as K``
 gives ``K.move``, ``K.RUNNING``, ``K.INF`` ...
 
+The main kernels take typed records (:mod:`~twin.engines.native.kernels.records`:
+``Vehicles``, ``VehicleTypes``, ``Network``, ``Control``, ``Scratch``, ``EdgeStats``,
+``Loops``; NamedTuples of arrays) instead of dozens of positional arrays; their first
+lines name the record fields they use.
+
 Pure functions over flat arrays (structure of arrays); the loop over vehicles
 is inside each kernel. One simulation step is, in order:
 
@@ -60,7 +65,8 @@ from twin.engines.native.kernels.state import (  # noqa: F401
     WAITING_FOE_M, DRIVE_OFF_BIT, EMERGENCY_DECEL, HALT_SPEED, STRATEGIC_DEPTH, STRATEGIC_LOOKAHEAD_M,
     STRATEGIC_MAX_DEPTH, DEST_SCORE, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH, DEPART_SCORES,
     STRATEGIC_LOOKAHEAD_S, SG_ANTICIPATION_S, SG_MIN_SPEED, SG_THRESHOLD_LEFT, SG_THRESHOLD_RIGHT, KEEP_RIGHT_TIME,
-    KEEP_RIGHT_ACCEPTANCE_S, SG_MIN_TIME_S, SLOWER_BY, LC_URGENT_GAP, STEER_UPSTREAM_M, SCORE_CACHE_LANES)
+    KEEP_RIGHT_ACCEPTANCE_S, SG_MIN_TIME_S, SLOWER_BY, LC_URGENT_GAP, STEER_UPSTREAM_M, SCORE_CACHE_LANES,
+    LOOKAHEAD_M, LOOKAHEAD_S, YIELD_CHECK_M, YIELD_MARGIN_M, COOPERATE_M, URGENT_REACH_M, URGENT_SPEED)
 from twin.engines.native.kernels.signals import update_signals  # noqa: F401
 from twin.engines.native.kernels.order import sort_vehicles  # noqa: F401
 from twin.engines.native.kernels.routes import (  # noqa: F401

@@ -7,6 +7,7 @@ from twin.jit import kernel
 from twin.engines.native.kernels.following import first_ahead, idm, queue_ahead
 from twin.engines.native.kernels.routes import choose_connection, lane_reach, lane_score, lane_score_within
 from twin.engines.native.kernels.state import (
+    URGENT_REACH_M, URGENT_SPEED,
     INF, DRIVE_OFF_BIT, STRATEGIC_DEPTH, DEST_SCORE, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH,
     STRATEGIC_LOOKAHEAD_S, SG_ANTICIPATION_S, SG_MIN_SPEED, SG_THRESHOLD_LEFT, SG_THRESHOLD_RIGHT, KEEP_RIGHT_TIME,
     KEEP_RIGHT_ACCEPTANCE_S, SG_MIN_TIME_S, SLOWER_BY, LC_URGENT_GAP, STEER_UPSTREAM_M)
@@ -294,7 +295,7 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr):
         if foll >= 0:
             gap_foll = p - length - pos[foll]
         if mandatory or strategic:
-            urgent = mandatory and (reach < 30.0 or v < 1.0)
+            urgent = mandatory and (reach < URGENT_REACH_M or v < URGENT_SPEED)
             min_gap = LC_URGENT_GAP if urgent else s0 * 0.5
             ok = gap_lead >= min_gap and gap_foll >= min_gap
             if ok and foll >= 0 and not urgent:

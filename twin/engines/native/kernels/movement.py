@@ -7,6 +7,7 @@ from twin.jit import kernel
 from twin.engines.native.kernels.following import foe_approaching, idm
 from twin.engines.native.kernels.routes import _best_lane, _route_edge, choose_connection
 from twin.engines.native.kernels.state import (
+    LOOKAHEAD_M, LOOKAHEAD_S, YIELD_CHECK_M, YIELD_MARGIN_M, COOPERATE_M,
     RUNNING, ARRIVED, RED, YELLOW, GREEN_MINOR, UNCONTROLLED, INF, DRIVE_OFF_BIT, EMERGENCY_DECEL, HALT_SPEED,
     LC_URGENT_GAP)
 
@@ -90,7 +91,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             hard = gap
         else:
             acc = idm(v, v_allowed, INF, 0.0, a, b, s0, tau)
-            horizon = 50.0 + 8.0 * v
+            horizon = LOOKAHEAD_M + LOOKAHEAD_S * v
             d = lane_length[l] - p
             cur = l
             ahead = 0
@@ -113,7 +114,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                     elif sig == YELLOW:
                         stop = v * v <= 2.0 * b * max(d, 0.01)  # stop if it can do so comfortably
                     elif sig == GREEN_MINOR or sig == UNCONTROLLED:
-                        if d < max(20.0, v * v / (2.0 * b) + 10.0):
+                        if d < max(YIELD_CHECK_M, v * v / (2.0 * b) + YIELD_MARGIN_M):
                             stop = foe_approaching(c, vt_crit_gap[ty], conn_foe_offsets, conn_foe_lanes,
                                                    lane_start, order, pos, speed, lane_length, lane_conn_offsets,
                                                    conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
@@ -141,7 +142,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             hard = min(hard, stop_at[i] - p)
         rb = max(req_back[0, l], req_back[1, l])
         # a vehicle beside the requester (front within LC_URGENT_GAP of its back) drives on: it is in the way
-        if rb - p > LC_URGENT_GAP and rb - p < 60.0 and v * v <= 2.0 * b * (rb - p):
+        if rb - p > LC_URGENT_GAP and rb - p < COOPERATE_M and v * v <= 2.0 * b * (rb - p):
             # a vehicle beside and ahead needs into this lane: leave it a gap (cooperative lane change)
             acc = min(acc, idm(v, v_allowed, rb - p, 0.0, a, b, s0, tau))
         if acc < -EMERGENCY_DECEL:

@@ -30,3 +30,11 @@ SLOWER_BY = 5.0 / 3.6  # [m/s] the right lane counts as slower if its speed is l
 LC_URGENT_GAP = 0.5  # [m] gaps an urgent lane change accepts; a follower closer to the requester's back passes it
 STEER_UPSTREAM_M = 15.0  # [m] lane-use steering of loops closer than this to their edge's start acts on the edge before
 SCORE_CACHE_LANES = 6  # lanes per edge whose lane scores change_lanes caches per vehicle
+LOOKAHEAD_M = 50.0  # [m] move looks for stop lines and the next lanes' queues this far ahead at standstill,
+LOOKAHEAD_S = 8.0  # [s] ... plus this long at the current speed (beyond IDM's braking distance at 50 km/h)
+YIELD_CHECK_M = 20.0  # [m] a vehicle on a minor link checks its priority foes within at least this of the stop line
+YIELD_MARGIN_M = 10.0  # [m] ... or within its comfortable braking distance (v²/2b) plus this
+COOPERATE_M = 60.0  # [m] a vehicle leaves a gap for a lane-change requester whose back is at most this far ahead
+URGENT_REACH_M = 30.0  # [m] a mandatory lane change becomes urgent (accepts LC_URGENT_GAP) when the lanes that
+#                         lead on end this close ahead,
+URGENT_SPEED = 1.0  # [m/s] ... or when the vehicle is slower than this (queued before the lane's end)

@@ -43,6 +43,8 @@ SCENARIOS = {
     # Bologna Andrea Costa: real network and signal plans, buses halting at their stops, the real loops
     "bologna": ("scenarios/bologna.yaml", {
         "city": {"additional": [str(BOLOGNA / "acosta_tls.add.xml"), str(BOLOGNA / "acosta_bus_stops.add.xml")]},
+        "demand": {"files": [str(BOLOGNA / f) for f in ("acosta_vtypes.add.xml", "acosta.rou.xml",
+                                                        "acosta_busses.rou.xml", "acosta_bus_stops.add.xml")]},
         "sensors": {"loop_files": [str(BOLOGNA / "acosta_detectors.add.xml")]},
         "run": {"duration_s": 900},
     }),

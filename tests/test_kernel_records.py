@@ -13,12 +13,16 @@ from twin.engines.native.kernels import records as R
 _ATTR = {R.EdgeStats: lambda f: "e_" + f,
          R.Loops: lambda f: {"lane_offsets": "_loop_lane_offsets", "pos": "_loop_pos", "index": "_loop_index",
                              "count": "loop_count", "speed_sum": "loop_speed_sum", "occ_time": "loop_occ_time"}
-         .get(f, "_" + f)}
+         .get(f, "_" + f),
+         R.Stops: lambda f: {"offsets": "_stop_off", "route_index": "_stop_ridx", "dwell_until": "_dwell_until"}
+         .get(f, "_stop_" + f)}
 
 
 def assert_current(eng: NativeEngine) -> None:
     """Every array of every record is the engine's current one (or its city's, or its vehicle types')."""
     for rec in eng._records():
+        if rec is None:  # no loops
+            continue
         for field, value in zip(rec._fields, rec):
             where = f"{type(rec).__name__}.{field}"
             if isinstance(rec, R.Network):

@@ -214,23 +214,17 @@ class NativeEngine:
         t = self._step * dt
         n = self._sort()
         if self._parked.size:
-            self._n_order, n_parked = ST.unpark(t, self.state, self.lane, self.pos, self.speed, self.vtype,
-                                                vt["length"], vt["min_gap"], self._dwell_until, self._stop_next,
-                                                self._order, self._lane_start, self._n_order, self._parked,
-                                                self._parked.size)
+            veh, vtr, _, _, _, _, _, stp = self._records()
+            self._n_order, n_parked = self._call(ST.unpark, t, self._order, self._lane_start, self._n_order,
+                                                 self._parked, self._parked.size, veh, vtr, stp)
             self._parked = self._parked[:n_parked]
             n = self._sort()
         self._update_signals(t, n)
-        if self._stop_ridx.size and ST.stop_targets(
-                t, self._order, n, self.lane, self.pos, self.speed, self.vtype, vt["length"], vt["class_bit"],
-                self.ridx, self.route_off, self.route_n, self.route_edges, c.lane_edge, c.lane_length,
-                self._lane_allow, c.edge_lane_start, c.lane_conn_offsets, c.conn_to_lane, c.conn_length,
-                self._stop_off, self._stop_ridx, self._stop_start, self._stop_end, self._stop_duration,
-                self._stop_until, self._stop_parking, self._stop_next, self._dwell_until, self.wait, self.state,
-                self._stop_at):
+        # after the signals: a program switch may replace arrays, and then the records
+        veh, vtr, net, ctl, scr, stats, lp, stp = self._records()
+        if self._stop_ridx.size and self._call(ST.stop_targets, t, self._order, n, veh, vtr, net, ctl, stp):
             self._parked = np.flatnonzero(self.state == ST.PARKED).astype(np.int32)
         direction = 1 if self._step % 2 == 0 else -1
-        veh, vtr, net, ctl, scr, stats, lp = self._records()
         if n and self._call(K.change_lanes, direction, self._order, n, self._lane_start, dt, veh, vtr, net, ctl, scr):
             n = self._sort()
         if self._loop_spec:
@@ -401,7 +395,8 @@ class NativeEngine:
         "_steer_until", "_steer_salt", "_new_pos", "_new_speed", "_new_lane", "_req_back", "_score_cache",
         "_score_ridx", "_lane_occ", "_tail_pos", "_tail_len", "_lane_blocked", "e_veh_time", "e_dist",
         "e_halt_time", "e_queue_time", "e_entered", "_loop_lane_offsets", "_loop_pos", "_loop_index", "loop_count",
-        "loop_speed_sum", "loop_occ_time", "_prev_lane", "_prev_pos"))
+        "loop_speed_sum", "loop_occ_time", "_prev_lane", "_prev_pos", "_stop_off", "_stop_ridx", "_stop_start",
+        "_stop_end", "_stop_duration", "_stop_until", "_stop_parking", "_stop_next", "_dwell_until"))
 
     def __setattr__(self, name, value) -> None:
         object.__setattr__(self, name, value)
@@ -410,7 +405,7 @@ class NativeEngine:
 
     def _records(self) -> tuple:
         """The kernels' typed records (:mod:`twin.engines.native.kernels.records`) over the engine's arrays:
-        ``(veh, vtr, net, ctl, scr, stats, lp)``. Built once, and again after any of their arrays was assigned
+        ``(veh, vtr, net, ctl, scr, stats, lp, stp)``. Built once, and again after any of their arrays was assigned
         anew (an action, a vehicle added on the fly, a restore: see ``__setattr__``), so a record never holds a
         replaced array; the kernels are bound (:func:`twin.jit.bind`) to the records' types with them."""
         recs = self.__dict__.get("_recs")
@@ -434,7 +429,9 @@ class NativeEngine:
         lp = R.Loops(self._loop_lane_offsets, self._loop_pos, self._loop_index, self.loop_count,
                      self.loop_speed_sum, self.loop_occ_time, self._prev_lane, self._prev_pos) \
             if self._loop_spec else None
-        recs = self.__dict__["_recs"] = (veh, vtr, net, ctl, scr, stats, lp)
+        stp = R.Stops(self._stop_off, self._stop_ridx, self._stop_start, self._stop_end, self._stop_duration,
+                      self._stop_until, self._stop_parking, self._stop_next, self._dwell_until)
+        recs = self.__dict__["_recs"] = (veh, vtr, net, ctl, scr, stats, lp, stp)
         self.__dict__["_bound"] = {}
         return recs
 
@@ -457,7 +454,7 @@ class NativeEngine:
         if not tails_ready:  # before the first step: lanes are empty
             self._tail_pos.fill(K.INF)
             self._tail_len.fill(0.0)
-        veh, vtr, net, ctl, scr, stats, _ = self._records()
+        veh, vtr, net, ctl, scr, stats, _, _ = self._records()
         self._next_depart, self._n_wait, self._n_order = self._call(
             K.insert, float(t), self._next_depart, self.depart, self._wait_list, self._n_wait, self._order,
             self._n_order, veh, vtr, net, ctl, scr, stats)

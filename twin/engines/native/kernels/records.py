@@ -118,3 +118,17 @@ class Loops(NamedTuple):
     occ_time: np.ndarray  # [s] time occupied
     prev_lane: np.ndarray  # int32: each vehicle's lane before the step
     prev_pos: np.ndarray  # [m] ... and position
+
+
+class Stops(NamedTuple):
+    """Vehicles' stops (bus stops, parking; :mod:`twin.engines.native.stops`), CSR by vehicle."""
+
+    offsets: np.ndarray  # int64: vehicle i's stops are offsets[i]:offsets[i+1]
+    route_index: np.ndarray  # int32: the route position k of the stop's edge
+    start: np.ndarray  # [m] start of the stop on its lane
+    end: np.ndarray  # [m] end of the stop (where the vehicle halts)
+    duration: np.ndarray  # [s] dwell time
+    until: np.ndarray  # [s] earliest departure (SUMO's until; < 0 none)
+    parking: np.ndarray  # bool: the vehicle leaves the road while it dwells
+    next: np.ndarray  # int32: vehicle i's next stop
+    dwell_until: np.ndarray  # [s] when vehicle i's dwell ends (< 0: not dwelling)

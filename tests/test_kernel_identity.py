@@ -1,9 +1,8 @@
 """The native engine's results are bit-identical to those recorded before the kernels took typed records.
 
-The hashes were recorded with ``python benchmarks/kernel_identity.py`` at the commit before the kernel
-split (issue 17, item 4; Bologna's with its bus stops file among the demand files, so that buses halt,
-recorded with that commit's tree as well). A change that is meant to alter results (a model change) records new hashes here,
-with its measured effect across the real cities in the same commit.
+The hashes were recorded with ``python benchmarks/kernel_identity.py`` on the tree before the kernel
+split (issue 17, item 4). A change that is meant to alter results (a model change) records new hashes
+here, with its measured effect across the real cities in the same commit.
 """
 from __future__ import annotations
 

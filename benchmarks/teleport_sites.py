@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 from twin.city.model import CityError  # noqa: E402
 from twin.config import ConfigError  # noqa: E402
 from twin.config.sumocfg import load_any  # noqa: E402
+from twin.core.rng import RngStreams  # noqa: E402
 from twin.engines.native import NativeEngine  # noqa: E402  (the engine this looks into)
 from twin.engines.native.kernels import RUNNING, choose_connection  # noqa: E402
 from twin.engines.registry import build_engine  # noqa: E402
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     eng = build_engine(cfg, city)
-    eng.start(city, demand, seed=cfg.seed)
+    eng.start(city, demand, seed=RngStreams(cfg.seed).seed_for("engine"))  # the seed a run of it uses
     dt, limit = eng.step_length, eng._teleport_time
     sites: collections.Counter = collections.Counter()
     reasons: dict[tuple, collections.Counter] = collections.defaultdict(collections.Counter)

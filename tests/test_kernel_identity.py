@@ -17,10 +17,10 @@ kernel_identity = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(kernel_identity)
 
 RECORDED = {
-    "grid": {"dataset": "19a3375cb68b6ef03b3ac898c2c4f83f12e2e5e7f508732c8e818fb2077665be",
-             "trips": "0076fab2b252a687af9080a2e312a8c4d6a556ec9fa0dc39797e64a3b33e40c8"},
-    "bologna": {"dataset": "62fe872a002e7346c981a25d61f22ffd368abfd65c3b19c5aee524a0494d7c51",
-                "trips": "968fc63fa3e1c4cd90be95e3fefe1e7350ede49b1ed5dff13bf49374492be888"},
+    "grid": {"dataset": "79b1909421382d2470ba01cea947961b4da642f8372633a67c43659b00585614",
+             "trips": "d212bfbfd2e968df89b14a33251b1ee6ceec2f41c5067d22e8711b7ee46d6fe1"},
+    "bologna": {"dataset": "71a031d0a5143199c5a44d034fece28bef7dd0b3d706c60f4fcdff9f72ab90e3",
+                "trips": "c47f7985b9121b6fe6208e7254d725262b983ea3e8f35ef48dc1206fa2c49fdb"},
     "wildau": {"dataset": "d9696ef6ba56294474b84aed03c21101e01320da5096af0c8a9583e6654405f4",
                "trips": "65076ead95baecfa67416e3e7aa83d24af7893752db520f215aea98eb3c849ea"},
 }

@@ -138,17 +138,14 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                                                    vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start)
                 if stop:
                     rest = 0.0
-                    if c >= 0 and kc_d >= 0.0 and room < vt_length[ty] + s0:  # it would wait at this stop line
-                        d = kc_d  # on a keep-clear junction before it: it waits before that one (not for a lane
-                        #           change there, which it can only make on the lane: SUMO's lane end is no link)
+                    if kc_d >= 0.0 and room < vt_length[ty] + s0:  # it would wait for this on a keep-clear
+                        d = kc_d  # junction before: it waits before that one
                     elif c < 0:  # waits for a lane change with its front at the lane's end, so that it gets onto a
                         rest = s0 * LANE_END_REST  # lane shorter than its standstill gap (0.2 m edges) and changes
                     acc = min(acc, idm(v, v_allowed, d + rest, 0.0, a, b, s0 * LANE_END_REST, tau))
                     hard = min(hard, d - 0.001)
                     break
-                # it can stop there comfortably (the margin it stands before a line included: one creeping up to
-                # that point while the IDM settles counts as stopping, or keep-clear would let it through)
-                if kc_d < 0.0 and conn_keep_clear[c] and v * v <= 2.0 * b * (d + s0 * LANE_END_REST):
+                if kc_d < 0.0 and conn_keep_clear[c] and v * v <= 2.0 * b * d:  # it can stop there comfortably
                     kc_d = d
                 tl = conn_to_lane[c]
                 vn = min(lane_speed[tl], conn_speed[c]) * vfactor[i]

@@ -17,12 +17,12 @@ kernel_identity = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(kernel_identity)
 
 RECORDED = {
-    "grid": {"dataset": "79b1909421382d2470ba01cea947961b4da642f8372633a67c43659b00585614",
-             "trips": "d212bfbfd2e968df89b14a33251b1ee6ceec2f41c5067d22e8711b7ee46d6fe1"},
-    "bologna": {"dataset": "71a031d0a5143199c5a44d034fece28bef7dd0b3d706c60f4fcdff9f72ab90e3",
-                "trips": "c47f7985b9121b6fe6208e7254d725262b983ea3e8f35ef48dc1206fa2c49fdb"},
-    "wildau": {"dataset": "d9696ef6ba56294474b84aed03c21101e01320da5096af0c8a9583e6654405f4",
-               "trips": "65076ead95baecfa67416e3e7aa83d24af7893752db520f215aea98eb3c849ea"},
+    "grid": {"dataset": "4c2d9e6288a4445c8fe2105943abb6e4ab0f5f8167dd3a645e8c332a532aa234",
+             "trips": "71f0e9186ddf5fcfd0334b1b3c5b1d6d8d05a50a81f3f6479930ffa9a0bed7d6"},
+    "bologna": {"dataset": "949d691b0902c3e7affacb6060ac4841aa11d06ee3914b19b0b4cbc93e62fe08",
+                "trips": "c956c3d20c6ee6d5684a3e66d96e353ed776ec2e575e26fed288d83e0aa7cdba"},
+    "wildau": {"dataset": "babd8a0d953778eaf5ba0c5d1828fa99a3229a86f977ed387e6bfeda2ab48d50",
+               "trips": "efc185975d214259d9fac37497e281777416cb085919eea15218daf885019697"},
 }
 
 

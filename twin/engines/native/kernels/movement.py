@@ -13,20 +13,6 @@ from twin.engines.native.kernels.state import (
 
 
 @kernel
-def space_till_standing(l, order, lane_start, pos, speed, vtype, vt_length, vt_min_gap):
-    """Room [m] on lane ``l`` from its start up to its rearmost standing vehicle (speed < ``HALT_SPEED``, on the
-    lane or on the junction path before it), less the lengths plus minimum gaps of the moving vehicles behind
-    that one, and whether one stands there (SUMO's ``MSLane::getSpaceTillLastStanding``)."""
-    lengths = 0.0
-    for q in range(lane_start[l], lane_start[l + 1]):  # from the lane's last vehicle forwards
-        j = order[q]
-        if speed[j] < HALT_SPEED:
-            return pos[j] - vt_length[vtype[j]] - lengths, True
-        lengths += vt_length[vtype[j]] + vt_min_gap[vtype[j]]
-    return INF, False
-
-
-@kernel
 def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     """New speed and position of every running vehicle (written to ``new_pos``/``new_speed``).
 
@@ -72,7 +58,6 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     conn_speed = net.conn_speed
     conn_foe_offsets = net.conn_foe_offsets
     conn_foe_lanes = net.conn_foe_lanes
-    conn_keep_clear = net.conn_keep_clear
     lane_speed = ctl.lane_speed
     lane_allow = ctl.lane_allow
     conn_signal = ctl.conn_signal
@@ -110,8 +95,6 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             d = lane_length[l] - p
             cur = l
             ahead = 0
-            kc_d = -1.0  # distance [m] to the stop line of the first keep-clear junction ahead it can stop at
-            room = 0.0  # road [m] beyond that stop line, on the empty lanes its path crosses
             if (lane_allow[l] & (cb | DRIVE_OFF_BIT)) == 0:  # the lane was closed under it: wait at its end
                 acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * LANE_END_REST, tau))
                 hard = d - 0.001
@@ -137,36 +120,23 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                                                    conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
                                                    vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start)
                 if stop:
-                    rest = 0.0
-                    if kc_d >= 0.0 and room < vt_length[ty] + s0:  # it would wait for this on a keep-clear
-                        d = kc_d  # junction before: it waits before that one
-                    elif c < 0:  # waits for a lane change with its front at the lane's end, so that it gets onto a
-                        rest = s0 * LANE_END_REST  # lane shorter than its standstill gap (0.2 m edges) and changes
+                    rest = 0.0  # a vehicle waiting for a lane change stands with its front at the lane's end,
+                    if c < 0:  # so that it gets onto a lane shorter than its standstill gap (0.2 m edges) and changes
+                        rest = s0 * LANE_END_REST
                     acc = min(acc, idm(v, v_allowed, d + rest, 0.0, a, b, s0 * LANE_END_REST, tau))
                     hard = min(hard, d - 0.001)
                     break
-                if kc_d < 0.0 and conn_keep_clear[c] and v * v <= 2.0 * b * d:  # it can stop there comfortably
-                    kc_d = d
                 tl = conn_to_lane[c]
                 vn = min(lane_speed[tl], conn_speed[c]) * vfactor[i]
                 if vn < v:  # slow down to the junction path's or the next lane's limit
                     acc = min(acc, (vn * vn - v * v) / (2.0 * max(d, 1.0)))
                 d += conn_length[c]  # the path through the junction: d is now the distance to tl's start
                 if lane_start[tl + 1] > lane_start[tl]:
-                    if kc_d >= 0.0:  # keep-clear: enter only with room beyond the junction (SUMO's checkRewindLinkLanes)
-                        sp, standing = space_till_standing(tl, order, lane_start, pos, speed, vtype, vt_length,
-                                                           vt_min_gap)
-                        if standing and room + sp < vt_length[ty] + s0:
-                            acc = min(acc, idm(v, v_allowed, kc_d, 0.0, a, b, s0 * LANE_END_REST, tau))
-                            hard = min(hard, kc_d - 0.001)
-                            break
                     j = order[lane_start[tl]]  # the next lane's last vehicle (on the junction if pos < 0)
                     gap = d + pos[j] - vt_length[vtype[j]]
                     acc = min(acc, idm(v, v_allowed, gap, speed[j], a, b, s0, tau))
                     hard = min(hard, gap)
                     break
-                if kc_d >= 0.0:
-                    room += lane_length[tl]
                 d += lane_length[tl]
                 cur = tl
                 ahead += 1

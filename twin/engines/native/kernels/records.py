@@ -68,7 +68,6 @@ class Network(NamedTuple):
     conn_speed: np.ndarray  # [m/s] speed limit on the junction path
     conn_foe_offsets: np.ndarray  # int32: foes of c (lanes with priority over it) are in conn_foe_lanes[...]
     conn_foe_lanes: np.ndarray  # int32
-    conn_keep_clear: np.ndarray  # bool: vehicles do not enter connection c's junction unless they can leave it
 
 
 class Control(NamedTuple):

@@ -695,7 +695,7 @@ def cmd_fork(args: argparse.Namespace) -> int:
             return _fail(str(exc))
         write_json(out / "fork.json", res)
     print(f"forked {cfg.name!r} at {res['fork_time_s']:g} s for {args.horizon:g} s:")
-    keys = ("trips_completed", "mean_travel_time_s", "vehicle_hours_travelled", "co2_kg", "running_at_end")
+    keys = ("trips_completed", "mean_travel_time_s", "vehicle_hours_travelled", "co2_kg", "trips_running")
     print("  " + "branch".ljust(28) + "".join(k.rjust(26) for k in keys))
     for name, r in res["branches"].items():
         print("  " + name.ljust(28) + "".join(f"{r[k]:>26,.2f}" if isinstance(r[k], float) else f"{r[k]:>26,}"

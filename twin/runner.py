@@ -24,7 +24,7 @@ from twin.core.simulation import Simulation
 from twin.demand.from_config import build_demand
 from twin.demand.trips import RoutedDemand
 from twin.engines.base import EngineError, TripTable
-from twin.engines.registry import build_engine
+from twin.engines.registry import build_engine, restore_engine
 from twin.jit import CompileWatch
 from twin.policies.schedule import check_capabilities, schedule_policies
 from twin.results import Recorder, compute_kpis, write_results
@@ -147,15 +147,22 @@ class Twin:
     the clock: a plain ``simpy.Environment`` by default, ``simpy.rt.RealtimeEnvironment`` for a live twin.
     Extra processes join with ``twin.sim.add_reader`` / ``add_process`` before :meth:`run`.
 
+    With ``checkpoint`` (a file the engine's ``checkpoint`` wrote on ``city`` and ``demand``, both then
+    required) the engine is restored instead of started, and the clock, the policies (those due earlier
+    apply at once) and the recorder start at the checkpoint's time; the results and KPIs cover
+    [checkpoint time, ``run.duration_s``] (what-if forks, :mod:`twin.live.fork`).
+
     ``progress(t, running)`` is called every few simulated seconds.
     """
 
     def __init__(self, cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
                  city: CityModel | None = None, demand: RoutedDemand | None = None,
-                 components: list | None = None, env=None) -> None:
+                 components: list | None = None, env=None, checkpoint: str | Path | None = None) -> None:
         self._wall0 = time.perf_counter()
         self.cfg = cfg
         self.streams = streams = RngStreams(cfg.seed)
+        if checkpoint is not None and (city is None or demand is None):
+            raise ValueError("a Twin restored from a checkpoint needs the city and demand it was taken on")
         if city is None or demand is None:
             city, demand = prepare(cfg)
         if components is None:
@@ -168,15 +175,21 @@ class Twin:
             demand = apply_low_emission_zones(demand, cfg.policies, city, streams.seed_for("engine"))
         self.city, self.demand, self.components = city, demand, components
         self._prep_s = time.perf_counter() - self._wall0
-        self.engine = engine = build_engine(cfg, city)
-        check_capabilities(engine, cfg, city)  # before starting: an unsupported policy fails at once
-        for comp in components:  # and so does a component that needs an action the engine lacks
-            for action in getattr(comp, "requires", ()):
-                if type(action) not in engine.capabilities:
-                    from twin.engines.base import UnsupportedActionError
+        self.engine = engine = build_engine(cfg, city) if checkpoint is None else \
+            restore_engine(cfg, city, demand, checkpoint)
+        try:
+            check_capabilities(engine, cfg, city)  # before starting: an unsupported policy fails at once
+            for comp in components:  # and so does a component that needs an action the engine lacks
+                for action in getattr(comp, "requires", ()):
+                    if type(action) not in engine.capabilities:
+                        from twin.engines.base import UnsupportedActionError
 
-                    raise UnsupportedActionError(engine.name, action)
-        engine.start(city, demand, seed=streams.seed_for("engine"))
+                        raise UnsupportedActionError(engine.name, action)
+        except EngineError:
+            engine.close()  # a restored engine is running already
+            raise
+        if checkpoint is None:
+            engine.start(city, demand, seed=streams.seed_for("engine"))
         self.sim = sim = Simulation(engine, cfg.run.duration_s, env=env)
         self.actions = schedule_policies(sim, cfg, city)
         for comp in components:

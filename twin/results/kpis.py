@@ -31,6 +31,15 @@ Definitions (all over the run, from its start to ``end_time_s``):
 - ``co2_kg``: total CO2 of the trips (docs/emissions.md).
 - ``nox_kg``, ``pm10_kg``, ``pm25_kg``, ``fuel_kg``: totals of all vehicles on all edges
   (``edge_emission``; NaN for a pollutant the engine does not report, e.g. PM2.5 from SUMO).
+
+A recording that starts later (``start_time_s`` in the Dataset's attrs: a run
+restored from a checkpoint, e.g. a what-if fork's branch) has its KPIs over
+[``start_time_s``, ``end_time_s``]: trips completed before the start are left
+out, the times above count from the start (a trip's wait to enter, its time
+in the network, its time so far), and distance, delay, CO2 and teleports are
+those of the window (the recorder takes what each trip had done by the start
+off). Travel times (``mean_travel_time_s``) and depart delays of the trips
+completed or inserted in the window stay whole.
 """
 from __future__ import annotations
 
@@ -79,23 +88,27 @@ def _mean(a: np.ndarray) -> float:
 def compute_kpis(ds: xr.Dataset) -> dict[str, float | int]:
     state = ds["trip_state"].values
     end = float(ds.attrs["end_time_s"])
-    inserted = np.isfinite(ds["trip_depart_delay"].values)
-    completed = state == 3
+    start = float(ds.attrs.get("start_time_s", 0.0))  # > 0: a window of a run (see the module's docstring)
+    arrival = ds["trip_arrival"].values
+    gone = (state == 3) & (arrival < start - 1e-9)  # completed before the window: not in its KPIs
+    inserted = np.isfinite(ds["trip_depart_delay"].values) & ~gone
+    completed = (state == 3) & ~gone
     t_in = ds["trip_depart"].values + ds["trip_depart_delay"].values
-    t_out = np.where(completed, ds["trip_arrival"].values, end)
-    vht = float(np.nansum(np.where(inserted, t_out - t_in, 0.0))) / 3600.0
+    t_out = np.where(completed, arrival, end)
+    vht = float(np.nansum(np.where(inserted, t_out - np.maximum(t_in, start), 0.0))) / 3600.0
     vkt = float(ds["trip_distance"].values.sum()) / 1000.0
     depart = ds["trip_depart"].values
-    due = (state >= 1) & (state <= 3)
+    due = (state >= 1) & (state <= 3) & ~gone
     unserved = due & ~completed
     # every due trip from its scheduled depart to its arrival or the end, the wait to enter included
-    trip_hours = np.where(completed, ds["trip_arrival"].values, end) - depart
+    trip_hours = np.where(completed, arrival, end) - np.maximum(depart, start)
     # delay: the wait to enter (the whole time so far if never inserted) + the time lost on the road so far
-    wait = np.where(inserted, ds["trip_depart_delay"].values, end - depart)
+    wait = np.where(inserted, np.maximum(ds["trip_depart_delay"].values - np.maximum(start - depart, 0.0), 0.0),
+                    end - np.maximum(depart, start))
     delay = wait + np.where(inserted, np.nan_to_num(ds["trip_delay"].values), 0.0)
     n_due = int(due.sum())
     k = {
-        "trips_total": int(((state >= 1) & (state <= 3)).sum()),
+        "trips_total": int(due.sum()),
         "trips_completed": int(completed.sum()),
         "trips_running": int((state == 2).sum()),
         "trips_waiting": int((state == 1).sum()),

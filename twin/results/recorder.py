@@ -79,15 +79,23 @@ class Recorder:
 
 def trips_since(trips: TripTable, before: TripTable) -> TripTable:
     """``trips`` with their distance [m], time loss [s], CO2 [g], pollutants [g] and teleports since ``before``
-    (the trip table at an earlier time: what a trip had done by then is taken off)."""
+    (the trip table at an earlier time: what a trip had done by then is taken off; trips arrived by then
+    did nothing since)."""
     from dataclasses import replace
+
+    done = before.state == 3
+
+    def since(now, then):
+        out = now - np.nan_to_num(then)
+        out[done] = 0
+        return out
 
     emission = trips.emission
     if emission is not None and before.emission is not None:
-        emission = emission - before.emission
-    return replace(trips, distance=trips.distance - np.nan_to_num(before.distance),
-                   time_loss=trips.time_loss - np.nan_to_num(before.time_loss), co2=trips.co2 - np.nan_to_num(before.co2),
-                   teleports=(trips.teleports - before.teleports).astype(trips.teleports.dtype), emission=emission)
+        emission = since(emission, before.emission)
+    return replace(trips, distance=since(trips.distance, before.distance),
+                   time_loss=since(trips.time_loss, before.time_loss), co2=since(trips.co2, before.co2),
+                   teleports=since(trips.teleports, before.teleports).astype(trips.teleports.dtype), emission=emission)
 
 
 def add_turn_counts(ds: xr.Dataset, city: CityModel, cumulative: np.ndarray | None) -> xr.Dataset:

@@ -690,6 +690,7 @@ def cmd_fork(args: argparse.Namespace) -> int:
             eng.start(city, demand, seed=RngStreams(cfg.seed).seed_for("engine"))
             eng.advance(round(args.at / eng.step_length) * eng.step_length)
             eng.checkpoint(out / "checkpoint.npz")
+            eng.close()  # (libsumo runs one simulation per process)
             res = fork(out / "checkpoint.npz", cfg, branches, eng.time, args.horizon, scheduler=args.scheduler)
         except (ConfigError, CityError, FileNotFoundError, EngineError) as exc:
             return _fail(str(exc))

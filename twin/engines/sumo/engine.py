@@ -94,6 +94,8 @@ class SumoEngine:
         self._trips: TripTable | None = None
         self._step = 0
         self._closed = False
+        self._restored = False  # started from a checkpoint (SUMO's saved vehicles have no emission devices)
+        self._restored_on_edge: np.ndarray | None = None  # vehicles on each edge at the checkpoint (see restore)
 
     @classmethod
     def from_config(cls, cfg: SumoEngineConfig, *, record_interval_s: float,
@@ -394,6 +396,12 @@ class SumoEngine:
         arrays = {k: getattr(self, k) for k in self._ARRAYS}
         arrays.update({f"cum_{k}": v for k, v in self._cum.items()})
         arrays["sumo_state"] = np.frombuffer(xml.read_bytes(), dtype=np.uint8)
+        on_edge = np.zeros(self.city.n_edges)  # vehicles on each edge now (see restore)
+        for vid in self._api.vehicle.getIDList():
+            k = self._edge_pos.get(self._api.vehicle.getRoadID(vid))
+            if k is not None:
+                on_edge[k] += 1
+        arrays["on_edge"] = on_edge
         meta = {"city": self.city.name, "n_edges": self.city.n_edges, "trips": len(self.demand.trips),
                 "options": {"step_length": self._dt, "teleport_time": self._teleport_time, "api": self._api_name,
                             "measure_interval": self._interval, "loops": [list(x) for x in self._loop_spec]},
@@ -434,6 +442,7 @@ class SumoEngine:
             eng._launch(city, demand, int(meta["seed"]), state=state, begin=begin)
         finally:
             shutil.rmtree(state.parent, ignore_errors=True)
+        eng._restored = True
         eng._step, eng._updates, eng._arrived = int(meta["step"]), int(meta["updates"]), int(meta["arrived"])
         eng.rerouted, eng._reroute_on_load = int(meta["rerouted"]), bool(meta["reroute_on_load"])
         eng._teleport_ids = {str(k): int(v) for k, v in meta["teleports"].items()}
@@ -446,6 +455,9 @@ class SumoEngine:
         for k in cls._ARRAYS:
             setattr(eng, k, arrays[k].copy())
         eng._cum = {k: arrays[f"cum_{k}"].copy() for k in eng._cum}
+        # SUMO's edge data count the vehicles it puts back on the road from the state as departing there:
+        # they entered their edge before the checkpoint, so they are taken off its first interval
+        eng._restored_on_edge = arrays["on_edge"].copy()
         try:
             for rec in meta["actions"]:
                 action = _action_from_json(rec)
@@ -478,6 +490,9 @@ class SumoEngine:
 
     def _read_edgedata(self) -> None:
         edges, self._read_upto = self._new_edges(self._edgedata, self._read_upto)
+        if edges and self._restored_on_edge is not None:
+            self._cum["entered"] -= self._restored_on_edge
+            self._restored_on_edge = None
         for k, e in edges:
             sampled = float(e.get("sampledSeconds", 0.0))
             self._cum["entered"][k] += float(e.get("entered", 0)) + float(e.get("departed", 0))
@@ -591,6 +606,9 @@ class SumoEngine:
             dist[k] = float(el.get("routeLength", 0))
             loss[k] = float(el.get("timeLoss", 0))
             em = el.find("emissions")
+            if em is None and self._restored:  # a vehicle of SUMO's saved state: no emission device
+                co2[k] = np.nan
+                emission[k] = np.nan
             if em is not None:
                 co2[k] = float(em.get("CO2_abs", 0)) / 1000.0  # mg -> g
                 for p, name in enumerate(MODEL_POLLUTANTS):

@@ -380,7 +380,7 @@ class SumoEngine:
         """Save the running state in one file (``.npz``): SUMO's own ``saveState`` (vehicles, routes, signal
         states and, with ``--save-state.rng``, its random number generators) and what twin counted so far
         (cumulative edge values and emissions, loops, insertion and arrival times, teleports, added vehicles,
-        the network changes of actions). :meth:`restore` resumes it (docs/engines.md: what SUMO restores)."""
+        the network changes of actions). :meth:`restore` resumes it (docs/live.md, "Checkpoints on SUMO": what SUMO restores)."""
         from dataclasses import asdict
 
         from twin.npzio import save_npz

@@ -3,7 +3,13 @@
 A component is built from the scenario before the engine starts, may add to
 the demand (e.g. the vehicle types of its units), puts its processes on the
 run's one simpy clock, and adds its results to the Dataset and its KPIs to
-the run's. :func:`twin.runner.run_scenario` drives them in that order.
+the run's. :class:`twin.runner.Twin` drives them in that order.
+
+A component that simulates days before the run's own (a population learning
+day by day, an epidemic) is given ``day_twin`` when it is built: it assembles
+one earlier day as a :class:`twin.runner.Twin` of the same scenario (engine
+and its configuration, policies, events) on that day's demand, the
+component's own processes for the day joining as a :class:`Processes`.
 """
 from __future__ import annotations
 
@@ -33,3 +39,25 @@ class Component(Protocol):
 
     def kpis(self) -> dict[str, Any]:
         """KPIs of this component (names unique across components), JSON-serialisable."""
+
+
+class Processes:
+    """A component that only puts processes on the clock: ``put(sim)`` at attach (e.g. the residents' mesa
+    step on an earlier day of their run); it adds neither trips, results nor KPIs."""
+
+    name = "processes"
+
+    def __init__(self, put) -> None:
+        self.put = put
+
+    def prepare(self, city: "CityModel", demand: "RoutedDemand") -> "RoutedDemand":
+        return demand
+
+    def attach(self, sim: "Simulation", streams: "RngStreams") -> None:
+        self.put(sim)
+
+    def add_to(self, ds: "xr.Dataset") -> "xr.Dataset":
+        return ds
+
+    def kpis(self) -> dict[str, Any]:
+        return {}

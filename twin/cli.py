@@ -179,9 +179,7 @@ def _fail(msg: str) -> int:
     return EXIT_USAGE
 
 
-def format_kpis(kpis: dict) -> str:
-    from twin.results.kpis import KPI_UNITS
-
+def format_kpis(kpis: dict, units: dict[str, str]) -> str:
     width = max(len(k) for k in kpis)
     lines = []
     for k, v in kpis.items():
@@ -189,7 +187,7 @@ def format_kpis(kpis: dict) -> str:
             v = "n/a" if math.isnan(v) else f"{v:,.2f}"
         else:
             v = f"{v:,}"
-        lines.append(f"  {k:<{width}}  {v:>14}  {KPI_UNITS.get(k, '')}")
+        lines.append(f"  {k:<{width}}  {v:>14}  {units.get(k, '')}")
     return "\n".join(lines)
 
 
@@ -352,7 +350,9 @@ def _run(args: argparse.Namespace, stop) -> int:
         return _interrupted(stop, f"at t={m['end_time_s']:g} s of {cfg.run.duration_s:g} s; the results so far "
                                   f"are in {out} (marked partial)")
     print(f"\nKPIs ({cfg.name}):")
-    print(format_kpis(result.kpis))
+    from twin.results.kpis import kpi_units
+
+    print(format_kpis(result.kpis, kpi_units(result.dataset)))
     m = result.manifest
     compiled = f", {m['compile_s']:.0f} s compiling kernels before" if m.get("compile_s", 0) >= 1 else ""
     print(f"\nwrote {out}/results.nc, kpis.json, manifest.json "

@@ -1,6 +1,7 @@
 """Run a scenario end to end: config → city → demand → engine on the clock → results → KPIs."""
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import sys
@@ -27,7 +28,7 @@ from twin.engines.base import EngineError, TripTable
 from twin.engines.registry import build_engine, restore_engine
 from twin.jit import CompileWatch
 from twin.policies.schedule import check_capabilities, schedule_policies
-from twin.results import Recorder, compute_kpis, write_results
+from twin.results import KPI_UNITS, Recorder, compute_kpis, write_results
 
 log = logging.getLogger(__name__)
 
@@ -285,8 +286,11 @@ class Twin:
         for comp in self.components:
             ds = comp.add_to(ds)
         kpis = compute_kpis(ds)
+        units = dict(KPI_UNITS)  # the components' KPIs have the units they declare, kept with the results
         for comp in self.components:
             kpis.update(comp.kpis())
+            units.update(comp.kpi_units)
+        ds.attrs["kpi_units"] = json.dumps({k: units[k] for k in kpis if k in units})
         updates = int(ds.attrs["vehicle_updates"])
         manifest = {
             "scenario": cfg.name, "config": cfg.model_dump(mode="json"), "config_hash": attrs["config_hash"],

@@ -38,6 +38,7 @@ import xarray as xr
 
 from twin.agents.epidemic_run import EpidemicRun
 from twin.agents.population import DAY_S, DaySchedule, generate_population
+from twin.agents.traffic import POPULATION_KPI_UNITS
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,14 @@ class EpidemicComponent:
     """
 
     name = "epidemic"
+    kpi_units = {  # the epidemic's KPIs and the residents' (an outbreak drives the population)
+        "epi_residents": "residents", "epi_attack_rate_pct": "%", "epi_infected_total": "residents",
+        "epi_peak_infectious": "residents", "epi_peak_infectious_pct": "%", "epi_peak_day": "day",
+        "epi_infectious_at_end": "residents", "epi_infections_home": "infections",
+        "epi_infections_work": "infections", "epi_infections_school": "infections",
+        "epi_infections_other": "infections", "epi_r_initial": "infections", "epi_trips_per_day": "trips/day",
+        "epi_car_trips_per_day": "trips/day", "epi_car_trips_last_day": "trips", "epi_isolation_days": "person·days",
+        **POPULATION_KPI_UNITS}
 
     def __init__(self, cfg, progress=None, day_twin=None) -> None:
         if cfg.epidemic is None:

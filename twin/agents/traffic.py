@@ -142,6 +142,12 @@ def outcome(day: DayDemand, positions: np.ndarray, trip_table, car_access_s: flo
     return CarOutcome(day.legs, time_s, day.demand.free_flow_time, day.charge_eur)
 
 
+POPULATION_KPI_UNITS = {  # the residents' KPIs (the sample's last day) and their units
+    "pop_residents": "residents", "pop_trips": "trips", "pop_car_share_pct": "%", "pop_pt_share_pct": "%",
+    "pop_walk_share_pct": "%", "pop_bike_share_pct": "%", "pop_car_trips": "trips", "pop_mean_car_time_s": "s",
+    "pop_charge_paid_eur": "EUR", "pop_share_change_pct": "% points"}
+
+
 class PopulationComponent:
     """The population of a scenario as a run component (:mod:`twin.core.component`).
 
@@ -153,6 +159,7 @@ class PopulationComponent:
     """
 
     name = "population"
+    kpi_units = POPULATION_KPI_UNITS
 
     def __init__(self, cfg, progress=None, day_twin=None) -> None:
         if cfg.population is None:

@@ -3,7 +3,8 @@
 A component is built from the scenario before the engine starts, may add to
 the demand (e.g. the vehicle types of its units), puts its processes on the
 run's one simpy clock, and adds its results to the Dataset and its KPIs to
-the run's. :class:`twin.runner.Twin` drives them in that order.
+the run's, declaring each KPI's unit in ``kpi_units`` (the results layer knows
+only the traffic KPIs). :class:`twin.runner.Twin` drives them in that order.
 
 A component that simulates days before the run's own (a population learning
 day by day, an epidemic) is given ``day_twin`` when it is built: it assembles
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 @runtime_checkable
 class Component(Protocol):
     name: str
+    kpi_units: dict[str, str]  # each KPI of kpis() -> its unit (the run keeps them with its results)
 
     def prepare(self, city: "CityModel", demand: "RoutedDemand") -> "RoutedDemand":
         """The demand the engine starts with (return it unchanged if there is nothing to add)."""
@@ -46,6 +48,7 @@ class Processes:
     step on an earlier day of their run); it adds neither trips, results nor KPIs."""
 
     name = "processes"
+    kpi_units: dict[str, str] = {}
 
     def __init__(self, put) -> None:
         self.put = put

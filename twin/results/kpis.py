@@ -48,7 +48,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-KPI_UNITS = {
+KPI_UNITS = {  # the traffic KPIs (components declare their own: kpi_units)
     "trips_total": "trips", "trips_completed": "trips", "trips_running": "trips", "trips_waiting": "trips",
     "trips_teleported": "trips", "trips_unroutable": "trips", "trips_scheduled_after_end": "trips", "trips_cancelled": "trips",
     "teleports": "events", "vehicle_hours_travelled": "veh·h", "vehicle_km_travelled": "veh·km",
@@ -56,30 +56,15 @@ KPI_UNITS = {
     "mean_travel_time_s": "s", "mean_delay_s": "s", "mean_delay_completed_s": "s", "mean_depart_delay_s": "s",
     "mean_speed_kmh": "km/h",
     "co2_kg": "kg", "nox_kg": "kg", "pm10_kg": "kg", "pm25_kg": "kg", "fuel_kg": "kg",
-    # fleets and events (twin.events)
-    "incidents_reported": "calls", "requests_reported": "calls", "calls_served": "calls", "calls_unserved": "calls",
-    "response_time_mean_s": "s", "response_time_p90_s": "s", "response_time_urgent_mean_s": "s",
-    "incident_response_time_mean_s": "s", "queue_wait_mean_s": "s", "unit_utilisation_pct": "%",
-    "incident_lane_hours": "lane·h", "hazmat_trips": "trips", "hazmat_trips_completed": "trips",
-    "hazmat_mean_travel_time_s": "s",
-    # residents (twin.agents.traffic): the sample's last day
-    "pop_residents": "residents", "pop_trips": "trips", "pop_car_share_pct": "%", "pop_pt_share_pct": "%",
-    "pop_walk_share_pct": "%", "pop_bike_share_pct": "%", "pop_car_trips": "trips", "pop_mean_car_time_s": "s",
-    "pop_charge_paid_eur": "EUR", "pop_share_change_pct": "% points",
-    # the epidemic (twin.agents.epidemic_run)
-    "epi_residents": "residents", "epi_attack_rate_pct": "%", "epi_infected_total": "residents",
-    "epi_peak_infectious": "residents", "epi_peak_infectious_pct": "%", "epi_peak_day": "day",
-    "epi_infectious_at_end": "residents", "epi_infections_home": "infections", "epi_infections_work": "infections",
-    "epi_infections_school": "infections", "epi_infections_other": "infections", "epi_r_initial": "infections",
-    "epi_trips_per_day": "trips/day", "epi_car_trips_per_day": "trips/day", "epi_car_trips_last_day": "trips",
-    "epi_isolation_days": "person·days",
-    # air quality (twin.air): per pollutant nox, no2, pm10, pm25, co2
-    **{f"air_{k}_{p}_{u}": unit for p in ("nox", "no2", "pm10", "pm25", "co2")
-       for k, u, unit in (("mean", "ugm3", "µg/m³"), ("max", "ugm3", "µg/m³"), ("peak", "ugm3", "µg/m³"),
-                          ("area_above", "km2", "km²"), ("station_rmse", "ugm3", "µg/m³"),
-                          ("exposure", "person_h", "person·h"))},
-    **{f"air_scale_{p}": "1" for p in ("nox", "no2", "pm10", "pm25", "co2")}, "air_records_rejected": "records",
 }
+
+
+def kpi_units(ds: xr.Dataset) -> dict[str, str]:
+    """Units of a run's KPIs: the traffic KPIs' (:data:`KPI_UNITS`) and those its components declared
+    (``kpi_units`` of each component, kept by the run in the Dataset's ``kpi_units`` attribute)."""
+    import json
+
+    return {**KPI_UNITS, **json.loads(ds.attrs.get("kpi_units", "{}"))}
 
 
 def _mean(a: np.ndarray) -> float:

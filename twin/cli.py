@@ -678,19 +678,27 @@ def cmd_fork(args: argparse.Namespace) -> int:
         out, lock = _output(args, cfg, suffix="-fork")
     except (ConfigError, CityError, FileNotFoundError, ResultsError) as exc:
         return _fail(str(exc))
-    from twin.core.rng import RngStreams
     from twin.engines.base import Checkpoint, EngineError, require
-    from twin.engines.registry import build_engine
+    from twin.engines.registry import engine_class
     from twin.live.fork import fork
+    from twin.runner import Twin
 
     with lock:
         try:
-            eng = build_engine(cfg, city)
-            require(eng, Checkpoint)  # a fork restores the running state into each branch
-            eng.start(city, demand, seed=RngStreams(cfg.seed).seed_for("engine"))
-            eng.advance(round(args.at / eng.step_length) * eng.step_length)
-            eng.checkpoint(out / "checkpoint.npz")
-            eng.close()  # (libsumo runs one simulation per process)
+            require(engine_class(cfg.run.engine.type), Checkpoint)  # each branch restores the running state
+            step = cfg.run.engine.step_length_s
+            at = max(1, round(args.at / step)) * step
+            # the scenario's engine, without its policies, to the fork time (the branches bring theirs)
+            run = cfg.run.model_copy(update={"duration_s": at, "snapshot_interval_s": 0.0,
+                                             "record_interval_s": min(cfg.run.record_interval_s, at)})
+            twin = Twin(cfg.model_copy(update={"policies": [], "monitoring": None, "run": run}), city=city,
+                        demand=demand, components=[])
+            eng = twin.engine
+            try:
+                twin.sim.run()
+                eng.checkpoint(out / "checkpoint.npz")
+            finally:
+                eng.close()  # (libsumo runs one simulation per process)
             res = fork(out / "checkpoint.npz", cfg, branches, eng.time, args.horizon, scheduler=args.scheduler)
         except (ConfigError, CityError, FileNotFoundError, EngineError) as exc:
             return _fail(str(exc))

@@ -209,7 +209,8 @@ class Twin:
 
                         raise UnsupportedActionError(engine.name, action)
         except EngineError:
-            engine.close()  # a restored engine is running already
+            if checkpoint is not None:
+                engine.close()  # a restored engine is running already
             raise
         if checkpoint is None:
             engine.start(city, demand, seed=seed)

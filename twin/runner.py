@@ -163,7 +163,8 @@ class Twin:
 
     From a validated scenario it builds the city and demand (unless given), the scenario's components
     (population, epidemic, events; or those given), the engine the scenario names (from the registry,
-    started with the scenario's engine seed or ``engine_seed``),
+    started with the scenario's engine seed or ``engine_seed``; low-emission zones ban by the emission
+    classes of the scenario's engine seed, on every day of a multi-day run),
     and puts them on one simpy clock with the policies, the recorder and the monitoring. ``env`` picks
     the clock: a plain ``simpy.Environment`` by default, ``simpy.rt.RealtimeEnvironment`` for a live twin.
     Extra processes join with ``twin.sim.add_reader`` / ``add_process`` before :meth:`run`.
@@ -183,7 +184,6 @@ class Twin:
         self._wall0 = time.perf_counter()
         self.cfg = cfg
         self.streams = streams = RngStreams(cfg.seed)
-        seed = streams.seed_for("engine") if engine_seed is None else int(engine_seed)  # (emission classes too)
         if checkpoint is not None and (city is None or demand is None):
             raise ValueError("a Twin restored from a checkpoint needs the city and demand it was taken on")
         if city is None or demand is None:
@@ -195,7 +195,7 @@ class Twin:
         if components:  # residents' trips are made here: ban them from low-emission zones too
             from twin.policies import apply_low_emission_zones
 
-            demand = apply_low_emission_zones(demand, cfg.policies, city, seed)
+            demand = apply_low_emission_zones(demand, cfg.policies, city, streams.seed_for("engine"))
         self.city, self.demand, self.components = city, demand, components
         self._prep_s = time.perf_counter() - self._wall0
         self.engine = engine = build_engine(cfg, city) if checkpoint is None else \
@@ -213,7 +213,7 @@ class Twin:
                 engine.close()  # a restored engine is running already
             raise
         if checkpoint is None:
-            engine.start(city, demand, seed=seed)
+            engine.start(city, demand, seed=streams.seed_for("engine") if engine_seed is None else engine_seed)
         self.sim = sim = Simulation(engine, cfg.run.duration_s, env=env)
         self.actions = schedule_policies(sim, cfg, city)
         for comp in components:

@@ -145,7 +145,7 @@ def outcome(day: DayDemand, positions: np.ndarray, trip_table, car_access_s: flo
 POPULATION_KPI_UNITS = {  # the residents' KPIs (the sample's last day) and their units
     "pop_residents": "residents", "pop_trips": "trips", "pop_car_share_pct": "%", "pop_pt_share_pct": "%",
     "pop_walk_share_pct": "%", "pop_bike_share_pct": "%", "pop_car_trips": "trips", "pop_mean_car_time_s": "s",
-    "pop_charge_paid_eur": "EUR", "pop_share_change_pct": "% points"}
+    "pop_charge_paid_eur": "EUR", "pop_share_change_pct": "% points", "pop_lez_banned_tours": "tours"}
 
 
 class PopulationComponent:

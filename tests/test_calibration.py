@@ -168,10 +168,11 @@ def test_demand_scale_by_zone_and_time_slice(tmp_path):
         load_problem(bad, tmp_path)
 
 
-def test_an_evaluation_is_a_twin_run_of_the_scenario_with_its_step_length(tmp_path):
-    """run_counts runs the scenario's engine configuration (step 0.5 s, teleport time): its counts equal those of
-    `twin run` of the same scenario and seed (the scenario's, which also made the prior demand), and differ from
-    a run at the default 1 s step."""
+@pytest.mark.parametrize("engine", ["native", "sumo"])
+def test_an_evaluation_is_a_twin_run_of_the_scenario_with_its_step_length(engine, tmp_path):
+    """run_counts runs the scenario's engine and its configuration (step 0.5 s, teleport time): its counts equal
+    those of `twin run` of the same scenario and seed (the scenario's, which also made the prior demand), and
+    differ from a run at the default 1 s step."""
     from twin.calibration.problem import load_problem, run_counts
     from twin.config.calibration import CalibrationConfig
 
@@ -180,8 +181,8 @@ def test_an_evaluation_is_a_twin_run_of_the_scenario_with_its_step_length(tmp_pa
         seed: 3
         city: {type: grid, blocks_x: 3, blocks_y: 3}
         demand: {type: od, trips: 500, end_s: 900, vehicle_mix: {car: 1.0}}
-        run: {duration_s: 1200, record_interval_s: 300, engine: {type: native, step_length_s: 0.5, teleport_time_s: 120}}
-        """))
+        run: {duration_s: 1200, record_interval_s: 300, engine: {type: ENGINE, step_length_s: 0.5, teleport_time_s: 120}}
+        """).replace("ENGINE", engine))
     city_cfg = load_scenario(tmp_path / "scen.yaml")
     ran = run_scenario(city_cfg).dataset
     busiest = ran["entered"].sum("time").sortby(ran["entered"].sum("time"), ascending=False)["edge"].values[:8]

@@ -179,9 +179,7 @@ def _fail(msg: str) -> int:
     return EXIT_USAGE
 
 
-def format_kpis(kpis: dict) -> str:
-    from twin.results.kpis import KPI_UNITS
-
+def format_kpis(kpis: dict, units: dict[str, str]) -> str:
     width = max(len(k) for k in kpis)
     lines = []
     for k, v in kpis.items():
@@ -189,7 +187,7 @@ def format_kpis(kpis: dict) -> str:
             v = "n/a" if math.isnan(v) else f"{v:,.2f}"
         else:
             v = f"{v:,}"
-        lines.append(f"  {k:<{width}}  {v:>14}  {KPI_UNITS.get(k, '')}")
+        lines.append(f"  {k:<{width}}  {v:>14}  {units.get(k, '')}")
     return "\n".join(lines)
 
 
@@ -352,7 +350,9 @@ def _run(args: argparse.Namespace, stop) -> int:
         return _interrupted(stop, f"at t={m['end_time_s']:g} s of {cfg.run.duration_s:g} s; the results so far "
                                   f"are in {out} (marked partial)")
     print(f"\nKPIs ({cfg.name}):")
-    print(format_kpis(result.kpis))
+    from twin.results.kpis import kpi_units
+
+    print(format_kpis(result.kpis, kpi_units(result.dataset)))
     m = result.manifest
     compiled = f", {m['compile_s']:.0f} s compiling kernels before" if m.get("compile_s", 0) >= 1 else ""
     print(f"\nwrote {out}/results.nc, kpis.json, manifest.json "
@@ -682,24 +682,33 @@ def cmd_fork(args: argparse.Namespace) -> int:
         out, lock = _output(args, cfg, suffix="-fork")
     except (ConfigError, CityError, FileNotFoundError, ResultsError) as exc:
         return _fail(str(exc))
-    from twin.core.rng import RngStreams
     from twin.engines.base import Checkpoint, EngineError, require
-    from twin.engines.registry import build_engine
+    from twin.engines.registry import engine_class
     from twin.live.fork import fork
+    from twin.runner import Twin
 
     with lock:
         try:
-            eng = build_engine(cfg, city)
-            require(eng, Checkpoint)  # a fork restores the running state into each branch
-            eng.start(city, demand, seed=RngStreams(cfg.seed).seed_for("engine"))
-            eng.advance(round(args.at / eng.step_length) * eng.step_length)
-            eng.checkpoint(out / "checkpoint.npz")
+            require(engine_class(cfg.run.engine.type), Checkpoint)  # each branch restores the running state
+            step = cfg.run.engine.step_length_s
+            at = max(1, round(args.at / step)) * step
+            # the scenario's engine, without its policies, to the fork time (the branches bring theirs)
+            run = cfg.run.model_copy(update={"duration_s": at, "snapshot_interval_s": 0.0,
+                                             "record_interval_s": min(cfg.run.record_interval_s, at)})
+            twin = Twin(cfg.model_copy(update={"policies": [], "monitoring": None, "run": run}), city=city,
+                        demand=demand, components=[])
+            eng = twin.engine
+            try:
+                twin.sim.run()
+                eng.checkpoint(out / "checkpoint.npz")
+            finally:
+                eng.close()  # (libsumo runs one simulation per process)
             res = fork(out / "checkpoint.npz", cfg, branches, eng.time, args.horizon, scheduler=args.scheduler)
         except (ConfigError, CityError, FileNotFoundError, EngineError) as exc:
             return _fail(str(exc))
         write_json(out / "fork.json", res)
     print(f"forked {cfg.name!r} at {res['fork_time_s']:g} s for {args.horizon:g} s:")
-    keys = ("trips_completed", "mean_travel_time_s", "vehicle_hours_travelled", "co2_kg", "running_at_end")
+    keys = ("trips_completed", "mean_travel_time_s", "vehicle_hours_travelled", "co2_kg", "trips_running")
     print("  " + "branch".ljust(28) + "".join(k.rjust(26) for k in keys))
     for name, r in res["branches"].items():
         print("  " + name.ljust(28) + "".join(f"{r[k]:>26,.2f}" if isinstance(r[k], float) else f"{r[k]:>26,}"

@@ -265,7 +265,7 @@ def test_sumo_engine_reports_its_own_emissions_for_twins_classes():
 
 
 def test_step_kernel_equals_the_rates_times_the_step():
-    """emit (written out for speed) gives rates(v_mean, a) × Δt, and wear × distance, for random states."""
+    """emit gives rates(v_mean, a) × Δt, and wear × distance, for random states; compiled as in Python."""
     t = emission_table()
     rng = np.random.default_rng(5)
     n, ne, dt = 400, 7, 0.5
@@ -277,8 +277,14 @@ def test_step_kernel_equals_the_rates_times_the_step():
     new_pos = pos[order] + 0.5 * (speed[order] + new_speed) * dt
     eclass = rng.integers(0, len(t.classes), n).astype(np.int32)
     veh, edge = np.zeros((n, len(POLLUTANTS))), np.zeros((ne, len(POLLUTANTS)))
-    EM.emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, EM.step_coefficients(t.coef, t.exhaust_pm),
-            t.coast_a, t.non_exhaust, np.arange(ne, dtype=np.int32), veh, edge)
+    args = (dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, EM.step_coefficients(t.coef, t.exhaust_pm),
+            t.coast_a, t.non_exhaust, np.arange(ne, dtype=np.int32))
+    EM.emit(*args, veh, edge)
+    # compiled, add_emissions works on rows of 8 doubles (an LLVM vector): the same numbers as its Python body
+    veh_py, edge_py = np.zeros_like(veh), np.zeros_like(edge)
+    EM.emit.py_func(*args, veh_py, edge_py)
+    np.testing.assert_array_equal(veh, veh_py)
+    np.testing.assert_array_equal(edge, edge_py)
     out = np.empty(len(MODEL_POLLUTANTS) + 1)
     nm = len(MODEL_POLLUTANTS)
     for k in range(n):

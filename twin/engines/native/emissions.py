@@ -111,7 +111,8 @@ def add_emissions(cf, c, v, a, w, non_exhaust, step, veh_emission, i, edge_emiss
 
 
 def _row(context, builder, aryty, ary, index, index_type):
-    """LLVM pointer to ``ary[index, 0, ...]`` as a <N_COL x double>* (C-contiguous float64 arrays)."""
+    """LLVM pointer to ``ary[index, 0, ...]`` as a <N_COL x double>* (C-contiguous float64 arrays whose last
+    axis has N_COL elements: :func:`emit` checks it)."""
     arr = context.make_array(aryty)(context, builder, ary)
     inds = [context.cast(builder, index, index_type, types.intp)] + [context.get_constant(types.intp, 0)] * (
         aryty.ndim - 1)
@@ -197,7 +198,7 @@ def _prefetch_row_llvm(typingctx, ary, i):
         i32 = ir.IntType(32)
         fn = builder.module.declare_intrinsic("llvm.prefetch", [cgutils.voidptr_t], fnty=ir.FunctionType(
             ir.VoidType(), [cgutils.voidptr_t, i32, i32, i32]))
-        for off in (0, N_COL * 8 - 1):  # numpy's rows are 16-byte aligned: a row of 64 bytes spans two lines
+        for off in (0, N_COL * 8 - 1):  # numpy aligns to 16 bytes: a row of 64 bytes may span two lines
             builder.call(fn, [builder.gep(ptr, [ir.IntType(64)(off)]), i32(1), i32(3), i32(1)])  # write, keep, data
         return context.get_dummy_value()
 

@@ -236,7 +236,8 @@ def main() -> int:
     if not a.skip_cost:
         out["cost"] = cost(a.blocks, a.trips, a.cost_duration, a.repeats)
     flat = {k: v for k, v in out.get("check", {}).items() if k.endswith("_ratio") or k.startswith("edge_corr")}
-    print(json.dumps({**flat, **({k: out["cost"][k] for k in ("slowdown", "slowdown_cpu", "kernel_share")} if "cost" in out else {}), **out}))
+    cost_figures = {k: out["cost"][k] for k in ("slowdown", "slowdown_cpu", "kernel_share")} if "cost" in out else {}
+    print(json.dumps({**flat, **cost_figures, **out}))
     return 0
 
 

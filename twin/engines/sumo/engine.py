@@ -140,7 +140,8 @@ class SumoEngine:
         meas.write_text(f'<additional>\n  <edgeData id="twin" file="{self._edgedata.name}" '
                         f'period="{self._interval:g}" excludeEmpty="false"/>\n'
                         f'  <edgeData id="twin_emissions" type="emissions" file="{self._emissiondata.name}" '
-                        f'period="{self._interval:g}" excludeEmpty="true"/>\n{loops_xml}</additional>\n')
+                        f'period="{self._interval:g}" excludeEmpty="true" withInternal="true"/>\n{loops_xml}'
+                        f'</additional>\n')
         m = len(self._loop_spec)
         self.loop_count, self.loop_speed_sum, self.loop_occ_time = np.zeros(m), np.zeros(m), np.zeros(m)
         self._on_loop: list[set[str]] = [set() for _ in range(m)]
@@ -195,6 +196,24 @@ class SumoEngine:
         except Exception as exc:  # SUMO refused the files
             raise EngineError(f"SUMO failed to start: {exc}; {self._errors()}") from None
         log.info("SUMO (%s) running in %s", self._api_name, self.workdir)
+        self._emission_edge_pos = {**self._edge_pos, **self._internal_edges()}
+
+    def _internal_edges(self) -> dict[str, int]:
+        """SUMO's junction-internal edges, each to the index of the edge its vehicles come from: their emissions
+        count there, as the native engine counts a vehicle crossing a junction on its approach edge."""
+        api, out = self._api, {}
+        known = set(api.edge.getIDList())
+        for eid, k in self._edge_pos.items():
+            if eid not in known:
+                continue
+            todo = [f"{eid}_{j}" for j in range(api.edge.getLaneNumber(eid))]
+            while todo:
+                for link in api.lane.getLinks(todo.pop()):
+                    via = link[4]
+                    if via and api.lane.getEdgeID(via) not in out:
+                        out[api.lane.getEdgeID(via)] = k
+                        todo.append(via)  # a turn crossing the junction in two internal parts
+        return out
 
     @property
     def loop_ids(self) -> list[str]:
@@ -470,9 +489,12 @@ class SumoEngine:
         return eng
 
     # ------------------------------------------------------------ observing
-    def _new_edges(self, path: Path, upto: int) -> tuple[list[tuple[int, ET.Element]], int]:
+    def _new_edges(self, path: Path, upto: int, index: dict[str, int] | None = None
+                   ) -> tuple[list[tuple[int, ET.Element]], int]:
         """The ``<edge>`` elements of the complete ``<interval>``s SUMO wrote to ``path`` after byte ``upto``
-        (as (edge index, element)), and the byte offset read to; only the new part of the file is read."""
+        (as (edge index, element); ``index`` maps SUMO's edge ids, default the city's edges), and the byte
+        offset read to; only the new part of the file is read."""
+        index = self._edge_pos if index is None else index
         try:
             with open(path, "rb") as f:
                 f.seek(upto)
@@ -482,7 +504,7 @@ class SumoEngine:
         out, end = [], 0
         for m in _INTERVAL.finditer(data):
             for e in ET.fromstring(m.group(0)).iter("edge"):
-                k = self._edge_pos.get(e.get("id"))
+                k = index.get(e.get("id"))
                 if k is not None:
                     out.append((k, e))
             end = m.end()
@@ -502,8 +524,10 @@ class SumoEngine:
         self._read_emissions()
 
     def _read_emissions(self) -> None:
-        """Add SUMO's edge emissions [mg] of the intervals written since the last read (as g)."""
-        edges, self._read_em_upto = self._new_edges(self._emissiondata, self._read_em_upto)
+        """Add SUMO's edge emissions [mg] of the intervals written since the last read (as g); those on a
+        junction's internal edges count on the edge the vehicles come from (:meth:`_internal_edges`)."""
+        edges, self._read_em_upto = self._new_edges(self._emissiondata, self._read_em_upto,
+                                                    self._emission_edge_pos)
         for k, e in edges:
             for p, name in enumerate(MODEL_POLLUTANTS):
                 self._emission[k, p] += float(e.get(f"{name}_abs", 0.0)) / 1000.0

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Start-up: ``import twin`` plus the default scenario's first run, each in a fresh process.
+
+    python benchmarks/bench_startup.py [SCENARIO] [--repeat 3] [--json]
+
+Two fresh processes per repetition, alternated:
+
+- the command a user types, ``python run_sim.py run SCENARIO -q --out TMP`` (``cli_s``: its wall
+  time, interpreter start-up included);
+- the same steps timed one by one (``phases``): ``import`` (the modules a run loads), ``setup``
+  (scenario, city, demand and routing, engine start), ``compile`` (numba compiling kernels: 0 when
+  the cache is warm; loading them from the cache counts in the phase that loads them), ``simulation``,
+  ``output`` (results.nc, kpis.json, manifest.json) and ``total`` (process start to the files written).
+
+The figures are the median over the repetitions. The default SCENARIO is the packaged default
+(``twin/data/default.yaml``). Run ``make warm`` first for the warm-cache figures (the target is
+≤ 5 s). The last line is one JSON object with ``cli_s``, ``phases`` and ``compiles``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT = ROOT / "twin" / "data" / "default.yaml"
+
+# runs in the child: the steps of `twin run` (twin/cli.py), each timed
+CHILD = r"""
+import json, sys, time
+t_start = time.perf_counter()
+sys.path.insert(0, sys.argv[1])
+from twin.jit import CompileWatch
+watch = CompileWatch().__enter__()
+from twin.config.sumocfg import load_any
+from twin.runner import Twin
+t_import = time.perf_counter()
+c0 = watch.seconds
+cfg = load_any(sys.argv[2])
+twin = Twin(cfg)
+t_setup = time.perf_counter()
+setup_compile = watch.seconds - c0
+result = twin.run()
+t_run = time.perf_counter()
+result.save(sys.argv[3])
+t_out = time.perf_counter()
+watch.__exit__(None, None, None)
+m = result.manifest
+print(json.dumps({"import": t_import - t_start, "setup": t_setup - t_import - setup_compile,
+                  "compile": watch.seconds, "simulation": m["simulate_s"],
+                  "output": t_out - t_setup - m["simulate_s"] - m["compile_s"],  # the Dataset, KPIs, files
+                  "total": t_out - t_start, "compiles": watch.compiles,
+                  "modules": sorted({k.split('.')[0] for k in sys.modules})}))
+"""
+
+
+def child_phases(scenario: Path, out: Path) -> dict:
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), str(scenario), str(out)], cwd=ROOT,
+                       capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"bench_startup: the timed run failed:\n{p.stderr[-2000:]}")
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    r["interpreter"] = wall - r["total"]  # python's own start-up, before the first line of the run
+    r["total"] = wall
+    return r
+
+
+def cli_seconds(scenario: Path, out: Path) -> float:
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "run_sim.py", "run", str(scenario), "-q", "--out", str(out)], cwd=ROOT,
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"bench_startup: run_sim.py failed:\n{p.stderr[-2000:]}")
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("scenario", nargs="?", type=Path, default=DEFAULT)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--json", action="store_true", help="(the JSON line is always printed last)")
+    a = p.parse_args()
+    runs, cli = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(a.repeat):
+            runs.append(child_phases(a.scenario.resolve(), Path(tmp) / f"p{i}"))
+            cli.append(cli_seconds(a.scenario.resolve(), Path(tmp) / f"c{i}"))
+    keys = ("interpreter", "import", "setup", "compile", "simulation", "output", "total")
+    med = {k: round(statistics.median(r[k] for r in runs), 3) for k in keys}
+    compiles = max(r["compiles"] for r in runs)
+    heavy = sorted({m for r in runs for m in r["modules"]} & {"dask", "distributed", "scipy", "pandas", "xarray",
+                                                               "fastapi", "sumolib", "pyvista", "matplotlib",
+                                                               "mesa", "pydantic", "netCDF4"})
+    print(f"scenario {a.scenario.name}, median of {a.repeat} fresh processes each:")
+    for k in keys:
+        print(f"  {k:<12}{med[k]:7.2f} s")
+    print(f"  kernels compiled: {compiles} ({'warm cache' if compiles == 0 else 'run `make warm` to cache them'})")
+    print(f"  heavy packages loaded: {', '.join(heavy) or 'none'}")
+    print(f"`run_sim.py run` wall time: {statistics.median(cli):.2f} s (runs: {', '.join(f'{c:.2f}' for c in cli)};"
+          f" target ≤ 5 s)")
+    print(json.dumps({"scenario": a.scenario.name, "repeat": a.repeat, "cli_s": round(statistics.median(cli), 3),
+                      "cli_runs_s": [round(c, 3) for c in cli], "phases": med, "compiles": compiles,
+                      "heavy_modules": heavy}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -256,8 +256,14 @@ def _tls_program(elem: ET.Element, path: Path) -> TlsProgram:
                       params)
 
 
-def read_tls_programs(paths: list[Path]) -> TlsPrograms:
+TLS_TAGS = frozenset({"tlLogic", "WAUT", "wautJunction"})
+
+
+def read_tls_programs(paths: list[Path], *, read: dict[Path, list[ET.Element]] | None = None) -> TlsPrograms:
     """Every ``tlLogic`` program and ``WAUT`` schedule in networks/additional files.
+
+    ``read``: the :data:`TLS_TAGS` elements of some of ``paths`` already read (a network's, by
+    :func:`read_sumo_net` in its one pass over the file), so that those files are not parsed again.
 
     A signal starts with the program loaded last (additional files override the network, as in SUMO),
     or with its WAUT's ``startProg``. WAUT switch times are ``refTime + time`` [s] (repeating every
@@ -268,7 +274,7 @@ def read_tls_programs(paths: list[Path]) -> TlsPrograms:
     wauts: dict[str, tuple[float, float, str | None, list[tuple[float, str]], str]] = {}
     junctions: list[tuple[str, str, str | None, Path]] = []
     for p in paths:
-        for elem in iter_xml(p, {"tlLogic", "WAUT", "wautJunction"}):
+        for elem in read[p] if read and p in read else iter_xml(p, TLS_TAGS):
             if elem.tag == "tlLogic":
                 prog = _tls_program(elem, p)
                 out.programs.setdefault(prog.tls, {})[prog.program_id] = prog
@@ -366,10 +372,13 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
     conns: list[ET.Element] = []
     internal_len: dict[str, tuple[float, float]] = {}  # internal lane id -> length [m], speed [m/s]
     internal_next: dict[str, str] = {}  # internal lane id -> the internal lane it continues on
+    tls_elems: list[ET.Element] = []  # signal programs, read in the same pass
     n_roots = 0
-    for elem in iter_xml(path, {"location", "junction", "edge", "connection", "net"}):
+    for elem in iter_xml(path, {"location", "junction", "edge", "connection", "net", *TLS_TAGS}):
         tag = elem.tag
-        if tag == "net":
+        if tag in TLS_TAGS:
+            tls_elems.append(_copy(elem))
+        elif tag == "net":
             n_roots += 1
         elif tag == "location":
             b.attrs["net_offset"] = elem.get("netOffset", "0,0")
@@ -430,7 +439,7 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
         kept.add(eid)
 
     # signal programs: the network's, overridden by additional files (last loaded wins), and WAUT switches
-    tls_read = read_tls_programs([path, *[Path(a) for a in additional]])
+    tls_read = read_tls_programs([path, *[Path(a) for a in additional]], read={path: tls_elems})
     programs = tls_read.programs
     tl_links: dict[str, int] = defaultdict(int)
     tl_node: dict[str, str] = {}

@@ -47,3 +47,53 @@ def test_compiling_shows_one_line_and_no_progress_bar_counting_it(tmp_path):
         seconds = [sum(int(x) * 60 ** i for i, x in enumerate(reversed(v.split(":")))) for v in (elapsed, remaining)
                    if v != "?"]
         assert max(seconds) < compile_s, (ln, compile_s)
+
+
+# ----------------------------------------------------------------- the city cache
+def _same_city(a, b) -> bool:
+    import dataclasses
+
+    import numpy as np
+
+    return all(np.array_equal(getattr(a, f.name), getattr(b, f.name)) if isinstance(getattr(a, f.name), np.ndarray)
+               else getattr(a, f.name) == getattr(b, f.name) for f in dataclasses.fields(a))
+
+
+def test_a_network_read_again_comes_from_the_cache_with_its_warnings(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from twin.city import cache
+    from twin.city.sumo_net import _parse_sumo_net, read_sumo_net
+
+    monkeypatch.setenv("TWIN_CACHE_DIR", str(tmp_path / "cache"))
+    net = tmp_path / "cross.net.xml"
+    # a footpath the import leaves out, with its warning
+    text = (WARM.parent / "cross.net.xml").read_text().replace('<edge id="QP" from="Q" to="P" priority="-1">',
+                                                               '<edge id="QP" from="Q" to="P" priority="-1" '
+                                                               'type="highway.footway">')
+    net.write_text(text.replace('id="QP_0" index="0" speed="8.33"', 'id="QP_0" index="0" allow="pedestrian" '
+                                                                      'speed="8.33"'))
+    with caplog.at_level(logging.WARNING):
+        first, rep1 = read_sumo_net(net)
+    assert len(list((tmp_path / "cache" / "cities").glob("*.npz"))) == 1
+    warned = [r.getMessage() for r in caplog.records]
+    assert any("left out 1 edges" in m for m in warned), warned
+    caplog.clear()
+    monkeypatch.setattr("twin.city.sumo_net._parse_sumo_net", lambda *a: pytest.fail("parsed again"))
+    with caplog.at_level(logging.WARNING):
+        second, rep2 = read_sumo_net(net)
+    assert [r.getMessage() for r in caplog.records] == warned  # the same warnings, from the cache
+    assert _same_city(first, second) and rep2 == rep1
+    assert _same_city(second, _parse_sumo_net(net, [], None)[0])
+    monkeypatch.undo()
+    # an edited network is a new entry; a damaged entry is passed over; "off" keeps nothing
+    monkeypatch.setenv("TWIN_CACHE_DIR", str(tmp_path / "cache"))
+    net.write_text(text.replace('speed="13.89"', 'speed="11.11"', 1))
+    edited, _ = read_sumo_net(net)
+    assert not _same_city(edited, first) and len(list((tmp_path / "cache" / "cities").glob("*.npz"))) == 2
+    key = cache.cache_key("sumo-net", [net], {"name": None})
+    (tmp_path / "cache" / "cities" / f"{key}.npz").write_bytes(b"damaged")
+    assert _same_city(read_sumo_net(net)[0], edited)
+    monkeypatch.setenv("TWIN_CACHE_DIR", "off")
+    read_sumo_net(WARM.parent / "cross.net.xml")
+    assert len(list((tmp_path / "cache" / "cities").glob("*.npz"))) == 2

@@ -70,6 +70,16 @@ class ImportReport:
         for note in self.notes:
             logger.warning("%s: %s", source, note)
 
+    def to_dict(self) -> dict:
+        return {"dropped_edges": dict(self.dropped_edges), "internal_lanes": self.internal_lanes,
+                "actuated_programs": list(self.actuated_programs), "signal_notes": dict(self.signal_notes),
+                "notes": list(self.notes)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ImportReport":
+        return cls(Counter(d["dropped_edges"]), d["internal_lanes"], list(d["actuated_programs"]),
+                   Counter(d["signal_notes"]), list(d["notes"]))
+
 
 def open_xml(path: Path):
     """Open a (possibly gzipped) XML file for ElementTree."""
@@ -207,7 +217,9 @@ class TlsProgram:
     params: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {"dropped_edges": dict(self.dropped_edges), "internal_lanes": self.internal_lanes,
+                "actuated_programs": list(self.actuated_programs), "signal_notes": dict(self.signal_notes),
+                "notes": list(self.notes)}
 
 
 @dataclass
@@ -361,8 +373,27 @@ def tls_builder_args(prog: TlsProgram) -> tuple[dict, str | None]:
 
 def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: str | None = None
                   ) -> tuple[CityModel, ImportReport]:
-    """Read a SUMO network (and signal programs from ``additional`` files) into a CityModel."""
+    """Read a SUMO network (and signal programs from ``additional`` files) into a CityModel.
+
+    A network read before (same files, same bytes) is loaded from the city cache (:mod:`twin.city.cache`);
+    the import's warnings are logged either way.
+    """
+    from twin.city.cache import cached_city
+
     path = Path(path)
+    files = [path, *[Path(a) for a in additional]]
+
+    def parse() -> tuple[CityModel, dict]:
+        city, report = _parse_sumo_net(path, additional, name)
+        return city, report.to_dict()
+
+    city, report = cached_city("sumo-net", files, {"name": name}, parse)
+    report = ImportReport.from_dict(report)
+    report.warn(log, str(path))
+    return city, report
+
+
+def _parse_sumo_net(path: Path, additional: list[str | Path], name: str | None) -> tuple[CityModel, ImportReport]:
     report = ImportReport()
     b = CityBuilder(name or path.name.split(".")[0], attrs={"source": "sumo", "sumo_net": str(path.resolve()),
                                                              "sumo_additional": [str(Path(a).resolve())
@@ -529,9 +560,7 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
                              speed=speed)
         except CityError as exc:
             raise CityError(f"{path}: {exc}") from None
-    city = b.build()
-    report.warn(log, str(path))
-    return city, report
+    return b.build(), report
 
 
 def _checked_lanes(path: Path, eid: str, lanes: list[ET.Element]) -> list[ET.Element]:

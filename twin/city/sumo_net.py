@@ -217,9 +217,7 @@ class TlsProgram:
     params: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"dropped_edges": dict(self.dropped_edges), "internal_lanes": self.internal_lanes,
-                "actuated_programs": list(self.actuated_programs), "signal_notes": dict(self.signal_notes),
-                "notes": list(self.notes)}
+        return dataclasses.asdict(self)
 
 
 @dataclass

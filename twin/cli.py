@@ -35,8 +35,8 @@ def default_scenario() -> Path:
 
 
 def _compiling_notice() -> None:
-    print("twin: compiling the numba kernels (first run only: about a minute; later runs load them from the "
-          "cache)", file=sys.stderr, flush=True)
+    print("twin: compiling the numba kernels (once: about a minute; later runs load them from the cache; "
+          "`make warm` or `python -m twin.warm` does this ahead)", file=sys.stderr, flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,8 +13,8 @@ Two fresh processes per repetition, alternated:
   ``output`` (results.nc, kpis.json, manifest.json), ``interpreter`` (python's start and exit) and ``total``
   (the process's wall time).
 
-``cli_cpu_s`` is the CLI process's CPU time (user + system), which a machine busy with other work
-inflates less than wall time.
+``cli_cpu_s`` and ``phases_cpu`` are CPU times (user + system), which a machine busy with other work
+inflates far less than wall time.
 
 The figures are the median over the repetitions. The default SCENARIO is the packaged default
 (``twin/data/default.yaml``). Run ``make warm`` first for the warm-cache figures (the target is
@@ -38,28 +38,38 @@ DEFAULT = ROOT / "twin" / "data" / "default.yaml"
 # runs in the child: the steps of `twin run` (twin/cli.py), each timed
 CHILD = r"""
 import json, sys, time
-t_start = time.perf_counter()
+clock = lambda: (time.perf_counter(), time.process_time())  # wall, CPU
+t_start = clock()
 sys.path.insert(0, sys.argv[1])
 from twin.jit import CompileWatch
 watch = CompileWatch().__enter__()
 from twin.config.sumocfg import load_any
 from twin.runner import Twin
-t_import = time.perf_counter()
-c0 = watch.seconds
+t_import = clock()
 cfg = load_any(sys.argv[2])
 twin = Twin(cfg)
-t_setup = time.perf_counter()
-setup_compile = watch.seconds - c0
+t_setup = clock()
+setup_compile = watch.seconds
+loop = twin.sim.run
+sim = {}
+def timed_loop():
+    c = clock()
+    loop()
+    sim["cpu"] = clock()[1] - c[1]
+twin.sim.run = timed_loop
 result = twin.run()
-t_run = time.perf_counter()
+t_run = clock()
 result.save(sys.argv[3])
-t_out = time.perf_counter()
+t_out = clock()
 watch.__exit__(None, None, None)
 m = result.manifest
-print(json.dumps({"import": t_import - t_start, "setup": t_setup - t_import - setup_compile,
-                  "compile": watch.seconds, "simulation": m["simulate_s"],
-                  "output": t_out - t_setup - m["simulate_s"] - m["compile_s"],  # the Dataset, KPIs, files
-                  "total": t_out - t_start, "compiles": watch.compiles,
+wall = {"import": t_import[0] - t_start[0], "setup": t_setup[0] - t_import[0] - setup_compile,
+        "compile": watch.seconds, "simulation": m["simulate_s"],
+        "output": t_out[0] - t_setup[0] - m["simulate_s"] - m["compile_s"],  # the Dataset, KPIs, files
+        "total": t_out[0] - t_start[0]}
+cpu = {"import": t_import[1] - t_start[1], "setup": t_setup[1] - t_import[1], "simulation": sim["cpu"],
+       "output": t_out[1] - t_setup[1] - sim["cpu"], "total": t_out[1] - t_start[1]}
+print(json.dumps({**wall, "cpu": cpu, "compiles": watch.compiles,
                   "modules": sorted({k.split('.')[0] for k in sys.modules})}))
 """
 
@@ -94,29 +104,31 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--json", action="store_true", help="(the JSON line is always printed last)")
     a = p.parse_args()
-    runs, cli, cpu = [], [], []
+    runs, cli, cli_cpu = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(a.repeat):
             runs.append(child_phases(a.scenario.resolve(), Path(tmp) / f"p{i}"))
             wall, busy = cli_seconds(a.scenario.resolve(), Path(tmp) / f"c{i}")
             cli.append(wall)
-            cpu.append(busy)
+            cli_cpu.append(busy)
     keys = ("interpreter", "import", "setup", "compile", "simulation", "output", "total")
     med = {k: round(statistics.median(r[k] for r in runs), 3) for k in keys}
+    cpu = {k: round(statistics.median(r["cpu"][k] for r in runs), 3) for k in runs[0]["cpu"]}
     compiles = max(r["compiles"] for r in runs)
     heavy = sorted({m for r in runs for m in r["modules"]} & {"dask", "distributed", "scipy", "pandas", "xarray",
                                                                "fastapi", "sumolib", "pyvista", "matplotlib",
                                                                "mesa", "pydantic", "netCDF4"})
     print(f"scenario {a.scenario.name}, median of {a.repeat} fresh processes each:")
+    print(f"  {'':<12}{'wall':>7}  {'CPU':>7}")
     for k in keys:
-        print(f"  {k:<12}{med[k]:7.2f} s")
+        print(f"  {k:<12}{med[k]:7.2f}  " + (f"{cpu[k]:7.2f}" if k in cpu else f"{'':>7}") + " s")
     print(f"  kernels compiled: {compiles} ({'warm cache' if compiles == 0 else 'run `make warm` to cache them'})")
     print(f"  heavy packages loaded: {', '.join(heavy) or 'none'}")
     print(f"`run_sim.py run` wall time: {statistics.median(cli):.2f} s (runs: {', '.join(f'{c:.2f}' for c in cli)};"
-          f" target ≤ 5 s); CPU time {statistics.median(cpu):.2f} s (less sensitive to a busy machine)")
+          f" target ≤ 5 s); CPU time {statistics.median(cli_cpu):.2f} s (less sensitive to a busy machine)")
     print(json.dumps({"scenario": a.scenario.name, "repeat": a.repeat, "cli_s": round(statistics.median(cli), 3),
-                      "cli_runs_s": [round(c, 3) for c in cli], "cli_cpu_s": round(statistics.median(cpu), 3),
-                      "phases": med, "compiles": compiles, "heavy_modules": heavy}))
+                      "cli_runs_s": [round(c, 3) for c in cli], "cli_cpu_s": round(statistics.median(cli_cpu), 3),
+                      "phases": med, "phases_cpu": cpu, "compiles": compiles, "heavy_modules": heavy}))
     return 0
 
 

@@ -797,6 +797,36 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def console(argv: list[str] | None = None) -> None:
+    """The ``twin`` command, ``run_sim.py`` and ``python -m twin``: :func:`main`, then a quick exit.
+
+    Python's teardown of a run's modules and objects (numba's compiled code, xarray, dask) takes about half a
+    second of CPU after the work is done. The results are written and closed by then, so the process waits
+    for its threads, runs its exit handlers (logging, temporary folders), flushes its output and leaves
+    without that teardown. (:func:`main` itself returns, for callers in the same process.)
+    """
+    import atexit
+    import os
+    import threading
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse: --help, --version, usage errors
+        code = exc.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for t in threading.enumerate():
+        if t is not threading.main_thread() and not t.daemon:
+            t.join()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     command = COMMAND_FUNCTIONS.get(args.command)
     if command is None:

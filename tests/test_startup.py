@@ -30,6 +30,20 @@ def test_a_fresh_process_compiles_no_kernel_once_the_cache_is_warm(tmp_path):
     assert again.stdout.split() == ["0", "0.0"], again.stdout
 
 
+def test_import_twin_and_a_plain_run_load_only_what_they_need(tmp_path):
+    heavy = ["numba", "numpy", "xarray", "pandas", "pydantic", "netCDF4", "dask", "distributed", "scipy", "fastapi",
+             "uvicorn", "starlette", "sumolib", "traci", "libsumo", "pyproj", "pyvista", "vtk", "matplotlib", "mesa"]
+    code = f"import sys, twin\nprint([m for m in {heavy!r} if m in sys.modules])"
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+    # a plain run of the default scenario: no web stack, SUMO, 3D, plotting or agents
+    code = (f"import sys\nfrom twin.cli import main\n"
+            f"assert main(['run', '--duration', '120', '-q', '--out', {str(tmp_path / 'out')!r}]) == 0\n"
+            f"print([m for m in {heavy[9:]!r} if m in sys.modules])")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == "[]", r.stdout + r.stderr
+
+
 @pytest.mark.slow
 def test_compiling_shows_one_line_and_no_progress_bar_counting_it(tmp_path):
     """With an empty cache, the run prints one line about compiling; the bar's clock leaves the compilation out."""

@@ -35,8 +35,8 @@ def default_scenario() -> Path:
 
 
 def _compiling_notice() -> None:
-    print("twin: compiling the numba kernels (first run only: about a minute; later runs load them from the "
-          "cache)", file=sys.stderr, flush=True)
+    print("twin: compiling the numba kernels (once: about a minute; later runs load them from the cache; "
+          "`make warm` or `python -m twin.warm` does this ahead)", file=sys.stderr, flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -232,7 +232,7 @@ def _load(args: argparse.Namespace, scenario: Path):
     return cfg, city, demand
 
 
-def _days_progress(cfg, city, quiet: bool):
+def _days_progress(cfg, city, quiet: bool, compiling=None):
     """One progress bar over all days of a population or outbreak scenario.
 
     Returns ``(progress, bar, components)`` for :func:`twin.runner.run_scenario`:
@@ -249,7 +249,7 @@ def _days_progress(cfg, city, quiet: bool):
     else:
         days, day_s = cfg.population.days, cfg.run.duration_s
     offset = (days - 1) * day_s
-    progress, bar = make_progress(offset + cfg.run.duration_s, f"simulating {days} days", quiet)
+    progress, bar = make_progress(offset + cfg.run.duration_s, f"simulating {days} days", quiet, compiling)
     components = build_components(cfg, city)
     if progress is None:
         return None, None, components
@@ -259,16 +259,26 @@ def _days_progress(cfg, city, quiet: bool):
     return (lambda t, running: progress(offset + t, running)), bar, components
 
 
-def make_progress(total: float, desc: str, quiet: bool):
-    """A tqdm bar over simulated seconds and its callback ``(t, running)``; (None, None) when quiet."""
+def make_progress(total: float, desc: str, quiet: bool, compiling=None):
+    """A tqdm bar over simulated seconds and its callback ``(t, running)``; (None, None) when quiet.
+
+    The bar shows from the first report on, so not while the first steps compile kernels (the CLI prints one
+    line for that), and time spent compiling (``compiling``: the command's :class:`twin.jit.CompileWatch`) is
+    left out of its elapsed time and rate, so its ETA is the simulation's.
+    """
     if quiet:
         return None, None
     from tqdm import tqdm
 
-    bar = tqdm(total=total, unit="s", desc=desc, dynamic_ncols=True,
+    bar = tqdm(total=total, unit="s", desc=desc, dynamic_ncols=True, delay=math.inf,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
+    seen = [compiling.compiles if compiling is not None else 0]
 
     def progress(t: float, running: int) -> None:
+        bar.delay = 0.0
+        if compiling is not None and compiling.compiles != seen[0]:  # kernels compiled since the last report
+            seen[0] = compiling.compiles
+            bar.unpause()
         bar.update(t - bar.n)
         bar.set_postfix_str(f"{running} running", refresh=False)
 
@@ -327,9 +337,9 @@ def _run(args: argparse.Namespace, stop) -> int:
             if cfg.epidemic is None:
                 print(f"population: residents at scale {cfg.population.scale:g} over {cfg.population.days} days; "
                       f"each day their car trips join the {len(demand.trips):,} trips above", flush=True)
-            progress, bar, components = _days_progress(cfg, city, args.quiet)
+            progress, bar, components = _days_progress(cfg, city, args.quiet, args.compiling)
         else:
-            progress, bar = make_progress(cfg.run.duration_s, "simulating", args.quiet)
+            progress, bar = make_progress(cfg.run.duration_s, "simulating", args.quiet, args.compiling)
         try:
             result = run_scenario(cfg, progress=progress, city=city, demand=demand, components=components)
         except UnsupportedActionError as exc:
@@ -408,7 +418,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         shipped = args.scenario if args.scenario.suffix == ".sumocfg" else None
         with lock:
             report = validate(cfg, city, demand, out, sumo_api=args.sumo_api, sumocfg=shipped,
-                              turn_counts=turns, progress=lambda desc: make_progress(cfg.run.duration_s, desc, args.quiet))
+                              turn_counts=turns,
+                              progress=lambda desc: make_progress(cfg.run.duration_s, desc, args.quiet, args.compiling))
         if report.get("partial"):
             runs = report["runs_saved"]
             return _interrupted(stop, f"during the {runs[-1]} run: no comparison; {out}/validation.json and "
@@ -799,6 +810,36 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def console(argv: list[str] | None = None) -> None:
+    """The ``twin`` command, ``run_sim.py`` and ``python -m twin``: :func:`main`, then a quick exit.
+
+    Python's teardown of a run's modules and objects (numba's compiled code, xarray, dask) takes about half a
+    second of CPU after the work is done. The results are written and closed by then, so the process waits
+    for its threads, runs its exit handlers (logging, temporary folders), flushes its output and leaves
+    without that teardown. (:func:`main` itself returns, for callers in the same process.)
+    """
+    import atexit
+    import os
+    import threading
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse: --help, --version, usage errors
+        code = exc.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for t in threading.enumerate():
+        if t is not threading.main_thread() and not t.daemon:
+            t.join()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     command = COMMAND_FUNCTIONS.get(args.command)
     if command is None:
@@ -807,7 +848,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     from twin.jit import CompileWatch
 
     try:
-        with CompileWatch(on_first=_compiling_notice):
+        with CompileWatch(on_first=_compiling_notice) as args.compiling:  # the progress bars leave it out
             return command(args)
     except ModuleNotFoundError as exc:  # an optional feature whose extra is not installed
         top = (exc.name or "").split(".")[0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import ClassVar, Literal
 
+import numba
 import numpy as np
 from pydantic import Field, model_validator
 
@@ -33,17 +34,32 @@ log = logging.getLogger(__name__)
 
 
 class NativeEngineConfig(EngineConfig):
-    """``run.engine`` for the native engine: ``step_length_s`` must divide 1 s."""
+    """``run.engine`` for the native engine: ``step_length_s`` must divide 1 s; ``threads``: the cores its
+    parallel kernels use (default: all; results do not depend on it)."""
 
     type: Literal["native"] = "native"
     step_length_s: float = Field(1.0, ge=0.1, le=1.0)
+    threads: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _divides_second(self) -> "NativeEngineConfig":
         k = round(1.0 / self.step_length_s)
         if abs(k * self.step_length_s - 1.0) > 1e-9:
             raise ValueError(f"step_length_s must divide 1 s (1.0, 0.5, 0.25, 0.2, 0.1), got {self.step_length_s}")
+        check_threads(self.threads)
         return self
+
+
+def check_threads(threads: int | None) -> int:
+    """The number of threads the kernels run on: ``threads``, or all numba has (``NUMBA_NUM_THREADS``, by
+    default the machine's cores) for None."""
+    most = numba.config.NUMBA_NUM_THREADS
+    if threads is None:
+        return most
+    if not 1 <= threads <= most:
+        raise ValueError(f"threads must be between 1 and {most} (the threads numba has: NUMBA_NUM_THREADS), "
+                         f"got {threads}")
+    return int(threads)
 
 
 class NativeEngine:
@@ -58,6 +74,9 @@ class NativeEngine:
         rule, as SUMO's ``time-to-teleport``); ``inf`` disables it.
     emissions : bool
         Compute pollutant emissions in the step (:mod:`twin.engines.native.emissions`); off, they stay 0.
+    threads : int or None
+        Threads the parallel kernels run on while the engine advances (None: all numba has). The results
+        are the same, bit for bit, for any number.
     """
 
     name: ClassVar[str] = "native"
@@ -78,7 +97,8 @@ class NativeEngine:
         "_turn_ridx": 0}
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
-                 loops: list[tuple[str, int, float]] | None = None, emissions: bool = True) -> None:
+                 loops: list[tuple[str, int, float]] | None = None, emissions: bool = True,
+                 threads: int | None = None) -> None:
         if not (0.1 <= step_length <= 1.0) or abs(round(1.0 / step_length) * step_length - 1.0) > 1e-9:
             raise ValueError(f"step_length must divide 1 s (e.g. 1.0 or 0.5), got {step_length}")
         if teleport_time <= 0:
@@ -87,6 +107,7 @@ class NativeEngine:
         self._teleport_time = float(teleport_time)
         self._loop_spec = list(loops or [])  # (id, lane index, position [m]) induction loops
         self._emissions_on = bool(emissions)
+        self._threads = check_threads(threads)
         self._started = False
         self._closed = False
 
@@ -94,7 +115,7 @@ class NativeEngine:
     def from_config(cls, cfg: NativeEngineConfig, *, record_interval_s: float,
                     loops: list[tuple[str, int, float]] | None = None) -> "NativeEngine":
         """The engine a scenario's ``run.engine`` section describes (see :class:`NativeEngineConfig`)."""
-        return cls(step_length=cfg.step_length_s, teleport_time=cfg.teleport_time_s, loops=loops)
+        return cls(step_length=cfg.step_length_s, teleport_time=cfg.teleport_time_s, loops=loops, threads=cfg.threads)
 
     # ----------------------------------------------------------------- setup
     @property
@@ -204,8 +225,13 @@ class NativeEngine:
         target = int(round(until / self._dt))
         if abs(target * self._dt - until) > 1e-6:
             raise EngineError(f"advance target {until} s is not a multiple of the step {self._dt} s")
-        while self._step < target:
-            self._one_step()
+        before = numba.get_num_threads()  # (numba's setting is per calling thread)
+        numba.set_num_threads(self._threads)
+        try:
+            while self._step < target:
+                self._one_step()
+        finally:
+            numba.set_num_threads(before)
 
     def _one_step(self) -> None:
         c, vt, dt = self.city, self._vt, self._dt
@@ -701,6 +727,9 @@ class NativeEngine:
         eng.__dict__.update(meta["scalars"])
         eng._loop_spec = [(str(a), int(b), float(c)) for a, b, c in meta.get("loops", [])]
         eng.__dict__.update(arrays)
+        # the threads it ran on, as far as this process has them (results do not depend on them)
+        eng._threads = min(int(meta["scalars"].get("_threads", numba.config.NUMBA_NUM_THREADS)),
+                           numba.config.NUMBA_NUM_THREADS)
         eng.__dict__.pop("co2", None)  # checkpoints of the road-load CO2 model: CO2 is an emission column now
         eng._added = {str(k): int(v) for k, v in meta.get("added", {}).items()}
         eng.__dict__.setdefault("_n_demand", len(demand.trips))

@@ -7,9 +7,15 @@ so that results are bit-for-bit reproducible and equal the pure-Python run
 """
 from __future__ import annotations
 
+import os
 import time
 
-import numba
+# Threads of a parallel kernel that wait for the next one sleep instead of spinning (GNU OpenMP spins by
+# default): on cores shared with other processes a spinning thread takes the time the others need, and the
+# step waits for its slowest thread. Read when numba starts its thread pool, at the first parallel kernel.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numba  # noqa: E402
 
 JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
 
@@ -17,6 +23,14 @@ JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "
 def kernel(func):
     """Compile ``func`` as a twin kernel (``numba.njit`` with the defaults above)."""
     return numba.njit(**JIT_OPTIONS)(func)
+
+
+def parallel_kernel(func):
+    """Compile ``func`` as a twin kernel whose ``numba.prange`` loops are split between the threads
+    (``numba.set_num_threads``; the native engine's ``threads``). Each iteration of a ``prange`` loop must
+    write only its own elements, and sums over iterations are made after the loop in a fixed order, so that
+    the results do not depend on the number of threads (tests/test_parallel.py)."""
+    return numba.njit(parallel=True, **JIT_OPTIONS)(func)
 
 
 class CompileWatch:

@@ -9,8 +9,8 @@ scenario YAML / .sumocfg). The engine runs step by step without recorder; every 
 engine calls (the numba dispatchers it reaches through its own module and the native engine's modules)
 is wrapped in a timer for the run, so the table needs no change to the engine and follows its kernels
 wherever they live. Per kernel it prints the share of the step's wall time, the wall time per vehicle
-update [ns] and its share of the process's CPU time (robust when other processes share the cores; with
-several threads it sums them); "python" is the rest of the step (the engine's Python between kernels).
+update [ns], and its share of the process's CPU time and CPU time per update (robust when other
+processes share the cores; with several threads it sums them); "python" is the rest of the step (the engine's Python between kernels).
 
 With ``--threads 1,2`` the same scenario runs once per thread count (numba's ``set_num_threads``), the
 counts alternated over ``--repeat`` rounds, and the figures of each count are the best round's. The
@@ -116,6 +116,7 @@ def profile(city, demand, seed: int, duration: float, threads: int) -> dict:
             "teleports": int(snap.teleports),
             "kernels": {k: {"share": round(s / wall, 4), "ns_per_update": round(1e9 * s / max(updates, 1), 1),
                             "cpu_share": round(kt.cpu[k] / max(cpu, 1e-9), 4),
+                            "cpu_ns_per_update": round(1e9 * kt.cpu[k] / max(updates, 1), 1),
                             "calls": kt.calls.get(k, 0)} for k, s in kernels.items()}}
 
 
@@ -129,10 +130,10 @@ def warm_up(city, demand, seed: int) -> None:
 def table(r: dict) -> str:
     lines = [f"{r['threads']} thread(s): {r['wall_s']:.2f} s wall ({r['cpu_s']:.2f} s CPU), "
              f"{r['vehicle_updates']:,} vehicle updates, {r['vehicle_updates_per_s']:,} updates/s",
-             f"  {'kernel':<28} {'share':>7} {'ns/update':>10} {'CPU share':>10} {'calls':>7}"]
+             f"  {'kernel':<28} {'share':>7} {'ns/update':>10} {'CPU share':>10} {'CPU ns/upd.':>11} {'calls':>7}"]
     for k, v in r["kernels"].items():
         lines.append(f"  {k:<28} {100 * v['share']:6.1f}% {v['ns_per_update']:10.1f} {100 * v['cpu_share']:9.1f}% "
-                     f"{v['calls']:7d}")
+                     f"{v['cpu_ns_per_update']:11.1f} {v['calls']:7d}")
     return "\n".join(lines)
 
 

@@ -10,7 +10,8 @@ engine calls (the numba dispatchers it reaches through its own module and the na
 is wrapped in a timer for the run, so the table needs no change to the engine and follows its kernels
 wherever they live. Per kernel it prints the share of the step's wall time, the wall time per vehicle
 update [ns], and its share of the process's CPU time and CPU time per update (robust when other
-processes share the cores; with several threads it sums them); "python" is the rest of the step (the engine's Python between kernels).
+processes share the cores; with several threads it sums them); "python" is the rest of the step (the
+engine's Python between the kernels).
 
 With ``--threads 1,2`` the same scenario runs once per thread count (numba's ``set_num_threads``), the
 counts alternated over ``--repeat`` rounds, and the figures of each count are the best round's. The

@@ -640,6 +640,10 @@ def cmd_live(args: argparse.Namespace) -> int:
     f = result.manifest["feed"]
     print(f"records: {f['received']} received, {f['accepted']} accepted, {f['rejected']} rejected "
           f"{f['rejected_by_reason'] or ''}")
+    if "air" in f:  # air-quality station and weather readings (twin.air.live)
+        a = f["air"]
+        print(f"air records: {a['received']} received, {a['accepted']} accepted, {a['rejected']} rejected "
+              f"{a['rejected_by_reason'] or ''}")
     if "assimilation" in result.manifest:  # see twin.live.assimilation
         a = result.manifest["assimilation"]
         m = sorted(a["multipliers"].values())

@@ -66,6 +66,7 @@ class DayPlan:
     depart: np.ndarray
     expected_s: np.ndarray
     charge_eur: np.ndarray
+    lez_banned_tours: int = 0  # tours whose car a low-emission zone banned (the resident chose another mode)
 
     @property
     def n_trips(self) -> int:
@@ -132,6 +133,29 @@ def _patch_car_legs(t, loc, resident, depart, next_depart, dest, arrival):
             loc[r] = dest[j]
 
 
+class ModesSoFar:
+    """Trips of one day's plan started by ``t``, by mode: the live twin's read-out of the day so far.
+
+    The departures of each mode are sorted once, so a read-out is a binary search per mode, whatever
+    the population's size.
+    """
+
+    def __init__(self, plan: DayPlan) -> None:
+        active = plan.active
+        self.depart = [np.sort(plan.depart[active & (plan.mode == m)]) for m in range(len(MODES))]
+
+    def counts(self, t: float) -> np.ndarray:
+        """Trips departed at or before ``t`` [s since midnight], per mode (4,) int64."""
+        return np.array([np.searchsorted(d, t, side="right") for d in self.depart], dtype=np.int64)
+
+    def live(self, t: float) -> dict:
+        """``{"time_s", "trips", "counts": {mode: n}, "shares": {mode: share}}`` of the trips started by ``t``."""
+        c = self.counts(t)
+        n = int(c.sum())
+        return {"time_s": float(t), "trips": n, "counts": {m: int(k) for m, k in zip(MODES, c)},
+                "shares": {m: (float(k) / n if n else 0.0) for m, k in zip(MODES, c)}}
+
+
 class ZoneAgent(mesa.Agent):
     """The residents of one zone: a contiguous index range of the population arrays.
 
@@ -179,10 +203,17 @@ class PopulationModel(mesa.Model):
         Residents to use (default: generated from the city's zones at ``cfg.scale``).
     skims : ZoneSkims, optional
         Zone-to-zone level of service (default: computed, without charges).
+    lezs : tuple of Lez, optional
+        Low-emission zones (:func:`twin.agents.modes.lezs_from_policies`): a resident whose car is below a
+        zone's standard cannot take it on a tour that starts or ends at a place on a zone edge while the
+        zone is in force (at either leg's departure), and chooses among the other modes.
+    car_class : (n_residents,) int, optional
+        Emission class of each resident's car (index into :func:`twin.demand.emissions.emission_table`;
+        needed with ``lezs``; see :func:`twin.agents.traffic.resident_car_classes`).
     """
 
     def __init__(self, city: CityModel, cfg=None, *, seed: int = 0, population: Population | None = None,
-                 skims: ZoneSkims | None = None) -> None:
+                 skims: ZoneSkims | None = None, lezs: tuple = (), car_class: np.ndarray | None = None) -> None:
         from twin.agents.modes import zone_skims
         from twin.config.agents import PopulationConfig
 
@@ -198,6 +229,9 @@ class PopulationModel(mesa.Model):
             raise ValueError("residents must be ordered by home zone (as generate_population makes them)")
         self.skims = skims if skims is not None else zone_skims(city, detour_factor=c.mode.detour_factor)
         n = len(pop)
+        if lezs and (car_class is None or np.shape(car_class) != (n,)):
+            raise ValueError(f"low-emission zones need the emission class of each of the {n} residents' cars")
+        self.lezs, self.car_class = tuple(lezs), car_class
         d = c.departure
         # fixed preferences: preferred arrival at work/school [s], time spent there [s]
         self.pref_arrival = np.where(
@@ -299,6 +333,21 @@ class PopulationModel(mesa.Model):
         self.agents.do("plan", plan, stay_home, closed, float(trip_rate))
         return plan
 
+    def lez_banned(self, rows: np.ndarray, o_place: np.ndarray, d_place: np.ndarray, t_out: np.ndarray,
+                   t_back: np.ndarray) -> np.ndarray:
+        """Whether residents ``rows`` may not take their car on a tour between places ``o_place`` and ``d_place``
+        leaving at ``t_out`` and ``t_back`` [s]: a zone in force at either departure holds one of the places
+        (the edge it sits on), and the car is below its standard (bool array)."""
+        out = np.zeros(np.shape(rows), dtype=bool)
+        if not self.lezs:
+            return out
+        eo, ed = self.place_edge[o_place], self.place_edge[d_place]
+        cls = self.car_class[rows]
+        for z in self.lezs:
+            inside = (z.edges[np.maximum(eo, 0)] & (eo >= 0)) | (z.edges[np.maximum(ed, 0)] & (ed >= 0))
+            out |= z.banned[cls] & inside & (z.active(t_out) | z.active(t_back))
+        return out
+
     def _tour_costs(self, o: np.ndarray, d: np.ndarray, dep: np.ndarray, back: np.ndarray, car: np.ndarray):
         """Generalised cost [EUR] of a tour o → d → o per mode (n, 4), availability (n, 4), and per-leg
         expected times [s] of each mode (n, 4) out and back, for departures ``dep`` out and ``back`` back."""
@@ -368,13 +417,15 @@ class PopulationModel(mesa.Model):
             shift_new = logit_draw(gc_shift, np.ones_like(gc_shift, dtype=bool), mu, u[ci, 1])
             # mode: the car option's time costs are the logsum over departure shifts
             s0 = int(np.argmin(np.abs(shifts)))
-            cost, avail, t_out, t_back = self._tour_costs(h, w, dep_s[:, s0], back[:, s0], car[ci])
+            rows = sl.start + ci
+            banned = car[ci] & self.lez_banned(rows, pop.home[rows], work[ci], dep_s[:, s0], back[:, s0])
+            plan.lez_banned_tours += int(banned.sum())
+            cost, avail, t_out, t_back = self._tour_costs(h, w, dep_s[:, s0], back[:, s0], car[ci] & ~banned)
             car_fixed = cost[:, CAR] - vot * (t_out[:, CAR] + t_back[:, CAR]) - self.skims.charge_eur(
                 h, w, dep_s[:, s0]) - self.skims.charge_eur(w, h, back[:, s0])
             cost[:, CAR] = np.where(avail[:, CAR], car_fixed + logsum_cost(gc_shift, mu), np.inf)
             mode_new = logit_draw(cost, avail, mu, u[ci, 2])
             rc = reconsider[ci]
-            rows = sl.start + ci
             prev_mode = self.commute_mode[rows]
             mode = np.where(rc | (prev_mode < 0) | ~avail[np.arange(ci.size), np.maximum(prev_mode, 0)],
                             mode_new, prev_mode).astype(np.int8)
@@ -410,9 +461,11 @@ class PopulationModel(mesa.Model):
             oz = pop.place_zone[other_place[oi]]
             d_out = dep[oi]
             stay = a.other_duration_h * 3600.0 * (0.5 + u[oi, 5])
-            cost, avail, t_out, t_back = self._tour_costs(h, oz, d_out, d_out + stay, car[oi])
-            mode_new = logit_draw(cost, avail, mu, u[oi, 6])
             rows = sl.start + oi
+            banned = car[oi] & self.lez_banned(rows, pop.home[rows], other_place[oi], d_out, d_out + stay)
+            plan.lez_banned_tours += int(banned.sum())
+            cost, avail, t_out, t_back = self._tour_costs(h, oz, d_out, d_out + stay, car[oi] & ~banned)
+            mode_new = logit_draw(cost, avail, mu, u[oi, 6])
             prev = self.other_mode[rows]
             idx = np.arange(oi.size)
             keep = ~reconsider[oi] & (prev >= 0) & avail[idx, np.maximum(prev, 0)]
@@ -452,8 +505,14 @@ class PopulationModel(mesa.Model):
             _, dest = self.leg_places()
             live.update(resident=r, depart=plan.depart[r, k], next_depart=nxt, dest=dest[r, k],
                         engine_idx=np.asarray(engine_trips, dtype=np.int64), trips=trip_table)
+        live["so_far"] = ModesSoFar(plan)
         self._live = live
         self.whereabouts = []
+
+    def modes_so_far(self, t: float) -> dict | None:
+        """The followed day's trips started by ``t`` [s] by mode (:meth:`ModesSoFar.live`); None outside a day."""
+        live = self._live
+        return live["so_far"].live(t) if live is not None else None
 
     def step(self) -> None:
         """One mesa step at ``self.now`` [s]: where residents are (counts per zone and activity).
@@ -542,6 +601,7 @@ class PopulationModel(mesa.Model):
         mode_trips = np.bincount(pop.home_zone[r] * 4 + mode, minlength=z * 4).reshape(z, 4)
         times = leg_time[r, k]
         stats = {"charge_paid_eur": float(charge.sum()), "trips": int(r.size),
+                 "lez_banned_tours": int(plan.lez_banned_tours),
                  "mean_time_s": [float(times[mode == m].mean()) if np.any(mode == m) else float("nan")
                                  for m in range(4)],
                  "car_legs_simulated": simulated,
@@ -593,4 +653,5 @@ class PopulationModel(mesa.Model):
         return t / np.maximum(t.sum(axis=1, keepdims=True), 1)
 
 
-__all__ = ["ACTIVITIES", "LEGS", "N_LEGS", "CarOutcome", "DayPlan", "DayResult", "PopulationModel", "ZoneAgent"]
+__all__ = ["ACTIVITIES", "LEGS", "N_LEGS", "CarOutcome", "DayPlan", "DayResult", "ModesSoFar", "PopulationModel",
+           "ZoneAgent"]

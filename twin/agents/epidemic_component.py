@@ -127,12 +127,9 @@ class EpidemicComponent:
         streams = RngStreams(self.cfg.seed)
         pcfg = self.cfg.population
         if pcfg is not None:
-            from twin.agents.days import PopulationModel
-            from twin.agents.modes import charges_from_policies, zone_skims
+            from twin.agents.traffic import build_population_model
 
-            skims = zone_skims(city, charges_from_policies(self.cfg.policies, city),
-                               detour_factor=pcfg.mode.detour_factor)
-            self.model = PopulationModel(city, pcfg, seed=streams.seed_for("population"), skims=skims)
+            self.model = build_population_model(self.cfg, city, demand, streams)
             self.planner = PopulationPlanner(self.model)
             pop = self.model.population
             if pcfg.days != self.ecfg.days:
@@ -190,12 +187,13 @@ class EpidemicComponent:
 
     def _traffic_day(self, day: int, sched, pol, seed: int) -> None:
         """An earlier day with traffic: engine, mesa step and epidemic on the day's own clock."""
-        from twin.agents.traffic import outcome
+        from twin.agents.traffic import outcome, with_lez_routes
         from twin.core.simulation import Simulation
         from twin.engines.registry import build_engine
         from twin.policies.schedule import schedule_policies
 
         merged, cars = self._day_demand(self.background)
+        merged = with_lez_routes(self.cfg, self.city, merged)
         engine = build_engine(self.cfg, self.city)
         engine.start(self.city, merged, seed=seed)
         sim = Simulation(engine, self.cfg.run.duration_s)
@@ -247,6 +245,15 @@ class EpidemicComponent:
         ds.attrs.update({k: v for k, v in epi.attrs.items()})
         ds.attrs["epi_prepare_s"] = round(self.timings.get("earlier_days_s", 0.0), 3)
         return ds
+
+    def live(self, t: float) -> dict[str, Any]:
+        """The live twin's read-out at ``t`` [s]: ``{"epidemic": the latest point of the curve (EpidemicRun.live),
+        "modes": the residents' trips started so far today by mode}`` (modes with a population only)."""
+        out: dict[str, Any] = {"epidemic": self.run.live()} if self.run is not None else {}
+        modes = self.model.modes_so_far(t) if self.model is not None else None
+        if modes:
+            out["modes"] = modes
+        return out
 
     def kpis(self) -> dict[str, Any]:
         out = self.run.kpis()

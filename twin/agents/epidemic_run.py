@@ -329,6 +329,22 @@ class EpidemicRun:
         log.debug("epidemic day %d: S %d E %d I %d R %d", day, *self.epi.counts())
 
     # ---------------------------------------------------------------- results
+    def curve(self, start: int = 0) -> dict[str, Any]:
+        """Residents by state (summed over zones) at the recorded times from record ``start`` on:
+        ``{"time_s": [...], "susceptible": [...], ...}`` (the ``epi_*`` variables as :meth:`to_dataset` has them,
+        as they stand now; safe to call while the clock runs)."""
+        times, counts = self.times[start:], self._zone_counts[start:len(self.times)]
+        k = min(len(times), len(counts))
+        totals = np.array([c.sum(axis=0) for c in counts[:k]], dtype=np.int64).reshape(k, len(STATES))
+        return {"time_s": [float(t) for t in times[:k]],
+                **{s: totals[:, j].tolist() for j, s in enumerate(STATES)}}
+
+    def live(self) -> dict[str, Any]:
+        """The latest recorded point of :meth:`curve` and how many there are (``n``): compact, for a live state."""
+        n = min(len(self.times), len(self._zone_counts))
+        last = self.curve(n - 1) if n else {"time_s": [], **{s: [] for s in STATES}}
+        return {"n": n, **{k: (v[0] if v else None) for k, v in last.items()}}
+
     def to_dataset(self) -> xr.Dataset:
         """The epidemic's variables (``epi_*``) on ``(epi_time, zone)``, ``(epi_time, place_kind)``, ``(epi_day)``."""
         self._close()

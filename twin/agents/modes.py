@@ -76,6 +76,42 @@ def charges_from_policies(policies, city: CityModel, vclass: str = "passenger") 
     return tuple(out)
 
 
+@dataclass(frozen=True)
+class Lez:
+    """A low-emission zone as the residents see it (a ``low_emission_zone`` policy their cars do not escape).
+
+    edges : bool (n_edges,)  the zone's edges (as the engine bans them)
+    banned : bool per emission class of :func:`twin.demand.emissions.emission_table`: below the zone's standard
+    start_s, end_s : float  [s since midnight]; ``end_s`` inf = to the end of the day
+    """
+
+    edges: np.ndarray
+    banned: np.ndarray
+    start_s: float
+    end_s: float
+
+    def active(self, t: np.ndarray) -> np.ndarray:
+        """Whether the zone is in force at times ``t`` [s] (bool array)."""
+        return (t >= self.start_s) & (t < self.end_s)
+
+
+def lezs_from_policies(policies, city: CityModel, vclass: str = "passenger") -> tuple[Lez, ...]:
+    """The scenario's ``low_emission_zone`` policies that apply to ``vclass`` (the residents' cars), as :class:`Lez`."""
+    from twin.config.policies import LowEmissionZone
+    from twin.demand.emissions import below_standard
+    from twin.policies.resolve import _lez_edges, _where
+
+    out = []
+    for k, p in enumerate(policies):
+        if not isinstance(p, LowEmissionZone) or vclass in p.exempt:
+            continue
+        edges = np.zeros(city.n_edges, dtype=bool)
+        edges[_lez_edges(city, p, _where(k, p))] = True
+        out.append(Lez(edges, below_standard(p.min_euro_petrol, p.min_euro_diesel, p.min_euro_heavy),
+                       float(p.start_s), float("inf") if p.end_s is None else float(p.end_s)))
+    return tuple(out)
+
+
 @kernel
 def _skim_kernel(offsets, targets, cost, ff, length, charged, rep_edge, out_time, out_dist, out_charged):
     """Free-flow time, length and charged edges (per charge) of the least-``cost`` route between zones."""

@@ -91,6 +91,7 @@ def car_demand(model: PopulationModel, plan: DayPlan, city: CityModel, vtypes: t
     legs = (r * N_LEGS + k).astype(np.int64)
     order = np.argsort(depart, kind="stable")
     r, k, o, d, depart, legs = r[order], k[order], o[order], d[order], depart[order], legs[order]
+    car_of = [f"p{j}@{car_id(int(i))}" for j, i in enumerate(r)]  # a resident's legs share their car's emission class
     charges = model.skims.charges
     ff = free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed)
     charging = model.skims.charging(depart)
@@ -104,7 +105,7 @@ def car_demand(model: PopulationModel, plan: DayPlan, city: CityModel, vtypes: t
             for ch in charges:
                 cost[ch.edges] += ch.penalty_s
         trips = Trips(o[idx].astype(np.int32), d[idx].astype(np.int32), depart[idx],
-                      np.full(idx.size, car, dtype=np.int32), vtypes, tuple(f"p{j}" for j in idx))
+                      np.full(idx.size, car, dtype=np.int32), vtypes, tuple(car_of[j] for j in idx))
         parts.append(route_demand(city, trips, cost))
     if not parts:
         empty = Trips(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0), np.zeros(0, np.int32), vtypes, ())
@@ -112,12 +113,54 @@ def car_demand(model: PopulationModel, plan: DayPlan, city: CityModel, vtypes: t
     dem = parts[0]
     if len(parts) == 2:
         dem, _ = merge_demands(parts[0], parts[1])
-    kept = np.array([int(i[1:]) for i in dem.trips.ids], dtype=np.int64)
+    kept = np.array([int(i[1:].partition("@")[0]) for i in dem.trips.ids], dtype=np.int64)
     if dem.unroutable:
         log.warning("%d car trips of the residents have no route; they keep their expected times",
                     len(dem.unroutable))
     charge = _route_charges(dem, charges)
     return DayDemand(dem, legs[kept], charge)
+
+
+def car_id(resident: int) -> str:
+    """The id of a resident's car (its legs' trip ids are ``p<n>@<car id>``: one emission class per car)."""
+    return f"car{resident}"
+
+
+def resident_car_classes(n: int, vtypes: tuple[VehicleType, ...], seed: int) -> np.ndarray:
+    """Emission class of each of ``n`` residents' cars (int32, :func:`twin.demand.emissions.vehicle_classes`
+    of the ``car`` type of ``vtypes`` and the car's id with the engine's ``seed``: the class the engine gives
+    the resident's car legs)."""
+    from twin.demand.emissions import vehicle_classes
+
+    vtypes, car = _with_car(vtypes)
+    return vehicle_classes(vtypes, np.full(n, car, dtype=np.int64), [car_id(r) for r in range(n)], seed)
+
+
+def build_population_model(cfg, city: CityModel, demand: RoutedDemand, streams) -> PopulationModel:
+    """The scenario's residents (``cfg.population``) with the level of service its policies give them:
+    congestion charges in the skims, low-emission zones in their mode choice (their cars' classes drawn
+    as the engine draws them, with the run's engine seed)."""
+    from twin.agents.modes import lezs_from_policies
+
+    pcfg = cfg.population
+    skims = zone_skims(city, charges_from_policies(cfg.policies, city), detour_factor=pcfg.mode.detour_factor)
+    lezs = lezs_from_policies(cfg.policies, city)
+    model = PopulationModel(city, pcfg, seed=streams.seed_for("population"), skims=skims)
+    if lezs:
+        model.lezs = lezs
+        model.car_class = resident_car_classes(len(model.population), demand.trips.vtypes,
+                                               streams.seed_for("engine"))
+    return model
+
+
+def with_lez_routes(cfg, city: CityModel, demand: RoutedDemand) -> RoutedDemand:
+    """``demand`` with the scenario's low-emission zones applied as the run applies them (:class:`twin.runner.Twin`,
+    the classes drawn with the run's engine seed): on an earlier day too, a resident's car is banned as in its
+    mode choice, and banned cars crossing the zone drive around it."""
+    from twin.core.rng import RngStreams
+    from twin.policies import apply_low_emission_zones
+
+    return apply_low_emission_zones(demand, cfg.policies, city, RngStreams(cfg.seed).seed_for("engine"))
 
 
 def _route_charges(dem: RoutedDemand, charges: tuple[Charge, ...]) -> np.ndarray:
@@ -173,9 +216,7 @@ class PopulationComponent:
 
         t0 = time.perf_counter()
         streams = RngStreams(self.cfg.seed)
-        charges = charges_from_policies(self.cfg.policies, city)
-        skims = zone_skims(city, charges, detour_factor=self.pcfg.mode.detour_factor)
-        self.model = PopulationModel(city, self.pcfg, seed=streams.seed_for("population"), skims=skims)
+        self.model = build_population_model(self.cfg, city, demand, streams)
         self.city, self.background = city, demand
         self.timings["generate_s"] = time.perf_counter() - t0
         log.info("population: %d residents in %d zones (scale %g), %d days", len(self.model.population),
@@ -217,6 +258,7 @@ class PopulationComponent:
         from twin.policies.schedule import schedule_policies
 
         merged, plan, day_demand, positions = self._day_demand(city, background)
+        merged = with_lez_routes(self.cfg, city, merged)
         engine = build_engine(self.cfg, city)
         engine.start(city, merged, seed=seed)
         sim = Simulation(engine, self.cfg.run.duration_s)
@@ -273,6 +315,12 @@ class PopulationComponent:
     def kpis(self) -> dict[str, Any]:
         return population_kpis(self.model)
 
+    def live(self, t: float) -> dict[str, Any]:
+        """The live twin's read-out at ``t`` [s]: ``{"modes": ...}``, the residents' trips started so far today
+        by mode (:meth:`PopulationModel.modes_so_far`)."""
+        modes = self.model.modes_so_far(t) if self.model is not None else None
+        return {"modes": modes} if modes else {}
+
 
 def population_dataset(model: PopulationModel, city: CityModel) -> xr.Dataset:
     """Per-day results of the population: trips by mode and zone, shares, times, charges."""
@@ -297,6 +345,9 @@ def population_dataset(model: PopulationModel, city: CityModel) -> xr.Dataset:
     ds["car_time_ratio"] = (("day",), np.array([r.stats.get("car_time_ratio", np.nan) for r in h]),
                             {"units": "1", "long_name": "experienced / free-flow car time (mean over trips)"})
     ds["residents"] = (("zone",), residents, {"units": "residents", "long_name": "residents by home zone"})
+    ds["lez_banned_tours"] = (("day",), np.array([r.stats["lez_banned_tours"] for r in h], dtype=np.int64),
+                              {"units": "tours", "long_name": "residents' tours whose car a low-emission zone "
+                                                              "banned (another mode chosen)"})
     dep = np.stack([r.stats["departures_by_hour"] for r in h]) if h else np.zeros((0, 24, 4), np.int64)
     ds["departures"] = (("day", "hour", "mode"), dep,
                         {"units": "trips", "long_name": "residents' trips by departure hour and mode"})
@@ -334,6 +385,7 @@ def population_kpis(model: PopulationModel) -> dict[str, Any]:
     k["pop_mean_car_time_s"] = round(last.stats["mean_time_s"][CAR], 2) if np.isfinite(
         last.stats["mean_time_s"][CAR]) else float("nan")
     k["pop_charge_paid_eur"] = round(last.stats["charge_paid_eur"], 2)
+    k["pop_lez_banned_tours"] = int(last.stats["lez_banned_tours"])
     k["pop_share_change_pct"] = round(100.0 * float(np.abs(shares[-1] - shares[-2]).sum() / 2), 3) \
         if shares.shape[0] > 1 else float("nan")
     return k

@@ -62,6 +62,9 @@ class AirComponent:
         self.cfg, self.acfg = cfg, cfg.air
         self.population = population  # a PopulationComponent (residents' exposure) or None
         self._kpis: dict[str, Any] = {}
+        # accepted records of a live twin's feed (twin.air.live.LiveAir): they join the file's in the results
+        self.live_readings: list = []
+        self.live_weather: list = []
 
     def prepare(self, city, demand):
         from twin.air.dispersion import Segments
@@ -101,7 +104,7 @@ class AirComponent:
             ds.attrs["air_error"] = why
             return ds
         have = [str(p) for p in ds["pollutant"].values]
-        emitted = sorted({EMITTED[p] for p in pols}, key=list(EMITTED.values()).index)
+        emitted = self.emitted
         missing = [p for p in emitted if p not in have]
         if missing:
             ds.attrs["air_error"] = f"edge_emission lacks {missing} (has {have})"
@@ -114,19 +117,14 @@ class AirComponent:
         # observations and live weather records (checked; rejects set aside with their reasons)
         checker = AirFeedChecker(self.stations)
         readings, weather_recs = read_records(acfg.observations, checker) if acfg.observations else ([], [])
-        weather = WeatherSeries.from_records(weather_recs) if weather_recs else WeatherSeries.from_config(acfg.weather)
-        st_x = np.array([s.x for s in self.stations], float)
-        st_y = np.array([s.y for s in self.stations], float)
+        readings = readings + list(self.live_readings)
+        weather = (WeatherSeries.from_records(weather_recs) if weather_recs
+                   else WeatherSeries.from_config(acfg.weather)).then(list(self.live_weather))
         length = ds["edge_length"].values if "edge_length" in ds.coords else self.city.edge_length
         flow = ds["flow"].values / 3600.0 if "flow" in ds else None
         speed = ds["speed"].values if "speed" in ds else None
-        g_inc, p_inc = road_increments(acfg, emission, emitted, interval, times, length, self.segments, self.grid,
-                                       weather, st_x, st_y, self.canyons, flow, speed)
+        conc, at_st = self.concentrations(emission, interval, times, length, weather, flow, speed)
         bg = dict(acfg.background_ugm3)
-        road_g = {e: g_inc[:, i] for i, e in enumerate(emitted)}
-        road_p = {e: p_inc[:, i] for i, e in enumerate(emitted)}
-        conc = chemistry(road_g, pols, bg, acfg.primary_no2_fraction)
-        at_st = chemistry(road_p, pols, bg, acfg.primary_no2_fraction)
         sids = [s.id for s in self.stations]
         observed, self._unused = observed_by_interval(readings, times, interval, sids, pols)  # (T, P, S)
         scale = {}
@@ -141,6 +139,30 @@ class AirComponent:
         out = self._dataset(ds, conc, at_st, observed, times, interval, checker, scale, weather)
         self._kpis = self._compute_kpis(out, pols, scale, interval)
         return out
+
+    @property
+    def emitted(self) -> list[str]:
+        """The ``edge_emission`` pollutants the reported ones are dispersed from (NO2: NOx), in EMITTED's order."""
+        return sorted({EMITTED[p] for p in self.acfg.pollutants}, key=list(EMITTED.values()).index)
+
+    def concentrations(self, emission: np.ndarray, interval: np.ndarray, times: np.ndarray, length: np.ndarray,
+                       weather: WeatherSeries, flow: np.ndarray | None = None, speed: np.ndarray | None = None):
+        """Concentrations [µg/m³] of the reported pollutants, road increment + chemistry + background, on the grid
+        ``{pollutant: (T, ny, nx)}`` and at the stations ``{pollutant: (T, S)}``.
+
+        ``emission`` (T, E, P) [g per interval] of :attr:`emitted`; ``interval`` (T,) [s], ``times`` (T,) the
+        intervals' ends [s]; ``length`` (E,) [m]; ``flow`` [veh/s] and ``speed`` [m/s] (T, E) for street canyons.
+        """
+        acfg = self.acfg
+        st_x = np.array([s.x for s in self.stations], float)
+        st_y = np.array([s.y for s in self.stations], float)
+        g_inc, p_inc = road_increments(acfg, emission, self.emitted, interval, times, length, self.segments, self.grid,
+                                       weather, st_x, st_y, self.canyons, flow, speed)
+        bg, pols = dict(acfg.background_ugm3), list(acfg.pollutants)
+        road_g = {e: g_inc[:, i] for i, e in enumerate(self.emitted)}
+        road_p = {e: p_inc[:, i] for i, e in enumerate(self.emitted)}
+        return (chemistry(road_g, pols, bg, acfg.primary_no2_fraction),
+                chemistry(road_p, pols, bg, acfg.primary_no2_fraction))
 
     def _dataset(self, ds, conc, at_st, observed, times, interval, checker, scale, weather) -> xr.Dataset:
         acfg, grid, pols = self.acfg, self.grid, list(self.acfg.pollutants)

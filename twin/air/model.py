@@ -100,6 +100,26 @@ class WeatherSeries:
                    np.array([r.wind_direction for r in recs]), np.array([r.stability for r in recs], np.int64),
                    np.array([r.mixing_height for r in recs]))
 
+    def then(self, records) -> "WeatherSeries":
+        """This weather until the first of ``records`` (checked :class:`~twin.air.stations.WeatherRecord` s, e.g.
+        a live feed's), then each record from its time until the next one's."""
+        if not records:
+            return self
+        recs = sorted(records, key=lambda r: r.time)
+        keep = self.time < recs[0].time  # all of it before the first record (a record at 0 replaces it all)
+        return WeatherSeries(
+            np.concatenate([self.time[keep], [max(r.time, 0.0) for r in recs]]),
+            np.concatenate([self.wind_speed[keep], [r.wind_speed for r in recs]]),
+            np.concatenate([self.wind_direction[keep], [r.wind_direction for r in recs]]),
+            np.concatenate([self.stability[keep], np.array([r.stability for r in recs], np.int64)]),
+            np.concatenate([self.mixing_height[keep], [r.mixing_height for r in recs]]))
+
+    def entry(self, k: int) -> dict:
+        """Entry ``k`` as JSON: ``{"time_s", "wind_speed_ms", "wind_direction_deg", "stability", "mixing_height_m"}``."""
+        return {"time_s": float(self.time[k]), "wind_speed_ms": float(self.wind_speed[k]),
+                "wind_direction_deg": float(self.wind_direction[k]), "stability": STABILITY_CLASSES[
+                    int(self.stability[k])], "mixing_height_m": float(self.mixing_height[k]) or None}
+
     def at(self, t: float) -> int:
         """Index of the entry in force at ``t`` [s]."""
         return max(0, int(np.searchsorted(self.time, t, side="right")) - 1)

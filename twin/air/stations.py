@@ -12,7 +12,8 @@ record is set aside with its reason, and ``received == accepted + rejected``.
 
 - station reading ``{"station", "time", "pollutant", "value"}`` [µg/m³]:
   ``unknown station``, ``unknown pollutant`` (not measured there), timestamps as
-  traffic records (``missing``/``malformed``, ``out of order``, ``duplicate``),
+  traffic records (``missing``/``malformed``, ``before the start``, ``in the future`` of a live twin's
+  clock, ``out of order``, ``duplicate``),
   ``not a number``, ``negative``, ``impossible`` (above :data:`MAX_UGM3`);
 - weather ``{"kind": "weather", "time", "wind_speed_ms", "wind_direction_deg",
   "stability"?, "mixing_height_m"?}``: ``negative wind speed``, ``impossible``
@@ -25,6 +26,7 @@ import csv
 import io
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -109,12 +111,14 @@ class AirFeedChecker(FeedChecker):
     """
 
     def __init__(self, stations: list[Station], dead_letters: str | Path | None = None, *,
-                 tolerance_s: float = 60.0, epoch: datetime | None = None) -> None:
+                 tolerance_s: float = 60.0, epoch: datetime | None = None,
+                 clock: Callable[[], float] | None = None, future_s: float = 60.0) -> None:
         self.stations = {s.id: s for s in stations}
         if dead_letters is not None:
-            super().__init__({}, dead_letters, tolerance_s=tolerance_s, epoch=epoch)
+            super().__init__({}, dead_letters, tolerance_s=tolerance_s, epoch=epoch, clock=clock, future_s=future_s)
         else:
             self.tolerance, self.epoch, self.path = tolerance_s, epoch, None
+            self.clock, self.future = clock, future_s
             self._dead = io.StringIO()
             self.received = self.accepted = 0
             self.rejected = Counter()
@@ -161,6 +165,11 @@ class AirFeedChecker(FeedChecker):
             return f"malformed timestamp: {raw.get('time')!r} ({exc})", math.nan
         if t is None:
             return f"malformed timestamp: {raw.get('time')!r}", math.nan
+        if t < 0:
+            return f"before the start: {t:g} s", math.nan
+        if self.clock is not None and t > (now := self.clock()) + self.future:
+            return (f"in the future: {t:g} s is more than {self.future:g} s ahead of the twin's clock ({now:g} s)",
+                    math.nan)
         newest = self._newest.get(newest_key, -math.inf)
         if t < newest - self.tolerance:
             return f"out of order: {t:g} s is {newest - t:g} s before the newest record of {newest_key}", math.nan

@@ -4,6 +4,10 @@ A component is built from the scenario before the engine starts, may add to
 the demand (e.g. the vehicle types of its units), puts its processes on the
 run's one simpy clock, and adds its results to the Dataset and its KPIs to
 the run's. :func:`twin.runner.run_scenario` drives them in that order.
+
+Optionally, ``live(t) -> dict`` gives a compact read-out of the component at clock time ``t`` [s] that a
+live twin merges into its state every recording interval (the population's ``modes`` so far, the
+epidemic's latest point; see :meth:`twin.live.session.LiveTwin._tick`).
 """
 from __future__ import annotations
 

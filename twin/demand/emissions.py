@@ -23,7 +23,9 @@ Passenger cars (and ``ignoring``) draw theirs from HBEFA 4.2's 2022 passenger
 car fleet (``fleet_mix_pc_2022.csv``); other classes get one class each
 (:data:`DEFAULT_CLASS`). The draw is a hash of the run's seed and the trip id
 (:func:`vehicle_classes`), so both engines, and a baseline and its policy
-variant, give a trip the same class.
+variant, give a trip the same class. Trips of one vehicle share its class: an
+id ``TRIP@VEHICLE`` draws the class of ``VEHICLE`` (a resident's car legs,
+:func:`twin.agents.traffic.car_demand`).
 """
 from __future__ import annotations
 
@@ -157,6 +159,12 @@ def _uniform(seed: int, ids) -> np.ndarray:
     return (x >> np.uint64(11)).astype(np.float64) / float(2 ** 53)
 
 
+def vehicle_key(trip_id) -> str:
+    """The vehicle whose emission class a trip has: ``VEHICLE`` of an id ``TRIP@VEHICLE``, else the id itself."""
+    s = str(trip_id)
+    return s.rpartition("@")[2] if "@" in s else s
+
+
 def vtype_classes(vtypes) -> list[str | None]:
     """Each vehicle type's fixed emission class, or None where it draws from the fleet mix."""
     out = []
@@ -172,7 +180,8 @@ def vehicle_classes(vtypes, vtype: np.ndarray, ids, seed: int) -> np.ndarray:
     """Emission class index (into :func:`emission_table`) of each vehicle.
 
     A vehicle type's ``emission_class`` if it has one, else its class's default, and for passenger cars a
-    draw from :func:`fleet_mix` by a hash of ``seed`` and the vehicle's id (int32 array).
+    draw from :func:`fleet_mix` by a hash of ``seed`` and the vehicle's id (:func:`vehicle_key` of the trip's
+    id; int32 array).
     """
     t = emission_table()
     fixed = vtype_classes(vtypes)
@@ -182,7 +191,7 @@ def vehicle_classes(vtypes, vtype: np.ndarray, ids, seed: int) -> np.ndarray:
     if mix.any():
         names, shares = fleet_mix()
         idx = np.array([t.class_index(c) for c in names], dtype=np.int32)
-        u = _uniform(seed, [i for i, m in zip(ids, mix) if m])
+        u = _uniform(seed, [vehicle_key(i) for i, m in zip(ids, mix) if m])
         out[mix] = idx[np.minimum(np.searchsorted(np.cumsum(shares), u, side="right"), idx.size - 1)]
     return out.astype(np.int32)
 

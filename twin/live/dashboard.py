@@ -52,12 +52,26 @@ class LiveSource:
                 "georeferenced": bool(str(t.city.attrs.get("proj_parameter", "!")) not in ("", "!")),
                 "sensors": self.loops, "policies": policy_library(cfg.policies),
                 "panels": {"assimilation": t.assimilator is not None, "alerts": t.monitor is not None,
-                           "epidemic": False, "modes": False, "incidents": self._events() is not None,
-                           "air": False}}
+                           "epidemic": self._component("epidemic") is not None,
+                           "modes": cfg.population is not None, "incidents": self._events() is not None,
+                           "air": t.air is not None},
+                "air_stations": self._stations()}
+
+    def _stations(self) -> dict:
+        """Each air-quality station's place ``[lon, lat]`` (none without an air section)."""
+        if self.twin.air is None:
+            return {}
+        st = self.twin.air.comp.stations
+        pts = points_lonlat(self.twin.city, [s.x for s in st], [s.y for s in st]) if st else []
+        return {s.id: p for s, p in zip(st, pts)}
+
+    def _component(self, name: str):
+        """The twin's component called ``name`` (population, epidemic, events, air), if the scenario has one."""
+        return next((c for c in self.twin.twin.components if c.name == name), None)
 
     def _events(self):
         """The twin's fleets and events component (twin.events), if the scenario has one."""
-        return next((c for c in self.twin.twin.components if c.name == "events"), None)
+        return self._component("events")
 
     def _incidents_so_far(self):
         """The calls and units so far as the ``incident``/``unit`` variables :func:`incident_overlays` reads
@@ -106,7 +120,8 @@ class LiveSource:
         return out
 
     def overlays(self, k=None) -> dict:
-        alerts = self.twin.state().get("alerts", [])
+        st = self.twin.state()
+        alerts = st.get("alerts", [])
         for a in alerts:
             a["lonlat"] = points_lonlat(self.twin.city, a["x"], a["y"])[0]
         out = {"alerts": alerts}
@@ -114,4 +129,21 @@ class LiveSource:
             from twin.web.view import incident_overlays
 
             out.update(incident_overlays(self._incidents_so_far(), self.twin.city, float(self.twin.env.now)))
+        epi = self._component("epidemic")
+        if epi is not None and epi.run is not None:  # the whole curve so far (the state carries its latest point)
+            out["epidemic"] = epi.run.curve()
+        air = self.twin.air
+        if air is not None:  # the latest interval's field, and modelled vs observed at the stations so far
+            from twin.web.mapdata import air_layer
+
+            field = air.field()
+            if field is not None:
+                g = air.comp.grid
+                out["air"] = air_layer(self.twin.city, g.x, g.y, field[1], field[0], "ug/m3") | {
+                    "time_s": st.get("air", {}).get("time_s"), "weather": st.get("air", {}).get("weather"),
+                    "feed": st.get("air", {}).get("feed")}
+            out["air_stations"] = air.series()
+        modes = st.get("modes")
+        if modes:  # the residents' trips started so far today, as shares (as `view` shows a day's)
+            out["modes"] = modes["shares"]
         return out

@@ -81,6 +81,12 @@ class LiveTwin:
                                    interval_s=self.interval, clock=lambda: self.env.now, future_s=future_s)
         self.stop_signal: int | None = None  # set by request_stop (a signal handler)
         self.turns = LiveTurnCounts(city, self.out / "dead_letters.jsonl", self.interval)  # turning-count records
+        self.air = None  # air-quality station and weather readings, live concentrations (twin.air.live)
+        air = next((c for c in self.twin.components if c.name == "air"), None)
+        if air is not None:
+            from twin.air.live import LiveAir
+
+            self.air = LiveAir(air, self.out / "dead_letters.jsonl", clock=lambda: self.env.now, future_s=future_s)
         self.inbox: queue.Queue = queue.Queue()  # records from other threads (HTTP)
         self._lock = threading.Lock()
         self._observed: dict[tuple[int, int], float] = {}  # (interval index, loop) -> count
@@ -174,9 +180,16 @@ class LiveTwin:
 
         ``reason`` rejects it as it is (twin's reason: e.g. a request body that is not JSON).
         """
+        from twin.air.live import is_air_record
+
         with self._lock:
             if reason is None and is_turn_record(raw):
                 return self.turns.ingest(where, raw)
+            if reason is None and is_air_record(raw):
+                if self.air is None:  # the loops' books take it, with the reason
+                    reason = "no air section: this twin takes no air-quality station or weather records"
+                else:
+                    return self.air.ingest(where, raw)
             rec = self.checker.check(where, raw, reason)
             if rec is None:
                 return False
@@ -246,11 +259,32 @@ class LiveTwin:
                              for j, lid in enumerate(self.loop_ids)}, "turns": turns}
         if self.assimilator is not None:
             state["assimilation"] = self.assimilator.state()
+        if self.air is not None:
+            self._air_tick(t, prev, snap)
+            state["air"] = self.air.state()
+        for comp in self.twin.components:  # read-outs of the components that have one (epidemic, modes, ...)
+            if hasattr(comp, "live"):
+                state.update(comp.live(t))
         state["map"] = self._map_frame(prev, snap)
         with self._lock:
             self._state = state
         for q in list(self.subscribers):
             q.put(state)
+
+    def _air_tick(self, t: float, prev, snap) -> None:
+        """The interval's concentrations from its road emissions (the engine's cumulative per-edge grams)."""
+        if snap.edge_emission is None or snap.time <= prev.time:
+            return
+        from twin.demand.emissions import POLLUTANTS
+        from twin.web.mapdata import interval_speed_density
+
+        cols = [POLLUTANTS.index(p) for p in self.air.comp.emitted]
+        emission = (snap.edge_emission - prev.edge_emission)[:, cols]
+        speed = flow = None
+        if self.air.comp.canyons is not None:
+            speed, _ = interval_speed_density(self.city, prev, snap)
+            flow = (snap.edge_entered - prev.edge_entered) / (snap.time - prev.time)
+        self.air.tick(t, snap.time - prev.time, emission, speed, flow)
 
     def _map_frame(self, prev, snap) -> dict:
         """Per-edge speed and density over the last interval, packed for maps (see :mod:`twin.web.mapdata`);
@@ -272,6 +306,8 @@ class LiveTwin:
         with self._lock:
             st = json.loads(json.dumps(self._state))
             st["feed"] = self.checker.state()  # the books as they are now, not at the last tick
+            if self.air is not None and "air" in st:
+                st["air"]["feed"] = self.air.checker.state()
         st["forks"] = self.forks.status()
         return st
 
@@ -309,6 +345,8 @@ class LiveTwin:
         feed = self.checker.state()
         self.checker.close()
         feed["turns"] = self.turns.close()
+        if self.air is not None:
+            feed["air"] = self.air.close()
         # an interrupted twin does not wait for its forks, nor one interrupted while it waits
         self.forks.close(cancel=partial, stop=lambda: self.stop_signal is not None)
         manifest_forks = self.forks.status()

@@ -54,7 +54,7 @@ KPI_UNITS = {
     # residents (twin.agents.traffic): the sample's last day
     "pop_residents": "residents", "pop_trips": "trips", "pop_car_share_pct": "%", "pop_pt_share_pct": "%",
     "pop_walk_share_pct": "%", "pop_bike_share_pct": "%", "pop_car_trips": "trips", "pop_mean_car_time_s": "s",
-    "pop_charge_paid_eur": "EUR", "pop_share_change_pct": "% points",
+    "pop_charge_paid_eur": "EUR", "pop_share_change_pct": "% points", "pop_lez_banned_tours": "tours",
     # the epidemic (twin.agents.epidemic_run)
     "epi_residents": "residents", "epi_attack_rate_pct": "%", "epi_infected_total": "residents",
     "epi_peak_infectious": "residents", "epi_peak_infectious_pct": "%", "epi_peak_day": "day",

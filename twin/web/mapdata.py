@@ -149,3 +149,17 @@ def loop_points(city: CityModel, loops: list[tuple[str, int, float]]) -> dict[st
         xs.append(float(np.interp(s, cum, shp[:, 0])))
         ys.append(float(np.interp(s, cum, shp[:, 1])))
     return dict(zip([lid for lid, _, _ in loops], points_lonlat(city, xs, ys)))
+
+
+def air_layer(city: CityModel, x, y, values: np.ndarray, pollutant: str, units: str) -> dict:
+    """A concentration grid as the map's image layer: ``values`` (ny, nx) on cell centres ``x`` (nx,), ``y``
+    (ny,) [m, city frame] packed as bytes scaled to its maximum (north row first), with its corners in lon/lat."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    dx = float(x[1] - x[0]) if x.size > 1 else 1.0
+    dy = float(y[1] - y[0]) if y.size > 1 else 1.0
+    x0, x1, y0, y1 = x[0] - dx / 2, x[-1] + dx / 2, y[0] - dy / 2, y[-1] + dy / 2
+    v = np.asarray(values)[::-1] if dy > 0 else np.asarray(values)  # north row first
+    top = float(np.nanmax(v)) if np.isfinite(v).any() and np.nanmax(v) > 0 else 1.0
+    corners = points_lonlat(city, [x0, x1, x1, x0], [max(y0, y1), max(y0, y1), min(y0, y1), min(y0, y1)])
+    return {"width": int(x.size), "height": int(y.size), "values": pack_u8(v.ravel(), 254.0 / top),
+            "max": top, "pollutant": pollutant, "units": units, "corners": corners}

@@ -16,7 +16,8 @@ import xarray as xr
 
 from twin.city.model import CityModel
 from twin.web.mapdata import (
-    SPEED_REL_SCALE, city_geometry, edge_frame, edge_midpoints, loop_points, pack_u8, points_lonlat, vehicle_frame,
+    SPEED_REL_SCALE, air_layer, city_geometry, edge_frame, edge_midpoints, loop_points, pack_u8, points_lonlat,
+    vehicle_frame,
 )
 
 DIFF_SCALE = 127.0  # a difference frame's byte = 127 + round(Δ(speed / limit) × 127)
@@ -243,15 +244,8 @@ class RunSource:
             names = [str(v) for v in g[dim].values]
             k = names.index("NO2") if "NO2" in names else 0  # NO2 first: the pollutant of road traffic
             pol, g = names[k], g.isel({dim: k})
-        x, y = g["x"].values.astype(float), g["y"].values.astype(float)
-        dx = float(x[1] - x[0]) if x.size > 1 else 1.0
-        dy = float(y[1] - y[0]) if y.size > 1 else 1.0
-        x0, x1, y0, y1 = x[0] - dx / 2, x[-1] + dx / 2, y[0] - dy / 2, y[-1] + dy / 2
-        v = g.transpose("y", "x").values[::-1] if dy > 0 else g.transpose("y", "x").values  # north row first
-        top = float(np.nanmax(v)) if np.isfinite(v).any() and np.nanmax(v) > 0 else 1.0
-        corners = points_lonlat(self.city, [x0, x1, x1, x0], [max(y0, y1), max(y0, y1), min(y0, y1), min(y0, y1)])
-        return {"width": int(x.size), "height": int(y.size), "values": pack_u8(v.ravel(), 254.0 / top),
-                "max": top, "pollutant": pol, "units": str(c.attrs.get("units", "")), "corners": corners}
+        return air_layer(self.city, g["x"].values, g["y"].values, g.transpose("y", "x").values, pol,
+                         str(c.attrs.get("units", "")))
 
 
 def make_view_app(folder: str | Path):

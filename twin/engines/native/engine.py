@@ -26,9 +26,11 @@ from twin.demand.emissions import POLLUTANTS, emission_table, vehicle_classes
 from twin.demand.vtypes import vclass_bit
 from twin.engines.native import emissions as EM
 from twin.engines.native import kernels as K
+from twin.engines.native.kernels import records as R
 from twin.engines.native import signals as S
 from twin.engines.native import stops as ST
 from twin.engines.native.turns import count_turns
+from twin.jit import bind
 
 log = logging.getLogger(__name__)
 
@@ -238,59 +240,31 @@ class NativeEngine:
         t = self._step * dt
         n = self._sort()
         if self._parked.size:
-            self._n_order, n_parked = ST.unpark(t, self.state, self.lane, self.pos, self.speed, self.vtype,
-                                                vt["length"], vt["min_gap"], self._dwell_until, self._stop_next,
-                                                self._order, self._lane_start, self._n_order, self._parked,
-                                                self._parked.size)
+            veh, vtr, _, _, _, _, _, stp = self._records()
+            self._n_order, n_parked = self._call(ST.unpark, t, self._order, self._lane_start, self._n_order,
+                                                 self._parked, self._parked.size, veh, vtr, stp)
             self._parked = self._parked[:n_parked]
             n = self._sort()
         self._update_signals(t, n)
-        if self._stop_ridx.size and ST.stop_targets(
-                t, self._order, n, self.lane, self.pos, self.speed, self.vtype, vt["length"], vt["class_bit"],
-                self.ridx, self.route_off, self.route_n, self.route_edges, c.lane_edge, c.lane_length,
-                self._lane_allow, c.edge_lane_start, c.lane_conn_offsets, c.conn_to_lane, c.conn_length,
-                self._stop_off, self._stop_ridx, self._stop_start, self._stop_end, self._stop_duration,
-                self._stop_until, self._stop_parking, self._stop_next, self._dwell_until, self.wait, self.state,
-                self._stop_at):
+        # after the signals: a program switch may replace arrays, and then the records
+        veh, vtr, net, ctl, scr, stats, lp, stp = self._records()
+        if self._stop_ridx.size and self._call(ST.stop_targets, t, self._order, n, veh, vtr, net, ctl, stp):
             self._parked = np.flatnonzero(self.state == ST.PARKED).astype(np.int32)
         direction = 1 if self._step % 2 == 0 else -1
-        if n and K.change_lanes(direction, self._order, n, self._lane_start, self.lane, self.pos, self.speed,
-                                self.vtype, self.vfactor, self.ridx, self.route_off, self.route_n,
-                                self.route_edges, vt["length"], vt["min_gap"], vt["accel"], vt["decel"], vt["tau"],
-                                vt["class_bit"], c.lane_edge, c.lane_index, c.lane_length, self._lane_speed,
-                                self._lane_allow, c.edge_lane_start, c.edge_num_lanes, c.lane_conn_offsets,
-                                c.conn_to_lane, self._new_lane, self._req_back, self._score_cache, self._score_ridx,
-                                dt, self._sg_prob, self._kr_prob, self._lane_occ, self._steer_p, self._steer_dir,
-                                self._steer_until, self._steer_salt):
+        if n and self._call(K.change_lanes, direction, self._order, n, self._lane_start, dt, veh, vtr, net, ctl, scr):
             n = self._sort()
         if self._loop_spec:
             self._prev_lane[:] = self.lane
             self._prev_pos[:] = self.pos
-        K.move(dt, self._order, n, self._lane_start, self.lane, self.pos, self.speed, self.vtype, self.vfactor,
-               self.ridx, self.route_off, self.route_n, self.route_edges, vt["length"], vt["min_gap"], vt["accel"],
-               vt["decel"], vt["tau"], vt["max_speed"], vt["critical_gap"], vt["class_bit"], c.lane_edge,
-               c.lane_length, self._lane_speed,
-               self._lane_allow, c.edge_lane_start, c.lane_conn_offsets, c.conn_to_lane, self._conn_signal,
-               c.conn_length, c.conn_speed, c.conn_foe_offsets, c.conn_foe_lanes, self._req_back, self._junction_speed,
-               self._new_pos, self._new_speed, self.dist, self.wait, self.time_loss,
-               self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time, self._stop_at)
+        self._call(K.move, dt, self._order, n, self._lane_start, veh, vtr, net, ctl, scr, stats)
         em = self._emis
         if n and self._emissions_on:
             EM.emit(dt, self._order, n, self.lane, self.pos, self.speed, self._new_pos, self._new_speed, self.eclass,
                     self._emis_cf, em.coast_a, em.non_exhaust, c.lane_edge, self.emission, self.e_emission)
-        arrived, teleported = K.commit(
-            t, dt, self._teleport_time, self._order, n, self._lane_start, self.state, self.lane, self.pos,
-            self.speed, self.vtype, self.ridx, self.route_off, self.route_n, self.route_edges, vt["length"],
-            vt["min_gap"], vt["class_bit"], c.lane_edge, c.lane_length, self._lane_allow, c.edge_lane_start,
-            c.edge_num_lanes, c.lane_conn_offsets, c.conn_to_lane, c.conn_length, c.conn_speed, self._junction_speed,
-            self._new_pos, self._new_speed, self.wait,
-            self.t_arrive, self.teleports, self._tail_pos, self._tail_len, self.e_entered)
+        arrived, teleported = self._call(K.commit, t, dt, self._teleport_time, self._order, n, self._lane_start,
+                                         veh, vtr, net, ctl, scr, stats)
         if self._loop_spec:
-            K.loops(dt, self._order, n, self.state, self.lane, self.pos, self.speed, self._prev_lane, self._prev_pos,
-                    c.lane_edge, vt["length"], self.vtype, self._loop_lane_offsets, self._loop_pos, self._loop_index,
-                    self.loop_count, self.loop_speed_sum, self.loop_occ_time, self.ridx, self.route_off, self.route_n,
-                    self.route_edges, vt["class_bit"], vt["max_speed"], c.lane_conn_offsets, c.conn_to_lane,
-                    self._lane_allow, c.edge_lane_start, c.lane_length)
+            self._call(K.loops, dt, self._order, n, veh, vtr, net, ctl, lp)
         count_turns(self.ridx, self._turn_ridx, self.route_off, self.route_edges, *c.edge_successors,
                     self.turn_entered)
         self._arrived += arrived
@@ -439,6 +413,62 @@ class NativeEngine:
     def loop_ids(self) -> list[str]:
         return [lid for lid, _, _ in self._loop_spec]
 
+    # the engine's arrays that the kernels' records hold (see _records): assigning one drops the records
+    _RECORD_ARRAYS: ClassVar[frozenset[str]] = frozenset((
+        "state", "lane", "pos", "speed", "vtype", "vfactor", "ridx", "route_off", "route_n", "route_edges", "dist",
+        "wait", "time_loss", "t_insert", "t_arrive", "teleports", "_stop_at", "_junction_speed", "_sg_prob",
+        "_kr_prob", "_vt", "city", "_lane_speed", "_lane_allow", "_conn_signal", "_steer_p", "_steer_dir",
+        "_steer_until", "_steer_salt", "_new_pos", "_new_speed", "_new_lane", "_req_back", "_score_cache",
+        "_score_ridx", "_lane_occ", "_tail_pos", "_tail_len", "_lane_blocked", "e_veh_time", "e_dist",
+        "e_halt_time", "e_queue_time", "e_entered", "_loop_lane_offsets", "_loop_pos", "_loop_index", "loop_count",
+        "loop_speed_sum", "loop_occ_time", "_prev_lane", "_prev_pos", "_stop_off", "_stop_ridx", "_stop_start",
+        "_stop_end", "_stop_duration", "_stop_until", "_stop_parking", "_stop_next", "_dwell_until"))
+
+    def __setattr__(self, name, value) -> None:
+        object.__setattr__(self, name, value)
+        if name in self._RECORD_ARRAYS:
+            self.__dict__["_recs"] = None
+
+    def _records(self) -> tuple:
+        """The kernels' typed records (:mod:`twin.engines.native.kernels.records`) over the engine's arrays:
+        ``(veh, vtr, net, ctl, scr, stats, lp, stp)``. Built once, and again after any of their arrays was assigned
+        anew (an action, a vehicle added on the fly, a restore: see ``__setattr__``), so a record never holds a
+        replaced array; the kernels are bound (:func:`twin.jit.bind`) to the records' types with them."""
+        recs = self.__dict__.get("_recs")
+        if recs is not None:
+            return recs
+        c, vt = self.city, self._vt
+        veh = R.Vehicles(self.state, self.lane, self.pos, self.speed, self.vtype, self.vfactor, self.ridx,
+                         self.route_off, self.route_n, self.route_edges, self.dist, self.wait, self.time_loss,
+                         self.t_insert, self.t_arrive, self.teleports, self._stop_at, self._junction_speed,
+                         self._sg_prob, self._kr_prob)
+        vtr = R.VehicleTypes(vt["length"], vt["min_gap"], vt["accel"], vt["decel"], vt["tau"], vt["max_speed"],
+                             vt["critical_gap"], vt["class_bit"])
+        net = R.Network(c.lane_edge, c.lane_index, c.lane_length, c.edge_lane_start, c.edge_num_lanes,
+                        c.lane_conn_offsets, c.conn_to_lane, c.conn_length, c.conn_speed, c.conn_foe_offsets,
+                        c.conn_foe_lanes)
+        ctl = R.Control(self._lane_speed, self._lane_allow, self._conn_signal, self._steer_p, self._steer_dir,
+                        self._steer_until, self._steer_salt)
+        scr = R.Scratch(self._new_pos, self._new_speed, self._new_lane, self._req_back, self._score_cache,
+                        self._score_ridx, self._lane_occ, self._tail_pos, self._tail_len, self._lane_blocked)
+        stats = R.EdgeStats(self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time, self.e_entered)
+        lp = R.Loops(self._loop_lane_offsets, self._loop_pos, self._loop_index, self.loop_count,
+                     self.loop_speed_sum, self.loop_occ_time, self._prev_lane, self._prev_pos) \
+            if self._loop_spec else None
+        stp = R.Stops(self._stop_off, self._stop_ridx, self._stop_start, self._stop_end, self._stop_duration,
+                      self._stop_until, self._stop_parking, self._stop_next, self._dwell_until)
+        recs = self.__dict__["_recs"] = (veh, vtr, net, ctl, scr, stats, lp, stp)
+        self.__dict__["_bound"] = {}
+        return recs
+
+    def _call(self, func, *args):
+        """``func(*args)`` through its machine code bound to the types of ``args`` (:func:`twin.jit.bind`): the
+        records' types change only when :meth:`_records` rebuilds them, which drops the bindings."""
+        f = self._bound.get(func)
+        if f is None:
+            f = self._bound[func] = bind(func, args)
+        return f(*args)
+
     def _sort(self) -> int:
         n = K.sort_vehicles(self._order, self._n_order, self.state, self.lane, self.pos, self._lane_start,
                             self._order_tmp)
@@ -447,17 +477,13 @@ class NativeEngine:
         return n
 
     def _insert(self, t: float, tails_ready: bool = False) -> None:
-        c, vt = self.city, self._vt
         if not tails_ready:  # before the first step: lanes are empty
             self._tail_pos.fill(K.INF)
             self._tail_len.fill(0.0)
-        self._next_depart, self._n_wait, self._n_order = K.insert(
-            t, self._next_depart, self.depart, self.state, self._wait_list, self._n_wait, self.lane, self.pos,
-            self.speed, self.vtype, self.vfactor, self.ridx, self.route_off, self.route_n, self.route_edges,
-            self.t_insert, vt["length"], vt["min_gap"], vt["tau"], vt["max_speed"], vt["class_bit"], c.lane_edge,
-            c.lane_length, self._lane_speed, self._lane_allow, c.edge_lane_start, c.edge_num_lanes,
-            c.lane_conn_offsets, c.conn_to_lane, self._tail_pos, self._tail_len, self._lane_blocked, self._order,
-            self._n_order, self.e_entered, self._score_cache, self._score_ridx)
+        veh, vtr, net, ctl, scr, stats, _, _ = self._records()
+        self._next_depart, self._n_wait, self._n_order = self._call(
+            K.insert, float(t), self._next_depart, self.depart, self._wait_list, self._n_wait, self._order,
+            self._n_order, veh, vtr, net, ctl, scr, stats)
 
     # --------------------------------------------------------------- actions
     def apply(self, action: Action) -> None:
@@ -568,7 +594,7 @@ class NativeEngine:
         i = self.state.size
         for name, fill in self._VEHICLE_ARRAYS.items():
             arr = self.__dict__[name]
-            self.__dict__[name] = np.concatenate([arr, np.full((1, *arr.shape[1:]), fill, dtype=arr.dtype)])
+            setattr(self, name, np.concatenate([arr, np.full((1, *arr.shape[1:]), fill, dtype=arr.dtype)]))
         self.vtype[i] = ty
         self.eclass[i] = vehicle_classes(self.demand.trips.vtypes, [ty], [a.vid], self._emission_seed)[0]
         self.vfactor[i] = self._vt["speed_factor"][ty]

@@ -25,16 +25,42 @@ ARRIVE_TOL_M = 1.0  # [m] a halted vehicle this close to its stop's end has arri
 
 
 @kernel
-def stop_targets(t, order, n, lane, pos, speed, vtype, vt_length, vt_class_bit, ridx, route_off, route_n,
-                 route_edges, lane_edge, lane_length, lane_allow, edge_lane_start, lane_conn_offsets, conn_to_lane,
-                 conn_length, stop_off, stop_ridx, stop_start, stop_end, stop_duration, stop_until, stop_parking,
-                 stop_next, dwell_until, wait, state, stop_at):
+def stop_targets(t, order, n, veh, vt, net, ctl, stp):
     """Where each running vehicle must stand (``stop_at[i]``, INF: nowhere) and its dwelling at time ``t`` [s].
 
     ``stop_next[i]`` is vehicle i's next stop (index into the stop arrays, CSR ``stop_off`` by vehicle;
     vehicles beyond ``stop_off`` have none), ``dwell_until[i]`` [s] when its dwell ends (< 0: not
     dwelling). A vehicle that starts dwelling on a parking stop gets state ``PARKED``. Returns the
     number of vehicles that parked."""
+    lane = veh.lane
+    pos = veh.pos
+    speed = veh.speed
+    vtype = veh.vtype
+    ridx = veh.ridx
+    route_off = veh.route_off
+    route_n = veh.route_n
+    route_edges = veh.route_edges
+    wait = veh.wait
+    state = veh.state
+    stop_at = veh.stop_at
+    vt_length = vt.length
+    vt_class_bit = vt.class_bit
+    lane_edge = net.lane_edge
+    lane_length = net.lane_length
+    edge_lane_start = net.edge_lane_start
+    lane_conn_offsets = net.lane_conn_offsets
+    conn_to_lane = net.conn_to_lane
+    conn_length = net.conn_length
+    lane_allow = ctl.lane_allow
+    stop_off = stp.offsets
+    stop_ridx = stp.route_index
+    stop_start = stp.start
+    stop_end = stp.end
+    stop_duration = stp.duration
+    stop_until = stp.until
+    stop_parking = stp.parking
+    stop_next = stp.next
+    dwell_until = stp.dwell_until
     parked = 0
     for k in range(n):
         i = order[k]
@@ -83,11 +109,19 @@ def stop_targets(t, order, n, lane, pos, speed, vtype, vt_length, vt_class_bit, 
 
 
 @kernel
-def unpark(t, state, lane, pos, speed, vtype, vt_length, vt_min_gap, dwell_until, stop_next, order, lane_start,
-           n_order, parked_list, n_parked):
+def unpark(t, order, lane_start, n_order, parked_list, n_parked, veh, vt, stp):
     """Parked vehicles whose dwell is over re-enter their lane at their place if there is room (the gap to
     the vehicles behind and ahead at least their minimum gap), appended to ``order``; the others keep
     waiting in ``parked_list``. Returns (n_order, n_parked)."""
+    state = veh.state
+    lane = veh.lane
+    pos = veh.pos
+    speed = veh.speed
+    vtype = veh.vtype
+    vt_length = vt.length
+    vt_min_gap = vt.min_gap
+    dwell_until = stp.dwell_until
+    stop_next = stp.next
     kept = 0
     for w in range(n_parked):
         i = parked_list[w]

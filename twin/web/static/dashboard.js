@@ -7,8 +7,8 @@
   const $ = (id) => document.getElementById(id);
   const NO_DATA = 255, REL_SCALE = 200, DIFF_SCALE = 127, VEHICLE_ZOOM = 15;
   const params = new URLSearchParams(location.search);
-  const dash = window.dash = { ready: false, frames: 0, lastFrameMs: 0, sparks: {}, forks: {} };
-  let meta = null, map = null, nEdges = 0, lastStateTime = -1, alertCount = -1, scenario = null;
+  const dash = window.dash = { ready: false, frames: 0, lastFrameMs: 0, sparks: {}, stations: {}, forks: {} };
+  let meta = null, map = null, nEdges = 0, lastStateTime = -1, alertCount = -1, scenario = null, lastAirTime = null;
 
   // ------------------------------------------------------------ helpers
   function unpack(b64) {
@@ -113,7 +113,7 @@
       map.addLayer({ id: "policy-edges-top", type: "line", source: "edges", filter: ["==", ["get", "policy"], true],
         paint: { "line-color": "#00e5ff", "line-width": 2.5, "line-dasharray": [2, 1.5] } });
     }
-    for (const [id, color, radius] of [["air", null, 0], ["sensors", "#f0883e", 4], ["incidents", "#ff9800", 8],
+    for (const [id, color, radius] of [["air", null, 0], ["sensors", "#f0883e", 4], ["stations", "#a371f7", 6], ["incidents", "#ff9800", 8],
       ["units", "#4fc3f7", 6], ["alerts", "#f85149", 9], ["vehicles", "#ffffff", 2.5]]) {
       if (id === "air") continue;
       map.addSource(id, { type: "geojson", data: { type: "FeatureCollection", features: [] } });
@@ -124,6 +124,8 @@
     }
     const sensors = Object.entries(meta.sensors || {}).map(([id, ll]) => point(ll, { id }));
     map.getSource("sensors").setData({ type: "FeatureCollection", features: sensors });
+    map.getSource("stations").setData({ type: "FeatureCollection",
+      features: Object.entries(meta.air_stations || {}).map(([id, ll]) => point(ll, { id })) });
     map.fitBounds(bounds(geo.bounds), { padding: 30, duration: 0 });
     const popup = new maplibregl.Popup({ closeButton: false, closeOnClick: false });
     map.on("mousemove", "edges", (e) => {
@@ -211,6 +213,29 @@
       sp.row.dataset.observed = JSON.stringify(s.observed);
     }
   }
+  function buildStations(ids) {  // air-quality stations: modelled vs observed, beside the loops
+    for (const id of ids) {
+      const chart = el("div", { class: "spark" }), vals = el("span", { class: "vals" }, "–");
+      const row = el("div", { class: "sensor station", "data-station": id, title: `air-quality station ${id}`,
+        onclick: () => { const ll = (meta.air_stations || {})[id]; if (ll) map.flyTo({ center: ll, zoom: 16 }); } },
+        el("span", { class: "sid" }, "◆ " + id), chart, vals);
+      $("sensors").append(row);
+      dash.stations[id] = { plot: new uPlot(sparkOpts(150), [[], [], []], chart), row, vals };
+    }
+  }
+  function showStations(a) {
+    if (!a) return;
+    for (const [id, s] of Object.entries(a.stations)) {
+      const sp = dash.stations[id];
+      if (!sp) continue;
+      sp.plot.setData([a.times, s.observed, s.modelled]);
+      const o = s.observed.length ? s.observed[s.observed.length - 1] : null;
+      const m = s.modelled.length ? s.modelled[s.modelled.length - 1] : null;
+      sp.vals.textContent = `${s.pollutant} ${o == null ? "–" : fmt(o, 0)} / ${m == null ? "–" : fmt(m, 0)} µg/m³`;
+      sp.row.dataset.observed = JSON.stringify(s.observed);
+      sp.row.dataset.modelled = JSON.stringify(s.modelled);
+    }
+  }
   function showAssimilation(a) {
     if (!a) return;
     const box = $("assimilation");
@@ -247,9 +272,10 @@
     map.getSource("incidents").setData({ type: "FeatureCollection", features: (inc || []).map((i) => point(i.lonlat, { kind: i.kind })) });
     map.getSource("units").setData({ type: "FeatureCollection", features: (units || []).map((u) => point(u.lonlat, { id: u.id, busy: u.busy })) });
   }
-  let epiPlot = null;
+  let epiPlot = null, epiData = null;
   function showEpidemic(e) {
     if (!e) return;
+    epiData = dash.epidemic = e;
     $("sec-epidemic").classList.remove("hidden");
     const days = e.time_s.map((t) => t / 86400),
       data = [days, e.susceptible || [], e.exposed || [], e.infectious || [], e.recovered || []];
@@ -259,6 +285,16 @@
         series: [{}, { label: "S", stroke: "#58a6ff" }, { label: "E", stroke: "#d29922" }, { label: "I", stroke: "#f85149" },
           { label: "R", stroke: "#3fb950" }] }, data, $("epichart"));
     } else epiPlot.setData(data);
+  }
+  function liveEpidemic(p) {  // live: the state's latest point of the curve; the whole curve when one was missed
+    if (!p || !p.n) return;
+    const have = epiData ? epiData.time_s.length : 0;
+    if (have === p.n) return;
+    if (have && have + 1 === p.n) {
+      const e = {};
+      for (const k of Object.keys(epiData)) e[k] = epiData[k].concat([p[k]]);
+      showEpidemic(e);
+    } else getJSON("/api/overlays").then((o) => showEpidemic(o.epidemic)).catch(() => {});
   }
   function showModes(m) {
     if (!m) return;
@@ -286,11 +322,16 @@
       map.addLayer({ id: "air", type: "raster", source: "air", paint: { "raster-opacity": 0.7, "raster-resampling": "nearest" },
         layout: { visibility: $("lyr-air").checked ? "visible" : "none" } }, "edges");
     }
-    $("airinfo").textContent = `${a.pollutant} up to ${fmt(a.max, 1)} ${a.units}`;
+    const w = a.weather, f = a.feed;
+    $("airinfo").textContent = `${a.pollutant} up to ${fmt(a.max, 1)} ${a.units}` +
+      (w ? `; wind ${fmt(w.wind_speed_ms, 1)} m/s from ${fmt(w.wind_direction_deg, 0)}°, class ${w.stability}` : "") +
+      (f ? `; station/weather records ${f.accepted} ok / ${f.rejected} rejected` : "");
+    $("airinfo").dataset.weather = JSON.stringify(w || null);
   }
   function showOverlays(o) {
     if (!o) return;
     showAssimilation(o.assimilation); showAlerts(o.alerts); showIncidents(o.incidents, o.units); showEpidemic(o.epidemic); showModes(o.modes); showAir(o.air);
+    showStations(o.air_stations);
   }
 
   // ------------------------------------------------- network time series
@@ -340,6 +381,12 @@
       refreshVehicles();
     }
     if (st.assimilation) showAssimilation(st.assimilation);
+    if (st.epidemic) liveEpidemic(st.epidemic);
+    if (st.air && st.air.time_s != null && st.air.time_s !== lastAirTime) {  // a new field and station values
+      lastAirTime = st.air.time_s;
+      getJSON("/api/overlays").then(showOverlays).catch(() => {});
+    }
+    if (st.modes && st.modes.trips) { showModes(st.modes.shares); dash.modeTrips = st.modes.trips; }
     const n = (st.alerts || []).length;
     if (meta.panels.alerts && n !== alertCount) {
       alertCount = n;
@@ -483,10 +530,12 @@
       await initMap();
       const ids = meta.mode === "live" ? Object.keys(meta.sensors) : (meta.sensor_ids || []);
       buildSensors(ids);
+      buildStations(Object.keys(meta.air_stations || {}));
       if (!ids.length) $("sec-sensors").classList.add("hidden");
       if (meta.mode === "live") {
         buildLibrary();
         if (meta.panels.alerts) $("sec-alerts").classList.remove("hidden");
+        $("sec-modes").querySelector("h2").textContent = "Mode shares (trips started today)";
         connect();
       } else {
         initTimebar();

@@ -1,0 +1,87 @@
+"""Car following: IDM acceleration, the leader ahead, queues on the next lanes, foes at junctions."""
+from __future__ import annotations
+
+import math
+
+from twin.jit import kernel
+from twin.engines.native.kernels.routes import choose_connection, sum_along
+from twin.engines.native.kernels.state import RED, INF, WAITING_FOE_M
+
+
+@kernel
+def idm(v, v0, gap, v_lead, a, b, s0, tau):
+    """IDM acceleration [m/s²] (δ = 4); ``gap`` >= INF/2 means a free road."""
+    if v0 < 0.1:
+        v0 = 0.1
+    r = v / v0
+    free = 1.0 - r * r * r * r
+    if gap >= INF * 0.5:
+        return a * free
+    s_star = s0 + max(0.0, v * tau + v * (v - v_lead) / (2.0 * math.sqrt(a * b)))
+    g = max(gap, 0.01)
+    q = s_star / g
+    return a * (free - q * q)
+
+
+@kernel
+def first_ahead(l, p, order, lane_start, pos):
+    """Index in ``order`` of the first vehicle on lane ``l`` ahead of position ``p`` (binary search in the
+    lane's sorted segment; ``lane_start[l + 1]`` if none)."""
+    lo = lane_start[l]
+    hi = lane_start[l + 1]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if pos[order[mid]] <= p:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@kernel
+def queue_ahead(l, p, k, n_edges, order, lane_start, pos, vtype, vt_length, vt_min_gap, lane_occ, route_edges, base,
+                n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                lane_length):
+    """Road taken [m] (vehicle lengths plus minimum gaps) on lane ``l`` (route edge ``k``) ahead of position
+    ``p``, and on the lanes it leads to over ``n_edges`` more route edges (as :func:`choose_connection`
+    continues it; ``lane_occ``: the same sum per lane over all its vehicles). SUMO's LC2013 takes this
+    ``occupation`` of the lanes a vehicle needs off the distance it has left to reach them."""
+    occ = 0.0
+    for q in range(first_ahead(l, p, order, lane_start, pos), lane_start[l + 1]):
+        j = order[q]
+        occ += vt_length[vtype[j]] + vt_min_gap[vtype[j]]
+    return occ + sum_along(l, k, n_edges, lane_occ, route_edges, base, n_route, class_bit, lane_conn_offsets,
+                           conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
+
+
+@kernel
+def foe_approaching(c, crit_gap, conn_foe_offsets, conn_foe_lanes, lane_start, order, pos, speed, lane_length,
+                    lane_conn_offsets, conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n, vtype,
+                    vt_class_bit, lane_edge, lane_allow, edge_lane_start):
+    """True if a vehicle on a lane that connection ``c`` yields to reaches the junction within ``crit_gap`` [s],
+    or stands at its end about to merge into the same edge (a stopped priority queue keeps its turn:
+    entering vehicles do not take the room it is waiting for, which fills a roundabout until it locks).
+    About to merge: its lane yields to nobody (a foe lane that yields itself, e.g. with a left turn, does
+    not count, or two would wait for each other), is open to it, and leads on along its route into the
+    edge connection ``c`` enters, without a red signal (a vehicle stopped by an incident's closure, a red
+    light or a lane change it still needs is not merging; one waiting to cross into another road does not
+    hold the yielding vehicle back, or a jam on that road would block every road that yields to it)."""
+    for f in range(conn_foe_offsets[c], conn_foe_offsets[c + 1]):
+        fl = conn_foe_lanes[f]
+        if lane_start[fl + 1] > lane_start[fl]:
+            j = order[lane_start[fl + 1] - 1]  # the foe lane's front vehicle
+            vf = speed[j]
+            d = lane_length[fl] - pos[j]
+            if vf > 0.5 and d < vf * crit_gap:
+                return True
+            if vf <= 0.5 and d < WAITING_FOE_M and \
+                    conn_foe_offsets[lane_conn_offsets[fl + 1]] == conn_foe_offsets[lane_conn_offsets[fl]]:
+                cbj = vt_class_bit[vtype[j]]
+                if (lane_allow[fl] & cbj) != 0:
+                    cj = choose_connection(fl, ridx[j], route_edges, route_off[j], route_n[j], cbj,
+                                           lane_conn_offsets, conn_to_lane, lane_edge,
+                                           lane_allow, edge_lane_start, lane_length)
+                    if cj >= 0 and conn_signal[cj] != RED and \
+                            lane_edge[conn_to_lane[cj]] == lane_edge[conn_to_lane[c]]:
+                        return True
+    return False

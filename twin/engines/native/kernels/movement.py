@@ -1,0 +1,315 @@
+"""Moving vehicles: speeds and distances of a step (move), then positions written, junctions crossed, arrivals and
+teleports (commit).
+"""
+from __future__ import annotations
+
+from twin.jit import kernel
+from twin.engines.native.kernels.following import foe_approaching, idm
+from twin.engines.native.kernels.routes import _best_lane, _route_edge, choose_connection
+from twin.engines.native.kernels.state import (
+    LOOKAHEAD_M, LOOKAHEAD_S, YIELD_CHECK_M, YIELD_MARGIN_M, COOPERATE_M,
+    RUNNING, ARRIVED, RED, YELLOW, GREEN_MINOR, UNCONTROLLED, INF, DRIVE_OFF_BIT, EMERGENCY_DECEL, HALT_SPEED,
+    LC_URGENT_GAP)
+
+
+@kernel
+def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
+    """New speed and position of every running vehicle (written to ``new_pos``/``new_speed``).
+
+    A vehicle halts where ``stop_at[i]`` [m, on its lane; INF: no stop] says (its stops,
+    :mod:`twin.engines.native.stops`), braking as for a red light.
+
+    Also accumulates per vehicle: distance [m], continuous halting time [s],
+    time loss [s] (pollutants: :mod:`twin.engines.native.emissions`); and per edge: vehicle time [veh·s], distance
+    [veh·m], halting time [veh·s], queue length × time [m·s].
+
+    Junction paths: the look-ahead adds ``conn_length`` after each stop line,
+    slows to ``conn_speed`` before it, and a vehicle on a path (position < 0)
+    drives at most at its ``junction_speed``.
+    """
+    lane = veh.lane
+    pos = veh.pos
+    speed = veh.speed
+    vtype = veh.vtype
+    vfactor = veh.vfactor
+    ridx = veh.ridx
+    route_off = veh.route_off
+    route_n = veh.route_n
+    route_edges = veh.route_edges
+    junction_speed = veh.junction_speed
+    dist = veh.dist
+    wait = veh.wait
+    time_loss = veh.time_loss
+    stop_at = veh.stop_at
+    vt_length = vt.length
+    vt_min_gap = vt.min_gap
+    vt_accel = vt.accel
+    vt_decel = vt.decel
+    vt_tau = vt.tau
+    vt_max_speed = vt.max_speed
+    vt_crit_gap = vt.critical_gap
+    vt_class_bit = vt.class_bit
+    lane_edge = net.lane_edge
+    lane_length = net.lane_length
+    edge_lane_start = net.edge_lane_start
+    lane_conn_offsets = net.lane_conn_offsets
+    conn_to_lane = net.conn_to_lane
+    conn_length = net.conn_length
+    conn_speed = net.conn_speed
+    conn_foe_offsets = net.conn_foe_offsets
+    conn_foe_lanes = net.conn_foe_lanes
+    lane_speed = ctl.lane_speed
+    lane_allow = ctl.lane_allow
+    conn_signal = ctl.conn_signal
+    req_back = scr.req_back
+    new_pos = scr.new_pos
+    new_speed = scr.new_speed
+    e_veh_time = stats.veh_time
+    e_dist = stats.dist
+    e_halt_time = stats.halt_time
+    e_queue_time = stats.queue_time
+    for k in range(n):
+        i = order[k]
+        l = lane[i]
+        ty = vtype[i]
+        v = speed[i]
+        p = pos[i]
+        a = vt_accel[ty]
+        b = vt_decel[ty]
+        s0 = vt_min_gap[ty]
+        tau = vt_tau[ty]
+        cb = vt_class_bit[ty]
+        v_allowed = min(lane_speed[l] * vfactor[i], vt_max_speed[ty])
+        if p < 0.0:  # on the junction before lane l (see commit): its path's speed limit
+            v_allowed = min(v_allowed, junction_speed[i] * vfactor[i])
+        hard = INF
+        acc = INF
+        if k + 1 < lane_start[l + 1]:
+            j = order[k + 1]
+            gap = pos[j] - vt_length[vtype[j]] - p
+            acc = idm(v, v_allowed, gap, speed[j], a, b, s0, tau)
+            hard = gap
+        else:
+            acc = idm(v, v_allowed, INF, 0.0, a, b, s0, tau)
+            horizon = LOOKAHEAD_M + LOOKAHEAD_S * v
+            d = lane_length[l] - p
+            cur = l
+            ahead = 0
+            if (lane_allow[l] & (cb | DRIVE_OFF_BIT)) == 0:  # the lane was closed under it: wait at its end
+                acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * 0.25, tau))
+                hard = d - 0.001
+                horizon = -1.0
+            while d < horizon:
+                nxt = _route_edge(route_edges, route_off, route_n, ridx, i, ahead + 1)
+                if nxt < 0:
+                    break  # arrives at the end of this lane
+                c = choose_connection(cur, ridx[i] + ahead, route_edges, route_off[i], route_n[i], cb,
+                                      lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                                      lane_length)
+                stop = c < 0  # wrong lane: wait at the end for a lane change
+                if not stop:
+                    sig = conn_signal[c]
+                    if sig == RED:
+                        stop = True
+                    elif sig == YELLOW:
+                        stop = v * v <= 2.0 * b * max(d, 0.01)  # stop if it can do so comfortably
+                    elif sig == GREEN_MINOR or sig == UNCONTROLLED:
+                        if d < max(YIELD_CHECK_M, v * v / (2.0 * b) + YIELD_MARGIN_M):
+                            stop = foe_approaching(c, vt_crit_gap[ty], conn_foe_offsets, conn_foe_lanes,
+                                                   lane_start, order, pos, speed, lane_length, lane_conn_offsets,
+                                                   conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
+                                                   vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start)
+                if stop:
+                    acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * 0.25, tau))
+                    hard = min(hard, d - 0.001)
+                    break
+                tl = conn_to_lane[c]
+                vn = min(lane_speed[tl], conn_speed[c]) * vfactor[i]
+                if vn < v:  # slow down to the junction path's or the next lane's limit
+                    acc = min(acc, (vn * vn - v * v) / (2.0 * max(d, 1.0)))
+                d += conn_length[c]  # the path through the junction: d is now the distance to tl's start
+                if lane_start[tl + 1] > lane_start[tl]:
+                    j = order[lane_start[tl]]  # the next lane's last vehicle (on the junction if pos < 0)
+                    gap = d + pos[j] - vt_length[vtype[j]]
+                    acc = min(acc, idm(v, v_allowed, gap, speed[j], a, b, s0, tau))
+                    hard = min(hard, gap)
+                    break
+                d += lane_length[tl]
+                cur = tl
+                ahead += 1
+        if stop_at[i] < INF * 0.5:  # a stop ahead (or dwelling there)
+            acc = min(acc, idm(v, v_allowed, stop_at[i] - p, 0.0, a, b, s0 * 0.25, tau))
+            hard = min(hard, stop_at[i] - p)
+        rb = max(req_back[0, l], req_back[1, l])
+        # a vehicle beside the requester (front within LC_URGENT_GAP of its back) drives on: it is in the way
+        if rb - p > LC_URGENT_GAP and rb - p < COOPERATE_M and v * v <= 2.0 * b * (rb - p):
+            # a vehicle beside and ahead needs into this lane: leave it a gap (cooperative lane change)
+            acc = min(acc, idm(v, v_allowed, rb - p, 0.0, a, b, s0, tau))
+        if acc < -EMERGENCY_DECEL:
+            acc = -EMERGENCY_DECEL
+        vn = v + acc * dt
+        if vn <= 0.0:
+            step = v * v / (2.0 * -acc) if acc < 0.0 else 0.0
+            step = min(step, v * dt)
+            vn = 0.0
+        else:
+            vn = min(vn, vt_max_speed[ty])
+            step = 0.5 * (v + vn) * dt
+        if step > hard:
+            step = max(hard, 0.0)
+            vn = min(vn, step / dt)
+        new_pos[k] = p + step
+        new_speed[k] = vn
+        # per-vehicle accounting
+        dist[i] += step
+        if vn < HALT_SPEED:
+            wait[i] += dt
+        else:
+            wait[i] = 0.0
+        if v_allowed > 0.0:
+            time_loss[i] += dt * max(0.0, 1.0 - vn / v_allowed)
+        e = lane_edge[l]
+        e_veh_time[e] += dt
+        e_dist[e] += step
+        if vn < HALT_SPEED:
+            e_halt_time[e] += dt
+            e_queue_time[e] += (vt_length[ty] + s0) * dt
+
+
+@kernel
+def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, stats):
+    """Write new positions; move vehicles across junctions; arrivals and teleports.
+
+    A vehicle that would pass the end of its lane enters the next lane of its
+    route behind the last vehicle there, at position (distance past the stop
+    line − ``conn_length``), i.e. < 0 while it is on the junction path
+    (vehicles entering the same lane in one step queue behind each other); if
+    there is no room even at the path's start it waits at the stop line. The
+    path's speed limit is kept in ``junction_speed``. A vehicle that reaches the end of its destination edge arrives
+    (arrival time interpolated within the step). A vehicle halted for
+    ``teleport_time`` [s] jumps to the start of the first edge ahead on its
+    route with room (as SUMO's teleport does), or arrives if none is left.
+
+    Returns (arrived, teleported) counts of this step.
+    """
+    state = veh.state
+    lane = veh.lane
+    pos = veh.pos
+    speed = veh.speed
+    vtype = veh.vtype
+    ridx = veh.ridx
+    route_off = veh.route_off
+    route_n = veh.route_n
+    route_edges = veh.route_edges
+    junction_speed = veh.junction_speed
+    wait = veh.wait
+    t_arrive = veh.t_arrive
+    teleports = veh.teleports
+    vt_length = vt.length
+    vt_min_gap = vt.min_gap
+    vt_class_bit = vt.class_bit
+    lane_edge = net.lane_edge
+    lane_length = net.lane_length
+    edge_lane_start = net.edge_lane_start
+    edge_num_lanes = net.edge_num_lanes
+    lane_conn_offsets = net.lane_conn_offsets
+    conn_to_lane = net.conn_to_lane
+    conn_length = net.conn_length
+    conn_speed = net.conn_speed
+    lane_allow = ctl.lane_allow
+    new_pos = scr.new_pos
+    new_speed = scr.new_speed
+    tail_pos = scr.tail_pos
+    tail_len = scr.tail_len
+    e_entered = stats.entered
+    n_lanes = tail_pos.shape[0]
+    for l in range(n_lanes):
+        if lane_start[l + 1] > lane_start[l]:
+            j = order[lane_start[l]]
+            k0 = lane_start[l]
+            tail_pos[l] = min(new_pos[k0], lane_length[l])
+            tail_len[l] = vt_length[vtype[j]]
+        else:
+            tail_pos[l] = INF
+            tail_len[l] = 0.0
+    arrived = 0
+    teleported = 0
+    for k in range(n):
+        i = order[k]
+        p_old = pos[i]
+        p = new_pos[k]
+        v = new_speed[k]
+        l = lane[i]
+        ty = vtype[i]
+        cb = vt_class_bit[ty]
+        while p >= lane_length[l]:
+            nxt = _route_edge(route_edges, route_off, route_n, ridx, i, 1)
+            if nxt < 0:
+                frac = 1.0
+                if p > p_old:
+                    frac = min(1.0, max(0.0, (lane_length[l] - p_old) / (p - p_old)))
+                state[i] = ARRIVED
+                t_arrive[i] = t + frac * dt
+                arrived += 1
+                break
+            c = choose_connection(l, ridx[i], route_edges, route_off[i], route_n[i], cb, lane_conn_offsets,
+                                  conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
+            if c < 0:
+                p = lane_length[l] - 0.001
+                v = 0.0
+                break
+            tl = conn_to_lane[c]
+            jl = conn_length[c]
+            over = p - lane_length[l] - jl  # position on tl; < 0 while on the junction
+            room = lane_length[tl] if tail_pos[tl] >= INF * 0.5 else tail_pos[tl] - tail_len[tl]
+            if over > room:
+                if room < -jl:
+                    p = lane_length[l] - 0.001  # no room: wait at the stop line
+                    v = 0.0
+                    break
+                over = room
+            l = tl
+            p = over
+            p_old = p_old - lane_length[lane[i]] - jl
+            junction_speed[i] = conn_speed[c]
+            ridx[i] += 1
+            lane[i] = l
+            e_entered[lane_edge[l]] += 1.0
+            tail_pos[l] = p
+            tail_len[l] = vt_length[ty]
+        if state[i] != RUNNING:
+            continue
+        pos[i] = p
+        speed[i] = v
+        lane[i] = l
+        if wait[i] >= teleport_time:
+            # jump to the first edge ahead with room at its start
+            ahead = 1
+            done = False
+            while True:
+                nxt = _route_edge(route_edges, route_off, route_n, ridx, i, ahead)
+                if nxt < 0:
+                    state[i] = ARRIVED
+                    t_arrive[i] = t + dt
+                    arrived += 1
+                    done = True
+                    break
+                ql, room = _best_lane(nxt, ridx[i] + ahead, route_edges, route_off[i], route_n[i], cb,
+                                      edge_lane_start, edge_num_lanes, lane_length, lane_allow, lane_conn_offsets,
+                                      conn_to_lane, lane_edge, tail_pos, tail_len)
+                if ql >= 0 and room >= vt_min_gap[ty]:
+                    ridx[i] += ahead
+                    lane[i] = ql
+                    pos[i] = 0.0
+                    speed[i] = 0.0
+                    e_entered[nxt] += 1.0
+                    tail_pos[ql] = 0.0
+                    tail_len[ql] = vt_length[ty]
+                    done = True
+                    break
+                ahead += 1
+            if done:
+                wait[i] = 0.0
+                teleports[i] += 1
+                teleported += 1
+    return arrived, teleported

@@ -1,0 +1,134 @@
+"""Typed records the kernels take instead of long lists of positional arrays.
+
+Each record is a :class:`typing.NamedTuple` of flat arrays (numba passes it as a heterogeneous tuple with
+attribute access, at no cost inside the kernel), so a kernel takes a handful of arguments and two arrays of
+the same dtype can no longer be swapped by position. The engine builds them from its current arrays
+(:meth:`twin.engines.native.NativeEngine._records`) every step, so a record never holds an array that an
+action, a vehicle added on the fly or a restore has since replaced.
+
+Index conventions: ``i`` a vehicle (trip), ``v`` a vehicle type, ``l`` a lane, ``e`` an edge, ``c`` a
+connection (lane to lane across a junction), ``k`` a position on a route.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Vehicles(NamedTuple):
+    """Per-vehicle state (index ``i``) and the routes."""
+
+    state: np.ndarray  # int8: SCHEDULED, WAITING, RUNNING, ARRIVED, CANCELLED (kernels.state)
+    lane: np.ndarray  # int32: the lane the vehicle is on (-1 before it enters)
+    pos: np.ndarray  # [m] front position on the lane (negative: on the junction path before it)
+    speed: np.ndarray  # [m/s]
+    vtype: np.ndarray  # int32: index into VehicleTypes
+    vfactor: np.ndarray  # speed factor: desired speed = vfactor × the lane's limit
+    ridx: np.ndarray  # int32: the vehicle's position k on its route
+    route_off: np.ndarray  # int64: start of its route in route_edges
+    route_n: np.ndarray  # int32: edges on its route
+    route_edges: np.ndarray  # int32: the routes of all vehicles, one after the other
+    dist: np.ndarray  # [m] driven so far
+    wait: np.ndarray  # [s] halting so far without a break (teleport clock)
+    time_loss: np.ndarray  # [s] lost against the desired speed
+    t_insert: np.ndarray  # [s] when it entered (NaN before)
+    t_arrive: np.ndarray  # [s] when it arrived (NaN before)
+    teleports: np.ndarray  # int32: teleports so far
+    stop_at: np.ndarray  # [m] position on its lane where it must halt for a stop (INF: none)
+    junction_speed: np.ndarray  # [m/s] limit of the junction path it is on (pos < 0)
+    sg_prob: np.ndarray  # accumulated wish to change lanes for speed (> 0 left, < 0 right)
+    kr_prob: np.ndarray  # ... and to keep right
+
+
+class VehicleTypes(NamedTuple):
+    """Per-vehicle-type parameters (index ``v``)."""
+
+    length: np.ndarray  # [m]
+    min_gap: np.ndarray  # [m] standstill gap to the leader (IDM s0)
+    accel: np.ndarray  # [m/s²] maximal acceleration (IDM a)
+    decel: np.ndarray  # [m/s²] comfortable deceleration (IDM b)
+    tau: np.ndarray  # [s] desired time headway (IDM T)
+    max_speed: np.ndarray  # [m/s]
+    critical_gap: np.ndarray  # [s] time gap to a priority foe accepted at a junction
+    class_bit: np.ndarray  # int64: the vehicle class's bit in lane_allow
+
+
+class Network(NamedTuple):
+    """The static road network (CSR arrays of :class:`twin.city.CityModel`)."""
+
+    lane_edge: np.ndarray  # int32: edge of lane l
+    lane_index: np.ndarray  # int32: index of lane l on its edge (0 rightmost)
+    lane_length: np.ndarray  # [m]
+    edge_lane_start: np.ndarray  # int32: first lane of edge e
+    edge_num_lanes: np.ndarray  # int32: lanes of edge e
+    lane_conn_offsets: np.ndarray  # int32: connections of lane l are lane_conn_offsets[l]:lane_conn_offsets[l+1]
+    conn_to_lane: np.ndarray  # int32: lane connection c leads to
+    conn_length: np.ndarray  # [m] length of connection c's junction path
+    conn_speed: np.ndarray  # [m/s] speed limit on the junction path
+    conn_foe_offsets: np.ndarray  # int32: foes of c (lanes with priority over it) are in conn_foe_lanes[...]
+    conn_foe_lanes: np.ndarray  # int32
+
+
+class Control(NamedTuple):
+    """What signals and actions change while a run goes on."""
+
+    lane_speed: np.ndarray  # [m/s] speed limit of lane l now
+    lane_allow: np.ndarray  # int64: bits of the vehicle classes lane l admits now (DRIVE_OFF_BIT: closed)
+    conn_signal: np.ndarray  # int8: RED, YELLOW, GREEN, GREEN_MINOR, UNCONTROLLED of connection c this step
+    steer_p: np.ndarray  # lane-use steering of loops (SetLaneSteering): probability per lane
+    steer_dir: np.ndarray  # int8: ... direction per lane
+    steer_until: np.ndarray  # [s] ... in force until
+    steer_salt: int  # seed of the steering's per-vehicle draws
+
+
+class Scratch(NamedTuple):
+    """Working arrays the kernels pass on within a step (and caches kept between steps)."""
+
+    new_pos: np.ndarray  # [m] position after the step (move → commit)
+    new_speed: np.ndarray  # [m/s] speed after the step
+    new_lane: np.ndarray  # int32: lane after a lane change
+    req_back: np.ndarray  # [m] back of the vehicle requesting to change into each lane (2 × lanes)
+    score_cache: np.ndarray  # int8: lane scores per vehicle (vehicles × SCORE_CACHE_LANES)
+    score_ridx: np.ndarray  # int32: ... valid at this route position (-1 none, DEPART_SCORES at entry)
+    lane_occ: np.ndarray  # [m] occupied length per lane
+    tail_pos: np.ndarray  # [m] back of the last vehicle on each lane (INF: empty), for insertion
+    tail_len: np.ndarray  # [m] ... its length
+    lane_blocked: np.ndarray  # bool: lanes where an insertion failed this step
+
+
+class EdgeStats(NamedTuple):
+    """Per-edge sums (index ``e``) the results read."""
+
+    veh_time: np.ndarray  # [s] vehicle-seconds spent on the edge
+    dist: np.ndarray  # [m] distance driven on it
+    halt_time: np.ndarray  # [s] vehicle-seconds halting
+    queue_time: np.ndarray  # [s] vehicle-seconds queueing
+    entered: np.ndarray  # vehicles that entered it
+
+
+class Loops(NamedTuple):
+    """Induction loops (index ``d``) sorted by lane, and their counts."""
+
+    lane_offsets: np.ndarray  # int32: loops on lane l are lane_offsets[l]:lane_offsets[l+1]
+    pos: np.ndarray  # [m] position of each loop on its lane
+    index: np.ndarray  # int32: loop's index in the engine's list
+    count: np.ndarray  # vehicles that passed
+    speed_sum: np.ndarray  # [m/s] sum of their speeds
+    occ_time: np.ndarray  # [s] time occupied
+    prev_lane: np.ndarray  # int32: each vehicle's lane before the step
+    prev_pos: np.ndarray  # [m] ... and position
+
+
+class Stops(NamedTuple):
+    """Vehicles' stops (bus stops, parking; :mod:`twin.engines.native.stops`), CSR by vehicle."""
+
+    offsets: np.ndarray  # int64: vehicle i's stops are offsets[i]:offsets[i+1]
+    route_index: np.ndarray  # int32: the route position k of the stop's edge
+    start: np.ndarray  # [m] start of the stop on its lane
+    end: np.ndarray  # [m] end of the stop (where the vehicle halts)
+    duration: np.ndarray  # [s] dwell time
+    until: np.ndarray  # [s] earliest departure (SUMO's until; < 0 none)
+    parking: np.ndarray  # bool: the vehicle leaves the road while it dwells
+    next: np.ndarray  # int32: vehicle i's next stop
+    dwell_until: np.ndarray  # [s] when vehicle i's dwell ends (< 0: not dwelling)

@@ -1,0 +1,40 @@
+"""Vehicle and signal states, and the named constants of the kernels (SI units)."""
+from __future__ import annotations
+
+SCHEDULED, WAITING, RUNNING, ARRIVED, CANCELLED = 0, 1, 2, 3, 4
+RED, YELLOW, GREEN, GREEN_MINOR, UNCONTROLLED = 0, 1, 2, 3, 4
+INF = 1e18
+WAITING_FOE_M = 5.0  # [m] a priority vehicle stopped this close to the junction keeps its turn (foe_approaching)
+DRIVE_OFF_BIT = 1 << 31  # lane_allow bit of a lane closed by road works on its whole edge: no class may enter,
+#                          vehicles already on the edge drive on (change lanes on it, leave it)
+EMERGENCY_DECEL = 9.0  # [m/s²] the IDM deceleration is bounded by this
+HALT_SPEED = 0.1  # [m/s] below this a vehicle counts as halting (as in SUMO)
+STRATEGIC_DEPTH = 3  # route edges looked ahead at least when choosing lanes (see lane_score)
+STRATEGIC_LOOKAHEAD_M = 100.0  # [m] ... and on until the edges passed are this long
+STRATEGIC_MAX_DEPTH = 16  # route edges looked ahead at most
+DEST_SCORE = 100  # lane_score of a lane that leads to the destination
+BEST_LANE_LOOKAHEAD_M = 3000.0  # [m] entering vehicles, and vehicles crossing into a lane of the next edge, pick
+#                                  among the lanes that lead furthest within this (as SUMO's best lanes do)
+BEST_LANE_MAX_DEPTH = DEST_SCORE - 1  # route edges looked ahead at most there (scores fit the int8 cache)
+DEPART_SCORES = -2  # score_ridx marking the entry scores (not the lane changes' horizon) as cached
+STRATEGIC_LOOKAHEAD_S = 10.0  # [s] a needed lane change becomes mandatory this far (at speed, per lane) ahead
+# speed gain and keeping right (as SUMO's LC2013): wishes build up over time and are acted on past a threshold
+SG_ANTICIPATION_S = 1.0  # [s] speeds compared on both lanes: now + this × the IDM acceleration there
+SG_MIN_SPEED = 10.0  # [m/s] the relative speed gain is the difference over max(target speed, this)
+SG_THRESHOLD_LEFT = 0.2  # accumulated relative gain [s] that makes a vehicle change left for speed
+SG_THRESHOLD_RIGHT = 2.0  # ... and right (changing right for speed takes ten times as much)
+KEEP_RIGHT_TIME = 5.0  # [s] a vehicle on a lane with a free lane to its right moves right after this
+KEEP_RIGHT_ACCEPTANCE_S = 7.0  # [s] ... the right lane is free if it allows the desired speed this long
+SG_MIN_TIME_S = 20.0  # [s] a change for speed or keeping right needs the target lane to lead on this long at speed
+SLOWER_BY = 5.0 / 3.6  # [m/s] the right lane counts as slower if its speed is lower by more than this
+LC_URGENT_GAP = 0.5  # [m] gaps an urgent lane change accepts; a follower closer to the requester's back passes it
+STEER_UPSTREAM_M = 15.0  # [m] lane-use steering of loops closer than this to their edge's start acts on the edge before
+SCORE_CACHE_LANES = 6  # lanes per edge whose lane scores change_lanes caches per vehicle
+LOOKAHEAD_M = 50.0  # [m] move looks for stop lines and the next lanes' queues this far ahead at standstill,
+LOOKAHEAD_S = 8.0  # [s] ... plus this long at the current speed (beyond IDM's braking distance at 50 km/h)
+YIELD_CHECK_M = 20.0  # [m] a vehicle on a minor link checks its priority foes within at least this of the stop line
+YIELD_MARGIN_M = 10.0  # [m] ... or within its comfortable braking distance (v²/2b) plus this
+COOPERATE_M = 60.0  # [m] a vehicle leaves a gap for a lane-change requester whose back is at most this far ahead
+URGENT_REACH_M = 30.0  # [m] a mandatory lane change becomes urgent (accepts LC_URGENT_GAP) when the lanes that
+#                         lead on end this close ahead,
+URGENT_SPEED = 1.0  # [m/s] ... or when the vehicle is slower than this (queued before the lane's end)

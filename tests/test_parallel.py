@@ -16,6 +16,8 @@ import numpy as np
 from twin.config.models import ScenarioConfig
 from twin.config.sumocfg import load_any
 from twin.runner import run_scenario
+import twin.engines.native.engine as E
+E.PARALLEL_MIN_VEHICLES = 0  # the parallel kernels for any number of vehicles (not only on large cities)
 
 def digest(a):
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()

@@ -33,6 +33,9 @@ from twin.engines.native.turns import count_turns
 from twin.jit import bind
 
 log = logging.getLogger(__name__)
+# fewer running vehicles than this are moved on one thread: a parallel loop costs ~5-10 µs to start, a vehicle
+# ~100-400 ns of work in the parallel kernels
+PARALLEL_MIN_VEHICLES = 2000
 
 
 class NativeEngineConfig(EngineConfig):
@@ -251,12 +254,13 @@ class NativeEngine:
         if self._stop_ridx.size and self._call(ST.stop_targets, t, self._order, n, veh, vtr, net, ctl, stp):
             self._parked = np.flatnonzero(self.state == ST.PARKED).astype(np.int32)
         direction = 1 if self._step % 2 == 0 else -1
-        if n and self._call(K.change_lanes, direction, self._order, n, self._lane_start, dt, veh, vtr, net, ctl, scr):
+        if n and self._call(self._on_threads(K.change_lanes, n), direction, self._order, n, self._lane_start, dt,
+                            veh, vtr, net, ctl, scr):
             n = self._sort()
         if self._loop_spec:
             self._prev_lane[:] = self.lane
             self._prev_pos[:] = self.pos
-        self._call(K.move, dt, self._order, n, self._lane_start, veh, vtr, net, ctl, scr, stats)
+        self._call(self._on_threads(K.move, n), dt, self._order, n, self._lane_start, veh, vtr, net, ctl, scr, stats)
         em = self._emis
         if n and self._emissions_on:
             EM.emit(dt, self._order, n, self.lane, self.pos, self.speed, self._new_pos, self._new_speed, self.eclass,
@@ -469,9 +473,14 @@ class NativeEngine:
             f = self._bound[func] = bind(func, args)
         return f(*args)
 
+    def _on_threads(self, kernel, n: int):
+        """``kernel`` (a :func:`twin.jit.parallel_kernel`) on the engine's threads if ``n`` vehicles are worth
+        waking them for, else its single-threaded twin (the same results)."""
+        return kernel if self._threads > 1 and n >= PARALLEL_MIN_VEHICLES else kernel.serial
+
     def _sort(self) -> int:
-        n = K.sort_vehicles(self._order, self._n_order, self.state, self.lane, self.pos, self._lane_start,
-                            self._order_tmp)
+        n = self._on_threads(K.sort_vehicles, self._n_order)(self._order, self._n_order, self.state, self.lane,
+                                                             self.pos, self._lane_start, self._order_tmp)
         self._order, self._order_tmp = self._order_tmp, self._order
         self._n_order = n
         return n

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import prange
 
-from twin.jit import kernel
+from twin.jit import kernel, parallel_kernel
 from twin.engines.native.kernels.following import first_ahead, idm, queue_ahead
 from twin.engines.native.kernels.routes import choose_connection, lane_reach, lane_score, lane_score_within
 from twin.engines.native.kernels.state import (
@@ -69,6 +70,21 @@ def _swap_ok(k, kj, l, tl, order, lane_start, new_lane, pos, speed, vtype, ridx,
 
 
 @kernel
+def _target_lane(l, direction, class_bit, lane_edge, lane_index, edge_lane_start, edge_num_lanes, lane_allow):
+    """The lane beside lane ``l`` towards ``direction`` that a vehicle of ``class_bit`` could change to, or -1
+    (none there, or closed to it; on a closed road its other closed lanes count as open)."""
+    e = lane_edge[l]
+    nl = edge_num_lanes[e]
+    li = lane_index[l] + direction
+    if nl == 1 or li < 0 or li >= nl:
+        return -1
+    tl = edge_lane_start[e] + li
+    if (lane_allow[tl] & (class_bit | DRIVE_OFF_BIT)) == 0:
+        return -1
+    return tl
+
+
+@parallel_kernel
 def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr):
     """Lane changes towards ``direction`` (+1 left, -1 right). Returns the number of changes.
 
@@ -160,41 +176,45 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr):
     row = 0 if direction > 0 else 1
     for l in range(req_back.shape[1]):
         req_back[row, l] = -INF
-    for l in range(lane_occ.shape[0]):
-        lane_occ[l] = 0.0
-    for k in range(n):
-        i = order[k]
-        new_lane[k] = lane[i]
-        lane_occ[lane[i]] += vt_length[vtype[i]] + vt_min_gap[vtype[i]]
+    for l in prange(lane_occ.shape[0]):  # order is by lane: each lane sums its own vehicles, in order
+        occ = 0.0
+        for k in range(lane_start[l], lane_start[l + 1]):
+            i = order[k]
+            new_lane[k] = lane[i]
+            occ += vt_length[vtype[i]] + vt_min_gap[vtype[i]]
+        lane_occ[l] = occ
+    for k in prange(n):  # strategic: how far does the route continue from each lane of the vehicle's edge?
+        i = order[k]  # (scores of the vehicles that look at a lane change and whose cache is stale, each its own)
+        l = lane[i]
+        e = lane_edge[l]
+        nl = edge_num_lanes[e]
+        cb = vt_class_bit[vtype[i]]
+        rk = ridx[i]
+        if nl <= score_cache.shape[1] and score_ridx[i] != rk and \
+                _target_lane(l, direction, cb, lane_edge, lane_index, edge_lane_start, edge_num_lanes, lane_allow) >= 0:
+            for q in range(nl):
+                score_cache[i, q] = lane_score(edge_lane_start[e] + q, rk, STRATEGIC_DEPTH, route_edges, route_off[i],
+                                               route_n[i], cb, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow,
+                                               edge_lane_start, lane_length)
+            score_ridx[i] = rk
     changes = 0
     for k in range(n):
         i = order[k]
         l = lane[i]
         if new_lane[k] != l:  # swapped already in this pass
             continue
-        e = lane_edge[l]
-        nl = edge_num_lanes[e]
-        if nl == 1:
-            continue
-        li = lane_index[l] + direction
-        if li < 0 or li >= nl:
-            continue
-        tl = edge_lane_start[e] + li
         ty = vtype[i]
         cb = vt_class_bit[ty]
-        if (lane_allow[tl] & (cb | DRIVE_OFF_BIT)) == 0:  # (on a closed road: its other closed lanes)
+        tl = _target_lane(l, direction, cb, lane_edge, lane_index, edge_lane_start, edge_num_lanes, lane_allow)
+        if tl < 0:
             continue
-        # strategic: how far does the route continue from each lane of this edge?
+        e = lane_edge[l]
+        nl = edge_num_lanes[e]
+        li = lane_index[l] + direction
         base = route_off[i]
         rn = route_n[i]
         rk = ridx[i]
-        cached = nl <= score_cache.shape[1]
-        if cached and score_ridx[i] != rk:
-            for q in range(nl):
-                score_cache[i, q] = lane_score(edge_lane_start[e] + q, rk, STRATEGIC_DEPTH, route_edges, base, rn, cb,
-                                               lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
-                                               lane_length)
-            score_ridx[i] = rk
+        cached = nl <= score_cache.shape[1]  # (filled above)
         if cached:
             s_cur = np.int64(score_cache[i, lane_index[l]])
             s_tgt = np.int64(score_cache[i, li])

@@ -269,7 +269,7 @@ class NativeEngine:
                                          veh, vtr, net, ctl, scr, stats)
         if self._loop_spec:
             self._call(K.loops, dt, self._order, n, veh, vtr, net, ctl, lp)
-        count_turns(self.ridx, self._turn_ridx, self.route_off, self.route_edges, *c.edge_successors,
+        count_turns(self._order, n, self.ridx, self._turn_ridx, self.route_off, self.route_edges, *c.edge_successors,
                     self.turn_entered)
         self._arrived += arrived
         self._teleported += teleported
@@ -724,6 +724,7 @@ class NativeEngine:
             self.route_off[v_ok] = starts
             self.route_n[v_ok] = lens[ok].astype(np.int32)
             self.ridx[v_ok] = 0
+            self._turn_ridx[v_ok] = 0  # (count_turns: a new route counts from its start)
         if stranded:
             log.warning("%d vehicles have no open route to their destination and keep their route", stranded)
         self.rerouted += int(vehicles.size) - stranded

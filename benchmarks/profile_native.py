@@ -13,7 +13,7 @@ update [ns], and its share of the process's CPU time and CPU time per update (ro
 processes share the cores; with several threads it sums them); "python" is the rest of the step (the
 engine's Python between the kernels).
 
-With ``--threads 1,2`` the same scenario runs once per thread count (numba's ``set_num_threads``), the
+With ``--threads 1,2`` the same scenario runs once per thread count (the engine's ``threads``), the
 counts alternated over ``--repeat`` rounds, and the figures of each count are the best round's. The
 last line with ``--json`` is ``{"case": ..., "runs": {"1": {...}, "2": {...}}}``.
 """
@@ -65,6 +65,11 @@ class KernelTimer:
                 cpu[name] += cpu_clock() - c0
                 calls[name] += 1
 
+        if hasattr(f, "typeof_pyval"):  # a dispatcher: the engine may bind its machine code (twin.jit.bind) ...
+            timed.typeof_pyval = f.typeof_pyval
+            timed.compile = lambda sig: self._wrap(name, f.compile(sig))  # ... which is timed then
+        if hasattr(f, "serial"):  # a parallel kernel's single-threaded twin (twin.jit.parallel_kernel)
+            timed.serial = self._wrap(name, f.serial)
         return timed
 
     def _patch(self, owner, attr: str, name: str) -> None:
@@ -96,8 +101,7 @@ def profile(city, demand, seed: int, duration: float, threads: int) -> dict:
 
     The kernels must be compiled already (a kernel compiled while the timer is in place would see the
     timers of the kernels it calls instead of them): run :func:`warm_up` first."""
-    numba.set_num_threads(threads)
-    engine = NativeEngine()
+    engine = NativeEngine(threads=threads)
     engine.start(city, demand, seed=seed)
     steps = int(round(duration / engine.step_length))
     with KernelTimer() as kt:
@@ -121,11 +125,17 @@ def profile(city, demand, seed: int, duration: float, threads: int) -> dict:
                             "calls": kt.calls.get(k, 0)} for k, s in kernels.items()}}
 
 
-def warm_up(city, demand, seed: int) -> None:
+def warm_up(city, demand, seed: int, counts: list[int]) -> None:
     """Compile (or load from the cache) every kernel a run of this case calls, without timers."""
-    engine = NativeEngine()
-    engine.start(city, demand, seed=seed)
-    engine.advance(60.0)
+    least = engine_module.PARALLEL_MIN_VEHICLES
+    engine_module.PARALLEL_MIN_VEHICLES = 0  # the parallel kernels too, whatever runs in the first minute
+    try:
+        for th in counts:
+            engine = NativeEngine(threads=th)
+            engine.start(city, demand, seed=seed)
+            engine.advance(60.0)
+    finally:
+        engine_module.PARALLEL_MIN_VEHICLES = least
 
 
 def table(r: dict) -> str:
@@ -154,7 +164,7 @@ def main() -> int:
     city, demand = prepare(cfg)
     print(f"{cfg.name}: {city.n_edges} edges, {len(demand.trips):,} trips, setup {time.perf_counter() - t0:.1f} s",
           file=sys.stderr)
-    warm_up(city, demand, cfg.seed)
+    warm_up(city, demand, cfg.seed, counts)
     best: dict[int, dict] = {}
     for _ in range(a.repeat):
         for th in counts:

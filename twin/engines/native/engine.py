@@ -254,8 +254,9 @@ class NativeEngine:
         if self._stop_ridx.size and self._call(ST.stop_targets, t, self._order, n, veh, vtr, net, ctl, stp):
             self._parked = np.flatnonzero(self.state == ST.PARKED).astype(np.int32)
         direction = 1 if self._step % 2 == 0 else -1
-        if n and self._call(self._on_threads(K.change_lanes, n), direction, self._order, n, self._lane_start, dt,
-                            veh, vtr, net, ctl, scr):
+        lc = self._on_threads(K.change_lanes, n)
+        if n and self._call(lc, direction, self._order, n, self._lane_start, dt, veh, vtr, net, ctl, scr,
+                            lc is K.change_lanes):
             n = self._sort()
         if self._loop_spec:
             self._prev_lane[:] = self.lane

@@ -84,8 +84,21 @@ def _target_lane(l, direction, class_bit, lane_edge, lane_index, edge_lane_start
     return tl
 
 
+@kernel
+def _score_lanes(i, e, class_bit, veh, net, ctl, scr):
+    """Vehicle ``i``'s :func:`lane_score` of every lane of edge ``e`` (its edge) into its row of the score cache,
+    valid at its current route position."""
+    rk = veh.ridx[i]
+    for q in range(net.edge_num_lanes[e]):
+        scr.score_cache[i, q] = lane_score(net.edge_lane_start[e] + q, rk, STRATEGIC_DEPTH, veh.route_edges,
+                                           veh.route_off[i], veh.route_n[i], class_bit, net.lane_conn_offsets,
+                                           net.conn_to_lane, net.lane_edge, ctl.lane_allow, net.edge_lane_start,
+                                           net.lane_length)
+    scr.score_ridx[i] = rk
+
+
 @parallel_kernel
-def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr):
+def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, scores_first):
     """Lane changes towards ``direction`` (+1 left, -1 right). Returns the number of changes.
 
     Changes for speed (no route need) follow SUMO's LC2013: the relative
@@ -128,7 +141,9 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr):
     ``score_cache[i, q]`` keeps vehicle i's :func:`lane_score` of lane q of its
     current edge, valid while ``score_ridx[i]`` equals its route position (the
     engine sets ``score_ridx`` to -1 when lane permissions or routes change).
-    Edges with more lanes than the cache has columns are scored every time.
+    Edges with more lanes than the cache has columns are scored every time. With ``scores_first`` the stale
+    rows are filled before the pass, in parallel (the same values: a score depends only on the vehicle's
+    route position and the lanes' permissions), instead of when the pass reaches each vehicle.
 
     A change towards a lane from which the route continues further is
     *mandatory* (smaller gaps, cooperation requested when urgent) when the
@@ -183,20 +198,16 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr):
             new_lane[k] = lane[i]
             occ += vt_length[vtype[i]] + vt_min_gap[vtype[i]]
         lane_occ[l] = occ
-    for k in prange(n):  # strategic: how far does the route continue from each lane of the vehicle's edge?
-        i = order[k]  # (scores of the vehicles that look at a lane change and whose cache is stale, each its own)
-        l = lane[i]
-        e = lane_edge[l]
-        nl = edge_num_lanes[e]
-        cb = vt_class_bit[vtype[i]]
-        rk = ridx[i]
-        if nl <= score_cache.shape[1] and score_ridx[i] != rk and \
-                _target_lane(l, direction, cb, lane_edge, lane_index, edge_lane_start, edge_num_lanes, lane_allow) >= 0:
-            for q in range(nl):
-                score_cache[i, q] = lane_score(edge_lane_start[e] + q, rk, STRATEGIC_DEPTH, route_edges, route_off[i],
-                                               route_n[i], cb, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow,
-                                               edge_lane_start, lane_length)
-            score_ridx[i] = rk
+    if scores_first:  # the stale lane scores of the vehicles that look at a lane change, each its own, first
+        for k in prange(n):
+            i = order[k]
+            l = lane[i]
+            e = lane_edge[l]
+            cb = vt_class_bit[vtype[i]]
+            if edge_num_lanes[e] <= score_cache.shape[1] and score_ridx[i] != ridx[i] and \
+                    _target_lane(l, direction, cb, lane_edge, lane_index, edge_lane_start, edge_num_lanes,
+                                 lane_allow) >= 0:
+                _score_lanes(i, e, cb, veh, net, ctl, scr)
     changes = 0
     for k in range(n):
         i = order[k]
@@ -214,7 +225,9 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr):
         base = route_off[i]
         rn = route_n[i]
         rk = ridx[i]
-        cached = nl <= score_cache.shape[1]  # (filled above)
+        cached = nl <= score_cache.shape[1]
+        if cached and score_ridx[i] != rk:
+            _score_lanes(i, e, cb, veh, net, ctl, scr)
         if cached:
             s_cur = np.int64(score_cache[i, lane_index[l]])
             s_tgt = np.int64(score_cache[i, li])

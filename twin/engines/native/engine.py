@@ -230,13 +230,15 @@ class NativeEngine:
         target = int(round(until / self._dt))
         if abs(target * self._dt - until) > 1e-6:
             raise EngineError(f"advance target {until} s is not a multiple of the step {self._dt} s")
-        before = numba.get_num_threads()  # (numba's setting is per calling thread)
-        numba.set_num_threads(self._threads)
+        before = numba.get_num_threads()  # (numba's setting is per calling thread; setting it costs ~1 µs)
+        if before != self._threads:
+            numba.set_num_threads(self._threads)
         try:
             while self._step < target:
                 self._one_step()
         finally:
-            numba.set_num_threads(before)
+            if before != self._threads:
+                numba.set_num_threads(before)
 
     def _one_step(self) -> None:
         c, vt, dt = self.city, self._vt, self._dt

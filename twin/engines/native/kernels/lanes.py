@@ -85,16 +85,15 @@ def _target_lane(l, direction, class_bit, lane_edge, lane_index, edge_lane_start
 
 
 @kernel
-def _score_lanes(i, e, class_bit, veh, net, ctl, scr):
+def _score_lanes(i, e, rk, class_bit, base, n_route, score_cache, score_ridx, route_edges, lane_conn_offsets,
+                 conn_to_lane, lane_edge, lane_allow, edge_lane_start, edge_num_lanes, lane_length):
     """Vehicle ``i``'s :func:`lane_score` of every lane of edge ``e`` (its edge) into its row of the score cache,
-    valid at its current route position."""
-    rk = veh.ridx[i]
-    for q in range(net.edge_num_lanes[e]):
-        scr.score_cache[i, q] = lane_score(net.edge_lane_start[e] + q, rk, STRATEGIC_DEPTH, veh.route_edges,
-                                           veh.route_off[i], veh.route_n[i], class_bit, net.lane_conn_offsets,
-                                           net.conn_to_lane, net.lane_edge, ctl.lane_allow, net.edge_lane_start,
-                                           net.lane_length)
-    scr.score_ridx[i] = rk
+    valid at route position ``rk`` (its current one)."""
+    for q in range(edge_num_lanes[e]):
+        score_cache[i, q] = lane_score(edge_lane_start[e] + q, rk, STRATEGIC_DEPTH, route_edges, base, n_route,
+                                       class_bit, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow,
+                                       edge_lane_start, lane_length)
+    score_ridx[i] = rk
 
 
 @parallel_kernel
@@ -207,7 +206,9 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
             if edge_num_lanes[e] <= score_cache.shape[1] and score_ridx[i] != ridx[i] and \
                     _target_lane(l, direction, cb, lane_edge, lane_index, edge_lane_start, edge_num_lanes,
                                  lane_allow) >= 0:
-                _score_lanes(i, e, cb, veh, net, ctl, scr)
+                _score_lanes(i, e, ridx[i], cb, route_off[i], route_n[i], score_cache, score_ridx, route_edges,
+                             lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start, edge_num_lanes,
+                             lane_length)
     changes = 0
     for k in range(n):
         i = order[k]
@@ -227,7 +228,8 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
         rk = ridx[i]
         cached = nl <= score_cache.shape[1]
         if cached and score_ridx[i] != rk:
-            _score_lanes(i, e, cb, veh, net, ctl, scr)
+            _score_lanes(i, e, rk, cb, base, rn, score_cache, score_ridx, route_edges, lane_conn_offsets,
+                         conn_to_lane, lane_edge, lane_allow, edge_lane_start, edge_num_lanes, lane_length)
         if cached:
             s_cur = np.int64(score_cache[i, lane_index[l]])
             s_tgt = np.int64(score_cache[i, li])

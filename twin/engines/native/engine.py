@@ -482,8 +482,8 @@ class NativeEngine:
         return kernel if self._threads > 1 and n >= PARALLEL_MIN_VEHICLES else kernel.serial
 
     def _sort(self) -> int:
-        n = self._on_threads(K.sort_vehicles, self._n_order)(self._order, self._n_order, self.state, self.lane,
-                                                             self.pos, self._lane_start, self._order_tmp)
+        n = K.sort_vehicles(self._order, self._n_order, self.state, self.lane, self.pos, self._lane_start,
+                            self._order_tmp)
         self._order, self._order_tmp = self._order_tmp, self._order
         self._n_order = n
         return n

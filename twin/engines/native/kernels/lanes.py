@@ -190,13 +190,12 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
     row = 0 if direction > 0 else 1
     for l in range(req_back.shape[1]):
         req_back[row, l] = -INF
-    for l in prange(lane_occ.shape[0]):  # order is by lane: each lane sums its own vehicles, in order
-        occ = 0.0
-        for k in range(lane_start[l], lane_start[l + 1]):
-            i = order[k]
-            new_lane[k] = lane[i]
-            occ += vt_length[vtype[i]] + vt_min_gap[vtype[i]]
-        lane_occ[l] = occ
+    for l in range(lane_occ.shape[0]):
+        lane_occ[l] = 0.0
+    for k in range(n):
+        i = order[k]
+        new_lane[k] = lane[i]
+        lane_occ[lane[i]] += vt_length[vtype[i]] + vt_min_gap[vtype[i]]
     if scores_first:  # the stale lane scores of the vehicles that look at a lane change, each its own, first
         for k in prange(n):
             i = order[k]

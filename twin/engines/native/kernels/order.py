@@ -1,13 +1,11 @@
 """Running vehicles ordered by (lane, position)."""
 from __future__ import annotations
 
-from numba import prange
-
-from twin.jit import parallel_kernel
+from twin.jit import kernel
 from twin.engines.native.kernels.state import RUNNING
 
 
-@parallel_kernel
+@kernel
 def sort_vehicles(order, n_order, state, lane, pos, lane_start_out, order_out):
     """Order running vehicles by lane, then by position (ascending).
 
@@ -34,7 +32,7 @@ def sort_vehicles(order, n_order, state, lane, pos, lane_start_out, order_out):
             l = lane[i]
             order_out[fill[l]] = i
             fill[l] += 1
-    for l in prange(n_lanes):  # each lane's vehicles by position, on their own
+    for l in range(n_lanes):
         a = lane_start_out[l]
         b = lane_start_out[l + 1]
         for k in range(a + 1, b):

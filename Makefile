@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install system-deps run test test-quick bench clean vendor-js
+.PHONY: install system-deps warm run test test-quick bench clean vendor-js
 
 install: $(STAMP)
 
@@ -33,16 +33,26 @@ system-deps:
 	  else echo "system-deps: Mesa EGL missing and not installable here; 3D tests will be skipped"; fi; \
 	fi
 
-run: install
+# numba's cache of the compiled kernels (in __pycache__ beside each source): filled once per change of a file that
+# defines kernels, so that every later process (each test's too) loads them instead of compiling for a minute.
+KERNEL_SRC := twin/jit.py $(shell grep -rl --include='*.py' '@kernel' twin) $(wildcard twin/data/warm/*)
+WARM := twin/__pycache__/kernels.warm
+warm: $(WARM)
+
+$(WARM): $(STAMP) $(KERNEL_SRC)
+	$(PY) -m twin.warm
+	@mkdir -p $(dir $(WARM)) && touch $(WARM)
+
+run: install warm
 	$(PY) run_sim.py
 
-test: install system-deps
+test: install system-deps warm
 	$(PY) -m pytest -q
 
-test-quick: install system-deps
+test-quick: install system-deps warm
 	$(PY) -m pytest -q -m "not slow"
 
-bench: install
+bench: install warm
 	$(PY) benchmarks/bench_native.py
 
 # The dashboard's JavaScript (twin/web/static/vendor/): built files from npm at pinned versions, with their

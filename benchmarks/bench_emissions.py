@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Emissions: native against SUMO on Bologna Andrea Costa, and the cost of emissions in the native step.
+"""Emissions: native against SUMO on Bologna Andrea Costa (or every real city), and the cost of emissions in the
+native step.
 
     python benchmarks/bench_emissions.py [--quick] [--duration S] [--blocks 40] [--trips 40000]
+    python benchmarks/bench_emissions.py --cities [CITY_DIR ...] [--duration S]   # check 1 on every real city
 
 1. Check: the Bologna Andrea Costa scenario (``run.sumocfg`` of the shared data) runs on the native engine and
    on SUMO (libsumo) with the same city, trips, routes, seed and per-vehicle emission classes
@@ -10,16 +12,23 @@
 2. Cost: the native engine on the large synthetic city (``--blocks`` × ``--blocks``, ``--trips`` OD trips
    over 45 min) with emissions on and off, alternated (off, on, off, on), simulation loop only (kernels
    compiled by a warm-up first). Printed: each run's wall time and the slowdown of the median "on" against
-   the median "off" run (and of the fastest "on" against the fastest "off", less disturbed by other work).
+   the median "off" run (and of the fastest "on" against the fastest "off", and of the median CPU times of the
+   loop, both less disturbed by other work on the machine); and, steadiest on a shared machine, the CPU time
+   spent in the emission kernel over that of the rest of the loop, measured within each "on" run.
 
-``--quick`` shortens both (Bologna 1800 s, a 20 × 20-block city with 8,000 trips, 900 s). The last line is
-one JSON object with every figure.
+``--quick`` shortens both (Bologna 1800 s, a 20 × 20-block city with 8,000 trips, 900 s). ``--scenario``
+runs check 1 on another scenario or SUMO configuration. ``--cities`` runs check 1 on every city folder of the
+shared data (or those given), the scenario found as ``benchmarks/validate_cities.py`` finds it, each in its own
+process, over ``--duration`` seconds (default 900), and prints a table of the totals. The last line is one JSON
+object with every figure.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,10 +42,11 @@ from twin.runner import prepare, run_scenario  # noqa: E402
 
 BOLOGNA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "bologna-acosta" / "run.sumocfg"
 TOTALS = ("CO2", "NOx", "PMx", "fuel")
+INTERVAL_S = 300.0  # of the per-interval table of the check
 
 
-def check(duration: float) -> dict:
-    cfg = load_any(str(BOLOGNA), overrides={"run": {"duration_s": duration}})
+def check(duration: float, scenario: Path = BOLOGNA) -> dict:
+    cfg = load_any(str(scenario), overrides={"run": {"duration_s": duration, "record_interval_s": INTERVAL_S}})
     cfg = cfg.model_copy(update={"sensors": type(cfg.sensors)()})  # the engines' emissions, not detectors
     city, demand = prepare(cfg)
     res = {}
@@ -52,6 +62,7 @@ def check(duration: float) -> dict:
     print(f"trips completed: native {out['completed']['native']:,}, SUMO {out['completed']['sumo']:,}; "
           f"vehicle-km {out['vehicle_km']['native']:,.0f} / {out['vehicle_km']['sumo']:,.0f}; vehicle-hours "
           f"{out['vehicle_hours']['native']:,.0f} / {out['vehicle_hours']['sumo']:,.0f}", file=sys.stderr)
+    out["intervals"] = intervals(res)
     for p in TOTALS:
         tot = {k: float(e.sel(pollutant=p).sum()) / 1000.0 for k, e in em.items()}
         out[f"{p.lower()}_kg"] = {k: round(v, 4) for k, v in tot.items()}
@@ -65,6 +76,67 @@ def check(duration: float) -> dict:
     return out
 
 
+def intervals(res: dict) -> dict:
+    """Per recording interval and engine: NOx on the edges [g], vehicles in the network and waiting to enter
+    (at the interval's end), vehicle-hours on the edges, and the share of them halting (speed < 0.1 m/s)."""
+    out: dict = {}
+    for k, r in res.items():
+        ds = r.dataset
+        iv = np.diff(np.concatenate([[0.0], ds["time"].values]))
+        length_km = ds["edge_length"].values / 1000.0 if "edge_length" in ds else None
+        veh_h = (ds["density"].values * length_km[None, :]).sum(axis=1) * iv / 3600.0 if length_km is not None \
+            else np.full(iv.size, np.nan)
+        halting_h = ds["halting"].sum("edge").values * iv / 3600.0
+        out[k] = {"nox_g": ds["edge_emission"].sel(pollutant="NOx").sum("edge").values.round(2).tolist(),
+                  "running": ds["running"].values.tolist(), "waiting": ds["waiting"].values.tolist(),
+                  "veh_h": np.round(veh_h, 2).tolist(), "halting_share": np.round(halting_h / veh_h, 3).tolist()}
+    t = res["native"].dataset["time"].values
+    print("   t [s] | NOx native / SUMO [g] | running | waiting | veh-h on edges | halting share | NOx per veh-h",
+          file=sys.stderr)
+    n, m = out["native"], out["sumo"]
+    for j, tj in enumerate(t):
+        print(f"{tj:8.0f} | {n['nox_g'][j]:8.1f} / {m['nox_g'][j]:8.1f} | {n['running'][j]:5d} / {m['running'][j]:5d}"
+              f" | {n['waiting'][j]:5d} / {m['waiting'][j]:5d} | {n['veh_h'][j]:6.1f} / {m['veh_h'][j]:6.1f} | "
+              f"{n['halting_share'][j]:.2f} / {m['halting_share'][j]:.2f} | "
+              f"{n['nox_g'][j] / n['veh_h'][j]:5.2f} / {m['nox_g'][j] / m['veh_h'][j]:5.2f}", file=sys.stderr)
+    out["time_s"] = t.tolist()
+    return out
+
+
+def check_cities(folders: list[Path], duration: float, timeout: float) -> list[dict]:
+    """Check 1 on each city folder in its own process (libsumo runs one simulation per process)."""
+    from validate_cities import cities, find_scenario, last_line
+
+    rows = []
+    for folder in cities(folders):
+        row: dict = {"city": folder.name}
+        print(f"{folder.name} …", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        try:
+            scen, how = find_scenario(folder.resolve(), Path(tempfile.mkdtemp(prefix="twin-emis-")), quick=False)
+            r = subprocess.run([sys.executable, __file__, "--skip-cost", "--scenario", str(scen), "--duration",
+                                f"{duration:g}"], capture_output=True, text=True, timeout=timeout)
+            if r.returncode != 0:
+                raise ValueError(last_line(r.stderr))
+            row.update(json.loads(r.stdout.strip().splitlines()[-1])["check"], scenario_found=how)
+        except (ValueError, OSError, subprocess.TimeoutExpired) as exc:
+            row["error"] = str(exc)
+        row["wall_s"] = round(time.perf_counter() - t0, 1)
+        print(f"  {row.get('error', 'done')} ({row['wall_s']} s)", file=sys.stderr, flush=True)
+        rows.append(row)
+    print(f"| city | s | trips | completed native / SUMO | CO2 native / SUMO [kg] | NOx native / SUMO [kg] | "
+          f"PMx native / SUMO [kg] | fuel native / SUMO [kg] |\n|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['city']} | | | {r['error'][:120]} | | | | |")
+            continue
+        cells = [f"{r[k]['native']:,.3f} / {r[k]['sumo']:,.3f} ({r[k.replace('_kg', '_ratio')]:.3f})"
+                 for k in ("co2_kg", "nox_kg", "pmx_kg", "fuel_kg")]
+        print(f"| {r['city']} | {r['duration_s']:g} | {r['trips']:,} | {r['completed']['native']:,} / "
+              f"{r['completed']['sumo']:,} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def cost(blocks: int, trips: int, duration: float, repeats: int) -> dict:
     cfg = ScenarioConfig.model_validate({
         "name": "large", "seed": 1, "city": {"type": "grid", "blocks_x": blocks, "blocks_y": blocks},
@@ -76,31 +148,68 @@ def cost(blocks: int, trips: int, duration: float, repeats: int) -> dict:
     from twin.engines.native import NativeEngine
     from twin.results import Recorder
 
-    def once(on: bool, until: float) -> tuple[float, int]:
+    import twin.engines.native.engine as native_engine
+
+    class TimedKernel:
+        """The emission module as the engine sees it, with the CPU time spent in ``emit`` counted."""
+
+        def __init__(self, module) -> None:
+            self.module, self.cpu = module, 0.0
+
+        def __getattr__(self, name):
+            return getattr(self.module, name)
+
+        def emit(self, *args) -> None:
+            c0 = time.thread_time()
+            self.module.emit(*args)
+            self.cpu += time.thread_time() - c0
+
+    def once(on: bool, until: float) -> tuple[float, float, int, float]:
         eng = NativeEngine(emissions=on)
         eng.start(city, demand, seed=RngStreams(cfg.seed).seed_for("engine"))
         sim = Simulation(eng, until)
         rec = Recorder(city, eng)
         sim.add_reader(60.0, rec.sample)
-        t0 = time.perf_counter()
-        sim.run()
-        return time.perf_counter() - t0, eng.observe().vehicle_updates
+        timed = TimedKernel(native_engine.EM)
+        native_engine.EM = timed
+        try:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            sim.run()
+            wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
+        finally:
+            native_engine.EM = timed.module
+        return wall, cpu, eng.observe().vehicle_updates, timed.cpu
 
     once(True, 60.0)  # compile
     walls: dict[bool, list[float]] = {False: [], True: []}
+    cpus: dict[bool, list[float]] = {False: [], True: []}
+    shares = []  # CPU time in emit / CPU time of the rest of the loop, in each "on" run
     for _ in range(repeats):
         for on in (False, True):
-            w, updates = once(on, duration)
+            w, cpu, updates, in_emit = once(on, duration)
             walls[on].append(w)
-            print(f"emissions {'on ' if on else 'off'}: {w:.2f} s ({updates:,} vehicle updates)", file=sys.stderr)
+            cpus[on].append(cpu)
+            if on:
+                shares.append(in_emit / (cpu - in_emit))
+            print(f"emissions {'on ' if on else 'off'}: {w:.2f} s, CPU {cpu:.2f} s" +
+                  (f" of which {in_emit:.2f} s in the emission kernel" if on else "") +
+                  f" ({updates:,} vehicle updates)", file=sys.stderr)
     off, on = float(np.median(walls[False])), float(np.median(walls[True]))
     slowdown = on / off - 1.0
     slowdown_min = min(walls[True]) / min(walls[False]) - 1.0  # the least disturbed run of each (shared machine)
+    # the thread's CPU time leaves out the time other processes had the core (it still pays for their cache use)
+    slowdown_cpu = float(np.median(cpus[True]) / np.median(cpus[False])) - 1.0
+    kernel_share = float(np.median(shares))
     print(f"slowdown with emissions: {100 * slowdown:+.1f} % (median of {repeats} alternated runs each), "
-          f"{100 * slowdown_min:+.1f} % (fastest of each)", file=sys.stderr)
+          f"{100 * slowdown_min:+.1f} % (fastest of each), {100 * slowdown_cpu:+.1f} % (median CPU time); "
+          f"the emission kernel's CPU time is {100 * kernel_share:.1f} % of the rest of the loop's (median)",
+          file=sys.stderr)
     return {"blocks": blocks, "trips": len(demand.trips), "duration_s": duration, "edges": city.n_edges,
             "wall_off_s": [round(w, 3) for w in walls[False]], "wall_on_s": [round(w, 3) for w in walls[True]],
-            "vehicle_updates": int(updates), "slowdown": round(slowdown, 4), "slowdown_min": round(slowdown_min, 4)}
+            "cpu_off_s": [round(w, 3) for w in cpus[False]], "cpu_on_s": [round(w, 3) for w in cpus[True]],
+            "vehicle_updates": int(updates), "slowdown": round(slowdown, 4), "slowdown_min": round(slowdown_min, 4),
+            "slowdown_cpu": round(slowdown_cpu, 4), "kernel_share": round(kernel_share, 4),
+            "kernel_shares": [round(x, 4) for x in shares]}
 
 
 def main() -> int:
@@ -113,14 +222,22 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--skip-cost", action="store_true")
     ap.add_argument("--skip-check", action="store_true")
+    ap.add_argument("--scenario", type=Path, default=BOLOGNA, help="of the check (default Bologna's run.sumocfg)")
+    ap.add_argument("--cities", nargs="*", type=Path, help="check every city folder of the shared data (or these)")
+    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per city of --cities")
     a = ap.parse_args()
+    if a.cities is not None:
+        rows = check_cities(a.cities, a.duration or 900.0, a.timeout)
+        print(json.dumps({"cities": rows}))
+        return 0
     if a.quick:
         a.blocks, a.trips, a.cost_duration = 20, 8_000, 900.0
-    out = {} if a.skip_check else {"check": check(a.duration or (1800.0 if a.quick else 3600.0))}
+    out = {} if a.skip_check else {"check": check(a.duration or (1800.0 if a.quick else 3600.0), a.scenario)}
     if not a.skip_cost:
         out["cost"] = cost(a.blocks, a.trips, a.cost_duration, a.repeats)
     flat = {k: v for k, v in out.get("check", {}).items() if k.endswith("_ratio") or k.startswith("edge_corr")}
-    print(json.dumps({**flat, **({"slowdown": out["cost"]["slowdown"]} if "cost" in out else {}), **out}))
+    cost_figures = {k: out["cost"][k] for k in ("slowdown", "slowdown_cpu", "kernel_share")} if "cost" in out else {}
+    print(json.dumps({**flat, **cost_figures, **out}))
     return 0
 
 

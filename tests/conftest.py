@@ -41,6 +41,12 @@ def run_cli(*args, cwd=ROOT, env=None, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _city_cache(tmp_path_factory):
+    """Networks the tests read are cached (twin.city.cache) in the session's temporary folder, not the user's."""
+    os.environ.setdefault("TWIN_CACHE_DIR", str(tmp_path_factory.mktemp("twin-cache")))
+
+
 @pytest.fixture
 def corridor():
     return corridor_city(3, 500.0)

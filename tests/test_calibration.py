@@ -166,3 +166,40 @@ def test_demand_scale_by_zone_and_time_slice(tmp_path):
     bad = cfg.model_copy(update={"parameters": [cfg.parameters[0].model_copy(update={"zones": ["z7_7"]})]})
     with pytest.raises(ConfigError, match="unknown zone 'z7_7'"):
         load_problem(bad, tmp_path)
+
+
+@pytest.mark.parametrize("engine", ["native", "sumo"])
+def test_an_evaluation_is_a_twin_run_of_the_scenario_with_its_step_length(engine, tmp_path):
+    """run_counts runs the scenario's engine and its configuration (step 0.5 s, teleport time): its counts equal
+    those of `twin run` of the same scenario and seed (the scenario's, which also made the prior demand), and
+    differ from a run at the default 1 s step."""
+    from twin.calibration.problem import load_problem, run_counts
+    from twin.config.calibration import CalibrationConfig
+
+    (tmp_path / "scen.yaml").write_text(textwrap.dedent("""
+        name: half-second
+        seed: 3
+        city: {type: grid, blocks_x: 3, blocks_y: 3}
+        demand: {type: od, trips: 500, end_s: 900, vehicle_mix: {car: 1.0}}
+        run: {duration_s: 1200, record_interval_s: 300, engine: {type: ENGINE, step_length_s: 0.5, teleport_time_s: 120}}
+        """).replace("ENGINE", engine))
+    city_cfg = load_scenario(tmp_path / "scen.yaml")
+    ran = run_scenario(city_cfg).dataset
+    busiest = ran["entered"].sum("time").sortby(ran["entered"].sum("time"), ascending=False)["edge"].values[:8]
+    rows = ["edge,begin_s,end_s,count"] + [f"{e},{b},{b + 600},1" for e in busiest for b in (0, 600)]
+    (tmp_path / "obs.csv").write_text("\n".join(rows) + "\n")
+    cfg = CalibrationConfig.model_validate({  # the parameter at its initial value: the scenario's own car
+        "name": "c", "scenario": "scen.yaml", "observations": {"path": "obs.csv"},
+        "parameters": [{"type": "vtype", "vtype": "car", "param": "speed_factor", "bounds": [0.5, 2.0]}]})
+    p = load_problem(cfg, tmp_path)
+    counts, _ = run_counts(p, np.array([q.initial for q in p.params]), 3)
+
+    def observed(ds):
+        return np.array([float(ds["entered"].sel(edge=e, time=[b + 300, b + 600]).sum()) for e in busiest
+                         for b in (0, 600)])
+
+    np.testing.assert_array_equal(counts, observed(ran))
+    assert counts.sum() > 500
+    one_second = city_cfg.model_copy(update={"run": city_cfg.run.model_copy(update={
+        "engine": city_cfg.run.engine.model_copy(update={"step_length_s": 1.0})})})
+    assert not np.array_equal(counts, observed(run_scenario(one_second).dataset))

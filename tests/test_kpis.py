@@ -45,3 +45,37 @@ def test_a_policy_that_strands_trips_looks_worse_whatever_the_completion_rate():
     assert kp["mean_trip_time_s"] > kb["mean_trip_time_s"]
     assert kp["mean_delay_s"] > kb["mean_delay_s"]
     assert kp["vehicle_hours_total"] > kb["vehicle_hours_total"]
+
+
+def test_a_window_of_a_run_counts_from_its_start():
+    """start_time_s (a run restored from a checkpoint): trips completed before it are out, times count from it."""
+    ds = _trips(depart=[0.0, 100.0, 500.0, 900.0], depart_delay=[0.0, 0.0, 100.0, np.nan],
+                arrival=[200.0, 700.0, 800.0, np.nan], delay=[0.0, 10.0, 20.0, np.nan], state=[3, 3, 3, 1])
+    ds.attrs["start_time_s"] = 400.0
+    k = compute_kpis(ds)
+    assert (k["trips_total"], k["trips_completed"], k["trips_waiting"]) == (3, 2, 1)
+    assert k["vehicle_hours_travelled"] == round((700 - 400 + 800 - 600) / 3600, 4)
+    assert k["vehicle_hours_total"] == round((700 - 400 + 800 - 500 + 1000 - 900) / 3600, 4)
+    # waits: none in the window for the first; 100 s (500 -> 600) for the second; 100 s so far for the third
+    assert k["mean_delay_s"] == round((0 + 10 + 100 + 20 + 100) / 3, 3)
+    ds.attrs["start_time_s"] = 0.0
+    assert compute_kpis(ds)["trips_completed"] == 3
+
+
+def test_the_results_layer_knows_only_traffic_kpis_and_components_declare_theirs(tmp_path):
+    from twin.config import load_scenario
+    from twin.results import KPI_UNITS
+    from twin.results.io import open_results
+    from twin.results.kpis import kpi_units
+    from twin.runner import run_scenario
+
+    from conftest import ROOT
+
+    assert not [k for k in KPI_UNITS if k.startswith(("pop_", "epi_", "air_", "calls", "incident", "hazmat"))]
+    cfg = load_scenario(ROOT / "scenarios" / "incidents_3_units.yaml", overrides={"run": {"duration_s": 1800}})
+    r = run_scenario(cfg)
+    out = r.save(tmp_path / "run")
+    units = kpi_units(open_results(out))
+    assert units["calls_served"] == "calls" and units["incident_lane_hours"] == "lane·h"
+    assert units["trips_completed"] == "trips"
+    assert set(units) == set(r.kpis)  # every KPI of the run has its unit

@@ -114,13 +114,14 @@ def test_compare_shows_the_lower_car_share(tmp_path):
 
 
 def test_earlier_days_route_banned_cars_around_the_zone_too():
-    """A population's earlier day (its own engine) gets the zone as the run's last day does: the residents'
+    """A population's earlier day (a Twin of its own) gets the zone as the run's last day does: the residents'
     banned cars that cross the zone are routed around it (the classes of the run's engine seed)."""
-    from twin.agents.traffic import PopulationComponent, car_demand, with_lez_routes
+    from twin.agents.traffic import PopulationComponent, car_demand
+    from twin.core.component import Processes
     from twin.config import load_scenario
     from twin.core.rng import RngStreams
     from twin.demand.emissions import vehicle_classes
-    from twin.runner import prepare
+    from twin.runner import day_twin, prepare
 
     cfg = load_scenario(ROOT / "scenarios" / "population_low_emission_zone.yaml",
                         overrides={"population": {"scale": 0.02, "days": 1}})
@@ -129,7 +130,9 @@ def test_earlier_days_route_banned_cars_around_the_zone_too():
     comp.prepare(city, background)
     model = comp.model
     day = car_demand(model, model.plan_day(), city, background.trips.vtypes).demand
-    routed = with_lez_routes(cfg, city, day)
+    twin = day_twin(cfg, city, day, Processes(lambda sim: None), engine_seed=RngStreams(cfg.seed).seed_for("engine"))
+    twin.engine.close()
+    routed = twin.demand
     zone = model.lezs[0]
     t = day.trips
     banned = zone.banned[vehicle_classes(t.vtypes, t.vtype, t.ids, RngStreams(cfg.seed).seed_for("engine"))]

@@ -207,9 +207,10 @@ def test_one_scenario_with_a_policy_an_incident_and_a_population_runs_alike_in_r
     assert float(live.dataset["observed_count"].sel(sensor="loop_a").sum()) == 29 * 3
 
 
-def test_live_twin_runs_the_scenarios_engine(tmp_path):
-    """The engine comes from the scenario (here SUMO), not a fixed one."""
-    from twin.config import ConfigError, load_scenario
+def test_live_twin_runs_the_scenarios_engine_and_forks_on_it(tmp_path):
+    """The engine comes from the scenario (here SUMO), not a fixed one; a fork of it restores SUMO's saved
+    state into each branch (over TraCI here: the live twin holds this process's libsumo)."""
+    from twin.config import load_scenario
     from twin.live.session import LiveTwin
     from twin.runner import prepare
 
@@ -218,12 +219,25 @@ def test_live_twin_runs_the_scenarios_engine(tmp_path):
                                                   "engine: {type: sumo}}"))
     cfg = load_scenario(tmp_path / "s.yaml")
     city, demand = prepare(cfg)
-    twin = LiveTwin(cfg, city, demand, tmp_path / "out", speed=1e4)
+    twin = LiveTwin(cfg, city, demand, tmp_path / "out", speed=1e4, fork_scheduler="serial")
+    asked = []
+
+    def ask():
+        yield twin.env.timeout(60)
+        asked.append(twin.forks.request({"slow": [{"type": "speed_limit", "edges": ["e1"], "speed_kmh": 10}]},
+                                        120))
+
+    twin.env.process(ask())
     r = twin.run([("file", {"sensor": "mid", "time": 60, "count": 5})])
     assert r.manifest["engine"] == "sumo" and r.error is None
-    with pytest.raises(ConfigError, match="engine 'sumo' has no checkpoints"):  # a clear 422 over HTTP
-        twin.forks.request({"a": []}, 60)
     assert float(r.dataset["sensor_count"].sum()) > 0
+    st = twin.forks.status(asked[0])
+    assert st["status"] == "done", st
+    res = st["result"]
+    assert res["fork_time_s"] >= 60 and set(res["branches"]) == {"no-action", "slow"}
+    base, slow = res["branches"]["no-action"], res["branches"]["slow"]
+    assert base["trips_completed"] > 0 and base["trips_total"] > base["trips_completed"] - 1
+    assert res["against_no_action"]["slow"]["mean_travel_time_s"] > 5.0  # 10 km/h on e1 slows them
 
 
 def test_the_live_dashboard_shows_incidents_and_units_as_they_happen(tmp_path):

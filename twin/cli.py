@@ -35,8 +35,8 @@ def default_scenario() -> Path:
 
 
 def _compiling_notice() -> None:
-    print("twin: compiling the numba kernels (first run only: about a minute; later runs load them from the "
-          "cache)", file=sys.stderr, flush=True)
+    print("twin: compiling the numba kernels (once: about a minute; later runs load them from the cache; "
+          "`make warm` or `python -m twin.warm` does this ahead)", file=sys.stderr, flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,9 +179,7 @@ def _fail(msg: str) -> int:
     return EXIT_USAGE
 
 
-def format_kpis(kpis: dict) -> str:
-    from twin.results.kpis import KPI_UNITS
-
+def format_kpis(kpis: dict, units: dict[str, str]) -> str:
     width = max(len(k) for k in kpis)
     lines = []
     for k, v in kpis.items():
@@ -189,7 +187,7 @@ def format_kpis(kpis: dict) -> str:
             v = "n/a" if math.isnan(v) else f"{v:,.2f}"
         else:
             v = f"{v:,}"
-        lines.append(f"  {k:<{width}}  {v:>14}  {KPI_UNITS.get(k, '')}")
+        lines.append(f"  {k:<{width}}  {v:>14}  {units.get(k, '')}")
     return "\n".join(lines)
 
 
@@ -234,7 +232,7 @@ def _load(args: argparse.Namespace, scenario: Path):
     return cfg, city, demand
 
 
-def _days_progress(cfg, city, quiet: bool):
+def _days_progress(cfg, city, quiet: bool, compiling=None):
     """One progress bar over all days of a population or outbreak scenario.
 
     Returns ``(progress, bar, components)`` for :func:`twin.runner.run_scenario`:
@@ -251,7 +249,7 @@ def _days_progress(cfg, city, quiet: bool):
     else:
         days, day_s = cfg.population.days, cfg.run.duration_s
     offset = (days - 1) * day_s
-    progress, bar = make_progress(offset + cfg.run.duration_s, f"simulating {days} days", quiet)
+    progress, bar = make_progress(offset + cfg.run.duration_s, f"simulating {days} days", quiet, compiling)
     components = build_components(cfg, city)
     if progress is None:
         return None, None, components
@@ -261,16 +259,26 @@ def _days_progress(cfg, city, quiet: bool):
     return (lambda t, running: progress(offset + t, running)), bar, components
 
 
-def make_progress(total: float, desc: str, quiet: bool):
-    """A tqdm bar over simulated seconds and its callback ``(t, running)``; (None, None) when quiet."""
+def make_progress(total: float, desc: str, quiet: bool, compiling=None):
+    """A tqdm bar over simulated seconds and its callback ``(t, running)``; (None, None) when quiet.
+
+    The bar shows from the first report on, so not while the first steps compile kernels (the CLI prints one
+    line for that), and time spent compiling (``compiling``: the command's :class:`twin.jit.CompileWatch`) is
+    left out of its elapsed time and rate, so its ETA is the simulation's.
+    """
     if quiet:
         return None, None
     from tqdm import tqdm
 
-    bar = tqdm(total=total, unit="s", desc=desc, dynamic_ncols=True,
+    bar = tqdm(total=total, unit="s", desc=desc, dynamic_ncols=True, delay=math.inf,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
+    seen = [compiling.compiles if compiling is not None else 0]
 
     def progress(t: float, running: int) -> None:
+        bar.delay = 0.0
+        if compiling is not None and compiling.compiles != seen[0]:  # kernels compiled since the last report
+            seen[0] = compiling.compiles
+            bar.unpause()
         bar.update(t - bar.n)
         bar.set_postfix_str(f"{running} running", refresh=False)
 
@@ -329,9 +337,9 @@ def _run(args: argparse.Namespace, stop) -> int:
             if cfg.epidemic is None:
                 print(f"population: residents at scale {cfg.population.scale:g} over {cfg.population.days} days; "
                       f"each day their car trips join the {len(demand.trips):,} trips above", flush=True)
-            progress, bar, components = _days_progress(cfg, city, args.quiet)
+            progress, bar, components = _days_progress(cfg, city, args.quiet, args.compiling)
         else:
-            progress, bar = make_progress(cfg.run.duration_s, "simulating", args.quiet)
+            progress, bar = make_progress(cfg.run.duration_s, "simulating", args.quiet, args.compiling)
         try:
             result = run_scenario(cfg, progress=progress, city=city, demand=demand, components=components)
         except UnsupportedActionError as exc:
@@ -352,7 +360,9 @@ def _run(args: argparse.Namespace, stop) -> int:
         return _interrupted(stop, f"at t={m['end_time_s']:g} s of {cfg.run.duration_s:g} s; the results so far "
                                   f"are in {out} (marked partial)")
     print(f"\nKPIs ({cfg.name}):")
-    print(format_kpis(result.kpis))
+    from twin.results.kpis import kpi_units
+
+    print(format_kpis(result.kpis, kpi_units(result.dataset)))
     m = result.manifest
     compiled = f", {m['compile_s']:.0f} s compiling kernels before" if m.get("compile_s", 0) >= 1 else ""
     print(f"\nwrote {out}/results.nc, kpis.json, manifest.json "
@@ -408,7 +418,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         shipped = args.scenario if args.scenario.suffix == ".sumocfg" else None
         with lock:
             report = validate(cfg, city, demand, out, sumo_api=args.sumo_api, sumocfg=shipped,
-                              turn_counts=turns, progress=lambda desc: make_progress(cfg.run.duration_s, desc, args.quiet))
+                              turn_counts=turns,
+                              progress=lambda desc: make_progress(cfg.run.duration_s, desc, args.quiet, args.compiling))
         if report.get("partial"):
             runs = report["runs_saved"]
             return _interrupted(stop, f"during the {runs[-1]} run: no comparison; {out}/validation.json and "
@@ -682,24 +693,33 @@ def cmd_fork(args: argparse.Namespace) -> int:
         out, lock = _output(args, cfg, suffix="-fork")
     except (ConfigError, CityError, FileNotFoundError, ResultsError) as exc:
         return _fail(str(exc))
-    from twin.core.rng import RngStreams
     from twin.engines.base import Checkpoint, EngineError, require
-    from twin.engines.registry import build_engine
+    from twin.engines.registry import engine_class
     from twin.live.fork import fork
+    from twin.runner import Twin
 
     with lock:
         try:
-            eng = build_engine(cfg, city)
-            require(eng, Checkpoint)  # a fork restores the running state into each branch
-            eng.start(city, demand, seed=RngStreams(cfg.seed).seed_for("engine"))
-            eng.advance(round(args.at / eng.step_length) * eng.step_length)
-            eng.checkpoint(out / "checkpoint.npz")
+            require(engine_class(cfg.run.engine.type), Checkpoint)  # each branch restores the running state
+            step = cfg.run.engine.step_length_s
+            at = max(1, round(args.at / step)) * step
+            # the scenario's engine, without its policies, to the fork time (the branches bring theirs)
+            run = cfg.run.model_copy(update={"duration_s": at, "snapshot_interval_s": 0.0,
+                                             "record_interval_s": min(cfg.run.record_interval_s, at)})
+            twin = Twin(cfg.model_copy(update={"policies": [], "monitoring": None, "run": run}), city=city,
+                        demand=demand, components=[])
+            eng = twin.engine
+            try:
+                twin.sim.run()
+                eng.checkpoint(out / "checkpoint.npz")
+            finally:
+                eng.close()  # (libsumo runs one simulation per process)
             res = fork(out / "checkpoint.npz", cfg, branches, eng.time, args.horizon, scheduler=args.scheduler)
         except (ConfigError, CityError, FileNotFoundError, EngineError) as exc:
             return _fail(str(exc))
         write_json(out / "fork.json", res)
     print(f"forked {cfg.name!r} at {res['fork_time_s']:g} s for {args.horizon:g} s:")
-    keys = ("trips_completed", "mean_travel_time_s", "vehicle_hours_travelled", "co2_kg", "running_at_end")
+    keys = ("trips_completed", "mean_travel_time_s", "vehicle_hours_travelled", "co2_kg", "trips_running")
     print("  " + "branch".ljust(28) + "".join(k.rjust(26) for k in keys))
     for name, r in res["branches"].items():
         print("  " + name.ljust(28) + "".join(f"{r[k]:>26,.2f}" if isinstance(r[k], float) else f"{r[k]:>26,}"
@@ -790,6 +810,36 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def console(argv: list[str] | None = None) -> None:
+    """The ``twin`` command, ``run_sim.py`` and ``python -m twin``: :func:`main`, then a quick exit.
+
+    Python's teardown of a run's modules and objects (numba's compiled code, xarray, dask) takes about half a
+    second of CPU after the work is done. The results are written and closed by then, so the process waits
+    for its threads, runs its exit handlers (logging, temporary folders), flushes its output and leaves
+    without that teardown. (:func:`main` itself returns, for callers in the same process.)
+    """
+    import atexit
+    import os
+    import threading
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse: --help, --version, usage errors
+        code = exc.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for t in threading.enumerate():
+        if t is not threading.main_thread() and not t.daemon:
+            t.join()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     command = COMMAND_FUNCTIONS.get(args.command)
     if command is None:
@@ -798,7 +848,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     from twin.jit import CompileWatch
 
     try:
-        with CompileWatch(on_first=_compiling_notice):
+        with CompileWatch(on_first=_compiling_notice) as args.compiling:  # the progress bars leave it out
             return command(args)
     except ModuleNotFoundError as exc:  # an optional feature whose extra is not installed
         top = (exc.name or "").split(".")[0]

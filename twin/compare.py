@@ -10,6 +10,7 @@ from twin.results.comparison import compare_kpis, edge_changes, stack, summary_m
 from twin.core.interrupt import deferred
 from twin.core.files import write_text_atomic
 from twin.results.io import write_json, write_netcdf
+from twin.results.kpis import KPI_UNITS, kpi_units
 
 
 def compare(policy: ScenarioConfig, baseline: ScenarioConfig, replications: int, out: str | Path, *,
@@ -49,7 +50,10 @@ def _write(out: Path, ens, policy: ScenarioConfig, baseline: ScenarioConfig, rep
         report["edges"] = edge_changes(ds, bname, pname)
     else:
         report["edges"] = {"gained": [], "lost": []}
-    md = summary_markdown(pname, bname, stats, report["edges"], len(report["paired_replications"]), failed)
+    units: dict[str, str] = dict(KPI_UNITS)  # and those the runs' components declared
+    for t in (*b_ok.values(), *p_ok.values()):
+        units.update(kpi_units(t.dataset))
+    md = summary_markdown(pname, bname, stats, report["edges"], len(report["paired_replications"]), failed, units)
     write_text_atomic(out / "compare.md", md)
     write_json(out / "compare.json", report)
     report["markdown"] = md

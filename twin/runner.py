@@ -1,6 +1,7 @@
 """Run a scenario end to end: config → city → demand → engine on the clock → results → KPIs."""
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import sys
@@ -24,10 +25,10 @@ from twin.core.simulation import Simulation
 from twin.demand.from_config import build_demand
 from twin.demand.trips import RoutedDemand
 from twin.engines.base import EngineError, TripTable
-from twin.engines.registry import build_engine
+from twin.engines.registry import build_engine, restore_engine
 from twin.jit import CompileWatch
 from twin.policies.schedule import check_capabilities, schedule_policies
-from twin.results import Recorder, compute_kpis, write_results
+from twin.results import KPI_UNITS, Recorder, compute_kpis, write_results
 
 log = logging.getLogger(__name__)
 
@@ -114,17 +115,36 @@ def trips_as_of(trips: TripTable, t: float) -> TripTable:
     return replace(trips, arrival=arrival, depart_actual=inserted, state=state)
 
 
+def day_twin(cfg: ScenarioConfig, city: CityModel, demand: RoutedDemand, processes, *, engine_seed: int,
+             progress: ProgressFn | None = None) -> "Twin":
+    """One earlier day of a multi-day run (a population's, an epidemic's) as a :class:`Twin` of ``cfg``: its
+    engine and engine configuration, policies and events on the day's own clock, on the day's ``demand``
+    (given), with ``processes`` (a :class:`twin.core.component.Processes`: the days' component's own) and the
+    engine started with ``engine_seed``. Nothing of the day is recorded for output (no vehicle positions,
+    monitoring or air quality): run ``.sim.run()``, close ``.engine`` and read its trip table."""
+    from twin.events import build_events
+
+    events = build_events(cfg, city)  # the day's own: an events component keeps the state of its run
+    day_cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"snapshot_interval_s": 0.0}),
+                                     "monitoring": None})
+    return Twin(day_cfg, city=city, demand=demand, components=[processes, *([events] if events else [])],
+                engine_seed=engine_seed, progress=progress)
+
+
 def build_components(cfg: ScenarioConfig, city: CityModel) -> list:
     """The scenario's components (see :mod:`twin.core.component`) in the order they attach."""
+    import functools
+
     comps: list = []
+    days = functools.partial(day_twin, cfg, city)  # how the residents' earlier days are assembled
     if cfg.epidemic is not None:  # an outbreak drives the residents' days (population included)
         from twin.agents.epidemic_component import EpidemicComponent
 
-        comps.append(EpidemicComponent(cfg))
+        comps.append(EpidemicComponent(cfg, day_twin=days))
     elif cfg.population is not None:  # residents whose car trips are the demand
         from twin.agents.traffic import PopulationComponent
 
-        comps.append(PopulationComponent(cfg))
+        comps.append(PopulationComponent(cfg, day_twin=days))
     from twin.events import build_events
 
     events = build_events(cfg, city)  # last: its unit types and hazmat trips join the demand the others made
@@ -142,20 +162,30 @@ class Twin:
     """The composition root: one scenario assembled into a run, the one place a run is put together.
 
     From a validated scenario it builds the city and demand (unless given), the scenario's components
-    (population, epidemic, events; or those given), the engine the scenario names (from the registry),
+    (population, epidemic, events; or those given), the engine the scenario names (from the registry,
+    started with the scenario's engine seed or ``engine_seed``; low-emission zones ban by the emission
+    classes of the scenario's engine seed, on every day of a multi-day run),
     and puts them on one simpy clock with the policies, the recorder and the monitoring. ``env`` picks
     the clock: a plain ``simpy.Environment`` by default, ``simpy.rt.RealtimeEnvironment`` for a live twin.
     Extra processes join with ``twin.sim.add_reader`` / ``add_process`` before :meth:`run`.
+
+    With ``checkpoint`` (a file the engine's ``checkpoint`` wrote on ``city`` and ``demand``, both then
+    required) the engine is restored instead of started, and the clock, the policies (those due earlier
+    apply at once) and the recorder start at the checkpoint's time; the results and KPIs cover
+    [checkpoint time, ``run.duration_s``] (what-if forks, :mod:`twin.live.fork`).
 
     ``progress(t, running)`` is called every few simulated seconds.
     """
 
     def __init__(self, cfg: ScenarioConfig, *, progress: ProgressFn | None = None,
                  city: CityModel | None = None, demand: RoutedDemand | None = None,
-                 components: list | None = None, env=None) -> None:
+                 components: list | None = None, env=None, checkpoint: str | Path | None = None,
+                 engine_seed: int | None = None) -> None:
         self._wall0 = time.perf_counter()
         self.cfg = cfg
         self.streams = streams = RngStreams(cfg.seed)
+        if checkpoint is not None and (city is None or demand is None):
+            raise ValueError("a Twin restored from a checkpoint needs the city and demand it was taken on")
         if city is None or demand is None:
             city, demand = prepare(cfg)
         if components is None:
@@ -168,15 +198,22 @@ class Twin:
             demand = apply_low_emission_zones(demand, cfg.policies, city, streams.seed_for("engine"))
         self.city, self.demand, self.components = city, demand, components
         self._prep_s = time.perf_counter() - self._wall0
-        self.engine = engine = build_engine(cfg, city)
-        check_capabilities(engine, cfg, city)  # before starting: an unsupported policy fails at once
-        for comp in components:  # and so does a component that needs an action the engine lacks
-            for action in getattr(comp, "requires", ()):
-                if type(action) not in engine.capabilities:
-                    from twin.engines.base import UnsupportedActionError
+        self.engine = engine = build_engine(cfg, city) if checkpoint is None else \
+            restore_engine(cfg, city, demand, checkpoint)
+        try:
+            check_capabilities(engine, cfg, city)  # before starting: an unsupported policy fails at once
+            for comp in components:  # and so does a component that needs an action the engine lacks
+                for action in getattr(comp, "requires", ()):
+                    if type(action) not in engine.capabilities:
+                        from twin.engines.base import UnsupportedActionError
 
-                    raise UnsupportedActionError(engine.name, action)
-        engine.start(city, demand, seed=streams.seed_for("engine"))
+                        raise UnsupportedActionError(engine.name, action)
+        except EngineError:
+            if checkpoint is not None:
+                engine.close()  # a restored engine is running already
+            raise
+        if checkpoint is None:
+            engine.start(city, demand, seed=streams.seed_for("engine") if engine_seed is None else engine_seed)
         self.sim = sim = Simulation(engine, cfg.run.duration_s, env=env)
         self.actions = schedule_policies(sim, cfg, city)
         for comp in components:
@@ -250,8 +287,11 @@ class Twin:
         for comp in self.components:
             ds = comp.add_to(ds)
         kpis = compute_kpis(ds)
+        units = dict(KPI_UNITS)  # the components' KPIs have the units they declare, kept with the results
         for comp in self.components:
             kpis.update(comp.kpis())
+            units.update(comp.kpi_units)
+        ds.attrs["kpi_units"] = json.dumps({k: units[k] for k in kpis if k in units})
         updates = int(ds.attrs["vehicle_updates"])
         manifest = {
             "scenario": cfg.name, "config": cfg.model_dump(mode="json"), "config_hash": attrs["config_hash"],

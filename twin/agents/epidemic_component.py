@@ -38,6 +38,7 @@ import xarray as xr
 
 from twin.agents.epidemic_run import EpidemicRun
 from twin.agents.population import DAY_S, DaySchedule, generate_population
+from twin.agents.traffic import POPULATION_KPI_UNITS
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +103,20 @@ class EpidemicComponent:
     """
 
     name = "epidemic"
+    kpi_units = {  # the epidemic's KPIs and the residents' (an outbreak drives the population)
+        "epi_residents": "residents", "epi_attack_rate_pct": "%", "epi_infected_total": "residents",
+        "epi_peak_infectious": "residents", "epi_peak_infectious_pct": "%", "epi_peak_day": "day",
+        "epi_infectious_at_end": "residents", "epi_infections_home": "infections",
+        "epi_infections_work": "infections", "epi_infections_school": "infections",
+        "epi_infections_other": "infections", "epi_r_initial": "infections", "epi_trips_per_day": "trips/day",
+        "epi_car_trips_per_day": "trips/day", "epi_car_trips_last_day": "trips", "epi_isolation_days": "person·days",
+        **POPULATION_KPI_UNITS}
 
-    def __init__(self, cfg, progress=None) -> None:
+    def __init__(self, cfg, progress=None, day_twin=None) -> None:
         if cfg.epidemic is None:
             raise ValueError("the scenario has no epidemic section")
         self.cfg = cfg
+        self.day_twin = day_twin  # assembles an earlier day with traffic (twin.runner.day_twin)
         self.ecfg = cfg.epidemic
         self.progress = progress  # progress(t [s from the first midnight], running), optional
         self.model = None
@@ -186,24 +196,27 @@ class EpidemicComponent:
         sim.add_reader(self.cfg.population.mesa_step_s, step)
 
     def _traffic_day(self, day: int, sched, pol, seed: int) -> None:
-        """An earlier day with traffic: engine, mesa step and epidemic on the day's own clock."""
-        from twin.agents.traffic import outcome, with_lez_routes
-        from twin.core.simulation import Simulation
-        from twin.engines.registry import build_engine
-        from twin.policies.schedule import schedule_policies
+        """An earlier day with traffic: a Twin of the scenario (engine, policies, events) on the day's own
+        clock, with the mesa step and the epidemic's day on it."""
+        from twin.agents.traffic import outcome
+        from twin.core.component import Processes
 
+        if self.day_twin is None:
+            raise RuntimeError("an epidemic with traffic days runs them through a Twin: build it with day_twin "
+                               "(twin.runner.build_components does)")
         merged, cars = self._day_demand(self.background)
-        merged = with_lez_routes(self.cfg, self.city, merged)
-        engine = build_engine(self.cfg, self.city)
-        engine.start(self.city, merged, seed=seed)
-        sim = Simulation(engine, self.cfg.run.duration_s)
-        schedule_policies(sim, self.cfg, self.city)
-        self._follow(sim, cars)
-        proc = sim.add_process(self.run.day_process(sim.env, day, sched, pol))
+        procs = []
+
+        def put(sim) -> None:
+            self._follow(sim, cars)
+            procs.append(sim.add_process(self.run.day_process(sim.env, day, sched, pol)))
+
+        twin = self.day_twin(merged, Processes(put), engine_seed=seed)
+        sim, engine = twin.sim, twin.engine
         try:
             sim.run()
-            if not proc.triggered:  # a run shorter than a day: the rest of the day without traffic
-                sim.env.run(until=proc)
+            if not procs[0].triggered:  # a run shorter than a day: the rest of the day without traffic
+                sim.env.run(until=procs[0])
         finally:
             engine.close()
         self.planner.finish(outcome(cars[0], cars[1], engine.trip_table(), self.cfg.population.mode.car_access_s))

@@ -153,16 +153,6 @@ def build_population_model(cfg, city: CityModel, demand: RoutedDemand, streams) 
     return model
 
 
-def with_lez_routes(cfg, city: CityModel, demand: RoutedDemand) -> RoutedDemand:
-    """``demand`` with the scenario's low-emission zones applied as the run applies them (:class:`twin.runner.Twin`,
-    the classes drawn with the run's engine seed): on an earlier day too, a resident's car is banned as in its
-    mode choice, and banned cars crossing the zone drive around it."""
-    from twin.core.rng import RngStreams
-    from twin.policies import apply_low_emission_zones
-
-    return apply_low_emission_zones(demand, cfg.policies, city, RngStreams(cfg.seed).seed_for("engine"))
-
-
 def _route_charges(dem: RoutedDemand, charges: tuple[Charge, ...]) -> np.ndarray:
     out = np.zeros(len(dem.trips))
     if not charges or not len(dem.trips):
@@ -185,6 +175,12 @@ def outcome(day: DayDemand, positions: np.ndarray, trip_table, car_access_s: flo
     return CarOutcome(day.legs, time_s, day.demand.free_flow_time, day.charge_eur)
 
 
+POPULATION_KPI_UNITS = {  # the residents' KPIs (the sample's last day) and their units
+    "pop_residents": "residents", "pop_trips": "trips", "pop_car_share_pct": "%", "pop_pt_share_pct": "%",
+    "pop_walk_share_pct": "%", "pop_bike_share_pct": "%", "pop_car_trips": "trips", "pop_mean_car_time_s": "s",
+    "pop_charge_paid_eur": "EUR", "pop_share_change_pct": "% points", "pop_lez_banned_tours": "tours"}
+
+
 class PopulationComponent:
     """The population of a scenario as a run component (:mod:`twin.core.component`).
 
@@ -196,11 +192,13 @@ class PopulationComponent:
     """
 
     name = "population"
+    kpi_units = POPULATION_KPI_UNITS
 
-    def __init__(self, cfg, progress=None) -> None:
+    def __init__(self, cfg, progress=None, day_twin=None) -> None:
         if cfg.population is None:
             raise ValueError("the scenario has no population section")
         self.cfg = cfg
+        self.day_twin = day_twin  # assembles an earlier day (twin.runner.day_twin; see twin.core.component)
         self.pcfg = cfg.population
         self.progress = progress  # progress(t, running) over all days (t from the first midnight), optional
         self.model: PopulationModel | None = None
@@ -252,27 +250,25 @@ class PopulationComponent:
         sim.add_reader(self.pcfg.mesa_step_s, step)
 
     def _run_day(self, city: CityModel, background: RoutedDemand, seed: int, day: int) -> None:
-        """One whole day before the last: plan, traffic on its own clock, learning."""
-        from twin.core.simulation import Simulation
-        from twin.engines.registry import build_engine
-        from twin.policies.schedule import schedule_policies
+        """One whole day before the last: plan, traffic (a Twin of the scenario on the day's own clock with
+        the mesa step on it), learning."""
+        from twin.core.component import Processes
 
+        if self.day_twin is None:
+            raise RuntimeError("a population of more than one day runs its earlier days through a Twin: build it "
+                               "with day_twin (twin.runner.build_components does)")
         merged, plan, day_demand, positions = self._day_demand(city, background)
-        merged = with_lez_routes(self.cfg, city, merged)
-        engine = build_engine(self.cfg, city)
-        engine.start(city, merged, seed=seed)
-        sim = Simulation(engine, self.cfg.run.duration_s)
-        schedule_policies(sim, self.cfg, city)
-        self._follow(sim, plan, day_demand, positions)
+        progress = None
         if self.progress is not None:
             duration = self.cfg.run.duration_s
-            sim.add_reader(max(engine.step_length, min(10.0, duration / 100)),
-                           lambda t: self.progress(day * duration + t, engine.observe().running))
+            progress = lambda t, running: self.progress(day * duration + t, running)  # noqa: E731
+        twin = self.day_twin(merged, Processes(lambda sim: self._follow(sim, plan, day_demand, positions)),
+                             engine_seed=seed, progress=progress)
         try:
-            sim.run()
+            twin.sim.run()
         finally:
-            engine.close()
-        self.model.finish_day(plan, outcome(day_demand, positions, engine.trip_table(),
+            twin.engine.close()
+        self.model.finish_day(plan, outcome(day_demand, positions, twin.engine.trip_table(),
                                             self.pcfg.mode.car_access_s))
 
     # ------------------------------------------------------------ last day

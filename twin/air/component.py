@@ -55,6 +55,12 @@ class AirComponent:
     """Concentrations from the run's road emissions (see the module docstring)."""
 
     name = "air"
+    kpi_units = {  # per pollutant: means, maxima, area above the limit, station error, exposure; fitted scales
+        **{f"air_{k}_{p}_{u}": unit for p in ("nox", "no2", "pm10", "pm25", "co2")
+           for k, u, unit in (("mean", "ugm3", "µg/m³"), ("max", "ugm3", "µg/m³"), ("peak", "ugm3", "µg/m³"),
+                              ("area_above", "km2", "km²"), ("station_rmse", "ugm3", "µg/m³"),
+                              ("exposure", "person_h", "person·h"))},
+        **{f"air_scale_{p}": "1" for p in ("nox", "no2", "pm10", "pm25", "co2")}, "air_records_rejected": "records"}
 
     def __init__(self, cfg, population=None) -> None:
         if cfg.air is None:

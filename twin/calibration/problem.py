@@ -1,6 +1,7 @@
 """A calibration problem: a scenario, observations, and a parameter vector that changes the scenario.
 
-:func:`simulate` runs the native engine for one parameter vector and seed and
+:func:`simulate` runs one parameter vector and seed as a :class:`twin.runner.Twin` of
+the scenario (its engine and engine options, policies and components) and
 returns the simulated count (and speed) of every observation. It is a
 module-level function so that Dask workers can run it; each worker process
 builds the scenario's city and prior demand once (cached by the problem's JSON).
@@ -21,6 +22,7 @@ from twin.config.calibration import (
     CalibrationConfig, DemandScaleParam, RouteFlowsParam, SignalOffsetParam, VehicleParam,
 )
 from twin.config.loader import ConfigError
+from twin.config.models import ScenarioConfig
 from twin.demand.trips import RoutedDemand
 
 
@@ -47,6 +49,7 @@ class Problem:
     duration: float
     scales: list = dataclasses.field(default_factory=list)
     trip_flow: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=object))  # per prior trip
+    scenario: ScenarioConfig | None = None  # the scenario each evaluation runs (its engine, policies, components)
 
     def spec(self) -> str:
         """What a worker needs to rebuild the problem (plain JSON)."""
@@ -133,8 +136,10 @@ def load_problem(cfg: CalibrationConfig, base_dir: Path) -> Problem:
         from twin.policies import apply_demand_changes
 
         apply_demand_changes(demand, scales, city, np.random.default_rng(0))
-    return Problem(cfg, spath, city, demand, flows, obs, params, scen.run.duration_s, scales,
-                   _flow_ids(demand) if flows else np.zeros(0, dtype=object))
+    problem = Problem(cfg, spath, city, demand, flows, obs, params, scen.run.duration_s, scales,
+                      _flow_ids(demand) if flows else np.zeros(0, dtype=object), scen)
+    evaluation_config(problem, 0)  # an engine that cannot give the observations fails here, once
+    return problem
 
 
 def _slices(begin: float, end: float, interval: float | None) -> list[tuple[float, float]]:
@@ -194,19 +199,38 @@ def variant(problem: Problem, x: np.ndarray, seed: int) -> tuple[CityModel, Rout
     return city, demand
 
 
+def evaluation_config(problem: Problem, seed: int) -> ScenarioConfig:
+    """The scenario one evaluation runs: the problem's, with ``seed``, no vehicle positions or monitoring,
+    and edges recorded on the grid of the observations' times (an engine that measures edges per recording
+    interval, as SUMO, is then exact at them). A grid off the engine's step is one :class:`ConfigError`
+    (turning counts observed with an engine that counts none, one after the run)."""
+    scen = problem.scenario
+    obs = problem.obs
+    step = scen.run.engine.step_length_s
+    ms = np.round(np.concatenate([obs.begin, obs.end, [problem.duration]]) * 1000.0).astype(np.int64)
+    grid = int(np.gcd.reduce(ms[ms > 0])) if (ms > 0).any() else int(round(problem.duration * 1000))
+    step_ms = int(round(step * 1000))
+    if grid % step_ms:
+        raise ConfigError(f"calibration: observation times (every {grid / 1000:g} s) are not multiples of the engine "
+                          f"step ({step:g} s) of scenario {scen.name!r}")
+    run = scen.run.model_copy(update={"record_interval_s": grid / 1000.0, "snapshot_interval_s": 0.0})
+    return scen.model_copy(update={"seed": int(seed), "run": run, "monitoring": None})
+
+
 def run_counts(problem: Problem, x: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Simulated counts [veh] and space-mean speeds [m/s] of every observation, for ``x`` and ``seed``."""
+    """Simulated counts [veh] and space-mean speeds [m/s] of every observation, for ``x`` and ``seed``: a
+    :class:`twin.runner.Twin` of the scenario (see :func:`evaluation_config`) on the variant's city and
+    demand, with a reader of the engine at the observations' times on its clock."""
     from twin.core.clock import LateTimeout
-    from twin.core.simulation import Simulation
-    from twin.engines.native import NativeEngine
+    from twin.engines.base import TurnCountsAfterRun
+    from twin.runner import Twin
 
     city, demand = variant(problem, np.asarray(x, dtype=float), seed)
     obs = problem.obs
-    engine = NativeEngine()
-    engine.start(city, demand, seed=seed)
-    sim = Simulation(engine, problem.duration)
+    twin = Twin(evaluation_config(problem, seed), city=city, demand=demand)
+    engine, sim = twin.engine, twin.sim
     times = np.unique(np.concatenate([obs.begin, obs.end]))
-    snaps: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+    snaps: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = {}
 
     def reader():
         for t in times:
@@ -215,13 +239,20 @@ def run_counts(problem: Problem, x: np.ndarray, seed: int) -> tuple[np.ndarray, 
             snaps[float(t)] = (s.edge_entered, s.edge_dist, s.edge_veh_time, s.turn_entered)
 
     sim.add_process(reader())
-    sim.run()
-    engine.close()
+    try:
+        sim.run()
+    finally:
+        engine.close()
+    is_turn = obs.turn >= 0
+    if is_turn.any() and any(v[3] is None for v in snaps.values()):  # known after the run (SUMO)
+        if TurnCountsAfterRun not in engine.capabilities:
+            raise ConfigError(f"calibration: engine {engine.name!r} counts no turning movements")
+        at = engine.turn_entered_at(times)
+        snaps = {float(t): (*snaps[float(t)][:3], at[k]) for k, t in enumerate(times)}
 
     def change(k: int, ids: np.ndarray) -> np.ndarray:  # cumulative measurement k over each observation
         return np.array([snaps[float(t1)][k][i] - snaps[float(t0)][k][i] for t0, t1, i in zip(obs.begin, obs.end, ids)])
 
-    is_turn = obs.turn >= 0
     counts = change(0, obs.edge)
     if is_turn.any():  # turning counts: vehicles making the movement
         counts[is_turn] = change(3, np.where(is_turn, obs.turn, 0))[is_turn]

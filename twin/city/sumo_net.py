@@ -70,6 +70,16 @@ class ImportReport:
         for note in self.notes:
             logger.warning("%s: %s", source, note)
 
+    def to_dict(self) -> dict:
+        return {"dropped_edges": dict(self.dropped_edges), "internal_lanes": self.internal_lanes,
+                "actuated_programs": list(self.actuated_programs), "signal_notes": dict(self.signal_notes),
+                "notes": list(self.notes)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ImportReport":
+        return cls(Counter(d["dropped_edges"]), d["internal_lanes"], list(d["actuated_programs"]),
+                   Counter(d["signal_notes"]), list(d["notes"]))
+
 
 def open_xml(path: Path):
     """Open a (possibly gzipped) XML file for ElementTree."""
@@ -256,8 +266,14 @@ def _tls_program(elem: ET.Element, path: Path) -> TlsProgram:
                       params)
 
 
-def read_tls_programs(paths: list[Path]) -> TlsPrograms:
+TLS_TAGS = frozenset({"tlLogic", "WAUT", "wautJunction"})
+
+
+def read_tls_programs(paths: list[Path], *, read: dict[Path, list[ET.Element]] | None = None) -> TlsPrograms:
     """Every ``tlLogic`` program and ``WAUT`` schedule in networks/additional files.
+
+    ``read``: the :data:`TLS_TAGS` elements of some of ``paths`` already read (a network's, by
+    :func:`read_sumo_net` in its one pass over the file), so that those files are not parsed again.
 
     A signal starts with the program loaded last (additional files override the network, as in SUMO),
     or with its WAUT's ``startProg``. WAUT switch times are ``refTime + time`` [s] (repeating every
@@ -268,7 +284,7 @@ def read_tls_programs(paths: list[Path]) -> TlsPrograms:
     wauts: dict[str, tuple[float, float, str | None, list[tuple[float, str]], str]] = {}
     junctions: list[tuple[str, str, str | None, Path]] = []
     for p in paths:
-        for elem in iter_xml(p, {"tlLogic", "WAUT", "wautJunction"}):
+        for elem in read[p] if read and p in read else iter_xml(p, TLS_TAGS):
             if elem.tag == "tlLogic":
                 prog = _tls_program(elem, p)
                 out.programs.setdefault(prog.tls, {})[prog.program_id] = prog
@@ -355,8 +371,27 @@ def tls_builder_args(prog: TlsProgram) -> tuple[dict, str | None]:
 
 def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: str | None = None
                   ) -> tuple[CityModel, ImportReport]:
-    """Read a SUMO network (and signal programs from ``additional`` files) into a CityModel."""
+    """Read a SUMO network (and signal programs from ``additional`` files) into a CityModel.
+
+    A network read before (same files, same bytes) is loaded from the city cache (:mod:`twin.city.cache`);
+    the import's warnings are logged either way.
+    """
+    from twin.city.cache import cached_city
+
     path = Path(path)
+    files = [path, *[Path(a) for a in additional]]
+
+    def parse() -> tuple[CityModel, dict]:
+        city, report = _parse_sumo_net(path, additional, name)
+        return city, report.to_dict()
+
+    city, report = cached_city("sumo-net", files, {"name": name}, parse)
+    report = ImportReport.from_dict(report)
+    report.warn(log, str(path))
+    return city, report
+
+
+def _parse_sumo_net(path: Path, additional: list[str | Path], name: str | None) -> tuple[CityModel, ImportReport]:
     report = ImportReport()
     b = CityBuilder(name or path.name.split(".")[0], attrs={"source": "sumo", "sumo_net": str(path.resolve()),
                                                              "sumo_additional": [str(Path(a).resolve())
@@ -366,10 +401,13 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
     conns: list[ET.Element] = []
     internal_len: dict[str, tuple[float, float]] = {}  # internal lane id -> length [m], speed [m/s]
     internal_next: dict[str, str] = {}  # internal lane id -> the internal lane it continues on
+    tls_elems: list[ET.Element] = []  # signal programs, read in the same pass
     n_roots = 0
-    for elem in iter_xml(path, {"location", "junction", "edge", "connection", "net"}):
+    for elem in iter_xml(path, {"location", "junction", "edge", "connection", "net", *TLS_TAGS}):
         tag = elem.tag
-        if tag == "net":
+        if tag in TLS_TAGS:
+            tls_elems.append(_copy(elem))
+        elif tag == "net":
             n_roots += 1
         elif tag == "location":
             b.attrs["net_offset"] = elem.get("netOffset", "0,0")
@@ -430,7 +468,7 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
         kept.add(eid)
 
     # signal programs: the network's, overridden by additional files (last loaded wins), and WAUT switches
-    tls_read = read_tls_programs([path, *[Path(a) for a in additional]])
+    tls_read = read_tls_programs([path, *[Path(a) for a in additional]], read={path: tls_elems})
     programs = tls_read.programs
     tl_links: dict[str, int] = defaultdict(int)
     tl_node: dict[str, str] = {}
@@ -520,9 +558,7 @@ def read_sumo_net(path: str | Path, *, additional: list[str | Path] = (), name: 
                              speed=speed)
         except CityError as exc:
             raise CityError(f"{path}: {exc}") from None
-    city = b.build()
-    report.warn(log, str(path))
-    return city, report
+    return b.build(), report
 
 
 def _checked_lanes(path: Path, eid: str, lanes: list[ET.Element]) -> list[ET.Element]:

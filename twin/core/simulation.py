@@ -12,9 +12,10 @@ from twin.engines.base import Engine
 
 
 class Simulation:
-    """Run an engine on a simpy Environment for ``duration`` seconds.
+    """Run an engine on a simpy Environment until time ``duration`` [s].
 
-    The engine advances as a process, one step per clock tick of
+    The clock starts where the engine is (0 for a fresh start, the checkpoint's
+    time for a restored one). The engine advances as a process, one step per clock tick of
     ``engine.step_length``. Other components join with :meth:`add_reader`
     (periodic, reads state after the engine at the same instant) or
     :meth:`add_process` (any simpy generator: events, policies, agents).
@@ -25,13 +26,17 @@ class Simulation:
             raise ValueError(f"duration must be > 0 s, got {duration}")
         self.engine = engine
         self.duration = float(duration)
-        self.env = env if env is not None else simpy.Environment()
+        self.env = env if env is not None else simpy.Environment(initial_time=engine.time)
+        if abs(self.env.now - engine.time) > 1e-9:
+            raise ValueError(f"the clock is at {self.env.now} s but the engine at {engine.time} s")
+        if self.duration <= engine.time:
+            raise ValueError(f"the engine is at {engine.time:g} s, not before the end {self.duration:g} s")
         self.env.process(self._engine_process())
 
     def _engine_process(self) -> Generator[Any, Any, None]:
         dt = self.engine.step_length
         n_steps = int(round(self.duration / dt))
-        for k in range(1, n_steps + 1):
+        for k in range(int(round(self.engine.time / dt)) + 1, n_steps + 1):
             yield self.env.timeout(dt)
             check_interrupt()  # SIGINT/SIGTERM stop the run here, between steps (twin.core.interrupt)
             self.engine.advance(k * dt)

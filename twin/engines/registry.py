@@ -49,3 +49,16 @@ def build_engine(cfg: ScenarioConfig, city: CityModel):
     cls = engine_class(cfg.run.engine.type)
     return cls.from_config(cfg.run.engine, record_interval_s=cfg.run.record_interval_s,
                            loops=resolve_loops(city, cfg.sensors))
+
+
+def restore_engine(cfg: ScenarioConfig, city: CityModel, demand, checkpoint):
+    """The engine the scenario's ``run.engine`` names, restored from ``checkpoint`` (a file its ``checkpoint``
+    wrote on the same city and demand) instead of started; an engine without the :class:`Checkpoint`
+    capability is one :class:`UnsupportedCapabilityError`, a checkpoint of another engine one
+    :class:`EngineError`."""
+    from twin.engines.base import Checkpoint, UnsupportedCapabilityError
+
+    cls = engine_class(cfg.run.engine.type)
+    if Checkpoint not in cls.capabilities:
+        raise UnsupportedCapabilityError(cls.name, Checkpoint)
+    return cls.restore(checkpoint, city, demand)

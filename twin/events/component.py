@@ -56,6 +56,12 @@ class EventsComponent:
     """See the module doc. Built by :func:`twin.events.build_events` (ids checked against ``city``)."""
 
     name = "events"
+    kpi_units = {  # the KPIs of kpis() and their units
+        "incidents_reported": "calls", "requests_reported": "calls", "calls_served": "calls",
+        "calls_unserved": "calls", "response_time_mean_s": "s", "response_time_p90_s": "s",
+        "response_time_urgent_mean_s": "s", "incident_response_time_mean_s": "s", "queue_wait_mean_s": "s",
+        "unit_utilisation_pct": "%", "incident_lane_hours": "lane·h", "hazmat_trips": "trips",
+        "hazmat_trips_completed": "trips", "hazmat_mean_travel_time_s": "s"}
 
     def __init__(self, cfg: EventsConfig, city: CityModel, seed: int, duration: float,
                  monitored_vtypes: tuple[str, ...] = ()) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from twin.config.loader import ConfigError
 from twin.config.models import ScenarioConfig
+from twin.engines.base import EngineError
 
 log = logging.getLogger(__name__)
 
@@ -37,39 +38,40 @@ def _prepared(cfg_json: str, state_dir: str | None = None):
     return prepare(ScenarioConfig.model_validate_json(cfg_json))
 
 
+def branch_config(cfg_json: str, policies_json: str, t0: float, horizon: float) -> ScenarioConfig:
+    """The scenario of one branch: the base scenario with the branch's policies, run to ``t0 + horizon``,
+    recording no vehicle positions and without the live twin's monitoring."""
+    base = json.loads(cfg_json)
+    dt = ScenarioConfig.model_validate(base).run.engine.step_length_s
+    run = {**base.get("run", {}), "duration_s": float(t0) + float(horizon), "snapshot_interval_s": 0.0}
+    if run.get("record_interval_s", 60.0) > horizon:  # one record at least: a whole number of steps
+        run["record_interval_s"] = max(1, int(horizon / dt + 1e-9)) * dt
+    return ScenarioConfig.model_validate({**base, "run": run, "policies": json.loads(policies_json),
+                                          "monitoring": None})
+
+
 def run_branch(checkpoint: str, cfg_json: str, policies_json: str, t0: float, horizon: float,
                state_dir: str | None = None) -> dict:
-    """KPIs of one branch over [t0, t0 + horizon] (a Dask task: plain arguments, plain result)."""
-    from twin.config.models import ScenarioConfig as S
-    from twin.engines.native import NativeEngine
-    from twin.policies import resolve_policies
+    """KPIs of one branch over [t0, t0 + horizon] (a Dask task: plain arguments, plain result).
+
+    The branch is a :class:`twin.runner.Twin` restored from the checkpoint (the scenario's engine, which
+    must have the ``Checkpoint`` capability), its policies on the clock as in a run (those due before
+    ``t0`` apply at ``t0``), recorded over the horizon; its KPIs are :func:`twin.results.compute_kpis` of
+    that window (a run's KPI names and units), plus ``rerouted_vehicles``. The scenario's components
+    (population, events, air) are not in a branch: their state is not in the engine's checkpoint.
+    """
+    from twin.runner import Twin
 
     city, demand = _prepared(cfg_json, state_dir)
-    policies = S.model_validate({**json.loads(cfg_json), "policies": json.loads(policies_json)}).policies
-    eng = NativeEngine.restore(checkpoint, city, demand)
-    before = eng.observe()
-    arrived0 = np.isfinite(eng.t_arrive).copy()
-    co2_0 = eng.co2.sum()
-    actions = sorted(resolve_policies(policies, city), key=lambda a: a.time)
-    end = t0 + horizon
-    for a in actions:
-        t = max(a.time, t0)
-        if t >= end:
-            break
-        if t > eng.time:
-            eng.advance(float(np.floor(t / eng.step_length) * eng.step_length))
-        eng.apply(a.action)
-    eng.advance(end)
-    after = eng.observe()
-    done = np.isfinite(eng.t_arrive) & ~arrived0
-    tt = eng.t_arrive[done] - eng.t_insert[done]
-    return {"trips_completed": int(done.sum()),
-            "mean_travel_time_s": round(float(tt.mean()), 3) if tt.size else float("nan"),
-            "vehicle_hours_travelled": round(float((after.edge_veh_time - before.edge_veh_time).sum()) / 3600.0, 4),
-            "vehicle_km_travelled": round(float((after.edge_dist - before.edge_dist).sum()) / 1000.0, 4),
-            "co2_kg": round(float(eng.co2.sum() - co2_0) / 1000.0, 4),
-            "running_at_end": after.running, "waiting_at_end": after.waiting,
-            "teleports": after.teleports - before.teleports, "rerouted_vehicles": eng.rerouted}
+    cfg = branch_config(cfg_json, policies_json, t0, horizon)
+    twin = Twin(cfg, city=city, demand=demand, components=[], checkpoint=checkpoint)
+    if abs(twin.engine.time - float(t0)) > 1e-6:
+        twin.engine.close()
+        raise ConfigError(f"the checkpoint {checkpoint} is at {twin.engine.time:g} s, not at the fork time {t0:g} s")
+    res = twin.run()
+    if res.error:
+        raise EngineError(f"branch stopped at t={res.dataset.attrs['end_time_s']:g} s: {res.error}")
+    return {**res.kpis, "rerouted_vehicles": int(twin.engine.rerouted)}
 
 
 def check_branches(branches: dict[str, list]) -> None:
@@ -90,12 +92,11 @@ def dask_client(scheduler: str | None):
     The client is never made Dask's default, so nothing else (xarray's writes at the end of a
     run above all) comes to depend on it; close the client, then the cluster (if any).
     """
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
-    from twin.ensemble import local_cluster_size
+    from twin.ensemble import local_cluster
 
-    cluster = LocalCluster(n_workers=local_cluster_size(), threads_per_worker=1, processes=True,
-                           dashboard_address=None, host="127.0.0.1") if scheduler is None else None
+    cluster = local_cluster() if scheduler is None else None
     return Client(cluster if cluster is not None else scheduler, set_as_default=False), cluster
 
 

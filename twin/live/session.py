@@ -102,7 +102,7 @@ class LiveTwin:
 
         if Checkpoint not in self.engine.capabilities:
             self.forks.unsupported = (f"engine {self.engine.name!r} has no checkpoints, so this twin cannot fork "
-                                      "(forks need the native engine)")
+                                      "(forks need an engine with the Checkpoint capability)")
         self.env.process(self._drain())
         if self.assimilator is not None:
             self._assim_counts = np.zeros(len(self.loop_ids))

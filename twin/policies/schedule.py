@@ -24,7 +24,8 @@ def check_capabilities(engine, cfg: ScenarioConfig, city: CityModel) -> None:
 
 
 def schedule_policies(sim: Simulation, cfg: ScenarioConfig, city: CityModel) -> list:
-    """Put the scenario's policy actions on the clock (after the engine at their instant)."""
+    """Put the scenario's policy actions on the clock (after the engine at their instant); on a clock that
+    starts later (a restored checkpoint), those due earlier apply at its start."""
     actions = resolve_policies(cfg.policies, city)
     engine = sim.engine
     check_capabilities(engine, cfg, city)
@@ -33,7 +34,7 @@ def schedule_policies(sim: Simulation, cfg: ScenarioConfig, city: CityModel) -> 
         for a in actions:
             if a.time > sim.duration:
                 break
-            yield LateTimeout(sim.env, a.time - sim.env.now)
+            yield LateTimeout(sim.env, max(a.time - sim.env.now, 0.0))
             log.info("t=%g s: %s applies %s", sim.env.now, a.policy, type(a.action).__name__)
             engine.apply(a.action)
 

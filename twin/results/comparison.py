@@ -89,16 +89,15 @@ def edge_changes(stacked: xr.Dataset, baseline: str, policy: str, n: int = 5) ->
 
 
 def summary_markdown(name: str, baseline: str, stats: dict[str, dict], changes: dict, n: int,
-                     failed: list[tuple[str, str]]) -> str:
-    from twin.results.kpis import KPI_UNITS
-
+                     failed: list[tuple[str, str]], units: dict[str, str]) -> str:
+    """The comparison as Markdown; ``units``: each KPI's unit (:func:`twin.results.kpis.kpi_units`)."""
     lines = [f"# {name} against {baseline}", "",
              f"{n} replications each, common random numbers (replication i of both uses seed i); "
              "95 % confidence intervals of the paired differences.", "",
              "| KPI | baseline | policy | difference | 95 % CI | |", "| --- | ---: | ---: | ---: | --- | --- |"]
     for k, s in stats.items():
         ci = "n/a" if not math.isfinite(s["ci95_low"]) else f"[{s['ci95_low']:,.2f}, {s['ci95_high']:,.2f}]"
-        lines.append(f"| {k} ({KPI_UNITS.get(k, '')}) | {s['baseline_mean']:,.2f} | {s['policy_mean']:,.2f} | "
+        lines.append(f"| {k} ({units.get(k, '')}) | {s['baseline_mean']:,.2f} | {s['policy_mean']:,.2f} | "
                      f"{s['difference']:+,.2f} | {ci} | {'**significant**' if s['significant'] else ''} |")
     for title, key in (("Edges that gained most traffic", "gained"), ("Edges that lost most traffic", "lost")):
         lines += ["", f"## {title}", "", "| edge | baseline [veh] | policy [veh] | difference |", "| --- | ---: | ---: | ---: |"]

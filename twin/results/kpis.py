@@ -28,16 +28,27 @@ Definitions (all over the run, from its start to ``end_time_s``):
   same duration.
 - ``mean_travel_time_s``: over completed trips, from entering to arrival.
 - ``mean_depart_delay_s``: mean wait in the depart queue of inserted trips.
-- ``co2_kg``: total CO2 of the trips (docs/emissions.md).
+- ``co2_kg``: total CO2 of the trips (docs/emissions.md); where the engine does
+  not know a trip's own (SUMO restored from a checkpoint keeps no emission
+  devices), that of all vehicles on all edges (``edge_emission``).
 - ``nox_kg``, ``pm10_kg``, ``pm25_kg``, ``fuel_kg``: totals of all vehicles on all edges
   (``edge_emission``; NaN for a pollutant the engine does not report, e.g. PM2.5 from SUMO).
+
+A recording that starts later (``start_time_s`` in the Dataset's attrs: a run
+restored from a checkpoint, e.g. a what-if fork's branch) has its KPIs over
+[``start_time_s``, ``end_time_s``]: trips completed before the start are left
+out, the times above count from the start (a trip's wait to enter, its time
+in the network, its time so far), and distance, delay, CO2 and teleports are
+those of the window (the recorder takes what each trip had done by the start
+off). Travel times (``mean_travel_time_s``) and depart delays of the trips
+completed or inserted in the window stay whole.
 """
 from __future__ import annotations
 
 import numpy as np
 import xarray as xr
 
-KPI_UNITS = {
+KPI_UNITS = {  # the traffic KPIs (components declare their own: kpi_units)
     "trips_total": "trips", "trips_completed": "trips", "trips_running": "trips", "trips_waiting": "trips",
     "trips_teleported": "trips", "trips_unroutable": "trips", "trips_scheduled_after_end": "trips", "trips_cancelled": "trips",
     "teleports": "events", "vehicle_hours_travelled": "veh·h", "vehicle_km_travelled": "veh·km",
@@ -45,30 +56,15 @@ KPI_UNITS = {
     "mean_travel_time_s": "s", "mean_delay_s": "s", "mean_delay_completed_s": "s", "mean_depart_delay_s": "s",
     "mean_speed_kmh": "km/h",
     "co2_kg": "kg", "nox_kg": "kg", "pm10_kg": "kg", "pm25_kg": "kg", "fuel_kg": "kg",
-    # fleets and events (twin.events)
-    "incidents_reported": "calls", "requests_reported": "calls", "calls_served": "calls", "calls_unserved": "calls",
-    "response_time_mean_s": "s", "response_time_p90_s": "s", "response_time_urgent_mean_s": "s",
-    "incident_response_time_mean_s": "s", "queue_wait_mean_s": "s", "unit_utilisation_pct": "%",
-    "incident_lane_hours": "lane·h", "hazmat_trips": "trips", "hazmat_trips_completed": "trips",
-    "hazmat_mean_travel_time_s": "s",
-    # residents (twin.agents.traffic): the sample's last day
-    "pop_residents": "residents", "pop_trips": "trips", "pop_car_share_pct": "%", "pop_pt_share_pct": "%",
-    "pop_walk_share_pct": "%", "pop_bike_share_pct": "%", "pop_car_trips": "trips", "pop_mean_car_time_s": "s",
-    "pop_charge_paid_eur": "EUR", "pop_share_change_pct": "% points", "pop_lez_banned_tours": "tours",
-    # the epidemic (twin.agents.epidemic_run)
-    "epi_residents": "residents", "epi_attack_rate_pct": "%", "epi_infected_total": "residents",
-    "epi_peak_infectious": "residents", "epi_peak_infectious_pct": "%", "epi_peak_day": "day",
-    "epi_infectious_at_end": "residents", "epi_infections_home": "infections", "epi_infections_work": "infections",
-    "epi_infections_school": "infections", "epi_infections_other": "infections", "epi_r_initial": "infections",
-    "epi_trips_per_day": "trips/day", "epi_car_trips_per_day": "trips/day", "epi_car_trips_last_day": "trips",
-    "epi_isolation_days": "person·days",
-    # air quality (twin.air): per pollutant nox, no2, pm10, pm25, co2
-    **{f"air_{k}_{p}_{u}": unit for p in ("nox", "no2", "pm10", "pm25", "co2")
-       for k, u, unit in (("mean", "ugm3", "µg/m³"), ("max", "ugm3", "µg/m³"), ("peak", "ugm3", "µg/m³"),
-                          ("area_above", "km2", "km²"), ("station_rmse", "ugm3", "µg/m³"),
-                          ("exposure", "person_h", "person·h"))},
-    **{f"air_scale_{p}": "1" for p in ("nox", "no2", "pm10", "pm25", "co2")}, "air_records_rejected": "records",
 }
+
+
+def kpi_units(ds: xr.Dataset) -> dict[str, str]:
+    """Units of a run's KPIs: the traffic KPIs' (:data:`KPI_UNITS`) and those its components declared
+    (``kpi_units`` of each component, kept by the run in the Dataset's ``kpi_units`` attribute)."""
+    import json
+
+    return {**KPI_UNITS, **json.loads(ds.attrs.get("kpi_units", "{}"))}
 
 
 def _mean(a: np.ndarray) -> float:
@@ -79,23 +75,27 @@ def _mean(a: np.ndarray) -> float:
 def compute_kpis(ds: xr.Dataset) -> dict[str, float | int]:
     state = ds["trip_state"].values
     end = float(ds.attrs["end_time_s"])
-    inserted = np.isfinite(ds["trip_depart_delay"].values)
-    completed = state == 3
+    start = float(ds.attrs.get("start_time_s", 0.0))  # > 0: a window of a run (see the module's docstring)
+    arrival = ds["trip_arrival"].values
+    gone = (state == 3) & (arrival < start - 1e-9)  # completed before the window: not in its KPIs
+    inserted = np.isfinite(ds["trip_depart_delay"].values) & ~gone
+    completed = (state == 3) & ~gone
     t_in = ds["trip_depart"].values + ds["trip_depart_delay"].values
-    t_out = np.where(completed, ds["trip_arrival"].values, end)
-    vht = float(np.nansum(np.where(inserted, t_out - t_in, 0.0))) / 3600.0
+    t_out = np.where(completed, arrival, end)
+    vht = float(np.nansum(np.where(inserted, t_out - np.maximum(t_in, start), 0.0))) / 3600.0
     vkt = float(ds["trip_distance"].values.sum()) / 1000.0
     depart = ds["trip_depart"].values
-    due = (state >= 1) & (state <= 3)
+    due = (state >= 1) & (state <= 3) & ~gone
     unserved = due & ~completed
     # every due trip from its scheduled depart to its arrival or the end, the wait to enter included
-    trip_hours = np.where(completed, ds["trip_arrival"].values, end) - depart
+    trip_hours = np.where(completed, arrival, end) - np.maximum(depart, start)
     # delay: the wait to enter (the whole time so far if never inserted) + the time lost on the road so far
-    wait = np.where(inserted, ds["trip_depart_delay"].values, end - depart)
+    wait = np.where(inserted, np.maximum(ds["trip_depart_delay"].values - np.maximum(start - depart, 0.0), 0.0),
+                    end - np.maximum(depart, start))
     delay = wait + np.where(inserted, np.nan_to_num(ds["trip_delay"].values), 0.0)
     n_due = int(due.sum())
     k = {
-        "trips_total": int(((state >= 1) & (state <= 3)).sum()),
+        "trips_total": int(due.sum()),
         "trips_completed": int(completed.sum()),
         "trips_running": int((state == 2).sum()),
         "trips_waiting": int((state == 1).sum()),
@@ -118,6 +118,8 @@ def compute_kpis(ds: xr.Dataset) -> dict[str, float | int]:
         "co2_kg": round(float(ds["trip_co2"].values.sum()) / 1000.0, 4),
     }
     if "edge_emission" in ds:
+        if not np.isfinite(k["co2_kg"]):
+            k["co2_kg"] = round(float(ds["edge_emission"].sel(pollutant="CO2").values.sum()) / 1000.0, 4)
         for name, pol in (("nox_kg", "NOx"), ("pm10_kg", "PM10"), ("pm25_kg", "PM2.5"), ("fuel_kg", "fuel")):
             k[name] = round(float(ds["edge_emission"].sel(pollutant=pol).values.sum()) / 1000.0, 6)
     if k["trips_total"] != k["trips_completed"] + k["trips_running"] + k["trips_waiting"]:

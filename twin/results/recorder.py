@@ -21,12 +21,18 @@ TRIP_STATES = ("scheduled", "waiting", "running", "arrived", "cancelled")
 
 
 class Recorder:
-    """Samples ``engine.observe()``; call :meth:`sample` at each recording time."""
+    """Samples ``engine.observe()``; call :meth:`sample` at each recording time.
+
+    The recording starts where the engine is. On an engine restored mid-run (a checkpoint) it covers
+    [that time, end]: the Dataset's ``start_time_s``, and the trips' distance, time loss, CO2, pollutants
+    and teleports are those of the window (the trip table at its start subtracted).
+    """
 
     def __init__(self, city: CityModel, engine: Engine) -> None:
         self.city = city
         self.engine = engine
         self._snaps: list[Snapshot] = [engine.observe()]
+        self._trips0 = engine.trip_table() if self._snaps[0].time > 0 else None
         self._vehicles: list[tuple[float, Any]] = []
 
     def snapshot_vehicles(self, t: float | None = None) -> None:
@@ -53,6 +59,8 @@ class Recorder:
         return tuple(self._snaps)
 
     def to_dataset(self, demand: RoutedDemand, trips: TripTable, attrs: dict[str, Any]) -> xr.Dataset:
+        if self._trips0 is not None:
+            trips = trips_since(trips, self._trips0)
         ds = build_dataset(self.city, demand, self._snaps, trips, attrs, self.engine.loop_ids)
         return add_turn_counts(add_vehicle_samples(ds, self._vehicles), self.city, self._turns())
 
@@ -67,6 +75,27 @@ class Recorder:
             return self.engine.turn_entered_at(np.array([s.time for s in self._snaps]))
         except EngineError:  # not known (yet): the Dataset has no turn_count
             return None
+
+
+def trips_since(trips: TripTable, before: TripTable) -> TripTable:
+    """``trips`` with their distance [m], time loss [s], CO2 [g], pollutants [g] and teleports since ``before``
+    (the trip table at an earlier time: what a trip had done by then is taken off; trips arrived by then
+    did nothing since)."""
+    from dataclasses import replace
+
+    done = before.state == 3
+
+    def since(now, then):
+        out = now - np.nan_to_num(then)
+        out[done] = 0
+        return out
+
+    emission = trips.emission
+    if emission is not None and before.emission is not None:
+        emission = since(emission, before.emission)
+    return replace(trips, distance=since(trips.distance, before.distance),
+                   time_loss=since(trips.time_loss, before.time_loss), co2=since(trips.co2, before.co2),
+                   teleports=since(trips.teleports, before.teleports).astype(trips.teleports.dtype), emission=emission)
 
 
 def add_turn_counts(ds: xr.Dataset, city: CityModel, cumulative: np.ndarray | None) -> xr.Dataset:
@@ -209,7 +238,9 @@ def build_dataset(city: CityModel, demand: RoutedDemand, snaps: list[Snapshot], 
         data_vars["unroutable_reason"] = (("unroutable",), np.array([u.reason for u in demand.unroutable], dtype=object))
     ds_attrs = {k: (json.dumps(v) if isinstance(v, (dict, list, tuple)) else v) for k, v in attrs.items()}
     ds_attrs.setdefault("end_time_s", float(snaps[-1].time))
-    ds_attrs["vehicle_updates"] = int(snaps[-1].vehicle_updates)
+    if snaps[0].time > 0:  # a recording from a restored checkpoint: KPIs over [start, end]
+        ds_attrs.setdefault("start_time_s", float(snaps[0].time))
+    ds_attrs["vehicle_updates"] = int(snaps[-1].vehicle_updates - snaps[0].vehicle_updates)
     ds_attrs["unroutable_trips"] = len(demand.unroutable)
     if "edge_emission" in data_vars or "trip_emission" in data_vars:
         ds_attrs["emission_model"] = MODEL_DESCRIPTION

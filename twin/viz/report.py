@@ -31,7 +31,7 @@ def _fmt(v) -> str:
 
 def run_report(results_dir: str | Path, out: str | Path, *, stills: bool = True) -> Path:
     from twin.results.io import open_results
-    from twin.results.kpis import KPI_UNITS
+    from twin.results.kpis import kpi_units
     from twin.viz.charts import kpi_timeseries, speed_heatmap
 
     d = Path(results_dir)
@@ -59,7 +59,8 @@ def run_report(results_dir: str | Path, out: str | Path, *, stills: bool = True)
             for cam in ("overview", "street"):
                 render_still(d, tmp / f"{cam}.png", camera=cam, size=(1200, 760))
                 views.append(_img(tmp / f"{cam}.png", f"3D view ({cam})"))
-        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td><td>{KPI_UNITS.get(k, '')}</td></tr>"
+        units = kpi_units(ds)
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td><td>{units.get(k, '')}</td></tr>"
                        for k, v in kpis.items())
         city = manifest.get("city", {})
         body = f"""

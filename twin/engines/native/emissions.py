@@ -12,14 +12,21 @@ the other per-edge measurements).
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
-from twin.jit import kernel
+from twin.jit import JIT_OPTIONS, kernel
 
 # the coasting-limit grid of twin/data/emissions/hbefa4.npz: v = 0.6, 0.7, ..., 2.4 then 2.5, 3.5, ..., 50.5 m/s
 COAST_V0, COAST_DV0, COAST_V1, COAST_DV1 = 0.6, 0.1, 2.5, 1.0
 COAST_N0 = 19  # grid points below COAST_V1
 MOVING_SPEED = 0.5  # [m/s] SUMO's ZERO_SPEED_ACCURACY: the coasting cut applies above it
 N_MODEL = 6  # HBEFA4 pollutants (twin.demand.emissions.MODEL_POLLUTANTS); a constant so that loops unroll
+N_COL = N_MODEL + 2  # columns of the emission accumulators: the HBEFA4 pollutants, PM10, PM2.5 (8 doubles: a SIMD row)
+N_TERM = 7  # terms of the HBEFA4 function
+PREFETCH = 8  # emit() asks for the emission row of the vehicle this many places ahead in the lane order
 
 
 def coast_grid(n: int) -> np.ndarray:
@@ -36,9 +43,9 @@ def coast_limit(coast_a, c, v):
     if v <= COAST_V0:
         x = 0.0
     elif v < COAST_V1:
-        x = (v - COAST_V0) / COAST_DV0
+        x = (v - COAST_V0) * (1.0 / COAST_DV0)
     else:
-        x = COAST_N0 + (v - COAST_V1) / COAST_DV1
+        x = COAST_N0 + (v - COAST_V1) * (1.0 / COAST_DV1)
     j = min(int(x), n - 2)
     f = min(x - j, 1.0)
     return coast_a[c, j] + f * (coast_a[c, j + 1] - coast_a[c, j])
@@ -53,13 +60,16 @@ def hbefa(coef, c, p, v, a):
 
 
 def step_coefficients(coef: np.ndarray, exhaust_pm: np.ndarray) -> np.ndarray:
-    """The coefficients as :func:`emit` reads them: (class, term, column), columns the HBEFA4 pollutants then
-    exhaust PM (terms innermost in memory per column would cost a stride per term)."""
-    if coef.shape[1] != N_MODEL:
-        raise ValueError(f"the emission kernel computes {N_MODEL} pollutants, the table has {coef.shape[1]}")
-    out = np.empty((coef.shape[0], coef.shape[2], coef.shape[1] + 1))
-    out[:, :, :-1] = coef.transpose(0, 2, 1)
-    out[:, :, -1] = exhaust_pm
+    """The coefficients as :func:`emit` reads them: (class, term, column), the :data:`N_COL` columns of the
+    accumulators: the HBEFA4 pollutants, then exhaust PM for PM10 and again for PM2.5 (their wear part is added
+    per metre). A class's terms × columns are one contiguous block, each term a row of 8 doubles."""
+    if coef.shape[1:] != (N_MODEL, N_TERM):
+        raise ValueError(f"the emission kernel computes {N_MODEL} pollutants of {N_TERM} terms, the table has "
+                         f"{coef.shape[1]} of {coef.shape[2]}")
+    out = np.empty((coef.shape[0], N_TERM, N_COL))
+    out[:, :, :N_MODEL] = coef.transpose(0, 2, 1)
+    out[:, :, N_MODEL] = exhaust_pm
+    out[:, :, N_MODEL + 1] = exhaust_pm
     return out
 
 
@@ -77,51 +87,159 @@ def rates(coef, exhaust_pm, coast_a, c, v, a, out):
     return moving
 
 
+def add_emissions(cf, c, v, a, w, non_exhaust, step, veh_emission, i, edge_emission, e):
+    """Add one vehicle's emissions of one step [g] to ``veh_emission[i]`` and ``edge_emission[e]``.
+
+    Column p gets (E_p + |E_p|)·w + wear_p·step, with E_p the HBEFA4 function of ``cf[c, :, p]``
+    (:func:`step_coefficients`) at speed ``v`` [m/s] and acceleration ``a`` [m/s²], ``w`` half the step
+    [s] × 10⁻³ g/mg (0 while coasting), ``step`` the distance driven [m], and wear_p ``non_exhaust[c]``
+    [g/m] in the PM10 and PM2.5 columns (0 in the others).
+
+    This body is the definition (it runs under ``NUMBA_DISABLE_JIT``); compiled, :func:`_add_emissions_simd`
+    does the same operations in the same order on whole rows of 8 doubles (identical results).
+    """
+    v2 = v * v
+    av = a * v
+    v3 = v2 * v
+    av2 = av * v
+    for p in range(N_COL):
+        g = (cf[c, 0, p] + cf[c, 1, p] * v + cf[c, 2, p] * a + cf[c, 3, p] * v2 + cf[c, 4, p] * v3
+             + cf[c, 5, p] * av + cf[c, 6, p] * av2)
+        g = (g + abs(g)) * w + (non_exhaust[c, p - N_MODEL] if p >= N_MODEL else 0.0) * step
+        veh_emission[i, p] += g
+        edge_emission[e, p] += g
+
+
+def _row(context, builder, aryty, ary, index, index_type):
+    """LLVM pointer to ``ary[index, 0, ...]`` as a <N_COL x double>* (C-contiguous float64 arrays whose last
+    axis has N_COL elements: :func:`emit` checks it)."""
+    arr = context.make_array(aryty)(context, builder, ary)
+    inds = [context.cast(builder, index, index_type, types.intp)] + [context.get_constant(types.intp, 0)] * (
+        aryty.ndim - 1)
+    ptr = cgutils.get_item_pointer(context, builder, aryty, arr, inds)
+    return builder.bitcast(ptr, ir.VectorType(ir.DoubleType(), N_COL).as_pointer())
+
+
+def _splat(builder, x):
+    """A <N_COL x double> of ``x`` in every lane."""
+    vt = ir.VectorType(ir.DoubleType(), N_COL)
+    one = builder.insert_element(ir.Constant(vt, ir.Undefined), x, ir.IntType(32)(0))
+    return builder.shuffle_vector(one, ir.Constant(vt, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), N_COL), [0] * N_COL))
+
+
+def _c_float_rows(*arys) -> bool:
+    """Whether the numba types are all C-contiguous float64 arrays (what the intrinsics read as rows)."""
+    return all(isinstance(x, types.Array) and x.layout == "C" and x.dtype == types.float64 for x in arys)
+
+
+@intrinsic
+def _add_emissions_simd(typingctx, cf, c, v, a, w, non_exhaust, step, veh_emission, i, edge_emission, e):
+    """:func:`add_emissions` on rows of 8 doubles (LLVM vectors: numba does not vectorize this loop of 8 by
+    itself, as it cannot tell that the accumulators do not overlap the coefficients)."""
+    if not _c_float_rows(cf, non_exhaust, veh_emission, edge_emission) or not all(
+            x == types.float64 for x in (v, a, w, step)) or not all(isinstance(x, types.Integer) for x in (c, i, e)):
+        return None
+    sig = types.void(cf, c, v, a, w, non_exhaust, step, veh_emission, i, edge_emission, e)
+
+    def codegen(context, builder, signature, args):
+        cf_t, c_t, _, _, _, ne_t, _, veh_t, i_t, edge_t, e_t = signature.args
+        cf_v, c_v, v_v, a_v, w_v, ne_v, step_v, veh_v, i_v, edge_v, e_v = args
+        vt = ir.VectorType(ir.DoubleType(), N_COL)
+        base = _row(context, builder, cf_t, cf_v, c_v, c_t)
+        terms = [builder.load(builder.gep(base, [ir.IntType(64)(t)]), align=8) for t in range(N_TERM)]
+        v2 = builder.fmul(v_v, v_v)
+        av = builder.fmul(a_v, v_v)
+        v3 = builder.fmul(v2, v_v)
+        av2 = builder.fmul(av, v_v)
+        g = terms[0]
+        for t, x in zip(terms[1:], (v_v, a_v, v2, v3, av, av2)):
+            g = builder.fadd(g, builder.fmul(t, _splat(builder, x)))
+        fabs = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt]), f"llvm.fabs.v{N_COL}f64")
+        g = builder.fmul(builder.fadd(g, builder.call(fabs, [g])), _splat(builder, w_v))
+        # the wear row: 0 in the HBEFA4 columns, non_exhaust[c, 0:2] in the PM10 and PM2.5 columns
+        ne_ptr = cgutils.get_item_pointer(context, builder, ne_t, context.make_array(ne_t)(context, builder, ne_v),
+                                          [context.cast(builder, c_v, c_t, types.intp),
+                                           context.get_constant(types.intp, 0)])
+        wear = ir.Constant(vt, [0.0] * N_COL)
+        for k in range(2):
+            wear = builder.insert_element(wear, builder.load(builder.gep(ne_ptr, [ir.IntType(64)(k)])),
+                                          ir.IntType(32)(N_MODEL + k))
+        g = builder.fadd(g, builder.fmul(wear, _splat(builder, step_v)))
+        for ary_t, ary_v, idx_v, idx_t in ((veh_t, veh_v, i_v, i_t), (edge_t, edge_v, e_v, e_t)):
+            ptr = _row(context, builder, ary_t, ary_v, idx_v, idx_t)
+            builder.store(builder.fadd(builder.load(ptr, align=8), g), ptr, align=8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@overload(add_emissions, jit_options=JIT_OPTIONS)
+def _add_emissions_compiled(cf, c, v, a, w, non_exhaust, step, veh_emission, i, edge_emission, e):
+    if _c_float_rows(cf, non_exhaust, veh_emission, edge_emission) and all(
+            x == types.float64 for x in (v, a, w, step)):
+        return lambda cf, c, v, a, w, non_exhaust, step, veh_emission, i, edge_emission, e: _add_emissions_simd(
+            cf, c, v, a, w, non_exhaust, step, veh_emission, i, edge_emission, e)
+    return None
+
+
+def prefetch_row(ary, i):
+    """Ask the CPU to bring row ``i`` of the 2-D array ``ary`` into the cache (compiled; a no-op in Python)."""
+
+
+@intrinsic
+def _prefetch_row_llvm(typingctx, ary, i):
+    if not _c_float_rows(ary) or not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = builder.bitcast(_row(context, builder, signature.args[0], args[0], args[1], signature.args[1]),
+                              cgutils.voidptr_t)
+        i32 = ir.IntType(32)
+        fn = builder.module.declare_intrinsic("llvm.prefetch", [cgutils.voidptr_t], fnty=ir.FunctionType(
+            ir.VoidType(), [cgutils.voidptr_t, i32, i32, i32]))
+        for off in (0, N_COL * 8 - 1):  # numpy aligns to 16 bytes: a row of 64 bytes may span two lines
+            builder.call(fn, [builder.gep(ptr, [ir.IntType(64)(off)]), i32(1), i32(3), i32(1)])  # write, keep, data
+        return context.get_dummy_value()
+
+    return types.void(ary, i), codegen
+
+
+@overload(prefetch_row, jit_options=JIT_OPTIONS)
+def _prefetch_row_compiled(ary, i):
+    if _c_float_rows(ary):
+        return lambda ary, i: _prefetch_row_llvm(ary, i)
+    return None
+
+
 @kernel
 def emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a, non_exhaust, lane_edge,
          veh_emission, edge_emission):
     """Add each running vehicle's emissions of this step [g] to ``veh_emission[i]`` and to its edge's
-    ``edge_emission[e]`` (columns: the HBEFA4 pollutants, then PM10, PM2.5 = exhaust PM + wear × distance).
-    ``cf``: :func:`step_coefficients` (N_MODEL + 1 columns). Same values as :func:`rates` (× Δt), written
-    out for speed."""
+    ``edge_emission[e]`` (:data:`N_COL` columns: the HBEFA4 pollutants, then PM10, PM2.5 = exhaust PM + wear ×
+    distance). ``cf``: :func:`step_coefficients`. Same values as :func:`rates` (× Δt) through
+    :func:`add_emissions`.
+
+    The loop runs in lane order over ``order`` while the vehicles' rows are in vehicle order: it prefetches the
+    row of the vehicle :data:`PREFETCH` places ahead, so that the cache misses overlap.
+    """
+    if cf.shape[1] != N_TERM or cf.shape[2] != N_COL or veh_emission.shape[1] != N_COL \
+            or edge_emission.shape[1] != N_COL:
+        raise ValueError("emit: the coefficients and the accumulators need rows of 8 columns (step_coefficients)")
     nc = coast_a.shape[1]
     inv_dt = 1.0 / dt
-    hw = 0.5e-3 * dt  # ½ of mg/s -> g per step (the branchless clip below doubles it)
+    hw = 0.5e-3 * dt  # ½ of mg/s -> g per step (the branchless clip (g + |g|) doubles it)
+    for k in range(min(PREFETCH, n)):
+        prefetch_row(veh_emission, order[k])
     for k in range(n):
+        if k + PREFETCH < n:
+            prefetch_row(veh_emission, order[k + PREFETCH])
         i = order[k]
         c = eclass[i]
         v0 = speed[i]
         vn = new_speed[k]
         v = 0.5 * (v0 + vn)
         a = (vn - v0) * inv_dt
-        if v <= COAST_V0:
-            x = 0.0
-        elif v < COAST_V1:
-            x = (v - COAST_V0) * (1.0 / COAST_DV0)
-        else:
-            x = COAST_N0 + (v - COAST_V1) * (1.0 / COAST_DV1)
-        j = min(int(x), nc - 2)
-        f = min(x - j, 1.0)
-        e = lane_edge[lane[i]]
-        step = new_pos[k] - pos[i]
-        exh = 0.0
-        if not (v > MOVING_SPEED and a < coast_a[c, j] + f * (coast_a[c, j + 1] - coast_a[c, j])):  # not coasting
-            v2 = v * v
-            av = a * v
-            v3 = v2 * v
-            av2 = av * v
-            for p in range(N_MODEL):
-                g = (cf[c, 0, p] + cf[c, 1, p] * v + cf[c, 2, p] * a + cf[c, 3, p] * v2 + cf[c, 4, p] * v3
-                     + cf[c, 5, p] * av + cf[c, 6, p] * av2)
-                g = (g + abs(g)) * hw  # max(g, 0) × Δt
-                veh_emission[i, p] += g
-                edge_emission[e, p] += g
-            g = (cf[c, 0, N_MODEL] + cf[c, 2, N_MODEL] * a + cf[c, 4, N_MODEL] * v3 + cf[c, 5, N_MODEL] * av
-                 + cf[c, 6, N_MODEL] * av2)
-            exh = (g + abs(g)) * hw
-        pm10 = exh + non_exhaust[c, 0] * step
-        pm25 = exh + non_exhaust[c, 1] * step
-        veh_emission[i, N_MODEL] += pm10
-        edge_emission[e, N_MODEL] += pm10
-        veh_emission[i, N_MODEL + 1] += pm25
-        edge_emission[e, N_MODEL + 1] += pm25
+        w = 0.0 if v > MOVING_SPEED and a < coast_limit(coast_a, c, v) else hw  # no fuel while coasting
+        add_emissions(cf, c, v, a, w, non_exhaust, new_pos[k] - pos[i], veh_emission, i, edge_emission,
+                      lane_edge[lane[i]])

@@ -39,7 +39,7 @@ from twin.config.base import EngineConfig
 from twin.demand.emissions import MODEL_POLLUTANTS, PM10, PM25, PMX, POLLUTANTS, vehicle_classes
 from twin.demand.trips import RoutedDemand
 from twin.engines.base import (
-    Action, AddVehicle, EngineError, SetLaneAccess, SetSignalProgram, SetSpeedLimit, Snapshot, TripTable,
+    Action, AddVehicle, Checkpoint, EngineError, SetLaneAccess, SetSignalProgram, SetSpeedLimit, Snapshot, TripTable,
     TurnCountsAfterRun, UnsupportedActionError, VehicleArrays,
 )
 from twin.engines.sumo.export import export_network, export_routes, find_sumo_binary
@@ -75,7 +75,7 @@ class SumoEngine:
     demand: RoutedDemand | None = None  # set by start()
     rerouted: int = 0  # vehicles given a new route by actions
     capabilities: ClassVar[frozenset[type]] = frozenset(
-        {SetSpeedLimit, SetLaneAccess, SetSignalProgram, AddVehicle, TurnCountsAfterRun})
+        {SetSpeedLimit, SetLaneAccess, SetSignalProgram, AddVehicle, TurnCountsAfterRun, Checkpoint})
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0, api: str = "libsumo",
                  measure_interval: float = 60.0, keep_files: bool = False,
@@ -94,6 +94,8 @@ class SumoEngine:
         self._trips: TripTable | None = None
         self._step = 0
         self._closed = False
+        self._restored = False  # started from a checkpoint (SUMO's saved vehicles have no emission devices)
+        self._restored_on_edge: np.ndarray | None = None  # vehicles on each edge at the checkpoint (see restore)
 
     @classmethod
     def from_config(cls, cfg: SumoEngineConfig, *, record_interval_s: float,
@@ -112,8 +114,14 @@ class SumoEngine:
         return self._dt
 
     def start(self, city: CityModel, demand: RoutedDemand, *, seed: int) -> None:
+        self._launch(city, demand, seed)
+
+    def _launch(self, city: CityModel, demand: RoutedDemand, seed: int, state: Path | None = None,
+                begin: float = 0.0) -> None:
+        """Start SUMO on the city and demand at ``begin`` [s], from the saved ``state`` if given."""
         if self._api is not None:
             raise EngineError("engine already started")
+        self._seed = int(seed)
         self.city, self.demand = city, demand
         self.workdir = Path(tempfile.mkdtemp(prefix="twin-sumo-"))
         net, tls_files = self._network(city)
@@ -132,14 +140,16 @@ class SumoEngine:
         meas.write_text(f'<additional>\n  <edgeData id="twin" file="{self._edgedata.name}" '
                         f'period="{self._interval:g}" excludeEmpty="false"/>\n'
                         f'  <edgeData id="twin_emissions" type="emissions" file="{self._emissiondata.name}" '
-                        f'period="{self._interval:g}" excludeEmpty="true"/>\n{loops_xml}</additional>\n')
+                        f'period="{self._interval:g}" excludeEmpty="true" withInternal="true"/>\n{loops_xml}'
+                        f'</additional>\n')
         m = len(self._loop_spec)
         self.loop_count, self.loop_speed_sum, self.loop_occ_time = np.zeros(m), np.zeros(m), np.zeros(m)
         self._on_loop: list[set[str]] = [set() for _ in range(m)]
         cmd = [find_sumo_binary("sumo"), "-n", str(net), "-r", str(routes),
                "-a", ",".join(map(str, [*tls_files, meas])),
                "--step-length", f"{self._dt:g}", "--time-to-teleport", f"{self._teleport_time:g}",
-               "--seed", str(seed % (2**31)), "--begin", "0",
+               "--seed", str(seed % (2**31)), "--begin", f"{begin:g}", "--save-state.rng", "true", "--save-state.precision", "17", "--route-steps", "0",
+               *(["--load-state", str(state)] if state is not None else []),
                "--tripinfo-output", str(self._tripinfo), "--tripinfo-output.write-unfinished", "true",
                "--device.emissions.probability", "1", "--step-method.ballistic", "true",
                "--no-step-log", "true", "--no-warnings", "true", "--error-log", str(self._errlog),
@@ -163,6 +173,7 @@ class SumoEngine:
         self._reroute_on_load = False
         self._programs = 0
         self._ids = {tid: i for i, tid in enumerate(demand.trips.ids)}
+        self._network_actions: list[Action] = []  # what changed the network (replayed on a restore)
         self._added: dict[str, dict[str, float]] = {}  # vehicles of AddVehicle: state, arrival [s], distance [m]
         self._added_live: set[str] = set()  # those on the road
         try:
@@ -185,6 +196,24 @@ class SumoEngine:
         except Exception as exc:  # SUMO refused the files
             raise EngineError(f"SUMO failed to start: {exc}; {self._errors()}") from None
         log.info("SUMO (%s) running in %s", self._api_name, self.workdir)
+        self._emission_edge_pos = {**self._edge_pos, **self._internal_edges()}
+
+    def _internal_edges(self) -> dict[str, int]:
+        """SUMO's junction-internal edges, each to the index of the edge its vehicles come from: their emissions
+        count there, as the native engine counts a vehicle crossing a junction on its approach edge."""
+        api, out = self._api, {}
+        known = set(api.edge.getIDList())
+        for eid, k in self._edge_pos.items():
+            if eid not in known:
+                continue
+            todo = [f"{eid}_{j}" for j in range(api.edge.getLaneNumber(eid))]
+            while todo:
+                for link in api.lane.getLinks(todo.pop()):
+                    via = link[4]
+                    if via and api.lane.getEdgeID(via) not in out:
+                        out[api.lane.getEdgeID(via)] = k
+                        todo.append(via)  # a turn crossing the junction in two internal parts
+        return out
 
     @property
     def loop_ids(self) -> list[str]:
@@ -309,6 +338,11 @@ class SumoEngine:
     def apply(self, action: Action) -> None:
         if type(action) not in self.capabilities:
             raise UnsupportedActionError(self.name, action)
+        self._apply(action)
+        if isinstance(action, (SetSpeedLimit, SetLaneAccess, SetSignalProgram)):
+            self._network_actions.append(action)
+
+    def _apply(self, action: Action, replay: bool = False) -> None:
         if isinstance(action, SetSpeedLimit):
             if action.speed <= 0:
                 raise ValueError(f"speed limit must be > 0 m/s, got {action.speed}")
@@ -331,7 +365,7 @@ class SumoEngine:
                     api.lane.setDisallowed(lane, ["all"])  # closed to every class
                 else:
                     api.lane.setAllowed(lane, sorted({sumo_vclass(v) for v in action.vclasses}))
-            if action.reroute:
+            if action.reroute and not replay:  # (a restored state has the routes already)
                 # running vehicles, and every trip not yet departed: now if SUMO has loaded it, else on load
                 self._reroute_on_load = True
                 running = api.vehicle.getIDList()
@@ -356,10 +390,111 @@ class SumoEngine:
         elif isinstance(action, AddVehicle):
             self._add_vehicle(action)
 
+    # ---------------------------------------------------------- checkpoints
+    _FORMAT: ClassVar[str] = "twin-sumo-checkpoint/1"
+    _ARRAYS: ClassVar[tuple[str, ...]] = ("loop_count", "loop_speed_sum", "loop_occ_time", "_emission", "_depart_t",
+                                          "_arrive_t")
+
+    def checkpoint(self, path) -> None:
+        """Save the running state in one file (``.npz``): SUMO's own ``saveState`` (vehicles, routes, signal
+        states and, with ``--save-state.rng``, its random number generators) and what twin counted so far
+        (cumulative edge values and emissions, loops, insertion and arrival times, teleports, added vehicles,
+        the network changes of actions). :meth:`restore` resumes it (docs/live.md, "Checkpoints on SUMO": what SUMO restores)."""
+        from dataclasses import asdict
+
+        from twin.npzio import save_npz
+
+        if self._api is None or self._closed:
+            raise EngineError("nothing to checkpoint: the engine is not running")
+        self._read_edgedata()
+        xml = self.workdir / "checkpoint-state.xml"
+        try:
+            self._api.simulation.saveState(str(xml))
+        except Exception as exc:  # noqa: BLE001 - SUMO's reason
+            raise EngineError(f"SUMO could not save its state at t={self.time:g} s: {exc}; {self._errors()}") from None
+        arrays = {k: getattr(self, k) for k in self._ARRAYS}
+        arrays.update({f"cum_{k}": v for k, v in self._cum.items()})
+        arrays["sumo_state"] = np.frombuffer(xml.read_bytes(), dtype=np.uint8)
+        on_edge = np.zeros(self.city.n_edges)  # vehicles on each edge now (see restore)
+        for vid in self._api.vehicle.getIDList():
+            k = self._edge_pos.get(self._api.vehicle.getRoadID(vid))
+            if k is not None:
+                on_edge[k] += 1
+        arrays["on_edge"] = on_edge
+        meta = {"city": self.city.name, "n_edges": self.city.n_edges, "trips": len(self.demand.trips),
+                "options": {"step_length": self._dt, "teleport_time": self._teleport_time, "api": self._api_name,
+                            "measure_interval": self._interval, "loops": [list(x) for x in self._loop_spec]},
+                "seed": self._seed, "step": self._step, "updates": self._updates, "arrived": self._arrived,
+                "rerouted": self.rerouted, "reroute_on_load": self._reroute_on_load,
+                "teleports": self._teleport_ids, "departed": sorted(self._departed),
+                "added": self._added, "added_live": sorted(self._added_live),
+                "original_allowed": {k: list(v) for k, v in self._original_allowed.items()},
+                "on_loop": [sorted(x) for x in self._on_loop],
+                "actions": [{"type": type(a).__name__, **asdict(a)} for a in self._network_actions]}
+        save_npz(path, self._FORMAT, meta, arrays)
+
+    @classmethod
+    def restore(cls, path, city: CityModel, demand: RoutedDemand) -> "SumoEngine":
+        """A SUMO engine in the state saved by :meth:`checkpoint` (same city and demand): a new SUMO started on
+        the same files at the checkpoint's time with ``--load-state``, the network changes of earlier actions
+        applied again. With libsumo already running a simulation in this process, the restored one runs over
+        TraCI (a SUMO process of its own), which simulates the same."""
+        from twin.npzio import load_npz
+
+        meta, arrays = load_npz(path, cls._FORMAT, EngineError, "SUMO engine checkpoint")
+        if meta["city"] != city.name or meta["n_edges"] != city.n_edges or meta["trips"] != len(demand.trips):
+            raise EngineError(f"{path}: checkpoint of city {meta['city']!r} with {meta['trips']} trips does not "
+                              f"match city {city.name!r} with {len(demand.trips)} trips")
+        opts = dict(meta["options"])
+        opts["loops"] = [(str(a), int(b), float(c)) for a, b, c in opts["loops"]]
+        if opts["api"] == "libsumo":
+            import libsumo
+
+            if libsumo.simulation.isLoaded():
+                log.info("libsumo is running another simulation in this process: the restored SUMO runs over TraCI")
+                opts["api"] = "traci"
+        eng = cls(**opts)
+        begin = meta["step"] * eng._dt
+        state = Path(tempfile.mkdtemp(prefix="twin-sumo-state-")) / "state.xml"
+        try:
+            state.write_bytes(arrays["sumo_state"].tobytes())
+            eng._launch(city, demand, int(meta["seed"]), state=state, begin=begin)
+        finally:
+            shutil.rmtree(state.parent, ignore_errors=True)
+        eng._restored = True
+        eng._step, eng._updates, eng._arrived = int(meta["step"]), int(meta["updates"]), int(meta["arrived"])
+        eng.rerouted, eng._reroute_on_load = int(meta["rerouted"]), bool(meta["reroute_on_load"])
+        eng._teleport_ids = {str(k): int(v) for k, v in meta["teleports"].items()}
+        eng._departed = set(meta["departed"])
+        eng._added = {str(k): {kk: float(vv) for kk, vv in v.items()} for k, v in meta["added"].items()}
+        for rec in eng._added.values():
+            rec["state"] = int(rec["state"])
+        eng._added_live = set(meta["added_live"])
+        eng._on_loop = [set(x) for x in meta["on_loop"]]
+        for k in cls._ARRAYS:
+            setattr(eng, k, arrays[k].copy())
+        eng._cum = {k: arrays[f"cum_{k}"].copy() for k in eng._cum}
+        # SUMO's edge data count the vehicles it puts back on the road from the state as departing there:
+        # they entered their edge before the checkpoint, so they are taken off its first interval
+        eng._restored_on_edge = arrays["on_edge"].copy()
+        try:
+            for rec in meta["actions"]:
+                action = _action_from_json(rec)
+                eng._apply(action, replay=True)
+                eng._network_actions.append(action)
+        except Exception as exc:  # noqa: BLE001
+            eng.close()
+            raise EngineError(f"{path}: an action of the checkpoint could not be applied again: {exc}") from None
+        eng._original_allowed = {k: tuple(v) for k, v in meta["original_allowed"].items()}
+        return eng
+
     # ------------------------------------------------------------ observing
-    def _new_edges(self, path: Path, upto: int) -> tuple[list[tuple[int, ET.Element]], int]:
+    def _new_edges(self, path: Path, upto: int, index: dict[str, int] | None = None
+                   ) -> tuple[list[tuple[int, ET.Element]], int]:
         """The ``<edge>`` elements of the complete ``<interval>``s SUMO wrote to ``path`` after byte ``upto``
-        (as (edge index, element)), and the byte offset read to; only the new part of the file is read."""
+        (as (edge index, element); ``index`` maps SUMO's edge ids, default the city's edges), and the byte
+        offset read to; only the new part of the file is read."""
+        index = self._edge_pos if index is None else index
         try:
             with open(path, "rb") as f:
                 f.seek(upto)
@@ -369,7 +504,7 @@ class SumoEngine:
         out, end = [], 0
         for m in _INTERVAL.finditer(data):
             for e in ET.fromstring(m.group(0)).iter("edge"):
-                k = self._edge_pos.get(e.get("id"))
+                k = index.get(e.get("id"))
                 if k is not None:
                     out.append((k, e))
             end = m.end()
@@ -377,6 +512,9 @@ class SumoEngine:
 
     def _read_edgedata(self) -> None:
         edges, self._read_upto = self._new_edges(self._edgedata, self._read_upto)
+        if edges and self._restored_on_edge is not None:
+            self._cum["entered"] -= self._restored_on_edge
+            self._restored_on_edge = None
         for k, e in edges:
             sampled = float(e.get("sampledSeconds", 0.0))
             self._cum["entered"][k] += float(e.get("entered", 0)) + float(e.get("departed", 0))
@@ -386,8 +524,10 @@ class SumoEngine:
         self._read_emissions()
 
     def _read_emissions(self) -> None:
-        """Add SUMO's edge emissions [mg] of the intervals written since the last read (as g)."""
-        edges, self._read_em_upto = self._new_edges(self._emissiondata, self._read_em_upto)
+        """Add SUMO's edge emissions [mg] of the intervals written since the last read (as g); those on a
+        junction's internal edges count on the edge the vehicles come from (:meth:`_internal_edges`)."""
+        edges, self._read_em_upto = self._new_edges(self._emissiondata, self._read_em_upto,
+                                                    self._emission_edge_pos)
         for k, e in edges:
             for p, name in enumerate(MODEL_POLLUTANTS):
                 self._emission[k, p] += float(e.get(f"{name}_abs", 0.0)) / 1000.0
@@ -490,6 +630,9 @@ class SumoEngine:
             dist[k] = float(el.get("routeLength", 0))
             loss[k] = float(el.get("timeLoss", 0))
             em = el.find("emissions")
+            if em is None and self._restored:  # a vehicle of SUMO's saved state: no emission device
+                co2[k] = np.nan
+                emission[k] = np.nan
             if em is not None:
                 co2[k] = float(em.get("CO2_abs", 0)) / 1000.0  # mg -> g
                 for p, name in enumerate(MODEL_POLLUTANTS):
@@ -497,6 +640,14 @@ class SumoEngine:
                 emission[k, PM10] = emission[k, PMX]
         # vehicles on the road when SUMO died have no tripinfo: their insertion times as they happened
         depart_actual = np.where(np.isfinite(depart_actual), depart_actual, self._depart_t)
+        # arrivals without a tripinfo (before a restored checkpoint; or SUMO died before writing it): the arrival
+        # as it happened (SUMO's time of the step it arrived in, the one before the step's end time kept in
+        # _arrive_t), the route driven, time loss and pollutants not known
+        untold = ~np.isfinite(arrival) & np.isfinite(self._arrive_t)
+        arrival[untold] = self._arrive_t[untold] - self._dt
+        dist[untold] = self.demand.route_length[untold]
+        loss[untold] = co2[untold] = np.nan
+        emission[untold] = np.nan
         state = np.where(np.isfinite(arrival), 3, np.where(np.isfinite(depart_actual), 2,
                                                            np.where(self.demand.trips.depart <= self.time, 1, 0)))
         teleports = np.array([self._teleport_ids.get(t, 0) for t in self.demand.trips.ids], dtype=np.int32)
@@ -522,3 +673,13 @@ class SumoEngine:
                 log.warning("SUMO files kept in %s", self.workdir)
             else:
                 shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _action_from_json(rec: dict) -> Action:
+    """An action saved in a checkpoint (its class name and fields, tuples as lists) as the action again."""
+    def tup(x):
+        return tuple(tup(v) for v in x) if isinstance(x, list) else x
+
+    kinds = {c.__name__: c for c in (SetSpeedLimit, SetLaneAccess, SetSignalProgram)}
+    rec = dict(rec)
+    return kinds[rec.pop("type")](**{k: tup(v) for k, v in rec.items()})

@@ -436,7 +436,7 @@
   }
   const KPI_ROWS = [["trips_completed", "trips completed", 1], ["mean_travel_time_s", "mean travel time [s]", -1],
     ["vehicle_hours_travelled", "vehicle hours", -1], ["vehicle_km_travelled", "vehicle km", 0], ["co2_kg", "CO₂ [kg]", -1],
-    ["running_at_end", "running at end", -1], ["teleports", "teleports", -1]];
+    ["trips_unserved", "trips not served", -1], ["trips_running", "running at end", -1], ["teleports", "teleports", -1]];
   function showForks(forks) {
     const box = $("forks");
     for (const [id, f] of Object.entries(forks)) {

@@ -1,0 +1,113 @@
+"""Start-up: the kernels compiled once (``make warm``) are loaded by every later process; compiling shows one line."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, run_cli
+
+WARM = ROOT / "twin" / "data" / "warm" / "warm.yaml"
+
+
+def test_a_fresh_process_compiles_no_kernel_once_the_cache_is_warm(tmp_path):
+    warm = subprocess.run([sys.executable, "-m", "twin.warm"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert warm.returncode == 0, warm.stderr
+    assert warm.stdout.count("\n") == 1 and warm.stdout.startswith("twin warm: kernels cached"), warm.stdout
+    # a new process: the crossing (actuated signal, priority junction, bus stop, parking, loops, routing, emissions)
+    r = run_cli("run", WARM, "--duration", "120", "-q", "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    assert "compiling" not in r.stderr, r.stderr  # the notice comes with the first compilation
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["compile_s"] == 0.0
+    # and the default scenario, through CompileWatch itself
+    code = ("from twin.jit import CompileWatch\nfrom twin.warm import RUNS, warm\n"
+            "watch, skipped = warm(RUNS[1:2])\nprint(watch.compiles, watch.seconds)")
+    again = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.split() == ["0", "0.0"], again.stdout
+
+
+def test_import_twin_and_a_plain_run_load_only_what_they_need(tmp_path):
+    heavy = ["numba", "numpy", "xarray", "pandas", "pydantic", "netCDF4", "dask", "distributed", "scipy", "fastapi",
+             "uvicorn", "starlette", "sumolib", "traci", "libsumo", "pyproj", "pyvista", "vtk", "matplotlib", "mesa"]
+    code = f"import sys, twin\nprint([m for m in {heavy!r} if m in sys.modules])"
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+    # a plain run of the default scenario: no web stack, SUMO, 3D, plotting or agents
+    code = (f"import sys\nfrom twin.cli import main\n"
+            f"assert main(['run', '--duration', '120', '-q', '--out', {str(tmp_path / 'out')!r}]) == 0\n"
+            f"print([m for m in {heavy[9:]!r} if m in sys.modules])")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == "[]", r.stdout + r.stderr
+
+
+@pytest.mark.slow
+def test_compiling_shows_one_line_and_no_progress_bar_counting_it(tmp_path):
+    """With an empty cache, the run prints one line about compiling; the bar's clock leaves the compilation out."""
+    r = run_cli("run", WARM, "--duration", "300", "--out", tmp_path / "out", env={"NUMBA_CACHE_DIR": str(tmp_path)},
+                timeout=900)
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in re.split(r"[\r\n]+", r.stderr) if ln.strip()]
+    assert sum("compiling" in ln for ln in lines) == 1, lines
+    compile_s = json.loads((tmp_path / "out" / "manifest.json").read_text())["compile_s"]
+    assert compile_s > 1.0  # it did compile
+    bars = [ln for ln in lines if ln.startswith("simulating:")]
+    assert bars, lines
+    for ln in bars:  # [elapsed<remaining, ...]: neither counts the compilation
+        elapsed, remaining = re.search(r"\[([\d:]+)<([\d:?]+)", ln).groups()
+        seconds = [sum(int(x) * 60 ** i for i, x in enumerate(reversed(v.split(":")))) for v in (elapsed, remaining)
+                   if v != "?"]
+        assert max(seconds) < compile_s, (ln, compile_s)
+
+
+# ----------------------------------------------------------------- the city cache
+def _same_city(a, b) -> bool:
+    import dataclasses
+
+    import numpy as np
+
+    return all(np.array_equal(getattr(a, f.name), getattr(b, f.name)) if isinstance(getattr(a, f.name), np.ndarray)
+               else getattr(a, f.name) == getattr(b, f.name) for f in dataclasses.fields(a))
+
+
+def test_a_network_read_again_comes_from_the_cache_with_its_warnings(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from twin.city import cache
+    from twin.city.sumo_net import _parse_sumo_net, read_sumo_net
+
+    monkeypatch.setenv("TWIN_CACHE_DIR", str(tmp_path / "cache"))
+    net = tmp_path / "cross.net.xml"
+    # a footpath the import leaves out, with its warning
+    text = (WARM.parent / "cross.net.xml").read_text().replace('<edge id="QP" from="Q" to="P" priority="-1">',
+                                                               '<edge id="QP" from="Q" to="P" priority="-1" '
+                                                               'type="highway.footway">')
+    net.write_text(text.replace('id="QP_0" index="0" speed="8.33"', 'id="QP_0" index="0" allow="pedestrian" '
+                                                                      'speed="8.33"'))
+    with caplog.at_level(logging.WARNING):
+        first, rep1 = read_sumo_net(net)
+    assert len(list((tmp_path / "cache" / "cities").glob("*.npz"))) == 1
+    warned = [r.getMessage() for r in caplog.records]
+    assert any("left out 1 edges" in m for m in warned), warned
+    caplog.clear()
+    monkeypatch.setattr("twin.city.sumo_net._parse_sumo_net", lambda *a: pytest.fail("parsed again"))
+    with caplog.at_level(logging.WARNING):
+        second, rep2 = read_sumo_net(net)
+    assert [r.getMessage() for r in caplog.records] == warned  # the same warnings, from the cache
+    assert _same_city(first, second) and rep2 == rep1
+    assert _same_city(second, _parse_sumo_net(net, [], None)[0])
+    monkeypatch.undo()
+    # an edited network is a new entry; a damaged entry is passed over; "off" keeps nothing
+    monkeypatch.setenv("TWIN_CACHE_DIR", str(tmp_path / "cache"))
+    net.write_text(text.replace('speed="13.89"', 'speed="11.11"', 1))
+    edited, _ = read_sumo_net(net)
+    assert not _same_city(edited, first) and len(list((tmp_path / "cache" / "cities").glob("*.npz"))) == 2
+    key = cache.cache_key("sumo-net", [net], {"name": None})
+    (tmp_path / "cache" / "cities" / f"{key}.npz").write_bytes(b"damaged")
+    assert _same_city(read_sumo_net(net)[0], edited)
+    monkeypatch.setenv("TWIN_CACHE_DIR", "off")
+    read_sumo_net(WARM.parent / "cross.net.xml")
+    assert len(list((tmp_path / "cache" / "cities").glob("*.npz"))) == 2

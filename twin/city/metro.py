@@ -35,6 +35,7 @@ def metro_city(
     ring_speed: float = 100 * KMH,
     ramp_lanes: int = 1,
     ramp_speed: float = 60 * KMH,
+    u_turns: bool = True,
     lane_width: float = 3.2,
     green: float = 27.0,
     yellow: float = 3.0,
@@ -50,7 +51,9 @@ def metro_city(
       ``arterial_lanes`` lanes per direction, the others local streets with ``local_lanes``.
     - Junctions: arterial crossings have fixed-time two-phase signals (``green`` + ``yellow`` per
       phase, left turns permitted and yielding to oncoming traffic); the others are priority junctions
-      (arterials over local streets, east-west local streets over north-south ones).
+      (arterials over local streets, east-west local streets over north-south ones). With ``u_turns``
+      a vehicle may turn back at a priority junction (from its left lane, as SUMO's turnarounds); never
+      at a signal.
     - Ring motorway (``ring``): a square ring about a quarter of the city in from its edge, two one-way
       carriageways of ``ring_lanes`` lanes, grade-separated from the streets it passes over. At every
       arterial it crosses it has a diamond interchange: per carriageway an off-ramp to the street node
@@ -184,7 +187,7 @@ def metro_city(
     n_out = out_off[dst[grid_in] + 1] - out_off[dst[grid_in]]
     m_in = np.repeat(grid_in, n_out)
     m_out = out_order[_ranges(out_off[dst[grid_in]], n_out)]
-    keep = dst[m_out] != src[m_in]  # no U-turns (a grid has no dead ends)
+    keep = (dst[m_out] != src[m_in]) | (u_turns & ~signal[dst[m_in]])  # U-turns (a grid has no dead ends)
     m_in, m_out = m_in[keep], m_out[keep]
     turn = np.degrees(np.angle(np.exp(1j * (heading[m_out] - heading[m_in]))))
     m_dir = np.where(np.abs(turn) > 150.0, DIR_TURN, np.where(turn > 40.0, DIR_LEFT,

@@ -148,7 +148,8 @@ class OdDemandConfig(Strict):
     trips: int = Field(ge=0, le=MAX_TRIPS)
     begin_s: float = Field(0.0, ge=0, le=MAX_DURATION_S)
     end_s: float = Field(3600.0, gt=0, le=MAX_DURATION_S)
-    profile: Literal["am_peak", "pm_peak", "flat"] | list[Annotated[float, Field(ge=0)]] = "am_peak"
+    profile: Literal["am_peak", "pm_peak", "flat", "daily"] | list[Annotated[float, Field(ge=0)]] = "am_peak"
+    return_after_s: float | None = Field(None, ge=0, le=MAX_DURATION_S)
     vehicle_mix: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: {"car": 0.92, "truck": 0.08})
     gravity_beta_per_km: float = Field(0.6, ge=0)
     vtypes: dict[str, VehicleTypeConfig] = Field(default_factory=dict)

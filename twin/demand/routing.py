@@ -324,10 +324,10 @@ def route_trips(offsets, targets, cost, origin, destination, route_len_out):
             for j in range(a, b):
                 goals[j - a] = destination[order[j]]
             root = origin[order[a]]
-            head = np.empty(nb, dtype=np.int64)
-            nxt = np.empty(n, dtype=np.int64)
-            prv = np.empty(n, dtype=np.int64)
-            where = np.empty(n, dtype=np.int64)
+            head = np.empty(nb, dtype=np.int32)
+            nxt = np.empty(n, dtype=np.int32)
+            prv = np.empty(n, dtype=np.int32)
+            where = np.empty(n, dtype=np.int32)
             is_goal = np.zeros(n, dtype=np.bool_)
             dist = np.empty(n, dtype=np.float64)
             _tree(offsets, targets, cost, root, delta, nb, goals, dist, pred_mat[slot], head, nxt, prv, where,

@@ -42,7 +42,7 @@ class Trips:
     def sorted_by_depart(self) -> "Trips":
         order = np.argsort(self.depart, kind="stable")
         return Trips(self.origin[order], self.destination[order], self.depart[order], self.vtype[order],
-                     self.vtypes, tuple(self.ids[i] for i in order))
+                     self.vtypes, tuple(map(self.ids.__getitem__, order.tolist())))
 
 
 _VTYPE_FIELDS = frozenset(VehicleType.__dataclass_fields__)  # older demand files have the road-load CO2 fields
@@ -124,7 +124,7 @@ class RoutedDemand:
         idx = np.asarray(idx, dtype=np.int64)
         order = np.argsort(depart, kind="stable")
         idx, depart = idx[order], np.asarray(depart, dtype=np.float64)[order]
-        ids = tuple(ids[i] for i in order)
+        ids = tuple(map(ids.__getitem__, order.tolist()))
         lens = np.diff(self.route_offsets)[idx]
         off = np.zeros(idx.size + 1, dtype=np.int64)
         np.cumsum(lens, out=off[1:])
@@ -189,16 +189,25 @@ def gravity_od(city: CityModel, total: float, *, beta_per_km: float = 0.6) -> np
         log.warning("city %s: %d of %d car roads are not connected both ways to the network's main part (cut off "
                     "by the extract's edge, or reachable only over roads closed to cars); generated trips start and "
                     "end only on roads connected to it", city.name, n_cut, city.n_edges)
-    dx = city.zone_x[:, None] - city.zone_x[None, :]
-    dy = city.zone_y[:, None] - city.zone_y[None, :]
-    d_km = np.hypot(dx, dy) / 1000.0
-    t = city.zone_population[:, None] * city.zone_jobs[None, :] * np.exp(-beta_per_km * d_km)
+    # in place (a metropolis has thousands of zones): the same operations, in the same order
+    e = np.subtract.outer(city.zone_x, city.zone_x)
+    dy = np.subtract.outer(city.zone_y, city.zone_y)
+    np.hypot(e, dy, out=e)
+    del dy
+    e /= 1000.0  # [km]
+    e *= -beta_per_km
+    np.exp(e, out=e)
+    t = np.multiply.outer(city.zone_population, city.zone_jobs)
+    t *= e
+    del e
     has_edges = np.diff(city.zone_edge_offsets) > 0
-    t = t * has_edges[:, None] * has_edges[None, :]
+    t *= has_edges[:, None]
+    t *= has_edges[None, :]
     s = t.sum()
     if s <= 0:
         raise ValueError(f"city {city.name!r}: the OD matrix is empty (no population, jobs or zone edges)")
-    return t * (total / s)
+    t *= total / s
+    return t
 
 
 def trips_from_od(city: CityModel, od: np.ndarray, rng: np.random.Generator, *, begin: float, end: float,
@@ -318,7 +327,7 @@ def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = N
     order = np.argsort(trips.depart, kind="stable")
     if np.any(order != np.arange(n)):  # the engine takes trips in depart order
         trips = Trips(trips.origin[order], trips.destination[order], trips.depart[order], trips.vtype[order],
-                      trips.vtypes, tuple(trips.ids[i] for i in order))
+                      trips.vtypes, tuple(map(trips.ids.__getitem__, order.tolist())))
         if given_routes is not None:
             given_routes = [given_routes[i] for i in order]
     ff = free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed)
@@ -375,7 +384,7 @@ def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = N
     keep = np.flatnonzero(ok)
     kept = trips if keep.size == n else Trips(
         trips.origin[keep], trips.destination[keep], trips.depart[keep], trips.vtype[keep], trips.vtypes,
-        tuple(trips.ids[i] for i in keep))
+        tuple(map(trips.ids.__getitem__, keep.tolist())))
     new_off = np.zeros(keep.size + 1, dtype=np.int64)
     np.cumsum(lens[keep], out=new_off[1:])
     flat = parts[0] if len(parts) == 1 else (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32))

@@ -4,6 +4,14 @@ The graph's vertices are edges; an arc e → e' exists where a lane of e connect
 to a lane of e' (so turn restrictions hold). A route's cost is the sum of its
 edges' costs, origin and destination edges included (a trip departs at the
 start of its origin edge and arrives at the end of its destination edge).
+
+Many trips (:func:`route_trips`) share shortest-path trees: trips from origin
+edges with the same successors (at a junction that allows every movement, all
+edges into it) are read from one tree rooted at those successors. Trees run
+over a bucket queue and, a chunk of them at a time, in parallel on numba's
+threads; each writes only its own trips' routes, so the routes do not depend
+on the number of threads. :func:`dijkstra` is the single-source search for
+the rest (a binary heap).
 """
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ def metro_city(
     ring: bool = True,
     ring_lanes: int = 3,
     ring_speed: float = 100 * KMH,
-    ramp_lanes: int = 1,
+    ramp_lanes: int = 2,
     ramp_speed: float = 60 * KMH,
     u_turns: bool = True,
     lane_width: float = 3.2,

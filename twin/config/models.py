@@ -55,7 +55,7 @@ class MetroCityConfig(Strict):
     ring: bool = True
     ring_lanes: int = Field(3, ge=1, le=6)
     ring_speed_kmh: float = Field(100.0, gt=0)
-    ramp_lanes: int = Field(1, ge=1, le=4)
+    ramp_lanes: int = Field(2, ge=1, le=4)
     ramp_speed_kmh: float = Field(60.0, gt=0)
     green_s: float = Field(27.0, gt=0)
     yellow_s: float = Field(3.0, gt=0)

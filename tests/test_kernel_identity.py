@@ -17,8 +17,8 @@ kernel_identity = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(kernel_identity)
 
 RECORDED = {
-    "grid": {"dataset": "4c2d9e6288a4445c8fe2105943abb6e4ab0f5f8167dd3a645e8c332a532aa234",
-             "trips": "71f0e9186ddf5fcfd0334b1b3c5b1d6d8d05a50a81f3f6479930ffa9a0bed7d6"},
+    "grid": {"dataset": "8764882dd6db2e0915c90d8e28bec2aaf9981d0d6b3f77851db219f834eacd18",
+             "trips": "d5813911c9743334a0d6915af610b7155880dba5ff11749415e4997da5153efd"},
     "bologna": {"dataset": "949d691b0902c3e7affacb6060ac4841aa11d06ee3914b19b0b4cbc93e62fe08",
                 "trips": "c956c3d20c6ee6d5684a3e66d96e353ed776ec2e575e26fed288d83e0aa7cdba"},
     "wildau": {"dataset": "babd8a0d953778eaf5ba0c5d1828fa99a3229a86f977ed387e6bfeda2ab48d50",

@@ -36,6 +36,8 @@ class KernelProfile:
                 seconds[name] += clock() - t0
                 calls[name] += 1
 
+        if hasattr(fn, "serial"):  # a parallel kernel's single-threaded twin (twin.jit.parallel_kernel) counts as it
+            run.serial = self.timed(name, fn.serial)
         return run
 
     def instrument(self, engine) -> None:

@@ -344,11 +344,13 @@ def test_signal_during_the_simulation_keeps_partial_results(tmp_path, sig, code)
 
 
 def test_signal_during_routing_stops_cleanly(tmp_path):
-    """Routing 400,000 trips on a 40x40 grid takes seconds; a SIGINT stops it between batches."""
-    p = scenario(tmp_path, LONG.replace("8, blocks_y: 8", "40, blocks_y: 40").replace("12000", "400000"))
+    """Making and routing a million trips in the 100 x 100-block metropolis takes several seconds (the city
+    alone is built in about one); a SIGINT sent meanwhile stops the run at the next routing batch."""
+    p = scenario(tmp_path, LONG.replace("grid, blocks_x: 8, blocks_y: 8", "metro, blocks_x: 100, blocks_y: 100")
+                 .replace("12000", "1000000"))
     t0 = time.time()
     rc, _, err = _start_then_signal(["run", p, "--out", tmp_path / "o", "-q"], signal.SIGINT, after="",
-                                    delay=6.0)
+                                    delay=4.0)
     assert rc == 130 and "Traceback" not in err and "nothing to save" in err, err
     assert time.time() - t0 < 60
     assert not (tmp_path / "o" / ".twin.lock").exists()

@@ -242,6 +242,32 @@ def test_view_of_a_compare_folder_shows_the_difference(pw, tmp_path):
         proc.wait(timeout=30)
 
 
+def test_air_layer_spans_the_field_from_its_background_to_its_peak():
+    """A field is mostly its background level: the layer's colours go from the grid's lowest value to its
+    highest, so the roads' plumes stand out instead of the whole city being tinted alike."""
+    from twin.city.synthetic import corridor_city
+    from twin.web.mapdata import air_layer, unpack_u8
+
+    field = np.full((4, 5), 22.0)  # NO2 background [ug/m3]
+    field[2, 3] = 30.0  # a plume over a road
+    field[1, 1] = 24.0
+    a = air_layer(corridor_city(3, 300.0), np.arange(5) * 25.0, np.arange(4) * 25.0, field, "NO2", "ug/m3")
+    v = unpack_u8(a["values"]).reshape(4, 5)[::-1]  # packed north row first
+    assert (a["min"], a["max"]) == (22.0, 30.0)
+    assert v[0, 0] == 0 and v[2, 3] == 254 and v[1, 1] == round(254 * 2 / 8)  # background clear, plume red
+    flat = air_layer(corridor_city(3, 300.0), np.arange(5) * 25.0, np.arange(4) * 25.0, np.full((4, 5), 22.0),
+                     "NO2", "ug/m3")
+    assert set(unpack_u8(flat["values"]).tolist()) == {0.0}  # a uniform field: nothing stands out
+
+
+def test_short_panels_come_before_the_sensor_list():
+    """The sensors list has a row per loop (58 on Bologna): it comes last, so the epidemic, mode shares and
+    air panels are in sight without scrolling past it."""
+    html = (ROOT / "twin" / "web" / "static" / "index.html").read_text()
+    order = [html.index(f'id="sec-{s}"') for s in ("alerts", "incidents", "epidemic", "modes", "air", "sensors")]
+    assert order == sorted(order)
+
+
 def test_view_of_a_missing_folder_is_one_line(tmp_path):
     r = run_cli("view", tmp_path / "nothing")
     assert r.returncode == 2 and "Traceback" not in r.stderr and "nothing" in r.stderr

@@ -323,7 +323,7 @@
         layout: { visibility: $("lyr-air").checked ? "visible" : "none" } }, "edges");
     }
     const w = a.weather, f = a.feed;
-    $("airinfo").textContent = `${a.pollutant} up to ${fmt(a.max, 1)} ${a.units}` +
+    $("airinfo").textContent = `${a.pollutant} ${fmt(a.min, 1)}–${fmt(a.max, 1)} ${a.units} (layer: lowest clear, highest red)` +
       (w ? `; wind ${fmt(w.wind_speed_ms, 1)} m/s from ${fmt(w.wind_direction_deg, 0)}°, class ${w.stability}` : "") +
       (f ? `; station/weather records ${f.accepted} ok / ${f.rejected} rejected` : "");
     $("airinfo").dataset.weather = JSON.stringify(w || null);

@@ -11,9 +11,10 @@ Re-run it after a change to the page (twin/web/static) and commit the pictures. 
    each interval's counts to ``POST /observations`` as the twin's clock reaches it (the feed replayed over
    HTTP, as a counting station would send it).
 3. Headless Chromium (Debian's, /usr/bin/chromium) opens the page, waits until the map, the loops'
-   observed counts, the epidemic curve, the incident and its units and the air field are there, shows the
-   air layer and takes ``dashboard_live_bologna.png``; then ticks the scenario's two what-if policies, forks
-   for 15 minutes from the page and, once the branches are done, takes ``dashboard_fork_bologna.png``.
+   first frames and the epidemic curve are there, ticks the scenario's two what-if policies, forks for 15
+   minutes from the page and, once the branches are done, takes ``dashboard_fork_bologna.png``; then folds
+   the fork away, waits until the loops' observed counts, the incident with a unit at the scene and the air
+   field are there, shows the air layer and takes ``dashboard_live_bologna.png``.
 4. ``run_sim.py view`` on the live run's results (the finished run: the whole outbreak and the day's mode
    shares) gives ``dashboard_run_bologna.png``.
 5. ``run_sim.py compare scenarios/bologna_close_via_costa.yaml`` (2 replications) and ``view`` on it give
@@ -156,7 +157,19 @@ def live_shots(pw, out: Path, work: Path, speed: float) -> dict:
     try:
         b.open(base + f"/?token={TOKEN}")
         b.wait("window.dash.frames > 0 && window.dash.epidemic && window.dash.epidemic.time_s.length > 0")
-        b.wait("document.querySelectorAll('#incidents li').length > 1")  # an open incident, and the units
+        # what-if first, while the morning's traffic still flows: both policies of the library, 15 minutes
+        for box in b.page.query_selector_all("#library input[data-policy]"):
+            box.check()
+        b.page.fill("#horizon", "15")
+        b.page.click("#forkbtn")
+        b.wait("document.querySelector('.fork[data-status=done] table') !== null", 600)
+        figures["fork_time_s"] = httpx.get(base + "/forks/fork1", timeout=5).json()["fork_time_s"]
+        figures["dashboard_fork_bologna.png"] = b.shot(out / "dashboard_fork_bologna.png")
+        b.page.click(".fork summary")  # folded away, as an operator would once it is read
+        for box in b.page.query_selector_all("#library input[data-policy]"):
+            box.uncheck()
+        b.wait("document.querySelectorAll('#incidents li').length > 1 && "  # an open incident, a unit there
+               "!document.getElementById('incidents').innerText.includes(' 0 at a scene')")
         b.wait("[...document.querySelectorAll('[data-sensor]')].some((r) => "
                "JSON.parse(r.dataset.observed || '[]').filter((v) => v != null).length >= 3)")
         b.wait("document.getElementById('airinfo').textContent.length > 0")
@@ -164,15 +177,6 @@ def live_shots(pw, out: Path, work: Path, speed: float) -> dict:
         st = httpx.get(base + "/state", timeout=5).json()
         figures["live_time_s"], figures["alerts"] = st["time_s"], len(st.get("alerts", []))
         figures["dashboard_live_bologna.png"] = b.shot(out / "dashboard_live_bologna.png")
-        b.page.uncheck("#lyr-air")
-        for box in b.page.query_selector_all("#library input[data-policy]"):
-            box.check()
-        b.page.fill("#horizon", "15")
-        b.page.click("#forkbtn")
-        b.wait("document.querySelector('.fork[data-status=done] table') !== null", 600)
-        b.page.evaluate("document.getElementById('sec-whatif').scrollIntoView()")
-        figures["fork_time_s"] = httpx.get(base + "/state", timeout=5).json()["time_s"]
-        figures["dashboard_fork_bologna.png"] = b.shot(out / "dashboard_fork_bologna.png")
         if b.errors:
             raise SystemExit(f"the live page logged errors: {b.errors}")
     finally:

@@ -35,7 +35,7 @@ demand:
 run: {duration_s: 1800, record_interval_s: 30}
 sensors: {loops: [{id: mid, lane: e1_0, pos_m: 150}, {id: up, lane: e0_0, pos_m: 100}]}
 monitoring: {vtypes: [hazmat_truck], probe_interval_s: 5, max_stop_s: 30}
-policies:
+whatif:  # the page's library, not in force
   - {type: speed_limit, edges: [e1], speed_kmh: 20}
   - {type: speed_limit, edges: [e2], speed_kmh: 40, start_s: 1500}
 """
@@ -187,6 +187,10 @@ def test_fork_from_the_page_shows_branch_kpis(page):
     page.page.wait_for_selector(".fork[data-status=done] table", timeout=120_000)
     table = page.page.inner_text(".fork[data-status=done] table")
     assert "no-action" in table and "speed_limit e1 20 km/h" in table and "mean travel time" in table
+    fid = page.js("document.querySelector('.fork[data-status=done]').dataset.fork")
+    r = page.js(f"window.dash.forks['{fid}'].result")
+    kmh = {n: b["vehicle_km_travelled"] / b["vehicle_hours_travelled"] for n, b in r["branches"].items()}
+    assert kmh["speed_limit e1 20 km/h"] < kmh["no-action"]  # the library is not in force: the branch differs
     assert page.errors == []
 
 

@@ -181,8 +181,10 @@ def live_shots(pw, out: Path, work: Path, speed: float) -> dict:
             raise SystemExit(f"the live page logged errors: {b.errors}")
     finally:
         b.close()
+    try:
+        proc.wait(timeout=3600)  # the run ends by itself and writes its results (the feed posted to the end)
+    finally:
         stop.set()
-    proc.wait(timeout=3600)  # the run ends by itself and writes its results
     if proc.returncode != 0:
         raise SystemExit(f"the live twin failed: {proc.stderr.read()}")
     return figures

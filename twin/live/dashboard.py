@@ -144,6 +144,7 @@ class LiveSource:
                     "feed": st.get("air", {}).get("feed")}
             out["air_stations"] = air.series()
         modes = st.get("modes")
-        if modes:  # the residents' trips started so far today, as shares (as `view` shows a day's)
+        if modes and modes.get("trips"):  # the residents' trips started so far today, as shares (as `view` shows a
+            # day's); none before the first trip of the day, rather than every mode at 0 %
             out["modes"] = modes["shares"]
         return out

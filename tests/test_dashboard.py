@@ -35,7 +35,7 @@ demand:
 run: {duration_s: 1800, record_interval_s: 30}
 sensors: {loops: [{id: mid, lane: e1_0, pos_m: 150}, {id: up, lane: e0_0, pos_m: 100}]}
 monitoring: {vtypes: [hazmat_truck], probe_interval_s: 5, max_stop_s: 30}
-policies:
+whatif:  # the page's library, not in force
   - {type: speed_limit, edges: [e1], speed_kmh: 20}
   - {type: speed_limit, edges: [e2], speed_kmh: 40, start_s: 1500}
 """
@@ -187,6 +187,10 @@ def test_fork_from_the_page_shows_branch_kpis(page):
     page.page.wait_for_selector(".fork[data-status=done] table", timeout=120_000)
     table = page.page.inner_text(".fork[data-status=done] table")
     assert "no-action" in table and "speed_limit e1 20 km/h" in table and "mean travel time" in table
+    fid = page.js("document.querySelector('.fork[data-status=done]').dataset.fork")
+    r = page.js(f"window.dash.forks['{fid}'].result")
+    kmh = {n: b["vehicle_km_travelled"] / b["vehicle_hours_travelled"] for n, b in r["branches"].items()}
+    assert kmh["speed_limit e1 20 km/h"] < kmh["no-action"]  # the library is not in force: the branch differs
     assert page.errors == []
 
 
@@ -240,6 +244,32 @@ def test_view_of_a_compare_folder_shows_the_difference(pw, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_air_layer_spans_the_field_from_its_background_to_its_peak():
+    """A field is mostly its background level: the layer's colours go from the grid's lowest value to its
+    highest, so the roads' plumes stand out instead of the whole city being tinted alike."""
+    from twin.city.synthetic import corridor_city
+    from twin.web.mapdata import air_layer, unpack_u8
+
+    field = np.full((4, 5), 22.0)  # NO2 background [ug/m3]
+    field[2, 3] = 30.0  # a plume over a road
+    field[1, 1] = 24.0
+    a = air_layer(corridor_city(3, 300.0), np.arange(5) * 25.0, np.arange(4) * 25.0, field, "NO2", "ug/m3")
+    v = unpack_u8(a["values"]).reshape(4, 5)[::-1]  # packed north row first
+    assert (a["min"], a["max"]) == (22.0, 30.0)
+    assert v[0, 0] == 0 and v[2, 3] == 254 and v[1, 1] == round(254 * 2 / 8)  # background clear, plume red
+    flat = air_layer(corridor_city(3, 300.0), np.arange(5) * 25.0, np.arange(4) * 25.0, np.full((4, 5), 22.0),
+                     "NO2", "ug/m3")
+    assert set(unpack_u8(flat["values"]).tolist()) == {0.0}  # a uniform field: nothing stands out
+
+
+def test_short_panels_come_before_the_sensor_list():
+    """The sensors list has a row per loop (58 on Bologna): it comes last, so the epidemic, mode shares and
+    air panels are in sight without scrolling past it."""
+    html = (ROOT / "twin" / "web" / "static" / "index.html").read_text()
+    order = [html.index(f'id="sec-{s}"') for s in ("alerts", "incidents", "epidemic", "modes", "air", "sensors")]
+    assert order == sorted(order)
 
 
 def test_view_of_a_missing_folder_is_one_line(tmp_path):

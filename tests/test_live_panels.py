@@ -101,3 +101,24 @@ def pw():
 
     with sync_playwright() as p:
         yield p
+
+
+def test_no_mode_shares_before_the_first_trip_of_the_day(tmp_path):
+    """At midnight no resident has left: the page gets no shares (not every mode at 0 %)."""
+    from twin.config.models import ScenarioConfig
+    from twin.live.dashboard import LiveSource
+    from twin.live.session import LiveTwin
+    from twin.runner import prepare
+
+    import yaml
+
+    cfg = ScenarioConfig.model_validate({**yaml.safe_load(OUTBREAK), "run": {
+        "duration_s": 1200, "record_interval_s": 600, "snapshot_interval_s": 0}})
+    city, demand = prepare(cfg)
+    twin = LiveTwin(cfg, city, demand, tmp_path / "out", speed=1e4)
+    src, seen = LiveSource(twin), []
+    twin.sim.add_reader(600.0, lambda t: seen.append((twin.state(), src.overlays())))  # as the page asks
+    twin.run([])
+    st, o = seen[0]
+    assert st["time_s"] == 600 and st["modes"]["trips"] == 0  # 00:10: nobody has left yet
+    assert "modes" not in o and o["epidemic"]["time_s"]  # no shares; the outbreak's earlier day is there

@@ -287,6 +287,7 @@ class ScenarioConfig(Strict):
     demand: DemandConfig
     run: RunConfig = Field(default_factory=RunConfig)
     policies: list["PolicyConfig"] = Field(default_factory=list)
+    whatif: list["PolicyConfig"] = Field(default_factory=list)  # not in force: a live dashboard's fork library
     sensors: SensorsConfig = Field(default_factory=SensorsConfig)
     monitoring: MonitoringConfig | None = None
     epidemic: "EpidemicConfig | None" = None  # SEIR among residents: see twin.agents.epidemic

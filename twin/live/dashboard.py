@@ -1,8 +1,8 @@
 """The dashboard's data from a running live twin (the calls :mod:`twin.web.app` makes).
 
-The what-if library is the live scenario's ``policies:`` list: a live twin
-runs the city as observed and does not put them in force; the page offers
-each as a branch for ``POST /fork``.
+The what-if library is the live scenario's ``whatif:`` list: policies not in
+force (a live twin puts its ``policies:`` in force, as a run does), which the
+page offers as branches for ``POST /fork``.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class LiveSource:
         return {"mode": "live", "name": cfg.name, "interval_s": t.interval, "duration_s": cfg.run.duration_s,
                 "speed": 1.0 / t.env.factor, "wall_start": self.started,
                 "georeferenced": bool(str(t.city.attrs.get("proj_parameter", "!")) not in ("", "!")),
-                "sensors": self.loops, "policies": policy_library(cfg.policies),
+                "sensors": self.loops, "policies": policy_library(cfg.whatif),
                 "panels": {"assimilation": t.assimilator is not None, "alerts": t.monitor is not None,
                            "epidemic": self._component("epidemic") is not None,
                            "modes": cfg.population is not None, "incidents": self._events() is not None,
@@ -144,6 +144,7 @@ class LiveSource:
                     "feed": st.get("air", {}).get("feed")}
             out["air_stations"] = air.series()
         modes = st.get("modes")
-        if modes:  # the residents' trips started so far today, as shares (as `view` shows a day's)
+        if modes and modes.get("trips"):  # the residents' trips started so far today, as shares (as `view` shows a
+            # day's); none before the first trip of the day, rather than every mode at 0 %
             out["modes"] = modes["shares"]
         return out

@@ -153,13 +153,22 @@ def loop_points(city: CityModel, loops: list[tuple[str, int, float]]) -> dict[st
 
 def air_layer(city: CityModel, x, y, values: np.ndarray, pollutant: str, units: str) -> dict:
     """A concentration grid as the map's image layer: ``values`` (ny, nx) on cell centres ``x`` (nx,), ``y``
-    (ny,) [m, city frame] packed as bytes scaled to its maximum (north row first), with its corners in lon/lat."""
+    (ny,) [m, city frame] packed as bytes from its minimum (0) to its maximum (254), north row first, with its
+    corners in lon/lat.
+
+    The range starts at the grid's lowest value, not at zero: a field is mostly its background level (e.g.
+    22 µg/m³ of NO2 where the roads add a few), which scaled from zero would tint the whole city alike and
+    hide the roads' plumes. ``min`` and ``max`` [``units``] give the range.
+    """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     dx = float(x[1] - x[0]) if x.size > 1 else 1.0
     dy = float(y[1] - y[0]) if y.size > 1 else 1.0
     x0, x1, y0, y1 = x[0] - dx / 2, x[-1] + dx / 2, y[0] - dy / 2, y[-1] + dy / 2
     v = np.asarray(values)[::-1] if dy > 0 else np.asarray(values)  # north row first
-    top = float(np.nanmax(v)) if np.isfinite(v).any() and np.nanmax(v) > 0 else 1.0
+    finite = np.isfinite(v).any()
+    low = float(np.nanmin(v)) if finite else 0.0
+    top = float(np.nanmax(v)) if finite else 1.0
+    span = top - low if top > low else 1.0  # a uniform field: all at the bottom of the scale
     corners = points_lonlat(city, [x0, x1, x1, x0], [max(y0, y1), max(y0, y1), min(y0, y1), min(y0, y1)])
-    return {"width": int(x.size), "height": int(y.size), "values": pack_u8(v.ravel(), 254.0 / top),
-            "max": top, "pollutant": pollutant, "units": units, "corners": corners}
+    return {"width": int(x.size), "height": int(y.size), "values": pack_u8(v.ravel() - low, 254.0 / span),
+            "min": low, "max": top, "pollutant": pollutant, "units": units, "corners": corners}

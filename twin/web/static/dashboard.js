@@ -323,7 +323,7 @@
         layout: { visibility: $("lyr-air").checked ? "visible" : "none" } }, "edges");
     }
     const w = a.weather, f = a.feed;
-    $("airinfo").textContent = `${a.pollutant} up to ${fmt(a.max, 1)} ${a.units}` +
+    $("airinfo").textContent = `${a.pollutant} ${fmt(a.min, 1)}–${fmt(a.max, 1)} ${a.units} (layer: lowest clear, highest red)` +
       (w ? `; wind ${fmt(w.wind_speed_ms, 1)} m/s from ${fmt(w.wind_direction_deg, 0)}°, class ${w.stability}` : "") +
       (f ? `; station/weather records ${f.accepted} ok / ${f.rejected} rejected` : "");
     $("airinfo").dataset.weather = JSON.stringify(w || null);
@@ -456,7 +456,8 @@
   }
   function forkTable(div, id, full) {
     const r = full.result, names = Object.keys(r.branches), base = r.branches["no-action"];
-    let html = `<h3>${id}: from ${hms(r.fork_time_s)} for ${fmt(r.horizon_s / 60, 0)} min</h3><table><tr><th></th>` +
+    let html = `<details open><summary><h3>${id}: from ${hms(r.fork_time_s)} for ${fmt(r.horizon_s / 60, 0)} min</h3></summary>` +
+      "<table><tr><th></th>" +
       names.map((n) => `<th>${n}</th>`).join("") + "</tr>";
     for (const [k, label, sign] of KPI_ROWS) {
       html += `<tr><td>${label}</td>` + names.map((n) => {
@@ -466,7 +467,7 @@
         return `<td class="${cls}">${fmt(v)}<br><small>${d > 0 ? "+" : ""}${fmt(d)}</small></td>`;
       }).join("") + "</tr>";
     }
-    div.innerHTML = html + "</table>";
+    div.innerHTML = html + "</table></details>";  // folds away once read (a click on its title)
     div.dataset.status = "done";
   }
   setInterval(() => {  // forks finish between states: ask for those still running

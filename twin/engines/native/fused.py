@@ -15,7 +15,7 @@ from twin.engines.native import kernels as K
 from twin.engines.native import emissions as EM
 from twin.engines.native import signals as S
 from twin.engines.native import stops as ST
-from twin.engines.native.turns import count_turns
+from twin.engines.native.turns import count_turns, count_turns_listed
 from twin.jit import kernel
 
 
@@ -114,7 +114,12 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, order, order_tmp,
         arrived, teleported = K.commit(t, dt, teleport_time, order, n, lane_start, veh, vtr, net, ctl, scr, stats)
         if lp is not None:
             K.loops(dt, order, n, veh, vtr, net, ctl, lp)
-        count_turns(veh.ridx, turn_ridx, veh.route_off, veh.route_edges, succ_offsets, succ_targets, turn_entered)
+        if done == 0:  # route positions may have changed between two calls (actions, a restore)
+            count_turns(veh.ridx, turn_ridx, veh.route_off, veh.route_edges, succ_offsets, succ_targets,
+                        turn_entered)
+        else:  # within the chunk only the vehicles that ran move along their routes
+            count_turns_listed(order, n, veh.ridx, turn_ridx, veh.route_off, veh.route_edges, succ_offsets,
+                               succ_targets, turn_entered)
         arrived_sum += arrived
         teleported_sum += teleported
         updates += n

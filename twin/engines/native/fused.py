@@ -15,7 +15,7 @@ from twin.engines.native import kernels as K
 from twin.engines.native import emissions as EM
 from twin.engines.native import signals as S
 from twin.engines.native import stops as ST
-from twin.engines.native.turns import count_turns, count_turns_listed
+from twin.engines.native.turns import count_turns
 from twin.jit import kernel
 
 
@@ -118,8 +118,8 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, order, order_tmp,
             count_turns(veh.ridx, turn_ridx, veh.route_off, veh.route_edges, succ_offsets, succ_targets,
                         turn_entered)
         else:  # within the chunk only the vehicles that ran move along their routes
-            count_turns_listed(order, n, veh.ridx, turn_ridx, veh.route_off, veh.route_edges, succ_offsets,
-                               succ_targets, turn_entered)
+            count_turns(veh.ridx, turn_ridx, veh.route_off, veh.route_edges, succ_offsets, succ_targets,
+                        turn_entered, order, n)
         arrived_sum += arrived
         teleported_sum += teleported
         updates += n

@@ -17,41 +17,29 @@ from twin.jit import kernel
 
 @kernel
 def count_turns(ridx: np.ndarray, prev_ridx: np.ndarray, route_off: np.ndarray, route_edges: np.ndarray,
-                succ_offsets: np.ndarray, succ_targets: np.ndarray, turn_entered: np.ndarray) -> None:
+                succ_offsets: np.ndarray, succ_targets: np.ndarray, turn_entered: np.ndarray,
+                vehicles: np.ndarray | None = None, n: int = 0) -> None:
     """Add the movements every vehicle made since the last call to ``turn_entered`` [veh] (cumulative,
     one per movement); ``prev_ridx`` (each vehicle's route position at the last call) is updated.
 
-    A route position that went back (a new route from the current edge) counts nothing.
+    A route position that went back (a new route from the current edge) counts nothing. With ``vehicles``,
+    only ``vehicles[:n]``: the same counts when no other vehicle's route position changed since the last call
+    (e.g. the vehicles that ran in a step, after a call over all of them).
     """
-    for v in range(ridx.size):
-        _count_turns_of(v, ridx, prev_ridx, route_off, route_edges, succ_offsets, succ_targets, turn_entered)
-
-
-@kernel
-def count_turns_listed(vehicles: np.ndarray, n: int, ridx: np.ndarray, prev_ridx: np.ndarray,
-                       route_off: np.ndarray, route_edges: np.ndarray, succ_offsets: np.ndarray,
-                       succ_targets: np.ndarray, turn_entered: np.ndarray) -> None:
-    """:func:`count_turns` for ``vehicles[:n]`` only: the same counts when no other vehicle's route position
-    changed since the last call (e.g. the vehicles that ran in a step, after a call over all of them)."""
-    for k in range(n):
-        _count_turns_of(vehicles[k], ridx, prev_ridx, route_off, route_edges, succ_offsets, succ_targets,
-                        turn_entered)
-
-
-@kernel
-def _count_turns_of(v, ridx, prev_ridx, route_off, route_edges, succ_offsets, succ_targets, turn_entered):
-    r = ridx[v]
-    p = prev_ridx[v]
-    if r > p:
-        off = route_off[v]
-        for k in range(p, r):
-            a = route_edges[off + k]
-            b = route_edges[off + k + 1]
-            for j in range(succ_offsets[a], succ_offsets[a + 1]):
-                if succ_targets[j] == b:
-                    turn_entered[j] += 1.0
-                    break
-    prev_ridx[v] = r
+    for q in range(ridx.size if vehicles is None else n):
+        v = q if vehicles is None else vehicles[q]
+        r = ridx[v]
+        p = prev_ridx[v]
+        if r > p:
+            off = route_off[v]
+            for k in range(p, r):
+                a = route_edges[off + k]
+                b = route_edges[off + k + 1]
+                for j in range(succ_offsets[a], succ_offsets[a + 1]):
+                    if succ_targets[j] == b:
+                        turn_entered[j] += 1.0
+                        break
+        prev_ridx[v] = r
 
 
 def movement_index(city) -> dict[tuple[int, int], int]:

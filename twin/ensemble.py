@@ -83,6 +83,16 @@ def local_cluster_size() -> int:
     return max(1, min(os.cpu_count() or 1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
 
 
+def local_cluster(n_workers: int | None = None):
+    """A Dask ``LocalCluster`` on this machine: one worker process per core (or ``n_workers``), one thread
+    each, and the native engine's kernels single-threaded in every worker (``NUMBA_NUM_THREADS=1``), since
+    the workers already use every core: runs side by side, not threads fighting over cores."""
+    from dask.distributed import LocalCluster
+
+    return LocalCluster(n_workers=n_workers or local_cluster_size(), threads_per_worker=1, processes=True,
+                        dashboard_address=None, host="127.0.0.1", env={"NUMBA_NUM_THREADS": "1"})
+
+
 def run_ensemble(scenarios: dict[str, ScenarioConfig], replications: int, *, base_seed: int = 0,
                  scheduler: str | None = None, n_workers: int | None = None,
                  progress: Callable[[int, int], None] | None = None) -> EnsembleResult:
@@ -107,12 +117,11 @@ def run_ensemble(scenarios: dict[str, ScenarioConfig], replications: int, *, bas
             out.interrupted = exc.name
         return out
 
-    from dask.distributed import Client, LocalCluster, wait
+    from dask.distributed import Client, wait
 
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(n_workers=n_workers or local_cluster_size(), threads_per_worker=1, processes=True,
-                               dashboard_address=None, host="127.0.0.1")
+        cluster = local_cluster(n_workers)
         client = Client(cluster)
     else:
         client = Client(scheduler)

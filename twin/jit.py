@@ -7,9 +7,16 @@ so that results are bit-for-bit reproducible and equal the pure-Python run
 """
 from __future__ import annotations
 
+import os
 import time
+import types
 
-import numba
+# Threads of a parallel kernel that wait for the next one sleep instead of spinning (GNU OpenMP spins by
+# default): on cores shared with other processes a spinning thread takes the time the others need, and the
+# step waits for its slowest thread. Read when numba starts its thread pool, at the first parallel kernel.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numba  # noqa: E402
 
 JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
 
@@ -17,6 +24,26 @@ JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "
 def kernel(func):
     """Compile ``func`` as a twin kernel (``numba.njit`` with the defaults above)."""
     return numba.njit(**JIT_OPTIONS)(func)
+
+
+def parallel_kernel(func):
+    """Compile ``func`` as a twin kernel whose ``numba.prange`` loops are split between the threads
+    (``numba.set_num_threads``; the native engine's ``threads``). Each iteration of a ``prange`` loop must
+    write only its own elements, and sums over iterations are made after the loop in a fixed order, so that
+    the results do not depend on the number of threads (tests/test_parallel.py).
+
+    Its ``serial`` attribute is the same function compiled without threads (``prange`` is ``range`` there),
+    for inputs too small to be worth waking the threads for: a parallel loop costs a few µs to start even
+    on one thread.
+    """
+    par = numba.njit(parallel=True, **JIT_OPTIONS)(func)
+    # a second function object with its own name, so that each compilation has its own cache file
+    one = types.FunctionType(func.__code__, func.__globals__, func.__name__ + "_serial", func.__defaults__,
+                             func.__closure__)
+    one.__qualname__ = func.__qualname__ + "_serial"
+    one.__doc__ = func.__doc__
+    par.serial = numba.njit(**JIT_OPTIONS)(one)
+    return par
 
 
 def bind(func, args):

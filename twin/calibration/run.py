@@ -45,13 +45,12 @@ class Evaluator:
         self.client = self.cluster = None
         self.runs = 0
         if scheduler != "serial":
-            from dask.distributed import Client, LocalCluster
+            from dask.distributed import Client
 
-            from twin.ensemble import local_cluster_size
+            from twin.ensemble import local_cluster
 
             if scheduler is None:
-                self.cluster = LocalCluster(n_workers=local_cluster_size(), threads_per_worker=1, processes=True,
-                                            dashboard_address=None, host="127.0.0.1")
+                self.cluster = local_cluster()
                 self.client = Client(self.cluster)
             else:
                 self.client = Client(scheduler)

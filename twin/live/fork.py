@@ -92,12 +92,11 @@ def dask_client(scheduler: str | None):
     The client is never made Dask's default, so nothing else (xarray's writes at the end of a
     run above all) comes to depend on it; close the client, then the cluster (if any).
     """
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
-    from twin.ensemble import local_cluster_size
+    from twin.ensemble import local_cluster
 
-    cluster = LocalCluster(n_workers=local_cluster_size(), threads_per_worker=1, processes=True,
-                           dashboard_address=None, host="127.0.0.1") if scheduler is None else None
+    cluster = local_cluster() if scheduler is None else None
     return Client(cluster if cluster is not None else scheduler, set_as_default=False), cluster
 
 

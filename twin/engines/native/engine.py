@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import ClassVar, Literal
 
+import numba
 import numpy as np
 from pydantic import Field, model_validator
 
@@ -33,20 +34,38 @@ from twin.engines.native.turns import count_turns
 from twin.jit import bind
 
 log = logging.getLogger(__name__)
+# fewer running vehicles than this are moved on one thread: a parallel loop costs ~5-10 µs to start, a vehicle
+# ~100-400 ns of work in the parallel kernels
+PARALLEL_MIN_VEHICLES = 2000
 
 
 class NativeEngineConfig(EngineConfig):
-    """``run.engine`` for the native engine: ``step_length_s`` must divide 1 s."""
+    """``run.engine`` for the native engine: ``step_length_s`` must divide 1 s; ``threads``: the cores its
+    parallel kernels use (default: all; results do not depend on it)."""
 
     type: Literal["native"] = "native"
     step_length_s: float = Field(1.0, ge=0.1, le=1.0)
+    threads: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _divides_second(self) -> "NativeEngineConfig":
         k = round(1.0 / self.step_length_s)
         if abs(k * self.step_length_s - 1.0) > 1e-9:
             raise ValueError(f"step_length_s must divide 1 s (1.0, 0.5, 0.25, 0.2, 0.1), got {self.step_length_s}")
+        check_threads(self.threads)
         return self
+
+
+def check_threads(threads: int | None) -> int:
+    """The number of threads the kernels run on: ``threads``, or all numba has (``NUMBA_NUM_THREADS``, by
+    default the machine's cores) for None."""
+    most = numba.config.NUMBA_NUM_THREADS
+    if threads is None:
+        return most
+    if not 1 <= threads <= most:
+        raise ValueError(f"threads must be between 1 and {most} (the threads numba has: NUMBA_NUM_THREADS), "
+                         f"got {threads}")
+    return int(threads)
 
 
 class NativeEngine:
@@ -61,6 +80,9 @@ class NativeEngine:
         rule, as SUMO's ``time-to-teleport``); ``inf`` disables it.
     emissions : bool
         Compute pollutant emissions in the step (:mod:`twin.engines.native.emissions`); off, they stay 0.
+    threads : int or None
+        Threads the parallel kernels run on while the engine advances (None: all numba has). The results
+        are the same, bit for bit, for any number.
     """
 
     name: ClassVar[str] = "native"
@@ -81,7 +103,8 @@ class NativeEngine:
         "_turn_ridx": 0}
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
-                 loops: list[tuple[str, int, float]] | None = None, emissions: bool = True) -> None:
+                 loops: list[tuple[str, int, float]] | None = None, emissions: bool = True,
+                 threads: int | None = None) -> None:
         if not (0.1 <= step_length <= 1.0) or abs(round(1.0 / step_length) * step_length - 1.0) > 1e-9:
             raise ValueError(f"step_length must divide 1 s (e.g. 1.0 or 0.5), got {step_length}")
         if teleport_time <= 0:
@@ -90,6 +113,7 @@ class NativeEngine:
         self._teleport_time = float(teleport_time)
         self._loop_spec = list(loops or [])  # (id, lane index, position [m]) induction loops
         self._emissions_on = bool(emissions)
+        self._threads = check_threads(threads)
         self._started = False
         self._closed = False
 
@@ -97,7 +121,7 @@ class NativeEngine:
     def from_config(cls, cfg: NativeEngineConfig, *, record_interval_s: float,
                     loops: list[tuple[str, int, float]] | None = None) -> "NativeEngine":
         """The engine a scenario's ``run.engine`` section describes (see :class:`NativeEngineConfig`)."""
-        return cls(step_length=cfg.step_length_s, teleport_time=cfg.teleport_time_s, loops=loops)
+        return cls(step_length=cfg.step_length_s, teleport_time=cfg.teleport_time_s, loops=loops, threads=cfg.threads)
 
     # ----------------------------------------------------------------- setup
     @property
@@ -207,12 +231,19 @@ class NativeEngine:
         target = int(round(until / self._dt))
         if abs(target * self._dt - until) > 1e-6:
             raise EngineError(f"advance target {until} s is not a multiple of the step {self._dt} s")
-        while self._step < target:
-            n = self._steps_before_switch(target)
-            if n:
-                self._run_steps(n)
-            else:
-                self._one_step()  # a WAUT switch is due: Python rebuilds the signal arrays
+        before = numba.get_num_threads()  # (numba's setting is per calling thread; setting it costs ~1 µs)
+        if before != self._threads:
+            numba.set_num_threads(self._threads)
+        try:
+            while self._step < target:
+                n = self._steps_before_switch(target)
+                if n:
+                    self._run_steps(n)
+                else:
+                    self._one_step()  # a WAUT switch is due: Python rebuilds the signal arrays
+        finally:
+            if before != self._threads:
+                numba.set_num_threads(before)
 
     def _steps_before_switch(self, target: int) -> int:
         """Steps from now to ``target`` before the one at which the next WAUT switch is due."""
@@ -235,11 +266,12 @@ class NativeEngine:
                self._sig_phase_start, self._sig_next_check)
         emis = (self.eclass, self._emis_cf, em.coast_a, em.non_exhaust, self.emission, self.e_emission)
         turns = (self._turn_ridx, *c.edge_successors, self.turn_entered)
+        min_parallel = PARALLEL_MIN_VEHICLES if self._threads > 1 else -1  # (as _on_threads)
         (swapped, self._n_order, parked, n_parked, self._next_depart, self._n_wait, arrived, teleported,
          updates) = self._call(F.run_steps, n, self._step, self._dt, self._teleport_time, self._emissions_on,
-                               self._order, self._order_tmp, self._n_order, self._lane_start, self._parked,
-                               self._parked.size, self._next_depart, self.depart, self._wait_list, self._n_wait, sig,
-                               emis, turns, veh, vtr, net, ctl, scr, stats, lp, stp)
+                               min_parallel, self._order, self._order_tmp, self._n_order, self._lane_start,
+                               self._parked, self._parked.size, self._next_depart, self.depart, self._wait_list,
+                               self._n_wait, sig, emis, turns, veh, vtr, net, ctl, scr, stats, lp, stp)
         if swapped:
             self._order, self._order_tmp = self._order_tmp, self._order
         self._parked = parked[:n_parked]
@@ -264,12 +296,14 @@ class NativeEngine:
         if self._stop_ridx.size and self._call(ST.stop_targets, t, self._order, n, veh, vtr, net, ctl, stp):
             self._parked = np.flatnonzero(self.state == ST.PARKED).astype(np.int32)
         direction = 1 if self._step % 2 == 0 else -1
-        if n and self._call(K.change_lanes, direction, self._order, n, self._lane_start, dt, veh, vtr, net, ctl, scr):
+        lc = self._on_threads(K.change_lanes, n)
+        if n and self._call(lc, direction, self._order, n, self._lane_start, dt, veh, vtr, net, ctl, scr,
+                            lc is K.change_lanes):
             n = self._sort()
         if self._loop_spec:
             self._prev_lane[:] = self.lane
             self._prev_pos[:] = self.pos
-        self._call(K.move, dt, self._order, n, self._lane_start, veh, vtr, net, ctl, scr, stats)
+        self._call(self._on_threads(K.move, n), dt, self._order, n, self._lane_start, veh, vtr, net, ctl, scr, stats)
         em = self._emis
         if n and self._emissions_on:
             EM.emit(dt, self._order, n, self.lane, self.pos, self.speed, self._new_pos, self._new_speed, self.eclass,
@@ -278,7 +312,7 @@ class NativeEngine:
                                          veh, vtr, net, ctl, scr, stats)
         if self._loop_spec:
             self._call(K.loops, dt, self._order, n, veh, vtr, net, ctl, lp)
-        count_turns(self.ridx, self._turn_ridx, self.route_off, self.route_edges, *c.edge_successors,
+        count_turns(self._order, n, self.ridx, self._turn_ridx, self.route_off, self.route_edges, *c.edge_successors,
                     self.turn_entered)
         self._arrived += arrived
         self._teleported += teleported
@@ -482,6 +516,11 @@ class NativeEngine:
         if f is None:
             f = self._bound[func] = bind(func, args)
         return f(*args)
+
+    def _on_threads(self, kernel, n: int):
+        """``kernel`` (a :func:`twin.jit.parallel_kernel`) on the engine's threads if ``n`` vehicles are worth
+        waking them for, else its single-threaded twin (the same results)."""
+        return kernel if self._threads > 1 and n >= PARALLEL_MIN_VEHICLES else kernel.serial
 
     def _sort(self) -> int:
         n = K.sort_vehicles(self._order, self._n_order, self.state, self.lane, self.pos, self._lane_start,
@@ -729,6 +768,7 @@ class NativeEngine:
             self.route_off[v_ok] = starts
             self.route_n[v_ok] = lens[ok].astype(np.int32)
             self.ridx[v_ok] = 0
+            self._turn_ridx[v_ok] = 0  # (count_turns: a new route counts from its start)
         if stranded:
             log.warning("%d vehicles have no open route to their destination and keep their route", stranded)
         self.rerouted += int(vehicles.size) - stranded
@@ -767,6 +807,9 @@ class NativeEngine:
         eng.__dict__.update(meta["scalars"])
         eng._loop_spec = [(str(a), int(b), float(c)) for a, b, c in meta.get("loops", [])]
         eng.__dict__.update(arrays)
+        # the threads it ran on, as far as this process has them (results do not depend on them)
+        eng._threads = min(int(meta["scalars"].get("_threads", numba.config.NUMBA_NUM_THREADS)),
+                           numba.config.NUMBA_NUM_THREADS)
         eng.__dict__.pop("co2", None)  # checkpoints of the road-load CO2 model: CO2 is an emission column now
         eng._added = {str(k): int(v) for k, v in meta.get("added", {}).items()}
         eng.__dict__.setdefault("_n_demand", len(demand.trips))

@@ -18,6 +18,9 @@ from twin.engines.native import stops as ST
 from twin.engines.native.turns import count_turns
 from twin.jit import kernel
 
+_change_lanes_serial = K.change_lanes.serial  # the parallel kernels' single-threaded twins
+_move_serial = K.move.serial
+
 
 @kernel
 def _sort(order, order_tmp, n_order, veh, lane_start):
@@ -26,7 +29,7 @@ def _sort(order, order_tmp, n_order, veh, lane_start):
 
 
 @kernel
-def run_steps(n_steps, step0, dt, teleport_time, emissions_on, order, order_tmp, n_order, lane_start, parked,
+def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, order, order_tmp, n_order, lane_start, parked,
               n_parked, next_depart, depart, wait_list, n_wait, sig, emis, turns, veh, vtr, net, ctl, scr, stats, lp,
               stp):
     """Run up to ``n_steps`` steps of ``dt`` [s] from step ``step0``, as ``NativeEngine._one_step`` does.
@@ -41,6 +44,9 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, order, order_tmp,
         Step length and the gridlock rule's halting time.
     emissions_on : bool
         Compute pollutant emissions (:func:`twin.engines.native.emissions.emit`).
+    min_parallel : int
+        A step with at least this many vehicles runs the parallel kernels on numba's threads, one with fewer
+        their serial twins (``NativeEngine._on_threads``); -1: always the serial ones.
     order, order_tmp : int32 arrays
         The running vehicles sorted by (lane, position) and its scratch twin; they trade places at each sort.
     n_order : int
@@ -101,25 +107,30 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, order, order_tmp,
             parked = np.flatnonzero(veh.state == ST.PARKED).astype(np.int32)
             n_parked = parked.size
         direction = 1 if step % 2 == 0 else -1
-        if n and K.change_lanes(direction, order, n, lane_start, dt, veh, vtr, net, ctl, scr):
+        par = 0 <= min_parallel <= n
+        changed = False
+        if par:
+            changed = K.change_lanes(direction, order, n, lane_start, dt, veh, vtr, net, ctl, scr, True)
+        elif n:
+            changed = _change_lanes_serial(direction, order, n, lane_start, dt, veh, vtr, net, ctl, scr, False)
+        if changed:
             n = _sort(order, order_tmp, n_order, veh, lane_start)
             order, order_tmp, n_order, swapped = order_tmp, order, n, not swapped
         if lp is not None:
             lp.prev_lane[:] = veh.lane
             lp.prev_pos[:] = veh.pos
-        K.move(dt, order, n, lane_start, veh, vtr, net, ctl, scr, stats)
+        if par:
+            K.move(dt, order, n, lane_start, veh, vtr, net, ctl, scr, stats)
+        else:
+            _move_serial(dt, order, n, lane_start, veh, vtr, net, ctl, scr, stats)
         if n and emissions_on:
             EM.emit(dt, order, n, veh.lane, veh.pos, veh.speed, scr.new_pos, scr.new_speed, eclass, cf, coast_a,
                     non_exhaust, net.lane_edge, veh_emission, edge_emission)
         arrived, teleported = K.commit(t, dt, teleport_time, order, n, lane_start, veh, vtr, net, ctl, scr, stats)
         if lp is not None:
             K.loops(dt, order, n, veh, vtr, net, ctl, lp)
-        if done == 0:  # route positions may have changed between two calls (actions, a restore)
-            count_turns(veh.ridx, turn_ridx, veh.route_off, veh.route_edges, succ_offsets, succ_targets,
-                        turn_entered)
-        else:  # within the chunk only the vehicles that ran move along their routes
-            count_turns(veh.ridx, turn_ridx, veh.route_off, veh.route_edges, succ_offsets, succ_targets,
-                        turn_entered, order, n)
+        count_turns(order, n, veh.ridx, turn_ridx, veh.route_off, veh.route_edges, succ_offsets, succ_targets,
+                    turn_entered)
         arrived_sum += arrived
         teleported_sum += teleported
         updates += n

@@ -16,18 +16,18 @@ from twin.jit import kernel
 
 
 @kernel
-def count_turns(ridx: np.ndarray, prev_ridx: np.ndarray, route_off: np.ndarray, route_edges: np.ndarray,
-                succ_offsets: np.ndarray, succ_targets: np.ndarray, turn_entered: np.ndarray,
-                vehicles: np.ndarray | None = None, n: int = 0) -> None:
-    """Add the movements every vehicle made since the last call to ``turn_entered`` [veh] (cumulative,
-    one per movement); ``prev_ridx`` (each vehicle's route position at the last call) is updated.
+def count_turns(order: np.ndarray, n: int, ridx: np.ndarray, prev_ridx: np.ndarray, route_off: np.ndarray,
+                route_edges: np.ndarray, succ_offsets: np.ndarray, succ_targets: np.ndarray,
+                turn_entered: np.ndarray) -> None:
+    """Add the movements the vehicles ``order[:n]`` made since the last call to ``turn_entered`` [veh]
+    (cumulative, one per movement); ``prev_ridx`` (each vehicle's route position at the last call) is updated.
 
-    A route position that went back (a new route from the current edge) counts nothing. With ``vehicles``,
-    only ``vehicles[:n]``: the same counts when no other vehicle's route position changed since the last call
-    (e.g. the vehicles that ran in a step, after a call over all of them).
+    ``order[:n]`` are the vehicles that ran in the step (only they move along their routes; the engine
+    resets ``prev_ridx`` with the route position when it gives a vehicle a new route). A route position that
+    went back (a new route from the current edge) counts nothing.
     """
-    for q in range(ridx.size if vehicles is None else n):
-        v = q if vehicles is None else vehicles[q]
+    for w in range(n):
+        v = order[w]
         r = ridx[v]
         p = prev_ridx[v]
         if r > p:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import prange
 
-from twin.jit import kernel
+from twin.jit import kernel, parallel_kernel
 from twin.engines.native.kernels.following import first_ahead, idm, queue_ahead
 from twin.engines.native.kernels.routes import choose_connection, lane_reach, lane_score, lane_score_within
 from twin.engines.native.kernels.state import (
@@ -69,7 +70,34 @@ def _swap_ok(k, kj, l, tl, order, lane_start, new_lane, pos, speed, vtype, ridx,
 
 
 @kernel
-def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr):
+def _target_lane(l, direction, class_bit, lane_edge, lane_index, edge_lane_start, edge_num_lanes, lane_allow):
+    """The lane beside lane ``l`` towards ``direction`` that a vehicle of ``class_bit`` could change to, or -1
+    (none there, or closed to it; on a closed road its other closed lanes count as open)."""
+    e = lane_edge[l]
+    nl = edge_num_lanes[e]
+    li = lane_index[l] + direction
+    if nl == 1 or li < 0 or li >= nl:
+        return -1
+    tl = edge_lane_start[e] + li
+    if (lane_allow[tl] & (class_bit | DRIVE_OFF_BIT)) == 0:
+        return -1
+    return tl
+
+
+@kernel
+def _score_lanes(i, e, rk, class_bit, base, n_route, score_cache, score_ridx, route_edges, lane_conn_offsets,
+                 conn_to_lane, lane_edge, lane_allow, edge_lane_start, edge_num_lanes, lane_length):
+    """Vehicle ``i``'s :func:`lane_score` of every lane of edge ``e`` (its edge) into its row of the score cache,
+    valid at route position ``rk`` (its current one)."""
+    for q in range(edge_num_lanes[e]):
+        score_cache[i, q] = lane_score(edge_lane_start[e] + q, rk, STRATEGIC_DEPTH, route_edges, base, n_route,
+                                       class_bit, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow,
+                                       edge_lane_start, lane_length)
+    score_ridx[i] = rk
+
+
+@parallel_kernel
+def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, scores_first):
     """Lane changes towards ``direction`` (+1 left, -1 right). Returns the number of changes.
 
     Changes for speed (no route need) follow SUMO's LC2013: the relative
@@ -112,7 +140,9 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr):
     ``score_cache[i, q]`` keeps vehicle i's :func:`lane_score` of lane q of its
     current edge, valid while ``score_ridx[i]`` equals its route position (the
     engine sets ``score_ridx`` to -1 when lane permissions or routes change).
-    Edges with more lanes than the cache has columns are scored every time.
+    Edges with more lanes than the cache has columns are scored every time. With ``scores_first`` the stale
+    rows are filled before the pass, in parallel (the same values: a score depends only on the vehicle's
+    route position and the lanes' permissions), instead of when the pass reaches each vehicle.
 
     A change towards a lane from which the route continues further is
     *mandatory* (smaller gaps, cooperation requested when urgent) when the
@@ -166,35 +196,39 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr):
         i = order[k]
         new_lane[k] = lane[i]
         lane_occ[lane[i]] += vt_length[vtype[i]] + vt_min_gap[vtype[i]]
+    if scores_first:  # the stale lane scores of the vehicles that look at a lane change, each its own, first
+        for k in prange(n):
+            i = order[k]
+            l = lane[i]
+            e = lane_edge[l]
+            cb = vt_class_bit[vtype[i]]
+            if edge_num_lanes[e] <= score_cache.shape[1] and score_ridx[i] != ridx[i] and \
+                    _target_lane(l, direction, cb, lane_edge, lane_index, edge_lane_start, edge_num_lanes,
+                                 lane_allow) >= 0:
+                _score_lanes(i, e, ridx[i], cb, route_off[i], route_n[i], score_cache, score_ridx, route_edges,
+                             lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start, edge_num_lanes,
+                             lane_length)
     changes = 0
     for k in range(n):
         i = order[k]
         l = lane[i]
         if new_lane[k] != l:  # swapped already in this pass
             continue
-        e = lane_edge[l]
-        nl = edge_num_lanes[e]
-        if nl == 1:
-            continue
-        li = lane_index[l] + direction
-        if li < 0 or li >= nl:
-            continue
-        tl = edge_lane_start[e] + li
         ty = vtype[i]
         cb = vt_class_bit[ty]
-        if (lane_allow[tl] & (cb | DRIVE_OFF_BIT)) == 0:  # (on a closed road: its other closed lanes)
+        tl = _target_lane(l, direction, cb, lane_edge, lane_index, edge_lane_start, edge_num_lanes, lane_allow)
+        if tl < 0:
             continue
-        # strategic: how far does the route continue from each lane of this edge?
+        e = lane_edge[l]
+        nl = edge_num_lanes[e]
+        li = lane_index[l] + direction
         base = route_off[i]
         rn = route_n[i]
         rk = ridx[i]
         cached = nl <= score_cache.shape[1]
         if cached and score_ridx[i] != rk:
-            for q in range(nl):
-                score_cache[i, q] = lane_score(edge_lane_start[e] + q, rk, STRATEGIC_DEPTH, route_edges, base, rn, cb,
-                                               lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
-                                               lane_length)
-            score_ridx[i] = rk
+            _score_lanes(i, e, rk, cb, base, rn, score_cache, score_ridx, route_edges, lane_conn_offsets,
+                         conn_to_lane, lane_edge, lane_allow, edge_lane_start, edge_num_lanes, lane_length)
         if cached:
             s_cur = np.int64(score_cache[i, lane_index[l]])
             s_tgt = np.int64(score_cache[i, li])

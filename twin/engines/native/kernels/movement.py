@@ -3,7 +3,10 @@ teleports (commit).
 """
 from __future__ import annotations
 
-from twin.jit import kernel
+import numpy as np
+from numba import prange
+
+from twin.jit import kernel, parallel_kernel
 from twin.engines.native.kernels.following import foe_approaching, idm
 from twin.engines.native.kernels.routes import _best_lane, _route_edge, choose_connection
 from twin.engines.native.kernels.state import (
@@ -12,7 +15,7 @@ from twin.engines.native.kernels.state import (
     LC_URGENT_GAP)
 
 
-@kernel
+@parallel_kernel
 def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     """New speed and position of every running vehicle (written to ``new_pos``/``new_speed``).
 
@@ -68,7 +71,10 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     e_dist = stats.dist
     e_halt_time = stats.halt_time
     e_queue_time = stats.queue_time
-    for k in range(n):
+    steps = np.empty(n)  # per vehicle (position in order): distance driven [m], its edge, queue length × dt [m·s]
+    edges = np.empty(n, dtype=np.int64)
+    queue = np.empty(n)
+    for k in prange(n):  # each vehicle writes only its own elements; the edges' sums follow in vehicle order
         i = order[k]
         l = lane[i]
         ty = vtype[i]
@@ -168,12 +174,16 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             wait[i] = 0.0
         if v_allowed > 0.0:
             time_loss[i] += dt * max(0.0, 1.0 - vn / v_allowed)
-        e = lane_edge[l]
+        steps[k] = step
+        edges[k] = lane_edge[l]
+        queue[k] = (vt_length[ty] + s0) * dt
+    for k in range(n):
+        e = edges[k]
         e_veh_time[e] += dt
-        e_dist[e] += step
-        if vn < HALT_SPEED:
+        e_dist[e] += steps[k]
+        if new_speed[k] < HALT_SPEED:
             e_halt_time[e] += dt
-            e_queue_time[e] += (vt_length[ty] + s0) * dt
+            e_queue_time[e] += queue[k]
 
 
 @kernel

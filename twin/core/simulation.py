@@ -1,10 +1,9 @@
 """The orchestrator: an engine and its readers on one simpy clock."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator
 from typing import Any
-
-import math
 
 import simpy
 
@@ -31,7 +30,8 @@ class Simulation:
 
     The clock starts where the engine is (0 for a fresh start, the checkpoint's
     time for a restored one). The engine advances as a process in steps of ``engine.step_length``,
-    in one call up to the next event of any other process (see :meth:`_engine_process`). Other components join with :meth:`add_reader`
+    in one call up to the next event of any other process (see :meth:`_engine_process`).
+    Other components join with :meth:`add_reader`
     (periodic, reads state after the engine at the same instant) or
     :meth:`add_process` (any simpy generator: events, policies, agents).
     """

@@ -3,9 +3,9 @@
 :meth:`NativeEngine._one_step` calls a dozen kernels from Python per step, with Python glue between them;
 on a small city that glue costs more than the vehicles. :func:`run_steps` runs the same kernels, with the
 same arguments, in the same order, for a chunk of steps, so the results are bit-identical to stepping
-from Python (``tests/test_kernel_identity.py``). The engine still steps from Python where Python-side work
-is due: a WAUT program switch (it rebuilds the signal arrays from the city's programs), so a chunk ends
-before the step at which the next switch is due.
+from Python (``tests/test_kernel_identity.py``, ``tests/test_fused.py``). The engine still steps from
+Python where Python-side work is due: a WAUT program switch (it rebuilds the signal arrays from the city's
+programs), so a chunk ends before the step at which the next switch is due.
 """
 from __future__ import annotations
 
@@ -29,15 +29,15 @@ def _sort(order, order_tmp, n_order, veh, lane_start):
 
 
 @kernel
-def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, order, order_tmp, n_order, lane_start, parked,
-              n_parked, next_depart, depart, wait_list, n_wait, sig, emis, turns, veh, vtr, net, ctl, scr, stats, lp,
-              stp):
-    """Run up to ``n_steps`` steps of ``dt`` [s] from step ``step0``, as ``NativeEngine._one_step`` does.
+def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, order, order_tmp, n_order, lane_start,
+              parked, n_parked, next_depart, depart, wait_list, n_wait, sig, emis, turns, veh, vtr, net, ctl, scr,
+              stats, lp, stp):
+    """Run ``n_steps`` steps of ``dt`` [s] from step ``step0``, as ``NativeEngine._one_step`` does.
 
     Parameters
     ----------
     n_steps : int
-        Steps to run.
+        Steps to run (none of them at a WAUT switch).
     step0 : int
         The engine's step count at the start (time ``step0 * dt`` [s]).
     dt, teleport_time : float  [s]

@@ -6,9 +6,8 @@
 
 The scenario is one of :mod:`bench_engines`' (``large``: the 40 × 40-block grid with OD demand; or a
 scenario YAML / .sumocfg). The engine runs step by step without recorder; every compiled kernel the
-engine calls (the numba dispatchers it reaches through its own module and the native engine's modules)
-is wrapped in a timer for the run, so the table needs no change to the engine and follows its kernels
-wherever they live. Per kernel it prints the share of the step's wall time, the wall time per vehicle
+engine calls is timed by the engine's own kernel profile (``NativeEngine(profile=True)``, as
+``bench_metro.py`` uses it), which follows the kernels wherever they live. Per kernel it prints the share of the step's wall time, the wall time per vehicle
 update [ns], and its share of the process's CPU time and CPU time per update (robust when other
 processes share the cores; with several threads it sums them); "python" is the rest of the step (the
 engine's Python between the kernels).
@@ -23,14 +22,12 @@ import argparse
 import json
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numba  # noqa: E402
-from numba.core.registry import CPUDispatcher  # noqa: E402
 
 from bench_engines import scenario  # noqa: E402
 from twin.engines.native import NativeEngine  # noqa: E402
@@ -38,82 +35,24 @@ from twin.engines.native import engine as engine_module  # noqa: E402
 from twin.runner import prepare  # noqa: E402
 
 
-class KernelTimer:
-    """Wraps the compiled kernels the native engine calls from Python in wall-clock timers.
-
-    Patched are the dispatchers among the engine module's globals and the attributes of the
-    ``twin.engines.native`` modules it imports (calls between kernels inside compiled code are part of
-    their caller). ``seconds[name]`` and ``calls[name]`` accumulate while the timer is entered.
-    """
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-        self.cpu: dict[str, float] = defaultdict(float)  # process CPU time (all threads) [s]
-        self.calls: dict[str, int] = defaultdict(int)
-        self._patched: list[tuple[object, str, object]] = []
-
-    def _wrap(self, name: str, f):
-        seconds, cpu, calls, clock, cpu_clock = self.seconds, self.cpu, self.calls, time.perf_counter, time.process_time
-
-        def timed(*args, **kwargs):
-            t0 = clock()
-            c0 = cpu_clock()
-            try:
-                return f(*args, **kwargs)
-            finally:
-                seconds[name] += clock() - t0
-                cpu[name] += cpu_clock() - c0
-                calls[name] += 1
-
-        if hasattr(f, "typeof_pyval"):  # a dispatcher: the engine may bind its machine code (twin.jit.bind) ...
-            timed.typeof_pyval = f.typeof_pyval
-            timed.compile = lambda sig: self._wrap(name, f.compile(sig))  # ... which is timed then
-        if hasattr(f, "serial"):  # a parallel kernel's single-threaded twin (twin.jit.parallel_kernel)
-            timed.serial = self._wrap(name, f.serial)
-        return timed
-
-    def _patch(self, owner, attr: str, name: str) -> None:
-        f = getattr(owner, attr)
-        self._patched.append((owner, attr, f))
-        setattr(owner, attr, self._wrap(name, f))
-
-    def __enter__(self) -> "KernelTimer":
-        g = vars(engine_module)
-        modules = {id(m): m for m in g.values()
-                   if isinstance(m, type(sys)) and m.__name__.startswith("twin.engines.native")}
-        for m in modules.values():
-            for attr, f in list(vars(m).items()):
-                if isinstance(f, CPUDispatcher):
-                    self._patch(m, attr, f"{m.__name__.rsplit('.', 1)[-1]}.{attr}")
-        for attr, f in list(g.items()):
-            if isinstance(f, CPUDispatcher):
-                self._patch(engine_module, attr, f"{f.py_func.__module__.rsplit('.', 1)[-1]}.{attr}")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for owner, attr, f in reversed(self._patched):
-            setattr(owner, attr, f)
-        self._patched.clear()
-
-
 def profile(city, demand, seed: int, duration: float, threads: int) -> dict:
-    """Run the native engine for ``duration`` [s] with ``threads`` numba threads; per-kernel wall times.
+    """Run the native engine for ``duration`` [s] with ``threads`` numba threads; per-kernel wall and CPU
+    times from its kernel profile (``NativeEngine(profile=True)``, :mod:`twin.engines.native.profiling`).
 
-    The kernels must be compiled already (a kernel compiled while the timer is in place would see the
-    timers of the kernels it calls instead of them): run :func:`warm_up` first."""
-    engine = NativeEngine(threads=threads)
+    Run :func:`warm_up` first, so that no kernel compiles while it is timed."""
+    engine = NativeEngine(threads=threads, profile=True)
     engine.start(city, demand, seed=seed)
+    kt = engine.profile
     steps = int(round(duration / engine.step_length))
-    with KernelTimer() as kt:
-        t0 = time.perf_counter()
-        c0 = time.process_time()
-        for s in range(1, steps + 1):
-            engine.advance(s * engine.step_length)
-        wall = time.perf_counter() - t0
-        cpu = time.process_time() - c0
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    for s in range(1, steps + 1):
+        engine.advance(s * engine.step_length)
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     snap = engine.observe()
     updates = int(snap.vehicle_updates)
-    kernels = dict(sorted(kt.seconds.items(), key=lambda kv: -kv[1]))
+    kernels = {k: s for k, s in sorted(kt.seconds.items(), key=lambda kv: -kv[1]) if kt.calls[k]}
     kernels["python"] = wall - sum(kt.seconds.values())
     kt.cpu["python"] = cpu - sum(kt.cpu.values())
     return {"threads": threads, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "vehicle_updates": updates,

@@ -17,12 +17,12 @@ kernel_identity = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(kernel_identity)
 
 RECORDED = {
-    "grid": {"dataset": "90da6b60beae320e03e43f89344040896cedc552982e90e3f8dc057edf9f05df",
-             "trips": "bbed59d7055c90a268771ca1455f08d0dd74a3f4dc104547dc8dbe8fc966adf8"},
-    "bologna": {"dataset": "94c324bc4e1a5c8ffa9b4afac54c017679f8ef2ab99aad3f0aa1f53e2fef57bf",
-                "trips": "32376d54d312198f3a5e623f6ce838f81fdc930ab49758d77ebe292076427fed"},
-    "wildau": {"dataset": "a64ca7e222e4e30c2daea5e4ec071f2474eb6bbb275cdcb22b6cd58fdfd5e9bb",
-               "trips": "05de462c4c8e7dd78d0eb45016e2a211bfee6bcc65e833376772dfcf8b697121"},
+    "grid": {"dataset": "8764882dd6db2e0915c90d8e28bec2aaf9981d0d6b3f77851db219f834eacd18",
+             "trips": "d5813911c9743334a0d6915af610b7155880dba5ff11749415e4997da5153efd"},
+    "bologna": {"dataset": "949d691b0902c3e7affacb6060ac4841aa11d06ee3914b19b0b4cbc93e62fe08",
+                "trips": "c956c3d20c6ee6d5684a3e66d96e353ed776ec2e575e26fed288d83e0aa7cdba"},
+    "wildau": {"dataset": "babd8a0d953778eaf5ba0c5d1828fa99a3229a86f977ed387e6bfeda2ab48d50",
+               "trips": "efc185975d214259d9fac37497e281777416cb085919eea15218daf885019697"},
 }
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 from twin.city.model import CityError, CityModel
 from twin.city.synthetic import KMH, corridor_city, grid_city
 from twin.config.loader import ConfigError
-from twin.config.models import CorridorCityConfig, FileCityConfig, GridCityConfig, OsmCityConfig, SumoCityConfig
+from twin.config.models import (
+    CorridorCityConfig, FileCityConfig, GridCityConfig, MetroCityConfig, OsmCityConfig, SumoCityConfig,
+)
 
 
-def build_city(cfg: GridCityConfig | CorridorCityConfig | FileCityConfig | SumoCityConfig | OsmCityConfig,
-               workdir: str | None = None) -> CityModel:
+def build_city(cfg: GridCityConfig | MetroCityConfig | CorridorCityConfig | FileCityConfig | SumoCityConfig
+               | OsmCityConfig, workdir: str | None = None) -> CityModel:
     """The city a config describes; an OSM city's SUMO network is written to ``workdir`` (default: a temp dir)."""
     if isinstance(cfg, GridCityConfig):
         return grid_city(
@@ -17,6 +19,17 @@ def build_city(cfg: GridCityConfig | CorridorCityConfig | FileCityConfig | SumoC
             arterial_speed=cfg.arterial_speed_kmh * KMH, local_speed=cfg.local_speed_kmh * KMH,
             green=cfg.green_s, yellow=cfg.yellow_s, zone_blocks=cfg.zone_blocks,
             residents_per_block=cfg.residents_per_block, jobs_per_block=cfg.jobs_per_block, seed=cfg.seed)
+    if isinstance(cfg, MetroCityConfig):
+        from twin.city.metro import metro_city
+
+        return metro_city(
+            cfg.blocks_x, cfg.blocks_y, block_size=cfg.block_size_m, arterial_every=cfg.arterial_every,
+            arterial_lanes=cfg.arterial_lanes, local_lanes=cfg.local_lanes,
+            arterial_speed=cfg.arterial_speed_kmh * KMH, local_speed=cfg.local_speed_kmh * KMH, ring=cfg.ring,
+            ring_lanes=cfg.ring_lanes, ring_speed=cfg.ring_speed_kmh * KMH, ramp_lanes=cfg.ramp_lanes,
+            ramp_speed=cfg.ramp_speed_kmh * KMH, green=cfg.green_s, yellow=cfg.yellow_s,
+            zone_blocks=cfg.zone_blocks, residents_per_block=cfg.residents_per_block,
+            jobs_per_block=cfg.jobs_per_block, seed=cfg.seed)
     if isinstance(cfg, CorridorCityConfig):
         return corridor_city(cfg.edges, cfg.length_m, lanes=cfg.lanes, speed=cfg.speed_kmh * KMH,
                              signal_node=cfg.signal_node, green=cfg.green_s, yellow=cfg.yellow_s, red=cfg.red_s,

@@ -83,7 +83,7 @@ def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, dict[str, P
     return _deep_merge(base, data), sources
 
 
-_TAGS = {"grid", "corridor", "file", "sumo", "osm", "od", "trips", "native", "close_edge", "close_lane",
+_TAGS = {"grid", "metro", "corridor", "file", "sumo", "osm", "od", "trips", "native", "close_edge", "close_lane",
          "speed_limit", "lane_reallocation", "signal_timing", "signal_program", "congestion_charge", "vehicle_ban",
          "demand_change", "incident"}
 

@@ -40,6 +40,40 @@ class GridCityConfig(Strict):
     seed: int = 0
 
 
+class MetroCityConfig(Strict):
+    """A synthetic metropolis: a street grid with a ring motorway (see :func:`twin.city.metro.metro_city`)."""
+
+    type: Literal["metro"]
+    blocks_x: int = Field(100, ge=1, le=400)
+    blocks_y: int = Field(100, ge=1, le=400)
+    block_size_m: float = Field(200.0, gt=30.0, le=10_000.0)
+    arterial_every: int = Field(5, ge=1)
+    arterial_lanes: int = Field(2, ge=1, le=6)
+    local_lanes: int = Field(1, ge=1, le=4)
+    arterial_speed_kmh: float = Field(50.0, gt=0)
+    local_speed_kmh: float = Field(30.0, gt=0)
+    ring: bool = True
+    ring_lanes: int = Field(3, ge=1, le=6)
+    ring_speed_kmh: float = Field(100.0, gt=0)
+    ramp_lanes: int = Field(2, ge=1, le=4)
+    ramp_speed_kmh: float = Field(60.0, gt=0)
+    green_s: float = Field(27.0, gt=0)
+    yellow_s: float = Field(3.0, gt=0)
+    zone_blocks: int = Field(2, ge=1)
+    residents_per_block: float = Field(600.0, ge=0)
+    jobs_per_block: float = Field(400.0, ge=0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _ring_fits(self) -> "MetroCityConfig":
+        if self.ring and self.arterial_every < 4:
+            raise ValueError("ring: true needs arterial_every >= 4")
+        if self.ring and min(self.blocks_x, self.blocks_y) < 4 * self.arterial_every:
+            raise ValueError(f"ring: true needs at least 4 * arterial_every = {4 * self.arterial_every} blocks "
+                             f"each way (or ring: false)")
+        return self
+
+
 class CorridorCityConfig(Strict):
     """A straight one-way road, optionally with one signal (for tests and calibration)."""
 
@@ -84,7 +118,7 @@ class OsmCityConfig(Strict):
     zone_size_m: float = Field(500.0, gt=50)
 
 
-CityConfig = Annotated[Union[GridCityConfig, CorridorCityConfig, FileCityConfig, SumoCityConfig, OsmCityConfig],
+CityConfig = Annotated[Union[GridCityConfig, MetroCityConfig, CorridorCityConfig, FileCityConfig, SumoCityConfig, OsmCityConfig],
                        Field(discriminator="type")]
 
 
@@ -114,7 +148,8 @@ class OdDemandConfig(Strict):
     trips: int = Field(ge=0, le=MAX_TRIPS)
     begin_s: float = Field(0.0, ge=0, le=MAX_DURATION_S)
     end_s: float = Field(3600.0, gt=0, le=MAX_DURATION_S)
-    profile: Literal["am_peak", "pm_peak", "flat"] | list[Annotated[float, Field(ge=0)]] = "am_peak"
+    profile: Literal["am_peak", "pm_peak", "flat", "daily"] | list[Annotated[float, Field(ge=0)]] = "am_peak"
+    return_after_s: float | None = Field(None, ge=0, le=MAX_DURATION_S)
     vehicle_mix: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: {"car": 0.92, "truck": 0.08})
     gravity_beta_per_km: float = Field(0.6, ge=0)
     vtypes: dict[str, VehicleTypeConfig] = Field(default_factory=dict)

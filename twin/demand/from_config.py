@@ -27,6 +27,23 @@ def vehicle_types(overrides: dict[str, VehicleTypeConfig]) -> dict[str, VehicleT
     return out
 
 
+def od_trips(city: CityModel, cfg: OdDemandConfig, rng: np.random.Generator) -> Trips:
+    """The (unrouted) trips of an ``od`` demand: gravity-model OD matrix, then trips sampled from it."""
+    vtypes = vehicle_types(cfg.vtypes)
+    unknown = [v for v in cfg.vehicle_mix if v not in vtypes]
+    if unknown:
+        raise ConfigError(f"demand.vehicle_mix: unknown vehicle type {unknown[0]!r} "
+                          f"(known: {', '.join(sorted(vtypes))})")
+    names = [v for v, share in cfg.vehicle_mix.items() if share > 0]
+    try:
+        od = gravity_od(city, cfg.trips, beta_per_km=cfg.gravity_beta_per_km)
+    except ValueError as exc:
+        raise ConfigError(f"demand: {exc}") from None
+    return trips_from_od(city, od, rng, begin=cfg.begin_s, end=cfg.end_s, profile=cfg.profile,
+                         vtypes=[vtypes[v] for v in names], vtype_shares=[cfg.vehicle_mix[v] for v in names],
+                         return_after=cfg.return_after_s)
+
+
 def build_demand(city: CityModel, cfg: OdDemandConfig | TripListDemandConfig | SumoDemandConfig | FileDemandConfig,
                  rng: np.random.Generator) -> RoutedDemand:
     if isinstance(cfg, SumoDemandConfig):
@@ -38,18 +55,7 @@ def build_demand(city: CityModel, cfg: OdDemandConfig | TripListDemandConfig | S
         return RoutedDemand.load(cfg.path, city)
     vtypes = vehicle_types(cfg.vtypes)
     if isinstance(cfg, OdDemandConfig):
-        unknown = [v for v in cfg.vehicle_mix if v not in vtypes]
-        if unknown:
-            raise ConfigError(f"demand.vehicle_mix: unknown vehicle type {unknown[0]!r} "
-                              f"(known: {', '.join(sorted(vtypes))})")
-        names = [v for v, share in cfg.vehicle_mix.items() if share > 0]
-        try:
-            od = gravity_od(city, cfg.trips, beta_per_km=cfg.gravity_beta_per_km)
-        except ValueError as exc:
-            raise ConfigError(f"demand: {exc}") from None
-        trips = trips_from_od(city, od, rng, begin=cfg.begin_s, end=cfg.end_s, profile=cfg.profile,
-                              vtypes=[vtypes[v] for v in names], vtype_shares=[cfg.vehicle_mix[v] for v in names])
-        return route_demand(city, trips)
+        return route_demand(city, od_trips(city, cfg, rng))
     if isinstance(cfg, TripListDemandConfig):
         names = sorted({t.vtype for t in cfg.trips})
         origin, dest, depart, vt, ids = [], [], [], [], []

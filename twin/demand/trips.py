@@ -42,7 +42,7 @@ class Trips:
     def sorted_by_depart(self) -> "Trips":
         order = np.argsort(self.depart, kind="stable")
         return Trips(self.origin[order], self.destination[order], self.depart[order], self.vtype[order],
-                     self.vtypes, tuple(self.ids[i] for i in order))
+                     self.vtypes, tuple(map(self.ids.__getitem__, order.tolist())))
 
 
 _VTYPE_FIELDS = frozenset(VehicleType.__dataclass_fields__)  # older demand files have the road-load CO2 fields
@@ -124,7 +124,7 @@ class RoutedDemand:
         idx = np.asarray(idx, dtype=np.int64)
         order = np.argsort(depart, kind="stable")
         idx, depart = idx[order], np.asarray(depart, dtype=np.float64)[order]
-        ids = tuple(ids[i] for i in order)
+        ids = tuple(map(ids.__getitem__, order.tolist()))
         lens = np.diff(self.route_offsets)[idx]
         off = np.zeros(idx.size + 1, dtype=np.int64)
         np.cumsum(lens, out=off[1:])
@@ -189,21 +189,34 @@ def gravity_od(city: CityModel, total: float, *, beta_per_km: float = 0.6) -> np
         log.warning("city %s: %d of %d car roads are not connected both ways to the network's main part (cut off "
                     "by the extract's edge, or reachable only over roads closed to cars); generated trips start and "
                     "end only on roads connected to it", city.name, n_cut, city.n_edges)
-    dx = city.zone_x[:, None] - city.zone_x[None, :]
-    dy = city.zone_y[:, None] - city.zone_y[None, :]
-    d_km = np.hypot(dx, dy) / 1000.0
-    t = city.zone_population[:, None] * city.zone_jobs[None, :] * np.exp(-beta_per_km * d_km)
+    # in place (a metropolis has thousands of zones): the same operations, in the same order
+    e = np.subtract.outer(city.zone_x, city.zone_x)
+    dy = np.subtract.outer(city.zone_y, city.zone_y)
+    np.hypot(e, dy, out=e)
+    del dy
+    e /= 1000.0  # [km]
+    e *= -beta_per_km
+    np.exp(e, out=e)
+    t = np.multiply.outer(city.zone_population, city.zone_jobs)
+    t *= e
+    del e
     has_edges = np.diff(city.zone_edge_offsets) > 0
-    t = t * has_edges[:, None] * has_edges[None, :]
+    t *= has_edges[:, None]
+    t *= has_edges[None, :]
     s = t.sum()
     if s <= 0:
         raise ValueError(f"city {city.name!r}: the OD matrix is empty (no population, jobs or zone edges)")
-    return t * (total / s)
+    t *= total / s
+    return t
 
 
 def trips_from_od(city: CityModel, od: np.ndarray, rng: np.random.Generator, *, begin: float, end: float,
-                  profile: str | list[float], vtypes: list[VehicleType], vtype_shares: list[float]) -> Trips:
+                  profile: str | list[float], vtypes: list[VehicleType], vtype_shares: list[float],
+                  return_after: float | None = None) -> Trips:
     """Sample integer trips from an OD matrix (multinomial), departures from the profile.
+
+    With ``return_after`` [s], trips departing at or after that time go the other way, from the OD
+    pair's destination zone to its origin zone (the commute home of a ``daily`` demand).
 
     Origins and destinations are edges drawn uniformly from the zones' edges where the trip's class
     may start and end a trip (:func:`twin.city.graph.trip_ends`: roads it may use, not dead ends for
@@ -217,6 +230,11 @@ def trips_from_od(city: CityModel, od: np.ndarray, rng: np.random.Generator, *, 
     reps = counts[oz, dz]
     o_zone = np.repeat(oz, reps)
     d_zone = np.repeat(dz, reps)
+    depart = None
+    if return_after is not None:  # departures first: the later trips go back
+        depart = sample_departures(rng, total, begin, end, profile)
+        back = depart >= return_after
+        o_zone, d_zone = np.where(back, d_zone, o_zone), np.where(back, o_zone, d_zone)
     shares = np.asarray(vtype_shares, dtype=np.float64)
     bits = sorted({vclass_bit(v.vclass) for v in vtypes})
     ends = {bit: trip_ends(city, bit) for bit in bits}
@@ -224,7 +242,7 @@ def trips_from_od(city: CityModel, od: np.ndarray, rng: np.random.Generator, *, 
     if all(np.array_equal(e[0], first[0]) and np.array_equal(e[1], first[1]) for e in ends.values()):
         # every class may start and end on the same edges: the ends first, then departures and types
         origin, destination = _pick_ends(city, first, o_zone, d_zone, rng)
-        depart = sample_departures(rng, total, begin, end, profile)
+        depart = sample_departures(rng, total, begin, end, profile) if depart is None else depart
         vtype = rng.choice(len(vtypes), size=total, p=shares / shares.sum()).astype(np.int32)
     else:  # the type first, then ends its class may use
         vtype = rng.choice(len(vtypes), size=total, p=shares / shares.sum()).astype(np.int32)
@@ -234,7 +252,7 @@ def trips_from_od(city: CityModel, od: np.ndarray, rng: np.random.Generator, *, 
         for bit in bits:
             sel = np.flatnonzero(trip_bit == bit)
             origin[sel], destination[sel] = _pick_ends(city, ends[bit], o_zone[sel], d_zone[sel], rng)
-        depart = sample_departures(rng, total, begin, end, profile)
+        depart = sample_departures(rng, total, begin, end, profile) if depart is None else depart
     return Trips(origin.astype(np.int32), destination.astype(np.int32), depart, vtype, tuple(vtypes)).sorted_by_depart()
 
 
@@ -271,6 +289,21 @@ def _pick_edges(zone_edges: tuple[np.ndarray, np.ndarray], zones: np.ndarray, rn
     return edges[off[zones] + k]
 
 
+def _class_networks(city: CityModel, bits: np.ndarray):
+    """``(bits, (offsets, targets, usable))`` per distinct road network of the vehicle classes ``bits``:
+    classes that may use the same roads and turns are routed together."""
+    nets: list[tuple[list[int], tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
+    for bit in bits.tolist():
+        net = (*class_graph(city, int(bit)), class_edges(city, int(bit)))
+        for have, other in nets:
+            if all(np.array_equal(x, y) for x, y in zip(net, other)):
+                have.append(bit)
+                break
+        else:
+            nets.append(([bit], net))
+    return nets
+
+
 def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = None, *,
                  given_routes: list[np.ndarray | None] | None = None,
                  return_rerouted: bool = False) -> RoutedDemand | tuple[RoutedDemand, int]:
@@ -294,48 +327,51 @@ def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = N
     order = np.argsort(trips.depart, kind="stable")
     if np.any(order != np.arange(n)):  # the engine takes trips in depart order
         trips = Trips(trips.origin[order], trips.destination[order], trips.depart[order], trips.vtype[order],
-                      trips.vtypes, tuple(trips.ids[i] for i in order))
+                      trips.vtypes, tuple(map(trips.ids.__getitem__, order.tolist())))
         if given_routes is not None:
             given_routes = [given_routes[i] for i in order]
     ff = free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed)
     cost = ff if edge_cost is None else np.asarray(edge_cost, dtype=np.float64)
     lens = np.zeros(n, dtype=np.int64)
-    routes: list[np.ndarray] = [np.zeros(0, dtype=np.int32)] * n
+    starts = np.zeros(n, dtype=np.int64)  # where each trip's route starts in the concatenated routes
+    parts: list[np.ndarray] = []
+    base = 0
     reasons: dict[int, str] = {}
     if given_routes is not None and len(given_routes) != n:
         raise ValueError("given_routes must have one entry per trip")
     rerouted = 0
     classes = np.array([vclass_bit(trips.vtypes[k].vclass) for k in range(len(trips.vtypes))], dtype=np.int64)
     trip_bit = classes[trips.vtype] if n else np.zeros(0, dtype=np.int64)
-    for bit in np.unique(trip_bit):  # each class on the roads it may use
-        sel = np.flatnonzero(trip_bit == bit)
-        offsets, targets = class_graph(city, int(bit))
-        usable = class_edges(city, int(bit))
+    for bits, (offsets, targets, usable) in _class_networks(city, np.unique(trip_bit)):  # each class on its roads
+        sel = np.flatnonzero(np.isin(trip_bit, bits))
         c_cost = np.where(usable, cost, np.inf)
         c_lens = np.zeros(sel.size, dtype=np.int64)
         r_off, r_edges, _ = route_in_batches(offsets, targets, c_cost, trips.origin[sel], trips.destination[sel],
                                              c_lens)
-        arcs = None
-        for j, i in enumerate(sel.tolist()):
-            routes[i] = r_edges[r_off[j]: r_off[j + 1]]
-            lens[i] = c_lens[j]
-            r = None if given_routes is None else given_routes[i]
-            if r is not None:
+        lens[sel] = c_lens
+        starts[sel] = base + r_off[:-1]
+        parts.append(r_edges)
+        base += r_edges.size
+        if given_routes is not None:
+            arcs = None
+            for i in sel[[given_routes[i] is not None for i in sel.tolist()]].tolist():
+                r = given_routes[i]
                 if arcs is None:
                     src = np.repeat(np.arange(city.n_edges, dtype=np.int64), np.diff(offsets))
                     arcs = set((src * city.n_edges + targets).tolist())
                 keys = r[:-1].astype(np.int64) * city.n_edges + r[1:]
                 if usable[r].all() and all(k in arcs for k in keys.tolist()):
-                    routes[i] = r
-                    lens[i] = r.size
+                    parts.append(np.asarray(r, dtype=np.int32))
+                    starts[i], lens[i] = base, r.size
+                    base += r.size
                 else:
                     rerouted += 1
-            if lens[i] == 0:
-                cls = trips.vtypes[trips.vtype[i]].vclass
-                o, d = int(trips.origin[i]), int(trips.destination[i])
-                reasons[i] = (f"origin edge does not admit class {cls}" if not usable[o] else
-                              f"destination edge does not admit class {cls}" if not usable[d] else
-                              f"no path between origin and destination on roads class {cls} may use")
+        for i in sel[lens[sel] == 0].tolist():
+            cls = trips.vtypes[trips.vtype[i]].vclass
+            o, d = int(trips.origin[i]), int(trips.destination[i])
+            reasons[i] = (f"origin edge does not admit class {cls}" if not usable[o] else
+                          f"destination edge does not admit class {cls}" if not usable[d] else
+                          f"no path between origin and destination on roads class {cls} may use")
     ok = lens > 0
     unroutable = tuple(
         Unroutable(trips.ids[i], city.edge_ids[trips.origin[i]], city.edge_ids[trips.destination[i]], reasons[i])
@@ -346,11 +382,16 @@ def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = N
         log.warning("%d of %d trips have no route and are left out (listed in the results): %s", len(unroutable), n,
                     "; ".join(f"{k} {r}" for r, k in why.most_common()))
     keep = np.flatnonzero(ok)
-    kept = Trips(trips.origin[keep], trips.destination[keep], trips.depart[keep], trips.vtype[keep],
-                 trips.vtypes, tuple(trips.ids[i] for i in keep))
+    kept = trips if keep.size == n else Trips(
+        trips.origin[keep], trips.destination[keep], trips.depart[keep], trips.vtype[keep], trips.vtypes,
+        tuple(map(trips.ids.__getitem__, keep.tolist())))
     new_off = np.zeros(keep.size + 1, dtype=np.int64)
     np.cumsum(lens[keep], out=new_off[1:])
-    edges = (np.concatenate([routes[i] for i in keep]) if keep.size else np.zeros(0)).astype(np.int32)
+    flat = parts[0] if len(parts) == 1 else (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32))
+    if flat.size == new_off[-1] and np.array_equal(starts[keep], new_off[:-1]):
+        edges = flat.astype(np.int32, copy=False)  # routed in trip order already
+    else:
+        edges = flat[np.repeat(starts[keep] - new_off[:-1], lens[keep]) + np.arange(new_off[-1])].astype(np.int32)
     seg = np.repeat(np.arange(keep.size), lens[keep])
     length = np.bincount(seg, weights=city.edge_length[edges], minlength=keep.size)
     fft = np.bincount(seg, weights=ff[edges], minlength=keep.size)

@@ -46,6 +46,7 @@ class NativeEngineConfig(EngineConfig):
     type: Literal["native"] = "native"
     step_length_s: float = Field(1.0, ge=0.1, le=1.0)
     threads: int | None = Field(None, ge=1)
+    profile: bool = False  # time every kernel call of the step (engine.profile; see native/profiling.py)
 
     @model_validator(mode="after")
     def _divides_second(self) -> "NativeEngineConfig":
@@ -83,12 +84,17 @@ class NativeEngine:
     threads : int or None
         Threads the parallel kernels run on while the engine advances (None: all numba has). The results
         are the same, bit for bit, for any number.
+    profile : bool
+        Time every kernel call of the step: :attr:`profile` (a
+        :class:`~twin.engines.native.profiling.KernelProfile`) holds the seconds per kernel. Off, the
+        engine runs untimed code (no cost).
     """
 
     name: ClassVar[str] = "native"
     Config: ClassVar[type[EngineConfig]] = NativeEngineConfig
     demand: RoutedDemand | None = None  # set by start()
     rerouted: int = 0  # vehicles given a new route by actions
+    profile = None  # KernelProfile with NativeEngine(profile=True)
     capabilities: ClassVar[frozenset[type]] = frozenset(
         {SetSpeedLimit, SetLaneAccess, SetSignalProgram, SetRouteCost, SetTripsActive, AddVehicle,
          SetLaneSteering, Checkpoint, RouteGraph})
@@ -104,7 +110,7 @@ class NativeEngine:
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
                  loops: list[tuple[str, int, float]] | None = None, emissions: bool = True,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, profile: bool = False) -> None:
         if not (0.1 <= step_length <= 1.0) or abs(round(1.0 / step_length) * step_length - 1.0) > 1e-9:
             raise ValueError(f"step_length must divide 1 s (e.g. 1.0 or 0.5), got {step_length}")
         if teleport_time <= 0:
@@ -116,12 +122,18 @@ class NativeEngine:
         self._threads = check_threads(threads)
         self._started = False
         self._closed = False
+        if profile:
+            from twin.engines.native.profiling import KernelProfile
+
+            self.profile = KernelProfile()
+            self.profile.instrument(self)
 
     @classmethod
     def from_config(cls, cfg: NativeEngineConfig, *, record_interval_s: float,
                     loops: list[tuple[str, int, float]] | None = None) -> "NativeEngine":
         """The engine a scenario's ``run.engine`` section describes (see :class:`NativeEngineConfig`)."""
-        return cls(step_length=cfg.step_length_s, teleport_time=cfg.teleport_time_s, loops=loops, threads=cfg.threads)
+        return cls(step_length=cfg.step_length_s, teleport_time=cfg.teleport_time_s, loops=loops, threads=cfg.threads,
+                   profile=cfg.profile)
 
     # ----------------------------------------------------------------- setup
     @property
@@ -236,11 +248,13 @@ class NativeEngine:
             numba.set_num_threads(self._threads)
         try:
             while self._step < target:
-                n = self._steps_before_switch(target)
+                # one compiled call for many steps; step by step where a WAUT switch is due (Python rebuilds
+                # the signal arrays) and when profiling (the profile times each kernel call of _one_step)
+                n = self._steps_before_switch(target) if self.profile is None else 0
                 if n:
                     self._run_steps(n)
                 else:
-                    self._one_step()  # a WAUT switch is due: Python rebuilds the signal arrays
+                    self._one_step()
         finally:
             if before != self._threads:
                 numba.set_num_threads(before)

@@ -9,6 +9,8 @@ programs), so a chunk ends before the step at which the next switch is due.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from twin.engines.native import kernels as K
@@ -16,7 +18,7 @@ from twin.engines.native import emissions as EM
 from twin.engines.native import signals as S
 from twin.engines.native import stops as ST
 from twin.engines.native.turns import count_turns
-from twin.jit import kernel
+from twin.jit import kernel, stamp_sources
 
 _change_lanes_serial = K.change_lanes.serial  # the parallel kernels' single-threaded twins
 _move_serial = K.move.serial
@@ -138,3 +140,7 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, ord
         next_depart, n_wait, n_order = K.insert(float((step + 1) * dt), next_depart, depart, wait_list, n_wait,
                                                 order, n_order, veh, vtr, net, ctl, scr, stats)
     return swapped, n_order, parked, n_parked, next_depart, n_wait, arrived_sum, teleported_sum, updates
+
+
+# run_steps' machine code includes every kernel of the step: stale when any of the engine's or jit's modules changes
+stamp_sources(run_steps, [*Path(__file__).parent.rglob("*.py"), Path(__file__).parents[2] / "jit.py"])

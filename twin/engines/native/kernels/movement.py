@@ -12,7 +12,7 @@ from twin.engines.native.kernels.routes import _best_lane, _route_edge, choose_c
 from twin.engines.native.kernels.state import (
     LOOKAHEAD_M, LOOKAHEAD_S, YIELD_CHECK_M, YIELD_MARGIN_M, COOPERATE_M,
     RUNNING, ARRIVED, RED, YELLOW, GREEN_MINOR, UNCONTROLLED, INF, DRIVE_OFF_BIT, EMERGENCY_DECEL, HALT_SPEED,
-    LC_URGENT_GAP)
+    LC_URGENT_GAP, LANE_END_REST)
 
 
 @parallel_kernel
@@ -102,7 +102,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             cur = l
             ahead = 0
             if (lane_allow[l] & (cb | DRIVE_OFF_BIT)) == 0:  # the lane was closed under it: wait at its end
-                acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * 0.25, tau))
+                acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * LANE_END_REST, tau))
                 hard = d - 0.001
                 horizon = -1.0
             while d < horizon:
@@ -126,7 +126,10 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                                                    conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
                                                    vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start)
                 if stop:
-                    acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * 0.25, tau))
+                    rest = 0.0  # a vehicle waiting for a lane change stands with its front at the lane's end,
+                    if c < 0:  # so that it gets onto a lane shorter than its standstill gap (0.2 m edges) and changes
+                        rest = s0 * LANE_END_REST
+                    acc = min(acc, idm(v, v_allowed, d + rest, 0.0, a, b, s0 * LANE_END_REST, tau))
                     hard = min(hard, d - 0.001)
                     break
                 tl = conn_to_lane[c]
@@ -144,7 +147,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                 cur = tl
                 ahead += 1
         if stop_at[i] < INF * 0.5:  # a stop ahead (or dwelling there)
-            acc = min(acc, idm(v, v_allowed, stop_at[i] - p, 0.0, a, b, s0 * 0.25, tau))
+            acc = min(acc, idm(v, v_allowed, stop_at[i] - p, 0.0, a, b, s0 * LANE_END_REST, tau))
             hard = min(hard, stop_at[i] - p)
         rb = max(req_back[0, l], req_back[1, l])
         # a vehicle beside the requester (front within LC_URGENT_GAP of its back) drives on: it is in the way

@@ -9,6 +9,8 @@ DRIVE_OFF_BIT = 1 << 31  # lane_allow bit of a lane closed by road works on its 
 #                          vehicles already on the edge drive on (change lanes on it, leave it)
 EMERGENCY_DECEL = 9.0  # [m/s²] the IDM deceleration is bounded by this
 HALT_SPEED = 0.1  # [m/s] below this a vehicle counts as halting (as in SUMO)
+LANE_END_REST = 0.25  # vehicles stop this fraction of their minimum gap before a stop line or red light; one that
+#                       waits for a lane change stops with its front at the lane's end (as SUMO's)
 STRATEGIC_DEPTH = 3  # route edges looked ahead at least when choosing lanes (see lane_score)
 STRATEGIC_LOOKAHEAD_M = 100.0  # [m] ... and on until the edges passed are this long
 STRATEGIC_MAX_DEPTH = 16  # route edges looked ahead at most

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""A metropolitan day: 1,000,000 trips over 24 hours on a 100 × 100-block metropolis.
+
+    python benchmarks/bench_metro.py            # the full day (several minutes on 2 shared cores)
+    python benchmarks/bench_metro.py --quick    # 20 × 20 blocks, 20,000 trips of the morning peak
+
+The city is ``city: {type: metro}`` (twin/city/metro.py): a street grid with arterials every 1 km,
+signals where they cross, priority junctions elsewhere and a ring motorway with diamond
+interchanges. The demand is ``demand: {type: od, profile: daily}``: gravity-model trips home → work
+whose departures follow the two-peak daily profile, those after 13:00 going back (work → home). The
+run is an ordinary :class:`twin.runner.Twin` (native engine, 1 s steps, records every 15 min, no
+vehicle snapshots) with the engine's kernel timing on.
+
+It prints the wall time of each part (setup: city, demand, routing, engine start; simulation; output:
+the results Dataset, KPIs and writing them), vehicle updates/s, peak memory (RSS), the share of the
+simulation each kernel takes, the most vehicles on the road at once, teleports as % of trips, and as
+its last line one JSON object with the same figures. Kernel compilation (or loading the cached
+kernels) happens in a small warm-up run first and is reported on its own.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from twin.city.from_config import build_city  # noqa: E402
+from twin.config.models import ScenarioConfig  # noqa: E402
+from twin.core.rng import RngStreams  # noqa: E402
+from twin.demand.from_config import od_trips  # noqa: E402
+from twin.demand.profiles import profile_weights  # noqa: E402
+from twin.demand.trips import route_demand  # noqa: E402
+from twin.runner import Twin  # noqa: E402
+
+DAY = 86_400.0
+TARGETS = {"total_s": 60.0, "peak_rss_mb": 3072.0, "teleports_pct": 0.5}  # issue 21 (2-core machine)
+
+
+def scenario(blocks: int, trips: int, *, window_h: tuple[float, float], duration_s: float, seed: int,
+             beta_per_km: float) -> ScenarioConfig:
+    """The metro scenario: ``trips`` over the hours ``window_h`` of the daily profile (the whole day: the
+    ``daily`` profile with the commute home after 13:00; part of it: those hours' weights, trips home →
+    work)."""
+    h0, h1 = window_h
+    whole_day = (h0, h1) == (0.0, 24.0)
+    if whole_day:
+        demand = {"profile": "daily", "return_after_s": 13 * 3600.0}
+    else:
+        w = profile_weights("daily")  # 96 bins of 15 min
+        demand = {"profile": w[int(h0 * 4): int(h1 * 4)].tolist()}
+    return ScenarioConfig.model_validate({
+        "name": f"metro{blocks}", "seed": seed,
+        "city": {"type": "metro", "blocks_x": blocks, "blocks_y": blocks},
+        "demand": {"type": "od", "trips": trips, "begin_s": 0.0, "end_s": (h1 - h0) * 3600.0,
+                   "gravity_beta_per_km": beta_per_km, **demand},
+        "run": {"duration_s": duration_s, "record_interval_s": 900.0, "snapshot_interval_s": 0,
+                "engine": {"type": "native", "profile": True}},
+    })
+
+
+def most_on_road(depart_actual: np.ndarray, arrival: np.ndarray, step: float, end: float) -> int:
+    """The most vehicles on the road at once over the steps of the run, from the trip table: inserted at or
+    before a step's time and not yet arrived (teleports keep a vehicle on the road)."""
+    grid = np.arange(0.0, end + step, step)
+    ins = np.sort(depart_actual[np.isfinite(depart_actual)])
+    arr = np.sort(arrival[np.isfinite(arrival)])
+    on = np.searchsorted(ins, grid, side="right") - np.searchsorted(arr, grid, side="right")
+    return int(on.max(initial=0))
+
+
+def run(cfg: ScenarioConfig, out_dir: str) -> dict:
+    t_all = time.perf_counter()
+    times = {}
+    t0 = time.perf_counter()
+    city = build_city(cfg.city)
+    times["city"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    d = cfg.demand
+    trips = od_trips(city, d, RngStreams(cfg.seed).generator("demand"))  # as Twin's prepare() draws them
+    times["demand"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    demand = route_demand(city, trips)
+    times["routing"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    twin = Twin(cfg, city=city, demand=demand)
+    times["engine_start"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = twin.run()
+    run_s = time.perf_counter() - t0
+    sim_s = float(res.manifest["simulate_s"])
+    compile_s = float(res.manifest["compile_s"])
+    t0 = time.perf_counter()
+    res.save(out_dir)
+    save_s = time.perf_counter() - t0
+    total = time.perf_counter() - t_all
+    engine = twin.engine
+    snap = engine.observe()
+    tt = engine.trip_table()
+    n = len(demand.trips)
+    prof = engine.profile
+    kernels = {k: round(s, 3) for k, s, _, _ in prof.table()}
+    in_kernels = sum(prof.seconds.values())
+    share = {k: round(s / sim_s, 4) for k, s, _, _ in prof.table()}
+    share["(outside kernels: Python, recording)"] = round(max(sim_s - in_kernels, 0.0) / sim_s, 4)
+    setup = sum(times.values())
+    import numba
+
+    return {
+        "city": city.summary(), "trips": int(d.trips), "routed": n, "unroutable": len(demand.unroutable),
+        "mean_route_km": round(float(demand.route_length.mean()) / 1000.0, 2),
+        "mean_free_flow_min": round(float(demand.free_flow_time.mean()) / 60.0, 1),
+        "setup_s": {k: round(v, 3) for k, v in times.items()}, "setup_total_s": round(setup, 3),
+        "simulation_s": round(sim_s, 3), "compile_during_run_s": round(compile_s, 3),
+        "output_s": round(run_s - sim_s - compile_s + save_s, 3), "total_s": round(total, 3),
+        "simulated_s": float(engine.time), "steps": int(round(engine.time / engine.step_length)),
+        "vehicle_updates": int(snap.vehicle_updates),
+        "vehicle_updates_per_s": round(snap.vehicle_updates / sim_s) if sim_s > 0 else None,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+        "kernel_s": kernels, "kernel_share": share,
+        "max_running": most_on_road(tt.depart_actual, tt.arrival, engine.step_length, engine.time),
+        "arrived": int(snap.arrived), "running_at_end": int(snap.running), "waiting_at_end": int(snap.waiting),
+        "not_departed_at_end": int(snap.scheduled), "teleports": int(snap.teleports),
+        "teleports_pct": round(100.0 * snap.teleports / max(n, 1), 3),
+        "threads": numba.get_num_threads(),
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    p.add_argument("--quick", action="store_true", help="20 x 20 blocks, 20,000 trips of the morning peak (06-09 h)")
+    p.add_argument("--blocks", type=int, help="blocks each way (default 100; quick 20)")
+    p.add_argument("--trips", type=int, help="trips (default 1,000,000; quick 20,000)")
+    p.add_argument("--hours", type=float, nargs=2, metavar=("FROM", "TO"),
+                   help="hours of the daily profile the trips depart in (default 0 24; quick 6 9)")
+    p.add_argument("--extra", type=float, help="simulated time after the last departure [s] (default 0; quick 3600)")
+    p.add_argument("--beta", type=float, default=0.15, help="gravity model's beta [1/km] (default 0.15)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", help="results folder (default: a temporary one, removed)")
+    a = p.parse_args()
+    blocks = a.blocks or (20 if a.quick else 100)
+    trips = a.trips or (20_000 if a.quick else 1_000_000)
+    h0, h1 = a.hours or ((6.0, 9.0) if a.quick else (0.0, 24.0))
+    extra = a.extra if a.extra is not None else (3600.0 if a.quick else 0.0)
+    if not (0 <= h0 < h1 <= 24):
+        p.error("--hours FROM TO needs 0 <= FROM < TO <= 24")
+    t0 = time.perf_counter()
+    run(scenario(20, 200, window_h=(h0, h1), duration_s=900.0, seed=a.seed, beta_per_km=a.beta),
+        tempfile.mkdtemp(prefix="twin-metro-warm-"))  # compile or load the cached kernels
+    warm = time.perf_counter() - t0
+    cfg = scenario(blocks, trips, window_h=(h0, h1), duration_s=(h1 - h0) * 3600.0 + extra, seed=a.seed,
+                   beta_per_km=a.beta)
+    with tempfile.TemporaryDirectory(prefix="twin-metro-") as tmp:
+        r = run(cfg, a.out or tmp)
+    r["warmup_s"] = round(warm, 3)
+    r["targets_met"] = {k: (r[k] <= v if k != "teleports_pct" else r[k] < v) for k, v in TARGETS.items()}
+    c = r["city"]
+    err = sys.stderr
+    print(f"{c['name']}: {c['edges']:,} edges, {c['lanes']:,} lanes, {c['traffic_lights']} signals; "
+          f"{r['routed']:,} trips (mean route {r['mean_route_km']} km, {r['mean_free_flow_min']} min at the "
+          f"limits) over {h0:g}-{h1:g} h, {r['steps']:,} steps of 1 s, {r['threads']} threads", file=err)
+    s = r["setup_s"]
+    print(f"wall: setup {r['setup_total_s']:.1f} s (city {s['city']:.2f}, demand {s['demand']:.2f}, routing "
+          f"{s['routing']:.2f}, engine start {s['engine_start']:.2f}), simulation {r['simulation_s']:.1f} s, "
+          f"output {r['output_s']:.1f} s; total {r['total_s']:.1f} s (warm-up {r['warmup_s']:.1f} s apart)",
+          file=err)
+    print(f"{r['vehicle_updates_per_s']:,} vehicle updates/s; peak RSS {r['peak_rss_mb']:,.0f} MB; most on the "
+          f"road at once {r['max_running']:,}; teleports {r['teleports']:,} ({r['teleports_pct']} % of trips); "
+          f"{r['arrived']:,} arrived, {r['running_at_end']:,} still running", file=err)
+    print("share of the simulation per kernel:", file=err)
+    for k, v in r["kernel_share"].items():
+        print(f"  {k:<40} {100 * v:5.1f} %  {r['kernel_s'].get(k, '')}", file=err)
+    print(f"targets (total <= 60 s, RSS <= 3 GB, teleports < 0.5 %): {r['targets_met']}", file=err)
+    print(json.dumps(r))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""benchmarks/bench_metro.py --quick runs and reports sane figures (not its speed: that is the benchmark's)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.mark.slow
+def test_quick_metro_day_runs_without_gridlock(tmp_path):
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_metro.py"), "--quick", "--out", str(tmp_path)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    assert r["city"]["name"] == "metro20x20" and r["city"]["traffic_lights"] == 21
+    assert r["trips"] == 20_000 and r["routed"] == 20_000 and r["unroutable"] == 0
+    assert set(r["setup_s"]) == {"city", "demand", "routing", "engine_start"}
+    assert r["setup_total_s"] == pytest.approx(sum(r["setup_s"].values()), abs=0.01)
+    for k in ("simulation_s", "output_s", "total_s", "warmup_s", "vehicle_updates_per_s", "peak_rss_mb"):
+        assert r[k] > 0, k
+    assert r["total_s"] >= r["setup_total_s"] + r["simulation_s"]
+    assert r["steps"] == 4 * 3600 and r["vehicle_updates"] > 0
+    # the kernels' shares of the simulation: move among them, all together at most the whole
+    shares = r["kernel_share"]
+    assert shares["kernels.move"] > 0.05 and sum(shares.values()) == pytest.approx(1.0, abs=0.02)
+    # no gridlock: (almost) every trip arrives within the hour after the last departure, few teleports
+    assert r["teleports_pct"] < 0.5 and r["arrived"] >= 0.99 * r["routed"]
+    assert 0 < r["max_running"] < r["routed"]
+    assert 2.0 < r["mean_route_km"] < 6.0  # a 4 km city: trips across a good part of it
+    assert (tmp_path / "results.nc").exists()

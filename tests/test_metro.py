@@ -1,0 +1,204 @@
+"""The metro city (twin/city/metro.py), routing by origin groups in parallel, the daily demand, and the
+native engine's kernel profile: what the metropolitan-day benchmark rests on."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import make_trips
+from twin.city import grid_city, metro_city
+from twin.city.graph import car_connected_edges
+from twin.city.model import ROAD_CLASSES
+from twin.config.models import ScenarioConfig
+from twin.demand import DEFAULT_VTYPES, route_demand
+from twin.demand.profiles import profile_weights
+from twin.demand.routing import dijkstra, free_flow_cost, route_in_batches, route_trips
+from twin.demand.trips import trips_from_od
+from twin.engines.native import NativeEngine
+
+
+@pytest.fixture(scope="module")
+def metro():
+    return metro_city(20, 20)
+
+
+def _connections(city):
+    """(from lane, to lane) -> (direction, foe lanes, signal state per phase, speed)."""
+    out = {}
+    for k in range(city.n_connections):
+        foes = tuple(sorted(city.conn_foe_lanes[city.conn_foe_offsets[k]:city.conn_foe_offsets[k + 1]].tolist()))
+        sig = ()
+        if city.conn_tls[k] >= 0:
+            t = city.conn_tls[k]
+            sig = tuple(city.phase_state[city.tls_phase_offsets[t]:city.tls_phase_offsets[t + 1],
+                                         city.conn_link[k]].tolist())
+        out[(int(city.conn_from_lane[k]), int(city.conn_to_lane[k]))] = (int(city.conn_dir[k]), foes, sig,
+                                                                          float(city.conn_speed[k]))
+    return out
+
+
+@pytest.mark.parametrize("bx, by, every", [(6, 6, 3), (7, 5, 2), (9, 8, 4)])
+def test_metro_streets_follow_the_builders_rules(bx, by, every):
+    """Without ring and U-turns the array-built metro is the builder's grid: same edges, lanes, lane
+    geometry, connections, who yields to whom and signal states."""
+    g = grid_city(bx, by, arterial_every=every)
+    m = metro_city(bx, by, arterial_every=every, ring=False, u_turns=False)
+    assert g.edge_ids == m.edge_ids and g.edge_name == m.edge_name
+    for a in ("edge_from", "edge_to", "edge_priority", "edge_road_class", "edge_num_lanes", "lane_index",
+              "node_type", "node_tls", "tls_phase_offsets"):
+        assert np.array_equal(getattr(g, a), getattr(m, a)), a
+    for a in ("lane_length", "lane_speed", "lane_shape_xy", "node_x", "node_y", "phase_duration"):
+        assert np.allclose(getattr(g, a), getattr(m, a)), a
+    assert _connections(g) == _connections(m)
+
+
+def test_metro_ring_has_interchanges_and_carries_long_trips(metro):
+    c = metro
+    assert car_connected_edges(c).all()
+    ring = np.array([e.startswith("ring") for e in c.edge_ids])
+    on = np.array([e.startswith("on:") for e in c.edge_ids])
+    off = np.array([e.startswith("off:") for e in c.edge_ids])
+    # the ring (about a quarter in) crosses 3 arterials per side: per side and carriageway one ramp each way
+    assert on.sum() == off.sum() == 4 * 3 * 2
+    assert np.all(c.edge_road_class[ring | on | off] == ROAD_CLASSES.index("highway"))
+    assert c.n_tls == 21
+    # entering traffic yields to the ring's right lane, and only to it
+    ramp_lanes = c.edge_lane_start[on]
+    k = np.flatnonzero(np.isin(c.conn_from_lane, ramp_lanes))
+    assert k.size == on.sum()
+    for j in k:
+        foes = c.conn_foe_lanes[c.conn_foe_offsets[j]:c.conn_foe_offsets[j + 1]]
+        assert foes.size == 1 and c.lane_index[foes[0]] == 0 and ring[c.lane_edge[foes[0]]]
+    # corner to far corner goes by the ring
+    trips = make_trips(c, [("n0_1-n1_1", "n19_18-n20_18", 0.0)])
+    d = route_demand(c, trips)
+    assert ring[d.route(0)].sum() >= 5
+
+
+def test_metro_is_built_fast_and_valid_at_full_size():
+    import time
+
+    t0 = time.perf_counter()
+    c = metro_city(100, 100)
+    assert time.perf_counter() - t0 < 20.0  # about 1 s; generous for a loaded machine
+    assert c.n_edges > 40_000 and c.n_tls == 437 and c.n_zones == 2500
+
+
+def test_metro_city_from_yaml_and_a_ring_too_small_is_one_error():
+    cfg = ScenarioConfig.model_validate({"name": "m", "city": {"type": "metro", "blocks_x": 20, "blocks_y": 20},
+                                         "demand": {"type": "od", "trips": 10}})
+    from twin.city.from_config import build_city
+
+    assert build_city(cfg.city).name == "metro20x20"
+    with pytest.raises(Exception, match="at least 4 \\* arterial_every = 20 blocks"):
+        ScenarioConfig.model_validate({"name": "m", "city": {"type": "metro", "blocks_x": 12},
+                                       "demand": {"type": "od", "trips": 10}})
+
+
+def _random_trips(city, n, seed):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, city.n_edges, n).astype(np.int32), rng.integers(0, city.n_edges, n).astype(np.int32)
+
+
+def test_routes_are_shortest_paths_with_closed_edges(metro):
+    c = metro
+    offsets, targets = c.edge_successors
+    cost = free_flow_cost(c.lane_length, c.edge_lane_start, c.edge_speed)
+    cost[np.random.default_rng(3).integers(0, c.n_edges, 40)] = np.inf
+    o, d = _random_trips(c, 400, 1)
+    d[:3] = o[:3]
+    lens = np.zeros(o.size, dtype=np.int64)
+    r_off, r_edges, r_cost = route_trips(offsets, targets, cost, o, d, lens)
+    lens_b = np.zeros(o.size, dtype=np.int64)
+    b_off, b_edges, _ = route_in_batches(offsets, targets, cost, o, d, lens_b, batch_groups=5)
+    assert np.array_equal(r_off, b_off) and np.array_equal(r_edges, b_edges)
+    arcs = set(zip(np.repeat(np.arange(c.n_edges), np.diff(offsets)).tolist(), targets.tolist()))
+    dist, pred = np.empty(c.n_edges), np.empty(c.n_edges, dtype=np.int32)
+    n_none = 0
+    for i in range(o.size):
+        r = r_edges[r_off[i]:r_off[i + 1]]
+        if not np.isfinite(cost[o[i]]):
+            assert r.size == 0
+            continue
+        if o[i] == d[i]:
+            assert r.tolist() == [o[i]]
+            continue
+        dijkstra(offsets, targets, cost, o[i], dist, pred)
+        if not np.isfinite(dist[d[i]]):
+            assert r.size == 0 and not np.isfinite(r_cost[i])
+            n_none += 1
+            continue
+        assert r[0] == o[i] and r[-1] == d[i]
+        assert all((a, b) in arcs for a, b in zip(r[:-1].tolist(), r[1:].tolist()))
+        assert cost[r].sum() == pytest.approx(dist[d[i]], rel=1e-12) == pytest.approx(r_cost[i], rel=1e-12)
+    assert n_none < o.size // 2
+
+
+def test_routing_is_the_same_on_one_and_two_threads(metro):
+    import numba
+
+    c = metro
+    offsets, targets = c.edge_successors
+    cost = free_flow_cost(c.lane_length, c.edge_lane_start, c.edge_speed)
+    o, d = _random_trips(c, 3000, 2)
+    out = []
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            lens = np.zeros(o.size, dtype=np.int64)
+            out.append(route_trips(offsets, targets, cost, o, d, lens))
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(*out):
+        assert np.array_equal(a, b)
+
+
+def test_daily_profile_has_two_peaks():
+    w = profile_weights("daily")
+    hourly = w.reshape(24, 4).sum(axis=1)
+    assert w.sum() == pytest.approx(1.0)
+    assert 7 <= hourly[:12].argmax() <= 9 and 16 <= 12 + hourly[12:].argmax() <= 18
+    assert 0.08 < hourly.max() < 0.12  # the busiest hour: about a tenth of the day
+    assert hourly[2] < 0.1 * hourly.max() and hourly[12] < 0.6 * hourly.max()  # night low, midday between
+
+
+def test_return_trips_go_back_after_the_given_time(metro):
+    c = metro
+    od = np.zeros((c.n_zones, c.n_zones))
+    home, work = 0, c.n_zones - 1
+    od[home, work] = 1000.0
+    trips = trips_from_od(c, od, np.random.default_rng(0), begin=0.0, end=86_400.0, profile="daily",
+                          vtypes=[DEFAULT_VTYPES["car"]], vtype_shares=[1.0], return_after=13 * 3600.0)
+    zone_of = np.full(c.n_edges, -1)
+    for z in range(c.n_zones):
+        zone_of[c.zone_edge_list(z)] = z
+    later = trips.depart >= 13 * 3600.0
+    assert 0 < later.sum() < len(trips)
+    assert np.all(zone_of[trips.origin[~later]] == home) and np.all(zone_of[trips.destination[~later]] == work)
+    assert np.all(zone_of[trips.origin[later]] == work) and np.all(zone_of[trips.destination[later]] == home)
+
+
+def test_kernel_profile_times_the_step_and_changes_nothing(metro):
+    c = metro
+    o, d = _random_trips(c, 300, 4)
+    from twin.demand import Trips
+
+    trips = Trips(o, d, np.sort(np.random.default_rng(5).random(o.size) * 300.0), np.zeros(o.size, np.int32),
+                  (DEFAULT_VTYPES["car"],))
+    demand = route_demand(c, trips)
+    runs = []
+    for profile in (False, True):
+        eng = NativeEngine(profile=profile)
+        eng.start(c, demand, seed=1)
+        eng.advance(600.0)
+        runs.append(eng)
+    plain, timed = runs
+    assert plain.profile is None and "_one_step" not in vars(plain)  # off: the class's own code runs
+    for a in ("pos", "speed", "lane", "state", "t_arrive", "dist"):
+        assert np.array_equal(getattr(plain, a), getattr(timed, a), equal_nan=True), a
+    s, calls = timed.profile.seconds, timed.profile.calls
+    assert calls["kernels.move"] == 600 and s["kernels.move"] > 0
+    assert {"kernels.commit", "kernels.sort_vehicles", "kernels.update_signals"} <= set(s)
+    rows = timed.profile.table()
+    assert rows[0][1] == max(s.values()) and sum(r[3] for r in rows) == pytest.approx(1.0)

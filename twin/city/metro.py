@@ -1,0 +1,490 @@
+"""A synthetic metropolis: a large street grid with arterials, signals, priority junctions and a ring
+motorway with diamond interchanges, built directly as arrays.
+
+:func:`metro_city` builds ~100 × 100 blocks (40,000 edges) in about a second: every step is a numpy
+operation over all nodes, edges, lanes or connections at once (the :class:`~twin.city.builder.CityBuilder`
+that :func:`~twin.city.synthetic.grid_city` uses does Python work per edge and connection, which takes
+minutes at this size). Its junction rules are the builder's (lane connections, who yields to whom,
+two-phase signals), applied to arrays.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from twin.city.builder import ALL_CLASSES, DIR_LEFT, DIR_RIGHT, DIR_STRAIGHT, DIR_TURN
+from twin.city.model import BUILDING_USES, ROAD_CLASSES, CityModel, NodeType, Signal
+from twin.city.synthetic import KMH
+
+PRIO_LOCAL_NS, PRIO_LOCAL_EW, PRIO_RAMP, PRIO_ARTERIAL, PRIO_RING = 1, 2, 2, 3, 5
+
+
+def metro_city(
+    blocks_x: int = 100,
+    blocks_y: int = 100,
+    *,
+    block_size: float = 200.0,
+    arterial_every: int = 5,
+    arterial_lanes: int = 2,
+    local_lanes: int = 1,
+    arterial_speed: float = 50 * KMH,
+    local_speed: float = 30 * KMH,
+    ring: bool = True,
+    ring_lanes: int = 3,
+    ring_speed: float = 100 * KMH,
+    ramp_lanes: int = 2,
+    ramp_speed: float = 60 * KMH,
+    u_turns: bool = True,
+    lane_width: float = 3.2,
+    green: float = 27.0,
+    yellow: float = 3.0,
+    zone_blocks: int = 2,
+    residents_per_block: float = 600.0,
+    jobs_per_block: float = 400.0,
+    seed: int = 0,
+    name: str | None = None,
+) -> CityModel:
+    """A metropolis of ``blocks_x`` × ``blocks_y`` blocks.
+
+    - Streets: every ``arterial_every``-th street (and the outer boundary) is a two-way arterial with
+      ``arterial_lanes`` lanes per direction, the others local streets with ``local_lanes``.
+    - Junctions: arterial crossings have fixed-time two-phase signals (``green`` + ``yellow`` per
+      phase, left turns permitted and yielding to oncoming traffic); the others are priority junctions
+      (arterials over local streets, east-west local streets over north-south ones). With ``u_turns``
+      a vehicle may turn back at a priority junction (from its left lane, as SUMO's turnarounds); never
+      at a signal.
+    - Ring motorway (``ring``): a square ring about a quarter of the city in from its edge, two one-way
+      carriageways of ``ring_lanes`` lanes, grade-separated from the streets it passes over. At every
+      arterial it crosses it has a diamond interchange: per carriageway an off-ramp to the street node
+      just before the arterial and an on-ramp from it (``ramp_lanes``; entering traffic yields to the
+      ring's right lane).
+    - Zones of ``zone_blocks`` × ``zone_blocks`` blocks (trips start and end on their local streets):
+      residents rise towards the edge; jobs concentrate downtown and in four centres on the ring.
+    - Buildings: eight lots around each block's courtyard, taller downtown.
+
+    Parameters
+    ----------
+    block_size : float  [m]   distance between street centre lines
+    arterial_speed, local_speed, ring_speed, ramp_speed : float  [m/s]
+    lane_width : float  [m]
+    green, yellow : float  [s]
+    residents_per_block, jobs_per_block : float  mean residents and jobs of a block
+    """
+    if blocks_x < 1 or blocks_y < 1:
+        raise ValueError("metro_city needs at least one block in each direction")
+    if ring and arterial_every < 4:
+        raise ValueError("a metro city's ring needs arterial_every >= 4 (interchanges between two local streets)")
+    bx, by, bs, w = int(blocks_x), int(blocks_y), float(block_size), float(lane_width)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, bx, by, 21]))
+    name = name or f"metro{bx}x{by}"
+    art_x = (np.arange(bx + 1) % arterial_every == 0) | (np.arange(bx + 1) == bx)  # vertical streets
+    art_y = (np.arange(by + 1) % arterial_every == 0) | (np.arange(by + 1) == by)  # horizontal streets
+    half_w = lambda art: np.where(art, arterial_lanes, local_lanes) * w  # noqa: E731
+
+    # ------------------------------------------------------------------ grid nodes and streets
+    gi, gj = np.meshgrid(np.arange(bx + 1), np.arange(by + 1))  # node (i, j) has index j * (bx + 1) + i
+    gi, gj = gi.ravel(), gj.ravel()
+    n_grid = gi.size
+    node_x, node_y = gi * bs, gj * bs
+    node_radius = np.maximum(half_w(art_x[gi]), half_w(art_y[gj])) + 1.5  # junction area [m]
+    gid = lambda i, j: j * (bx + 1) + i  # noqa: E731
+
+    hi, hj = np.meshgrid(np.arange(bx), np.arange(by + 1))  # horizontal street pieces (i, j) -> (i + 1, j)
+    vi, vj = np.meshgrid(np.arange(bx + 1), np.arange(by), indexing="ij")  # vertical pieces (i, j) -> (i, j + 1)
+    hi, hj, vi, vj = hi.ravel(), hj.ravel(), vi.ravel(), vj.ravel()
+    h_a, h_b = gid(hi, hj), gid(hi + 1, hj)
+    v_a, v_b = gid(vi, vj), gid(vi, vj + 1)
+    # each piece both ways: (a -> b) then (b -> a), interleaved as grid_city adds them
+    src = np.concatenate([np.column_stack([h_a, h_b]).ravel(), np.column_stack([v_a, v_b]).ravel()])
+    dst = np.concatenate([np.column_stack([h_b, h_a]).ravel(), np.column_stack([v_b, v_a]).ravel()])
+    horiz = np.r_[np.ones(2 * hi.size, bool), np.zeros(2 * vi.size, bool)]
+    line = np.r_[np.repeat(hj, 2), np.repeat(vi, 2)]  # the street's row (horizontal) or column (vertical)
+    art = np.where(horiz, art_y[np.minimum(line, by)], art_x[np.minimum(line, bx)])
+    n_street = src.size
+    lanes = np.where(art, arterial_lanes, local_lanes)
+    speed = np.where(art, arterial_speed, local_speed)
+    prio = np.where(art, PRIO_ARTERIAL, np.where(horiz, PRIO_LOCAL_EW, PRIO_LOCAL_NS))
+    rclass = np.where(art, ROAD_CLASSES.index("arterial"), ROAD_CLASSES.index("local"))
+    edge_ids = [f"n{gi[a]}_{gj[a]}-n{gi[b]}_{gj[b]}" for a, b in zip(src.tolist(), dst.tolist())]
+    edge_names = [f"{'Avenue' if a else 'Street'} {'E' if h else 'N'}{k}"
+                  for a, h, k in zip(art.tolist(), horiz.tolist(), line.tolist())]
+    trim_a, trim_b = node_radius[src], node_radius[dst]
+
+    # ------------------------------------------------------------------ the ring and its interchanges
+    ring_edges = {}
+    if ring:
+        ring_nodes, ring_edges, ramps = _ring_layout(bx, by, arterial_every, ring_lanes, w)
+        rx = ring_nodes["x"] * bs + ring_nodes["nx"] * ring_nodes["shift_m"]
+        ry = ring_nodes["y"] * bs + ring_nodes["ny"] * ring_nodes["shift_m"]
+        n_ring_nodes = rx.size
+        node_x, node_y = np.r_[node_x, rx], np.r_[node_y, ry]
+        node_names = [f"ring{d}_{k}" for d, k in zip(ring_nodes["dir"].tolist(), ring_nodes["k"].tolist())]
+        node_radius = np.r_[node_radius, np.full(n_ring_nodes, 0.0)]
+        r_src, r_dst = ring_edges["src"] + n_grid, ring_edges["dst"] + n_grid
+        # ramps: grid node <-> ring node
+        p_src = np.where(ramps["on"], ramps["grid"], ramps["ring"] + n_grid)
+        p_dst = np.where(ramps["on"], ramps["ring"] + n_grid, ramps["grid"])
+        first_ring = n_street
+        first_ramp = n_street + r_src.size
+        src = np.r_[src, r_src, p_src]
+        dst = np.r_[dst, r_dst, p_dst]
+        lanes = np.r_[lanes, np.full(r_src.size, ring_lanes), np.full(p_src.size, ramp_lanes)]
+        speed = np.r_[speed, np.full(r_src.size, ring_speed), np.full(p_src.size, ramp_speed)]
+        prio = np.r_[prio, np.full(r_src.size, PRIO_RING), np.full(p_src.size, PRIO_RAMP)]
+        hw = ROAD_CLASSES.index("highway")
+        rclass = np.r_[rclass, np.full(r_src.size + p_src.size, hw)]
+        all_names = [f"n{i}_{j}" for i, j in zip(gi.tolist(), gj.tolist())] + node_names
+        edge_ids += [f"{all_names[a]}-{all_names[b]}" for a, b in zip(r_src.tolist(), r_dst.tolist())]
+        edge_ids += [f"{'on' if on else 'off'}:{all_names[a]}-{all_names[b]}"
+                     for on, a, b in zip(ramps["on"].tolist(), p_src.tolist(), p_dst.tolist())]
+        edge_names += ["Ring"] * r_src.size + [f"Ring {'on' if on else 'off'}-ramp" for on in ramps["on"].tolist()]
+        trim_a = np.r_[trim_a, np.full(r_src.size, 0.0), np.where(ramps["on"], node_radius[p_src], 0.0)]
+        trim_b = np.r_[trim_b, np.full(r_src.size, 0.0), np.where(ramps["on"], 0.0, node_radius[p_dst])]
+    else:
+        all_names = [f"n{i}_{j}" for i, j in zip(gi.tolist(), gj.tolist())]
+        first_ring = first_ramp = n_street
+    n_nodes, n_edges = node_x.size, src.size
+    is_grid_node = np.arange(n_nodes) < n_grid
+
+    # edge centre lines (straight), trimmed at both ends by the junction areas
+    x0, y0, x1, y1 = node_x[src], node_y[src], node_x[dst], node_y[dst]
+    length = np.hypot(x1 - x0, y1 - y0)
+    ux, uy = (x1 - x0) / length, (y1 - y0) / length
+    ta = np.minimum(trim_a, np.maximum(length / 2 - 0.5, 0.0))
+    tb = np.minimum(trim_b, np.maximum(length - ta - 1.0, 0.0))
+    sx0, sy0, sx1, sy1 = x0 + ux * ta, y0 + uy * ta, x1 - ux * tb, y1 - uy * tb
+    heading = np.arctan2(uy, ux)
+
+    # lanes: lane k of an edge lies (n - k - 0.5) lane widths right of its centre line (lane 0 rightmost)
+    edge_lane_start = np.zeros(n_edges, dtype=np.int64)
+    np.cumsum(lanes[:-1], out=edge_lane_start[1:])
+    n_lanes = int(lanes.sum())
+    lane_edge = np.repeat(np.arange(n_edges), lanes)
+    lane_index = np.arange(n_lanes) - edge_lane_start[lane_edge]
+    off = (lanes[lane_edge] - lane_index - 0.5) * w
+    nx, ny = uy[lane_edge], -ux[lane_edge]  # right-hand normal
+    lane_xy = np.empty((2 * n_lanes, 2))
+    lane_xy[0::2, 0], lane_xy[0::2, 1] = sx0[lane_edge] + nx * off, sy0[lane_edge] + ny * off
+    lane_xy[1::2, 0], lane_xy[1::2, 1] = sx1[lane_edge] + nx * off, sy1[lane_edge] + ny * off
+    lane_length = np.maximum(np.hypot(sx1 - sx0, sy1 - sy0)[lane_edge], 0.1)
+    lane_speed = speed[lane_edge].astype(np.float64)
+
+    # ------------------------------------------------------------------ signals: arterial crossings
+    degree = np.bincount(src, minlength=n_nodes)
+    signal = is_grid_node.copy()
+    signal[:n_grid] = art_x[gi] & art_y[gj] & (degree[:n_grid] >= 3)
+    tls_node = np.flatnonzero(signal)
+    node_tls = np.full(n_nodes, -1, dtype=np.int32)
+    node_tls[tls_node] = np.arange(tls_node.size)
+
+    # ------------------------------------------------------------------ connections
+    # grid nodes: every incoming edge to every outgoing one but its reverse, lanes as CityBuilder.auto_connections
+    out_order = np.argsort(src, kind="stable")
+    out_off = np.zeros(n_nodes + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n_nodes), out=out_off[1:])
+    grid_in = np.flatnonzero(is_grid_node[dst])
+    n_out = out_off[dst[grid_in] + 1] - out_off[dst[grid_in]]
+    m_in = np.repeat(grid_in, n_out)
+    m_out = out_order[_ranges(out_off[dst[grid_in]], n_out)]
+    keep = (dst[m_out] != src[m_in]) | (u_turns & ~signal[dst[m_in]])  # U-turns (a grid has no dead ends)
+    m_in, m_out = m_in[keep], m_out[keep]
+    turn = np.degrees(np.angle(np.exp(1j * (heading[m_out] - heading[m_in]))))
+    m_dir = np.where(np.abs(turn) > 150.0, DIR_TURN, np.where(turn > 40.0, DIR_LEFT,
+                     np.where(turn < -40.0, DIR_RIGHT, DIR_STRAIGHT)))
+    nin, nout = lanes[m_in], lanes[m_out]
+    straight = m_dir == DIR_STRAIGHT
+    cnt = np.where(straight, nin + np.maximum(nout - nin, 0), 1)
+    c_move = np.repeat(np.arange(m_in.size), cnt)
+    k = np.arange(c_move.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    ci, co, cd = nin[c_move], nout[c_move], m_dir[c_move]
+    c_from_k = np.where(cd == DIR_STRAIGHT, np.minimum(k, ci - 1), np.where(cd == DIR_RIGHT, 0, ci - 1))
+    c_to_k = np.where(cd == DIR_STRAIGHT, np.where(k < ci, np.minimum(k, co - 1), k),
+                      np.where(cd == DIR_RIGHT, 0, co - 1))
+    c_from_e, c_to_e = m_in[c_move], m_out[c_move]
+
+    # who yields at grid nodes (CityBuilder._auto_foes): on priority junctions to incoming roads of higher
+    # priority; left turns also to oncoming traffic of at least their priority (alone at signals)
+    in_order = np.argsort(dst, kind="stable")
+    in_off = np.zeros(n_nodes + 1, dtype=np.int64)
+    np.cumsum(np.bincount(dst, minlength=n_nodes), out=in_off[1:])
+    n_in = in_off[dst[grid_in] + 1] - in_off[dst[grid_in]]
+    p_e = np.repeat(grid_in, n_in)
+    p_o = in_order[_ranges(in_off[dst[grid_in]], n_in)]
+    p_ok = p_o != p_e
+    p_e, p_o = p_e[p_ok], p_o[p_ok]
+    higher = ~signal[dst[p_e]] & (prio[p_o] > prio[p_e])
+    oncoming = (np.abs(np.cos(heading[p_o] - heading[p_e]) + 1.0) < 0.15) & (prio[p_o] >= prio[p_e])
+    pair_off = np.zeros(n_edges + 1, dtype=np.int64)
+    np.cumsum(np.bincount(p_e, minlength=n_edges), out=pair_off[1:])  # p_e is sorted (grid_in is)
+    c_npairs = pair_off[c_from_e + 1] - pair_off[c_from_e]
+    f_conn = np.repeat(np.arange(c_from_e.size), c_npairs)
+    f_pair = _ranges(pair_off[c_from_e], c_npairs)
+    f_ok = higher[f_pair] | ((cd[f_conn] == DIR_LEFT) & oncoming[f_pair])
+    f_conn, f_edge = f_conn[f_ok], p_o[f_pair[f_ok]]
+    g_foe_conn = np.repeat(f_conn, lanes[f_edge])
+    g_foe_lane = edge_lane_start[np.repeat(f_edge, lanes[f_edge])] + _ranges(np.zeros(f_edge.size, np.int64),
+                                                                            lanes[f_edge])
+
+    conn_from = [edge_lane_start[c_from_e] + c_from_k]
+    conn_to = [edge_lane_start[c_to_e] + c_to_k]
+    conn_dir = [cd]
+    foe_conn, foe_lane = [g_foe_conn], [g_foe_lane]
+    if ring:
+        r_from, r_to, r_dir, r_foe_conn, r_foe_lane = _ring_connections(ring_edges, ramps, first_ring, first_ramp,
+                                                                        edge_lane_start, ring_lanes)
+        foe_conn.append(r_foe_conn + c_from_e.size)
+        foe_lane.append(r_foe_lane)
+        conn_from.append(r_from)
+        conn_to.append(r_to)
+        conn_dir.append(r_dir)
+    conn_from, conn_to, conn_dir = np.concatenate(conn_from), np.concatenate(conn_to), np.concatenate(conn_dir)
+    foe_conn, foe_lane = np.concatenate(foe_conn), np.concatenate(foe_lane)
+    order = np.lexsort((conn_to, conn_from))  # by from lane, then to lane
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    conn_from, conn_to, conn_dir = conn_from[order], conn_to[order], conn_dir[order]
+    f_order = np.lexsort((foe_lane, rank[foe_conn]))
+    foe_conn, foe_lane = rank[foe_conn][f_order], foe_lane[f_order]
+    n_conn = conn_from.size
+    foe_off = np.zeros(n_conn + 1, dtype=np.int64)
+    np.cumsum(np.bincount(foe_conn, minlength=n_conn), out=foe_off[1:])
+    conn_node = dst[lane_edge[conn_from]]
+    lane_conn_offsets = np.searchsorted(conn_from, np.arange(n_lanes + 1), side="left")
+
+    # signal programs: links numbered by connection order at the node; NS green, yellow, EW green, yellow
+    conn_tls = node_tls[conn_node]
+    ctl = np.flatnonzero(conn_tls >= 0)
+    link_count = np.bincount(conn_tls[ctl], minlength=tls_node.size)
+    first_link = np.zeros(tls_node.size + 1, dtype=np.int64)
+    np.cumsum(link_count, out=first_link[1:])
+    conn_link = np.full(n_conn, -1, dtype=np.int64)
+    by_tls = ctl[np.argsort(conn_tls[ctl], kind="stable")]
+    conn_link[by_tls] = np.arange(by_tls.size) - first_link[conn_tls[by_tls]]
+    is_ns = np.abs(np.sin(heading[lane_edge[conn_from]])) > 0.7
+    n_tls = tls_node.size
+    width = int(link_count.max(initial=1))
+    phase_state = np.full((4 * n_tls, max(width, 1)), int(Signal.RED), dtype=np.int8)
+    green_code = np.where(conn_dir == DIR_LEFT, int(Signal.GREEN_MINOR), int(Signal.GREEN))
+    for p, (ns_phase, yel) in enumerate([(True, False), (True, True), (False, False), (False, True)]):
+        active = by_tls[is_ns[by_tls] == ns_phase]
+        phase_state[4 * conn_tls[active] + p, conn_link[active]] = (int(Signal.YELLOW) if yel else green_code[active])
+    phase_duration = np.tile([green, yellow, green, yellow], n_tls).astype(np.float64)
+
+    node_type = np.full(n_nodes, int(NodeType.PRIORITY), dtype=np.int8)
+    node_type[tls_node] = int(NodeType.TRAFFIC_LIGHT)
+
+    # ------------------------------------------------------------------ zones
+    zx_n, zy_n = -(-bx // zone_blocks), -(-by // zone_blocks)
+    zsize = zone_blocks * bs
+    mid_x, mid_y = (sx0 + sx1) / 2, (sy0 + sy1) / 2
+    street = np.arange(n_edges) < n_street
+    ez = (np.minimum((mid_y // zsize).astype(np.int64), zy_n - 1) * zx_n
+          + np.minimum((mid_x // zsize).astype(np.int64), zx_n - 1))
+    n_zones = zx_n * zy_n
+    local = street & (rclass == ROAD_CLASSES.index("local"))
+    has_local = np.bincount(ez[local], minlength=n_zones) > 0
+    zone_edge_ok = local | (street & ~has_local[ez])
+    z_edges = np.flatnonzero(zone_edge_ok)
+    z_edges = z_edges[np.argsort(ez[z_edges], kind="stable")]
+    zone_edge_offsets = np.zeros(n_zones + 1, dtype=np.int64)
+    np.cumsum(np.bincount(ez[z_edges], minlength=n_zones), out=zone_edge_offsets[1:])
+    zi_, zj_ = np.arange(n_zones) % zx_n, np.arange(n_zones) // zx_n
+    zx0, zy0 = zi_ * zsize, zj_ * zsize
+    zx1, zy1 = np.minimum(zx0 + zsize, bx * bs), np.minimum(zy0 + zsize, by * bs)
+    zone_x, zone_y = (zx0 + zx1) / 2, (zy0 + zy1) / 2
+    zone_blocks_n = (zx1 - zx0) * (zy1 - zy0) / bs ** 2
+    cx, cy = bx * bs / 2, by * bs / 2
+    half_diag = math.hypot(cx, cy) or 1.0
+    r = np.hypot(zone_x - cx, zone_y - cy) / half_diag
+    centres = _job_centres(bx, by, arterial_every, ring) * bs
+    sub = sum(np.exp(-((zone_x - px) ** 2 + (zone_y - py) ** 2) / (0.06 * half_diag) ** 2) for px, py in centres)
+    population = residents_per_block * zone_blocks_n * (0.4 + 1.2 * r)
+    jobs = jobs_per_block * zone_blocks_n * (0.25 + 2.5 * np.exp(-(r / 0.25) ** 2) + 1.5 * sub)
+    zone_ids = tuple(f"z{i}_{j}" for i, j in zip(zi_.tolist(), zj_.tolist()))
+
+    # ------------------------------------------------------------------ buildings: 8 lots per block
+    bi, bj = np.meshgrid(np.arange(bx), np.arange(by))
+    bi, bj = bi.ravel(), bj.ravel()
+    bx0 = bi * bs + half_w(art_x[bi]) + 4.0
+    bx1 = (bi + 1) * bs - half_w(art_x[bi + 1]) - 4.0
+    by0 = bj * bs + half_w(art_y[bj]) + 4.0
+    by1 = (bj + 1) * bs - half_w(art_y[bj + 1]) - 4.0
+    ok = (bx1 - bx0 >= 12) & (by1 - by0 >= 12)
+    bi, bj, bx0, bx1, by0, by1 = bi[ok], bj[ok], bx0[ok], bx1[ok], by0[ok], by1[ok]
+    li, lj = np.array([0, 1, 2, 0, 2, 0, 1, 2]), np.array([0, 0, 0, 1, 1, 2, 2, 2])  # 3 x 3 lots, no courtyard
+    blk = np.repeat(np.arange(bi.size), li.size)
+    lw, lh = ((bx1 - bx0) / 3)[blk], ((by1 - by0) / 3)[blk]
+    fx0 = bx0[blk] + np.tile(li, bi.size) * lw + 2.0
+    fy0 = by0[blk] + np.tile(lj, bi.size) * lh + 2.0
+    fx1, fy1 = fx0 + lw - 4.0, fy0 + lh - 4.0
+    n_b = fx0.size
+    bldg_xy = np.stack([np.column_stack([fx0, fy0]), np.column_stack([fx1, fy0]), np.column_stack([fx1, fy1]),
+                        np.column_stack([fx0, fy1])], axis=1).reshape(-1, 2)
+    br = np.hypot((bx0 + bx1)[blk] / 2 - cx, (by0 + by1)[blk] / 2 - cy) / half_diag
+    downtown = np.exp(-(br / 0.3) ** 2)
+    levels = 1 + (rng.lognormal(mean=np.log(2.0 + 16.0 * downtown), sigma=0.35)).astype(np.int64)
+    u = rng.random(n_b)
+    use_names = np.where(downtown > 0.5, np.where(u < 0.55, "office", np.where(u < 0.9, "commercial", "residential")),
+                         np.where((br > 0.85) & (u < 0.3), "industrial",
+                                  np.where(u < 0.8, "residential", np.where(u < 0.95, "commercial", "public"))))
+    use_code = np.zeros(n_b, dtype=np.int8)
+    for code, use in enumerate(BUILDING_USES):
+        use_code[use_names == use] = code
+    bz = (np.minimum((bj[blk] // zone_blocks), zy_n - 1) * zx_n + np.minimum(bi[blk] // zone_blocks, zx_n - 1))
+
+    i32 = lambda v: np.ascontiguousarray(v, dtype=np.int32)  # noqa: E731
+    f64 = lambda v: np.ascontiguousarray(v, dtype=np.float64)  # noqa: E731
+    return CityModel(
+        name=name,
+        node_ids=tuple(all_names), node_x=f64(node_x), node_y=f64(node_y), node_type=node_type, node_tls=node_tls,
+        edge_ids=tuple(edge_ids), edge_from=i32(src), edge_to=i32(dst), edge_priority=i32(prio),
+        edge_road_class=np.asarray(rclass, dtype=np.int8), edge_lane_start=i32(edge_lane_start),
+        edge_num_lanes=i32(lanes), edge_name=tuple(edge_names),
+        lane_edge=i32(lane_edge), lane_index=i32(lane_index), lane_length=f64(lane_length),
+        lane_speed=lane_speed, lane_width=np.full(n_lanes, w), lane_allow=np.full(n_lanes, ALL_CLASSES, dtype=np.uint32),
+        lane_shape_offsets=i32(np.arange(0, 2 * n_lanes + 1, 2)), lane_shape_xy=lane_xy,
+        conn_from_lane=i32(conn_from), conn_to_lane=i32(conn_to), conn_node=i32(conn_node), conn_tls=i32(conn_tls),
+        conn_link=i32(conn_link), conn_dir=np.asarray(conn_dir, dtype=np.int8),
+        conn_foe_offsets=i32(foe_off), conn_foe_lanes=i32(foe_lane), lane_conn_offsets=i32(lane_conn_offsets),
+        conn_length=np.zeros(n_conn), conn_speed=f64(lane_speed[conn_to]),
+        tls_ids=tuple(all_names[k] for k in tls_node.tolist()), tls_offset=np.zeros(n_tls),
+        tls_num_links=i32(link_count), tls_phase_offsets=i32(np.arange(0, 4 * n_tls + 1, 4)),
+        phase_duration=phase_duration, phase_state=phase_state,
+        zone_ids=zone_ids, zone_x=f64(zone_x), zone_y=f64(zone_y), zone_population=f64(np.round(population)),
+        zone_jobs=f64(np.round(jobs)), zone_edge_offsets=i32(zone_edge_offsets), zone_edges=i32(z_edges),
+        bldg_offsets=i32(np.arange(0, 4 * n_b + 1, 4)), bldg_xy=bldg_xy,
+        bldg_height=f64(3.2 * levels + 1.0), bldg_use=use_code, bldg_zone=i32(bz),
+        attrs={"generator": "metro_city", "seed": seed, "blocks": [bx, by], "block_size_m": bs, "ring": bool(ring)},
+    )
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])`` without the loop."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    first = np.cumsum(counts) - counts
+    return np.repeat(np.asarray(starts, dtype=np.int64) - first, counts) + np.arange(total)
+
+
+def _ring_sides(bx: int, by: int, every: int) -> tuple[int, int, int, int]:
+    """Grid columns i0 < i1 and rows j0 < j1 the ring runs between (at i + 0.5): about a quarter in from the
+    edge, between two local streets (``i % every == every // 2``) so that its interchanges meet local ones."""
+    def pick(n: int) -> tuple[int, int]:
+        a = max((k for k in range(round(n / 4) + 1) if k % every == every // 2), default=-1)
+        b = min((k for k in range(max(n - 1 - a, 0), n) if k % every == every // 2), default=-1)
+        return a, b
+
+    i0, i1 = pick(bx)
+    j0, j1 = pick(by)
+    if min(i0, i1, j0, j1) < 0 or i1 - i0 < 2 * every or j1 - j0 < 2 * every:
+        raise ValueError(f"a {bx} x {by} metro city is too small for a ring with arterials every {every} blocks "
+                         f"(it needs at least {4 * every} blocks each way, or ring: false)")
+    return i0, i1, j0, j1
+
+
+def _ring_layout(bx: int, by: int, every: int, ring_lanes: int, lane_width: float):
+    """Ring nodes (block units), ring edges and ramps.
+
+    The ring's centre line is a square through block centres; the counter-clockwise carriageway lies
+    outside it, the clockwise one inside. Along each side, the nodes are the corners and, at every
+    arterial the side crosses at c, A = c - ½u and B = c + ½u (u: the counter-clockwise direction).
+    With o the side's outward normal, the counter-clockwise carriageway leaves at A for the street node
+    c + ½o and enters at B from it; the clockwise one leaves at B for c - ½o and enters at A from it.
+    """
+    i0, i1, j0, j1 = _ring_sides(bx, by, every)
+    xl, xh, yl, yh = i0 + 0.5, i1 + 0.5, j0 + 0.5, j1 + 0.5
+    cols = [i for i in range(1, bx) if i % every == 0 and xl + 1 < i < xh - 1]
+    rows = [j for j in range(1, by) if j % every == 0 and yl + 1 < j < yh - 1]
+    # counter-clockwise centre-line points: (x, y, outward normal, crossing index or -1, role 0 corner / 1 A / 2 B)
+    pts = []
+    sides = [((xl, yl), (1, 0), (0, -1), cols, lambda c: (c, yl)),
+             ((xh, yl), (0, 1), (1, 0), rows, lambda c: (xh, c)),
+             ((xh, yh), (-1, 0), (0, 1), cols[::-1], lambda c: (c, yh)),
+             ((xl, yh), (0, -1), (-1, 0), rows[::-1], lambda c: (xl, c))]
+    crossings = []
+    for corner, u, o, cross, at in sides:
+        pts.append((*corner, o[0] + _prev_normal(sides, corner)[0], o[1] + _prev_normal(sides, corner)[1], -1, 0))
+        for c in cross:
+            cx, cy = at(c)
+            k = len(crossings)
+            crossings.append((cx, cy, u, o))
+            pts.append((cx - u[0] / 2, cy - u[1] / 2, *o, k, 1))
+            pts.append((cx + u[0] / 2, cy + u[1] / 2, *o, k, 2))
+    p = np.array(pts, dtype=np.float64)
+    n = p.shape[0]
+    nrm = p[:, 2:4] / np.hypot(p[:, 2], p[:, 3])[:, None]
+    ccw = np.arange(n)  # node ids 0..n-1: counter-clockwise carriageway (outside)
+    cw = np.arange(n) + n  # n..2n-1: clockwise carriageway (inside)
+    nodes = {"x": np.r_[p[:, 0], p[:, 0]], "y": np.r_[p[:, 1], p[:, 1]],
+             "nx": np.r_[nrm[:, 0], -nrm[:, 0]], "ny": np.r_[nrm[:, 1], -nrm[:, 1]],
+             "dir": np.r_[np.full(n, "ccw"), np.full(n, "cw")], "k": np.r_[np.arange(n), np.arange(n)],
+             "shift_m": ring_lanes * lane_width / 2 + 1.0}  # carriageway centre lines off the ring's [m]
+    edges = {"src": np.r_[ccw, np.roll(cw, -1)], "dst": np.r_[np.roll(ccw, -1), cw]}  # cw runs n+k+1 -> n+k
+    cr = p[:, 4].astype(np.int64)
+    role = p[:, 5].astype(np.int64)
+    a_pts, b_pts = np.flatnonzero(role == 1), np.flatnonzero(role == 2)  # by crossing, in order
+    cxy = np.array([(c[0], c[1]) for c in crossings]).reshape(-1, 2)
+    co = np.array([c[3] for c in crossings], dtype=np.float64).reshape(-1, 2)
+    g_out = np.rint(cxy + co / 2).astype(np.int64)  # street node outside the ring
+    g_in = np.rint(cxy - co / 2).astype(np.int64)  # and inside
+    gid = lambda g: g[:, 1] * (bx + 1) + g[:, 0]  # noqa: E731
+    assert np.all(cr[a_pts] == np.arange(len(crossings))) and np.all(cr[b_pts] == np.arange(len(crossings)))
+    ramps = {  # ring node, grid node, on (grid -> ring) or off (ring -> grid), and the carriageway's edge it meets
+        "ring": np.r_[a_pts, b_pts, b_pts + n, a_pts + n],
+        "grid": np.r_[gid(g_out), gid(g_out), gid(g_in), gid(g_in)],
+        "on": np.r_[np.zeros(a_pts.size, bool), np.ones(b_pts.size, bool), np.zeros(b_pts.size, bool),
+                    np.ones(a_pts.size, bool)],
+    }
+    return nodes, edges, ramps
+
+
+def _prev_normal(sides, corner) -> tuple[int, int]:
+    """Outward normal of the side that ends at ``corner`` (the corner's normal is the sum of both)."""
+    k = [s[0] for s in sides].index(corner)
+    return sides[k - 1][2]
+
+
+def _ring_connections(ring_edges: dict, ramps: dict, first_ring: int, first_ramp: int,
+                      edge_lane_start: np.ndarray, ring_lanes: int):
+    """Lane connections at ring nodes: through (lane i to lane i), off-ramps from the right lane, on-ramps
+    into the right lane yielding to the ring's right lane. Returns (from lane, to lane, direction, foe
+    connection, foe lane)."""
+    r_src, r_dst = ring_edges["src"], ring_edges["dst"]
+    n_r = r_src.size
+    into = np.full(int(max(r_src.max(), r_dst.max())) + 1, -1, dtype=np.int64)  # ring node -> ring edge into it
+    out = into.copy()
+    into[r_dst] = np.arange(n_r) + first_ring
+    out[r_src] = np.arange(n_r) + first_ring
+    k = np.arange(ring_lanes)
+    thr_in = np.repeat(into[r_dst], ring_lanes)  # through: every ring node, every lane
+    thr_out = np.repeat(out[r_dst], ring_lanes)
+    f = [edge_lane_start[thr_in] + np.tile(k, n_r)]
+    t = [edge_lane_start[thr_out] + np.tile(k, n_r)]
+    d = [np.full(thr_in.size, DIR_STRAIGHT)]
+    ramp_edge = np.arange(ramps["ring"].size) + first_ramp
+    off = ~ramps["on"]
+    f.append(edge_lane_start[into[ramps["ring"][off]]])
+    t.append(edge_lane_start[ramp_edge[off]])
+    d.append(np.full(int(off.sum()), DIR_RIGHT))
+    on = ramps["on"]
+    n_before = sum(x.size for x in f)
+    f.append(edge_lane_start[ramp_edge[on]])
+    t.append(edge_lane_start[out[ramps["ring"][on]]])
+    d.append(np.full(int(on.sum()), DIR_STRAIGHT))
+    foe_conn = n_before + np.arange(int(on.sum()))
+    foe_lane = edge_lane_start[into[ramps["ring"][on]]]  # the ring's right lane into the merge
+    return np.concatenate(f), np.concatenate(t), np.concatenate(d), foe_conn, foe_lane
+
+
+def _job_centres(bx: int, by: int, every: int, ring: bool) -> np.ndarray:
+    """(x, y) in blocks of the four secondary job centres: on the ring, halfway along each side (or at a
+    quarter in from the edge without a ring)."""
+    if ring:
+        i0, i1, j0, j1 = _ring_sides(bx, by, every)
+        xl, xh, yl, yh = i0 + 0.5, i1 + 0.5, j0 + 0.5, j1 + 0.5
+    else:
+        xl, xh, yl, yh = bx / 4, 3 * bx / 4, by / 4, 3 * by / 4
+    return np.array([((xl + xh) / 2, yl), (xh, (yl + yh) / 2), ((xl + xh) / 2, yh), (xl, (yl + yh) / 2)])

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import simpy
 
 from twin.core import LateTimeout, RngStreams, every
@@ -55,3 +56,45 @@ def test_rng_streams_are_independent_of_order():
     x2 = a.generator("demand").random(3)
     np.testing.assert_array_equal(x1, x2)
     assert not np.array_equal(x1, RngStreams(6).generator("demand").random(3))
+
+
+class _StepByStep(Simulation):
+    """The clock as it was: one simpy event per engine step (the reference for the chunked clock)."""
+
+    def _engine_process(self):
+        dt = self.engine.step_length
+        for k in range(int(round(self.engine.time / dt)) + 1, int(round(self.duration / dt)) + 1):
+            yield self.env.timeout(dt)
+            self.engine.advance(k * dt)
+
+
+@pytest.mark.parametrize("dt", [0.5, 0.1])
+def test_chunked_clock_keeps_the_step_by_step_order(corridor, dt):
+    """Readers and processes see the engine at the same times, in the same order, as with one event per
+    step (with 0.1 s steps the clock's times are sums that are not multiples of the step), in fewer
+    advances."""
+    demand = route_demand(corridor, make_trips(corridor, [("e0", "e2", 0.0), ("e0", "e2", 2.0)]))
+
+    def run(cls):
+        eng = NativeEngine(step_length=dt)
+        eng.start(corridor, demand, seed=1)
+        calls = []
+        advance = eng.advance
+        eng.advance = lambda until: (calls.append(until), advance(until))
+        sim = cls(eng, 30.0)
+        seen = []
+
+        def policy():
+            for wait in (3.0, 0.05, 4.25, 0.1):  # on a step, between steps, on a step, on the next step
+                yield sim.env.timeout(wait)
+                seen.append(("policy", sim.env.now, eng.time, float(eng.pos.sum())))
+
+        sim.add_process(policy())
+        sim.add_reader(5.3, lambda t: seen.append(("reader", t, eng.time, float(eng.pos.sum()))))
+        sim.run()
+        return seen, calls, eng.time
+
+    chunked, calls, end = run(Simulation)
+    reference, ref_calls, ref_end = run(_StepByStep)
+    assert chunked == reference and end == ref_end == 30.0
+    assert len(ref_calls) == round(30.0 / dt) and len(calls) < len(ref_calls) // 2

@@ -46,6 +46,26 @@ def parallel_kernel(func):
     return par
 
 
+def stamp_sources(func, files) -> None:
+    """Make the cached machine code of kernel ``func`` stale when any of ``files`` changes.
+
+    numba's cache checks only the source file of the function it compiled, while a kernel's machine code
+    includes the kernels it calls (numba-to-numba): after a change to a callee in another module, the cache
+    would load the caller with the old callee. Its stamp becomes a hash of ``files`` (the callees' modules).
+    Without the JIT, or a numba whose cache is laid out otherwise, nothing changes.
+    """
+    cache_file = getattr(getattr(func, "_cache", None), "_cache_file", None)
+    if cache_file is None or not hasattr(cache_file, "_source_stamp"):
+        return
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(str(f) for f in files):
+        with open(f, "rb") as fh:
+            h.update(f.encode() + b"\0" + fh.read())
+    cache_file._source_stamp = ("sources", h.hexdigest())
+
+
 def bind(func, args):
     """The machine code of kernel ``func`` for the types of ``args`` (compiled, or loaded from the cache).
 

@@ -1,6 +1,7 @@
 """The orchestrator: an engine and its readers on one simpy clock."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -10,13 +11,27 @@ from twin.core.clock import every
 from twin.core.interrupt import check as check_interrupt
 from twin.engines.base import Engine
 
+CHECK_EVERY = 256  # steps of one chunk between two checks for a signal
+
+
+def _timeout_at(env: simpy.Environment, t: float) -> simpy.Timeout:
+    """A timeout firing at exactly time ``t`` (>= now): the delay is nudged by ulps where ``now + delay``
+    would round to a neighbour of ``t``."""
+    delay = t - env.now
+    while env.now + delay < t:
+        delay = math.nextafter(delay, math.inf)
+    while delay > 0 and env.now + delay > t:
+        delay = math.nextafter(delay, 0.0)
+    return env.timeout(delay)
+
 
 class Simulation:
     """Run an engine on a simpy Environment until time ``duration`` [s].
 
     The clock starts where the engine is (0 for a fresh start, the checkpoint's
-    time for a restored one). The engine advances as a process, one step per clock tick of
-    ``engine.step_length``. Other components join with :meth:`add_reader`
+    time for a restored one). The engine advances as a process in steps of ``engine.step_length``,
+    in one call up to the next event of any other process (see :meth:`_engine_process`).
+    Other components join with :meth:`add_reader`
     (periodic, reads state after the engine at the same instant) or
     :meth:`add_process` (any simpy generator: events, policies, agents).
     """
@@ -34,11 +49,34 @@ class Simulation:
         self.env.process(self._engine_process())
 
     def _engine_process(self) -> Generator[Any, Any, None]:
-        dt = self.engine.step_length
+        """Advance the engine, in one call, up to the next event of any other process.
+
+        Observably the same as one clock event per step: the steps between now and the next other event
+        run back to back (nothing could see them apart), and the step that reaches that event's time is
+        again a clock event, scheduled after the events already due then, as it was step by step. The
+        clock's times are the step-by-step sums (``t + dt + dt ...``), so readers meet the engine at the
+        same instants as before.
+        """
+        env, dt = self.env, self.engine.step_length
         n_steps = int(round(self.duration / dt))
-        for k in range(int(round(self.engine.time / dt)) + 1, n_steps + 1):
-            yield self.env.timeout(dt)
-            check_interrupt()  # SIGINT/SIGTERM stop the run here, between steps (twin.core.interrupt)
+        k = int(round(self.engine.time / dt))
+        t = env.now
+        while k < n_steps:
+            horizon = env.peek()  # the next event of any other process (inf: none)
+            # steps strictly before it run now; the one at or after it is a clock event
+            m, tm = k, t
+            while m + 1 < n_steps and tm + dt < horizon:
+                m, tm = m + 1, tm + dt
+                if m - k == CHECK_EVERY:  # a long chunk: signals are still checked every few hundred steps
+                    check_interrupt()
+                    self.engine.advance(m * dt)
+                    k = m
+            if m > k:
+                check_interrupt()
+                self.engine.advance(m * dt)
+            k, t = m + 1, tm + dt
+            yield _timeout_at(env, t)
+            check_interrupt()  # SIGINT/SIGTERM stop the run here, between chunks (twin.core.interrupt)
             self.engine.advance(k * dt)
 
     def add_reader(self, period: float, action: Callable[[float], Any]) -> simpy.Process:

@@ -25,6 +25,7 @@ from twin.demand.routing import route_trips
 from twin.demand.emissions import POLLUTANTS, emission_table, vehicle_classes
 from twin.demand.vtypes import vclass_bit
 from twin.engines.native import emissions as EM
+from twin.engines.native import fused as F
 from twin.engines.native import kernels as K
 from twin.engines.native.kernels import records as R
 from twin.engines.native import signals as S
@@ -247,10 +248,51 @@ class NativeEngine:
             numba.set_num_threads(self._threads)
         try:
             while self._step < target:
-                self._one_step()
+                # one compiled call for many steps; step by step where a WAUT switch is due (Python rebuilds
+                # the signal arrays) and when profiling (the profile times each kernel call of _one_step)
+                n = self._steps_before_switch(target) if self.profile is None else 0
+                if n:
+                    self._run_steps(n)
+                else:
+                    self._one_step()
         finally:
             if before != self._threads:
                 numba.set_num_threads(before)
+
+    def _steps_before_switch(self, target: int) -> int:
+        """Steps from now to ``target`` before the one at which the next WAUT switch is due."""
+        due = self._sig_next_switch - 1e-9  # (as _update_signals)
+        if due > target * self._dt:
+            return target - self._step
+        s = self._step
+        while s < target and s * self._dt < due:
+            s += 1
+        return s - self._step
+
+    def _run_steps(self, n: int) -> None:
+        """``n`` steps, as ``n`` calls of :meth:`_one_step`, in one compiled call (:mod:`.fused`)."""
+        c, em = self.city, self._emis
+        veh, vtr, net, ctl, scr, stats, lp, stp = self._records()
+        sig = (self._tls_offset, self._tls_phase_offsets, self._phase_duration, self._phase_state, c.conn_tls,
+               c.conn_link, self._tls_phase, self._tls_kind, self._tls_max_gap, self._tls_det_gap, self._phase_min,
+               self._phase_max, self._phase_next, self._sig_phase_green, self._sig_phase_det_off,
+               self._sig_phase_dets, self._sig_det_lane, self._sig_det_pos, self._sig_det_last, self._sig_phase,
+               self._sig_phase_start, self._sig_next_check)
+        emis = (self.eclass, self._emis_cf, em.coast_a, em.non_exhaust, self.emission, self.e_emission)
+        turns = (self._turn_ridx, *c.edge_successors, self.turn_entered)
+        min_parallel = PARALLEL_MIN_VEHICLES if self._threads > 1 else -1  # (as _on_threads)
+        (swapped, self._n_order, parked, n_parked, self._next_depart, self._n_wait, arrived, teleported,
+         updates) = self._call(F.run_steps, n, self._step, self._dt, self._teleport_time, self._emissions_on,
+                               min_parallel, self._order, self._order_tmp, self._n_order, self._lane_start,
+                               self._parked, self._parked.size, self._next_depart, self.depart, self._wait_list,
+                               self._n_wait, sig, emis, turns, veh, vtr, net, ctl, scr, stats, lp, stp)
+        if swapped:
+            self._order, self._order_tmp = self._order_tmp, self._order
+        self._parked = parked[:n_parked]
+        self._arrived += arrived
+        self._teleported += teleported
+        self._updates += updates
+        self._step += n
 
     def _one_step(self) -> None:
         c, vt, dt = self.city, self._vt, self._dt
@@ -366,6 +408,7 @@ class NativeEngine:
             self._put_program(self.city.tls_index[tls], args)
         self._sig_switched_until = t
         self._sig_next_switch = S.next_switch_time(self._sig_switches, t)
+        self.__dict__.get("_bound", {}).pop(F.run_steps, None)  # new signal arrays: bound again to their types
 
     def _put_program(self, k: int, args: dict) -> None:
         """Make ``args`` (:meth:`CityBuilder.add_tls` keywords) the program of traffic light ``k``."""

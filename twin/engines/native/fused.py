@@ -1,0 +1,146 @@
+"""Many native steps in one compiled call: :func:`run_steps` calls the step's kernels numba-to-numba.
+
+:meth:`NativeEngine._one_step` calls a dozen kernels from Python per step, with Python glue between them;
+on a small city that glue costs more than the vehicles. :func:`run_steps` runs the same kernels, with the
+same arguments, in the same order, for a chunk of steps, so the results are bit-identical to stepping
+from Python (``tests/test_kernel_identity.py``, ``tests/test_fused.py``). The engine still steps from
+Python where Python-side work is due: a WAUT program switch (it rebuilds the signal arrays from the city's
+programs), so a chunk ends before the step at which the next switch is due.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from twin.engines.native import kernels as K
+from twin.engines.native import emissions as EM
+from twin.engines.native import signals as S
+from twin.engines.native import stops as ST
+from twin.engines.native.turns import count_turns
+from twin.jit import kernel, stamp_sources
+
+_change_lanes_serial = K.change_lanes.serial  # the parallel kernels' single-threaded twins
+_move_serial = K.move.serial
+
+
+@kernel
+def _sort(order, order_tmp, n_order, veh, lane_start):
+    """:func:`K.sort_vehicles` into ``order_tmp``; the caller swaps the two (as ``NativeEngine._sort``)."""
+    return K.sort_vehicles(order, n_order, veh.state, veh.lane, veh.pos, lane_start, order_tmp)
+
+
+@kernel
+def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, order, order_tmp, n_order, lane_start,
+              parked, n_parked, next_depart, depart, wait_list, n_wait, sig, emis, turns, veh, vtr, net, ctl, scr,
+              stats, lp, stp):
+    """Run ``n_steps`` steps of ``dt`` [s] from step ``step0``, as ``NativeEngine._one_step`` does.
+
+    Parameters
+    ----------
+    n_steps : int
+        Steps to run (none of them at a WAUT switch).
+    step0 : int
+        The engine's step count at the start (time ``step0 * dt`` [s]).
+    dt, teleport_time : float  [s]
+        Step length and the gridlock rule's halting time.
+    emissions_on : bool
+        Compute pollutant emissions (:func:`twin.engines.native.emissions.emit`).
+    min_parallel : int
+        A step with at least this many vehicles runs the parallel kernels on numba's threads, one with fewer
+        their serial twins (``NativeEngine._on_threads``); -1: always the serial ones.
+    order, order_tmp : int32 arrays
+        The running vehicles sorted by (lane, position) and its scratch twin; they trade places at each sort.
+    n_order : int
+        Entries of ``order`` in use.
+    lane_start : int32 array
+        Start of each lane's vehicles in ``order``.
+    parked, n_parked : int32 array, int
+        The vehicles parked off the road (the first ``n_parked``); rebuilt when vehicles park.
+    next_depart, depart, wait_list, n_wait :
+        The insertion queue (:func:`K.insert`): next trip due, depart times [s], waiting vehicles.
+    sig : tuple
+        Signal arrays: ``(tls_offset, tls_phase_offsets, phase_duration, phase_state, conn_tls, conn_link,
+        tls_phase, tls_kind, tls_max_gap, tls_det_gap, phase_min, phase_max, phase_next, phase_green,
+        phase_det_off, phase_dets, det_lane, det_pos, det_last, sig_phase, sig_phase_start, sig_next_check)``.
+    emis : tuple
+        ``(eclass, cf, coast_a, non_exhaust, veh_emission, edge_emission)`` (:func:`EM.emit`).
+    turns : tuple
+        ``(turn_ridx, succ_offsets, succ_targets, turn_entered)`` (:func:`count_turns`).
+    veh, vtr, net, ctl, scr, stats, lp, stp :
+        The kernels' records (:mod:`twin.engines.native.kernels.records`); ``lp`` is None without loops.
+
+    Returns
+    -------
+    tuple
+        ``(swapped, n_order, parked, n_parked, next_depart, n_wait, arrived, teleported, updates)``:
+        ``swapped`` is True when ``order`` and ``order_tmp`` end up trading places.
+    """
+    (tls_offset, tls_phase_offsets, phase_duration, phase_state, conn_tls, conn_link, tls_phase, tls_kind,
+     tls_max_gap, tls_det_gap, phase_min, phase_max, phase_next, phase_green, phase_det_off, phase_dets, det_lane,
+     det_pos, det_last, sig_phase, sig_phase_start, sig_next_check) = sig
+    eclass, cf, coast_a, non_exhaust, veh_emission, edge_emission = emis
+    turn_ridx, succ_offsets, succ_targets, turn_entered = turns
+    conn_signal = ctl.conn_signal
+    has_stops = stp.route_index.size > 0
+    swapped = False
+    arrived_sum = 0
+    teleported_sum = 0
+    updates = 0
+    done = 0
+    while done < n_steps:
+        step = step0 + done
+        t = step * dt
+        n = _sort(order, order_tmp, n_order, veh, lane_start)
+        order, order_tmp, n_order, swapped = order_tmp, order, n, not swapped
+        if n_parked:
+            n_order, n_parked = ST.unpark(t, order, lane_start, n_order, parked, n_parked, veh, vtr, stp)
+            n = _sort(order, order_tmp, n_order, veh, lane_start)
+            order, order_tmp, n_order, swapped = order_tmp, order, n, not swapped
+        K.update_signals(t, tls_offset, tls_phase_offsets, phase_duration, phase_state, conn_tls, conn_link,
+                         tls_phase, conn_signal)
+        if det_lane.size:
+            S.detect(t, dt, order, lane_start, veh.pos, veh.speed, veh.vtype, vtr.length, det_lane, det_pos,
+                     det_last)
+        S.actuate(t, dt, tls_kind, tls_max_gap, tls_det_gap, tls_phase_offsets, phase_duration, phase_min,
+                  phase_max, phase_next, phase_green, phase_det_off, phase_dets, det_last, phase_state, conn_tls,
+                  conn_link, sig_phase, sig_phase_start, sig_next_check, tls_phase, conn_signal)
+        if has_stops and ST.stop_targets(t, order, n, veh, vtr, net, ctl, stp):
+            parked = np.flatnonzero(veh.state == ST.PARKED).astype(np.int32)
+            n_parked = parked.size
+        direction = 1 if step % 2 == 0 else -1
+        par = 0 <= min_parallel <= n
+        changed = False
+        if par:
+            changed = K.change_lanes(direction, order, n, lane_start, dt, veh, vtr, net, ctl, scr, True)
+        elif n:
+            changed = _change_lanes_serial(direction, order, n, lane_start, dt, veh, vtr, net, ctl, scr, False)
+        if changed:
+            n = _sort(order, order_tmp, n_order, veh, lane_start)
+            order, order_tmp, n_order, swapped = order_tmp, order, n, not swapped
+        if lp is not None:
+            lp.prev_lane[:] = veh.lane
+            lp.prev_pos[:] = veh.pos
+        if par:
+            K.move(dt, order, n, lane_start, veh, vtr, net, ctl, scr, stats)
+        else:
+            _move_serial(dt, order, n, lane_start, veh, vtr, net, ctl, scr, stats)
+        if n and emissions_on:
+            EM.emit(dt, order, n, veh.lane, veh.pos, veh.speed, scr.new_pos, scr.new_speed, eclass, cf, coast_a,
+                    non_exhaust, net.lane_edge, veh_emission, edge_emission)
+        arrived, teleported = K.commit(t, dt, teleport_time, order, n, lane_start, veh, vtr, net, ctl, scr, stats)
+        if lp is not None:
+            K.loops(dt, order, n, veh, vtr, net, ctl, lp)
+        count_turns(order, n, veh.ridx, turn_ridx, veh.route_off, veh.route_edges, succ_offsets, succ_targets,
+                    turn_entered)
+        arrived_sum += arrived
+        teleported_sum += teleported
+        updates += n
+        done += 1
+        next_depart, n_wait, n_order = K.insert(float((step + 1) * dt), next_depart, depart, wait_list, n_wait,
+                                                order, n_order, veh, vtr, net, ctl, scr, stats)
+    return swapped, n_order, parked, n_parked, next_depart, n_wait, arrived_sum, teleported_sum, updates
+
+
+# run_steps' machine code includes every kernel of the step: stale when any of the engine's or jit's modules changes
+stamp_sources(run_steps, [*Path(__file__).parent.rglob("*.py"), Path(__file__).parents[2] / "jit.py"])

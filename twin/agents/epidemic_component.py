@@ -88,7 +88,7 @@ def _with_car(demand):
     if any(v.name == "car" for v in t.vtypes):
         return demand
     vt = t.vtypes + (vehicle_types({})["car"],)
-    return RoutedDemand(Trips(t.origin, t.destination, t.depart, t.vtype, vt, t.ids), demand.route_offsets,
+    return RoutedDemand(Trips(t.origin, t.destination, t.depart, t.vtype, vt, t.ids, t.depart_speed), demand.route_offsets,
                         demand.route_edges, demand.route_length, demand.free_flow_time, demand.unroutable,
                         demand.flows)
 

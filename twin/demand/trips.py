@@ -22,6 +22,12 @@ DEPART_SPEED_MAX = -1.0  # "max": the highest speed at which insertion is safe (
 DEPART_SPEED_DESIRED = -2.0  # "desired": the desired speed (limit × speed factor); wait while it is not safe
 DEPART_SPEED_LIMIT = -3.0  # "speedLimit": the lane's speed limit; wait while it is not safe
 DEPART_SPEED_CODES = {"max": DEPART_SPEED_MAX, "desired": DEPART_SPEED_DESIRED, "speedLimit": DEPART_SPEED_LIMIT}
+# Depart lane of a trip (SUMO's ``departLane``): a value >= 0 is the lane index (0: rightmost); keywords < 0
+DEPART_LANE_BEST = -1  # "best": the lane the route continues furthest from, among equals the one with most room
+DEPART_LANE_FIRST = -2  # "first": the rightmost lane the vehicle's class may use
+DEPART_LANE_FREE = -3  # "free"/"allowed": the lane its class may use with most room at its start
+DEPART_LANE_CODES = {"best": DEPART_LANE_BEST, "first": DEPART_LANE_FIRST, "free": DEPART_LANE_FREE,
+                     "allowed": DEPART_LANE_FREE}
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,12 +42,16 @@ class Trips:
     ids: tuple[str, ...] = ()
     # float64 per trip: the depart speed [m/s] if >= 0, else a DEPART_SPEED_* keyword; None: all "max"
     depart_speed: np.ndarray | None = None
+    # int32 per trip: the depart lane index if >= 0, else a DEPART_LANE_* keyword; None: all "best"
+    depart_lane: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = self.origin.shape[0]
         if self.depart_speed is None:
             object.__setattr__(self, "depart_speed", np.full(n, DEPART_SPEED_MAX))
-        for a in (self.destination, self.depart, self.vtype, self.depart_speed):
+        if self.depart_lane is None:
+            object.__setattr__(self, "depart_lane", np.full(n, DEPART_LANE_BEST, dtype=np.int32))
+        for a in (self.destination, self.depart, self.vtype, self.depart_speed, self.depart_lane):
             if a.shape[0] != n:
                 raise ValueError("trip arrays differ in length")
         if not self.ids:
@@ -54,7 +64,14 @@ class Trips:
         """Trips ``idx`` (in that order; repeats allowed)."""
         idx = np.asarray(idx, dtype=np.int64)
         return Trips(self.origin[idx], self.destination[idx], self.depart[idx], self.vtype[idx], self.vtypes,
-                     tuple(self.ids[i] for i in idx), self.depart_speed[idx])
+                     tuple(self.ids[i] for i in idx), self.depart_speed[idx], self.depart_lane[idx])
+
+    def concat(self, other: "Trips") -> "Trips":
+        """These trips, then ``other``'s (same vehicle types)."""
+        return Trips(*(np.concatenate([getattr(self, f), getattr(other, f)])
+                       for f in ("origin", "destination", "depart", "vtype")), self.vtypes, self.ids + other.ids,
+                     np.concatenate([self.depart_speed, other.depart_speed]),
+                     np.concatenate([self.depart_lane, other.depart_lane]))
 
     def sorted_by_depart(self) -> "Trips":
         return self.take(np.argsort(self.depart, kind="stable"))
@@ -160,7 +177,7 @@ class RoutedDemand:
         return save_npz(path, "twin-demand/1", meta, {
             "ids": np.array(self.trips.ids), "origin": edge_ids[self.trips.origin],
             "destination": edge_ids[self.trips.destination], "depart": self.trips.depart, "vtype": self.trips.vtype,
-            "depart_speed": self.trips.depart_speed,
+            "depart_speed": self.trips.depart_speed, "depart_lane": self.trips.depart_lane,
             "route_offsets": self.route_offsets, "route_edges": edge_ids[self.route_edges], **stops})
 
     @classmethod
@@ -180,7 +197,8 @@ class RoutedDemand:
         trips = Trips(o, d, data["depart"].astype(np.float64), data["vtype"].astype(np.int32),
                       tuple(VehicleType(**{k: x for k, x in v.items() if k in _VTYPE_FIELDS}) for v in meta["vtypes"]),
                       tuple(str(t) for t in data["ids"]),
-                      data["depart_speed"].astype(np.float64) if "depart_speed" in data else None)
+                      data["depart_speed"].astype(np.float64) if "depart_speed" in data else None,
+                      data["depart_lane"].astype(np.int32) if "depart_lane" in data else None)
         seg = np.repeat(np.arange(len(trips)), np.diff(data["route_offsets"]))
         ff = free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed)
         stops = None

@@ -1,4 +1,4 @@
-"""SUMO's ``departSpeed`` read from route files and followed alike by the native engine and SUMO."""
+"""SUMO's ``departSpeed`` and ``departLane`` read from route files and followed alike by the native engine and SUMO."""
 from __future__ import annotations
 
 import subprocess
@@ -9,7 +9,8 @@ import pytest
 
 from twin.city import corridor_city
 from twin.demand.sumo_routes import read_sumo_demand
-from twin.demand.trips import DEPART_SPEED_DESIRED, DEPART_SPEED_LIMIT, DEPART_SPEED_MAX, RoutedDemand
+from twin.demand.trips import (DEPART_LANE_BEST, DEPART_LANE_FIRST, DEPART_LANE_FREE, DEPART_SPEED_DESIRED,
+                               DEPART_SPEED_LIMIT, DEPART_SPEED_MAX, RoutedDemand)
 from twin.engines.native import NativeEngine
 from twin.engines.native import kernels as K
 
@@ -123,3 +124,68 @@ def test_sumo_inserts_as_the_native_engine(tmp_path):
                     "true"], check=True, capture_output=True, timeout=120)
     sumo = {t.get("id"): float(t.get("departSpeed")) for t in ET.parse(info).getroot().iter("tripinfo")}
     assert sumo == pytest.approx(native_insert_speeds(city, demand), abs=0.01)
+
+
+LANES = {"l0": ("0", 0), "l2": ("2", 2), "first": ("first", 0), "best": ("best", None), "free": ("free", 0),
+         "absent": (None, None)}
+
+
+def lane_trips(cases, depart=lambda k: 60 * k) -> str:
+    return "".join(f'<trip id="{vid}" type="car" from="e0" to="e2" depart="{depart(k)}"'
+                   + (f' departLane="{attr}"' if attr is not None else "") + "/>"
+                   for k, (vid, (attr, _)) in enumerate(cases.items()))
+
+
+def test_depart_lane_is_read_and_followed(tmp_path, caplog):
+    city = corridor_city(3, 500.0, lanes=3)
+    demand, report = read_sumo_demand(city, [route_file(tmp_path, lane_trips(LANES))], np.random.default_rng(0))
+    assert demand.trips.depart_lane.tolist() == [0, 2, DEPART_LANE_FIRST, DEPART_LANE_BEST, DEPART_LANE_FREE,
+                                                 DEPART_LANE_BEST]
+    assert not report.depart_attrs
+    eng = NativeEngine()
+    eng.start(city, demand, seed=1)
+    entered = {}
+    for _ in range(400):
+        for i in np.flatnonzero((eng.state == K.RUNNING) & (eng.t_insert == eng.time)):
+            entered[demand.trips.ids[i]] = int(city.lane_index[eng.lane[i]])
+        eng.advance(eng.time + 1.0)
+    assert {vid: entered[vid] for vid, (_, q) in LANES.items() if q is not None} == \
+        {vid: q for vid, (_, q) in LANES.items() if q is not None}
+    back = RoutedDemand.load(demand.save(tmp_path / "d.npz", city), city)
+    assert back.trips.depart_lane.tolist() == demand.trips.depart_lane.tolist()
+
+
+def test_free_depart_lanes_spread_and_bad_lanes_are_named(tmp_path, caplog):
+    city = corridor_city(3, 500.0, lanes=3)
+    body = lane_trips({f"f{k}": ("free", None) for k in range(3)}, depart=lambda k: 0)
+    demand, _ = read_sumo_demand(city, [route_file(tmp_path, body)], np.random.default_rng(0))
+    eng = NativeEngine()
+    eng.start(city, demand, seed=1)
+    eng.advance(1.0)
+    assert sorted(int(city.lane_index[q]) for q in eng.lane) == [0, 1, 2]  # one each, all in the first step
+    demand, report = read_sumo_demand(city, [route_file(tmp_path, lane_trips({"r": ("random", None)}))],
+                                      np.random.default_rng(0))
+    assert demand.trips.depart_lane.tolist() == [DEPART_LANE_BEST]
+    assert [r.getMessage() for r in caplog.records if 'departLane="random"' in r.getMessage()]
+    from twin.city.model import CityError
+
+    with pytest.raises(CityError, match="departLane=3, but its first edge 'e0' has 3 lane"):
+        read_sumo_demand(city, [route_file(tmp_path, lane_trips({"x": ("3", None)}))], np.random.default_rng(0))
+
+
+def test_sumo_departs_on_the_native_lanes(tmp_path):
+    pytest.importorskip("sumo")
+    from twin.engines.sumo.export import export_network, export_routes, find_sumo_binary, write_sumocfg
+
+    city = corridor_city(3, 500.0, lanes=3)
+    cases = {k: v for k, v in LANES.items() if k in ("l0", "l2", "first")}
+    demand, _ = read_sumo_demand(city, [route_file(tmp_path, lane_trips(cases))], np.random.default_rng(0))
+    routes = export_routes(demand, city, tmp_path / "out.rou.xml")
+    written = {v.get("id"): v.get("departLane") for v in ET.parse(routes).getroot().iter("vehicle")}
+    assert written == {"l0": "0", "l2": "2", "first": "first"}
+    cfg = write_sumocfg(export_network(city, tmp_path), routes, tmp_path / "c.sumocfg", end=3600.0)
+    info = tmp_path / "tripinfo.xml"
+    subprocess.run([find_sumo_binary("sumo"), "-c", str(cfg), "--tripinfo-output", str(info), "--no-step-log",
+                    "true"], check=True, capture_output=True, timeout=120)
+    sumo = {t.get("id"): int(t.get("departLane").rsplit("_", 1)[1]) for t in ET.parse(info).getroot().iter("tripinfo")}
+    assert sumo == {vid: q for vid, (_, q) in cases.items()}

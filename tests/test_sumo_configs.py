@@ -6,6 +6,7 @@ import json
 import pytest
 
 from conftest import SHARED, run_cli
+from twin.demand.trips import DEPART_SPEED_MAX
 
 COLOGNE = SHARED / "resco-cologne1"
 
@@ -98,7 +99,7 @@ def test_route_distributions_other_ends_and_depart_attributes(cologne_city, tmp_
     assert set(demand.trips.ids) == {"v1", "v2"}
     assert [cologne_city.edge_ids[e] for e in demand.route(0)] == [A, B]
     assert report.depart_attrs == {"departPos": 1}  # departSpeed and departLane are followed
-    assert dict(zip(demand.trips.ids, demand.trips.depart_speed.tolist())) == {"v1": 10.0, "v2": 0.0}
+    assert dict(zip(demand.trips.ids, demand.trips.depart_speed.tolist())) == {"v1": 10.0, "v2": DEPART_SPEED_MAX}
     assert any("fromTaz/toTaz" in r for r in report.skipped)
     assert "not followed: twin inserts every vehicle at the start of its edge" in caplog.text
     from twin.city.model import CityError

@@ -28,10 +28,10 @@ trams, rail, ships), vehicles with non-numeric departures (``triggered``,
 edge is not on the vehicle's route, ``departPos`` other than ``base`` (twin inserts
 at the edge's start), ``departLane`` ``random`` (inserted as ``best``) and ``departSpeed``
 ``random``/``last``/``avg`` (inserted as ``max``). ``departSpeed`` is followed otherwise:
-a number [m/s], ``max``, ``desired``, ``speedLimit``, and 0 m/s where it is not
-given, SUMO's default (:class:`Trips` ``depart_speed``); so is ``departLane``: a lane
-index, ``best``, ``first``, ``free``, ``allowed``, and ``best`` where it is not
-given (SUMO's default is ``first``). A value that is not a number or one
+a number [m/s], ``max``, ``desired``, ``speedLimit`` (:class:`Trips` ``depart_speed``), and
+``max`` where it is not given (SUMO's default is 0 m/s: see :func:`_check_depart_attrs`); so is
+``departLane``: a lane index, ``best``, ``first``, ``free``, ``allowed``, and ``best`` where it
+is not given (SUMO's default is ``first``). A value that is not a number or one
 of SUMO's keywords is an error naming the vehicle.
 
 Stops (``<stop>`` in a vehicle, flow, trip or route): at a ``busStop``/``trainStop``
@@ -276,9 +276,10 @@ def _check_depart_attrs(tag: str, a: dict[str, str], report: "RouteImportReport"
     """Check ``departLane``/``departSpeed``/``departPos`` against SUMO's forms; count those twin inserts
     differently (twin inserts every vehicle at the edge's start, ``departSpeed`` "random", "last" and "avg"
     as "max", ``departLane`` "random" as "best"). Returns the vehicle's depart speed and lane as
-    :class:`Trips` codes them (without ``departSpeed``: 0 m/s, SUMO's default; without ``departLane``:
-    "best", not SUMO's "first")."""
-    speed, lane = 0.0, DEPART_LANE_BEST
+    :class:`Trips` codes them. Without ``departSpeed`` twin inserts at "max", not at SUMO's default of
+    0 m/s, and without ``departLane`` at "best", not SUMO's "first": following SUMO's defaults was measured
+    on every real city and cost more targets than it won (docs/validation.md, "SUMO's depart defaults")."""
+    speed, lane = DEPART_SPEED_MAX, DEPART_LANE_BEST
     for key, words in DEPART_KEYWORDS.items():
         value = a.get(key)
         if value is None or value == TWIN_DEPART[key] or (key == "departPos" and value.strip() in ("0", "0.0")):

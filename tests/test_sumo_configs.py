@@ -6,6 +6,7 @@ import json
 import pytest
 
 from conftest import SHARED, run_cli
+from twin.demand.trips import DEPART_SPEED_MAX
 
 COLOGNE = SHARED / "resco-cologne1"
 
@@ -97,12 +98,13 @@ def test_route_distributions_other_ends_and_depart_attributes(cologne_city, tmp_
         """, begin=0.0)
     assert set(demand.trips.ids) == {"v1", "v2"}
     assert [cologne_city.edge_ids[e] for e in demand.route(0)] == [A, B]
-    assert report.depart_attrs == {"departLane": 1, "departSpeed": 1, "departPos": 1}
+    assert report.depart_attrs == {"departPos": 1}  # departSpeed and departLane are followed
+    assert dict(zip(demand.trips.ids, demand.trips.depart_speed.tolist())) == {"v1": 10.0, "v2": DEPART_SPEED_MAX}
     assert any("fromTaz/toTaz" in r for r in report.skipped)
-    assert "not followed: twin inserts every vehicle on the best lane" in caplog.text
+    assert "not followed: twin inserts every vehicle at the start of its edge" in caplog.text
     from twin.city.model import CityError
 
-    with pytest.raises(CityError, match="departLane='leftmost' is neither a number nor one of SUMO's keywords"):
+    with pytest.raises(CityError, match="departLane='leftmost' is neither a number >= 0 nor one of SUMO's keywords"):
         read_demand(cologne_city, tmp_path, f'<trip id="x" type="car" from="{A}" to="{B}" departLane="leftmost"/>')
 
 

@@ -29,6 +29,7 @@ where the run ends.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any
@@ -82,13 +83,13 @@ class PopulationPlanner:
 def _with_car(demand):
     """``demand`` with a passenger car type (the residents' cars) added if it has none."""
     from twin.demand.from_config import vehicle_types
-    from twin.demand.trips import RoutedDemand, Trips
+    from twin.demand.trips import RoutedDemand
 
     t = demand.trips
     if any(v.name == "car" for v in t.vtypes):
         return demand
     vt = t.vtypes + (vehicle_types({})["car"],)
-    return RoutedDemand(Trips(t.origin, t.destination, t.depart, t.vtype, vt, t.ids), demand.route_offsets,
+    return RoutedDemand(dataclasses.replace(t, vtypes=vt), demand.route_offsets,
                         demand.route_edges, demand.route_length, demand.free_flow_time, demand.unroutable,
                         demand.flows)
 

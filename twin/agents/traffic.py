@@ -13,6 +13,7 @@ same Dataset.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any
@@ -39,9 +40,7 @@ def merge_demands(a: RoutedDemand, b: RoutedDemand) -> tuple[RoutedDemand, np.nd
         raise ValueError("merge_demands: the demands have different vehicle types")
     ta, tb = a.trips, b.trips
     na = len(ta)
-    trips = Trips(np.concatenate([ta.origin, tb.origin]), np.concatenate([ta.destination, tb.destination]),
-                  np.concatenate([ta.depart, tb.depart]), np.concatenate([ta.vtype, tb.vtype]), ta.vtypes,
-                  ta.ids + tb.ids)
+    trips = ta.concat(tb)
     off = np.concatenate([a.route_offsets[:-1], b.route_offsets + a.route_offsets[-1]])
     both = RoutedDemand(trips, off, np.concatenate([a.route_edges, b.route_edges]),
                         np.concatenate([a.route_length, b.route_length]),
@@ -231,7 +230,7 @@ class PopulationComponent:
         vtypes, _ = _with_car(background.trips.vtypes)
         if vtypes != background.trips.vtypes:  # the background demand has no car type: add it
             t = background.trips
-            background = RoutedDemand(Trips(t.origin, t.destination, t.depart, t.vtype, vtypes, t.ids),
+            background = RoutedDemand(dataclasses.replace(t, vtypes=vtypes),
                                       background.route_offsets, background.route_edges, background.route_length,
                                       background.free_flow_time, background.unroutable, background.flows)
         day = car_demand(self.model, plan, city, vtypes)

@@ -25,9 +25,14 @@ containers, vehicles of classes twin does not model (bicycles, pedestrians,
 trams, rail, ships), vehicles with non-numeric departures (``triggered``,
 ``containerTriggered``), trips given by TAZ, junction or coordinates,
 ``<stop>`` elements that name no bus stop or lane of the network, or whose
-edge is not on the vehicle's route, and ``departLane``/``departSpeed``/``departPos``
-other than ``best``/``max``/``base`` (twin inserts that way; a value that is not a
-number or one of SUMO's keywords is an error naming the vehicle).
+edge is not on the vehicle's route, ``departPos`` other than ``base`` (twin inserts
+at the edge's start), ``departLane`` ``random`` (inserted as ``best``) and ``departSpeed``
+``random``/``last``/``avg`` (inserted as ``max``). ``departSpeed`` is followed otherwise:
+a number [m/s], ``max``, ``desired``, ``speedLimit`` (:class:`Trips` ``depart_speed``), and
+``max`` where it is not given (SUMO's default is 0 m/s: see :func:`_check_depart_attrs`); so is
+``departLane``: a lane index, ``best``, ``first``, ``free``, ``allowed``, and ``best`` where it
+is not given (SUMO's default is ``first``). A value that is not a number or one
+of SUMO's keywords is an error naming the vehicle.
 
 Stops (``<stop>`` in a vehicle, flow, trip or route): at a ``busStop``/``trainStop``
 (``lane``, ``startPos``, ``endPos``) or on a ``lane`` (``startPos``, ``endPos``),
@@ -49,7 +54,8 @@ import numpy as np
 
 from twin.city.model import CityError, CityModel
 from twin.city.sumo_net import SUMO_TO_TWIN_CLASS, iter_xml
-from twin.demand.trips import RoutedDemand, Trips, VehicleStops, route_demand
+from twin.demand.trips import (DEPART_LANE_BEST, DEPART_LANE_CODES, DEPART_SPEED_CODES, DEPART_SPEED_MAX,
+                               RoutedDemand, Trips, VehicleStops, route_demand)
 from twin.demand.vtypes import DEFAULT_VTYPES, VehicleType, vclass_bit
 
 log = logging.getLogger(__name__)
@@ -89,8 +95,8 @@ class RouteImportReport:
             logger.warning("%s: %d <stop>s left out (no such bus stop or lane, or not on the vehicle's route)",
                            source, self.stops_ignored)
         if self.depart_attrs:
-            logger.warning("%s: %s not followed: twin inserts every vehicle on the best lane, at the maximum "
-                           "speed, at the start of its edge", source,
+            logger.warning("%s: %s not followed: twin inserts every vehicle at the start of its edge, departLane "
+                           '"random" as "best", and departSpeed "random", "last" and "avg" as "max"', source,
                            ", ".join(f"{n} vehicles' {k}" for k, n in self.depart_attrs.most_common()))
         for ec, n in self.emission_classes_ignored.items():
             logger.warning("%s: emission class %r of %d vType(s) is not an HBEFA4 class twin has; they get "
@@ -164,7 +170,7 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
     vtypes: dict[str, VehicleType | None] = {}
     dists: dict[str, tuple[list[str], np.ndarray]] = {}
     routes: dict[str, list[str]] = {}
-    rows: list[tuple] = []  # id, depart, type, edges, from, to, via, stops [(attrs, until offset [s])]
+    rows: list[tuple] = []  # id, depart, type, edges, from, to, via, stops [(attrs, until offset [s])], depart speed
     stop_places: dict[str, tuple[str, str, str | None]] = {}  # bus stop id -> lane, startPos, endPos
 
     def add_vtype(elem_attrs: dict[str, str]) -> None:
@@ -184,11 +190,11 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
     # resolve types (distributions drawn per vehicle), drop unmodelled classes
     used: dict[str, int] = {}
     type_list: list[VehicleType] = []
-    keep_ids, depart, vt_idx, origin, dest, given = [], [], [], [], [], []
+    keep_ids, depart, vt_idx, origin, dest, given, dspeeds, dlanes = [], [], [], [], [], [], [], []
     rows.sort(key=lambda r: r[1])
     via_cache: dict[tuple[str, ...], np.ndarray | None] = {}
     stops_of: dict[str, list[tuple[dict, float]]] = {}
-    for vid, dep, tname, edges, frm, to, via, stops in rows:
+    for vid, dep, tname, edges, frm, to, via, stops, (dspeed, dlane) in rows:
         if tname in dists:
             names, probs = dists[tname]
             tname = names[int(rng.choice(len(names), p=probs))]
@@ -217,7 +223,12 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
         if tname not in used:
             used[tname] = len(type_list)
             type_list.append(vt)
+        if dlane >= city.edge_num_lanes[city.edge_index[frm]]:
+            raise CityError(f"vehicle {vid!r}: departLane={dlane}, but its first edge {frm!r} has "
+                            f"{city.edge_num_lanes[city.edge_index[frm]]} lane(s)")
         keep_ids.append(vid)
+        dspeeds.append(dspeed)
+        dlanes.append(dlane)
         depart.append(dep - begin)
         vt_idx.append(used[tname])
         origin.append(city.edge_index[frm])
@@ -228,7 +239,8 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
     if not keep_ids:
         raise CityError(f"no vehicle of {', '.join(map(str, files))} can run on city {city.name!r}")
     trips = Trips(np.array(origin, dtype=np.int32), np.array(dest, dtype=np.int32), np.array(depart),
-                  np.array(vt_idx, dtype=np.int32), tuple(type_list), tuple(keep_ids))
+                  np.array(vt_idx, dtype=np.int32), tuple(type_list), tuple(keep_ids),
+                  np.array(dspeeds, dtype=np.float64), np.array(dlanes, dtype=np.int32))
     demand, n_rerouted = route_demand(city, trips, given_routes=given, return_rerouted=True)
     stops = _resolve_stops(city, demand, stops_of, stop_places, begin, report) if stops_of else None
     demand = dataclasses.replace(demand, flows=dict(report.flows), stops=stops)
@@ -251,27 +263,59 @@ def _read_file(path, city, rng, report, vtypes, dists, routes, rows, add_vtype, 
                           vtypes, dists, routes, rows, add_vtype, begin, end, stop_places, route_stops)
 
 
-# SUMO's depart attribute keywords (besides numbers); twin inserts as "best", "max", "base"
+# SUMO's depart attribute keywords (besides numbers); twin inserts as "best", "base" and follows departSpeed
+# (_depart_speed) except its keywords in DEPART_SPEED_AS_MAX
 DEPART_KEYWORDS = {"departLane": {"random", "free", "allowed", "best", "first"},
                    "departSpeed": {"random", "max", "desired", "speedLimit", "last", "avg"},
                    "departPos": {"random", "free", "random_free", "base", "last", "stop", "splitFront"}}
 TWIN_DEPART = {"departLane": "best", "departSpeed": "max", "departPos": "base"}
+DEPART_SPEED_AS_MAX = ("random", "last", "avg")  # SUMO's departSpeed keywords twin inserts as "max"
 
 
-def _check_depart_attrs(tag: str, a: dict[str, str], report: "RouteImportReport") -> None:
+def _check_depart_attrs(tag: str, a: dict[str, str], report: "RouteImportReport") -> tuple[float, int]:
     """Check ``departLane``/``departSpeed``/``departPos`` against SUMO's forms; count those twin inserts
-    differently (twin inserts every vehicle on the best lane, at the maximum speed, at the edge's start)."""
+    differently (twin inserts every vehicle at the edge's start, ``departSpeed`` "random", "last" and "avg"
+    as "max", ``departLane`` "random" as "best"). Returns the vehicle's depart speed and lane as
+    :class:`Trips` codes them. Without ``departSpeed`` twin inserts at "max", not at SUMO's default of
+    0 m/s, and without ``departLane`` at "best", not SUMO's "first": following SUMO's defaults was measured
+    on every real city and cost more targets than it won (docs/validation.md, "SUMO's depart defaults")."""
+    speed, lane = DEPART_SPEED_MAX, DEPART_LANE_BEST
     for key, words in DEPART_KEYWORDS.items():
         value = a.get(key)
         if value is None or value == TWIN_DEPART[key] or (key == "departPos" and value.strip() in ("0", "0.0")):
+            if key == "departSpeed" and value is not None:
+                speed = DEPART_SPEED_MAX
             continue  # (departPos 0: at the start of the edge, as twin inserts)
+        value = value.strip()
         if value not in words:
             try:
-                float(value)
+                number = float(value)
             except ValueError:
-                raise ValueError(f"{tag} {a.get('id')!r}: {key}={value!r} is neither a number nor one of "
+                number = float("nan")
+            if not (number >= 0.0 and np.isfinite(number)):
+                raise ValueError(f"{tag} {a.get('id')!r}: {key}={value!r} is neither a number >= 0 nor one of "
                                  f"SUMO's keywords ({', '.join(sorted(words))})") from None
+            if key == "departSpeed":
+                speed = number
+                continue
+            if key == "departLane":
+                if number != int(number):
+                    raise ValueError(f"{tag} {a.get('id')!r}: departLane={value!r} is not a lane index")
+                lane = int(number)
+                continue
+        elif key == "departSpeed":
+            if value not in DEPART_SPEED_AS_MAX:
+                speed = DEPART_SPEED_CODES[value]
+                continue
+            speed = DEPART_SPEED_MAX
+            key = f'departSpeed="{value}"'
+        elif key == "departLane":
+            if value in DEPART_LANE_CODES:
+                lane = DEPART_LANE_CODES[value]
+                continue
+            key = f'departLane="{value}"'
         report.depart_attrs[key] += 1
+    return speed, lane
 
 
 def _read_element(elem, defaults, city, rng, report, vtypes, dists, routes, rows, add_vtype, begin, end,
@@ -332,7 +376,7 @@ def _read_element(elem, defaults, city, rng, report, vtypes, dists, routes, rows
                 report.skipped[f"{tag}s given by {'/'.join(ends)} (only edges, routes and from/to edges are read)"] += 1
                 return
             raise ValueError(f"{tag} {a.get('id')!r} has neither a route nor from/to")
-        _check_depart_attrs(tag, a, report)
+        depart_attrs = _check_depart_attrs(tag, a, report)
         vtype = a.get("type", "DEFAULT_VEHTYPE")
         if tag == "flow":
             deps = _flow_departures(a, rng)
@@ -342,7 +386,7 @@ def _read_element(elem, defaults, city, rng, report, vtypes, dists, routes, rows
             for k, dep in enumerate(deps):
                 if begin <= dep < end:
                     rows.append((f"{a['id']}.{k}", dep, vtype, _draw(edges, rng), frm, to, via,
-                                 [(st, dep) for st in shared] + [(st, dep - f_begin) for st in own]))
+                                 [(st, dep) for st in shared] + [(st, dep - f_begin) for st in own], depart_attrs))
             return
         depart = a.get("depart", "0")
         try:
@@ -352,7 +396,7 @@ def _read_element(elem, defaults, city, rng, report, vtypes, dists, routes, rows
             return
         if begin <= dep < end:
             rows.append((a["id"], dep, vtype, _draw(edges, rng), frm, to, via,
-                         [(st, dep) for st in shared] + [(st, 0.0) for st in own]))
+                         [(st, dep) for st in shared] + [(st, 0.0) for st in own], depart_attrs))
 
 
 def _resolve_stops(city: CityModel, demand: RoutedDemand, stops_of: dict[str, list[tuple[dict, float]]],

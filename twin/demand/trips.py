@@ -1,6 +1,7 @@
 """Trips: generated from a zone-to-zone OD matrix and a time-of-day profile, then routed."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,6 +17,18 @@ from twin.demand.vtypes import VehicleType, vclass_bit
 
 log = logging.getLogger(__name__)
 
+# Depart speed of a trip (SUMO's ``departSpeed``): a value >= 0 is a speed [m/s]; the keywords are coded < 0
+DEPART_SPEED_MAX = -1.0  # "max": the highest speed at which insertion is safe (at most the desired speed)
+DEPART_SPEED_DESIRED = -2.0  # "desired": the desired speed (limit × speed factor); wait while it is not safe
+DEPART_SPEED_LIMIT = -3.0  # "speedLimit": the lane's speed limit; wait while it is not safe
+DEPART_SPEED_CODES = {"max": DEPART_SPEED_MAX, "desired": DEPART_SPEED_DESIRED, "speedLimit": DEPART_SPEED_LIMIT}
+# Depart lane of a trip (SUMO's ``departLane``): a value >= 0 is the lane index (0: rightmost); keywords < 0
+DEPART_LANE_BEST = -1  # "best": the lane the route continues furthest from, among equals the one with most room
+DEPART_LANE_FIRST = -2  # "first": the rightmost lane the vehicle's class may use
+DEPART_LANE_FREE = -3  # "free"/"allowed": the lane its class may use with most room at its start
+DEPART_LANE_CODES = {"best": DEPART_LANE_BEST, "first": DEPART_LANE_FIRST, "free": DEPART_LANE_FREE,
+                     "allowed": DEPART_LANE_FREE}
+
 
 @dataclass(frozen=True, eq=False)
 class Trips:
@@ -27,10 +40,18 @@ class Trips:
     vtype: np.ndarray  # int32 index into ``vtypes``
     vtypes: tuple[VehicleType, ...]
     ids: tuple[str, ...] = ()
+    # float64 per trip: the depart speed [m/s] if >= 0, else a DEPART_SPEED_* keyword; None: all "max"
+    depart_speed: np.ndarray | None = None
+    # int32 per trip: the depart lane index if >= 0, else a DEPART_LANE_* keyword; None: all "best"
+    depart_lane: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = self.origin.shape[0]
-        for a in (self.destination, self.depart, self.vtype):
+        if self.depart_speed is None:
+            object.__setattr__(self, "depart_speed", np.full(n, DEPART_SPEED_MAX))
+        if self.depart_lane is None:
+            object.__setattr__(self, "depart_lane", np.full(n, DEPART_LANE_BEST, dtype=np.int32))
+        for a in (self.destination, self.depart, self.vtype, self.depart_speed, self.depart_lane):
             if a.shape[0] != n:
                 raise ValueError("trip arrays differ in length")
         if not self.ids:
@@ -39,10 +60,21 @@ class Trips:
     def __len__(self) -> int:
         return int(self.origin.shape[0])
 
+    def take(self, idx: np.ndarray) -> "Trips":
+        """Trips ``idx`` (in that order; repeats allowed)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return Trips(self.origin[idx], self.destination[idx], self.depart[idx], self.vtype[idx], self.vtypes,
+                     tuple(map(self.ids.__getitem__, idx.tolist())), self.depart_speed[idx], self.depart_lane[idx])
+
+    def concat(self, other: "Trips") -> "Trips":
+        """These trips, then ``other``'s (same vehicle types)."""
+        return Trips(*(np.concatenate([getattr(self, f), getattr(other, f)])
+                       for f in ("origin", "destination", "depart", "vtype")), self.vtypes, self.ids + other.ids,
+                     np.concatenate([self.depart_speed, other.depart_speed]),
+                     np.concatenate([self.depart_lane, other.depart_lane]))
+
     def sorted_by_depart(self) -> "Trips":
-        order = np.argsort(self.depart, kind="stable")
-        return Trips(self.origin[order], self.destination[order], self.depart[order], self.vtype[order],
-                     self.vtypes, tuple(map(self.ids.__getitem__, order.tolist())))
+        return self.take(np.argsort(self.depart, kind="stable"))
 
 
 _VTYPE_FIELDS = frozenset(VehicleType.__dataclass_fields__)  # older demand files have the road-load CO2 fields
@@ -129,8 +161,7 @@ class RoutedDemand:
         off = np.zeros(idx.size + 1, dtype=np.int64)
         np.cumsum(lens, out=off[1:])
         gather = np.repeat(self.route_offsets[idx], lens) + (np.arange(off[-1]) - np.repeat(off[:-1], lens))
-        t = self.trips
-        trips = Trips(t.origin[idx], t.destination[idx], depart, t.vtype[idx], t.vtypes, ids)
+        trips = dataclasses.replace(self.trips.take(idx), depart=depart, ids=ids)
         return RoutedDemand(trips, off, self.route_edges[gather], self.route_length[idx], self.free_flow_time[idx],
                             self.unroutable, self.flows, None if self.stops is None else self.stops.take(idx))
 
@@ -146,6 +177,7 @@ class RoutedDemand:
         return save_npz(path, "twin-demand/1", meta, {
             "ids": np.array(self.trips.ids), "origin": edge_ids[self.trips.origin],
             "destination": edge_ids[self.trips.destination], "depart": self.trips.depart, "vtype": self.trips.vtype,
+            "depart_speed": self.trips.depart_speed, "depart_lane": self.trips.depart_lane,
             "route_offsets": self.route_offsets, "route_edges": edge_ids[self.route_edges], **stops})
 
     @classmethod
@@ -164,7 +196,9 @@ class RoutedDemand:
             raise CityError(f"{path}: edge {exc} is not in city {city.name!r}") from None
         trips = Trips(o, d, data["depart"].astype(np.float64), data["vtype"].astype(np.int32),
                       tuple(VehicleType(**{k: x for k, x in v.items() if k in _VTYPE_FIELDS}) for v in meta["vtypes"]),
-                      tuple(str(t) for t in data["ids"]))
+                      tuple(str(t) for t in data["ids"]),
+                      data["depart_speed"].astype(np.float64) if "depart_speed" in data else None,
+                      data["depart_lane"].astype(np.int32) if "depart_lane" in data else None)
         seg = np.repeat(np.arange(len(trips)), np.diff(data["route_offsets"]))
         ff = free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed)
         stops = None
@@ -326,8 +360,7 @@ def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = N
     n = len(trips)
     order = np.argsort(trips.depart, kind="stable")
     if np.any(order != np.arange(n)):  # the engine takes trips in depart order
-        trips = Trips(trips.origin[order], trips.destination[order], trips.depart[order], trips.vtype[order],
-                      trips.vtypes, tuple(map(trips.ids.__getitem__, order.tolist())))
+        trips = trips.take(order)
         if given_routes is not None:
             given_routes = [given_routes[i] for i in order]
     ff = free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed)
@@ -382,9 +415,7 @@ def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = N
         log.warning("%d of %d trips have no route and are left out (listed in the results): %s", len(unroutable), n,
                     "; ".join(f"{k} {r}" for r, k in why.most_common()))
     keep = np.flatnonzero(ok)
-    kept = trips if keep.size == n else Trips(
-        trips.origin[keep], trips.destination[keep], trips.depart[keep], trips.vtype[keep], trips.vtypes,
-        tuple(map(trips.ids.__getitem__, keep.tolist())))
+    kept = trips if keep.size == n else trips.take(keep)
     new_off = np.zeros(keep.size + 1, dtype=np.int64)
     np.cumsum(lens[keep], out=new_off[1:])
     flat = parts[0] if len(parts) == 1 else (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32))

@@ -66,7 +66,7 @@ def with_vtypes(demand: RoutedDemand, vtypes: list[VehicleType]) -> RoutedDemand
     if not extra:
         return demand
     t = demand.trips
-    trips = Trips(t.origin, t.destination, t.depart, t.vtype, t.vtypes + extra, t.ids)
+    trips = replace(t, vtypes=t.vtypes + extra)
     return replace(demand, trips=trips)
 
 
@@ -77,8 +77,7 @@ def append_trips(demand: RoutedDemand, more: RoutedDemand) -> RoutedDemand:
         raise ValueError("append_trips: the demands have different vehicle types")
     n_a = len(a)
     both = RoutedDemand(
-        Trips(np.concatenate([a.origin, b.origin]), np.concatenate([a.destination, b.destination]),
-              np.concatenate([a.depart, b.depart]), np.concatenate([a.vtype, b.vtype]), a.vtypes, a.ids + b.ids),
+        a.concat(b),
         np.concatenate([demand.route_offsets, more.route_offsets[1:] + demand.route_offsets[-1]]),
         np.concatenate([demand.route_edges, more.route_edges]),
         np.concatenate([demand.route_length, more.route_length]),

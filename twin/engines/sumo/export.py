@@ -69,7 +69,7 @@ from pathlib import Path
 import numpy as np
 
 from twin.city.model import CityModel, NodeType, Signal
-from twin.demand.trips import RoutedDemand
+from twin.demand.trips import DEPART_LANE_CODES, DEPART_SPEED_CODES, RoutedDemand
 from twin.demand.vtypes import VCLASSES, VehicleType
 
 log = logging.getLogger(__name__)
@@ -382,13 +382,24 @@ def vtype_attrs(vt: VehicleType) -> dict[str, str]:
     }
 
 
+def depart_attrs(codes: np.ndarray, keywords: dict[str, float]) -> list[str]:
+    """SUMO's ``departSpeed`` or ``departLane`` values for :attr:`Trips.depart_speed` or ``depart_lane``
+    (``codes``: a number, or the code of a keyword in ``keywords``)."""
+    words: dict[float, str] = {}
+    for word, code in keywords.items():
+        words.setdefault(code, word)
+    return [words[v] if v < 0 else (_f(v) if isinstance(v, float) else str(v)) for v in codes.tolist()]
+
+
 def export_routes(demand: RoutedDemand, city: CityModel, path: Path,
                   emission_classes: np.ndarray | None = None) -> Path:
     """Write the routed demand as a SUMO route file.
 
     One ``<vType>`` per twin vehicle type and one ``<vehicle>`` per routed trip
-    (id = trip id, ``depart`` in [s], ``departLane="best"``,
-    ``departSpeed="max"``, ``departPos="base"``) with its route as edge ids,
+    (id = trip id, ``depart`` in [s], ``departLane`` the trip's (a lane index,
+    "best", "first" or "free"),
+    ``departSpeed`` the trip's (:attr:`Trips.depart_speed`: a number [m/s],
+    "max", "desired" or "speedLimit"), ``departPos="base"``) with its route as edge ids,
     sorted by depart time, and its stops (``<stop lane startPos endPos duration
     [until] [parking]>``). Unroutable trips are not written. With
     ``emission_classes`` (each trip's index into
@@ -428,13 +439,15 @@ def export_routes(demand: RoutedDemand, city: CityModel, path: Path,
                 ET.SubElement(root, "vType", {**vtype_attrs(trips.vtypes[int(t)]), "id": variants[key],
                                               "emissionClass": cls})
             type_of[i] = variants[key]
+    depart_speed = depart_attrs(trips.depart_speed, DEPART_SPEED_CODES)
+    depart_lane = depart_attrs(trips.depart_lane, DEPART_LANE_CODES)
     for i in range(len(trips)):
         edges = demand.route(i)
         if edges.size == 0:
             raise ValueError(f"trip {trips.ids[i]!r} has an empty route")
         veh = ET.SubElement(root, "vehicle", {
             "id": trips.ids[i], "type": type_of[i], "depart": _f(trips.depart[i]),
-            "departLane": "best", "departSpeed": "max", "departPos": "base",
+            "departLane": depart_lane[i], "departSpeed": depart_speed[i], "departPos": "base",
         })
         ET.SubElement(veh, "route", {"edges": " ".join(city.edge_ids[e] for e in edges)})
         st = demand.stops

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from twin.jit import kernel
+from twin.demand.trips import DEPART_LANE_BEST, DEPART_LANE_FIRST, DEPART_SPEED_DESIRED, DEPART_SPEED_LIMIT
 from twin.engines.native.kernels.routes import _best_lane, _pick_lane, lane_score_within
 from twin.engines.native.kernels.state import (
     SCHEDULED, WAITING, RUNNING, INF, STRATEGIC_DEPTH, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH, DEPART_SCORES)
@@ -17,6 +18,20 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
     for other lanes of the edge may still enter (as SUMO's insertion does,
     which remembers failed lanes, not edges). Inserted vehicles are appended
     to ``order``. Returns (next_depart, n_wait, n_order).
+
+    The lane it enters on is its ``depart_lane`` (SUMO's ``departLane``):
+    "best" as above; a lane index, "first" (the rightmost its class may use)
+    or "free" (the one its class may use with most room at its start), as
+    :func:`_depart_lane` picks (a lane index its class may not use, after a
+    lane closure: "best").
+
+    The speed it enters at is its ``depart_speed`` (SUMO's ``departSpeed``):
+    "max" the highest safe speed up to its desired speed (the lane's limit ×
+    its speed factor, at most its type's maximum); a number [m/s], "desired"
+    or "speedLimit" that speed (at most its type's maximum) if it is safe,
+    else the vehicle waits, as SUMO's insertion does. Safe: with the room
+    ``g`` [m] behind the last vehicle on the lane, ``v <= (g - min_gap) / tau``
+    (an empty lane: any speed); at 0 m/s it needs only ``g >= min_gap``.
     """
     state = veh.state
     lane = veh.lane
@@ -24,6 +39,8 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
     speed = veh.speed
     vtype = veh.vtype
     vfactor = veh.vfactor
+    depart_speed = veh.depart_speed
+    depart_lane = veh.depart_lane
     ridx = veh.ridx
     route_off = veh.route_off
     route_n = veh.route_n
@@ -80,10 +97,24 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
             ql, room = _best_lane(e, 0, route_edges, route_off[i], route_n[i], vt_class_bit[ty], edge_lane_start,
                                   edge_num_lanes, lane_length, lane_allow, lane_conn_offsets, conn_to_lane, lane_edge,
                                   tail_pos, tail_len)
+        if depart_lane[i] != DEPART_LANE_BEST:
+            dl = _depart_lane(depart_lane[i], e, vt_class_bit[ty], edge_lane_start, edge_num_lanes, lane_length,
+                              lane_allow, tail_pos, tail_len)
+            if dl >= 0:
+                ql = dl
+                room = lane_length[ql] if tail_pos[ql] >= INF * 0.5 else tail_pos[ql] - tail_len[ql]
         if ql >= 0 and not lane_blocked[ql]:
-            if room >= vt_min_gap[ty]:
-                v0 = min(lane_speed[ql] * vfactor[i], vt_max_speed[ty])
-                v = v0 if room >= INF * 0.5 else min(v0, max(0.0, (room - vt_min_gap[ty]) / vt_tau[ty]))
+            v_safe = INF if room >= INF * 0.5 else max(0.0, (room - vt_min_gap[ty]) / vt_tau[ty])
+            ds = depart_speed[i]
+            if ds >= 0.0:
+                v = min(ds, vt_max_speed[ty])
+            elif ds == DEPART_SPEED_DESIRED:
+                v = min(lane_speed[ql] * vfactor[i], vt_max_speed[ty])
+            elif ds == DEPART_SPEED_LIMIT:
+                v = min(lane_speed[ql], vt_max_speed[ty])
+            else:  # DEPART_SPEED_MAX
+                v = min(lane_speed[ql] * vfactor[i], vt_max_speed[ty], v_safe)
+            if room >= vt_min_gap[ty] and v <= v_safe:
                 state[i] = RUNNING
                 lane[i] = ql
                 pos[i] = 0.0
@@ -101,3 +132,25 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
             wait_list[kept] = i
             kept += 1
     return next_depart, kept, n_order
+
+
+@kernel
+def _depart_lane(code, e, class_bit, edge_lane_start, edge_num_lanes, lane_length, lane_allow, tail_pos, tail_len):
+    """The lane of edge ``e`` a vehicle with ``depart_lane`` ``code`` (>= 0 a lane index, DEPART_LANE_FIRST,
+    else "free") enters on, among those open to ``class_bit``; -1 if none is (or the index is not)."""
+    if code >= 0:
+        ql = edge_lane_start[e] + code
+        return ql if code < edge_num_lanes[e] and (lane_allow[ql] & class_bit) != 0 else -1
+    best = -1
+    best_room = -INF
+    for q in range(edge_num_lanes[e]):
+        ql = edge_lane_start[e] + q
+        if (lane_allow[ql] & class_bit) == 0:
+            continue
+        if code == DEPART_LANE_FIRST:
+            return ql
+        room = lane_length[ql] if tail_pos[ql] >= INF * 0.5 else tail_pos[ql] - tail_len[ql]
+        if room > best_room:
+            best = ql
+            best_room = room
+    return best

@@ -39,6 +39,8 @@ class Vehicles(NamedTuple):
     junction_speed: np.ndarray  # [m/s] limit of the junction path it is on (pos < 0)
     sg_prob: np.ndarray  # accumulated wish to change lanes for speed (> 0 left, < 0 right)
     kr_prob: np.ndarray  # ... and to keep right
+    depart_speed: np.ndarray  # [m/s] speed to enter at if >= 0, else a keyword (twin.demand.trips DEPART_SPEED_*)
+    depart_lane: np.ndarray  # int32: lane index on its first edge to enter if >= 0, else DEPART_LANE_* keyword
 
 
 class VehicleTypes(NamedTuple):

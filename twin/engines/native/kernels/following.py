@@ -5,20 +5,20 @@ import math
 
 from twin.jit import kernel
 from twin.engines.native.kernels.routes import choose_connection, sum_along
-from twin.engines.native.kernels.state import RED, INF, WAITING_FOE_M
+from twin.engines.native.kernels.state import RED, INF, WAITING_FOE_M, MIN_SPEED, MIN_DIST_M, FOE_MOVING_SPEED
 
 
 @kernel
 def idm(v, v0, gap, v_lead, a, b, s0, tau):
     """IDM acceleration [m/s²] (δ = 4); ``gap`` >= INF/2 means a free road."""
-    if v0 < 0.1:
-        v0 = 0.1
+    if v0 < MIN_SPEED:
+        v0 = MIN_SPEED
     r = v / v0
     free = 1.0 - r * r * r * r
     if gap >= INF * 0.5:
         return a * free
     s_star = s0 + max(0.0, v * tau + v * (v - v_lead) / (2.0 * math.sqrt(a * b)))
-    g = max(gap, 0.01)
+    g = max(gap, MIN_DIST_M)
     q = s_star / g
     return a * (free - q * q)
 
@@ -86,9 +86,9 @@ def foe_approaching(c, crit_gap, order, lane_start, veh, vt, net, ctl):
             j = order[lane_start[fl + 1] - 1]  # the foe lane's front vehicle
             vf = speed[j]
             d = lane_length[fl] - pos[j]
-            if vf > 0.5 and d < vf * crit_gap:
+            if vf > FOE_MOVING_SPEED and d < vf * crit_gap:
                 return True
-            if vf <= 0.5 and d < WAITING_FOE_M and \
+            if vf <= FOE_MOVING_SPEED and d < WAITING_FOE_M and \
                     conn_foe_offsets[lane_conn_offsets[fl + 1]] == conn_foe_offsets[lane_conn_offsets[fl]]:
                 cbj = vt_class_bit[vtype[j]]
                 if (lane_allow[fl] & cbj) != 0:

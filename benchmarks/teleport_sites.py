@@ -42,11 +42,12 @@ def what_holds(eng: NativeEngine, i: int) -> str:
     running = eng.state == RUNNING
     if np.any(running & (eng.lane == lane) & (eng.pos > pos)):
         return "leader"
-    k, n = int(eng.ridx[i]), int(eng.route_n[i])
+    k, off, n = int(eng.ridx[i]), int(eng.route_off[i]), int(eng.route_n[i])
     if k + 1 >= n:
         return "destination edge"
-    veh, vtr, net, ctl = eng._records()[:4]
-    conn = choose_connection(lane, k, i, veh, vtr, net, ctl)
+    cb = int(eng._vt["class_bit"][eng.vtype[i]])
+    conn = choose_connection(lane, k, eng.route_edges, off, n, cb, c.lane_conn_offsets, c.conn_to_lane,
+                             c.lane_edge, eng._lane_allow, c.edge_lane_start, c.lane_length)
     if conn < 0:
         return "lane change"
     tl = int(c.conn_to_lane[conn])

@@ -37,13 +37,21 @@ def stop_targets(t, order, n, veh, vt, net, ctl, stp):
     speed = veh.speed
     vtype = veh.vtype
     ridx = veh.ridx
+    route_off = veh.route_off
+    route_n = veh.route_n
+    route_edges = veh.route_edges
     wait = veh.wait
     state = veh.state
     stop_at = veh.stop_at
     vt_length = vt.length
+    vt_class_bit = vt.class_bit
+    lane_edge = net.lane_edge
     lane_length = net.lane_length
+    edge_lane_start = net.edge_lane_start
+    lane_conn_offsets = net.lane_conn_offsets
     conn_to_lane = net.conn_to_lane
     conn_length = net.conn_length
+    lane_allow = ctl.lane_allow
     stop_off = stp.offsets
     stop_ridx = stp.route_index
     stop_start = stp.start
@@ -92,7 +100,9 @@ def stop_targets(t, order, n, veh, vt, net, ctl, stp):
             else:
                 stop_at[i] = x
         elif stop_ridx[s] == ridx[i] + 1 and pos[i] >= 0.0:
-            c = choose_connection(l, ridx[i], i, veh, vt, net, ctl)
+            c = choose_connection(l, ridx[i], route_edges, route_off[i], route_n[i], vt_class_bit[vtype[i]],
+                                  lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                                  lane_length)
             if c >= 0:
                 stop_at[i] = ln + conn_length[c] + min(stop_end[s], lane_length[conn_to_lane[c]])
     return parked

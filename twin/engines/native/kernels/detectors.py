@@ -6,20 +6,10 @@ from twin.engines.native.kernels.routes import choose_connection
 
 
 @kernel
-def _loops_between(i, l0, l1, max_step, veh, vt, net, ctl, lp):
-    """Count the loops of the lanes vehicle ``i`` crossed whole between lane ``l0`` and lane ``l1`` (at its speed
-    now), unless the lanes retraced add up to more than ``max_step`` [m] (a teleport, not a drive)."""
-    v = veh.speed[i]
-    ridx = veh.ridx
-    route_off = veh.route_off
-    route_edges = veh.route_edges
-    lane_edge = net.lane_edge
-    lane_length = net.lane_length
-    conn_to_lane = net.conn_to_lane
-    loop_lane_offsets = lp.lane_offsets
-    loop_index = lp.index
-    count_out = lp.count
-    speed_sum_out = lp.speed_sum
+def _loops_between(i, l0, l1, v, ridx, route_off, route_n, route_edges, class_bit, max_step, lane_conn_offsets,
+                   conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length, loop_lane_offsets, loop_index,
+                   count_out, speed_sum_out):
+    """Count the loops of the lanes vehicle ``i`` crossed whole between lane ``l0`` and lane ``l1``."""
     base = route_off[i]
     k1 = ridx[i]
     e0 = lane_edge[l0]
@@ -31,7 +21,8 @@ def _loops_between(i, l0, l1, max_step, veh, vt, net, ctl, lp):
     cur = l0
     passed = 0.0
     for k in range(k0, k1 - 1):
-        c = choose_connection(cur, k, i, veh, vt, net, ctl)
+        c = choose_connection(cur, k, route_edges, base, route_n[i], class_bit, lane_conn_offsets, conn_to_lane,
+                              lane_edge, lane_allow, edge_lane_start, lane_length)
         if c < 0:
             return
         cur = conn_to_lane[c]
@@ -41,7 +32,8 @@ def _loops_between(i, l0, l1, max_step, veh, vt, net, ctl, lp):
     # all consistent: count the lanes in between
     cur = l0
     for k in range(k0, k1 - 1):
-        c = choose_connection(cur, k, i, veh, vt, net, ctl)
+        c = choose_connection(cur, k, route_edges, base, route_n[i], class_bit, lane_conn_offsets, conn_to_lane,
+                              lane_edge, lane_allow, edge_lane_start, lane_length)
         cur = conn_to_lane[c]
         for q in range(loop_lane_offsets[cur], loop_lane_offsets[cur + 1]):
             count_out[loop_index[q]] += 1.0
@@ -65,9 +57,19 @@ def loops(dt, order, n, veh, vt, net, ctl, lp):
     pos = veh.pos
     speed = veh.speed
     vtype = veh.vtype
+    ridx = veh.ridx
+    route_off = veh.route_off
+    route_n = veh.route_n
+    route_edges = veh.route_edges
     vt_length = vt.length
+    vt_class_bit = vt.class_bit
     vt_max_speed = vt.max_speed
     lane_edge = net.lane_edge
+    lane_conn_offsets = net.lane_conn_offsets
+    conn_to_lane = net.conn_to_lane
+    edge_lane_start = net.edge_lane_start
+    lane_length = net.lane_length
+    lane_allow = ctl.lane_allow
     prev_lane = lp.prev_lane
     prev_pos = lp.prev_pos
     loop_lane_offsets = lp.lane_offsets
@@ -95,7 +97,9 @@ def loops(dt, order, n, veh, vt, net, ctl, lp):
                 if loop_pos[q] > p0:
                     count_out[loop_index[q]] += 1.0
                     speed_sum_out[loop_index[q]] += speed[i]
-            _loops_between(i, l0, l1, vt_max_speed[vtype[i]] * dt, veh, vt, net, ctl, lp)
+            _loops_between(i, l0, l1, speed[i], ridx, route_off, route_n, route_edges, vt_class_bit[vtype[i]],
+                           vt_max_speed[vtype[i]] * dt, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow,
+                           edge_lane_start, lane_length, loop_lane_offsets, loop_index, count_out, speed_sum_out)
             for q in range(loop_lane_offsets[l1], loop_lane_offsets[l1 + 1]):
                 if loop_pos[q] <= p1:
                     count_out[loop_index[q]] += 1.0

@@ -39,26 +39,25 @@ def first_ahead(l, p, order, lane_start, pos):
 
 
 @kernel
-def queue_ahead(l, p, k, n_edges, i, order, lane_start, veh, vt, net, ctl, scr):
-    """Road taken [m] (vehicle lengths plus minimum gaps) on lane ``l`` (route edge ``k`` of vehicle ``i``) ahead
-    of position ``p`` [m], and on the lanes it leads to over ``n_edges`` more route edges (as
-    :func:`choose_connection` continues it; ``scr.lane_occ``: the same sum per lane over all its vehicles).
-    SUMO's LC2013 takes this ``occupation`` of the lanes a vehicle needs off the distance it has left to reach
-    them."""
-    pos = veh.pos
-    vtype = veh.vtype
-    vt_length = vt.length
-    vt_min_gap = vt.min_gap
-    lane_occ = scr.lane_occ
+def queue_ahead(l, p, k, n_edges, order, lane_start, pos, vtype, vt_length, vt_min_gap, lane_occ, route_edges, base,
+                n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                lane_length):
+    """Road taken [m] (vehicle lengths plus minimum gaps) on lane ``l`` (route edge ``k``) ahead of position
+    ``p``, and on the lanes it leads to over ``n_edges`` more route edges (as :func:`choose_connection`
+    continues it; ``lane_occ``: the same sum per lane over all its vehicles). SUMO's LC2013 takes this
+    ``occupation`` of the lanes a vehicle needs off the distance it has left to reach them."""
     occ = 0.0
     for q in range(first_ahead(l, p, order, lane_start, pos), lane_start[l + 1]):
         j = order[q]
         occ += vt_length[vtype[j]] + vt_min_gap[vtype[j]]
-    return occ + sum_along(l, k, n_edges, lane_occ, i, veh, vt, net, ctl)
+    return occ + sum_along(l, k, n_edges, lane_occ, route_edges, base, n_route, class_bit, lane_conn_offsets,
+                           conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
 
 
 @kernel
-def foe_approaching(c, crit_gap, order, lane_start, veh, vt, net, ctl):
+def foe_approaching(c, crit_gap, conn_foe_offsets, conn_foe_lanes, lane_start, order, pos, speed, lane_length,
+                    lane_conn_offsets, conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n, vtype,
+                    vt_class_bit, lane_edge, lane_allow, edge_lane_start):
     """True if a vehicle on a lane that connection ``c`` yields to reaches the junction within ``crit_gap`` [s],
     or stands at its end about to merge into the same edge (a stopped priority queue keeps its turn:
     entering vehicles do not take the room it is waiting for, which fills a roundabout until it locks).
@@ -67,19 +66,6 @@ def foe_approaching(c, crit_gap, order, lane_start, veh, vt, net, ctl):
     edge connection ``c`` enters, without a red signal (a vehicle stopped by an incident's closure, a red
     light or a lane change it still needs is not merging; one waiting to cross into another road does not
     hold the yielding vehicle back, or a jam on that road would block every road that yields to it)."""
-    pos = veh.pos
-    speed = veh.speed
-    vtype = veh.vtype
-    ridx = veh.ridx
-    vt_class_bit = vt.class_bit
-    lane_length = net.lane_length
-    lane_edge = net.lane_edge
-    lane_conn_offsets = net.lane_conn_offsets
-    conn_to_lane = net.conn_to_lane
-    conn_foe_offsets = net.conn_foe_offsets
-    conn_foe_lanes = net.conn_foe_lanes
-    lane_allow = ctl.lane_allow
-    conn_signal = ctl.conn_signal
     for f in range(conn_foe_offsets[c], conn_foe_offsets[c + 1]):
         fl = conn_foe_lanes[f]
         if lane_start[fl + 1] > lane_start[fl]:
@@ -92,7 +78,9 @@ def foe_approaching(c, crit_gap, order, lane_start, veh, vt, net, ctl):
                     conn_foe_offsets[lane_conn_offsets[fl + 1]] == conn_foe_offsets[lane_conn_offsets[fl]]:
                 cbj = vt_class_bit[vtype[j]]
                 if (lane_allow[fl] & cbj) != 0:
-                    cj = choose_connection(fl, ridx[j], j, veh, vt, net, ctl)
+                    cj = choose_connection(fl, ridx[j], route_edges, route_off[j], route_n[j], cbj,
+                                           lane_conn_offsets, conn_to_lane, lane_edge,
+                                           lane_allow, edge_lane_start, lane_length)
                     if cj >= 0 and conn_signal[cj] != RED and \
                             lane_edge[conn_to_lane[cj]] == lane_edge[conn_to_lane[c]]:
                         return True

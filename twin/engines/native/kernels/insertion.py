@@ -24,6 +24,7 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
     speed = veh.speed
     vtype = veh.vtype
     vfactor = veh.vfactor
+    ridx = veh.ridx
     route_off = veh.route_off
     route_n = veh.route_n
     route_edges = veh.route_edges
@@ -32,9 +33,15 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
     vt_min_gap = vt.min_gap
     vt_tau = vt.tau
     vt_max_speed = vt.max_speed
+    vt_class_bit = vt.class_bit
+    lane_edge = net.lane_edge
+    lane_length = net.lane_length
     edge_lane_start = net.edge_lane_start
     edge_num_lanes = net.edge_num_lanes
+    lane_conn_offsets = net.lane_conn_offsets
+    conn_to_lane = net.conn_to_lane
     lane_speed = ctl.lane_speed
+    lane_allow = ctl.lane_allow
     tail_pos = scr.tail_pos
     tail_len = scr.tail_len
     lane_blocked = scr.lane_blocked
@@ -58,15 +65,21 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
         ty = vtype[i]
         nl = edge_num_lanes[e]
         if nl <= score_cache.shape[1]:  # entry lane scores cached per vehicle while it waits (DEPART_SCORES)
+            cb = vt_class_bit[ty]
             if score_ridx[i] != DEPART_SCORES:
                 for q in range(nl):
-                    score_cache[i, q] = lane_score_within(edge_lane_start[e] + q, 0, i, STRATEGIC_DEPTH,
-                                                          BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH, veh, vt, net,
-                                                          ctl)
+                    score_cache[i, q] = lane_score_within(edge_lane_start[e] + q, 0, STRATEGIC_DEPTH,
+                                                          BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH, route_edges,
+                                                          route_off[i], route_n[i], cb, lane_conn_offsets,
+                                                          conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                                                          lane_length)
                 score_ridx[i] = DEPART_SCORES
-            ql, room = _pick_lane(e, score_cache[i], route_n[i] > 1, i, veh, vt, net, ctl, scr)
+            ql, room = _pick_lane(e, score_cache[i], route_n[i] > 1, cb, edge_lane_start, edge_num_lanes,
+                                  lane_length, lane_allow, tail_pos, tail_len)
         else:
-            ql, room = _best_lane(e, 0, i, veh, vt, net, ctl, scr)
+            ql, room = _best_lane(e, 0, route_edges, route_off[i], route_n[i], vt_class_bit[ty], edge_lane_start,
+                                  edge_num_lanes, lane_length, lane_allow, lane_conn_offsets, conn_to_lane, lane_edge,
+                                  tail_pos, tail_len)
         if ql >= 0 and not lane_blocked[ql]:
             if room >= vt_min_gap[ty]:
                 v0 = min(lane_speed[ql] * vfactor[i], vt_max_speed[ty])

@@ -32,19 +32,13 @@ def unit_hash(a, b, c):
 
 
 @kernel
-def _swap_ok(k, kj, l, tl, order, lane_start, veh, vt, net, ctl, scr):
+def _swap_ok(k, kj, l, tl, order, lane_start, new_lane, pos, speed, vtype, ridx, route_off, route_n,
+             route_edges, vt_length, vt_class_bit, lane_allow, lane_conn_offsets, conn_to_lane, lane_edge,
+             edge_lane_start, lane_length):
     """Whether the vehicle at ``order[k]`` (lane ``l``) and the one at ``order[kj]`` (lane ``tl``, beside it)
     may swap lanes: ``kj`` is on ``tl``, has not moved this pass, is stopped beside it (fronts within a
     vehicle length), its route continues further from ``l`` than from ``tl``, and neither lands
     overlapping the other lane's vehicles."""
-    pos = veh.pos
-    speed = veh.speed
-    vtype = veh.vtype
-    ridx = veh.ridx
-    vt_length = vt.length
-    vt_class_bit = vt.class_bit
-    lane_allow = ctl.lane_allow
-    new_lane = scr.new_lane
     if kj < lane_start[tl] or kj >= lane_start[tl + 1]:
         return False
     i = order[k]
@@ -58,8 +52,10 @@ def _swap_ok(k, kj, l, tl, order, lane_start, veh, vt, net, ctl, scr):
     cbj = vt_class_bit[vtype[j]]
     if (lane_allow[l] & (cbj | DRIVE_OFF_BIT)) == 0:
         return False
-    s_l = lane_score(l, ridx[j], j, STRATEGIC_DEPTH, veh, vt, net, ctl)
-    s_t = lane_score(tl, ridx[j], j, STRATEGIC_DEPTH, veh, vt, net, ctl)
+    s_l = lane_score(l, ridx[j], STRATEGIC_DEPTH, route_edges, route_off[j], route_n[j], cbj, lane_conn_offsets,
+                     conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
+    s_t = lane_score(tl, ridx[j], STRATEGIC_DEPTH, route_edges, route_off[j], route_n[j], cbj, lane_conn_offsets,
+                     conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
     if s_l <= s_t:
         return False
     # i takes j's place among tl's vehicles, j takes i's among l's: no overlaps
@@ -75,14 +71,9 @@ def _swap_ok(k, kj, l, tl, order, lane_start, veh, vt, net, ctl, scr):
 
 
 @kernel
-def _target_lane(l, direction, class_bit, net, ctl):
+def _target_lane(l, direction, class_bit, lane_edge, lane_index, edge_lane_start, edge_num_lanes, lane_allow):
     """The lane beside lane ``l`` towards ``direction`` that a vehicle of ``class_bit`` could change to, or -1
     (none there, or closed to it; on a closed road its other closed lanes count as open)."""
-    lane_edge = net.lane_edge
-    lane_index = net.lane_index
-    edge_lane_start = net.edge_lane_start
-    edge_num_lanes = net.edge_num_lanes
-    lane_allow = ctl.lane_allow
     e = lane_edge[l]
     nl = edge_num_lanes[e]
     li = lane_index[l] + direction
@@ -95,15 +86,14 @@ def _target_lane(l, direction, class_bit, net, ctl):
 
 
 @kernel
-def _score_lanes(i, e, rk, veh, vt, net, ctl, scr):
+def _score_lanes(i, e, rk, class_bit, base, n_route, score_cache, score_ridx, route_edges, lane_conn_offsets,
+                 conn_to_lane, lane_edge, lane_allow, edge_lane_start, edge_num_lanes, lane_length):
     """Vehicle ``i``'s :func:`lane_score` of every lane of edge ``e`` (its edge) into its row of the score cache,
     valid at route position ``rk`` (its current one)."""
-    edge_lane_start = net.edge_lane_start
-    edge_num_lanes = net.edge_num_lanes
-    score_cache = scr.score_cache
-    score_ridx = scr.score_ridx
     for q in range(edge_num_lanes[e]):
-        score_cache[i, q] = lane_score(edge_lane_start[e] + q, rk, i, STRATEGIC_DEPTH, veh, vt, net, ctl)
+        score_cache[i, q] = lane_score(edge_lane_start[e] + q, rk, STRATEGIC_DEPTH, route_edges, base, n_route,
+                                       class_bit, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow,
+                                       edge_lane_start, lane_length)
     score_ridx[i] = rk
 
 
@@ -185,6 +175,7 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
     lane_length = net.lane_length
     edge_lane_start = net.edge_lane_start
     edge_num_lanes = net.edge_num_lanes
+    lane_conn_offsets = net.lane_conn_offsets
     conn_to_lane = net.conn_to_lane
     lane_speed = ctl.lane_speed
     lane_allow = ctl.lane_allow
@@ -213,8 +204,11 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
             e = lane_edge[l]
             cb = vt_class_bit[vtype[i]]
             if edge_num_lanes[e] <= score_cache.shape[1] and score_ridx[i] != ridx[i] and \
-                    _target_lane(l, direction, cb, net, ctl) >= 0:
-                _score_lanes(i, e, ridx[i], veh, vt, net, ctl, scr)
+                    _target_lane(l, direction, cb, lane_edge, lane_index, edge_lane_start, edge_num_lanes,
+                                 lane_allow) >= 0:
+                _score_lanes(i, e, ridx[i], cb, route_off[i], route_n[i], score_cache, score_ridx, route_edges,
+                             lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start, edge_num_lanes,
+                             lane_length)
     changes = 0
     for k in range(n):
         i = order[k]
@@ -223,7 +217,7 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
             continue
         ty = vtype[i]
         cb = vt_class_bit[ty]
-        tl = _target_lane(l, direction, cb, net, ctl)
+        tl = _target_lane(l, direction, cb, lane_edge, lane_index, edge_lane_start, edge_num_lanes, lane_allow)
         if tl < 0:
             continue
         e = lane_edge[l]
@@ -234,13 +228,16 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
         rk = ridx[i]
         cached = nl <= score_cache.shape[1]
         if cached and score_ridx[i] != rk:
-            _score_lanes(i, e, rk, veh, vt, net, ctl, scr)
+            _score_lanes(i, e, rk, cb, base, rn, score_cache, score_ridx, route_edges, lane_conn_offsets,
+                         conn_to_lane, lane_edge, lane_allow, edge_lane_start, edge_num_lanes, lane_length)
         if cached:
             s_cur = np.int64(score_cache[i, lane_index[l]])
             s_tgt = np.int64(score_cache[i, li])
         else:
-            s_cur = lane_score(l, rk, i, STRATEGIC_DEPTH, veh, vt, net, ctl)
-            s_tgt = lane_score(tl, rk, i, STRATEGIC_DEPTH, veh, vt, net, ctl)
+            s_cur = lane_score(l, rk, STRATEGIC_DEPTH, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane,
+                               lane_edge, lane_allow, edge_lane_start, lane_length)
+            s_tgt = lane_score(tl, rk, STRATEGIC_DEPTH, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane,
+                               lane_edge, lane_allow, edge_lane_start, lane_length)
         s_best = s_cur
         best_q = lane_index[l]
         for q in range(nl):
@@ -250,7 +247,8 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
             if cached:
                 sq = np.int64(score_cache[i, q])
             else:
-                sq = lane_score(ql, rk, i, STRATEGIC_DEPTH, veh, vt, net, ctl)
+                sq = lane_score(ql, rk, STRATEGIC_DEPTH, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane,
+                                lane_edge, lane_allow, edge_lane_start, lane_length)
             if sq > s_best or (sq == s_best and sq > s_cur and abs(q - lane_index[l]) < abs(best_q - lane_index[l])):
                 s_best = sq
                 best_q = q
@@ -265,10 +263,13 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
         reach = lane_length[l] - p
         usable = reach
         if need and s_cur >= 1:
-            reach = lane_reach(l, rk, s_cur, i, veh, vt, net, ctl) - p
+            reach = lane_reach(l, rk, s_cur, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane, lane_edge,
+                               lane_allow, edge_lane_start, lane_length) - p
             # the queue on the lane it needs ends that much sooner (LC2013's usable distance)
-            usable = reach - queue_ahead(edge_lane_start[e] + best_q, p, rk, s_cur, i, order, lane_start, veh, vt,
-                                         net, ctl, scr)
+            usable = reach - queue_ahead(edge_lane_start[e] + best_q, p, rk, s_cur, order, lane_start, pos, vtype,
+                                         vt_length, vt_min_gap, lane_occ, route_edges, base, rn, cb,
+                                         lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                                         lane_length)
         mandatory = need and (s_cur < 1 or usable < STRATEGIC_LOOKAHEAD_S * max(v, lane_speed[l])
                                                     * abs(best_q - lane_index[l]))
         strategic = need and not mandatory
@@ -286,8 +287,10 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
                 ql = edge_lane_start[nxt] + q
                 near = near or (steer_dir[ql] != 0 and steer_until[ql] < STEER_UPSTREAM_M)
             if near:  # loops right at the next edge's start: enter it on the side their steering wants
-                cx = choose_connection(l, rk, i, veh, vt, net, ctl)
-                cy = choose_connection(tl, rk, i, veh, vt, net, ctl)
+                cx = choose_connection(l, rk, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane,
+                                       lane_edge, lane_allow, edge_lane_start, lane_length)
+                cy = choose_connection(tl, rk, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane,
+                                       lane_edge, lane_allow, edge_lane_start, lane_length)
                 if cx >= 0 and cy >= 0 and conn_to_lane[cx] != conn_to_lane[cy]:
                     x = conn_to_lane[cx]
                     y = conn_to_lane[cy]
@@ -304,7 +307,9 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
         if steered and s_tgt < s_cur and not need:
             # into a lane the route leaves sooner: only if that lane leads on far enough past the loops
             # to change back there without hurry
-            steered = s_tgt >= 1 and lane_reach(tl, rk, s_tgt, i, veh, vt, net, ctl) - past >= \
+            steered = s_tgt >= 1 and lane_reach(tl, rk, s_tgt, route_edges, base, rn, cb, lane_conn_offsets,
+                                                conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                                                lane_length) - past >= \
                 STRATEGIC_LOOKAHEAD_S * lane_speed[l] * STEER_LEAD_ON_FACTOR
         if not mandatory and not strategic and s_tgt < s_cur and not steered:
             continue
@@ -337,7 +342,9 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
             if not ok and urgent and v < SWAP_SPEED:
                 # two stopped vehicles beside each other, each needing the other's lane: swap them (as SUMO does)
                 kj = lo_k if gap_lead < min_gap else lo_k - 1
-                if _swap_ok(k, kj, l, tl, order, lane_start, veh, vt, net, ctl, scr):
+                if _swap_ok(k, kj, l, tl, order, lane_start, new_lane, pos, speed, vtype, ridx, route_off,
+                            route_n, route_edges, vt_length, vt_class_bit, lane_allow, lane_conn_offsets,
+                            conn_to_lane, lane_edge, edge_lane_start, lane_length):
                     j = order[kj]
                     new_lane[k] = tl
                     new_lane[kj] = l
@@ -394,10 +401,12 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
             # looked at over the entering vehicles' horizon); a steered vehicle's was checked above
             s_far = DEST_SCORE
             if not steered:
-                s_far = lane_score_within(tl, rk, i, STRATEGIC_DEPTH, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH, veh,
-                                          vt, net, ctl)
-            if s_far < DEST_SCORE and \
-                    lane_reach(tl, rk, s_far, i, veh, vt, net, ctl) - p < SG_MIN_TIME_S * max(v, MIN_SPEED):
+                s_far = lane_score_within(tl, rk, STRATEGIC_DEPTH, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH,
+                                          route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane, lane_edge,
+                                          lane_allow, edge_lane_start, lane_length)
+            if s_far < DEST_SCORE and lane_reach(tl, rk, s_far, route_edges, base, rn, cb, lane_conn_offsets,
+                                                 conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                                                 lane_length) - p < SG_MIN_TIME_S * max(v, MIN_SPEED):
                 continue
             if foll >= 0:
                 tf = vtype[foll]

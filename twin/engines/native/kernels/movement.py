@@ -54,9 +54,13 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     vt_class_bit = vt.class_bit
     lane_edge = net.lane_edge
     lane_length = net.lane_length
+    edge_lane_start = net.edge_lane_start
+    lane_conn_offsets = net.lane_conn_offsets
     conn_to_lane = net.conn_to_lane
     conn_length = net.conn_length
     conn_speed = net.conn_speed
+    conn_foe_offsets = net.conn_foe_offsets
+    conn_foe_lanes = net.conn_foe_lanes
     lane_speed = ctl.lane_speed
     lane_allow = ctl.lane_allow
     conn_signal = ctl.conn_signal
@@ -105,7 +109,9 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                 nxt = _route_edge(route_edges, route_off, route_n, ridx, i, ahead + 1)
                 if nxt < 0:
                     break  # arrives at the end of this lane
-                c = choose_connection(cur, ridx[i] + ahead, i, veh, vt, net, ctl)
+                c = choose_connection(cur, ridx[i] + ahead, route_edges, route_off[i], route_n[i], cb,
+                                      lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                                      lane_length)
                 stop = c < 0  # wrong lane: wait at the end for a lane change
                 if not stop:
                     sig = conn_signal[c]
@@ -115,7 +121,10 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                         stop = v * v <= 2.0 * b * max(d, MIN_DIST_M)  # stop if it can do so comfortably
                     elif sig == GREEN_MINOR or sig == UNCONTROLLED:
                         if d < max(YIELD_CHECK_M, v * v / (2.0 * b) + YIELD_MARGIN_M):
-                            stop = foe_approaching(c, vt_crit_gap[ty], order, lane_start, veh, vt, net, ctl)
+                            stop = foe_approaching(c, vt_crit_gap[ty], conn_foe_offsets, conn_foe_lanes,
+                                                   lane_start, order, pos, speed, lane_length, lane_conn_offsets,
+                                                   conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
+                                                   vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start)
                 if stop:
                     rest = 0.0  # a vehicle waiting for a lane change stands with its front at the lane's end,
                     if c < 0:  # so that it gets onto a lane shorter than its standstill gap (0.2 m edges) and changes
@@ -211,11 +220,16 @@ def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, s
     teleports = veh.teleports
     vt_length = vt.length
     vt_min_gap = vt.min_gap
+    vt_class_bit = vt.class_bit
     lane_edge = net.lane_edge
     lane_length = net.lane_length
+    edge_lane_start = net.edge_lane_start
+    edge_num_lanes = net.edge_num_lanes
+    lane_conn_offsets = net.lane_conn_offsets
     conn_to_lane = net.conn_to_lane
     conn_length = net.conn_length
     conn_speed = net.conn_speed
+    lane_allow = ctl.lane_allow
     new_pos = scr.new_pos
     new_speed = scr.new_speed
     tail_pos = scr.tail_pos
@@ -240,6 +254,7 @@ def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, s
         v = new_speed[k]
         l = lane[i]
         ty = vtype[i]
+        cb = vt_class_bit[ty]
         while p >= lane_length[l]:
             nxt = _route_edge(route_edges, route_off, route_n, ridx, i, 1)
             if nxt < 0:
@@ -250,7 +265,8 @@ def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, s
                 t_arrive[i] = t + frac * dt
                 arrived += 1
                 break
-            c = choose_connection(l, ridx[i], i, veh, vt, net, ctl)
+            c = choose_connection(l, ridx[i], route_edges, route_off[i], route_n[i], cb, lane_conn_offsets,
+                                  conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
             if c < 0:
                 p = lane_length[l] - STOP_LINE_EPS_M
                 v = 0.0
@@ -291,7 +307,9 @@ def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, s
                     arrived += 1
                     done = True
                     break
-                ql, room = _best_lane(nxt, ridx[i] + ahead, i, veh, vt, net, ctl, scr)
+                ql, room = _best_lane(nxt, ridx[i] + ahead, route_edges, route_off[i], route_n[i], cb,
+                                      edge_lane_start, edge_num_lanes, lane_length, lane_allow, lane_conn_offsets,
+                                      conn_to_lane, lane_edge, tail_pos, tail_len)
                 if ql >= 0 and room >= vt_min_gap[ty]:
                     ridx[i] += ahead
                     lane[i] = ql

@@ -12,18 +12,22 @@ from twin.engines.native.kernels.state import (
 
 
 @kernel
-def lane_score(l, k, i, depth, veh, vt, net, ctl):
-    """How many route edges after route edge ``k`` vehicle ``i`` on lane ``l`` reaches without changing lanes,
+def lane_score(l, k, depth, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge,
+               lane_allow, edge_lane_start, lane_length):
+    """How many route edges after route edge ``k`` a vehicle on lane ``l`` reaches without changing lanes,
     within the strategic horizon (see :func:`lane_score_within`)."""
-    return lane_score_within(l, k, i, depth, STRATEGIC_LOOKAHEAD_M, STRATEGIC_MAX_DEPTH, veh, vt, net, ctl)
+    return lane_score_within(l, k, depth, STRATEGIC_LOOKAHEAD_M, STRATEGIC_MAX_DEPTH, route_edges, base, n_route,
+                             class_bit, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                             lane_length)
 
 
 @kernel
-def lane_score_within(l, k, i, depth, lookahead_m, max_depth, veh, vt, net, ctl):
-    """How many route edges after route edge ``k`` vehicle ``i`` on lane ``l`` reaches without changing lanes.
+def lane_score_within(l, k, depth, lookahead_m, max_depth, route_edges, base, n_route, class_bit, lane_conn_offsets,
+                      conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length):
+    """How many route edges after route edge ``k`` a vehicle on lane ``l`` reaches without changing lanes.
 
     The route is followed over at least ``depth`` edges and on while the edges passed add up to less
-    than ``lookahead_m`` [m] (at most ``max_depth`` edges); lane changes use ``STRATEGIC_LOOKAHEAD_M`` and
+    than ``lookahead_m`` (at most ``max_depth`` edges); lane changes use ``STRATEGIC_LOOKAHEAD_M`` and
     ``STRATEGIC_MAX_DEPTH``, so a cluster of short edges (a junction SUMO splits into several) does not
     hide a turn behind it; entering vehicles ``BEST_LANE_LOOKAHEAD_M``. Returns ``DEST_SCORE`` if the lane
     leads to the destination within that horizon. Every lane of an edge is followed over the same
@@ -32,16 +36,6 @@ def lane_score_within(l, k, i, depth, lookahead_m, max_depth, veh, vt, net, ctl)
     The lanes reachable on each edge are a bit mask (lanes of an edge are numbered from 0), so the
     search is a loop, not a recursion (numba's on-disk cache mishandles recursive functions).
     """
-    route_edges = veh.route_edges
-    base = veh.route_off[i]
-    n_route = veh.route_n[i]
-    class_bit = vt.class_bit[veh.vtype[i]]
-    lane_conn_offsets = net.lane_conn_offsets
-    conn_to_lane = net.conn_to_lane
-    lane_edge = net.lane_edge
-    edge_lane_start = net.edge_lane_start
-    lane_length = net.lane_length
-    lane_allow = ctl.lane_allow
     if depth <= 0 or (lane_allow[l] & (class_bit | DRIVE_OFF_BIT)) == 0:  # a closed lane leads nowhere
         return 0
     e = lane_edge[l]
@@ -75,21 +69,14 @@ def lane_score_within(l, k, i, depth, lookahead_m, max_depth, veh, vt, net, ctl)
 
 
 @kernel
-def choose_connection(l, k, i, veh, vt, net, ctl):
-    """The connection vehicle ``i`` on lane ``l`` (at route edge ``k``) takes into its next route edge, or -1.
+def choose_connection(l, k, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge,
+                      lane_allow, edge_lane_start, lane_length):
+    """The connection a vehicle on lane ``l`` (at route edge ``k``) takes into its next route edge, or -1.
 
     Prefers the target lane from which the route continues furthest without
     a lane change (within ``BEST_LANE_LOOKAHEAD_M``, as SUMO's best-lanes
     continuation); among equals, the first connection (lane order).
     """
-    route_edges = veh.route_edges
-    base = veh.route_off[i]
-    n_route = veh.route_n[i]
-    class_bit = vt.class_bit[veh.vtype[i]]
-    lane_conn_offsets = net.lane_conn_offsets
-    conn_to_lane = net.conn_to_lane
-    lane_edge = net.lane_edge
-    lane_allow = ctl.lane_allow
     if k + 1 >= n_route:
         return -1
     nxt = route_edges[base + k + 1]
@@ -108,8 +95,9 @@ def choose_connection(l, k, i, veh, vt, net, ctl):
         tl = conn_to_lane[c]
         if lane_edge[tl] != nxt or (lane_allow[tl] & class_bit) == 0:
             continue
-        s = lane_score_within(tl, k + 1, i, STRATEGIC_DEPTH - 1, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH, veh,
-                              vt, net, ctl)
+        s = lane_score_within(tl, k + 1, STRATEGIC_DEPTH - 1, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH, route_edges,
+                              base, n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow,
+                              edge_lane_start, lane_length)
         if s > best_s:
             best = c
             best_s = s
@@ -117,27 +105,30 @@ def choose_connection(l, k, i, veh, vt, net, ctl):
 
 
 @kernel
-def lane_reach(l, k, n_edges, i, veh, vt, net, ctl):
-    """Distance [m] from the start of lane ``l`` (route edge ``k`` of vehicle ``i``) to the end of the lane
-    reached after ``n_edges`` more route edges without a lane change (following :func:`choose_connection`; lane
+def lane_reach(l, k, n_edges, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge,
+               lane_allow, edge_lane_start, lane_length):
+    """Distance [m] from the start of lane ``l`` (route edge ``k``) to the end of the lane reached after
+    ``n_edges`` more route edges without a lane change (following :func:`choose_connection`; lane
     lengths only, junction paths not counted).
 
     With ``n_edges`` = :func:`lane_score` of ``l`` this is where a vehicle staying on ``l`` would
     have to stop for a lane change it did not make.
     """
-    lane_length = net.lane_length
-    return lane_length[l] + sum_along(l, k, n_edges, lane_length, i, veh, vt, net, ctl)
+    return lane_length[l] + sum_along(l, k, n_edges, lane_length, route_edges, base, n_route, class_bit,
+                                      lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                                      lane_length)
 
 
 @kernel
-def sum_along(l, k, n_edges, per_lane, i, veh, vt, net, ctl):
-    """Sum of ``per_lane`` over the lanes lane ``l`` (route edge ``k`` of vehicle ``i``) leads to over ``n_edges``
-    more route edges without a lane change (following :func:`choose_connection`; ``l`` itself not counted)."""
-    conn_to_lane = net.conn_to_lane
+def sum_along(l, k, n_edges, per_lane, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane,
+              lane_edge, lane_allow, edge_lane_start, lane_length):
+    """Sum of ``per_lane`` over the lanes lane ``l`` (route edge ``k``) leads to over ``n_edges`` more route
+    edges without a lane change (following :func:`choose_connection`; ``l`` itself not counted)."""
     total = 0.0
     cur = l
     for j in range(n_edges):
-        c = choose_connection(cur, k + j, i, veh, vt, net, ctl)
+        c = choose_connection(cur, k + j, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane,
+                              lane_edge, lane_allow, edge_lane_start, lane_length)
         if c < 0:
             break
         cur = conn_to_lane[c]
@@ -154,18 +145,12 @@ def _route_edge(route_edges, route_off, route_n, ridx, i, ahead):
 
 
 @kernel
-def _pick_lane(e, scores, must_lead_on, i, veh, vt, net, ctl, scr):
-    """The lane of edge ``e`` for vehicle ``i`` to enter, given ``scores[q]`` (:func:`lane_score_within` of its
-    lane q): the highest score among the lanes open to its class (a score of 0, leading nowhere, only when
+def _pick_lane(e, scores, must_lead_on, class_bit, edge_lane_start, edge_num_lanes, lane_length, lane_allow,
+               tail_pos, tail_len):
+    """The lane of edge ``e`` to enter, given ``scores[q]`` (:func:`lane_score_within` of its lane q): the
+    highest score among the lanes open to ``class_bit`` (a score of 0, leading nowhere, only when
     ``must_lead_on`` is false: the edge is the last of the route); among equals, the one with most room at its
     start. Returns (lane, room [m]); lane -1 if none."""
-    class_bit = vt.class_bit[veh.vtype[i]]
-    edge_lane_start = net.edge_lane_start
-    edge_num_lanes = net.edge_num_lanes
-    lane_length = net.lane_length
-    lane_allow = ctl.lane_allow
-    tail_pos = scr.tail_pos
-    tail_len = scr.tail_len
     best = -1
     best_s = -1
     best_room = -INF
@@ -183,20 +168,18 @@ def _pick_lane(e, scores, must_lead_on, i, veh, vt, net, ctl, scr):
 
 
 @kernel
-def _best_lane(e, k, i, veh, vt, net, ctl, scr):
-    """The lane of edge ``e`` (route edge ``k``) for vehicle ``i`` to enter: the route continues furthest from it
+def _best_lane(e, k, route_edges, base, n_route, class_bit, edge_lane_start, edge_num_lanes, lane_length,
+               lane_allow, lane_conn_offsets, conn_to_lane, lane_edge, tail_pos, tail_len):
+    """The lane of edge ``e`` (route edge ``k``) to enter: the route continues furthest from it
     without lane changes (within ``BEST_LANE_LOOKAHEAD_M``); among equals, the one with most room at its start
     (:func:`_pick_lane`). Returns (lane, room [m]); lane -1 if no allowed lane leads on.
     """
-    class_bit = vt.class_bit[veh.vtype[i]]
-    n_route = veh.route_n[i]
-    edge_lane_start = net.edge_lane_start
-    edge_num_lanes = net.edge_num_lanes
-    lane_allow = ctl.lane_allow
     scores = np.zeros(edge_num_lanes[e], dtype=np.int64)
     for q in range(edge_num_lanes[e]):
         ql = edge_lane_start[e] + q
         if (lane_allow[ql] & class_bit) != 0:
-            scores[q] = lane_score_within(ql, k, i, STRATEGIC_DEPTH, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH,
-                                          veh, vt, net, ctl)
-    return _pick_lane(e, scores, k + 1 < n_route, i, veh, vt, net, ctl, scr)
+            scores[q] = lane_score_within(ql, k, STRATEGIC_DEPTH, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH,
+                                          route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane,
+                                          lane_edge, lane_allow, edge_lane_start, lane_length)
+    return _pick_lane(e, scores, k + 1 < n_route, class_bit, edge_lane_start, edge_num_lanes, lane_length,
+                      lane_allow, tail_pos, tail_len)

@@ -39,13 +39,28 @@ def first_ahead(l, p, order, lane_start, pos):
 
 
 @kernel
-def queue_ahead(l, p, k, n_edges, order, lane_start, pos, vtype, vt_length, vt_min_gap, lane_occ, route_edges, base,
-                n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
-                lane_length):
-    """Road taken [m] (vehicle lengths plus minimum gaps) on lane ``l`` (route edge ``k``) ahead of position
-    ``p``, and on the lanes it leads to over ``n_edges`` more route edges (as :func:`choose_connection`
-    continues it; ``lane_occ``: the same sum per lane over all its vehicles). SUMO's LC2013 takes this
-    ``occupation`` of the lanes a vehicle needs off the distance it has left to reach them."""
+def queue_ahead(l, p, k, n_edges, i, order, lane_start, veh, vt, net, ctl, scr):
+    """Road taken [m] (vehicle lengths plus minimum gaps) on lane ``l`` (route edge ``k`` of vehicle ``i``) ahead
+    of position ``p`` [m], and on the lanes it leads to over ``n_edges`` more route edges (as
+    :func:`choose_connection` continues it; ``scr.lane_occ``: the same sum per lane over all its vehicles).
+    SUMO's LC2013 takes this ``occupation`` of the lanes a vehicle needs off the distance it has left to reach
+    them. Called only for a needed lane change, so it takes the records (a helper called for every vehicle
+    takes arrays: see benchmarks/bench_records.py)."""
+    pos = veh.pos
+    vtype = veh.vtype
+    route_edges = veh.route_edges
+    base = veh.route_off[i]
+    n_route = veh.route_n[i]
+    vt_length = vt.length
+    vt_min_gap = vt.min_gap
+    class_bit = vt.class_bit[vtype[i]]
+    lane_edge = net.lane_edge
+    lane_length = net.lane_length
+    edge_lane_start = net.edge_lane_start
+    lane_conn_offsets = net.lane_conn_offsets
+    conn_to_lane = net.conn_to_lane
+    lane_allow = ctl.lane_allow
+    lane_occ = scr.lane_occ
     occ = 0.0
     for q in range(first_ahead(l, p, order, lane_start, pos), lane_start[l + 1]):
         j = order[q]

@@ -32,13 +32,28 @@ def unit_hash(a, b, c):
 
 
 @kernel
-def _swap_ok(k, kj, l, tl, order, lane_start, new_lane, pos, speed, vtype, ridx, route_off, route_n,
-             route_edges, vt_length, vt_class_bit, lane_allow, lane_conn_offsets, conn_to_lane, lane_edge,
-             edge_lane_start, lane_length):
+def _swap_ok(k, kj, l, tl, order, lane_start, veh, vt, net, ctl, scr):
     """Whether the vehicle at ``order[k]`` (lane ``l``) and the one at ``order[kj]`` (lane ``tl``, beside it)
     may swap lanes: ``kj`` is on ``tl``, has not moved this pass, is stopped beside it (fronts within a
     vehicle length), its route continues further from ``l`` than from ``tl``, and neither lands
-    overlapping the other lane's vehicles."""
+    overlapping the other lane's vehicles. Called only for urgent changes of stopped vehicles, so it takes the
+    records."""
+    pos = veh.pos
+    speed = veh.speed
+    vtype = veh.vtype
+    ridx = veh.ridx
+    route_off = veh.route_off
+    route_n = veh.route_n
+    route_edges = veh.route_edges
+    vt_length = vt.length
+    vt_class_bit = vt.class_bit
+    lane_edge = net.lane_edge
+    lane_length = net.lane_length
+    edge_lane_start = net.edge_lane_start
+    lane_conn_offsets = net.lane_conn_offsets
+    conn_to_lane = net.conn_to_lane
+    lane_allow = ctl.lane_allow
+    new_lane = scr.new_lane
     if kj < lane_start[tl] or kj >= lane_start[tl + 1]:
         return False
     i = order[k]
@@ -266,10 +281,8 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
             reach = lane_reach(l, rk, s_cur, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane, lane_edge,
                                lane_allow, edge_lane_start, lane_length) - p
             # the queue on the lane it needs ends that much sooner (LC2013's usable distance)
-            usable = reach - queue_ahead(edge_lane_start[e] + best_q, p, rk, s_cur, order, lane_start, pos, vtype,
-                                         vt_length, vt_min_gap, lane_occ, route_edges, base, rn, cb,
-                                         lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
-                                         lane_length)
+            usable = reach - queue_ahead(edge_lane_start[e] + best_q, p, rk, s_cur, i, order, lane_start, veh, vt,
+                                         net, ctl, scr)
         mandatory = need and (s_cur < 1 or usable < STRATEGIC_LOOKAHEAD_S * max(v, lane_speed[l])
                                                     * abs(best_q - lane_index[l]))
         strategic = need and not mandatory
@@ -342,9 +355,7 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
             if not ok and urgent and v < SWAP_SPEED:
                 # two stopped vehicles beside each other, each needing the other's lane: swap them (as SUMO does)
                 kj = lo_k if gap_lead < min_gap else lo_k - 1
-                if _swap_ok(k, kj, l, tl, order, lane_start, new_lane, pos, speed, vtype, ridx, route_off,
-                            route_n, route_edges, vt_length, vt_class_bit, lane_allow, lane_conn_offsets,
-                            conn_to_lane, lane_edge, edge_lane_start, lane_length):
+                if _swap_ok(k, kj, l, tl, order, lane_start, veh, vt, net, ctl, scr):
                     j = order[kj]
                     new_lane[k] = tl
                     new_lane[kj] = l

@@ -20,7 +20,11 @@ gives ``K.move``, ``K.RUNNING``, ``K.INF`` ...
 The main kernels take typed records (:mod:`~twin.engines.native.kernels.records`:
 ``Vehicles``, ``VehicleTypes``, ``Network``, ``Control``, ``Scratch``, ``EdgeStats``,
 ``Loops``; NamedTuples of arrays) instead of dozens of positional arrays; their first
-lines name the record fields they use.
+lines name the record fields they use. Helpers called for every vehicle (route walks,
+``foe_approaching``) take arrays: numba counts references to each array taken out of a
+record, which per vehicle doubled the step's cost (``benchmarks/bench_records.py``);
+seldom-called ones (``queue_ahead``, ``_swap_ok``, ``_loops_between``) take the records.
+The physical constants are named, with units and reasons, in ``state``.
 
 Pure functions over flat arrays (structure of arrays); the loop over vehicles
 is inside each kernel. One simulation step is, in order:

@@ -20,7 +20,11 @@ gives ``K.move``, ``K.RUNNING``, ``K.INF`` ...
 The main kernels take typed records (:mod:`~twin.engines.native.kernels.records`:
 ``Vehicles``, ``VehicleTypes``, ``Network``, ``Control``, ``Scratch``, ``EdgeStats``,
 ``Loops``; NamedTuples of arrays) instead of dozens of positional arrays; their first
-lines name the record fields they use.
+lines name the record fields they use. Helpers called for every vehicle (route walks,
+``foe_approaching``) take arrays: numba counts references to each array taken out of a
+record, which per vehicle doubled the step's cost (``benchmarks/bench_records.py``);
+seldom-called ones (``queue_ahead``, ``_swap_ok``, ``_loops_between``) take the records.
+The physical constants are named, with units and reasons, in ``state``.
 
 Pure functions over flat arrays (structure of arrays); the loop over vehicles
 is inside each kernel. One simulation step is, in order:
@@ -66,7 +70,9 @@ from twin.engines.native.kernels.state import (  # noqa: F401
     STRATEGIC_MAX_DEPTH, DEST_SCORE, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH, DEPART_SCORES,
     STRATEGIC_LOOKAHEAD_S, SG_ANTICIPATION_S, SG_MIN_SPEED, SG_THRESHOLD_LEFT, SG_THRESHOLD_RIGHT, KEEP_RIGHT_TIME,
     KEEP_RIGHT_ACCEPTANCE_S, SG_MIN_TIME_S, SLOWER_BY, LC_URGENT_GAP, STEER_UPSTREAM_M, SCORE_CACHE_LANES,
-    LOOKAHEAD_M, LOOKAHEAD_S, YIELD_CHECK_M, YIELD_MARGIN_M, COOPERATE_M, URGENT_REACH_M, URGENT_SPEED)
+    LOOKAHEAD_M, LOOKAHEAD_S, YIELD_CHECK_M, YIELD_MARGIN_M, COOPERATE_M, URGENT_REACH_M, URGENT_SPEED,
+    STOP_LINE_EPS_M, MIN_DIST_M, SLOWDOWN_DIST_M, MIN_SPEED, FOE_MOVING_SPEED, LC_GAP_FRACTION, LC_MANDATORY_DECEL,
+    SWAP_SPEED, SG_WISH_DECAY, STEER_LEAD_ON_FACTOR)
 from twin.engines.native.kernels.signals import update_signals  # noqa: F401
 from twin.engines.native.kernels.order import sort_vehicles  # noqa: F401
 from twin.engines.native.kernels.routes import (  # noqa: F401

@@ -6,10 +6,26 @@ from twin.engines.native.kernels.routes import choose_connection
 
 
 @kernel
-def _loops_between(i, l0, l1, v, ridx, route_off, route_n, route_edges, class_bit, max_step, lane_conn_offsets,
-                   conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length, loop_lane_offsets, loop_index,
-                   count_out, speed_sum_out):
-    """Count the loops of the lanes vehicle ``i`` crossed whole between lane ``l0`` and lane ``l1``."""
+def _loops_between(i, l0, l1, max_step, veh, vt, net, ctl, lp):
+    """Count the loops of the lanes vehicle ``i`` crossed whole between lane ``l0`` and lane ``l1`` (at its speed
+    now), unless the lanes retraced add up to more than ``max_step`` [m] (a teleport, not a drive). Called only
+    when a vehicle leaves its edge, so it takes the records."""
+    v = veh.speed[i]
+    ridx = veh.ridx
+    route_off = veh.route_off
+    route_n = veh.route_n
+    route_edges = veh.route_edges
+    class_bit = vt.class_bit[veh.vtype[i]]
+    lane_edge = net.lane_edge
+    lane_length = net.lane_length
+    edge_lane_start = net.edge_lane_start
+    lane_conn_offsets = net.lane_conn_offsets
+    conn_to_lane = net.conn_to_lane
+    lane_allow = ctl.lane_allow
+    loop_lane_offsets = lp.lane_offsets
+    loop_index = lp.index
+    count_out = lp.count
+    speed_sum_out = lp.speed_sum
     base = route_off[i]
     k1 = ridx[i]
     e0 = lane_edge[l0]
@@ -57,19 +73,9 @@ def loops(dt, order, n, veh, vt, net, ctl, lp):
     pos = veh.pos
     speed = veh.speed
     vtype = veh.vtype
-    ridx = veh.ridx
-    route_off = veh.route_off
-    route_n = veh.route_n
-    route_edges = veh.route_edges
     vt_length = vt.length
-    vt_class_bit = vt.class_bit
     vt_max_speed = vt.max_speed
     lane_edge = net.lane_edge
-    lane_conn_offsets = net.lane_conn_offsets
-    conn_to_lane = net.conn_to_lane
-    edge_lane_start = net.edge_lane_start
-    lane_length = net.lane_length
-    lane_allow = ctl.lane_allow
     prev_lane = lp.prev_lane
     prev_pos = lp.prev_pos
     loop_lane_offsets = lp.lane_offsets
@@ -97,9 +103,7 @@ def loops(dt, order, n, veh, vt, net, ctl, lp):
                 if loop_pos[q] > p0:
                     count_out[loop_index[q]] += 1.0
                     speed_sum_out[loop_index[q]] += speed[i]
-            _loops_between(i, l0, l1, speed[i], ridx, route_off, route_n, route_edges, vt_class_bit[vtype[i]],
-                           vt_max_speed[vtype[i]] * dt, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow,
-                           edge_lane_start, lane_length, loop_lane_offsets, loop_index, count_out, speed_sum_out)
+            _loops_between(i, l0, l1, vt_max_speed[vtype[i]] * dt, veh, vt, net, ctl, lp)
             for q in range(loop_lane_offsets[l1], loop_lane_offsets[l1 + 1]):
                 if loop_pos[q] <= p1:
                     count_out[loop_index[q]] += 1.0

@@ -5,20 +5,20 @@ import math
 
 from twin.jit import kernel
 from twin.engines.native.kernels.routes import choose_connection, sum_along
-from twin.engines.native.kernels.state import RED, INF, WAITING_FOE_M
+from twin.engines.native.kernels.state import RED, INF, WAITING_FOE_M, MIN_SPEED, MIN_DIST_M, FOE_MOVING_SPEED
 
 
 @kernel
 def idm(v, v0, gap, v_lead, a, b, s0, tau):
     """IDM acceleration [m/s²] (δ = 4); ``gap`` >= INF/2 means a free road."""
-    if v0 < 0.1:
-        v0 = 0.1
+    if v0 < MIN_SPEED:
+        v0 = MIN_SPEED
     r = v / v0
     free = 1.0 - r * r * r * r
     if gap >= INF * 0.5:
         return a * free
     s_star = s0 + max(0.0, v * tau + v * (v - v_lead) / (2.0 * math.sqrt(a * b)))
-    g = max(gap, 0.01)
+    g = max(gap, MIN_DIST_M)
     q = s_star / g
     return a * (free - q * q)
 
@@ -39,13 +39,28 @@ def first_ahead(l, p, order, lane_start, pos):
 
 
 @kernel
-def queue_ahead(l, p, k, n_edges, order, lane_start, pos, vtype, vt_length, vt_min_gap, lane_occ, route_edges, base,
-                n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
-                lane_length):
-    """Road taken [m] (vehicle lengths plus minimum gaps) on lane ``l`` (route edge ``k``) ahead of position
-    ``p``, and on the lanes it leads to over ``n_edges`` more route edges (as :func:`choose_connection`
-    continues it; ``lane_occ``: the same sum per lane over all its vehicles). SUMO's LC2013 takes this
-    ``occupation`` of the lanes a vehicle needs off the distance it has left to reach them."""
+def queue_ahead(l, p, k, n_edges, i, order, lane_start, veh, vt, net, ctl, scr):
+    """Road taken [m] (vehicle lengths plus minimum gaps) on lane ``l`` (route edge ``k`` of vehicle ``i``) ahead
+    of position ``p`` [m], and on the lanes it leads to over ``n_edges`` more route edges (as
+    :func:`choose_connection` continues it; ``scr.lane_occ``: the same sum per lane over all its vehicles).
+    SUMO's LC2013 takes this ``occupation`` of the lanes a vehicle needs off the distance it has left to reach
+    them. Called only for a needed lane change, so it takes the records (a helper called for every vehicle
+    takes arrays: see benchmarks/bench_records.py)."""
+    pos = veh.pos
+    vtype = veh.vtype
+    route_edges = veh.route_edges
+    base = veh.route_off[i]
+    n_route = veh.route_n[i]
+    vt_length = vt.length
+    vt_min_gap = vt.min_gap
+    class_bit = vt.class_bit[vtype[i]]
+    lane_edge = net.lane_edge
+    lane_length = net.lane_length
+    edge_lane_start = net.edge_lane_start
+    lane_conn_offsets = net.lane_conn_offsets
+    conn_to_lane = net.conn_to_lane
+    lane_allow = ctl.lane_allow
+    lane_occ = scr.lane_occ
     occ = 0.0
     for q in range(first_ahead(l, p, order, lane_start, pos), lane_start[l + 1]):
         j = order[q]
@@ -72,9 +87,9 @@ def foe_approaching(c, crit_gap, conn_foe_offsets, conn_foe_lanes, lane_start, o
             j = order[lane_start[fl + 1] - 1]  # the foe lane's front vehicle
             vf = speed[j]
             d = lane_length[fl] - pos[j]
-            if vf > 0.5 and d < vf * crit_gap:
+            if vf > FOE_MOVING_SPEED and d < vf * crit_gap:
                 return True
-            if vf <= 0.5 and d < WAITING_FOE_M and \
+            if vf <= FOE_MOVING_SPEED and d < WAITING_FOE_M and \
                     conn_foe_offsets[lane_conn_offsets[fl + 1]] == conn_foe_offsets[lane_conn_offsets[fl]]:
                 cbj = vt_class_bit[vtype[j]]
                 if (lane_allow[fl] & cbj) != 0:

@@ -11,7 +11,8 @@ from twin.engines.native.kernels.state import (
     URGENT_REACH_M, URGENT_SPEED,
     INF, DRIVE_OFF_BIT, STRATEGIC_DEPTH, DEST_SCORE, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH,
     STRATEGIC_LOOKAHEAD_S, SG_ANTICIPATION_S, SG_MIN_SPEED, SG_THRESHOLD_LEFT, SG_THRESHOLD_RIGHT, KEEP_RIGHT_TIME,
-    KEEP_RIGHT_ACCEPTANCE_S, SG_MIN_TIME_S, SLOWER_BY, LC_URGENT_GAP, STEER_UPSTREAM_M)
+    KEEP_RIGHT_ACCEPTANCE_S, SG_MIN_TIME_S, SLOWER_BY, LC_URGENT_GAP, STEER_UPSTREAM_M, LC_GAP_FRACTION,
+    LC_MANDATORY_DECEL, SWAP_SPEED, SG_WISH_DECAY, STEER_LEAD_ON_FACTOR, MIN_SPEED)
 
 
 @kernel
@@ -31,18 +32,33 @@ def unit_hash(a, b, c):
 
 
 @kernel
-def _swap_ok(k, kj, l, tl, order, lane_start, new_lane, pos, speed, vtype, ridx, route_off, route_n,
-             route_edges, vt_length, vt_class_bit, lane_allow, lane_conn_offsets, conn_to_lane, lane_edge,
-             edge_lane_start, lane_length):
+def _swap_ok(k, kj, l, tl, order, lane_start, veh, vt, net, ctl, scr):
     """Whether the vehicle at ``order[k]`` (lane ``l``) and the one at ``order[kj]`` (lane ``tl``, beside it)
     may swap lanes: ``kj`` is on ``tl``, has not moved this pass, is stopped beside it (fronts within a
     vehicle length), its route continues further from ``l`` than from ``tl``, and neither lands
-    overlapping the other lane's vehicles."""
+    overlapping the other lane's vehicles. Called only for urgent changes of stopped vehicles, so it takes the
+    records."""
+    pos = veh.pos
+    speed = veh.speed
+    vtype = veh.vtype
+    ridx = veh.ridx
+    route_off = veh.route_off
+    route_n = veh.route_n
+    route_edges = veh.route_edges
+    vt_length = vt.length
+    vt_class_bit = vt.class_bit
+    lane_edge = net.lane_edge
+    lane_length = net.lane_length
+    edge_lane_start = net.edge_lane_start
+    lane_conn_offsets = net.lane_conn_offsets
+    conn_to_lane = net.conn_to_lane
+    lane_allow = ctl.lane_allow
+    new_lane = scr.new_lane
     if kj < lane_start[tl] or kj >= lane_start[tl + 1]:
         return False
     i = order[k]
     j = order[kj]
-    if new_lane[kj] != tl or speed[j] >= 1.0 or pos[j] < 0.0 or pos[i] < 0.0:
+    if new_lane[kj] != tl or speed[j] >= SWAP_SPEED or pos[j] < 0.0 or pos[i] < 0.0:
         return False
     li = vt_length[vtype[i]]
     lj = vt_length[vtype[j]]
@@ -265,10 +281,8 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
             reach = lane_reach(l, rk, s_cur, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane, lane_edge,
                                lane_allow, edge_lane_start, lane_length) - p
             # the queue on the lane it needs ends that much sooner (LC2013's usable distance)
-            usable = reach - queue_ahead(edge_lane_start[e] + best_q, p, rk, s_cur, order, lane_start, pos, vtype,
-                                         vt_length, vt_min_gap, lane_occ, route_edges, base, rn, cb,
-                                         lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
-                                         lane_length)
+            usable = reach - queue_ahead(edge_lane_start[e] + best_q, p, rk, s_cur, i, order, lane_start, veh, vt,
+                                         net, ctl, scr)
         mandatory = need and (s_cur < 1 or usable < STRATEGIC_LOOKAHEAD_S * max(v, lane_speed[l])
                                                     * abs(best_q - lane_index[l]))
         strategic = need and not mandatory
@@ -308,7 +322,8 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
             # to change back there without hurry
             steered = s_tgt >= 1 and lane_reach(tl, rk, s_tgt, route_edges, base, rn, cb, lane_conn_offsets,
                                                 conn_to_lane, lane_edge, lane_allow, edge_lane_start,
-                                                lane_length) - past >= STRATEGIC_LOOKAHEAD_S * lane_speed[l] * 2.0
+                                                lane_length) - past >= \
+                STRATEGIC_LOOKAHEAD_S * lane_speed[l] * STEER_LEAD_ON_FACTOR
         if not mandatory and not strategic and s_tgt < s_cur and not steered:
             continue
         length = vt_length[ty]
@@ -330,19 +345,17 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
             gap_foll = p - length - pos[foll]
         if mandatory or strategic:
             urgent = mandatory and (reach < URGENT_REACH_M or v < URGENT_SPEED)
-            min_gap = LC_URGENT_GAP if urgent else s0 * 0.5
+            min_gap = LC_URGENT_GAP if urgent else s0 * LC_GAP_FRACTION
             ok = gap_lead >= min_gap and gap_foll >= min_gap
             if ok and foll >= 0 and not urgent:
                 tf = vtype[foll]
                 af = idm(speed[foll], lane_speed[tl] * vfactor[foll], gap_foll, v, vt_accel[tf], vt_decel[tf],
                          vt_min_gap[tf], vt_tau[tf])
-                ok = af >= -vt_decel[tf] * (1.5 if mandatory else 1.0)
-            if not ok and urgent and v < 1.0:
+                ok = af >= -vt_decel[tf] * (LC_MANDATORY_DECEL if mandatory else 1.0)
+            if not ok and urgent and v < SWAP_SPEED:
                 # two stopped vehicles beside each other, each needing the other's lane: swap them (as SUMO does)
                 kj = lo_k if gap_lead < min_gap else lo_k - 1
-                if _swap_ok(k, kj, l, tl, order, lane_start, new_lane, pos, speed, vtype, ridx, route_off,
-                            route_n, route_edges, vt_length, vt_class_bit, lane_allow, lane_conn_offsets,
-                            conn_to_lane, lane_edge, edge_lane_start, lane_length):
+                if _swap_ok(k, kj, l, tl, order, lane_start, veh, vt, net, ctl, scr):
                     j = order[kj]
                     new_lane[k] = tl
                     new_lane[kj] = l
@@ -373,12 +386,12 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
                 if gain > 0.0:
                     sg_prob[i] += h * gain
                 elif sg_prob[i] > 0.0:
-                    sg_prob[i] *= 0.5 ** h
+                    sg_prob[i] *= SG_WISH_DECAY ** h
                 want = sg_prob[i] > SG_THRESHOLD_LEFT
             else:
                 if vs_cur - SLOWER_BY > vs_tgt:  # the right lane is slower: no wish to go there
                     if sg_prob[i] < 0.0:
-                        sg_prob[i] *= 0.5 ** h
+                        sg_prob[i] *= SG_WISH_DECAY ** h
                     kr_prob[i] = 0.0
                 else:
                     if gain > 0.0:
@@ -386,7 +399,7 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
                     # keep right: how long the right lane allows the desired speed (the leader there caught up)
                     free_s = KEEP_RIGHT_ACCEPTANCE_S
                     if lead >= 0 and v_lead < v0_tgt:
-                        free_s = min(free_s, max(0.0, gap_lead - s0) / max(v0_tgt - v_lead, 0.1))
+                        free_s = min(free_s, max(0.0, gap_lead - s0) / max(v0_tgt - v_lead, MIN_SPEED))
                     kr_prob[i] -= h * SG_THRESHOLD_RIGHT * (free_s / KEEP_RIGHT_ACCEPTANCE_S) / KEEP_RIGHT_TIME
                 want = sg_prob[i] < -SG_THRESHOLD_RIGHT or kr_prob[i] < -SG_THRESHOLD_RIGHT
             if steered:
@@ -404,7 +417,7 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
                                           lane_allow, edge_lane_start, lane_length)
             if s_far < DEST_SCORE and lane_reach(tl, rk, s_far, route_edges, base, rn, cb, lane_conn_offsets,
                                                  conn_to_lane, lane_edge, lane_allow, edge_lane_start,
-                                                 lane_length) - p < SG_MIN_TIME_S * max(v, 0.1):
+                                                 lane_length) - p < SG_MIN_TIME_S * max(v, MIN_SPEED):
                 continue
             if foll >= 0:
                 tf = vtype[foll]

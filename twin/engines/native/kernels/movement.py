@@ -12,7 +12,7 @@ from twin.engines.native.kernels.routes import _best_lane, _route_edge, choose_c
 from twin.engines.native.kernels.state import (
     LOOKAHEAD_M, LOOKAHEAD_S, YIELD_CHECK_M, YIELD_MARGIN_M, COOPERATE_M,
     RUNNING, ARRIVED, RED, YELLOW, GREEN_MINOR, UNCONTROLLED, INF, DRIVE_OFF_BIT, EMERGENCY_DECEL, HALT_SPEED,
-    LC_URGENT_GAP, LANE_END_REST)
+    LC_URGENT_GAP, LANE_END_REST, STOP_LINE_EPS_M, MIN_DIST_M, SLOWDOWN_DIST_M)
 
 
 @parallel_kernel
@@ -103,7 +103,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             ahead = 0
             if (lane_allow[l] & (cb | DRIVE_OFF_BIT)) == 0:  # the lane was closed under it: wait at its end
                 acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * LANE_END_REST, tau))
-                hard = d - 0.001
+                hard = d - STOP_LINE_EPS_M
                 horizon = -1.0
             while d < horizon:
                 nxt = _route_edge(route_edges, route_off, route_n, ridx, i, ahead + 1)
@@ -118,7 +118,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                     if sig == RED:
                         stop = True
                     elif sig == YELLOW:
-                        stop = v * v <= 2.0 * b * max(d, 0.01)  # stop if it can do so comfortably
+                        stop = v * v <= 2.0 * b * max(d, MIN_DIST_M)  # stop if it can do so comfortably
                     elif sig == GREEN_MINOR or sig == UNCONTROLLED:
                         if d < max(YIELD_CHECK_M, v * v / (2.0 * b) + YIELD_MARGIN_M):
                             stop = foe_approaching(c, vt_crit_gap[ty], conn_foe_offsets, conn_foe_lanes,
@@ -130,12 +130,12 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                     if c < 0:  # so that it gets onto a lane shorter than its standstill gap (0.2 m edges) and changes
                         rest = s0 * LANE_END_REST
                     acc = min(acc, idm(v, v_allowed, d + rest, 0.0, a, b, s0 * LANE_END_REST, tau))
-                    hard = min(hard, d - 0.001)
+                    hard = min(hard, d - STOP_LINE_EPS_M)
                     break
                 tl = conn_to_lane[c]
                 vn = min(lane_speed[tl], conn_speed[c]) * vfactor[i]
                 if vn < v:  # slow down to the junction path's or the next lane's limit
-                    acc = min(acc, (vn * vn - v * v) / (2.0 * max(d, 1.0)))
+                    acc = min(acc, (vn * vn - v * v) / (2.0 * max(d, SLOWDOWN_DIST_M)))
                 d += conn_length[c]  # the path through the junction: d is now the distance to tl's start
                 if lane_start[tl + 1] > lane_start[tl]:
                     j = order[lane_start[tl]]  # the next lane's last vehicle (on the junction if pos < 0)
@@ -268,7 +268,7 @@ def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, s
             c = choose_connection(l, ridx[i], route_edges, route_off[i], route_n[i], cb, lane_conn_offsets,
                                   conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
             if c < 0:
-                p = lane_length[l] - 0.001
+                p = lane_length[l] - STOP_LINE_EPS_M
                 v = 0.0
                 break
             tl = conn_to_lane[c]
@@ -277,7 +277,7 @@ def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, s
             room = lane_length[tl] if tail_pos[tl] >= INF * 0.5 else tail_pos[tl] - tail_len[tl]
             if over > room:
                 if room < -jl:
-                    p = lane_length[l] - 0.001  # no room: wait at the stop line
+                    p = lane_length[l] - STOP_LINE_EPS_M  # no room: wait at the stop line
                     v = 0.0
                     break
                 over = room

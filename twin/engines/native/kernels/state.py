@@ -40,3 +40,21 @@ COOPERATE_M = 60.0  # [m] a vehicle leaves a gap for a lane-change requester who
 URGENT_REACH_M = 30.0  # [m] a mandatory lane change becomes urgent (accepts LC_URGENT_GAP) when the lanes that
 #                         lead on end this close ahead,
 URGENT_SPEED = 1.0  # [m/s] ... or when the vehicle is slower than this (queued before the lane's end)
+STOP_LINE_EPS_M = 0.001  # [m] a vehicle halted at a stop line or a lane's end stands this short of it, so it stays on
+#                          its lane (commit moves a vehicle on only once its front is past the end)
+MIN_DIST_M = 0.01  # [m] distances divided by (the IDM's gap, the braking test at yellow) are floored at this, so a
+#                    vehicle standing at the line brakes hard instead of dividing by zero
+SLOWDOWN_DIST_M = 1.0  # [m] slowing to a junction path's (or the next lane's) lower limit is spread over at least
+#                        this, so a vehicle right at the line does not brake without bound
+MIN_SPEED = 0.1  # [m/s] speeds divided by (the IDM's desired speed on a lane with limit 0, a closing speed, the speed
+#                  a target lane must lead on at) are floored at this
+FOE_MOVING_SPEED = 0.5  # [m/s] a priority foe faster than this is judged by its time to the junction, a slower one
+#                         as standing there (see WAITING_FOE_M)
+LC_GAP_FRACTION = 0.5  # a lane change that is needed but not urgent accepts gaps of this × the minimum gap ahead and
+#                        behind (a change for speed the whole minimum gap)
+LC_MANDATORY_DECEL = 1.5  # for a mandatory change the new follower may brake this × its comfortable deceleration
+#                           (for a strategic one 1 ×), as LC2013 asks more of followers when a lane ends
+SWAP_SPEED = 1.0  # [m/s] two vehicles each needing the other's lane swap only if both are slower than this
+SG_WISH_DECAY = 0.5  # the speed-gain wish shrinks by this factor per second while the current lane is the better one
+STEER_LEAD_ON_FACTOR = 2.0  # a steered vehicle enters a lane its route leaves sooner only if that lane leads on this ×
+#                             STRATEGIC_LOOKAHEAD_S at the speed limit past the steered loops

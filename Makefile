@@ -47,10 +47,10 @@ run: install warm
 	$(PY) run_sim.py
 
 test: install system-deps warm
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 test-quick: install system-deps warm
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n auto --dist loadfile -m "not slow"
 
 bench: install warm
 	$(PY) benchmarks/bench_native.py

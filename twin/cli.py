@@ -814,9 +814,10 @@ def console(argv: list[str] | None = None) -> None:
     """The ``twin`` command, ``run_sim.py`` and ``python -m twin``: :func:`main`, then a quick exit.
 
     Python's teardown of a run's modules and objects (numba's compiled code, xarray, dask) takes about half a
-    second of CPU after the work is done. The results are written and closed by then, so the process waits
-    for its threads, runs its exit handlers (logging, temporary folders), flushes its output and leaves
-    without that teardown. (:func:`main` itself returns, for callers in the same process.)
+    second of CPU after the work is done. The results are written and closed by then, so the process runs
+    its exit handlers (logging, temporary folders), flushes its output and leaves without that teardown;
+    if a library left threads running, it exits the usual way instead, which stops them. (:func:`main`
+    itself returns, for callers in the same process.)
     """
     import atexit
     import os
@@ -831,9 +832,8 @@ def console(argv: list[str] | None = None) -> None:
     elif not isinstance(code, int):
         print(code, file=sys.stderr)
         code = 1
-    for t in threading.enumerate():
-        if t is not threading.main_thread() and not t.daemon:
-            t.join()
+    if any(t is not threading.main_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        sys.exit(code)  # threads still running (e.g. a 3D export's event loop): Python's own shutdown stops them
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -4,8 +4,9 @@ motorway with diamond interchanges, built directly as arrays.
 :func:`metro_city` builds ~100 × 100 blocks (40,000 edges) in about a second: every step is a numpy
 operation over all nodes, edges, lanes or connections at once (the :class:`~twin.city.builder.CityBuilder`
 that :func:`~twin.city.synthetic.grid_city` uses does Python work per edge and connection, which takes
-minutes at this size). Its junction rules are the builder's (lane connections, who yields to whom,
-two-phase signals), applied to arrays.
+minutes at this size). Its lane connections and who yields to whom are the builder's rules, applied to
+arrays; its signal plans are those of a metropolitan network (protected left turns, signalised ramp
+terminals).
 """
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ def metro_city(
     lane_width: float = 3.2,
     green: float = 27.0,
     yellow: float = 3.0,
+    left_green: float = 8.0,
+    ramp_signals: bool = True,
+    ramp_green: float = 15.0,
+    local_green: float = 10.0,
     zone_blocks: int = 2,
     residents_per_block: float = 600.0,
     jobs_per_block: float = 400.0,
@@ -49,11 +54,19 @@ def metro_city(
 
     - Streets: every ``arterial_every``-th street (and the outer boundary) is a two-way arterial with
       ``arterial_lanes`` lanes per direction, the others local streets with ``local_lanes``.
-    - Junctions: arterial crossings have fixed-time two-phase signals (``green`` + ``yellow`` per
-      phase, left turns permitted and yielding to oncoming traffic); the others are priority junctions
+    - Junctions: arterial crossings have fixed-time signals, per axis a stage of protected left turns
+      (``left_green``, both opposing left turns together) then the through and right movements
+      (``green``) with left turns permitted (yielding to oncoming traffic), each stage ending with
+      ``yellow``; ``left_green=0`` gives the builder's two-phase plan. The others are priority junctions
       (arterials over local streets, east-west local streets over north-south ones). With ``u_turns``
       a vehicle may turn back at a priority junction (from its left lane, as SUMO's turnarounds); never
       at a signal.
+    - Ramp terminals (``ramp_signals``): the street node where an interchange's ramps meet the arterial
+      is signalised as a diamond interchange's terminal: the arterial's protected left turns (onto the
+      on-ramp and the side street, ``left_green``), the arterial through (``green``), the off-ramp alone
+      with all its movements protected (``ramp_green``), then the side street (``local_green``): green
+      splits following the hierarchy. Without it, off-ramp traffic yields to the arterial at a priority
+      junction and queues back onto the ring.
     - Ring motorway (``ring``): a square ring about a quarter of the city in from its edge, two one-way
       carriageways of ``ring_lanes`` lanes, grade-separated from the streets it passes over. At every
       arterial it crosses it has a diamond interchange: per carriageway an off-ramp to the street node
@@ -68,7 +81,9 @@ def metro_city(
     block_size : float  [m]   distance between street centre lines
     arterial_speed, local_speed, ring_speed, ramp_speed : float  [m/s]
     lane_width : float  [m]
-    green, yellow : float  [s]
+    green, yellow : float  [s]  through green and change interval of every signal stage
+    left_green, ramp_green, local_green : float  [s]  protected left-turn stage (0: none), a ramp
+        terminal's off-ramp stage and side-street stage
     residents_per_block, jobs_per_block : float  mean residents and jobs of a block
     """
     if blocks_x < 1 or blocks_y < 1:
@@ -174,6 +189,10 @@ def metro_city(
     degree = np.bincount(src, minlength=n_nodes)
     signal = is_grid_node.copy()
     signal[:n_grid] = art_x[gi] & art_y[gj] & (degree[:n_grid] >= 3)
+    terminal = np.zeros(n_nodes, dtype=bool)  # signalised ramp terminals: the street nodes the ramps meet
+    if ring and ramp_signals:
+        terminal[ramps["grid"]] = True
+        signal |= terminal
     tls_node = np.flatnonzero(signal)
     node_tls = np.full(n_nodes, -1, dtype=np.int32)
     node_tls[tls_node] = np.arange(tls_node.size)
@@ -252,7 +271,7 @@ def metro_city(
     conn_node = dst[lane_edge[conn_from]]
     lane_conn_offsets = np.searchsorted(conn_from, np.arange(n_lanes + 1), side="left")
 
-    # signal programs: links numbered by connection order at the node; NS green, yellow, EW green, yellow
+    # signal programs: links numbered by connection order at the node (see _signal_plans)
     conn_tls = node_tls[conn_node]
     ctl = np.flatnonzero(conn_tls >= 0)
     link_count = np.bincount(conn_tls[ctl], minlength=tls_node.size)
@@ -261,15 +280,19 @@ def metro_city(
     conn_link = np.full(n_conn, -1, dtype=np.int64)
     by_tls = ctl[np.argsort(conn_tls[ctl], kind="stable")]
     conn_link[by_tls] = np.arange(by_tls.size) - first_link[conn_tls[by_tls]]
-    is_ns = np.abs(np.sin(heading[lane_edge[conn_from]])) > 0.7
     n_tls = tls_node.size
-    width = int(link_count.max(initial=1))
-    phase_state = np.full((4 * n_tls, max(width, 1)), int(Signal.RED), dtype=np.int8)
-    green_code = np.where(conn_dir == DIR_LEFT, int(Signal.GREEN_MINOR), int(Signal.GREEN))
-    for p, (ns_phase, yel) in enumerate([(True, False), (True, True), (False, False), (False, True)]):
-        active = by_tls[is_ns[by_tls] == ns_phase]
-        phase_state[4 * conn_tls[active] + p, conn_link[active]] = (int(Signal.YELLOW) if yel else green_code[active])
-    phase_duration = np.tile([green, yellow, green, yellow], n_tls).astype(np.float64)
+    c_edge = lane_edge[conn_from]
+    c_term = terminal[conn_node]
+    from_ramp = np.arange(n_edges)[c_edge] >= first_ramp
+    # group A: north-south approaches at an arterial crossing, the arterial's at a ramp terminal
+    group_a = np.where(c_term, (rclass[c_edge] == ROAD_CLASSES.index("arterial")) & ~from_ramp,
+                       np.abs(np.sin(heading[c_edge])) > 0.7)
+    tl_term = terminal[tls_node]
+    durations = np.column_stack([np.full(n_tls, left_green), np.full(n_tls, green),
+                                 np.where(tl_term, ramp_green, left_green), np.where(tl_term, local_green, green)])
+    phase_state, phase_duration, tls_phase_offsets = _signal_plans(
+        conn_tls[by_tls], conn_link[by_tls], group_a[by_tls], conn_dir[by_tls] == DIR_LEFT,
+        from_ramp[by_tls], c_term[by_tls], durations, yellow, n_tls, int(link_count.max(initial=1)))
 
     node_type = np.full(n_nodes, int(NodeType.PRIORITY), dtype=np.int8)
     node_type[tls_node] = int(NodeType.TRAFFIC_LIGHT)
@@ -349,14 +372,71 @@ def metro_city(
         conn_foe_offsets=i32(foe_off), conn_foe_lanes=i32(foe_lane), lane_conn_offsets=i32(lane_conn_offsets),
         conn_length=np.zeros(n_conn), conn_speed=f64(lane_speed[conn_to]),
         tls_ids=tuple(all_names[k] for k in tls_node.tolist()), tls_offset=np.zeros(n_tls),
-        tls_num_links=i32(link_count), tls_phase_offsets=i32(np.arange(0, 4 * n_tls + 1, 4)),
-        phase_duration=phase_duration, phase_state=phase_state,
+        tls_num_links=i32(link_count), tls_phase_offsets=i32(tls_phase_offsets),
+        phase_duration=f64(phase_duration), phase_state=phase_state,
         zone_ids=zone_ids, zone_x=f64(zone_x), zone_y=f64(zone_y), zone_population=f64(np.round(population)),
         zone_jobs=f64(np.round(jobs)), zone_edge_offsets=i32(zone_edge_offsets), zone_edges=i32(z_edges),
         bldg_offsets=i32(np.arange(0, 4 * n_b + 1, 4)), bldg_xy=bldg_xy,
         bldg_height=f64(3.2 * levels + 1.0), bldg_use=use_code, bldg_zone=i32(bz),
         attrs={"generator": "metro_city", "seed": seed, "blocks": [bx, by], "block_size_m": bs, "ring": bool(ring)},
     )
+
+
+def _signal_plans(tls: np.ndarray, link: np.ndarray, group_a: np.ndarray, left: np.ndarray, ramp: np.ndarray,
+                  terminal: np.ndarray, durations: np.ndarray, yellow: float, n_tls: int, width: int):
+    """Fixed-time plans of the metro's signals from their signal-controlled connections.
+
+    Every signal cycles through up to four green stages, each followed by a change interval of ``yellow``
+    seconds: (0) protected left turns of group A (``G``), (1) group A's through and right movements (``G``)
+    with its left turns permitted (``g``, yielding to oncoming traffic), (2) at a ramp terminal the
+    off-ramp's movements alone (``G``), elsewhere group B's protected left turns, (3) group B's through
+    and right movements with permitted left turns. A stage whose duration is 0 is left out (with no
+    left-turn stages a crossing's plan is the builder's two-phase one). A change interval where no
+    movement loses its green is the next stage started early (protected left turns going on permitted).
+
+    Parameters
+    ----------
+    tls, link : np.ndarray  signal and link index of each connection
+    group_a, left, ramp, terminal : np.ndarray  bool per connection: in group A, a left turn, from an
+        off-ramp, at a ramp terminal
+    durations : np.ndarray  (n_tls, 4) green time of each stage [s]
+    yellow : float  [s]
+
+    Returns
+    -------
+    (phase_state int8 (phases, width), phase_duration [s], tls_phase_offsets int64 (n_tls + 1))
+    """
+    G, g, R, Y = int(Signal.GREEN), int(Signal.GREEN_MINOR), int(Signal.RED), int(Signal.YELLOW)
+    stages = np.full((4, tls.size), R, dtype=np.int8)
+    through = np.where(left, g, G).astype(np.int8)
+    stages[0, group_a & left] = G
+    stages[1, group_a & ~ramp] = through[group_a & ~ramp]
+    stages[2, ~group_a & np.where(terminal, ramp, left)] = G
+    stages[3, ~group_a & ~ramp] = through[~group_a & ~ramp]
+    active = durations > 0
+    offsets = np.zeros(n_tls + 1, dtype=np.int64)
+    np.cumsum(2 * active.sum(axis=1), out=offsets[1:])
+    state = np.full((int(offsets[-1]), max(width, 1)), R, dtype=np.int8)
+    duration = np.zeros(int(offsets[-1]))
+    rank = np.cumsum(active, axis=1) - active  # a stage's place among its signal's stages
+    is_green = lambda x: (x == G) | (x == g)  # noqa: E731
+    cols = np.arange(tls.size)
+    for s in range(4):
+        nxt = np.full(n_tls, s)
+        for k in range(4, 0, -1):  # each signal's next stage
+            nxt = np.where(active[:, (s + k) % 4], (s + k) % 4, nxt)
+        on = active[tls, s]
+        ph = offsets[:-1] + 2 * rank[:, s]
+        duration[ph[active[:, s]]] = durations[active[:, s], s]
+        duration[ph[active[:, s]] + 1] = yellow
+        prev, after = stages[s], stages[nxt[tls], cols]
+        ending = is_green(prev) & ~is_green(after)
+        change = np.where(ending, Y, np.where(is_green(prev) & is_green(after), after, R))
+        any_end = np.bincount(tls[ending & on], minlength=n_tls) > 0
+        change = np.where(any_end[tls], change, after)
+        state[ph[tls[on]], link[on]] = prev[on]
+        state[ph[tls[on]] + 1, link[on]] = change[on]
+    return state, duration, offsets
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:

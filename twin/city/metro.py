@@ -36,6 +36,7 @@ def metro_city(
     ring_speed: float = 100 * KMH,
     ramp_lanes: int = 2,
     ramp_speed: float = 60 * KMH,
+    auxiliary_lanes: bool = True,
     u_turns: bool = True,
     lane_width: float = 3.2,
     green: float = 27.0,
@@ -129,7 +130,8 @@ def metro_city(
     # ------------------------------------------------------------------ the ring and its interchanges
     ring_edges = {}
     if ring:
-        ring_nodes, ring_edges, ramps = _ring_layout(bx, by, arterial_every, ring_lanes, w)
+        ring_nodes, ring_edges, ramps = _ring_layout(bx, by, arterial_every,
+                                                     ring_lanes + (ramp_lanes if auxiliary_lanes else 0) / 2, w)
         rx = ring_nodes["x"] * bs + ring_nodes["nx"] * ring_nodes["shift_m"]
         ry = ring_nodes["y"] * bs + ring_nodes["ny"] * ring_nodes["shift_m"]
         n_ring_nodes = rx.size
@@ -144,7 +146,9 @@ def metro_city(
         first_ramp = n_street + r_src.size
         src = np.r_[src, r_src, p_src]
         dst = np.r_[dst, r_dst, p_dst]
-        lanes = np.r_[lanes, np.full(r_src.size, ring_lanes), np.full(p_src.size, ramp_lanes)]
+        aux = ramp_lanes if auxiliary_lanes else 0
+        ring_edge_lanes = ring_lanes + aux * ring_edges["between"]
+        lanes = np.r_[lanes, ring_edge_lanes, np.full(p_src.size, ramp_lanes)]
         speed = np.r_[speed, np.full(r_src.size, ring_speed), np.full(p_src.size, ramp_speed)]
         prio = np.r_[prio, np.full(r_src.size, PRIO_RING), np.full(p_src.size, PRIO_RAMP)]
         hw = ROAD_CLASSES.index("highway")
@@ -251,7 +255,8 @@ def metro_city(
     foe_conn, foe_lane = [g_foe_conn], [g_foe_lane]
     if ring:
         r_from, r_to, r_dir, r_foe_conn, r_foe_lane = _ring_connections(ring_edges, ramps, first_ring, first_ramp,
-                                                                        edge_lane_start, ring_lanes)
+                                                                        edge_lane_start, ring_edge_lanes,
+                                                                        ramp_lanes, aux)
         foe_conn.append(r_foe_conn + c_from_e.size)
         foe_lane.append(r_foe_lane)
         conn_from.append(r_from)
@@ -502,9 +507,11 @@ def _ring_layout(bx: int, by: int, every: int, ring_lanes: int, lane_width: floa
              "nx": np.r_[nrm[:, 0], -nrm[:, 0]], "ny": np.r_[nrm[:, 1], -nrm[:, 1]],
              "dir": np.r_[np.full(n, "ccw"), np.full(n, "cw")], "k": np.r_[np.arange(n), np.arange(n)],
              "shift_m": ring_lanes * lane_width / 2 + 1.0}  # carriageway centre lines off the ring's [m]
-    edges = {"src": np.r_[ccw, np.roll(cw, -1)], "dst": np.r_[np.roll(ccw, -1), cw]}  # cw runs n+k+1 -> n+k
     cr = p[:, 4].astype(np.int64)
     role = p[:, 5].astype(np.int64)
+    edges = {"src": np.r_[ccw, np.roll(cw, -1)], "dst": np.r_[np.roll(ccw, -1), cw],  # cw runs n+k+1 -> n+k
+             # within an interchange (from its off-ramp to its on-ramp) or between two (auxiliary lanes)
+             "between": np.r_[role != 1, np.roll(role, -1) != 2]}
     a_pts, b_pts = np.flatnonzero(role == 1), np.flatnonzero(role == 2)  # by crossing, in order
     cxy = np.array([(c[0], c[1]) for c in crossings]).reshape(-1, 2)
     co = np.array([c[3] for c in crossings], dtype=np.float64).reshape(-1, 2)
@@ -528,8 +535,11 @@ def _prev_normal(sides, corner) -> tuple[int, int]:
 
 
 def _ring_connections(ring_edges: dict, ramps: dict, first_ring: int, first_ramp: int,
-                      edge_lane_start: np.ndarray, ring_lanes: int):
-    """Lane connections at ring nodes: through (lane i to lane i), off-ramps from the right lane, on-ramps
+                      edge_lane_start: np.ndarray, ring_edge_lanes: np.ndarray, ramp_lanes: int, aux: int):
+    """Lane connections at ring nodes. With ``aux`` auxiliary lanes (a lane addition at every on-ramp
+    and an exit-only lane drop at the next off-ramp): the on-ramp's lanes become the ring's right lanes,
+    the ring's lanes move ``aux`` to the left, and at the off-ramp the right ``aux`` lanes leave the
+    ring. Without (``aux == 0``): through lane i to lane i, the off-ramp from the right lane, the on-ramp
     into the right lane yielding to the ring's right lane. Returns (from lane, to lane, direction, foe
     connection, foe lane)."""
     r_src, r_dst = ring_edges["src"], ring_edges["dst"]
@@ -538,24 +548,30 @@ def _ring_connections(ring_edges: dict, ramps: dict, first_ring: int, first_ramp
     out = into.copy()
     into[r_dst] = np.arange(n_r) + first_ring
     out[r_src] = np.arange(n_r) + first_ring
-    k = np.arange(ring_lanes)
-    thr_in = np.repeat(into[r_dst], ring_lanes)  # through: every ring node, every lane
-    thr_out = np.repeat(out[r_dst], ring_lanes)
-    f = [edge_lane_start[thr_in] + np.tile(k, n_r)]
-    t = [edge_lane_start[thr_out] + np.tile(k, n_r)]
-    d = [np.full(thr_in.size, DIR_STRAIGHT)]
+    n_in = ring_edge_lanes[into[r_dst] - first_ring]  # through: every ring node, every lane that goes on
+    shift = ring_edge_lanes[out[r_dst] - first_ring] - n_in  # +aux after an on-ramp, -aux at an off-ramp
+    i = _ranges(np.zeros(n_r, np.int64), n_in)
+    node = np.repeat(np.arange(n_r), n_in)
+    goes_on = i + shift[node] >= 0
+    f = [edge_lane_start[into[r_dst]][node[goes_on]] + i[goes_on]]
+    t = [edge_lane_start[out[r_dst]][node[goes_on]] + i[goes_on] + shift[node[goes_on]]]
+    d = [np.full(int(goes_on.sum()), DIR_STRAIGHT)]
     ramp_edge = np.arange(ramps["ring"].size) + first_ramp
-    off = ~ramps["on"]
-    f.append(edge_lane_start[into[ramps["ring"][off]]])
-    t.append(edge_lane_start[ramp_edge[off]])
-    d.append(np.full(int(off.sum()), DIR_RIGHT))
-    on = ramps["on"]
-    n_before = sum(x.size for x in f)
-    f.append(edge_lane_start[ramp_edge[on]])
-    t.append(edge_lane_start[out[ramps["ring"][on]]])
-    d.append(np.full(int(on.sum()), DIR_STRAIGHT))
-    foe_conn = n_before + np.arange(int(on.sum()))
-    foe_lane = edge_lane_start[into[ramps["ring"][on]]]  # the ring's right lane into the merge
+    m = max(aux, 1)  # lanes per ramp connection
+    lane_k = np.tile(np.arange(m), ramp_edge.size)
+    for on in (False, True):
+        sel = np.repeat(ramps["on"] == on, m)
+        ring_e = np.repeat(np.where(on, out, into)[ramps["ring"]], m)[sel]
+        ramp_e = np.repeat(ramp_edge, m)[sel]
+        ring_l, ramp_l = edge_lane_start[ring_e] + lane_k[sel], edge_lane_start[ramp_e] + lane_k[sel]
+        f.append(ramp_l if on else ring_l)
+        t.append(ring_l if on else ramp_l)
+        d.append(np.full(int(sel.sum()), DIR_STRAIGHT if on else DIR_RIGHT))
+    if aux:
+        return np.concatenate(f), np.concatenate(t), np.concatenate(d), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    n_on = int(ramps["on"].sum())
+    foe_conn = sum(x.size for x in f) - n_on + np.arange(n_on)
+    foe_lane = edge_lane_start[into[ramps["ring"][ramps["on"]]]]  # the ring's right lane into the merge
     return np.concatenate(f), np.concatenate(t), np.concatenate(d), foe_conn, foe_lane
 
 

@@ -42,7 +42,7 @@ def test_metro_streets_follow_the_builders_rules(bx, by, every):
     """Without ring and U-turns the array-built metro is the builder's grid: same edges, lanes, lane
     geometry, connections, who yields to whom and signal states."""
     g = grid_city(bx, by, arterial_every=every)
-    m = metro_city(bx, by, arterial_every=every, ring=False, u_turns=False, left_green=0.0)
+    m = metro_city(bx, by, arterial_every=every, ring=False, u_turns=False, left_green=0.0, left_turn_lanes=False)
     assert g.edge_ids == m.edge_ids and g.edge_name == m.edge_name
     for a in ("edge_from", "edge_to", "edge_priority", "edge_road_class", "edge_num_lanes", "lane_index",
               "node_type", "node_tls", "tls_phase_offsets"):
@@ -62,13 +62,28 @@ def test_metro_ring_has_interchanges_and_carries_long_trips(metro):
     assert on.sum() == off.sum() == 4 * 3 * 2
     assert np.all(c.edge_road_class[ring | on | off] == ROAD_CLASSES.index("highway"))
     assert c.n_tls == 21 + 2 * 12  # the arterial crossings and both street nodes of every interchange
-    # entering traffic yields to the ring's right lane, and only to it
-    ramp_lanes = c.edge_lane_start[on]
-    k = np.flatnonzero(np.isin(c.conn_from_lane, ramp_lanes))
+    # an on-ramp's lanes become the ring's right lanes (a lane addition, nobody yields) and the same number
+    # leave it at the next off-ramp (exit only); between interchanges the ring has them as auxiliary lanes
+    for ramps, side in ((on, "to"), (off, "from")):
+        k = np.flatnonzero(np.isin(c.lane_edge[c.conn_from_lane if side == "from" else c.conn_to_lane],
+                                   np.flatnonzero(ramps)))
+        assert k.size == 2 * ramps.sum()
+        ring_lane = c.conn_from_lane[k] if side == "from" else c.conn_to_lane[k]
+        ramp_lane = c.conn_to_lane[k] if side == "from" else c.conn_from_lane[k]
+        assert np.all(ring[c.lane_edge[ring_lane]]) and np.array_equal(c.lane_index[ring_lane], c.lane_index[ramp_lane])
+        assert np.all(c.edge_num_lanes[c.lane_edge[ring_lane]] == 3 + 2)
+        assert np.all(c.conn_foe_offsets[k + 1] == c.conn_foe_offsets[k])
+    ring_only = np.isin(c.lane_edge[c.conn_from_lane], np.flatnonzero(ring)) & \
+        np.isin(c.lane_edge[c.conn_to_lane], np.flatnonzero(ring))
+    assert np.all(c.conn_foe_offsets[np.flatnonzero(ring_only) + 1] == c.conn_foe_offsets[np.flatnonzero(ring_only)])
+    # without auxiliary lanes, entering traffic yields to the ring's right lane, and only to it
+    m = metro_city(20, 20, auxiliary_lanes=False)
+    ring_m = np.array([e.startswith("ring") for e in m.edge_ids])
+    k = np.flatnonzero(np.isin(m.conn_from_lane, m.edge_lane_start[on]))
     assert k.size == on.sum()
     for j in k:
-        foes = c.conn_foe_lanes[c.conn_foe_offsets[j]:c.conn_foe_offsets[j + 1]]
-        assert foes.size == 1 and c.lane_index[foes[0]] == 0 and ring[c.lane_edge[foes[0]]]
+        foes = m.conn_foe_lanes[m.conn_foe_offsets[j]:m.conn_foe_offsets[j + 1]]
+        assert foes.size == 1 and m.lane_index[foes[0]] == 0 and ring_m[m.lane_edge[foes[0]]]
     # corner to far corner goes by the ring
     trips = make_trips(c, [("n0_1-n1_1", "n19_18-n20_18", 0.0)])
     d = route_demand(c, trips)

@@ -37,14 +37,15 @@ def metro_city(
     ramp_lanes: int = 2,
     ramp_speed: float = 60 * KMH,
     auxiliary_lanes: bool = True,
+    left_turn_lanes: bool = True,
     u_turns: bool = True,
     lane_width: float = 3.2,
     green: float = 27.0,
     yellow: float = 3.0,
     left_green: float = 8.0,
     ramp_signals: bool = True,
-    ramp_green: float = 15.0,
-    local_green: float = 10.0,
+    ramp_green: float = 30.0,
+    local_green: float = 8.0,
     zone_blocks: int = 2,
     residents_per_block: float = 600.0,
     jobs_per_block: float = 400.0,
@@ -163,6 +164,20 @@ def metro_city(
     else:
         all_names = [f"n{i}_{j}" for i, j in zip(gi.tolist(), gj.tolist())]
         first_ring = first_ramp = n_street
+    # ------------------------------------------------------------------ signals: arterial crossings, ramp terminals
+    degree = np.bincount(src, minlength=node_x.size)
+    signal = np.zeros(node_x.size, dtype=bool)
+    signal[:n_grid] = art_x[gi] & art_y[gj] & (degree[:n_grid] >= 3)
+    terminal = np.zeros(node_x.size, dtype=bool)  # signalised ramp terminals: the street nodes the ramps meet
+    if ring and ramp_signals:
+        terminal[ramps["grid"]] = True
+        signal |= terminal
+    # an arterial's approach to a signal has an exclusive left-turn lane (its leftmost) besides its through lanes
+    turn_lane = np.zeros(src.size, dtype=bool)
+    if left_turn_lanes:
+        turn_lane[:n_street] = art & signal[dst[:n_street]]
+        lanes = lanes + turn_lane
+
     n_nodes, n_edges = node_x.size, src.size
     is_grid_node = np.arange(n_nodes) < n_grid
 
@@ -189,14 +204,6 @@ def metro_city(
     lane_length = np.maximum(np.hypot(sx1 - sx0, sy1 - sy0)[lane_edge], 0.1)
     lane_speed = speed[lane_edge].astype(np.float64)
 
-    # ------------------------------------------------------------------ signals: arterial crossings
-    degree = np.bincount(src, minlength=n_nodes)
-    signal = is_grid_node.copy()
-    signal[:n_grid] = art_x[gi] & art_y[gj] & (degree[:n_grid] >= 3)
-    terminal = np.zeros(n_nodes, dtype=bool)  # signalised ramp terminals: the street nodes the ramps meet
-    if ring and ramp_signals:
-        terminal[ramps["grid"]] = True
-        signal |= terminal
     tls_node = np.flatnonzero(signal)
     node_tls = np.full(n_nodes, -1, dtype=np.int32)
     node_tls[tls_node] = np.arange(tls_node.size)
@@ -217,12 +224,13 @@ def metro_city(
                      np.where(turn < -40.0, DIR_RIGHT, DIR_STRAIGHT)))
     nin, nout = lanes[m_in], lanes[m_out]
     straight = m_dir == DIR_STRAIGHT
-    cnt = np.where(straight, nin + np.maximum(nout - nin, 0), 1)
+    nin_s = nin - turn_lane[m_in]  # lanes that go straight on
+    cnt = np.where(straight, nin_s + np.maximum(nout - nin_s, 0), 1)
     c_move = np.repeat(np.arange(m_in.size), cnt)
     k = np.arange(c_move.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    ci, co, cd = nin[c_move], nout[c_move], m_dir[c_move]
-    c_from_k = np.where(cd == DIR_STRAIGHT, np.minimum(k, ci - 1), np.where(cd == DIR_RIGHT, 0, ci - 1))
-    c_to_k = np.where(cd == DIR_STRAIGHT, np.where(k < ci, np.minimum(k, co - 1), k),
+    ci, cs, co, cd = nin[c_move], nin_s[c_move], nout[c_move], m_dir[c_move]
+    c_from_k = np.where(cd == DIR_STRAIGHT, np.minimum(k, cs - 1), np.where(cd == DIR_RIGHT, 0, ci - 1))
+    c_to_k = np.where(cd == DIR_STRAIGHT, np.where(k < cs, np.minimum(k, co - 1), k),
                       np.where(cd == DIR_RIGHT, 0, co - 1))
     c_from_e, c_to_e = m_in[c_move], m_out[c_move]
 

@@ -61,8 +61,10 @@ class MetroCityConfig(Strict):
     yellow_s: float = Field(3.0, gt=0)
     left_green_s: float = Field(8.0, ge=0)  # protected left-turn stage (0: permitted left turns only)
     ramp_signals: bool = True  # signalised ramp terminals (else priority junctions)
-    ramp_green_s: float = Field(15.0, gt=0)
-    local_green_s: float = Field(10.0, gt=0)
+    auxiliary_lanes: bool = True  # ring lanes added at on-ramps, dropped at the next off-ramp (else merges)
+    left_turn_lanes: bool = True  # exclusive left-turn lane on arterial approaches to signals
+    ramp_green_s: float = Field(30.0, gt=0)
+    local_green_s: float = Field(8.0, gt=0)
     zone_blocks: int = Field(2, ge=1)
     residents_per_block: float = Field(600.0, ge=0)
     jobs_per_block: float = Field(400.0, ge=0)

@@ -72,8 +72,12 @@ def metro_city(
     - Ring motorway (``ring``): a square ring about a quarter of the city in from its edge, two one-way
       carriageways of ``ring_lanes`` lanes, grade-separated from the streets it passes over. At every
       arterial it crosses it has a diamond interchange: per carriageway an off-ramp to the street node
-      just before the arterial and an on-ramp from it (``ramp_lanes``; entering traffic yields to the
-      ring's right lane).
+      just before the arterial and an on-ramp from it (``ramp_lanes``). With ``auxiliary_lanes`` the
+      on-ramp's lanes are added to the ring as its right lanes and leave it, exit only, at the next
+      off-ramp (entering traffic weaves by lane changes instead of stopping to merge); without, entering
+      traffic yields to the ring's right lane.
+    - ``left_turn_lanes``: an arterial's approach to a signal has an exclusive left-turn lane (its
+      leftmost lane) besides its ``arterial_lanes`` through lanes.
     - Zones of ``zone_blocks`` × ``zone_blocks`` blocks (trips start and end on their local streets):
       residents rise towards the edge; jobs concentrate downtown and in four centres on the ring.
     - Buildings: eight lots around each block's courtyard, taller downtown.

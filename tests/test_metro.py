@@ -42,7 +42,8 @@ def test_metro_streets_follow_the_builders_rules(bx, by, every):
     """Without ring and U-turns the array-built metro is the builder's grid: same edges, lanes, lane
     geometry, connections, who yields to whom and signal states."""
     g = grid_city(bx, by, arterial_every=every)
-    m = metro_city(bx, by, arterial_every=every, ring=False, u_turns=False, left_green=0.0, left_turn_lanes=False)
+    m = metro_city(bx, by, arterial_every=every, ring=False, u_turns=False, left_green=0.0, left_turn_lanes=False,
+                   green=27.0)  # grid_city's green
     assert g.edge_ids == m.edge_ids and g.edge_name == m.edge_name
     for a in ("edge_from", "edge_to", "edge_priority", "edge_road_class", "edge_num_lanes", "lane_index",
               "node_type", "node_tls", "tls_phase_offsets"):

@@ -40,7 +40,7 @@ def metro_city(
     left_turn_lanes: bool = True,
     u_turns: bool = True,
     lane_width: float = 3.2,
-    green: float = 27.0,
+    green: float = 45.0,
     yellow: float = 3.0,
     left_green: float = 8.0,
     ramp_signals: bool = True,

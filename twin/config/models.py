@@ -57,7 +57,7 @@ class MetroCityConfig(Strict):
     ring_speed_kmh: float = Field(100.0, gt=0)
     ramp_lanes: int = Field(2, ge=1, le=4)
     ramp_speed_kmh: float = Field(60.0, gt=0)
-    green_s: float = Field(27.0, gt=0)
+    green_s: float = Field(45.0, gt=0)
     yellow_s: float = Field(3.0, gt=0)
     left_green_s: float = Field(8.0, ge=0)  # protected left-turn stage (0: permitted left turns only)
     ramp_signals: bool = True  # signalised ramp terminals (else priority junctions)

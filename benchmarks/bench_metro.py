@@ -75,7 +75,20 @@ def most_on_road(depart_actual: np.ndarray, arrival: np.ndarray, step: float, en
     return int(on.max(initial=0))
 
 
-def run(cfg: ScenarioConfig, out_dir: str) -> dict:
+def _progress_printer(every_s: float):
+    """A ``Twin`` progress callback printing the simulated time, vehicles on the road and wall time every
+    ``every_s`` simulated seconds (to stderr, so that a run stopped by a time limit still shows how far it got)."""
+    t_wall, last = time.perf_counter(), [-1]
+
+    def show(t: float, running: int) -> None:
+        if int(t // every_s) > last[0]:
+            last[0] = int(t // every_s)
+            print(f"  {t / 3600.0:5.2f} h simulated: {running:,} on the road, wall {time.perf_counter() - t_wall:.0f} s",
+                  file=sys.stderr, flush=True)
+    return show
+
+
+def run(cfg: ScenarioConfig, out_dir: str, progress_s: float = 0.0) -> dict:
     t_all = time.perf_counter()
     times = {}
     t0 = time.perf_counter()
@@ -89,8 +102,10 @@ def run(cfg: ScenarioConfig, out_dir: str) -> dict:
     demand = route_demand(city, trips)
     times["routing"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    twin = Twin(cfg, city=city, demand=demand)
+    twin = Twin(cfg, city=city, demand=demand, progress=_progress_printer(progress_s) if progress_s > 0 else None)
     times["engine_start"] = time.perf_counter() - t0
+    if progress_s > 0:
+        print("setup [s]: " + ", ".join(f"{k} {v:.2f}" for k, v in times.items()), file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     res = twin.run()
     run_s = time.perf_counter() - t0
@@ -143,6 +158,8 @@ def main() -> int:
     p.add_argument("--beta", type=float, default=0.15, help="gravity model's beta [1/km] (default 0.15)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", help="results folder (default: a temporary one, removed)")
+    p.add_argument("--progress", type=float, default=0.0, metavar="S",
+                   help="print the setup times, then vehicles on the road every S simulated seconds (stderr)")
     a = p.parse_args()
     blocks = a.blocks or (20 if a.quick else 100)
     trips = a.trips or (20_000 if a.quick else 1_000_000)
@@ -157,7 +174,7 @@ def main() -> int:
     cfg = scenario(blocks, trips, window_h=(h0, h1), duration_s=(h1 - h0) * 3600.0 + extra, seed=a.seed,
                    beta_per_km=a.beta)
     with tempfile.TemporaryDirectory(prefix="twin-metro-") as tmp:
-        r = run(cfg, a.out or tmp)
+        r = run(cfg, a.out or tmp, a.progress)
     r["warmup_s"] = round(warm, 3)
     r["targets_met"] = {k: (r[k] <= v if k != "teleports_pct" else r[k] < v) for k, v in TARGETS.items()}
     c = r["city"]

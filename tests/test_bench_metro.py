@@ -16,7 +16,7 @@ def test_quick_metro_day_runs_without_gridlock(tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-2000:]
     r = json.loads(p.stdout.strip().splitlines()[-1])
-    assert r["city"]["name"] == "metro20x20" and r["city"]["traffic_lights"] == 21
+    assert r["city"]["name"] == "metro20x20" and r["city"]["traffic_lights"] == 21 + 24  # crossings, ramp terminals
     assert r["trips"] == 20_000 and r["routed"] == 20_000 and r["unroutable"] == 0
     assert set(r["setup_s"]) == {"city", "demand", "routing", "engine_start"}
     assert r["setup_total_s"] == pytest.approx(sum(r["setup_s"].values()), abs=0.01)

@@ -42,7 +42,8 @@ def test_metro_streets_follow_the_builders_rules(bx, by, every):
     """Without ring and U-turns the array-built metro is the builder's grid: same edges, lanes, lane
     geometry, connections, who yields to whom and signal states."""
     g = grid_city(bx, by, arterial_every=every)
-    m = metro_city(bx, by, arterial_every=every, ring=False, u_turns=False)
+    m = metro_city(bx, by, arterial_every=every, ring=False, u_turns=False, left_green=0.0, left_turn_lanes=False,
+                   green=27.0)  # grid_city's green
     assert g.edge_ids == m.edge_ids and g.edge_name == m.edge_name
     for a in ("edge_from", "edge_to", "edge_priority", "edge_road_class", "edge_num_lanes", "lane_index",
               "node_type", "node_tls", "tls_phase_offsets"):
@@ -61,14 +62,29 @@ def test_metro_ring_has_interchanges_and_carries_long_trips(metro):
     # the ring (about a quarter in) crosses 3 arterials per side: per side and carriageway one ramp each way
     assert on.sum() == off.sum() == 4 * 3 * 2
     assert np.all(c.edge_road_class[ring | on | off] == ROAD_CLASSES.index("highway"))
-    assert c.n_tls == 21
-    # entering traffic yields to the ring's right lane, and only to it
-    ramp_lanes = c.edge_lane_start[on]
-    k = np.flatnonzero(np.isin(c.conn_from_lane, ramp_lanes))
+    assert c.n_tls == 21 + 2 * 12  # the arterial crossings and both street nodes of every interchange
+    # an on-ramp's lanes become the ring's right lanes (a lane addition, nobody yields) and the same number
+    # leave it at the next off-ramp (exit only); between interchanges the ring has them as auxiliary lanes
+    for ramps, side in ((on, "to"), (off, "from")):  # connections to the ring from on-ramps, from it to off-ramps
+        k = np.flatnonzero(np.isin(c.lane_edge[c.conn_to_lane if side == "from" else c.conn_from_lane],
+                                   np.flatnonzero(ramps)))
+        assert k.size == 2 * ramps.sum()
+        ring_lane = c.conn_from_lane[k] if side == "from" else c.conn_to_lane[k]
+        ramp_lane = c.conn_to_lane[k] if side == "from" else c.conn_from_lane[k]
+        assert np.all(ring[c.lane_edge[ring_lane]]) and np.array_equal(c.lane_index[ring_lane], c.lane_index[ramp_lane])
+        assert np.all(c.edge_num_lanes[c.lane_edge[ring_lane]] == 3 + 2)
+        assert np.all(c.conn_foe_offsets[k + 1] == c.conn_foe_offsets[k])
+    ring_only = np.isin(c.lane_edge[c.conn_from_lane], np.flatnonzero(ring)) & \
+        np.isin(c.lane_edge[c.conn_to_lane], np.flatnonzero(ring))
+    assert np.all(c.conn_foe_offsets[np.flatnonzero(ring_only) + 1] == c.conn_foe_offsets[np.flatnonzero(ring_only)])
+    # without auxiliary lanes, entering traffic yields to the ring's right lane, and only to it
+    m = metro_city(20, 20, auxiliary_lanes=False)
+    ring_m = np.array([e.startswith("ring") for e in m.edge_ids])
+    k = np.flatnonzero(np.isin(m.conn_from_lane, m.edge_lane_start[on]))
     assert k.size == on.sum()
     for j in k:
-        foes = c.conn_foe_lanes[c.conn_foe_offsets[j]:c.conn_foe_offsets[j + 1]]
-        assert foes.size == 1 and c.lane_index[foes[0]] == 0 and ring[c.lane_edge[foes[0]]]
+        foes = m.conn_foe_lanes[m.conn_foe_offsets[j]:m.conn_foe_offsets[j + 1]]
+        assert foes.size == 1 and m.lane_index[foes[0]] == 0 and ring_m[m.lane_edge[foes[0]]]
     # corner to far corner goes by the ring
     trips = make_trips(c, [("n0_1-n1_1", "n19_18-n20_18", 0.0)])
     d = route_demand(c, trips)
@@ -81,7 +97,51 @@ def test_metro_is_built_fast_and_valid_at_full_size():
     t0 = time.perf_counter()
     c = metro_city(100, 100)
     assert time.perf_counter() - t0 < 20.0  # about 1 s; generous for a loaded machine
-    assert c.n_edges > 40_000 and c.n_tls == 437 and c.n_zones == 2500
+    assert c.n_edges > 40_000 and c.n_tls == 437 + 88 and c.n_zones == 2500
+
+
+def _heading(city, e):
+    x0, y0 = city.node_x[city.edge_from[e]], city.node_y[city.edge_from[e]]
+    x1, y1 = city.node_x[city.edge_to[e]], city.node_y[city.edge_to[e]]
+    return np.arctan2(y1 - y0, x1 - x0)
+
+
+def test_metro_signals_separate_crossing_streams_and_protect_left_turns(metro):
+    """In every phase of every signal the approaches that move are parallel (one axis at a time, an
+    off-ramp alone); every movement gets a green; crossings and ramp terminals have a stage of protected
+    left turns, ramp terminals one for the off-ramp alone; splits follow the hierarchy."""
+    c = metro
+    GREEN, MINOR, YELLOW = 2, 3, 1
+    off = np.array([e.startswith("off:") for e in c.edge_ids])
+    terminals = 0
+    for t in range(c.n_tls):
+        k = np.flatnonzero(c.conn_tls == t)
+        e = c.lane_edge[c.conn_from_lane[k]]
+        p0, p1 = c.tls_phase_offsets[t], c.tls_phase_offsets[t + 1]
+        states = c.phase_state[p0:p1][:, c.conn_link[k]]
+        assert np.all(np.any((states == GREEN) | (states == MINOR), axis=0)), c.tls_ids[t]  # nobody starves
+        for row in states:
+            moving = np.unique(e[row != 0])
+            if moving.size > 1:
+                h = np.array([_heading(c, m) for m in moving])
+                assert np.all(np.abs(np.cos(h[:, None] - h[None, :])) > 0.9), (c.tls_ids[t], row)
+                assert not off[moving].any()
+        left = c.conn_dir[k] == 1
+        protected_left = [np.all(row[left & (row != 0)] == GREEN) and np.all(row[~left] == 0) and (row == GREEN).any()
+                          for row in states]
+        assert any(protected_left), c.tls_ids[t]
+        if off[e].any():
+            terminals += 1
+            ramp_only = [np.all(row[~off[e]] == 0) and np.all(row[off[e]] == GREEN) for row in states]
+            assert sum(ramp_only) == 1
+            d = c.phase_duration[p0:p1]
+            art = c.edge_road_class[e] == ROAD_CLASSES.index("arterial")
+            # the arterial's through green at least the off-ramp's, the side street's the shortest
+            g_art = d[np.any(states[:, art & ~left] == GREEN, axis=1)].sum()
+            g_loc = d[np.any(states[:, ~art & ~off[e]] == GREEN, axis=1)].sum()
+            g_ramp = d[np.array(ramp_only)].sum()
+            assert g_art >= g_ramp > g_loc > 0
+    assert terminals == 2 * 12
 
 
 def test_metro_city_from_yaml_and_a_ring_too_small_is_one_error():

@@ -4,8 +4,9 @@ motorway with diamond interchanges, built directly as arrays.
 :func:`metro_city` builds ~100 × 100 blocks (40,000 edges) in about a second: every step is a numpy
 operation over all nodes, edges, lanes or connections at once (the :class:`~twin.city.builder.CityBuilder`
 that :func:`~twin.city.synthetic.grid_city` uses does Python work per edge and connection, which takes
-minutes at this size). Its junction rules are the builder's (lane connections, who yields to whom,
-two-phase signals), applied to arrays.
+minutes at this size). Its lane connections and who yields to whom are the builder's rules, applied to
+arrays; its signal plans are those of a metropolitan network (protected left turns, signalised ramp
+terminals).
 """
 from __future__ import annotations
 
@@ -35,10 +36,16 @@ def metro_city(
     ring_speed: float = 100 * KMH,
     ramp_lanes: int = 2,
     ramp_speed: float = 60 * KMH,
+    auxiliary_lanes: bool = True,
+    left_turn_lanes: bool = True,
     u_turns: bool = True,
     lane_width: float = 3.2,
-    green: float = 27.0,
+    green: float = 45.0,
     yellow: float = 3.0,
+    left_green: float = 8.0,
+    ramp_signals: bool = True,
+    ramp_green: float = 30.0,
+    local_green: float = 8.0,
     zone_blocks: int = 2,
     residents_per_block: float = 600.0,
     jobs_per_block: float = 400.0,
@@ -49,16 +56,28 @@ def metro_city(
 
     - Streets: every ``arterial_every``-th street (and the outer boundary) is a two-way arterial with
       ``arterial_lanes`` lanes per direction, the others local streets with ``local_lanes``.
-    - Junctions: arterial crossings have fixed-time two-phase signals (``green`` + ``yellow`` per
-      phase, left turns permitted and yielding to oncoming traffic); the others are priority junctions
+    - Junctions: arterial crossings have fixed-time signals, per axis a stage of protected left turns
+      (``left_green``, both opposing left turns together) then the through and right movements
+      (``green``) with left turns permitted (yielding to oncoming traffic), each stage ending with
+      ``yellow``; ``left_green=0`` gives the builder's two-phase plan. The others are priority junctions
       (arterials over local streets, east-west local streets over north-south ones). With ``u_turns``
       a vehicle may turn back at a priority junction (from its left lane, as SUMO's turnarounds); never
       at a signal.
+    - Ramp terminals (``ramp_signals``): the street node where an interchange's ramps meet the arterial
+      is signalised as a diamond interchange's terminal: the arterial's protected left turns (onto the
+      on-ramp and the side street, ``left_green``), the arterial through (``green``), the off-ramp alone
+      with all its movements protected (``ramp_green``), then the side street (``local_green``): green
+      splits following the hierarchy. Without it, off-ramp traffic yields to the arterial at a priority
+      junction and queues back onto the ring.
     - Ring motorway (``ring``): a square ring about a quarter of the city in from its edge, two one-way
       carriageways of ``ring_lanes`` lanes, grade-separated from the streets it passes over. At every
       arterial it crosses it has a diamond interchange: per carriageway an off-ramp to the street node
-      just before the arterial and an on-ramp from it (``ramp_lanes``; entering traffic yields to the
-      ring's right lane).
+      just before the arterial and an on-ramp from it (``ramp_lanes``). With ``auxiliary_lanes`` the
+      on-ramp's lanes are added to the ring as its right lanes and leave it, exit only, at the next
+      off-ramp (entering traffic weaves by lane changes instead of stopping to merge); without, entering
+      traffic yields to the ring's right lane.
+    - ``left_turn_lanes``: an arterial's approach to a signal has an exclusive left-turn lane (its
+      leftmost lane) besides its ``arterial_lanes`` through lanes.
     - Zones of ``zone_blocks`` × ``zone_blocks`` blocks (trips start and end on their local streets):
       residents rise towards the edge; jobs concentrate downtown and in four centres on the ring.
     - Buildings: eight lots around each block's courtyard, taller downtown.
@@ -68,7 +87,9 @@ def metro_city(
     block_size : float  [m]   distance between street centre lines
     arterial_speed, local_speed, ring_speed, ramp_speed : float  [m/s]
     lane_width : float  [m]
-    green, yellow : float  [s]
+    green, yellow : float  [s]  through green and change interval of every signal stage
+    left_green, ramp_green, local_green : float  [s]  protected left-turn stage (0: none), a ramp
+        terminal's off-ramp stage and side-street stage
     residents_per_block, jobs_per_block : float  mean residents and jobs of a block
     """
     if blocks_x < 1 or blocks_y < 1:
@@ -114,7 +135,8 @@ def metro_city(
     # ------------------------------------------------------------------ the ring and its interchanges
     ring_edges = {}
     if ring:
-        ring_nodes, ring_edges, ramps = _ring_layout(bx, by, arterial_every, ring_lanes, w)
+        ring_nodes, ring_edges, ramps = _ring_layout(bx, by, arterial_every,
+                                                     ring_lanes + (ramp_lanes if auxiliary_lanes else 0) / 2, w)
         rx = ring_nodes["x"] * bs + ring_nodes["nx"] * ring_nodes["shift_m"]
         ry = ring_nodes["y"] * bs + ring_nodes["ny"] * ring_nodes["shift_m"]
         n_ring_nodes = rx.size
@@ -129,7 +151,9 @@ def metro_city(
         first_ramp = n_street + r_src.size
         src = np.r_[src, r_src, p_src]
         dst = np.r_[dst, r_dst, p_dst]
-        lanes = np.r_[lanes, np.full(r_src.size, ring_lanes), np.full(p_src.size, ramp_lanes)]
+        aux = ramp_lanes if auxiliary_lanes else 0
+        ring_edge_lanes = ring_lanes + aux * ring_edges["between"]
+        lanes = np.r_[lanes, ring_edge_lanes, np.full(p_src.size, ramp_lanes)]
         speed = np.r_[speed, np.full(r_src.size, ring_speed), np.full(p_src.size, ramp_speed)]
         prio = np.r_[prio, np.full(r_src.size, PRIO_RING), np.full(p_src.size, PRIO_RAMP)]
         hw = ROAD_CLASSES.index("highway")
@@ -144,6 +168,20 @@ def metro_city(
     else:
         all_names = [f"n{i}_{j}" for i, j in zip(gi.tolist(), gj.tolist())]
         first_ring = first_ramp = n_street
+    # ------------------------------------------------------------------ signals: arterial crossings, ramp terminals
+    degree = np.bincount(src, minlength=node_x.size)
+    signal = np.zeros(node_x.size, dtype=bool)
+    signal[:n_grid] = art_x[gi] & art_y[gj] & (degree[:n_grid] >= 3)
+    terminal = np.zeros(node_x.size, dtype=bool)  # signalised ramp terminals: the street nodes the ramps meet
+    if ring and ramp_signals:
+        terminal[ramps["grid"]] = True
+        signal |= terminal
+    # an arterial's approach to a signal has an exclusive left-turn lane (its leftmost) besides its through lanes
+    turn_lane = np.zeros(src.size, dtype=bool)
+    if left_turn_lanes:
+        turn_lane[:n_street] = art & signal[dst[:n_street]]
+        lanes = lanes + turn_lane
+
     n_nodes, n_edges = node_x.size, src.size
     is_grid_node = np.arange(n_nodes) < n_grid
 
@@ -170,10 +208,6 @@ def metro_city(
     lane_length = np.maximum(np.hypot(sx1 - sx0, sy1 - sy0)[lane_edge], 0.1)
     lane_speed = speed[lane_edge].astype(np.float64)
 
-    # ------------------------------------------------------------------ signals: arterial crossings
-    degree = np.bincount(src, minlength=n_nodes)
-    signal = is_grid_node.copy()
-    signal[:n_grid] = art_x[gi] & art_y[gj] & (degree[:n_grid] >= 3)
     tls_node = np.flatnonzero(signal)
     node_tls = np.full(n_nodes, -1, dtype=np.int32)
     node_tls[tls_node] = np.arange(tls_node.size)
@@ -194,12 +228,13 @@ def metro_city(
                      np.where(turn < -40.0, DIR_RIGHT, DIR_STRAIGHT)))
     nin, nout = lanes[m_in], lanes[m_out]
     straight = m_dir == DIR_STRAIGHT
-    cnt = np.where(straight, nin + np.maximum(nout - nin, 0), 1)
+    nin_s = nin - turn_lane[m_in]  # lanes that go straight on
+    cnt = np.where(straight, nin_s + np.maximum(nout - nin_s, 0), 1)
     c_move = np.repeat(np.arange(m_in.size), cnt)
     k = np.arange(c_move.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    ci, co, cd = nin[c_move], nout[c_move], m_dir[c_move]
-    c_from_k = np.where(cd == DIR_STRAIGHT, np.minimum(k, ci - 1), np.where(cd == DIR_RIGHT, 0, ci - 1))
-    c_to_k = np.where(cd == DIR_STRAIGHT, np.where(k < ci, np.minimum(k, co - 1), k),
+    ci, cs, co, cd = nin[c_move], nin_s[c_move], nout[c_move], m_dir[c_move]
+    c_from_k = np.where(cd == DIR_STRAIGHT, np.minimum(k, cs - 1), np.where(cd == DIR_RIGHT, 0, ci - 1))
+    c_to_k = np.where(cd == DIR_STRAIGHT, np.where(k < cs, np.minimum(k, co - 1), k),
                       np.where(cd == DIR_RIGHT, 0, co - 1))
     c_from_e, c_to_e = m_in[c_move], m_out[c_move]
 
@@ -232,7 +267,8 @@ def metro_city(
     foe_conn, foe_lane = [g_foe_conn], [g_foe_lane]
     if ring:
         r_from, r_to, r_dir, r_foe_conn, r_foe_lane = _ring_connections(ring_edges, ramps, first_ring, first_ramp,
-                                                                        edge_lane_start, ring_lanes)
+                                                                        edge_lane_start, ring_edge_lanes,
+                                                                        ramp_lanes, aux)
         foe_conn.append(r_foe_conn + c_from_e.size)
         foe_lane.append(r_foe_lane)
         conn_from.append(r_from)
@@ -252,7 +288,7 @@ def metro_city(
     conn_node = dst[lane_edge[conn_from]]
     lane_conn_offsets = np.searchsorted(conn_from, np.arange(n_lanes + 1), side="left")
 
-    # signal programs: links numbered by connection order at the node; NS green, yellow, EW green, yellow
+    # signal programs: links numbered by connection order at the node (see _signal_plans)
     conn_tls = node_tls[conn_node]
     ctl = np.flatnonzero(conn_tls >= 0)
     link_count = np.bincount(conn_tls[ctl], minlength=tls_node.size)
@@ -261,15 +297,19 @@ def metro_city(
     conn_link = np.full(n_conn, -1, dtype=np.int64)
     by_tls = ctl[np.argsort(conn_tls[ctl], kind="stable")]
     conn_link[by_tls] = np.arange(by_tls.size) - first_link[conn_tls[by_tls]]
-    is_ns = np.abs(np.sin(heading[lane_edge[conn_from]])) > 0.7
     n_tls = tls_node.size
-    width = int(link_count.max(initial=1))
-    phase_state = np.full((4 * n_tls, max(width, 1)), int(Signal.RED), dtype=np.int8)
-    green_code = np.where(conn_dir == DIR_LEFT, int(Signal.GREEN_MINOR), int(Signal.GREEN))
-    for p, (ns_phase, yel) in enumerate([(True, False), (True, True), (False, False), (False, True)]):
-        active = by_tls[is_ns[by_tls] == ns_phase]
-        phase_state[4 * conn_tls[active] + p, conn_link[active]] = (int(Signal.YELLOW) if yel else green_code[active])
-    phase_duration = np.tile([green, yellow, green, yellow], n_tls).astype(np.float64)
+    c_edge = lane_edge[conn_from]
+    c_term = terminal[conn_node]
+    from_ramp = np.arange(n_edges)[c_edge] >= first_ramp
+    # group A: north-south approaches at an arterial crossing, the arterial's at a ramp terminal
+    group_a = np.where(c_term, (rclass[c_edge] == ROAD_CLASSES.index("arterial")) & ~from_ramp,
+                       np.abs(np.sin(heading[c_edge])) > 0.7)
+    tl_term = terminal[tls_node]
+    durations = np.column_stack([np.full(n_tls, left_green), np.full(n_tls, green),
+                                 np.where(tl_term, ramp_green, left_green), np.where(tl_term, local_green, green)])
+    phase_state, phase_duration, tls_phase_offsets = _signal_plans(
+        conn_tls[by_tls], conn_link[by_tls], group_a[by_tls], conn_dir[by_tls] == DIR_LEFT,
+        from_ramp[by_tls], c_term[by_tls], durations, yellow, n_tls, int(link_count.max(initial=1)))
 
     node_type = np.full(n_nodes, int(NodeType.PRIORITY), dtype=np.int8)
     node_type[tls_node] = int(NodeType.TRAFFIC_LIGHT)
@@ -349,14 +389,71 @@ def metro_city(
         conn_foe_offsets=i32(foe_off), conn_foe_lanes=i32(foe_lane), lane_conn_offsets=i32(lane_conn_offsets),
         conn_length=np.zeros(n_conn), conn_speed=f64(lane_speed[conn_to]),
         tls_ids=tuple(all_names[k] for k in tls_node.tolist()), tls_offset=np.zeros(n_tls),
-        tls_num_links=i32(link_count), tls_phase_offsets=i32(np.arange(0, 4 * n_tls + 1, 4)),
-        phase_duration=phase_duration, phase_state=phase_state,
+        tls_num_links=i32(link_count), tls_phase_offsets=i32(tls_phase_offsets),
+        phase_duration=f64(phase_duration), phase_state=phase_state,
         zone_ids=zone_ids, zone_x=f64(zone_x), zone_y=f64(zone_y), zone_population=f64(np.round(population)),
         zone_jobs=f64(np.round(jobs)), zone_edge_offsets=i32(zone_edge_offsets), zone_edges=i32(z_edges),
         bldg_offsets=i32(np.arange(0, 4 * n_b + 1, 4)), bldg_xy=bldg_xy,
         bldg_height=f64(3.2 * levels + 1.0), bldg_use=use_code, bldg_zone=i32(bz),
         attrs={"generator": "metro_city", "seed": seed, "blocks": [bx, by], "block_size_m": bs, "ring": bool(ring)},
     )
+
+
+def _signal_plans(tls: np.ndarray, link: np.ndarray, group_a: np.ndarray, left: np.ndarray, ramp: np.ndarray,
+                  terminal: np.ndarray, durations: np.ndarray, yellow: float, n_tls: int, width: int):
+    """Fixed-time plans of the metro's signals from their signal-controlled connections.
+
+    Every signal cycles through up to four green stages, each followed by a change interval of ``yellow``
+    seconds: (0) protected left turns of group A (``G``), (1) group A's through and right movements (``G``)
+    with its left turns permitted (``g``, yielding to oncoming traffic), (2) at a ramp terminal the
+    off-ramp's movements alone (``G``), elsewhere group B's protected left turns, (3) group B's through
+    and right movements with permitted left turns. A stage whose duration is 0 is left out (with no
+    left-turn stages a crossing's plan is the builder's two-phase one). A change interval where no
+    movement loses its green is the next stage started early (protected left turns going on permitted).
+
+    Parameters
+    ----------
+    tls, link : np.ndarray  signal and link index of each connection
+    group_a, left, ramp, terminal : np.ndarray  bool per connection: in group A, a left turn, from an
+        off-ramp, at a ramp terminal
+    durations : np.ndarray  (n_tls, 4) green time of each stage [s]
+    yellow : float  [s]
+
+    Returns
+    -------
+    (phase_state int8 (phases, width), phase_duration [s], tls_phase_offsets int64 (n_tls + 1))
+    """
+    G, g, R, Y = int(Signal.GREEN), int(Signal.GREEN_MINOR), int(Signal.RED), int(Signal.YELLOW)
+    stages = np.full((4, tls.size), R, dtype=np.int8)
+    through = np.where(left, g, G).astype(np.int8)
+    stages[0, group_a & left] = G
+    stages[1, group_a & ~ramp] = through[group_a & ~ramp]
+    stages[2, ~group_a & np.where(terminal, ramp, left)] = G
+    stages[3, ~group_a & ~ramp] = through[~group_a & ~ramp]
+    active = durations > 0
+    offsets = np.zeros(n_tls + 1, dtype=np.int64)
+    np.cumsum(2 * active.sum(axis=1), out=offsets[1:])
+    state = np.full((int(offsets[-1]), max(width, 1)), R, dtype=np.int8)
+    duration = np.zeros(int(offsets[-1]))
+    rank = np.cumsum(active, axis=1) - active  # a stage's place among its signal's stages
+    is_green = lambda x: (x == G) | (x == g)  # noqa: E731
+    cols = np.arange(tls.size)
+    for s in range(4):
+        nxt = np.full(n_tls, s)
+        for k in range(4, 0, -1):  # each signal's next stage
+            nxt = np.where(active[:, (s + k) % 4], (s + k) % 4, nxt)
+        on = active[tls, s]
+        ph = offsets[:-1] + 2 * rank[:, s]
+        duration[ph[active[:, s]]] = durations[active[:, s], s]
+        duration[ph[active[:, s]] + 1] = yellow
+        prev, after = stages[s], stages[nxt[tls], cols]
+        ending = is_green(prev) & ~is_green(after)
+        change = np.where(ending, Y, np.where(is_green(prev) & is_green(after), after, R))
+        any_end = np.bincount(tls[ending & on], minlength=n_tls) > 0
+        change = np.where(any_end[tls], change, after)
+        state[ph[tls[on]], link[on]] = prev[on]
+        state[ph[tls[on]] + 1, link[on]] = change[on]
+    return state, duration, offsets
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -422,9 +519,11 @@ def _ring_layout(bx: int, by: int, every: int, ring_lanes: int, lane_width: floa
              "nx": np.r_[nrm[:, 0], -nrm[:, 0]], "ny": np.r_[nrm[:, 1], -nrm[:, 1]],
              "dir": np.r_[np.full(n, "ccw"), np.full(n, "cw")], "k": np.r_[np.arange(n), np.arange(n)],
              "shift_m": ring_lanes * lane_width / 2 + 1.0}  # carriageway centre lines off the ring's [m]
-    edges = {"src": np.r_[ccw, np.roll(cw, -1)], "dst": np.r_[np.roll(ccw, -1), cw]}  # cw runs n+k+1 -> n+k
     cr = p[:, 4].astype(np.int64)
     role = p[:, 5].astype(np.int64)
+    edges = {"src": np.r_[ccw, np.roll(cw, -1)], "dst": np.r_[np.roll(ccw, -1), cw],  # cw runs n+k+1 -> n+k
+             # within an interchange (from its off-ramp to its on-ramp) or between two (auxiliary lanes)
+             "between": np.r_[role != 1, np.roll(role, -1) != 2]}
     a_pts, b_pts = np.flatnonzero(role == 1), np.flatnonzero(role == 2)  # by crossing, in order
     cxy = np.array([(c[0], c[1]) for c in crossings]).reshape(-1, 2)
     co = np.array([c[3] for c in crossings], dtype=np.float64).reshape(-1, 2)
@@ -448,8 +547,11 @@ def _prev_normal(sides, corner) -> tuple[int, int]:
 
 
 def _ring_connections(ring_edges: dict, ramps: dict, first_ring: int, first_ramp: int,
-                      edge_lane_start: np.ndarray, ring_lanes: int):
-    """Lane connections at ring nodes: through (lane i to lane i), off-ramps from the right lane, on-ramps
+                      edge_lane_start: np.ndarray, ring_edge_lanes: np.ndarray, ramp_lanes: int, aux: int):
+    """Lane connections at ring nodes. With ``aux`` auxiliary lanes (a lane addition at every on-ramp
+    and an exit-only lane drop at the next off-ramp): the on-ramp's lanes become the ring's right lanes,
+    the ring's lanes move ``aux`` to the left, and at the off-ramp the right ``aux`` lanes leave the
+    ring. Without (``aux == 0``): through lane i to lane i, the off-ramp from the right lane, the on-ramp
     into the right lane yielding to the ring's right lane. Returns (from lane, to lane, direction, foe
     connection, foe lane)."""
     r_src, r_dst = ring_edges["src"], ring_edges["dst"]
@@ -458,24 +560,30 @@ def _ring_connections(ring_edges: dict, ramps: dict, first_ring: int, first_ramp
     out = into.copy()
     into[r_dst] = np.arange(n_r) + first_ring
     out[r_src] = np.arange(n_r) + first_ring
-    k = np.arange(ring_lanes)
-    thr_in = np.repeat(into[r_dst], ring_lanes)  # through: every ring node, every lane
-    thr_out = np.repeat(out[r_dst], ring_lanes)
-    f = [edge_lane_start[thr_in] + np.tile(k, n_r)]
-    t = [edge_lane_start[thr_out] + np.tile(k, n_r)]
-    d = [np.full(thr_in.size, DIR_STRAIGHT)]
+    n_in = ring_edge_lanes[into[r_dst] - first_ring]  # through: every ring node, every lane that goes on
+    shift = ring_edge_lanes[out[r_dst] - first_ring] - n_in  # +aux after an on-ramp, -aux at an off-ramp
+    i = _ranges(np.zeros(n_r, np.int64), n_in)
+    node = np.repeat(np.arange(n_r), n_in)
+    goes_on = i + shift[node] >= 0
+    f = [edge_lane_start[into[r_dst]][node[goes_on]] + i[goes_on]]
+    t = [edge_lane_start[out[r_dst]][node[goes_on]] + i[goes_on] + shift[node[goes_on]]]
+    d = [np.full(int(goes_on.sum()), DIR_STRAIGHT)]
     ramp_edge = np.arange(ramps["ring"].size) + first_ramp
-    off = ~ramps["on"]
-    f.append(edge_lane_start[into[ramps["ring"][off]]])
-    t.append(edge_lane_start[ramp_edge[off]])
-    d.append(np.full(int(off.sum()), DIR_RIGHT))
-    on = ramps["on"]
-    n_before = sum(x.size for x in f)
-    f.append(edge_lane_start[ramp_edge[on]])
-    t.append(edge_lane_start[out[ramps["ring"][on]]])
-    d.append(np.full(int(on.sum()), DIR_STRAIGHT))
-    foe_conn = n_before + np.arange(int(on.sum()))
-    foe_lane = edge_lane_start[into[ramps["ring"][on]]]  # the ring's right lane into the merge
+    m = max(aux, 1)  # lanes per ramp connection
+    lane_k = np.tile(np.arange(m), ramp_edge.size)
+    for on in (False, True):
+        sel = np.repeat(ramps["on"] == on, m)
+        ring_e = np.repeat(np.where(on, out, into)[ramps["ring"]], m)[sel]
+        ramp_e = np.repeat(ramp_edge, m)[sel]
+        ring_l, ramp_l = edge_lane_start[ring_e] + lane_k[sel], edge_lane_start[ramp_e] + lane_k[sel]
+        f.append(ramp_l if on else ring_l)
+        t.append(ring_l if on else ramp_l)
+        d.append(np.full(int(sel.sum()), DIR_STRAIGHT if on else DIR_RIGHT))
+    if aux:
+        return np.concatenate(f), np.concatenate(t), np.concatenate(d), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    n_on = int(ramps["on"].sum())
+    foe_conn = sum(x.size for x in f) - n_on + np.arange(n_on)
+    foe_lane = edge_lane_start[into[ramps["ring"][ramps["on"]]]]  # the ring's right lane into the merge
     return np.concatenate(f), np.concatenate(t), np.concatenate(d), foe_conn, foe_lane
 
 

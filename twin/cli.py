@@ -834,7 +834,10 @@ def console(argv: list[str] | None = None) -> None:
         code = 1
     if any(t is not threading.main_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()):
         sys.exit(code)  # threads still running (e.g. a 3D export's event loop): Python's own shutdown stops them
-    atexit._run_exitfuncs()
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)  # (CPython's; without it, the usual exit)
+    if run_exit_handlers is None:
+        sys.exit(code)
+    run_exit_handlers()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -34,8 +34,9 @@ system-deps:
 	fi
 
 # numba's cache of the compiled kernels (in __pycache__ beside each source): filled once per change of a file that
-# defines kernels, so that every later process (each test's too) loads them instead of compiling for a minute.
-KERNEL_SRC := twin/jit.py $(shell grep -rl --include='*.py' '@kernel' twin) $(wildcard twin/data/warm/*)
+# defines kernels or that they import (the files whose change makes a cached kernel stale, twin.jit.kernel_sources),
+# so that every later process (each test's too) loads them instead of compiling for a minute.
+KERNEL_SRC := $(shell $(PY) -m twin.warm --sources 2>/dev/null) $(wildcard twin/data/warm/*)
 WARM := twin/__pycache__/kernels.warm
 warm: $(WARM)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -61,6 +62,56 @@ def test_compiling_shows_one_line_and_no_progress_bar_counting_it(tmp_path):
         seconds = [sum(int(x) * 60 ** i for i, x in enumerate(reversed(v.split(":")))) for v in (elapsed, remaining)
                    if v != "?"]
         assert max(seconds) < compile_s, (ln, compile_s)
+
+
+# a package of kernels in the test's folder: ``caller`` calls ``callee``'s kernel, reads a constant of ``consts``
+# (a module without kernels) and takes a record (``records``, which the kernels' modules do not import)
+KERNELS = {
+    "pkg/__init__.py": "",
+    "pkg/consts.py": "SCALE = 10.0\n",
+    "pkg/callee.py": "from twin.jit import kernel\n\n\n@kernel\ndef add(x):\n    return x + 1.0\n",
+    "pkg/caller.py": ("from twin.jit import kernel, parallel_kernel\nfrom pkg.callee import add\n"
+                      "from pkg.consts import SCALE\n\n\n"
+                      "@kernel\ndef scaled(x):\n    return add(x) * SCALE\n\n\n"
+                      "@parallel_kernel\ndef first(rec):\n    return rec.a[0] + add(0.0)\n"),
+    "pkg/records.py": ("from typing import NamedTuple\n\nimport numpy as np\n\n\n"
+                       "class Rec(NamedTuple):\n    a: np.ndarray\n    b: np.ndarray\n"),
+    "main.py": ("import json\nimport numpy as np\nfrom twin.jit import CompileWatch\n"
+                "with CompileWatch() as w:\n    from pkg.caller import first, scaled\n    from pkg.records import Rec\n"
+                "    out = [scaled(1.0), first(Rec(np.full(2, 1.0), np.full(2, 2.0))),\n"
+                "           first.serial(Rec(np.full(2, 1.0), np.full(2, 2.0)))]\n"
+                "print(json.dumps([out, w.compiles]))\n"),
+}
+
+
+def test_a_cached_kernel_compiles_again_when_a_module_it_depends_on_changes(tmp_path):
+    """numba's cache checks only the kernel's own file; twin.jit stamps it with the modules it imports."""
+    for name, text in KERNELS.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
+           "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+
+    def run():
+        r = subprocess.run([sys.executable, "main.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout.splitlines()[-1])
+
+    def edit(name, old, new):
+        path = tmp_path / name
+        path.write_text(path.read_text().replace(old, new))
+
+    first = run()
+    assert first[0] == [20.0, 2.0, 2.0] and first[1] >= 3
+    assert run() == [[20.0, 2.0, 2.0], 0]  # all loaded from the cache
+    edit("pkg/callee.py", "x + 1.0", "x + 2.0")  # a callee in another module
+    assert run()[0] == [30.0, 3.0, 3.0]
+    edit("pkg/consts.py", "10.0", "20.0")  # a constant the caller reads
+    assert run()[0] == [60.0, 3.0, 3.0]
+    edit("pkg/records.py", "a: np.ndarray\n    b: np.ndarray", "b: np.ndarray\n    a: np.ndarray")  # fields swapped
+    assert run()[0] == [60.0, 4.0, 4.0]  # rec.a is the second array now
+    assert run() == [[60.0, 4.0, 4.0], 0]
 
 
 # ----------------------------------------------------------------- the city cache

@@ -7,9 +7,14 @@ so that results are bit-for-bit reproducible and equal the pure-Python run
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
+import re
+import sys
 import time
 import types
+from pathlib import Path
 
 # Threads of a parallel kernel that wait for the next one sleep instead of spinning (GNU OpenMP spins by
 # default): on cores shared with other processes a spinning thread takes the time the others need, and the
@@ -22,8 +27,12 @@ JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "
 
 
 def kernel(func):
-    """Compile ``func`` as a twin kernel (``numba.njit`` with the defaults above)."""
-    return numba.njit(**JIT_OPTIONS)(func)
+    """Compile ``func`` as a twin kernel (``numba.njit`` with the defaults above).
+
+    Its cached machine code is stale when its module or any module that module imports (transitively,
+    within its package) changes: :func:`module_sources`, :func:`stamp_sources`.
+    """
+    return _stamped(numba.njit(**JIT_OPTIONS)(func), func)
 
 
 def parallel_kernel(func):
@@ -42,28 +51,144 @@ def parallel_kernel(func):
                              func.__closure__)
     one.__qualname__ = func.__qualname__ + "_serial"
     one.__doc__ = func.__doc__
-    par.serial = numba.njit(**JIT_OPTIONS)(one)
-    return par
+    par.serial = _stamped(numba.njit(**JIT_OPTIONS)(one), func)
+    return _stamped(par, func)
 
 
 def stamp_sources(func, files) -> None:
     """Make the cached machine code of kernel ``func`` stale when any of ``files`` changes.
 
     numba's cache checks only the source file of the function it compiled, while a kernel's machine code
-    includes the kernels it calls (numba-to-numba): after a change to a callee in another module, the cache
-    would load the caller with the old callee. Its stamp becomes a hash of ``files`` (the callees' modules).
-    Without the JIT, or a numba whose cache is laid out otherwise, nothing changes.
+    includes the kernels it calls (numba-to-numba) and the values of the globals it reads (constants
+    imported from other modules): after a change to one of those in another module, the cache would load
+    the caller with the old callee or constant. Its stamp becomes a hash of ``files``. Without the JIT, or
+    a numba whose cache is laid out otherwise, nothing changes.
     """
     cache_file = getattr(getattr(func, "_cache", None), "_cache_file", None)
     if cache_file is None or not hasattr(cache_file, "_source_stamp"):
         return
-    import hashlib
+    cache_file._source_stamp = ("sources", _hash_files(tuple(sorted(str(f) for f in files))))
 
+
+@functools.lru_cache(maxsize=None)
+def _hash_files(files: tuple[str, ...]) -> str:
     h = hashlib.sha256()
-    for f in sorted(str(f) for f in files):
+    for f in files:
         with open(f, "rb") as fh:
             h.update(f.encode() + b"\0" + fh.read())
-    cache_file._source_stamp = ("sources", h.hexdigest())
+    return h.hexdigest()
+
+
+def _stamped(dispatcher, func):
+    """``dispatcher`` (``func`` compiled) with its cache stamped by :func:`module_sources` of ``func``, and
+    the field names of the NamedTuples (records) it takes in the key of each compiled signature: numba
+    keys a NamedTuple type by its class and field types only, so that after swapping two fields of the
+    same type in a record's class the cache would load machine code reading the wrong field."""
+    files = module_sources(sys.modules.get(func.__module__))
+    if files:
+        stamp_sources(dispatcher, files)
+    cache = getattr(dispatcher, "_cache", None)
+    if hasattr(cache, "_index_key"):
+        cache._index_key = types.MethodType(_index_key_with_fields, cache)
+    return dispatcher
+
+
+def _index_key_with_fields(cache, sig, codegen):
+    """numba's index key of ``sig`` in ``cache`` and the field names of the NamedTuples in ``sig``."""
+    names, todo = [], list(sig.args if hasattr(sig, "args") else sig)
+    while todo:
+        t = todo.pop(0)
+        if isinstance(t, numba.types.BaseNamedTuple):
+            names.append(tuple(t.fields))
+        todo.extend(getattr(t, "types", ()))
+    return type(cache)._index_key(cache, sig, codegen) + (tuple(names),)
+
+
+# a module's top-level imports (column 0: not those inside functions or ``if TYPE_CHECKING:``)
+_IMPORT = re.compile(r"^(?:from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n;]*)|import[ \t]+([^\n;]+))",
+                     re.MULTILINE)
+
+
+def _module_file(base: Path, parts) -> Path | None:
+    """The source file of module ``parts`` (names) under directory ``base``: a ``.py`` file or a package."""
+    path = base.joinpath(*parts)
+    for f in (path.with_name(path.name + ".py"), path / "__init__.py"):
+        if f.is_file():
+            return f
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _imported_files(file: Path, root: Path) -> tuple[Path, ...]:
+    """The files under package directory ``root`` whose modules ``file`` imports at its top level.
+
+    ``from M import a`` counts ``M`` (whose names ``a`` may be), or only the submodule ``M.a`` when each
+    ``a`` is a submodule of package ``M``.
+    """
+    out = []
+    for dots, mod, names, plain in _IMPORT.findall(file.read_text(encoding="utf-8")):
+        if plain:  # import a.b.c [as x], d
+            for name in plain.split("#")[0].split(","):
+                parts = name.split()[0].split(".") if name.strip() else []
+                if parts and parts[0] == root.name:
+                    out.append(_module_file(root.parent, parts))
+            continue
+        if dots:  # relative to file's package
+            base = file.parents[len(dots) - 1]
+            parts = mod.split(".") if mod else []
+        elif mod.split(".")[0] == root.name:
+            base, parts = root.parent, mod.split(".")
+        else:
+            continue
+        names = [n.split()[0] for n in re.sub(r"#[^\n]*", "", names).strip("()").split(",") if n.strip()]
+        subs = [_module_file(base, [*parts, n]) for n in names]
+        if subs and all(subs):
+            out.extend(subs)
+        else:
+            out.append(_module_file(base, parts))
+    return tuple(f for f in out if f is not None)
+
+
+def module_sources(module) -> list[Path]:
+    """The source files whose change makes the cached kernels of ``module`` stale.
+
+    Its own file and those of the modules of its package it imports at its top level, transitively: a
+    kernel's machine code holds the kernels it calls and the values of the globals it reads, all of which
+    come from these (imports of other packages, numpy for one, are left out). Empty for a module without a
+    source file.
+    """
+    file = getattr(module, "__file__", None)
+    if not file or not os.path.isfile(file):
+        return []
+    file = Path(file).resolve()
+    top = sys.modules.get(module.__name__.split(".")[0])
+    top_file = getattr(top, "__file__", None)
+    root = Path(top_file).resolve().parent if top is not module and top_file else file.parent
+    return _closure(file, root)
+
+
+def _closure(file: Path, root: Path) -> list[Path]:
+    """``file`` and the files under ``root`` it imports at its top level, transitively."""
+    seen, todo = {file}, [file]
+    while todo:
+        for f in _imported_files(todo.pop(), root):
+            if f not in seen:
+                seen.add(f)
+                todo.append(f)
+    return sorted(seen)
+
+
+def kernel_sources(root: Path | None = None) -> list[Path]:
+    """Every file under package directory ``root`` (twin's by default) whose change makes a cached kernel
+    stale: the files that define kernels (``@kernel``, ``@parallel_kernel``, ``@overload``) and those
+    they import (:func:`module_sources`). ``make warm`` compiles the kernels again when one of them changes.
+    """
+    root = (root or Path(__file__).parent).resolve()
+    out = set()
+    for f in sorted(root.rglob("*.py")):
+        if re.search(r"^@(kernel|parallel_kernel|overload)\b", f.read_text(encoding="utf-8"), re.MULTILINE):
+            out.update(_closure(f, root))
+    return sorted(out)
 
 
 def bind(func, args):

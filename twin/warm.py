@@ -7,6 +7,11 @@ signal, a priority junction, a bus stop, a parked car, induction loops, flows ro
 default scenario (synthetic grid, OD demand), and, when their extras are installed, residents over two days
 with air quality and an outbreak. Kernels already in the cache are loaded, not compiled, so a second warm-up
 compiles nothing. Prints one line: how many kernels were compiled and how long that took.
+
+    python -m twin.warm --sources
+
+prints the files whose change makes a cached kernel stale (``twin.jit.kernel_sources``), one a line: the
+Makefile's ``warm`` target depends on them.
 """
 from __future__ import annotations
 
@@ -50,7 +55,13 @@ def warm(runs=RUNS) -> tuple[CompileWatch, list[str]]:
     return watch, skipped
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    if (sys.argv[1:] if argv is None else argv) == ["--sources"]:
+        from twin.jit import kernel_sources
+
+        root = Path(__file__).resolve().parent.parent
+        print("\n".join(str(f.relative_to(root)) for f in kernel_sources()))
+        return 0
     t0 = time.perf_counter()
     watch, skipped = warm()
     done = "none needed compiling" if watch.compiles == 0 else \

@@ -9,8 +9,6 @@ programs), so a chunk ends before the step at which the next switch is due.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from twin.engines.native import kernels as K
@@ -18,7 +16,7 @@ from twin.engines.native import emissions as EM
 from twin.engines.native import signals as S
 from twin.engines.native import stops as ST
 from twin.engines.native.turns import count_turns
-from twin.jit import kernel, stamp_sources
+from twin.jit import kernel
 
 _change_lanes_serial = K.change_lanes.serial  # the parallel kernels' single-threaded twins
 _move_serial = K.move.serial
@@ -141,6 +139,3 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, ord
                                                 order, n_order, veh, vtr, net, ctl, scr, stats)
     return swapped, n_order, parked, n_parked, next_depart, n_wait, arrived_sum, teleported_sum, updates
 
-
-# run_steps' machine code includes every kernel of the step: stale when any of the engine's or jit's modules changes
-stamp_sources(run_steps, [*Path(__file__).parent.rglob("*.py"), Path(__file__).parents[2] / "jit.py"])

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import make_trips
-from twin.city import grid_city, metro_city
+from twin.city import CityBuilder, grid_city, metro_city
+from twin.city.builder import DIR_LEFT
 from twin.city.graph import car_connected_edges
 from twin.city.model import ROAD_CLASSES
 from twin.config.models import ScenarioConfig
@@ -37,20 +38,69 @@ def _connections(city):
     return out
 
 
+def _builder_grid(bx, by, every, green=27.0, yellow=3.0, lanes=(2, 1), speeds=(50 / 3.6, 30 / 3.6), w=3.2, bs=200.0):
+    """The streets of a grid made edge by edge with :class:`CityBuilder` (its connection and yielding rules),
+    two-phase signals where arterials cross: what the metro builder computes with arrays."""
+    import math
+
+    b = CityBuilder("builder-grid")
+    art_x = [i % every == 0 or i == bx for i in range(bx + 1)]
+    art_y = [j % every == 0 or j == by for j in range(by + 1)]
+    nid = lambda i, j: f"n{i}_{j}"  # noqa: E731
+    for j in range(by + 1):
+        for i in range(bx + 1):
+            b.add_node(nid(i, j), i * bs, j * bs)
+    radius = lambda i, j: max(lanes[0 if art_x[i] else 1], lanes[0 if art_y[j] else 1]) * w + 1.5  # noqa: E731
+
+    def street(a, c, horizontal):
+        art = art_y[a[1]] if horizontal else art_x[a[0]]
+        line = a[1] if horizontal else a[0]
+        for p, q in [(a, c), (c, a)]:
+            b.add_edge(f"{nid(*p)}-{nid(*q)}", nid(*p), nid(*q), num_lanes=lanes[0 if art else 1],
+                       speed=speeds[0 if art else 1], priority=3 if art else (2 if horizontal else 1),
+                       road_class="arterial" if art else "local", lane_width=w, trim=(radius(*p), radius(*q)),
+                       name=f"{'Avenue' if art else 'Street'} {'E' if horizontal else 'N'}{line}")
+
+    for j in range(by + 1):
+        for i in range(bx):
+            street((i, j), (i + 1, j), True)
+    for i in range(bx + 1):
+        for j in range(by):
+            street((i, j), (i, j + 1), False)
+    for j in range(by + 1):
+        for i in range(bx + 1):
+            b.auto_connections(nid(i, j))
+            if art_x[i] and art_y[j] and (i > 0) + (i < bx) + (j > 0) + (j < by) >= 3:
+                conns = b.node_connections(nid(i, j))
+                ns = [abs(math.sin(b.connection_heading(c))) > 0.7 for c in conns]
+                state = lambda on, yel: "".join(  # noqa: E731
+                    "r" if n != on else "y" if yel else "g" if c.dir == DIR_LEFT else "G" for c, n in zip(conns, ns))
+                b.add_tls(nid(i, j), nid(i, j), [(green, state(True, False)), (yellow, state(True, True)),
+                                                 (green, state(False, False)), (yellow, state(False, True))])
+    return b.build()
+
+
+NETWORK = ("node_ids", "node_x", "node_y", "node_type", "node_tls", "edge_ids", "edge_from", "edge_to", "edge_priority",
+           "edge_road_class", "edge_lane_start", "edge_num_lanes", "edge_name", "lane_edge", "lane_index",
+           "lane_length", "lane_speed", "lane_width", "lane_allow", "lane_shape_offsets", "lane_shape_xy",
+           "conn_from_lane", "conn_to_lane", "conn_node", "conn_tls", "conn_link", "conn_dir", "conn_length",
+           "conn_speed", "conn_foe_offsets", "conn_foe_lanes", "lane_conn_offsets", "tls_ids", "tls_offset",
+           "tls_num_links", "tls_phase_offsets", "phase_duration", "phase_state")
+
+
 @pytest.mark.parametrize("bx, by, every", [(6, 6, 3), (7, 5, 2), (9, 8, 4)])
 def test_metro_streets_follow_the_builders_rules(bx, by, every):
-    """Without ring and U-turns the array-built metro is the builder's grid: same edges, lanes, lane
-    geometry, connections, who yields to whom and signal states."""
-    g = grid_city(bx, by, arterial_every=every)
+    """Without ring and U-turns the array-built metro is the builder's grid to the last bit: same edges, lanes,
+    lane geometry, connections, who yields to whom, signal links and states (grid_city is built so)."""
+    g = _builder_grid(bx, by, every)
     m = metro_city(bx, by, arterial_every=every, ring=False, u_turns=False, left_green=0.0, left_turn_lanes=False,
-                   green=27.0)  # grid_city's green
-    assert g.edge_ids == m.edge_ids and g.edge_name == m.edge_name
-    for a in ("edge_from", "edge_to", "edge_priority", "edge_road_class", "edge_num_lanes", "lane_index",
-              "node_type", "node_tls", "tls_phase_offsets"):
-        assert np.array_equal(getattr(g, a), getattr(m, a)), a
-    for a in ("lane_length", "lane_speed", "lane_shape_xy", "node_x", "node_y", "phase_duration"):
-        assert np.allclose(getattr(g, a), getattr(m, a)), a
+                   green=27.0)
+    for a in NETWORK:
+        x, y = getattr(g, a), getattr(m, a)
+        assert (x.dtype == y.dtype and np.array_equal(x, y)) if isinstance(x, np.ndarray) else x == y, a
     assert _connections(g) == _connections(m)
+    c = grid_city(bx, by, arterial_every=every)
+    assert all(np.array_equal(getattr(c, a), getattr(m, a)) for a in NETWORK)
 
 
 def test_metro_ring_has_interchanges_and_carries_long_trips(metro):

@@ -3,10 +3,10 @@ motorway with diamond interchanges, built directly as arrays.
 
 :func:`metro_city` builds ~100 × 100 blocks (40,000 edges) in about a second: every step is a numpy
 operation over all nodes, edges, lanes or connections at once (the :class:`~twin.city.builder.CityBuilder`
-that :func:`~twin.city.synthetic.grid_city` uses does Python work per edge and connection, which takes
-minutes at this size). Its lane connections and who yields to whom are the builder's rules, applied to
-arrays; its signal plans are those of a metropolitan network (protected left turns, signalised ramp
-terminals).
+does Python work per edge and connection, which takes minutes at this size). Its lane connections, who
+yields to whom, lane geometry and signal links are the builder's rules, applied to arrays, to the last bit
+(:func:`~twin.city.synthetic.grid_city` is this network with the ring and the rest turned off); its
+signal plans are those of a metropolitan network (protected left turns, signalised ramp terminals).
 """
 from __future__ import annotations
 
@@ -185,13 +185,17 @@ def metro_city(
     n_nodes, n_edges = node_x.size, src.size
     is_grid_node = np.arange(n_nodes) < n_grid
 
-    # edge centre lines (straight), trimmed at both ends by the junction areas
+    # edge centre lines (straight), trimmed at both ends by the junction areas, computed as the builder's
+    # _trim_polyline (np.interp along the line) and _offset_polyline do, to the last bit
     x0, y0, x1, y1 = node_x[src], node_y[src], node_x[dst], node_y[dst]
     length = np.hypot(x1 - x0, y1 - y0)
     ux, uy = (x1 - x0) / length, (y1 - y0) / length
     ta = np.minimum(trim_a, np.maximum(length / 2 - 0.5, 0.0))
-    tb = np.minimum(trim_b, np.maximum(length - ta - 1.0, 0.0))
-    sx0, sy0, sx1, sy1 = x0 + ux * ta, y0 + uy * ta, x1 - ux * tb, y1 - uy * tb
+    tb = length - np.minimum(trim_b, np.maximum(length - ta - 1.0, 0.0))  # from the start
+    sx0 = np.where(ta > 0, (x1 - x0) / length * ta + x0, x0)
+    sy0 = np.where(ta > 0, (y1 - y0) / length * ta + y0, y0)
+    sx1 = np.where(tb < length, (x1 - x0) / length * tb + x0, x1)
+    sy1 = np.where(tb < length, (y1 - y0) / length * tb + y0, y1)
     heading = np.arctan2(uy, ux)
 
     # lanes: lane k of an edge lies (n - k - 0.5) lane widths right of its centre line (lane 0 rightmost)
@@ -201,11 +205,16 @@ def metro_city(
     lane_edge = np.repeat(np.arange(n_edges), lanes)
     lane_index = np.arange(n_lanes) - edge_lane_start[lane_edge]
     off = (lanes[lane_edge] - lane_index - 0.5) * w
-    nx, ny = uy[lane_edge], -ux[lane_edge]  # right-hand normal
+    seg = np.hypot(sx1 - sx0, sy1 - sy0)
+    seg[seg == 0] = 1.0
+    nx, ny = (sy1 - sy0) / seg, -(sx1 - sx0) / seg  # right-hand normal
+    norm = np.hypot(nx, ny)
+    norm[norm == 0] = 1.0
+    nx, ny = (nx / norm)[lane_edge], (ny / norm)[lane_edge]
     lane_xy = np.empty((2 * n_lanes, 2))
     lane_xy[0::2, 0], lane_xy[0::2, 1] = sx0[lane_edge] + nx * off, sy0[lane_edge] + ny * off
     lane_xy[1::2, 0], lane_xy[1::2, 1] = sx1[lane_edge] + nx * off, sy1[lane_edge] + ny * off
-    lane_length = np.maximum(np.hypot(sx1 - sx0, sy1 - sy0)[lane_edge], 0.1)
+    lane_length = np.maximum(np.hypot(lane_xy[1::2, 0] - lane_xy[0::2, 0], lane_xy[1::2, 1] - lane_xy[0::2, 1]), 0.1)
     lane_speed = speed[lane_edge].astype(np.float64)
 
     tls_node = np.flatnonzero(signal)
@@ -288,14 +297,15 @@ def metro_city(
     conn_node = dst[lane_edge[conn_from]]
     lane_conn_offsets = np.searchsorted(conn_from, np.arange(n_lanes + 1), side="left")
 
-    # signal programs: links numbered by connection order at the node (see _signal_plans)
+    # signal programs: links numbered in the order the connections were made at the node, as the builder's
+    # (see _signal_plans)
     conn_tls = node_tls[conn_node]
     ctl = np.flatnonzero(conn_tls >= 0)
     link_count = np.bincount(conn_tls[ctl], minlength=tls_node.size)
     first_link = np.zeros(tls_node.size + 1, dtype=np.int64)
     np.cumsum(link_count, out=first_link[1:])
     conn_link = np.full(n_conn, -1, dtype=np.int64)
-    by_tls = ctl[np.argsort(conn_tls[ctl], kind="stable")]
+    by_tls = ctl[np.lexsort((order[ctl], conn_tls[ctl]))]  # links in the order the connections were made
     conn_link[by_tls] = np.arange(by_tls.size) - first_link[conn_tls[by_tls]]
     n_tls = tls_node.size
     c_edge = lane_edge[conn_from]

@@ -4,12 +4,13 @@ Both are deterministic for their parameters and seed.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
-from twin.city.builder import DIR_LEFT, CityBuilder
-from twin.city.model import CityModel
+from twin.city.builder import CityBuilder
+from twin.city.model import BUILDING_USES, ROAD_CLASSES, CityModel
 
 KMH = 1.0 / 3.6
 
@@ -44,6 +45,9 @@ def grid_city(
     Zones group ``zone_blocks`` × ``zone_blocks`` blocks; jobs concentrate
     downtown, residents towards the edge; buildings get taller downtown.
 
+    The streets, junctions and signals are :func:`~twin.city.metro.metro_city`'s (array-built) without
+    its ring, U-turns, left-turn lanes and protected left-turn stages.
+
     Parameters
     ----------
     block_size : float  [m]   distance between street centre lines
@@ -53,54 +57,28 @@ def grid_city(
     """
     if blocks_x < 1 or blocks_y < 1:
         raise ValueError("grid_city needs at least one block in each direction")
+    from twin.city.metro import metro_city  # metro imports KMH from here
+
+    # the streets, junctions and signals: the metro's without its ring, U-turns, turn lanes and left-turn stages
+    city = metro_city(blocks_x, blocks_y, block_size=block_size, arterial_every=arterial_every,
+                      arterial_lanes=arterial_lanes, local_lanes=local_lanes, arterial_speed=arterial_speed,
+                      local_speed=local_speed, ring=False, u_turns=False, left_turn_lanes=False, left_green=0.0,
+                      lane_width=lane_width, green=green, yellow=yellow, name=name or f"grid{blocks_x}x{blocks_y}")
     rng = np.random.default_rng(np.random.SeedSequence([seed, blocks_x, blocks_y]))
-    name = name or f"grid{blocks_x}x{blocks_y}"
-    b = CityBuilder(name, attrs={"generator": "grid_city", "seed": seed, "blocks": [blocks_x, blocks_y],
-                                 "block_size_m": block_size})
     is_art_x = [i % arterial_every == 0 or i == blocks_x for i in range(blocks_x + 1)]  # vertical streets
     is_art_y = [j % arterial_every == 0 or j == blocks_y for j in range(blocks_y + 1)]  # horizontal streets
-    nid = lambda i, j: f"n{i}_{j}"  # noqa: E731
 
     def half_width(arterial: bool) -> float:
         return (arterial_lanes if arterial else local_lanes) * lane_width
 
-    for j in range(blocks_y + 1):
-        for i in range(blocks_x + 1):
-            b.add_node(nid(i, j), i * block_size, j * block_size)
-
-    def radius(i: int, j: int) -> float:
-        return max(half_width(is_art_x[i]), half_width(is_art_y[j])) + 1.5
-
-    def street(a: tuple[int, int], c: tuple[int, int], horizontal: bool) -> None:
-        art = is_art_y[a[1]] if horizontal else is_art_x[a[0]]
-        prio = 3 if art else (2 if horizontal else 1)
-        line = a[1] if horizontal else a[0]
-        street_name = (f"{'Avenue' if art else 'Street'} {'E' if horizontal else 'N'}{line}")
-        for p, q in [(a, c), (c, a)]:
-            b.add_edge(f"{nid(*p)}-{nid(*q)}", nid(*p), nid(*q),
-                       num_lanes=arterial_lanes if art else local_lanes,
-                       speed=arterial_speed if art else local_speed, priority=prio,
-                       road_class="arterial" if art else "local", lane_width=lane_width,
-                       trim=(radius(*p), radius(*q)), name=street_name)
-
-    for j in range(blocks_y + 1):
-        for i in range(blocks_x):
-            street((i, j), (i + 1, j), True)
-    for i in range(blocks_x + 1):
-        for j in range(blocks_y):
-            street((i, j), (i, j + 1), False)
-
-    for j in range(blocks_y + 1):
-        for i in range(blocks_x + 1):
-            b.auto_connections(nid(i, j))
-            if is_art_x[i] and is_art_y[j] and _degree(i, j, blocks_x, blocks_y) >= 3:
-                _two_phase_signal(b, nid(i, j), green, yellow)
-
-    # zones
+    # zones: their local streets (an edge whose midpoint lies on a zone's border is in both zones)
     cx, cy = blocks_x * block_size / 2, blocks_y * block_size / 2
     half_diag = math.hypot(cx, cy) or 1.0
+    mid_x = (city.node_x[city.edge_from] + city.node_x[city.edge_to]) / 2
+    mid_y = (city.node_y[city.edge_from] + city.node_y[city.edge_to]) / 2
+    local = city.edge_road_class == ROAD_CLASSES.index("local")
     zone_of_block = {}
-    midpoints = b.edge_midpoints()
+    zones = []  # (id, x, y, residents, jobs, edges)
     for zj in range(0, blocks_y, zone_blocks):
         for zi in range(0, blocks_x, zone_blocks):
             x0, y0 = zi * block_size, zj * block_size
@@ -110,14 +88,15 @@ def grid_city(
             n_blocks = ((x1 - x0) / block_size) * ((y1 - y0) / block_size)
             pop = residents_per_block * n_blocks * (0.4 + 1.2 * r)
             jobs = jobs_per_block * n_blocks * (0.25 + 2.5 * math.exp(-(r / 0.35) ** 2))
-            edges = _edges_in_rect(midpoints, x0, y0, x1, y1, prefer_local=True)
-            zid = f"z{zi // zone_blocks}_{zj // zone_blocks}"
+            inside = (x0 <= mid_x) & (mid_x <= x1) & (y0 <= mid_y) & (mid_y <= y1)
+            edges = np.flatnonzero(inside & local) if (inside & local).any() else np.flatnonzero(inside)
             for bj in range(zj, min(zj + zone_blocks, blocks_y)):
                 for bi in range(zi, min(zi + zone_blocks, blocks_x)):
-                    zone_of_block[(bi, bj)] = b.n_zones
-            b.add_zone(zid, zx, zy, round(pop), round(jobs), edges)
+                    zone_of_block[(bi, bj)] = len(zones)
+            zones.append((f"z{zi // zone_blocks}_{zj // zone_blocks}", zx, zy, round(pop), round(jobs), edges))
 
     # buildings: a ring of lots around each block, taller downtown
+    footprints, heights, uses, bzones = [], [], [], []
     for bj in range(blocks_y):
         for bi in range(blocks_x):
             x0 = bi * block_size + half_width(is_art_x[bi]) + 4.0
@@ -145,44 +124,22 @@ def grid_city(
                         use = "industrial"
                     else:
                         use = "residential" if u < 0.8 else ("commercial" if u < 0.95 else "public")
-                    b.add_building(np.array([[fx0, fy0], [fx1, fy0], [fx1, fy1], [fx0, fy1]]),
-                                   height=3.2 * levels + 1.0, use=use, zone=zone_of_block[(bi, bj)])
-    return b.build()
+                    footprints.append([[fx0, fy0], [fx1, fy0], [fx1, fy1], [fx0, fy1]])
+                    heights.append(3.2 * levels + 1.0)
+                    uses.append(BUILDING_USES.index(use))
+                    bzones.append(zone_of_block[(bi, bj)])
 
-
-def _degree(i: int, j: int, bx: int, by: int) -> int:
-    return (i > 0) + (i < bx) + (j > 0) + (j < by)
-
-
-def _edges_in_rect(midpoints: list[tuple[str, float, float, str]], x0: float, y0: float, x1: float, y1: float,
-                   prefer_local: bool) -> list[str]:
-    inside, local = [], []
-    for eid, mx, my, road_class in midpoints:
-        if x0 <= mx <= x1 and y0 <= my <= y1:
-            inside.append(eid)
-            if road_class == "local":
-                local.append(eid)
-    return local if (prefer_local and local) else inside
-
-
-def _two_phase_signal(b: CityBuilder, node: str, green: float, yellow: float) -> None:
-    """North-south then east-west; left turns permitted (``g``)."""
-    conns = b.node_connections(node)
-    ns = [abs(math.sin(b.connection_heading(c))) > 0.7 for c in conns]
-
-    def state(active_ns: bool, yellow_phase: bool) -> str:
-        out = []
-        for c, is_ns in zip(conns, ns):
-            if is_ns != active_ns:
-                out.append("r")
-            elif yellow_phase:
-                out.append("y")
-            else:
-                out.append("g" if c.dir == DIR_LEFT else "G")
-        return "".join(out)
-
-    b.add_tls(node, node, [(green, state(True, False)), (yellow, state(True, True)),
-                           (green, state(False, False)), (yellow, state(False, True))])
+    f64 = lambda v: np.asarray(v, dtype=np.float64)  # noqa: E731
+    n_edges = np.array([len(z[5]) for z in zones], dtype=np.int32)
+    return dataclasses.replace(
+        city, zone_ids=tuple(z[0] for z in zones), zone_x=f64([z[1] for z in zones]), zone_y=f64([z[2] for z in zones]),
+        zone_population=f64([z[3] for z in zones]), zone_jobs=f64([z[4] for z in zones]),
+        zone_edge_offsets=np.r_[0, np.cumsum(n_edges)].astype(np.int32),
+        zone_edges=np.concatenate([z[5] for z in zones]).astype(np.int32),
+        bldg_offsets=np.arange(0, 4 * len(footprints) + 1, 4, dtype=np.int32),
+        bldg_xy=f64(footprints).reshape(-1, 2), bldg_height=f64(heights),
+        bldg_use=np.asarray(uses, dtype=np.int8), bldg_zone=np.asarray(bzones, dtype=np.int32),
+        attrs={"generator": "grid_city", "seed": seed, "blocks": [blocks_x, blocks_y], "block_size_m": block_size})
 
 
 def corridor_city(

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +54,114 @@ def _city_cache(tmp_path_factory):
 @pytest.fixture
 def corridor():
     return corridor_city(3, 500.0)
+
+
+# ----------------------------------------------------------------- a twin's web server and a browser on it
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+needs_chromium = pytest.mark.skipif(shutil.which(CHROMIUM) is None,
+                                    reason="Debian's chromium is not at /usr/bin/chromium (make system-deps)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(base: str, proc, path: str = "/api/meta", seconds: float = 240) -> None:
+    """Wait until ``base + path`` answers 200; fails at once if the server ``proc`` stopped."""
+    import httpx
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server stopped: {proc.stderr.read()}")
+        try:
+            if httpx.get(base + path, timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{base}{path} did not answer")
+
+
+@contextlib.contextmanager
+def twin_server(*args, wait: str | None = "/api/meta"):
+    """``run_sim.py ARGS --listen 127.0.0.1:PORT`` (``live`` or ``view``) on a free port: yields (base URL,
+    process) once ``wait`` answers (None: at once), and stops the server (if it has not ended) afterwards."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), *map(str, args), "--listen",
+                             f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        if wait is not None:
+            wait_http(base, proc, wait)
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+@pytest.fixture
+def serve():
+    """``serve(*args)``: :func:`twin_server` for one test (stopped at its end); returns (base URL, process)."""
+    with contextlib.ExitStack() as stack:
+        yield lambda *args, **kw: stack.enter_context(twin_server(*args, **kw))
+
+
+@pytest.fixture(scope="module")
+def pw():
+    """Playwright, for one test module at a time: its sync API keeps an event loop running in this thread,
+    which other modules' asyncio code must not meet."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(pw):
+    """One headless Chromium for the module's pages (each :class:`Page` has its own context)."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip("Debian's chromium is not at /usr/bin/chromium (make system-deps)")
+    b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    yield b
+    b.close()
+
+
+class Page:
+    """A page in its own browser context that may reach only 127.0.0.1; console errors and outside requests
+    are kept."""
+
+    def __init__(self, browser, url: str) -> None:
+        self.context = browser.new_context(viewport={"width": 1400, "height": 900})
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.outside: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.route("**/*", self._route)
+        self.page.goto(url)
+        self.page.wait_for_function("document.body.dataset.ready === '1'", timeout=60_000)
+
+    def _route(self, route) -> None:
+        if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:")):
+            route.continue_()
+        else:
+            self.outside.append(route.request.url)
+            route.abort()
+
+    def js(self, expr: str):
+        return self.page.evaluate(expr)
+
+    def close(self) -> None:
+        self.context.close()

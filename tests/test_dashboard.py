@@ -1,13 +1,12 @@
 """The command-center dashboard in headless Chromium (Debian's, never a downloaded one), offline.
 
 One live twin (a signalised corridor with a hazmat truck stopped at a long red, two loops and a policy
-library) serves the page; a second test serves ``view`` on a compare folder.
+library) serves the page; other tests serve ``view`` on a compare folder and on runs. The servers, the
+browser and its pages come from tests/conftest.py.
 """
 from __future__ import annotations
 
 import json
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,13 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-needs_chromium = pytest.mark.skipif(shutil.which(CHROMIUM) is None,
-                                    reason="Debian's chromium is not at /usr/bin/chromium (make system-deps)")
+from conftest import ROOT, Page, needs_chromium, run_cli, twin_server
 
 SCEN = """name: dash-corridor
 city: {type: corridor, edges: 3, length_m: 300, signal_node: 1, green_s: 5, red_s: 200}
@@ -47,54 +40,6 @@ policies: [{type: speed_limit, edges: [e1], speed_kmh: 15}]
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(base: str, proc, path: str = "/api/meta", seconds: float = 240) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise AssertionError(f"the server stopped: {proc.stderr.read()}")
-        try:
-            if httpx.get(base + path, timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{base}{path} did not answer")
-
-
-class Page:
-    """A Chromium page that may reach only 127.0.0.1; console errors and outside requests are kept."""
-
-    def __init__(self, pw, url: str) -> None:
-        self.browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        self.page = self.browser.new_page(viewport={"width": 1400, "height": 900})
-        self.errors: list[str] = []
-        self.outside: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.route("**/*", self._route)
-        self.page.goto(url)
-        self.page.wait_for_function("document.body.dataset.ready === '1'", timeout=60_000)
-
-    def _route(self, route) -> None:
-        if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:")):
-            route.continue_()
-        else:
-            self.outside.append(route.request.url)
-            route.abort()
-
-    def js(self, expr: str):
-        return self.page.evaluate(expr)
-
-    def close(self) -> None:
-        self.browser.close()
-
-
 TOKEN = "s3cret-dashboard-token"
 
 
@@ -102,30 +47,14 @@ TOKEN = "s3cret-dashboard-token"
 def live(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dash")
     (tmp / "s.yaml").write_text(SCEN)
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), "live", str(tmp / "s.yaml"), "--listen",
-                             f"127.0.0.1:{port}", "--speed", "10", "--out", str(tmp / "out"),
-                             "--fork-scheduler", "serial", "--token", TOKEN], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(base, proc)
+    with twin_server("live", tmp / "s.yaml", "--speed", "10", "--out", tmp / "out", "--fork-scheduler", "serial",
+                     "--token", TOKEN) as (base, _):
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
-def pw():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def page(pw, live):
-    p = Page(pw, live + f"/?token={TOKEN}")  # the page takes the live twin's token from its address
+def page(browser, live):
+    p = Page(browser, live + f"/?token={TOKEN}")  # the page takes the live twin's token from its address
     yield p
     p.close()
 
@@ -195,8 +124,8 @@ def test_fork_from_the_page_shows_branch_kpis(page):
 
 
 @needs_chromium
-def test_writes_carry_the_token_and_refusals_show_their_reason(pw, live):
-    p = Page(pw, live + f"/?token={TOKEN}")
+def test_writes_carry_the_token_and_refusals_show_their_reason(browser, live):
+    p = Page(browser, live + f"/?token={TOKEN}")
     try:
         sent = []
         p.page.on("request", lambda r: sent.append(r.headers.get("authorization")) if r.url.endswith("/fork") else None)
@@ -214,36 +143,28 @@ def test_writes_carry_the_token_and_refusals_show_their_reason(pw, live):
 
 
 @needs_chromium
-def test_view_of_a_compare_folder_shows_the_difference(pw, tmp_path):
+def test_view_of_a_compare_folder_shows_the_difference(browser, serve, tmp_path):
     (tmp_path / "p.yaml").write_text(COMPARE)
     r = run_cli("compare", tmp_path / "p.yaml", "--replications", "1", "--scheduler", "serial", "--out",
                 tmp_path / "cmp", "-q")
     assert r.returncode == 0, r.stderr
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), "view", str(tmp_path / "cmp"), "--listen",
-                             f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
+    base, _ = serve("view", tmp_path / "cmp")
+    meta = httpx.get(base + "/api/meta", timeout=5).json()
+    assert meta["mode"] == "compare" and meta["scenarios"][-1] == "difference"
+    assert meta["highlighted_edges"] == 1  # e1, the edge the policy limits
+    p = Page(browser, base + "/")
     try:
-        _wait_http(base, proc)
-        meta = httpx.get(base + "/api/meta", timeout=5).json()
-        assert meta["mode"] == "compare" and meta["scenarios"][-1] == "difference"
-        assert meta["highlighted_edges"] == 1  # e1, the edge the policy limits
-        p = Page(pw, base + "/")
-        try:
-            assert p.errors == [] and p.outside == []
-            assert p.js("document.getElementById('scenario').value") == "difference"
-            assert "policy − baseline" in p.page.inner_text("#legend")
-            assert p.js("window.dash.map.queryRenderedFeatures({layers: ['policy-edges']}).length") >= 1
-            assert "mean_travel_time" in p.page.inner_text("#comparekpis")
-            d = p.js("window.dash.map.getFeatureState({source: 'edges', id: 1}).v")
-            assert d is not None and d < 0  # e1 is slower under the 15 km/h limit
-            p.page.select_option("#scenario", meta["policy"])  # the policy run itself
-            p.page.wait_for_function("window.dash.frames >= 2")
-        finally:
-            p.close()
+        assert p.errors == [] and p.outside == []
+        assert p.js("document.getElementById('scenario').value") == "difference"
+        assert "policy − baseline" in p.page.inner_text("#legend")
+        assert p.js("window.dash.map.queryRenderedFeatures({layers: ['policy-edges']}).length") >= 1
+        assert "mean_travel_time" in p.page.inner_text("#comparekpis")
+        d = p.js("window.dash.map.getFeatureState({source: 'edges', id: 1}).v")
+        assert d is not None and d < 0  # e1 is slower under the 15 km/h limit
+        p.page.select_option("#scenario", meta["policy"])  # the policy run itself
+        p.page.wait_for_function("window.dash.frames >= 2")
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        p.close()
 
 
 def test_air_layer_spans_the_field_from_its_background_to_its_peak():
@@ -312,7 +233,7 @@ def _add_air(folder):
     (folder / "results.nc.new").replace(folder / "results.nc")
 
 
-def test_run_view_shows_incidents_units_and_the_air_layer(pw, tmp_path):
+def test_run_view_shows_incidents_units_and_the_air_layer(serve, request, tmp_path):
     from twin.web.mapdata import unpack_u8
     from twin.web.view import RunSource
 
@@ -331,32 +252,22 @@ def test_run_view_shows_incidents_units_and_the_air_layer(pw, tmp_path):
     em = src.map(3, None, False)["map"]["emission"]
     v = unpack_u8(em["values"])
     assert em["pollutant"] == "CO2" and v[0] == 0 and v.max() == 254  # scaled to the largest edge value
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), "view", str(tmp_path / "r"), "--listen",
-                             f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
+    base, _ = serve("view", tmp_path / "r")
+    p = Page(request.getfixturevalue("browser"), base + "/")  # skips without Chromium
     try:
-        _wait_http(base, proc)
-        if shutil.which(CHROMIUM) is None:
-            pytest.skip("Debian's chromium is not at /usr/bin/chromium")
-        p = Page(pw, base + "/")
-        try:
-            p.page.evaluate("document.getElementById('slider').value = 7; "
-                            "document.getElementById('slider').dispatchEvent(new Event('input'))")
-            p.page.wait_for_function("document.getElementById('simclock').textContent === '00:08:00'")
-            p.page.wait_for_selector("#incidents li")
-            assert p.js("window.dash.map.queryRenderedFeatures({layers: ['buildings']}).length") > 10  # the grid's
-            assert "crash on n1_1-n2_1" in p.page.inner_text("#incidents")
-            p.page.check("#lyr-air")
-            assert p.js("window.dash.map.getLayoutProperty('air', 'visibility')") == "visible"
-            p.page.check("#lyr-emission")
-            assert "emission" in p.page.inner_text("#legend")
-            assert p.errors == [] and p.outside == []
-        finally:
-            p.close()
+        p.page.evaluate("document.getElementById('slider').value = 7; "
+                        "document.getElementById('slider').dispatchEvent(new Event('input'))")
+        p.page.wait_for_function("document.getElementById('simclock').textContent === '00:08:00'")
+        p.page.wait_for_selector("#incidents li")
+        assert p.js("window.dash.map.queryRenderedFeatures({layers: ['buildings']}).length") > 10  # the grid's
+        assert "crash on n1_1-n2_1" in p.page.inner_text("#incidents")
+        p.page.check("#lyr-air")
+        assert p.js("window.dash.map.getLayoutProperty('air', 'visibility')") == "visible"
+        p.page.check("#lyr-emission")
+        assert "emission" in p.page.inner_text("#legend")
+        assert p.errors == [] and p.outside == []
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        p.close()
 
 
 @pytest.mark.slow
@@ -369,7 +280,7 @@ def test_bench_dashboard_prints_its_figures():
     assert out["edges"] == 80 and out["bytes_per_update"] > 2 * 80 and out["stream_hz"] > 0
 
 
-def test_run_view_has_the_epidemic_curve_and_mode_shares(pw, tmp_path):
+def test_run_view_has_the_epidemic_curve_and_mode_shares(serve, request, tmp_path):
     """A real outbreak with residents choosing modes (as tests/test_epidemic.py), seen by ``view``."""
     from twin.config.models import ScenarioConfig
     from twin.runner import run_scenario
@@ -394,19 +305,11 @@ def test_run_view_has_the_epidemic_curve_and_mode_shares(pw, tmp_path):
     assert set(total) == {r.kpis["epi_residents"]}  # every resident in one state at every time
     assert o["modes"]["car"] == pytest.approx(float(ds["mode_share"].sel(mode="car").isel(day=-1)))
     assert sum(o["modes"].values()) == pytest.approx(1.0)
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip("Debian's chromium is not at /usr/bin/chromium")
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), "view", str(tmp_path / "r"), "--listen",
-                             f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    browser = request.getfixturevalue("browser")  # skips without Chromium
+    base, _ = serve("view", tmp_path / "r")
+    p = Page(browser, base + "/")
     try:
-        _wait_http(f"http://127.0.0.1:{port}", proc)
-        p = Page(pw, f"http://127.0.0.1:{port}/")
-        try:
-            p.page.wait_for_selector("#epichart canvas")
-            assert "car" in p.page.inner_text("#modes") and p.errors == []
-        finally:
-            p.close()
+        p.page.wait_for_selector("#epichart canvas")
+        assert "car" in p.page.inner_text("#modes") and p.errors == []
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        p.close()

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
@@ -57,12 +54,6 @@ TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for_clock(base: str, t: float, headers: dict | None = None) -> dict:
     """Poll GET /state until the live twin at ``base`` has reached ``t`` seconds; its state."""
     for _ in range(600):
@@ -76,42 +67,34 @@ def wait_for_clock(base: str, t: float, headers: dict | None = None) -> dict:
     raise TimeoutError(f"the live twin at {base} did not reach {t} s")
 
 
-def test_http_api_with_a_real_server(tmp_path):
+def test_http_api_with_a_real_server(serve, tmp_path):
     (tmp_path / "s.yaml").write_text(SCEN.replace("duration_s: 240", "duration_s: 600"))
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), "live", str(tmp_path / "s.yaml"), "--listen",
-                             f"127.0.0.1:{port}", "--speed", "60", "--out", str(tmp_path / "out"), "--token", TOKEN],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_clock(base, 60)  # a record more than 60 s ahead of the twin's clock is "in the future"
-        r = httpx.post(base + "/observations", json={"sensor": "mid", "time": 60, "count": 9}, timeout=5,
-                       headers=AUTH)
-        assert r.json() == {"received": 1, "accepted": 1, "rejected": 0}
-        r = httpx.post(base + "/observations", json=[{"sensor": "mid", "time": 120, "count": 11},
-                                                     {"sensor": "mid", "time": "never", "count": 3},
-                                                     {"sensor": "x", "time": 120, "count": 3}], timeout=5,
-                       headers=AUTH)
-        assert r.json() == {"received": 3, "accepted": 1, "rejected": 2}
-        r = httpx.post(base + "/observations", content=b"{oops", timeout=5,
-                       headers={**AUTH, "Content-Type": "application/json"})
-        assert r.status_code == 400
-        events = []
-        with httpx.stream("GET", base + "/stream", timeout=30) as s:
-            for line in s.iter_lines():
-                if line.startswith("data: "):
-                    events.append(json.loads(line[6:]))
-                if len(events) >= 3:
-                    break
-        assert len(events) == 3 and events[-1]["time_s"] > events[0]["time_s"]
-        st = httpx.get(base + "/state", timeout=5).json()
-        assert st["feed"]["received"] == 5 and st["feed"]["accepted"] == 2 and st["feed"]["rejected"] == 3
-        assert st["feed"]["received"] == st["feed"]["accepted"] + st["feed"]["rejected"]
-        assert set(st["feed"]["rejected_by_reason"]) == {"malformed timestamp", "unknown sensor", "malformed JSON"}
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    base, proc = serve("live", tmp_path / "s.yaml", "--speed", "60", "--out", tmp_path / "out", "--token", TOKEN)
+    wait_for_clock(base, 60)  # a record more than 60 s ahead of the twin's clock is "in the future"
+    r = httpx.post(base + "/observations", json={"sensor": "mid", "time": 60, "count": 9}, timeout=5,
+                   headers=AUTH)
+    assert r.json() == {"received": 1, "accepted": 1, "rejected": 0}
+    r = httpx.post(base + "/observations", json=[{"sensor": "mid", "time": 120, "count": 11},
+                                                 {"sensor": "mid", "time": "never", "count": 3},
+                                                 {"sensor": "x", "time": 120, "count": 3}], timeout=5,
+                   headers=AUTH)
+    assert r.json() == {"received": 3, "accepted": 1, "rejected": 2}
+    r = httpx.post(base + "/observations", content=b"{oops", timeout=5,
+                   headers={**AUTH, "Content-Type": "application/json"})
+    assert r.status_code == 400
+    events = []
+    with httpx.stream("GET", base + "/stream", timeout=30) as s:
+        for line in s.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+            if len(events) >= 3:
+                break
+    assert len(events) == 3 and events[-1]["time_s"] > events[0]["time_s"]
+    st = httpx.get(base + "/state", timeout=5).json()
+    assert st["feed"]["received"] == 5 and st["feed"]["accepted"] == 2 and st["feed"]["rejected"] == 3
+    assert st["feed"]["received"] == st["feed"]["accepted"] + st["feed"]["rejected"]
+    assert set(st["feed"]["rejected_by_reason"]) == {"malformed timestamp", "unknown sensor", "malformed JSON"}
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "5 received, 2 accepted, 3 rejected" in out
     assert len((tmp_path / "out" / "dead_letters.jsonl").read_text().splitlines()) == 3
@@ -128,41 +111,34 @@ def test_live_needs_sensors_and_a_source(tmp_path):
     assert r.returncode == 2  # --feed or --listen is required
 
 
-def test_fork_endpoint_of_a_running_twin(tmp_path):
+def test_fork_endpoint_of_a_running_twin(serve, tmp_path):
     (tmp_path / "s.yaml").write_text(SCEN.replace("duration_s: 240", "duration_s: 900"))
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), "live", str(tmp_path / "s.yaml"), "--listen",
-                             f"127.0.0.1:{port}", "--speed", "30", "--out", str(tmp_path / "out"),
-                             "--fork-scheduler", "serial", "--token", TOKEN], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_clock(base, 60)
-        slow = [{"type": "speed_limit", "edges": ["e1"], "speed_kmh": 15}]
-        r = httpx.post(base + "/fork", json={"horizon_s": 300, "branches": {"slow-e1": slow}}, timeout=5,
-                       headers=AUTH)
-        assert r.status_code == 202, r.text
-        fid = r.json()["id"]
-        bad = httpx.post(base + "/fork", json={"horizon_s": 300, "branches": {
-            "x": [{"type": "speed_limit", "edges": ["e9"], "speed_kmh": 15}]}}, timeout=5, headers=AUTH)
-        assert bad.status_code == 422 and "unknown edge 'e9'" in bad.json()["detail"]
-        bad = httpx.post(base + "/fork", json={"horizon_s": -1, "branches": {"slow": slow}}, timeout=5,
-                         headers=AUTH)
-        assert bad.status_code == 422 and "horizon_s must be > 0" in bad.json()["detail"]
-        assert httpx.get(base + "/forks/nope", timeout=5).status_code == 404
-        for _ in range(600):
-            st = httpx.get(base + f"/forks/{fid}", timeout=5).json()
-            if st["status"] in ("done", "failed"):
-                break
-            time.sleep(0.1)
-        assert st["status"] == "done", st
-        assert st["fork_time_s"] >= 60
-        res = st["result"]
-        assert set(res["branches"]) == {"no-action", "slow-e1"}
-        assert res["against_no_action"]["slow-e1"]["vehicle_hours_travelled"] > 0
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    base, proc = serve("live", tmp_path / "s.yaml", "--speed", "30", "--out", tmp_path / "out", "--fork-scheduler",
+                       "serial", "--token", TOKEN)
+    wait_for_clock(base, 60)
+    slow = [{"type": "speed_limit", "edges": ["e1"], "speed_kmh": 15}]
+    r = httpx.post(base + "/fork", json={"horizon_s": 300, "branches": {"slow-e1": slow}}, timeout=5,
+                   headers=AUTH)
+    assert r.status_code == 202, r.text
+    fid = r.json()["id"]
+    bad = httpx.post(base + "/fork", json={"horizon_s": 300, "branches": {
+        "x": [{"type": "speed_limit", "edges": ["e9"], "speed_kmh": 15}]}}, timeout=5, headers=AUTH)
+    assert bad.status_code == 422 and "unknown edge 'e9'" in bad.json()["detail"]
+    bad = httpx.post(base + "/fork", json={"horizon_s": -1, "branches": {"slow": slow}}, timeout=5,
+                     headers=AUTH)
+    assert bad.status_code == 422 and "horizon_s must be > 0" in bad.json()["detail"]
+    assert httpx.get(base + "/forks/nope", timeout=5).status_code == 404
+    for _ in range(600):
+        st = httpx.get(base + f"/forks/{fid}", timeout=5).json()
+        if st["status"] in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    assert st["status"] == "done", st
+    assert st["fork_time_s"] >= 60
+    res = st["result"]
+    assert set(res["branches"]) == {"no-action", "slow-e1"}
+    assert res["against_no_action"]["slow-e1"]["vehicle_hours_travelled"] > 0
+    out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     saved = json.loads((tmp_path / "out" / "forks" / fid / "fork.json").read_text())
     assert saved["branches"]["slow-e1"] == res["branches"]["slow-e1"]

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conftest import ROOT
-from test_dashboard import needs_chromium
+from conftest import ROOT, Page, needs_chromium
 
 AIR = {"resolution_m": 100, "background_ugm3": {"NO2": 15, "PM10": 18, "O3": 50},
        "weather": [{"time_s": 0, "wind_speed_ms": 2.0, "wind_direction_deg": 250, "stability": "D"}],
@@ -142,58 +141,44 @@ def test_air_records_to_a_twin_without_an_air_section_are_rejected_with_the_reas
 
 
 @needs_chromium
-def test_live_page_shows_stations_modelled_vs_observed_and_the_air_layer(tmp_path):
+def test_live_page_shows_stations_modelled_vs_observed_and_the_air_layer(browser, serve, tmp_path):
     """A real live twin over HTTP: a station reading and a weather reading posted, seen in /state and on the page."""
-    import subprocess
-    import sys
-
     import httpx
-    from playwright.sync_api import sync_playwright
-
-    from test_dashboard import Page, _free_port, _wait_http
 
     (tmp_path / "s.yaml").write_text(json.dumps({
         "extends": str(ROOT / "scenarios" / "default.yaml"), "name": "live-air",
         "run": {"duration_s": 1800, "record_interval_s": 60}, "sensors": LOOPS, "air": AIR}))
-    port, token = _free_port(), "air-token-0123456789"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), "live", str(tmp_path / "s.yaml"), "--listen",
-                             f"127.0.0.1:{port}", "--speed", "15", "--out", str(tmp_path / "out"), "--token", token],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+    token = "air-token-0123456789"
+    base, _ = serve("live", tmp_path / "s.yaml", "--speed", "15", "--out", tmp_path / "out", "--token", token)
+    auth = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(base + "/api/meta", timeout=5).json()["panels"]["air"]
+    p = Page(browser, base + f"/?token={token}")
     try:
-        _wait_http(base, proc)
-        assert httpx.get(base + "/api/meta", timeout=5).json()["panels"]["air"]
-        with sync_playwright() as pw:
-            p = Page(pw, base + f"/?token={token}")
-            try:
-                t = httpx.get(base + "/state", timeout=5).json()["time_s"]
-                due = (int(t // 60) + 1) * 60
-                r = httpx.post(base + "/observations", headers=auth, timeout=5, json=[
-                    {"station": "north", "time": due - 10, "pollutant": "NO2", "value": 44},
-                    {"kind": "weather", "time": due - 30, "wind_speed_ms": 5.5, "wind_direction_deg": 180},
-                    {"kind": "weather", "time": due - 20, "wind_speed_ms": 5.5, "wind_direction_deg": 361}])
-                assert r.json() == {"received": 3, "accepted": 2, "rejected": 1}
-                p.page.wait_for_function(
-                    "JSON.parse(document.querySelector('[data-station=north]').dataset.observed || '[]').includes(44)",
-                    timeout=60_000)
-                modelled = json.loads(p.js("document.querySelector('[data-station=north]').dataset.modelled"))
-                assert modelled and all(m is not None and m > 15 for m in modelled)  # above the NO2 background
-                p.page.check("#lyr-air")
-                assert p.js("window.dash.map.getLayoutProperty('air', 'visibility')") == "visible"
-                p.page.wait_for_function("JSON.parse(document.getElementById('airinfo').dataset.weather || 'null')"
-                                         "?.wind_speed_ms === 5.5", timeout=60_000)
-                assert "from 180°" in p.page.inner_text("#airinfo")
-                assert p.js("window.dash.map.getSource('stations')._data.features.length") == 2
-                p.page.screenshot(path=str(tmp_path / "live-air.png"))
-                assert p.errors == [] and p.outside == []
-            finally:
-                p.close()
-        st = httpx.get(base + "/state", timeout=5).json()["air"]
-        assert st["feed"]["rejected_by_reason"] == {"direction outside [0, 360)": 1}
-        assert st["weather"]["wind_direction_deg"] == 180.0
+        t = httpx.get(base + "/state", timeout=5).json()["time_s"]
+        due = (int(t // 60) + 1) * 60
+        r = httpx.post(base + "/observations", headers=auth, timeout=5, json=[
+            {"station": "north", "time": due - 10, "pollutant": "NO2", "value": 44},
+            {"kind": "weather", "time": due - 30, "wind_speed_ms": 5.5, "wind_direction_deg": 180},
+            {"kind": "weather", "time": due - 20, "wind_speed_ms": 5.5, "wind_direction_deg": 361}])
+        assert r.json() == {"received": 3, "accepted": 2, "rejected": 1}
+        p.page.wait_for_function(
+            "JSON.parse(document.querySelector('[data-station=north]').dataset.observed || '[]').includes(44)",
+            timeout=60_000)
+        modelled = json.loads(p.js("document.querySelector('[data-station=north]').dataset.modelled"))
+        assert modelled and all(m is not None and m > 15 for m in modelled)  # above the NO2 background
+        p.page.check("#lyr-air")
+        assert p.js("window.dash.map.getLayoutProperty('air', 'visibility')") == "visible"
+        p.page.wait_for_function("JSON.parse(document.getElementById('airinfo').dataset.weather || 'null')"
+                                 "?.wind_speed_ms === 5.5", timeout=60_000)
+        assert "from 180°" in p.page.inner_text("#airinfo")
+        assert p.js("window.dash.map.getSource('stations')._data.features.length") == 2
+        p.page.screenshot(path=str(tmp_path / "live-air.png"))
+        assert p.errors == [] and p.outside == []
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        p.close()
+    st = httpx.get(base + "/state", timeout=5).json()["air"]
+    assert st["feed"]["rejected_by_reason"] == {"direction outside [0, 360)": 1}
+    assert st["weather"]["wind_direction_deg"] == 180.0
 
 
 def test_cli_live_prints_the_air_books(tmp_path):

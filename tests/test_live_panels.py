@@ -2,15 +2,12 @@
 served by a real live twin (``run_sim.py live --listen``) and drawn by its page in headless Chromium."""
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
-from conftest import ROOT
-from test_dashboard import Page, _free_port, _wait_http, needs_chromium
+from conftest import Page, needs_chromium, twin_server
 
 OUTBREAK = """name: live-outbreak
 seed: 3
@@ -29,18 +26,9 @@ def outbreak(tmp_path_factory):
     """A live twin of a town with residents choosing modes and an outbreak, at 800× real time (~80 s)."""
     tmp = tmp_path_factory.mktemp("outbreak")
     (tmp / "s.yaml").write_text(OUTBREAK)
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), "live", str(tmp / "s.yaml"), "--listen",
-                             f"127.0.0.1:{port}", "--speed", "800", "--out", str(tmp / "out"),
-                             "--token", "t0k3n-of-the-outbreak"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(base, proc)
+    with twin_server("live", tmp / "s.yaml", "--speed", "800", "--out", tmp / "out",
+                     "--token", "t0k3n-of-the-outbreak") as (base, _):
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _state_at(base: str, t: float) -> dict:
@@ -79,9 +67,9 @@ def test_live_state_carries_the_epidemic_and_mode_shares_and_they_grow(outbreak)
 
 
 @needs_chromium
-def test_live_page_draws_the_epidemic_curve_and_mode_shares(pw, outbreak, tmp_path):
+def test_live_page_draws_the_epidemic_curve_and_mode_shares(browser, outbreak, tmp_path):
     shot = tmp_path / "live-outbreak.png"
-    p = Page(pw, outbreak + "/?token=t0k3n-of-the-outbreak")
+    p = Page(browser, outbreak + "/?token=t0k3n-of-the-outbreak")
     try:
         p.page.wait_for_selector("#epichart canvas", timeout=60_000)
         n = p.js("window.dash.epidemic.time_s.length")
@@ -93,14 +81,6 @@ def test_live_page_draws_the_epidemic_curve_and_mode_shares(pw, outbreak, tmp_pa
         assert p.errors == [] and p.outside == []
     finally:
         p.close()
-
-
-@pytest.fixture(scope="module")
-def pw():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
 
 
 def test_no_mode_shares_before_the_first_trip_of_the_day(tmp_path):

@@ -11,8 +11,6 @@ import os
 import signal
 import socket
 import stat
-import subprocess
-import sys
 import threading
 import time
 
@@ -25,8 +23,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, run_cli
-from test_live import AUTH, SCEN, TOKEN, free_port, wait_for_clock
+from conftest import free_port, run_cli
+from test_live import AUTH, SCEN, TOKEN, wait_for_clock
 from twin.live.auth import Access, is_loopback, resolve_token
 from twin.live.feed import DEAD_LETTER_CHARS, MAX_LINE_BYTES, FeedChecker, read_feed
 
@@ -335,14 +333,12 @@ def test_fork_cli_bounds(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- the API, for real
-def start_live(tmp_path, *extra, speed=30, duration=3600, scen=SCEN):
-    """``run_sim.py live`` on a free loopback port; (process, base URL)."""
+def start_live(serve, tmp_path, *extra, speed=30, duration=3600, scen=SCEN):
+    """``run_sim.py live`` on a free loopback port (``serve``, tests/conftest.py), not waited for; (process,
+    base URL)."""
     (tmp_path / "s.yaml").write_text(scen.replace("duration_s: 240", f"duration_s: {duration}"))
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), "live", str(tmp_path / "s.yaml"), "--listen",
-                             f"127.0.0.1:{port}", "--speed", str(speed), "--out", str(tmp_path / "out"), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    return proc, f"http://127.0.0.1:{port}"
+    base, proc = serve("live", tmp_path / "s.yaml", "--speed", speed, "--out", tmp_path / "out", *extra, wait=None)
+    return proc, base
 
 
 def test_port_above_65535_is_one_line(tmp_path):
@@ -366,8 +362,8 @@ def test_generated_token_and_non_loopback_warning(tmp_path):
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_saves_partial_results(tmp_path, sig, code):
-    proc, base = start_live(tmp_path, "--token", TOKEN)
+def test_a_signal_saves_partial_results(serve, tmp_path, sig, code):
+    proc, base = start_live(serve, tmp_path, "--token", TOKEN)
     try:
         wait_for_clock(base, 60)
         r = httpx.post(base + "/observations", json={"sensor": "mid", "time": 60, "count": 9}, headers=AUTH)
@@ -444,12 +440,12 @@ def test_stream_clients_are_capped(tmp_path):
 
 
 @pytest.mark.slow
-def test_fifty_idle_streams_and_a_thousand_requests(tmp_path):
+def test_fifty_idle_streams_and_a_thousand_requests(serve, tmp_path):
     # 120 loops make a state worth sending: a client polling it would cost (0.14 core for 50 on main)
     loops = ", ".join(f"{{id: l{e}_{k}, lane: e{e}_0, pos_m: {10 + 7 * k}}}" for e in range(3) for k in range(40))
     scen = SCEN.replace("{loops: [{id: mid, lane: e1_0, pos_m: 150}]}", f"{{loops: [{{id: mid, lane: e1_0, "
                                                                         f"pos_m: 150}}, {loops}]}}")
-    proc, base = start_live(tmp_path, "--token", TOKEN, speed=10, scen=scen)
+    proc, base = start_live(serve, tmp_path, "--token", TOKEN, speed=10, scen=scen)
     port = int(base.rsplit(":", 1)[1])
     socks = []
     try:

@@ -114,6 +114,28 @@ def test_a_cached_kernel_compiles_again_when_a_module_it_depends_on_changes(tmp_
     assert run() == [[60.0, 4.0, 4.0], 0]
 
 
+
+def test_make_warm_depends_on_every_file_a_kernel_cache_is_stamped_with():
+    """``make warm`` runs again when one of ``python -m twin.warm --sources`` changes: every file any kernel's
+    cache stamp covers, and no other (the CLI, say)."""
+    import importlib
+
+    from twin.jit import kernel_sources, module_sources
+
+    listed = subprocess.run([sys.executable, "-m", "twin.warm", "--sources"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    sources = {ROOT / f for f in listed.stdout.split()}
+    assert sources == set(kernel_sources())
+    stamped = set()
+    for f in sources:
+        module = importlib.import_module(".".join(f.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"))
+        stamped.update(module_sources(module))
+    assert stamped == sources
+    assert ROOT / "twin" / "engines" / "native" / "kernels" / "state.py" in sources  # constants, no kernel
+    assert ROOT / "twin" / "demand" / "trips.py" in sources  # the depart constants the insertion kernel reads
+    assert ROOT / "twin" / "cli.py" not in sources and ROOT / "twin" / "engines" / "native" / "engine.py" not in sources
+
 # ----------------------------------------------------------------- the city cache
 def _same_city(a, b) -> bool:
     import dataclasses

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from twin.jit import JIT_OPTIONS, kernel
+from twin.jit import JIT_OPTIONS, kernel, parallel_kernel
 
 # the coasting-limit grid of twin/data/emissions/hbefa4.npz: v = 0.6, 0.7, ..., 2.4 then 2.5, 3.5, ..., 50.5 m/s
 COAST_V0, COAST_DV0, COAST_V1, COAST_DV1 = 0.6, 0.1, 2.5, 1.0
@@ -27,6 +27,7 @@ N_MODEL = 6  # HBEFA4 pollutants (twin.demand.emissions.MODEL_POLLUTANTS); a con
 N_COL = N_MODEL + 2  # columns of the emission accumulators: the HBEFA4 pollutants, PM10, PM2.5 (8 doubles: a SIMD row)
 N_TERM = 7  # terms of the HBEFA4 function
 PREFETCH = 8  # emit() asks for the emission row of the vehicle this many places ahead in the lane order
+PARTS = 32  # emit() cuts the vehicles into this many parts for the threads (at most: one per thread is enough)
 
 
 def coast_grid(n: int) -> np.ndarray:
@@ -212,7 +213,13 @@ def _prefetch_row_compiled(ary, i):
     return None
 
 
-@kernel
+def edges_grouped(lane_edge) -> bool:
+    """Whether each edge's lanes are numbered consecutively (``lane_edge`` non-decreasing), as the city builders
+    number them: then the vehicles of an edge are consecutive in the lane order, which :func:`emit` relies on."""
+    return bool(np.all(lane_edge[1:] >= lane_edge[:-1]))
+
+
+@parallel_kernel
 def emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a, non_exhaust, lane_edge,
          veh_emission, edge_emission):
     """Add each running vehicle's emissions of this step [g] to ``veh_emission[i]`` and to its edge's
@@ -220,19 +227,44 @@ def emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a
     distance). ``cf``: :func:`step_coefficients`. Same values as :func:`rates` (× Δt) through
     :func:`add_emissions`.
 
-    The loop runs in lane order over ``order`` while the vehicles' rows are in vehicle order: it prefetches the
-    row of the vehicle :data:`PREFETCH` places ahead, so that the cache misses overlap.
+    The vehicles ``order[:n]`` (by lane, so each edge's vehicles are consecutive: :func:`edges_grouped`) are cut
+    into :data:`PARTS` parts of about equal size, at edge boundaries; each part runs on one thread in lane order
+    (:func:`emit_range`). A vehicle's row is written by its part only, an edge's row by the one part that holds
+    its vehicles, in the same order as in one pass over all of them: the results do not depend on the number of
+    threads, or on the number of parts. (A constant, not ``numba.get_num_threads()``: a kernel that asks for the
+    threads cannot be cached.)
     """
     if cf.shape[1] != N_TERM or cf.shape[2] != N_COL or veh_emission.shape[1] != N_COL \
             or edge_emission.shape[1] != N_COL:
         raise ValueError("emit: the coefficients and the accumulators need rows of 8 columns (step_coefficients)")
-    nc = coast_a.shape[1]
+    parts = min(PARTS, max(n, 1))
+    cut = np.empty(parts + 1, dtype=np.int64)
+    cut[0] = 0
+    for j in range(1, parts):
+        k = max(j * n // parts, cut[j - 1])
+        while 0 < k < n and lane_edge[lane[order[k]]] == lane_edge[lane[order[k - 1]]]:
+            k += 1  # not between two vehicles of one edge
+        cut[j] = k
+    cut[parts] = n
+    for j in prange(parts):
+        emit_range(dt, order, cut[j], cut[j + 1], lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a,
+                   non_exhaust, lane_edge, veh_emission, edge_emission)
+
+
+@kernel
+def emit_range(dt, order, k0, k1, lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a, non_exhaust,
+               lane_edge, veh_emission, edge_emission):
+    """:func:`emit` for the vehicles ``order[k0:k1]``, in that order.
+
+    The loop runs in lane order while the vehicles' rows are in vehicle order: it prefetches the row of the
+    vehicle :data:`PREFETCH` places ahead, so that the cache misses overlap.
+    """
     inv_dt = 1.0 / dt
     hw = 0.5e-3 * dt  # ½ of mg/s -> g per step (the branchless clip (g + |g|) doubles it)
-    for k in range(min(PREFETCH, n)):
+    for k in range(k0, min(k0 + PREFETCH, k1)):
         prefetch_row(veh_emission, order[k])
-    for k in range(n):
-        if k + PREFETCH < n:
+    for k in range(k0, k1):
+        if k + PREFETCH < k1:
             prefetch_row(veh_emission, order[k + PREFETCH])
         i = order[k]
         c = eclass[i]

@@ -22,6 +22,7 @@ from twin.jit import kernel, stamp_sources
 
 _change_lanes_serial = K.change_lanes.serial  # the parallel kernels' single-threaded twins
 _move_serial = K.move.serial
+_emit_serial = EM.emit.serial
 
 
 @kernel
@@ -126,8 +127,12 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, ord
         else:
             _move_serial(dt, order, n, lane_start, veh, vtr, net, ctl, scr, stats)
         if n and emissions_on:
-            EM.emit(dt, order, n, veh.lane, veh.pos, veh.speed, scr.new_pos, scr.new_speed, eclass, cf, coast_a,
-                    non_exhaust, net.lane_edge, veh_emission, edge_emission)
+            if par:
+                EM.emit(dt, order, n, veh.lane, veh.pos, veh.speed, scr.new_pos, scr.new_speed, eclass, cf, coast_a,
+                        non_exhaust, net.lane_edge, veh_emission, edge_emission)
+            else:
+                _emit_serial(dt, order, n, veh.lane, veh.pos, veh.speed, scr.new_pos, scr.new_speed, eclass, cf,
+                             coast_a, non_exhaust, net.lane_edge, veh_emission, edge_emission)
         arrived, teleported = K.commit(t, dt, teleport_time, order, n, lane_start, veh, vtr, net, ctl, scr, stats)
         if lp is not None:
             K.loops(dt, order, n, veh, vtr, net, ctl, lp)

@@ -213,6 +213,12 @@ def _prefetch_row_compiled(ary, i):
     return None
 
 
+def coasting_limits_negative(coast_a) -> bool:
+    """Whether every coasting limit of the table is a deceleration (< 0), as :func:`emit_range` assumes when it
+    looks the limit up only for decelerating vehicles (the packaged table's highest is -0.035 m/s²)."""
+    return bool(np.all(coast_a < 0.0))
+
+
 def edges_grouped(lane_edge) -> bool:
     """Whether each edge's lanes are numbered consecutively (``lane_edge`` non-decreasing), as the city builders
     number them: then the vehicles of an edge are consecutive in the lane order, which :func:`emit` relies on."""
@@ -272,6 +278,7 @@ def emit_range(dt, order, k0, k1, lane, pos, speed, new_pos, new_speed, eclass, 
         vn = new_speed[k]
         v = 0.5 * (v0 + vn)
         a = (vn - v0) * inv_dt
-        w = 0.0 if v > MOVING_SPEED and a < coast_limit(coast_a, c, v) else hw  # no fuel while coasting
+        # no fuel while coasting (the limit is a deceleration: coasting_limits_negative; most vehicles skip it)
+        w = 0.0 if v > MOVING_SPEED and a < 0.0 and a < coast_limit(coast_a, c, v) else hw
         add_emissions(cf, c, v, a, w, non_exhaust, new_pos[k] - pos[i], veh_emission, i, edge_emission,
                       lane_edge[lane[i]])

@@ -326,8 +326,8 @@ def test_step_kernel_equals_the_rates_times_the_step():
 
 def test_parallel_step_kernel_equals_one_pass_in_lane_order():
     """emit on the threads (the vehicles cut into parts at edge boundaries), its serial twin and one pass over all
-    vehicles in lane order give the same bits, whatever the number of threads (tests/test_parallel.py runs the
-    engine on 1 and 2)."""
+    vehicles in lane order give the same bits, whatever the number of threads and of parts (tests/test_parallel.py
+    runs the engine on 1 and 2 threads)."""
     import numba
 
     t = emission_table()
@@ -354,9 +354,10 @@ def test_parallel_step_kernel_equals_one_pass_in_lane_order():
         for kernel in (EM.emit, EM.emit.serial):
             for threads in range(1, numba.config.NUMBA_NUM_THREADS + 1):
                 numba.set_num_threads(threads)
-                v, e = start_veh.copy(), start_edge.copy()
-                kernel(dt, order, n, *args, v, e)
-                np.testing.assert_array_equal(v, veh)
-                np.testing.assert_array_equal(e, edge)
+                for parts in (1, threads, 7, 64):
+                    v, e = start_veh.copy(), start_edge.copy()
+                    kernel(dt, order, n, *args, v, e, parts)
+                    np.testing.assert_array_equal(v, veh)
+                    np.testing.assert_array_equal(e, edge)
     finally:
         numba.set_num_threads(before)

@@ -27,7 +27,6 @@ N_MODEL = 6  # HBEFA4 pollutants (twin.demand.emissions.MODEL_POLLUTANTS); a con
 N_COL = N_MODEL + 2  # columns of the emission accumulators: the HBEFA4 pollutants, PM10, PM2.5 (8 doubles: a SIMD row)
 N_TERM = 7  # terms of the HBEFA4 function
 PREFETCH = 8  # emit() asks for the emission row of the vehicle this many places ahead in the lane order
-PARTS = 32  # emit() cuts the vehicles into this many parts for the threads (at most: one per thread is enough)
 
 
 def coast_grid(n: int) -> np.ndarray:
@@ -227,23 +226,24 @@ def edges_grouped(lane_edge) -> bool:
 
 @parallel_kernel
 def emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a, non_exhaust, lane_edge,
-         veh_emission, edge_emission):
+         veh_emission, edge_emission, parts):
     """Add each running vehicle's emissions of this step [g] to ``veh_emission[i]`` and to its edge's
     ``edge_emission[e]`` (:data:`N_COL` columns: the HBEFA4 pollutants, then PM10, PM2.5 = exhaust PM + wear ×
     distance). ``cf``: :func:`step_coefficients`. Same values as :func:`rates` (× Δt) through
     :func:`add_emissions`.
 
     The vehicles ``order[:n]`` (by lane, so each edge's vehicles are consecutive: :func:`edges_grouped`) are cut
-    into :data:`PARTS` parts of about equal size, at edge boundaries; each part runs on one thread in lane order
+    into ``parts`` parts of about equal size, at edge boundaries; each part runs on one thread in lane order
     (:func:`emit_range`). A vehicle's row is written by its part only, an edge's row by the one part that holds
     its vehicles, in the same order as in one pass over all of them: the results do not depend on the number of
-    threads, or on the number of parts. (A constant, not ``numba.get_num_threads()``: a kernel that asks for the
-    threads cannot be cached.)
+    threads, or on ``parts``. The caller passes its thread count: each part starts its prefetching anew, so
+    more parts than threads cost time (an argument, as a kernel that asks numba for its threads cannot be
+    cached).
     """
     if cf.shape[1] != N_TERM or cf.shape[2] != N_COL or veh_emission.shape[1] != N_COL \
             or edge_emission.shape[1] != N_COL:
         raise ValueError("emit: the coefficients and the accumulators need rows of 8 columns (step_coefficients)")
-    parts = min(PARTS, max(n, 1))
+    parts = min(max(parts, 1), max(n, 1))
     cut = np.empty(parts + 1, dtype=np.int64)
     cut[0] = 0
     for j in range(1, parts):

@@ -305,10 +305,11 @@ def test_step_kernel_equals_the_rates_times_the_step():
     veh, edge = np.zeros((n, len(POLLUTANTS))), np.zeros((ne, len(POLLUTANTS)))
     args = (dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, EM.step_coefficients(t.coef, t.exhaust_pm),
             t.coast_a, t.non_exhaust, np.arange(ne, dtype=np.int32))
-    EM.emit_range(*args[:2], 0, n, *args[3:], veh, edge)
+    part = (dt, order, new_pos, new_speed, lane, pos, speed, *args[8:])  # emit_range's arguments: one part
+    EM.emit_range(*part, veh, edge)
     # compiled, add_emissions works on rows of 8 doubles (an LLVM vector): the same numbers as its Python body
     veh_py, edge_py = np.zeros_like(veh), np.zeros_like(edge)
-    EM.emit_range.py_func(*args[:2], 0, n, *args[3:], veh_py, edge_py)
+    EM.emit_range.py_func(*part, veh_py, edge_py)
     np.testing.assert_array_equal(veh, veh_py)
     np.testing.assert_array_equal(edge, edge_py)
     out = np.empty(len(MODEL_POLLUTANTS) + 1)
@@ -348,7 +349,7 @@ def test_parallel_step_kernel_equals_one_pass_in_lane_order():
             t.non_exhaust, lane_edge)
     start_veh, start_edge = rng.uniform(0, 50, (n, EM.N_COL)), rng.uniform(0, 500, (lane_edge[-1] + 1, EM.N_COL))
     veh, edge = start_veh.copy(), start_edge.copy()
-    EM.emit_range(dt, order, 0, n, *args, veh, edge)
+    EM.emit_range(dt, order, new_pos, new_speed, lane, pos, speed, *args[5:], veh, edge)
     before = numba.get_num_threads()
     try:
         for kernel in (EM.emit, EM.emit.serial):

@@ -253,24 +253,27 @@ def emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a
         cut[j] = k
     cut[parts] = n
     for j in prange(parts):
-        emit_range(dt, order, cut[j], cut[j + 1], lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a,
+        a, b = cut[j], cut[j + 1]
+        emit_range(dt, order[a:b], new_pos[a:b], new_speed[a:b], lane, pos, speed, eclass, cf, coast_a,
                    non_exhaust, lane_edge, veh_emission, edge_emission)
 
 
 @kernel
-def emit_range(dt, order, k0, k1, lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a, non_exhaust,
+def emit_range(dt, order, new_pos, new_speed, lane, pos, speed, eclass, cf, coast_a, non_exhaust,
                lane_edge, veh_emission, edge_emission):
-    """:func:`emit` for the vehicles ``order[k0:k1]``, in that order.
+    """:func:`emit` for the vehicles ``order`` (a part of the lane order; ``new_pos``/``new_speed`` the same part),
+    in that order. (Parts as views, indexed from 0: numba then knows the indices are not negative.)
 
     The loop runs in lane order while the vehicles' rows are in vehicle order: it prefetches the row of the
     vehicle :data:`PREFETCH` places ahead, so that the cache misses overlap.
     """
     inv_dt = 1.0 / dt
     hw = 0.5e-3 * dt  # ½ of mg/s -> g per step (the branchless clip (g + |g|) doubles it)
-    for k in range(k0, min(k0 + PREFETCH, k1)):
+    m = order.shape[0]
+    for k in range(min(PREFETCH, m)):
         prefetch_row(veh_emission, order[k])
-    for k in range(k0, k1):
-        if k + PREFETCH < k1:
+    for k in range(m):
+        if k + PREFETCH < m:
             prefetch_row(veh_emission, order[k + PREFETCH])
         i = order[k]
         c = eclass[i]

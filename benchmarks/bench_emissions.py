@@ -10,11 +10,12 @@ native step.
    (twin's fleet mix; docs/emissions.md). Printed: each engine's total CO2, NOx, PMx and fuel [kg], their
    ratio native/SUMO, and the Pearson correlation over edges of the per-edge totals.
 2. Cost: the native engine on the large synthetic city (``--blocks`` × ``--blocks``, ``--trips`` OD trips
-   over 45 min) with emissions on and off, alternated (off, on, off, on), simulation loop only (kernels
-   compiled by a warm-up first). Printed: each run's wall time and the slowdown of the median "on" against
-   the median "off" run (and of the fastest "on" against the fastest "off", and of the median CPU times of the
-   loop, both less disturbed by other work on the machine); and, steadiest on a shared machine, the CPU time
-   spent in the emission kernel over that of the rest of the loop, measured within each "on" run.
+   over 45 min) with emissions on and off, on 1 thread and on all numba has (``--threads``), alternated
+   (1 off, 1 on, 2 off, 2 on, ...), simulation loop only (kernels compiled by a warm-up first). Printed, per
+   thread count: each run's wall time and the slowdown of the median "on" against the median "off" run (and
+   of the fastest "on" against the fastest "off", and of the median CPU times of the loop, both less
+   disturbed by other work on the machine); and, steadiest on a shared machine, the time spent in the
+   emission kernel over that of the rest of the loop (CPU and wall), measured within each profiled "on" run.
 
 ``--quick`` shortens both (Bologna 1800 s, a 20 × 20-block city with 8,000 trips, 900 s). ``--scenario``
 runs check 1 on another scenario or SUMO configuration. ``--cities`` runs check 1 on every city folder of the
@@ -137,7 +138,8 @@ def check_cities(folders: list[Path], duration: float, timeout: float) -> list[d
     return rows
 
 
-def cost(blocks: int, trips: int, duration: float, repeats: int) -> dict:
+def cost(blocks: int, trips: int, duration: float, repeats: int, threads: list[int]) -> dict:
+    """Check 2 on each of ``threads`` (the engine's ``threads``), every configuration alternated in each repeat."""
     cfg = ScenarioConfig.model_validate({
         "name": "large", "seed": 1, "city": {"type": "grid", "blocks_x": blocks, "blocks_y": blocks},
         "demand": {"type": "od", "trips": trips, "begin_s": 0, "end_s": 2700},
@@ -148,8 +150,8 @@ def cost(blocks: int, trips: int, duration: float, repeats: int) -> dict:
     from twin.engines.native import NativeEngine
     from twin.results import Recorder
 
-    def once(on: bool, until: float, profile: bool = False):
-        eng = NativeEngine(emissions=on, profile=profile)
+    def once(on: bool, until: float, nt: int, profile: bool = False):
+        eng = NativeEngine(emissions=on, profile=profile, threads=nt)
         eng.start(city, demand, seed=RngStreams(cfg.seed).seed_for("engine"))
         sim = Simulation(eng, until)
         rec = Recorder(city, eng)
@@ -157,41 +159,56 @@ def cost(blocks: int, trips: int, duration: float, repeats: int) -> dict:
         t0, c0 = time.perf_counter(), time.process_time()
         sim.run()
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        in_emit = eng.profile.cpu.get("emissions.emit", 0.0) if profile else 0.0
+        in_emit = (eng.profile.cpu.get("emissions.emit", 0.0), eng.profile.seconds.get("emissions.emit", 0.0)) \
+            if profile else (0.0, 0.0)
         return wall, cpu, eng.observe().vehicle_updates, in_emit
 
-    once(True, 60.0)  # compile
-    walls: dict[bool, list[float]] = {False: [], True: []}
-    cpus: dict[bool, list[float]] = {False: [], True: []}
-    shares = []  # CPU time in emit / CPU time of the rest of the loop, in each "on" run
+    for nt in threads:
+        once(True, 60.0, nt)  # compile (or load from the cache) the fused step ...
+        once(True, 60.0, nt, profile=True)  # ... and the kernels that a profiled engine calls one by one
+    walls = {(nt, on): [] for nt in threads for on in (False, True)}
+    cpus = {(nt, on): [] for nt in threads for on in (False, True)}
+    shares: dict[int, list[float]] = {nt: [] for nt in threads}  # CPU in emit / CPU of the rest of the loop
+    wall_shares: dict[int, list[float]] = {nt: [] for nt in threads}  # the same for the wall time
     for _ in range(repeats):
-        for on in (False, True):
-            w, cpu, updates, _ = once(on, duration)
-            walls[on].append(w)
-            cpus[on].append(cpu)
-            print(f"emissions {'on ' if on else 'off'}: {w:.2f} s, CPU {cpu:.2f} s ({updates:,} vehicle updates)",
-                  file=sys.stderr)
-        # the emission kernel's share, from the engine's kernel profile (a profiled engine steps one by one)
-        _, cpu, _, in_emit = once(True, duration, profile=True)
-        shares.append(in_emit / (cpu - in_emit))
-        print(f"emissions on, profiled: CPU {cpu:.2f} s of which {in_emit:.2f} s in the emission kernel",
-              file=sys.stderr)
-    off, on = float(np.median(walls[False])), float(np.median(walls[True]))
-    slowdown = on / off - 1.0
-    slowdown_min = min(walls[True]) / min(walls[False]) - 1.0  # the least disturbed run of each (shared machine)
-    # the thread's CPU time leaves out the time other processes had the core (it still pays for their cache use)
-    slowdown_cpu = float(np.median(cpus[True]) / np.median(cpus[False])) - 1.0
-    kernel_share = float(np.median(shares))
-    print(f"slowdown with emissions: {100 * slowdown:+.1f} % (median of {repeats} alternated runs each), "
-          f"{100 * slowdown_min:+.1f} % (fastest of each), {100 * slowdown_cpu:+.1f} % (median CPU time); "
-          f"the emission kernel's CPU time is {100 * kernel_share:.1f} % of the rest of the loop's (median)",
-          file=sys.stderr)
-    return {"blocks": blocks, "trips": len(demand.trips), "duration_s": duration, "edges": city.n_edges,
-            "wall_off_s": [round(w, 3) for w in walls[False]], "wall_on_s": [round(w, 3) for w in walls[True]],
-            "cpu_off_s": [round(w, 3) for w in cpus[False]], "cpu_on_s": [round(w, 3) for w in cpus[True]],
-            "vehicle_updates": int(updates), "slowdown": round(slowdown, 4), "slowdown_min": round(slowdown_min, 4),
-            "slowdown_cpu": round(slowdown_cpu, 4), "kernel_share": round(kernel_share, 4),
-            "kernel_shares": [round(x, 4) for x in shares]}
+        for nt in threads:
+            for on in (False, True):
+                w, cpu, updates, _ = once(on, duration, nt)
+                walls[nt, on].append(w)
+                cpus[nt, on].append(cpu)
+                print(f"{nt} thread(s), emissions {'on ' if on else 'off'}: {w:.2f} s, CPU {cpu:.2f} s "
+                      f"({updates:,} vehicle updates)", file=sys.stderr)
+        for nt in threads:
+            # the emission kernel's share, from the engine's kernel profile (a profiled engine steps one by one)
+            w, cpu, _, (in_emit, in_emit_wall) = once(True, duration, nt, profile=True)
+            shares[nt].append(in_emit / (cpu - in_emit))
+            wall_shares[nt].append(in_emit_wall / (w - in_emit_wall))
+            print(f"{nt} thread(s), emissions on, profiled: CPU {cpu:.2f} s of which {in_emit:.2f} s in the "
+                  f"emission kernel; wall {w:.2f} s of which {in_emit_wall:.2f} s", file=sys.stderr)
+    out: dict = {"blocks": blocks, "trips": len(demand.trips), "duration_s": duration, "edges": city.n_edges,
+                 "vehicle_updates": int(updates), "repeats": repeats, "threads": {}}
+    for nt in threads:
+        off, on = float(np.median(walls[nt, False])), float(np.median(walls[nt, True]))
+        row = {"wall_off_s": [round(w, 3) for w in walls[nt, False]],
+               "wall_on_s": [round(w, 3) for w in walls[nt, True]],
+               "cpu_off_s": [round(w, 3) for w in cpus[nt, False]], "cpu_on_s": [round(w, 3) for w in cpus[nt, True]],
+               "slowdown": round(on / off - 1.0, 4),
+               # the least disturbed run of each (shared machine)
+               "slowdown_min": round(min(walls[nt, True]) / min(walls[nt, False]) - 1.0, 4),
+               # CPU time leaves out the time other processes had the cores (it still pays for their cache use)
+               "slowdown_cpu": round(float(np.median(cpus[nt, True]) / np.median(cpus[nt, False])) - 1.0, 4),
+               "kernel_share": round(float(np.median(shares[nt])), 4),
+               "kernel_shares": [round(x, 4) for x in shares[nt]],
+               "kernel_share_wall": round(float(np.median(wall_shares[nt])), 4)}
+        out["threads"][nt] = row
+        print(f"{nt} thread(s): slowdown with emissions {100 * row['slowdown']:+.1f} % (median wall of {repeats} "
+              f"alternated runs each; off {off:.2f} s, on {on:.2f} s), {100 * row['slowdown_min']:+.1f} % (fastest of "
+              f"each), {100 * row['slowdown_cpu']:+.1f} % (median CPU time); the emission kernel's CPU time is "
+              f"{100 * row['kernel_share']:.1f} % of the rest of the loop's, its wall time "
+              f"{100 * row['kernel_share_wall']:.1f} % (medians, profiled runs)", file=sys.stderr)
+    out.update({k: out["threads"][max(threads)][k] for k in ("slowdown", "slowdown_min", "slowdown_cpu",
+                                                                 "kernel_share", "kernel_share_wall")})  # most threads
+    return out
 
 
 def main() -> int:
@@ -201,7 +218,9 @@ def main() -> int:
     ap.add_argument("--blocks", type=int, default=40)
     ap.add_argument("--trips", type=int, default=40_000)
     ap.add_argument("--cost-duration", type=float, default=1800.0)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, nargs="+",
+                    help="thread counts of the cost check, alternated (default: 1 and all numba has)")
     ap.add_argument("--skip-cost", action="store_true")
     ap.add_argument("--skip-check", action="store_true")
     ap.add_argument("--scenario", type=Path, default=BOLOGNA, help="of the check (default Bologna's run.sumocfg)")
@@ -216,7 +235,10 @@ def main() -> int:
         a.blocks, a.trips, a.cost_duration = 20, 8_000, 900.0
     out = {} if a.skip_check else {"check": check(a.duration or (1800.0 if a.quick else 3600.0), a.scenario)}
     if not a.skip_cost:
-        out["cost"] = cost(a.blocks, a.trips, a.cost_duration, a.repeats)
+        from twin.engines.native.engine import check_threads
+
+        threads = sorted({check_threads(t) for t in (a.threads or [1, None])})
+        out["cost"] = cost(a.blocks, a.trips, a.cost_duration, a.repeats, threads)
     flat = {k: v for k, v in out.get("check", {}).items() if k.endswith("_ratio") or k.startswith("edge_corr")}
     cost_figures = {k: out["cost"][k] for k in ("slowdown", "slowdown_cpu", "kernel_share")} if "cost" in out else {}
     print(json.dumps({**flat, **cost_figures, **out}))

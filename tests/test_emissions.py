@@ -294,8 +294,9 @@ def test_step_kernel_equals_the_rates_times_the_step():
     t = emission_table()
     rng = np.random.default_rng(5)
     n, ne, dt = 400, 7, 0.5
-    order = rng.permutation(n).astype(np.int32)
     lane = rng.integers(0, ne, n).astype(np.int32)
+    order = np.argsort(lane, kind="stable").astype(np.int32)  # by lane, as the engine's order
+    rng.shuffle(order[:150])  # (the lane order is emit's only for the parts: one part here)
     speed = rng.uniform(0, 30, n) * (rng.random(n) > 0.2)
     new_speed = np.maximum(speed[order] + rng.normal(0, 1.5, n) * dt, 0.0) * (rng.random(n) > 0.1)
     pos = rng.uniform(0, 100, n)
@@ -304,10 +305,11 @@ def test_step_kernel_equals_the_rates_times_the_step():
     veh, edge = np.zeros((n, len(POLLUTANTS))), np.zeros((ne, len(POLLUTANTS)))
     args = (dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, EM.step_coefficients(t.coef, t.exhaust_pm),
             t.coast_a, t.non_exhaust, np.arange(ne, dtype=np.int32))
-    EM.emit(*args, veh, edge)
+    part = (dt, order, new_pos, new_speed, lane, pos, speed, *args[8:])  # emit_range's arguments: one part
+    EM.emit_range(*part, veh, edge)
     # compiled, add_emissions works on rows of 8 doubles (an LLVM vector): the same numbers as its Python body
     veh_py, edge_py = np.zeros_like(veh), np.zeros_like(edge)
-    EM.emit.py_func(*args, veh_py, edge_py)
+    EM.emit_range.py_func(*part, veh_py, edge_py)
     np.testing.assert_array_equal(veh, veh_py)
     np.testing.assert_array_equal(edge, edge_py)
     out = np.empty(len(MODEL_POLLUTANTS) + 1)
@@ -321,3 +323,42 @@ def test_step_kernel_equals_the_rates_times_the_step():
                 out[nm] * dt * 1e-3 + t.non_exhaust[eclass[i], 1] * step]
         np.testing.assert_allclose(veh[i], want, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(edge.sum(axis=0), veh.sum(axis=0), rtol=1e-12)
+
+
+def test_parallel_step_kernel_equals_one_pass_in_lane_order():
+    """emit on the threads (the vehicles cut into parts at edge boundaries), its serial twin and one pass over all
+    vehicles in lane order give the same bits, whatever the number of threads and of parts (tests/test_parallel.py
+    runs the engine on 1 and 2 threads)."""
+    import numba
+
+    t = emission_table()
+    rng = np.random.default_rng(11)
+    n, dt = 20_000, 0.5
+    lanes_per_edge = rng.integers(1, 4, 900)
+    lane_edge = np.repeat(np.arange(lanes_per_edge.size), lanes_per_edge).astype(np.int32)
+    assert EM.edges_grouped(lane_edge) and not EM.edges_grouped(lane_edge[::-1])
+    assert EM.coasting_limits_negative(t.coast_a)  # emit_range looks the limit up for decelerating vehicles only
+    lane = rng.integers(0, lane_edge.size, n).astype(np.int32)
+    order = np.argsort(lane, kind="stable").astype(np.int32)
+    speed = rng.uniform(0, 30, n) * (rng.random(n) > 0.2)
+    new_speed = np.maximum(speed[order] + rng.normal(0, 1.5, n) * dt, 0.0)
+    pos = rng.uniform(0, 100, n)
+    new_pos = pos[order] + 0.5 * (speed[order] + new_speed) * dt
+    eclass = rng.integers(0, len(t.classes), n).astype(np.int32)
+    args = (lane, pos, speed, new_pos, new_speed, eclass, EM.step_coefficients(t.coef, t.exhaust_pm), t.coast_a,
+            t.non_exhaust, lane_edge)
+    start_veh, start_edge = rng.uniform(0, 50, (n, EM.N_COL)), rng.uniform(0, 500, (lane_edge[-1] + 1, EM.N_COL))
+    veh, edge = start_veh.copy(), start_edge.copy()
+    EM.emit_range(dt, order, new_pos, new_speed, lane, pos, speed, *args[5:], veh, edge)
+    before = numba.get_num_threads()
+    try:
+        for kernel in (EM.emit, EM.emit.serial):
+            for threads in range(1, numba.config.NUMBA_NUM_THREADS + 1):
+                numba.set_num_threads(threads)
+                for parts in (1, threads, 7, 64):
+                    v, e = start_veh.copy(), start_edge.copy()
+                    kernel(dt, order, n, *args, v, e, parts)
+                    np.testing.assert_array_equal(v, veh)
+                    np.testing.assert_array_equal(e, edge)
+    finally:
+        numba.set_num_threads(before)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from twin.jit import JIT_OPTIONS, kernel
+from twin.jit import JIT_OPTIONS, kernel, parallel_kernel
 
 # the coasting-limit grid of twin/data/emissions/hbefa4.npz: v = 0.6, 0.7, ..., 2.4 then 2.5, 3.5, ..., 50.5 m/s
 COAST_V0, COAST_DV0, COAST_V1, COAST_DV1 = 0.6, 0.1, 2.5, 1.0
@@ -212,27 +212,68 @@ def _prefetch_row_compiled(ary, i):
     return None
 
 
-@kernel
+def coasting_limits_negative(coast_a) -> bool:
+    """Whether every coasting limit of the table is a deceleration (< 0), as :func:`emit_range` assumes when it
+    looks the limit up only for decelerating vehicles (the packaged table's highest is -0.035 m/s²)."""
+    return bool(np.all(coast_a < 0.0))
+
+
+def edges_grouped(lane_edge) -> bool:
+    """Whether each edge's lanes are numbered consecutively (``lane_edge`` non-decreasing), as the city builders
+    number them: then the vehicles of an edge are consecutive in the lane order, which :func:`emit` relies on."""
+    return bool(np.all(lane_edge[1:] >= lane_edge[:-1]))
+
+
+@parallel_kernel
 def emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a, non_exhaust, lane_edge,
-         veh_emission, edge_emission):
+         veh_emission, edge_emission, parts):
     """Add each running vehicle's emissions of this step [g] to ``veh_emission[i]`` and to its edge's
     ``edge_emission[e]`` (:data:`N_COL` columns: the HBEFA4 pollutants, then PM10, PM2.5 = exhaust PM + wear ×
     distance). ``cf``: :func:`step_coefficients`. Same values as :func:`rates` (× Δt) through
     :func:`add_emissions`.
 
-    The loop runs in lane order over ``order`` while the vehicles' rows are in vehicle order: it prefetches the
-    row of the vehicle :data:`PREFETCH` places ahead, so that the cache misses overlap.
+    The vehicles ``order[:n]`` (by lane, so each edge's vehicles are consecutive: :func:`edges_grouped`) are cut
+    into ``parts`` parts of about equal size, at edge boundaries; each part runs on one thread in lane order
+    (:func:`emit_range`). A vehicle's row is written by its part only, an edge's row by the one part that holds
+    its vehicles, in the same order as in one pass over all of them: the results do not depend on the number of
+    threads, or on ``parts``. The caller passes its thread count: each part starts its prefetching anew, so
+    more parts than threads cost time (an argument, as a kernel that asks numba for its threads cannot be
+    cached).
     """
     if cf.shape[1] != N_TERM or cf.shape[2] != N_COL or veh_emission.shape[1] != N_COL \
             or edge_emission.shape[1] != N_COL:
         raise ValueError("emit: the coefficients and the accumulators need rows of 8 columns (step_coefficients)")
-    nc = coast_a.shape[1]
+    parts = min(max(parts, 1), max(n, 1))
+    cut = np.empty(parts + 1, dtype=np.int64)
+    cut[0] = 0
+    for j in range(1, parts):
+        k = max(j * n // parts, cut[j - 1])
+        while 0 < k < n and lane_edge[lane[order[k]]] == lane_edge[lane[order[k - 1]]]:
+            k += 1  # not between two vehicles of one edge
+        cut[j] = k
+    cut[parts] = n
+    for j in prange(parts):
+        a, b = cut[j], cut[j + 1]
+        emit_range(dt, order[a:b], new_pos[a:b], new_speed[a:b], lane, pos, speed, eclass, cf, coast_a,
+                   non_exhaust, lane_edge, veh_emission, edge_emission)
+
+
+@kernel
+def emit_range(dt, order, new_pos, new_speed, lane, pos, speed, eclass, cf, coast_a, non_exhaust,
+               lane_edge, veh_emission, edge_emission):
+    """:func:`emit` for the vehicles ``order`` (a part of the lane order; ``new_pos``/``new_speed`` the same part),
+    in that order. (Parts as views, indexed from 0: numba then knows the indices are not negative.)
+
+    The loop runs in lane order while the vehicles' rows are in vehicle order: it prefetches the row of the
+    vehicle :data:`PREFETCH` places ahead, so that the cache misses overlap.
+    """
     inv_dt = 1.0 / dt
     hw = 0.5e-3 * dt  # ½ of mg/s -> g per step (the branchless clip (g + |g|) doubles it)
-    for k in range(min(PREFETCH, n)):
+    m = order.shape[0]
+    for k in range(min(PREFETCH, m)):
         prefetch_row(veh_emission, order[k])
-    for k in range(n):
-        if k + PREFETCH < n:
+    for k in range(m):
+        if k + PREFETCH < m:
             prefetch_row(veh_emission, order[k + PREFETCH])
         i = order[k]
         c = eclass[i]
@@ -240,6 +281,7 @@ def emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a
         vn = new_speed[k]
         v = 0.5 * (v0 + vn)
         a = (vn - v0) * inv_dt
-        w = 0.0 if v > MOVING_SPEED and a < coast_limit(coast_a, c, v) else hw  # no fuel while coasting
+        # no fuel while coasting (the limit is a deceleration: coasting_limits_negative; most vehicles skip it)
+        w = 0.0 if v > MOVING_SPEED and a < 0.0 and a < coast_limit(coast_a, c, v) else hw
         add_emissions(cf, c, v, a, w, non_exhaust, new_pos[k] - pos[i], veh_emission, i, edge_emission,
                       lane_edge[lane[i]])

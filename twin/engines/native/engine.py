@@ -281,7 +281,7 @@ class NativeEngine:
                self._phase_max, self._phase_next, self._sig_phase_green, self._sig_phase_det_off,
                self._sig_phase_dets, self._sig_det_lane, self._sig_det_pos, self._sig_det_last, self._sig_phase,
                self._sig_phase_start, self._sig_next_check)
-        emis = (self.eclass, self._emis_cf, em.coast_a, em.non_exhaust, self.emission, self.e_emission)
+        emis = (self.eclass, self._emis_cf, em.coast_a, em.non_exhaust, self.emission, self.e_emission, self._threads)
         turns = (self._turn_ridx, *c.edge_successors, self.turn_entered)
         min_parallel = PARALLEL_MIN_VEHICLES if self._threads > 1 else -1  # (as _on_threads)
         (swapped, self._n_order, parked, n_parked, self._next_depart, self._n_wait, arrived, teleported,
@@ -323,8 +323,9 @@ class NativeEngine:
         self._call(self._on_threads(K.move, n), dt, self._order, n, self._lane_start, veh, vtr, net, ctl, scr, stats)
         em = self._emis
         if n and self._emissions_on:
-            EM.emit(dt, self._order, n, self.lane, self.pos, self.speed, self._new_pos, self._new_speed, self.eclass,
-                    self._emis_cf, em.coast_a, em.non_exhaust, c.lane_edge, self.emission, self.e_emission)
+            self._on_threads(EM.emit, n)(dt, self._order, n, self.lane, self.pos, self.speed, self._new_pos,
+                                         self._new_speed, self.eclass, self._emis_cf, em.coast_a, em.non_exhaust,
+                                         c.lane_edge, self.emission, self.e_emission, self._threads)
         arrived, teleported = self._call(K.commit, t, dt, self._teleport_time, self._order, n, self._lane_start,
                                          veh, vtr, net, ctl, scr, stats)
         if self._loop_spec:
@@ -449,8 +450,11 @@ class NativeEngine:
         """Emission class per vehicle (:func:`twin.demand.emissions.vehicle_classes`) and the model's table."""
         self._emis = emission_table()
         self._emis_cf = EM.step_coefficients(self._emis.coef, self._emis.exhaust_pm)
-        if not np.allclose(self._emis.coast_v, EM.coast_grid(self._emis.coast_v.size)):
-            raise EngineError("the emission table's coasting grid is not the one the kernel reads")
+        if not np.allclose(self._emis.coast_v, EM.coast_grid(self._emis.coast_v.size)) \
+                or not EM.coasting_limits_negative(self._emis.coast_a):
+            raise EngineError("the emission table's coasting grid or limits are not the ones the kernel reads")
+        if not EM.edges_grouped(self.city.lane_edge):
+            raise EngineError("the city's lanes are not numbered edge by edge, as the emission kernel needs")
         self._emission_seed = int(seed)
         self.eclass = vehicle_classes(trips.vtypes, trips.vtype, trips.ids, seed)
         self.emission = np.zeros((len(trips), len(POLLUTANTS)))  # [g] per vehicle and pollutant

@@ -20,6 +20,7 @@ from twin.jit import kernel
 
 _change_lanes_serial = K.change_lanes.serial  # the parallel kernels' single-threaded twins
 _move_serial = K.move.serial
+_emit_serial = EM.emit.serial
 
 
 @kernel
@@ -62,7 +63,8 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, ord
         tls_phase, tls_kind, tls_max_gap, tls_det_gap, phase_min, phase_max, phase_next, phase_green,
         phase_det_off, phase_dets, det_lane, det_pos, det_last, sig_phase, sig_phase_start, sig_next_check)``.
     emis : tuple
-        ``(eclass, cf, coast_a, non_exhaust, veh_emission, edge_emission)`` (:func:`EM.emit`).
+        ``(eclass, cf, coast_a, non_exhaust, veh_emission, edge_emission, threads)`` (:func:`EM.emit`, which cuts
+        the vehicles into ``threads`` parts).
     turns : tuple
         ``(turn_ridx, succ_offsets, succ_targets, turn_entered)`` (:func:`count_turns`).
     veh, vtr, net, ctl, scr, stats, lp, stp :
@@ -77,7 +79,7 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, ord
     (tls_offset, tls_phase_offsets, phase_duration, phase_state, conn_tls, conn_link, tls_phase, tls_kind,
      tls_max_gap, tls_det_gap, phase_min, phase_max, phase_next, phase_green, phase_det_off, phase_dets, det_lane,
      det_pos, det_last, sig_phase, sig_phase_start, sig_next_check) = sig
-    eclass, cf, coast_a, non_exhaust, veh_emission, edge_emission = emis
+    eclass, cf, coast_a, non_exhaust, veh_emission, edge_emission, threads = emis
     turn_ridx, succ_offsets, succ_targets, turn_entered = turns
     conn_signal = ctl.conn_signal
     has_stops = stp.route_index.size > 0
@@ -124,8 +126,12 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, ord
         else:
             _move_serial(dt, order, n, lane_start, veh, vtr, net, ctl, scr, stats)
         if n and emissions_on:
-            EM.emit(dt, order, n, veh.lane, veh.pos, veh.speed, scr.new_pos, scr.new_speed, eclass, cf, coast_a,
-                    non_exhaust, net.lane_edge, veh_emission, edge_emission)
+            if par:
+                EM.emit(dt, order, n, veh.lane, veh.pos, veh.speed, scr.new_pos, scr.new_speed, eclass, cf, coast_a,
+                        non_exhaust, net.lane_edge, veh_emission, edge_emission, threads)
+            else:
+                _emit_serial(dt, order, n, veh.lane, veh.pos, veh.speed, scr.new_pos, scr.new_speed, eclass, cf,
+                             coast_a, non_exhaust, net.lane_edge, veh_emission, edge_emission, threads)
         arrived, teleported = K.commit(t, dt, teleport_time, order, n, lane_start, veh, vtr, net, ctl, scr, stats)
         if lp is not None:
             K.loops(dt, order, n, veh, vtr, net, ctl, lp)

@@ -40,9 +40,9 @@ sys.path.insert(0, str(HERE))
 SIZES = (10_000, 30_000, 100_000, 300_000, 1_000_000)
 QUICK = (10_000, 30_000)
 BLOCKS_AT_1M = 100  # blocks each way for 1,000,000 trips; the area scales with the trips
-WINDOW_H = 6.0  # [h] departures at a constant rate over this window ...
+WINDOW_H = 4.0  # [h] departures at a constant rate over this window ...
 EXTRA_S = 1800.0  # [s] ... simulated this much longer (the running vehicles reach steady state within ~15 min)
-BETA_PER_KM = 1.5  # [1/km] gravity model: trips about 2 km long at every size from 30 k trips on (not growing with the city)
+BETA_PER_KM = 1.5  # [1/km] gravity model: trips about 2 km long from 30 k trips on (not growing with the city)
 SEED = 1
 
 
@@ -100,11 +100,41 @@ def row(r: dict) -> dict:
     return out
 
 
+def plot(res: dict, path: str) -> None:
+    """The curve: vehicle updates per wall second and per CPU second against trips, per thread count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.0, 4.2), dpi=110)
+    for th in sorted({r["threads"] for r in res["runs"]}):
+        mine = [r for r in res["runs"] if r["threads"] == th]
+        x = [r["trips"] for r in mine]
+        ax.plot(x, [r["updates_per_cpu_s"] / 1e6 for r in mine], "o-", label=f"per CPU second, {th} thread(s)")
+        ax.plot(x, [r["vehicle_updates_per_s"] / 1e6 for r in mine], "s--", label=f"per wall second, {th} thread(s)")
+    ax.set_xscale("log")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("trips (city area grows with them: same trips per block and hour)")
+    ax.set_ylabel("vehicle updates per second [millions]")
+    ax.set_title(f"native engine, metro city, {res['window_h']:g} h of departures; load average "
+                 f"{res['load_start'][0]:g}-{res['load_end'][0]:g}", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    print(f"plot: {path}", file=sys.stderr)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--quick", action="store_true", help="10,000 and 30,000 trips only")
     p.add_argument("--sizes", help="comma-separated trip counts (default 10000,30000,100000,300000,1000000)")
-    p.add_argument("--threads", default="1,2", help="comma-separated thread counts, run one after the other (default 1,2)")
+    p.add_argument("--threads", default="1,2",
+                   help="comma-separated thread counts, run one after the other (default 1,2)")
+    p.add_argument("--plot", metavar="PNG", help="draw the curve (updates/s per wall and CPU second) into PNG")
+    p.add_argument("--from", dest="from_json", metavar="JSON",
+                   help="no runs: take the figures from a file holding this script's JSON line (with --plot)")
     p.add_argument("--no-profile", action="store_true", help="skip the profiled run per size (no kernel shares)")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a single run in this process (what spawn runs)
     p.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
@@ -116,6 +146,15 @@ def main() -> int:
         p.error("--threads and --sizes take comma-separated integers")
     if a.one:
         print(json.dumps(one(a.one, counts[0], a.profile)))
+        return 0
+    if a.from_json:
+        if not a.plot:
+            p.error("--from needs --plot")
+        try:
+            res = json.loads(Path(a.from_json).read_text().strip().splitlines()[-1])
+        except (OSError, ValueError, IndexError) as exc:
+            p.error(f"--from {a.from_json}: not this script's JSON line ({exc})")
+        plot(res, a.plot)
         return 0
     err = sys.stderr
     load_start = load()
@@ -148,8 +187,11 @@ def main() -> int:
             print(f"{th} thread(s): updates/s from {mine[0]['trips']:,} to {mine[-1]['trips']:,} trips: "
                   f"{' -> '.join(f'{u / 1e6:.2f} M' for u in ups)} (largest / smallest {ups[-1] / ups[0]:.2f})",
                   file=err)
-    print(json.dumps({"window_h": WINDOW_H, "extra_s": EXTRA_S, "beta_per_km": BETA_PER_KM, "seed": SEED,
-                      "load_start": load_start, "load_end": load_end, "runs": runs, "kernel_share": shares}))
+    res = {"window_h": WINDOW_H, "extra_s": EXTRA_S, "beta_per_km": BETA_PER_KM, "seed": SEED,
+           "load_start": load_start, "load_end": load_end, "runs": runs, "kernel_share": shares}
+    if a.plot:
+        plot(res, a.plot)
+    print(json.dumps(res))
     return 0
 
 

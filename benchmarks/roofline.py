@@ -129,38 +129,47 @@ MULTI = [
 FLOPS = {"common": 120, "multi": 40, "front": 25}
 
 
-def element_sizes(engine) -> dict[str, int]:
-    """Bytes of one element of each array the tables name, from the engine's arrays."""
+def element_sizes(engine) -> tuple[dict[str, int], set[str]]:
+    """Bytes of one element of each array the tables name, from the engine's arrays; and the names of the
+    float64 ones."""
     veh, vtr, net, ctl, scr, stats, _, _ = engine._records()
-    sizes = {}
+    arrays = {"order": engine._order, "lane_start": engine._lane_start, "eclass": engine.eclass,
+              "turn_ridx": engine._turn_ridx, "conn_tls": engine.city.conn_tls}
     for prefix, rec in (("veh", veh), ("net", net), ("ctl", ctl), ("scr", scr), ("stats", stats)):
-        for f in rec._fields:
-            a = getattr(rec, f)
-            if isinstance(a, np.ndarray):
-                sizes[f"{prefix}.{f}"] = a.itemsize
-    sizes.update({
-        "order": engine._order.itemsize, "lane_start": engine._lane_start.itemsize,
-        "move.steps": 8, "move.edges": 8, "move.queue": 8,  # move's float64 / int64 scratch (np.empty(n))
-        "eclass": engine.eclass.itemsize, "emission_row": engine.emission.itemsize * engine.emission.shape[1],
-        "edge_emission_row": engine.e_emission.itemsize * engine.e_emission.shape[1],
-        "turn_ridx": engine._turn_ridx.itemsize, "conn_tls": engine.city.conn_tls.itemsize,
-        "scr.score_row": scr.score_cache.itemsize * scr.score_cache.shape[1],
-    })
-    return sizes
+        arrays.update({f"{prefix}.{f}": getattr(rec, f) for f in rec._fields
+                       if isinstance(getattr(rec, f), np.ndarray)})
+    sizes = {k: a.itemsize for k, a in arrays.items()}
+    f64 = {k for k, a in arrays.items() if a.dtype == np.float64}
+    sizes.update({"move.steps": 8, "move.edges": 8, "move.queue": 8,  # move's float64 / int64 scratch (np.empty(n))
+                  "emission_row": engine.emission.itemsize * engine.emission.shape[1],
+                  "edge_emission_row": engine.e_emission.itemsize * engine.e_emission.shape[1],
+                  "scr.score_row": scr.score_cache.itemsize * scr.score_cache.shape[1]})
+    f64 |= {"move.steps", "move.queue", "emission_row", "edge_emission_row"}
+    return sizes, f64
 
 
-def tally(rows, sizes: dict[str, int], weight: float) -> dict[str, dict[str, float]]:
-    """Per kernel: counted bytes and bytes as cache lines (gathers a line each), × ``weight``."""
+def tally(rows, sizes: dict[str, int], f64: set[str], weight: float) -> dict[str, dict[str, float]]:
+    """Per kernel, × ``weight``: ``counted`` bytes; ``float32``: the same with every float64 array in float32;
+    ``lines``: bytes as cache lines (a gather a line each); ``hot_lines``: as lines with each vehicle's fields
+    that the kernel gathers in one record of at most a line (one line for the vehicle, one for its neighbour);
+    ``gathers``: accesses by a vehicle, lane, edge or connection index (each a cache miss at worst)."""
     out: dict[str, dict[str, float]] = {}
+    seen: dict[str, set[str]] = {}
     for kern, arr, r, w, idx in rows:
         size = sizes[arr]
         n = r + w
         mult = 2 if kern.endswith("×2") else 1
-        counted = mult * n * size * weight
-        lines = mult * (n * LINE if idx in "ijlecr" else n * size) * weight
-        d = out.setdefault(kern, {"counted": 0.0, "lines": 0.0})
-        d["counted"] += counted
-        d["lines"] += lines
+        d = out.setdefault(kern, {"counted": 0.0, "float32": 0.0, "lines": 0.0, "hot_lines": 0.0, "gathers": 0.0})
+        d["gathers"] += mult * n * weight if idx in "ijlecr" else 0.0
+        d["counted"] += mult * n * size * weight
+        d["float32"] += mult * n * (size // 2 if arr in f64 else size) * weight
+        d["lines"] += mult * (n * LINE if idx in "ijlecr" else n * size) * weight
+        if idx in "ij":  # the vehicle's (or its neighbour's) record: one line for all its fields in the kernel
+            if idx not in seen.setdefault(kern, set()):
+                seen[kern].add(idx)
+                d["hot_lines"] += mult * LINE * weight
+        else:
+            d["hot_lines"] += mult * (n * LINE if idx in "lecr" else n * size) * weight
     return out
 
 
@@ -215,11 +224,12 @@ def bandwidth(mib: int, threads: list[int], repeat: int) -> dict:
 
 def sample_run(trips: int, threads: int) -> tuple[dict, dict, dict]:
     """bench_scaling's scenario of ``trips`` on ``threads``: its figures, the sampled shares of vehicles at the
-    front of their lane / on multi-lane edges / the index span on the road, and the element sizes."""
+    front of their lane / on multi-lane edges / the index span on the road, the element sizes and the float64
+    arrays' names."""
     import bench_scaling as bs
     from twin.engines.native.kernels.state import RUNNING
 
-    samples, sizes = [], {}
+    samples, sizes, f64 = [], {}, set()
 
     def start(twin) -> None:
         eng = twin.engine
@@ -232,7 +242,9 @@ def sample_run(trips: int, threads: int) -> tuple[dict, dict, dict]:
                 samples.append((run.size, np.unique(lanes).size, int((eng.city.edge_num_lanes[e] > 1).sum()),
                                 int(run[-1] - run[0] + 1)))
             if not sizes:
-                sizes.update(element_sizes(eng))
+                sz, fl = element_sizes(eng)
+                sizes.update(sz)
+                f64.update(fl)
         twin.sim.add_reader(60.0, look)
 
     r = bs.one(trips, threads, False, on_start=start)
@@ -240,7 +252,7 @@ def sample_run(trips: int, threads: int) -> tuple[dict, dict, dict]:
     w = s[:, 0] / s[:, 0].sum()  # weighted by vehicles on the road, as the updates are
     shares = {"front": float((s[:, 1] / s[:, 0]) @ w), "multi_lane": float((s[:, 2] / s[:, 0]) @ w),
               "index_span": float(s[:, 3] @ w), "samples": len(samples)}
-    return r, shares, sizes
+    return r, shares, sizes, f64
 
 
 def main() -> int:
@@ -262,42 +274,47 @@ def main() -> int:
         print(f"bandwidth, {th} thread(s), {mib} MiB arrays: copy {b['copy_gb_s']} GB/s, triad {b['triad_gb_s']} "
               f"GB/s; random gather {b['gather_ns_per_access']} ns per access ({b['gather_gb_s_as_lines']} GB/s "
               f"as 64-B lines)", file=err)
-    r, shares, sizes = sample_run(trips, a.engine_threads)
+    r, shares, sizes, f64 = sample_run(trips, a.engine_threads)
     n_bar = r["vehicle_updates"] / r["steps"]
     lanes, conns = r["city"]["lanes"], r["city"]["connections"]
-    parts = {}
-    for group, weight in ((ACCESSES, 1.0), (FRONT, shares["front"]), (MULTI, shares["multi_lane"])):
-        for k, d in tally(group, sizes, weight).items():
-            parts.setdefault(k, {"counted": 0.0, "lines": 0.0})
-            for m in d:
-                parts[k][m] += d[m]
-    for kern, arr, rd, wr, idx in SWEEPS:
-        per = (lanes if idx == "L" else conns) / n_bar
-        d = tally([(kern, arr, rd, wr, "k")], sizes, per)[kern]
-        parts.setdefault(kern, {"counted": 0.0, "lines": 0.0})
-        for m in d:
-            parts[kern][m] += d[m]
-    counted = sum(d["counted"] for d in parts.values())
-    lines = sum(d["lines"] for d in parts.values())
+    parts: dict[str, dict[str, float]] = {}
+    groups = [(ACCESSES, 1.0), (FRONT, shares["front"]), (MULTI, shares["multi_lane"])]
+    groups += [([(kern, arr, rd, wr, "k")], (lanes if idx == "L" else conns) / n_bar)  # streamed, once a step
+               for kern, arr, rd, wr, idx in SWEEPS]
+    for rows, weight in groups:
+        for k, d in tally(rows, sizes, f64, weight).items():
+            for m, v in d.items():
+                parts.setdefault(k, dict.fromkeys(d, 0.0))[m] += v
+    total = {m: sum(d[m] for d in parts.values()) for m in ("counted", "float32", "lines", "hot_lines", "gathers")}
+    counted, lines = total["counted"], total["lines"]
     flops = FLOPS["common"] + FLOPS["multi"] * shares["multi_lane"] + FLOPS["front"] * shares["front"]
     ups_wall = r["vehicle_updates_per_s"]
     ups_cpu = r["vehicle_updates"] / r["simulation_cpu_s"]
     hot = shares["index_span"] * sum(v for k, v in sizes.items() if k.startswith("veh.") and k != "veh.route_edges")
+    per = {"l": lanes, "L": lanes, "e": r["city"]["edges"], "c": conns, "C": conns}
+    net_bytes = sum(sizes[arr] * per[idx] for arr, idx in {(x[1], x[4]) for x in ACCESSES + SWEEPS + FRONT + MULTI}
+                    if idx in per)  # the network's arrays the step touches (lane, edge, connection)
     best = max(bw.values(), key=lambda b: b["triad_gb_s"])
     print(f"engine: {trips:,} trips on {r['city']['name']} ({lanes:,} lanes, {conns:,} connections), "
           f"{a.engine_threads} thread(s): {r['vehicle_updates']:,} updates, {n_bar:,.0f} on the road on average, "
           f"{ups_wall:,} updates/s wall, {ups_cpu:,.0f} per CPU second; at the front of their lane "
           f"{100 * shares['front']:.1f} %, on multi-lane edges {100 * shares['multi_lane']:.1f} %; the running "
           f"vehicles span {shares['index_span']:,.0f} vehicle indices ({hot / 2 ** 20:.1f} MiB of per-vehicle "
-          f"arrays)", file=err)
-    print("bytes per vehicle update (counted / as 64-B lines):", file=err)
-    for k, d in sorted(parts.items(), key=lambda kv: -kv[1]["counted"]):
-        print(f"  {k:<28} {d['counted']:7.0f} {d['lines']:8.0f}", file=err)
-    print(f"  {'total':<28} {counted:7.0f} {lines:8.0f}", file=err)
+          f"arrays); the network's arrays it touches hold {net_bytes / 2 ** 20:.1f} MiB", file=err)
+    print("bytes per vehicle update: counted / in float32 / as 64-B lines / as lines, hot fields together:",
+          file=err)
+    for k, d in sorted(parts.items(), key=lambda kv: -kv[1]["counted"]) + [("total", total)]:
+        print(f"  {k:<28} {d['counted']:7.0f} {d['float32']:7.0f} {d['lines']:8.0f} {d['hot_lines']:8.0f}", file=err)
+    ns_cpu = 1e9 / ups_cpu
+    ns_miss = total["gathers"] * best["gather_ns_per_access"]
+    print(f"{total['gathers']:.0f} gathers an update: {ns_miss:.0f} ns if each waited for memory as the random "
+          f"gather does, against {ns_cpu:.0f} ns of CPU an update measured: at most {100 * ns_cpu / ns_miss:.0f} % of "
+          f"them can miss the caches", file=err)
     need = {"counted_gb_s_wall": counted * ups_wall / 1e9, "counted_gb_s_cpu": counted * ups_cpu / 1e9,
             "lines_gb_s_wall": lines * ups_wall / 1e9, "lines_gb_s_cpu": lines * ups_cpu / 1e9}
     print(f"traffic at the measured speed: counted {need['counted_gb_s_wall']:.2f} GB/s (per CPU second "
-          f"{need['counted_gb_s_cpu']:.2f}), as lines {need['lines_gb_s_wall']:.2f} GB/s ({need['lines_gb_s_cpu']:.2f}) "
+          f"{need['counted_gb_s_cpu']:.2f}), as lines {need['lines_gb_s_wall']:.2f} GB/s "
+          f"({need['lines_gb_s_cpu']:.2f}) "
           f"against triad {best['triad_gb_s']} GB/s: {100 * need['lines_gb_s_cpu'] / best['triad_gb_s']:.0f} % of it "
           f"at most; arithmetic intensity {flops / counted:.3f} flop/B counted ({flops:.0f} flops an update)",
           file=err)
@@ -308,11 +325,17 @@ def main() -> int:
                           "vehicle_updates_per_s", "max_running", "teleports")} | {
         "city": r["city"]["name"], "lanes": lanes, "connections": conns, "mean_on_road": round(n_bar, 1),
         "updates_per_cpu_s": round(ups_cpu)}, "shares": shares,
-        "hot_vehicle_arrays_mib": round(hot / 2 ** 20, 2),
+        "hot_vehicle_arrays_mib": round(hot / 2 ** 20, 2), "network_arrays_mib": round(net_bytes / 2 ** 20, 2),
         "bytes_per_update": {k: {m: round(v, 1) for m, v in d.items()} for k, d in parts.items()},
         "bytes_per_update_counted": round(counted, 1), "bytes_per_update_lines": round(lines, 1),
+        "bytes_per_update_float32": round(total["float32"], 1),
+        "bytes_per_update_hot_lines": round(total["hot_lines"], 1),
         "flops_per_update": round(flops, 1), "flop_per_byte": round(flops / counted, 4),
         "traffic_gb_s": {k: round(v, 3) for k, v in need.items()},
+        "share_of_triad_cpu": {"counted": round(need["counted_gb_s_cpu"] / best["triad_gb_s"], 3),
+                               "lines": round(need["lines_gb_s_cpu"] / best["triad_gb_s"], 3)},
+        "gathers_per_update": round(total["gathers"], 1), "ns_per_update_cpu": round(ns_cpu, 1),
+        "ns_per_update_if_gathers_miss": round(ns_miss, 1),
         "load_start": load_start, "load_end": load_end}))
     return 0
 

@@ -8,11 +8,12 @@
 Each size is the metro scenario of ``bench_metro.py`` (``city: {type: metro}``, OD demand from its gravity model,
 an ordinary :class:`twin.runner.Twin` run, 1 s steps) on a city whose area grows with the trips: ``blocks`` ×
 ``blocks`` blocks of 200 m with ``blocks = 100 · sqrt(trips / 1,000,000)`` (10 × 10 for 10 k trips, 100 × 100 for
-1 M), trips departing at a constant rate (``flat`` profile) over the same window for every size, and the same
-gravity model (β = 0.6 / km, so that trips stay a few kilometres long in the large cities instead of growing
-with them). Trips per block and hour, and so vehicles per lane-kilometre, are then about the same at every
-size, while the arrays the kernels walk grow a hundredfold: a flat curve means the cost of a vehicle update
-does not grow with the working set.
+1 M; no ring motorway, which needs 20 blocks each way), trips departing at a constant rate (``flat`` profile)
+over ``WINDOW_H`` for every size, and the same gravity model (``BETA_PER_KM``, so that trips stay about 2 km
+long in the large cities instead of growing with them). Trips per block and hour, and so vehicles per
+lane-kilometre, are then about the same at every size, while the arrays the kernels walk grow a hundredfold:
+a flat curve means the cost of a vehicle update does not grow with the working set. The window is 4 h because
+over 2 h the 100 k-trip city gridlocked (19 % of its trips teleported); over 4 h no size has a teleport.
 
 Every run is a fresh process (so each has its own peak RSS) with a warm kernel cache, the thread counts one
 after the other for each size. The timed runs are the engine as a user runs it (no kernel timers: the step

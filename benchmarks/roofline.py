@@ -54,11 +54,13 @@ LINE = 64  # [B] cache line
 # a leader on its lane, not on a junction, no stop, not halting). ``array`` names a record field
 # (kernels/records.py) or one of EXTRA below; its element size comes from the engine's arrays.
 ACCESSES = [
-    # sort_vehicles, twice a step (at its start and after the lane changes): two passes over order (count,
-    # place), state and lane of each vehicle, the lane's counter, then the insertion sort's comparison
-    ("sort_vehicles ×2", "order", 4, 0, "k"), ("sort_vehicles ×2", "veh.state", 4, 0, "i"),
-    ("sort_vehicles ×2", "veh.lane", 4, 0, "i"), ("sort_vehicles ×2", "lane_start", 4, 4, "l"),
-    ("sort_vehicles ×2", "order", 2, 2, "k"), ("sort_vehicles ×2", "veh.pos", 4, 0, "i"),
+    # sort_vehicles, up to twice a step (at its start and after lane changes): two passes over order (count,
+    # place: state, lane and the lane's counter each), the placed index written, then the insertion sort
+    # (the vehicle's position against its predecessor's, mostly in order already)
+    ("sort_vehicles ×2", "order", 2, 0, "k"), ("sort_vehicles ×2", "veh.state", 2, 0, "i"),
+    ("sort_vehicles ×2", "veh.lane", 2, 0, "i"), ("sort_vehicles ×2", "lane_start", 2, 2, "l"),
+    ("sort_vehicles ×2", "order", 2, 2, "k"), ("sort_vehicles ×2", "veh.pos", 1, 0, "i"),
+    ("sort_vehicles ×2", "veh.pos", 1, 0, "j"),
     # change_lanes: new_lane and the lane's occupancy, then the target lane (none on a one-lane edge)
     ("change_lanes", "order", 3, 0, "k"), ("change_lanes", "veh.lane", 3, 0, "i"),
     ("change_lanes", "veh.vtype", 2, 0, "i"), ("change_lanes", "scr.new_lane", 2, 2, "k"),
@@ -92,7 +94,7 @@ ACCESSES = [
 # once a step over every lane: sort (counters zeroed, prefix sum, fill copy, segment bounds; twice), lane-change
 # requests and occupancy, commit's lane tails; and over every connection: update_signals' state
 SWEEPS = [
-    ("sort_vehicles ×2", "lane_start", 6, 4, "L"), ("change_lanes", "scr.req_back", 0, 1, "L"),
+    ("sort_vehicles ×2", "lane_start", 5, 3, "L"), ("change_lanes", "scr.req_back", 0, 1, "L"),
     ("change_lanes", "scr.lane_occ", 0, 1, "L"), ("commit", "lane_start", 2, 0, "L"),
     ("commit", "scr.tail_pos", 0, 1, "L"), ("commit", "scr.tail_len", 0, 1, "L"),
     ("update_signals", "conn_tls", 1, 0, "C"), ("update_signals", "ctl.conn_signal", 0, 1, "C"),

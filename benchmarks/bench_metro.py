@@ -44,24 +44,29 @@ TARGETS = {"total_s": 60.0, "peak_rss_mb": 3072.0, "teleports_pct": 0.5}  # issu
 
 
 def scenario(blocks: int, trips: int, *, window_h: tuple[float, float], duration_s: float, seed: int,
-             beta_per_km: float) -> ScenarioConfig:
+             beta_per_km: float, departures: str | None = None, engine: dict | None = None,
+             city: dict | None = None) -> ScenarioConfig:
     """The metro scenario: ``trips`` over the hours ``window_h`` of the daily profile (the whole day: the
     ``daily`` profile with the commute home after 13:00; part of it: those hours' weights, trips home →
-    work)."""
+    work), or of the named profile ``departures`` (e.g. ``"flat"``) over the window. ``engine``: native
+    engine options besides ``profile: true`` (e.g. ``{"threads": 1}``, or ``{"profile": False}``); ``city``:
+    metro options besides the blocks (e.g. ``{"ring": False}``)."""
     h0, h1 = window_h
     whole_day = (h0, h1) == (0.0, 24.0)
-    if whole_day:
+    if departures is not None:
+        demand = {"profile": departures}
+    elif whole_day:
         demand = {"profile": "daily", "return_after_s": 13 * 3600.0}
     else:
         w = profile_weights("daily")  # 96 bins of 15 min
         demand = {"profile": w[int(h0 * 4): int(h1 * 4)].tolist()}
     return ScenarioConfig.model_validate({
         "name": f"metro{blocks}", "seed": seed,
-        "city": {"type": "metro", "blocks_x": blocks, "blocks_y": blocks},
+        "city": {"type": "metro", "blocks_x": blocks, "blocks_y": blocks, **(city or {})},
         "demand": {"type": "od", "trips": trips, "begin_s": 0.0, "end_s": (h1 - h0) * 3600.0,
                    "gravity_beta_per_km": beta_per_km, **demand},
         "run": {"duration_s": duration_s, "record_interval_s": 900.0, "snapshot_interval_s": 0,
-                "engine": {"type": "native", "profile": True}},
+                "engine": {"type": "native", "profile": True, **(engine or {})}},
     })
 
 
@@ -88,7 +93,24 @@ def _progress_printer(every_s: float):
     return show
 
 
-def run(cfg: ScenarioConfig, out_dir: str, progress_s: float = 0.0) -> dict:
+def _cpu_timed(sim) -> list[float]:
+    """Have ``sim.run`` (the simulation loop) add its process CPU time [s] (all threads) to the returned list's
+    one element."""
+    cpu, sim_run = [0.0], sim.run
+
+    def run(*args, **kwargs):
+        c0 = time.process_time()
+        try:
+            return sim_run(*args, **kwargs)
+        finally:
+            cpu[0] += time.process_time() - c0
+    sim.run = run
+    return cpu
+
+
+def run(cfg: ScenarioConfig, out_dir: str, progress_s: float = 0.0, on_start=None) -> dict:
+    """Build and run ``cfg`` as :class:`Twin` does, timing each part; ``on_start(twin)`` is called once the
+    Twin is built, before it runs (e.g. to add a reader to ``twin.sim``). The figures as a dict."""
     t_all = time.perf_counter()
     times = {}
     t0 = time.perf_counter()
@@ -104,8 +126,11 @@ def run(cfg: ScenarioConfig, out_dir: str, progress_s: float = 0.0) -> dict:
     t0 = time.perf_counter()
     twin = Twin(cfg, city=city, demand=demand, progress=_progress_printer(progress_s) if progress_s > 0 else None)
     times["engine_start"] = time.perf_counter() - t0
+    if on_start is not None:
+        on_start(twin)
     if progress_s > 0:
         print("setup [s]: " + ", ".join(f"{k} {v:.2f}" for k, v in times.items()), file=sys.stderr, flush=True)
+    sim_cpu = _cpu_timed(twin.sim)
     t0 = time.perf_counter()
     res = twin.run()
     run_s = time.perf_counter() - t0
@@ -120,10 +145,11 @@ def run(cfg: ScenarioConfig, out_dir: str, progress_s: float = 0.0) -> dict:
     tt = engine.trip_table()
     n = len(demand.trips)
     prof = engine.profile
-    kernels = {k: round(s, 3) for k, s, _, _ in prof.table()}
-    in_kernels = sum(prof.seconds.values())
-    share = {k: round(s / sim_s, 4) for k, s, _, _ in prof.table()}
-    share["(outside kernels: Python, recording)"] = round(max(sim_s - in_kernels, 0.0) / sim_s, 4)
+    kernels = {k: round(s, 3) for k, s, _, _ in prof.table()} if prof else {}  # none with profile off
+    in_kernels = sum(prof.seconds.values()) if prof else 0.0
+    share = {k: round(s / sim_s, 4) for k, s, _, _ in prof.table()} if prof else {}
+    if prof:
+        share["(outside kernels: Python, recording)"] = round(max(sim_s - in_kernels, 0.0) / sim_s, 4)
     setup = sum(times.values())
     import numba
 
@@ -132,7 +158,8 @@ def run(cfg: ScenarioConfig, out_dir: str, progress_s: float = 0.0) -> dict:
         "mean_route_km": round(float(demand.route_length.mean()) / 1000.0, 2),
         "mean_free_flow_min": round(float(demand.free_flow_time.mean()) / 60.0, 1),
         "setup_s": {k: round(v, 3) for k, v in times.items()}, "setup_total_s": round(setup, 3),
-        "simulation_s": round(sim_s, 3), "compile_during_run_s": round(compile_s, 3),
+        "simulation_s": round(sim_s, 3), "simulation_cpu_s": round(sim_cpu[0], 3),
+        "compile_during_run_s": round(compile_s, 3),
         "output_s": round(run_s - sim_s - compile_s + save_s, 3), "total_s": round(total, 3),
         "simulated_s": float(engine.time), "steps": int(round(engine.time / engine.step_length)),
         "vehicle_updates": int(snap.vehicle_updates),

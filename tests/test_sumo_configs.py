@@ -98,10 +98,10 @@ def test_route_distributions_other_ends_and_depart_attributes(cologne_city, tmp_
         """, begin=0.0)
     assert set(demand.trips.ids) == {"v1", "v2"}
     assert [cologne_city.edge_ids[e] for e in demand.route(0)] == [A, B]
-    assert report.depart_attrs == {"departPos": 1}  # departSpeed and departLane are followed
+    assert not report.depart_attrs  # departSpeed, departLane and departPos are followed
     assert dict(zip(demand.trips.ids, demand.trips.depart_speed.tolist())) == {"v1": 10.0, "v2": DEPART_SPEED_MAX}
+    assert 0.0 <= demand.trips.depart_pos[1] <= cologne_city.lane_length[cologne_city.edge_lane_start[demand.route(1)[0]]]
     assert any("fromTaz/toTaz" in r for r in report.skipped)
-    assert "not followed: twin inserts every vehicle at the start of its edge" in caplog.text
     from twin.city.model import CityError
 
     with pytest.raises(CityError, match="departLane='leftmost' is neither a number >= 0 nor one of SUMO's keywords"):

@@ -314,3 +314,21 @@ def test_sumo_inserts_at_the_native_positions(tmp_path):
     sumo = {t.get("id"): float(t.get("departPos")) for t in ET.parse(info).getroot().iter("tripinfo")}
     native = {k: x for k, (x, _) in native_insertions(city, demand).items()}
     assert sumo == pytest.approx(native, abs=0.01), (sumo, native)
+
+
+def test_depart_pos_survives_a_checkpoint(tmp_path):
+    """A run split by a checkpoint (before any trip with a departPos has entered) inserts them where the
+    uninterrupted run does."""
+    city = corridor_city(3, 500.0)
+    demand, _ = read_sumo_demand(city, [route_file(tmp_path, pos_trips(POS, depart=lambda k: 5 + 30 * k))],
+                                 np.random.default_rng(0))
+    whole = NativeEngine()
+    whole.start(city, demand, seed=1)
+    whole.advance(3.0)
+    whole.checkpoint(tmp_path / "cp.npz")
+    resumed = NativeEngine.restore(tmp_path / "cp.npz", city, demand)
+    whole.advance(300.0)
+    resumed.advance(300.0)
+    assert np.array_equal(resumed.depart_pos, demand.trips.depart_pos)
+    assert np.array_equal(resumed.pos, whole.pos) and np.array_equal(resumed.t_insert, whole.t_insert, equal_nan=True)
+    assert np.isfinite(whole.t_insert).all()

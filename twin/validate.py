@@ -288,7 +288,7 @@ def target_figures(h: dict, trips: int) -> dict:
         "mean_travel_time_ratio": {"target": f"{lo}-{hi}", "value": tt, "met": bool(lo <= tt <= hi)},
         "trips_completed": {"target": f"within {TARGETS['trips_completed_rel']:.0%}",
                             "value": round(rel, 4) if rel == rel else rel,
-                            "met": bool(abs(rel) <= TARGETS["trips_completed_rel"])},
+                            "met": bool(round(abs(rel), 9) <= TARGETS["trips_completed_rel"])},
         "teleports": {"target": f"<= {tele['sumo']:,} + {TARGETS['teleports_extra_share']:.0%} of {trips:,} trips",
                       "value": tele["native"], "met": bool(tele["native"] <= allowed)},
     }

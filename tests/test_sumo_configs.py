@@ -156,3 +156,10 @@ def test_targets_are_checked_on_the_headline_figures():
     t = target_figures(headline(same), trips=1000)  # no shipped run: the same vehicles, and it says so
     assert {v["reference"] for v in t.values()} == {"SUMO with twin's vehicle types"}
     assert not t["geh_lt5_share"]["met"] and not t["trips_completed"]["met"] and t["teleports"]["met"]
+
+
+def test_from_and_to_edges_with_spaces_around_them_are_read_as_sumo_reads_them(cologne_city, tmp_path):
+    """Wildau's flows give ``to="-27149243 "``: SUMO strips the spaces, and so does twin."""
+    demand, report = read_demand(cologne_city, tmp_path, f'<flow id="f" type="car" from=" {A}" to="{B} " '
+                                                         'begin="0" end="100" number="3"/>')
+    assert len(demand.trips) == 3 and not report.skipped

@@ -415,7 +415,7 @@ def _read_element(elem, defaults, city, rng, report, vtypes, dists, routes, rows
                 raise ValueError(f"{tag} {a.get('id')!r} names unknown route {a['route']!r}")
             edges = routes[a["route"]]
             shared = route_stops.get(a["route"], [])
-        frm, to = a.get("from"), a.get("to")
+        frm, to = (None if a.get(k) is None else a[k].strip() for k in ("from", "to"))  # SUMO strips them
         via = tuple(a.get("via", "").split()) if edges is None else ()
         if edges is None and (frm is None or to is None):
             ends = [k for k in ("fromTaz", "toTaz", "fromJunction", "toJunction", "fromXY", "toXY", "fromLonLat",

@@ -9,6 +9,9 @@ lane, the end of a lane that does not lead on along its route (a lane change it 
 stop line of the connection it wants (the signal state there, and how full the target lane is). Prints the
 sites ranked by teleports and a JSON last line. Compare with SUMO's "Teleporting vehicle ..." warnings for
 the same scenario (``sumo -c run.sumocfg``) to see whether the engines jam at the same junctions.
+
+At the end it lists the trips not completed: those still waiting to enter, by origin edge (with the depart
+lane and speed they wait for), and those still running, by the edge they are on.
 """
 from __future__ import annotations
 
@@ -56,6 +59,23 @@ def what_holds(eng: NativeEngine, i: int) -> str:
             f"{c.lane_index[tl]} holds {int(on.sum())}")
 
 
+def not_completed(eng: NativeEngine, demand) -> dict:
+    """Print and return the trips not completed at the end: waiting to enter by origin edge, running by edge."""
+    from twin.engines.native.kernels import WAITING
+
+    c = eng.city
+    first = demand.route_edges[demand.route_offsets[:-1]]
+    wait = collections.Counter(c.edge_ids[first[i]] for i in np.flatnonzero(eng.state == WAITING))
+    run = collections.Counter(c.edge_ids[c.lane_edge[eng.lane[i]]] for i in np.flatnonzero(eng.state == RUNNING))
+    print(f"# at the end: {sum(wait.values())} trips waiting to enter, {sum(run.values())} running")
+    for edge, n in wait.most_common(8):
+        lanes = int(c.edge_num_lanes[c.edge_index[edge]])
+        print(f"{n:4d}  waiting to enter edge {edge} ({lanes} lane(s))")
+    for edge, n in run.most_common(8):
+        print(f"{n:4d}  running on edge {edge}")
+    return {"waiting_by_edge": dict(wait.most_common(20)), "running_by_edge": dict(run.most_common(20))}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("scenario", type=Path)
@@ -93,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         why = "; ".join(f"{r} ({k})" for r, k in reasons[(edge, node)].most_common(3))
         print(f"{n:4d}  edge {edge}  → junction {node[:40]}  {why}")
         rows.append({"edge": edge, "junction": node, "teleports": n, "held_by": dict(reasons[(edge, node)])})
-    print(json.dumps({"scenario": str(a.scenario), "teleports": total, "sites": rows}))
+    waiting = not_completed(eng, demand)
+    print(json.dumps({"scenario": str(a.scenario), "teleports": total, "sites": rows, **waiting}))
     return 0
 
 

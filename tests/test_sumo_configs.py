@@ -31,6 +31,13 @@ def test_begin_25200_without_additional_files_validates(tmp_path):
     assert sh["trips_compared"] > 300 and 0.8 < sh["mean_travel_time_ratio"] < 1.25, sh
     assert sh["edges_compared"] > 5 and 0 <= sh["geh_lt5_share"] <= 1
     assert v["headline"]["mean_travel_time_ratio"]["reference"] == "SUMO as shipped"
+    # every target against the shipped run (its teleports from SUMO's statistics), the same vehicles beside it
+    assert {t["reference"] for t in v["targets"].values()} == {"SUMO as shipped"}
+    assert v["headline"]["geh_lt5_share"]["value"] == sh["geh_lt5_share"]
+    assert v["headline"]["trips_completed"]["value"] == {"native": v["trips_completed_native"],
+                                                         "sumo": sh["trips_completed"]}
+    assert v["headline"]["teleports"]["value"]["sumo"] == sh["teleports"] >= 0
+    assert v["targets_met"] == all(t["met"] for t in v["targets"].values())
     md = (tmp_path / "v" / "validation.md").read_text()
     assert "against SUMO as shipped" in md and "against SUMO with twin's vehicle types" in md
 
@@ -98,10 +105,10 @@ def test_route_distributions_other_ends_and_depart_attributes(cologne_city, tmp_
         """, begin=0.0)
     assert set(demand.trips.ids) == {"v1", "v2"}
     assert [cologne_city.edge_ids[e] for e in demand.route(0)] == [A, B]
-    assert report.depart_attrs == {"departPos": 1}  # departSpeed and departLane are followed
+    assert not report.depart_attrs  # departSpeed, departLane and departPos are followed
     assert dict(zip(demand.trips.ids, demand.trips.depart_speed.tolist())) == {"v1": 10.0, "v2": DEPART_SPEED_MAX}
+    assert 0.0 <= demand.trips.depart_pos[1] <= cologne_city.lane_length[cologne_city.edge_lane_start[demand.route(1)[0]]]
     assert any("fromTaz/toTaz" in r for r in report.skipped)
-    assert "not followed: twin inserts every vehicle at the start of its edge" in caplog.text
     from twin.city.model import CityError
 
     with pytest.raises(CityError, match="departLane='leftmost' is neither a number >= 0 nor one of SUMO's keywords"):
@@ -130,3 +137,29 @@ def test_unapplied_sumo_options_are_one_warning_line(tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records if "does not apply" in r.getMessage()]
     assert len(lines) == 1 and "scale=2" in lines[0] and "time-to-teleport=-1" in lines[0]
     assert "summary-output" not in lines[0]
+
+
+def test_targets_are_checked_on_the_headline_figures():
+    from twin.validate import headline, target_figures
+
+    same = {"geh_lt5_share": 0.5, "mean_travel_time_ratio": 0.7, "trips_completed_native": 970,
+            "trips_completed_sumo": 600, "teleports_native": 12, "teleports_sumo": 40}
+    h = headline({**same, "shipped": {"geh_lt5_share": 0.95, "mean_travel_time_ratio": 0.95,
+                                      "trips_completed": 1000, "teleports": 2}})
+    t = target_figures(h, trips=1000)
+    assert {k: v["met"] for k, v in t.items()} == {"geh_lt5_share": True, "mean_travel_time_ratio": True,
+                                                    "trips_completed": True, "teleports": True}
+    assert t["trips_completed"]["value"] == -0.03 and t["teleports"]["reference"] == "SUMO as shipped"
+    t = target_figures(headline({**same, "teleports_native": 13, "shipped": {
+        "geh_lt5_share": 0.95, "mean_travel_time_ratio": 1.11, "trips_completed": 1000, "teleports": 2}}), trips=1000)
+    assert not t["mean_travel_time_ratio"]["met"] and not t["teleports"]["met"]  # 13 > 2 + 1 % of 1,000
+    t = target_figures(headline(same), trips=1000)  # no shipped run: the same vehicles, and it says so
+    assert {v["reference"] for v in t.values()} == {"SUMO with twin's vehicle types"}
+    assert not t["geh_lt5_share"]["met"] and not t["trips_completed"]["met"] and t["teleports"]["met"]
+
+
+def test_from_and_to_edges_with_spaces_around_them_are_read_as_sumo_reads_them(cologne_city, tmp_path):
+    """Wildau's flows give ``to="-27149243 "``: SUMO strips the spaces, and so does twin."""
+    demand, report = read_demand(cologne_city, tmp_path, f'<flow id="f" type="car" from=" {A}" to="{B} " '
+                                                         'begin="0" end="100" number="3"/>')
+    assert len(demand.trips) == 3 and not report.skipped

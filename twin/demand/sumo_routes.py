@@ -25,9 +25,13 @@ containers, vehicles of classes twin does not model (bicycles, pedestrians,
 trams, rail, ships), vehicles with non-numeric departures (``triggered``,
 ``containerTriggered``), trips given by TAZ, junction or coordinates,
 ``<stop>`` elements that name no bus stop or lane of the network, or whose
-edge is not on the vehicle's route, ``departPos`` other than ``base`` (twin inserts
-at the edge's start), ``departLane`` ``random`` (inserted as ``best``) and ``departSpeed``
-``random``/``last``/``avg`` (inserted as ``max``). ``departSpeed`` is followed otherwise:
+edge is not on the vehicle's route, ``departPos`` ``random_free`` and ``splitFront`` (inserted
+as ``base``), ``departLane`` ``random`` (inserted as ``best``) and ``departSpeed``
+``random``/``last``/``avg`` (inserted as ``max``). ``departPos`` is followed otherwise: a
+number [m] (negative: from the lane's end), ``base`` (twin's insertion point, the edge's
+start; also where it is not given), ``free``, ``last``, ``random`` (drawn per vehicle from
+the ``demand`` random stream) and ``stop`` (the end of its first stop when that is on its
+first edge). ``departSpeed`` is followed otherwise:
 a number [m/s], ``max``, ``desired``, ``speedLimit`` (:class:`Trips` ``depart_speed``), and
 ``max`` where it is not given (SUMO's default is 0 m/s: see :func:`_check_depart_attrs`); so is
 ``departLane``: a lane index, ``best``, ``first``, ``free``, ``allowed``, and ``best`` where it
@@ -54,8 +58,8 @@ import numpy as np
 
 from twin.city.model import CityError, CityModel
 from twin.city.sumo_net import SUMO_TO_TWIN_CLASS, iter_xml
-from twin.demand.trips import (DEPART_LANE_BEST, DEPART_LANE_CODES, DEPART_SPEED_CODES, DEPART_SPEED_MAX,
-                               RoutedDemand, Trips, VehicleStops, route_demand)
+from twin.demand.trips import (DEPART_LANE_BEST, DEPART_LANE_CODES, DEPART_POS_BASE, DEPART_POS_CODES,
+                               DEPART_POS_NUMBER_MIN, DEPART_SPEED_CODES, DEPART_SPEED_MAX, RoutedDemand, Trips, VehicleStops, route_demand)
 from twin.demand.vtypes import DEFAULT_VTYPES, VehicleType, vclass_bit
 
 log = logging.getLogger(__name__)
@@ -95,8 +99,9 @@ class RouteImportReport:
             logger.warning("%s: %d <stop>s left out (no such bus stop or lane, or not on the vehicle's route)",
                            source, self.stops_ignored)
         if self.depart_attrs:
-            logger.warning("%s: %s not followed: twin inserts every vehicle at the start of its edge, departLane "
-                           '"random" as "best", and departSpeed "random", "last" and "avg" as "max"', source,
+            logger.warning("%s: %s not followed: twin inserts departPos \"random_free\" and \"splitFront\" as "
+                           '"base", departLane "random" as "best", and departSpeed "random", "last" and "avg" as '
+                           '"max"', source,
                            ", ".join(f"{n} vehicles' {k}" for k, n in self.depart_attrs.most_common()))
         for ec, n in self.emission_classes_ignored.items():
             logger.warning("%s: emission class %r of %d vType(s) is not an HBEFA4 class twin has; they get "
@@ -190,11 +195,11 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
     # resolve types (distributions drawn per vehicle), drop unmodelled classes
     used: dict[str, int] = {}
     type_list: list[VehicleType] = []
-    keep_ids, depart, vt_idx, origin, dest, given, dspeeds, dlanes = [], [], [], [], [], [], [], []
+    keep_ids, depart, vt_idx, origin, dest, given, dspeeds, dlanes, dposes = [], [], [], [], [], [], [], [], []
     rows.sort(key=lambda r: r[1])
     via_cache: dict[tuple[str, ...], np.ndarray | None] = {}
     stops_of: dict[str, list[tuple[dict, float]]] = {}
-    for vid, dep, tname, edges, frm, to, via, stops, (dspeed, dlane) in rows:
+    for vid, dep, tname, edges, frm, to, via, stops, (dspeed, dlane, dpos) in rows:
         if tname in dists:
             names, probs = dists[tname]
             tname = names[int(rng.choice(len(names), p=probs))]
@@ -229,6 +234,7 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
         keep_ids.append(vid)
         dspeeds.append(dspeed)
         dlanes.append(dlane)
+        dposes.append(dpos)
         depart.append(dep - begin)
         vt_idx.append(used[tname])
         origin.append(city.edge_index[frm])
@@ -240,10 +246,13 @@ def read_sumo_demand(city: CityModel, files: list[str | Path], rng: np.random.Ge
         raise CityError(f"no vehicle of {', '.join(map(str, files))} can run on city {city.name!r}")
     trips = Trips(np.array(origin, dtype=np.int32), np.array(dest, dtype=np.int32), np.array(depart),
                   np.array(vt_idx, dtype=np.int32), tuple(type_list), tuple(keep_ids),
-                  np.array(dspeeds, dtype=np.float64), np.array(dlanes, dtype=np.int32))
+                  np.array(dspeeds, dtype=np.float64), np.array(dlanes, dtype=np.int32),
+                  np.array(dposes, dtype=np.float64))
     demand, n_rerouted = route_demand(city, trips, given_routes=given, return_rerouted=True)
     stops = _resolve_stops(city, demand, stops_of, stop_places, begin, report) if stops_of else None
     demand = dataclasses.replace(demand, flows=dict(report.flows), stops=stops)
+    if (demand.trips.depart_pos != DEPART_POS_BASE).any():
+        demand = _depart_positions(city, demand, rng, report)
     report.rerouted = n_rerouted
     report.warn(log, ", ".join(Path(f).name for f in files))
     return demand, report
@@ -263,23 +272,27 @@ def _read_file(path, city, rng, report, vtypes, dists, routes, rows, add_vtype, 
                           vtypes, dists, routes, rows, add_vtype, begin, end, stop_places, route_stops)
 
 
-# SUMO's depart attribute keywords (besides numbers); twin inserts as "best", "base" and follows departSpeed
-# (_depart_speed) except its keywords in DEPART_SPEED_AS_MAX
+# SUMO's depart attribute keywords (besides numbers); twin follows them except those it counts and warns of
+# (DEPART_SPEED_AS_MAX, departLane "random", departPos "random_free"/"splitFront")
 DEPART_KEYWORDS = {"departLane": {"random", "free", "allowed", "best", "first"},
                    "departSpeed": {"random", "max", "desired", "speedLimit", "last", "avg"},
                    "departPos": {"random", "free", "random_free", "base", "last", "stop", "splitFront"}}
 TWIN_DEPART = {"departLane": "best", "departSpeed": "max", "departPos": "base"}
 DEPART_SPEED_AS_MAX = ("random", "last", "avg")  # SUMO's departSpeed keywords twin inserts as "max"
+# departPos "random" and "stop" are resolved to a position [m] per vehicle once its route is known
+_POS_RANDOM, _POS_STOP = -4.0e9, -5.0e9
+_POS_READ = {**DEPART_POS_CODES, "random": _POS_RANDOM, "stop": _POS_STOP}
 
 
-def _check_depart_attrs(tag: str, a: dict[str, str], report: "RouteImportReport") -> tuple[float, int]:
+def _check_depart_attrs(tag: str, a: dict[str, str], report: "RouteImportReport") -> tuple[float, int, float]:
     """Check ``departLane``/``departSpeed``/``departPos`` against SUMO's forms; count those twin inserts
-    differently (twin inserts every vehicle at the edge's start, ``departSpeed`` "random", "last" and "avg"
-    as "max", ``departLane`` "random" as "best"). Returns the vehicle's depart speed and lane as
-    :class:`Trips` codes them. Without ``departSpeed`` twin inserts at "max", not at SUMO's default of
+    differently (``departSpeed`` "random", "last" and "avg" as "max", ``departLane`` "random" as "best",
+    ``departPos`` "random_free" and "splitFront" as "base"). Returns the vehicle's depart speed, lane and
+    position as :class:`Trips` codes them (``departPos`` "random" and "stop" as codes that
+    :func:`read_sumo_demand` resolves). Without ``departSpeed`` twin inserts at "max", not at SUMO's default of
     0 m/s, and without ``departLane`` at "best", not SUMO's "first": following SUMO's defaults was measured
     on every real city and cost more targets than it won (docs/validation.md, "SUMO's depart defaults")."""
-    speed, lane = DEPART_SPEED_MAX, DEPART_LANE_BEST
+    speed, lane, pos = DEPART_SPEED_MAX, DEPART_LANE_BEST, DEPART_POS_BASE
     for key, words in DEPART_KEYWORDS.items():
         value = a.get(key)
         if value is None or value == TWIN_DEPART[key] or (key == "departPos" and value.strip() in ("0", "0.0")):
@@ -292,6 +305,9 @@ def _check_depart_attrs(tag: str, a: dict[str, str], report: "RouteImportReport"
                 number = float(value)
             except ValueError:
                 number = float("nan")
+            if key == "departPos" and np.isfinite(number):
+                pos = number
+                continue
             if not (number >= 0.0 and np.isfinite(number)):
                 raise ValueError(f"{tag} {a.get('id')!r}: {key}={value!r} is neither a number >= 0 nor one of "
                                  f"SUMO's keywords ({', '.join(sorted(words))})") from None
@@ -314,8 +330,40 @@ def _check_depart_attrs(tag: str, a: dict[str, str], report: "RouteImportReport"
                 lane = DEPART_LANE_CODES[value]
                 continue
             key = f'departLane="{value}"'
+        elif key == "departPos":
+            if value in _POS_READ:
+                pos = _POS_READ[value]
+                continue
+            key = f'departPos="{value}"'
         report.depart_attrs[key] += 1
-    return speed, lane
+    return speed, lane, pos
+
+
+def _depart_positions(city: CityModel, demand: RoutedDemand, rng: np.random.Generator,
+                      report: "RouteImportReport") -> RoutedDemand:
+    """The demand with ``departPos`` "random" drawn (uniform over the first lane of the trip's first edge,
+    from ``rng``) and "stop" resolved (the end of the trip's first stop if it is on its first edge, else
+    "base", counted); a number beyond its edge's length is an error naming the vehicle."""
+    pos = demand.trips.depart_pos.copy()
+    first = demand.route_edges[demand.route_offsets[:-1]]
+    length = city.lane_length[city.edge_lane_start[first]]
+    for i in np.flatnonzero(pos == _POS_RANDOM):
+        pos[i] = float(rng.uniform(0.0, length[i]))
+    stops = demand.stops
+    for i in np.flatnonzero(pos == _POS_STOP):
+        k = stops.offsets[i] if stops is not None else 0
+        if stops is not None and k < stops.offsets[i + 1] and stops.route_index[k] == 0:
+            pos[i] = float(stops.end_pos[k])
+        else:
+            pos[i] = DEPART_POS_BASE
+            report.depart_attrs['departPos="stop" without a stop on the first edge (inserted as "base")'] += 1
+    number = pos > DEPART_POS_NUMBER_MIN
+    bad = number & ((pos > length) | (pos < -length))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise CityError(f"vehicle {demand.trips.ids[i]!r}: departPos={pos[i]:g}, but its first edge "
+                        f"{city.edge_ids[first[i]]!r} is {length[i]:g} m long")
+    return dataclasses.replace(demand, trips=dataclasses.replace(demand.trips, depart_pos=pos))
 
 
 def _read_element(elem, defaults, city, rng, report, vtypes, dists, routes, rows, add_vtype, begin, end,
@@ -367,7 +415,7 @@ def _read_element(elem, defaults, city, rng, report, vtypes, dists, routes, rows
                 raise ValueError(f"{tag} {a.get('id')!r} names unknown route {a['route']!r}")
             edges = routes[a["route"]]
             shared = route_stops.get(a["route"], [])
-        frm, to = a.get("from"), a.get("to")
+        frm, to = (None if a.get(k) is None else a[k].strip() for k in ("from", "to"))  # SUMO strips them
         via = tuple(a.get("via", "").split()) if edges is None else ()
         if edges is None and (frm is None or to is None):
             ends = [k for k in ("fromTaz", "toTaz", "fromJunction", "toJunction", "fromXY", "toXY", "fromLonLat",

@@ -28,6 +28,13 @@ DEPART_LANE_FIRST = -2  # "first": the rightmost lane the vehicle's class may us
 DEPART_LANE_FREE = -3  # "free"/"allowed": the lane its class may use with most room at its start
 DEPART_LANE_CODES = {"best": DEPART_LANE_BEST, "first": DEPART_LANE_FIRST, "free": DEPART_LANE_FREE,
                      "allowed": DEPART_LANE_FREE}
+# Depart position of a trip (SUMO's ``departPos``): a value > DEPART_POS_NUMBER_MIN is the position [m] of the
+# vehicle's front on its depart lane (< 0: from the lane's end); the keywords are coded below it
+DEPART_POS_BASE = -1.0e9  # "base": at the edge's start (twin's insertion point: its front there)
+DEPART_POS_FREE = -2.0e9  # "free": at the start if there is room, else in the first gap along the lane with room
+DEPART_POS_LAST = -3.0e9  # "last": behind the last vehicle of the lane (an empty lane: at its end)
+DEPART_POS_NUMBER_MIN = -0.5e9
+DEPART_POS_CODES = {"base": DEPART_POS_BASE, "free": DEPART_POS_FREE, "last": DEPART_POS_LAST}
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,6 +51,9 @@ class Trips:
     depart_speed: np.ndarray | None = None
     # int32 per trip: the depart lane index if >= 0, else a DEPART_LANE_* keyword; None: all "best"
     depart_lane: np.ndarray | None = None
+    # float64 per trip: the depart position [m] if > DEPART_POS_NUMBER_MIN, else a DEPART_POS_* keyword;
+    # None: all "base"
+    depart_pos: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = self.origin.shape[0]
@@ -51,7 +61,9 @@ class Trips:
             object.__setattr__(self, "depart_speed", np.full(n, DEPART_SPEED_MAX))
         if self.depart_lane is None:
             object.__setattr__(self, "depart_lane", np.full(n, DEPART_LANE_BEST, dtype=np.int32))
-        for a in (self.destination, self.depart, self.vtype, self.depart_speed, self.depart_lane):
+        if self.depart_pos is None:
+            object.__setattr__(self, "depart_pos", np.full(n, DEPART_POS_BASE))
+        for a in (self.destination, self.depart, self.vtype, self.depart_speed, self.depart_lane, self.depart_pos):
             if a.shape[0] != n:
                 raise ValueError("trip arrays differ in length")
         if not self.ids:
@@ -64,14 +76,16 @@ class Trips:
         """Trips ``idx`` (in that order; repeats allowed)."""
         idx = np.asarray(idx, dtype=np.int64)
         return Trips(self.origin[idx], self.destination[idx], self.depart[idx], self.vtype[idx], self.vtypes,
-                     tuple(map(self.ids.__getitem__, idx.tolist())), self.depart_speed[idx], self.depart_lane[idx])
+                     tuple(map(self.ids.__getitem__, idx.tolist())), self.depart_speed[idx], self.depart_lane[idx],
+                     self.depart_pos[idx])
 
     def concat(self, other: "Trips") -> "Trips":
         """These trips, then ``other``'s (same vehicle types)."""
         return Trips(*(np.concatenate([getattr(self, f), getattr(other, f)])
                        for f in ("origin", "destination", "depart", "vtype")), self.vtypes, self.ids + other.ids,
                      np.concatenate([self.depart_speed, other.depart_speed]),
-                     np.concatenate([self.depart_lane, other.depart_lane]))
+                     np.concatenate([self.depart_lane, other.depart_lane]),
+                     np.concatenate([self.depart_pos, other.depart_pos]))
 
     def sorted_by_depart(self) -> "Trips":
         return self.take(np.argsort(self.depart, kind="stable"))
@@ -178,6 +192,7 @@ class RoutedDemand:
             "ids": np.array(self.trips.ids), "origin": edge_ids[self.trips.origin],
             "destination": edge_ids[self.trips.destination], "depart": self.trips.depart, "vtype": self.trips.vtype,
             "depart_speed": self.trips.depart_speed, "depart_lane": self.trips.depart_lane,
+            "depart_pos": self.trips.depart_pos,
             "route_offsets": self.route_offsets, "route_edges": edge_ids[self.route_edges], **stops})
 
     @classmethod
@@ -198,7 +213,8 @@ class RoutedDemand:
                       tuple(VehicleType(**{k: x for k, x in v.items() if k in _VTYPE_FIELDS}) for v in meta["vtypes"]),
                       tuple(str(t) for t in data["ids"]),
                       data["depart_speed"].astype(np.float64) if "depart_speed" in data else None,
-                      data["depart_lane"].astype(np.int32) if "depart_lane" in data else None)
+                      data["depart_lane"].astype(np.int32) if "depart_lane" in data else None,
+                      data["depart_pos"].astype(np.float64) if "depart_pos" in data else None)
         seg = np.repeat(np.arange(len(trips)), np.diff(data["route_offsets"]))
         ff = free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed)
         stops = None

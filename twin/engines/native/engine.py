@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from twin.city.model import CityModel
 from twin.config.base import EngineConfig
-from twin.demand.trips import DEPART_LANE_BEST, DEPART_SPEED_MAX, RoutedDemand
+from twin.demand.trips import DEPART_LANE_BEST, DEPART_POS_BASE, DEPART_SPEED_MAX, RoutedDemand
 from twin.demand.vtypes import vtype_arrays
 from twin.engines.base import (
     Action, Checkpoint, RouteGraph, AddVehicle, EngineError, SetLaneAccess, SetLaneSteering, SetRouteCost, SetSignalProgram, SetSpeedLimit,
@@ -107,7 +107,7 @@ class NativeEngine:
         "_score_cache": 0, "_score_ridx": -1, "_junction_speed": 0.0, "_sg_prob": 0.0, "_kr_prob": 0.0,
         "_stop_next": 0, "_dwell_until": -1.0, "_stop_at": K.INF, "eclass": 0, "emission": 0.0,
         "_turn_ridx": 0, "depart_speed": DEPART_SPEED_MAX,
-        "depart_lane": DEPART_LANE_BEST}
+        "depart_lane": DEPART_LANE_BEST, "depart_pos": DEPART_POS_BASE}
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
                  loops: list[tuple[str, int, float]] | None = None, emissions: bool = True,
@@ -174,6 +174,7 @@ class NativeEngine:
         self.depart = trips.depart.astype(np.float64)
         self.depart_speed = trips.depart_speed.astype(np.float64)
         self.depart_lane = trips.depart_lane.astype(np.int32)
+        self.depart_pos = trips.depart_pos.astype(np.float64)
         self.route_off = demand.route_offsets[:-1].astype(np.int64).copy()
         self.route_n = np.diff(demand.route_offsets).astype(np.int32)
         self.route_edges = demand.route_edges.astype(np.int32)
@@ -486,7 +487,7 @@ class NativeEngine:
     _RECORD_ARRAYS: ClassVar[frozenset[str]] = frozenset((
         "state", "lane", "pos", "speed", "vtype", "vfactor", "ridx", "route_off", "route_n", "route_edges", "dist",
         "wait", "time_loss", "t_insert", "t_arrive", "teleports", "_stop_at", "_junction_speed", "_sg_prob",
-        "_kr_prob", "depart_speed", "depart_lane", "_vt", "city", "_lane_speed", "_lane_allow", "_conn_signal", "_steer_p", "_steer_dir",
+        "_kr_prob", "depart_speed", "depart_lane", "depart_pos", "_vt", "city", "_lane_speed", "_lane_allow", "_conn_signal", "_steer_p", "_steer_dir",
         "_steer_until", "_steer_salt", "_new_pos", "_new_speed", "_new_lane", "_req_back", "_score_cache",
         "_score_ridx", "_lane_occ", "_tail_pos", "_tail_len", "_lane_blocked", "e_veh_time", "e_dist",
         "e_halt_time", "e_queue_time", "e_entered", "_loop_lane_offsets", "_loop_pos", "_loop_index", "loop_count",
@@ -511,7 +512,7 @@ class NativeEngine:
                          self.route_off, self.route_n, self.route_edges, self.dist, self.wait, self.time_loss,
                          self.t_insert, self.t_arrive, self.teleports, self._stop_at, self._junction_speed,
                          self._sg_prob, self._kr_prob, self.depart_speed,
-                         self.depart_lane)
+                         self.depart_lane, self.depart_pos)
         vtr = R.VehicleTypes(vt["length"], vt["min_gap"], vt["accel"], vt["decel"], vt["tau"], vt["max_speed"],
                              vt["critical_gap"], vt["class_bit"])
         net = R.Network(c.lane_edge, c.lane_index, c.lane_length, c.edge_lane_start, c.edge_num_lanes,

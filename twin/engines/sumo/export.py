@@ -69,7 +69,8 @@ from pathlib import Path
 import numpy as np
 
 from twin.city.model import CityModel, NodeType, Signal
-from twin.demand.trips import DEPART_LANE_CODES, DEPART_SPEED_CODES, RoutedDemand
+from twin.demand.trips import (DEPART_LANE_CODES, DEPART_POS_CODES, DEPART_POS_NUMBER_MIN, DEPART_SPEED_CODES,
+                               RoutedDemand)
 from twin.demand.vtypes import VCLASSES, VehicleType
 
 log = logging.getLogger(__name__)
@@ -382,13 +383,14 @@ def vtype_attrs(vt: VehicleType) -> dict[str, str]:
     }
 
 
-def depart_attrs(codes: np.ndarray, keywords: dict[str, float]) -> list[str]:
-    """SUMO's ``departSpeed`` or ``departLane`` values for :attr:`Trips.depart_speed` or ``depart_lane``
-    (``codes``: a number, or the code of a keyword in ``keywords``)."""
+def depart_attrs(codes: np.ndarray, keywords: dict[str, float], number_min: float = 0.0) -> list[str]:
+    """SUMO's ``departSpeed``, ``departLane`` or ``departPos`` values for :attr:`Trips.depart_speed`,
+    ``depart_lane`` or ``depart_pos`` (``codes``: a number >= ``number_min``, or the code of a keyword in
+    ``keywords``)."""
     words: dict[float, str] = {}
     for word, code in keywords.items():
         words.setdefault(code, word)
-    return [words[v] if v < 0 else (_f(v) if isinstance(v, float) else str(v)) for v in codes.tolist()]
+    return [words[v] if v < number_min else (_f(v) if isinstance(v, float) else str(v)) for v in codes.tolist()]
 
 
 def export_routes(demand: RoutedDemand, city: CityModel, path: Path,
@@ -399,7 +401,8 @@ def export_routes(demand: RoutedDemand, city: CityModel, path: Path,
     (id = trip id, ``depart`` in [s], ``departLane`` the trip's (a lane index,
     "best", "first" or "free"),
     ``departSpeed`` the trip's (:attr:`Trips.depart_speed`: a number [m/s],
-    "max", "desired" or "speedLimit"), ``departPos="base"``) with its route as edge ids,
+    "max", "desired" or "speedLimit"), ``departPos`` the trip's (:attr:`Trips.depart_pos`: a number [m],
+    "base", "free" or "last")) with its route as edge ids,
     sorted by depart time, and its stops (``<stop lane startPos endPos duration
     [until] [parking]>``). Unroutable trips are not written. With
     ``emission_classes`` (each trip's index into
@@ -441,13 +444,14 @@ def export_routes(demand: RoutedDemand, city: CityModel, path: Path,
             type_of[i] = variants[key]
     depart_speed = depart_attrs(trips.depart_speed, DEPART_SPEED_CODES)
     depart_lane = depart_attrs(trips.depart_lane, DEPART_LANE_CODES)
+    depart_pos = depart_attrs(trips.depart_pos, DEPART_POS_CODES, DEPART_POS_NUMBER_MIN)
     for i in range(len(trips)):
         edges = demand.route(i)
         if edges.size == 0:
             raise ValueError(f"trip {trips.ids[i]!r} has an empty route")
         veh = ET.SubElement(root, "vehicle", {
             "id": trips.ids[i], "type": type_of[i], "depart": _f(trips.depart[i]),
-            "departLane": depart_lane[i], "departSpeed": depart_speed[i], "departPos": "base",
+            "departLane": depart_lane[i], "departSpeed": depart_speed[i], "departPos": depart_pos[i],
         })
         ET.SubElement(veh, "route", {"edges": " ".join(city.edge_ids[e] for e in edges)})
         st = demand.stops

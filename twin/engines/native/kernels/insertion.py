@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from twin.jit import kernel
-from twin.demand.trips import DEPART_LANE_BEST, DEPART_LANE_FIRST, DEPART_SPEED_DESIRED, DEPART_SPEED_LIMIT
+from twin.demand.trips import (DEPART_LANE_BEST, DEPART_LANE_FIRST, DEPART_POS_BASE, DEPART_POS_FREE, DEPART_POS_LAST,
+                               DEPART_SPEED_DESIRED, DEPART_SPEED_LIMIT)
 from twin.engines.native.kernels.routes import _best_lane, _pick_lane, lane_score_within
 from twin.engines.native.kernels.state import (
     SCHEDULED, WAITING, RUNNING, INF, STRATEGIC_DEPTH, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH, DEPART_SCORES)
+
+POSITION_EPS = 0.1  # [m] SUMO's POSITION_EPS, by which "last" stays inside its lane and behind its leader
 
 
 @kernel
@@ -41,6 +44,7 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
     vfactor = veh.vfactor
     depart_speed = veh.depart_speed
     depart_lane = veh.depart_lane
+    depart_pos = veh.depart_pos
     ridx = veh.ridx
     route_off = veh.route_off
     route_n = veh.route_n
@@ -104,24 +108,22 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
                 ql = dl
                 room = lane_length[ql] if tail_pos[ql] >= INF * 0.5 else tail_pos[ql] - tail_len[ql]
         if ql >= 0 and not lane_blocked[ql]:
-            v_safe = INF if room >= INF * 0.5 else max(0.0, (room - vt_min_gap[ty]) / vt_tau[ty])
-            ds = depart_speed[i]
-            if ds >= 0.0:
-                v = min(ds, vt_max_speed[ty])
-            elif ds == DEPART_SPEED_DESIRED:
-                v = min(lane_speed[ql] * vfactor[i], vt_max_speed[ty])
-            elif ds == DEPART_SPEED_LIMIT:
-                v = min(lane_speed[ql], vt_max_speed[ty])
-            else:  # DEPART_SPEED_MAX
-                v = min(lane_speed[ql] * vfactor[i], vt_max_speed[ty], v_safe)
-            if room >= vt_min_gap[ty] and v <= v_safe:
+            x = 0.0
+            if depart_pos[i] == DEPART_POS_BASE:
+                v = _enter_speed(depart_speed[i], lane_speed[ql] * vfactor[i], lane_speed[ql], vt_max_speed[ty],
+                                 room, vt_min_gap[ty], vt_tau[ty])
+            else:
+                x, v = _depart_at(depart_pos[i], i, ql, room, depart_speed[i], lane_speed[ql] * vfactor[i],
+                                  lane_speed[ql], order, n_order, veh, vt, lane_length, tail_pos, tail_len)
+            if v >= 0.0:
                 state[i] = RUNNING
                 lane[i] = ql
-                pos[i] = 0.0
+                pos[i] = x
                 speed[i] = v
                 t_insert[i] = t
-                tail_pos[ql] = 0.0
-                tail_len[ql] = vt_length[ty]
+                if x <= tail_pos[ql]:  # the lane's last vehicle now
+                    tail_pos[ql] = x
+                    tail_len[ql] = vt_length[ty]
                 e_entered[e] += 1.0
                 order[n_order] = i
                 n_order += 1
@@ -154,3 +156,97 @@ def _depart_lane(code, e, class_bit, edge_lane_start, edge_num_lanes, lane_lengt
             best = ql
             best_room = room
     return best
+
+
+@kernel
+def _enter_speed(ds, desired, limit, v_max, room, min_gap, tau):
+    """The speed [m/s] a vehicle with ``depart_speed`` ``ds`` enters at with ``room`` [m] to the back of
+    the vehicle ahead (INF: none), or -1 if it may not enter now. ``desired``/``limit``: its desired speed
+    and the lane's limit [m/s]; ``v_max`` its type's maximum. Safe: ``v <= (room - min_gap) / tau``."""
+    v_safe = INF if room >= INF * 0.5 else max(0.0, (room - min_gap) / tau)
+    if ds >= 0.0:
+        v = min(ds, v_max)
+    elif ds == DEPART_SPEED_DESIRED:
+        v = min(desired, v_max)
+    elif ds == DEPART_SPEED_LIMIT:
+        v = min(limit, v_max)
+    else:  # DEPART_SPEED_MAX
+        v = min(desired, v_max, v_safe)
+    if room >= min_gap and v <= v_safe:
+        return v
+    return -1.0
+
+
+@kernel
+def _room_at(x, i, ql, order, n_order, veh, vt):
+    """Room [m] from a front at ``x`` on lane ``ql`` to the back of the nearest vehicle ahead (INF: none), or
+    -1 when vehicle ``i`` placed there would stand closer to the vehicle behind it than that one's
+    ``min_gap + speed × tau``."""
+    room = INF
+    length = vt.length[veh.vtype[i]]
+    for k in range(n_order):
+        j = order[k]
+        if j == i or veh.state[j] != RUNNING or veh.lane[j] != ql:
+            continue
+        p = veh.pos[j]
+        tj = veh.vtype[j]
+        if p >= x:
+            room = min(room, p - vt.length[tj] - x)
+        elif x - length - p < vt.min_gap[tj] + veh.speed[j] * vt.tau[tj]:
+            return -1.0
+    return room
+
+
+@kernel
+def _depart_at(dp, i, ql, room0, ds, desired, limit, order, n_order, veh, vt, lane_length, tail_pos, tail_len):
+    """Where and how fast vehicle ``i`` enters lane ``ql`` for its ``depart_pos`` ``dp`` (not "base"):
+    ``(x, v)``, ``x`` the position [m] of its front and ``v`` as :func:`_enter_speed` (-1: not now).
+
+    - a number: there (< 0: from the lane's end; at most the lane's end);
+    - "last" (SUMO's ``lastInsertion``): behind the lane's last vehicle, ``min_gap + v × tau`` and
+      POSITION_EPS (0.1 m) behind its back for the speed ``v`` it wants to enter at; on an empty lane at
+      the lane's end less POSITION_EPS;
+    - "free": at the start if it fits there (``room0``: the room there), else at the first place along the
+      lane, behind one of its vehicles, where it fits with its follower's ``min_gap + speed × tau`` behind it.
+
+    A vehicle with none ahead on the lane sees no obstacle (SUMO looks on along the route)."""
+    ty = veh.vtype[i]
+    s0 = vt.min_gap[ty]
+    tau = vt.tau[ty]
+    vmax = vt.max_speed[ty]
+    length = lane_length[ql]
+    if dp == DEPART_POS_FREE:
+        v = _enter_speed(ds, desired, limit, vmax, room0, s0, tau)
+        if v >= 0.0:
+            return 0.0, v
+        best_x = INF
+        best_v = -1.0
+        for k in range(n_order):
+            j = order[k]
+            if j == i or veh.state[j] != RUNNING or veh.lane[j] != ql:
+                continue
+            tj = veh.vtype[j]
+            x = veh.pos[j] + vt.min_gap[tj] + veh.speed[j] * vt.tau[tj] + vt.length[ty] + 1e-9
+            if x >= best_x or x > length:
+                continue
+            room = _room_at(x, i, ql, order, n_order, veh, vt)
+            if room < 0.0:
+                continue
+            v = _enter_speed(ds, desired, limit, vmax, room, s0, tau)
+            if v >= 0.0:
+                best_x = x
+                best_v = v
+        return (best_x, best_v) if best_v >= 0.0 else (0.0, -1.0)
+    if dp == DEPART_POS_LAST:
+        x = length - POSITION_EPS
+        if tail_pos[ql] < INF * 0.5:
+            v_want = _enter_speed(ds, desired, limit, vmax, INF, s0, tau)
+            x = min(x, tail_pos[ql] - tail_len[ql] - s0 - v_want * tau - POSITION_EPS)
+            if x < 0.0:
+                return 0.0, -1.0
+    else:
+        x = min(dp + length if dp < 0.0 else dp, length)
+    room = _room_at(x, i, ql, order, n_order, veh, vt)
+    if room < 0.0:
+        return x, -1.0
+    return x, _enter_speed(ds, desired, limit, vmax, room, s0, tau)

@@ -41,6 +41,7 @@ class Vehicles(NamedTuple):
     kr_prob: np.ndarray  # ... and to keep right
     depart_speed: np.ndarray  # [m/s] speed to enter at if >= 0, else a keyword (twin.demand.trips DEPART_SPEED_*)
     depart_lane: np.ndarray  # int32: lane index on its first edge to enter if >= 0, else DEPART_LANE_* keyword
+    depart_pos: np.ndarray  # [m] front position to enter at if > DEPART_POS_NUMBER_MIN, else DEPART_POS_* keyword
 
 
 class VehicleTypes(NamedTuple):

@@ -45,6 +45,7 @@ def metro_city(
     left_green: float = 8.0,
     ramp_signals: bool = True,
     ramp_green: float = 30.0,
+    grade_separated_blocks: int = 0,
     local_green: float = 8.0,
     zone_blocks: int = 2,
     residents_per_block: float = 600.0,
@@ -78,6 +79,11 @@ def metro_city(
       traffic yields to the ring's right lane.
     - ``left_turn_lanes``: an arterial's approach to a signal has an exclusive left-turn lane (its
       leftmost lane) besides its ``arterial_lanes`` through lanes.
+    - ``grade_separated_blocks``: arterial crossings outside the ring at most this many blocks from it are
+      grade-separated (an arterial-arterial interchange instead of a signal): the through movements of
+      both arterials pass without conflict, right turns join the cross arterial, left turns (from their
+      exclusive lane) yield to oncoming traffic. These are the crossings where the outer districts'
+      traffic converges onto the arterials that lead to the ring's interchanges.
     - Zones of ``zone_blocks`` × ``zone_blocks`` blocks (trips start and end on their local streets):
       residents rise towards the edge; jobs concentrate downtown and in four centres on the ring.
     - Buildings: eight lots around each block's courtyard, taller downtown.
@@ -172,6 +178,12 @@ def metro_city(
     degree = np.bincount(src, minlength=node_x.size)
     signal = np.zeros(node_x.size, dtype=bool)
     signal[:n_grid] = art_x[gi] & art_y[gj] & (degree[:n_grid] >= 3)
+    separated = np.zeros(node_x.size, dtype=bool)  # grade-separated arterial crossings near the ring
+    if ring and grade_separated_blocks > 0:
+        i0, i1, j0, j1 = _ring_sides(bx, by, arterial_every)
+        out_by = np.maximum.reduce([i0 + 0.5 - gi, gi - i1 - 0.5, j0 + 0.5 - gj, gj - j1 - 0.5])  # blocks outside
+        separated[:n_grid] = signal[:n_grid] & (out_by > 0) & (out_by <= grade_separated_blocks)
+        signal &= ~separated
     terminal = np.zeros(node_x.size, dtype=bool)  # signalised ramp terminals: the street nodes the ramps meet
     if ring and ramp_signals:
         terminal[ramps["grid"]] = True
@@ -179,7 +191,7 @@ def metro_city(
     # an arterial's approach to a signal has an exclusive left-turn lane (its leftmost) besides its through lanes
     turn_lane = np.zeros(src.size, dtype=bool)
     if left_turn_lanes:
-        turn_lane[:n_street] = art & signal[dst[:n_street]]
+        turn_lane[:n_street] = art & (signal | separated)[dst[:n_street]]
         lanes = lanes + turn_lane
 
     n_nodes, n_edges = node_x.size, src.size

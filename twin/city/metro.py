@@ -46,6 +46,7 @@ def metro_city(
     ramp_signals: bool = True,
     ramp_green: float = 30.0,
     grade_separated_blocks: int = 0,
+    outer_arterial_lanes: int | None = None,
     local_green: float = 8.0,
     zone_blocks: int = 2,
     residents_per_block: float = 600.0,
@@ -79,6 +80,9 @@ def metro_city(
       traffic yields to the ring's right lane.
     - ``left_turn_lanes``: an arterial's approach to a signal has an exclusive left-turn lane (its
       leftmost lane) besides its ``arterial_lanes`` through lanes.
+    - ``outer_arterial_lanes``: lanes per direction of the arterials outside the ring (both ends outside
+      its square; default ``arterial_lanes``): the outer districts, where most residents live, with wider
+      arterials towards the ring's interchanges.
     - ``grade_separated_blocks``: arterial crossings outside the ring at most this many blocks from it are
       grade-separated (an arterial-arterial interchange instead of a signal): the through movements of
       both arterials pass without conflict, right turns join the cross arterial, left turns (from their
@@ -107,7 +111,8 @@ def metro_city(
     name = name or f"metro{bx}x{by}"
     art_x = (np.arange(bx + 1) % arterial_every == 0) | (np.arange(bx + 1) == bx)  # vertical streets
     art_y = (np.arange(by + 1) % arterial_every == 0) | (np.arange(by + 1) == by)  # horizontal streets
-    half_w = lambda art: np.where(art, arterial_lanes, local_lanes) * w  # noqa: E731
+    widest = max(arterial_lanes, outer_arterial_lanes or 0) if ring else arterial_lanes
+    half_w = lambda art: np.where(art, widest, local_lanes) * w  # noqa: E731
 
     # ------------------------------------------------------------------ grid nodes and streets
     gi, gj = np.meshgrid(np.arange(bx + 1), np.arange(by + 1))  # node (i, j) has index j * (bx + 1) + i
@@ -130,6 +135,10 @@ def metro_city(
     art = np.where(horiz, art_y[np.minimum(line, by)], art_x[np.minimum(line, bx)])
     n_street = src.size
     lanes = np.where(art, arterial_lanes, local_lanes)
+    if ring and outer_arterial_lanes is not None:
+        i0, i1, j0, j1 = _ring_sides(bx, by, arterial_every)
+        outside = (gi < i0 + 0.5) | (gi > i1 + 0.5) | (gj < j0 + 0.5) | (gj > j1 + 0.5)  # grid nodes
+        lanes = np.where(art & outside[src] & outside[dst], outer_arterial_lanes, lanes)
     speed = np.where(art, arterial_speed, local_speed)
     prio = np.where(art, PRIO_ARTERIAL, np.where(horiz, PRIO_LOCAL_EW, PRIO_LOCAL_NS))
     rclass = np.where(art, ROAD_CLASSES.index("arterial"), ROAD_CLASSES.index("local"))

@@ -64,6 +64,7 @@ class MetroCityConfig(Strict):
     auxiliary_lanes: bool = True  # ring lanes added at on-ramps, dropped at the next off-ramp (else merges)
     left_turn_lanes: bool = True  # exclusive left-turn lane on arterial approaches to signals
     ramp_green_s: float = Field(30.0, gt=0)
+    outer_arterial_lanes: int | None = Field(None, ge=1, le=6)  # arterials outside the ring (default arterial_lanes)
     grade_separated_blocks: int = Field(0, ge=0)  # arterial crossings this near outside the ring: interchanges
     local_green_s: float = Field(8.0, gt=0)
     zone_blocks: int = Field(2, ge=1)

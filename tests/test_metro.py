@@ -281,3 +281,15 @@ def test_metro_outer_arterials_and_grade_separated_crossings():
     assert sep.node_tls[k] < 0
     through = [c for c in range(sep.n_connections) if sep.conn_node[c] == k and sep.conn_dir[c] == 0]
     assert through and all(sep.conn_foe_offsets[c + 1] == sep.conn_foe_offsets[c] for c in through)
+
+
+def test_metro_outer_ring():
+    """``outer_ring``: a second ring motorway nearer the edge, with its own interchanges, reachable from every street."""
+    base, two = metro_city(60, 60), metro_city(60, 60, outer_ring=True)
+    outer = [n for n in two.node_ids if n.startswith("outer")]
+    assert outer and not [n for n in base.node_ids if n.startswith("outer")]
+    # inner ring at 12.5 / 47.5 blocks, the outer one at 2.5 / 57.5: 11 interchanges a side, two terminals each
+    assert len(two.tls_ids) == len(base.tls_ids) + 4 * 11 * 2
+    xs = np.array([two.node_x[two.node_ids.index(n)] for n in outer]) / 200.0
+    assert 2.0 < xs.min() < 3.0 and 57.0 < xs.max() < 58.0
+    assert car_connected_edges(two).all()  # every edge reaches every other (the ramps join the grid)

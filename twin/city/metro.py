@@ -19,6 +19,7 @@ from twin.city.model import BUILDING_USES, ROAD_CLASSES, CityModel, NodeType, Si
 from twin.city.synthetic import KMH
 
 PRIO_LOCAL_NS, PRIO_LOCAL_EW, PRIO_RAMP, PRIO_ARTERIAL, PRIO_RING = 1, 2, 2, 3, 5
+OUTER_RING_INSET = 1 / 12  # the outer ring's distance from the city's edge, as a share of its size
 
 
 def metro_city(
@@ -46,6 +47,7 @@ def metro_city(
     ramp_signals: bool = True,
     ramp_green: float = 30.0,
     grade_separated_blocks: int = 0,
+    outer_ring: bool = False,
     outer_arterial_lanes: int | None = None,
     local_green: float = 8.0,
     zone_blocks: int = 2,
@@ -80,6 +82,8 @@ def metro_city(
       traffic yields to the ring's right lane.
     - ``left_turn_lanes``: an arterial's approach to a signal has an exclusive left-turn lane (its
       leftmost lane) besides its ``arterial_lanes`` through lanes.
+    - ``outer_ring``: a second ring motorway, as the first, about a twelfth of the city in from its edge,
+      with a diamond interchange at every arterial it crosses: motorway access for the outer districts.
     - ``outer_arterial_lanes``: lanes per direction of the arterials outside the ring (both ends outside
       its square; default ``arterial_lanes``): the outer districts, where most residents live, with wider
       arterials towards the ring's interchanges.
@@ -152,11 +156,25 @@ def metro_city(
     if ring:
         ring_nodes, ring_edges, ramps = _ring_layout(bx, by, arterial_every,
                                                      ring_lanes + (ramp_lanes if auxiliary_lanes else 0) / 2, w)
+        ring_nodes["name"] = np.full(ring_nodes["x"].size, "ring")
+        if outer_ring:  # a second ring motorway in the outer districts, its interchanges at the same arterials
+            o_nodes, o_edges, o_ramps = _ring_layout(bx, by, arterial_every,
+                                                     ring_lanes + (ramp_lanes if auxiliary_lanes else 0) / 2, w,
+                                                     inset=OUTER_RING_INSET)
+            o_nodes["name"] = np.full(o_nodes["x"].size, "outer")
+            n_in = ring_nodes["x"].size
+            ring_nodes = {k: (v if k == "shift_m" else np.r_[v, o_nodes[k]]) for k, v in ring_nodes.items()}
+            ring_edges = {"src": np.r_[ring_edges["src"], o_edges["src"] + n_in],
+                          "dst": np.r_[ring_edges["dst"], o_edges["dst"] + n_in],
+                          "between": np.r_[ring_edges["between"], o_edges["between"]]}
+            ramps = {"ring": np.r_[ramps["ring"], o_ramps["ring"] + n_in], "grid": np.r_[ramps["grid"], o_ramps["grid"]],
+                     "on": np.r_[ramps["on"], o_ramps["on"]]}
         rx = ring_nodes["x"] * bs + ring_nodes["nx"] * ring_nodes["shift_m"]
         ry = ring_nodes["y"] * bs + ring_nodes["ny"] * ring_nodes["shift_m"]
         n_ring_nodes = rx.size
         node_x, node_y = np.r_[node_x, rx], np.r_[node_y, ry]
-        node_names = [f"ring{d}_{k}" for d, k in zip(ring_nodes["dir"].tolist(), ring_nodes["k"].tolist())]
+        node_names = [f"{r}{d}_{k}" for r, d, k in zip(ring_nodes["name"].tolist(), ring_nodes["dir"].tolist(),
+                                                       ring_nodes["k"].tolist())]
         node_radius = np.r_[node_radius, np.full(n_ring_nodes, 0.0)]
         r_src, r_dst = ring_edges["src"] + n_grid, ring_edges["dst"] + n_grid
         # ramps: grid node <-> ring node
@@ -487,11 +505,12 @@ def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.repeat(np.asarray(starts, dtype=np.int64) - first, counts) + np.arange(total)
 
 
-def _ring_sides(bx: int, by: int, every: int) -> tuple[int, int, int, int]:
-    """Grid columns i0 < i1 and rows j0 < j1 the ring runs between (at i + 0.5): about a quarter in from the
-    edge, between two local streets (``i % every == every // 2``) so that its interchanges meet local ones."""
+def _ring_sides(bx: int, by: int, every: int, inset: float = 0.25) -> tuple[int, int, int, int]:
+    """Grid columns i0 < i1 and rows j0 < j1 the ring runs between (at i + 0.5): about ``inset`` (a quarter)
+    of the city in from its edge, between two local streets (``i % every == every // 2``) so that its
+    interchanges meet local ones."""
     def pick(n: int) -> tuple[int, int]:
-        a = max((k for k in range(round(n / 4) + 1) if k % every == every // 2), default=-1)
+        a = max((k for k in range(round(n * inset) + 1) if k % every == every // 2), default=-1)
         b = min((k for k in range(max(n - 1 - a, 0), n) if k % every == every // 2), default=-1)
         return a, b
 
@@ -503,7 +522,7 @@ def _ring_sides(bx: int, by: int, every: int) -> tuple[int, int, int, int]:
     return i0, i1, j0, j1
 
 
-def _ring_layout(bx: int, by: int, every: int, ring_lanes: int, lane_width: float):
+def _ring_layout(bx: int, by: int, every: int, ring_lanes: int, lane_width: float, inset: float = 0.25):
     """Ring nodes (block units), ring edges and ramps.
 
     The ring's centre line is a square through block centres; the counter-clockwise carriageway lies
@@ -512,7 +531,7 @@ def _ring_layout(bx: int, by: int, every: int, ring_lanes: int, lane_width: floa
     With o the side's outward normal, the counter-clockwise carriageway leaves at A for the street node
     c + ½o and enters at B from it; the clockwise one leaves at B for c - ½o and enters at A from it.
     """
-    i0, i1, j0, j1 = _ring_sides(bx, by, every)
+    i0, i1, j0, j1 = _ring_sides(bx, by, every, inset)
     xl, xh, yl, yh = i0 + 0.5, i1 + 0.5, j0 + 0.5, j1 + 0.5
     cols = [i for i in range(1, bx) if i % every == 0 and xl + 1 < i < xh - 1]
     rows = [j for j in range(1, by) if j % every == 0 and yl + 1 < j < yh - 1]

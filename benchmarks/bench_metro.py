@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from twin.city.from_config import build_city  # noqa: E402
+from twin.city.metro import outer_ring_fits  # noqa: E402
 from twin.config.models import ScenarioConfig  # noqa: E402
 from twin.core.rng import RngStreams  # noqa: E402
 from twin.demand.from_config import od_trips  # noqa: E402
@@ -45,11 +46,12 @@ TARGETS = {"total_s": 60.0, "peak_rss_mb": 3072.0, "teleports_pct": 0.5}  # issu
 
 
 def scenario(blocks: int, trips: int, *, window_h: tuple[float, float], duration_s: float, seed: int,
-             beta_per_km: float, webster: bool = True) -> ScenarioConfig:
+             beta_per_km: float, webster: bool = True, outer_ring: bool = True) -> ScenarioConfig:
     """The metro scenario: ``trips`` over the hours ``window_h`` of the daily profile (the whole day: the
     ``daily`` profile with the commute home after 13:00; part of it: those hours' weights, trips home →
     work). With ``webster`` the signals' greens are timed from the routed flows (``signal_timing``), else
-    the city's hand-set greens run."""
+    the city's hand-set greens run. With ``outer_ring`` (where it fits, e.g. 60 or 100 blocks; not 20) the city
+    has its second ring motorway in the outer districts."""
     h0, h1 = window_h
     whole_day = (h0, h1) == (0.0, 24.0)
     if whole_day:
@@ -59,7 +61,8 @@ def scenario(blocks: int, trips: int, *, window_h: tuple[float, float], duration
         demand = {"profile": w[int(h0 * 4): int(h1 * 4)].tolist()}
     return ScenarioConfig.model_validate({
         "name": f"metro{blocks}", "seed": seed,
-        "city": {"type": "metro", "blocks_x": blocks, "blocks_y": blocks},
+        "city": {"type": "metro", "blocks_x": blocks, "blocks_y": blocks,
+                 "outer_ring": outer_ring and outer_ring_fits(blocks, blocks, 5)},  # arterials every 5 blocks
         "demand": {"type": "od", "trips": trips, "begin_s": 0.0, "end_s": (h1 - h0) * 3600.0,
                    "gravity_beta_per_km": beta_per_km, **demand},
         "signal_timing": {"method": "webster"} if webster else None,
@@ -167,6 +170,7 @@ def main() -> int:
     p.add_argument("--extra", type=float, help="simulated time after the last departure [s] (default 0; quick 3600)")
     p.add_argument("--beta", type=float, default=0.15, help="gravity model's beta [1/km] (default 0.15)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--no-outer-ring", action="store_true", help="the city without its outer ring motorway")
     p.add_argument("--signals", choices=("webster", "fixed"), default="webster",
                    help="greens timed from the routed flows (Webster, the default) or the city's hand-set ones")
     p.add_argument("--out", help="results folder (default: a temporary one, removed)")
@@ -184,7 +188,8 @@ def main() -> int:
         tempfile.mkdtemp(prefix="twin-metro-warm-"))  # compile or load the cached kernels
     warm = time.perf_counter() - t0
     cfg = scenario(blocks, trips, window_h=(h0, h1), duration_s=(h1 - h0) * 3600.0 + extra, seed=a.seed,
-                   beta_per_km=a.beta, webster=a.signals == "webster")
+                   beta_per_km=a.beta, webster=a.signals == "webster",
+                   outer_ring=not a.no_outer_ring)
     with tempfile.TemporaryDirectory(prefix="twin-metro-") as tmp:
         r = run(cfg, a.out or tmp, a.progress)
     r["warmup_s"] = round(warm, 3)

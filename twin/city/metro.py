@@ -158,6 +158,9 @@ def metro_city(
                                                      ring_lanes + (ramp_lanes if auxiliary_lanes else 0) / 2, w)
         ring_nodes["name"] = np.full(ring_nodes["x"].size, "ring")
         if outer_ring:  # a second ring motorway in the outer districts, its interchanges at the same arterials
+            if not outer_ring_fits(bx, by, arterial_every):
+                raise ValueError(f"a {bx} x {by} metro city is too small for an outer ring (it needs its ring "
+                                 f"{arterial_every} blocks or more inside the outer one on every side)")
             o_nodes, o_edges, o_ramps = _ring_layout(bx, by, arterial_every,
                                                      ring_lanes + (ramp_lanes if auxiliary_lanes else 0) / 2, w,
                                                      inset=OUTER_RING_INSET)
@@ -520,6 +523,17 @@ def _ring_sides(bx: int, by: int, every: int, inset: float = 0.25) -> tuple[int,
         raise ValueError(f"a {bx} x {by} metro city is too small for a ring with arterials every {every} blocks "
                          f"(it needs at least {4 * every} blocks each way, or ring: false)")
     return i0, i1, j0, j1
+
+
+def outer_ring_fits(bx: int, by: int, every: int) -> bool:
+    """Whether a ``bx`` × ``by`` metro city has room for an outer ring at least ``every`` blocks outside its ring."""
+    try:
+        inner, outer = _ring_sides(bx, by, every), _ring_sides(bx, by, every, OUTER_RING_INSET)
+    except ValueError:
+        return False
+    i0, i1, j0, j1 = inner
+    o0, o1, p0, p1 = outer
+    return min(i0 - o0, o1 - i1, j0 - p0, p1 - j1) >= every
 
 
 def _ring_layout(bx: int, by: int, every: int, ring_lanes: int, lane_width: float, inset: float = 0.25):

@@ -49,7 +49,7 @@ def scenario(blocks: int, trips: int, *, window_h: tuple[float, float], duration
              beta_per_km: float, webster: bool = True, outer_ring: bool = True) -> ScenarioConfig:
     """The metro scenario: ``trips`` over the hours ``window_h`` of the daily profile (the whole day: the
     ``daily`` profile with the commute home after 13:00; part of it: those hours' weights, trips home →
-    work). With ``webster`` the signals' greens are timed from the routed flows (``signal_timing``), else
+    work). With ``webster`` the signals' greens are timed from the routed flows (``signal_plans``), else
     the city's hand-set greens run. With ``outer_ring`` (where it fits, e.g. 60 or 100 blocks; not 20) the city
     has its second ring motorway in the outer districts."""
     h0, h1 = window_h
@@ -65,7 +65,7 @@ def scenario(blocks: int, trips: int, *, window_h: tuple[float, float], duration
                  "outer_ring": outer_ring and outer_ring_fits(blocks, blocks, 5)},  # arterials every 5 blocks
         "demand": {"type": "od", "trips": trips, "begin_s": 0.0, "end_s": (h1 - h0) * 3600.0,
                    "gravity_beta_per_km": beta_per_km, **demand},
-        "signal_timing": {"method": "webster"} if webster else None,
+        "signal_plans": {"method": "webster"} if webster else None,
         "run": {"duration_s": duration_s, "record_interval_s": 900.0, "snapshot_interval_s": 0,
                 "engine": {"type": "native", "profile": True}},
     })
@@ -109,8 +109,8 @@ def run(cfg: ScenarioConfig, out_dir: str, progress_s: float = 0.0) -> dict:
     times["routing"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     timing = None
-    if cfg.signal_timing is not None:  # as Twin's prepare() does
-        timing = timing_from_config(city, demand, cfg.signal_timing)
+    if cfg.signal_plans is not None:  # as Twin's prepare() does
+        timing = timing_from_config(city, demand, cfg.signal_plans)
         city = timing.apply(city)
     times["signals"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -156,7 +156,7 @@ def run(cfg: ScenarioConfig, out_dir: str, progress_s: float = 0.0) -> dict:
         "not_departed_at_end": int(snap.scheduled), "teleports": int(snap.teleports),
         "teleports_pct": round(100.0 * snap.teleports / max(n, 1), 3),
         "threads": numba.get_num_threads(),
-        "signal_timing": None if timing is None else timing.summary(),
+        "signal_plans": None if timing is None else timing.summary(),
     }
 
 
@@ -207,8 +207,8 @@ def main() -> int:
     print(f"{r['vehicle_updates_per_s']:,} vehicle updates/s; peak RSS {r['peak_rss_mb']:,.0f} MB; most on the "
           f"road at once {r['max_running']:,}; teleports {r['teleports']:,} ({r['teleports_pct']} % of trips); "
           f"{r['arrived']:,} arrived, {r['running_at_end']:,} still running", file=err)
-    if r["signal_timing"]:
-        print(f"signals timed from the routed flows (Webster): {r['signal_timing']}", file=err)
+    if r["signal_plans"]:
+        print(f"signals timed from the routed flows (Webster): {r['signal_plans']}", file=err)
     print("share of the simulation per kernel:", file=err)
     for k, v in r["kernel_share"].items():
         print(f"  {k:<40} {100 * v:5.1f} %  {r['kernel_s'].get(k, '')}", file=err)

@@ -32,5 +32,5 @@ def test_quick_metro_day_runs_without_gridlock(tmp_path):
     assert 0 < r["max_running"] < r["routed"]
     assert 2.0 < r["mean_route_km"] < 6.0  # a 4 km city: trips across a good part of it
     assert (tmp_path / "results.nc").exists()
-    st = r["signal_timing"]  # the bench's signals are timed from the routed flows (Webster)
+    st = r["signal_plans"]  # the bench's signals are timed from the routed flows (Webster)
     assert st["timed"] == st["signals"] == 45 and st["oversaturated"] == 0 and 0 < st["median_Y"] < 0.95

@@ -70,17 +70,17 @@ def test_webster_heavier_flows_give_a_longer_cycle_up_to_the_bound(city):
     assert over.summary()["oversaturated"] == 1
 
 
-def test_scenario_signal_timing_option(tmp_path):
+def test_scenario_signal_plans_option(tmp_path):
     from twin.runner import prepare
 
     base = {"name": "w", "seed": 1, "city": {"type": "grid", "blocks_x": 6, "blocks_y": 6},
             "demand": {"type": "od", "trips": 1500, "end_s": 3600.0}, "run": {"duration_s": 600}}
     city0, _ = prepare(ScenarioConfig.model_validate(base))
-    city1, _ = prepare(ScenarioConfig.model_validate({**base, "signal_timing": {"method": "webster", "min_green_s": 6}}))
+    city1, _ = prepare(ScenarioConfig.model_validate({**base, "signal_plans": {"method": "webster", "min_green_s": 6}}))
     assert city1.phase_duration.shape == city0.phase_duration.shape
     assert not np.array_equal(city1.phase_duration, city0.phase_duration)
     assert np.array_equal(city1.phase_state, city0.phase_state)  # only the greens change
     green = ~np.any(city1.phase_state == 1, axis=1)
     assert city1.phase_duration[green].min() >= 6.0
     with pytest.raises(ValidationError, match="cycle_min_s"):
-        ScenarioConfig.model_validate({**base, "signal_timing": {"cycle_min_s": 200}})
+        ScenarioConfig.model_validate({**base, "signal_plans": {"cycle_min_s": 200}})

@@ -234,7 +234,7 @@ def engine_config(v):
     return model.model_validate({"type": name, **v})
 
 
-class SignalTimingConfig(Strict):
+class SignalPlansConfig(Strict):
     """Fixed-time signals' greens timed from the routed demand's flows (:func:`twin.demand.webster.webster_plans`)."""
 
     method: Literal["webster"] = "webster"
@@ -246,7 +246,7 @@ class SignalTimingConfig(Strict):
     hour_begin_s: float | None = Field(None, ge=0)  # one analysis hour for every signal (default: each its busiest)
 
     @model_validator(mode="after")
-    def _cycle_bounds(self) -> "SignalTimingConfig":
+    def _cycle_bounds(self) -> "SignalPlansConfig":
         if self.cycle_min_s > self.cycle_max_s:
             raise ValueError(f"cycle_min_s ({self.cycle_min_s:g}) is longer than cycle_max_s ({self.cycle_max_s:g})")
         return self
@@ -312,7 +312,7 @@ class ScenarioConfig(Strict):
     seed: int = Field(0, ge=0, strict=True)  # strict: `seed: true` or `seed: 1.5` is an error
     city: CityConfig
     demand: DemandConfig
-    signal_timing: SignalTimingConfig | None = None  # greens from the routed demand (Webster); see docs/models.md
+    signal_plans: SignalPlansConfig | None = None  # greens from the routed demand (Webster); see docs/models.md
     run: RunConfig = Field(default_factory=RunConfig)
     policies: list["PolicyConfig"] = Field(default_factory=list)
     whatif: list["PolicyConfig"] = Field(default_factory=list)  # not in force: a live dashboard's fork library

@@ -226,7 +226,7 @@ def webster_plans(city: CityModel, demand: RoutedDemand, *, saturation_flow_vph:
 
 
 def timing_from_config(city: CityModel, demand: RoutedDemand, cfg) -> SignalTiming:
-    """:func:`webster_plans` with a scenario's ``signal_timing`` options (a ``SignalTimingConfig``)."""
+    """:func:`webster_plans` with a scenario's ``signal_plans`` options (a ``SignalPlansConfig``)."""
     return webster_plans(city, demand, saturation_flow_vph=cfg.saturation_flow_vph, min_green_s=cfg.min_green_s,
                          cycle_min_s=cfg.cycle_min_s, cycle_max_s=cfg.cycle_max_s, y_max=cfg.y_max, hour_begin_s=cfg.hour_begin_s)
 

@@ -189,13 +189,13 @@ def webster_plans(city: CityModel, demand: RoutedDemand, *, saturation_flow_vph:
         st = np.array(stage_state)  # (ns, n_links)
         prot = st[:, c_link[cs]] == G  # (ns, conns): a connection's protected greens
         perm = (st[:, c_link[cs]] == G) | (st[:, c_link[cs]] == g)
-        served = np.zeros((ns, elem_key.size), dtype=bool)
-        served_p = np.zeros((ns, elem_key.size), dtype=bool)
+        ue, local = np.unique(els, return_inverse=True)  # the signal's flow elements
+        served = np.zeros((ns, ue.size), dtype=bool)
+        served_p = np.zeros((ns, ue.size), dtype=bool)
         for s in range(ns):
-            np.logical_or.at(served_p[s], els, prot[s])
-            np.logical_or.at(served[s], els, perm[s])
-        ue = np.unique(els)
-        served = np.where(served_p[:, ue].any(axis=0), served_p[:, ue], served[:, ue])  # protected if it has it
+            np.logical_or.at(served_p[s], local, prot[s])
+            np.logical_or.at(served[s], local, perm[s])
+        served = np.where(served_p.any(axis=0), served_p, served)  # by its protected greens if it has any
         k_served = served.sum(axis=0)
         ok = k_served > 0
         share = np.where(ok, e_y[ue] / np.maximum(k_served, 1), 0.0)  # an element green in several stages

@@ -32,11 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from twin.city.from_config import build_city  # noqa: E402
+from twin.city.metro import outer_ring_fits  # noqa: E402
 from twin.config.models import ScenarioConfig  # noqa: E402
 from twin.core.rng import RngStreams  # noqa: E402
 from twin.demand.from_config import od_trips  # noqa: E402
 from twin.demand.profiles import profile_weights  # noqa: E402
 from twin.demand.trips import route_demand  # noqa: E402
+from twin.demand.webster import timing_from_config  # noqa: E402
 from twin.runner import Twin  # noqa: E402
 
 DAY = 86_400.0
@@ -45,12 +47,15 @@ TARGETS = {"total_s": 60.0, "peak_rss_mb": 3072.0, "teleports_pct": 0.5}  # issu
 
 def scenario(blocks: int, trips: int, *, window_h: tuple[float, float], duration_s: float, seed: int,
              beta_per_km: float, departures: str | None = None, engine: dict | None = None,
-             city: dict | None = None) -> ScenarioConfig:
+             city: dict | None = None, webster: bool = True, outer_ring: bool = True) -> ScenarioConfig:
     """The metro scenario: ``trips`` over the hours ``window_h`` of the daily profile (the whole day: the
     ``daily`` profile with the commute home after 13:00; part of it: those hours' weights, trips home →
     work), or of the named profile ``departures`` (e.g. ``"flat"``) over the window. ``engine``: native
     engine options besides ``profile: true`` (e.g. ``{"threads": 1}``, or ``{"profile": False}``); ``city``:
-    metro options besides the blocks (e.g. ``{"ring": False}``)."""
+    metro options besides the blocks (e.g. ``{"ring": False}``). With ``webster`` the signals' greens are
+    timed from the routed flows (``signal_plans``), else the city's hand-set greens run. With ``outer_ring``
+    (where it fits, e.g. 60 or 100 blocks; not 20) the city has its second ring motorway in the outer
+    districts."""
     h0, h1 = window_h
     whole_day = (h0, h1) == (0.0, 24.0)
     if departures is not None:
@@ -62,9 +67,12 @@ def scenario(blocks: int, trips: int, *, window_h: tuple[float, float], duration
         demand = {"profile": w[int(h0 * 4): int(h1 * 4)].tolist()}
     return ScenarioConfig.model_validate({
         "name": f"metro{blocks}", "seed": seed,
-        "city": {"type": "metro", "blocks_x": blocks, "blocks_y": blocks, **(city or {})},
+        "city": {"type": "metro", "blocks_x": blocks, "blocks_y": blocks,
+                 "outer_ring": outer_ring and outer_ring_fits(blocks, blocks, 5),  # arterials every 5 blocks
+                 **(city or {})},
         "demand": {"type": "od", "trips": trips, "begin_s": 0.0, "end_s": (h1 - h0) * 3600.0,
                    "gravity_beta_per_km": beta_per_km, **demand},
+        "signal_plans": {"method": "webster"} if webster else None,
         "run": {"duration_s": duration_s, "record_interval_s": 900.0, "snapshot_interval_s": 0,
                 "engine": {"type": "native", "profile": True, **(engine or {})}},
     })
@@ -124,6 +132,12 @@ def run(cfg: ScenarioConfig, out_dir: str, progress_s: float = 0.0, on_start=Non
     demand = route_demand(city, trips)
     times["routing"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    timing = None
+    if cfg.signal_plans is not None:  # as Twin's prepare() does
+        timing = timing_from_config(city, demand, cfg.signal_plans)
+        city = timing.apply(city)
+    times["signals"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     twin = Twin(cfg, city=city, demand=demand, progress=_progress_printer(progress_s) if progress_s > 0 else None)
     times["engine_start"] = time.perf_counter() - t0
     if on_start is not None:
@@ -171,6 +185,7 @@ def run(cfg: ScenarioConfig, out_dir: str, progress_s: float = 0.0, on_start=Non
         "not_departed_at_end": int(snap.scheduled), "teleports": int(snap.teleports),
         "teleports_pct": round(100.0 * snap.teleports / max(n, 1), 3),
         "threads": numba.get_num_threads(),
+        "signal_plans": None if timing is None else timing.summary(),
     }
 
 
@@ -184,6 +199,9 @@ def main() -> int:
     p.add_argument("--extra", type=float, help="simulated time after the last departure [s] (default 0; quick 3600)")
     p.add_argument("--beta", type=float, default=0.15, help="gravity model's beta [1/km] (default 0.15)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--no-outer-ring", action="store_true", help="the city without its outer ring motorway")
+    p.add_argument("--signals", choices=("webster", "fixed"), default="webster",
+                   help="greens timed from the routed flows (Webster, the default) or the city's hand-set ones")
     p.add_argument("--out", help="results folder (default: a temporary one, removed)")
     p.add_argument("--progress", type=float, default=0.0, metavar="S",
                    help="print the setup times, then vehicles on the road every S simulated seconds (stderr)")
@@ -199,7 +217,8 @@ def main() -> int:
         tempfile.mkdtemp(prefix="twin-metro-warm-"))  # compile or load the cached kernels
     warm = time.perf_counter() - t0
     cfg = scenario(blocks, trips, window_h=(h0, h1), duration_s=(h1 - h0) * 3600.0 + extra, seed=a.seed,
-                   beta_per_km=a.beta)
+                   beta_per_km=a.beta, webster=a.signals == "webster",
+                   outer_ring=not a.no_outer_ring)
     with tempfile.TemporaryDirectory(prefix="twin-metro-") as tmp:
         r = run(cfg, a.out or tmp, a.progress)
     r["warmup_s"] = round(warm, 3)
@@ -211,12 +230,14 @@ def main() -> int:
           f"limits) over {h0:g}-{h1:g} h, {r['steps']:,} steps of 1 s, {r['threads']} threads", file=err)
     s = r["setup_s"]
     print(f"wall: setup {r['setup_total_s']:.1f} s (city {s['city']:.2f}, demand {s['demand']:.2f}, routing "
-          f"{s['routing']:.2f}, engine start {s['engine_start']:.2f}), simulation {r['simulation_s']:.1f} s, "
+          f"{s['routing']:.2f}, signals {s['signals']:.2f}, engine start {s['engine_start']:.2f}), simulation {r['simulation_s']:.1f} s, "
           f"output {r['output_s']:.1f} s; total {r['total_s']:.1f} s (warm-up {r['warmup_s']:.1f} s apart)",
           file=err)
     print(f"{r['vehicle_updates_per_s']:,} vehicle updates/s; peak RSS {r['peak_rss_mb']:,.0f} MB; most on the "
           f"road at once {r['max_running']:,}; teleports {r['teleports']:,} ({r['teleports_pct']} % of trips); "
           f"{r['arrived']:,} arrived, {r['running_at_end']:,} still running", file=err)
+    if r["signal_plans"]:
+        print(f"signals timed from the routed flows (Webster): {r['signal_plans']}", file=err)
     print("share of the simulation per kernel:", file=err)
     for k, v in r["kernel_share"].items():
         print(f"  {k:<40} {100 * v:5.1f} %  {r['kernel_s'].get(k, '')}", file=err)

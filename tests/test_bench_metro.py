@@ -18,7 +18,7 @@ def test_quick_metro_day_runs_without_gridlock(tmp_path):
     r = json.loads(p.stdout.strip().splitlines()[-1])
     assert r["city"]["name"] == "metro20x20" and r["city"]["traffic_lights"] == 21 + 24  # crossings, ramp terminals
     assert r["trips"] == 20_000 and r["routed"] == 20_000 and r["unroutable"] == 0
-    assert set(r["setup_s"]) == {"city", "demand", "routing", "engine_start"}
+    assert set(r["setup_s"]) == {"city", "demand", "routing", "signals", "engine_start"}
     assert r["setup_total_s"] == pytest.approx(sum(r["setup_s"].values()), abs=0.01)
     for k in ("simulation_s", "output_s", "total_s", "warmup_s", "vehicle_updates_per_s", "peak_rss_mb"):
         assert r[k] > 0, k
@@ -32,3 +32,5 @@ def test_quick_metro_day_runs_without_gridlock(tmp_path):
     assert 0 < r["max_running"] < r["routed"]
     assert 2.0 < r["mean_route_km"] < 6.0  # a 4 km city: trips across a good part of it
     assert (tmp_path / "results.nc").exists()
+    st = r["signal_plans"]  # the bench's signals are timed from the routed flows (Webster)
+    assert st["timed"] == st["signals"] == 45 and st["oversaturated"] == 0 and 0 < st["median_Y"] < 0.95

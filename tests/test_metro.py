@@ -312,3 +312,34 @@ def test_kernel_profile_times_the_step_and_changes_nothing(metro):
     assert {"kernels.commit", "kernels.sort_vehicles", "kernels.update_signals"} <= set(s)
     rows = timed.profile.table()
     assert rows[0][1] == max(s.values()) and sum(r[3] for r in rows) == pytest.approx(1.0)
+
+
+def test_metro_outer_arterials_and_grade_separated_crossings():
+    """``outer_arterial_lanes`` widens only the arterials outside the ring; ``grade_separated_blocks`` turns the
+    arterial crossings just outside it into unsignalised interchanges whose through movements yield to nobody."""
+    base = metro_city(20, 20)  # ring at 2.5 and 17.5 blocks; arterials every 5: 0, 5, 10, 15, 20
+    wide = metro_city(20, 20, outer_arterial_lanes=3)
+    lanes = lambda c, e: int(c.edge_num_lanes[c.edge_index[e]])  # noqa: E731
+    assert lanes(base, "n0_6-n0_7") == 2 and lanes(wide, "n0_6-n0_7") == 3  # on the city's edge, outside the ring
+    assert lanes(wide, "n5_6-n5_7") == lanes(base, "n5_6-n5_7") == 2  # inside
+    assert lanes(wide, "n5_0-n5_1") == 3 and lanes(wide, "n5_3-n5_4") == 2  # the ring passes between 2 and 3
+    sep = metro_city(20, 20, grade_separated_blocks=5)
+    gone = set(base.tls_ids) - set(sep.tls_ids)
+    assert gone and not set(sep.tls_ids) - set(base.tls_ids)
+    assert all("0" in (n[1:].split("_")[0], n.split("_")[1]) or "20" in n for n in gone)  # on the outer arterials
+    k = sep.node_ids.index("n0_5")
+    assert sep.node_tls[k] < 0
+    through = [c for c in range(sep.n_connections) if sep.conn_node[c] == k and sep.conn_dir[c] == 0]
+    assert through and all(sep.conn_foe_offsets[c + 1] == sep.conn_foe_offsets[c] for c in through)
+
+
+def test_metro_outer_ring():
+    """``outer_ring``: a second ring motorway nearer the edge, with its own interchanges, reachable from every street."""
+    base, two = metro_city(60, 60), metro_city(60, 60, outer_ring=True)
+    outer = [n for n in two.node_ids if n.startswith("outer")]
+    assert outer and not [n for n in base.node_ids if n.startswith("outer")]
+    # inner ring at 12.5 / 47.5 blocks, the outer one at 2.5 / 57.5: 11 interchanges a side, two terminals each
+    assert len(two.tls_ids) == len(base.tls_ids) + 4 * 11 * 2
+    xs = np.array([two.node_x[two.node_ids.index(n)] for n in outer]) / 200.0
+    assert 2.0 < xs.min() < 3.0 and 57.0 < xs.max() < 58.0
+    assert car_connected_edges(two).all()  # every edge reaches every other (the ramps join the grid)

@@ -83,6 +83,10 @@ def prepare(cfg: ScenarioConfig) -> tuple[CityModel, RoutedDemand]:
     streams = RngStreams(cfg.seed)
     city = build_city(cfg.city)
     demand = build_demand(city, cfg.demand, streams.generator("demand"))
+    if cfg.signal_plans is not None:  # greens from the routed flows
+        from twin.demand.webster import timing_from_config
+
+        city = timing_from_config(city, demand, cfg.signal_plans).apply(city)
     resolve_policies(cfg.policies, city)
     from twin.events import build_events
 

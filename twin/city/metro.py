@@ -19,6 +19,7 @@ from twin.city.model import BUILDING_USES, ROAD_CLASSES, CityModel, NodeType, Si
 from twin.city.synthetic import KMH
 
 PRIO_LOCAL_NS, PRIO_LOCAL_EW, PRIO_RAMP, PRIO_ARTERIAL, PRIO_RING = 1, 2, 2, 3, 5
+OUTER_RING_INSET = 1 / 12  # the outer ring's distance from the city's edge, as a share of its size
 
 
 def metro_city(
@@ -45,6 +46,9 @@ def metro_city(
     left_green: float = 8.0,
     ramp_signals: bool = True,
     ramp_green: float = 30.0,
+    grade_separated_blocks: int = 0,
+    outer_ring: bool = False,
+    outer_arterial_lanes: int | None = None,
     local_green: float = 8.0,
     zone_blocks: int = 2,
     residents_per_block: float = 600.0,
@@ -78,6 +82,16 @@ def metro_city(
       traffic yields to the ring's right lane.
     - ``left_turn_lanes``: an arterial's approach to a signal has an exclusive left-turn lane (its
       leftmost lane) besides its ``arterial_lanes`` through lanes.
+    - ``outer_ring``: a second ring motorway, as the first, about a twelfth of the city in from its edge,
+      with a diamond interchange at every arterial it crosses: motorway access for the outer districts.
+    - ``outer_arterial_lanes``: lanes per direction of the arterials outside the ring (both ends outside
+      its square; default ``arterial_lanes``): the outer districts, where most residents live, with wider
+      arterials towards the ring's interchanges.
+    - ``grade_separated_blocks``: arterial crossings outside the ring at most this many blocks from it are
+      grade-separated (an arterial-arterial interchange instead of a signal): the through movements of
+      both arterials pass without conflict, right turns join the cross arterial, left turns (from their
+      exclusive lane) yield to oncoming traffic. These are the crossings where the outer districts'
+      traffic converges onto the arterials that lead to the ring's interchanges.
     - Zones of ``zone_blocks`` × ``zone_blocks`` blocks (trips start and end on their local streets):
       residents rise towards the edge; jobs concentrate downtown and in four centres on the ring.
     - Buildings: eight lots around each block's courtyard, taller downtown.
@@ -101,7 +115,8 @@ def metro_city(
     name = name or f"metro{bx}x{by}"
     art_x = (np.arange(bx + 1) % arterial_every == 0) | (np.arange(bx + 1) == bx)  # vertical streets
     art_y = (np.arange(by + 1) % arterial_every == 0) | (np.arange(by + 1) == by)  # horizontal streets
-    half_w = lambda art: np.where(art, arterial_lanes, local_lanes) * w  # noqa: E731
+    widest = max(arterial_lanes, outer_arterial_lanes or 0) if ring else arterial_lanes
+    half_w = lambda art: np.where(art, widest, local_lanes) * w  # noqa: E731
 
     # ------------------------------------------------------------------ grid nodes and streets
     gi, gj = np.meshgrid(np.arange(bx + 1), np.arange(by + 1))  # node (i, j) has index j * (bx + 1) + i
@@ -124,6 +139,10 @@ def metro_city(
     art = np.where(horiz, art_y[np.minimum(line, by)], art_x[np.minimum(line, bx)])
     n_street = src.size
     lanes = np.where(art, arterial_lanes, local_lanes)
+    if ring and outer_arterial_lanes is not None:
+        i0, i1, j0, j1 = _ring_sides(bx, by, arterial_every)
+        outside = (gi < i0 + 0.5) | (gi > i1 + 0.5) | (gj < j0 + 0.5) | (gj > j1 + 0.5)  # grid nodes
+        lanes = np.where(art & outside[src] & outside[dst], outer_arterial_lanes, lanes)
     speed = np.where(art, arterial_speed, local_speed)
     prio = np.where(art, PRIO_ARTERIAL, np.where(horiz, PRIO_LOCAL_EW, PRIO_LOCAL_NS))
     rclass = np.where(art, ROAD_CLASSES.index("arterial"), ROAD_CLASSES.index("local"))
@@ -137,11 +156,28 @@ def metro_city(
     if ring:
         ring_nodes, ring_edges, ramps = _ring_layout(bx, by, arterial_every,
                                                      ring_lanes + (ramp_lanes if auxiliary_lanes else 0) / 2, w)
+        ring_nodes["name"] = np.full(ring_nodes["x"].size, "ring")
+        if outer_ring:  # a second ring motorway in the outer districts, its interchanges at the same arterials
+            if not outer_ring_fits(bx, by, arterial_every):
+                raise ValueError(f"a {bx} x {by} metro city is too small for an outer ring (it needs its ring "
+                                 f"{arterial_every} blocks or more inside the outer one on every side)")
+            o_nodes, o_edges, o_ramps = _ring_layout(bx, by, arterial_every,
+                                                     ring_lanes + (ramp_lanes if auxiliary_lanes else 0) / 2, w,
+                                                     inset=OUTER_RING_INSET)
+            o_nodes["name"] = np.full(o_nodes["x"].size, "outer")
+            n_in = ring_nodes["x"].size
+            ring_nodes = {k: (v if k == "shift_m" else np.r_[v, o_nodes[k]]) for k, v in ring_nodes.items()}
+            ring_edges = {"src": np.r_[ring_edges["src"], o_edges["src"] + n_in],
+                          "dst": np.r_[ring_edges["dst"], o_edges["dst"] + n_in],
+                          "between": np.r_[ring_edges["between"], o_edges["between"]]}
+            ramps = {"ring": np.r_[ramps["ring"], o_ramps["ring"] + n_in], "grid": np.r_[ramps["grid"], o_ramps["grid"]],
+                     "on": np.r_[ramps["on"], o_ramps["on"]]}
         rx = ring_nodes["x"] * bs + ring_nodes["nx"] * ring_nodes["shift_m"]
         ry = ring_nodes["y"] * bs + ring_nodes["ny"] * ring_nodes["shift_m"]
         n_ring_nodes = rx.size
         node_x, node_y = np.r_[node_x, rx], np.r_[node_y, ry]
-        node_names = [f"ring{d}_{k}" for d, k in zip(ring_nodes["dir"].tolist(), ring_nodes["k"].tolist())]
+        node_names = [f"{r}{d}_{k}" for r, d, k in zip(ring_nodes["name"].tolist(), ring_nodes["dir"].tolist(),
+                                                       ring_nodes["k"].tolist())]
         node_radius = np.r_[node_radius, np.full(n_ring_nodes, 0.0)]
         r_src, r_dst = ring_edges["src"] + n_grid, ring_edges["dst"] + n_grid
         # ramps: grid node <-> ring node
@@ -172,6 +208,12 @@ def metro_city(
     degree = np.bincount(src, minlength=node_x.size)
     signal = np.zeros(node_x.size, dtype=bool)
     signal[:n_grid] = art_x[gi] & art_y[gj] & (degree[:n_grid] >= 3)
+    separated = np.zeros(node_x.size, dtype=bool)  # grade-separated arterial crossings near the ring
+    if ring and grade_separated_blocks > 0:
+        i0, i1, j0, j1 = _ring_sides(bx, by, arterial_every)
+        out_by = np.maximum.reduce([i0 + 0.5 - gi, gi - i1 - 0.5, j0 + 0.5 - gj, gj - j1 - 0.5])  # blocks outside
+        separated[:n_grid] = signal[:n_grid] & (out_by > 0) & (out_by <= grade_separated_blocks)
+        signal &= ~separated
     terminal = np.zeros(node_x.size, dtype=bool)  # signalised ramp terminals: the street nodes the ramps meet
     if ring and ramp_signals:
         terminal[ramps["grid"]] = True
@@ -179,7 +221,7 @@ def metro_city(
     # an arterial's approach to a signal has an exclusive left-turn lane (its leftmost) besides its through lanes
     turn_lane = np.zeros(src.size, dtype=bool)
     if left_turn_lanes:
-        turn_lane[:n_street] = art & signal[dst[:n_street]]
+        turn_lane[:n_street] = art & (signal | separated)[dst[:n_street]]
         lanes = lanes + turn_lane
 
     n_nodes, n_edges = node_x.size, src.size
@@ -476,11 +518,12 @@ def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.repeat(np.asarray(starts, dtype=np.int64) - first, counts) + np.arange(total)
 
 
-def _ring_sides(bx: int, by: int, every: int) -> tuple[int, int, int, int]:
-    """Grid columns i0 < i1 and rows j0 < j1 the ring runs between (at i + 0.5): about a quarter in from the
-    edge, between two local streets (``i % every == every // 2``) so that its interchanges meet local ones."""
+def _ring_sides(bx: int, by: int, every: int, inset: float = 0.25) -> tuple[int, int, int, int]:
+    """Grid columns i0 < i1 and rows j0 < j1 the ring runs between (at i + 0.5): about ``inset`` (a quarter)
+    of the city in from its edge, between two local streets (``i % every == every // 2``) so that its
+    interchanges meet local ones."""
     def pick(n: int) -> tuple[int, int]:
-        a = max((k for k in range(round(n / 4) + 1) if k % every == every // 2), default=-1)
+        a = max((k for k in range(round(n * inset) + 1) if k % every == every // 2), default=-1)
         b = min((k for k in range(max(n - 1 - a, 0), n) if k % every == every // 2), default=-1)
         return a, b
 
@@ -492,7 +535,18 @@ def _ring_sides(bx: int, by: int, every: int) -> tuple[int, int, int, int]:
     return i0, i1, j0, j1
 
 
-def _ring_layout(bx: int, by: int, every: int, ring_lanes: int, lane_width: float):
+def outer_ring_fits(bx: int, by: int, every: int) -> bool:
+    """Whether a ``bx`` × ``by`` metro city has room for an outer ring at least ``every`` blocks outside its ring."""
+    try:
+        inner, outer = _ring_sides(bx, by, every), _ring_sides(bx, by, every, OUTER_RING_INSET)
+    except ValueError:
+        return False
+    i0, i1, j0, j1 = inner
+    o0, o1, p0, p1 = outer
+    return min(i0 - o0, o1 - i1, j0 - p0, p1 - j1) >= every
+
+
+def _ring_layout(bx: int, by: int, every: int, ring_lanes: int, lane_width: float, inset: float = 0.25):
     """Ring nodes (block units), ring edges and ramps.
 
     The ring's centre line is a square through block centres; the counter-clockwise carriageway lies
@@ -501,7 +555,7 @@ def _ring_layout(bx: int, by: int, every: int, ring_lanes: int, lane_width: floa
     With o the side's outward normal, the counter-clockwise carriageway leaves at A for the street node
     c + ½o and enters at B from it; the clockwise one leaves at B for c - ½o and enters at A from it.
     """
-    i0, i1, j0, j1 = _ring_sides(bx, by, every)
+    i0, i1, j0, j1 = _ring_sides(bx, by, every, inset)
     xl, xh, yl, yh = i0 + 0.5, i1 + 0.5, j0 + 0.5, j1 + 0.5
     cols = [i for i in range(1, bx) if i % every == 0 and xl + 1 < i < xh - 1]
     rows = [j for j in range(1, by) if j % every == 0 and yl + 1 < j < yh - 1]

@@ -64,6 +64,9 @@ class MetroCityConfig(Strict):
     auxiliary_lanes: bool = True  # ring lanes added at on-ramps, dropped at the next off-ramp (else merges)
     left_turn_lanes: bool = True  # exclusive left-turn lane on arterial approaches to signals
     ramp_green_s: float = Field(30.0, gt=0)
+    outer_arterial_lanes: int | None = Field(None, ge=1, le=6)  # arterials outside the ring (default arterial_lanes)
+    outer_ring: bool = False  # a second ring motorway in the outer districts (needs ring: true)
+    grade_separated_blocks: int = Field(0, ge=0)  # arterial crossings this near outside the ring: interchanges
     local_green_s: float = Field(8.0, gt=0)
     zone_blocks: int = Field(2, ge=1)
     residents_per_block: float = Field(600.0, ge=0)
@@ -231,6 +234,24 @@ def engine_config(v):
     return model.model_validate({"type": name, **v})
 
 
+class SignalPlansConfig(Strict):
+    """Fixed-time signals' greens timed from the routed demand's flows (:func:`twin.demand.webster.webster_plans`)."""
+
+    method: Literal["webster"] = "webster"
+    saturation_flow_vph: float = Field(1800.0, gt=0)  # per through lane [veh/h]
+    min_green_s: float = Field(5.0, gt=0)
+    cycle_min_s: float = Field(30.0, gt=0)
+    cycle_max_s: float = Field(150.0, gt=0)
+    y_max: float = Field(0.95, gt=0, lt=1)  # critical flow ratios adding up to this or more: the longest cycle
+    hour_begin_s: float | None = Field(None, ge=0)  # one analysis hour for every signal (default: each its busiest)
+
+    @model_validator(mode="after")
+    def _cycle_bounds(self) -> "SignalPlansConfig":
+        if self.cycle_min_s > self.cycle_max_s:
+            raise ValueError(f"cycle_min_s ({self.cycle_min_s:g}) is longer than cycle_max_s ({self.cycle_max_s:g})")
+        return self
+
+
 class RunConfig(Strict):
     duration_s: float = Field(3600.0, gt=0, le=MAX_DURATION_S)
     record_interval_s: float = Field(60.0, gt=0)
@@ -291,6 +312,7 @@ class ScenarioConfig(Strict):
     seed: int = Field(0, ge=0, strict=True)  # strict: `seed: true` or `seed: 1.5` is an error
     city: CityConfig
     demand: DemandConfig
+    signal_plans: SignalPlansConfig | None = None  # greens from the routed demand (Webster); see docs/models.md
     run: RunConfig = Field(default_factory=RunConfig)
     policies: list["PolicyConfig"] = Field(default_factory=list)
     whatif: list["PolicyConfig"] = Field(default_factory=list)  # not in force: a live dashboard's fork library

@@ -9,7 +9,7 @@ from twin.city import CityBuilder
 from twin.demand import DEFAULT_VTYPES, route_demand
 from twin.engines.native import NativeEngine
 
-from conftest import make_trips, run_native
+from conftest import ROOT, make_trips, run_native
 
 CAR = dataclasses.replace(DEFAULT_VTYPES["car"], speed_dev=0.0)
 
@@ -160,3 +160,18 @@ def test_keep_clear_follows_the_network():
     kc = {(city.edge_ids[city.lane_edge[f]], city.edge_ids[city.lane_edge[t]]): bool(k)
           for f, t, k in zip(city.conn_from_lane, city.conn_to_lane, city.conn_keep_clear)}
     assert kc == {("in", "out"): True, ("side", "out"): False, ("out", "on"): False}
+
+
+def test_validate_runs_the_native_engine_with_junction_blocking_when_asked():
+    """``validate --junction-blocking`` (and a scenario whose native engine has it) runs the native engine with
+    it; otherwise without."""
+    from twin.config import load_scenario
+    from twin.config.models import engine_config
+    from twin.validate import _native
+
+    cfg = load_scenario(ROOT / "scenarios" / "default.yaml")
+    assert _native(cfg).junction_blocking is False
+    assert _native(cfg, junction_blocking=True).junction_blocking is True
+    on = cfg.model_copy(update={"run": cfg.run.model_copy(
+        update={"engine": engine_config({"type": "native", "junction_blocking": True})})})
+    assert _native(on).junction_blocking is True

@@ -47,7 +47,7 @@ class NativeEngineConfig(EngineConfig):
     step_length_s: float = Field(1.0, ge=0.1, le=1.0)
     threads: int | None = Field(None, ge=1)
     profile: bool = False  # time every kernel call of the step (engine.profile; see native/profiling.py)
-    # vehicles inside a junction block the paths they cross (SUMO's junction leaders; docs/models.md, "Junctions")
+    # vehicles inside a junction block the paths they cross, and keep junctions clear (docs/models.md, "Junctions")
     junction_blocking: bool = False
 
     @model_validator(mode="after")
@@ -135,7 +135,8 @@ class NativeEngine:
         "pos": 0.0, "speed": 0.0, "ridx": 0, "t_insert": np.nan, "t_arrive": np.nan, "dist": 0.0, "wait": 0.0,
         "time_loss": 0.0, "teleports": 0, "_order": 0, "_order_tmp": 0, "_new_pos": 0.0,
         "_new_speed": 0.0, "_new_lane": 0, "_wait_list": 0, "_prev_lane": 0, "_prev_pos": 0.0,
-        "_score_cache": 0, "_score_ridx": -1, "_junction_speed": 0.0, "_junction_conn": -1, "_sg_prob": 0.0, "_kr_prob": 0.0,
+        "_score_cache": 0, "_score_ridx": -1, "_junction_speed": 0.0, "_junction_conn": -1, "_sg_prob": 0.0,
+        "_kr_prob": 0.0,
         "_stop_next": 0, "_dwell_until": -1.0, "_stop_at": K.INF, "eclass": 0, "emission": 0.0,
         "_turn_ridx": 0, "depart_speed": DEPART_SPEED_MAX,
         "depart_lane": DEPART_LANE_BEST}
@@ -516,8 +517,8 @@ class NativeEngine:
     # the engine's arrays that the kernels' records hold (see _records): assigning one drops the records
     _RECORD_ARRAYS: ClassVar[frozenset[str]] = frozenset((
         "state", "lane", "pos", "speed", "vtype", "vfactor", "ridx", "route_off", "route_n", "route_edges", "dist",
-        "wait", "time_loss", "t_insert", "t_arrive", "teleports", "_stop_at", "_junction_speed", "_junction_conn", "_sg_prob",
-        "_kr_prob", "depart_speed", "depart_lane", "_vt", "city", "_lane_speed", "_lane_allow", "_conn_signal", "_steer_p", "_steer_dir",
+        "wait", "time_loss", "t_insert", "t_arrive", "teleports", "_stop_at", "_junction_speed", "_junction_conn",
+        "_sg_prob", "_kr_prob", "depart_speed", "depart_lane", "_vt", "city", "_lane_speed", "_lane_allow", "_conn_signal", "_steer_p", "_steer_dir",
         "_steer_until", "_steer_salt", "_new_pos", "_new_speed", "_new_lane", "_req_back", "_score_cache",
         "_score_ridx", "_lane_occ", "_tail_pos", "_tail_len", "_lane_blocked", "e_veh_time", "e_dist",
         "e_halt_time", "e_queue_time", "e_entered", "_loop_lane_offsets", "_loop_pos", "_loop_index", "loop_count",

@@ -173,7 +173,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                     acc = min(acc, (vn * vn - v * v) / (2.0 * max(d, SLOWDOWN_DIST_M)))
                 d += conn_length[c]  # the path through the junction: d is now the distance to tl's start
                 if lane_start[tl + 1] > lane_start[tl]:
-                    if kc_d >= 0.0:  # keep-clear: enter only with room beyond the junction (SUMO's checkRewindLinkLanes)
+                    if kc_d >= 0.0:  # keep-clear: enter only with room beyond (SUMO's checkRewindLinkLanes)
                         sp, standing = space_till_standing(tl, order, lane_start, pos, speed, vtype, vt_length,
                                                            vt_min_gap)
                         if standing and room + sp < vt_length[ty] + s0:
@@ -242,7 +242,8 @@ def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, s
     line − ``conn_length``), i.e. < 0 while it is on the junction path
     (vehicles entering the same lane in one step queue behind each other); if
     there is no room even at the path's start it waits at the stop line. The
-    path's speed limit is kept in ``junction_speed``, the connection in ``junction_conn``. A vehicle that reaches the end of its destination edge arrives
+    path's speed limit is kept in ``junction_speed``, the connection in ``junction_conn``. A vehicle that
+    reaches the end of its destination edge arrives
     (arrival time interpolated within the step). A vehicle halted for
     ``teleport_time`` [s] jumps to the start of the first edge ahead on its
     route with room (as SUMO's teleport does), or arrives if none is left.

@@ -94,12 +94,13 @@ def build(n: int, seed: int):
     z = np.zeros(n)
     veh = R.Vehicles(np.full(n, 2, np.int8), lanes, z, z, np.zeros(n, np.int32), np.ones(n), np.zeros(n, np.int32),
                      np.arange(0, 2 * n, 2, dtype=np.int64), np.full(n, 2, np.int32), route_edges, z, z, z, z, z,
-                     np.zeros(n, np.int32), z, z, z, z, z, np.zeros(n, np.int32), z)
+                     np.zeros(n, np.int32), z, z, np.full(n, -1, np.int32), z, z, z, np.zeros(n, np.int32), z)
     one = np.ones(1)
     vt = R.VehicleTypes(one * 5.0, one * 2.5, one, one, one, one * 50.0, one, np.ones(1, np.int64))
     net = R.Network(city.lane_edge, city.lane_index, city.lane_length, city.edge_lane_start, city.edge_num_lanes,
                     city.lane_conn_offsets, city.conn_to_lane, city.conn_length, city.conn_speed,
-                    city.conn_foe_offsets, city.conn_foe_lanes)
+                    city.conn_foe_offsets, city.conn_foe_lanes, np.zeros(len(city.conn_to_lane) + 1, np.int32),
+                    np.zeros(0, np.int32), np.zeros(len(city.conn_to_lane), np.bool_))
     ctl = R.Control(np.full(city.n_lanes, 13.9), np.full(city.n_lanes, -1, np.int64),
                     np.full(len(city.conn_to_lane), 4, np.int8), np.zeros(city.n_lanes),
                     np.zeros(city.n_lanes, np.int8), np.zeros(city.n_lanes), 0)

@@ -151,7 +151,7 @@ def last_line(text: str) -> str:
 
 
 # ----------------------------------------------------------------- one city
-def validate_city(folder: Path, out: Path, quick: bool, timeout: float) -> dict[str, Any]:
+def validate_city(folder: Path, out: Path, quick: bool, timeout: float, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     row: dict[str, Any] = {"city": folder.name}
     t0 = time.perf_counter()
     try:
@@ -159,7 +159,7 @@ def validate_city(folder: Path, out: Path, quick: bool, timeout: float) -> dict[
     except (ValueError, OSError) as exc:
         return {**row, "error": str(exc)}
     row["scenario"] = how
-    cmd = [sys.executable, str(ROOT / "run_sim.py"), "validate", str(scen), "--out", str(out), "-q"]
+    cmd = [sys.executable, str(ROOT / "run_sim.py"), "validate", str(scen), "--out", str(out), "-q", *extra]
     if quick:
         cmd += ["--duration", f"{QUICK_S:g}"]
     turns = turning_count_file(folder)
@@ -304,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
                                                        f"{QUICK_OSM_TRIPS} trips for an OSM extract")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "validate_cities", help="output directory")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per city before it counts as failed")
+    p.add_argument("--junction-blocking", action="store_true",
+                   help="the native engine's blocking inside junctions and keep-clear (docs/models.md, 'Junctions')")
     a = p.parse_args(argv)
     missing = [str(c) for c in a.cities if not c.is_dir()]
     if missing:
@@ -313,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for folder in cities(a.cities):
         print(f"validating {folder.name} …", file=sys.stderr, flush=True)
-        row = validate_city(folder.resolve(), a.out / folder.name, a.quick, a.timeout)
+        row = validate_city(folder.resolve(), a.out / folder.name, a.quick, a.timeout,
+                            ("--junction-blocking",) if a.junction_blocking else ())
         row["targets"] = targets(row)
         rows.append(row)
         print(f"  {row.get('error') or 'done'} ({row.get('wall_s', 0)} s)", file=sys.stderr, flush=True)

@@ -6,9 +6,10 @@ import dataclasses
 import numpy as np
 
 from twin.city import CityBuilder
-from twin.demand import DEFAULT_VTYPES
+from twin.demand import DEFAULT_VTYPES, route_demand
+from twin.engines.native import NativeEngine
 
-from conftest import make_trips, run_native
+from conftest import ROOT, make_trips, run_native
 
 CAR = dataclasses.replace(DEFAULT_VTYPES["car"], speed_dev=0.0)
 
@@ -33,3 +34,144 @@ def test_a_lane_change_needed_on_a_0_2_m_edge_happens_there():
     eng = run_native(city, make_trips(city, specs, CAR), 900.0)
     assert eng.teleports.sum() == 0
     assert np.all(eng.state == 3)
+
+
+def _crossing_city():
+    """A main road in -> out crossed at j by a minor road side_in -> side_out whose 30 m path is driven at
+    1.5 m/s (a vehicle stays on it 20 s); the minor road yields to the main road."""
+    b = CityBuilder("crossing")
+    for nid, x, y in [("w", 0, 0), ("j", 300, 0), ("e", 600, 0), ("n", 300, 300), ("s", 300, -300)]:
+        b.add_node(nid, x, y)
+    b.add_edge("in", "w", "j", priority=3)
+    b.add_edge("out", "j", "e", priority=3)
+    b.add_edge("side_in", "n", "j", priority=1)
+    b.add_edge("side_out", "j", "s", priority=1)
+    b.add_connection("in", 0, "out", 0, length=15.0)
+    b.add_connection("side_in", 0, "side_out", 0, length=30.0, speed=1.5, foes=[("in", 0)])
+    return b.build()
+
+
+def _entered_main_while_minor_inside(junction_blocking: bool) -> int:
+    """Steps in which the main-road vehicle is past its stop line while the minor-road one is inside the
+    junction (its rear not yet past the path's end)."""
+    city = _crossing_city()
+    trips = make_trips(city, [("side_in", "side_out", 0.0), ("in", "out", 18.0)], CAR)
+    eng = NativeEngine(step_length=1.0, junction_blocking=junction_blocking)
+    eng.start(city, route_demand(city, trips), seed=1)
+    out = city.edge_lane_start[city.edge_index["out"]]
+    side_out = city.edge_lane_start[city.edge_index["side_out"]]
+    both = inside_seen = 0
+    for t in range(1, 120):
+        eng.advance(float(t))
+        minor_inside = eng.state[0] == 2 and eng.lane[0] == side_out and eng.pos[0] < CAR.length
+        inside_seen += int(minor_inside)
+        both += int(minor_inside and eng.state[1] == 2 and eng.lane[1] == out)
+    eng.advance(400.0)
+    assert np.all(eng.state == 3) and eng.teleports.sum() == 0
+    assert inside_seen > 10  # the minor vehicle did cross slowly, as the case needs
+    return both
+
+
+def test_a_vehicle_inside_the_junction_blocks_the_paths_it_crosses():
+    """SUMO's junction leaders: the main-road vehicle, arriving while the minor-road one is still crossing,
+    waits at its stop line until that one has left the junction (junction_blocking); without it, it drives
+    through the junction while the other is in it."""
+    assert _entered_main_while_minor_inside(True) == 0
+    assert _entered_main_while_minor_inside(False) > 0
+
+
+def test_crossing_connections_from_the_right_of_way():
+    """Connections cross where one yields to the other's lane, in both directions; off: none."""
+    from twin.engines.native.engine import crossing_connections
+
+    city = _crossing_city()
+    off, cross = crossing_connections(city)
+    pairs = {(city.edge_ids[city.lane_edge[city.conn_to_lane[c]]], city.edge_ids[city.lane_edge[city.conn_to_lane[f]]])
+             for c in range(len(city.conn_to_lane)) for f in cross[off[c]:off[c + 1]]}
+    assert pairs == {("out", "side_out"), ("side_out", "out")}
+    off, cross = crossing_connections(city, on=False)
+    assert cross.size == 0 and not off.any()
+
+
+def _blocked_exit_city():
+    """Main road w -> j -> k -> e with a 30 m link j-k ending at a signal that is red for the first 200 s;
+    a minor road n -> j -> s crosses it at j (15 m paths through j)."""
+    b = CityBuilder("keep-clear")
+    for nid, x, y in [("w", 0, 0), ("j", 300, 0), ("k", 330, 0), ("e", 600, 0), ("n", 300, 300), ("s", 300, -300)]:
+        b.add_node(nid, x, y)
+    b.add_edge("in", "w", "j", priority=3)
+    b.add_edge("mid", "j", "k", priority=3)
+    b.add_edge("out", "k", "e", priority=3)
+    b.add_edge("side_in", "n", "j", priority=1)
+    b.add_edge("side_out", "j", "s", priority=1)
+    b.add_connection("in", 0, "mid", 0, length=15.0)
+    b.add_connection("side_in", 0, "side_out", 0, length=15.0, foes=[("in", 0)])
+    b.add_connection("mid", 0, "out", 0)
+    b.add_tls("k", "k", [(200.0, "r"), (100.0, "G")])
+    return b.build()
+
+
+def _standing_on_junction(junction_blocking: bool) -> int:
+    city = _blocked_exit_city()
+    specs = [("in", "out", float(t)) for t in range(0, 50, 5)] + [("side_in", "side_out", 100.0)]
+    trips = make_trips(city, specs, CAR)
+    eng = NativeEngine(step_length=1.0, junction_blocking=junction_blocking)
+    eng.start(city, route_demand(city, trips), seed=1)
+    mid = city.edge_lane_start[city.edge_index["mid"]]
+    on_junction = 0
+    for t in range(1, 190):
+        eng.advance(float(t))
+        run = eng.state == 2
+        on_junction += int(np.sum(run & (eng.lane == mid) & (eng.pos < 0.0) & (eng.speed < 0.1)))
+    run = eng.state == 2
+    assert np.sum(run & (eng.lane == mid)) >= 3  # the link itself fills up
+    side = len(specs) - 1
+    assert eng.state[side] == 3  # the crossing road is not blocked
+    eng.advance(600.0)
+    assert np.all(eng.state == 3)
+    return on_junction
+
+
+def test_vehicles_do_not_enter_a_junction_they_cannot_leave():
+    """Keep-clear (SUMO's checkRewindLinkLanes, with junction_blocking): with the link beyond the junction full
+    of standing vehicles, the next ones wait before the junction, not on it; the crossing road's vehicle goes
+    through meanwhile. Without it they stand on the junction path."""
+    city = _blocked_exit_city()
+    at_j = city.conn_node == city.node_ids.index("j")
+    assert city.conn_keep_clear[at_j].all() and not city.conn_keep_clear[~at_j].any()  # j has a yielding link
+    assert _standing_on_junction(True) == 0
+    assert _standing_on_junction(False) > 0
+
+
+def test_keep_clear_follows_the_network():
+    """keepClear="0" on a connection, and connections out of a roundabout, are not kept clear; by default a
+    junction where some connection yields is kept clear, one where none yields (a simple link) is not."""
+    b = CityBuilder("flags")
+    for nid, x, y in [("w", 0, 0), ("j", 100, 0), ("e", 200, 0), ("n", 100, 100), ("f", 300, 0)]:
+        b.add_node(nid, x, y)
+    b.add_edge("in", "w", "j", priority=3)
+    b.add_edge("out", "j", "e", priority=3)
+    b.add_edge("side", "n", "j", priority=1)
+    b.add_edge("on", "e", "f", priority=3)
+    b.add_connection("in", 0, "out", 0)
+    b.add_connection("side", 0, "out", 0, foes=[("in", 0)], keep_clear=False)
+    b.add_connection("out", 0, "on", 0)
+    city = b.build()
+    kc = {(city.edge_ids[city.lane_edge[f]], city.edge_ids[city.lane_edge[t]]): bool(k)
+          for f, t, k in zip(city.conn_from_lane, city.conn_to_lane, city.conn_keep_clear)}
+    assert kc == {("in", "out"): True, ("side", "out"): False, ("out", "on"): False}
+
+
+def test_validate_runs_the_native_engine_with_junction_blocking_when_asked():
+    """``validate --junction-blocking`` (and a scenario whose native engine has it) runs the native engine with
+    it; otherwise without."""
+    from twin.config import load_scenario
+    from twin.config.models import engine_config
+    from twin.validate import _native
+
+    cfg = load_scenario(ROOT / "scenarios" / "default.yaml")
+    assert _native(cfg).junction_blocking is False
+    assert _native(cfg, junction_blocking=True).junction_blocking is True
+    on = cfg.model_copy(update={"run": cfg.run.model_copy(
+        update={"engine": engine_config({"type": "native", "junction_blocking": True})})})
+    assert _native(on).junction_blocking is True

@@ -67,6 +67,21 @@ def test_bologna_right_of_way_comes_from_the_junction_matrix(bologna):
     assert foes("77ab_0", "77bc_0") == []  # the ring has the right of way
 
 
+def test_bologna_keep_clear_from_the_network(bologna):
+    """Keep-clear as SUMO applies it: not on connections marked keepClear="0" (junction 23's), not for vehicles
+    on the roundabout ring, and on the entries into the ring."""
+    _, city, _ = bologna
+
+    def keep_clear(src, dst):
+        fe, te = city.edge_index[src], city.edge_index[dst]
+        return {bool(k) for f, t, k in zip(city.conn_from_lane, city.conn_to_lane, city.conn_keep_clear)
+                if city.lane_edge[f] == fe and city.lane_edge[t] == te}
+
+    assert keep_clear("67", "80") == {False}  # keepClear="0" in the network
+    assert keep_clear("77ab", "77bc") == {False}  # on the ring
+    assert keep_clear("56b", "77bc") == {True}  # entering it
+
+
 def test_bologna_demand_types_distributions_and_bus_stops(bologna, caplog):
     f, city, _ = bologna
     with caplog.at_level(logging.WARNING):

@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--sumo-api", choices=("libsumo", "traci"), default="libsumo")
     v.add_argument("--turn-counts", type=Path, metavar="FILE",
                    help="observed turning counts (SUMO edgeRelation data) for turn-level GEH")
+    v.add_argument("--junction-blocking", action="store_true",
+                   help="native engine: vehicles block inside junctions and keep them clear (docs/models.md)")
     v.add_argument("-q", "--quiet", action="store_true")
 
     c = sub.add_parser("compare", help="a policy scenario against its baseline over replications (Dask)",
@@ -418,7 +420,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         shipped = args.scenario if args.scenario.suffix == ".sumocfg" else None
         with lock:
             report = validate(cfg, city, demand, out, sumo_api=args.sumo_api, sumocfg=shipped,
-                              turn_counts=turns,
+                              turn_counts=turns, junction_blocking=args.junction_blocking,
                               progress=lambda desc: make_progress(cfg.run.duration_s, desc, args.quiet, args.compiling))
         if report.get("partial"):
             runs = report["runs_saved"]

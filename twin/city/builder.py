@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from twin.city.model import BUILDING_USES, ROAD_CLASSES, CityError, CityModel, NodeType, Signal
+from twin.city.model import BUILDING_USES, ROAD_CLASSES, CityError, CityModel, NodeType, Signal, keep_clear_default
 
 ALL_CLASSES = np.uint32(0xFFFFFFFF)
 DIR_STRAIGHT, DIR_LEFT, DIR_RIGHT, DIR_TURN = 0, 1, 2, 3
@@ -50,6 +50,7 @@ class _Conn:
     foes: list[tuple[int, int]] | None = None  # explicit (edge, lane) foe lanes
     length: float = 0.0  # [m] path through the junction
     speed: float = 0.0  # [m/s] its speed limit (0: the target lane's)
+    keep_clear: bool | None = None  # SUMO's keep-clear rule applies (None: keep_clear_default)
 
 
 @dataclass
@@ -176,9 +177,10 @@ class CityBuilder:
     def add_connection(self, from_edge: str, from_lane: int, to_edge: str, to_lane: int, *,
                        direction: int | None = None, tls: str | None = None, link: int = -1,
                        foes: list[tuple[str, int]] | None = None, length: float = 0.0,
-                       speed: float | None = None) -> None:
+                       speed: float | None = None, keep_clear: bool | None = None) -> None:
         """A lane-to-lane connection; ``length`` [m] is its path through the junction (0: a point),
-        ``speed`` [m/s] the speed limit on that path (None: the target lane's)."""
+        ``speed`` [m/s] the speed limit on that path (None: the target lane's); ``keep_clear``: whether
+        vehicles keep its junction clear (None: :func:`~twin.city.model.keep_clear_default`)."""
         fe, te = self.edge(from_edge), self.edge(to_edge)
         if not (np.isfinite(length) and length >= 0):
             raise CityError(f"city {self.name!r}: connection {from_edge}->{to_edge} has length {length} (need >= 0)")
@@ -198,7 +200,7 @@ class CityBuilder:
         if speed is not None and not speed > 0:
             raise CityError(f"city {self.name!r}: connection {from_edge}->{to_edge} has speed {speed} (need > 0)")
         self._add_conn(_Conn(fe, int(from_lane), te, int(to_lane), int(direction), t, int(link), foe_idx,
-                             float(length), float(speed or 0.0)))
+                             float(length), float(speed or 0.0), keep_clear))
 
     def _add_conn(self, c: _Conn) -> None:
         self._conns.append(c)
@@ -363,6 +365,11 @@ class CityBuilder:
         n_lanes = len(lane_edge)
         conn_from = np.array([lane_of[c.from_edge] + c.from_lane for c in conns], dtype=np.int32)
         lane_conn_offsets = np.searchsorted(conn_from, np.arange(n_lanes + 1), side="left").astype(np.int32)
+        conn_node = np.asarray([self._edges[c.from_edge].dst for c in conns], dtype=np.int32)
+        keep_clear = keep_clear_default(conn_node, np.asarray(foe_offsets), len(self._nodes))
+        for k, c in enumerate(conns):
+            if c.keep_clear is not None:
+                keep_clear[k] = c.keep_clear
 
         # traffic lights
         max_links = max([t.num_links for t in self._tls], default=0)
@@ -411,12 +418,12 @@ class CityBuilder:
             lane_shape_xy=np.concatenate(shape_pts) if shape_pts else np.zeros((0, 2)),
             conn_from_lane=conn_from,
             conn_to_lane=i32([lane_of[c.to_edge] + c.to_lane for c in conns]),
-            conn_node=i32([edges[c.from_edge].dst for c in conns]),
+            conn_node=conn_node,
             conn_tls=i32([c.tls for c in conns]), conn_link=i32([c.link for c in conns]),
             conn_dir=np.asarray([c.dir for c in conns], dtype=np.int8),
             conn_length=f64([c.length for c in conns]),
             conn_speed=f64([c.speed if c.speed > 0 else lane_speed[lane_of[c.to_edge] + c.to_lane] for c in conns]),
-            conn_foe_offsets=i32(foe_offsets), conn_foe_lanes=i32(foe_lanes),
+            conn_foe_offsets=i32(foe_offsets), conn_foe_lanes=i32(foe_lanes), conn_keep_clear=keep_clear,
             lane_conn_offsets=lane_conn_offsets,
             tls_ids=tuple(t.id for t in self._tls), tls_offset=f64([t.offset for t in self._tls]),
             tls_num_links=i32([t.num_links for t in self._tls]), tls_phase_offsets=i32(phase_offsets),

@@ -134,6 +134,9 @@ class CityModel:
     # and speed limit [m/s] (default: the target lane's)
     conn_length: np.ndarray | None = None
     conn_speed: np.ndarray | None = None
+    # bool per connection: SUMO's keep-clear rule applies (a vehicle does not enter the junction when it cannot
+    # leave it); default: at every junction where some connection yields (see keep_clear_default)
+    conn_keep_clear: np.ndarray | None = None
     # signal programs beyond fixed time (see twin.engines.native.signals); default: all static
     tls_kind: np.ndarray | None = None  # int8 per tls: 0 static (fixed time), 1 actuated (gap-based)
     tls_max_gap: np.ndarray | None = None  # float64 [s] per tls: SUMO's max-gap (actuated)
@@ -147,6 +150,9 @@ class CityModel:
             object.__setattr__(self, "conn_length", np.zeros(self.conn_from_lane.shape[0]))
         if self.conn_speed is None:
             object.__setattr__(self, "conn_speed", np.asarray(self.lane_speed, dtype=np.float64)[self.conn_to_lane])
+        if self.conn_keep_clear is None:  # cities built or saved before keep-clear
+            object.__setattr__(self, "conn_keep_clear", keep_clear_default(self.conn_node, self.conn_foe_offsets,
+                                                                           len(self.node_ids)))
         for name, fill, dtype in (("tls_kind", 0, np.int8), ("tls_max_gap", 3.0, np.float64),
                                   ("tls_detector_gap", 2.0, np.float64)):
             if getattr(self, name) is None:  # cities built or saved before actuated signals
@@ -282,6 +288,7 @@ class CityModel:
             (self.conn_to_lane, nc, "conn_to_lane"), (self.conn_node, nc, "conn_node"),
             (self.conn_tls, nc, "conn_tls"), (self.conn_link, nc, "conn_link"), (self.conn_dir, nc, "conn_dir"),
             (self.conn_length, nc, "conn_length"), (self.conn_speed, nc, "conn_speed"),
+            (self.conn_keep_clear, nc, "conn_keep_clear"),
             (self.tls_offset, nt, "tls_offset"), (self.tls_num_links, nt, "tls_num_links"),
             (self.tls_kind, nt, "tls_kind"), (self.tls_max_gap, nt, "tls_max_gap"),
             (self.tls_detector_gap, nt, "tls_detector_gap"),
@@ -364,6 +371,15 @@ class CityModel:
             raise CityError(f"{path}: {exc}") from None
         except (TypeError, ValueError, KeyError, IndexError) as exc:
             raise CityError(f"{path}: not a consistent twin city ({type(exc).__name__}: {exc})") from None
+
+
+def keep_clear_default(conn_node: np.ndarray, conn_foe_offsets: np.ndarray, n_nodes: int) -> np.ndarray:
+    """Keep-clear per connection where a network does not say: at every junction where some connection
+    yields to another (SUMO applies the rule at junctions whose right-of-way logic has foes)."""
+    node = np.asarray(conn_node, dtype=np.int64)
+    conflict = np.zeros(n_nodes, dtype=np.bool_)
+    conflict[node[np.diff(np.asarray(conn_foe_offsets)) > 0]] = True
+    return conflict[node]
 
 
 SOURCE_ATTRS = ("sumo_net", "sumo_additional")

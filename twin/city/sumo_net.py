@@ -403,7 +403,8 @@ def _parse_sumo_net(path: Path, additional: list[str | Path], name: str | None) 
     internal_next: dict[str, str] = {}  # internal lane id -> the internal lane it continues on
     tls_elems: list[ET.Element] = []  # signal programs, read in the same pass
     n_roots = 0
-    for elem in iter_xml(path, {"location", "junction", "edge", "connection", "net", *TLS_TAGS}):
+    roundabout_edges: set[str] = set()
+    for elem in iter_xml(path, {"location", "junction", "edge", "connection", "net", "roundabout", *TLS_TAGS}):
         tag = elem.tag
         if tag in TLS_TAGS:
             tls_elems.append(_copy(elem))
@@ -413,6 +414,8 @@ def _parse_sumo_net(path: Path, additional: list[str | Path], name: str | None) 
             b.attrs["net_offset"] = elem.get("netOffset", "0,0")
             b.attrs["proj_parameter"] = elem.get("projParameter", "!")
             b.attrs["conv_boundary"] = elem.get("convBoundary", "")
+        elif tag == "roundabout":
+            roundabout_edges.update(elem.get("edges", "").split())
         elif tag == "junction":
             if elem.get("type") != "internal":
                 junctions.append(_copy(elem))
@@ -497,7 +500,7 @@ def _parse_sumo_net(path: Path, additional: list[str | Path], name: str | None) 
         conn_rows.append((f, _num(c, "fromLane", where, kind=int), t, _num(c, "toLane", where, kind=int),
                           _DIRS.get(c.get("dir", "s"), 0),
                           tl, link, c.get("state", "M"), *_via_path(c.get("via"), internal_len, internal_next),
-                          c.get("via")))
+                          c.get("keepClear", "1").lower() not in ("0", "false"), c.get("via")))
 
     if unknown:
         report.notes.append(f"{sum(unknown.values())} connections name edges the network does not have "
@@ -542,10 +545,14 @@ def _parse_sumo_net(path: Path, additional: list[str | Path], name: str | None) 
     # unsignalised minor links, the lanes of other incoming edges with major links
     matrix_foes = _response_foes(junctions, [(r[0], r[1], r[-1]) for r in conn_rows])
     major_in: dict[str, set[str]] = defaultdict(set)  # node -> incoming edges with a major link
-    for f, _fl, _t, _tl_lane, _d, tl, _link, state, _len, _speed, _via in conn_rows:
+    for f, _fl, _t, _tl_lane, _d, tl, _link, state, _len, _speed, _kc, _via in conn_rows:
         if not tl and state == "M":
             major_in[b.node_ids_of_edge(f)[1]].add(f)
-    for f, fl, t, tlane, d, tl, link, state, length, speed, via in conn_rows:
+    # keep-clear (SUMO's MSVehicle::checkRewindLinkLanes): at junctions whose right-of-way logic has foes, on
+    # connections not marked keepClear="0", and not for vehicles on a roundabout
+    logic_foes = {j.get("id"): any("1" in r.get("foes", "") for r in j.findall("request"))
+                  for j in junctions if j.find("request") is not None}
+    for f, fl, t, tlane, d, tl, link, state, length, speed, kc, via in conn_rows:
         foes = matrix_foes.get(via) if via else None
         if foes is None and not tl:
             if state in ("m", "=", "s", "w"):
@@ -554,8 +561,9 @@ def _parse_sumo_net(path: Path, additional: list[str | Path], name: str | None) 
             else:
                 foes = []
         try:
+            keep = False if not kc or f in roundabout_edges else logic_foes.get(b.node_ids_of_edge(f)[1])
             b.add_connection(f, fl, t, tlane, direction=d, tls=tl, link=link, foes=foes, length=length,
-                             speed=speed)
+                             speed=speed, keep_clear=keep)
         except CityError as exc:
             raise CityError(f"{path}: {exc}") from None
     return b.build(), report

@@ -47,6 +47,8 @@ class NativeEngineConfig(EngineConfig):
     step_length_s: float = Field(1.0, ge=0.1, le=1.0)
     threads: int | None = Field(None, ge=1)
     profile: bool = False  # time every kernel call of the step (engine.profile; see native/profiling.py)
+    # vehicles inside a junction block the paths they cross, and keep junctions clear (docs/models.md, "Junctions")
+    junction_blocking: bool = False
 
     @model_validator(mode="after")
     def _divides_second(self) -> "NativeEngineConfig":
@@ -67,6 +69,35 @@ def check_threads(threads: int | None) -> int:
         raise ValueError(f"threads must be between 1 and {most} (the threads numba has: NUMBA_NUM_THREADS), "
                          f"got {threads}")
     return int(threads)
+
+
+def crossing_connections(city: CityModel, on: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The connections whose junction paths cross each connection's, as CSR arrays ``(offsets, conns)``
+    (int32; all lists empty unless ``on``).
+
+    Taken from the right of way the city has (``conn_foe_lanes``: SUMO's response matrix for an imported
+    network, else the priority rule it was built with): connections ``c`` and ``f`` cross where ``c`` yields
+    to the lane ``f`` leaves from, or ``f`` to the lane ``c`` leaves from. Only connections with a path
+    (``conn_length`` > 0) can hold a vehicle inside the junction, so cities of point junctions have none.
+    """
+    nc = int(city.conn_to_lane.size)
+    if not on or nc == 0:
+        return np.zeros(nc + 1, dtype=np.int32), np.zeros(0, dtype=np.int32)
+    from_lane = np.repeat(np.arange(city.n_lanes, dtype=np.int64), np.diff(city.lane_conn_offsets))
+    conns_of = [np.arange(city.lane_conn_offsets[fl], city.lane_conn_offsets[fl + 1]) for fl in range(city.n_lanes)]
+    cross: list[set[int]] = [set() for _ in range(nc)]
+    for c in range(nc):
+        for fl in city.conn_foe_lanes[city.conn_foe_offsets[c]:city.conn_foe_offsets[c + 1]]:
+            for f in conns_of[int(fl)]:
+                if f != c and from_lane[f] != from_lane[c]:
+                    cross[c].add(int(f))
+                    cross[int(f)].add(c)
+    has_path = city.conn_length > 0.0
+    lists = [sorted(f for f in cross[c] if has_path[f]) for c in range(nc)]
+    offsets = np.zeros(nc + 1, dtype=np.int32)
+    offsets[1:] = np.cumsum([len(x) for x in lists])
+    flat = np.array([f for x in lists for f in x], dtype=np.int32)
+    return offsets, flat
 
 
 class NativeEngine:
@@ -104,14 +135,15 @@ class NativeEngine:
         "pos": 0.0, "speed": 0.0, "ridx": 0, "t_insert": np.nan, "t_arrive": np.nan, "dist": 0.0, "wait": 0.0,
         "time_loss": 0.0, "teleports": 0, "_order": 0, "_order_tmp": 0, "_new_pos": 0.0,
         "_new_speed": 0.0, "_new_lane": 0, "_wait_list": 0, "_prev_lane": 0, "_prev_pos": 0.0,
-        "_score_cache": 0, "_score_ridx": -1, "_junction_speed": 0.0, "_sg_prob": 0.0, "_kr_prob": 0.0,
+        "_score_cache": 0, "_score_ridx": -1, "_junction_speed": 0.0, "_junction_conn": -1, "_sg_prob": 0.0,
+        "_kr_prob": 0.0,
         "_stop_next": 0, "_dwell_until": -1.0, "_stop_at": K.INF, "eclass": 0, "emission": 0.0,
         "_turn_ridx": 0, "depart_speed": DEPART_SPEED_MAX,
         "depart_lane": DEPART_LANE_BEST, "depart_pos": DEPART_POS_BASE}
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
                  loops: list[tuple[str, int, float]] | None = None, emissions: bool = True,
-                 threads: int | None = None, profile: bool = False) -> None:
+                 threads: int | None = None, profile: bool = False, junction_blocking: bool = False) -> None:
         if not (0.1 <= step_length <= 1.0) or abs(round(1.0 / step_length) * step_length - 1.0) > 1e-9:
             raise ValueError(f"step_length must divide 1 s (e.g. 1.0 or 0.5), got {step_length}")
         if teleport_time <= 0:
@@ -121,6 +153,7 @@ class NativeEngine:
         self._loop_spec = list(loops or [])  # (id, lane index, position [m]) induction loops
         self._emissions_on = bool(emissions)
         self._threads = check_threads(threads)
+        self._junction_blocking = bool(junction_blocking)
         self._started = False
         self._closed = False
         if profile:
@@ -134,7 +167,7 @@ class NativeEngine:
                     loops: list[tuple[str, int, float]] | None = None) -> "NativeEngine":
         """The engine a scenario's ``run.engine`` section describes (see :class:`NativeEngineConfig`)."""
         return cls(step_length=cfg.step_length_s, teleport_time=cfg.teleport_time_s, loops=loops, threads=cfg.threads,
-                   profile=cfg.profile)
+                   profile=cfg.profile, junction_blocking=cfg.junction_blocking)
 
     # ----------------------------------------------------------------- setup
     @property
@@ -207,6 +240,9 @@ class NativeEngine:
         self._score_cache = np.zeros((n, K.SCORE_CACHE_LANES), dtype=np.int8)  # lane scores per vehicle ...
         self._score_ridx = np.full(n, -1, dtype=np.int32)  # ... valid at this route position (-1: stale)
         self._junction_speed = np.zeros(n)  # speed limit [m/s] of the junction path a vehicle is on (pos < 0)
+        self._junction_conn = np.full(n, -1, dtype=np.int32)  # ... and its connection
+        self._conn_cross_offsets, self._conn_cross = crossing_connections(city, self._junction_blocking)
+        self._conn_keep_clear = city.conn_keep_clear & self._junction_blocking  # SUMO's keep-clear goes with it
         self._sg_prob = np.zeros(n)  # accumulated wish to change lanes for speed (> 0 left, < 0 right) ...
         self._kr_prob = np.zeros(n)  # ... and to keep right (see kernels.change_lanes)
         self._lane_blocked = np.zeros(city.n_lanes, dtype=np.bool_)  # lanes where an insertion failed this step
@@ -486,13 +522,14 @@ class NativeEngine:
     # the engine's arrays that the kernels' records hold (see _records): assigning one drops the records
     _RECORD_ARRAYS: ClassVar[frozenset[str]] = frozenset((
         "state", "lane", "pos", "speed", "vtype", "vfactor", "ridx", "route_off", "route_n", "route_edges", "dist",
-        "wait", "time_loss", "t_insert", "t_arrive", "teleports", "_stop_at", "_junction_speed", "_sg_prob",
-        "_kr_prob", "depart_speed", "depart_lane", "depart_pos", "_vt", "city", "_lane_speed", "_lane_allow", "_conn_signal", "_steer_p", "_steer_dir",
+        "wait", "time_loss", "t_insert", "t_arrive", "teleports", "_stop_at", "_junction_speed", "_junction_conn",
+        "_sg_prob", "_kr_prob", "depart_speed", "depart_lane", "depart_pos", "_vt", "city", "_lane_speed", "_lane_allow", "_conn_signal", "_steer_p", "_steer_dir",
         "_steer_until", "_steer_salt", "_new_pos", "_new_speed", "_new_lane", "_req_back", "_score_cache",
         "_score_ridx", "_lane_occ", "_tail_pos", "_tail_len", "_lane_blocked", "e_veh_time", "e_dist",
         "e_halt_time", "e_queue_time", "e_entered", "_loop_lane_offsets", "_loop_pos", "_loop_index", "loop_count",
         "loop_speed_sum", "loop_occ_time", "_prev_lane", "_prev_pos", "_stop_off", "_stop_ridx", "_stop_start",
-        "_stop_end", "_stop_duration", "_stop_until", "_stop_parking", "_stop_next", "_dwell_until"))
+        "_stop_end", "_stop_duration", "_stop_until", "_stop_parking", "_stop_next", "_dwell_until",
+        "_conn_cross_offsets", "_conn_cross", "_conn_keep_clear"))
 
     def __setattr__(self, name, value) -> None:
         object.__setattr__(self, name, value)
@@ -511,13 +548,13 @@ class NativeEngine:
         veh = R.Vehicles(self.state, self.lane, self.pos, self.speed, self.vtype, self.vfactor, self.ridx,
                          self.route_off, self.route_n, self.route_edges, self.dist, self.wait, self.time_loss,
                          self.t_insert, self.t_arrive, self.teleports, self._stop_at, self._junction_speed,
-                         self._sg_prob, self._kr_prob, self.depart_speed,
+                         self._junction_conn, self._sg_prob, self._kr_prob, self.depart_speed,
                          self.depart_lane, self.depart_pos)
         vtr = R.VehicleTypes(vt["length"], vt["min_gap"], vt["accel"], vt["decel"], vt["tau"], vt["max_speed"],
                              vt["critical_gap"], vt["class_bit"])
         net = R.Network(c.lane_edge, c.lane_index, c.lane_length, c.edge_lane_start, c.edge_num_lanes,
                         c.lane_conn_offsets, c.conn_to_lane, c.conn_length, c.conn_speed, c.conn_foe_offsets,
-                        c.conn_foe_lanes)
+                        c.conn_foe_lanes, self._conn_cross_offsets, self._conn_cross, self._conn_keep_clear)
         ctl = R.Control(self._lane_speed, self._lane_allow, self._conn_signal, self._steer_p, self._steer_dir,
                         self._steer_until, self._steer_salt)
         scr = R.Scratch(self._new_pos, self._new_speed, self._new_lane, self._req_back, self._score_cache,
@@ -837,6 +874,11 @@ class NativeEngine:
         eng._added = {str(k): int(v) for k, v in meta.get("added", {}).items()}
         eng.__dict__.setdefault("_n_demand", len(demand.trips))
         eng.__dict__.setdefault("_junction_speed", np.zeros(eng.state.size))  # checkpoints before junction paths
+        eng.__dict__.setdefault("_junction_conn", np.full(eng.state.size, -1, dtype=np.int32))  # ... and blocking
+        if "_conn_cross" not in eng.__dict__:
+            on = eng.__dict__.setdefault("_junction_blocking", False)  # checkpoints before junction blocking
+            eng._conn_cross_offsets, eng._conn_cross = crossing_connections(city, on)
+            eng._conn_keep_clear = city.conn_keep_clear & on
         eng.__dict__.setdefault("_lane_occ", np.zeros(city.n_lanes))  # scratch, rebuilt every step
         for name in ("_sg_prob", "_kr_prob"):  # checkpoints before speed-gain wishes built up
             eng.__dict__.setdefault(name, np.zeros(eng.state.size))

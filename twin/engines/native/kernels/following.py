@@ -100,3 +100,29 @@ def foe_approaching(c, crit_gap, conn_foe_offsets, conn_foe_lanes, lane_start, o
                             lane_edge[conn_to_lane[cj]] == lane_edge[conn_to_lane[c]]:
                         return True
     return False
+
+
+@kernel
+def junction_blocked(c, d, v, conn_cross_offsets, conn_cross, conn_to_lane, lane_start, order, pos, speed, vtype,
+                     vt_length, junction_conn):
+    """True if a vehicle on the junction path of a connection that crosses connection ``c`` is still inside the
+    junction when this vehicle, ``d`` [m] before the stop line at ``v`` [m/s], would reach it.
+
+    SUMO's junction leaders: a vehicle that has entered a junction keeps the paths it crosses until it has left
+    them (MSLink::getLeaderInfo), whatever the signal shows, and one standing inside (its next lane full)
+    blocks them. A vehicle on a path is on the next lane at a negative position (see ``commit``), so the
+    vehicles still inside are the last ones of the crossing connection's target lane (rear before its start);
+    the time it needs to leave [s] is the rest of its path plus its length at its speed (at least
+    ``FOE_MOVING_SPEED``)."""
+    t_reach = d / max(v, FOE_MOVING_SPEED)
+    for f in range(conn_cross_offsets[c], conn_cross_offsets[c + 1]):
+        fc = conn_cross[f]
+        tl = conn_to_lane[fc]
+        for q in range(lane_start[tl], lane_start[tl + 1]):
+            j = order[q]
+            rest = vt_length[vtype[j]] - pos[j]  # [m] until its rear is past the path's end
+            if rest <= 0.0:
+                break  # lanes are sorted by position: the vehicles ahead have left the junction too
+            if junction_conn[j] == fc and rest > max(speed[j], FOE_MOVING_SPEED) * t_reach:
+                return True
+    return False

@@ -7,12 +7,26 @@ import numpy as np
 from numba import prange
 
 from twin.jit import kernel, parallel_kernel
-from twin.engines.native.kernels.following import foe_approaching, idm
+from twin.engines.native.kernels.following import foe_approaching, idm, junction_blocked
 from twin.engines.native.kernels.routes import _best_lane, _route_edge, choose_connection
 from twin.engines.native.kernels.state import (
     LOOKAHEAD_M, LOOKAHEAD_S, YIELD_CHECK_M, YIELD_MARGIN_M, COOPERATE_M,
     RUNNING, ARRIVED, RED, YELLOW, GREEN_MINOR, UNCONTROLLED, INF, DRIVE_OFF_BIT, EMERGENCY_DECEL, HALT_SPEED,
     LC_URGENT_GAP, LANE_END_REST, STOP_LINE_EPS_M, MIN_DIST_M, SLOWDOWN_DIST_M)
+
+
+@kernel
+def space_till_standing(l, order, lane_start, pos, speed, vtype, vt_length, vt_min_gap):
+    """Room [m] on lane ``l`` from its start up to its rearmost standing vehicle (speed < ``HALT_SPEED``, on the
+    lane or on the junction path before it), less the lengths plus minimum gaps of the moving vehicles behind
+    that one, and whether one stands there (SUMO's ``MSLane::getSpaceTillLastStanding``)."""
+    lengths = 0.0
+    for q in range(lane_start[l], lane_start[l + 1]):  # from the lane's last vehicle forwards
+        j = order[q]
+        if speed[j] < HALT_SPEED:
+            return pos[j] - vt_length[vtype[j]] - lengths, True
+        lengths += vt_length[vtype[j]] + vt_min_gap[vtype[j]]
+    return INF, False
 
 
 @parallel_kernel
@@ -28,7 +42,9 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
 
     Junction paths: the look-ahead adds ``conn_length`` after each stop line,
     slows to ``conn_speed`` before it, and a vehicle on a path (position < 0)
-    drives at most at its ``junction_speed``.
+    drives at most at its ``junction_speed``. Unless the signal is red, a vehicle near a stop line also stops
+    there while a vehicle inside the junction on a crossing connection's path (``conn_cross``) would still be
+    there when it arrives (:func:`junction_blocked`).
     """
     lane = veh.lane
     pos = veh.pos
@@ -40,6 +56,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     route_n = veh.route_n
     route_edges = veh.route_edges
     junction_speed = veh.junction_speed
+    junction_conn = veh.junction_conn
     dist = veh.dist
     wait = veh.wait
     time_loss = veh.time_loss
@@ -61,6 +78,9 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     conn_speed = net.conn_speed
     conn_foe_offsets = net.conn_foe_offsets
     conn_foe_lanes = net.conn_foe_lanes
+    conn_cross_offsets = net.conn_cross_offsets
+    conn_cross = net.conn_cross
+    conn_keep_clear = net.conn_keep_clear
     lane_speed = ctl.lane_speed
     lane_allow = ctl.lane_allow
     conn_signal = ctl.conn_signal
@@ -101,6 +121,8 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             d = lane_length[l] - p
             cur = l
             ahead = 0
+            kc_d = -1.0  # distance [m] to the stop line of the first keep-clear junction ahead it can stop at
+            room = 0.0  # road [m] beyond that stop line, on the empty lanes its path crosses
             if (lane_allow[l] & (cb | DRIVE_OFF_BIT)) == 0:  # the lane was closed under it: wait at its end
                 acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * LANE_END_REST, tau))
                 hard = d - STOP_LINE_EPS_M
@@ -125,24 +147,46 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                                                    lane_start, order, pos, speed, lane_length, lane_conn_offsets,
                                                    conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
                                                    vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start)
+                    # in-junction blocking, seen over the whole look-ahead (one that cannot stop comfortably
+                    # before the line any more drives on)
+                    if not stop and sig != RED and conn_cross_offsets[c + 1] > conn_cross_offsets[c] and \
+                            v * v <= 2.0 * b * (d + s0 * LANE_END_REST):
+                        stop = junction_blocked(c, d, v, conn_cross_offsets, conn_cross, conn_to_lane, lane_start,
+                                                order, pos, speed, vtype, vt_length, junction_conn)
                 if stop:
-                    rest = 0.0  # a vehicle waiting for a lane change stands with its front at the lane's end,
-                    if c < 0:  # so that it gets onto a lane shorter than its standstill gap (0.2 m edges) and changes
-                        rest = s0 * LANE_END_REST
+                    rest = 0.0
+                    if c >= 0 and kc_d >= 0.0 and room < vt_length[ty] + s0:  # it would wait at this stop line
+                        d = kc_d  # on a keep-clear junction before it: it waits before that one (not for a lane
+                        #           change there, which it can only make on the lane: SUMO's lane end is no link)
+                    elif c < 0:  # waits for a lane change with its front at the lane's end, so that it gets onto a
+                        rest = s0 * LANE_END_REST  # lane shorter than its standstill gap (0.2 m edges) and changes
                     acc = min(acc, idm(v, v_allowed, d + rest, 0.0, a, b, s0 * LANE_END_REST, tau))
                     hard = min(hard, d - STOP_LINE_EPS_M)
                     break
+                # it can stop there comfortably (the margin it stands before a line included: one creeping up to
+                # that point while the IDM settles counts as stopping, or keep-clear would let it through)
+                if kc_d < 0.0 and conn_keep_clear[c] and v * v <= 2.0 * b * (d + s0 * LANE_END_REST):
+                    kc_d = d
                 tl = conn_to_lane[c]
                 vn = min(lane_speed[tl], conn_speed[c]) * vfactor[i]
                 if vn < v:  # slow down to the junction path's or the next lane's limit
                     acc = min(acc, (vn * vn - v * v) / (2.0 * max(d, SLOWDOWN_DIST_M)))
                 d += conn_length[c]  # the path through the junction: d is now the distance to tl's start
                 if lane_start[tl + 1] > lane_start[tl]:
+                    if kc_d >= 0.0:  # keep-clear: enter only with room beyond (SUMO's checkRewindLinkLanes)
+                        sp, standing = space_till_standing(tl, order, lane_start, pos, speed, vtype, vt_length,
+                                                           vt_min_gap)
+                        if standing and room + sp < vt_length[ty] + s0:
+                            acc = min(acc, idm(v, v_allowed, kc_d, 0.0, a, b, s0 * LANE_END_REST, tau))
+                            hard = min(hard, kc_d - STOP_LINE_EPS_M)
+                            break
                     j = order[lane_start[tl]]  # the next lane's last vehicle (on the junction if pos < 0)
                     gap = d + pos[j] - vt_length[vtype[j]]
                     acc = min(acc, idm(v, v_allowed, gap, speed[j], a, b, s0, tau))
                     hard = min(hard, gap)
                     break
+                if kc_d >= 0.0:
+                    room += lane_length[tl]
                 d += lane_length[tl]
                 cur = tl
                 ahead += 1
@@ -198,7 +242,8 @@ def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, s
     line − ``conn_length``), i.e. < 0 while it is on the junction path
     (vehicles entering the same lane in one step queue behind each other); if
     there is no room even at the path's start it waits at the stop line. The
-    path's speed limit is kept in ``junction_speed``. A vehicle that reaches the end of its destination edge arrives
+    path's speed limit is kept in ``junction_speed``, the connection in ``junction_conn``. A vehicle that
+    reaches the end of its destination edge arrives
     (arrival time interpolated within the step). A vehicle halted for
     ``teleport_time`` [s] jumps to the start of the first edge ahead on its
     route with room (as SUMO's teleport does), or arrives if none is left.
@@ -215,6 +260,7 @@ def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, s
     route_n = veh.route_n
     route_edges = veh.route_edges
     junction_speed = veh.junction_speed
+    junction_conn = veh.junction_conn
     wait = veh.wait
     t_arrive = veh.t_arrive
     teleports = veh.teleports
@@ -285,6 +331,7 @@ def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, s
             p = over
             p_old = p_old - lane_length[lane[i]] - jl
             junction_speed[i] = conn_speed[c]
+            junction_conn[i] = c
             ridx[i] += 1
             lane[i] = l
             e_entered[lane_edge[l]] += 1.0

@@ -37,6 +37,7 @@ class Vehicles(NamedTuple):
     teleports: np.ndarray  # int32: teleports so far
     stop_at: np.ndarray  # [m] position on its lane where it must halt for a stop (INF: none)
     junction_speed: np.ndarray  # [m/s] limit of the junction path it is on (pos < 0)
+    junction_conn: np.ndarray  # int32: the connection whose junction path it is on (valid while pos < 0)
     sg_prob: np.ndarray  # accumulated wish to change lanes for speed (> 0 left, < 0 right)
     kr_prob: np.ndarray  # ... and to keep right
     depart_speed: np.ndarray  # [m/s] speed to enter at if >= 0, else a keyword (twin.demand.trips DEPART_SPEED_*)
@@ -71,6 +72,9 @@ class Network(NamedTuple):
     conn_speed: np.ndarray  # [m/s] speed limit on the junction path
     conn_foe_offsets: np.ndarray  # int32: foes of c (lanes with priority over it) are in conn_foe_lanes[...]
     conn_foe_lanes: np.ndarray  # int32
+    conn_cross_offsets: np.ndarray  # int32: connections crossing c inside the junction are in conn_cross[...]
+    conn_cross: np.ndarray  # int32 (empty lists: no in-junction blocking, see NativeEngine junction_blocking)
+    conn_keep_clear: np.ndarray  # bool: vehicles do not enter connection c's junction unless they can leave it
 
 
 class Control(NamedTuple):

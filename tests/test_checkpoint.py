@@ -61,3 +61,24 @@ def test_checkpoint_keeps_loops(tmp_path):
     resumed.advance(900.0)
     assert resumed.loop_ids == ["a"]
     np.testing.assert_array_equal(whole.loop_count, resumed.loop_count)
+
+
+def test_checkpoint_from_before_depart_pos_restores(tmp_path):
+    """A checkpoint written before departPos was followed (no ``depart_pos`` array) restores with the demand's
+    positions and runs on as the uninterrupted run does."""
+    from twin.npzio import load_npz, save_npz
+
+    cfg = load_scenario(ROOT / "scenarios" / "policy_close_bridge.yaml")
+    city, demand = prepare(cfg)
+    whole = NativeEngine()
+    whole.start(city, demand, seed=3)
+    whole.advance(600.0)
+    whole.checkpoint(tmp_path / "cp.npz")
+    whole.advance(1200.0)
+    fmt = "twin-native-checkpoint/1"
+    meta, arrays = load_npz(tmp_path / "cp.npz", fmt, EngineError, "checkpoint")
+    del arrays["depart_pos"]
+    save_npz(tmp_path / "old.npz", fmt, {k: v for k, v in meta.items() if k not in ("format", "sha256")}, arrays)
+    resumed = NativeEngine.restore(tmp_path / "old.npz", city, demand)
+    resumed.advance(1200.0)
+    np.testing.assert_array_equal(whole.trip_table().arrival, resumed.trip_table().arrival)

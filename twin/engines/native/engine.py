@@ -875,6 +875,9 @@ class NativeEngine:
         eng.__dict__.setdefault("_n_demand", len(demand.trips))
         eng.__dict__.setdefault("_junction_speed", np.zeros(eng.state.size))  # checkpoints before junction paths
         eng.__dict__.setdefault("_junction_conn", np.full(eng.state.size, -1, dtype=np.int32))  # ... and blocking
+        if "depart_pos" not in eng.__dict__:  # checkpoints before departPos: the demand's, added vehicles at base
+            eng.depart_pos = np.full(eng.state.size, DEPART_POS_BASE)
+            eng.depart_pos[:len(demand.trips)] = demand.trips.depart_pos
         if "_conn_cross" not in eng.__dict__:
             on = eng.__dict__.setdefault("_junction_blocking", False)  # checkpoints before junction blocking
             eng._conn_cross_offsets, eng._conn_cross = crossing_connections(city, on)

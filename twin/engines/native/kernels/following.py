@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import math
 
-from twin.jit import kernel
+from twin.jit import inline_kernel, kernel
 from twin.engines.native.kernels.routes import choose_connection, sum_along
 from twin.engines.native.kernels.state import RED, INF, WAITING_FOE_M, MIN_SPEED, MIN_DIST_M, FOE_MOVING_SPEED
 
 
-@kernel
+@inline_kernel
 def idm(v, v0, gap, v_lead, a, b, s0, tau):
     """IDM acceleration [m/s²] (δ = 4); ``gap`` >= INF/2 means a free road."""
     if v0 < MIN_SPEED:
@@ -23,7 +23,7 @@ def idm(v, v0, gap, v_lead, a, b, s0, tau):
     return a * (free - q * q)
 
 
-@kernel
+@inline_kernel
 def first_ahead(l, p, order, lane_start, pos):
     """Index in ``order`` of the first vehicle on lane ``l`` ahead of position ``p`` (binary search in the
     lane's sorted segment; ``lane_start[l + 1]`` if none)."""

@@ -235,16 +235,14 @@ def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, s
     tail_pos = scr.tail_pos
     tail_len = scr.tail_len
     e_entered = stats.entered
-    n_lanes = tail_pos.shape[0]
-    for l in range(n_lanes):
-        if lane_start[l + 1] > lane_start[l]:
-            j = order[lane_start[l]]
-            k0 = lane_start[l]
-            tail_pos[l] = min(new_pos[k0], lane_length[l])
+    tail_pos[:] = INF  # (empty lanes; a walk over the vehicles, not the lanes, finds each lane's last one)
+    tail_len[:] = 0.0
+    for k in range(n):
+        j = order[k]
+        l = lane[j]
+        if k == lane_start[l]:
+            tail_pos[l] = min(new_pos[k], lane_length[l])
             tail_len[l] = vt_length[vtype[j]]
-        else:
-            tail_pos[l] = INF
-            tail_len[l] = 0.0
     arrived = 0
     teleported = 0
     for k in range(n):

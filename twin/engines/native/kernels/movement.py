@@ -71,9 +71,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     e_dist = stats.dist
     e_halt_time = stats.halt_time
     e_queue_time = stats.queue_time
-    steps = np.empty(n)  # per vehicle (position in order): distance driven [m], its edge, queue length × dt [m·s]
-    edges = np.empty(n, dtype=np.int64)
-    queue = np.empty(n)
+    steps = np.empty(n)  # per vehicle (position in order): distance driven [m] (its edge and length: see below)
     for k in prange(n):  # each vehicle writes only its own elements; the edges' sums follow in vehicle order
         i = order[k]
         l = lane[i]
@@ -178,15 +176,15 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
         if v_allowed > 0.0:
             time_loss[i] += dt * max(0.0, 1.0 - vn / v_allowed)
         steps[k] = step
-        edges[k] = lane_edge[l]
-        queue[k] = (vt_length[ty] + s0) * dt
-    for k in range(n):
-        e = edges[k]
+    for k in range(n):  # (a vehicle's lane and type are as at the start of the step: move changes neither)
+        i = order[k]
+        e = lane_edge[lane[i]]
         e_veh_time[e] += dt
         e_dist[e] += steps[k]
         if new_speed[k] < HALT_SPEED:
             e_halt_time[e] += dt
-            e_queue_time[e] += queue[k]
+            ty = vtype[i]
+            e_queue_time[e] += (vt_length[ty] + vt_min_gap[ty]) * dt
 
 
 @kernel

@@ -38,7 +38,7 @@ def first_ahead(l, p, order, lane_start, pos):
     return lo
 
 
-@kernel
+@inline_kernel
 def queue_ahead(l, p, k, n_edges, i, order, lane_start, veh, vt, net, ctl, scr):
     """Road taken [m] (vehicle lengths plus minimum gaps) on lane ``l`` (route edge ``k`` of vehicle ``i``) ahead
     of position ``p`` [m], and on the lanes it leads to over ``n_edges`` more route edges (as
@@ -69,7 +69,7 @@ def queue_ahead(l, p, k, n_edges, i, order, lane_start, veh, vt, net, ctl, scr):
                            conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
 
 
-@kernel
+@inline_kernel
 def foe_approaching(c, crit_gap, conn_foe_offsets, conn_foe_lanes, lane_start, order, pos, speed, lane_length,
                     lane_conn_offsets, conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n, vtype,
                     vt_class_bit, lane_edge, lane_allow, edge_lane_start):

@@ -104,7 +104,7 @@ def choose_connection(l, k, route_edges, base, n_route, class_bit, lane_conn_off
     return best
 
 
-@kernel
+@inline_kernel
 def lane_reach(l, k, n_edges, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge,
                lane_allow, edge_lane_start, lane_length):
     """Distance [m] from the start of lane ``l`` (route edge ``k``) to the end of the lane reached after

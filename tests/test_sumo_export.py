@@ -207,7 +207,7 @@ def test_signal_timing_matches_native_with_offset(tmp_path):
     assert len(seen) == 130 and len({s for _, s in seen}) == 3  # green, yellow and red were all shown
     for t, state in seen:
         K.update_signals(t - 1.0, city.tls_offset, city.tls_phase_offsets, city.phase_duration, city.phase_state,
-                         city.conn_tls, city.conn_link, tls_phase, conn_signal)
+                         city.tls_kind, city.conn_tls, city.conn_link, tls_phase, conn_signal, True)
         assert [int(Signal.from_char(ch)) for ch in state] == conn_signal[order].tolist(), t
 
 

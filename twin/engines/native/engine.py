@@ -253,6 +253,7 @@ class NativeEngine:
         self._conn_signal = np.full(city.n_connections, K.UNCONTROLLED, dtype=np.int8)
         self._signals_start(city)
         self._stops_start(demand)
+        self._sig_force = True  # the first signal update writes every connection
         self._update_signals(0.0, self._sort())
         # cumulative edge measurements
         ne = city.n_edges
@@ -323,9 +324,10 @@ class NativeEngine:
         min_parallel = PARALLEL_MIN_VEHICLES if self._threads > 1 else -1  # (as _on_threads)
         (swapped, self._n_order, parked, n_parked, self._next_depart, self._n_wait, arrived, teleported,
          updates) = self._call(F.run_steps, n, self._step, self._dt, self._teleport_time, self._emissions_on,
-                               min_parallel, self._order, self._order_tmp, self._n_order, self._lane_start,
-                               self._parked, self._parked.size, self._next_depart, self.depart, self._wait_list,
-                               self._n_wait, sig, emis, turns, veh, vtr, net, ctl, scr, stats, lp, stp)
+                               min_parallel, self._sig_force, self._order, self._order_tmp, self._n_order,
+                               self._lane_start, self._parked, self._parked.size, self._next_depart, self.depart,
+                               self._wait_list, self._n_wait, sig, emis, turns, veh, vtr, net, ctl, scr, stats, lp, stp)
+        self._sig_force = False
         if swapped:
             self._order, self._order_tmp = self._order_tmp, self._order
         self._parked = parked[:n_parked]
@@ -428,7 +430,8 @@ class NativeEngine:
         if t >= self._sig_next_switch - 1e-9:
             self._apply_switches(t)
         K.update_signals(t, self._tls_offset, self._tls_phase_offsets, self._phase_duration, self._phase_state,
-                         c.conn_tls, c.conn_link, self._tls_phase, self._conn_signal)
+                         self._tls_kind, c.conn_tls, c.conn_link, self._tls_phase, self._conn_signal, self._sig_force)
+        self._sig_force = False
         if self._sig_det_lane.size:
             S.detect(t, self._dt, self._order, self._lane_start, self.pos, self.speed, self.vtype,
                      self._vt["length"], self._sig_det_lane, self._sig_det_pos, self._sig_det_last)
@@ -481,6 +484,7 @@ class NativeEngine:
         later = self._sig_phase[k + 1:]
         later[later >= 0] += shift  # (global phase indices)
         self._sig_phase[k] = -1  # an actuated program starts at its first phase
+        self._sig_force = True  # the next signal update writes every connection anew
         self._signal_layout()
 
     def _setup_emissions(self, trips, seed: int) -> None:
@@ -883,6 +887,7 @@ class NativeEngine:
             eng._conn_cross_offsets, eng._conn_cross = crossing_connections(city, on)
             eng._conn_keep_clear = city.conn_keep_clear & on
         eng.__dict__.setdefault("_lane_occ", np.zeros(city.n_lanes))  # scratch, rebuilt every step
+        eng.__dict__.setdefault("_sig_force", True)  # checkpoints before signal updates wrote only changes
         for name in ("_sg_prob", "_kr_prob"):  # checkpoints before speed-gain wishes built up
             eng.__dict__.setdefault(name, np.zeros(eng.state.size))
         if "_steer_p" not in eng.__dict__:  # checkpoints before lane-use steering

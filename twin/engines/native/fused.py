@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from twin.engines.native import kernels as K
+from twin.engines.native.kernels.state import ACTUATED
 from twin.engines.native import emissions as EM
 from twin.engines.native import signals as S
 from twin.engines.native import stops as ST
@@ -24,15 +25,16 @@ _emit_serial = EM.emit.serial
 
 
 @kernel
-def _sort(order, order_tmp, n_order, veh, lane_start):
-    """:func:`K.sort_vehicles` into ``order_tmp``; the caller swaps the two (as ``NativeEngine._sort``)."""
-    return K.sort_vehicles(order, n_order, veh.state, veh.lane, veh.pos, lane_start, order_tmp)
+def _sort(order, order_tmp, n_order, state, lane, pos, lane_start):
+    """:func:`K.sort_vehicles` into ``order_tmp``; the caller swaps the two (as ``NativeEngine._sort``). (It takes
+    the three arrays, not the vehicles' record: a call counts a reference to each array it is given.)"""
+    return K.sort_vehicles(order, n_order, state, lane, pos, lane_start, order_tmp)
 
 
 @kernel
-def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, order, order_tmp, n_order, lane_start,
-              parked, n_parked, next_depart, depart, wait_list, n_wait, sig, emis, turns, veh, vtr, net, ctl, scr,
-              stats, lp, stp):
+def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig_force, order, order_tmp, n_order,
+              lane_start, parked, n_parked, next_depart, depart, wait_list, n_wait, sig, emis, turns, veh, vtr, net,
+              ctl, scr, stats, lp, stp):
     """Run ``n_steps`` steps of ``dt`` [s] from step ``step0``, as ``NativeEngine._one_step`` does.
 
     Parameters
@@ -48,6 +50,8 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, ord
     min_parallel : int
         A step with at least this many vehicles runs the parallel kernels on numba's threads, one with fewer
         their serial twins (``NativeEngine._on_threads``); -1: always the serial ones.
+    sig_force : bool
+        The first step's signal update writes every connection (:func:`K.update_signals`).
     order, order_tmp : int32 arrays
         The running vehicles sorted by (lane, position) and its scratch twin; they trade places at each sort.
     n_order : int
@@ -82,7 +86,12 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, ord
     eclass, cf, coast_a, non_exhaust, veh_emission, edge_emission, threads = emis
     turn_ridx, succ_offsets, succ_targets, turn_entered = turns
     conn_signal = ctl.conn_signal
+    state, vlane, vpos = veh.state, veh.lane, veh.pos
     has_stops = stp.route_index.size > 0
+    n_trips = depart.shape[0]
+    actuated = False  # (programs change only between two calls)
+    for k in range(tls_kind.shape[0]):
+        actuated = actuated or tls_kind[k] == ACTUATED
     swapped = False
     arrived_sum = 0
     teleported_sum = 0
@@ -91,20 +100,22 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, ord
     while done < n_steps:
         step = step0 + done
         t = step * dt
-        n = _sort(order, order_tmp, n_order, veh, lane_start)
+        n = _sort(order, order_tmp, n_order, state, vlane, vpos, lane_start)
         order, order_tmp, n_order, swapped = order_tmp, order, n, not swapped
         if n_parked:
             n_order, n_parked = ST.unpark(t, order, lane_start, n_order, parked, n_parked, veh, vtr, stp)
-            n = _sort(order, order_tmp, n_order, veh, lane_start)
+            n = _sort(order, order_tmp, n_order, state, vlane, vpos, lane_start)
             order, order_tmp, n_order, swapped = order_tmp, order, n, not swapped
-        K.update_signals(t, tls_offset, tls_phase_offsets, phase_duration, phase_state, conn_tls, conn_link,
-                         tls_phase, conn_signal)
+        K.update_signals(t, tls_offset, tls_phase_offsets, phase_duration, phase_state, tls_kind, conn_tls,
+                         conn_link, tls_phase, conn_signal, sig_force)
+        sig_force = False
         if det_lane.size:
             S.detect(t, dt, order, lane_start, veh.pos, veh.speed, veh.vtype, vtr.length, det_lane, det_pos,
                      det_last)
-        S.actuate(t, dt, tls_kind, tls_max_gap, tls_det_gap, tls_phase_offsets, phase_duration, phase_min,
-                  phase_max, phase_next, phase_green, phase_det_off, phase_dets, det_last, phase_state, conn_tls,
-                  conn_link, sig_phase, sig_phase_start, sig_next_check, tls_phase, conn_signal)
+        if actuated:
+            S.actuate(t, dt, tls_kind, tls_max_gap, tls_det_gap, tls_phase_offsets, phase_duration, phase_min,
+                      phase_max, phase_next, phase_green, phase_det_off, phase_dets, det_last, phase_state, conn_tls,
+                      conn_link, sig_phase, sig_phase_start, sig_next_check, tls_phase, conn_signal)
         if has_stops and ST.stop_targets(t, order, n, veh, vtr, net, ctl, stp):
             parked = np.flatnonzero(veh.state == ST.PARKED).astype(np.int32)
             n_parked = parked.size
@@ -116,7 +127,7 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, ord
         elif n:
             changed = _change_lanes_serial(direction, order, n, lane_start, dt, veh, vtr, net, ctl, scr, False)
         if changed:
-            n = _sort(order, order_tmp, n_order, veh, lane_start)
+            n = _sort(order, order_tmp, n_order, state, vlane, vpos, lane_start)
             order, order_tmp, n_order, swapped = order_tmp, order, n, not swapped
         if lp is not None:
             lp.prev_lane[:] = veh.lane
@@ -141,7 +152,9 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, ord
         teleported_sum += teleported
         updates += n
         done += 1
-        next_depart, n_wait, n_order = K.insert(float((step + 1) * dt), next_depart, depart, wait_list, n_wait,
-                                                order, n_order, veh, vtr, net, ctl, scr, stats)
+        t_next = float((step + 1) * dt)
+        if n_wait or (next_depart < n_trips and depart[next_depart] <= t_next):  # else insert has nothing to do
+            next_depart, n_wait, n_order = K.insert(t_next, next_depart, depart, wait_list, n_wait, order, n_order,
+                                                    veh, vtr, net, ctl, scr, stats)
     return swapped, n_order, parked, n_parked, next_depart, n_wait, arrived_sum, teleported_sum, updates
 

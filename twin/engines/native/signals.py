@@ -29,9 +29,9 @@ import math
 import numpy as np
 
 from twin.engines.native.kernels import GREEN, GREEN_MINOR, INF, YELLOW, first_ahead
+from twin.engines.native.kernels.state import ACTUATED, STATIC
 from twin.jit import kernel
 
-STATIC, ACTUATED = 0, 1
 
 
 def detector_layout(lane_length, lane_speed, conn_from_lane, conn_tls, conn_link, tls_kind, tls_detector_gap,
@@ -98,9 +98,11 @@ def actuate(t, dt, tls_kind, tls_max_gap, tls_detector_gap, tls_phase_offsets, p
     ``act_phase`` its current phase (global index; outside its program: start at its first phase),
     ``phase_start`` [s] when that phase began, ``next_check`` [s] its next decision."""
     eps = 1e-6
+    any_actuated = False
     for k in range(tls_kind.shape[0]):
         if tls_kind[k] != ACTUATED:
             continue
+        any_actuated = True
         p0 = tls_phase_offsets[k]
         p1 = tls_phase_offsets[k + 1]
         ph = act_phase[k]
@@ -133,6 +135,8 @@ def actuate(t, dt, tls_kind, tls_max_gap, tls_detector_gap, tls_phase_offsets, p
                 next_check[k] = t + (phase_min_dur[nph] if phase_min_dur[nph] < phase_max_dur[nph]
                                      else phase_duration[nph])
         tls_phase_out[k] = act_phase[k]
+    if not any_actuated:  # (no connection to write: spares a pass over all of them every step)
+        return
     for c in range(conn_tls.shape[0]):
         k = conn_tls[c]
         if k >= 0 and tls_kind[k] == ACTUATED:

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import math
 
-from twin.jit import kernel
+from twin.jit import inline_kernel, kernel
 from twin.engines.native.kernels.routes import choose_connection, sum_along
 from twin.engines.native.kernels.state import RED, INF, WAITING_FOE_M, MIN_SPEED, MIN_DIST_M, FOE_MOVING_SPEED
 
 
-@kernel
+@inline_kernel
 def idm(v, v0, gap, v_lead, a, b, s0, tau):
     """IDM acceleration [m/s²] (δ = 4); ``gap`` >= INF/2 means a free road."""
     if v0 < MIN_SPEED:
@@ -23,7 +23,7 @@ def idm(v, v0, gap, v_lead, a, b, s0, tau):
     return a * (free - q * q)
 
 
-@kernel
+@inline_kernel
 def first_ahead(l, p, order, lane_start, pos):
     """Index in ``order`` of the first vehicle on lane ``l`` ahead of position ``p`` (binary search in the
     lane's sorted segment; ``lane_start[l + 1]`` if none)."""
@@ -38,7 +38,7 @@ def first_ahead(l, p, order, lane_start, pos):
     return lo
 
 
-@kernel
+@inline_kernel
 def queue_ahead(l, p, k, n_edges, i, order, lane_start, veh, vt, net, ctl, scr):
     """Road taken [m] (vehicle lengths plus minimum gaps) on lane ``l`` (route edge ``k`` of vehicle ``i``) ahead
     of position ``p`` [m], and on the lanes it leads to over ``n_edges`` more route edges (as
@@ -69,7 +69,7 @@ def queue_ahead(l, p, k, n_edges, i, order, lane_start, veh, vt, net, ctl, scr):
                            conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
 
 
-@kernel
+@inline_kernel
 def foe_approaching(c, crit_gap, conn_foe_offsets, conn_foe_lanes, lane_start, order, pos, speed, lane_length,
                     lane_conn_offsets, conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n, vtype,
                     vt_class_bit, lane_edge, lane_allow, edge_lane_start):

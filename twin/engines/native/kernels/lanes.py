@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from twin.jit import kernel, parallel_kernel
+from twin.jit import inline_kernel, kernel, parallel_kernel
 from twin.engines.native.kernels.following import first_ahead, idm, queue_ahead
 from twin.engines.native.kernels.routes import choose_connection, lane_reach, lane_score, lane_score_within
 from twin.engines.native.kernels.state import (
@@ -15,7 +15,7 @@ from twin.engines.native.kernels.state import (
     LC_MANDATORY_DECEL, SWAP_SPEED, SG_WISH_DECAY, STEER_LEAD_ON_FACTOR, MIN_SPEED)
 
 
-@kernel
+@inline_kernel
 def unit_hash(a, b, c):
     """A number in [0, 1) that depends only on the integers ``a``, ``b``, ``c`` (murmur3's 32-bit finaliser
     over a mix of them): a random draw that needs no stream state, so runs split by a checkpoint stay
@@ -85,7 +85,7 @@ def _swap_ok(k, kj, l, tl, order, lane_start, veh, vt, net, ctl, scr):
     return True
 
 
-@kernel
+@inline_kernel
 def _target_lane(l, direction, class_bit, lane_edge, lane_index, edge_lane_start, edge_num_lanes, lane_allow):
     """The lane beside lane ``l`` towards ``direction`` that a vehicle of ``class_bit`` could change to, or -1
     (none there, or closed to it; on a closed road its other closed lanes count as open)."""

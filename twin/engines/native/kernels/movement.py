@@ -91,9 +91,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     e_dist = stats.dist
     e_halt_time = stats.halt_time
     e_queue_time = stats.queue_time
-    steps = np.empty(n)  # per vehicle (position in order): distance driven [m], its edge, queue length × dt [m·s]
-    edges = np.empty(n, dtype=np.int64)
-    queue = np.empty(n)
+    steps = np.empty(n)  # per vehicle (position in order): distance driven [m] (its edge and length: see below)
     for k in prange(n):  # each vehicle writes only its own elements; the edges' sums follow in vehicle order
         i = order[k]
         l = lane[i]
@@ -222,15 +220,15 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
         if v_allowed > 0.0:
             time_loss[i] += dt * max(0.0, 1.0 - vn / v_allowed)
         steps[k] = step
-        edges[k] = lane_edge[l]
-        queue[k] = (vt_length[ty] + s0) * dt
-    for k in range(n):
-        e = edges[k]
+    for k in range(n):  # (a vehicle's lane and type are as at the start of the step: move changes neither)
+        i = order[k]
+        e = lane_edge[lane[i]]
         e_veh_time[e] += dt
         e_dist[e] += steps[k]
         if new_speed[k] < HALT_SPEED:
             e_halt_time[e] += dt
-            e_queue_time[e] += queue[k]
+            ty = vtype[i]
+            e_queue_time[e] += (vt_length[ty] + vt_min_gap[ty]) * dt
 
 
 @kernel
@@ -281,16 +279,14 @@ def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, s
     tail_pos = scr.tail_pos
     tail_len = scr.tail_len
     e_entered = stats.entered
-    n_lanes = tail_pos.shape[0]
-    for l in range(n_lanes):
-        if lane_start[l + 1] > lane_start[l]:
-            j = order[lane_start[l]]
-            k0 = lane_start[l]
-            tail_pos[l] = min(new_pos[k0], lane_length[l])
+    tail_pos[:] = INF  # (empty lanes; a walk over the vehicles, not the lanes, finds each lane's last one)
+    tail_len[:] = 0.0
+    for k in range(n):
+        j = order[k]
+        l = lane[j]
+        if k == lane_start[l]:
+            tail_pos[l] = min(new_pos[k], lane_length[l])
             tail_len[l] = vt_length[vtype[j]]
-        else:
-            tail_pos[l] = INF
-            tail_len[l] = 0.0
     arrived = 0
     teleported = 0
     for k in range(n):

@@ -13,30 +13,35 @@ def sort_vehicles(order, n_order, state, lane, pos, lane_start_out, order_out):
     joined); the result is written to ``order_out`` and ``lane_start_out``
     (CSR: vehicles of lane l are ``order_out[lane_start_out[l]:lane_start_out[l+1]]``).
     Returns the number of running vehicles.
+
+    A counting sort by lane (stable: vehicles of a lane keep their previous order), then an insertion sort by
+    position within each lane (stable too). Besides the vehicles, a step pays for two passes over the lanes
+    (clearing the counts and their running sum): each lane's count is kept one place further on, so that
+    placing the vehicles moves each lane's start to the next lane's, and the lanes are sorted by walking
+    the vehicles, not the lanes.
     """
     n_lanes = lane_start_out.shape[0] - 1
-    for l in range(n_lanes + 1):
-        lane_start_out[l] = 0
+    lane_start_out[:] = 0
     n = 0
     for k in range(n_order):
         i = order[k]
         if state[i] == RUNNING:
-            lane_start_out[lane[i] + 1] += 1
+            l = lane[i]
+            if l + 2 <= n_lanes:  # lane l's count at l + 2 (the last lane's is not needed)
+                lane_start_out[l + 2] += 1
             n += 1
-    for l in range(n_lanes):
-        lane_start_out[l + 1] += lane_start_out[l]
-    fill = lane_start_out[:-1].copy()
+    for l in range(2, n_lanes + 1):  # now lane_start_out[l + 1] is the start of lane l
+        lane_start_out[l] += lane_start_out[l - 1]
     for k in range(n_order):
         i = order[k]
         if state[i] == RUNNING:
             l = lane[i]
-            order_out[fill[l]] = i
-            fill[l] += 1
-    for l in range(n_lanes):
-        a = lane_start_out[l]
-        b = lane_start_out[l + 1]
-        for k in range(a + 1, b):
-            i = order_out[k]
+            order_out[lane_start_out[l + 1]] = i
+            lane_start_out[l + 1] += 1  # ends as the start of lane l + 1
+    for k in range(n):  # insertion sort by position within each lane (lanes in order, as they lie)
+        i = order_out[k]
+        a = lane_start_out[lane[i]]
+        if k > a:
             p = pos[i]
             j = k - 1
             while j >= a and pos[order_out[j]] > p:

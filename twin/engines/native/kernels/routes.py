@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from twin.jit import kernel
+from twin.jit import inline_kernel, kernel
 from twin.engines.native.kernels.state import (
     INF, DRIVE_OFF_BIT, STRATEGIC_DEPTH, STRATEGIC_LOOKAHEAD_M, STRATEGIC_MAX_DEPTH, DEST_SCORE,
     BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH)
@@ -68,7 +68,7 @@ def lane_score_within(l, k, depth, lookahead_m, max_depth, route_edges, base, n_
         dist += lane_length[s_nxt]
 
 
-@kernel
+@inline_kernel
 def choose_connection(l, k, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge,
                       lane_allow, edge_lane_start, lane_length):
     """The connection a vehicle on lane ``l`` (at route edge ``k``) takes into its next route edge, or -1.
@@ -104,7 +104,7 @@ def choose_connection(l, k, route_edges, base, n_route, class_bit, lane_conn_off
     return best
 
 
-@kernel
+@inline_kernel
 def lane_reach(l, k, n_edges, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge,
                lane_allow, edge_lane_start, lane_length):
     """Distance [m] from the start of lane ``l`` (route edge ``k``) to the end of the lane reached after
@@ -136,7 +136,7 @@ def sum_along(l, k, n_edges, per_lane, route_edges, base, n_route, class_bit, la
     return total
 
 
-@kernel
+@inline_kernel
 def _route_edge(route_edges, route_off, route_n, ridx, i, ahead):
     k = ridx[i] + ahead
     if k >= route_n[i]:

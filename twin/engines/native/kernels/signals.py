@@ -2,14 +2,22 @@
 from __future__ import annotations
 
 from twin.jit import kernel
-from twin.engines.native.kernels.state import UNCONTROLLED
+from twin.engines.native.kernels.state import ACTUATED, UNCONTROLLED
 
 
 @kernel
-def update_signals(t, tls_offset, tls_phase_offsets, phase_duration, phase_state, conn_tls, conn_link,
-                   tls_phase_out, conn_signal_out):
-    """Current phase of every traffic light and signal state of every connection at time ``t`` [s]."""
+def update_signals(t, tls_offset, tls_phase_offsets, phase_duration, phase_state, tls_kind, conn_tls, conn_link,
+                   tls_phase_out, conn_signal_out, force):
+    """Current phase of every traffic light and signal state of every connection at time ``t`` [s].
+
+    The connections are written when a fixed-time light changed phase since the last call, or with
+    ``force`` (the first call, and the first after a program changed: the caller knows). Otherwise they
+    hold what the last write gave, as nothing else writes them but :func:`twin.engines.native.signals.actuate`,
+    which writes those of the actuated lights (``tls_kind``) after this, every step; so the pass over every
+    connection is made only when something changed.
+    """
     n_tls = tls_offset.shape[0]
+    changed = force
     for k in range(n_tls):
         p0 = tls_phase_offsets[k]
         p1 = tls_phase_offsets[k + 1]
@@ -22,7 +30,11 @@ def update_signals(t, tls_offset, tls_phase_offsets, phase_duration, phase_state
         while tt >= acc and ph < p1 - 1:
             ph += 1
             acc += phase_duration[ph]
+        if tls_kind[k] != ACTUATED and tls_phase_out[k] != ph:
+            changed = True
         tls_phase_out[k] = ph
+    if not changed:
+        return
     for c in range(conn_tls.shape[0]):
         k = conn_tls[c]
         if k < 0:

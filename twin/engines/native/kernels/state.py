@@ -3,6 +3,7 @@ from __future__ import annotations
 
 SCHEDULED, WAITING, RUNNING, ARRIVED, CANCELLED = 0, 1, 2, 3, 4
 RED, YELLOW, GREEN, GREEN_MINOR, UNCONTROLLED = 0, 1, 2, 3, 4
+STATIC, ACTUATED = 0, 1  # kinds of signal program (fixed-time; SUMO's actuated: twin.engines.native.signals)
 INF = 1e18
 WAITING_FOE_M = 5.0  # [m] a priority vehicle stopped this close to the junction keeps its turn (foe_approaching)
 DRIVE_OFF_BIT = 1 << 31  # lane_allow bit of a lane closed by road works on its whole edge: no class may enter,

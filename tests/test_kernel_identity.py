@@ -21,8 +21,8 @@ RECORDED = {
              "trips": "d5813911c9743334a0d6915af610b7155880dba5ff11749415e4997da5153efd"},
     "bologna": {"dataset": "949d691b0902c3e7affacb6060ac4841aa11d06ee3914b19b0b4cbc93e62fe08",
                 "trips": "c956c3d20c6ee6d5684a3e66d96e353ed776ec2e575e26fed288d83e0aa7cdba"},
-    "wildau": {"dataset": "babd8a0d953778eaf5ba0c5d1828fa99a3229a86f977ed387e6bfeda2ab48d50",
-               "trips": "efc185975d214259d9fac37497e281777416cb085919eea15218daf885019697"},
+    "wildau": {"dataset": "ef28ded0c637a689a08be12fd12d48421cde81de1ef4096854f7d06b18353558",
+               "trips": "3727a150af95bf0c257e5fc4415c9696e8360174046630322b5fb4c80930ab1a"},
 }
 
 

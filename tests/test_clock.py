@@ -98,3 +98,50 @@ def test_chunked_clock_keeps_the_step_by_step_order(corridor, dt):
     reference, ref_calls, ref_end = run(_StepByStep)
     assert chunked == reference and end == ref_end == 30.0
     assert len(ref_calls) == round(30.0 / dt) and len(calls) < len(ref_calls) // 2
+
+
+@pytest.mark.parametrize("dt", [1.0, 0.1])
+def test_late_events_on_steps_cost_one_call_per_chunk(corridor, dt):
+    """Readers on step times, late processes acting there and the ordinary events they schedule (for the
+    same instant and for the next step) see the engine as with one event per step; the step that reaches
+    a reader is taken in the chunk's call, so each reader costs one call into the engine, not two."""
+    demand = route_demand(corridor, make_trips(corridor, [("e0", "e2", 0.0), ("e0", "e2", 2.0),
+                                                         ("e0", "e2", 9.0)]))
+
+    def run(cls, with_process=True):
+        eng = NativeEngine(step_length=dt)
+        eng.start(corridor, demand, seed=1)
+        calls = []
+        advance = eng.advance
+        eng.advance = lambda until: (calls.append(until), advance(until))
+        sim = cls(eng, 40.0)
+        env = sim.env
+        seen = []
+
+        def note(what):
+            seen.append((what, env.now, eng.time, float(eng.pos.sum())))
+
+        def late_actor():  # a late event on a step that schedules ordinary ones for now and the next step
+            for wait in (6.0, 7.0):
+                yield LateTimeout(env, wait)
+                note("late")
+                env.process(_after(env, 0.0, note, "now"))
+                env.process(_after(env, dt, note, "next step"))
+
+        if with_process:
+            sim.add_process(late_actor())
+        sim.add_reader(5.0, note)
+        sim.add_reader(10.0, note)
+        sim.run()
+        return seen, calls, eng.time
+
+    chunked, calls, end = run(Simulation)
+    reference, _, ref_end = run(_StepByStep)
+    assert chunked == reference and end == ref_end == 40.0
+    _, calls, _ = run(Simulation, with_process=False)
+    assert len(calls) == 40.0 / 5.0 + 1  # one a reader event, and the last step (a clock event of its own)
+
+
+def _after(env, delay, note, what):
+    yield env.timeout(delay)
+    note(what)

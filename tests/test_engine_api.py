@@ -123,3 +123,26 @@ def test_checkpoint_keeps_added_vehicles(corridor, tmp_path):
     for e in (eng, back):
         e.advance(300.0)
     assert eng.vehicle_status(["u1"])["arrival"][0] == back.vehicle_status(["u1"])["arrival"][0]
+
+
+def test_readers_at_one_step_share_a_snapshot_until_an_action(corridor):
+    """observe() twice at one step gives the same copies (with vehicles: the same snapshot and the positions);
+    an action in between, or a step, gives a new one with what changed."""
+    from twin.engines.base import SetTripsActive
+
+    trips = make_trips(corridor, [("e0", "e2", float(t)) for t in range(0, 100, 10)])
+    eng = NativeEngine()
+    eng.start(corridor, route_demand(corridor, trips), seed=1)
+    eng.advance(35.0)
+    first = eng.observe()
+    with_veh = eng.observe(vehicles=True)
+    assert eng.observe() is first and with_veh.edge_dist is first.edge_dist and first.vehicles is None
+    assert with_veh.running == first.running == with_veh.vehicles.trip.size > 0
+    assert with_veh.vehicles.pos.tolist() == eng.pos[with_veh.vehicles.trip].tolist()
+    eng.apply(SetTripsActive(trips=(7, 8), active=False))
+    after = eng.observe()
+    assert after.cancelled == 2 and first.cancelled == 0 and after.scheduled == first.scheduled - 2
+    eng.advance(36.0)
+    later = eng.observe()
+    assert later.time == 36.0 and later.edge_veh_time.sum() > after.edge_veh_time.sum()
+    assert first.edge_veh_time.sum() == after.edge_veh_time.sum()  # (copies: the step did not write them)

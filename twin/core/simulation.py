@@ -7,7 +7,7 @@ from typing import Any
 
 import simpy
 
-from twin.core.clock import every
+from twin.core.clock import LATE, every
 from twin.core.interrupt import check as check_interrupt
 from twin.engines.base import Engine
 
@@ -23,6 +23,13 @@ def _timeout_at(env: simpy.Environment, t: float) -> simpy.Timeout:
     while delay > 0 and env.now + delay > t:
         delay = math.nextafter(delay, 0.0)
     return env.timeout(delay)
+
+
+def _only_late_due(env: simpy.Environment) -> bool:
+    """True if the next event of ``env`` (and so every event due at its time) is a late one
+    (:data:`twin.core.clock.LATE`): nothing of ordinary priority is due then."""
+    queue = env._queue  # simpy's heap of (time, priority, id, event)
+    return bool(queue) and queue[0][1] >= LATE
 
 
 class Simulation:
@@ -56,10 +63,17 @@ class Simulation:
         again a clock event, scheduled after the events already due then, as it was step by step. The
         clock's times are the step-by-step sums (``t + dt + dt ...``), so readers meet the engine at the
         same instants as before.
+
+        When only late events (readers, :class:`~twin.core.clock.LateTimeout`) are due at that step's time,
+        the step is taken in the same call: step by step, its clock event would have come first at that
+        instant, before them, and nothing runs in between. The clock event after it, at the next step's
+        time, is scheduled at once (step by step it was scheduled at that instant before the late events
+        ran, so it still comes before what they schedule for then); when it fires, the step it stands for
+        begins the next chunk. So a chunk between two readers is one call into the engine.
         """
         env, dt = self.env, self.engine.step_length
         n_steps = int(round(self.duration / dt))
-        k = int(round(self.engine.time / dt))
+        k = done = int(round(self.engine.time / dt))  # the clock is at step k's time t; the engine at step done
         t = env.now
         while k < n_steps:
             horizon = env.peek()  # the next event of any other process (inf: none)
@@ -67,17 +81,20 @@ class Simulation:
             m, tm = k, t
             while m + 1 < n_steps and tm + dt < horizon:
                 m, tm = m + 1, tm + dt
-                if m - k == CHECK_EVERY:  # a long chunk: signals are still checked every few hundred steps
+                if m - done == CHECK_EVERY:  # a long chunk: signals are still checked every few hundred steps
                     check_interrupt()
                     self.engine.advance(m * dt)
-                    k = m
-            if m > k:
+                    done = m
+            if m + 1 < n_steps and tm + dt == horizon and _only_late_due(env):
+                m, tm = m + 1, tm + dt  # (the late events see it there, as after its clock event)
+            if m > done:
                 check_interrupt()
                 self.engine.advance(m * dt)
+                done = m
             k, t = m + 1, tm + dt
             yield _timeout_at(env, t)
             check_interrupt()  # SIGINT/SIGTERM stop the run here, between chunks (twin.core.interrupt)
-            self.engine.advance(k * dt)
+        self.engine.advance(k * dt)
 
     def add_reader(self, period: float, action: Callable[[float], Any]) -> simpy.Process:
         """Call ``action(t)`` every ``period`` s, after the engine has reached t (until the end)."""

@@ -5,6 +5,7 @@ No Python code here loops over vehicles; all per-vehicle work is in
 """
 from __future__ import annotations
 
+import copy
 import logging
 from typing import ClassVar, Literal
 
@@ -606,6 +607,7 @@ class NativeEngine:
     def apply(self, action: Action) -> None:
         if type(action) not in self.capabilities:
             raise UnsupportedActionError(self.name, action)
+        self.__dict__.pop("_observed", None)  # the state observed before it may change
         self._score_ridx.fill(-1)  # lane permissions or routes may change: lane scores are recomputed
         city = self.city
         if isinstance(action, SetSpeedLimit):
@@ -1002,23 +1004,40 @@ class NativeEngine:
 
     # ------------------------------------------------------------ observing
     def observe(self, vehicles: bool = False) -> Snapshot:
+        """The engine's state now (:class:`~twin.engines.base.Snapshot`).
+
+        Readers at one instant share one snapshot: a second call at the same step, with no action applied
+        in between, returns the first call's copies (with the vehicles' positions, taken anew, if asked).
+        A snapshot's arrays are copies the engine never writes again; readers must not write them either."""
+        memo = self.__dict__.get("_observed")
+        if memo is not None and memo[0] == self._step:
+            snap = memo[1]
+        else:
+            snap = self._observe()
+            self.__dict__["_observed"] = (self._step, snap)  # (dropped by apply; not in checkpoints)
+        if not vehicles:
+            return snap
+        n = self._sort()
+        x, y, ang = np.empty(n), np.empty(n), np.empty(n)
+        self._call(K.vehicle_xy, self._order, n, self.lane, self.pos, self.city.lane_shape_offsets,
+                   self.city.lane_shape_xy, x, y, ang)
+        idx = self._order[:n].astype(np.int64)
+        lane = self.lane[idx]
+        veh = VehicleArrays(trip=idx, edge=self.city.lane_edge[lane], lane=lane, pos=self.pos[idx],
+                            speed=self.speed[idx], x=x, y=y, angle=ang, vtype=self.vtype[idx])
+        snap = copy.copy(snap)  # (the same snapshot with the vehicles: replace() would run its __init__ again)
+        object.__setattr__(snap, "vehicles", veh)
+        return snap
+
+    def _observe(self) -> Snapshot:
+        """A snapshot without the vehicles (see :meth:`observe`)."""
         counts = np.bincount(self.state, minlength=5) if self.state.size else np.zeros(5, dtype=np.int64)
-        veh = None
-        if vehicles:
-            n = self._sort()
-            x, y, ang = np.empty(n), np.empty(n), np.empty(n)
-            K.vehicle_xy(self._order, n, self.lane, self.pos, self.city.lane_shape_offsets,
-                         self.city.lane_shape_xy, x, y, ang)
-            idx = self._order[:n].astype(np.int64)
-            veh = VehicleArrays(trip=idx, edge=self.city.lane_edge[self.lane[idx]], lane=self.lane[idx].copy(),
-                                pos=self.pos[idx].copy(), speed=self.speed[idx].copy(), x=x, y=y, angle=ang,
-                                vtype=self.vtype[idx].copy())
         return Snapshot(
             time=self.time, scheduled=int(counts[K.SCHEDULED]), waiting=int(counts[K.WAITING]),
             running=int(counts[K.RUNNING]), arrived=int(counts[K.ARRIVED]), teleports=self._teleported,
             vehicle_updates=self._updates, edge_entered=self.e_entered.copy(), edge_veh_time=self.e_veh_time.copy(),
             edge_dist=self.e_dist.copy(), edge_halt_time=self.e_halt_time.copy(),
-            edge_queue_time=self.e_queue_time.copy(), signal_phase=self._tls_phase.copy(), vehicles=veh,
+            edge_queue_time=self.e_queue_time.copy(), signal_phase=self._tls_phase.copy(), vehicles=None,
             loop_count=self.loop_count.copy(), loop_speed_sum=self.loop_speed_sum.copy(),
             loop_occ_time=self.loop_occ_time.copy(), cancelled=int(counts[K.CANCELLED]), added=len(self._added),
             edge_emission=self.e_emission.copy(), turn_entered=self.turn_entered.copy())

@@ -243,16 +243,8 @@ def emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a
     if cf.shape[1] != N_TERM or cf.shape[2] != N_COL or veh_emission.shape[1] != N_COL \
             or edge_emission.shape[1] != N_COL:
         raise ValueError("emit: the coefficients and the accumulators need rows of 8 columns (step_coefficients)")
-    parts = min(max(parts, 1), max(n, 1))
-    cut = np.empty(parts + 1, dtype=np.int64)
-    cut[0] = 0
-    for j in range(1, parts):
-        k = max(j * n // parts, cut[j - 1])
-        while 0 < k < n and lane_edge[lane[order[k]]] == lane_edge[lane[order[k - 1]]]:
-            k += 1  # not between two vehicles of one edge
-        cut[j] = k
-    cut[parts] = n
-    for j in prange(parts):
+    cut = edge_parts(order, n, lane, lane_edge, parts)
+    for j in prange(cut.size - 1):
         a, b = cut[j], cut[j + 1]
         emit_range(dt, order[a:b], new_pos[a:b], new_speed[a:b], lane, pos, speed, eclass, cf, coast_a,
                    non_exhaust, lane_edge, veh_emission, edge_emission)
@@ -276,12 +268,36 @@ def emit_range(dt, order, new_pos, new_speed, lane, pos, speed, eclass, cf, coas
         if k + PREFETCH < m:
             prefetch_row(veh_emission, order[k + PREFETCH])
         i = order[k]
-        c = eclass[i]
-        v0 = speed[i]
-        vn = new_speed[k]
-        v = 0.5 * (v0 + vn)
-        a = (vn - v0) * inv_dt
-        # no fuel while coasting (the limit is a deceleration: coasting_limits_negative; most vehicles skip it)
-        w = 0.0 if v > MOVING_SPEED and a < 0.0 and a < coast_limit(coast_a, c, v) else hw
-        add_emissions(cf, c, v, a, w, non_exhaust, new_pos[k] - pos[i], veh_emission, i, edge_emission,
-                      lane_edge[lane[i]])
+        emit_vehicle(inv_dt, hw, speed[i], new_speed[k], pos[i], new_pos[k], eclass[i], cf, coast_a, non_exhaust,
+                     veh_emission, i, edge_emission, lane_edge[lane[i]])
+
+
+@kernel
+def emit_vehicle(inv_dt, hw, v0, vn, p0, pn, c, cf, coast_a, non_exhaust, veh_emission, i, edge_emission, e):
+    """Add vehicle ``i``'s emissions of one step [g] to ``veh_emission[i]`` and ``edge_emission[e]``: it drove
+    from ``p0`` to ``pn`` [m] at speeds ``v0`` then ``vn`` [m/s], at the step's mean speed and acceleration
+    (``inv_dt`` 1/Δt [1/s], ``hw`` ½ Δt × 10⁻³ [s·g/mg]), class ``c``. What :func:`emit_range` and
+    :func:`twin.engines.native.kernels.move` do for each vehicle."""
+    v = 0.5 * (v0 + vn)
+    a = (vn - v0) * inv_dt
+    # no fuel while coasting (the limit is a deceleration: coasting_limits_negative; most vehicles skip it)
+    w = 0.0 if v > MOVING_SPEED and a < 0.0 and a < coast_limit(coast_a, c, v) else hw
+    add_emissions(cf, c, v, a, w, non_exhaust, pn - p0, veh_emission, i, edge_emission, e)
+
+
+@kernel
+def edge_parts(order, n, lane, lane_edge, parts):
+    """Cut the vehicles ``order[:n]`` (in lane order: each edge's vehicles are consecutive, :func:`edges_grouped`)
+    into at most ``parts`` parts of about equal size at edge boundaries: part j is ``cut[j]:cut[j + 1]`` of the
+    returned ``cut``. A thread that runs one part in order writes the rows of its edges alone, in the same order
+    as one pass over all vehicles."""
+    parts = min(max(parts, 1), max(n, 1))
+    cut = np.empty(parts + 1, dtype=np.int64)
+    cut[0] = 0
+    for j in range(1, parts):
+        k = max(j * n // parts, cut[j - 1])
+        while 0 < k < n and lane_edge[lane[order[k]]] == lane_edge[lane[order[k - 1]]]:
+            k += 1  # not between two vehicles of one edge
+        cut[j] = k
+    cut[parts] = n
+    return cut

@@ -29,6 +29,23 @@ N_TERM = 7  # terms of the HBEFA4 function
 PREFETCH = 8  # emit() asks for the emission row of the vehicle this many places ahead in the lane order
 
 
+ROW_BYTES = N_COL * 8  # a row of the accumulators: one cache line when aligned to it
+
+
+def aligned_rows(a: np.ndarray) -> np.ndarray:
+    """``a`` (float64, rows of :data:`N_COL`) if it is C-contiguous and each of its rows lies in one cache line,
+    else a copy that is. numpy aligns large arrays to 16 bytes only: each row would then span two lines, and the
+    step's read-modify-write of a vehicle's row (in lane order, so at random in memory) would miss the cache twice.
+    """
+    if a.flags.c_contiguous and a.ctypes.data % ROW_BYTES == 0:
+        return a
+    buf = np.empty(a.size + ROW_BYTES // 8, dtype=np.float64)
+    start = (-buf.ctypes.data % ROW_BYTES) // 8
+    out = buf[start:start + a.size].reshape(a.shape)
+    out[...] = a
+    return out
+
+
 def coast_grid(n: int) -> np.ndarray:
     """The speeds [m/s] at which the table gives the coasting limit (checks the packaged grid)."""
     return np.concatenate([COAST_V0 + COAST_DV0 * np.arange(COAST_N0),
@@ -110,6 +127,19 @@ def add_emissions(cf, c, v, a, w, non_exhaust, step, veh_emission, i, edge_emiss
         edge_emission[e, p] += g
 
 
+def add_idle_emissions(cf, c, w, veh_emission, i, edge_emission, e):
+    """:func:`add_emissions` of a vehicle that stood still through the step (v = a = 0, no distance): column p
+    gets (E0_p + |E0_p|)·w, E0_p the constant term ``cf[c, 0, p]``. The same bits: the other terms are ±0 there,
+    which leave E0_p as it is up to the sign of a zero that the clip drops, and so is the wear term.
+
+    This body is the definition; compiled, :func:`_add_idle_simd` does it on rows of 8 doubles."""
+    for p in range(N_COL):
+        g = cf[c, 0, p]
+        g = (g + abs(g)) * w
+        veh_emission[i, p] += g
+        edge_emission[e, p] += g
+
+
 def _row(context, builder, aryty, ary, index, index_type):
     """LLVM pointer to ``ary[index, 0, ...]`` as a <N_COL x double>* (C-contiguous float64 arrays whose last
     axis has N_COL elements: :func:`emit` checks it)."""
@@ -183,6 +213,37 @@ def _add_emissions_compiled(cf, c, v, a, w, non_exhaust, step, veh_emission, i, 
     return None
 
 
+@intrinsic
+def _add_idle_simd(typingctx, cf, c, w, veh_emission, i, edge_emission, e):
+    """:func:`add_idle_emissions` on rows of 8 doubles."""
+    if not _c_float_rows(cf, veh_emission, edge_emission) or w != types.float64 or not all(
+            isinstance(x, types.Integer) for x in (c, i, e)):
+        return None
+    sig = types.void(cf, c, w, veh_emission, i, edge_emission, e)
+
+    def codegen(context, builder, signature, args):
+        cf_t, c_t, _, veh_t, i_t, edge_t, e_t = signature.args
+        cf_v, c_v, w_v, veh_v, i_v, edge_v, e_v = args
+        vt = ir.VectorType(ir.DoubleType(), N_COL)
+        g = builder.load(_row(context, builder, cf_t, cf_v, c_v, c_t), align=8)
+        fabs = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt]), f"llvm.fabs.v{N_COL}f64")
+        g = builder.fmul(builder.fadd(g, builder.call(fabs, [g])), _splat(builder, w_v))
+        for ary_t, ary_v, idx_v, idx_t in ((veh_t, veh_v, i_v, i_t), (edge_t, edge_v, e_v, e_t)):
+            ptr = _row(context, builder, ary_t, ary_v, idx_v, idx_t)
+            builder.store(builder.fadd(builder.load(ptr, align=8), g), ptr, align=8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@overload(add_idle_emissions, jit_options=JIT_OPTIONS)
+def _add_idle_compiled(cf, c, w, veh_emission, i, edge_emission, e):
+    if _c_float_rows(cf, veh_emission, edge_emission) and w == types.float64:
+        return lambda cf, c, w, veh_emission, i, edge_emission, e: _add_idle_simd(cf, c, w, veh_emission, i,
+                                                                                  edge_emission, e)
+    return None
+
+
 def prefetch_row(ary, i):
     """Ask the CPU to bring row ``i`` of the 2-D array ``ary`` into the cache (compiled; a no-op in Python)."""
 
@@ -243,8 +304,16 @@ def emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a
     if cf.shape[1] != N_TERM or cf.shape[2] != N_COL or veh_emission.shape[1] != N_COL \
             or edge_emission.shape[1] != N_COL:
         raise ValueError("emit: the coefficients and the accumulators need rows of 8 columns (step_coefficients)")
-    cut = edge_parts(order, n, lane, lane_edge, parts)
-    for j in prange(cut.size - 1):
+    parts = min(max(parts, 1), max(n, 1))
+    cut = np.empty(parts + 1, dtype=np.int64)
+    cut[0] = 0
+    for j in range(1, parts):
+        k = max(j * n // parts, cut[j - 1])
+        while 0 < k < n and lane_edge[lane[order[k]]] == lane_edge[lane[order[k - 1]]]:
+            k += 1  # not between two vehicles of one edge
+        cut[j] = k
+    cut[parts] = n
+    for j in prange(parts):
         a, b = cut[j], cut[j + 1]
         emit_range(dt, order[a:b], new_pos[a:b], new_speed[a:b], lane, pos, speed, eclass, cf, coast_a,
                    non_exhaust, lane_edge, veh_emission, edge_emission)
@@ -268,36 +337,15 @@ def emit_range(dt, order, new_pos, new_speed, lane, pos, speed, eclass, cf, coas
         if k + PREFETCH < m:
             prefetch_row(veh_emission, order[k + PREFETCH])
         i = order[k]
-        emit_vehicle(inv_dt, hw, speed[i], new_speed[k], pos[i], new_pos[k], eclass[i], cf, coast_a, non_exhaust,
-                     veh_emission, i, edge_emission, lane_edge[lane[i]])
-
-
-@kernel
-def emit_vehicle(inv_dt, hw, v0, vn, p0, pn, c, cf, coast_a, non_exhaust, veh_emission, i, edge_emission, e):
-    """Add vehicle ``i``'s emissions of one step [g] to ``veh_emission[i]`` and ``edge_emission[e]``: it drove
-    from ``p0`` to ``pn`` [m] at speeds ``v0`` then ``vn`` [m/s], at the step's mean speed and acceleration
-    (``inv_dt`` 1/Δt [1/s], ``hw`` ½ Δt × 10⁻³ [s·g/mg]), class ``c``. What :func:`emit_range` and
-    :func:`twin.engines.native.kernels.move` do for each vehicle."""
-    v = 0.5 * (v0 + vn)
-    a = (vn - v0) * inv_dt
-    # no fuel while coasting (the limit is a deceleration: coasting_limits_negative; most vehicles skip it)
-    w = 0.0 if v > MOVING_SPEED and a < 0.0 and a < coast_limit(coast_a, c, v) else hw
-    add_emissions(cf, c, v, a, w, non_exhaust, pn - p0, veh_emission, i, edge_emission, e)
-
-
-@kernel
-def edge_parts(order, n, lane, lane_edge, parts):
-    """Cut the vehicles ``order[:n]`` (in lane order: each edge's vehicles are consecutive, :func:`edges_grouped`)
-    into at most ``parts`` parts of about equal size at edge boundaries: part j is ``cut[j]:cut[j + 1]`` of the
-    returned ``cut``. A thread that runs one part in order writes the rows of its edges alone, in the same order
-    as one pass over all vehicles."""
-    parts = min(max(parts, 1), max(n, 1))
-    cut = np.empty(parts + 1, dtype=np.int64)
-    cut[0] = 0
-    for j in range(1, parts):
-        k = max(j * n // parts, cut[j - 1])
-        while 0 < k < n and lane_edge[lane[order[k]]] == lane_edge[lane[order[k - 1]]]:
-            k += 1  # not between two vehicles of one edge
-        cut[j] = k
-    cut[parts] = n
-    return cut
+        c = eclass[i]
+        v0 = speed[i]
+        vn = new_speed[k]
+        step = new_pos[k] - pos[i]
+        if v0 == 0.0 and vn == 0.0 and step == 0.0:  # stood still (queues): the constant terms only, the same bits
+            add_idle_emissions(cf, c, hw, veh_emission, i, edge_emission, lane_edge[lane[i]])
+            continue
+        v = 0.5 * (v0 + vn)
+        a = (vn - v0) * inv_dt
+        # no fuel while coasting (the limit is a deceleration: coasting_limits_negative; most vehicles skip it)
+        w = 0.0 if v > MOVING_SPEED and a < 0.0 and a < coast_limit(coast_a, c, v) else hw
+        add_emissions(cf, c, v, a, w, non_exhaust, step, veh_emission, i, edge_emission, lane_edge[lane[i]])

@@ -312,18 +312,18 @@ class NativeEngine:
 
     def _run_steps(self, n: int) -> None:
         """``n`` steps, as ``n`` calls of :meth:`_one_step`, in one compiled call (:mod:`.fused`)."""
-        c = self.city
+        c, em = self.city, self._emis
         veh, vtr, net, ctl, scr, stats, lp, stp = self._records()
         sig = (self._tls_offset, self._tls_phase_offsets, self._phase_duration, self._phase_state, c.conn_tls,
                c.conn_link, self._tls_phase, self._tls_kind, self._tls_max_gap, self._tls_det_gap, self._phase_min,
                self._phase_max, self._phase_next, self._sig_phase_green, self._sig_phase_det_off,
                self._sig_phase_dets, self._sig_det_lane, self._sig_det_pos, self._sig_det_last, self._sig_phase,
                self._sig_phase_start, self._sig_next_check)
-        emis = (self._emission_record(), self._threads)
+        emis = (self.eclass, self._emis_cf, em.coast_a, em.non_exhaust, self.emission, self.e_emission, self._threads)
         turns = (self._turn_ridx, *c.edge_successors, self.turn_entered)
         min_parallel = PARALLEL_MIN_VEHICLES if self._threads > 1 else -1  # (as _on_threads)
         (swapped, self._n_order, parked, n_parked, self._next_depart, self._n_wait, arrived, teleported,
-         updates) = self._call(F.run_steps, n, self._step, self._dt, self._teleport_time,
+         updates) = self._call(F.run_steps, n, self._step, self._dt, self._teleport_time, self._emissions_on,
                                min_parallel, self._sig_force, self._order, self._order_tmp, self._n_order,
                                self._lane_start, self._parked, self._parked.size, self._next_depart, self.depart,
                                self._wait_list, self._n_wait, sig, emis, turns, veh, vtr, net, ctl, scr, stats, lp, stp)
@@ -359,8 +359,12 @@ class NativeEngine:
         if self._loop_spec:
             self._prev_lane[:] = self.lane
             self._prev_pos[:] = self.pos
-        self._call(self._on_threads(K.move, n), dt, self._order, n, self._lane_start, veh, vtr, net, ctl, scr, stats,
-                   self._emission_record(), self._threads)
+        self._call(self._on_threads(K.move, n), dt, self._order, n, self._lane_start, veh, vtr, net, ctl, scr, stats)
+        em = self._emis
+        if n and self._emissions_on:
+            self._on_threads(EM.emit, n)(dt, self._order, n, self.lane, self.pos, self.speed, self._new_pos,
+                                         self._new_speed, self.eclass, self._emis_cf, em.coast_a, em.non_exhaust,
+                                         c.lane_edge, self.emission, self.e_emission, self._threads)
         arrived, teleported = self._call(K.commit, t, dt, self._teleport_time, self._order, n, self._lane_start,
                                          veh, vtr, net, ctl, scr, stats)
         if self._loop_spec:
@@ -529,8 +533,7 @@ class NativeEngine:
         "e_halt_time", "e_queue_time", "e_entered", "_loop_lane_offsets", "_loop_pos", "_loop_index", "loop_count",
         "loop_speed_sum", "loop_occ_time", "_prev_lane", "_prev_pos", "_stop_off", "_stop_ridx", "_stop_start",
         "_stop_end", "_stop_duration", "_stop_until", "_stop_parking", "_stop_next", "_dwell_until",
-        "_conn_cross_offsets", "_conn_cross", "_conn_keep_clear", "_emissions_on", "_emis", "_emis_cf", "eclass",
-        "emission", "e_emission"))
+        "_conn_cross_offsets", "_conn_cross", "_conn_keep_clear"))
 
     def __setattr__(self, name, value) -> None:
         object.__setattr__(self, name, value)
@@ -546,6 +549,8 @@ class NativeEngine:
         if recs is not None:
             return recs
         c, vt = self.city, self._vt
+        for name in ("emission", "e_emission"):  # rows on cache lines (an array put in place since, e.g. restored)
+            object.__setattr__(self, name, EM.aligned_rows(getattr(self, name)))
         veh = R.Vehicles(self.state, self.lane, self.pos, self.speed, self.vtype, self.vfactor, self.ridx,
                          self.route_off, self.route_n, self.route_edges, self.dist, self.wait, self.time_loss,
                          self.t_insert, self.t_arrive, self.teleports, self._stop_at, self._junction_speed,
@@ -567,16 +572,8 @@ class NativeEngine:
         stp = R.Stops(self._stop_off, self._stop_ridx, self._stop_start, self._stop_end, self._stop_duration,
                       self._stop_until, self._stop_parking, self._stop_next, self._dwell_until)
         recs = self.__dict__["_recs"] = (veh, vtr, net, ctl, scr, stats, lp, stp)
-        self.__dict__["_em_rec"] = R.Emissions(self._emissions_on, self.eclass, self._emis_cf, self._emis.coast_a,
-                                               self._emis.non_exhaust, self.emission, self.e_emission)
         self.__dict__["_bound"] = {}
         return recs
-
-    def _emission_record(self) -> R.Emissions:
-        """The emission kernel's record (:class:`~twin.engines.native.kernels.records.Emissions`), built with
-        :meth:`_records`."""
-        self._records()
-        return self.__dict__["_em_rec"]
 
     def _call(self, func, *args):
         """``func(*args)`` through its machine code bound to the types of ``args`` (:func:`twin.jit.bind`): the

@@ -13,6 +13,7 @@ import numpy as np
 
 from twin.engines.native import kernels as K
 from twin.engines.native.kernels.state import ACTUATED
+from twin.engines.native import emissions as EM
 from twin.engines.native import signals as S
 from twin.engines.native import stops as ST
 from twin.engines.native.turns import count_turns
@@ -20,6 +21,7 @@ from twin.jit import kernel
 
 _change_lanes_serial = K.change_lanes.serial  # the parallel kernels' single-threaded twins
 _move_serial = K.move.serial
+_emit_serial = EM.emit.serial
 
 
 @kernel
@@ -30,7 +32,7 @@ def _sort(order, order_tmp, n_order, state, lane, pos, lane_start):
 
 
 @kernel
-def run_steps(n_steps, step0, dt, teleport_time, min_parallel, sig_force, order, order_tmp, n_order,
+def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig_force, order, order_tmp, n_order,
               lane_start, parked, n_parked, next_depart, depart, wait_list, n_wait, sig, emis, turns, veh, vtr, net,
               ctl, scr, stats, lp, stp):
     """Run ``n_steps`` steps of ``dt`` [s] from step ``step0``, as ``NativeEngine._one_step`` does.
@@ -43,6 +45,8 @@ def run_steps(n_steps, step0, dt, teleport_time, min_parallel, sig_force, order,
         The engine's step count at the start (time ``step0 * dt`` [s]).
     dt, teleport_time : float  [s]
         Step length and the gridlock rule's halting time.
+    emissions_on : bool
+        Compute pollutant emissions (:func:`twin.engines.native.emissions.emit`).
     min_parallel : int
         A step with at least this many vehicles runs the parallel kernels on numba's threads, one with fewer
         their serial twins (``NativeEngine._on_threads``); -1: always the serial ones.
@@ -63,8 +67,8 @@ def run_steps(n_steps, step0, dt, teleport_time, min_parallel, sig_force, order,
         tls_phase, tls_kind, tls_max_gap, tls_det_gap, phase_min, phase_max, phase_next, phase_green,
         phase_det_off, phase_dets, det_lane, det_pos, det_last, sig_phase, sig_phase_start, sig_next_check)``.
     emis : tuple
-        ``(em, threads)``: the emission record (:class:`~twin.engines.native.kernels.records.Emissions`) and the
-        thread count, the parts :func:`K.move` cuts the vehicles into.
+        ``(eclass, cf, coast_a, non_exhaust, veh_emission, edge_emission, threads)`` (:func:`EM.emit`, which cuts
+        the vehicles into ``threads`` parts).
     turns : tuple
         ``(turn_ridx, succ_offsets, succ_targets, turn_entered)`` (:func:`count_turns`).
     veh, vtr, net, ctl, scr, stats, lp, stp :
@@ -79,7 +83,7 @@ def run_steps(n_steps, step0, dt, teleport_time, min_parallel, sig_force, order,
     (tls_offset, tls_phase_offsets, phase_duration, phase_state, conn_tls, conn_link, tls_phase, tls_kind,
      tls_max_gap, tls_det_gap, phase_min, phase_max, phase_next, phase_green, phase_det_off, phase_dets, det_lane,
      det_pos, det_last, sig_phase, sig_phase_start, sig_next_check) = sig
-    em, threads = emis
+    eclass, cf, coast_a, non_exhaust, veh_emission, edge_emission, threads = emis
     turn_ridx, succ_offsets, succ_targets, turn_entered = turns
     conn_signal = ctl.conn_signal
     state, vlane, vpos = veh.state, veh.lane, veh.pos
@@ -129,9 +133,16 @@ def run_steps(n_steps, step0, dt, teleport_time, min_parallel, sig_force, order,
             lp.prev_lane[:] = veh.lane
             lp.prev_pos[:] = veh.pos
         if par:
-            K.move(dt, order, n, lane_start, veh, vtr, net, ctl, scr, stats, em, threads)
+            K.move(dt, order, n, lane_start, veh, vtr, net, ctl, scr, stats)
         else:
-            _move_serial(dt, order, n, lane_start, veh, vtr, net, ctl, scr, stats, em, threads)
+            _move_serial(dt, order, n, lane_start, veh, vtr, net, ctl, scr, stats)
+        if n and emissions_on:
+            if par:
+                EM.emit(dt, order, n, veh.lane, veh.pos, veh.speed, scr.new_pos, scr.new_speed, eclass, cf, coast_a,
+                        non_exhaust, net.lane_edge, veh_emission, edge_emission, threads)
+            else:
+                _emit_serial(dt, order, n, veh.lane, veh.pos, veh.speed, scr.new_pos, scr.new_speed, eclass, cf,
+                             coast_a, non_exhaust, net.lane_edge, veh_emission, edge_emission, threads)
         arrived, teleported = K.commit(t, dt, teleport_time, order, n, lane_start, veh, vtr, net, ctl, scr, stats)
         if lp is not None:
             K.loops(dt, order, n, veh, vtr, net, ctl, lp)

@@ -7,7 +7,6 @@ import numpy as np
 from numba import prange
 
 from twin.jit import kernel, parallel_kernel
-from twin.engines.native.emissions import PREFETCH, edge_parts, emit_vehicle, prefetch_row
 from twin.engines.native.kernels.following import foe_approaching, idm, junction_blocked
 from twin.engines.native.kernels.routes import _best_lane, _route_edge, choose_connection
 from twin.engines.native.kernels.state import (
@@ -31,14 +30,8 @@ def space_till_standing(l, order, lane_start, pos, speed, vtype, vt_length, vt_m
 
 
 @parallel_kernel
-def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats, em, parts):
-    """New speed and position of every running vehicle (written to ``new_pos``/``new_speed``), and, if ``em.on``,
-    its pollutant emissions of the step (:func:`twin.engines.native.emissions.emit_vehicle`, into ``em.vehicle``
-    and ``em.edge``: while its speed, position and edge are at hand).
-
-    The vehicles are cut into ``parts`` parts at edge boundaries (the caller's thread count), each part run in
-    lane order on one thread: an edge's emission row is written by one part only, in the same order as in one
-    pass over all vehicles, so the results do not depend on the threads or on ``parts``.
+def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
+    """New speed and position of every running vehicle (written to ``new_pos``/``new_speed``).
 
     A vehicle halts where ``stop_at[i]`` [m, on its lane; INF: no stop] says (its stops,
     :mod:`twin.engines.native.stops`), braking as for a red light.
@@ -98,154 +91,135 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats, em, parts):
     e_dist = stats.dist
     e_halt_time = stats.halt_time
     e_queue_time = stats.queue_time
-    em_on = em.on
-    eclass = em.eclass
-    cf = em.cf
-    coast_a = em.coast_a
-    non_exhaust = em.non_exhaust
-    veh_emission = em.vehicle
-    edge_emission = em.edge
-    inv_dt = 1.0 / dt
-    hw = 0.5e-3 * dt  # ½ of mg/s -> g per step (emit_vehicle's branchless clip doubles it)
     steps = np.empty(n)  # per vehicle (position in order): distance driven [m] (its edge and length: see below)
-    # the vehicles in parts at edge boundaries, one part per thread in lane order: a vehicle's edge rows of the
-    # emissions are written by its part alone, in vehicle order (as one pass over all of them)
-    cut = edge_parts(order, n, lane, lane_edge, parts)
-    for j in prange(cut.size - 1):  # each vehicle writes only its own elements; the edges' sums follow in vehicle order
-        k1 = cut[j + 1]
-        for k in range(cut[j], k1):
-            if em_on and k + PREFETCH < k1:
-                prefetch_row(veh_emission, order[k + PREFETCH])
-            i = order[k]
-            l = lane[i]
-            ty = vtype[i]
-            v = speed[i]
-            p = pos[i]
-            a = vt_accel[ty]
-            b = vt_decel[ty]
-            s0 = vt_min_gap[ty]
-            tau = vt_tau[ty]
-            cb = vt_class_bit[ty]
-            v_allowed = min(lane_speed[l] * vfactor[i], vt_max_speed[ty])
-            if p < 0.0:  # on the junction before lane l (see commit): its path's speed limit
-                v_allowed = min(v_allowed, junction_speed[i] * vfactor[i])
-            hard = INF
-            acc = INF
-            if k + 1 < lane_start[l + 1]:
-                j = order[k + 1]
-                gap = pos[j] - vt_length[vtype[j]] - p
-                acc = idm(v, v_allowed, gap, speed[j], a, b, s0, tau)
-                hard = gap
-            else:
-                acc = idm(v, v_allowed, INF, 0.0, a, b, s0, tau)
-                horizon = LOOKAHEAD_M + LOOKAHEAD_S * v
-                d = lane_length[l] - p
-                cur = l
-                ahead = 0
-                kc_d = -1.0  # distance [m] to the stop line of the first keep-clear junction ahead it can stop at
-                room = 0.0  # road [m] beyond that stop line, on the empty lanes its path crosses
-                if (lane_allow[l] & (cb | DRIVE_OFF_BIT)) == 0:  # the lane was closed under it: wait at its end
-                    acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * LANE_END_REST, tau))
-                    hard = d - STOP_LINE_EPS_M
-                    horizon = -1.0
-                while d < horizon:
-                    nxt = _route_edge(route_edges, route_off, route_n, ridx, i, ahead + 1)
-                    if nxt < 0:
-                        break  # arrives at the end of this lane
-                    c = choose_connection(cur, ridx[i] + ahead, route_edges, route_off[i], route_n[i], cb,
-                                          lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
-                                          lane_length)
-                    stop = c < 0  # wrong lane: wait at the end for a lane change
-                    if not stop:
-                        sig = conn_signal[c]
-                        if sig == RED:
-                            stop = True
-                        elif sig == YELLOW:
-                            stop = v * v <= 2.0 * b * max(d, MIN_DIST_M)  # stop if it can do so comfortably
-                        elif sig == GREEN_MINOR or sig == UNCONTROLLED:
-                            if d < max(YIELD_CHECK_M, v * v / (2.0 * b) + YIELD_MARGIN_M):
-                                stop = foe_approaching(c, vt_crit_gap[ty], conn_foe_offsets, conn_foe_lanes,
-                                                       lane_start, order, pos, speed, lane_length, lane_conn_offsets,
-                                                       conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
-                                                       vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start)
-                        # in-junction blocking, seen over the whole look-ahead (one that cannot stop comfortably
-                        # before the line any more drives on)
-                        if not stop and sig != RED and conn_cross_offsets[c + 1] > conn_cross_offsets[c] and \
-                                v * v <= 2.0 * b * (d + s0 * LANE_END_REST):
-                            stop = junction_blocked(c, d, v, conn_cross_offsets, conn_cross, conn_to_lane, lane_start,
-                                                    order, pos, speed, vtype, vt_length, junction_conn)
-                    if stop:
-                        rest = 0.0
-                        if c >= 0 and kc_d >= 0.0 and room < vt_length[ty] + s0:  # it would wait at this stop line
-                            d = kc_d  # on a keep-clear junction before it: it waits before that one (not for a lane
-                            #           change there, which it can only make on the lane: SUMO's lane end is no link)
-                        elif c < 0:  # waits for a lane change with its front at the lane's end, so that it gets onto a
-                            rest = s0 * LANE_END_REST  # lane shorter than its standstill gap (0.2 m edges) and changes
-                        acc = min(acc, idm(v, v_allowed, d + rest, 0.0, a, b, s0 * LANE_END_REST, tau))
-                        hard = min(hard, d - STOP_LINE_EPS_M)
-                        break
-                    # it can stop there comfortably (the margin it stands before a line included: one creeping up to
-                    # that point while the IDM settles counts as stopping, or keep-clear would let it through)
-                    if kc_d < 0.0 and conn_keep_clear[c] and v * v <= 2.0 * b * (d + s0 * LANE_END_REST):
-                        kc_d = d
-                    tl = conn_to_lane[c]
-                    vn = min(lane_speed[tl], conn_speed[c]) * vfactor[i]
-                    if vn < v:  # slow down to the junction path's or the next lane's limit
-                        acc = min(acc, (vn * vn - v * v) / (2.0 * max(d, SLOWDOWN_DIST_M)))
-                    d += conn_length[c]  # the path through the junction: d is now the distance to tl's start
-                    if lane_start[tl + 1] > lane_start[tl]:
-                        if kc_d >= 0.0:  # keep-clear: enter only with room beyond (SUMO's checkRewindLinkLanes)
-                            sp, standing = space_till_standing(tl, order, lane_start, pos, speed, vtype, vt_length,
-                                                               vt_min_gap)
-                            if standing and room + sp < vt_length[ty] + s0:
-                                acc = min(acc, idm(v, v_allowed, kc_d, 0.0, a, b, s0 * LANE_END_REST, tau))
-                                hard = min(hard, kc_d - STOP_LINE_EPS_M)
-                                break
-                        j = order[lane_start[tl]]  # the next lane's last vehicle (on the junction if pos < 0)
-                        gap = d + pos[j] - vt_length[vtype[j]]
-                        acc = min(acc, idm(v, v_allowed, gap, speed[j], a, b, s0, tau))
-                        hard = min(hard, gap)
-                        break
-                    if kc_d >= 0.0:
-                        room += lane_length[tl]
-                    d += lane_length[tl]
-                    cur = tl
-                    ahead += 1
-            if stop_at[i] < INF * 0.5:  # a stop ahead (or dwelling there)
-                acc = min(acc, idm(v, v_allowed, stop_at[i] - p, 0.0, a, b, s0 * LANE_END_REST, tau))
-                hard = min(hard, stop_at[i] - p)
-            rb = max(req_back[0, l], req_back[1, l])
-            # a vehicle beside the requester (front within LC_URGENT_GAP of its back) drives on: it is in the way
-            if rb - p > LC_URGENT_GAP and rb - p < COOPERATE_M and v * v <= 2.0 * b * (rb - p):
-                # a vehicle beside and ahead needs into this lane: leave it a gap (cooperative lane change)
-                acc = min(acc, idm(v, v_allowed, rb - p, 0.0, a, b, s0, tau))
-            if acc < -EMERGENCY_DECEL:
-                acc = -EMERGENCY_DECEL
-            vn = v + acc * dt
-            if vn <= 0.0:
-                step = v * v / (2.0 * -acc) if acc < 0.0 else 0.0
-                step = min(step, v * dt)
-                vn = 0.0
-            else:
-                vn = min(vn, vt_max_speed[ty])
-                step = 0.5 * (v + vn) * dt
-            if step > hard:
-                step = max(hard, 0.0)
-                vn = min(vn, step / dt)
-            new_pos[k] = p + step
-            new_speed[k] = vn
-            # per-vehicle accounting
-            dist[i] += step
-            if vn < HALT_SPEED:
-                wait[i] += dt
-            else:
-                wait[i] = 0.0
-            if v_allowed > 0.0:
-                time_loss[i] += dt * max(0.0, 1.0 - vn / v_allowed)
-            steps[k] = step
-            if em_on:  # its pollutants on the edge it was on at the start of the step
-                emit_vehicle(inv_dt, hw, v, vn, p, new_pos[k], eclass[i], cf, coast_a, non_exhaust, veh_emission, i,
-                             edge_emission, lane_edge[l])
+    for k in prange(n):  # each vehicle writes only its own elements; the edges' sums follow in vehicle order
+        i = order[k]
+        l = lane[i]
+        ty = vtype[i]
+        v = speed[i]
+        p = pos[i]
+        a = vt_accel[ty]
+        b = vt_decel[ty]
+        s0 = vt_min_gap[ty]
+        tau = vt_tau[ty]
+        cb = vt_class_bit[ty]
+        v_allowed = min(lane_speed[l] * vfactor[i], vt_max_speed[ty])
+        if p < 0.0:  # on the junction before lane l (see commit): its path's speed limit
+            v_allowed = min(v_allowed, junction_speed[i] * vfactor[i])
+        hard = INF
+        acc = INF
+        if k + 1 < lane_start[l + 1]:
+            j = order[k + 1]
+            gap = pos[j] - vt_length[vtype[j]] - p
+            acc = idm(v, v_allowed, gap, speed[j], a, b, s0, tau)
+            hard = gap
+        else:
+            acc = idm(v, v_allowed, INF, 0.0, a, b, s0, tau)
+            horizon = LOOKAHEAD_M + LOOKAHEAD_S * v
+            d = lane_length[l] - p
+            cur = l
+            ahead = 0
+            kc_d = -1.0  # distance [m] to the stop line of the first keep-clear junction ahead it can stop at
+            room = 0.0  # road [m] beyond that stop line, on the empty lanes its path crosses
+            if (lane_allow[l] & (cb | DRIVE_OFF_BIT)) == 0:  # the lane was closed under it: wait at its end
+                acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * LANE_END_REST, tau))
+                hard = d - STOP_LINE_EPS_M
+                horizon = -1.0
+            while d < horizon:
+                nxt = _route_edge(route_edges, route_off, route_n, ridx, i, ahead + 1)
+                if nxt < 0:
+                    break  # arrives at the end of this lane
+                c = choose_connection(cur, ridx[i] + ahead, route_edges, route_off[i], route_n[i], cb,
+                                      lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start,
+                                      lane_length)
+                stop = c < 0  # wrong lane: wait at the end for a lane change
+                if not stop:
+                    sig = conn_signal[c]
+                    if sig == RED:
+                        stop = True
+                    elif sig == YELLOW:
+                        stop = v * v <= 2.0 * b * max(d, MIN_DIST_M)  # stop if it can do so comfortably
+                    elif sig == GREEN_MINOR or sig == UNCONTROLLED:
+                        if d < max(YIELD_CHECK_M, v * v / (2.0 * b) + YIELD_MARGIN_M):
+                            stop = foe_approaching(c, vt_crit_gap[ty], conn_foe_offsets, conn_foe_lanes,
+                                                   lane_start, order, pos, speed, lane_length, lane_conn_offsets,
+                                                   conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
+                                                   vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start)
+                    # in-junction blocking, seen over the whole look-ahead (one that cannot stop comfortably
+                    # before the line any more drives on)
+                    if not stop and sig != RED and conn_cross_offsets[c + 1] > conn_cross_offsets[c] and \
+                            v * v <= 2.0 * b * (d + s0 * LANE_END_REST):
+                        stop = junction_blocked(c, d, v, conn_cross_offsets, conn_cross, conn_to_lane, lane_start,
+                                                order, pos, speed, vtype, vt_length, junction_conn)
+                if stop:
+                    rest = 0.0
+                    if c >= 0 and kc_d >= 0.0 and room < vt_length[ty] + s0:  # it would wait at this stop line
+                        d = kc_d  # on a keep-clear junction before it: it waits before that one (not for a lane
+                        #           change there, which it can only make on the lane: SUMO's lane end is no link)
+                    elif c < 0:  # waits for a lane change with its front at the lane's end, so that it gets onto a
+                        rest = s0 * LANE_END_REST  # lane shorter than its standstill gap (0.2 m edges) and changes
+                    acc = min(acc, idm(v, v_allowed, d + rest, 0.0, a, b, s0 * LANE_END_REST, tau))
+                    hard = min(hard, d - STOP_LINE_EPS_M)
+                    break
+                # it can stop there comfortably (the margin it stands before a line included: one creeping up to
+                # that point while the IDM settles counts as stopping, or keep-clear would let it through)
+                if kc_d < 0.0 and conn_keep_clear[c] and v * v <= 2.0 * b * (d + s0 * LANE_END_REST):
+                    kc_d = d
+                tl = conn_to_lane[c]
+                vn = min(lane_speed[tl], conn_speed[c]) * vfactor[i]
+                if vn < v:  # slow down to the junction path's or the next lane's limit
+                    acc = min(acc, (vn * vn - v * v) / (2.0 * max(d, SLOWDOWN_DIST_M)))
+                d += conn_length[c]  # the path through the junction: d is now the distance to tl's start
+                if lane_start[tl + 1] > lane_start[tl]:
+                    if kc_d >= 0.0:  # keep-clear: enter only with room beyond (SUMO's checkRewindLinkLanes)
+                        sp, standing = space_till_standing(tl, order, lane_start, pos, speed, vtype, vt_length,
+                                                           vt_min_gap)
+                        if standing and room + sp < vt_length[ty] + s0:
+                            acc = min(acc, idm(v, v_allowed, kc_d, 0.0, a, b, s0 * LANE_END_REST, tau))
+                            hard = min(hard, kc_d - STOP_LINE_EPS_M)
+                            break
+                    j = order[lane_start[tl]]  # the next lane's last vehicle (on the junction if pos < 0)
+                    gap = d + pos[j] - vt_length[vtype[j]]
+                    acc = min(acc, idm(v, v_allowed, gap, speed[j], a, b, s0, tau))
+                    hard = min(hard, gap)
+                    break
+                if kc_d >= 0.0:
+                    room += lane_length[tl]
+                d += lane_length[tl]
+                cur = tl
+                ahead += 1
+        if stop_at[i] < INF * 0.5:  # a stop ahead (or dwelling there)
+            acc = min(acc, idm(v, v_allowed, stop_at[i] - p, 0.0, a, b, s0 * LANE_END_REST, tau))
+            hard = min(hard, stop_at[i] - p)
+        rb = max(req_back[0, l], req_back[1, l])
+        # a vehicle beside the requester (front within LC_URGENT_GAP of its back) drives on: it is in the way
+        if rb - p > LC_URGENT_GAP and rb - p < COOPERATE_M and v * v <= 2.0 * b * (rb - p):
+            # a vehicle beside and ahead needs into this lane: leave it a gap (cooperative lane change)
+            acc = min(acc, idm(v, v_allowed, rb - p, 0.0, a, b, s0, tau))
+        if acc < -EMERGENCY_DECEL:
+            acc = -EMERGENCY_DECEL
+        vn = v + acc * dt
+        if vn <= 0.0:
+            step = v * v / (2.0 * -acc) if acc < 0.0 else 0.0
+            step = min(step, v * dt)
+            vn = 0.0
+        else:
+            vn = min(vn, vt_max_speed[ty])
+            step = 0.5 * (v + vn) * dt
+        if step > hard:
+            step = max(hard, 0.0)
+            vn = min(vn, step / dt)
+        new_pos[k] = p + step
+        new_speed[k] = vn
+        # per-vehicle accounting
+        dist[i] += step
+        if vn < HALT_SPEED:
+            wait[i] += dt
+        else:
+            wait[i] = 0.0
+        if v_allowed > 0.0:
+            time_loss[i] += dt * max(0.0, 1.0 - vn / v_allowed)
+        steps[k] = step
     for k in range(n):  # (a vehicle's lane and type are as at the start of the step: move changes neither)
         i = order[k]
         e = lane_edge[lane[i]]

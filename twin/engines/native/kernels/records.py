@@ -114,18 +114,6 @@ class EdgeStats(NamedTuple):
     entered: np.ndarray  # vehicles that entered it
 
 
-class Emissions(NamedTuple):
-    """Pollutant emissions (:mod:`twin.engines.native.emissions`), computed in :func:`move` when ``on``."""
-
-    on: bool  # computed in the step (the engine's ``emissions``)
-    eclass: np.ndarray  # int32: emission class of vehicle i
-    cf: np.ndarray  # the model's coefficients per class, term and column (emissions.step_coefficients)
-    coast_a: np.ndarray  # [m/s²] coasting limit per class and speed of the grid (emissions.coast_limit)
-    non_exhaust: np.ndarray  # [g/m] PM10 and PM2.5 of brake, tyre and road wear per class
-    vehicle: np.ndarray  # [g] emitted so far per vehicle and column (vehicles × emissions.N_COL)
-    edge: np.ndarray  # [g] emitted so far per edge and column (edges × emissions.N_COL)
-
-
 class Loops(NamedTuple):
     """Induction loops (index ``d``) sorted by lane, and their counts."""
 

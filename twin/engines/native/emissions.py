@@ -245,13 +245,19 @@ def _add_idle_compiled(cf, c, w, veh_emission, i, edge_emission, e):
 
 
 def prefetch_row(ary, i):
-    """Ask the CPU to bring row ``i`` of the 2-D array ``ary`` into the cache (compiled; a no-op in Python)."""
+    """Ask the CPU to bring row ``i`` of the 2-D float64 array ``ary`` (to be written), or element ``i`` of the
+    1-D array ``ary`` (to be read), into the cache (compiled; a no-op in Python)."""
+
+
+def _prefetchable(ary) -> bool:
+    return isinstance(ary, types.Array) and ary.layout == "C" and (ary.ndim == 1 or _c_float_rows(ary))
 
 
 @intrinsic
 def _prefetch_row_llvm(typingctx, ary, i):
-    if not _c_float_rows(ary) or not isinstance(i, types.Integer):
+    if not _prefetchable(ary) or not isinstance(i, types.Integer):
         return None
+    rows = ary.ndim == 2
 
     def codegen(context, builder, signature, args):
         ptr = builder.bitcast(_row(context, builder, signature.args[0], args[0], args[1], signature.args[1]),
@@ -259,8 +265,9 @@ def _prefetch_row_llvm(typingctx, ary, i):
         i32 = ir.IntType(32)
         fn = builder.module.declare_intrinsic("llvm.prefetch", [cgutils.voidptr_t], fnty=ir.FunctionType(
             ir.VoidType(), [cgutils.voidptr_t, i32, i32, i32]))
-        for off in (0, N_COL * 8 - 1):  # numpy aligns to 16 bytes: a row of 64 bytes may span two lines
-            builder.call(fn, [builder.gep(ptr, [ir.IntType(64)(off)]), i32(1), i32(3), i32(1)])  # write, keep, data
+        # a row of 64 bytes spans two lines unless aligned to them (aligned_rows); an element lies in one
+        for off in ((0, N_COL * 8 - 1) if rows else (0,)):
+            builder.call(fn, [builder.gep(ptr, [ir.IntType(64)(off)]), i32(int(rows)), i32(3), i32(1)])  # rw, keep
         return context.get_dummy_value()
 
     return types.void(ary, i), codegen
@@ -268,7 +275,7 @@ def _prefetch_row_llvm(typingctx, ary, i):
 
 @overload(prefetch_row, jit_options=JIT_OPTIONS)
 def _prefetch_row_compiled(ary, i):
-    if _c_float_rows(ary):
+    if _prefetchable(ary):
         return lambda ary, i: _prefetch_row_llvm(ary, i)
     return None
 
@@ -334,8 +341,13 @@ def emit_range(dt, order, new_pos, new_speed, lane, pos, speed, eclass, cf, coas
     for k in range(min(PREFETCH, m)):
         prefetch_row(veh_emission, order[k])
     for k in range(m):
-        if k + PREFETCH < m:
-            prefetch_row(veh_emission, order[k + PREFETCH])
+        if k + PREFETCH < m:  # (move has just read the same vehicles, but its lines may have left the cache)
+            j = order[k + PREFETCH]
+            prefetch_row(veh_emission, j)
+            prefetch_row(speed, j)
+            prefetch_row(pos, j)
+            prefetch_row(eclass, j)
+            prefetch_row(lane, j)
         i = order[k]
         c = eclass[i]
         v0 = speed[i]

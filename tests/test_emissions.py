@@ -362,3 +362,12 @@ def test_parallel_step_kernel_equals_one_pass_in_lane_order():
                     np.testing.assert_array_equal(e, edge)
     finally:
         numba.set_num_threads(before)
+
+
+def test_accumulator_rows_lie_on_cache_lines():
+    """aligned_rows: each row of 8 doubles in one 64-byte line, the values kept; an aligned array is kept as it is."""
+    a = np.arange(8.0 * 1001).reshape(1001, 8)[1:]  # (16-byte aligned at best, 8 bytes off here)
+    b = EM.aligned_rows(a)
+    assert b.ctypes.data % 64 == 0 and b.flags.c_contiguous and b.shape == a.shape
+    np.testing.assert_array_equal(a, b)
+    assert EM.aligned_rows(b) is b

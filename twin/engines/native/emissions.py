@@ -29,6 +29,23 @@ N_TERM = 7  # terms of the HBEFA4 function
 PREFETCH = 8  # emit() asks for the emission row of the vehicle this many places ahead in the lane order
 
 
+ROW_BYTES = N_COL * 8  # a row of the accumulators: one cache line when aligned to it
+
+
+def aligned_rows(a: np.ndarray) -> np.ndarray:
+    """``a`` (float64, rows of :data:`N_COL`) if it is C-contiguous and each of its rows lies in one cache line,
+    else a copy that is. numpy aligns large arrays to 16 bytes only: each row would then span two lines, and the
+    step's read-modify-write of a vehicle's row (in lane order, so at random in memory) would miss the cache twice.
+    """
+    if a.flags.c_contiguous and a.ctypes.data % ROW_BYTES == 0:
+        return a
+    buf = np.empty(a.size + ROW_BYTES // 8, dtype=np.float64)
+    start = (-buf.ctypes.data % ROW_BYTES) // 8
+    out = buf[start:start + a.size].reshape(a.shape)
+    out[...] = a
+    return out
+
+
 def coast_grid(n: int) -> np.ndarray:
     """The speeds [m/s] at which the table gives the coasting limit (checks the packaged grid)."""
     return np.concatenate([COAST_V0 + COAST_DV0 * np.arange(COAST_N0),
@@ -110,6 +127,19 @@ def add_emissions(cf, c, v, a, w, non_exhaust, step, veh_emission, i, edge_emiss
         edge_emission[e, p] += g
 
 
+def add_idle_emissions(cf, c, w, veh_emission, i, edge_emission, e):
+    """:func:`add_emissions` of a vehicle that stood still through the step (v = a = 0, no distance): column p
+    gets (E0_p + |E0_p|)·w, E0_p the constant term ``cf[c, 0, p]``. The same bits: the other terms are ±0 there,
+    which leave E0_p as it is up to the sign of a zero that the clip drops, and so is the wear term.
+
+    This body is the definition; compiled, :func:`_add_idle_simd` does it on rows of 8 doubles."""
+    for p in range(N_COL):
+        g = cf[c, 0, p]
+        g = (g + abs(g)) * w
+        veh_emission[i, p] += g
+        edge_emission[e, p] += g
+
+
 def _row(context, builder, aryty, ary, index, index_type):
     """LLVM pointer to ``ary[index, 0, ...]`` as a <N_COL x double>* (C-contiguous float64 arrays whose last
     axis has N_COL elements: :func:`emit` checks it)."""
@@ -183,14 +213,51 @@ def _add_emissions_compiled(cf, c, v, a, w, non_exhaust, step, veh_emission, i, 
     return None
 
 
+@intrinsic
+def _add_idle_simd(typingctx, cf, c, w, veh_emission, i, edge_emission, e):
+    """:func:`add_idle_emissions` on rows of 8 doubles."""
+    if not _c_float_rows(cf, veh_emission, edge_emission) or w != types.float64 or not all(
+            isinstance(x, types.Integer) for x in (c, i, e)):
+        return None
+    sig = types.void(cf, c, w, veh_emission, i, edge_emission, e)
+
+    def codegen(context, builder, signature, args):
+        cf_t, c_t, _, veh_t, i_t, edge_t, e_t = signature.args
+        cf_v, c_v, w_v, veh_v, i_v, edge_v, e_v = args
+        vt = ir.VectorType(ir.DoubleType(), N_COL)
+        g = builder.load(_row(context, builder, cf_t, cf_v, c_v, c_t), align=8)
+        fabs = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt]), f"llvm.fabs.v{N_COL}f64")
+        g = builder.fmul(builder.fadd(g, builder.call(fabs, [g])), _splat(builder, w_v))
+        for ary_t, ary_v, idx_v, idx_t in ((veh_t, veh_v, i_v, i_t), (edge_t, edge_v, e_v, e_t)):
+            ptr = _row(context, builder, ary_t, ary_v, idx_v, idx_t)
+            builder.store(builder.fadd(builder.load(ptr, align=8), g), ptr, align=8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@overload(add_idle_emissions, jit_options=JIT_OPTIONS)
+def _add_idle_compiled(cf, c, w, veh_emission, i, edge_emission, e):
+    if _c_float_rows(cf, veh_emission, edge_emission) and w == types.float64:
+        return lambda cf, c, w, veh_emission, i, edge_emission, e: _add_idle_simd(cf, c, w, veh_emission, i,
+                                                                                  edge_emission, e)
+    return None
+
+
 def prefetch_row(ary, i):
-    """Ask the CPU to bring row ``i`` of the 2-D array ``ary`` into the cache (compiled; a no-op in Python)."""
+    """Ask the CPU to bring row ``i`` of the 2-D float64 array ``ary`` (to be written), or element ``i`` of the
+    1-D array ``ary`` (to be read), into the cache (compiled; a no-op in Python)."""
+
+
+def _prefetchable(ary) -> bool:
+    return isinstance(ary, types.Array) and ary.layout == "C" and (ary.ndim == 1 or _c_float_rows(ary))
 
 
 @intrinsic
 def _prefetch_row_llvm(typingctx, ary, i):
-    if not _c_float_rows(ary) or not isinstance(i, types.Integer):
+    if not _prefetchable(ary) or not isinstance(i, types.Integer):
         return None
+    rows = ary.ndim == 2
 
     def codegen(context, builder, signature, args):
         ptr = builder.bitcast(_row(context, builder, signature.args[0], args[0], args[1], signature.args[1]),
@@ -198,8 +265,9 @@ def _prefetch_row_llvm(typingctx, ary, i):
         i32 = ir.IntType(32)
         fn = builder.module.declare_intrinsic("llvm.prefetch", [cgutils.voidptr_t], fnty=ir.FunctionType(
             ir.VoidType(), [cgutils.voidptr_t, i32, i32, i32]))
-        for off in (0, N_COL * 8 - 1):  # numpy aligns to 16 bytes: a row of 64 bytes may span two lines
-            builder.call(fn, [builder.gep(ptr, [ir.IntType(64)(off)]), i32(1), i32(3), i32(1)])  # write, keep, data
+        # a row of 64 bytes spans two lines unless aligned to them (aligned_rows); an element lies in one
+        for off in ((0, N_COL * 8 - 1) if rows else (0,)):
+            builder.call(fn, [builder.gep(ptr, [ir.IntType(64)(off)]), i32(int(rows)), i32(3), i32(1)])  # rw, keep
         return context.get_dummy_value()
 
     return types.void(ary, i), codegen
@@ -207,7 +275,7 @@ def _prefetch_row_llvm(typingctx, ary, i):
 
 @overload(prefetch_row, jit_options=JIT_OPTIONS)
 def _prefetch_row_compiled(ary, i):
-    if _c_float_rows(ary):
+    if _prefetchable(ary):
         return lambda ary, i: _prefetch_row_llvm(ary, i)
     return None
 
@@ -273,15 +341,23 @@ def emit_range(dt, order, new_pos, new_speed, lane, pos, speed, eclass, cf, coas
     for k in range(min(PREFETCH, m)):
         prefetch_row(veh_emission, order[k])
     for k in range(m):
-        if k + PREFETCH < m:
-            prefetch_row(veh_emission, order[k + PREFETCH])
+        if k + PREFETCH < m:  # (move has just read the same vehicles, but its lines may have left the cache)
+            j = order[k + PREFETCH]
+            prefetch_row(veh_emission, j)
+            prefetch_row(speed, j)
+            prefetch_row(pos, j)
+            prefetch_row(eclass, j)
+            prefetch_row(lane, j)
         i = order[k]
         c = eclass[i]
         v0 = speed[i]
         vn = new_speed[k]
+        step = new_pos[k] - pos[i]
+        if v0 == 0.0 and vn == 0.0 and step == 0.0:  # stood still (queues): the constant terms only, the same bits
+            add_idle_emissions(cf, c, hw, veh_emission, i, edge_emission, lane_edge[lane[i]])
+            continue
         v = 0.5 * (v0 + vn)
         a = (vn - v0) * inv_dt
         # no fuel while coasting (the limit is a deceleration: coasting_limits_negative; most vehicles skip it)
         w = 0.0 if v > MOVING_SPEED and a < 0.0 and a < coast_limit(coast_a, c, v) else hw
-        add_emissions(cf, c, v, a, w, non_exhaust, new_pos[k] - pos[i], veh_emission, i, edge_emission,
-                      lane_edge[lane[i]])
+        add_emissions(cf, c, v, a, w, non_exhaust, step, veh_emission, i, edge_emission, lane_edge[lane[i]])

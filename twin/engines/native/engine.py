@@ -550,6 +550,8 @@ class NativeEngine:
         if recs is not None:
             return recs
         c, vt = self.city, self._vt
+        for name in ("emission", "e_emission"):  # rows on cache lines (an array put in place since, e.g. restored)
+            object.__setattr__(self, name, EM.aligned_rows(getattr(self, name)))
         veh = R.Vehicles(self.state, self.lane, self.pos, self.speed, self.vtype, self.vfactor, self.ridx,
                          self.route_off, self.route_n, self.route_edges, self.dist, self.wait, self.time_loss,
                          self.t_insert, self.t_arrive, self.teleports, self._stop_at, self._junction_speed,

@@ -100,3 +100,20 @@ def test_an_empty_short_lane_is_looked_through(tmp_path):
     trips = THRU + entry(t_near).replace('from="e1"', 'from="e2"')
     assert run(city, demand_of(tmp_path, city, trips), back_gap=False)[0]["entry"] == t_near
     assert run(city, demand_of(tmp_path, city, trips), back_gap=True)[0]["entry"] > t_near
+
+
+def test_fused_steps_check_as_single_steps(tmp_path):
+    """The compiled step loop (fused.run_steps) waits for the vehicle behind as the single steps do."""
+    city = corridor_city(4, 400.0)
+    _, track = run(city, demand_of(tmp_path, city, THRU), back_gap=False)
+    t_near = next(t for t, l, p, v in track if l == int(city.edge_lane_start[1])) - 2.0
+    demand = demand_of(tmp_path, city, THRU + entry(t_near))
+    fused, single = NativeEngine(insertion_back_gap=True), NativeEngine(insertion_back_gap=True)
+    for eng in (fused, single):
+        eng.start(city, demand, seed=1)
+    fused.advance(120.0)
+    while single.time < 120.0:
+        single._one_step()
+    for name in ("t_insert", "pos", "speed", "lane", "state"):
+        np.testing.assert_array_equal(getattr(fused, name), getattr(single, name), err_msg=name)
+    assert fused.t_insert[1] > t_near

@@ -50,7 +50,7 @@ class NativeEngineConfig(EngineConfig):
     # vehicles inside a junction block the paths they cross, and keep junctions clear (docs/models.md, "Junctions")
     junction_blocking: bool = False
     # insertion keeps the gap a vehicle approaching from behind needs to brake (docs/models.md, "Insertion")
-    insertion_back_gap: bool = False
+    insertion_back_gap: bool = True
 
     @model_validator(mode="after")
     def _divides_second(self) -> "NativeEngineConfig":
@@ -160,7 +160,7 @@ class NativeEngine:
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
                  loops: list[tuple[str, int, float]] | None = None, emissions: bool = True,
                  threads: int | None = None, profile: bool = False, junction_blocking: bool = False,
-                 insertion_back_gap: bool = False) -> None:
+                 insertion_back_gap: bool = True) -> None:
         if not (0.1 <= step_length <= 1.0) or abs(round(1.0 / step_length) * step_length - 1.0) > 1e-9:
             raise ValueError(f"step_length must divide 1 s (e.g. 1.0 or 0.5), got {step_length}")
         if teleport_time <= 0:

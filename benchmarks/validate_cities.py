@@ -306,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per city before it counts as failed")
     p.add_argument("--junction-blocking", action="store_true",
                    help="the native engine's blocking inside junctions and keep-clear (docs/models.md, 'Junctions')")
+    p.add_argument("--no-insertion-back-gap", dest="insertion_back_gap", action="store_false",
+                   help="the native insertion without its check of the vehicle behind (docs/models.md, 'Insertion')")
     a = p.parse_args(argv)
     missing = [str(c) for c in a.cities if not c.is_dir()]
     if missing:
@@ -316,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     for folder in cities(a.cities):
         print(f"validating {folder.name} …", file=sys.stderr, flush=True)
         row = validate_city(folder.resolve(), a.out / folder.name, a.quick, a.timeout,
-                            ("--junction-blocking",) if a.junction_blocking else ())
+                            ("--junction-blocking",) * a.junction_blocking
+                            + ("--no-insertion-back-gap",) * (not a.insertion_back_gap))
         row["targets"] = targets(row)
         rows.append(row)
         print(f"  {row.get('error') or 'done'} ({row.get('wall_s', 0)} s)", file=sys.stderr, flush=True)

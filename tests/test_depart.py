@@ -16,7 +16,7 @@ from twin.engines.native import kernels as K
 
 LIMIT = 13.89  # [m/s] the corridor's speed limit
 # id -> (departSpeed attribute or None, speed it enters an empty lane at [m/s]); speedFactor 1, no deviation
-CASES = {"zero": ("0", 0.0), "max": ("max", LIMIT), "number": ("7.5", 7.5), "absent": (None, LIMIT),
+CASES = {"zero": ("0", 0.0), "max": ("max", LIMIT), "number": ("7.5", 7.5), "absent": (None, 0.0),
          "desired": ("desired", LIMIT), "limit": ("speedLimit", LIMIT)}
 
 
@@ -49,7 +49,7 @@ def test_depart_speed_is_read_as_sumo_defines_it(tmp_path, caplog):
     city = corridor_city(3, 500.0)
     demand, report = read_sumo_demand(city, [route_file(tmp_path, one_per_minute())], np.random.default_rng(0))
     got = dict(zip(demand.trips.ids, demand.trips.depart_speed.tolist()))
-    assert got == {"zero": 0.0, "max": DEPART_SPEED_MAX, "number": 7.5, "absent": DEPART_SPEED_MAX,
+    assert got == {"zero": 0.0, "max": DEPART_SPEED_MAX, "number": 7.5, "absent": 0.0,
                    "desired": DEPART_SPEED_DESIRED, "limit": DEPART_SPEED_LIMIT}
     assert not report.depart_attrs and "not followed" not in caplog.text
     # kept through subset, save and load
@@ -115,7 +115,7 @@ def test_sumo_inserts_as_the_native_engine(tmp_path):
     demand, _ = read_sumo_demand(city, [route_file(tmp_path, one_per_minute())], np.random.default_rng(0))
     routes = export_routes(demand, city, tmp_path / "out.rou.xml")
     written = {v.get("id"): v.get("departSpeed") for v in ET.parse(routes).getroot().iter("vehicle")}
-    assert written == {"zero": "0", "max": "max", "number": "7.5", "absent": "max", "desired": "desired",
+    assert written == {"zero": "0", "max": "max", "number": "7.5", "absent": "0", "desired": "desired",
                        "limit": "speedLimit"}
     net = export_network(city, tmp_path)
     cfg = write_sumocfg(net, routes, tmp_path / "c.sumocfg", end=3600.0)
@@ -127,7 +127,7 @@ def test_sumo_inserts_as_the_native_engine(tmp_path):
 
 
 LANES = {"l0": ("0", 0), "l2": ("2", 2), "first": ("first", 0), "best": ("best", None), "free": ("free", 0),
-         "absent": (None, None)}
+         "absent": (None, 0)}  # SUMO's default: "first"
 
 
 def lane_trips(cases, depart=lambda k: 60 * k) -> str:
@@ -140,7 +140,7 @@ def test_depart_lane_is_read_and_followed(tmp_path, caplog):
     city = corridor_city(3, 500.0, lanes=3)
     demand, report = read_sumo_demand(city, [route_file(tmp_path, lane_trips(LANES))], np.random.default_rng(0))
     assert demand.trips.depart_lane.tolist() == [0, 2, DEPART_LANE_FIRST, DEPART_LANE_BEST, DEPART_LANE_FREE,
-                                                 DEPART_LANE_BEST]
+                                                 DEPART_LANE_FIRST]
     assert not report.depart_attrs
     eng = NativeEngine()
     eng.start(city, demand, seed=1)

@@ -17,12 +17,12 @@ kernel_identity = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(kernel_identity)
 
 RECORDED = {
-    "grid": {"dataset": "8764882dd6db2e0915c90d8e28bec2aaf9981d0d6b3f77851db219f834eacd18",
-             "trips": "d5813911c9743334a0d6915af610b7155880dba5ff11749415e4997da5153efd"},
-    "bologna": {"dataset": "949d691b0902c3e7affacb6060ac4841aa11d06ee3914b19b0b4cbc93e62fe08",
-                "trips": "c956c3d20c6ee6d5684a3e66d96e353ed776ec2e575e26fed288d83e0aa7cdba"},
-    "wildau": {"dataset": "ef28ded0c637a689a08be12fd12d48421cde81de1ef4096854f7d06b18353558",
-               "trips": "3727a150af95bf0c257e5fc4415c9696e8360174046630322b5fb4c80930ab1a"},
+    "grid": {"dataset": "b8a195c11312d172aecba1b95c3f776043fe6006c1442b1755fe084d377d62af",
+             "trips": "198e8bb16eb0cee617b00970d874066206093e52f618a2a37852ecdcded20a47"},
+    "bologna": {"dataset": "18a98d4f5dcc9f546f7f332ae4f84ba13159683c6655cbaedb4a474fa39a1f81",
+                "trips": "c679130974b4244568856ee9b05372cf11a074a57541cbc76b48005ac4a3fb82"},
+    "wildau": {"dataset": "72c2ecbfaa80d9d11b804b2cc525e344ac278974262c3c6ceed7f2cc900bf445",
+               "trips": "47f3724f33d1e00a1be47880ff6a2e0ceb1907908833aac8d7b10319e0dc6055"},
 }
 
 

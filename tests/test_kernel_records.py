@@ -26,8 +26,10 @@ def assert_current(eng: NativeEngine) -> None:
             continue
         for field, value in zip(rec._fields, rec):
             where = f"{type(rec).__name__}.{field}"
-            if isinstance(rec, R.Network) and "_" + field not in eng.__dict__:
-                assert value is getattr(eng.city, field), where
+            if isinstance(rec, R.Network):
+                # the city's, or the engine's own (junction blocking's and the insertion's back-gap lists)
+                own = eng.__dict__.get("_" + field)
+                assert value is (own if own is not None else getattr(eng.city, field)), where
             elif isinstance(rec, R.VehicleTypes):
                 assert value is eng._vt[field], where
             else:

@@ -6,7 +6,6 @@ import json
 import pytest
 
 from conftest import SHARED, run_cli
-from twin.demand.trips import DEPART_SPEED_MAX
 
 COLOGNE = SHARED / "resco-cologne1"
 
@@ -106,7 +105,7 @@ def test_route_distributions_other_ends_and_depart_attributes(cologne_city, tmp_
     assert set(demand.trips.ids) == {"v1", "v2"}
     assert [cologne_city.edge_ids[e] for e in demand.route(0)] == [A, B]
     assert not report.depart_attrs  # departSpeed, departLane and departPos are followed
-    assert dict(zip(demand.trips.ids, demand.trips.depart_speed.tolist())) == {"v1": 10.0, "v2": DEPART_SPEED_MAX}
+    assert dict(zip(demand.trips.ids, demand.trips.depart_speed.tolist())) == {"v1": 10.0, "v2": 0.0}  # SUMO's default
     assert 0.0 <= demand.trips.depart_pos[1] <= cologne_city.lane_length[cologne_city.edge_lane_start[demand.route(1)[0]]]
     assert any("fromTaz/toTaz" in r for r in report.skipped)
     from twin.city.model import CityError

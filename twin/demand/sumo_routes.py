@@ -33,9 +33,9 @@ start; also where it is not given), ``free``, ``last``, ``random`` (drawn per ve
 the ``demand`` random stream) and ``stop`` (the end of its first stop when that is on its
 first edge). ``departSpeed`` is followed otherwise:
 a number [m/s], ``max``, ``desired``, ``speedLimit`` (:class:`Trips` ``depart_speed``), and
-``max`` where it is not given (SUMO's default is 0 m/s: see :func:`_check_depart_attrs`); so is
-``departLane``: a lane index, ``best``, ``first``, ``free``, ``allowed``, and ``best`` where it
-is not given (SUMO's default is ``first``). A value that is not a number or one
+0 m/s where it is not given (SUMO's default: see :func:`_check_depart_attrs`); so is
+``departLane``: a lane index, ``best``, ``first``, ``free``, ``allowed``, and ``first`` where it
+is not given (SUMO's default). A value that is not a number or one
 of SUMO's keywords is an error naming the vehicle.
 
 Stops (``<stop>`` in a vehicle, flow, trip or route): at a ``busStop``/``trainStop``
@@ -58,7 +58,7 @@ import numpy as np
 
 from twin.city.model import CityError, CityModel
 from twin.city.sumo_net import SUMO_TO_TWIN_CLASS, iter_xml
-from twin.demand.trips import (DEPART_LANE_BEST, DEPART_LANE_CODES, DEPART_POS_BASE, DEPART_POS_CODES,
+from twin.demand.trips import (DEPART_LANE_BEST, DEPART_LANE_FIRST, DEPART_LANE_CODES, DEPART_POS_BASE, DEPART_POS_CODES,
                                DEPART_POS_NUMBER_MIN, DEPART_SPEED_CODES, DEPART_SPEED_MAX, RoutedDemand, Trips, VehicleStops, route_demand)
 from twin.demand.vtypes import DEFAULT_VTYPES, VehicleType, vclass_bit
 
@@ -289,15 +289,18 @@ def _check_depart_attrs(tag: str, a: dict[str, str], report: "RouteImportReport"
     differently (``departSpeed`` "random", "last" and "avg" as "max", ``departLane`` "random" as "best",
     ``departPos`` "random_free" and "splitFront" as "base"). Returns the vehicle's depart speed, lane and
     position as :class:`Trips` codes them (``departPos`` "random" and "stop" as codes that
-    :func:`read_sumo_demand` resolves). Without ``departSpeed`` twin inserts at "max", not at SUMO's default of
-    0 m/s, and without ``departLane`` at "best", not SUMO's "first": following SUMO's defaults was measured
-    on every real city and cost more targets than it won (docs/validation.md, "SUMO's depart defaults")."""
-    speed, lane, pos = DEPART_SPEED_MAX, DEPART_LANE_BEST, DEPART_POS_BASE
+    :func:`read_sumo_demand` resolves). Without ``departSpeed`` a vehicle enters at SUMO's default of 0 m/s,
+    without ``departLane`` on SUMO's "first" lane: with the insertion's check of the vehicle behind, SUMO's
+    defaults meet at least the targets twin's "max"/"best" met on every real city (docs/validation.md,
+    "SUMO's depart defaults")."""
+    speed, lane, pos = 0.0, DEPART_LANE_FIRST, DEPART_POS_BASE
     for key, words in DEPART_KEYWORDS.items():
         value = a.get(key)
         if value is None or value == TWIN_DEPART[key] or (key == "departPos" and value.strip() in ("0", "0.0")):
             if key == "departSpeed" and value is not None:
                 speed = DEPART_SPEED_MAX
+            if key == "departLane" and value is not None:
+                lane = DEPART_LANE_BEST
             continue  # (departPos 0: at the start of the edge, as twin inserts)
         value = value.strip()
         if value not in words:
@@ -329,6 +332,7 @@ def _check_depart_attrs(tag: str, a: dict[str, str], report: "RouteImportReport"
             if value in DEPART_LANE_CODES:
                 lane = DEPART_LANE_CODES[value]
                 continue
+            lane = DEPART_LANE_BEST
             key = f'departLane="{value}"'
         elif key == "departPos":
             if value in _POS_READ:

@@ -50,6 +50,8 @@ class NativeEngineConfig(EngineConfig):
     profile: bool = False  # time every kernel call of the step (engine.profile; see native/profiling.py)
     # vehicles inside a junction block the paths they cross, and keep junctions clear (docs/models.md, "Junctions")
     junction_blocking: bool = False
+    # insertion keeps the gap a vehicle approaching from behind needs to brake (docs/models.md, "Insertion")
+    insertion_back_gap: bool = True
 
     @model_validator(mode="after")
     def _divides_second(self) -> "NativeEngineConfig":
@@ -70,6 +72,20 @@ def check_threads(threads: int | None) -> int:
         raise ValueError(f"threads must be between 1 and {most} (the threads numba has: NUMBA_NUM_THREADS), "
                          f"got {threads}")
     return int(threads)
+
+
+def incoming_connections(city: CityModel, on: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The connections leading into each lane, as CSR arrays ``(offsets, conns)`` by the lane they lead to
+    (int32; all lists empty unless ``on``): where the insertion looks for vehicles approaching from behind
+    (``insertion_back_gap``, :func:`twin.engines.native.kernels.insertion.insert`)."""
+    nl = int(city.n_lanes)
+    if not on:
+        return np.zeros(nl + 1, dtype=np.int32), np.zeros(0, dtype=np.int32)
+    to = city.conn_to_lane.astype(np.int64)
+    conns = np.argsort(to, kind="stable").astype(np.int32)
+    offsets = np.zeros(nl + 1, dtype=np.int32)
+    offsets[1:] = np.cumsum(np.bincount(to, minlength=nl))
+    return offsets, conns
 
 
 def crossing_connections(city: CityModel, on: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +160,8 @@ class NativeEngine:
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
                  loops: list[tuple[str, int, float]] | None = None, emissions: bool = True,
-                 threads: int | None = None, profile: bool = False, junction_blocking: bool = False) -> None:
+                 threads: int | None = None, profile: bool = False, junction_blocking: bool = False,
+                 insertion_back_gap: bool = True) -> None:
         if not (0.1 <= step_length <= 1.0) or abs(round(1.0 / step_length) * step_length - 1.0) > 1e-9:
             raise ValueError(f"step_length must divide 1 s (e.g. 1.0 or 0.5), got {step_length}")
         if teleport_time <= 0:
@@ -155,6 +172,7 @@ class NativeEngine:
         self._emissions_on = bool(emissions)
         self._threads = check_threads(threads)
         self._junction_blocking = bool(junction_blocking)
+        self._insertion_back_gap = bool(insertion_back_gap)
         self._started = False
         self._closed = False
         if profile:
@@ -168,7 +186,8 @@ class NativeEngine:
                     loops: list[tuple[str, int, float]] | None = None) -> "NativeEngine":
         """The engine a scenario's ``run.engine`` section describes (see :class:`NativeEngineConfig`)."""
         return cls(step_length=cfg.step_length_s, teleport_time=cfg.teleport_time_s, loops=loops, threads=cfg.threads,
-                   profile=cfg.profile, junction_blocking=cfg.junction_blocking)
+                   profile=cfg.profile, junction_blocking=cfg.junction_blocking,
+                   insertion_back_gap=cfg.insertion_back_gap)
 
     # ----------------------------------------------------------------- setup
     @property
@@ -244,6 +263,7 @@ class NativeEngine:
         self._junction_conn = np.full(n, -1, dtype=np.int32)  # ... and its connection
         self._conn_cross_offsets, self._conn_cross = crossing_connections(city, self._junction_blocking)
         self._conn_keep_clear = city.conn_keep_clear & self._junction_blocking  # SUMO's keep-clear goes with it
+        self._lane_in_offsets, self._lane_in_conn = incoming_connections(city, self._insertion_back_gap)
         self._sg_prob = np.zeros(n)  # accumulated wish to change lanes for speed (> 0 left, < 0 right) ...
         self._kr_prob = np.zeros(n)  # ... and to keep right (see kernels.change_lanes)
         self._lane_blocked = np.zeros(city.n_lanes, dtype=np.bool_)  # lanes where an insertion failed this step
@@ -534,7 +554,7 @@ class NativeEngine:
         "e_halt_time", "e_queue_time", "e_entered", "_loop_lane_offsets", "_loop_pos", "_loop_index", "loop_count",
         "loop_speed_sum", "loop_occ_time", "_prev_lane", "_prev_pos", "_stop_off", "_stop_ridx", "_stop_start",
         "_stop_end", "_stop_duration", "_stop_until", "_stop_parking", "_stop_next", "_dwell_until",
-        "_conn_cross_offsets", "_conn_cross", "_conn_keep_clear"))
+        "_conn_cross_offsets", "_conn_cross", "_conn_keep_clear", "_lane_in_offsets", "_lane_in_conn"))
 
     def __setattr__(self, name, value) -> None:
         object.__setattr__(self, name, value)
@@ -561,7 +581,8 @@ class NativeEngine:
                              vt["critical_gap"], vt["class_bit"])
         net = R.Network(c.lane_edge, c.lane_index, c.lane_length, c.edge_lane_start, c.edge_num_lanes,
                         c.lane_conn_offsets, c.conn_to_lane, c.conn_length, c.conn_speed, c.conn_foe_offsets,
-                        c.conn_foe_lanes, self._conn_cross_offsets, self._conn_cross, self._conn_keep_clear)
+                        c.conn_foe_lanes, self._conn_cross_offsets, self._conn_cross, self._conn_keep_clear,
+                        c.conn_from_lane, self._lane_in_offsets, self._lane_in_conn)
         ctl = R.Control(self._lane_speed, self._lane_allow, self._conn_signal, self._steer_p, self._steer_dir,
                         self._steer_until, self._steer_salt)
         scr = R.Scratch(self._new_pos, self._new_speed, self._new_lane, self._req_back, self._score_cache,
@@ -890,6 +911,9 @@ class NativeEngine:
             on = eng.__dict__.setdefault("_junction_blocking", False)  # checkpoints before junction blocking
             eng._conn_cross_offsets, eng._conn_cross = crossing_connections(city, on)
             eng._conn_keep_clear = city.conn_keep_clear & on
+        if "_lane_in_conn" not in eng.__dict__:  # checkpoints before the insertion's back gap
+            on = eng.__dict__.setdefault("_insertion_back_gap", False)
+            eng._lane_in_offsets, eng._lane_in_conn = incoming_connections(city, on)
         eng.__dict__.setdefault("_lane_occ", np.zeros(city.n_lanes))  # scratch, rebuilt every step
         eng.__dict__.setdefault("_sig_force", True)  # checkpoints before signal updates wrote only changes
         for name in ("_sg_prob", "_kr_prob"):  # checkpoints before speed-gain wishes built up

@@ -1,6 +1,8 @@
 """Due trips entering their origin edge."""
 from __future__ import annotations
 
+import numpy as np
+
 from twin.jit import kernel
 from twin.demand.trips import (DEPART_LANE_BEST, DEPART_LANE_FIRST, DEPART_POS_BASE, DEPART_POS_FREE, DEPART_POS_LAST,
                                DEPART_SPEED_DESIRED, DEPART_SPEED_LIMIT)
@@ -9,6 +11,7 @@ from twin.engines.native.kernels.state import (
     SCHEDULED, WAITING, RUNNING, INF, STRATEGIC_DEPTH, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH, DEPART_SCORES)
 
 POSITION_EPS = 0.1  # [m] SUMO's POSITION_EPS, by which "last" stays inside its lane and behind its leader
+BACK_GAP_DEPTH = 8  # lanes upstream the back-gap check follows at most (each within the braking distance)
 
 
 @kernel
@@ -35,6 +38,12 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
     else the vehicle waits, as SUMO's insertion does. Safe: with the room
     ``g`` [m] behind the last vehicle on the lane, ``v <= (g - min_gap) / tau``
     (an empty lane: any speed); at 0 m/s it needs only ``g >= min_gap``.
+
+    With ``net.lane_in_conn`` not empty (the engine's ``insertion_back_gap``) it also keeps the gap a
+    vehicle approaching from behind needs, as SUMO's insertion does (its follower check): on every lane
+    leading into the one it enters (and on, upstream, while the lanes passed are empty and within that
+    vehicle's reach), the first vehicle whose route continues towards it must be able to brake for it,
+    see :func:`_back_gap_ok`; else it waits, for every ``depart_speed``.
     """
     state = veh.state
     lane = veh.lane
@@ -69,6 +78,8 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
     score_cache = scr.score_cache
     score_ridx = scr.score_ridx
     e_entered = stats.entered
+    back_check = net.lane_in_conn.shape[0] > 0
+    head = np.empty(0, dtype=np.int32)
     n_trips = depart.shape[0]
     while next_depart < n_trips and depart[next_depart] <= t:
         if state[next_depart] == SCHEDULED:  # cancelled trips and vehicles added on the fly are skipped
@@ -115,6 +126,11 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
             else:
                 x, v = _depart_at(depart_pos[i], i, ql, room, depart_speed[i], lane_speed[ql] * vfactor[i],
                                   lane_speed[ql], order, n_order, veh, vt, lane_length, tail_pos, tail_len)
+            if v >= 0.0 and back_check:
+                if head.shape[0] == 0:
+                    head = _lane_heads(order, n_order, state, lane, pos, lane_length.shape[0])
+                if not _back_gap_ok(ql, x - vt_length[ty], v, vt.decel[ty], vt_tau[ty], head, veh, vt, net, ctl):
+                    v = -1.0
             if v >= 0.0:
                 state[i] = RUNNING
                 lane[i] = ql
@@ -125,6 +141,8 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
                     tail_pos[ql] = x
                     tail_len[ql] = vt_length[ty]
                 e_entered[e] += 1.0
+                if head.shape[0] > 0 and (head[ql] < 0 or pos[head[ql]] < x):
+                    head[ql] = i
                 order[n_order] = i
                 n_order += 1
                 inserted = True
@@ -134,6 +152,77 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
             wait_list[kept] = i
             kept += 1
     return next_depart, kept, n_order
+
+
+@kernel
+def _lane_heads(order, n_order, state, lane, pos, n_lanes):
+    """The front vehicle of each lane (the running vehicle furthest along it; -1: none)."""
+    head = np.full(n_lanes, -1, dtype=np.int32)
+    for k in range(n_order):
+        j = order[k]
+        if state[j] != RUNNING:
+            continue
+        l = lane[j]
+        if head[l] < 0 or pos[j] > pos[head[l]]:
+            head[l] = j
+    return head
+
+
+@kernel
+def secure_back_gap(vf, tau_f, b_f, v, b):
+    """SUMO's secure gap [m] (MSCFModel::getSecureGap, without the follower's minimum gap) a follower at
+    ``vf`` [m/s] with headway ``tau_f`` [s] and deceleration ``b_f`` [m/s²] keeps to a leader at ``v`` [m/s]
+    that can brake at ``b`` [m/s²]: its braking distance ``vf × tau_f + vf² / (2 b_f)`` less the leader's
+    ``v² / (2 max(b_f, b))``, at least 0."""
+    return max(0.0, vf * tau_f + vf * vf / (2.0 * b_f) - v * v / (2.0 * max(b_f, b)))
+
+
+@kernel
+def _back_gap_ok(ql, back, v, b, tau, head, veh, vt, net, ctl):
+    """True if a vehicle entering lane ``ql`` with its back at ``back`` [m] (negative: behind the lane's start)
+    at ``v`` [m/s], braking at ``b`` [m/s²], leaves every vehicle approaching from behind its secure gap
+    (:func:`secure_back_gap`) beyond that one's minimum gap.
+
+    Approaching: the front vehicle (``head``) of a lane leading into ``ql`` (``net.lane_in_conn``) whose next
+    route edge is ``ql``'s; an empty lane is looked through to the lanes leading into it, up to
+    BACK_GAP_DEPTH lanes and as far as a vehicle at that lane's limit needs to brake (``tau`` and ``b`` the
+    entering vehicle's, as the followers' are not known yet). Vehicles on ``ql`` itself behind ``back`` are
+    those on the junction path into it, which the room ahead already counts."""
+    lane_in_offsets = net.lane_in_offsets
+    lane_in_conn = net.lane_in_conn
+    conn_from_lane = net.conn_from_lane
+    conn_length = net.conn_length
+    lane_length = net.lane_length
+    lane_edge = net.lane_edge
+    stack_lane = np.empty(BACK_GAP_DEPTH, dtype=np.int64)
+    stack_dist = np.empty(BACK_GAP_DEPTH)  # [m] from the start of the stacked lane to ql's start
+    stack_lane[0] = ql
+    stack_dist[0] = 0.0
+    n = 1
+    while n > 0:
+        n -= 1
+        w = stack_lane[n]
+        d0 = stack_dist[n]
+        for q in range(lane_in_offsets[w], lane_in_offsets[w + 1]):
+            c = lane_in_conn[q]
+            u = conn_from_lane[c]
+            d = d0 + conn_length[c]  # [m] from the end of u to ql's start
+            j = head[u]
+            if j >= 0:
+                k = veh.route_off[j] + veh.ridx[j] + 1
+                if veh.ridx[j] + 1 < veh.route_n[j] and veh.route_edges[k] == lane_edge[w]:
+                    tj = veh.vtype[j]
+                    gap = lane_length[u] - veh.pos[j] + d + back - vt.min_gap[tj]
+                    if gap < secure_back_gap(veh.speed[j], vt.tau[tj], vt.decel[tj], v, b):
+                        return False
+            else:
+                vl = ctl.lane_speed[u]
+                d_on = d + lane_length[u]
+                if n < BACK_GAP_DEPTH and d_on + back < vl * tau + vl * vl / (2.0 * b):
+                    stack_lane[n] = u
+                    stack_dist[n] = d_on
+                    n += 1
+    return True
 
 
 @kernel

@@ -75,6 +75,9 @@ class Network(NamedTuple):
     conn_cross_offsets: np.ndarray  # int32: connections crossing c inside the junction are in conn_cross[...]
     conn_cross: np.ndarray  # int32 (empty lists: no in-junction blocking, see NativeEngine junction_blocking)
     conn_keep_clear: np.ndarray  # bool: vehicles do not enter connection c's junction unless they can leave it
+    conn_from_lane: np.ndarray  # int32: lane connection c leaves from
+    lane_in_offsets: np.ndarray  # int32: connections into lane l are lane_in_conn[lane_in_offsets[l]:...[l+1]]
+    lane_in_conn: np.ndarray  # int32 (empty lists: insertion without the back-gap check, see insertion_back_gap)
 
 
 class Control(NamedTuple):

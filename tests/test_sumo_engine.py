@@ -115,14 +115,16 @@ def test_validate_bologna_meets_the_targets(tmp_path):
     r = run_cli("validate", SHARED / "bologna-acosta" / "run.sumocfg", "--out", tmp_path / "v", "-q", timeout=900)
     assert r.returncode == 0, r.stderr
     v = json.loads((tmp_path / "v" / "validation.json").read_text())
-    print({k: v[k] for k in ("geh_lt5_share", "mean_travel_time_ratio", "speedup")}, v["shipped"])
-    assert v["geh_lt5_share"] >= 0.85, v
+    print(v["headline"], v["targets"])
+    # every target against SUMO as shipped (the issue's); the same-vehicles figures are reported beside them
+    # and decide nothing (with SUMO's depart speed 0 SUMO's IDM under the ballistic update jams: docs/validation.md)
+    assert {h["reference"] for h in v["headline"].values()} == {"SUMO as shipped"}, v["headline"]
+    assert v["headline"]["geh_lt5_share"]["value"] >= 0.90, v["headline"]
+    assert 0.90 <= v["headline"]["mean_travel_time_ratio"]["value"] <= 1.10, v["headline"]
+    assert "geh_lt5_share" in v and "mean_travel_time_ratio" in v  # the same-vehicles run, side by side
     assert v["sumo_stops_left_out"] == 542, v  # the buses' stops: in the native and the shipped run only
-    # travel times against the scenario as its authors run it (SUMO's IDM run of the same trips is
-    # slower than SUMO's own; that ratio is reported, not a target: see twin.validate)
     assert v["shipped"]["trips_compared"] > 6000, v
-    assert 0.85 <= v["shipped"]["mean_travel_time_ratio"] <= 1.15, v
-    assert v["targets_met"] and v["travel_time_reference"].startswith("the scenario as shipped"), v
+    assert v["targets_met"] and all(t["met"] for t in v["targets"].values()), v["targets"]
     assert v["speedup"] >= 20, v
 
 

@@ -12,14 +12,19 @@ from twin.runner import prepare
 from conftest import ROOT
 
 
-def test_checkpoint_restore_is_bit_identical(tmp_path):
-    cfg = load_scenario(ROOT / "scenarios" / "policy_close_bridge.yaml")
-    city, demand = prepare(cfg)
+def _checkpointed(tmp_path, end_s: float):
+    """The bridge scenario's city, demand and an engine run to ``end_s``, checkpointed at 600 s to cp.npz."""
+    city, demand = prepare(load_scenario(ROOT / "scenarios" / "policy_close_bridge.yaml"))
     whole = NativeEngine()
     whole.start(city, demand, seed=3)
     whole.advance(600.0)
     whole.checkpoint(tmp_path / "cp.npz")
-    whole.advance(1500.0)
+    whole.advance(end_s)
+    return city, demand, whole
+
+
+def test_checkpoint_restore_is_bit_identical(tmp_path):
+    city, demand, whole = _checkpointed(tmp_path, 1500.0)
     resumed = NativeEngine.restore(tmp_path / "cp.npz", city, demand)
     assert resumed.time == 600.0
     resumed.advance(1500.0)
@@ -68,13 +73,7 @@ def test_checkpoint_from_before_depart_pos_restores(tmp_path):
     positions and runs on as the uninterrupted run does."""
     from twin.npzio import load_npz, save_npz
 
-    cfg = load_scenario(ROOT / "scenarios" / "policy_close_bridge.yaml")
-    city, demand = prepare(cfg)
-    whole = NativeEngine()
-    whole.start(city, demand, seed=3)
-    whole.advance(600.0)
-    whole.checkpoint(tmp_path / "cp.npz")
-    whole.advance(1200.0)
+    city, demand, whole = _checkpointed(tmp_path, 1200.0)
     fmt = "twin-native-checkpoint/1"
     meta, arrays = load_npz(tmp_path / "cp.npz", fmt, EngineError, "checkpoint")
     del arrays["depart_pos"]

@@ -67,6 +67,30 @@ def test_bologna_right_of_way_comes_from_the_junction_matrix(bologna):
     assert foes("77ab_0", "77bc_0") == []  # the ring has the right of way
 
 
+def test_links_through_an_internal_junction_keep_their_right_of_way():
+    # Wildau's signal gneJ5: the permissive left turn -535519490#0_2 -> 880140407_1 ('g') runs over
+    # :..._2_0 and, past its internal junction, :..._14_0, which is the junction's intLanes entry (and
+    # response row) for that link; its response says it yields to the oncoming 131942152_1 (entry :..._13_0)
+    # and to 828203038#0_0. And 131942152_1's link, whose foe in the matrix is the right turner from
+    # -880140407_1 by that one's lane past its internal junction (:..._16_0), yields to that lane.
+    city, _ = read_sumo_net(WILDAU)
+
+    def lane(lid):
+        e, k = lid.rsplit("_", 1)
+        return int(city.edge_lane_start[city.edge_index[e]]) + int(k)
+
+    def foes(src, dst):
+        c = [i for i in range(city.n_connections)
+             if city.conn_from_lane[i] == lane(src) and city.conn_to_lane[i] == lane(dst)]
+        assert len(c) == 1, (src, dst)
+        return sorted(city.conn_foe_lanes[city.conn_foe_offsets[c[0]]:city.conn_foe_offsets[c[0] + 1]].tolist())
+
+    assert "828203038#0" not in city.edge_index
+    assert foes("-535519490#0_2", "880140407_1") == [lane("131942152_1")]
+    assert foes("131942152_1", "535519490#0_1") == [lane("-880140407_1")]
+    assert foes("-535519490#0_1", "-4895001#0_0") == []  # the through movement yields only to a crossing
+
+
 def test_bologna_keep_clear_from_the_network(bologna):
     """Keep-clear as SUMO applies it: not on connections marked keepClear="0" (junction 23's), not for vehicles
     on the roundabout ring, and on the entries into the ring."""

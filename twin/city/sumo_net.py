@@ -543,7 +543,7 @@ def _parse_sumo_net(path: Path, additional: list[str | Path], name: str | None) 
     # foes: the junction's right-of-way matrix where the network has one (a link's internal lane is the
     # junction's intLanes entry of its link index; response bit j set: it yields to link j); else, for
     # unsignalised minor links, the lanes of other incoming edges with major links
-    matrix_foes = _response_foes(junctions, [(r[0], r[1], r[-1]) for r in conn_rows])
+    matrix_foes = _response_foes(junctions, [(r[0], r[1], r[-1]) for r in conn_rows], internal_next)
     major_in: dict[str, set[str]] = defaultdict(set)  # node -> incoming edges with a major link
     for f, _fl, _t, _tl_lane, _d, tl, _link, state, _len, _speed, _kc, _via in conn_rows:
         if not tl and state == "M":
@@ -583,26 +583,37 @@ def _checked_lanes(path: Path, eid: str, lanes: list[ET.Element]) -> list[ET.Ele
     return [ln for _, ln in sorted(zip(idx, lanes), key=lambda p: p[0])]
 
 
-def _response_foes(junctions: list[ET.Element], links: list[tuple[str, int, str | None]]
-                   ) -> dict[str, list[tuple[str, int]]]:
+def _response_foes(junctions: list[ET.Element], links: list[tuple[str, int, str | None]],
+                   internal_next: dict[str, str] | None = None) -> dict[str, list[tuple[str, int]]]:
     """Foe lanes of each link from its junction's ``<request response=...>`` (SUMO's right of way), keyed by
     the link's first internal lane: the lanes (edge, index) of the links it must yield to.
 
-    ``links``: (from edge, from lane, first internal lane) of the connections. A link of a junction
-    without a request for it (or a network without internal lanes) is left out (no entry).
+    ``links``: (from edge, from lane, first internal lane) of the connections; ``internal_next``: internal
+    lane -> the internal lane it continues on. A link split by an internal junction (a left turner's
+    waiting position) is the junction's ``intLanes`` entry by its lane after that junction, so each
+    internal lane of a link's path stands for the link. A link of a junction without a request for it
+    (or a network without internal lanes) is left out (no entry).
     """
-    lane_of = {via: (f, fl) for f, fl, via in links if via}
+    lane_of: dict[str, tuple[str, int]] = {}
+    first_of: dict[str, str] = {}
+    for f, fl, via in links:
+        lane, seen = via, set()
+        while lane and lane not in seen:  # the link's internal lanes, through any internal junction
+            seen.add(lane)
+            lane_of.setdefault(lane, (f, fl))
+            first_of.setdefault(lane, via)
+            lane = (internal_next or {}).get(lane)
     out: dict[str, list[tuple[str, int]]] = {}
     for j in junctions:
         int_lanes = j.get("intLanes", "").split()
         for req in j.findall("request"):
             i = int(req.get("index", -1))
             resp = req.get("response", "")
-            if not 0 <= i < len(int_lanes) or len(resp) != len(int_lanes):
+            if not 0 <= i < len(int_lanes) or len(resp) != len(int_lanes) or int_lanes[i] not in first_of:
                 continue
             foes = {lane_of[int_lanes[k]] for k, bit in enumerate(reversed(resp))
                     if bit == "1" and int_lanes[k] in lane_of}  # (links from crossings are not vehicles')
-            out[int_lanes[i]] = sorted(foes)
+            out.setdefault(first_of[int_lanes[i]], sorted(foes))
     return out
 
 

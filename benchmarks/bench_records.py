@@ -101,7 +101,7 @@ def build(n: int, seed: int):
                     city.lane_conn_offsets, city.conn_to_lane, city.conn_length, city.conn_speed,
                     city.conn_foe_offsets, city.conn_foe_lanes, np.zeros(len(city.conn_to_lane) + 1, np.int32),
                     np.zeros(0, np.int32), np.zeros(len(city.conn_to_lane), np.bool_), city.conn_from_lane,
-                    np.zeros(city.n_lanes + 1, np.int32), np.zeros(0, np.int32))
+                    np.zeros(city.n_lanes + 1, np.int32), np.zeros(0, np.int32), city.conn_yield_dist)
     ctl = R.Control(np.full(city.n_lanes, 13.9), np.full(city.n_lanes, -1, np.int64),
                     np.full(len(city.conn_to_lane), 4, np.int8), np.zeros(city.n_lanes),
                     np.zeros(city.n_lanes, np.int8), np.zeros(city.n_lanes), 0)

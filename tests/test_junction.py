@@ -175,3 +175,50 @@ def test_validate_runs_the_native_engine_with_junction_blocking_when_asked():
     on = cfg.model_copy(update={"run": cfg.run.model_copy(
         update={"engine": engine_config({"type": "native", "junction_blocking": True})})})
     assert _native(on).junction_blocking is True
+
+
+def _left_turn_city(yield_dist: float):
+    """A one-lane approach ``in`` shared by the through movement to ``out`` and a permissive left turn to
+    ``left_out`` (a 20 m path) that yields to the oncoming ``opp``, ``yield_dist`` [m] along its path (SUMO's
+    internal junction; 0: at the stop line)."""
+    b = CityBuilder("left turn")
+    for nid, x, y in [("w", 0, 0), ("j", 300, 0), ("e", 600, 0), ("n", 300, 300)]:
+        b.add_node(nid, x, y)
+    b.add_edge("in", "w", "j", priority=3)
+    b.add_edge("out", "j", "e", priority=3)
+    b.add_edge("opp", "e", "j", priority=3)
+    b.add_edge("opp_out", "j", "w", priority=3)
+    b.add_edge("left_out", "j", "n", priority=1)
+    b.add_connection("in", 0, "out", 0, length=15.0, foes=[])
+    b.add_connection("in", 0, "left_out", 0, length=20.0, foes=[("opp", 0)], yield_dist=yield_dist)
+    b.add_connection("opp", 0, "opp_out", 0, length=15.0, foes=[])
+    return b.build()
+
+
+def _left_turner_and_through(yield_dist: float):
+    """(lane, position [m], speed [m/s]) of the left turner, and the through vehicle's state, when the oncoming
+    stream (a car every 2 s for a minute: never a critical gap) has passed half."""
+    city = _left_turn_city(yield_dist)
+    specs = [("in", "left_out", 0.0), ("in", "out", 4.0)] + [("opp", "opp_out", float(t)) for t in range(1, 60, 2)]
+    eng = NativeEngine(step_length=0.5)
+    eng.start(city, route_demand(city, make_trips(city, specs, CAR)), seed=1)
+    eng.advance(50.0)
+    i, k = int(np.flatnonzero(eng.depart == 0.0)[0]), int(np.flatnonzero(eng.depart == 4.0)[0])
+    left = (int(eng.lane[i]), float(eng.pos[i]), float(eng.speed[i]))
+    through = int(eng.state[k])
+    eng.advance(300.0)
+    assert np.all(eng.state == 3) and eng.teleports.sum() == 0  # the left turner goes once the stream has passed
+    return city, left, through
+
+
+def test_a_permissive_left_turner_waits_inside_the_junction_and_the_vehicle_behind_goes_on():
+    """SUMO's internal junction: a left turner whose path is split by one (cont="1") drives into the junction
+    up to that point and waits there for the oncoming stream, clear of its lane, so the through vehicle
+    behind it on the shared lane goes on. Yielding at the stop line it holds that vehicle back."""
+    city, (lane, pos, speed), through = _left_turner_and_through(8.0)
+    assert lane == city.edge_lane_start[city.edge_index["left_out"]]  # on its path, past the stop line ...
+    assert -20.0 + 8.0 - 1.0 < pos < -20.0 + 8.0 and speed < 0.1  # ... standing just before the internal junction
+    assert through == 3  # the through vehicle behind it has arrived
+    city, (lane, pos, speed), through = _left_turner_and_through(0.0)
+    assert lane == city.edge_lane_start[city.edge_index["in"]] and speed < 0.1  # at the stop line
+    assert through == 2  # still behind it

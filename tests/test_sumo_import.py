@@ -91,6 +91,25 @@ def test_links_through_an_internal_junction_keep_their_right_of_way():
     assert foes("-535519490#0_1", "-4895001#0_0") == []  # the through movement yields only to a crossing
 
 
+def test_a_link_split_by_an_internal_junction_yields_there():
+    # the same left turn waits at its internal junction: the end of its first internal lane
+    # (:cluster_31900255_cluster_1830484487_4709826749_2_0, 4.82 m of its 20.14 m path); links without one
+    # yield at the stop line
+    city, _ = read_sumo_net(WILDAU)
+
+    def conn(src, dst):
+        lane = {}
+        for lid in (src, dst):
+            e, k = lid.rsplit("_", 1)
+            lane[lid] = int(city.edge_lane_start[city.edge_index[e]]) + int(k)
+        return next(i for i in range(city.n_connections)
+                    if city.conn_from_lane[i] == lane[src] and city.conn_to_lane[i] == lane[dst])
+
+    left = conn("-535519490#0_2", "880140407_1")
+    assert city.conn_yield_dist[left] == pytest.approx(4.82) and city.conn_length[left] == pytest.approx(20.14)
+    assert city.conn_yield_dist[conn("-535519490#0_1", "-4895001#0_0")] == 0.0
+
+
 def test_bologna_keep_clear_from_the_network(bologna):
     """Keep-clear as SUMO applies it: not on connections marked keepClear="0" (junction 23's), not for vehicles
     on the roundabout ring, and on the entries into the ring."""

@@ -51,6 +51,7 @@ class _Conn:
     length: float = 0.0  # [m] path through the junction
     speed: float = 0.0  # [m/s] its speed limit (0: the target lane's)
     keep_clear: bool | None = None  # SUMO's keep-clear rule applies (None: keep_clear_default)
+    yield_dist: float = 0.0  # [m] along the path to where it yields (SUMO's internal junction; 0: the stop line)
 
 
 @dataclass
@@ -177,13 +178,19 @@ class CityBuilder:
     def add_connection(self, from_edge: str, from_lane: int, to_edge: str, to_lane: int, *,
                        direction: int | None = None, tls: str | None = None, link: int = -1,
                        foes: list[tuple[str, int]] | None = None, length: float = 0.0,
-                       speed: float | None = None, keep_clear: bool | None = None) -> None:
+                       speed: float | None = None, keep_clear: bool | None = None,
+                       yield_dist: float = 0.0) -> None:
         """A lane-to-lane connection; ``length`` [m] is its path through the junction (0: a point),
         ``speed`` [m/s] the speed limit on that path (None: the target lane's); ``keep_clear``: whether
-        vehicles keep its junction clear (None: :func:`~twin.city.model.keep_clear_default`)."""
+        vehicles keep its junction clear (None: :func:`~twin.city.model.keep_clear_default`);
+        ``yield_dist`` [m]: how far along its path it yields to its foes (SUMO's internal junction, where a
+        permissive left turner waits inside the junction; 0: at the stop line)."""
         fe, te = self.edge(from_edge), self.edge(to_edge)
         if not (np.isfinite(length) and length >= 0):
             raise CityError(f"city {self.name!r}: connection {from_edge}->{to_edge} has length {length} (need >= 0)")
+        if not (np.isfinite(yield_dist) and 0 <= yield_dist <= length):
+            raise CityError(f"city {self.name!r}: connection {from_edge}->{to_edge} yields at {yield_dist} m "
+                            f"along its {length} m path (need 0 to its length)")
         for e, lane, what in [(fe, from_lane, from_edge), (te, to_lane, to_edge)]:
             if not 0 <= lane < self._edges[e].num_lanes:
                 raise CityError(f"city {self.name!r}: edge {what!r} has no lane {lane}")
@@ -200,7 +207,7 @@ class CityBuilder:
         if speed is not None and not speed > 0:
             raise CityError(f"city {self.name!r}: connection {from_edge}->{to_edge} has speed {speed} (need > 0)")
         self._add_conn(_Conn(fe, int(from_lane), te, int(to_lane), int(direction), t, int(link), foe_idx,
-                             float(length), float(speed or 0.0), keep_clear))
+                             float(length), float(speed or 0.0), keep_clear, float(yield_dist)))
 
     def _add_conn(self, c: _Conn) -> None:
         self._conns.append(c)
@@ -424,6 +431,7 @@ class CityBuilder:
             conn_length=f64([c.length for c in conns]),
             conn_speed=f64([c.speed if c.speed > 0 else lane_speed[lane_of[c.to_edge] + c.to_lane] for c in conns]),
             conn_foe_offsets=i32(foe_offsets), conn_foe_lanes=i32(foe_lanes), conn_keep_clear=keep_clear,
+            conn_yield_dist=f64([c.yield_dist for c in conns]),
             lane_conn_offsets=lane_conn_offsets,
             tls_ids=tuple(t.id for t in self._tls), tls_offset=f64([t.offset for t in self._tls]),
             tls_num_links=i32([t.num_links for t in self._tls]), tls_phase_offsets=i32(phase_offsets),

@@ -137,6 +137,10 @@ class CityModel:
     # bool per connection: SUMO's keep-clear rule applies (a vehicle does not enter the junction when it cannot
     # leave it); default: at every junction where some connection yields (see keep_clear_default)
     conn_keep_clear: np.ndarray | None = None
+    # distance [m] along each connection's path from its stop line to the point where it yields to its foes:
+    # SUMO's internal junction, where a permissive left turner waits inside the junction (cont="1"); 0: it
+    # yields at the stop line (every connection of a built city or of a network without internal junctions)
+    conn_yield_dist: np.ndarray | None = None
     # signal programs beyond fixed time (see twin.engines.native.signals); default: all static
     tls_kind: np.ndarray | None = None  # int8 per tls: 0 static (fixed time), 1 actuated (gap-based)
     tls_max_gap: np.ndarray | None = None  # float64 [s] per tls: SUMO's max-gap (actuated)
@@ -150,6 +154,8 @@ class CityModel:
             object.__setattr__(self, "conn_length", np.zeros(self.conn_from_lane.shape[0]))
         if self.conn_speed is None:
             object.__setattr__(self, "conn_speed", np.asarray(self.lane_speed, dtype=np.float64)[self.conn_to_lane])
+        if self.conn_yield_dist is None:  # cities built or saved before internal junctions
+            object.__setattr__(self, "conn_yield_dist", np.zeros(self.conn_from_lane.shape[0]))
         if self.conn_keep_clear is None:  # cities built or saved before keep-clear
             object.__setattr__(self, "conn_keep_clear", keep_clear_default(self.conn_node, self.conn_foe_offsets,
                                                                            len(self.node_ids)))
@@ -288,7 +294,7 @@ class CityModel:
             (self.conn_to_lane, nc, "conn_to_lane"), (self.conn_node, nc, "conn_node"),
             (self.conn_tls, nc, "conn_tls"), (self.conn_link, nc, "conn_link"), (self.conn_dir, nc, "conn_dir"),
             (self.conn_length, nc, "conn_length"), (self.conn_speed, nc, "conn_speed"),
-            (self.conn_keep_clear, nc, "conn_keep_clear"),
+            (self.conn_keep_clear, nc, "conn_keep_clear"), (self.conn_yield_dist, nc, "conn_yield_dist"),
             (self.tls_offset, nt, "tls_offset"), (self.tls_num_links, nt, "tls_num_links"),
             (self.tls_kind, nt, "tls_kind"), (self.tls_max_gap, nt, "tls_max_gap"),
             (self.tls_detector_gap, nt, "tls_detector_gap"),
@@ -323,6 +329,8 @@ class CityModel:
             need(bool(np.all(self.conn_tls < nt)), "conn_tls out of range")
             need(bool(np.all(np.isfinite(self.conn_length) & (self.conn_length >= 0))), "a connection length is < 0")
             need(bool(np.all(self.conn_speed > 0)), "a connection has speed limit <= 0")
+            need(bool(np.all((self.conn_yield_dist >= 0) & (self.conn_yield_dist <= self.conn_length))),
+                 "a connection's yield point is not on its path through the junction")
             ctl = self.conn_tls >= 0
             if ctl.any():
                 need(bool(np.all(self.conn_link[ctl] < self.tls_num_links[self.conn_tls[ctl]])),

@@ -560,10 +560,12 @@ def _parse_sumo_net(path: Path, additional: list[str | Path], name: str | None) 
                 foes = [(e, k) for e in sorted(major_in[node] - {f}) for k in range(b.num_lanes(e))]
             else:
                 foes = []
+        # a path split by an internal junction (cont="1"): the vehicle drives in up to it and yields there
+        yield_dist = internal_len.get(via, (0.0, 0.0))[0] if via in internal_next else 0.0
         try:
             keep = False if not kc or f in roundabout_edges else logic_foes.get(b.node_ids_of_edge(f)[1])
             b.add_connection(f, fl, t, tlane, direction=d, tls=tl, link=link, foes=foes, length=length,
-                             speed=speed, keep_clear=keep)
+                             speed=speed, keep_clear=keep, yield_dist=min(yield_dist, length))
         except CityError as exc:
             raise CityError(f"{path}: {exc}") from None
     return b.build(), report

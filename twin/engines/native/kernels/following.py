@@ -70,17 +70,19 @@ def queue_ahead(l, p, k, n_edges, i, order, lane_start, veh, vt, net, ctl, scr):
 
 
 @inline_kernel
-def foe_approaching(c, crit_gap, conn_foe_offsets, conn_foe_lanes, lane_start, order, pos, speed, lane_length,
-                    lane_conn_offsets, conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n, vtype,
-                    vt_class_bit, lane_edge, lane_allow, edge_lane_start):
+def foe_approaching(c, crit_gap, merging, conn_foe_offsets, conn_foe_lanes, lane_start, order, pos, speed,
+                    lane_length, lane_conn_offsets, conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
+                    vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start):
     """True if a vehicle on a lane that connection ``c`` yields to reaches the junction within ``crit_gap`` [s],
-    or stands at its end about to merge into the same edge (a stopped priority queue keeps its turn:
+    or (if ``merging``) stands at its end about to merge into the same edge (a stopped priority queue keeps its turn:
     entering vehicles do not take the room it is waiting for, which fills a roundabout until it locks).
     About to merge: its lane yields to nobody (a foe lane that yields itself, e.g. with a left turn, does
     not count, or two would wait for each other), is open to it, and leads on along its route into the
     edge connection ``c`` enters, without a red signal (a vehicle stopped by an incident's closure, a red
     light or a lane change it still needs is not merging; one waiting to cross into another road does not
-    hold the yielding vehicle back, or a jam on that road would block every road that yields to it)."""
+    hold the yielding vehicle back, or a jam on that road would block every road that yields to it). A vehicle
+    already inside the junction, at its internal junction, does not count those (``merging`` False): one standing
+    there stands behind it, and SUMO counts only foes that will pass."""
     for f in range(conn_foe_offsets[c], conn_foe_offsets[c + 1]):
         fl = conn_foe_lanes[f]
         if lane_start[fl + 1] > lane_start[fl]:
@@ -89,7 +91,7 @@ def foe_approaching(c, crit_gap, conn_foe_offsets, conn_foe_lanes, lane_start, o
             d = lane_length[fl] - pos[j]
             if vf > FOE_MOVING_SPEED and d < vf * crit_gap:
                 return True
-            if vf <= FOE_MOVING_SPEED and d < WAITING_FOE_M and \
+            if merging and vf <= FOE_MOVING_SPEED and d < WAITING_FOE_M and \
                     conn_foe_offsets[lane_conn_offsets[fl + 1]] == conn_foe_offsets[lane_conn_offsets[fl]]:
                 cbj = vt_class_bit[vtype[j]]
                 if (lane_allow[fl] & cbj) != 0:

@@ -11,7 +11,7 @@ from twin.engines.native.kernels.following import foe_approaching, idm, junction
 from twin.engines.native.kernels.routes import _best_lane, _route_edge, choose_connection
 from twin.engines.native.kernels.state import (
     LOOKAHEAD_M, LOOKAHEAD_S, YIELD_CHECK_M, YIELD_MARGIN_M, COOPERATE_M,
-    RUNNING, ARRIVED, RED, YELLOW, GREEN_MINOR, UNCONTROLLED, INF, DRIVE_OFF_BIT, EMERGENCY_DECEL, HALT_SPEED,
+    RUNNING, ARRIVED, RED, YELLOW, GREEN, GREEN_MINOR, UNCONTROLLED, INF, DRIVE_OFF_BIT, EMERGENCY_DECEL, HALT_SPEED,
     LC_URGENT_GAP, LANE_END_REST, STOP_LINE_EPS_M, MIN_DIST_M, SLOWDOWN_DIST_M)
 
 
@@ -81,6 +81,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     conn_cross_offsets = net.conn_cross_offsets
     conn_cross = net.conn_cross
     conn_keep_clear = net.conn_keep_clear
+    conn_yield_dist = net.conn_yield_dist
     lane_speed = ctl.lane_speed
     lane_allow = ctl.lane_allow
     conn_signal = ctl.conn_signal
@@ -140,11 +141,18 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                     elif sig == YELLOW:
                         stop = v * v <= 2.0 * b * max(d, MIN_DIST_M)  # stop if it can do so comfortably
                     elif sig == GREEN_MINOR or sig == UNCONTROLLED:
-                        if d < max(YIELD_CHECK_M, v * v / (2.0 * b) + YIELD_MARGIN_M):
-                            stop = foe_approaching(c, vt_crit_gap[ty], conn_foe_offsets, conn_foe_lanes,
-                                                   lane_start, order, pos, speed, lane_length, lane_conn_offsets,
-                                                   conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
-                                                   vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start)
+                        dy = d + conn_yield_dist[c]  # where it yields: the stop line or SUMO's internal junction
+                        if dy < max(YIELD_CHECK_M, v * v / (2.0 * b) + YIELD_MARGIN_M) and \
+                                foe_approaching(c, vt_crit_gap[ty], True, conn_foe_offsets, conn_foe_lanes,
+                                                lane_start,
+                                                order, pos, speed, lane_length, lane_conn_offsets, conn_to_lane,
+                                                conn_signal, ridx, route_edges, route_off, route_n, vtype,
+                                                vt_class_bit, lane_edge, lane_allow, edge_lane_start):
+                            if dy > d:  # it drives into the junction and waits there, clear of its lane
+                                acc = min(acc, idm(v, v_allowed, dy, 0.0, a, b, s0 * LANE_END_REST, tau))
+                                hard = min(hard, dy - STOP_LINE_EPS_M)
+                            else:
+                                stop = True
                     # in-junction blocking, seen over the whole look-ahead (one that cannot stop comfortably
                     # before the line any more drives on)
                     if not stop and sig != RED and conn_cross_offsets[c + 1] > conn_cross_offsets[c] and \
@@ -188,6 +196,17 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                 d += lane_length[tl]
                 cur = tl
                 ahead += 1
+        if p < 0.0:  # on a junction path: up to its internal junction it yields there, whatever its lane holds
+            cj = junction_conn[i]
+            if cj >= 0 and conn_yield_dist[cj] > 0.0 and conn_signal[cj] != GREEN:
+                dy = conn_yield_dist[cj] - conn_length[cj] - p  # [m] to the internal junction
+                if dy > 0.0 and foe_approaching(cj, vt_crit_gap[ty], False, conn_foe_offsets, conn_foe_lanes,
+                                                lane_start,
+                                                order, pos, speed, lane_length, lane_conn_offsets, conn_to_lane,
+                                                conn_signal, ridx, route_edges, route_off, route_n, vtype,
+                                                vt_class_bit, lane_edge, lane_allow, edge_lane_start):
+                    acc = min(acc, idm(v, v_allowed, dy, 0.0, a, b, s0 * LANE_END_REST, tau))
+                    hard = min(hard, dy - STOP_LINE_EPS_M)
         if stop_at[i] < INF * 0.5:  # a stop ahead (or dwelling there)
             acc = min(acc, idm(v, v_allowed, stop_at[i] - p, 0.0, a, b, s0 * LANE_END_REST, tau))
             hard = min(hard, stop_at[i] - p)

@@ -78,6 +78,7 @@ class Network(NamedTuple):
     conn_from_lane: np.ndarray  # int32: lane connection c leaves from
     lane_in_offsets: np.ndarray  # int32: connections into lane l are lane_in_conn[lane_in_offsets[l]:...[l+1]]
     lane_in_conn: np.ndarray  # int32 (empty lists: insertion without the back-gap check, see insertion_back_gap)
+    conn_yield_dist: np.ndarray  # [m] along connection c's path to where it yields (internal junction; 0: stop line)
 
 
 class Control(NamedTuple):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from twin.jit import kernel, parallel_kernel
+from twin.jit import inline_kernel, kernel, parallel_kernel
 from twin.engines.native.kernels.following import foe_approaching, idm, junction_blocked
 from twin.engines.native.kernels.routes import _best_lane, _route_edge, choose_connection
 from twin.engines.native.kernels.state import (
@@ -27,6 +27,20 @@ def space_till_standing(l, order, lane_start, pos, speed, vtype, vt_length, vt_m
             return pos[j] - vt_length[vtype[j]] - lengths, True
         lengths += vt_length[vtype[j]] + vt_min_gap[vtype[j]]
     return INF, False
+
+
+@inline_kernel
+def in_the_way(q, end, c, order, pos, junction_conn, conn_yield_dist, conn_length):
+    """Index in ``order``, from ``q`` up to ``end`` (one lane's vehicles, back to front), of the first vehicle in
+    the way of one on connection ``c``'s path: not one waiting before the internal junction of another connection's
+    path into the lane (SUMO's vehicle stands there on its own internal lane, beside the other paths)."""
+    while q < end:
+        j = order[q]
+        jc = junction_conn[j]
+        if pos[j] >= 0.0 or jc < 0 or jc == c or pos[j] >= conn_yield_dist[jc] - conn_length[jc]:
+            return q
+        q += 1
+    return q
 
 
 @parallel_kernel
@@ -109,8 +123,12 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             v_allowed = min(v_allowed, junction_speed[i] * vfactor[i])
         hard = INF
         acc = INF
-        if k + 1 < lane_start[l + 1]:
-            j = order[k + 1]
+        q = k + 1
+        if p < 0.0:  # on a junction path
+            q = in_the_way(q, lane_start[l + 1], junction_conn[i], order, pos, junction_conn, conn_yield_dist,
+                           conn_length)
+        if q < lane_start[l + 1]:
+            j = order[q]
             gap = pos[j] - vt_length[vtype[j]] - p
             acc = idm(v, v_allowed, gap, speed[j], a, b, s0, tau)
             hard = gap
@@ -178,7 +196,9 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                 if vn < v:  # slow down to the junction path's or the next lane's limit
                     acc = min(acc, (vn * vn - v * v) / (2.0 * max(d, SLOWDOWN_DIST_M)))
                 d += conn_length[c]  # the path through the junction: d is now the distance to tl's start
-                if lane_start[tl + 1] > lane_start[tl]:
+                q = in_the_way(lane_start[tl], lane_start[tl + 1], c, order, pos, junction_conn, conn_yield_dist,
+                               conn_length)
+                if q < lane_start[tl + 1]:
                     if kc_d >= 0.0:  # keep-clear: enter only with room beyond (SUMO's checkRewindLinkLanes)
                         sp, standing = space_till_standing(tl, order, lane_start, pos, speed, vtype, vt_length,
                                                            vt_min_gap)
@@ -186,7 +206,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                             acc = min(acc, idm(v, v_allowed, kc_d, 0.0, a, b, s0 * LANE_END_REST, tau))
                             hard = min(hard, kc_d - STOP_LINE_EPS_M)
                             break
-                    j = order[lane_start[tl]]  # the next lane's last vehicle (on the junction if pos < 0)
+                    j = order[q]  # the next lane's last vehicle in its way (on the junction if pos < 0)
                     gap = d + pos[j] - vt_length[vtype[j]]
                     acc = min(acc, idm(v, v_allowed, gap, speed[j], a, b, s0, tau))
                     hard = min(hard, gap)
@@ -292,6 +312,7 @@ def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, s
     conn_to_lane = net.conn_to_lane
     conn_length = net.conn_length
     conn_speed = net.conn_speed
+    conn_yield_dist = net.conn_yield_dist
     lane_allow = ctl.lane_allow
     new_pos = scr.new_pos
     new_speed = scr.new_speed
@@ -303,7 +324,9 @@ def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, s
     for k in range(n):
         j = order[k]
         l = lane[j]
-        if k == lane_start[l]:
+        jc = junction_conn[j]  # the lane's last vehicle, not one waiting at its path's internal junction (move)
+        if tail_pos[l] >= INF * 0.5 and (new_pos[k] >= 0.0 or jc < 0 or
+                                         new_pos[k] >= conn_yield_dist[jc] - conn_length[jc]):
             tail_pos[l] = min(new_pos[k], lane_length[l])
             tail_len[l] = vt_length[vtype[j]]
     arrived = 0

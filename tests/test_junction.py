@@ -192,6 +192,7 @@ def _left_turn_city(yield_dist: float):
     b.add_connection("in", 0, "out", 0, length=15.0, foes=[])
     b.add_connection("in", 0, "left_out", 0, length=20.0, foes=[("opp", 0)], yield_dist=yield_dist)
     b.add_connection("opp", 0, "opp_out", 0, length=15.0, foes=[])
+    b.add_connection("opp", 0, "left_out", 0, length=8.0, foes=[])  # the oncoming right turn
     return b.build()
 
 
@@ -222,3 +223,18 @@ def test_a_permissive_left_turner_waits_inside_the_junction_and_the_vehicle_behi
     city, (lane, pos, speed), through = _left_turner_and_through(0.0)
     assert lane == city.edge_lane_start[city.edge_index["in"]] and speed < 0.1  # at the stop line
     assert through == 2  # still behind it
+
+
+def test_a_vehicle_waiting_at_its_internal_junction_is_not_in_the_way_of_other_paths_into_its_lane():
+    """The left turner waits on its own path (SUMO: its own internal lane); an oncoming right turner into the same
+    lane, whose path merges beyond that point, goes on and arrives first. (Taken for the lane's last vehicle, the
+    waiting left turner would hold it at its stop line, and the oncoming stream behind it, until it went itself.)"""
+    city = _left_turn_city(8.0)
+    specs = [("in", "left_out", 0.0)] + [("opp", "left_out" if t == 31 else "opp_out", float(t))
+                                         for t in range(1, 60, 2)]
+    eng = NativeEngine(step_length=0.5)
+    eng.start(city, route_demand(city, make_trips(city, specs, CAR)), seed=1)
+    eng.advance(400.0)
+    assert np.all(eng.state == 3) and eng.teleports.sum() == 0
+    left, right = int(np.flatnonzero(eng.depart == 0.0)[0]), int(np.flatnonzero(eng.depart == 31.0)[0])
+    assert eng.t_arrive[right] < eng.t_arrive[left] - 10.0

@@ -19,10 +19,10 @@ _spec.loader.exec_module(kernel_identity)
 RECORDED = {
     "grid": {"dataset": "b8a195c11312d172aecba1b95c3f776043fe6006c1442b1755fe084d377d62af",
              "trips": "198e8bb16eb0cee617b00970d874066206093e52f618a2a37852ecdcded20a47"},
-    "bologna": {"dataset": "18a98d4f5dcc9f546f7f332ae4f84ba13159683c6655cbaedb4a474fa39a1f81",
-                "trips": "c679130974b4244568856ee9b05372cf11a074a57541cbc76b48005ac4a3fb82"},
-    "wildau": {"dataset": "72c2ecbfaa80d9d11b804b2cc525e344ac278974262c3c6ceed7f2cc900bf445",
-               "trips": "47f3724f33d1e00a1be47880ff6a2e0ceb1907908833aac8d7b10319e0dc6055"},
+    "bologna": {"dataset": "db3f284a6378b8765ddf5b5da6dce5c7a7b12e11a2766dc7f4673e773817ebd6",
+                "trips": "190c05d3ba263d736388a72efccbe03f297ee3b595fc1efd2fb78f24b3d70292"},
+    "wildau": {"dataset": "af202a772b1e75c515b6240cdb0e65dc11c6bdfef8943eb28380d30375d2c2b7",
+               "trips": "3b100dd3274f3fb4040a56d3ac15883b2d75d4c9ea440a90aebb6cd0ed1e9f91"},
 }
 
 

@@ -59,6 +59,11 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     drives at most at its ``junction_speed``. Unless the signal is red, a vehicle near a stop line also stops
     there while a vehicle inside the junction on a crossing connection's path (``conn_cross``) would still be
     there when it arrives (:func:`junction_blocked`).
+
+    Internal junctions: a connection with ``conn_yield_dist`` > 0 yields that far along its path (SUMO's internal
+    junction, e.g. a permissive left turn): its vehicle drives past the stop line onto the path and waits there
+    while a foe approaches (from there a foe standing at its stop line does not count), beside the other paths
+    into its next lane (:func:`in_the_way`).
     """
     lane = veh.lane
     pos = veh.pos
@@ -162,10 +167,9 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                         dy = d + conn_yield_dist[c]  # where it yields: the stop line or SUMO's internal junction
                         if dy < max(YIELD_CHECK_M, v * v / (2.0 * b) + YIELD_MARGIN_M) and \
                                 foe_approaching(c, vt_crit_gap[ty], True, conn_foe_offsets, conn_foe_lanes,
-                                                lane_start,
-                                                order, pos, speed, lane_length, lane_conn_offsets, conn_to_lane,
-                                                conn_signal, ridx, route_edges, route_off, route_n, vtype,
-                                                vt_class_bit, lane_edge, lane_allow, edge_lane_start):
+                                                lane_start, order, pos, speed, lane_length, lane_conn_offsets,
+                                                conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
+                                                vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start):
                             if dy > d:  # it drives into the junction and waits there, clear of its lane
                                 acc = min(acc, idm(v, v_allowed, dy, 0.0, a, b, s0 * LANE_END_REST, tau))
                                 hard = min(hard, dy - STOP_LINE_EPS_M)
@@ -221,10 +225,9 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             if cj >= 0 and conn_yield_dist[cj] > 0.0 and conn_signal[cj] != GREEN:
                 dy = conn_yield_dist[cj] - conn_length[cj] - p  # [m] to the internal junction
                 if dy > 0.0 and foe_approaching(cj, vt_crit_gap[ty], False, conn_foe_offsets, conn_foe_lanes,
-                                                lane_start,
-                                                order, pos, speed, lane_length, lane_conn_offsets, conn_to_lane,
-                                                conn_signal, ridx, route_edges, route_off, route_n, vtype,
-                                                vt_class_bit, lane_edge, lane_allow, edge_lane_start):
+                                                lane_start, order, pos, speed, lane_length, lane_conn_offsets,
+                                                conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
+                                                vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start):
                     acc = min(acc, idm(v, v_allowed, dy, 0.0, a, b, s0 * LANE_END_REST, tau))
                     hard = min(hard, dy - STOP_LINE_EPS_M)
         if stop_at[i] < INF * 0.5:  # a stop ahead (or dwelling there)

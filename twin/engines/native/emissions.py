@@ -27,6 +27,7 @@ N_MODEL = 6  # HBEFA4 pollutants (twin.demand.emissions.MODEL_POLLUTANTS); a con
 N_COL = N_MODEL + 2  # columns of the emission accumulators: the HBEFA4 pollutants, PM10, PM2.5 (8 doubles: a SIMD row)
 N_TERM = 7  # terms of the HBEFA4 function
 PREFETCH = 8  # emit() asks for the emission row of the vehicle this many places ahead in the lane order
+PREFETCH_EDGE = 4  # ... and for the edge row of the vehicle this many places ahead (its lane asked for before)
 
 
 ROW_BYTES = N_COL * 8  # a row of the accumulators: one cache line when aligned to it
@@ -348,6 +349,8 @@ def emit_range(dt, order, new_pos, new_speed, lane, pos, speed, eclass, cf, coas
             prefetch_row(pos, j)
             prefetch_row(eclass, j)
             prefetch_row(lane, j)
+        if k + PREFETCH_EDGE < m:  # the edge row of a vehicle whose lane was asked for PREFETCH - PREFETCH_EDGE ago
+            prefetch_row(edge_emission, lane_edge[lane[order[k + PREFETCH_EDGE]]])
         i = order[k]
         c = eclass[i]
         v0 = speed[i]

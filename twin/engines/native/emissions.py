@@ -27,6 +27,7 @@ N_MODEL = 6  # HBEFA4 pollutants (twin.demand.emissions.MODEL_POLLUTANTS); a con
 N_COL = N_MODEL + 2  # columns of the emission accumulators: the HBEFA4 pollutants, PM10, PM2.5 (8 doubles: a SIMD row)
 N_TERM = 7  # terms of the HBEFA4 function
 PREFETCH = 8  # emit() asks for the emission row of the vehicle this many places ahead in the lane order
+PREFETCH_EDGE = 4  # ... and for the edge row of the vehicle this many places ahead (its lane asked for before)
 
 
 ROW_BYTES = N_COL * 8  # a row of the accumulators: one cache line when aligned to it
@@ -63,7 +64,7 @@ def coast_limit(coast_a, c, v):
         x = (v - COAST_V0) * (1.0 / COAST_DV0)
     else:
         x = COAST_N0 + (v - COAST_V1) * (1.0 / COAST_DV1)
-    j = min(int(x), n - 2)
+    j = np.uint32(min(int(x), n - 2))  # (x >= 0; unsigned: no wraparound of negative indices)
     f = min(x - j, 1.0)
     return coast_a[c, j] + f * (coast_a[c, j + 1] - coast_a[c, j])
 
@@ -265,9 +266,9 @@ def _prefetch_row_llvm(typingctx, ary, i):
         i32 = ir.IntType(32)
         fn = builder.module.declare_intrinsic("llvm.prefetch", [cgutils.voidptr_t], fnty=ir.FunctionType(
             ir.VoidType(), [cgutils.voidptr_t, i32, i32, i32]))
-        # a row of 64 bytes spans two lines unless aligned to them (aligned_rows); an element lies in one
-        for off in ((0, N_COL * 8 - 1) if rows else (0,)):
-            builder.call(fn, [builder.gep(ptr, [ir.IntType(64)(off)]), i32(int(rows)), i32(3), i32(1)])  # rw, keep
+        # one line: the accumulators' rows lie on cache lines (aligned_rows, as the engine keeps them), an element
+        # in one line anyway (a row not aligned would have its second line missed, with the same results)
+        builder.call(fn, [ptr, i32(int(rows)), i32(3), i32(1)])  # rw, keep
         return context.get_dummy_value()
 
     return types.void(ary, i), codegen
@@ -342,22 +343,25 @@ def emit_range(dt, order, new_pos, new_speed, lane, pos, speed, eclass, cf, coas
         prefetch_row(veh_emission, order[k])
     for k in range(m):
         if k + PREFETCH < m:  # (move has just read the same vehicles, but its lines may have left the cache)
-            j = order[k + PREFETCH]
+            j = np.uint32(order[k + PREFETCH])
             prefetch_row(veh_emission, j)
             prefetch_row(speed, j)
             prefetch_row(pos, j)
             prefetch_row(eclass, j)
             prefetch_row(lane, j)
-        i = order[k]
-        c = eclass[i]
+        if k + PREFETCH_EDGE < m:  # the edge row of a vehicle whose lane was asked for PREFETCH - PREFETCH_EDGE ago
+            prefetch_row(edge_emission, lane_edge[np.uint32(lane[np.uint32(order[k + PREFETCH_EDGE])])])
+        i = np.uint32(order[k])  # (indices unsigned: numba then drops its wraparound of negative ones)
+        c = np.uint32(eclass[i])
         v0 = speed[i]
         vn = new_speed[k]
         step = new_pos[k] - pos[i]
         if v0 == 0.0 and vn == 0.0 and step == 0.0:  # stood still (queues): the constant terms only, the same bits
-            add_idle_emissions(cf, c, hw, veh_emission, i, edge_emission, lane_edge[lane[i]])
+            add_idle_emissions(cf, c, hw, veh_emission, i, edge_emission, lane_edge[np.uint32(lane[i])])
             continue
         v = 0.5 * (v0 + vn)
         a = (vn - v0) * inv_dt
         # no fuel while coasting (the limit is a deceleration: coasting_limits_negative; most vehicles skip it)
         w = 0.0 if v > MOVING_SPEED and a < 0.0 and a < coast_limit(coast_a, c, v) else hw
-        add_emissions(cf, c, v, a, w, non_exhaust, step, veh_emission, i, edge_emission, lane_edge[lane[i]])
+        e = lane_edge[np.uint32(lane[i])]
+        add_emissions(cf, c, v, a, w, non_exhaust, step, veh_emission, i, edge_emission, e)

@@ -586,7 +586,10 @@ class NativeEngine:
         ctl = R.Control(self._lane_speed, self._lane_allow, self._conn_signal, self._steer_p, self._steer_dir,
                         self._steer_until, self._steer_salt)
         scr = R.Scratch(self._new_pos, self._new_speed, self._new_lane, self._req_back, self._score_cache,
-                        self._score_ridx, self._lane_occ, self._tail_pos, self._tail_len, self._lane_blocked)
+                        self._score_ridx, self._lane_occ, self._tail_pos, self._tail_len, self._lane_blocked,
+                        # scratch within a kernel call, kept with the records (kernels without reference
+                        # counts allocate none): step_dist (move), lane_head (insert)
+                        np.empty(self.state.size), np.empty(c.n_lanes, dtype=np.int32))
         stats = R.EdgeStats(self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time, self.e_entered)
         lp = R.Loops(self._loop_lane_offsets, self._loop_pos, self._loop_index, self.loop_count,
                      self.loop_speed_sum, self.loop_occ_time, self._prev_lane, self._prev_pos) \

@@ -24,7 +24,7 @@ _move_serial = K.move.serial
 _emit_serial = EM.emit.serial
 
 
-@kernel
+@kernel(refcounts=False)
 def _sort(order, order_tmp, n_order, state, lane, pos, lane_start):
     """:func:`K.sort_vehicles` into ``order_tmp``; the caller swaps the two (as ``NativeEngine._sort``). (It takes
     the three arrays, not the vehicles' record: a call counts a reference to each array it is given.)"""

@@ -3,7 +3,6 @@ teleports (commit).
 """
 from __future__ import annotations
 
-import numpy as np
 from numba import prange
 
 from twin.jit import kernel, parallel_kernel
@@ -15,7 +14,7 @@ from twin.engines.native.kernels.state import (
     LC_URGENT_GAP, LANE_END_REST, STOP_LINE_EPS_M, MIN_DIST_M, SLOWDOWN_DIST_M)
 
 
-@kernel
+@kernel(refcounts=False)
 def space_till_standing(l, order, lane_start, pos, speed, vtype, vt_length, vt_min_gap):
     """Room [m] on lane ``l`` from its start up to its rearmost standing vehicle (speed < ``HALT_SPEED``, on the
     lane or on the junction path before it), less the lengths plus minimum gaps of the moving vehicles behind
@@ -29,7 +28,7 @@ def space_till_standing(l, order, lane_start, pos, speed, vtype, vt_length, vt_m
     return INF, False
 
 
-@parallel_kernel
+@parallel_kernel(serial_refcounts=False)
 def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     """New speed and position of every running vehicle (written to ``new_pos``/``new_speed``).
 
@@ -91,7 +90,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     e_dist = stats.dist
     e_halt_time = stats.halt_time
     e_queue_time = stats.queue_time
-    steps = np.empty(n)  # per vehicle (position in order): distance driven [m] (its edge and length: see below)
+    steps = scr.step_dist  # per vehicle (position in order): distance driven [m] (its edge and length: see below)
     for k in prange(n):  # each vehicle writes only its own elements; the edges' sums follow in vehicle order
         i = order[k]
         l = lane[i]
@@ -231,7 +230,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             e_queue_time[e] += (vt_length[ty] + vt_min_gap[ty]) * dt
 
 
-@kernel
+@kernel(refcounts=False)
 def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     """Write new positions; move vehicles across junctions; arrivals and teleports.
 

@@ -11,6 +11,7 @@ from typing import ClassVar, Literal
 
 import numba
 import numpy as np
+from numba.extending import typeof_impl
 from pydantic import Field, model_validator
 
 from twin.city.model import CityModel
@@ -38,6 +39,14 @@ log = logging.getLogger(__name__)
 # fewer running vehicles than this are moved on one thread: a parallel loop costs ~5-10 µs to start, a vehicle
 # ~100-400 ns of work in the parallel kernels
 PARALLEL_MIN_VEHICLES = 2000
+
+# numba types the records (NamedTuple classes) through functools.singledispatch, whose cache is emptied now
+# and then in a process; typing a record class anew composes its MRO against every ABC numba registers types
+# for, which cost the first bind of run_steps in a run ~0.1 s (docs/performance.md). Registered by class (the
+# implementation numba finds for them through tuple: the same types), they are found at once.
+_typeof_tuple = typeof_impl.dispatch(tuple)
+for _record in (R.Vehicles, R.VehicleTypes, R.Network, R.Control, R.Scratch, R.EdgeStats, R.Loops, R.Stops):
+    typeof_impl.register(_record)(_typeof_tuple)
 
 
 class NativeEngineConfig(EngineConfig):

@@ -23,16 +23,33 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numba  # noqa: E402
 
-JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
+# "_nrt" (numba's reference counting, its default) is set, not inherited: numba compiles a kernel called from
+# another with the caller's setting unless the kernel sets its own (see NO_REFCOUNTS below)
+JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy", "_nrt": True}
 
 
-def kernel(func):
+# numba counts references to every array a compiled function is given (a tuple of arrays: each of them) at
+# its entry and exit, and to every array it takes out of a record, where its optimiser cannot pair them up: a
+# kernel taking the native engine's records paid 100-250 counts a call (an atomic add and a function call
+# each), a quarter of a small city's step. A kernel that allocates no array, returns none and calls no kernel
+# returning one needs none of them: the arrays it is given are kept alive by its caller for the whole call.
+NO_REFCOUNTS = {"_nrt": False}
+
+
+def kernel(func=None, *, refcounts: bool = True):
     """Compile ``func`` as a twin kernel (``numba.njit`` with the defaults above).
 
     Its cached machine code is stale when its module or any module that module imports (transitively,
     within its package) changes: :func:`module_sources`, :func:`stamp_sources`.
+
+    ``@kernel(refcounts=False)``: compiled without numba's reference counting (:data:`NO_REFCOUNTS`), for a
+    kernel called every step that takes many arrays and allocates none (numba refuses to compile an
+    allocation there), returns none and calls no kernel that returns one (that array would never be freed).
     """
-    return _stamped(numba.njit(**JIT_OPTIONS)(func), func)
+    if func is None:
+        return functools.partial(kernel, refcounts=refcounts)
+    options = JIT_OPTIONS if refcounts else {**JIT_OPTIONS, **NO_REFCOUNTS}
+    return _stamped(numba.njit(**options)(func), func)
 
 
 def inline_kernel(func):
@@ -45,7 +62,7 @@ def inline_kernel(func):
     return numba.njit(inline="always", **JIT_OPTIONS)(func)
 
 
-def parallel_kernel(func):
+def parallel_kernel(func=None, *, serial_refcounts: bool = True):
     """Compile ``func`` as a twin kernel whose ``numba.prange`` loops are split between the threads
     (``numba.set_num_threads``; the native engine's ``threads``). Each iteration of a ``prange`` loop must
     write only its own elements, and sums over iterations are made after the loop in a fixed order, so that
@@ -53,15 +70,19 @@ def parallel_kernel(func):
 
     Its ``serial`` attribute is the same function compiled without threads (``prange`` is ``range`` there),
     for inputs too small to be worth waking the threads for: a parallel loop costs a few µs to start even
-    on one thread.
+    on one thread. ``serial_refcounts=False`` compiles that twin without reference counting (as
+    ``@kernel(refcounts=False)``; numba's threads need them in the parallel one).
     """
+    if func is None:
+        return functools.partial(parallel_kernel, serial_refcounts=serial_refcounts)
     par = numba.njit(parallel=True, **JIT_OPTIONS)(func)
     # a second function object with its own name, so that each compilation has its own cache file
     one = types.FunctionType(func.__code__, func.__globals__, func.__name__ + "_serial", func.__defaults__,
                              func.__closure__)
     one.__qualname__ = func.__qualname__ + "_serial"
     one.__doc__ = func.__doc__
-    par.serial = _stamped(numba.njit(**JIT_OPTIONS)(one), func)
+    options = JIT_OPTIONS if serial_refcounts else {**JIT_OPTIONS, **NO_REFCOUNTS}
+    par.serial = _stamped(numba.njit(**options)(one), func)
     return _stamped(par, func)
 
 

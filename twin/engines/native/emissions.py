@@ -327,7 +327,7 @@ def emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a
                    non_exhaust, lane_edge, veh_emission, edge_emission)
 
 
-@kernel
+@kernel(refcounts=False)
 def emit_range(dt, order, new_pos, new_speed, lane, pos, speed, eclass, cf, coast_a, non_exhaust,
                lane_edge, veh_emission, edge_emission):
     """:func:`emit` for the vehicles ``order`` (a part of the lane order; ``new_pos``/``new_speed`` the same part),

@@ -11,6 +11,7 @@ from typing import ClassVar, Literal
 
 import numba
 import numpy as np
+from numba.extending import typeof_impl
 from pydantic import Field, model_validator
 
 from twin.city.model import CityModel
@@ -38,6 +39,14 @@ log = logging.getLogger(__name__)
 # fewer running vehicles than this are moved on one thread: a parallel loop costs ~5-10 µs to start, a vehicle
 # ~100-400 ns of work in the parallel kernels
 PARALLEL_MIN_VEHICLES = 2000
+
+# numba types the records (NamedTuple classes) through functools.singledispatch, whose cache is emptied now
+# and then in a process; typing a record class anew composes its MRO against every ABC numba registers types
+# for, which cost the first bind of run_steps in a run ~0.1 s (docs/performance.md). Registered by class (the
+# implementation numba finds for them through tuple: the same types), they are found at once.
+_typeof_tuple = typeof_impl.dispatch(tuple)
+for _record in (R.Vehicles, R.VehicleTypes, R.Network, R.Control, R.Scratch, R.EdgeStats, R.Loops, R.Stops):
+    typeof_impl.register(_record)(_typeof_tuple)
 
 
 class NativeEngineConfig(EngineConfig):
@@ -150,7 +159,7 @@ class NativeEngine:
     _VEHICLE_ARRAYS: ClassVar[dict[str, float]] = {
         "vtype": 0, "vfactor": 1.0, "depart": 0.0, "route_off": 0, "route_n": 0, "state": 0, "lane": -1,
         "pos": 0.0, "speed": 0.0, "ridx": 0, "t_insert": np.nan, "t_arrive": np.nan, "dist": 0.0, "wait": 0.0,
-        "time_loss": 0.0, "teleports": 0, "_order": 0, "_order_tmp": 0, "_new_pos": 0.0,
+        "time_loss": 0.0, "teleports": 0, "_order": 0, "_order_tmp": 0, "_new_pos": 0.0, "_step_dist": 0.0,
         "_new_speed": 0.0, "_new_lane": 0, "_wait_list": 0, "_prev_lane": 0, "_prev_pos": 0.0,
         "_score_cache": 0, "_score_ridx": -1, "_junction_speed": 0.0, "_junction_conn": -1, "_sg_prob": 0.0,
         "_kr_prob": 0.0,
@@ -251,6 +260,7 @@ class NativeEngine:
         self._new_pos = np.zeros(n)
         self._new_speed = np.zeros(n)
         self._new_lane = np.zeros(n, dtype=np.int32)
+        self._step_dist = np.zeros(n)  # (scratch of move: the kernels without reference counts allocate none)
         self._wait_list = np.zeros(n, dtype=np.int32)
         self._n_wait = 0
         self._next_depart = 0
@@ -267,6 +277,7 @@ class NativeEngine:
         self._sg_prob = np.zeros(n)  # accumulated wish to change lanes for speed (> 0 left, < 0 right) ...
         self._kr_prob = np.zeros(n)  # ... and to keep right (see kernels.change_lanes)
         self._lane_blocked = np.zeros(city.n_lanes, dtype=np.bool_)  # lanes where an insertion failed this step
+        self._lane_head = np.zeros(city.n_lanes, dtype=np.int32)  # (scratch of insert)
         self._lane_occ = np.zeros(city.n_lanes)  # scratch: road taken per lane [m] (kernels.change_lanes)
         self._steer_p, self._steer_dir, self._steer_until = self._no_steering(city.n_lanes)  # SetLaneSteering
         self._steer_salt = int(rng.integers(2 ** 62))
@@ -550,9 +561,9 @@ class NativeEngine:
         "wait", "time_loss", "t_insert", "t_arrive", "teleports", "_stop_at", "_junction_speed", "_junction_conn",
         "_sg_prob", "_kr_prob", "depart_speed", "depart_lane", "depart_pos", "_vt", "city", "_lane_speed", "_lane_allow", "_conn_signal", "_steer_p", "_steer_dir",
         "_steer_until", "_steer_salt", "_new_pos", "_new_speed", "_new_lane", "_req_back", "_score_cache",
-        "_score_ridx", "_lane_occ", "_tail_pos", "_tail_len", "_lane_blocked", "e_veh_time", "e_dist",
-        "e_halt_time", "e_queue_time", "e_entered", "_loop_lane_offsets", "_loop_pos", "_loop_index", "loop_count",
-        "loop_speed_sum", "loop_occ_time", "_prev_lane", "_prev_pos", "_stop_off", "_stop_ridx", "_stop_start",
+        "_score_ridx", "_lane_occ", "_tail_pos", "_tail_len", "_lane_blocked", "_step_dist", "_lane_head",
+        "e_veh_time", "e_dist", "e_halt_time", "e_queue_time", "e_entered", "_loop_lane_offsets", "_loop_pos",
+        "_loop_index", "loop_count", "loop_speed_sum", "loop_occ_time", "_prev_lane", "_prev_pos", "_stop_off", "_stop_ridx", "_stop_start",
         "_stop_end", "_stop_duration", "_stop_until", "_stop_parking", "_stop_next", "_dwell_until",
         "_conn_cross_offsets", "_conn_cross", "_conn_keep_clear", "_lane_in_offsets", "_lane_in_conn"))
 
@@ -586,7 +597,8 @@ class NativeEngine:
         ctl = R.Control(self._lane_speed, self._lane_allow, self._conn_signal, self._steer_p, self._steer_dir,
                         self._steer_until, self._steer_salt)
         scr = R.Scratch(self._new_pos, self._new_speed, self._new_lane, self._req_back, self._score_cache,
-                        self._score_ridx, self._lane_occ, self._tail_pos, self._tail_len, self._lane_blocked)
+                        self._score_ridx, self._lane_occ, self._tail_pos, self._tail_len, self._lane_blocked,
+                        self._step_dist, self._lane_head)
         stats = R.EdgeStats(self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time, self.e_entered)
         lp = R.Loops(self._loop_lane_offsets, self._loop_pos, self._loop_index, self.loop_count,
                      self.loop_speed_sum, self.loop_occ_time, self._prev_lane, self._prev_pos) \
@@ -915,6 +927,8 @@ class NativeEngine:
             on = eng.__dict__.setdefault("_insertion_back_gap", False)
             eng._lane_in_offsets, eng._lane_in_conn = incoming_connections(city, on)
         eng.__dict__.setdefault("_lane_occ", np.zeros(city.n_lanes))  # scratch, rebuilt every step
+        eng.__dict__.setdefault("_step_dist", np.zeros(eng.state.size))  # ... and within a kernel call
+        eng.__dict__.setdefault("_lane_head", np.zeros(city.n_lanes, dtype=np.int32))
         eng.__dict__.setdefault("_sig_force", True)  # checkpoints before signal updates wrote only changes
         for name in ("_sg_prob", "_kr_prob"):  # checkpoints before speed-gain wishes built up
             eng.__dict__.setdefault(name, np.zeros(eng.state.size))

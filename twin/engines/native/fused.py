@@ -21,10 +21,9 @@ from twin.jit import kernel
 
 _change_lanes_serial = K.change_lanes.serial  # the parallel kernels' single-threaded twins
 _move_serial = K.move.serial
-_emit_serial = EM.emit.serial
 
 
-@kernel
+@kernel(refcounts=False)
 def _sort(order, order_tmp, n_order, state, lane, pos, lane_start):
     """:func:`K.sort_vehicles` into ``order_tmp``; the caller swaps the two (as ``NativeEngine._sort``). (It takes
     the three arrays, not the vehicles' record: a call counts a reference to each array it is given.)"""
@@ -68,7 +67,7 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig
         phase_det_off, phase_dets, det_lane, det_pos, det_last, sig_phase, sig_phase_start, sig_next_check)``.
     emis : tuple
         ``(eclass, cf, coast_a, non_exhaust, veh_emission, edge_emission, threads)`` (:func:`EM.emit`, which cuts
-        the vehicles into ``threads`` parts).
+        the vehicles into ``threads`` parts on the threads; :func:`EM.emit_range` in one part when serial).
     turns : tuple
         ``(turn_ridx, succ_offsets, succ_targets, turn_entered)`` (:func:`count_turns`).
     veh, vtr, net, ctl, scr, stats, lp, stp :
@@ -140,9 +139,9 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig
             if par:
                 EM.emit(dt, order, n, veh.lane, veh.pos, veh.speed, scr.new_pos, scr.new_speed, eclass, cf, coast_a,
                         non_exhaust, net.lane_edge, veh_emission, edge_emission, threads)
-            else:
-                _emit_serial(dt, order, n, veh.lane, veh.pos, veh.speed, scr.new_pos, scr.new_speed, eclass, cf,
-                             coast_a, non_exhaust, net.lane_edge, veh_emission, edge_emission, threads)
+            else:  # EM.emit's serial twin in one part: the same results whatever the parts (its docstring)
+                EM.emit_range(dt, order[:n], scr.new_pos[:n], scr.new_speed[:n], veh.lane, veh.pos, veh.speed,
+                              eclass, cf, coast_a, non_exhaust, net.lane_edge, veh_emission, edge_emission)
         arrived, teleported = K.commit(t, dt, teleport_time, order, n, lane_start, veh, vtr, net, ctl, scr, stats)
         if lp is not None:
             K.loops(dt, order, n, veh, vtr, net, ctl, lp)

@@ -15,7 +15,7 @@ import numpy as np
 from twin.jit import kernel
 
 
-@kernel
+@kernel(refcounts=False)
 def count_turns(order: np.ndarray, n: int, ridx: np.ndarray, prev_ridx: np.ndarray, route_off: np.ndarray,
                 route_edges: np.ndarray, succ_offsets: np.ndarray, succ_targets: np.ndarray,
                 turn_entered: np.ndarray) -> None:

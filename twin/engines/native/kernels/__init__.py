@@ -24,6 +24,9 @@ lines name the record fields they use. Helpers called for every vehicle (route w
 ``foe_approaching``) take arrays: numba counts references to each array taken out of a
 record, which per vehicle doubled the step's cost (``benchmarks/bench_records.py``);
 seldom-called ones (``queue_ahead``, ``_swap_ok``, ``_loops_between``) take the records.
+The kernels run every step and their per-vehicle helpers are compiled without numba's
+reference counting (``@kernel(refcounts=False)``, :mod:`twin.jit`): they allocate no
+array (their scratch arrays are in ``Scratch``) and return none.
 The physical constants are named, with units and reasons, in ``state``.
 
 Pure functions over flat arrays (structure of arrays); the loop over vehicles

@@ -104,7 +104,7 @@ def foe_approaching(c, crit_gap, merging, conn_foe_offsets, conn_foe_lanes, lane
     return False
 
 
-@kernel
+@kernel(refcounts=False)
 def junction_blocked(c, d, v, conn_cross_offsets, conn_cross, conn_to_lane, lane_start, order, pos, speed, vtype,
                      vt_length, junction_conn):
     """True if a vehicle on the junction path of a connection that crosses connection ``c`` is still inside the

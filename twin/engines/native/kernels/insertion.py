@@ -14,7 +14,7 @@ POSITION_EPS = 0.1  # [m] SUMO's POSITION_EPS, by which "last" stays inside its 
 BACK_GAP_DEPTH = 8  # lanes upstream the back-gap check follows at most (each within the braking distance)
 
 
-@kernel
+@kernel(refcounts=False)
 def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, net, ctl, scr, stats):
     """Trips due by ``t`` join the depart queue; queued vehicles enter where there is room.
 
@@ -79,7 +79,8 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
     score_ridx = scr.score_ridx
     e_entered = stats.entered
     back_check = net.lane_in_conn.shape[0] > 0
-    head = np.empty(0, dtype=np.int32)
+    head = scr.lane_head
+    have_head = False
     n_trips = depart.shape[0]
     while next_depart < n_trips and depart[next_depart] <= t:
         if state[next_depart] == SCHEDULED:  # cancelled trips and vehicles added on the fly are skipped
@@ -127,8 +128,9 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
                 x, v = _depart_at(depart_pos[i], i, ql, room, depart_speed[i], lane_speed[ql] * vfactor[i],
                                   lane_speed[ql], order, n_order, veh, vt, lane_length, tail_pos, tail_len)
             if v >= 0.0 and back_check:
-                if head.shape[0] == 0:
-                    head = _lane_heads(order, n_order, state, lane, pos, lane_length.shape[0])
+                if not have_head:
+                    _lane_heads(order, n_order, state, lane, pos, head)
+                    have_head = True
                 if not _back_gap_ok(ql, x - vt_length[ty], v, vt.decel[ty], vt_tau[ty], head, veh, vt, net, ctl):
                     v = -1.0
             if v >= 0.0:
@@ -141,7 +143,7 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
                     tail_pos[ql] = x
                     tail_len[ql] = vt_length[ty]
                 e_entered[e] += 1.0
-                if head.shape[0] > 0 and (head[ql] < 0 or pos[head[ql]] < x):
+                if have_head and (head[ql] < 0 or pos[head[ql]] < x):
                     head[ql] = i
                 order[n_order] = i
                 n_order += 1
@@ -154,10 +156,12 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
     return next_depart, kept, n_order
 
 
-@kernel
-def _lane_heads(order, n_order, state, lane, pos, n_lanes):
-    """The front vehicle of each lane (the running vehicle furthest along it; -1: none)."""
-    head = np.full(n_lanes, -1, dtype=np.int32)
+@kernel(refcounts=False)
+def _lane_heads(order, n_order, state, lane, pos, head):
+    """The front vehicle of each lane (the running vehicle furthest along it; -1: none) into ``head`` (one
+    entry per lane)."""
+    for l in range(head.shape[0]):
+        head[l] = -1
     for k in range(n_order):
         j = order[k]
         if state[j] != RUNNING:
@@ -165,10 +169,9 @@ def _lane_heads(order, n_order, state, lane, pos, n_lanes):
         l = lane[j]
         if head[l] < 0 or pos[j] > pos[head[l]]:
             head[l] = j
-    return head
 
 
-@kernel
+@kernel(refcounts=False)
 def secure_back_gap(vf, tau_f, b_f, v, b):
     """SUMO's secure gap [m] (MSCFModel::getSecureGap, without the follower's minimum gap) a follower at
     ``vf`` [m/s] with headway ``tau_f`` [s] and deceleration ``b_f`` [m/s²] keeps to a leader at ``v`` [m/s]
@@ -225,7 +228,7 @@ def _back_gap_ok(ql, back, v, b, tau, head, veh, vt, net, ctl):
     return True
 
 
-@kernel
+@kernel(refcounts=False)
 def _depart_lane(code, e, class_bit, edge_lane_start, edge_num_lanes, lane_length, lane_allow, tail_pos, tail_len):
     """The lane of edge ``e`` a vehicle with ``depart_lane`` ``code`` (>= 0 a lane index, DEPART_LANE_FIRST,
     else "free") enters on, among those open to ``class_bit``; -1 if none is (or the index is not)."""
@@ -247,7 +250,7 @@ def _depart_lane(code, e, class_bit, edge_lane_start, edge_num_lanes, lane_lengt
     return best
 
 
-@kernel
+@kernel(refcounts=False)
 def _enter_speed(ds, desired, limit, v_max, room, min_gap, tau):
     """The speed [m/s] a vehicle with ``depart_speed`` ``ds`` enters at with ``room`` [m] to the back of
     the vehicle ahead (INF: none), or -1 if it may not enter now. ``desired``/``limit``: its desired speed
@@ -266,7 +269,7 @@ def _enter_speed(ds, desired, limit, v_max, room, min_gap, tau):
     return -1.0
 
 
-@kernel
+@kernel(refcounts=False)
 def _room_at(x, i, ql, order, n_order, veh, vt):
     """Room [m] from a front at ``x`` on lane ``ql`` to the back of the nearest vehicle ahead (INF: none), or
     -1 when vehicle ``i`` placed there would stand closer to the vehicle behind it than that one's
@@ -286,7 +289,7 @@ def _room_at(x, i, ql, order, n_order, veh, vt):
     return room
 
 
-@kernel
+@kernel(refcounts=False)
 def _depart_at(dp, i, ql, room0, ds, desired, limit, order, n_order, veh, vt, lane_length, tail_pos, tail_len):
     """Where and how fast vehicle ``i`` enters lane ``ql`` for its ``depart_pos`` ``dp`` (not "base"):
     ``(x, v)``, ``x`` the position [m] of its front and ``v`` as :func:`_enter_speed` (-1: not now).

@@ -31,7 +31,7 @@ def unit_hash(a, b, c):
     return x * (1.0 / 4294967296.0)
 
 
-@kernel
+@kernel(refcounts=False)
 def _swap_ok(k, kj, l, tl, order, lane_start, veh, vt, net, ctl, scr):
     """Whether the vehicle at ``order[k]`` (lane ``l``) and the one at ``order[kj]`` (lane ``tl``, beside it)
     may swap lanes: ``kj`` is on ``tl``, has not moved this pass, is stopped beside it (fronts within a
@@ -100,7 +100,7 @@ def _target_lane(l, direction, class_bit, lane_edge, lane_index, edge_lane_start
     return tl
 
 
-@kernel
+@kernel(refcounts=False)
 def _score_lanes(i, e, rk, class_bit, base, n_route, score_cache, score_ridx, route_edges, lane_conn_offsets,
                  conn_to_lane, lane_edge, lane_allow, edge_lane_start, edge_num_lanes, lane_length):
     """Vehicle ``i``'s :func:`lane_score` of every lane of edge ``e`` (its edge) into its row of the score cache,
@@ -112,7 +112,7 @@ def _score_lanes(i, e, rk, class_bit, base, n_route, score_cache, score_ridx, ro
     score_ridx[i] = rk
 
 
-@parallel_kernel
+@parallel_kernel(serial_refcounts=False)
 def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, scores_first):
     """Lane changes towards ``direction`` (+1 left, -1 right). Returns the number of changes.
 

@@ -3,7 +3,6 @@ teleports (commit).
 """
 from __future__ import annotations
 
-import numpy as np
 from numba import prange
 
 from twin.jit import inline_kernel, kernel, parallel_kernel
@@ -15,7 +14,7 @@ from twin.engines.native.kernels.state import (
     LC_URGENT_GAP, LANE_END_REST, STOP_LINE_EPS_M, MIN_DIST_M, SLOWDOWN_DIST_M)
 
 
-@kernel
+@kernel(refcounts=False)
 def space_till_standing(l, order, lane_start, pos, speed, vtype, vt_length, vt_min_gap):
     """Room [m] on lane ``l`` from its start up to its rearmost standing vehicle (speed < ``HALT_SPEED``, on the
     lane or on the junction path before it), less the lengths plus minimum gaps of the moving vehicles behind
@@ -43,7 +42,7 @@ def in_the_way(q, end, c, order, pos, junction_conn, conn_yield_dist, conn_lengt
     return q
 
 
-@parallel_kernel
+@parallel_kernel(serial_refcounts=False)
 def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     """New speed and position of every running vehicle (written to ``new_pos``/``new_speed``).
 
@@ -111,7 +110,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     e_dist = stats.dist
     e_halt_time = stats.halt_time
     e_queue_time = stats.queue_time
-    steps = np.empty(n)  # per vehicle (position in order): distance driven [m] (its edge and length: see below)
+    steps = scr.step_dist  # per vehicle (position in order): distance driven [m] (its edge and length: see below)
     for k in prange(n):  # each vehicle writes only its own elements; the edges' sums follow in vehicle order
         i = order[k]
         l = lane[i]
@@ -273,7 +272,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             e_queue_time[e] += (vt_length[ty] + vt_min_gap[ty]) * dt
 
 
-@kernel
+@kernel(refcounts=False)
 def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     """Write new positions; move vehicles across junctions; arrivals and teleports.
 

@@ -5,7 +5,7 @@ from twin.jit import kernel
 from twin.engines.native.kernels.state import RUNNING
 
 
-@kernel
+@kernel(refcounts=False)
 def sort_vehicles(order, n_order, state, lane, pos, lane_start_out, order_out):
     """Order running vehicles by lane, then by position (ascending).
 

@@ -106,6 +106,8 @@ class Scratch(NamedTuple):
     tail_pos: np.ndarray  # [m] back of the last vehicle on each lane (INF: empty), for insertion
     tail_len: np.ndarray  # [m] ... its length
     lane_blocked: np.ndarray  # bool: lanes where an insertion failed this step
+    step_dist: np.ndarray  # [m] distance each vehicle drives in the step, by position in order (move)
+    lane_head: np.ndarray  # int32: the front vehicle of each lane (insert, with the back-gap check)
 
 
 class EdgeStats(NamedTuple):

@@ -11,7 +11,7 @@ from twin.engines.native.kernels.state import (
     BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH)
 
 
-@kernel
+@kernel(refcounts=False)
 def lane_score(l, k, depth, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane, lane_edge,
                lane_allow, edge_lane_start, lane_length):
     """How many route edges after route edge ``k`` a vehicle on lane ``l`` reaches without changing lanes,
@@ -21,7 +21,7 @@ def lane_score(l, k, depth, route_edges, base, n_route, class_bit, lane_conn_off
                              lane_length)
 
 
-@kernel
+@kernel(refcounts=False)
 def lane_score_within(l, k, depth, lookahead_m, max_depth, route_edges, base, n_route, class_bit, lane_conn_offsets,
                       conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length):
     """How many route edges after route edge ``k`` a vehicle on lane ``l`` reaches without changing lanes.
@@ -119,7 +119,7 @@ def lane_reach(l, k, n_edges, route_edges, base, n_route, class_bit, lane_conn_o
                                       lane_length)
 
 
-@kernel
+@kernel(refcounts=False)
 def sum_along(l, k, n_edges, per_lane, route_edges, base, n_route, class_bit, lane_conn_offsets, conn_to_lane,
               lane_edge, lane_allow, edge_lane_start, lane_length):
     """Sum of ``per_lane`` over the lanes lane ``l`` (route edge ``k``) leads to over ``n_edges`` more route
@@ -144,7 +144,7 @@ def _route_edge(route_edges, route_off, route_n, ridx, i, ahead):
     return route_edges[route_off[i] + k]
 
 
-@kernel
+@kernel(refcounts=False)
 def _pick_lane(e, scores, must_lead_on, class_bit, edge_lane_start, edge_num_lanes, lane_length, lane_allow,
                tail_pos, tail_len):
     """The lane of edge ``e`` to enter, given ``scores[q]`` (:func:`lane_score_within` of its lane q): the

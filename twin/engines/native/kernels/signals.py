@@ -5,7 +5,7 @@ from twin.jit import kernel
 from twin.engines.native.kernels.state import ACTUATED, UNCONTROLLED
 
 
-@kernel
+@kernel(refcounts=False)
 def update_signals(t, tls_offset, tls_phase_offsets, phase_duration, phase_state, tls_kind, conn_tls, conn_link,
                    tls_phase_out, conn_signal_out, force):
     """Current phase of every traffic light and signal state of every connection at time ``t`` [s].

@@ -16,17 +16,29 @@ from twin.engines.native.kernels.state import (
 
 
 @kernel
-def space_till_standing(l, order, lane_start, pos, speed, vtype, vt_length, vt_min_gap):
-    """Room [m] on lane ``l`` from its start up to its rearmost standing vehicle (speed < ``HALT_SPEED``, on the
-    lane or on the junction path before it), less the lengths plus minimum gaps of the moving vehicles behind
-    that one, and whether one stands there (SUMO's ``MSLane::getSpaceTillLastStanding``)."""
+def space_till_standing(l, order, lane_start, lane_length, pos, speed, vtype, link_wait, vt_length, vt_min_gap,
+                        vt_decel, vt_tau):
+    """Room [m] on the non-empty lane ``l`` beyond a junction as SUMO's keep-clear rule counts it, and whether
+    the lane stops there (SUMO's ``MSLane::getSpaceTillLastStanding`` as ``MSVehicle::checkRewindLinkLanes``
+    uses it).
+
+    From the lane's last vehicle forwards (one on the junction path before the lane included): up to the first
+    standing vehicle (speed < ``HALT_SPEED``), that one's back plus its braking distance (``v·tau + v²/2b``) less
+    the lengths plus minimum gaps of the moving vehicles behind it; with none standing, the lane's length [m]
+    less the lengths plus minimum gaps of all its vehicles, as if they stood packed at its end. The lane stops
+    where a vehicle stands on it, or where its last vehicle planned in the last step to stop before a link ahead
+    (``link_wait``: a red light, a yield, a junction kept clear; SUMO's ``myHaveToWaitOnNextLink``). Where the
+    lane does not stop, SUMO does not hold a vehicle back for it.
+    """
     lengths = 0.0
     for q in range(lane_start[l], lane_start[l + 1]):  # from the lane's last vehicle forwards
         j = order[q]
-        if speed[j] < HALT_SPEED:
-            return pos[j] - vt_length[vtype[j]] - lengths, True
-        lengths += vt_length[vtype[j]] + vt_min_gap[vtype[j]]
-    return INF, False
+        ty = vtype[j]
+        v = speed[j]
+        if v < HALT_SPEED:
+            return pos[j] - vt_length[ty] + v * vt_tau[ty] + v * v / (2.0 * vt_decel[ty]) - lengths, True
+        lengths += vt_length[ty] + vt_min_gap[ty]
+    return lane_length[l] - lengths, link_wait[order[lane_start[l]]]
 
 
 @parallel_kernel
@@ -61,6 +73,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     wait = veh.wait
     time_loss = veh.time_loss
     stop_at = veh.stop_at
+    link_wait = veh.link_wait
     vt_length = vt.length
     vt_min_gap = vt.min_gap
     vt_accel = vt.accel
@@ -87,6 +100,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     req_back = scr.req_back
     new_pos = scr.new_pos
     new_speed = scr.new_speed
+    new_link_wait = scr.new_link_wait
     e_veh_time = stats.veh_time
     e_dist = stats.dist
     e_halt_time = stats.halt_time
@@ -108,8 +122,10 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             v_allowed = min(v_allowed, junction_speed[i] * vfactor[i])
         hard = INF
         acc = INF
+        wl = False  # it plans to stop before a link ahead (a follower: as its leader did)
         if k + 1 < lane_start[l + 1]:
             j = order[k + 1]
+            wl = link_wait[j]
             gap = pos[j] - vt_length[vtype[j]] - p
             acc = idm(v, v_allowed, gap, speed[j], a, b, s0, tau)
             hard = gap
@@ -153,6 +169,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                                                 order, pos, speed, vtype, vt_length, junction_conn)
                 if stop:
                     rest = 0.0
+                    wl = c >= 0
                     if c >= 0 and kc_d >= 0.0 and room < vt_length[ty] + s0:  # it would wait at this stop line
                         d = kc_d  # on a keep-clear junction before it: it waits before that one (not for a lane
                         #           change there, which it can only make on the lane: SUMO's lane end is no link)
@@ -172,11 +189,12 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                 d += conn_length[c]  # the path through the junction: d is now the distance to tl's start
                 if lane_start[tl + 1] > lane_start[tl]:
                     if kc_d >= 0.0:  # keep-clear: enter only with room beyond (SUMO's checkRewindLinkLanes)
-                        sp, standing = space_till_standing(tl, order, lane_start, pos, speed, vtype, vt_length,
-                                                           vt_min_gap)
-                        if standing and room + sp < vt_length[ty] + s0:
+                        sp, stops = space_till_standing(tl, order, lane_start, lane_length, pos, speed, vtype,
+                                                        link_wait, vt_length, vt_min_gap, vt_decel, vt_tau)
+                        if stops and room + sp < vt_length[ty] + s0:
                             acc = min(acc, idm(v, v_allowed, kc_d, 0.0, a, b, s0 * LANE_END_REST, tau))
                             hard = min(hard, kc_d - STOP_LINE_EPS_M)
+                            wl = True
                             break
                     j = order[lane_start[tl]]  # the next lane's last vehicle (on the junction if pos < 0)
                     gap = d + pos[j] - vt_length[vtype[j]]
@@ -211,6 +229,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             vn = min(vn, step / dt)
         new_pos[k] = p + step
         new_speed[k] = vn
+        new_link_wait[k] = wl
         # per-vehicle accounting
         dist[i] += step
         if vn < HALT_SPEED:
@@ -276,6 +295,8 @@ def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, s
     lane_allow = ctl.lane_allow
     new_pos = scr.new_pos
     new_speed = scr.new_speed
+    link_wait = veh.link_wait
+    new_link_wait = scr.new_link_wait
     tail_pos = scr.tail_pos
     tail_len = scr.tail_len
     e_entered = stats.entered
@@ -294,6 +315,7 @@ def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, s
         p_old = pos[i]
         p = new_pos[k]
         v = new_speed[k]
+        link_wait[i] = new_link_wait[k]
         l = lane[i]
         ty = vtype[i]
         cb = vt_class_bit[ty]

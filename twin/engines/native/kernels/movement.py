@@ -12,7 +12,7 @@ from twin.engines.native.kernels.routes import _best_lane, _route_edge, choose_c
 from twin.engines.native.kernels.state import (
     LOOKAHEAD_M, LOOKAHEAD_S, YIELD_CHECK_M, YIELD_MARGIN_M, COOPERATE_M,
     RUNNING, ARRIVED, RED, YELLOW, GREEN_MINOR, UNCONTROLLED, INF, DRIVE_OFF_BIT, EMERGENCY_DECEL, HALT_SPEED,
-    LC_URGENT_GAP, LANE_END_REST, STOP_LINE_EPS_M, MIN_DIST_M, SLOWDOWN_DIST_M)
+    LC_URGENT_GAP, LANE_END_REST, STOP_LINE_EPS_M, MIN_DIST_M, SLOWDOWN_DIST_M, KEEP_CLEAR_LOOKAHEAD)
 
 
 @kernel
@@ -39,6 +39,44 @@ def space_till_standing(l, order, lane_start, lane_length, pos, speed, vtype, li
             return pos[j] - vt_length[ty] + v * vt_tau[ty] + v * v / (2.0 * vt_decel[ty]) - lengths, True
         lengths += vt_length[ty] + vt_min_gap[ty]
     return lane_length[l] - lengths, link_wait[order[lane_start[l]]]
+
+
+@kernel
+def keep_clear_room(i, cur, ahead, seen_lanes, seen_paths, length, cb, ridx, route_edges, route_off, route_n, order,
+                    lane_start, lane_length, pos, speed, vtype, link_wait, vt_length, vt_min_gap, vt_decel, vt_tau,
+                    lane_conn_offsets, conn_to_lane, conn_length, conn_signal, lane_edge, lane_allow,
+                    edge_lane_start):
+    """Room [m] on the lanes of vehicle ``i``'s route beyond lane ``cur`` (its route position ``ridx[i] + ahead``)
+    that keep-clear counts where the lanes up to there do not stop (SUMO's ``checkRewindLinkLanes`` counts on
+    over its whole look-ahead), and whether the road stops within it: a lane that stops
+    (:func:`space_till_standing`) or a red light. SUMO's look-ahead there: until the lanes seen (``seen_lanes``
+    [m], beyond the vehicle's lane) are longer than ``KEEP_CLEAR_LOOKAHEAD`` × the vehicle's ``length`` [m] and
+    than its length plus the junction paths seen (``seen_paths`` [m]); a lane change needed first or the
+    destination ends it. Where the road does not stop, SUMO holds no one back."""
+    room = 0.0
+    while seen_lanes <= max(KEEP_CLEAR_LOOKAHEAD * length, length + seen_paths):
+        if _route_edge(route_edges, route_off, route_n, ridx, i, ahead + 1) < 0:
+            break
+        c = choose_connection(cur, ridx[i] + ahead, route_edges, route_off[i], route_n[i], cb, lane_conn_offsets,
+                              conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
+        if c < 0:
+            break
+        if conn_signal[c] == RED:
+            return room, True
+        seen_paths += conn_length[c]
+        tl = conn_to_lane[c]
+        if lane_start[tl + 1] > lane_start[tl]:
+            sp, stops = space_till_standing(tl, order, lane_start, lane_length, pos, speed, vtype, link_wait,
+                                            vt_length, vt_min_gap, vt_decel, vt_tau)
+            room += sp
+            if stops:
+                return room, True
+        else:
+            room += lane_length[tl]
+        seen_lanes += lane_length[tl]
+        cur = tl
+        ahead += 1
+    return room, False
 
 
 @parallel_kernel
@@ -137,11 +175,15 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             ahead = 0
             kc_d = -1.0  # distance [m] to the stop line of the first keep-clear junction ahead it can stop at
             room = 0.0  # road [m] beyond that stop line, on the empty lanes its path crosses
+            scan = False  # room beyond it still to count past the look-ahead (keep_clear_room)
+            seen_lanes = 0.0  # [m] lanes beyond its own passed in the look-ahead
+            seen_paths = 0.0  # [m] ... and junction paths
             if (lane_allow[l] & (cb | DRIVE_OFF_BIT)) == 0:  # the lane was closed under it: wait at its end
                 acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * LANE_END_REST, tau))
                 hard = d - STOP_LINE_EPS_M
                 horizon = -1.0
             while d < horizon:
+                scan = False
                 nxt = _route_edge(route_edges, route_off, route_n, ridx, i, ahead + 1)
                 if nxt < 0:
                     break  # arrives at the end of this lane
@@ -187,6 +229,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                 if vn < v:  # slow down to the junction path's or the next lane's limit
                     acc = min(acc, (vn * vn - v * v) / (2.0 * max(d, SLOWDOWN_DIST_M)))
                 d += conn_length[c]  # the path through the junction: d is now the distance to tl's start
+                seen_paths += conn_length[c]
                 if lane_start[tl + 1] > lane_start[tl]:
                     if kc_d >= 0.0:  # keep-clear: enter only with room beyond (SUMO's checkRewindLinkLanes)
                         sp, stops = space_till_standing(tl, order, lane_start, lane_length, pos, speed, vtype,
@@ -196,6 +239,12 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                             hard = min(hard, kc_d - STOP_LINE_EPS_M)
                             wl = True
                             break
+                        if not stops:  # SUMO counts on beyond this lane
+                            room += sp
+                            seen_lanes += lane_length[tl]
+                            cur = tl
+                            ahead += 1
+                            scan = True
                     j = order[lane_start[tl]]  # the next lane's last vehicle (on the junction if pos < 0)
                     gap = d + pos[j] - vt_length[vtype[j]]
                     acc = min(acc, idm(v, v_allowed, gap, speed[j], a, b, s0, tau))
@@ -203,9 +252,21 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                     break
                 if kc_d >= 0.0:
                     room += lane_length[tl]
+                    scan = True
+                seen_lanes += lane_length[tl]
                 d += lane_length[tl]
                 cur = tl
                 ahead += 1
+            if scan:  # the look-ahead ended before the road beyond the keep-clear junction stopped
+                more, stops = keep_clear_room(i, cur, ahead, seen_lanes, seen_paths, vt_length[ty], cb, ridx,
+                                              route_edges, route_off, route_n, order, lane_start, lane_length, pos,
+                                              speed, vtype, link_wait, vt_length, vt_min_gap, vt_decel, vt_tau,
+                                              lane_conn_offsets, conn_to_lane, conn_length, conn_signal, lane_edge,
+                                              lane_allow, edge_lane_start)
+                if stops and room + more < vt_length[ty] + s0:
+                    acc = min(acc, idm(v, v_allowed, kc_d, 0.0, a, b, s0 * LANE_END_REST, tau))
+                    hard = min(hard, kc_d - STOP_LINE_EPS_M)
+                    wl = True
         if stop_at[i] < INF * 0.5:  # a stop ahead (or dwelling there)
             acc = min(acc, idm(v, v_allowed, stop_at[i] - p, 0.0, a, b, s0 * LANE_END_REST, tau))
             hard = min(hard, stop_at[i] - p)

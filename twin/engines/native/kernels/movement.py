@@ -79,6 +79,28 @@ def keep_clear_room(i, cur, ahead, seen_lanes, seen_paths, length, cb, ridx, rou
     return room, False
 
 
+@kernel
+def keep_clear_beyond(i, c, cb, ridx, route_edges, route_off, route_n, order, lane_start, lane_length, pos, speed,
+                      vtype, link_wait, vt_length, vt_min_gap, vt_decel, vt_tau, lane_conn_offsets, conn_to_lane,
+                      conn_length, conn_signal, lane_edge, lane_allow, edge_lane_start):
+    """Room [m] beyond the keep-clear junction of connection ``c`` (the next one on vehicle ``i``'s route), as
+    SUMO's ``checkRewindLinkLanes`` counts it, and whether the road stops within its look-ahead: the lane ``c``
+    leads to (:func:`space_till_standing`), then on over :func:`keep_clear_room`."""
+    tl = conn_to_lane[c]
+    if lane_start[tl + 1] > lane_start[tl]:
+        room, stops = space_till_standing(tl, order, lane_start, lane_length, pos, speed, vtype, link_wait,
+                                          vt_length, vt_min_gap, vt_decel, vt_tau)
+        if stops:
+            return room, True
+    else:
+        room = lane_length[tl]
+    more, stops = keep_clear_room(i, tl, 1, lane_length[tl], conn_length[c], vt_length[vtype[i]], cb, ridx,
+                                  route_edges, route_off, route_n, order, lane_start, lane_length, pos, speed,
+                                  vtype, link_wait, vt_length, vt_min_gap, vt_decel, vt_tau, lane_conn_offsets,
+                                  conn_to_lane, conn_length, conn_signal, lane_edge, lane_allow, edge_lane_start)
+    return room + more, stops
+
+
 @parallel_kernel
 def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     """New speed and position of every running vehicle (written to ``new_pos``/``new_speed``).
@@ -132,6 +154,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     conn_cross_offsets = net.conn_cross_offsets
     conn_cross = net.conn_cross
     conn_keep_clear = net.conn_keep_clear
+    has_keep_clear = conn_keep_clear.any()
     lane_speed = ctl.lane_speed
     lane_allow = ctl.lane_allow
     conn_signal = ctl.conn_signal
@@ -167,6 +190,27 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             gap = pos[j] - vt_length[vtype[j]] - p
             acc = idm(v, v_allowed, gap, speed[j], a, b, s0, tau)
             hard = gap
+            d = lane_length[l] - p
+            # keep-clear behind a leader (SUMO's lengthsInFront): the room beyond the junction at this lane's end
+            # less what the vehicles ahead on the lane take, judged while it can still stop at the line
+            if has_keep_clear and v * v <= 2.0 * b * (d + s0 * LANE_END_REST) and \
+                    _route_edge(route_edges, route_off, route_n, ridx, i, 1) >= 0:
+                c = choose_connection(l, ridx[i], route_edges, route_off[i], route_n[i], cb, lane_conn_offsets,
+                                      conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
+                if c >= 0 and conn_keep_clear[c] and conn_signal[c] != RED:
+                    room, stops = keep_clear_beyond(i, c, cb, ridx, route_edges, route_off, route_n, order,
+                                                    lane_start, lane_length, pos, speed, vtype, link_wait,
+                                                    vt_length, vt_min_gap, vt_decel, vt_tau, lane_conn_offsets,
+                                                    conn_to_lane, conn_length, conn_signal, lane_edge, lane_allow,
+                                                    edge_lane_start)
+                    q = k + 1
+                    while stops and room >= vt_length[ty] + s0 and q < lane_start[l + 1]:
+                        room -= vt_length[vtype[order[q]]] + vt_min_gap[vtype[order[q]]]
+                        q += 1
+                    if stops and room < vt_length[ty] + s0:
+                        acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * LANE_END_REST, tau))
+                        hard = min(hard, d - STOP_LINE_EPS_M)
+                        wl = True
         else:
             acc = idm(v, v_allowed, INF, 0.0, a, b, s0, tau)
             horizon = LOOKAHEAD_M + LOOKAHEAD_S * v

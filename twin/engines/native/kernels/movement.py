@@ -117,6 +117,12 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     drives at most at its ``junction_speed``. Unless the signal is red, a vehicle near a stop line also stops
     there while a vehicle inside the junction on a crossing connection's path (``conn_cross``) would still be
     there when it arrives (:func:`junction_blocked`).
+
+    Keep-clear (``net.conn_keep_clear``, all False unless the engine's ``keep_clear`` or ``junction_blocking``):
+    a vehicle that can still stop comfortably at the line of a keep-clear junction ahead waits there if the road
+    beyond stops (:func:`space_till_standing`, :func:`keep_clear_room`) with less room than its length plus
+    minimum gap, a follower after subtracting what the vehicles ahead of it on its lane take (SUMO's
+    ``checkRewindLinkLanes``). ``new_link_wait`` notes whether a vehicle plans to stop before a link ahead.
     """
     lane = veh.lane
     pos = veh.pos

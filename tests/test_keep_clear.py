@@ -66,6 +66,13 @@ def test_a_full_short_exit_holds_the_vehicle_before_the_junction():
     assert _run(17.3, False)[0] > 0
 
 
+def test_a_platoon_stops_at_the_line_while_it_still_can():
+    """Cars 2 s apart: each follower counts the cars ahead of it on its lane against the room beyond (SUMO's
+    lengthsInFront), so it stops at the line in time rather than finding out once the car ahead has crossed,
+    too late to stop, and standing on the junction path."""
+    assert _run(17.3, True, headway_s=2.0) == (0, 2)
+
+
 def test_with_room_beyond_the_vehicle_goes():
     """A 30 m exit has room for four cars behind the red light: they enter, keep-clear holds only the fifth."""
     on_path, most = _run(30.0, True)

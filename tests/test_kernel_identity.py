@@ -17,12 +17,12 @@ kernel_identity = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(kernel_identity)
 
 RECORDED = {
-    "grid": {"dataset": "b8a195c11312d172aecba1b95c3f776043fe6006c1442b1755fe084d377d62af",
-             "trips": "198e8bb16eb0cee617b00970d874066206093e52f618a2a37852ecdcded20a47"},
-    "bologna": {"dataset": "18a98d4f5dcc9f546f7f332ae4f84ba13159683c6655cbaedb4a474fa39a1f81",
-                "trips": "c679130974b4244568856ee9b05372cf11a074a57541cbc76b48005ac4a3fb82"},
-    "wildau": {"dataset": "72c2ecbfaa80d9d11b804b2cc525e344ac278974262c3c6ceed7f2cc900bf445",
-               "trips": "47f3724f33d1e00a1be47880ff6a2e0ceb1907908833aac8d7b10319e0dc6055"},
+    "grid": {"dataset": "38a7988202706b1381a8a0b405f4ff0ad29a00f094a5ce1fa424c59716632179",
+             "trips": "d6d3b829341176ec17eaa7af05e34a708d8cfaad64940cbed4a732476b006bfb"},
+    "bologna": {"dataset": "562a15573edd968f77a60e9b5a8ca5a000bc78786915f3b2ee04dddb986ca0a9",
+                "trips": "66f0a586219c17558a733201da6a97c5b81dc132a655bffd5df24ae55fae4f82"},
+    "wildau": {"dataset": "14dc0b990cf7c867e374326569449a97ecc75d93bfcb7d6d8717a6bba88edea4",
+               "trips": "0d108c10becc2798377a194a588cc02e9d3e5fe3b55485106a84f61d25306251"},
 }
 
 

@@ -199,7 +199,11 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             d = lane_length[l] - p
             # keep-clear behind a leader (SUMO's lengthsInFront): the room beyond the junction at this lane's end
             # less what the vehicles ahead on the lane take, judged while it can still stop at the line
-            if has_keep_clear and v * v <= 2.0 * b * (d + s0 * LANE_END_REST) and \
+            # (only behind a moving leader, and as close to the line as a yielding vehicle looks for its foes:
+            # behind a standing one it stops anyway, and one further back still can once its leader has crossed)
+            if has_keep_clear and speed[j] >= HALT_SPEED and \
+                    d < max(YIELD_CHECK_M, v * v / (2.0 * b) + YIELD_MARGIN_M) and \
+                    v * v <= 2.0 * b * (d + s0 * LANE_END_REST) and \
                     _route_edge(route_edges, route_off, route_n, ridx, i, 1) >= 0:
                 c = choose_connection(l, ridx[i], route_edges, route_off[i], route_n[i], cb, lane_conn_offsets,
                                       conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)

@@ -17,12 +17,12 @@ kernel_identity = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(kernel_identity)
 
 RECORDED = {
-    "grid": {"dataset": "38a7988202706b1381a8a0b405f4ff0ad29a00f094a5ce1fa424c59716632179",
-             "trips": "d6d3b829341176ec17eaa7af05e34a708d8cfaad64940cbed4a732476b006bfb"},
-    "bologna": {"dataset": "562a15573edd968f77a60e9b5a8ca5a000bc78786915f3b2ee04dddb986ca0a9",
-                "trips": "66f0a586219c17558a733201da6a97c5b81dc132a655bffd5df24ae55fae4f82"},
-    "wildau": {"dataset": "14dc0b990cf7c867e374326569449a97ecc75d93bfcb7d6d8717a6bba88edea4",
-               "trips": "0d108c10becc2798377a194a588cc02e9d3e5fe3b55485106a84f61d25306251"},
+    "grid": {"dataset": "cef2808f5f48c5659ad2cfbb227bc9b86df6ecdd1f5185c41934abf713cda3e7",
+             "trips": "fd7f297a1c8dd4299e3cec8d10ac288356513e65a1720c4399546b5e31d7fb04"},
+    "bologna": {"dataset": "95950b6d62eda36cc6287b5151875b032bcf9c521ea032550b27ae26e79e6131",
+                "trips": "991372a035ba40eff54943bd39c0978ee566e78401b5f39cbb496463e755b752"},
+    "wildau": {"dataset": "e199a49a89808e85ddbedcad3c29fbdf4bebd80ed1bfb0cb2a009d9e9be88ecd",
+               "trips": "3d5993addd9436eb2623fa3a838f29aeb349f07ee32572f5a12428b881384df4"},
 }
 
 

@@ -138,6 +138,14 @@ class NativeEngine:
         Time every kernel call of the step: :attr:`profile` (a
         :class:`~twin.engines.native.profiling.KernelProfile`) holds the seconds per kernel. Off, the
         engine runs untimed code (no cost).
+    junction_blocking : bool
+        Vehicles inside a junction block the paths they cross, and junctions are kept clear (docs/models.md,
+        "Junctions"; off by default).
+    insertion_back_gap : bool
+        Insertion keeps the gap a vehicle approaching from behind needs (on by default).
+    keep_clear : bool
+        SUMO's keep-clear rule: no vehicle enters a junction without room beyond it, counted as SUMO counts it
+        (:func:`twin.engines.native.kernels.movement.space_till_standing`; on by default).
     """
 
     name: ClassVar[str] = "native"

@@ -94,7 +94,8 @@ def build(n: int, seed: int):
     z = np.zeros(n)
     veh = R.Vehicles(np.full(n, 2, np.int8), lanes, z, z, np.zeros(n, np.int32), np.ones(n), np.zeros(n, np.int32),
                      np.arange(0, 2 * n, 2, dtype=np.int64), np.full(n, 2, np.int32), route_edges, z, z, z, z, z,
-                     np.zeros(n, np.int32), z, z, np.full(n, -1, np.int32), z, z, z, np.zeros(n, np.int32), z)
+                     np.zeros(n, np.int32), z, z, np.full(n, -1, np.int32), z, z, z, np.zeros(n, np.int32), z,
+                     np.zeros(n, np.bool_))
     one = np.ones(1)
     vt = R.VehicleTypes(one * 5.0, one * 2.5, one, one, one, one * 50.0, one, np.ones(1, np.int64))
     net = R.Network(city.lane_edge, city.lane_index, city.lane_length, city.edge_lane_start, city.edge_num_lanes,

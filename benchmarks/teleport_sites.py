@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where the native engine's vehicles teleport: the edge, the junction it ends at, and why the vehicle stood.
 
-    python benchmarks/teleport_sites.py SCENARIO [--duration S]     # a scenario YAML or a .sumocfg
+    python benchmarks/teleport_sites.py SCENARIO [--duration S] [--no-keep-clear]   # a scenario YAML or a .sumocfg
 
 Runs the scenario's city and demand on the native engine step by step; one step before a vehicle reaches
 the gridlock rule's time (``teleport_time_s``) it records where it stands and what holds it: a leader on its
@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("scenario", type=Path)
     p.add_argument("--duration", type=float, default=None, help="simulated seconds (default: the scenario's)")
+    p.add_argument("--no-keep-clear", dest="keep_clear", action="store_false",
+                   help="the native engine without its keep-clear rule (docs/models.md, 'Junctions')")
     a = p.parse_args(argv)
     try:
         cfg = load_any(a.scenario)
@@ -91,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {a.scenario}: run.engine is {cfg.run.engine.type!r}; this looks at the native engine",
               file=sys.stderr)
         return 2
+    if not a.keep_clear:
+        cfg = cfg.model_copy(update={"run": cfg.run.model_copy(
+            update={"engine": cfg.run.engine.model_copy(update={"keep_clear": False})})})
     eng = build_engine(cfg, city)
     eng.start(city, demand, seed=RngStreams(cfg.seed).seed_for("engine"))  # the seed a run of it uses
     dt, limit = eng.step_length, eng._teleport_time

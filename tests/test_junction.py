@@ -56,7 +56,7 @@ def _entered_main_while_minor_inside(junction_blocking: bool) -> int:
     junction (its rear not yet past the path's end)."""
     city = _crossing_city()
     trips = make_trips(city, [("side_in", "side_out", 0.0), ("in", "out", 18.0)], CAR)
-    eng = NativeEngine(step_length=1.0, junction_blocking=junction_blocking)
+    eng = NativeEngine(step_length=1.0, junction_blocking=junction_blocking, keep_clear=junction_blocking)
     eng.start(city, route_demand(city, trips), seed=1)
     out = city.edge_lane_start[city.edge_index["out"]]
     side_out = city.edge_lane_start[city.edge_index["side_out"]]
@@ -115,7 +115,7 @@ def _standing_on_junction(junction_blocking: bool) -> int:
     city = _blocked_exit_city()
     specs = [("in", "out", float(t)) for t in range(0, 50, 5)] + [("side_in", "side_out", 100.0)]
     trips = make_trips(city, specs, CAR)
-    eng = NativeEngine(step_length=1.0, junction_blocking=junction_blocking)
+    eng = NativeEngine(step_length=1.0, junction_blocking=junction_blocking, keep_clear=junction_blocking)
     eng.start(city, route_demand(city, trips), seed=1)
     mid = city.edge_lane_start[city.edge_index["mid"]]
     on_junction = 0

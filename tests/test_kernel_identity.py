@@ -17,12 +17,12 @@ kernel_identity = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(kernel_identity)
 
 RECORDED = {
-    "grid": {"dataset": "b8a195c11312d172aecba1b95c3f776043fe6006c1442b1755fe084d377d62af",
-             "trips": "198e8bb16eb0cee617b00970d874066206093e52f618a2a37852ecdcded20a47"},
-    "bologna": {"dataset": "db3f284a6378b8765ddf5b5da6dce5c7a7b12e11a2766dc7f4673e773817ebd6",
-                "trips": "190c05d3ba263d736388a72efccbe03f297ee3b595fc1efd2fb78f24b3d70292"},
-    "wildau": {"dataset": "af202a772b1e75c515b6240cdb0e65dc11c6bdfef8943eb28380d30375d2c2b7",
-               "trips": "3b100dd3274f3fb4040a56d3ac15883b2d75d4c9ea440a90aebb6cd0ed1e9f91"},
+    "grid": {"dataset": "cef2808f5f48c5659ad2cfbb227bc9b86df6ecdd1f5185c41934abf713cda3e7",
+             "trips": "fd7f297a1c8dd4299e3cec8d10ac288356513e65a1720c4399546b5e31d7fb04"},
+    "bologna": {"dataset": "95950b6d62eda36cc6287b5151875b032bcf9c521ea032550b27ae26e79e6131",
+                "trips": "991372a035ba40eff54943bd39c0978ee566e78401b5f39cbb496463e755b752"},
+    "wildau": {"dataset": "e199a49a89808e85ddbedcad3c29fbdf4bebd80ed1bfb0cb2a009d9e9be88ecd",
+               "trips": "3d5993addd9436eb2623fa3a838f29aeb349f07ee32572f5a12428b881384df4"},
 }
 
 

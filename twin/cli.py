@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="observed turning counts (SUMO edgeRelation data) for turn-level GEH")
     v.add_argument("--junction-blocking", action="store_true",
                    help="native engine: vehicles block inside junctions and keep them clear (docs/models.md)")
+    v.add_argument("--no-keep-clear", dest="keep_clear", action="store_false",
+                   help="native engine: without SUMO's keep-clear rule (docs/models.md, 'Junctions')")
     v.add_argument("--no-insertion-back-gap", dest="insertion_back_gap", action="store_false",
                    help="native engine: insertion without the check of the vehicle behind (docs/models.md)")
     v.add_argument("-q", "--quiet", action="store_true")
@@ -423,7 +425,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         with lock:
             report = validate(cfg, city, demand, out, sumo_api=args.sumo_api, sumocfg=shipped,
                               turn_counts=turns, junction_blocking=args.junction_blocking,
-                              insertion_back_gap=args.insertion_back_gap,
+                              insertion_back_gap=args.insertion_back_gap, keep_clear=args.keep_clear,
                               progress=lambda desc: make_progress(cfg.run.duration_s, desc, args.quiet, args.compiling))
         if report.get("partial"):
             runs = report["runs_saved"]

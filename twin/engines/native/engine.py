@@ -59,6 +59,8 @@ class NativeEngineConfig(EngineConfig):
     profile: bool = False  # time every kernel call of the step (engine.profile; see native/profiling.py)
     # vehicles inside a junction block the paths they cross, and keep junctions clear (docs/models.md, "Junctions")
     junction_blocking: bool = False
+    # SUMO's keep-clear rule: no entering a junction without room beyond it (docs/models.md, "Junctions")
+    keep_clear: bool = True
     # insertion keeps the gap a vehicle approaching from behind needs to brake (docs/models.md, "Insertion")
     insertion_back_gap: bool = True
 
@@ -145,6 +147,14 @@ class NativeEngine:
         Time every kernel call of the step: :attr:`profile` (a
         :class:`~twin.engines.native.profiling.KernelProfile`) holds the seconds per kernel. Off, the
         engine runs untimed code (no cost).
+    junction_blocking : bool
+        Vehicles inside a junction block the paths they cross, and junctions are kept clear (docs/models.md,
+        "Junctions"; off by default).
+    insertion_back_gap : bool
+        Insertion keeps the gap a vehicle approaching from behind needs (on by default).
+    keep_clear : bool
+        SUMO's keep-clear rule: no vehicle enters a junction without room beyond it, counted as SUMO counts it
+        (:func:`twin.engines.native.kernels.movement.space_till_standing`; on by default).
     """
 
     name: ClassVar[str] = "native"
@@ -162,7 +172,7 @@ class NativeEngine:
         "time_loss": 0.0, "teleports": 0, "_order": 0, "_order_tmp": 0, "_new_pos": 0.0, "_step_dist": 0.0,
         "_new_speed": 0.0, "_new_lane": 0, "_wait_list": 0, "_prev_lane": 0, "_prev_pos": 0.0,
         "_score_cache": 0, "_score_ridx": -1, "_junction_speed": 0.0, "_junction_conn": -1, "_sg_prob": 0.0,
-        "_kr_prob": 0.0,
+        "_kr_prob": 0.0, "_link_wait": False, "_new_link_wait": False,
         "_stop_next": 0, "_dwell_until": -1.0, "_stop_at": K.INF, "eclass": 0, "emission": 0.0,
         "_turn_ridx": 0, "depart_speed": DEPART_SPEED_MAX,
         "depart_lane": DEPART_LANE_BEST, "depart_pos": DEPART_POS_BASE}
@@ -170,7 +180,7 @@ class NativeEngine:
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
                  loops: list[tuple[str, int, float]] | None = None, emissions: bool = True,
                  threads: int | None = None, profile: bool = False, junction_blocking: bool = False,
-                 insertion_back_gap: bool = True) -> None:
+                 insertion_back_gap: bool = True, keep_clear: bool = True) -> None:
         if not (0.1 <= step_length <= 1.0) or abs(round(1.0 / step_length) * step_length - 1.0) > 1e-9:
             raise ValueError(f"step_length must divide 1 s (e.g. 1.0 or 0.5), got {step_length}")
         if teleport_time <= 0:
@@ -182,6 +192,7 @@ class NativeEngine:
         self._threads = check_threads(threads)
         self._junction_blocking = bool(junction_blocking)
         self._insertion_back_gap = bool(insertion_back_gap)
+        self._keep_clear = bool(keep_clear) or self._junction_blocking  # the blocking keeps junctions clear too
         self._started = False
         self._closed = False
         if profile:
@@ -196,7 +207,7 @@ class NativeEngine:
         """The engine a scenario's ``run.engine`` section describes (see :class:`NativeEngineConfig`)."""
         return cls(step_length=cfg.step_length_s, teleport_time=cfg.teleport_time_s, loops=loops, threads=cfg.threads,
                    profile=cfg.profile, junction_blocking=cfg.junction_blocking,
-                   insertion_back_gap=cfg.insertion_back_gap)
+                   insertion_back_gap=cfg.insertion_back_gap, keep_clear=cfg.keep_clear)
 
     # ----------------------------------------------------------------- setup
     @property
@@ -272,7 +283,9 @@ class NativeEngine:
         self._junction_speed = np.zeros(n)  # speed limit [m/s] of the junction path a vehicle is on (pos < 0)
         self._junction_conn = np.full(n, -1, dtype=np.int32)  # ... and its connection
         self._conn_cross_offsets, self._conn_cross = crossing_connections(city, self._junction_blocking)
-        self._conn_keep_clear = city.conn_keep_clear & self._junction_blocking  # SUMO's keep-clear goes with it
+        self._conn_keep_clear = city.conn_keep_clear & self._keep_clear
+        self._link_wait = np.zeros(n, dtype=np.bool_)  # planned to stop before a link ahead (keep-clear reads it)
+        self._new_link_wait = np.zeros(n, dtype=np.bool_)  # ... after the step (move -> commit)
         self._lane_in_offsets, self._lane_in_conn = incoming_connections(city, self._insertion_back_gap)
         self._sg_prob = np.zeros(n)  # accumulated wish to change lanes for speed (> 0 left, < 0 right) ...
         self._kr_prob = np.zeros(n)  # ... and to keep right (see kernels.change_lanes)
@@ -565,7 +578,8 @@ class NativeEngine:
         "e_veh_time", "e_dist", "e_halt_time", "e_queue_time", "e_entered", "_loop_lane_offsets", "_loop_pos",
         "_loop_index", "loop_count", "loop_speed_sum", "loop_occ_time", "_prev_lane", "_prev_pos", "_stop_off", "_stop_ridx", "_stop_start",
         "_stop_end", "_stop_duration", "_stop_until", "_stop_parking", "_stop_next", "_dwell_until",
-        "_conn_cross_offsets", "_conn_cross", "_conn_keep_clear", "_lane_in_offsets", "_lane_in_conn"))
+        "_conn_cross_offsets", "_conn_cross", "_conn_keep_clear", "_lane_in_offsets", "_lane_in_conn", "_link_wait",
+        "_new_link_wait"))
 
     def __setattr__(self, name, value) -> None:
         object.__setattr__(self, name, value)
@@ -587,7 +601,7 @@ class NativeEngine:
                          self.route_off, self.route_n, self.route_edges, self.dist, self.wait, self.time_loss,
                          self.t_insert, self.t_arrive, self.teleports, self._stop_at, self._junction_speed,
                          self._junction_conn, self._sg_prob, self._kr_prob, self.depart_speed,
-                         self.depart_lane, self.depart_pos)
+                         self.depart_lane, self.depart_pos, self._link_wait)
         vtr = R.VehicleTypes(vt["length"], vt["min_gap"], vt["accel"], vt["decel"], vt["tau"], vt["max_speed"],
                              vt["critical_gap"], vt["class_bit"])
         net = R.Network(c.lane_edge, c.lane_index, c.lane_length, c.edge_lane_start, c.edge_num_lanes,
@@ -598,7 +612,7 @@ class NativeEngine:
                         self._steer_until, self._steer_salt)
         scr = R.Scratch(self._new_pos, self._new_speed, self._new_lane, self._req_back, self._score_cache,
                         self._score_ridx, self._lane_occ, self._tail_pos, self._tail_len, self._lane_blocked,
-                        self._step_dist, self._lane_head)
+                        self._step_dist, self._lane_head, self._new_link_wait)
         stats = R.EdgeStats(self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time, self.e_entered)
         lp = R.Loops(self._loop_lane_offsets, self._loop_pos, self._loop_index, self.loop_count,
                      self.loop_speed_sum, self.loop_occ_time, self._prev_lane, self._prev_pos) \
@@ -923,6 +937,10 @@ class NativeEngine:
             on = eng.__dict__.setdefault("_junction_blocking", False)  # checkpoints before junction blocking
             eng._conn_cross_offsets, eng._conn_cross = crossing_connections(city, on)
             eng._conn_keep_clear = city.conn_keep_clear & on
+        if "_link_wait" not in eng.__dict__:  # checkpoints before keep-clear on its own
+            eng._keep_clear = eng.__dict__.get("_junction_blocking", False)
+            eng._link_wait = np.zeros(eng.state.size, dtype=np.bool_)
+            eng._new_link_wait = np.zeros(eng.state.size, dtype=np.bool_)
         if "_lane_in_conn" not in eng.__dict__:  # checkpoints before the insertion's back gap
             on = eng.__dict__.setdefault("_insertion_back_gap", False)
             eng._lane_in_offsets, eng._lane_in_conn = incoming_connections(city, on)

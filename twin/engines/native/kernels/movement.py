@@ -11,21 +11,112 @@ from twin.engines.native.kernels.routes import _best_lane, _route_edge, choose_c
 from twin.engines.native.kernels.state import (
     LOOKAHEAD_M, LOOKAHEAD_S, YIELD_CHECK_M, YIELD_MARGIN_M, COOPERATE_M,
     RUNNING, ARRIVED, RED, YELLOW, GREEN, GREEN_MINOR, UNCONTROLLED, INF, DRIVE_OFF_BIT, EMERGENCY_DECEL, HALT_SPEED,
-    LC_URGENT_GAP, LANE_END_REST, STOP_LINE_EPS_M, MIN_DIST_M, SLOWDOWN_DIST_M)
+    LC_URGENT_GAP, LANE_END_REST, STOP_LINE_EPS_M, MIN_DIST_M, SLOWDOWN_DIST_M, KEEP_CLEAR_LOOKAHEAD)
+
+
+@inline_kernel
+def waits_beside(j, c, pos, junction_conn, conn_yield_dist, conn_length):
+    """Whether vehicle ``j``, on the junction path before its lane, waits before the internal junction of another
+    connection's path than ``c`` into the lane (SUMO's vehicle stands there on its own internal lane, beside the
+    other paths into it: not in their way)."""
+    jc = junction_conn[j]
+    return pos[j] < 0.0 and jc >= 0 and jc != c and pos[j] < conn_yield_dist[jc] - conn_length[jc]
 
 
 @kernel(refcounts=False)
-def space_till_standing(l, order, lane_start, pos, speed, vtype, vt_length, vt_min_gap):
-    """Room [m] on lane ``l`` from its start up to its rearmost standing vehicle (speed < ``HALT_SPEED``, on the
-    lane or on the junction path before it), less the lengths plus minimum gaps of the moving vehicles behind
-    that one, and whether one stands there (SUMO's ``MSLane::getSpaceTillLastStanding``)."""
+def space_till_standing(l, c, order, lane_start, lane_length, pos, speed, vtype, link_wait, vt_length, vt_min_gap,
+                        vt_decel, vt_tau, junction_conn, conn_yield_dist, conn_length):
+    """Room [m] on the non-empty lane ``l`` beyond a junction, entered by connection ``c``, as SUMO's keep-clear
+    rule counts it, and whether the lane stops there (SUMO's ``MSLane::getSpaceTillLastStanding`` as
+    ``MSVehicle::checkRewindLinkLanes`` uses it).
+
+    From the lane's last vehicle forwards (one on the junction path before the lane included, except one waiting
+    beside ``c``'s path at another path's internal junction, :func:`waits_beside`): up to the first
+    standing vehicle (speed < ``HALT_SPEED``), that one's back plus its braking distance (``v·tau + v²/2b``) less
+    the lengths plus minimum gaps of the moving vehicles behind it; with none standing, the lane's length [m]
+    less the lengths plus minimum gaps of all its vehicles, as if they stood packed at its end. The lane stops
+    where a vehicle stands on it, or where its last vehicle planned in the last step to stop before a link ahead
+    (``link_wait``: a red light, a yield, a junction kept clear; SUMO's ``myHaveToWaitOnNextLink``). Where the
+    lane does not stop, SUMO does not hold a vehicle back for it.
+    """
     lengths = 0.0
+    last = -1
     for q in range(lane_start[l], lane_start[l + 1]):  # from the lane's last vehicle forwards
         j = order[q]
-        if speed[j] < HALT_SPEED:
-            return pos[j] - vt_length[vtype[j]] - lengths, True
-        lengths += vt_length[vtype[j]] + vt_min_gap[vtype[j]]
-    return INF, False
+        if waits_beside(j, c, pos, junction_conn, conn_yield_dist, conn_length):
+            continue
+        if last < 0:
+            last = j
+        ty = vtype[j]
+        v = speed[j]
+        if v < HALT_SPEED:
+            return pos[j] - vt_length[ty] + v * vt_tau[ty] + v * v / (2.0 * vt_decel[ty]) - lengths, True
+        lengths += vt_length[ty] + vt_min_gap[ty]
+    return lane_length[l] - lengths, last >= 0 and link_wait[last]
+
+
+@kernel(refcounts=False)
+def keep_clear_room(i, cur, ahead, seen_lanes, seen_paths, length, cb, ridx, route_edges, route_off, route_n, order,
+                    lane_start, lane_length, pos, speed, vtype, link_wait, vt_length, vt_min_gap, vt_decel, vt_tau,
+                    lane_conn_offsets, conn_to_lane, conn_length, conn_signal, lane_edge, lane_allow,
+                    edge_lane_start, junction_conn, conn_yield_dist):
+    """Room [m] on the lanes of vehicle ``i``'s route beyond lane ``cur`` (its route position ``ridx[i] + ahead``)
+    that keep-clear counts where the lanes up to there do not stop (SUMO's ``checkRewindLinkLanes`` counts on
+    over its whole look-ahead), and whether the road stops within it: a lane that stops
+    (:func:`space_till_standing`) or a red light. SUMO's look-ahead there: until the lanes seen (``seen_lanes``
+    [m], beyond the vehicle's lane) are longer than ``KEEP_CLEAR_LOOKAHEAD`` × the vehicle's ``length`` [m] and
+    than its length plus the junction paths seen (``seen_paths`` [m]); a lane change needed first or the
+    destination ends it. Where the road does not stop, SUMO holds no one back."""
+    room = 0.0
+    while seen_lanes <= max(KEEP_CLEAR_LOOKAHEAD * length, length + seen_paths):
+        if _route_edge(route_edges, route_off, route_n, ridx, i, ahead + 1) < 0:
+            break
+        c = choose_connection(cur, ridx[i] + ahead, route_edges, route_off[i], route_n[i], cb, lane_conn_offsets,
+                              conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
+        if c < 0:
+            break
+        if conn_signal[c] == RED:
+            return room, True
+        seen_paths += conn_length[c]
+        tl = conn_to_lane[c]
+        if lane_start[tl + 1] > lane_start[tl]:
+            sp, stops = space_till_standing(tl, c, order, lane_start, lane_length, pos, speed, vtype, link_wait,
+                                            vt_length, vt_min_gap, vt_decel, vt_tau, junction_conn, conn_yield_dist,
+                                            conn_length)
+            room += sp
+            if stops:
+                return room, True
+        else:
+            room += lane_length[tl]
+        seen_lanes += lane_length[tl]
+        cur = tl
+        ahead += 1
+    return room, False
+
+
+@kernel(refcounts=False)
+def keep_clear_beyond(i, c, cb, ridx, route_edges, route_off, route_n, order, lane_start, lane_length, pos, speed,
+                      vtype, link_wait, vt_length, vt_min_gap, vt_decel, vt_tau, lane_conn_offsets, conn_to_lane,
+                      conn_length, conn_signal, lane_edge, lane_allow, edge_lane_start, junction_conn,
+                      conn_yield_dist):
+    """Room [m] beyond the keep-clear junction of connection ``c`` (the next one on vehicle ``i``'s route), as
+    SUMO's ``checkRewindLinkLanes`` counts it, and whether the road stops within its look-ahead: the lane ``c``
+    leads to (:func:`space_till_standing`), then on over :func:`keep_clear_room`."""
+    tl = conn_to_lane[c]
+    if lane_start[tl + 1] > lane_start[tl]:
+        room, stops = space_till_standing(tl, c, order, lane_start, lane_length, pos, speed, vtype, link_wait,
+                                          vt_length, vt_min_gap, vt_decel, vt_tau, junction_conn, conn_yield_dist,
+                                          conn_length)
+        if stops:
+            return room, True
+    else:
+        room = lane_length[tl]
+    more, stops = keep_clear_room(i, tl, 1, lane_length[tl], conn_length[c], vt_length[vtype[i]], cb, ridx,
+                                  route_edges, route_off, route_n, order, lane_start, lane_length, pos, speed,
+                                  vtype, link_wait, vt_length, vt_min_gap, vt_decel, vt_tau, lane_conn_offsets,
+                                  conn_to_lane, conn_length, conn_signal, lane_edge, lane_allow, edge_lane_start,
+                                  junction_conn, conn_yield_dist)
+    return room + more, stops
 
 
 @inline_kernel
@@ -33,11 +124,7 @@ def in_the_way(q, end, c, order, pos, junction_conn, conn_yield_dist, conn_lengt
     """Index in ``order``, from ``q`` up to ``end`` (one lane's vehicles, back to front), of the first vehicle in
     the way of one on connection ``c``'s path: not one waiting before the internal junction of another connection's
     path into the lane (SUMO's vehicle stands there on its own internal lane, beside the other paths)."""
-    while q < end:
-        j = order[q]
-        jc = junction_conn[j]
-        if pos[j] >= 0.0 or jc < 0 or jc == c or pos[j] >= conn_yield_dist[jc] - conn_length[jc]:
-            return q
+    while q < end and waits_beside(order[q], c, pos, junction_conn, conn_yield_dist, conn_length):
         q += 1
     return q
 
@@ -63,6 +150,12 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     junction, e.g. a permissive left turn): its vehicle drives past the stop line onto the path and waits there
     while a foe approaches (from there a foe standing at its stop line does not count), beside the other paths
     into its next lane (:func:`in_the_way`).
+
+    Keep-clear (``net.conn_keep_clear``, all False unless the engine's ``keep_clear`` or ``junction_blocking``):
+    a vehicle that can still stop comfortably at the line of a keep-clear junction ahead waits there if the road
+    beyond stops (:func:`space_till_standing`, :func:`keep_clear_room`) with less room than its length plus
+    minimum gap, a follower after subtracting what the vehicles ahead of it on its lane take (SUMO's
+    ``checkRewindLinkLanes``). ``new_link_wait`` notes whether a vehicle plans to stop before a link ahead.
     """
     lane = veh.lane
     pos = veh.pos
@@ -79,6 +172,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     wait = veh.wait
     time_loss = veh.time_loss
     stop_at = veh.stop_at
+    link_wait = veh.link_wait
     vt_length = vt.length
     vt_min_gap = vt.min_gap
     vt_accel = vt.accel
@@ -100,12 +194,14 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     conn_cross = net.conn_cross
     conn_keep_clear = net.conn_keep_clear
     conn_yield_dist = net.conn_yield_dist
+    has_keep_clear = conn_keep_clear.any()
     lane_speed = ctl.lane_speed
     lane_allow = ctl.lane_allow
     conn_signal = ctl.conn_signal
     req_back = scr.req_back
     new_pos = scr.new_pos
     new_speed = scr.new_speed
+    new_link_wait = scr.new_link_wait
     e_veh_time = stats.veh_time
     e_dist = stats.dist
     e_halt_time = stats.halt_time
@@ -127,15 +223,41 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             v_allowed = min(v_allowed, junction_speed[i] * vfactor[i])
         hard = INF
         acc = INF
+        wl = False  # it plans to stop before a link ahead (a follower: as its leader did)
         q = k + 1
         if p < 0.0:  # on a junction path
             q = in_the_way(q, lane_start[l + 1], junction_conn[i], order, pos, junction_conn, conn_yield_dist,
                            conn_length)
         if q < lane_start[l + 1]:
             j = order[q]
+            wl = link_wait[j]
             gap = pos[j] - vt_length[vtype[j]] - p
             acc = idm(v, v_allowed, gap, speed[j], a, b, s0, tau)
             hard = gap
+            d = lane_length[l] - p
+            # keep-clear behind a leader (SUMO's lengthsInFront): the room beyond the junction at this lane's end
+            # less what the vehicles ahead on the lane take, judged while it can still stop at the line
+            # (only behind a moving leader, and as close to the line as a yielding vehicle looks for its foes:
+            # behind a standing one it stops anyway, and one further back still can once its leader has crossed)
+            if has_keep_clear and speed[j] >= HALT_SPEED and \
+                    d < max(YIELD_CHECK_M, v * v / (2.0 * b) + YIELD_MARGIN_M) and \
+                    v * v <= 2.0 * b * (d + s0 * LANE_END_REST) and \
+                    _route_edge(route_edges, route_off, route_n, ridx, i, 1) >= 0:
+                c = choose_connection(l, ridx[i], route_edges, route_off[i], route_n[i], cb, lane_conn_offsets,
+                                      conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
+                if c >= 0 and conn_keep_clear[c] and conn_signal[c] != RED:
+                    room, stops = keep_clear_beyond(i, c, cb, ridx, route_edges, route_off, route_n, order,
+                                                    lane_start, lane_length, pos, speed, vtype, link_wait,
+                                                    vt_length, vt_min_gap, vt_decel, vt_tau, lane_conn_offsets,
+                                                    conn_to_lane, conn_length, conn_signal, lane_edge, lane_allow,
+                                                    edge_lane_start, junction_conn, conn_yield_dist)
+                    while stops and room >= vt_length[ty] + s0 and q < lane_start[l + 1]:  # from its leader on
+                        room -= vt_length[vtype[order[q]]] + vt_min_gap[vtype[order[q]]]
+                        q += 1
+                    if stops and room < vt_length[ty] + s0:
+                        acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * LANE_END_REST, tau))
+                        hard = min(hard, d - STOP_LINE_EPS_M)
+                        wl = True
         else:
             acc = idm(v, v_allowed, INF, 0.0, a, b, s0, tau)
             horizon = LOOKAHEAD_M + LOOKAHEAD_S * v
@@ -144,11 +266,15 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             ahead = 0
             kc_d = -1.0  # distance [m] to the stop line of the first keep-clear junction ahead it can stop at
             room = 0.0  # road [m] beyond that stop line, on the empty lanes its path crosses
+            scan = False  # room beyond it still to count past the look-ahead (keep_clear_room)
+            seen_lanes = 0.0  # [m] lanes beyond its own passed in the look-ahead
+            seen_paths = 0.0  # [m] ... and junction paths
             if (lane_allow[l] & (cb | DRIVE_OFF_BIT)) == 0:  # the lane was closed under it: wait at its end
                 acc = min(acc, idm(v, v_allowed, d, 0.0, a, b, s0 * LANE_END_REST, tau))
                 hard = d - STOP_LINE_EPS_M
                 horizon = -1.0
             while d < horizon:
+                scan = False
                 nxt = _route_edge(route_edges, route_off, route_n, ridx, i, ahead + 1)
                 if nxt < 0:
                     break  # arrives at the end of this lane
@@ -172,6 +298,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                             if dy > d:  # it drives into the junction and waits there, clear of its lane
                                 acc = min(acc, idm(v, v_allowed, dy, 0.0, a, b, s0 * LANE_END_REST, tau))
                                 hard = min(hard, dy - STOP_LINE_EPS_M)
+                                wl = True
                             else:
                                 stop = True
                     # in-junction blocking, seen over the whole look-ahead (one that cannot stop comfortably
@@ -182,6 +309,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                                                 order, pos, speed, vtype, vt_length, junction_conn)
                 if stop:
                     rest = 0.0
+                    wl = c >= 0
                     if c >= 0 and kc_d >= 0.0 and room < vt_length[ty] + s0:  # it would wait at this stop line
                         d = kc_d  # on a keep-clear junction before it: it waits before that one (not for a lane
                         #           change there, which it can only make on the lane: SUMO's lane end is no link)
@@ -199,16 +327,25 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                 if vn < v:  # slow down to the junction path's or the next lane's limit
                     acc = min(acc, (vn * vn - v * v) / (2.0 * max(d, SLOWDOWN_DIST_M)))
                 d += conn_length[c]  # the path through the junction: d is now the distance to tl's start
+                seen_paths += conn_length[c]
                 q = in_the_way(lane_start[tl], lane_start[tl + 1], c, order, pos, junction_conn, conn_yield_dist,
                                conn_length)
                 if q < lane_start[tl + 1]:
                     if kc_d >= 0.0:  # keep-clear: enter only with room beyond (SUMO's checkRewindLinkLanes)
-                        sp, standing = space_till_standing(tl, order, lane_start, pos, speed, vtype, vt_length,
-                                                           vt_min_gap)
-                        if standing and room + sp < vt_length[ty] + s0:
+                        sp, stops = space_till_standing(tl, c, order, lane_start, lane_length, pos, speed, vtype,
+                                                        link_wait, vt_length, vt_min_gap, vt_decel, vt_tau,
+                                                        junction_conn, conn_yield_dist, conn_length)
+                        if stops and room + sp < vt_length[ty] + s0:
                             acc = min(acc, idm(v, v_allowed, kc_d, 0.0, a, b, s0 * LANE_END_REST, tau))
                             hard = min(hard, kc_d - STOP_LINE_EPS_M)
+                            wl = True
                             break
+                        if not stops:  # SUMO counts on beyond this lane
+                            room += sp
+                            seen_lanes += lane_length[tl]
+                            cur = tl
+                            ahead += 1
+                            scan = True
                     j = order[q]  # the next lane's last vehicle in its way (on the junction if pos < 0)
                     gap = d + pos[j] - vt_length[vtype[j]]
                     acc = min(acc, idm(v, v_allowed, gap, speed[j], a, b, s0, tau))
@@ -216,9 +353,21 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                     break
                 if kc_d >= 0.0:
                     room += lane_length[tl]
+                    scan = True
+                seen_lanes += lane_length[tl]
                 d += lane_length[tl]
                 cur = tl
                 ahead += 1
+            if scan:  # the look-ahead ended before the road beyond the keep-clear junction stopped
+                more, stops = keep_clear_room(i, cur, ahead, seen_lanes, seen_paths, vt_length[ty], cb, ridx,
+                                              route_edges, route_off, route_n, order, lane_start, lane_length, pos,
+                                              speed, vtype, link_wait, vt_length, vt_min_gap, vt_decel, vt_tau,
+                                              lane_conn_offsets, conn_to_lane, conn_length, conn_signal, lane_edge,
+                                              lane_allow, edge_lane_start, junction_conn, conn_yield_dist)
+                if stops and room + more < vt_length[ty] + s0:
+                    acc = min(acc, idm(v, v_allowed, kc_d, 0.0, a, b, s0 * LANE_END_REST, tau))
+                    hard = min(hard, kc_d - STOP_LINE_EPS_M)
+                    wl = True
         if p < 0.0:  # on a junction path: up to its internal junction it yields there, whatever its lane holds
             cj = junction_conn[i]
             if cj >= 0 and conn_yield_dist[cj] > 0.0 and conn_signal[cj] != GREEN:
@@ -229,6 +378,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                                                 vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start):
                     acc = min(acc, idm(v, v_allowed, dy, 0.0, a, b, s0 * LANE_END_REST, tau))
                     hard = min(hard, dy - STOP_LINE_EPS_M)
+                    wl = True
         if stop_at[i] < INF * 0.5:  # a stop ahead (or dwelling there)
             acc = min(acc, idm(v, v_allowed, stop_at[i] - p, 0.0, a, b, s0 * LANE_END_REST, tau))
             hard = min(hard, stop_at[i] - p)
@@ -252,6 +402,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             vn = min(vn, step / dt)
         new_pos[k] = p + step
         new_speed[k] = vn
+        new_link_wait[k] = wl
         # per-vehicle accounting
         dist[i] += step
         if vn < HALT_SPEED:
@@ -318,6 +469,8 @@ def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, s
     lane_allow = ctl.lane_allow
     new_pos = scr.new_pos
     new_speed = scr.new_speed
+    link_wait = veh.link_wait
+    new_link_wait = scr.new_link_wait
     tail_pos = scr.tail_pos
     tail_len = scr.tail_len
     e_entered = stats.entered
@@ -338,6 +491,7 @@ def commit(t, dt, teleport_time, order, n, lane_start, veh, vt, net, ctl, scr, s
         p_old = pos[i]
         p = new_pos[k]
         v = new_speed[k]
+        link_wait[i] = new_link_wait[k]
         l = lane[i]
         ty = vtype[i]
         cb = vt_class_bit[ty]

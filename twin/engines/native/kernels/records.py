@@ -43,6 +43,8 @@ class Vehicles(NamedTuple):
     depart_speed: np.ndarray  # [m/s] speed to enter at if >= 0, else a keyword (twin.demand.trips DEPART_SPEED_*)
     depart_lane: np.ndarray  # int32: lane index on its first edge to enter if >= 0, else DEPART_LANE_* keyword
     depart_pos: np.ndarray  # [m] front position to enter at if > DEPART_POS_NUMBER_MIN, else DEPART_POS_* keyword
+    link_wait: np.ndarray  # bool: in the last step it planned to stop before a link ahead (SUMO's
+    #                        myHaveToWaitOnNextLink; keep-clear reads it, see kernels.movement.space_till_standing)
 
 
 class VehicleTypes(NamedTuple):
@@ -75,6 +77,7 @@ class Network(NamedTuple):
     conn_cross_offsets: np.ndarray  # int32: connections crossing c inside the junction are in conn_cross[...]
     conn_cross: np.ndarray  # int32 (empty lists: no in-junction blocking, see NativeEngine junction_blocking)
     conn_keep_clear: np.ndarray  # bool: vehicles do not enter connection c's junction unless they can leave it
+    #                              (all False unless the engine's keep_clear or junction_blocking)
     conn_from_lane: np.ndarray  # int32: lane connection c leaves from
     lane_in_offsets: np.ndarray  # int32: connections into lane l are lane_in_conn[lane_in_offsets[l]:...[l+1]]
     lane_in_conn: np.ndarray  # int32 (empty lists: insertion without the back-gap check, see insertion_back_gap)
@@ -108,6 +111,7 @@ class Scratch(NamedTuple):
     lane_blocked: np.ndarray  # bool: lanes where an insertion failed this step
     step_dist: np.ndarray  # [m] distance each vehicle drives in the step, by position in order (move)
     lane_head: np.ndarray  # int32: the front vehicle of each lane (insert, with the back-gap check)
+    new_link_wait: np.ndarray  # bool: link_wait after the step (move → commit)
 
 
 class EdgeStats(NamedTuple):

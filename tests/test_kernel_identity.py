@@ -19,10 +19,10 @@ _spec.loader.exec_module(kernel_identity)
 RECORDED = {
     "grid": {"dataset": "cef2808f5f48c5659ad2cfbb227bc9b86df6ecdd1f5185c41934abf713cda3e7",
              "trips": "fd7f297a1c8dd4299e3cec8d10ac288356513e65a1720c4399546b5e31d7fb04"},
-    "bologna": {"dataset": "95950b6d62eda36cc6287b5151875b032bcf9c521ea032550b27ae26e79e6131",
-                "trips": "991372a035ba40eff54943bd39c0978ee566e78401b5f39cbb496463e755b752"},
-    "wildau": {"dataset": "e199a49a89808e85ddbedcad3c29fbdf4bebd80ed1bfb0cb2a009d9e9be88ecd",
-               "trips": "3d5993addd9436eb2623fa3a838f29aeb349f07ee32572f5a12428b881384df4"},
+    "bologna": {"dataset": "6e89a1518f9e58b3996ca5ad594aa900c2a900c28ba5e64b64dbaa71bbff7602",
+                "trips": "ff56d8847c3d38d2f9c6cd4644f40eacd797864ea5a29513379f61638e7b2471"},
+    "wildau": {"dataset": "d698fd2eda1f4cc8d2e0b640cb923c5e8d00df57e3c6ada35f91f03a7e5976ef",
+               "trips": "ba7b7b6d37cc034b752550df51024e6a9a5ba0bfeb19b333c3d13a4da3c2c059"},
 }
 
 

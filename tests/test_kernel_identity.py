@@ -17,12 +17,12 @@ kernel_identity = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(kernel_identity)
 
 RECORDED = {
-    "grid": {"dataset": "cef2808f5f48c5659ad2cfbb227bc9b86df6ecdd1f5185c41934abf713cda3e7",
-             "trips": "fd7f297a1c8dd4299e3cec8d10ac288356513e65a1720c4399546b5e31d7fb04"},
-    "bologna": {"dataset": "6e89a1518f9e58b3996ca5ad594aa900c2a900c28ba5e64b64dbaa71bbff7602",
-                "trips": "ff56d8847c3d38d2f9c6cd4644f40eacd797864ea5a29513379f61638e7b2471"},
-    "wildau": {"dataset": "d698fd2eda1f4cc8d2e0b640cb923c5e8d00df57e3c6ada35f91f03a7e5976ef",
-               "trips": "ba7b7b6d37cc034b752550df51024e6a9a5ba0bfeb19b333c3d13a4da3c2c059"},
+    "grid": {"dataset": "b8a195c11312d172aecba1b95c3f776043fe6006c1442b1755fe084d377d62af",
+             "trips": "198e8bb16eb0cee617b00970d874066206093e52f618a2a37852ecdcded20a47"},
+    "bologna": {"dataset": "db3f284a6378b8765ddf5b5da6dce5c7a7b12e11a2766dc7f4673e773817ebd6",
+                "trips": "190c05d3ba263d736388a72efccbe03f297ee3b595fc1efd2fb78f24b3d70292"},
+    "wildau": {"dataset": "af202a772b1e75c515b6240cdb0e65dc11c6bdfef8943eb28380d30375d2c2b7",
+               "trips": "3b100dd3274f3fb4040a56d3ac15883b2d75d4c9ea440a90aebb6cd0ed1e9f91"},
 }
 
 

@@ -200,6 +200,8 @@ def main() -> int:
     p.add_argument("--beta", type=float, default=0.15, help="gravity model's beta [1/km] (default 0.15)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--no-outer-ring", action="store_true", help="the city without its outer ring motorway")
+    p.add_argument("--city", type=json.loads, default={}, metavar="JSON",
+                   help='metro city options over the bench\'s (e.g. \'{"terminal_turn_lanes": false}\')')
     p.add_argument("--signals", choices=("webster", "fixed"), default="webster",
                    help="greens timed from the routed flows (Webster, the default) or the city's hand-set ones")
     p.add_argument("--out", help="results folder (default: a temporary one, removed)")
@@ -218,7 +220,7 @@ def main() -> int:
     warm = time.perf_counter() - t0
     cfg = scenario(blocks, trips, window_h=(h0, h1), duration_s=(h1 - h0) * 3600.0 + extra, seed=a.seed,
                    beta_per_km=a.beta, webster=a.signals == "webster",
-                   outer_ring=not a.no_outer_ring)
+                   outer_ring=not a.no_outer_ring, city=a.city)
     with tempfile.TemporaryDirectory(prefix="twin-metro-") as tmp:
         r = run(cfg, a.out or tmp, a.progress)
     r["warmup_s"] = round(warm, 3)

@@ -36,6 +36,8 @@ def metro_city(
     ring_lanes: int = 3,
     ring_speed: float = 100 * KMH,
     ramp_lanes: int = 2,
+    off_ramp_lanes: int | None = None,
+    terminal_turn_lanes: bool = False,
     ramp_speed: float = 60 * KMH,
     auxiliary_lanes: bool = True,
     left_turn_lanes: bool = True,
@@ -80,6 +82,16 @@ def metro_city(
       on-ramp's lanes are added to the ring as its right lanes and leave it, exit only, at the next
       off-ramp (entering traffic weaves by lane changes instead of stopping to merge); without, entering
       traffic yields to the ring's right lane.
+    - ``off_ramp_lanes`` (default ``ramp_lanes``): lanes of every off-ramp (the ring's exit lanes feed
+      its right ``ramp_lanes``, the others are reached by a lane change on the ramp): an off-ramp that
+      widens towards its terminal, as a diamond's off-ramps do where they carry heavy turning flows.
+    - ``terminal_turn_lanes``: multiple turn lanes at the ramp terminals, as a diamond interchange that
+      carries a job centre's inflow has. An off-ramp's turns onto the arterial leave from (n + 1) // 2 of
+      its n lanes each (with 3 lanes: dual right turns from lanes 0-1, dual left turns from lanes 1-2, the
+      middle lane shared; its turns onto the side street stay single), into as many lanes of the
+      arterial; an arterial's right turn onto an on-ramp leaves from as many of its through lanes as the
+      on-ramp has (shared through/right lanes). Without it every turn at a terminal uses one lane (the
+      builder's rule), and a wider off-ramp adds no capacity: its turns still leave from its outer lanes.
     - ``left_turn_lanes``: an arterial's approach to a signal has an exclusive left-turn lane (its
       leftmost lane) besides its ``arterial_lanes`` through lanes.
     - ``outer_ring``: a second ring motorway, as the first, about a twelfth of the city in from its edge,
@@ -108,6 +120,9 @@ def metro_city(
     """
     if blocks_x < 1 or blocks_y < 1:
         raise ValueError("metro_city needs at least one block in each direction")
+    off_ramp_lanes = ramp_lanes if off_ramp_lanes is None else int(off_ramp_lanes)
+    if off_ramp_lanes < ramp_lanes:
+        raise ValueError(f"a metro city's off_ramp_lanes ({off_ramp_lanes}) must be at least its ramp_lanes ({ramp_lanes})")
     if ring and arterial_every < 4:
         raise ValueError("a metro city's ring needs arterial_every >= 4 (interchanges between two local streets)")
     bx, by, bs, w = int(blocks_x), int(blocks_y), float(block_size), float(lane_width)
@@ -189,7 +204,7 @@ def metro_city(
         dst = np.r_[dst, r_dst, p_dst]
         aux = ramp_lanes if auxiliary_lanes else 0
         ring_edge_lanes = ring_lanes + aux * ring_edges["between"]
-        lanes = np.r_[lanes, ring_edge_lanes, np.full(p_src.size, ramp_lanes)]
+        lanes = np.r_[lanes, ring_edge_lanes, np.where(ramps["on"], ramp_lanes, off_ramp_lanes)]
         speed = np.r_[speed, np.full(r_src.size, ring_speed), np.full(p_src.size, ramp_speed)]
         prio = np.r_[prio, np.full(r_src.size, PRIO_RING), np.full(p_src.size, PRIO_RAMP)]
         hw = ROAD_CLASSES.index("highway")
@@ -280,13 +295,21 @@ def metro_city(
     nin, nout = lanes[m_in], lanes[m_out]
     straight = m_dir == DIR_STRAIGHT
     nin_s = nin - turn_lane[m_in]  # lanes that go straight on
-    cnt = np.where(straight, nin_s + np.maximum(nout - nin_s, 0), 1)
+    n_turn = np.ones(m_in.size, dtype=np.int64)  # lanes a turn leaves from (into as many)
+    if ring and terminal_turn_lanes:
+        turning = (m_dir == DIR_LEFT) | (m_dir == DIR_RIGHT)
+        off_to_art = (m_in >= first_ramp) & (m_out < n_street) & art[np.minimum(m_out, n_street - 1)]
+        art_to_on = (m_in < n_street) & art[np.minimum(m_in, n_street - 1)] & (m_out >= first_ramp)
+        n_turn = np.where(turning & off_to_art, np.minimum((nin + 1) // 2, nout), n_turn)
+        n_turn = np.where(art_to_on & (m_dir == DIR_RIGHT), np.minimum(nin_s, nout), n_turn)
+    cnt = np.where(straight, nin_s + np.maximum(nout - nin_s, 0), n_turn)
     c_move = np.repeat(np.arange(m_in.size), cnt)
     k = np.arange(c_move.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
     ci, cs, co, cd = nin[c_move], nin_s[c_move], nout[c_move], m_dir[c_move]
-    c_from_k = np.where(cd == DIR_STRAIGHT, np.minimum(k, cs - 1), np.where(cd == DIR_RIGHT, 0, ci - 1))
+    # right turns from the right lanes into the right lanes, left (and U-) turns from the left into the left
+    c_from_k = np.where(cd == DIR_STRAIGHT, np.minimum(k, cs - 1), np.where(cd == DIR_RIGHT, k, ci - 1 - k))
     c_to_k = np.where(cd == DIR_STRAIGHT, np.where(k < cs, np.minimum(k, co - 1), k),
-                      np.where(cd == DIR_RIGHT, 0, co - 1))
+                      np.where(cd == DIR_RIGHT, k, co - 1 - k))
     c_from_e, c_to_e = m_in[c_move], m_out[c_move]
 
     # who yields at grid nodes (CityBuilder._auto_foes): on priority junctions to incoming roads of higher
@@ -319,7 +342,7 @@ def metro_city(
     if ring:
         r_from, r_to, r_dir, r_foe_conn, r_foe_lane = _ring_connections(ring_edges, ramps, first_ring, first_ramp,
                                                                         edge_lane_start, ring_edge_lanes,
-                                                                        ramp_lanes, aux)
+                                                                        lanes[first_ramp:], aux)
         foe_conn.append(r_foe_conn + c_from_e.size)
         foe_lane.append(r_foe_lane)
         conn_from.append(r_from)
@@ -611,12 +634,13 @@ def _prev_normal(sides, corner) -> tuple[int, int]:
 
 
 def _ring_connections(ring_edges: dict, ramps: dict, first_ring: int, first_ramp: int,
-                      edge_lane_start: np.ndarray, ring_edge_lanes: np.ndarray, ramp_lanes: int, aux: int):
+                      edge_lane_start: np.ndarray, ring_edge_lanes: np.ndarray, ramp_lanes: np.ndarray, aux: int):
     """Lane connections at ring nodes. With ``aux`` auxiliary lanes (a lane addition at every on-ramp
     and an exit-only lane drop at the next off-ramp): the on-ramp's lanes become the ring's right lanes,
     the ring's lanes move ``aux`` to the left, and at the off-ramp the right ``aux`` lanes leave the
     ring. Without (``aux == 0``): through lane i to lane i, the off-ramp from the right lane, the on-ramp
-    into the right lane yielding to the ring's right lane. Returns (from lane, to lane, direction, foe
+    into the right lane yielding to the ring's right lane. An off-ramp's lanes beyond those (``ramp_lanes``:
+    lanes per ramp edge, from ``first_ramp`` on) are fed by the leftmost exit lane. Returns (from lane, to lane, direction, foe
     connection, foe lane)."""
     r_src, r_dst = ring_edges["src"], ring_edges["dst"]
     n_r = r_src.size
@@ -643,6 +667,12 @@ def _ring_connections(ring_edges: dict, ramps: dict, first_ring: int, first_ramp
         f.append(ramp_l if on else ring_l)
         t.append(ring_l if on else ramp_l)
         d.append(np.full(int(sel.sum()), DIR_STRAIGHT if on else DIR_RIGHT))
+        if not on:  # an off-ramp's lanes beyond the ring's exit lanes: from the ring's leftmost exit lane
+            extra = np.where(ramps["on"], 0, np.maximum(ramp_lanes - m, 0))
+            ring_l = np.repeat(edge_lane_start[into[ramps["ring"]]] + m - 1, extra)
+            f.append(ring_l)
+            t.append(np.repeat(edge_lane_start[ramp_edge] + m, extra) + _ranges(np.zeros(extra.size, np.int64), extra))
+            d.append(np.full(ring_l.size, DIR_RIGHT))
     if aux:
         return np.concatenate(f), np.concatenate(t), np.concatenate(d), np.zeros(0, np.int64), np.zeros(0, np.int64)
     n_on = int(ramps["on"].sum())

@@ -38,6 +38,7 @@ def metro_city(
     ramp_lanes: int = 2,
     off_ramp_lanes: int | None = None,
     terminal_turn_lanes: bool = False,
+    free_right_turns: bool = False,
     ramp_speed: float = 60 * KMH,
     auxiliary_lanes: bool = True,
     left_turn_lanes: bool = True,
@@ -92,6 +93,10 @@ def metro_city(
       arterial; an arterial's right turn onto an on-ramp leaves from as many of its through lanes as the
       on-ramp has (shared through/right lanes). Without it every turn at a terminal uses one lane (the
       builder's rule), and a wider off-ramp adds no capacity: its turns still leave from its outer lanes.
+    - ``free_right_turns``: at every ramp terminal the off-ramp's right turn onto the arterial is a free
+      right turn (a slip lane, no signal): it enters a lane of its own added on the arterial's right (the
+      arterial has one lane more up to the next junction), so it neither waits for the off-ramp's stage
+      nor merges at the terminal; the terminal's other movements keep the arterial's lanes.
     - ``left_turn_lanes``: an arterial's approach to a signal has an exclusive left-turn lane (its
       leftmost lane) besides its ``arterial_lanes`` through lanes.
     - ``outer_ring``: a second ring motorway, as the first, about a twelfth of the city in from its edge,
@@ -238,6 +243,12 @@ def metro_city(
     if left_turn_lanes:
         turn_lane[:n_street] = art & (signal | separated)[dst[:n_street]]
         lanes = lanes + turn_lane
+    # free right turns: the arterial out of a terminal that an off-ramp turns right onto gets a lane of its own
+    free_into = np.zeros(src.size, dtype=bool)
+    if ring and free_right_turns:
+        off_e, out_e = _off_ramp_right_turns(src, dst, node_x, node_y, first_ramp, n_street, art, ramps)
+        free_into[out_e] = True
+        lanes = lanes + free_into
 
     n_nodes, n_edges = node_x.size, src.size
     is_grid_node = np.arange(n_nodes) < n_grid
@@ -293,6 +304,8 @@ def metro_city(
     m_dir = np.where(np.abs(turn) > 150.0, DIR_TURN, np.where(turn > 40.0, DIR_LEFT,
                      np.where(turn < -40.0, DIR_RIGHT, DIR_STRAIGHT)))
     nin, nout = lanes[m_in], lanes[m_out]
+    free = free_into[m_out] & (m_in >= first_ramp) & (m_dir == DIR_RIGHT)  # a free right turn: to the added lane
+    nout = np.where(free, 1, nout - free_into[m_out])  # the others keep the arterial's lanes left of it
     straight = m_dir == DIR_STRAIGHT
     nin_s = nin - turn_lane[m_in]  # lanes that go straight on
     n_turn = np.ones(m_in.size, dtype=np.int64)  # lanes a turn leaves from (into as many)
@@ -310,7 +323,9 @@ def metro_city(
     c_from_k = np.where(cd == DIR_STRAIGHT, np.minimum(k, cs - 1), np.where(cd == DIR_RIGHT, k, ci - 1 - k))
     c_to_k = np.where(cd == DIR_STRAIGHT, np.where(k < cs, np.minimum(k, co - 1), k),
                       np.where(cd == DIR_RIGHT, k, co - 1 - k))
+    c_to_k = c_to_k + (free_into[m_out] & ~free)[c_move]
     c_from_e, c_to_e = m_in[c_move], m_out[c_move]
+    c_free = free[c_move]
 
     # who yields at grid nodes (CityBuilder._auto_foes): on priority junctions to incoming roads of higher
     # priority; left turns also to oncoming traffic of at least their priority (alone at signals)
@@ -338,6 +353,7 @@ def metro_city(
     conn_from = [edge_lane_start[c_from_e] + c_from_k]
     conn_to = [edge_lane_start[c_to_e] + c_to_k]
     conn_dir = [cd]
+    conn_free = [c_free]
     foe_conn, foe_lane = [g_foe_conn], [g_foe_lane]
     if ring:
         r_from, r_to, r_dir, r_foe_conn, r_foe_lane = _ring_connections(ring_edges, ramps, first_ring, first_ramp,
@@ -348,12 +364,14 @@ def metro_city(
         conn_from.append(r_from)
         conn_to.append(r_to)
         conn_dir.append(r_dir)
+        conn_free.append(np.zeros(r_from.size, dtype=bool))
     conn_from, conn_to, conn_dir = np.concatenate(conn_from), np.concatenate(conn_to), np.concatenate(conn_dir)
     foe_conn, foe_lane = np.concatenate(foe_conn), np.concatenate(foe_lane)
     order = np.lexsort((conn_to, conn_from))  # by from lane, then to lane
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
     conn_from, conn_to, conn_dir = conn_from[order], conn_to[order], conn_dir[order]
+    conn_free = np.concatenate(conn_free)[order]
     f_order = np.lexsort((foe_lane, rank[foe_conn]))
     foe_conn, foe_lane = rank[foe_conn][f_order], foe_lane[f_order]
     n_conn = conn_from.size
@@ -364,7 +382,7 @@ def metro_city(
 
     # signal programs: links numbered in the order the connections were made at the node, as the builder's
     # (see _signal_plans)
-    conn_tls = node_tls[conn_node]
+    conn_tls = np.where(conn_free, -1, node_tls[conn_node])  # free right turns pass the signal
     ctl = np.flatnonzero(conn_tls >= 0)
     link_count = np.bincount(conn_tls[ctl], minlength=tls_node.size)
     first_link = np.zeros(tls_node.size + 1, dtype=np.int64)
@@ -679,6 +697,25 @@ def _ring_connections(ring_edges: dict, ramps: dict, first_ring: int, first_ramp
     foe_conn = sum(x.size for x in f) - n_on + np.arange(n_on)
     foe_lane = edge_lane_start[into[ramps["ring"][ramps["on"]]]]  # the ring's right lane into the merge
     return np.concatenate(f), np.concatenate(t), np.concatenate(d), foe_conn, foe_lane
+
+
+def _off_ramp_right_turns(src, dst, node_x, node_y, first_ramp: int, n_street: int, art: np.ndarray,
+                          ramps: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Each off-ramp's right turn onto the arterial at its terminal: (off-ramp edge, arterial edge out of
+    the terminal, turning more than 40° and less than 150° right of the ramp's heading), as the
+    connections classify it."""
+    off_e = np.flatnonzero(~ramps["on"]) + first_ramp
+    node = dst[off_e]
+    street = np.arange(n_street)
+    cand = street[art & np.isin(src[:n_street], node)]  # arterial streets out of a terminal
+    pair_off, pair_out = np.meshgrid(off_e, cand, indexing="ij")
+    pair_off, pair_out = pair_off.ravel(), pair_out.ravel()
+    at = dst[pair_off] == src[pair_out]
+    pair_off, pair_out = pair_off[at], pair_out[at]
+    head = lambda e: np.arctan2(node_y[dst[e]] - node_y[src[e]], node_x[dst[e]] - node_x[src[e]])  # noqa: E731
+    turn = np.degrees(np.angle(np.exp(1j * (head(pair_out) - head(pair_off)))))
+    right = (turn < -40.0) & (turn > -150.0)
+    return pair_off[right], pair_out[right]
 
 
 def _job_centres(bx: int, by: int, every: int, ring: bool) -> np.ndarray:

@@ -359,7 +359,7 @@ def _turns(city, a, b):
 
 def test_metro_job_centre_interchanges():
     """``off_ramp_lanes``, ``terminal_turn_lanes`` and ``free_right_turns`` build valid cities: 3-lane off-ramps
-    fed from the ring, dual turns between ramps and arterials at the terminals, and the off-ramp's right turn
+    fed from the ring's exit lanes and an option lane, dual turns between ramps and arterials at the terminals, and the off-ramp's right turn
     onto the arterial unsignalised into a lane of its own that nothing else enters."""
     base = metro_city(20, 20)
     dual = metro_city(20, 20, off_ramp_lanes=3, terminal_turn_lanes=True)
@@ -374,11 +374,12 @@ def test_metro_job_centre_interchanges():
     # counter-clockwise carriageway, north (left) onto the arterial towards the ring, south (right) away
     off, north, south, on = "off:ringccw_1-n5_2", "n5_2-n5_3", "n5_2-n5_1", "on:n5_2-ringccw_2"
     assert lanes(base, off) == 2 and lanes(dual, off) == lanes(job, off) == 3
-    ring_in = "ringccw_0-ringccw_1"
-    fed = {lane for c in (dual,) for lane in np.unique(c.lane_index[c.conn_to_lane[
-        c.lane_edge[c.conn_from_lane] == c.edge_index[ring_in]][c.lane_edge[c.conn_to_lane[
-            c.lane_edge[c.conn_from_lane] == c.edge_index[ring_in]]] == c.edge_index[off]]]).tolist()}
-    assert fed == {0, 1, 2}  # every off-ramp lane is reached from the ring
+    # the ring's two exit-only lanes feed the off-ramp's right lanes, its right through lane (an option lane:
+    # on along the ring or off) the third
+    ring_in, ring_on = "ringccw_0-ringccw_1", "ringccw_1-ringccw_2"
+    assert lanes(dual, ring_in) == 3 + 2 and _turns(base, ring_in, off) == [(0, 0, -1), (1, 1, -1)]
+    assert _turns(dual, ring_in, off) == [(0, 0, -1), (1, 1, -1), (2, 2, -1)]
+    assert [t[:2] for t in _turns(dual, ring_in, ring_on)] == [(2, 0), (3, 1), (4, 2)]
     # one lane per turn on a diamond (a wider off-ramp alone adds no turn lanes)
     assert [t[:2] for t in _turns(base, off, north)] == [(1, 2)] and [t[:2] for t in _turns(wide_only, off, north)] == [(2, 2)]
     assert [t[:2] for t in _turns(base, off, south)] == [(0, 0)]

@@ -83,9 +83,10 @@ def metro_city(
       on-ramp's lanes are added to the ring as its right lanes and leave it, exit only, at the next
       off-ramp (entering traffic weaves by lane changes instead of stopping to merge); without, entering
       traffic yields to the ring's right lane.
-    - ``off_ramp_lanes`` (default ``ramp_lanes``): lanes of every off-ramp (the ring's exit lanes feed
-      its right ``ramp_lanes``, the others are reached by a lane change on the ramp): an off-ramp that
-      widens towards its terminal, as a diamond's off-ramps do where they carry heavy turning flows.
+    - ``off_ramp_lanes`` (default ``ramp_lanes``): lanes of every off-ramp. The ring's exit-only lanes
+      feed its right ``ramp_lanes`` lanes, its next lanes the others: option lanes, whose vehicles go on
+      along the ring or leave it (a multi-lane exit as those of interchanges with heavy exiting flows:
+      exiting vehicles need not all weave into the exit-only lanes).
     - ``terminal_turn_lanes``: multiple turn lanes at the ramp terminals, as a diamond interchange that
       carries a job centre's inflow has. An off-ramp's turns onto the arterial leave from (n + 1) // 2 of
       its n lanes each (with 3 lanes: dual right turns from lanes 0-1, dual left turns from lanes 1-2, the
@@ -658,7 +659,8 @@ def _ring_connections(ring_edges: dict, ramps: dict, first_ring: int, first_ramp
     the ring's lanes move ``aux`` to the left, and at the off-ramp the right ``aux`` lanes leave the
     ring. Without (``aux == 0``): through lane i to lane i, the off-ramp from the right lane, the on-ramp
     into the right lane yielding to the ring's right lane. An off-ramp's lanes beyond those (``ramp_lanes``:
-    lanes per ramp edge, from ``first_ramp`` on) are fed by the leftmost exit lane. Returns (from lane, to lane, direction, foe
+    lanes per ramp edge, from ``first_ramp`` on) are fed by the ring's next lanes, option lanes whose
+    vehicles go on or leave. Returns (from lane, to lane, direction, foe
     connection, foe lane)."""
     r_src, r_dst = ring_edges["src"], ring_edges["dst"]
     n_r = r_src.size
@@ -685,9 +687,12 @@ def _ring_connections(ring_edges: dict, ramps: dict, first_ring: int, first_ramp
         f.append(ramp_l if on else ring_l)
         t.append(ring_l if on else ramp_l)
         d.append(np.full(int(sel.sum()), DIR_STRAIGHT if on else DIR_RIGHT))
-        if not on:  # an off-ramp's lanes beyond the ring's exit lanes: from the ring's leftmost exit lane
+        if not on:  # an off-ramp's lanes beyond the ring's exit lanes: from its next lanes (option lanes)
             extra = np.where(ramps["on"], 0, np.maximum(ramp_lanes - m, 0))
-            ring_l = np.repeat(edge_lane_start[into[ramps["ring"]]] + m - 1, extra)
+            ring_in = into[ramps["ring"]]
+            k_opt = np.minimum(m + _ranges(np.zeros(extra.size, np.int64), extra),
+                               np.repeat(ring_edge_lanes[ring_in - first_ring], extra) - 1)
+            ring_l = np.repeat(edge_lane_start[ring_in], extra) + k_opt
             f.append(ring_l)
             t.append(np.repeat(edge_lane_start[ramp_edge] + m, extra) + _ranges(np.zeros(extra.size, np.int64), extra))
             d.append(np.full(ring_l.size, DIR_RIGHT))

@@ -383,8 +383,8 @@ def test_metro_job_centre_interchanges():
     # one lane per turn on a diamond (a wider off-ramp alone adds no turn lanes)
     assert [t[:2] for t in _turns(base, off, north)] == [(1, 2)] and [t[:2] for t in _turns(wide_only, off, north)] == [(2, 2)]
     assert [t[:2] for t in _turns(base, off, south)] == [(0, 0)]
-    # dual left from the off-ramp's two left lanes into the arterial's two left lanes, dual right likewise
-    assert [t[:2] for t in _turns(dual, off, north)] == [(1, 1), (2, 2)]
+    # dual left from the off-ramp's two left lanes into the arterial's through lanes, dual right likewise
+    assert [t[:2] for t in _turns(dual, off, north)] == [(1, 0), (2, 1)]  # its through lanes, not the left-turn lane
     assert [t[:2] for t in _turns(dual, off, south)] == [(0, 0), (1, 1)]
     # the arterial's right turn onto the on-ramp from both through lanes (the side street's stays single)
     assert [t[:2] for t in _turns(base, "n6_2-n5_2", on)] == [(0, 0)]

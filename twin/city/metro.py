@@ -91,7 +91,8 @@ def metro_city(
       carries a job centre's inflow has. An off-ramp's turns onto the arterial leave from (n + 1) // 2 of
       its n lanes each (with 3 lanes: dual right turns from lanes 0-1, dual left turns from lanes 1-2, the
       middle lane shared; its turns onto the side street stay single), into as many lanes of the
-      arterial; an arterial's right turn onto an on-ramp leaves from as many of its through lanes as the
+      arterial (its through lanes: left turns leave out the exclusive left-turn lane the arterial has
+      towards the interchange's other terminal); an arterial's right turn onto an on-ramp leaves from as many of its through lanes as the
       on-ramp has (shared through/right lanes). Without it every turn at a terminal uses one lane (the
       builder's rule), and a wider off-ramp adds no capacity: its turns still leave from its outer lanes.
     - ``free_right_turns``: at every ramp terminal the off-ramp's right turn onto the arterial is a free
@@ -310,11 +311,15 @@ def metro_city(
     straight = m_dir == DIR_STRAIGHT
     nin_s = nin - turn_lane[m_in]  # lanes that go straight on
     n_turn = np.ones(m_in.size, dtype=np.int64)  # lanes a turn leaves from (into as many)
+    skip_left = np.zeros(m_in.size, dtype=np.int64)  # left lanes of the receiving edge a left turn leaves out
     if ring and terminal_turn_lanes:
         turning = (m_dir == DIR_LEFT) | (m_dir == DIR_RIGHT)
         off_to_art = (m_in >= first_ramp) & (m_out < n_street) & art[np.minimum(m_out, n_street - 1)]
         art_to_on = (m_in < n_street) & art[np.minimum(m_in, n_street - 1)] & (m_out >= first_ramp)
-        n_turn = np.where(turning & off_to_art, np.minimum((nin + 1) // 2, nout), n_turn)
+        # an off-ramp's left turns go into the arterial's through lanes, not its exclusive left-turn lane at the
+        # next signal (the interchange's other terminal), which leads only to left turns there
+        skip_left = np.where(off_to_art & (m_dir == DIR_LEFT), turn_lane[m_out], 0)
+        n_turn = np.where(turning & off_to_art, np.minimum((nin + 1) // 2, nout - skip_left), n_turn)
         n_turn = np.where(art_to_on & (m_dir == DIR_RIGHT), np.minimum(nin_s, nout), n_turn)
     cnt = np.where(straight, nin_s + np.maximum(nout - nin_s, 0), n_turn)
     c_move = np.repeat(np.arange(m_in.size), cnt)
@@ -323,7 +328,7 @@ def metro_city(
     # right turns from the right lanes into the right lanes, left (and U-) turns from the left into the left
     c_from_k = np.where(cd == DIR_STRAIGHT, np.minimum(k, cs - 1), np.where(cd == DIR_RIGHT, k, ci - 1 - k))
     c_to_k = np.where(cd == DIR_STRAIGHT, np.where(k < cs, np.minimum(k, co - 1), k),
-                      np.where(cd == DIR_RIGHT, k, co - 1 - k))
+                      np.where(cd == DIR_RIGHT, k, co - 1 - k - skip_left[c_move]))
     c_to_k = c_to_k + (free_into[m_out] & ~free)[c_move]
     c_from_e, c_to_e = m_in[c_move], m_out[c_move]
     c_free = free[c_move]

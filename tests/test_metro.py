@@ -364,11 +364,12 @@ def test_metro_job_centre_interchanges():
     base = metro_city(20, 20)
     dual = metro_city(20, 20, off_ramp_lanes=3, terminal_turn_lanes=True)
     job = metro_city(20, 20, **JOB_CENTRE_INTERCHANGES)
-    wide_only = metro_city(20, 20, off_ramp_lanes=3)
-    for c in (dual, job, wide_only):
+    for c in (dual, job):
         c.validate()
         assert car_connected_edges(c).all()
         assert c.tls_ids == base.tls_ids  # the same signalised terminals and crossings
+        ramp_lanes = np.flatnonzero(np.char.startswith(np.array(c.edge_ids)[c.lane_edge], "off:"))
+        assert np.all(np.diff(c.lane_conn_offsets)[ramp_lanes] > 0)  # every off-ramp lane leads on
     lanes = lambda c, e: int(c.edge_num_lanes[c.edge_index[e]])  # noqa: E731
     # the outside terminal n5_2 of the ring's south side (at 2.5 blocks): the off-ramp from the
     # counter-clockwise carriageway, north (left) onto the arterial towards the ring, south (right) away
@@ -380,8 +381,8 @@ def test_metro_job_centre_interchanges():
     assert lanes(dual, ring_in) == 3 + 2 and _turns(base, ring_in, off) == [(0, 0, -1), (1, 1, -1)]
     assert _turns(dual, ring_in, off) == [(0, 0, -1), (1, 1, -1), (2, 2, -1)]
     assert [t[:2] for t in _turns(dual, ring_in, ring_on)] == [(2, 0), (3, 1), (4, 2)]
-    # one lane per turn on a diamond (a wider off-ramp alone adds no turn lanes)
-    assert [t[:2] for t in _turns(base, off, north)] == [(1, 2)] and [t[:2] for t in _turns(wide_only, off, north)] == [(2, 2)]
+    # one lane per turn on a diamond
+    assert [t[:2] for t in _turns(base, off, north)] == [(1, 2)]
     assert [t[:2] for t in _turns(base, off, south)] == [(0, 0)]
     # dual left from the off-ramp's two left lanes into the arterial's through lanes, dual right likewise
     assert [t[:2] for t in _turns(dual, off, north)] == [(1, 0), (2, 1)]  # its through lanes, not the left-turn lane
@@ -402,8 +403,12 @@ def test_metro_job_centre_interchanges():
     assert [t[:2] for t in _turns(job, "n5_3-n5_2", south)] == [(0, 1), (1, 2)]  # the through lanes, shifted
     n_free = int(np.sum((job.conn_tls < 0) & (job.node_tls[job.conn_node] >= 0)))
     assert n_free == int(sum(e.startswith("off:") for e in job.edge_ids))  # one per off-ramp
+    for bad in ({"off_ramp_lanes": 1}, {"off_ramp_lanes": 3}, {"off_ramp_lanes": 4, "terminal_turn_lanes": True}):
+        with pytest.raises(ValueError, match="off_ramp_lanes"):  # fewer than the ramps, or lanes leading nowhere
+            metro_city(20, 20, **bad)
     with pytest.raises(ValueError, match="off_ramp_lanes"):
-        metro_city(20, 20, off_ramp_lanes=1)
+        ScenarioConfig.model_validate({"name": "m", "city": {"type": "metro", "blocks_x": 20, "blocks_y": 20,
+                                                             "off_ramp_lanes": 3}, "demand": {"type": "od", "trips": 10}})
 
 
 def test_metro_job_centre_interchanges_carry_traffic():

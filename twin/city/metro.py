@@ -130,6 +130,9 @@ def metro_city(
     off_ramp_lanes = ramp_lanes if off_ramp_lanes is None else int(off_ramp_lanes)
     if off_ramp_lanes < ramp_lanes:
         raise ValueError(f"a metro city's off_ramp_lanes ({off_ramp_lanes}) must be at least its ramp_lanes ({ramp_lanes})")
+    if off_ramp_lanes > ramp_lanes and (off_ramp_lanes > 3 or not terminal_turn_lanes):
+        raise ValueError(f"a metro city's off_ramp_lanes ({off_ramp_lanes}) beyond its ramp_lanes needs terminal_turn_lanes "
+                         "and at most 3 lanes (the turns at the terminal leave from every lane)")
     if ring and arterial_every < 4:
         raise ValueError("a metro city's ring needs arterial_every >= 4 (interchanges between two local streets)")
     bx, by, bs, w = int(blocks_x), int(blocks_y), float(block_size), float(lane_width)

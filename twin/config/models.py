@@ -85,6 +85,9 @@ class MetroCityConfig(Strict):
                              f"each way (or ring: false)")
         if self.off_ramp_lanes is not None and self.off_ramp_lanes < self.ramp_lanes:
             raise ValueError(f"off_ramp_lanes ({self.off_ramp_lanes}) must be at least ramp_lanes ({self.ramp_lanes})")
+        if self.off_ramp_lanes is not None and self.off_ramp_lanes > self.ramp_lanes and (
+                self.off_ramp_lanes > 3 or not self.terminal_turn_lanes):
+            raise ValueError("off_ramp_lanes beyond ramp_lanes needs terminal_turn_lanes: true and at most 3 lanes")
         return self
 
 

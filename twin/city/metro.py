@@ -92,9 +92,9 @@ def metro_city(
       its n lanes each (with 3 lanes: dual right turns from lanes 0-1, dual left turns from lanes 1-2, the
       middle lane shared; its turns onto the side street stay single), into as many lanes of the
       arterial (its through lanes: left turns leave out the exclusive left-turn lane the arterial has
-      towards the interchange's other terminal); an arterial's right turn onto an on-ramp leaves from as many of its through lanes as the
-      on-ramp has (shared through/right lanes). Without it every turn at a terminal uses one lane (the
-      builder's rule), and a wider off-ramp adds no capacity: its turns still leave from its outer lanes.
+      towards the interchange's other terminal); an arterial's right turn onto an on-ramp leaves from as
+      many of its through lanes as the on-ramp has (shared through/right lanes). Without it every turn at
+      a terminal uses one lane (the builder's rule).
     - ``free_right_turns``: at every ramp terminal the off-ramp's right turn onto the arterial is a free
       right turn (a slip lane, no signal): it enters a lane of its own added on the arterial's right (the
       arterial has one lane more up to the next junction), so it neither waits for the off-ramp's stage
@@ -248,13 +248,6 @@ def metro_city(
     if left_turn_lanes:
         turn_lane[:n_street] = art & (signal | separated)[dst[:n_street]]
         lanes = lanes + turn_lane
-    # free right turns: the arterial out of a terminal that an off-ramp turns right onto gets a lane of its own
-    free_into = np.zeros(src.size, dtype=bool)
-    if ring and free_right_turns:
-        off_e, out_e = _off_ramp_right_turns(src, dst, node_x, node_y, first_ramp, n_street, art, ramps)
-        free_into[out_e] = True
-        lanes = lanes + free_into
-
     n_nodes, n_edges = node_x.size, src.size
     is_grid_node = np.arange(n_nodes) < n_grid
 
@@ -270,6 +263,11 @@ def metro_city(
     sx1 = np.where(tb < length, (x1 - x0) / length * tb + x0, x1)
     sy1 = np.where(tb < length, (y1 - y0) / length * tb + y0, y1)
     heading = np.arctan2(uy, ux)
+    # free right turns: the arterial out of a terminal that an off-ramp turns right onto gets a lane of its own
+    free_into = np.zeros(n_edges, dtype=bool)
+    if ring and free_right_turns:
+        free_into[_off_ramp_right_turns(src, dst, heading, first_ramp, n_street, art, ramps)] = True
+        lanes = lanes + free_into
 
     # lanes: lane k of an edge lies (n - k - 0.5) lane widths right of its centre line (lane 0 rightmost)
     edge_lane_start = np.zeros(n_edges, dtype=np.int64)
@@ -712,23 +710,18 @@ def _ring_connections(ring_edges: dict, ramps: dict, first_ring: int, first_ramp
     return np.concatenate(f), np.concatenate(t), np.concatenate(d), foe_conn, foe_lane
 
 
-def _off_ramp_right_turns(src, dst, node_x, node_y, first_ramp: int, n_street: int, art: np.ndarray,
-                          ramps: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Each off-ramp's right turn onto the arterial at its terminal: (off-ramp edge, arterial edge out of
-    the terminal, turning more than 40° and less than 150° right of the ramp's heading), as the
-    connections classify it."""
+def _off_ramp_right_turns(src: np.ndarray, dst: np.ndarray, heading: np.ndarray, first_ramp: int, n_street: int,
+                          art: np.ndarray, ramps: dict) -> np.ndarray:
+    """The arterial edges that off-ramps turn right onto at their terminals: out of the terminal, turning
+    more than 40° and at most 150° right of the ramp's ``heading`` [rad], as the connections classify a
+    right turn."""
     off_e = np.flatnonzero(~ramps["on"]) + first_ramp
-    node = dst[off_e]
-    street = np.arange(n_street)
-    cand = street[art & np.isin(src[:n_street], node)]  # arterial streets out of a terminal
-    pair_off, pair_out = np.meshgrid(off_e, cand, indexing="ij")
-    pair_off, pair_out = pair_off.ravel(), pair_out.ravel()
+    cand = np.flatnonzero(art & np.isin(src[:n_street], dst[off_e]))  # arterial streets out of a terminal
+    pair_off, pair_out = (a.ravel() for a in np.meshgrid(off_e, cand, indexing="ij"))
     at = dst[pair_off] == src[pair_out]
     pair_off, pair_out = pair_off[at], pair_out[at]
-    head = lambda e: np.arctan2(node_y[dst[e]] - node_y[src[e]], node_x[dst[e]] - node_x[src[e]])  # noqa: E731
-    turn = np.degrees(np.angle(np.exp(1j * (head(pair_out) - head(pair_off)))))
-    right = (turn < -40.0) & (turn > -150.0)
-    return pair_off[right], pair_out[right]
+    turn = np.degrees(np.angle(np.exp(1j * (heading[pair_out] - heading[pair_off]))))
+    return pair_out[(turn < -40.0) & (turn >= -150.0)]
 
 
 def _job_centres(bx: int, by: int, every: int, ring: bool) -> np.ndarray:

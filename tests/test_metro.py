@@ -403,16 +403,6 @@ def test_metro_job_centre_interchanges():
     assert [t[:2] for t in _turns(job, "n5_3-n5_2", south)] == [(0, 1), (1, 2)]  # the through lanes, shifted
     n_free = int(np.sum((job.conn_tls < 0) & (job.node_tls[job.conn_node] >= 0)))
     assert n_free == int(sum(e.startswith("off:") for e in job.edge_ids))  # one per off-ramp
-    # on_ramp_free_right: the arterial's right turn onto the on-ramp unsignalised into the ramp's right lane,
-    # which nothing else enters; the terminal's other movements onto the ramp keep to its left lane
-    both = metro_city(20, 20, **JOB_CENTRE_INTERCHANGES, on_ramp_free_right=True)
-    both.validate()
-    assert car_connected_edges(both).all() and both.tls_ids == base.tls_ids
-    assert _turns(both, "n5_1-n5_2", on) == [(0, 0, -1)]
-    into_on = np.flatnonzero(both.lane_edge[both.conn_to_lane] == both.edge_index[on])
-    to_right = both.lane_index[both.conn_to_lane[into_on]] == 0
-    assert to_right.sum() == 1 and np.all(both.conn_tls[into_on[~to_right]] >= 0)
-    assert np.all(both.lane_index[both.conn_to_lane[into_on[~to_right]]] == 1)
     for bad in ({"off_ramp_lanes": 1}, {"off_ramp_lanes": 3}, {"off_ramp_lanes": 4, "terminal_turn_lanes": True}):
         with pytest.raises(ValueError, match="off_ramp_lanes"):  # fewer than the ramps, or lanes leading nowhere
             metro_city(20, 20, **bad)

@@ -39,7 +39,6 @@ def metro_city(
     off_ramp_lanes: int | None = None,
     terminal_turn_lanes: bool = False,
     free_right_turns: bool = False,
-    on_ramp_free_right: bool = False,
     ramp_speed: float = 60 * KMH,
     auxiliary_lanes: bool = True,
     left_turn_lanes: bool = True,
@@ -100,9 +99,6 @@ def metro_city(
       right turn (a slip lane, no signal): it enters a lane of its own added on the arterial's right (the
       arterial has one lane more up to the next junction), so it neither waits for the off-ramp's stage
       nor merges at the terminal; the terminal's other movements keep the arterial's lanes.
-    - ``on_ramp_free_right``: at every ramp terminal the arterial's right turn onto the on-ramp is a free
-      right turn too (no signal), into the on-ramp's right lane, which it has to itself; the terminal's
-      other movements onto the on-ramp take its other lanes (with ``ramp_lanes`` ≥ 2).
     - ``left_turn_lanes``: an arterial's approach to a signal has an exclusive left-turn lane (its
       leftmost lane) besides its ``arterial_lanes`` through lanes.
     - ``outer_ring``: a second ring motorway, as the first, about a twelfth of the city in from its edge,
@@ -272,9 +268,6 @@ def metro_city(
     if ring and free_right_turns:
         free_into[_off_ramp_right_turns(src, dst, heading, first_ramp, n_street, art, ramps)] = True
         lanes = lanes + free_into
-    free_onto = np.zeros(n_edges, dtype=bool)  # on-ramps whose right lane the arterial's free right turn has
-    if ring and on_ramp_free_right:
-        free_onto[first_ramp + np.flatnonzero(ramps["on"])] = True
 
     # lanes: lane k of an edge lies (n - k - 0.5) lane widths right of its centre line (lane 0 rightmost)
     edge_lane_start = np.zeros(n_edges, dtype=np.int64)
@@ -314,10 +307,8 @@ def metro_city(
     m_dir = np.where(np.abs(turn) > 150.0, DIR_TURN, np.where(turn > 40.0, DIR_LEFT,
                      np.where(turn < -40.0, DIR_RIGHT, DIR_STRAIGHT)))
     nin, nout = lanes[m_in], lanes[m_out]
-    reserved = free_into | free_onto  # edges whose right lane a free right turn has to itself
-    art_in = (m_in < n_street) & art[np.minimum(m_in, n_street - 1)]
-    free = (m_dir == DIR_RIGHT) & ((free_into[m_out] & (m_in >= first_ramp)) | (free_onto[m_out] & art_in))
-    nout = np.where(free, 1, nout - reserved[m_out])  # the others keep the lanes left of it
+    free = free_into[m_out] & (m_in >= first_ramp) & (m_dir == DIR_RIGHT)  # a free right turn: to the added lane
+    nout = np.where(free, 1, nout - free_into[m_out])  # the others keep the arterial's lanes left of it
     straight = m_dir == DIR_STRAIGHT
     nin_s = nin - turn_lane[m_in]  # lanes that go straight on
     n_turn = np.ones(m_in.size, dtype=np.int64)  # lanes a turn leaves from (into as many)
@@ -325,7 +316,7 @@ def metro_city(
     if ring and terminal_turn_lanes:
         turning = (m_dir == DIR_LEFT) | (m_dir == DIR_RIGHT)
         off_to_art = (m_in >= first_ramp) & (m_out < n_street) & art[np.minimum(m_out, n_street - 1)]
-        art_to_on = art_in & (m_out >= first_ramp)
+        art_to_on = (m_in < n_street) & art[np.minimum(m_in, n_street - 1)] & (m_out >= first_ramp)
         # an off-ramp's left turns go into the arterial's through lanes, not its exclusive left-turn lane at the
         # next signal (the interchange's other terminal), which leads only to left turns there
         skip_left = np.where(off_to_art & (m_dir == DIR_LEFT), turn_lane[m_out], 0)
@@ -339,7 +330,7 @@ def metro_city(
     c_from_k = np.where(cd == DIR_STRAIGHT, np.minimum(k, cs - 1), np.where(cd == DIR_RIGHT, k, ci - 1 - k))
     c_to_k = np.where(cd == DIR_STRAIGHT, np.where(k < cs, np.minimum(k, co - 1), k),
                       np.where(cd == DIR_RIGHT, k, co - 1 - k - skip_left[c_move]))
-    c_to_k = c_to_k + (reserved[m_out] & ~free)[c_move]
+    c_to_k = c_to_k + (free_into[m_out] & ~free)[c_move]
     c_from_e, c_to_e = m_in[c_move], m_out[c_move]
     c_free = free[c_move]
 

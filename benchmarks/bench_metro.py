@@ -5,8 +5,10 @@
     python benchmarks/bench_metro.py --quick    # 20 × 20 blocks, 20,000 trips of the morning peak
 
 The city is ``city: {type: metro}`` (twin/city/metro.py): a street grid with arterials every 1 km,
-signals where they cross, priority junctions elsewhere and a ring motorway with diamond
-interchanges. The demand is ``demand: {type: od, profile: daily}``: gravity-model trips home → work
+signals where they cross, priority junctions elsewhere and a ring motorway (and an outer one where
+it fits) with diamond interchanges built for heavy turning flows (3-lane off-ramps with an option
+lane, dual turns at the ramp terminals, free right turns from the off-ramps). The demand is
+``demand: {type: od, profile: daily}``: gravity-model trips home → work
 whose departures follow the two-peak daily profile, those after 13:00 going back (work → home). The
 run is an ordinary :class:`twin.runner.Twin` (native engine, 1 s steps, records every 15 min, no
 vehicle snapshots) with the engine's kernel timing on.
@@ -42,6 +44,9 @@ from twin.demand.webster import timing_from_config  # noqa: E402
 from twin.runner import Twin  # noqa: E402
 
 DAY = 86_400.0
+# interchanges that carry the job centres' inflow (twin/city/metro.py): 3-lane off-ramps with an option lane,
+# dual turns at the ramp terminals, free right turns from the off-ramps (docs/performance.md, the metro section)
+INTERCHANGES = {"off_ramp_lanes": 3, "terminal_turn_lanes": True, "free_right_turns": True}
 TARGETS = {"total_s": 60.0, "peak_rss_mb": 3072.0, "teleports_pct": 0.5}  # issue 21 (2-core machine)
 
 
@@ -55,7 +60,8 @@ def scenario(blocks: int, trips: int, *, window_h: tuple[float, float], duration
     metro options besides the blocks (e.g. ``{"ring": False}``). With ``webster`` the signals' greens are
     timed from the routed flows (``signal_plans``), else the city's hand-set greens run. With ``outer_ring``
     (where it fits, e.g. 60 or 100 blocks; not 20) the city has its second ring motorway in the outer
-    districts."""
+    districts. Its interchanges are built to carry the job centres' inflow (``INTERCHANGES``; ``city`` may
+    turn them off, e.g. ``{"free_right_turns": False}``)."""
     h0, h1 = window_h
     whole_day = (h0, h1) == (0.0, 24.0)
     if departures is not None:
@@ -69,7 +75,7 @@ def scenario(blocks: int, trips: int, *, window_h: tuple[float, float], duration
         "name": f"metro{blocks}", "seed": seed,
         "city": {"type": "metro", "blocks_x": blocks, "blocks_y": blocks,
                  "outer_ring": outer_ring and outer_ring_fits(blocks, blocks, 5),  # arterials every 5 blocks
-                 **(city or {})},
+                 **INTERCHANGES, **(city or {})},
         "demand": {"type": "od", "trips": trips, "begin_s": 0.0, "end_s": (h1 - h0) * 3600.0,
                    "gravity_beta_per_km": beta_per_km, **demand},
         "signal_plans": {"method": "webster"} if webster else None,
@@ -200,6 +206,9 @@ def main() -> int:
     p.add_argument("--beta", type=float, default=0.15, help="gravity model's beta [1/km] (default 0.15)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--no-outer-ring", action="store_true", help="the city without its outer ring motorway")
+    p.add_argument("--city", type=json.loads, default={}, metavar="JSON",
+                   help='metro city options over the bench\'s (e.g. \'{"free_right_turns": false}\'; the plain diamond '
+                        'interchanges: \'{"off_ramp_lanes": 2, "terminal_turn_lanes": false, "free_right_turns": false}\')')
     p.add_argument("--signals", choices=("webster", "fixed"), default="webster",
                    help="greens timed from the routed flows (Webster, the default) or the city's hand-set ones")
     p.add_argument("--out", help="results folder (default: a temporary one, removed)")
@@ -218,7 +227,7 @@ def main() -> int:
     warm = time.perf_counter() - t0
     cfg = scenario(blocks, trips, window_h=(h0, h1), duration_s=(h1 - h0) * 3600.0 + extra, seed=a.seed,
                    beta_per_km=a.beta, webster=a.signals == "webster",
-                   outer_ring=not a.no_outer_ring)
+                   outer_ring=not a.no_outer_ring, city=a.city)
     with tempfile.TemporaryDirectory(prefix="twin-metro-") as tmp:
         r = run(cfg, a.out or tmp, a.progress)
     r["warmup_s"] = round(warm, 3)

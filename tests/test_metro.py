@@ -156,11 +156,15 @@ def _heading(city, e):
     return np.arctan2(y1 - y0, x1 - x0)
 
 
-def test_metro_signals_separate_crossing_streams_and_protect_left_turns(metro):
+JOB_CENTRE_INTERCHANGES = {"off_ramp_lanes": 3, "terminal_turn_lanes": True, "free_right_turns": True}
+
+
+@pytest.mark.parametrize("opts", [{}, JOB_CENTRE_INTERCHANGES], ids=["diamonds", "job-centre-interchanges"])
+def test_metro_signals_separate_crossing_streams_and_protect_left_turns(metro, opts):
     """In every phase of every signal the approaches that move are parallel (one axis at a time, an
     off-ramp alone); every movement gets a green; crossings and ramp terminals have a stage of protected
     left turns, ramp terminals one for the off-ramp alone; splits follow the hierarchy."""
-    c = metro
+    c = metro_city(20, 20, **opts) if opts else metro
     GREEN, MINOR, YELLOW = 2, 3, 1
     off = np.array([e.startswith("off:") for e in c.edge_ids])
     terminals = 0
@@ -343,3 +347,83 @@ def test_metro_outer_ring():
     xs = np.array([two.node_x[two.node_ids.index(n)] for n in outer]) / 200.0
     assert 2.0 < xs.min() < 3.0 and 57.0 < xs.max() < 58.0
     assert car_connected_edges(two).all()  # every edge reaches every other (the ramps join the grid)
+
+
+def _turns(city, a, b):
+    """(from lane index, to lane index, signal index) of the connections from edge ``a`` to edge ``b``."""
+    ea, eb = city.edge_index[a], city.edge_index[b]
+    k = np.flatnonzero((city.lane_edge[city.conn_from_lane] == ea) & (city.lane_edge[city.conn_to_lane] == eb))
+    return sorted(zip(city.lane_index[city.conn_from_lane[k]].tolist(), city.lane_index[city.conn_to_lane[k]].tolist(),
+                      city.conn_tls[k].tolist()))
+
+
+def test_metro_job_centre_interchanges():
+    """``off_ramp_lanes``, ``terminal_turn_lanes`` and ``free_right_turns`` build valid cities: 3-lane off-ramps
+    fed from the ring's exit lanes and an option lane, dual turns between ramps and arterials at the terminals, and the off-ramp's right turn
+    onto the arterial unsignalised into a lane of its own that nothing else enters."""
+    base = metro_city(20, 20)
+    dual = metro_city(20, 20, off_ramp_lanes=3, terminal_turn_lanes=True)
+    job = metro_city(20, 20, **JOB_CENTRE_INTERCHANGES)
+    for c in (dual, job):
+        c.validate()
+        assert car_connected_edges(c).all()
+        assert c.tls_ids == base.tls_ids  # the same signalised terminals and crossings
+        ramp_lanes = np.flatnonzero(np.char.startswith(np.array(c.edge_ids)[c.lane_edge], "off:"))
+        assert np.all(np.diff(c.lane_conn_offsets)[ramp_lanes] > 0)  # every off-ramp lane leads on
+    lanes = lambda c, e: int(c.edge_num_lanes[c.edge_index[e]])  # noqa: E731
+    # the outside terminal n5_2 of the ring's south side (at 2.5 blocks): the off-ramp from the
+    # counter-clockwise carriageway, north (left) onto the arterial towards the ring, south (right) away
+    off, north, south, on = "off:ringccw_1-n5_2", "n5_2-n5_3", "n5_2-n5_1", "on:n5_2-ringccw_2"
+    assert lanes(base, off) == 2 and lanes(dual, off) == lanes(job, off) == 3
+    # the ring's two exit-only lanes feed the off-ramp's right lanes, its right through lane (an option lane:
+    # on along the ring or off) the third
+    ring_in, ring_on = "ringccw_0-ringccw_1", "ringccw_1-ringccw_2"
+    assert lanes(dual, ring_in) == 3 + 2 and _turns(base, ring_in, off) == [(0, 0, -1), (1, 1, -1)]
+    assert _turns(dual, ring_in, off) == [(0, 0, -1), (1, 1, -1), (2, 2, -1)]
+    assert [t[:2] for t in _turns(dual, ring_in, ring_on)] == [(2, 0), (3, 1), (4, 2)]
+    # one lane per turn on a diamond
+    assert [t[:2] for t in _turns(base, off, north)] == [(1, 2)]
+    assert [t[:2] for t in _turns(base, off, south)] == [(0, 0)]
+    # dual left from the off-ramp's two left lanes into the arterial's through lanes, dual right likewise
+    assert [t[:2] for t in _turns(dual, off, north)] == [(1, 0), (2, 1)]  # its through lanes, not the left-turn lane
+    assert [t[:2] for t in _turns(dual, off, south)] == [(0, 0), (1, 1)]
+    # the arterial's right turn onto the on-ramp from both through lanes (the side street's stays single)
+    assert [t[:2] for t in _turns(base, "n6_2-n5_2", on)] == [(0, 0)]
+    assert [t[:2] for t in _turns(dual, "n5_1-n5_2", on)] == [(0, 0), (1, 1)]
+    assert [t[:2] for t in _turns(dual, "n6_2-n5_2", on)] == [(0, 0)]
+    # free right: the arterial south of the terminal has one lane more, its right lane the off-ramp's alone,
+    # entered without a signal and without yielding; the terminal's other movements keep the other lanes
+    assert lanes(job, south) == lanes(base, south) + 1
+    free = _turns(job, off, south)
+    assert free == [(0, 0, -1)]
+    into_south = np.flatnonzero(job.lane_edge[job.conn_to_lane] == job.edge_index[south])
+    right_lane = into_south[job.lane_index[job.conn_to_lane[into_south]] == 0]
+    assert right_lane.size == 1 and job.conn_foe_offsets[right_lane[0] + 1] == job.conn_foe_offsets[right_lane[0]]
+    assert np.all(job.conn_tls[into_south[job.lane_index[job.conn_to_lane[into_south]] > 0]] >= 0)
+    assert [t[:2] for t in _turns(job, "n5_3-n5_2", south)] == [(0, 1), (1, 2)]  # the through lanes, shifted
+    n_free = int(np.sum((job.conn_tls < 0) & (job.node_tls[job.conn_node] >= 0)))
+    assert n_free == int(sum(e.startswith("off:") for e in job.edge_ids))  # one per off-ramp
+    for bad in ({"off_ramp_lanes": 1}, {"off_ramp_lanes": 3}, {"off_ramp_lanes": 4, "terminal_turn_lanes": True}):
+        with pytest.raises(ValueError, match="off_ramp_lanes"):  # fewer than the ramps, or lanes leading nowhere
+            metro_city(20, 20, **bad)
+    with pytest.raises(ValueError, match="off_ramp_lanes"):
+        ScenarioConfig.model_validate({"name": "m", "city": {"type": "metro", "blocks_x": 20, "blocks_y": 20,
+                                                             "off_ramp_lanes": 3}, "demand": {"type": "od", "trips": 10}})
+
+
+def test_metro_job_centre_interchanges_carry_traffic():
+    """Vehicles leave the ring by the free right turn and merge with the arterial's through traffic beyond the
+    terminal (each in its own lanes): all arrive, none teleports."""
+    from conftest import run_native
+
+    c = metro_city(20, 20, **JOB_CENTRE_INTERCHANGES)
+    specs = [("ringccw_0-ringccw_1", "n5_1-n5_0", 4.0 * k) for k in range(60)]  # off-ramp, free right, south
+    specs += [("n5_4-n5_3", "n5_1-n5_0", 4.0 * k + 2.0) for k in range(60)]  # the arterial's through traffic
+    trips = make_trips(c, specs)
+    d = route_demand(c, trips)
+    off, south = c.edge_index["off:ringccw_1-n5_2"], c.edge_index["n5_2-n5_1"]
+    from_ring = [i for i in range(len(specs)) if d.route(i)[0] == c.edge_index["ringccw_0-ringccw_1"]]
+    assert len(from_ring) == 60 and all(list(d.route(i)[1:3]) == [off, south] for i in from_ring)
+    eng = run_native(c, trips, 900.0)
+    snap = eng.observe()
+    assert snap.teleports == 0 and snap.arrived == len(specs)

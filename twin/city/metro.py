@@ -36,6 +36,9 @@ def metro_city(
     ring_lanes: int = 3,
     ring_speed: float = 100 * KMH,
     ramp_lanes: int = 2,
+    off_ramp_lanes: int | None = None,
+    terminal_turn_lanes: bool = False,
+    free_right_turns: bool = False,
     ramp_speed: float = 60 * KMH,
     auxiliary_lanes: bool = True,
     left_turn_lanes: bool = True,
@@ -80,6 +83,22 @@ def metro_city(
       on-ramp's lanes are added to the ring as its right lanes and leave it, exit only, at the next
       off-ramp (entering traffic weaves by lane changes instead of stopping to merge); without, entering
       traffic yields to the ring's right lane.
+    - ``off_ramp_lanes`` (default ``ramp_lanes``): lanes of every off-ramp. The ring's exit-only lanes
+      feed its right ``ramp_lanes`` lanes, its next lanes the others: option lanes, whose vehicles go on
+      along the ring or leave it (a multi-lane exit as those of interchanges with heavy exiting flows:
+      exiting vehicles need not all weave into the exit-only lanes).
+    - ``terminal_turn_lanes``: multiple turn lanes at the ramp terminals, as a diamond interchange that
+      carries a job centre's inflow has. An off-ramp's turns onto the arterial leave from (n + 1) // 2 of
+      its n lanes each (with 3 lanes: dual right turns from lanes 0-1, dual left turns from lanes 1-2, the
+      middle lane shared; its turns onto the side street stay single), into as many lanes of the
+      arterial (its through lanes: left turns leave out the exclusive left-turn lane the arterial has
+      towards the interchange's other terminal); an arterial's right turn onto an on-ramp leaves from as
+      many of its through lanes as the on-ramp has (shared through/right lanes). Without it every turn at
+      a terminal uses one lane (the builder's rule).
+    - ``free_right_turns``: at every ramp terminal the off-ramp's right turn onto the arterial is a free
+      right turn (a slip lane, no signal): it enters a lane of its own added on the arterial's right (the
+      arterial has one lane more up to the next junction), so it neither waits for the off-ramp's stage
+      nor merges at the terminal; the terminal's other movements keep the arterial's lanes.
     - ``left_turn_lanes``: an arterial's approach to a signal has an exclusive left-turn lane (its
       leftmost lane) besides its ``arterial_lanes`` through lanes.
     - ``outer_ring``: a second ring motorway, as the first, about a twelfth of the city in from its edge,
@@ -108,6 +127,12 @@ def metro_city(
     """
     if blocks_x < 1 or blocks_y < 1:
         raise ValueError("metro_city needs at least one block in each direction")
+    off_ramp_lanes = ramp_lanes if off_ramp_lanes is None else int(off_ramp_lanes)
+    if off_ramp_lanes < ramp_lanes:
+        raise ValueError(f"a metro city's off_ramp_lanes ({off_ramp_lanes}) must be at least its ramp_lanes ({ramp_lanes})")
+    if off_ramp_lanes > ramp_lanes and (off_ramp_lanes > 3 or not terminal_turn_lanes):
+        raise ValueError(f"a metro city's off_ramp_lanes ({off_ramp_lanes}) beyond its ramp_lanes needs terminal_turn_lanes "
+                         "and at most 3 lanes (the turns at the terminal leave from every lane)")
     if ring and arterial_every < 4:
         raise ValueError("a metro city's ring needs arterial_every >= 4 (interchanges between two local streets)")
     bx, by, bs, w = int(blocks_x), int(blocks_y), float(block_size), float(lane_width)
@@ -189,7 +214,7 @@ def metro_city(
         dst = np.r_[dst, r_dst, p_dst]
         aux = ramp_lanes if auxiliary_lanes else 0
         ring_edge_lanes = ring_lanes + aux * ring_edges["between"]
-        lanes = np.r_[lanes, ring_edge_lanes, np.full(p_src.size, ramp_lanes)]
+        lanes = np.r_[lanes, ring_edge_lanes, np.where(ramps["on"], ramp_lanes, off_ramp_lanes)]
         speed = np.r_[speed, np.full(r_src.size, ring_speed), np.full(p_src.size, ramp_speed)]
         prio = np.r_[prio, np.full(r_src.size, PRIO_RING), np.full(p_src.size, PRIO_RAMP)]
         hw = ROAD_CLASSES.index("highway")
@@ -223,7 +248,6 @@ def metro_city(
     if left_turn_lanes:
         turn_lane[:n_street] = art & (signal | separated)[dst[:n_street]]
         lanes = lanes + turn_lane
-
     n_nodes, n_edges = node_x.size, src.size
     is_grid_node = np.arange(n_nodes) < n_grid
 
@@ -239,6 +263,11 @@ def metro_city(
     sx1 = np.where(tb < length, (x1 - x0) / length * tb + x0, x1)
     sy1 = np.where(tb < length, (y1 - y0) / length * tb + y0, y1)
     heading = np.arctan2(uy, ux)
+    # free right turns: the arterial out of a terminal that an off-ramp turns right onto gets a lane of its own
+    free_into = np.zeros(n_edges, dtype=bool)
+    if ring and free_right_turns:
+        free_into[_off_ramp_right_turns(src, dst, heading, first_ramp, n_street, art, ramps)] = True
+        lanes = lanes + free_into
 
     # lanes: lane k of an edge lies (n - k - 0.5) lane widths right of its centre line (lane 0 rightmost)
     edge_lane_start = np.zeros(n_edges, dtype=np.int64)
@@ -278,16 +307,32 @@ def metro_city(
     m_dir = np.where(np.abs(turn) > 150.0, DIR_TURN, np.where(turn > 40.0, DIR_LEFT,
                      np.where(turn < -40.0, DIR_RIGHT, DIR_STRAIGHT)))
     nin, nout = lanes[m_in], lanes[m_out]
+    free = free_into[m_out] & (m_in >= first_ramp) & (m_dir == DIR_RIGHT)  # a free right turn: to the added lane
+    nout = np.where(free, 1, nout - free_into[m_out])  # the others keep the arterial's lanes left of it
     straight = m_dir == DIR_STRAIGHT
     nin_s = nin - turn_lane[m_in]  # lanes that go straight on
-    cnt = np.where(straight, nin_s + np.maximum(nout - nin_s, 0), 1)
+    n_turn = np.ones(m_in.size, dtype=np.int64)  # lanes a turn leaves from (into as many)
+    skip_left = np.zeros(m_in.size, dtype=np.int64)  # left lanes of the receiving edge a left turn leaves out
+    if ring and terminal_turn_lanes:
+        turning = (m_dir == DIR_LEFT) | (m_dir == DIR_RIGHT)
+        off_to_art = (m_in >= first_ramp) & (m_out < n_street) & art[np.minimum(m_out, n_street - 1)]
+        art_to_on = (m_in < n_street) & art[np.minimum(m_in, n_street - 1)] & (m_out >= first_ramp)
+        # an off-ramp's left turns go into the arterial's through lanes, not its exclusive left-turn lane at the
+        # next signal (the interchange's other terminal), which leads only to left turns there
+        skip_left = np.where(off_to_art & (m_dir == DIR_LEFT), turn_lane[m_out], 0)
+        n_turn = np.where(turning & off_to_art, np.minimum((nin + 1) // 2, nout - skip_left), n_turn)
+        n_turn = np.where(art_to_on & (m_dir == DIR_RIGHT), np.minimum(nin_s, nout), n_turn)
+    cnt = np.where(straight, nin_s + np.maximum(nout - nin_s, 0), n_turn)
     c_move = np.repeat(np.arange(m_in.size), cnt)
     k = np.arange(c_move.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
     ci, cs, co, cd = nin[c_move], nin_s[c_move], nout[c_move], m_dir[c_move]
-    c_from_k = np.where(cd == DIR_STRAIGHT, np.minimum(k, cs - 1), np.where(cd == DIR_RIGHT, 0, ci - 1))
+    # right turns from the right lanes into the right lanes, left (and U-) turns from the left into the left
+    c_from_k = np.where(cd == DIR_STRAIGHT, np.minimum(k, cs - 1), np.where(cd == DIR_RIGHT, k, ci - 1 - k))
     c_to_k = np.where(cd == DIR_STRAIGHT, np.where(k < cs, np.minimum(k, co - 1), k),
-                      np.where(cd == DIR_RIGHT, 0, co - 1))
+                      np.where(cd == DIR_RIGHT, k, co - 1 - k - skip_left[c_move]))
+    c_to_k = c_to_k + (free_into[m_out] & ~free)[c_move]
     c_from_e, c_to_e = m_in[c_move], m_out[c_move]
+    c_free = free[c_move]
 
     # who yields at grid nodes (CityBuilder._auto_foes): on priority junctions to incoming roads of higher
     # priority; left turns also to oncoming traffic of at least their priority (alone at signals)
@@ -315,22 +360,25 @@ def metro_city(
     conn_from = [edge_lane_start[c_from_e] + c_from_k]
     conn_to = [edge_lane_start[c_to_e] + c_to_k]
     conn_dir = [cd]
+    conn_free = [c_free]
     foe_conn, foe_lane = [g_foe_conn], [g_foe_lane]
     if ring:
         r_from, r_to, r_dir, r_foe_conn, r_foe_lane = _ring_connections(ring_edges, ramps, first_ring, first_ramp,
                                                                         edge_lane_start, ring_edge_lanes,
-                                                                        ramp_lanes, aux)
+                                                                        lanes[first_ramp:], aux)
         foe_conn.append(r_foe_conn + c_from_e.size)
         foe_lane.append(r_foe_lane)
         conn_from.append(r_from)
         conn_to.append(r_to)
         conn_dir.append(r_dir)
+        conn_free.append(np.zeros(r_from.size, dtype=bool))
     conn_from, conn_to, conn_dir = np.concatenate(conn_from), np.concatenate(conn_to), np.concatenate(conn_dir)
     foe_conn, foe_lane = np.concatenate(foe_conn), np.concatenate(foe_lane)
     order = np.lexsort((conn_to, conn_from))  # by from lane, then to lane
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
     conn_from, conn_to, conn_dir = conn_from[order], conn_to[order], conn_dir[order]
+    conn_free = np.concatenate(conn_free)[order]
     f_order = np.lexsort((foe_lane, rank[foe_conn]))
     foe_conn, foe_lane = rank[foe_conn][f_order], foe_lane[f_order]
     n_conn = conn_from.size
@@ -341,7 +389,7 @@ def metro_city(
 
     # signal programs: links numbered in the order the connections were made at the node, as the builder's
     # (see _signal_plans)
-    conn_tls = node_tls[conn_node]
+    conn_tls = np.where(conn_free, -1, node_tls[conn_node])  # free right turns pass the signal
     ctl = np.flatnonzero(conn_tls >= 0)
     link_count = np.bincount(conn_tls[ctl], minlength=tls_node.size)
     first_link = np.zeros(tls_node.size + 1, dtype=np.int64)
@@ -611,12 +659,14 @@ def _prev_normal(sides, corner) -> tuple[int, int]:
 
 
 def _ring_connections(ring_edges: dict, ramps: dict, first_ring: int, first_ramp: int,
-                      edge_lane_start: np.ndarray, ring_edge_lanes: np.ndarray, ramp_lanes: int, aux: int):
+                      edge_lane_start: np.ndarray, ring_edge_lanes: np.ndarray, ramp_lanes: np.ndarray, aux: int):
     """Lane connections at ring nodes. With ``aux`` auxiliary lanes (a lane addition at every on-ramp
     and an exit-only lane drop at the next off-ramp): the on-ramp's lanes become the ring's right lanes,
     the ring's lanes move ``aux`` to the left, and at the off-ramp the right ``aux`` lanes leave the
     ring. Without (``aux == 0``): through lane i to lane i, the off-ramp from the right lane, the on-ramp
-    into the right lane yielding to the ring's right lane. Returns (from lane, to lane, direction, foe
+    into the right lane yielding to the ring's right lane. An off-ramp's lanes beyond those (``ramp_lanes``:
+    lanes per ramp edge, from ``first_ramp`` on) are fed by the ring's next lanes, option lanes whose
+    vehicles go on or leave. Returns (from lane, to lane, direction, foe
     connection, foe lane)."""
     r_src, r_dst = ring_edges["src"], ring_edges["dst"]
     n_r = r_src.size
@@ -643,12 +693,35 @@ def _ring_connections(ring_edges: dict, ramps: dict, first_ring: int, first_ramp
         f.append(ramp_l if on else ring_l)
         t.append(ring_l if on else ramp_l)
         d.append(np.full(int(sel.sum()), DIR_STRAIGHT if on else DIR_RIGHT))
+        if not on:  # an off-ramp's lanes beyond the ring's exit lanes: from its next lanes (option lanes)
+            extra = np.where(ramps["on"], 0, np.maximum(ramp_lanes - m, 0))
+            ring_in = into[ramps["ring"]]
+            k_opt = np.minimum(m + _ranges(np.zeros(extra.size, np.int64), extra),
+                               np.repeat(ring_edge_lanes[ring_in - first_ring], extra) - 1)
+            ring_l = np.repeat(edge_lane_start[ring_in], extra) + k_opt
+            f.append(ring_l)
+            t.append(np.repeat(edge_lane_start[ramp_edge] + m, extra) + _ranges(np.zeros(extra.size, np.int64), extra))
+            d.append(np.full(ring_l.size, DIR_RIGHT))
     if aux:
         return np.concatenate(f), np.concatenate(t), np.concatenate(d), np.zeros(0, np.int64), np.zeros(0, np.int64)
     n_on = int(ramps["on"].sum())
     foe_conn = sum(x.size for x in f) - n_on + np.arange(n_on)
     foe_lane = edge_lane_start[into[ramps["ring"][ramps["on"]]]]  # the ring's right lane into the merge
     return np.concatenate(f), np.concatenate(t), np.concatenate(d), foe_conn, foe_lane
+
+
+def _off_ramp_right_turns(src: np.ndarray, dst: np.ndarray, heading: np.ndarray, first_ramp: int, n_street: int,
+                          art: np.ndarray, ramps: dict) -> np.ndarray:
+    """The arterial edges that off-ramps turn right onto at their terminals: out of the terminal, turning
+    more than 40° and at most 150° right of the ramp's ``heading`` [rad], as the connections classify a
+    right turn."""
+    off_e = np.flatnonzero(~ramps["on"]) + first_ramp
+    cand = np.flatnonzero(art & np.isin(src[:n_street], dst[off_e]))  # arterial streets out of a terminal
+    pair_off, pair_out = (a.ravel() for a in np.meshgrid(off_e, cand, indexing="ij"))
+    at = dst[pair_off] == src[pair_out]
+    pair_off, pair_out = pair_off[at], pair_out[at]
+    turn = np.degrees(np.angle(np.exp(1j * (heading[pair_out] - heading[pair_off]))))
+    return pair_out[(turn < -40.0) & (turn >= -150.0)]
 
 
 def _job_centres(bx: int, by: int, every: int, ring: bool) -> np.ndarray:

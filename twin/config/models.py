@@ -56,6 +56,9 @@ class MetroCityConfig(Strict):
     ring_lanes: int = Field(3, ge=1, le=6)
     ring_speed_kmh: float = Field(100.0, gt=0)
     ramp_lanes: int = Field(2, ge=1, le=4)
+    off_ramp_lanes: int | None = Field(None, ge=1, le=6)  # lanes of the off-ramps (default ramp_lanes)
+    terminal_turn_lanes: bool = False  # multiple turn lanes between ramps and arterials at ramp terminals
+    free_right_turns: bool = False  # off-ramp right turns onto the arterial as free right turns (own lane, no signal)
     ramp_speed_kmh: float = Field(60.0, gt=0)
     green_s: float = Field(45.0, gt=0)
     yellow_s: float = Field(3.0, gt=0)
@@ -80,6 +83,11 @@ class MetroCityConfig(Strict):
         if self.ring and min(self.blocks_x, self.blocks_y) < 4 * self.arterial_every:
             raise ValueError(f"ring: true needs at least 4 * arterial_every = {4 * self.arterial_every} blocks "
                              f"each way (or ring: false)")
+        if self.off_ramp_lanes is not None and self.off_ramp_lanes < self.ramp_lanes:
+            raise ValueError(f"off_ramp_lanes ({self.off_ramp_lanes}) must be at least ramp_lanes ({self.ramp_lanes})")
+        if self.off_ramp_lanes is not None and self.off_ramp_lanes > self.ramp_lanes and (
+                self.off_ramp_lanes > 3 or not self.terminal_turn_lanes):
+            raise ValueError("off_ramp_lanes beyond ramp_lanes needs terminal_turn_lanes: true and at most 3 lanes")
         return self
 
 

@@ -47,18 +47,25 @@ DAY = 86_400.0
 # interchanges that carry the job centres' inflow (twin/city/metro.py): 3-lane off-ramps with an option lane,
 # dual turns at the ramp terminals, free right turns from the off-ramps (docs/performance.md, the metro section)
 INTERCHANGES = {"off_ramp_lanes": 3, "terminal_turn_lanes": True, "free_right_turns": True}
+# time-of-day signal plans (``signal_plans: {periods}``) following the daily profile's shape: night (0-6 h,
+# under 1 % of the trips an hour), morning peak (6-10 h, 7-9 h the busiest), midday (10-15 h, a plateau of
+# ~4 %/h), evening peak (15-19 h, 16-18 h the busiest) and evening (from 19 h, falling off)
+DAY_PERIODS_H = (0.0, 6.0, 10.0, 15.0, 19.0)
 TARGETS = {"total_s": 60.0, "peak_rss_mb": 3072.0, "teleports_pct": 0.5}  # issue 21 (2-core machine)
 
 
 def scenario(blocks: int, trips: int, *, window_h: tuple[float, float], duration_s: float, seed: int,
              beta_per_km: float, departures: str | None = None, engine: dict | None = None,
-             city: dict | None = None, webster: bool = True, outer_ring: bool = True) -> ScenarioConfig:
+             city: dict | None = None, webster: bool = True, outer_ring: bool = True,
+             periods: bool = True) -> ScenarioConfig:
     """The metro scenario: ``trips`` over the hours ``window_h`` of the daily profile (the whole day: the
     ``daily`` profile with the commute home after 13:00; part of it: those hours' weights, trips home →
     work), or of the named profile ``departures`` (e.g. ``"flat"``) over the window. ``engine``: native
     engine options besides ``profile: true`` (e.g. ``{"threads": 1}``, or ``{"profile": False}``); ``city``:
     metro options besides the blocks (e.g. ``{"ring": False}``). With ``webster`` the signals' greens are
-    timed from the routed flows (``signal_plans``), else the city's hand-set greens run. With ``outer_ring``
+    timed from the routed flows (``signal_plans``), else the city's hand-set greens run; with ``periods`` too,
+    a plan per time-of-day period of the day (``DAY_PERIODS_H`` within the window), else one for the whole
+    run (each signal on its busiest hour). With ``outer_ring``
     (where it fits, e.g. 60 or 100 blocks; not 20) the city has its second ring motorway in the outer
     districts. Its interchanges are built to carry the job centres' inflow (``INTERCHANGES``; ``city`` may
     turn them off, e.g. ``{"free_right_turns": False}``)."""
@@ -78,10 +85,22 @@ def scenario(blocks: int, trips: int, *, window_h: tuple[float, float], duration
                  **INTERCHANGES, **(city or {})},
         "demand": {"type": "od", "trips": trips, "begin_s": 0.0, "end_s": (h1 - h0) * 3600.0,
                    "gravity_beta_per_km": beta_per_km, **demand},
-        "signal_plans": {"method": "webster"} if webster else None,
+        "signal_plans": ({"method": "webster", "periods": window_periods(h0, h1) if periods else None}
+                         if webster else None),
         "run": {"duration_s": duration_s, "record_interval_s": 900.0, "snapshot_interval_s": 0,
                 "engine": {"type": "native", "profile": True, **(engine or {})}},
     })
+
+
+def window_periods(h0: float, h1: float) -> list[float]:
+    """Start hours of the day's signal-plan periods (``DAY_PERIODS_H``) in a run over the hours ``h0``-``h1``
+    of the day, from the run's start (its first period at 0; one starting less than an hour after the one
+    before it is left out)."""
+    out = [0.0]
+    for h in DAY_PERIODS_H:
+        if h0 < h < h1 and h - h0 >= out[-1] + 1.0:
+            out.append(h - h0)
+    return out
 
 
 def most_on_road(depart_actual: np.ndarray, arrival: np.ndarray, step: float, end: float) -> int:
@@ -191,7 +210,7 @@ def run(cfg: ScenarioConfig, out_dir: str, progress_s: float = 0.0, on_start=Non
         "not_departed_at_end": int(snap.scheduled), "teleports": int(snap.teleports),
         "teleports_pct": round(100.0 * snap.teleports / max(n, 1), 3),
         "threads": numba.get_num_threads(),
-        "signal_plans": None if timing is None else timing.summary(),
+        "signal_plans": None if timing is None else timing.summary(city),
     }
 
 
@@ -209,8 +228,10 @@ def main() -> int:
     p.add_argument("--city", type=json.loads, default={}, metavar="JSON",
                    help='metro city options over the bench\'s (e.g. \'{"free_right_turns": false}\'; the plain diamond '
                         'interchanges: \'{"off_ramp_lanes": 2, "terminal_turn_lanes": false, "free_right_turns": false}\')')
-    p.add_argument("--signals", choices=("webster", "fixed"), default="webster",
-                   help="greens timed from the routed flows (Webster, the default) or the city's hand-set ones")
+    p.add_argument("--signals", choices=("periods", "webster", "fixed"), default="periods",
+                   help="greens timed from the routed flows (Webster) per time-of-day period (the default: "
+                        "night, morning peak, midday, evening peak, evening), once for the whole run (each signal "
+                        "on its busiest hour), or the city's hand-set ones")
     p.add_argument("--out", help="results folder (default: a temporary one, removed)")
     p.add_argument("--progress", type=float, default=0.0, metavar="S",
                    help="print the setup times, then vehicles on the road every S simulated seconds (stderr)")
@@ -226,7 +247,7 @@ def main() -> int:
         tempfile.mkdtemp(prefix="twin-metro-warm-"))  # compile or load the cached kernels
     warm = time.perf_counter() - t0
     cfg = scenario(blocks, trips, window_h=(h0, h1), duration_s=(h1 - h0) * 3600.0 + extra, seed=a.seed,
-                   beta_per_km=a.beta, webster=a.signals == "webster",
+                   beta_per_km=a.beta, webster=a.signals != "fixed", periods=a.signals == "periods",
                    outer_ring=not a.no_outer_ring, city=a.city)
     with tempfile.TemporaryDirectory(prefix="twin-metro-") as tmp:
         r = run(cfg, a.out or tmp, a.progress)

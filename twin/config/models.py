@@ -252,11 +252,24 @@ class SignalPlansConfig(Strict):
     cycle_max_s: float = Field(150.0, gt=0)
     y_max: float = Field(0.95, gt=0, lt=1)  # critical flow ratios adding up to this or more: the longest cycle
     hour_begin_s: float | None = Field(None, ge=0)  # one analysis hour for every signal (default: each its busiest)
+    periods: list[float] | None = None  # time-of-day periods' start hours [h], e.g. [0, 6, 10, 15, 19]: a plan each
 
     @model_validator(mode="after")
     def _cycle_bounds(self) -> "SignalPlansConfig":
         if self.cycle_min_s > self.cycle_max_s:
             raise ValueError(f"cycle_min_s ({self.cycle_min_s:g}) is longer than cycle_max_s ({self.cycle_max_s:g})")
+        p = self.periods
+        if p is not None:
+            if not p or p[0] != 0:
+                raise ValueError(f"periods {p}: the first period starts at hour 0")
+            short = next(((a, b) for a, b in zip(p, p[1:]) if b - a < 1.0), None)
+            if short:
+                raise ValueError(f"periods {p}: the period from hour {short[0]:g} to {short[1]:g} is shorter than an "
+                                 f"hour (start hours ascending, at least an hour apart)")
+            if any(h * 4 != int(h * 4) for h in p):
+                raise ValueError(f"periods {p}: start hours fall on quarter hours (the 15-min counts)")
+            if len(p) > 1 and self.hour_begin_s is not None:
+                raise ValueError("periods and hour_begin_s exclude each other (one analysis hour, or one per period)")
         return self
 
 

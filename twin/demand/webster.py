@@ -11,11 +11,13 @@ The formulation, its references and its simplifications are in docs/models.md ("
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
 
 from twin.city.model import CityModel, Signal
+from twin.config.loader import ConfigError
 from twin.demand.trips import RoutedDemand
 from twin.jit import kernel
 
@@ -92,7 +94,8 @@ class SignalTiming:
 
 def webster_plans(city: CityModel, demand: RoutedDemand, *, saturation_flow_vph: float = 1800.0,
                   min_green_s: float = 5.0, cycle_min_s: float = 30.0, cycle_max_s: float = 150.0,
-                  y_max: float = 0.95, hour_begin_s: float | None = None) -> SignalTiming:
+                  y_max: float = 0.95, hour_begin_s: float | None = None,
+                  period_s: tuple[float, float] | None = None) -> SignalTiming:
     """Webster's fixed-time plan for every fixed-time signal of ``city`` from the routed ``demand``.
 
     Parameters
@@ -105,20 +108,35 @@ def webster_plans(city: CityModel, demand: RoutedDemand, *, saturation_flow_vph:
         cycle is ``cycle_max_s`` and the greens still follow the ratios
     hour_begin_s : float, optional  [s]  start of one analysis hour for every signal; default: each signal's
         own busiest hour (the four consecutive 15-min bins with most vehicles entering it)
+    period_s : (float, float), optional  [s]  a time-of-day period (begin, end; end may be inf): each
+        signal's busiest hour is sought among the hours that lie within it (see :func:`period_plans`)
 
     Returns
     -------
     SignalTiming  (``.apply(city)`` gives the re-timed city)
     """
+    return _timing(city, _flows(city, demand), saturation_flow_vph=saturation_flow_vph, min_green_s=min_green_s,
+                   cycle_min_s=cycle_min_s, cycle_max_s=cycle_max_s, y_max=y_max, hour_begin_s=hour_begin_s,
+                   period_s=period_s)
+
+
+@dataclass(frozen=True)
+class _Flows:
+    """The routed demand's counts through the city's signals: per movement column and 15-min bin."""
+
+    ctl: np.ndarray  # signalled connections
+    c_col: np.ndarray  # their movement columns
+    mov_tls: np.ndarray
+    counts: np.ndarray  # (bins, movements) [veh]
+    tls_bins: np.ndarray  # (tls, bins) [veh]
+
+
+def _flows(city: CityModel, demand: RoutedDemand) -> _Flows | None:
+    """Counts of the routed trips' movements through signals at free flow (None: no signal or no trip)."""
     n_tls = len(city.tls_ids)
-    new_dur = np.array(city.phase_duration, dtype=np.float64)
-    out = {k: np.zeros(n_tls) for k in ("hour_begin_s", "flow_vph", "peak_hour_factor", "flow_ratio_sum",
-                                        "lost_time_s", "cycle_s")}
-    timed, over = np.zeros(n_tls, dtype=bool), np.zeros(n_tls, dtype=bool)
-    done = lambda: SignalTiming(new_dur, timed, oversaturated=over, **out)  # noqa: E731
     ctl = np.flatnonzero((city.conn_tls >= 0) & (city.conn_link >= 0))
     if n_tls == 0 or ctl.size == 0 or len(demand.trips) == 0:
-        return done()
+        return None
 
     # movements through signals: columns of the counts
     succ_off, succ_tgt = city.edge_successors
@@ -142,9 +160,33 @@ def webster_plans(city: CityModel, demand: RoutedDemand, *, saturation_flow_vph:
                     movement_col, BIN_S, counts)
     tls_bins = np.zeros((n_tls, n_bins))
     np.add.at(tls_bins, mov_tls, counts.T)
-    if hour_begin_s is None:  # each signal's busiest hour
+    return _Flows(ctl, c_col, mov_tls, counts, tls_bins)
+
+
+def _timing(city: CityModel, flows: _Flows | None, *, saturation_flow_vph: float, min_green_s: float,
+            cycle_min_s: float, cycle_max_s: float, y_max: float, hour_begin_s: float | None,
+            period_s: tuple[float, float] | None) -> SignalTiming:
+    """:func:`webster_plans` from the counts :func:`_flows` made."""
+    n_tls = len(city.tls_ids)
+    new_dur = np.array(city.phase_duration, dtype=np.float64)
+    out = {k: np.zeros(n_tls) for k in ("hour_begin_s", "flow_vph", "peak_hour_factor", "flow_ratio_sum",
+                                        "lost_time_s", "cycle_s")}
+    timed, over = np.zeros(n_tls, dtype=bool), np.zeros(n_tls, dtype=bool)
+    done = lambda: SignalTiming(new_dur, timed, oversaturated=over, **out)  # noqa: E731
+    if flows is None:
+        return done()
+    ctl, c_col, mov_tls, counts, tls_bins = flows.ctl, flows.c_col, flows.mov_tls, flows.counts, flows.tls_bins
+    movs = np.arange(counts.shape[1])
+    n_bins = counts.shape[0]
+    if hour_begin_s is None:  # each signal's busiest hour (within the period)
         hourly = np.lib.stride_tricks.sliding_window_view(tls_bins, 4, axis=1).sum(axis=2)
-        first = hourly.argmax(axis=1)
+        if period_s is None:
+            first = hourly.argmax(axis=1)
+        else:  # the hours starting in [begin, end - 1 h]
+            last = hourly.shape[1] - 1
+            lo = min(int(period_s[0] // BIN_S), last)
+            hi = last if not np.isfinite(period_s[1]) else min(max(int((period_s[1] - 3600.0) // BIN_S), lo), last)
+            first = lo + hourly[:, lo:hi + 1].argmax(axis=1)
     else:
         first = np.full(n_tls, int(hour_begin_s // BIN_S))
     n_per_hour = int(round(3600.0 / BIN_S))
@@ -225,10 +267,107 @@ def webster_plans(city: CityModel, demand: RoutedDemand, *, saturation_flow_vph:
     return done()
 
 
-def timing_from_config(city: CityModel, demand: RoutedDemand, cfg) -> SignalTiming:
-    """:func:`webster_plans` with a scenario's ``signal_plans`` options (a ``SignalPlansConfig``)."""
-    return webster_plans(city, demand, saturation_flow_vph=cfg.saturation_flow_vph, min_green_s=cfg.min_green_s,
-                         cycle_min_s=cfg.cycle_min_s, cycle_max_s=cfg.cycle_max_s, y_max=cfg.y_max, hour_begin_s=cfg.hour_begin_s)
+@dataclass(frozen=True)
+class SignalPlans:
+    """Webster's plans per time-of-day period (:func:`period_plans`): ``timings[p]`` from the period starting
+    at ``starts_s[p]`` [s] (the last lasts to the end of the run).
+
+    ``apply(city)`` gives the city running the first period's plans, and, where a signal's plan differs
+    between periods, every period's plan as a program (``webster_<p>``) of the city's
+    ``attrs["tls_programs"]`` with a WAUT switch to it at its period's start (``attrs["tls_switches"]``):
+    the native engine switches them as it switches a SUMO network's WAUT programs.
+    """
+
+    starts_s: tuple[float, ...]
+    timings: tuple[SignalTiming, ...]
+
+    def apply(self, city: CityModel) -> CityModel:
+        out = self.timings[0].apply(city)
+        switching = self.switching(city)
+        if not switching.size:
+            return out
+        programs = dict(city.attrs.get("tls_programs", {}))
+        switches = [list(s) for s in city.attrs.get("tls_switches", [])]
+        own = sorted(set(programs) | {s[2] for s in switches})
+        clash = [city.tls_ids[k] for k in switching if city.tls_ids[k] in own]
+        if clash:
+            raise ConfigError(f"signal_plans.periods: traffic light {clash[0]!r} already switches programs by the "
+                              f"city's WAUT; time-of-day plans cannot replace it")
+        chars = {int(Signal.RED): "r", int(Signal.YELLOW): "y", int(Signal.GREEN): "G",
+                 int(Signal.GREEN_MINOR): "g", int(Signal.UNCONTROLLED): "o"}
+        for k in switching.tolist():
+            tl = city.tls_ids[k]
+            p0, p1 = int(city.tls_phase_offsets[k]), int(city.tls_phase_offsets[k + 1])
+            states = ["".join(chars[int(c)] for c in row) for row in np.asarray(city.phase_state[p0:p1])]
+            programs[tl] = {}
+            for p, (t0, timing) in enumerate(zip(self.starts_s, self.timings)):
+                dur = [float(d) for d in timing.phase_duration[p0:p1]]
+                pid = f"webster_{p}"
+                programs[tl][pid] = {"tls": tl, "program_id": pid, "kind": "static",
+                                     "offset": float(city.tls_offset[k]), "phases": list(zip(dur, states)),
+                                     "min_dur": dur, "max_dur": dur, "next_phase": [-1] * len(dur), "params": {}}
+                if p > 0:  # (the city starts with the first)
+                    switches.append([float(t0), 0.0, tl, pid])
+        switches.sort(key=lambda s: (s[0], s[2]))
+        return dataclasses.replace(out, attrs={**out.attrs, "tls_programs": programs, "tls_switches": switches})
+
+    def switching(self, city: CityModel) -> np.ndarray:
+        """Indices of the traffic lights whose plan differs between periods."""
+        if len(self.timings) < 2:
+            return np.zeros(0, dtype=np.int64)
+        phase_tls = np.searchsorted(city.tls_phase_offsets, np.arange(city.phase_duration.size), side="right") - 1
+        first = self.timings[0].phase_duration
+        differ = np.zeros(len(city.tls_ids), dtype=bool)
+        for timing in self.timings[1:]:
+            differ[phase_tls[timing.phase_duration != first]] = True
+        return np.flatnonzero(differ)
+
+    def summary(self, city: CityModel | None = None) -> dict:
+        """:meth:`SignalTiming.summary` of the one plan; with several periods, counts over the signals and
+        periods (a signal timed or oversaturated in any period) and each period's summary."""
+        if len(self.timings) == 1:
+            return self.timings[0].summary()
+        t = np.concatenate([s.timed for s in self.timings])
+        cyc = np.concatenate([s.cycle_s for s in self.timings])[t]
+        y = np.concatenate([s.flow_ratio_sum for s in self.timings])[t]
+        over = np.any([s.oversaturated & s.timed for s in self.timings], axis=0)
+        out = {"signals": int(self.timings[0].timed.size), "timed": int(np.any([s.timed for s in self.timings], axis=0).sum()),
+               "oversaturated": int(over.sum()),
+               "median_cycle_s": round(float(np.median(cyc)), 2) if cyc.size else None,
+               "max_cycle_s": round(float(cyc.max(initial=0)), 1),
+               "median_Y": round(float(np.median(y)), 2) if y.size else None,
+               "max_Y": round(float(y.max(initial=0)), 3),
+               "periods_h": [round(t0 / 3600.0, 2) for t0 in self.starts_s]}
+        if city is not None:
+            out["switching"] = int(self.switching(city).size)
+        out["per_period"] = [s.summary() for s in self.timings]
+        return out
+
+
+def period_plans(city: CityModel, demand: RoutedDemand, starts_s, **options) -> SignalPlans:
+    """Webster's plans per time-of-day period, as cities time their signals: each signal timed on its busiest
+    hour within each period (:func:`webster_plans` with ``period_s``), the periods starting at ``starts_s``
+    [s] (ascending, the first at 0; the last lasts to the end). ``options``: :func:`webster_plans`'s."""
+    starts = tuple(float(t) for t in starts_s)
+    if not starts or starts[0] != 0.0 or any(b - a < 3600.0 for a, b in zip(starts, starts[1:])):
+        raise ValueError(f"periods {starts} [s]: the first must start at 0 and each last at least an hour")
+    flows = _flows(city, demand)
+    ends = (*starts[1:], np.inf)
+    defaults = {k: p.default for k, p in inspect.signature(webster_plans).parameters.items()
+                if p.kind is p.KEYWORD_ONLY and k not in ("hour_begin_s", "period_s")}
+    options = {**defaults, **options}
+    return SignalPlans(starts, tuple(_timing(city, flows, period_s=(a, b), hour_begin_s=None, **options)
+                                     for a, b in zip(starts, ends)))
+
+
+def timing_from_config(city: CityModel, demand: RoutedDemand, cfg) -> SignalPlans:
+    """The plans a scenario's ``signal_plans`` options (a ``SignalPlansConfig``) ask for: :func:`webster_plans`
+    for the whole run, or with ``periods`` per time-of-day period (:func:`period_plans`)."""
+    opts = dict(saturation_flow_vph=cfg.saturation_flow_vph, min_green_s=cfg.min_green_s,
+                cycle_min_s=cfg.cycle_min_s, cycle_max_s=cfg.cycle_max_s, y_max=cfg.y_max)
+    if cfg.periods and len(cfg.periods) > 1:
+        return period_plans(city, demand, [h * 3600.0 for h in cfg.periods], **opts)
+    return SignalPlans((0.0,), (webster_plans(city, demand, hour_begin_s=cfg.hour_begin_s, **opts),))
 
 
 def _movement_of(succ_off: np.ndarray, succ_tgt: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -257,4 +396,4 @@ def _stages(states: np.ndarray, G: int, g: int, Y: int) -> tuple[np.ndarray, lis
     return stage_of, stage_state
 
 
-__all__ = ["SignalTiming", "movement_counts", "timing_from_config", "webster_plans"]
+__all__ = ["SignalPlans", "SignalTiming", "movement_counts", "period_plans", "timing_from_config", "webster_plans"]

@@ -110,23 +110,20 @@ def test_a_moving_queue_counts_as_sumo_counts_it():
 
 
 def test_keep_clear_is_an_engine_option_validate_passes_on():
-    """Keep-clear is off by default (measured over the real cities: docs/validation.md); ``run.engine: {type:
-    native, keep_clear: true}`` and ``validate --keep-clear`` run it, and the blocking inside junctions brings it
-    along."""
+    """The native engine keeps junctions clear by default; ``run.engine: {type: native, keep_clear: false}`` and
+    ``validate --no-keep-clear`` run it without, and the blocking inside junctions brings it along."""
     from twin.config import load_scenario
     from twin.config.models import engine_config
     from twin.validate import _native
 
     cfg = load_scenario(ROOT / "scenarios" / "default.yaml")
-    assert _native(cfg).keep_clear is False
-    assert _native(cfg, keep_clear=True).keep_clear is True
-    on = engine_config({"type": "native", "keep_clear": True})
-    assert on.keep_clear is True
-    assert NativeEngine.from_config(on, record_interval_s=60.0)._keep_clear is True
-    on_cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"engine": on})})
-    assert _native(on_cfg).keep_clear is True  # the scenario's choice is kept
+    assert _native(cfg).keep_clear is True
+    assert _native(cfg, keep_clear=False).keep_clear is False
+    off = engine_config({"type": "native", "keep_clear": False})
+    assert off.keep_clear is False
+    assert NativeEngine.from_config(off, record_interval_s=60.0)._keep_clear is False
     assert NativeEngine(keep_clear=False, junction_blocking=True)._keep_clear is True
-    assert NativeEngine()._keep_clear is False
+    assert NativeEngine()._keep_clear is True
 
 
 def _merge_city():

@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("scenario", type=Path)
     p.add_argument("--duration", type=float, default=None, help="simulated seconds (default: the scenario's)")
-    p.add_argument("--keep-clear", action="store_true",
-                   help="the native engine with SUMO's keep-clear rule (docs/models.md, 'Junctions')")
+    p.add_argument("--no-keep-clear", dest="keep_clear", action="store_false",
+                   help="the native engine without its keep-clear rule (docs/models.md, 'Junctions')")
     a = p.parse_args(argv)
     try:
         cfg = load_any(a.scenario)
@@ -93,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {a.scenario}: run.engine is {cfg.run.engine.type!r}; this looks at the native engine",
               file=sys.stderr)
         return 2
-    if a.keep_clear:
+    if not a.keep_clear:
         cfg = cfg.model_copy(update={"run": cfg.run.model_copy(
-            update={"engine": cfg.run.engine.model_copy(update={"keep_clear": True})})})
+            update={"engine": cfg.run.engine.model_copy(update={"keep_clear": False})})})
     eng = build_engine(cfg, city)
     eng.start(city, demand, seed=RngStreams(cfg.seed).seed_for("engine"))  # the seed a run of it uses
     dt, limit = eng.step_length, eng._teleport_time

@@ -306,8 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per city before it counts as failed")
     p.add_argument("--junction-blocking", action="store_true",
                    help="the native engine's blocking inside junctions and keep-clear (docs/models.md, 'Junctions')")
-    p.add_argument("--keep-clear", action="store_true",
-                   help="the native engine with SUMO's keep-clear rule (docs/models.md, 'Junctions')")
+    p.add_argument("--no-keep-clear", dest="keep_clear", action="store_false",
+                   help="the native engine without its keep-clear rule (docs/models.md, 'Junctions')")
     p.add_argument("--no-insertion-back-gap", dest="insertion_back_gap", action="store_false",
                    help="the native insertion without its check of the vehicle behind (docs/models.md, 'Insertion')")
     a = p.parse_args(argv)
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     for folder in cities(a.cities):
         print(f"validating {folder.name} …", file=sys.stderr, flush=True)
         row = validate_city(folder.resolve(), a.out / folder.name, a.quick, a.timeout,
-                            ("--junction-blocking",) * a.junction_blocking + ("--keep-clear",) * a.keep_clear
+                            ("--junction-blocking",) * a.junction_blocking + ("--no-keep-clear",) * (not a.keep_clear)
                             + ("--no-insertion-back-gap",) * (not a.insertion_back_gap))
         row["targets"] = targets(row)
         rows.append(row)

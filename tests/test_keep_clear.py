@@ -110,20 +110,61 @@ def test_a_moving_queue_counts_as_sumo_counts_it():
 
 
 def test_keep_clear_is_an_engine_option_validate_passes_on():
-    """Keep-clear is off by default (measured over the real cities: docs/validation.md); ``run.engine: {type:
-    native, keep_clear: true}`` and ``validate --keep-clear`` run it, and the blocking inside junctions brings it
-    along."""
+    """The native engine keeps junctions clear by default; ``run.engine: {type: native, keep_clear: false}`` and
+    ``validate --no-keep-clear`` run it without, and the blocking inside junctions brings it along."""
     from twin.config import load_scenario
     from twin.config.models import engine_config
     from twin.validate import _native
 
     cfg = load_scenario(ROOT / "scenarios" / "default.yaml")
-    assert _native(cfg).keep_clear is False
-    assert _native(cfg, keep_clear=True).keep_clear is True
-    on = engine_config({"type": "native", "keep_clear": True})
-    assert on.keep_clear is True
-    assert NativeEngine.from_config(on, record_interval_s=60.0)._keep_clear is True
-    on_cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"engine": on})})
-    assert _native(on_cfg).keep_clear is True  # the scenario's choice is kept
+    assert _native(cfg).keep_clear is True
+    assert _native(cfg, keep_clear=False).keep_clear is False
+    off = engine_config({"type": "native", "keep_clear": False})
+    assert off.keep_clear is False
+    assert NativeEngine.from_config(off, record_interval_s=60.0)._keep_clear is False
     assert NativeEngine(keep_clear=False, junction_blocking=True)._keep_clear is True
-    assert NativeEngine()._keep_clear is False
+    assert NativeEngine()._keep_clear is True
+
+
+def _merge_city():
+    """Main road w -> j -> k -> e (a 30 m link j-k ending at a signal red for the first RED_S) and a minor road
+    n -> j merging into the same link at j, yielding to the main road; the main road's path keeps j clear, the
+    minor one's does not (``keepClear="false"``)."""
+    b = CityBuilder("keep-clear-merge")
+    for nid, x, y in [("w", 0, 0), ("j", 300, 0), ("k", 330, 0), ("e", 600, 0), ("n", 300, 300)]:
+        b.add_node(nid, x, y)
+    b.add_edge("in", "w", "j", priority=3)
+    b.add_edge("mid", "j", "k", priority=3)
+    b.add_edge("out", "k", "e", priority=3)
+    b.add_edge("side_in", "n", "j", priority=1)
+    b.add_connection("in", 0, "mid", 0, length=15.0, keep_clear=True)
+    b.add_connection("side_in", 0, "mid", 0, length=15.0, foes=[("in", 0)], keep_clear=False)
+    b.add_connection("mid", 0, "out", 0)
+    b.add_tls("k", "k", [(RED_S, "r"), (100.0, "G")])
+    return b.build()
+
+
+def _minor_entered_during_red(keep_clear: bool) -> bool:
+    """Whether the minor road's car drives onto the junction path into ``mid`` before the red light beyond ends,
+    while the main road's queue in front of j is held back; every trip arrives in the end."""
+    city = _merge_city()
+    trips = make_trips(city, [("in", "out", float(t)) for t in np.arange(0.0, 45.0, 3.0)] + [("side_in", "out", 40.0)],
+                       CAR)
+    eng = NativeEngine(step_length=1.0, keep_clear=keep_clear)
+    eng.start(city, route_demand(city, trips), seed=1)
+    mid = city.edge_lane_start[city.edge_index["mid"]]
+    minor = int(np.flatnonzero(eng.route_edges[eng.route_off] == city.edge_index["side_in"])[0])
+    entered = False
+    for t in range(1, int(RED_S) - 5):
+        eng.advance(float(t))
+        entered |= bool(eng.state[minor] == 2 and eng.lane[minor] == mid)
+    eng.advance(800.0)
+    assert np.all(eng.state == 3) and eng.teleports.sum() == 0
+    return entered
+
+
+def test_a_main_road_vehicle_held_by_keep_clear_does_not_hold_the_merging_one():
+    """The main road's front car waits before j, keeping it clear (the link beyond is full): SUMO's vehicle then
+    sets no request at its link, so the minor road's car, whose path does not keep the junction clear, does not
+    wait for it and merges (it failed before: the merging car waited for the held one)."""
+    assert _minor_entered_during_red(True)

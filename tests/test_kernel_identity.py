@@ -17,12 +17,12 @@ kernel_identity = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(kernel_identity)
 
 RECORDED = {
-    "grid": {"dataset": "b8a195c11312d172aecba1b95c3f776043fe6006c1442b1755fe084d377d62af",
-             "trips": "198e8bb16eb0cee617b00970d874066206093e52f618a2a37852ecdcded20a47"},
-    "bologna": {"dataset": "db3f284a6378b8765ddf5b5da6dce5c7a7b12e11a2766dc7f4673e773817ebd6",
-                "trips": "190c05d3ba263d736388a72efccbe03f297ee3b595fc1efd2fb78f24b3d70292"},
-    "wildau": {"dataset": "af202a772b1e75c515b6240cdb0e65dc11c6bdfef8943eb28380d30375d2c2b7",
-               "trips": "3b100dd3274f3fb4040a56d3ac15883b2d75d4c9ea440a90aebb6cd0ed1e9f91"},
+    "grid": {"dataset": "0b5a927ebe742305492d34b9d2d29d510150b1b320a9a0082dd859ec74cfcd15",
+             "trips": "5d204cb7e52d9d4eaf050ef2d7fa38e28ceefe92cd026b65dd0e9d4bb13d3265"},
+    "bologna": {"dataset": "65f40dd892444cfcb560a070461f616d11469315c4ce401356d9809e9fb4ec0e",
+                "trips": "8c3c84d40df0876204276ec8d66361e99f8be23361e82d6eb84992d3a25c8b9f"},
+    "wildau": {"dataset": "d698fd2eda1f4cc8d2e0b640cb923c5e8d00df57e3c6ada35f91f03a7e5976ef",
+               "trips": "ba7b7b6d37cc034b752550df51024e6a9a5ba0bfeb19b333c3d13a4da3c2c059"},
 }
 
 

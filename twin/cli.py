@@ -76,8 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="observed turning counts (SUMO edgeRelation data) for turn-level GEH")
     v.add_argument("--junction-blocking", action="store_true",
                    help="native engine: vehicles block inside junctions and keep them clear (docs/models.md)")
-    v.add_argument("--keep-clear", action="store_true",
-                   help="native engine: SUMO's keep-clear rule (docs/models.md, 'Junctions'; off by default)")
+    v.add_argument("--no-keep-clear", dest="keep_clear", action="store_false",
+                   help="native engine: without SUMO's keep-clear rule (docs/models.md, 'Junctions')")
     v.add_argument("--no-insertion-back-gap", dest="insertion_back_gap", action="store_false",
                    help="native engine: insertion without the check of the vehicle behind (docs/models.md)")
     v.add_argument("-q", "--quiet", action="store_true")

@@ -191,14 +191,14 @@ def _ended_early(run: RunResult, duration: float, what: str) -> str | None:
 def validate(cfg: ScenarioConfig, city: CityModel, demand: RoutedDemand, out: str | Path, *,
              sumo_api: str = "libsumo", progress: Callable[[str], tuple[Any, Any]] | None = None,
              sumocfg: str | Path | None = None, turn_counts=None, junction_blocking: bool = False,
-             insertion_back_gap: bool = True, keep_clear: bool = False) -> dict:
+             insertion_back_gap: bool = True, keep_clear: bool = True) -> dict:
     """Run both engines on ``city`` and ``demand`` (and SUMO on ``sumocfg`` as shipped, if given);
     write the validation files to ``out``. ``turn_counts``: observed turning counts
     (:func:`twin.calibration.observations.read_turn_counts`) for turn-level GEH against both engines.
     ``junction_blocking``: the native engine blocks inside junctions and keeps them clear (docs/models.md).
     ``insertion_back_gap``: the native insertion keeps the gap a vehicle behind needs (docs/models.md; on
     unless the scenario or this turns it off). ``keep_clear``: the native engine keeps junctions clear as SUMO
-    does (docs/models.md; off unless the scenario or this turns it on).
+    does (docs/models.md; on unless the scenario or this turns it off).
 
     If any run fails or ends before the scenario's end, there is no comparison: the figures are
     ``{"comparison": False, "error": ...}`` (also written to ``validation.json``/``.md``).
@@ -328,13 +328,13 @@ def _no_comparison(cfg: ScenarioConfig, out: Path, error: str) -> dict:
 
 
 def _native(cfg: ScenarioConfig, junction_blocking: bool = False, insertion_back_gap: bool = True,
-            keep_clear: bool = False):
+            keep_clear: bool = True):
     e = cfg.run.engine
     step = e.step_length_s if round(1.0 / e.step_length_s) * e.step_length_s == 1.0 else 1.0
     on = junction_blocking or getattr(e, "junction_blocking", False)  # asked for, or the scenario's choice
     model = {"junction_blocking": True} if on else {}
-    if keep_clear or getattr(e, "keep_clear", False):  # asked for, or the scenario's choice
-        model["keep_clear"] = True
+    if not (keep_clear and getattr(e, "keep_clear", True)):  # turned off here or by the scenario
+        model["keep_clear"] = False
     if not (insertion_back_gap and getattr(e, "insertion_back_gap", True)):  # turned off here or by the scenario
         model["insertion_back_gap"] = False
     return engine_config({"type": "native", "step_length_s": step, "teleport_time_s": e.teleport_time_s, **model})

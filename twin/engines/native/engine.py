@@ -60,7 +60,7 @@ class NativeEngineConfig(EngineConfig):
     # vehicles inside a junction block the paths they cross, and keep junctions clear (docs/models.md, "Junctions")
     junction_blocking: bool = False
     # SUMO's keep-clear rule: no entering a junction without room beyond it (docs/models.md, "Junctions")
-    keep_clear: bool = False
+    keep_clear: bool = True
     # insertion keeps the gap a vehicle approaching from behind needs to brake (docs/models.md, "Insertion")
     insertion_back_gap: bool = True
 
@@ -154,8 +154,7 @@ class NativeEngine:
         Insertion keeps the gap a vehicle approaching from behind needs (on by default).
     keep_clear : bool
         SUMO's keep-clear rule: no vehicle enters a junction without room beyond it, counted as SUMO counts it
-        (:func:`twin.engines.native.kernels.movement.space_till_standing`; off by default: measured over the real
-        cities in docs/validation.md, "Keep-clear and internal junctions together").
+        (:func:`twin.engines.native.kernels.movement.space_till_standing`; on by default).
     """
 
     name: ClassVar[str] = "native"
@@ -181,7 +180,7 @@ class NativeEngine:
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
                  loops: list[tuple[str, int, float]] | None = None, emissions: bool = True,
                  threads: int | None = None, profile: bool = False, junction_blocking: bool = False,
-                 insertion_back_gap: bool = True, keep_clear: bool = False) -> None:
+                 insertion_back_gap: bool = True, keep_clear: bool = True) -> None:
         if not (0.1 <= step_length <= 1.0) or abs(round(1.0 / step_length) * step_length - 1.0) > 1e-9:
             raise ValueError(f"step_length must divide 1 s (e.g. 1.0 or 0.5), got {step_length}")
         if teleport_time <= 0:

@@ -72,7 +72,7 @@ def queue_ahead(l, p, k, n_edges, i, order, lane_start, veh, vt, net, ctl, scr):
 @inline_kernel
 def foe_approaching(c, crit_gap, merging, conn_foe_offsets, conn_foe_lanes, lane_start, order, pos, speed,
                     lane_length, lane_conn_offsets, conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
-                    vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start):
+                    vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start, conn_keep_clear, link_wait):
     """True if a vehicle on a lane that connection ``c`` yields to reaches the junction within ``crit_gap`` [s],
     or (if ``merging``) stands at its end about to merge into the same edge (a stopped priority queue keeps its turn:
     entering vehicles do not take the room it is waiting for, which fills a roundabout until it locks).
@@ -80,7 +80,9 @@ def foe_approaching(c, crit_gap, merging, conn_foe_offsets, conn_foe_lanes, lane
     not count, or two would wait for each other), is open to it, and leads on along its route into the
     edge connection ``c`` enters, without a red signal (a vehicle stopped by an incident's closure, a red
     light or a lane change it still needs is not merging; one waiting to cross into another road does not
-    hold the yielding vehicle back, or a jam on that road would block every road that yields to it). A vehicle
+    hold the yielding vehicle back, or a jam on that road would block every road that yields to it), nor is one
+    that keeps a keep-clear junction clear (``conn_keep_clear`` of its connection and ``link_wait``: it plans to
+    wait before the link, so SUMO's vehicle sets no request there and the yielding one does not wait for it). A vehicle
     already inside the junction, at its internal junction, does not count those (``merging`` False): one standing
     there stands behind it, and SUMO counts only foes that will pass."""
     for f in range(conn_foe_offsets[c], conn_foe_offsets[c + 1]):
@@ -98,7 +100,7 @@ def foe_approaching(c, crit_gap, merging, conn_foe_offsets, conn_foe_lanes, lane
                     cj = choose_connection(fl, ridx[j], route_edges, route_off[j], route_n[j], cbj,
                                            lane_conn_offsets, conn_to_lane, lane_edge,
                                            lane_allow, edge_lane_start, lane_length)
-                    if cj >= 0 and conn_signal[cj] != RED and \
+                    if cj >= 0 and conn_signal[cj] != RED and not (conn_keep_clear[cj] and link_wait[j]) and \
                             lane_edge[conn_to_lane[cj]] == lane_edge[conn_to_lane[c]]:
                         return True
     return False

@@ -294,7 +294,8 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                                 foe_approaching(c, vt_crit_gap[ty], True, conn_foe_offsets, conn_foe_lanes,
                                                 lane_start, order, pos, speed, lane_length, lane_conn_offsets,
                                                 conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
-                                                vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start):
+                                                vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start,
+                                                conn_keep_clear, link_wait):
                             if dy > d:  # it drives into the junction and waits there, clear of its lane
                                 acc = min(acc, idm(v, v_allowed, dy, 0.0, a, b, s0 * LANE_END_REST, tau))
                                 hard = min(hard, dy - STOP_LINE_EPS_M)
@@ -375,7 +376,8 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                 if dy > 0.0 and foe_approaching(cj, vt_crit_gap[ty], False, conn_foe_offsets, conn_foe_lanes,
                                                 lane_start, order, pos, speed, lane_length, lane_conn_offsets,
                                                 conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
-                                                vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start):
+                                                vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start,
+                                                conn_keep_clear, link_wait):
                     acc = min(acc, idm(v, v_allowed, dy, 0.0, a, b, s0 * LANE_END_REST, tau))
                     hard = min(hard, dy - STOP_LINE_EPS_M)
                     wl = True

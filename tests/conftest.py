@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from twin.city import corridor_city
+from twin.city import CityBuilder, corridor_city
 from twin.demand import DEFAULT_VTYPES, Trips, route_demand
 from twin.engines.native import NativeEngine
 
@@ -35,6 +35,26 @@ def run_native(city, trips, until, *, step_length=1.0, seed=1, **kw):
     eng.start(city, demand, seed=seed)
     eng.advance(until)
     return eng
+
+
+def short_exit_city(exit_m: float, red_s: float = 200.0):
+    """Main road w -> j -> k -> e whose link j-k (``mid``, ``exit_m`` [m] long) ends at a signal red for the
+    first ``red_s`` [s]; a minor road n -> j -> s yields to it at j (so j is kept clear; 15 m paths through j).
+    The junction tests' city for keep-clear and blocking inside junctions."""
+    b = CityBuilder("keep-clear")
+    for nid, x, y in [("w", 0, 0), ("j", 300, 0), ("k", 300 + exit_m, 0), ("e", 600, 0), ("n", 300, 300),
+                      ("s", 300, -300)]:
+        b.add_node(nid, x, y)
+    b.add_edge("in", "w", "j", priority=3)
+    b.add_edge("mid", "j", "k", priority=3)
+    b.add_edge("out", "k", "e", priority=3)
+    b.add_edge("side_in", "n", "j", priority=1)
+    b.add_edge("side_out", "j", "s", priority=1)
+    b.add_connection("in", 0, "mid", 0, length=15.0)
+    b.add_connection("side_in", 0, "side_out", 0, length=15.0, foes=[("in", 0)])
+    b.add_connection("mid", 0, "out", 0)
+    b.add_tls("k", "k", [(red_s, "r"), (100.0, "G")])
+    return b.build()
 
 
 def run_cli(*args, cwd=ROOT, env=None, timeout=300):

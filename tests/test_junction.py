@@ -9,7 +9,7 @@ from twin.city import CityBuilder
 from twin.demand import DEFAULT_VTYPES, route_demand
 from twin.engines.native import NativeEngine
 
-from conftest import ROOT, make_trips, run_native
+from conftest import ROOT, make_trips, run_native, short_exit_city
 
 CAR = dataclasses.replace(DEFAULT_VTYPES["car"], speed_dev=0.0)
 
@@ -93,26 +93,10 @@ def test_crossing_connections_from_the_right_of_way():
     assert cross.size == 0 and not off.any()
 
 
-def _blocked_exit_city():
-    """Main road w -> j -> k -> e with a 30 m link j-k ending at a signal that is red for the first 200 s;
-    a minor road n -> j -> s crosses it at j (15 m paths through j)."""
-    b = CityBuilder("keep-clear")
-    for nid, x, y in [("w", 0, 0), ("j", 300, 0), ("k", 330, 0), ("e", 600, 0), ("n", 300, 300), ("s", 300, -300)]:
-        b.add_node(nid, x, y)
-    b.add_edge("in", "w", "j", priority=3)
-    b.add_edge("mid", "j", "k", priority=3)
-    b.add_edge("out", "k", "e", priority=3)
-    b.add_edge("side_in", "n", "j", priority=1)
-    b.add_edge("side_out", "j", "s", priority=1)
-    b.add_connection("in", 0, "mid", 0, length=15.0)
-    b.add_connection("side_in", 0, "side_out", 0, length=15.0, foes=[("in", 0)])
-    b.add_connection("mid", 0, "out", 0)
-    b.add_tls("k", "k", [(200.0, "r"), (100.0, "G")])
-    return b.build()
 
 
 def _standing_on_junction(junction_blocking: bool) -> int:
-    city = _blocked_exit_city()
+    city = short_exit_city(30.0)
     specs = [("in", "out", float(t)) for t in range(0, 50, 5)] + [("side_in", "side_out", 100.0)]
     trips = make_trips(city, specs, CAR)
     eng = NativeEngine(step_length=1.0, junction_blocking=junction_blocking, keep_clear=junction_blocking)
@@ -136,7 +120,7 @@ def test_vehicles_do_not_enter_a_junction_they_cannot_leave():
     """Keep-clear (SUMO's checkRewindLinkLanes, with junction_blocking): with the link beyond the junction full
     of standing vehicles, the next ones wait before the junction, not on it; the crossing road's vehicle goes
     through meanwhile. Without it they stand on the junction path."""
-    city = _blocked_exit_city()
+    city = short_exit_city(30.0)
     at_j = city.conn_node == city.node_ids.index("j")
     assert city.conn_keep_clear[at_j].all() and not city.conn_keep_clear[~at_j].any()  # j has a yielding link
     assert _standing_on_junction(True) == 0

@@ -13,35 +13,18 @@ from twin.demand import DEFAULT_VTYPES, route_demand
 from twin.engines.native import NativeEngine
 from twin.engines.native.kernels.movement import space_till_standing
 
-from conftest import ROOT, make_trips
+from conftest import ROOT, make_trips, short_exit_city
 
 CAR = dataclasses.replace(DEFAULT_VTYPES["car"], speed_dev=0.0)
 RED_S = 200.0  # [s] the signal beyond the short exit is red this long
 
 
-def _short_exit_city(exit_m: float):
-    """Main road w -> j -> k -> e whose link j-k (``mid``, ``exit_m`` long) ends at a signal red for the first
-    RED_S; a minor road n -> j -> s yields to it at j (so j is kept clear; 15 m paths through j)."""
-    b = CityBuilder("keep-clear")
-    for nid, x, y in [("w", 0, 0), ("j", 300, 0), ("k", 300 + exit_m, 0), ("e", 600, 0), ("n", 300, 300),
-                      ("s", 300, -300)]:
-        b.add_node(nid, x, y)
-    b.add_edge("in", "w", "j", priority=3)
-    b.add_edge("mid", "j", "k", priority=3)
-    b.add_edge("out", "k", "e", priority=3)
-    b.add_edge("side_in", "n", "j", priority=1)
-    b.add_edge("side_out", "j", "s", priority=1)
-    b.add_connection("in", 0, "mid", 0, length=15.0)
-    b.add_connection("side_in", 0, "side_out", 0, length=15.0, foes=[("in", 0)])
-    b.add_connection("mid", 0, "out", 0)
-    b.add_tls("k", "k", [(RED_S, "r"), (100.0, "G")])
-    return b.build()
 
 
 def _run(exit_m: float, keep_clear: bool, headway_s: float = 3.0) -> tuple[int, int]:
     """(vehicle-steps standing on j's path into ``mid``, most vehicles on ``mid`` at once) while k is red; every
     trip arrives in the end."""
-    city = _short_exit_city(exit_m)
+    city = short_exit_city(exit_m)
     trips = make_trips(city, [("in", "out", float(t)) for t in np.arange(0.0, 60.0, headway_s)], CAR)
     eng = NativeEngine(step_length=1.0, keep_clear=keep_clear)
     eng.start(city, route_demand(city, trips), seed=1)

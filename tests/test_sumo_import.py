@@ -47,24 +47,34 @@ def test_bologna_network_signals_and_bus_lanes(bologna):
     assert city.attrs["proj_parameter"].startswith("+proj=utm")
 
 
+def _lane(city, lid):
+    """Index of SUMO lane ``lid`` ("edge_k") in ``city``."""
+    e, k = lid.rsplit("_", 1)
+    return int(city.edge_lane_start[city.edge_index[e]]) + int(k)
+
+
+def _conn(city, src, dst):
+    """The one connection from SUMO lane ``src`` to ``dst``."""
+    c = [i for i in range(city.n_connections)
+         if city.conn_from_lane[i] == _lane(city, src) and city.conn_to_lane[i] == _lane(city, dst)]
+    assert len(c) == 1, (src, dst)
+    return c[0]
+
+
+def _foes(city, src, dst):
+    """Sorted lanes the connection from ``src`` to ``dst`` yields to."""
+    c = _conn(city, src, dst)
+    return sorted(city.conn_foe_lanes[city.conn_foe_offsets[c]:city.conn_foe_offsets[c + 1]].tolist())
+
+
 def test_bologna_right_of_way_comes_from_the_junction_matrix(bologna):
     _, city, _ = bologna
 
-    def lane(lid):
-        e, k = lid.rsplit("_", 1)
-        return int(city.edge_lane_start[city.edge_index[e]]) + int(k)
-
-    def foes(src, dst):
-        c = [i for i in range(city.n_connections)
-             if city.conn_from_lane[i] == lane(src) and city.conn_to_lane[i] == lane(dst)]
-        assert len(c) == 1, (src, dst)
-        return sorted(city.conn_foe_lanes[city.conn_foe_offsets[c[0]]:city.conn_foe_offsets[c[0] + 1]].tolist())
-
     # junction 20b, the entry from 56b into the roundabout ring 77ab -> 77bc: responses "0100" and "1100"
     # (read right to left: link 0 yields to link 2, link 1 to links 2 and 3)
-    assert foes("56b_0", "77bc_0") == [lane("77ab_0")]
-    assert foes("56b_1", "77bc_1") == sorted([lane("77ab_0"), lane("77ab_1")])
-    assert foes("77ab_0", "77bc_0") == []  # the ring has the right of way
+    assert _foes(city, "56b_0", "77bc_0") == [_lane(city, "77ab_0")]
+    assert _foes(city, "56b_1", "77bc_1") == sorted([_lane(city, "77ab_0"), _lane(city, "77ab_1")])
+    assert _foes(city, "77ab_0", "77bc_0") == []  # the ring has the right of way
 
 
 def test_links_through_an_internal_junction_keep_their_right_of_way():
@@ -75,20 +85,10 @@ def test_links_through_an_internal_junction_keep_their_right_of_way():
     # -880140407_1 by that one's lane past its internal junction (:..._16_0), yields to that lane.
     city, _ = read_sumo_net(WILDAU)
 
-    def lane(lid):
-        e, k = lid.rsplit("_", 1)
-        return int(city.edge_lane_start[city.edge_index[e]]) + int(k)
-
-    def foes(src, dst):
-        c = [i for i in range(city.n_connections)
-             if city.conn_from_lane[i] == lane(src) and city.conn_to_lane[i] == lane(dst)]
-        assert len(c) == 1, (src, dst)
-        return sorted(city.conn_foe_lanes[city.conn_foe_offsets[c[0]]:city.conn_foe_offsets[c[0] + 1]].tolist())
-
     assert "828203038#0" not in city.edge_index
-    assert foes("-535519490#0_2", "880140407_1") == [lane("131942152_1")]
-    assert foes("131942152_1", "535519490#0_1") == [lane("-880140407_1")]
-    assert foes("-535519490#0_1", "-4895001#0_0") == []  # the through movement yields only to a crossing
+    assert _foes(city, "-535519490#0_2", "880140407_1") == [_lane(city, "131942152_1")]
+    assert _foes(city, "131942152_1", "535519490#0_1") == [_lane(city, "-880140407_1")]
+    assert _foes(city, "-535519490#0_1", "-4895001#0_0") == []  # the through movement yields only to a crossing
 
 
 def test_a_link_split_by_an_internal_junction_yields_there():
@@ -97,17 +97,9 @@ def test_a_link_split_by_an_internal_junction_yields_there():
     # yield at the stop line
     city, _ = read_sumo_net(WILDAU)
 
-    def conn(src, dst):
-        lane = {}
-        for lid in (src, dst):
-            e, k = lid.rsplit("_", 1)
-            lane[lid] = int(city.edge_lane_start[city.edge_index[e]]) + int(k)
-        return next(i for i in range(city.n_connections)
-                    if city.conn_from_lane[i] == lane[src] and city.conn_to_lane[i] == lane[dst])
-
-    left = conn("-535519490#0_2", "880140407_1")
+    left = _conn(city, "-535519490#0_2", "880140407_1")
     assert city.conn_yield_dist[left] == pytest.approx(4.82) and city.conn_length[left] == pytest.approx(20.14)
-    assert city.conn_yield_dist[conn("-535519490#0_1", "-4895001#0_0")] == 0.0
+    assert city.conn_yield_dist[_conn(city, "-535519490#0_1", "-4895001#0_0")] == 0.0
 
 
 def test_bologna_keep_clear_from_the_network(bologna):

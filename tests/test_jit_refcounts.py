@@ -7,10 +7,15 @@ import numba
 import numpy as np
 import pytest
 
-from twin.jit import kernel
+from twin.jit import bind, kernel
 
 
 class Pair(NamedTuple):
+    a: np.ndarray
+    b: np.ndarray
+
+
+class Other(NamedTuple):  # the same fields, another class
     a: np.ndarray
     b: np.ndarray
 
@@ -59,9 +64,33 @@ def test_the_step_kernels_count_no_references():
     from twin.engines.native import emissions as EM
     from twin.engines.native import kernels as K
     from twin.engines.native.fused import _sort
+    from twin.engines.native.kernels.insertion import _back_gap_ok
     from twin.engines.native.turns import count_turns
 
     for f in (K.change_lanes.serial, K.move.serial, K.commit, K.insert, K.sort_vehicles, K.update_signals, _sort,
-              count_turns, EM.emit_range):
+              count_turns, EM.emit_range, _back_gap_ok):
         assert getattr(f, "targetoptions", {"_nrt": False})["_nrt"] is False, f
     assert getattr(K.move, "targetoptions", {"_nrt": True})["_nrt"] is True  # numba's threads count them
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="compiles")
+def test_bind_finds_the_machine_code_of_arguments_of_the_same_types_again():
+    """bind keeps what it found for the process (every new engine bound its kernels anew, ~1 ms a run), keyed
+    by what numba's typing depends on: arrays of another dtype, dimension, layout or writability, another
+    record class, a float for an int each get their own."""
+    rec = Pair(np.arange(6.0), np.zeros(6))
+    order = np.array([5, 0, 3], dtype=np.int32)
+    f = bind(_scale, (rec, order, 3, 2.0))
+    assert bind(_scale, (Pair(np.ones(6), np.ones(6)), order.copy(), 5, 1.0)) is f
+    ro = np.arange(6.0)
+    ro.flags.writeable = False
+    others = [(Pair(np.arange(6, dtype=np.float32), np.zeros(6)), order, 3, 2.0),
+              (rec, order.astype(np.int64), 3, 2.0),
+              (rec, order[::2], 3, 2.0),
+              (Pair(ro, np.zeros(6)), order, 3, 2.0),
+              (Other(rec.a, rec.b), order, 3, 2.0),
+              (rec, order, 3.0, 2.0)]
+    for args in others:
+        g = bind(_scale, args)
+        assert g is not f and g is _scale.overloads[tuple(_scale.typeof_pyval(a) for a in args)].entry_point, args
+    assert f(rec, order, 3, 2.0) == 6.0

@@ -22,6 +22,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numba  # noqa: E402
+import numpy as np  # noqa: E402
 
 # "_nrt" (numba's reference counting, its default) is set, not inherited: numba compiles a kernel called from
 # another with the caller's setting unless the kernel sets its own (see NO_REFCOUNTS below)
@@ -229,10 +230,34 @@ def bind(func, args):
     array, but about 0.5 µs per array inside a NamedTuple record (30-40 µs a call with the native
     engine's records). The caller passes arguments of the same types at every call and binds again when
     it rebuilds a record. Without the JIT (``NUMBA_DISABLE_JIT=1``) it is ``func`` itself.
+
+    The machine code found is kept for the process, by :func:`_type_key` of ``args``: numba's typing of
+    the native engine's ~130 record arrays took ~1 ms, which every new engine (every run) paid again.
     """
     if not hasattr(func, "typeof_pyval"):
         return func
-    return func.compile(tuple(func.typeof_pyval(a) for a in args))
+    key = (func, _type_key(args))
+    f = _BOUND.get(key)
+    if f is None:
+        f = _BOUND[key] = func.compile(tuple(func.typeof_pyval(a) for a in args))
+    return f
+
+
+_BOUND: dict = {}  # (kernel, _type_key of its arguments) -> its machine code (bind)
+
+
+def _type_key(a):
+    """What numba's ``typeof`` of ``a`` depends on, for the values the kernels are given (arrays, tuples and
+    NamedTuples of them, scalars, None), cheaper to find than the type itself: arguments with the same key
+    have the same numba type."""
+    if isinstance(a, np.ndarray):
+        f = a.flags
+        return a.dtype, a.ndim, f.c_contiguous, f.f_contiguous, f.writeable, f.aligned
+    if isinstance(a, tuple):
+        return type(a), tuple(_type_key(x) for x in a)
+    if type(a) is int:  # int64, or uint64 beyond it
+        return int, -2 ** 63 <= a < 2 ** 63
+    return type(a)
 
 
 class CompileWatch:

@@ -30,6 +30,7 @@ from twin.engines.native import emissions as EM
 from twin.engines.native import fused as F
 from twin.engines.native import kernels as K
 from twin.engines.native.kernels import records as R
+from twin.engines.native.kernels.insertion import BACK_GAP_DEPTH
 from twin.engines.native import signals as S
 from twin.engines.native import stops as ST
 from twin.engines.native.turns import count_turns
@@ -291,6 +292,7 @@ class NativeEngine:
         self._kr_prob = np.zeros(n)  # ... and to keep right (see kernels.change_lanes)
         self._lane_blocked = np.zeros(city.n_lanes, dtype=np.bool_)  # lanes where an insertion failed this step
         self._lane_head = np.zeros(city.n_lanes, dtype=np.int32)  # (scratch of insert)
+        self._back_lane, self._back_dist = self._back_stack()  # (scratch of insert's back-gap check)
         self._lane_occ = np.zeros(city.n_lanes)  # scratch: road taken per lane [m] (kernels.change_lanes)
         self._steer_p, self._steer_dir, self._steer_until = self._no_steering(city.n_lanes)  # SetLaneSteering
         self._steer_salt = int(rng.integers(2 ** 62))
@@ -367,19 +369,20 @@ class NativeEngine:
         emis = (self.eclass, self._emis_cf, em.coast_a, em.non_exhaust, self.emission, self.e_emission, self._threads)
         turns = (self._turn_ridx, *c.edge_successors, self.turn_entered)
         min_parallel = PARALLEL_MIN_VEHICLES if self._threads > 1 else -1  # (as _on_threads)
-        (swapped, self._n_order, parked, n_parked, self._next_depart, self._n_wait, arrived, teleported,
+        (swapped, n_order, parked, n_parked, next_depart, n_wait, arrived, teleported,
          updates) = self._call(F.run_steps, n, self._step, self._dt, self._teleport_time, self._emissions_on,
                                min_parallel, self._sig_force, self._order, self._order_tmp, self._n_order,
                                self._lane_start, self._parked, self._parked.size, self._next_depart, self.depart,
                                self._wait_list, self._n_wait, sig, emis, turns, veh, vtr, net, ctl, scr, stats, lp, stp)
-        self._sig_force = False
+        d = self.__dict__  # (none of these is in a record: written past __setattr__, which costs ~0.3 µs each)
+        d["_n_order"], d["_next_depart"], d["_n_wait"], d["_sig_force"] = n_order, next_depart, n_wait, False
         if swapped:
-            self._order, self._order_tmp = self._order_tmp, self._order
-        self._parked = parked[:n_parked]
-        self._arrived += arrived
-        self._teleported += teleported
-        self._updates += updates
-        self._step += n
+            d["_order"], d["_order_tmp"] = self._order_tmp, self._order
+        d["_parked"] = parked[:n_parked]
+        d["_arrived"] += arrived
+        d["_teleported"] += teleported
+        d["_updates"] += updates
+        d["_step"] += n
 
     def _one_step(self) -> None:
         c, vt, dt = self.city, self._vt, self._dt
@@ -575,6 +578,7 @@ class NativeEngine:
         "_sg_prob", "_kr_prob", "depart_speed", "depart_lane", "depart_pos", "_vt", "city", "_lane_speed", "_lane_allow", "_conn_signal", "_steer_p", "_steer_dir",
         "_steer_until", "_steer_salt", "_new_pos", "_new_speed", "_new_lane", "_req_back", "_score_cache",
         "_score_ridx", "_lane_occ", "_tail_pos", "_tail_len", "_lane_blocked", "_step_dist", "_lane_head",
+        "_back_lane", "_back_dist",
         "e_veh_time", "e_dist", "e_halt_time", "e_queue_time", "e_entered", "_loop_lane_offsets", "_loop_pos",
         "_loop_index", "loop_count", "loop_speed_sum", "loop_occ_time", "_prev_lane", "_prev_pos", "_stop_off", "_stop_ridx", "_stop_start",
         "_stop_end", "_stop_duration", "_stop_until", "_stop_parking", "_stop_next", "_dwell_until",
@@ -612,7 +616,7 @@ class NativeEngine:
                         self._steer_until, self._steer_salt)
         scr = R.Scratch(self._new_pos, self._new_speed, self._new_lane, self._req_back, self._score_cache,
                         self._score_ridx, self._lane_occ, self._tail_pos, self._tail_len, self._lane_blocked,
-                        self._step_dist, self._lane_head, self._new_link_wait)
+                        self._step_dist, self._lane_head, self._new_link_wait, self._back_lane, self._back_dist)
         stats = R.EdgeStats(self.e_veh_time, self.e_dist, self.e_halt_time, self.e_queue_time, self.e_entered)
         lp = R.Loops(self._loop_lane_offsets, self._loop_pos, self._loop_index, self.loop_count,
                      self.loop_speed_sum, self.loop_occ_time, self._prev_lane, self._prev_pos) \
@@ -626,9 +630,10 @@ class NativeEngine:
     def _call(self, func, *args):
         """``func(*args)`` through its machine code bound to the types of ``args`` (:func:`twin.jit.bind`): the
         records' types change only when :meth:`_records` rebuilds them, which drops the bindings."""
-        f = self._bound.get(func)
+        bound = self.__dict__.setdefault("_bound", {})
+        f = bound.get(func)
         if f is None:
-            f = self._bound[func] = bind(func, args)
+            f = bound[func] = bind(func, args)
         return f(*args)
 
     def _on_threads(self, kernel, n: int):
@@ -637,8 +642,8 @@ class NativeEngine:
         return kernel if self._threads > 1 and n >= PARALLEL_MIN_VEHICLES else kernel.serial
 
     def _sort(self) -> int:
-        n = K.sort_vehicles(self._order, self._n_order, self.state, self.lane, self.pos, self._lane_start,
-                            self._order_tmp)
+        n = self._call(K.sort_vehicles, self._order, self._n_order, self.state, self.lane, self.pos,
+                       self._lane_start, self._order_tmp)
         self._order, self._order_tmp = self._order_tmp, self._order
         self._n_order = n
         return n
@@ -718,6 +723,11 @@ class NativeEngine:
             self._set_trips_active(np.asarray(action.trips, dtype=np.int64), action.active)
         elif isinstance(action, AddVehicle):
             self._add_vehicle(action)
+
+    @staticmethod
+    def _back_stack() -> tuple[np.ndarray, np.ndarray]:
+        """The back-gap check's scratch (``Scratch.back_lane``, ``back_dist``: :func:`.insertion._back_gap_ok`)."""
+        return np.zeros(BACK_GAP_DEPTH, dtype=np.int64), np.zeros(BACK_GAP_DEPTH)
 
     @staticmethod
     def _no_steering(n_lanes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -947,6 +957,8 @@ class NativeEngine:
         eng.__dict__.setdefault("_lane_occ", np.zeros(city.n_lanes))  # scratch, rebuilt every step
         eng.__dict__.setdefault("_step_dist", np.zeros(eng.state.size))  # ... and within a kernel call
         eng.__dict__.setdefault("_lane_head", np.zeros(city.n_lanes, dtype=np.int32))
+        if "_back_lane" not in eng.__dict__:  # checkpoints before the back-gap check had its scratch
+            eng._back_lane, eng._back_dist = cls._back_stack()
         eng.__dict__.setdefault("_sig_force", True)  # checkpoints before signal updates wrote only changes
         for name in ("_sg_prob", "_kr_prob"):  # checkpoints before speed-gain wishes built up
             eng.__dict__.setdefault(name, np.zeros(eng.state.size))

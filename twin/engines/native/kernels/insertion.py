@@ -1,8 +1,6 @@
 """Due trips entering their origin edge."""
 from __future__ import annotations
 
-import numpy as np
-
 from twin.jit import kernel
 from twin.demand.trips import (DEPART_LANE_BEST, DEPART_LANE_FIRST, DEPART_POS_BASE, DEPART_POS_FREE, DEPART_POS_LAST,
                                DEPART_SPEED_DESIRED, DEPART_SPEED_LIMIT)
@@ -131,7 +129,8 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
                 if not have_head:
                     _lane_heads(order, n_order, state, lane, pos, head)
                     have_head = True
-                if not _back_gap_ok(ql, x - vt_length[ty], v, vt.decel[ty], vt_tau[ty], head, veh, vt, net, ctl):
+                if not _back_gap_ok(ql, x - vt_length[ty], v, vt.decel[ty], vt_tau[ty], head, scr.back_lane,
+                                    scr.back_dist, veh, vt, net, ctl):
                     v = -1.0
             if v >= 0.0:
                 state[i] = RUNNING
@@ -180,8 +179,8 @@ def secure_back_gap(vf, tau_f, b_f, v, b):
     return max(0.0, vf * tau_f + vf * vf / (2.0 * b_f) - v * v / (2.0 * max(b_f, b)))
 
 
-@kernel
-def _back_gap_ok(ql, back, v, b, tau, head, veh, vt, net, ctl):
+@kernel(refcounts=False)
+def _back_gap_ok(ql, back, v, b, tau, head, stack_lane, stack_dist, veh, vt, net, ctl):
     """True if a vehicle entering lane ``ql`` with its back at ``back`` [m] (negative: behind the lane's start)
     at ``v`` [m/s], braking at ``b`` [m/s²], leaves every vehicle approaching from behind its secure gap
     (:func:`secure_back_gap`) beyond that one's minimum gap.
@@ -190,16 +189,16 @@ def _back_gap_ok(ql, back, v, b, tau, head, veh, vt, net, ctl):
     route edge is ``ql``'s; an empty lane is looked through to the lanes leading into it, up to
     BACK_GAP_DEPTH lanes and as far as a vehicle at that lane's limit needs to brake (``tau`` and ``b`` the
     entering vehicle's, as the followers' are not known yet). Vehicles on ``ql`` itself behind ``back`` are
-    those on the junction path into it, which the room ahead already counts."""
+    those on the junction path into it, which the room ahead already counts. ``stack_lane`` (int64) and
+    ``stack_dist`` [m] (``BACK_GAP_DEPTH`` entries each, ``scr.back_lane``, ``scr.back_dist``) are its scratch:
+    the lanes still to look through and their distance to ``ql``."""
     lane_in_offsets = net.lane_in_offsets
     lane_in_conn = net.lane_in_conn
     conn_from_lane = net.conn_from_lane
     conn_length = net.conn_length
     lane_length = net.lane_length
     lane_edge = net.lane_edge
-    stack_lane = np.empty(BACK_GAP_DEPTH, dtype=np.int64)
-    stack_dist = np.empty(BACK_GAP_DEPTH)  # [m] from the start of the stacked lane to ql's start
-    stack_lane[0] = ql
+    stack_lane[0] = ql  # (stack_dist: [m] from the start of the stacked lane to ql's start)
     stack_dist[0] = 0.0
     n = 1
     while n > 0:

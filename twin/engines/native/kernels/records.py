@@ -112,6 +112,8 @@ class Scratch(NamedTuple):
     step_dist: np.ndarray  # [m] distance each vehicle drives in the step, by position in order (move)
     lane_head: np.ndarray  # int32: the front vehicle of each lane (insert, with the back-gap check)
     new_link_wait: np.ndarray  # bool: link_wait after the step (move → commit)
+    back_lane: np.ndarray  # int64: lanes the insertion's back-gap check still looks through (BACK_GAP_DEPTH) ...
+    back_dist: np.ndarray  # [m] ... their start's distance to the lane entered
 
 
 class EdgeStats(NamedTuple):

@@ -5,7 +5,6 @@ No Python code here loops over vehicles; all per-vehicle work is in
 """
 from __future__ import annotations
 
-import copy
 import logging
 from typing import ClassVar, Literal
 
@@ -1095,13 +1094,15 @@ class NativeEngine:
         lane = self.lane[idx]
         veh = VehicleArrays(trip=idx, edge=self.city.lane_edge[lane], lane=lane, pos=self.pos[idx],
                             speed=self.speed[idx], x=x, y=y, angle=ang, vtype=self.vtype[idx])
-        snap = copy.copy(snap)  # (the same snapshot with the vehicles: replace() would run its __init__ again)
-        object.__setattr__(snap, "vehicles", veh)
-        return snap
+        out = object.__new__(Snapshot)  # the same snapshot with the vehicles (copy.copy and replace() cost more)
+        out.__dict__.update(snap.__dict__)
+        out.__dict__["vehicles"] = veh
+        return out
 
     def _observe(self) -> Snapshot:
         """A snapshot without the vehicles (see :meth:`observe`)."""
-        counts = np.bincount(self.state, minlength=5) if self.state.size else np.zeros(5, dtype=np.int64)
+        counts = np.zeros(ST.PARKED + 1, dtype=np.int64)  # (the states, parked the last)
+        self._call(K.count_states, self.state, counts)
         return Snapshot(
             time=self.time, scheduled=int(counts[K.SCHEDULED]), waiting=int(counts[K.WAITING]),
             running=int(counts[K.RUNNING]), arrived=int(counts[K.ARRIVED]), teleports=self._teleported,

@@ -3,7 +3,7 @@
 =================  ==============================================================
 ``state``          vehicle and signal states, named constants (SI units)
 ``signals``        :func:`update_signals` (fixed-time phases)
-``order``          :func:`sort_vehicles`
+``order``          :func:`sort_vehicles`, :func:`count_states`
 ``routes``         lane scores along the route, the connection a lane takes, the
                    lane to enter an edge on
 ``following``      IDM, the leader ahead, queues on the next lanes, junction foes
@@ -77,7 +77,7 @@ from twin.engines.native.kernels.state import (  # noqa: F401
     STOP_LINE_EPS_M, MIN_DIST_M, SLOWDOWN_DIST_M, MIN_SPEED, FOE_MOVING_SPEED, LC_GAP_FRACTION, LC_MANDATORY_DECEL,
     SWAP_SPEED, SG_WISH_DECAY, STEER_LEAD_ON_FACTOR)
 from twin.engines.native.kernels.signals import update_signals  # noqa: F401
-from twin.engines.native.kernels.order import sort_vehicles  # noqa: F401
+from twin.engines.native.kernels.order import count_states, sort_vehicles  # noqa: F401
 from twin.engines.native.kernels.routes import (  # noqa: F401
     lane_score, lane_score_within, choose_connection, lane_reach, sum_along, _route_edge, _pick_lane, _best_lane)
 from twin.engines.native.kernels.following import idm, first_ahead, queue_ahead, foe_approaching  # noqa: F401

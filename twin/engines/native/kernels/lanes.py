@@ -206,8 +206,10 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
     row = 0 if direction > 0 else 1
     for l in range(req_back.shape[1]):
         req_back[row, l] = -INF
+    steering = False  # any lane steered (SetLaneSteering)? If none, the steering rules below decide nothing
     for l in range(lane_occ.shape[0]):
         lane_occ[l] = 0.0
+        steering |= steer_dir[l] != 0
     for k in range(n):
         i = order[k]
         new_lane[k] = lane[i]
@@ -287,13 +289,13 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
                                                     * abs(best_q - lane_index[l]))
         strategic = need and not mandatory
         # lane-use steering (see above): one draw per vehicle and edge
-        u = unit_hash(i, rk, steer_salt)
+        u = unit_hash(i, rk, steer_salt) if steering else 1.0
         steered = steer_dir[l] == direction and p < steer_until[l] and u < steer_p[l]
         if strategic and steer_dir[tl] == -direction and p < steer_until[tl] and u < steer_p[tl]:
             continue  # it was steered here from tl: it changes back past the loops (unless it must now)
         past = steer_until[l]  # where the steered lanes' loops are, from this lane's start
         stay = False  # the next edge's steering wants it on the lane it is on
-        if not steered and rk + 1 < rn:
+        if steering and not steered and rk + 1 < rn:
             nxt = route_edges[base + rk + 1]
             near = False
             for q in range(edge_num_lanes[nxt]):

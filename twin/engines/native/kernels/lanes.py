@@ -226,6 +226,7 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
                 _score_lanes(i, e, ridx[i], cb, route_off[i], route_n[i], score_cache, score_ridx, route_edges,
                              lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start, edge_num_lanes,
                              lane_length)
+    decay = SG_WISH_DECAY ** (2.0 * dt)  # a speed-gain wish's decay over a pass (2 dt: see h below)
     changes = 0
     for k in range(n):
         i = order[k]
@@ -388,12 +389,12 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
                 if gain > 0.0:
                     sg_prob[i] += h * gain
                 elif sg_prob[i] > 0.0:
-                    sg_prob[i] *= SG_WISH_DECAY ** h
+                    sg_prob[i] *= decay
                 want = sg_prob[i] > SG_THRESHOLD_LEFT
             else:
                 if vs_cur - SLOWER_BY > vs_tgt:  # the right lane is slower: no wish to go there
                     if sg_prob[i] < 0.0:
-                        sg_prob[i] *= SG_WISH_DECAY ** h
+                        sg_prob[i] *= decay
                     kr_prob[i] = 0.0
                 else:
                     if gain > 0.0:

@@ -165,9 +165,10 @@ def _minor_ahead_city(minor: bool, exit_m: float = 17.3):
     for nid, x, y in [("w", 0, 0), ("j", 300, 0), ("k", 300 + exit_m, 0), ("m", m, 0), ("e", m + 300, 0),
                       ("n", 300, 300), ("s", 300, -300), ("cn", m, 300), ("cs", m, -300)]:
         b.add_node(nid, x, y)
+    cross = 4 if minor else 2
     for eid, a, z, prio in [("in", "w", "j", 3), ("mid", "j", "k", 3), ("out", "k", "m", 3), ("out2", "m", "e", 3),
-                            ("side_in", "n", "j", 1), ("side_out", "j", "s", 1), ("cross_in", "cn", "m", 4 if minor else 2),
-                            ("cross_out", "m", "cs", 4 if minor else 2)]:
+                            ("side_in", "n", "j", 1), ("side_out", "j", "s", 1), ("cross_in", "cn", "m", cross),
+                            ("cross_out", "m", "cs", cross)]:
         b.add_edge(eid, a, z, priority=prio)
     b.add_connection("in", 0, "mid", 0, length=15.0)
     b.add_connection("side_in", 0, "side_out", 0, length=15.0, foes=[("in", 0)])

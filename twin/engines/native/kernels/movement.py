@@ -58,16 +58,18 @@ def space_till_standing(l, c, order, lane_start, lane_length, pos, speed, vtype,
 
 @kernel(refcounts=False)
 def waits_at_minor(l, c, order, lane_start, veh, vt, net, ctl):
-    """Whether the last vehicle of the non-empty lane ``l`` (not one waiting beside ``c``'s path,
-    :func:`waits_beside`) plans to wait at a minor link ahead, as SUMO's vehicle does
+    """Whether the last vehicle on the lane ``l`` itself (SUMO's ``getLastAnyVehicle``: one still on a junction path
+    into it is on SUMO's internal lane, which does not stop the count) plans to wait at a minor link ahead, as
+    SUMO's vehicle does
     (``MSVehicle::processLinkApproaches`` sets ``myHaveToWaitOnNextLink`` at the first link of its look-ahead
     that is minor and further than ``FOE_VISIBILITY_M`` [m] away, whether or not a foe comes, and keep-clear's
     count stops there). Its look-ahead, as SUMO's ``planMoveInternal``: the links on its route until the lanes
     passed are longer than ``KEEP_CLEAR_LOOKAHEAD`` × its length and than its length plus the junction paths
     passed, and the link is beyond one step plus its braking distance; a red or yellow light or a lane change
     needed ends it (a vehicle stopping there notes it itself, ``link_wait``)."""
-    q = in_the_way(lane_start[l], lane_start[l + 1], c, order, veh.pos, veh.junction_conn, net.conn_yield_dist,
-                   net.conn_length)
+    q = lane_start[l]
+    while q < lane_start[l + 1] and veh.pos[order[q]] < 0.0:  # SUMO's is on the junction's internal lane
+        q += 1
     if q >= lane_start[l + 1]:
         return False
     j = order[q]
@@ -86,9 +88,10 @@ def waits_at_minor(l, c, order, lane_start, veh, vt, net, ctl):
                                ctl.lane_allow, net.edge_lane_start, net.lane_length)
         if cn < 0 or ctl.conn_signal[cn] == RED or ctl.conn_signal[cn] == YELLOW:
             return False
+        dy = d + net.conn_yield_dist[cn]  # [m] to where it would yield
         if (ctl.conn_signal[cn] == GREEN_MINOR or ctl.conn_signal[cn] == UNCONTROLLED) and \
-                net.conn_foe_offsets[cn + 1] > net.conn_foe_offsets[cn] and \
-                d + net.conn_yield_dist[cn] > FOE_VISIBILITY_M:
+                net.conn_foe_offsets[cn + 1] > net.conn_foe_offsets[cn] and dy > FOE_VISIBILITY_M and \
+                dy > v * v / (2.0 * vt.decel[ty]):  # (SUMO: only while it can still brake for it)
             return True
         if seen_lanes > max(KEEP_CLEAR_LOOKAHEAD * length, length + seen_paths) and d > reach:
             return False

@@ -60,12 +60,12 @@ def space_till_standing(l, c, order, lane_start, lane_length, pos, speed, vtype,
 def waits_at_minor(l, c, order, lane_start, veh, vt, net, ctl):
     """Whether the last vehicle on the lane ``l`` itself (SUMO's ``getLastAnyVehicle``: one still on a junction path
     into it is on SUMO's internal lane, which does not stop the count) plans to wait at a minor link ahead, as
-    SUMO's vehicle does
-    (``MSVehicle::processLinkApproaches`` sets ``myHaveToWaitOnNextLink`` at the first link of its look-ahead
-    that is minor and further than ``FOE_VISIBILITY_M`` [m] away, whether or not a foe comes, and keep-clear's
-    count stops there). Its look-ahead, as SUMO's ``planMoveInternal``: the links on its route until the lanes
-    passed are longer than ``KEEP_CLEAR_LOOKAHEAD`` × its length and than its length plus the junction paths
-    passed, and the link is beyond one step plus its braking distance; a red or yellow light or a lane change
+    SUMO's vehicle does: ``MSVehicle::processLinkApproaches`` sets ``myHaveToWaitOnNextLink`` at the first link of
+    its look-ahead that is minor (it yields: ``GREEN_MINOR`` or uncontrolled with foes), further than
+    ``FOE_VISIBILITY_M`` [m] away and beyond its braking distance ``v²/2b``, whether or not a foe comes, and
+    keep-clear's count stops there. Its look-ahead, as SUMO's ``planMoveInternal``: the links on its route until
+    the lanes passed are longer than ``KEEP_CLEAR_LOOKAHEAD`` × its length and than its length plus the junction
+    paths passed, and further than one step plus its braking distance; a red or yellow light or a lane change
     needed ends it (a vehicle stopping there notes it itself, ``link_wait``)."""
     q = lane_start[l]
     while q < lane_start[l + 1] and veh.pos[order[q]] < 0.0:  # SUMO's is on the junction's internal lane
@@ -78,8 +78,8 @@ def waits_at_minor(l, c, order, lane_start, veh, vt, net, ctl):
     length = vt.length[ty]
     reach = v + v * vt.tau[ty] + v * v / (2.0 * vt.decel[ty])  # [m] SUMO's dist: one step plus its braking distance
     d = net.lane_length[l] - veh.pos[j]  # [m] to the next stop line
-    seen_paths = max(-veh.pos[j], 0.0)  # [m] junction paths passed (the rest of its own, if it is on one)
-    seen_lanes = net.lane_length[l] if veh.pos[j] < 0.0 else 0.0  # [m] lanes passed beyond its own
+    seen_paths = 0.0  # [m] junction paths passed
+    seen_lanes = 0.0  # [m] lanes passed beyond its own
     cur = l
     ahead = 0
     while _route_edge(veh.route_edges, veh.route_off, veh.route_n, veh.ridx, j, ahead + 1) >= 0:

@@ -112,10 +112,10 @@ def keep_clear_room(i, cur, ahead, seen_lanes, seen_paths, length, cb, ridx, rou
     """Room [m] on the lanes of vehicle ``i``'s route beyond lane ``cur`` (its route position ``ridx[i] + ahead``)
     that keep-clear counts where the lanes up to there do not stop (SUMO's ``checkRewindLinkLanes`` counts on
     over its whole look-ahead), and whether the road stops within it: a lane that stops
-    (:func:`space_till_standing`, :func:`waits_at_minor`) or a red light. SUMO's look-ahead there: until the lanes seen (``seen_lanes``
-    [m], beyond the vehicle's lane) are longer than ``KEEP_CLEAR_LOOKAHEAD`` × the vehicle's ``length`` [m] and
-    than its length plus the junction paths seen (``seen_paths`` [m]); a lane change needed first or the
-    destination ends it. Where the road does not stop, SUMO holds no one back."""
+    (:func:`space_till_standing`, :func:`waits_at_minor`) or a red light. SUMO's look-ahead there: until the lanes
+    seen (``seen_lanes`` [m], beyond the vehicle's lane) are longer than ``KEEP_CLEAR_LOOKAHEAD`` × the vehicle's
+    ``length`` [m] and than its length plus the junction paths seen (``seen_paths`` [m]); a lane change needed
+    first or the destination ends it. Where the road does not stop, SUMO holds no one back."""
     room = 0.0
     while seen_lanes <= max(KEEP_CLEAR_LOOKAHEAD * length, length + seen_paths):
         if _route_edge(route_edges, route_off, route_n, ridx, i, ahead + 1) < 0:
@@ -202,9 +202,9 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
 
     Keep-clear (``net.conn_keep_clear``, all False unless the engine's ``keep_clear`` or ``junction_blocking``):
     a vehicle that can still stop comfortably at the line of a keep-clear junction ahead waits there if the road
-    beyond stops (:func:`space_till_standing`, :func:`waits_at_minor`, :func:`keep_clear_room`) with less room than its length plus
-    minimum gap, a follower after subtracting what the vehicles ahead of it on its lane take (SUMO's
-    ``checkRewindLinkLanes``). ``new_link_wait`` notes whether a vehicle plans to stop before a link ahead.
+    beyond stops (:func:`space_till_standing`, :func:`waits_at_minor`, :func:`keep_clear_room`) with less room
+    than its length plus minimum gap, a follower after subtracting what the vehicles ahead of it on its lane take
+    (SUMO's ``checkRewindLinkLanes``). ``new_link_wait`` notes whether a vehicle plans to stop before a link ahead.
     """
     lane = veh.lane
     pos = veh.pos

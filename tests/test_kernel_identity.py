@@ -19,10 +19,10 @@ _spec.loader.exec_module(kernel_identity)
 RECORDED = {
     "grid": {"dataset": "0b5a927ebe742305492d34b9d2d29d510150b1b320a9a0082dd859ec74cfcd15",
              "trips": "5d204cb7e52d9d4eaf050ef2d7fa38e28ceefe92cd026b65dd0e9d4bb13d3265"},
-    "bologna": {"dataset": "65f40dd892444cfcb560a070461f616d11469315c4ce401356d9809e9fb4ec0e",
-                "trips": "8c3c84d40df0876204276ec8d66361e99f8be23361e82d6eb84992d3a25c8b9f"},
-    "wildau": {"dataset": "d698fd2eda1f4cc8d2e0b640cb923c5e8d00df57e3c6ada35f91f03a7e5976ef",
-               "trips": "ba7b7b6d37cc034b752550df51024e6a9a5ba0bfeb19b333c3d13a4da3c2c059"},
+    "bologna": {"dataset": "1515ec0ec90256ac5b6a8bb4acff8c0c99d097f0e91ffe2ae399214934855598",
+                "trips": "aa2610a873fd43216367c793577684b8242801941c0f1e36b611a633292b20c7"},
+    "wildau": {"dataset": "feb3bb3264ab550f6486e853cfda8f68b95fca053cf2ea3156a96cf0aefa39eb",
+               "trips": "bd26a3a920e621aefdcbf9ea399f5a29b843b95258aa323572ff69192b450d79"},
 }
 
 

@@ -11,7 +11,8 @@ from twin.engines.native.kernels.routes import _best_lane, _route_edge, choose_c
 from twin.engines.native.kernels.state import (
     LOOKAHEAD_M, LOOKAHEAD_S, YIELD_CHECK_M, YIELD_MARGIN_M, COOPERATE_M,
     RUNNING, ARRIVED, RED, YELLOW, GREEN, GREEN_MINOR, UNCONTROLLED, INF, DRIVE_OFF_BIT, EMERGENCY_DECEL, HALT_SPEED,
-    LC_URGENT_GAP, LANE_END_REST, STOP_LINE_EPS_M, MIN_DIST_M, SLOWDOWN_DIST_M, KEEP_CLEAR_LOOKAHEAD)
+    LC_URGENT_GAP, LANE_END_REST, STOP_LINE_EPS_M, MIN_DIST_M, SLOWDOWN_DIST_M, KEEP_CLEAR_LOOKAHEAD,
+    FOE_VISIBILITY_M)
 
 
 @inline_kernel
@@ -56,17 +57,65 @@ def space_till_standing(l, c, order, lane_start, lane_length, pos, speed, vtype,
 
 
 @kernel(refcounts=False)
+def waits_at_minor(l, c, order, lane_start, veh, vt, net, ctl):
+    """Whether the last vehicle on the lane ``l`` itself (SUMO's ``getLastAnyVehicle``: one still on a junction path
+    into it is on SUMO's internal lane, which does not stop the count) plans to wait at a minor link ahead, as
+    SUMO's vehicle does: ``MSVehicle::processLinkApproaches`` sets ``myHaveToWaitOnNextLink`` at the first link of
+    its look-ahead that is minor (it yields: ``GREEN_MINOR`` or uncontrolled with foes), further than
+    ``FOE_VISIBILITY_M`` [m] away and beyond its braking distance ``v²/2b``, whether or not a foe comes, and
+    keep-clear's count stops there. Its look-ahead, as SUMO's ``planMoveInternal``: the links on its route until
+    the lanes passed are longer than ``KEEP_CLEAR_LOOKAHEAD`` × its length and than its length plus the junction
+    paths passed, and further than one step plus its braking distance; a red or yellow light or a lane change
+    needed ends it (a vehicle stopping there notes it itself, ``link_wait``)."""
+    q = lane_start[l]
+    while q < lane_start[l + 1] and veh.pos[order[q]] < 0.0:  # SUMO's is on the junction's internal lane
+        q += 1
+    if q >= lane_start[l + 1]:
+        return False
+    j = order[q]
+    ty = veh.vtype[j]
+    v = veh.speed[j]
+    length = vt.length[ty]
+    reach = v + v * vt.tau[ty] + v * v / (2.0 * vt.decel[ty])  # [m] SUMO's dist: one step plus its braking distance
+    d = net.lane_length[l] - veh.pos[j]  # [m] to the next stop line
+    seen_paths = 0.0  # [m] junction paths passed
+    seen_lanes = 0.0  # [m] lanes passed beyond its own
+    cur = l
+    ahead = 0
+    while _route_edge(veh.route_edges, veh.route_off, veh.route_n, veh.ridx, j, ahead + 1) >= 0:
+        cn = choose_connection(cur, veh.ridx[j] + ahead, veh.route_edges, veh.route_off[j], veh.route_n[j],
+                               vt.class_bit[ty], net.lane_conn_offsets, net.conn_to_lane, net.lane_edge,
+                               ctl.lane_allow, net.edge_lane_start, net.lane_length)
+        if cn < 0 or ctl.conn_signal[cn] == RED or ctl.conn_signal[cn] == YELLOW:
+            return False
+        dy = d + net.conn_yield_dist[cn]  # [m] to where it would yield
+        if (ctl.conn_signal[cn] == GREEN_MINOR or ctl.conn_signal[cn] == UNCONTROLLED) and \
+                net.conn_foe_offsets[cn + 1] > net.conn_foe_offsets[cn] and dy > FOE_VISIBILITY_M and \
+                dy > v * v / (2.0 * vt.decel[ty]):  # (SUMO: only while it can still brake for it)
+            return True
+        if seen_lanes > max(KEEP_CLEAR_LOOKAHEAD * length, length + seen_paths) and d > reach:
+            return False
+        tl = net.conn_to_lane[cn]
+        d += net.conn_length[cn] + net.lane_length[tl]
+        seen_paths += net.conn_length[cn]
+        seen_lanes += net.lane_length[tl]
+        cur = tl
+        ahead += 1
+    return False
+
+
+@kernel(refcounts=False)
 def keep_clear_room(i, cur, ahead, seen_lanes, seen_paths, length, cb, ridx, route_edges, route_off, route_n, order,
                     lane_start, lane_length, pos, speed, vtype, link_wait, vt_length, vt_min_gap, vt_decel, vt_tau,
                     lane_conn_offsets, conn_to_lane, conn_length, conn_signal, lane_edge, lane_allow,
-                    edge_lane_start, junction_conn, conn_yield_dist):
+                    edge_lane_start, junction_conn, conn_yield_dist, veh, vt, net, ctl):
     """Room [m] on the lanes of vehicle ``i``'s route beyond lane ``cur`` (its route position ``ridx[i] + ahead``)
     that keep-clear counts where the lanes up to there do not stop (SUMO's ``checkRewindLinkLanes`` counts on
     over its whole look-ahead), and whether the road stops within it: a lane that stops
-    (:func:`space_till_standing`) or a red light. SUMO's look-ahead there: until the lanes seen (``seen_lanes``
-    [m], beyond the vehicle's lane) are longer than ``KEEP_CLEAR_LOOKAHEAD`` × the vehicle's ``length`` [m] and
-    than its length plus the junction paths seen (``seen_paths`` [m]); a lane change needed first or the
-    destination ends it. Where the road does not stop, SUMO holds no one back."""
+    (:func:`space_till_standing`, :func:`waits_at_minor`) or a red light. SUMO's look-ahead there: until the lanes
+    seen (``seen_lanes`` [m], beyond the vehicle's lane) are longer than ``KEEP_CLEAR_LOOKAHEAD`` × the vehicle's
+    ``length`` [m] and than its length plus the junction paths seen (``seen_paths`` [m]); a lane change needed
+    first or the destination ends it. Where the road does not stop, SUMO holds no one back."""
     room = 0.0
     while seen_lanes <= max(KEEP_CLEAR_LOOKAHEAD * length, length + seen_paths):
         if _route_edge(route_edges, route_off, route_n, ridx, i, ahead + 1) < 0:
@@ -84,7 +133,7 @@ def keep_clear_room(i, cur, ahead, seen_lanes, seen_paths, length, cb, ridx, rou
                                             vt_length, vt_min_gap, vt_decel, vt_tau, junction_conn, conn_yield_dist,
                                             conn_length)
             room += sp
-            if stops:
+            if stops or waits_at_minor(tl, c, order, lane_start, veh, vt, net, ctl):
                 return room, True
         else:
             room += lane_length[tl]
@@ -98,16 +147,16 @@ def keep_clear_room(i, cur, ahead, seen_lanes, seen_paths, length, cb, ridx, rou
 def keep_clear_beyond(i, c, cb, ridx, route_edges, route_off, route_n, order, lane_start, lane_length, pos, speed,
                       vtype, link_wait, vt_length, vt_min_gap, vt_decel, vt_tau, lane_conn_offsets, conn_to_lane,
                       conn_length, conn_signal, lane_edge, lane_allow, edge_lane_start, junction_conn,
-                      conn_yield_dist):
+                      conn_yield_dist, veh, vt, net, ctl):
     """Room [m] beyond the keep-clear junction of connection ``c`` (the next one on vehicle ``i``'s route), as
     SUMO's ``checkRewindLinkLanes`` counts it, and whether the road stops within its look-ahead: the lane ``c``
-    leads to (:func:`space_till_standing`), then on over :func:`keep_clear_room`."""
+    leads to (:func:`space_till_standing`, :func:`waits_at_minor`), then on over :func:`keep_clear_room`."""
     tl = conn_to_lane[c]
     if lane_start[tl + 1] > lane_start[tl]:
         room, stops = space_till_standing(tl, c, order, lane_start, lane_length, pos, speed, vtype, link_wait,
                                           vt_length, vt_min_gap, vt_decel, vt_tau, junction_conn, conn_yield_dist,
                                           conn_length)
-        if stops:
+        if stops or waits_at_minor(tl, c, order, lane_start, veh, vt, net, ctl):
             return room, True
     else:
         room = lane_length[tl]
@@ -115,7 +164,7 @@ def keep_clear_beyond(i, c, cb, ridx, route_edges, route_off, route_n, order, la
                                   route_edges, route_off, route_n, order, lane_start, lane_length, pos, speed,
                                   vtype, link_wait, vt_length, vt_min_gap, vt_decel, vt_tau, lane_conn_offsets,
                                   conn_to_lane, conn_length, conn_signal, lane_edge, lane_allow, edge_lane_start,
-                                  junction_conn, conn_yield_dist)
+                                  junction_conn, conn_yield_dist, veh, vt, net, ctl)
     return room + more, stops
 
 
@@ -153,9 +202,9 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
 
     Keep-clear (``net.conn_keep_clear``, all False unless the engine's ``keep_clear`` or ``junction_blocking``):
     a vehicle that can still stop comfortably at the line of a keep-clear junction ahead waits there if the road
-    beyond stops (:func:`space_till_standing`, :func:`keep_clear_room`) with less room than its length plus
-    minimum gap, a follower after subtracting what the vehicles ahead of it on its lane take (SUMO's
-    ``checkRewindLinkLanes``). ``new_link_wait`` notes whether a vehicle plans to stop before a link ahead.
+    beyond stops (:func:`space_till_standing`, :func:`waits_at_minor`, :func:`keep_clear_room`) with less room
+    than its length plus minimum gap, a follower after subtracting what the vehicles ahead of it on its lane take
+    (SUMO's ``checkRewindLinkLanes``). ``new_link_wait`` notes whether a vehicle plans to stop before a link ahead.
     """
     lane = veh.lane
     pos = veh.pos
@@ -250,7 +299,8 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                                                     lane_start, lane_length, pos, speed, vtype, link_wait,
                                                     vt_length, vt_min_gap, vt_decel, vt_tau, lane_conn_offsets,
                                                     conn_to_lane, conn_length, conn_signal, lane_edge, lane_allow,
-                                                    edge_lane_start, junction_conn, conn_yield_dist)
+                                                    edge_lane_start, junction_conn, conn_yield_dist, veh, vt,
+                                                    net, ctl)
                     while stops and room >= vt_length[ty] + s0 and q < lane_start[l + 1]:  # from its leader on
                         room -= vt_length[vtype[order[q]]] + vt_min_gap[vtype[order[q]]]
                         q += 1
@@ -336,6 +386,8 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                         sp, stops = space_till_standing(tl, c, order, lane_start, lane_length, pos, speed, vtype,
                                                         link_wait, vt_length, vt_min_gap, vt_decel, vt_tau,
                                                         junction_conn, conn_yield_dist, conn_length)
+                        if not stops:
+                            stops = waits_at_minor(tl, c, order, lane_start, veh, vt, net, ctl)
                         if stops and room + sp < vt_length[ty] + s0:
                             acc = min(acc, idm(v, v_allowed, kc_d, 0.0, a, b, s0 * LANE_END_REST, tau))
                             hard = min(hard, kc_d - STOP_LINE_EPS_M)
@@ -364,7 +416,8 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                                               route_edges, route_off, route_n, order, lane_start, lane_length, pos,
                                               speed, vtype, link_wait, vt_length, vt_min_gap, vt_decel, vt_tau,
                                               lane_conn_offsets, conn_to_lane, conn_length, conn_signal, lane_edge,
-                                              lane_allow, edge_lane_start, junction_conn, conn_yield_dist)
+                                              lane_allow, edge_lane_start, junction_conn, conn_yield_dist, veh, vt,
+                                              net, ctl)
                 if stops and room + more < vt_length[ty] + s0:
                     acc = min(acc, idm(v, v_allowed, kc_d, 0.0, a, b, s0 * LANE_END_REST, tau))
                     hard = min(hard, kc_d - STOP_LINE_EPS_M)

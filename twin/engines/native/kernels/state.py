@@ -37,6 +37,8 @@ LOOKAHEAD_M = 50.0  # [m] move looks for stop lines and the next lanes' queues t
 LOOKAHEAD_S = 8.0  # [s] ... plus this long at the current speed (beyond IDM's braking distance at 50 km/h)
 KEEP_CLEAR_LOOKAHEAD = 5.0  # keep-clear counts room beyond a junction over lanes at least this × the vehicle's length
 #                            (SUMO's CRLL_LOOK_AHEAD; see kernels.movement.keep_clear_room)
+FOE_VISIBILITY_M = 4.5  # [m] from this close to a minor link a vehicle sees its foes (SUMO's connection `visibility`
+#                          default); further off, SUMO's vehicle plans to wait there (kernels.movement.waits_at_minor)
 YIELD_CHECK_M = 20.0  # [m] a vehicle on a minor link checks its priority foes within at least this of the stop line
 YIELD_MARGIN_M = 10.0  # [m] ... or within its comfortable braking distance (v²/2b) plus this
 COOPERATE_M = 60.0  # [m] a vehicle leaves a gap for a lane-change requester whose back is at most this far ahead

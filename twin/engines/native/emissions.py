@@ -2,12 +2,14 @@
 :mod:`twin.demand.emissions` for the model and its data).
 
 Called between :func:`~twin.engines.native.kernels.move` and
-:func:`~twin.engines.native.kernels.commit`, while ``speed``/``pos`` still
-hold the state at the start of the step and ``new_speed``/``new_pos`` the
-state at its end: each running vehicle emits at the step's mean speed
-v = (v_start + v_end) / 2 and acceleration a = Δv / Δt (as SUMO's edge
-emission output), for Δt, on the edge it was on at the start of the step (as
-the other per-edge measurements).
+:func:`~twin.engines.native.kernels.commit`, while ``speed`` still holds the
+speeds at the start of the step and ``new_speed`` those at its end, and
+``step_dist`` the distance each vehicle drives in the step (all three from
+``move``; the last two by position in the lane order): each running vehicle
+emits at the step's mean speed v = (v_start + v_end) / 2 and acceleration
+a = Δv / Δt (as SUMO's edge emission output), for Δt, with the wear of that
+distance, on the edge it was on at the start of the step (as the other
+per-edge measurements).
 """
 from __future__ import annotations
 
@@ -252,7 +254,7 @@ def edges_grouped(lane_edge) -> bool:
 
 
 @parallel_kernel
-def emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a, non_exhaust, lane_edge,
+def emit(dt, order, n, lane, speed, step_dist, new_speed, eclass, cf, coast_a, non_exhaust, lane_edge,
          veh_emission, edge_emission, parts):
     """Add each running vehicle's emissions of this step [g] to ``veh_emission[i]`` and to its edge's
     ``edge_emission[e]`` (:data:`N_COL` columns: the HBEFA4 pollutants, then PM10, PM2.5 = exhaust PM + wear ×
@@ -281,14 +283,14 @@ def emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a
     cut[parts] = n
     for j in prange(parts):
         a, b = cut[j], cut[j + 1]
-        emit_range(dt, order[a:b], new_pos[a:b], new_speed[a:b], lane, pos, speed, eclass, cf, coast_a,
+        emit_range(dt, order[a:b], step_dist[a:b], new_speed[a:b], lane, speed, eclass, cf, coast_a,
                    non_exhaust, lane_edge, veh_emission, edge_emission)
 
 
 @kernel(refcounts=False)
-def emit_range(dt, order, new_pos, new_speed, lane, pos, speed, eclass, cf, coast_a, non_exhaust,
+def emit_range(dt, order, step_dist, new_speed, lane, speed, eclass, cf, coast_a, non_exhaust,
                lane_edge, veh_emission, edge_emission):
-    """:func:`emit` for the vehicles ``order`` (a part of the lane order; ``new_pos``/``new_speed`` the same part),
+    """:func:`emit` for the vehicles ``order`` (a part of the lane order; ``step_dist``/``new_speed`` the same part),
     in that order. (Parts as views, indexed from 0: numba then knows the indices are not negative.)
 
     The loop runs in lane order while the vehicles' rows are in vehicle order: it prefetches the row of the
@@ -304,7 +306,6 @@ def emit_range(dt, order, new_pos, new_speed, lane, pos, speed, eclass, cf, coas
             j = np.uint32(order[k + PREFETCH])
             prefetch_row(veh_emission, j)
             prefetch_row(speed, j)
-            prefetch_row(pos, j)
             prefetch_row(eclass, j)
             prefetch_row(lane, j)
         if k + PREFETCH_EDGE < m:  # the edge row of a vehicle whose lane was asked for PREFETCH - PREFETCH_EDGE ago
@@ -313,7 +314,7 @@ def emit_range(dt, order, new_pos, new_speed, lane, pos, speed, eclass, cf, coas
         c = np.uint32(eclass[i])
         v0 = speed[i]
         vn = new_speed[k]
-        step = new_pos[k] - pos[i]
+        step = step_dist[k]  # (move's own step: the distance the vehicle and its edge are credited with)
         v = 0.5 * (v0 + vn)
         a = (vn - v0) * inv_dt
         # no fuel while coasting. Every vehicle the same way, without branches that depend on its state (standing,

@@ -4,12 +4,13 @@
     python benchmarks/kernel_identity.py [NAME ...] [--json]
 
 Runs a few small scenarios through :func:`twin.runner.run_scenario` and prints, for each, the SHA-256 of
-its result Dataset (the raw bytes of every data variable and coordinate, sorted by name) and of its trip
-table (the variables along the ``trip`` dimension). ``tests/test_kernel_identity.py`` holds the hashes
+its result Dataset (the raw bytes of every data variable and coordinate, sorted by name), of its trip
+table (the variables along the ``trip`` dimension) and of its traffic (the Dataset without the variables along
+the ``pollutant`` dimension: a change that moves the pollutant emissions only keeps it). ``tests/test_kernel_identity.py`` holds the hashes
 recorded before the kernels were split into records and fails if any changes. The scenarios cover the
 kernels' branches: the synthetic grid with signals, lane changes, loops, an incident and a lane closure;
 Bologna Andrea Costa (real network, signal plans, buses with their stops, loops); Wildau (actuated signals).
-The last line with ``--json`` is one JSON object ``{name: {"dataset": hash, "trips": hash}}``.
+The last line with ``--json`` is one JSON object ``{name: {"dataset": hash, "trips": hash, "traffic": hash}}``.
 """
 from __future__ import annotations
 
@@ -68,13 +69,14 @@ def _digest(ds, names) -> str:
 
 
 def fingerprint(name: str) -> dict[str, str]:
-    """SHA-256 of scenario ``name``'s result Dataset and of its trip table."""
+    """SHA-256 of scenario ``name``'s result Dataset, of its trip table and of its traffic (no pollutants)."""
     path, overrides = SCENARIOS[name]
     cfg = load_scenario(ROOT / path, overrides=overrides)
     ds = run_scenario(cfg).dataset
     names = list(ds.data_vars) + list(ds.coords)
     trips = [v for v in names if "trip" in ds[v].dims]
-    return {"dataset": _digest(ds, names), "trips": _digest(ds, trips)}
+    traffic = [v for v in names if "pollutant" not in ds[v].dims]
+    return {"dataset": _digest(ds, names), "trips": _digest(ds, trips), "traffic": _digest(ds, traffic)}
 
 
 def main() -> None:
@@ -85,7 +87,8 @@ def main() -> None:
     out = {}
     for name in args.names:
         out[name] = fingerprint(name)
-        print(f"{name}: dataset {out[name]['dataset']}  trips {out[name]['trips']}", flush=True)
+        print(f"{name}: dataset {out[name]['dataset']}  trips {out[name]['trips']}  traffic {out[name]['traffic']}",
+              flush=True)
     if args.json:
         print(json.dumps(out))
 

@@ -299,13 +299,12 @@ def test_step_kernel_equals_the_rates_times_the_step():
     rng.shuffle(order[:150])  # (the lane order is emit's only for the parts: one part here)
     speed = rng.uniform(0, 30, n) * (rng.random(n) > 0.2)
     new_speed = np.maximum(speed[order] + rng.normal(0, 1.5, n) * dt, 0.0) * (rng.random(n) > 0.1)
-    pos = rng.uniform(0, 100, n)
-    new_pos = pos[order] + 0.5 * (speed[order] + new_speed) * dt
+    step_dist = 0.5 * (speed[order] + new_speed) * dt  # (by position in the order, as move gives it)
     eclass = rng.integers(0, len(t.classes), n).astype(np.int32)
     veh, edge = np.zeros((n, len(POLLUTANTS))), np.zeros((ne, len(POLLUTANTS)))
-    args = (dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, EM.step_coefficients(t.coef, t.exhaust_pm),
+    args = (dt, order, n, lane, speed, step_dist, new_speed, eclass, EM.step_coefficients(t.coef, t.exhaust_pm),
             t.coast_a, t.non_exhaust, np.arange(ne, dtype=np.int32))
-    part = (dt, order, new_pos, new_speed, lane, pos, speed, *args[8:])  # emit_range's arguments: one part
+    part = (dt, order, step_dist, new_speed, lane, speed, *args[7:])  # emit_range's arguments: one part
     EM.emit_range(*part, veh, edge)
     # compiled, add_emissions works on rows of 8 doubles (an LLVM vector): the same numbers as its Python body
     veh_py, edge_py = np.zeros_like(veh), np.zeros_like(edge)
@@ -318,7 +317,7 @@ def test_step_kernel_equals_the_rates_times_the_step():
         i = order[k]
         EM.rates(t.coef, t.exhaust_pm, t.coast_a, eclass[i], 0.5 * (speed[i] + new_speed[k]),
                  (new_speed[k] - speed[i]) / dt, out)
-        step = new_pos[k] - pos[i]
+        step = step_dist[k]
         want = [*(out[:nm] * dt * 1e-3), out[nm] * dt * 1e-3 + t.non_exhaust[eclass[i], 0] * step,
                 out[nm] * dt * 1e-3 + t.non_exhaust[eclass[i], 1] * step]
         np.testing.assert_allclose(veh[i], want, rtol=1e-12, atol=1e-15)
@@ -342,14 +341,13 @@ def test_parallel_step_kernel_equals_one_pass_in_lane_order():
     order = np.argsort(lane, kind="stable").astype(np.int32)
     speed = rng.uniform(0, 30, n) * (rng.random(n) > 0.2)
     new_speed = np.maximum(speed[order] + rng.normal(0, 1.5, n) * dt, 0.0)
-    pos = rng.uniform(0, 100, n)
-    new_pos = pos[order] + 0.5 * (speed[order] + new_speed) * dt
+    step_dist = 0.5 * (speed[order] + new_speed) * dt
     eclass = rng.integers(0, len(t.classes), n).astype(np.int32)
-    args = (lane, pos, speed, new_pos, new_speed, eclass, EM.step_coefficients(t.coef, t.exhaust_pm), t.coast_a,
+    args = (lane, speed, step_dist, new_speed, eclass, EM.step_coefficients(t.coef, t.exhaust_pm), t.coast_a,
             t.non_exhaust, lane_edge)
     start_veh, start_edge = rng.uniform(0, 50, (n, EM.N_COL)), rng.uniform(0, 500, (lane_edge[-1] + 1, EM.N_COL))
     veh, edge = start_veh.copy(), start_edge.copy()
-    EM.emit_range(dt, order, new_pos, new_speed, lane, pos, speed, *args[5:], veh, edge)
+    EM.emit_range(dt, order, step_dist, new_speed, lane, speed, *args[4:], veh, edge)
     before = numba.get_num_threads()
     try:
         for kernel in (EM.emit, EM.emit.serial):

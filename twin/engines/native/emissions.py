@@ -2,12 +2,14 @@
 :mod:`twin.demand.emissions` for the model and its data).
 
 Called between :func:`~twin.engines.native.kernels.move` and
-:func:`~twin.engines.native.kernels.commit`, while ``speed``/``pos`` still
-hold the state at the start of the step and ``new_speed``/``new_pos`` the
-state at its end: each running vehicle emits at the step's mean speed
-v = (v_start + v_end) / 2 and acceleration a = Δv / Δt (as SUMO's edge
-emission output), for Δt, on the edge it was on at the start of the step (as
-the other per-edge measurements).
+:func:`~twin.engines.native.kernels.commit`, while ``speed`` still holds the
+speeds at the start of the step and ``new_speed`` those at its end, and
+``step_dist`` the distance each vehicle drives in the step (all three from
+``move``; the last two by position in the lane order): each running vehicle
+emits at the step's mean speed v = (v_start + v_end) / 2 and acceleration
+a = Δv / Δt (as SUMO's edge emission output), for Δt, with the wear of that
+distance, on the edge it was on at the start of the step (as the other
+per-edge measurements).
 """
 from __future__ import annotations
 
@@ -56,14 +58,15 @@ def coast_grid(n: int) -> np.ndarray:
 @kernel
 def coast_limit(coast_a, c, v):
     """The coasting deceleration [m/s², < 0] of class ``c`` at speed ``v`` [m/s]: linear between the grid
-    points, constant beyond its ends (a class without one has -1000 in the table)."""
+    points, constant beyond its ends (a class without one has -1000 in the table).
+
+    Both pieces of the grid are computed and one selected (no branch: :func:`emit_range` looks the limit up
+    for every vehicle, at speeds that a branch would mispredict)."""
     n = coast_a.shape[1]
-    if v <= COAST_V0:
-        x = 0.0
-    elif v < COAST_V1:
-        x = (v - COAST_V0) * (1.0 / COAST_DV0)
-    else:
-        x = COAST_N0 + (v - COAST_V1) * (1.0 / COAST_DV1)
+    x0 = (v - COAST_V0) * (1.0 / COAST_DV0)
+    x1 = COAST_N0 + (v - COAST_V1) * (1.0 / COAST_DV1)
+    x = x1 if v >= COAST_V1 else x0
+    x = 0.0 if v <= COAST_V0 else x
     j = np.uint32(min(int(x), n - 2))  # (x >= 0; unsigned: no wraparound of negative indices)
     f = min(x - j, 1.0)
     return coast_a[c, j] + f * (coast_a[c, j + 1] - coast_a[c, j])
@@ -124,19 +127,6 @@ def add_emissions(cf, c, v, a, w, non_exhaust, step, veh_emission, i, edge_emiss
         g = (cf[c, 0, p] + cf[c, 1, p] * v + cf[c, 2, p] * a + cf[c, 3, p] * v2 + cf[c, 4, p] * v3
              + cf[c, 5, p] * av + cf[c, 6, p] * av2)
         g = (g + abs(g)) * w + (non_exhaust[c, p - N_MODEL] if p >= N_MODEL else 0.0) * step
-        veh_emission[i, p] += g
-        edge_emission[e, p] += g
-
-
-def add_idle_emissions(cf, c, w, veh_emission, i, edge_emission, e):
-    """:func:`add_emissions` of a vehicle that stood still through the step (v = a = 0, no distance): column p
-    gets (E0_p + |E0_p|)·w, E0_p the constant term ``cf[c, 0, p]``. The same bits: the other terms are ±0 there,
-    which leave E0_p as it is up to the sign of a zero that the clip drops, and so is the wear term.
-
-    This body is the definition; compiled, :func:`_add_idle_simd` does it on rows of 8 doubles."""
-    for p in range(N_COL):
-        g = cf[c, 0, p]
-        g = (g + abs(g)) * w
         veh_emission[i, p] += g
         edge_emission[e, p] += g
 
@@ -214,37 +204,6 @@ def _add_emissions_compiled(cf, c, v, a, w, non_exhaust, step, veh_emission, i, 
     return None
 
 
-@intrinsic
-def _add_idle_simd(typingctx, cf, c, w, veh_emission, i, edge_emission, e):
-    """:func:`add_idle_emissions` on rows of 8 doubles."""
-    if not _c_float_rows(cf, veh_emission, edge_emission) or w != types.float64 or not all(
-            isinstance(x, types.Integer) for x in (c, i, e)):
-        return None
-    sig = types.void(cf, c, w, veh_emission, i, edge_emission, e)
-
-    def codegen(context, builder, signature, args):
-        cf_t, c_t, _, veh_t, i_t, edge_t, e_t = signature.args
-        cf_v, c_v, w_v, veh_v, i_v, edge_v, e_v = args
-        vt = ir.VectorType(ir.DoubleType(), N_COL)
-        g = builder.load(_row(context, builder, cf_t, cf_v, c_v, c_t), align=8)
-        fabs = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt]), f"llvm.fabs.v{N_COL}f64")
-        g = builder.fmul(builder.fadd(g, builder.call(fabs, [g])), _splat(builder, w_v))
-        for ary_t, ary_v, idx_v, idx_t in ((veh_t, veh_v, i_v, i_t), (edge_t, edge_v, e_v, e_t)):
-            ptr = _row(context, builder, ary_t, ary_v, idx_v, idx_t)
-            builder.store(builder.fadd(builder.load(ptr, align=8), g), ptr, align=8)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@overload(add_idle_emissions, jit_options=JIT_OPTIONS)
-def _add_idle_compiled(cf, c, w, veh_emission, i, edge_emission, e):
-    if _c_float_rows(cf, veh_emission, edge_emission) and w == types.float64:
-        return lambda cf, c, w, veh_emission, i, edge_emission, e: _add_idle_simd(cf, c, w, veh_emission, i,
-                                                                                  edge_emission, e)
-    return None
-
-
 def prefetch_row(ary, i):
     """Ask the CPU to bring row ``i`` of the 2-D float64 array ``ary`` (to be written), or element ``i`` of the
     1-D array ``ary`` (to be read), into the cache (compiled; a no-op in Python)."""
@@ -282,8 +241,9 @@ def _prefetch_row_compiled(ary, i):
 
 
 def coasting_limits_negative(coast_a) -> bool:
-    """Whether every coasting limit of the table is a deceleration (< 0), as :func:`emit_range` assumes when it
-    looks the limit up only for decelerating vehicles (the packaged table's highest is -0.035 m/s²)."""
+    """Whether every coasting limit of the table is a deceleration (< 0), as in SUMO's HBEFA4 data (the packaged
+    table's highest is -0.035 m/s²): the engine checks the table it loads, so that a vehicle that does not
+    decelerate never coasts."""
     return bool(np.all(coast_a < 0.0))
 
 
@@ -294,7 +254,7 @@ def edges_grouped(lane_edge) -> bool:
 
 
 @parallel_kernel
-def emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a, non_exhaust, lane_edge,
+def emit(dt, order, n, lane, speed, step_dist, new_speed, eclass, cf, coast_a, non_exhaust, lane_edge,
          veh_emission, edge_emission, parts):
     """Add each running vehicle's emissions of this step [g] to ``veh_emission[i]`` and to its edge's
     ``edge_emission[e]`` (:data:`N_COL` columns: the HBEFA4 pollutants, then PM10, PM2.5 = exhaust PM + wear ×
@@ -323,14 +283,14 @@ def emit(dt, order, n, lane, pos, speed, new_pos, new_speed, eclass, cf, coast_a
     cut[parts] = n
     for j in prange(parts):
         a, b = cut[j], cut[j + 1]
-        emit_range(dt, order[a:b], new_pos[a:b], new_speed[a:b], lane, pos, speed, eclass, cf, coast_a,
+        emit_range(dt, order[a:b], step_dist[a:b], new_speed[a:b], lane, speed, eclass, cf, coast_a,
                    non_exhaust, lane_edge, veh_emission, edge_emission)
 
 
 @kernel(refcounts=False)
-def emit_range(dt, order, new_pos, new_speed, lane, pos, speed, eclass, cf, coast_a, non_exhaust,
+def emit_range(dt, order, step_dist, new_speed, lane, speed, eclass, cf, coast_a, non_exhaust,
                lane_edge, veh_emission, edge_emission):
-    """:func:`emit` for the vehicles ``order`` (a part of the lane order; ``new_pos``/``new_speed`` the same part),
+    """:func:`emit` for the vehicles ``order`` (a part of the lane order; ``step_dist``/``new_speed`` the same part),
     in that order. (Parts as views, indexed from 0: numba then knows the indices are not negative.)
 
     The loop runs in lane order while the vehicles' rows are in vehicle order: it prefetches the row of the
@@ -346,7 +306,6 @@ def emit_range(dt, order, new_pos, new_speed, lane, pos, speed, eclass, cf, coas
             j = np.uint32(order[k + PREFETCH])
             prefetch_row(veh_emission, j)
             prefetch_row(speed, j)
-            prefetch_row(pos, j)
             prefetch_row(eclass, j)
             prefetch_row(lane, j)
         if k + PREFETCH_EDGE < m:  # the edge row of a vehicle whose lane was asked for PREFETCH - PREFETCH_EDGE ago
@@ -355,13 +314,12 @@ def emit_range(dt, order, new_pos, new_speed, lane, pos, speed, eclass, cf, coas
         c = np.uint32(eclass[i])
         v0 = speed[i]
         vn = new_speed[k]
-        step = new_pos[k] - pos[i]
-        if v0 == 0.0 and vn == 0.0 and step == 0.0:  # stood still (queues): the constant terms only, the same bits
-            add_idle_emissions(cf, c, hw, veh_emission, i, edge_emission, lane_edge[np.uint32(lane[i])])
-            continue
+        step = step_dist[k]  # (move's own step: the distance the vehicle and its edge are credited with)
         v = 0.5 * (v0 + vn)
         a = (vn - v0) * inv_dt
-        # no fuel while coasting (the limit is a deceleration: coasting_limits_negative; most vehicles skip it)
-        w = 0.0 if v > MOVING_SPEED and a < 0.0 and a < coast_limit(coast_a, c, v) else hw
+        # no fuel while coasting. Every vehicle the same way, without branches that depend on its state (standing,
+        # decelerating: branches the CPU mispredicts cost more than the work they skip)
+        lim = coast_limit(coast_a, c, v)
+        w = 0.0 if v > MOVING_SPEED and a < lim else hw
         e = lane_edge[np.uint32(lane[i])]
         add_emissions(cf, c, v, a, w, non_exhaust, step, veh_emission, i, edge_emission, e)

@@ -409,7 +409,7 @@ class NativeEngine:
         self._call(self._on_threads(K.move, n), dt, self._order, n, self._lane_start, veh, vtr, net, ctl, scr, stats)
         em = self._emis
         if n and self._emissions_on:
-            self._on_threads(EM.emit, n)(dt, self._order, n, self.lane, self.pos, self.speed, self._new_pos,
+            self._on_threads(EM.emit, n)(dt, self._order, n, self.lane, self.speed, self._step_dist,
                                          self._new_speed, self.eclass, self._emis_cf, em.coast_a, em.non_exhaust,
                                          c.lane_edge, self.emission, self.e_emission, self._threads)
         arrived, teleported = self._call(K.commit, t, dt, self._teleport_time, self._order, n, self._lane_start,

@@ -137,11 +137,11 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig
             _move_serial(dt, order, n, lane_start, veh, vtr, net, ctl, scr, stats)
         if n and emissions_on:
             if par:
-                EM.emit(dt, order, n, veh.lane, veh.pos, veh.speed, scr.new_pos, scr.new_speed, eclass, cf, coast_a,
+                EM.emit(dt, order, n, veh.lane, veh.speed, scr.step_dist, scr.new_speed, eclass, cf, coast_a,
                         non_exhaust, net.lane_edge, veh_emission, edge_emission, threads)
             else:  # EM.emit's serial twin in one part: the same results whatever the parts (its docstring)
-                EM.emit_range(dt, order[:n], scr.new_pos[:n], scr.new_speed[:n], veh.lane, veh.pos, veh.speed,
-                              eclass, cf, coast_a, non_exhaust, net.lane_edge, veh_emission, edge_emission)
+                EM.emit_range(dt, order[:n], scr.step_dist[:n], scr.new_speed[:n], veh.lane, veh.speed, eclass, cf,
+                              coast_a, non_exhaust, net.lane_edge, veh_emission, edge_emission)
         arrived, teleported = K.commit(t, dt, teleport_time, order, n, lane_start, veh, vtr, net, ctl, scr, stats)
         if lp is not None:
             K.loops(dt, order, n, veh, vtr, net, ctl, lp)

@@ -21,12 +21,12 @@ RECORDED = {
     "grid": {"dataset": "d75bdd386d60aa1df292339c653fe593f5efb37c52ff4bb7df3a47ec94b5fe0e",
              "trips": "012ddcdf3389f7f885e1eea040177331657681022d3b05cca05bf689bed1099b",
              "traffic": "6d4d3468461f9b939d85e3018d1731bc42927c92fa9673b53f258bc4600df23f"},
-    "bologna": {"dataset": "5eabbb1e533030e26967de8d643dd136b194ca9b66ea4d9f4004bd43d4ee478d",
-                "trips": "009c7ab2b1a1f89a5665d87ec613ed40d7a418f61792a4dba8bfeb4241f2530d",
-                "traffic": "0915e4066b045d73baa178e77ddb37c1d8055a41c69f26a67b5191d2e99b81bf"},
-    "wildau": {"dataset": "20ea3a5583c6ab766cafebecd239ae1a2a3473866e05e93e682103e74a3ac269",
-               "trips": "b16f50ecb3b652a1f7d3c8e13cd0b06f2654b351c42225ffede2465fa19861a2",
-               "traffic": "0daa72aaa3e89f3053581642dc0cbd77bfe831dfcb777865844561c7a22f7c99"},
+    "bologna": {"dataset": "d364d335dd4eae3329bd29e8da66654a75767db345cc9356d6bd24ac8215f754",
+                "trips": "043e28842f9703a6dc58489745f73c2435a128e20668c1d84ce6761cd188494d",
+                "traffic": "d9bef3a0295d30cae521ed9836aa023c241c6a031f0702a331593e0097a55066"},
+    "wildau": {"dataset": "2b7dc789cae102af10d8333a182c61458ccb3ba359251b7a2008f1901f80a620",
+               "trips": "decfdb8611c87b04e24151d57967b740df98c550f06ce1872b4706cee2b9685c",
+               "traffic": "b5d0fac355b9cbc478278a0cbc07c802b0a30f2a0a46c33970adf1f2334c06c6"},
 }
 
 

@@ -222,38 +222,3 @@ def test_a_vehicle_waiting_at_its_internal_junction_is_not_in_the_way_of_other_p
     assert np.all(eng.state == 3) and eng.teleports.sum() == 0
     left, right = int(np.flatnonzero(eng.depart == 0.0)[0]), int(np.flatnonzero(eng.depart == 31.0)[0])
     assert eng.t_arrive[right] < eng.t_arrive[left] - 10.0
-
-
-def test_a_vehicle_standing_over_its_stop_line_holds_the_vehicles_behind_it_whichever_way_they_go():
-    """SUMO's partial occupation: a left turner whose internal junction is 3 m along its path waits there with its
-    back (a 5 m car) still over the stop line, on the shared lane; the through vehicle behind it waits behind it.
-    (Counted only on its path, it let the through vehicle drive through its back.)"""
-    city, (lane, pos, speed), through = _left_turner_and_through(3.0)
-    assert lane == city.edge_lane_start[city.edge_index["left_out"]] and speed < 0.1  # on its path, waiting ...
-    assert -20.0 + 3.0 - 1.0 < pos < -20.0 + 3.0  # ... at its internal junction, its back over the line
-    assert through == 2  # the through vehicle is still behind it
-
-
-def _left_turner_through_stream(headway_s: float) -> tuple[float, float]:
-    """Arrival times [s] of a left turner that waits at its internal junction (8 m along its 20 m path) for an
-    oncoming stream (a car every ``headway_s`` for a minute; the turner comes while it passes), and of the
-    stream's last car."""
-    city = _left_turn_city(8.0)
-    times = np.arange(1.0, 61.0, headway_s)
-    specs = [("in", "left_out", 24.5)] + [("opp", "opp_out", float(t)) for t in times]
-    eng = NativeEngine(step_length=0.5)
-    eng.start(city, route_demand(city, make_trips(city, specs, CAR)), seed=1)
-    eng.advance(400.0)
-    assert np.all(eng.state == 3) and eng.teleports.sum() == 0
-    return float(eng.t_arrive[eng.depart == 24.5][0]), float(eng.t_arrive[np.argmax(eng.depart)])
-
-
-def test_a_left_turner_standing_at_its_internal_junction_needs_the_time_to_clear_its_path():
-    """SUMO's MSLink::blockedByFoe: a vehicle standing at its internal junction goes only if no foe arrives before
-    it has left the conflict, starting from rest over the 12 m of path beyond it plus its 5 m length (about 4 s
-    here), plus jmTimegapMinor (1 s). Gaps of 4 s in the oncoming stream are too short, so it waits for the whole
-    stream (with the critical gap of 3.5 s, as at a stop line, it took one); gaps of 8 s are long enough."""
-    left, last = _left_turner_through_stream(4.0)
-    assert left > last - 10.0  # after the stream (it arrives from a shorter road than the stream's)
-    left, last = _left_turner_through_stream(8.0)
-    assert left < last - 20.0  # in a gap of the stream

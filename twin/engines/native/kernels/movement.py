@@ -3,8 +3,6 @@ teleports (commit).
 """
 from __future__ import annotations
 
-from math import sqrt
-
 from numba import prange
 
 from twin.jit import inline_kernel, kernel, parallel_kernel
@@ -13,8 +11,7 @@ from twin.engines.native.kernels.routes import _best_lane, _route_edge, choose_c
 from twin.engines.native.kernels.state import (
     LOOKAHEAD_M, LOOKAHEAD_S, YIELD_CHECK_M, YIELD_MARGIN_M, COOPERATE_M,
     RUNNING, ARRIVED, RED, YELLOW, GREEN, GREEN_MINOR, UNCONTROLLED, INF, DRIVE_OFF_BIT, EMERGENCY_DECEL, HALT_SPEED,
-    LC_URGENT_GAP, LANE_END_REST, STOP_LINE_EPS_M, MIN_DIST_M, MIN_SPEED, SLOWDOWN_DIST_M, KEEP_CLEAR_LOOKAHEAD,
-    TIMEGAP_MINOR_S)
+    LC_URGENT_GAP, LANE_END_REST, STOP_LINE_EPS_M, MIN_DIST_M, SLOWDOWN_DIST_M, KEEP_CLEAR_LOOKAHEAD)
 
 
 @inline_kernel
@@ -24,20 +21,6 @@ def waits_beside(j, c, pos, junction_conn, conn_yield_dist, conn_length):
     other paths into it: not in their way)."""
     jc = junction_conn[j]
     return pos[j] < 0.0 and jc >= 0 and jc != c and pos[j] < conn_yield_dist[jc] - conn_length[jc]
-
-
-@inline_kernel
-def conflict_window(v, v_max, a, dy, rest):
-    """Time [s] within which a foe's arrival at its stop line blocks a vehicle at ``v`` [m/s] (at most ``v_max``,
-    accelerating at ``a`` [m/s²]) that is ``dy`` [m] before its internal junction and must then clear ``rest`` [m]
-    (the path beyond it plus its own length), as SUMO's ``MSLink::blockedByFoe`` judges it: the foe must not
-    arrive before the vehicle has left the conflict (its arrival plus ``MSLink::getLeaveTime``, at the mean of
-    its arrival and leave speeds) plus ``jmTimegapMinor`` (``TIMEGAP_MINOR_S``). A vehicle standing at the internal
-    junction needs a far larger gap than one that passes it at speed."""
-    va = min(v_max, sqrt(v * v + 2.0 * a * dy))  # arrival speed at the internal junction
-    vl = min(v_max, sqrt(va * va + 2.0 * a * rest))  # leave speed
-    t_arrive = 2.0 * dy / max(v + va, MIN_SPEED)
-    return t_arrive + rest / max(0.5 * (va + vl), MIN_SPEED) + TIMEGAP_MINOR_S
 
 
 @kernel(refcounts=False)
@@ -134,27 +117,6 @@ def keep_clear_beyond(i, c, cb, ridx, route_edges, route_off, route_n, order, la
                                   conn_to_lane, conn_length, conn_signal, lane_edge, lane_allow, edge_lane_start,
                                   junction_conn, conn_yield_dist)
     return room + more, stops
-
-
-@kernel(refcounts=False)
-def rear_on_lane(l, lane_length, lane_conn_offsets, conn_to_lane, conn_length, lane_start, order, pos, speed, vtype,
-                 vt_length, junction_conn):
-    """Position [m] on lane ``l`` of the rearmost back of a vehicle that has crossed ``l``'s stop line onto a junction
-    path but still stands over the line (SUMO's partial occupation: its back is on ``l``, and it is the leader of the
-    vehicles behind it there, whichever way they go), and that vehicle's speed [m/s]; (INF, 0) if there is none."""
-    back = INF
-    vb = 0.0
-    for c in range(lane_conn_offsets[l], lane_conn_offsets[l + 1]):
-        tl = conn_to_lane[c]
-        for q in range(lane_start[tl], lane_start[tl + 1]):  # from the target lane's last vehicle forwards
-            j = order[q]
-            if pos[j] >= 0.0:
-                break  # (the vehicles ahead of it are past the junction)
-            b = lane_length[l] + conn_length[c] + pos[j] - vt_length[vtype[j]]
-            if junction_conn[j] == c and b < lane_length[l] and b < back:
-                back = b
-                vb = speed[j]
-    return back, vb
 
 
 @inline_kernel
@@ -298,12 +260,6 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                         wl = True
         else:
             acc = idm(v, v_allowed, INF, 0.0, a, b, s0, tau)
-            if p >= 0.0:  # a vehicle ahead on a junction path from this lane may still stand over its stop line
-                rb, vb = rear_on_lane(l, lane_length, lane_conn_offsets, conn_to_lane, conn_length, lane_start, order,
-                                      pos, speed, vtype, vt_length, junction_conn)
-                if rb < INF * 0.5:
-                    acc = idm(v, v_allowed, rb - p, vb, a, b, s0, tau)
-                    hard = rb - p
             horizon = LOOKAHEAD_M + LOOKAHEAD_S * v
             d = lane_length[l] - p
             cur = l
@@ -417,8 +373,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             cj = junction_conn[i]
             if cj >= 0 and conn_yield_dist[cj] > 0.0 and conn_signal[cj] != GREEN:
                 dy = conn_yield_dist[cj] - conn_length[cj] - p  # [m] to the internal junction
-                if dy > 0.0 and foe_approaching(cj, conflict_window(v, v_allowed, a, dy, -p - dy + vt_length[ty]),
-                                                False, conn_foe_offsets, conn_foe_lanes,
+                if dy > 0.0 and foe_approaching(cj, vt_crit_gap[ty], False, conn_foe_offsets, conn_foe_lanes,
                                                 lane_start, order, pos, speed, lane_length, lane_conn_offsets,
                                                 conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
                                                 vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start,

@@ -59,6 +59,7 @@ class MetroCityConfig(Strict):
     off_ramp_lanes: int | None = Field(None, ge=1, le=6)  # lanes of the off-ramps (default ramp_lanes)
     terminal_turn_lanes: bool = False  # multiple turn lanes between ramps and arterials at ramp terminals
     free_right_turns: bool = False  # off-ramp right turns onto the arterial as free right turns (own lane, no signal)
+    on_ramp_right_lanes: bool = False  # arterial right turns onto on-ramps from a right-turn lane, free (no signal)
     ramp_speed_kmh: float = Field(60.0, gt=0)
     green_s: float = Field(45.0, gt=0)
     yellow_s: float = Field(3.0, gt=0)

@@ -319,7 +319,8 @@ def test_kernel_profile_times_the_step_and_changes_nothing(metro):
 
 
 def test_metro_outer_arterials_and_grade_separated_crossings():
-    """``outer_arterial_lanes`` widens only the arterials outside the ring; ``grade_separated_blocks`` turns the
+    """``outer_arterial_lanes`` widens only the arterials outside the ring, ``inner_arterial_lanes`` those inside it;
+    ``grade_separated_blocks`` turns the
     arterial crossings just outside it into unsignalised interchanges whose through movements yield to nobody."""
     base = metro_city(20, 20)  # ring at 2.5 and 17.5 blocks; arterials every 5: 0, 5, 10, 15, 20
     wide = metro_city(20, 20, outer_arterial_lanes=3)
@@ -327,6 +328,11 @@ def test_metro_outer_arterials_and_grade_separated_crossings():
     assert lanes(base, "n0_6-n0_7") == 2 and lanes(wide, "n0_6-n0_7") == 3  # on the city's edge, outside the ring
     assert lanes(wide, "n5_6-n5_7") == lanes(base, "n5_6-n5_7") == 2  # inside
     assert lanes(wide, "n5_0-n5_1") == 3 and lanes(wide, "n5_3-n5_4") == 2  # the ring passes between 2 and 3
+    inner = metro_city(20, 20, inner_arterial_lanes=3)  # ``inner_arterial_lanes`` widens only those inside it
+    inner.validate()
+    assert car_connected_edges(inner).all()
+    assert lanes(inner, "n5_6-n5_7") == lanes(inner, "n5_3-n5_4") == 3 and lanes(inner, "n0_6-n0_7") == 2
+    assert lanes(inner, "n5_2-n5_3") == lanes(base, "n5_2-n5_3")  # under the ring (between its terminals)
     sep = metro_city(20, 20, grade_separated_blocks=5)
     gone = set(base.tls_ids) - set(sep.tls_ids)
     assert gone and not set(sep.tls_ids) - set(base.tls_ids)

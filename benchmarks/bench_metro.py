@@ -45,11 +45,11 @@ from twin.runner import Twin  # noqa: E402
 
 DAY = 86_400.0
 # the city built for the job centres' morning inflow and evening outflow (twin/city/metro.py): interchanges with
-# 3-lane off-ramps with an option lane, dual turns at the ramp terminals and free right turns from the off-ramps;
-# 3-lane arterials inside the ring, where downtown's evening outflow converges; 4 through lanes on the rings,
-# where the job centres' on-ramps join them (docs/performance.md, the metro section)
+# 3-lane off-ramps with an option lane, dual turns at the ramp terminals and free right turns from the off-ramps,
+# and 3-lane arterials inside the ring, where downtown's evening outflow converges (docs/performance.md, the
+# metro section)
 INTERCHANGES = {"off_ramp_lanes": 3, "terminal_turn_lanes": True, "free_right_turns": True,
-                "inner_arterial_lanes": 3, "ring_lanes": 4}
+                "inner_arterial_lanes": 3}
 # time-of-day signal plans (``signal_plans: {periods}``) following the daily profile's shape: night (0-6 h,
 # under 1 % of the trips an hour), morning peak (6-10 h, 7-9 h the busiest), midday (10-15 h, a plateau of
 # ~4 %/h), evening peak (15-19 h, 16-18 h the busiest) and evening (from 19 h, falling off)

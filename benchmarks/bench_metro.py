@@ -7,7 +7,8 @@
 The city is ``city: {type: metro}`` (twin/city/metro.py): a street grid with arterials every 1 km,
 signals where they cross, priority junctions elsewhere and a ring motorway (and an outer one where
 it fits) with diamond interchanges built for heavy turning flows (3-lane off-ramps with an option
-lane, dual turns at the ramp terminals, free right turns from the off-ramps). The demand is
+lane, dual turns at the ramp terminals, free right turns from the off-ramps) and 3-lane arterials
+inside the ring. The demand is
 ``demand: {type: od, profile: daily}``: gravity-model trips home → work
 whose departures follow the two-peak daily profile, those after 13:00 going back (work → home). The
 run is an ordinary :class:`twin.runner.Twin` (native engine, 1 s steps, records every 15 min, no

@@ -7,7 +7,8 @@
 The city is ``city: {type: metro}`` (twin/city/metro.py): a street grid with arterials every 1 km,
 signals where they cross, priority junctions elsewhere and a ring motorway (and an outer one where
 it fits) with diamond interchanges built for heavy turning flows (3-lane off-ramps with an option
-lane, dual turns at the ramp terminals, free right turns from the off-ramps). The demand is
+lane, dual turns at the ramp terminals, free right turns from the off-ramps) and 3-lane arterials
+inside the ring. The demand is
 ``demand: {type: od, profile: daily}``: gravity-model trips home → work
 whose departures follow the two-peak daily profile, those after 13:00 going back (work → home). The
 run is an ordinary :class:`twin.runner.Twin` (native engine, 1 s steps, records every 15 min, no
@@ -44,13 +45,17 @@ from twin.demand.webster import timing_from_config  # noqa: E402
 from twin.runner import Twin  # noqa: E402
 
 DAY = 86_400.0
-# interchanges that carry the job centres' inflow (twin/city/metro.py): 3-lane off-ramps with an option lane,
-# dual turns at the ramp terminals, free right turns from the off-ramps (docs/performance.md, the metro section)
-INTERCHANGES = {"off_ramp_lanes": 3, "terminal_turn_lanes": True, "free_right_turns": True}
+# the city built for the job centres' morning inflow and evening outflow (twin/city/metro.py): interchanges with
+# 3-lane off-ramps with an option lane, dual turns at the ramp terminals and free right turns from the off-ramps,
+# and 3-lane arterials inside the ring, where downtown's evening outflow converges (docs/performance.md, the
+# metro section)
+INTERCHANGES = {"off_ramp_lanes": 3, "terminal_turn_lanes": True, "free_right_turns": True,
+                "inner_arterial_lanes": 3}
 # time-of-day signal plans (``signal_plans: {periods}``) following the daily profile's shape: night (0-6 h,
 # under 1 % of the trips an hour), morning peak (6-10 h, 7-9 h the busiest), midday (10-15 h, a plateau of
 # ~4 %/h), evening peak (15-19 h, 16-18 h the busiest) and evening (from 19 h, falling off)
 DAY_PERIODS_H = (0.0, 6.0, 10.0, 15.0, 19.0)
+RETURN_H = 13.0  # trips departing from 13:00 on go home (work -> home)
 TARGETS = {"total_s": 60.0, "peak_rss_mb": 3072.0, "teleports_pct": 0.5}  # issue 21 (2-core machine)
 
 
@@ -59,8 +64,8 @@ def scenario(blocks: int, trips: int, *, window_h: tuple[float, float], duration
              city: dict | None = None, webster: bool = True, outer_ring: bool = True,
              periods: bool = True) -> ScenarioConfig:
     """The metro scenario: ``trips`` over the hours ``window_h`` of the daily profile (the whole day: the
-    ``daily`` profile with the commute home after 13:00; part of it: those hours' weights, trips home →
-    work), or of the named profile ``departures`` (e.g. ``"flat"``) over the window. ``engine``: native
+    ``daily`` profile with the commute home after 13:00; part of it: those hours' weights, the trips
+    departing from 13:00 on going home as the day's do), or of the named profile ``departures`` (e.g. ``"flat"``) over the window. ``engine``: native
     engine options besides ``profile: true`` (e.g. ``{"threads": 1}``, or ``{"profile": False}``); ``city``:
     metro options besides the blocks (e.g. ``{"ring": False}``). With ``webster`` the signals' greens are
     timed from the routed flows (``signal_plans``), else the city's hand-set greens run; with ``periods`` too,
@@ -74,10 +79,12 @@ def scenario(blocks: int, trips: int, *, window_h: tuple[float, float], duration
     if departures is not None:
         demand = {"profile": departures}
     elif whole_day:
-        demand = {"profile": "daily", "return_after_s": 13 * 3600.0}
-    else:
+        demand = {"profile": "daily", "return_after_s": RETURN_H * 3600.0}
+    else:  # those hours' weights; from 13:00 on the trips go home, as the day's do
         w = profile_weights("daily")  # 96 bins of 15 min
         demand = {"profile": w[int(h0 * 4): int(h1 * 4)].tolist()}
+        if h1 > RETURN_H:
+            demand["return_after_s"] = max(RETURN_H - h0, 0.0) * 3600.0
     return ScenarioConfig.model_validate({
         "name": f"metro{blocks}", "seed": seed,
         "city": {"type": "metro", "blocks_x": blocks, "blocks_y": blocks,
@@ -124,6 +131,60 @@ def _progress_printer(every_s: float):
             print(f"  {t / 3600.0:5.2f} h simulated: {running:,} on the road, wall {time.perf_counter() - t_wall:.0f} s",
                   file=sys.stderr, flush=True)
     return show
+
+
+def queue_reader(every_s: float, top: int = 12, out=sys.stderr):
+    """An ``on_start`` for :func:`run` that prints where the network queues: every ``every_s`` simulated seconds
+    the vehicles on the road and those stopped (speed < 0.1 m/s) by road (streets, arterials, on- and off-ramps,
+    the rings), the ``top`` edges with most stopped vehicles (and the junction each leads to), and the teleports
+    since the last print by the edge the vehicle stood on (sampled every 20 s)."""
+    def start(twin) -> None:
+        from twin.city.model import ROAD_CLASSES
+        from twin.engines.native import kernels as K
+
+        eng, city = twin.engine, twin.engine.city
+        n = len(eng.demand.trips)
+        cls = np.where(np.char.startswith(np.asarray(city.edge_ids), "on:"), 10,
+                       np.where(np.char.startswith(np.asarray(city.edge_ids), "off:"), 11,
+                                np.asarray(city.edge_road_class, dtype=np.int64)))
+        names = {10: "on-ramps", 11: "off-ramps", ROAD_CLASSES.index("highway"): "rings"}
+        last_edge = np.full(n, -1, dtype=np.int64)
+        prev_tel = np.zeros(n, dtype=np.int64)
+        new_tel = np.zeros(city.edge_ids.__len__(), dtype=np.int64)
+
+        def sample(t: float) -> None:
+            tel = eng.teleports[:n].astype(np.int64)
+            d = tel - prev_tel
+            hit = np.flatnonzero((d > 0) & (last_edge >= 0))
+            np.add.at(new_tel, last_edge[hit], d[hit])
+            prev_tel[:] = tel
+            run = eng.state[:n] == K.RUNNING
+            last_edge[:] = np.where(run, city.lane_edge[eng.lane[:n]], -1)
+
+        def show(t: float) -> None:
+            run = np.flatnonzero(eng.state[:n] == K.RUNNING)
+            e = city.lane_edge[eng.lane[run]].astype(np.int64)
+            stop = e[eng.speed[run] < 0.1]
+            per = np.bincount(stop, minlength=len(city.edge_ids))
+            by = {}
+            for c in np.unique(cls):
+                label = names.get(int(c), ROAD_CLASSES[int(c)] if int(c) < len(ROAD_CLASSES) else str(c))
+                by[label] = (int(np.isin(e, np.flatnonzero(cls == c)).sum()), int(per[cls == c].sum()))
+            print(f"  queues at {t / 3600.0:5.2f} h: {run.size:,} on the road, {stop.size:,} stopped; by road "
+                  "(on it, stopped): " + ", ".join(f"{k} {v[0]:,}/{v[1]:,}" for k, v in by.items())
+                  + f"; teleports so far {int(eng.teleports[:n].sum()):,}", file=out, flush=True)
+            worst = np.argsort(-per, kind="stable")[:top]
+            print("    most stopped: " + ", ".join(f"{city.edge_ids[k]} {per[k]}" for k in worst if per[k] > 0),
+                  file=out, flush=True)
+            if new_tel.any():
+                worst = np.argsort(-new_tel, kind="stable")[:top]
+                print(f"    teleports since ({int(new_tel.sum()):,}) by edge: "
+                      + ", ".join(f"{city.edge_ids[k]} {new_tel[k]}" for k in worst if new_tel[k] > 0), file=out, flush=True)
+                new_tel[:] = 0
+
+        twin.sim.add_reader(20.0, sample)
+        twin.sim.add_reader(every_s, show)
+    return start
 
 
 def _cpu_timed(sim) -> list[float]:
@@ -232,6 +293,9 @@ def main() -> int:
                    help="greens timed from the routed flows (Webster) per time-of-day period (the default: "
                         "night, morning peak, midday, evening peak, evening), once for the whole run (each signal "
                         "on its busiest hour), or the city's hand-set ones")
+    p.add_argument("--queues", type=float, default=0.0, metavar="S",
+                   help="print where the network queues every S simulated seconds (stopped vehicles by road and "
+                        "edge, teleports by edge; stderr)")
     p.add_argument("--out", help="results folder (default: a temporary one, removed)")
     p.add_argument("--progress", type=float, default=0.0, metavar="S",
                    help="print the setup times, then vehicles on the road every S simulated seconds (stderr)")
@@ -250,7 +314,7 @@ def main() -> int:
                    beta_per_km=a.beta, webster=a.signals != "fixed", periods=a.signals == "periods",
                    outer_ring=not a.no_outer_ring, city=a.city)
     with tempfile.TemporaryDirectory(prefix="twin-metro-") as tmp:
-        r = run(cfg, a.out or tmp, a.progress)
+        r = run(cfg, a.out or tmp, a.progress, on_start=queue_reader(a.queues) if a.queues > 0 else None)
     r["warmup_s"] = round(warm, 3)
     r["targets_met"] = {k: (r[k] <= v if k != "teleports_pct" else r[k] < v) for k, v in TARGETS.items()}
     c = r["city"]

@@ -34,3 +34,25 @@ def test_quick_metro_day_runs_without_gridlock(tmp_path):
     assert (tmp_path / "results.nc").exists()
     st = r["signal_plans"]  # the bench's signals are timed from the routed flows (Webster)
     assert st["timed"] == st["signals"] == 45 and st["oversaturated"] == 0 and 0 < st["median_Y"] < 0.95
+
+
+def test_evening_window_goes_home_and_queue_reader_reports(tmp_path):
+    """A part of the day after 13:00 (``--hours 15 19``) sends its trips home as the whole day's do (the morning's
+    stay home -> work), and ``--queues`` prints the vehicles stopped by road and edge from a real run."""
+    import io
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_metro as bm
+
+    morning = bm.scenario(20, 50, window_h=(6.0, 10.0), duration_s=900.0, seed=1, beta_per_km=0.15)
+    evening = bm.scenario(20, 50, window_h=(15.0, 19.0), duration_s=900.0, seed=1, beta_per_km=0.15)
+    across = bm.scenario(20, 50, window_h=(12.0, 14.0), duration_s=900.0, seed=1, beta_per_km=0.15)
+    assert morning.demand.return_after_s is None
+    assert evening.demand.return_after_s == 0.0 and across.demand.return_after_s == 3600.0
+    out = io.StringIO()
+    r = bm.run(bm.scenario(20, 2000, window_h=(16.0, 17.0), duration_s=1200.0, seed=1, beta_per_km=0.15),
+               str(tmp_path), on_start=bm.queue_reader(600.0, top=3, out=out))
+    lines = out.getvalue().splitlines()
+    heads = [ln for ln in lines if ln.startswith("  queues at")]
+    assert len(heads) == 2 and "0.17 h" in heads[0] and "on-ramps" in heads[0] and "rings" in heads[0]
+    assert r["arrived"] > 0 and any(ln.startswith("    most stopped:") for ln in lines)

@@ -319,7 +319,8 @@ def test_kernel_profile_times_the_step_and_changes_nothing(metro):
 
 
 def test_metro_outer_arterials_and_grade_separated_crossings():
-    """``outer_arterial_lanes`` widens only the arterials outside the ring; ``grade_separated_blocks`` turns the
+    """``outer_arterial_lanes`` widens only the arterials outside the ring, ``inner_arterial_lanes`` those inside it;
+    ``grade_separated_blocks`` turns the
     arterial crossings just outside it into unsignalised interchanges whose through movements yield to nobody."""
     base = metro_city(20, 20)  # ring at 2.5 and 17.5 blocks; arterials every 5: 0, 5, 10, 15, 20
     wide = metro_city(20, 20, outer_arterial_lanes=3)
@@ -327,6 +328,11 @@ def test_metro_outer_arterials_and_grade_separated_crossings():
     assert lanes(base, "n0_6-n0_7") == 2 and lanes(wide, "n0_6-n0_7") == 3  # on the city's edge, outside the ring
     assert lanes(wide, "n5_6-n5_7") == lanes(base, "n5_6-n5_7") == 2  # inside
     assert lanes(wide, "n5_0-n5_1") == 3 and lanes(wide, "n5_3-n5_4") == 2  # the ring passes between 2 and 3
+    inner = metro_city(20, 20, inner_arterial_lanes=3)  # ``inner_arterial_lanes`` widens only those inside it
+    inner.validate()
+    assert car_connected_edges(inner).all()
+    assert lanes(inner, "n5_6-n5_7") == lanes(inner, "n5_3-n5_4") == 3 and lanes(inner, "n0_6-n0_7") == 2
+    assert lanes(inner, "n5_2-n5_3") == lanes(base, "n5_2-n5_3")  # under the ring (between its terminals)
     sep = metro_city(20, 20, grade_separated_blocks=5)
     gone = set(base.tls_ids) - set(sep.tls_ids)
     assert gone and not set(sep.tls_ids) - set(base.tls_ids)
@@ -409,6 +415,40 @@ def test_metro_job_centre_interchanges():
     with pytest.raises(ValueError, match="off_ramp_lanes"):
         ScenarioConfig.model_validate({"name": "m", "city": {"type": "metro", "blocks_x": 20, "blocks_y": 20,
                                                              "off_ramp_lanes": 3}, "demand": {"type": "od", "trips": 10}})
+
+
+def test_metro_on_ramp_right_lanes():
+    """``on_ramp_right_lanes`` builds a valid city: every arterial approach to a terminal whose right turn leads
+    onto the on-ramp has an exclusive right-turn lane (lane 0, fed at the junction before by the right lane
+    going straight on) whose one movement is that turn, unsignalised, into the on-ramp's right lane; the
+    approach's other movements keep its other lanes (shifted by one), and traffic on it arrives."""
+    from conftest import run_native
+
+    job = metro_city(20, 20, **JOB_CENTRE_INTERCHANGES)
+    c = metro_city(20, 20, **JOB_CENTRE_INTERCHANGES, on_ramp_right_lanes=True)
+    c.validate()
+    assert car_connected_edges(c).all() and c.tls_ids == job.tls_ids
+    lanes = lambda c, e: int(c.edge_num_lanes[c.edge_index[e]])  # noqa: E731
+    # the outside terminal n5_2 of the ring's south side: from the south (the outer districts) the on-ramp of
+    # the counter-clockwise carriageway is a right turn; from the north (the inside terminal) a left turn
+    south_in, on, north_out = "n5_1-n5_2", "on:n5_2-ringccw_2", "n5_2-n5_3"
+    assert lanes(c, south_in) == lanes(job, south_in) + 1 and lanes(c, "n5_3-n5_2") == lanes(job, "n5_3-n5_2")
+    assert _turns(c, south_in, on) == [(0, 0, -1)]  # the free right turn, from the added lane only
+    assert _turns(job, south_in, on) == [(0, 0, 3), (1, 1, 3)]  # (signalised from both through lanes before)
+    assert _turns(c, south_in, north_out) == [(1, 0, 3), (2, 1, 3), (2, 2, 3)]  # through lanes shifted by one
+    assert _turns(c, "n5_3-n5_2", on) == _turns(job, "n5_3-n5_2", on) == [(2, 1, 3)]  # the left turn, other lane
+    assert _turns(c, "n5_0-n5_1", south_in) == [(0, 0, -1), (0, 1, -1), (1, 2, -1), (1, 3, -1)]  # fed by lane 0
+    right = np.flatnonzero((c.lane_edge[c.conn_from_lane] == c.edge_index[south_in]) & (c.lane_index[c.conn_from_lane] == 0))
+    assert right.size == 1 and c.conn_foe_offsets[right[0] + 1] == c.conn_foe_offsets[right[0]]  # yields to none
+    n_free = int(np.sum((c.conn_tls < 0) & (c.node_tls[c.conn_node] >= 0)))
+    assert n_free == sum(e.startswith("off:") or e.startswith("on:") for e in c.edge_ids)  # one per ramp
+    specs = [("n5_0-n5_1", "ringccw_3-ringccw_4", 4.0 * k) for k in range(60)]  # free right onto the ring
+    specs += [("n5_0-n5_1", "n5_4-n5_5", 4.0 * k + 2.0) for k in range(60)]  # the arterial's through traffic
+    trips = make_trips(c, specs)
+    d = route_demand(c, trips)
+    assert sum(c.edge_index[on] in d.route(i) for i in range(len(specs))) == 60  # the right-turners take it
+    snap = run_native(c, trips, 900.0).observe()
+    assert snap.teleports == 0 and snap.arrived == len(specs)
 
 
 def test_metro_job_centre_interchanges_carry_traffic():

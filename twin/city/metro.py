@@ -39,6 +39,7 @@ def metro_city(
     off_ramp_lanes: int | None = None,
     terminal_turn_lanes: bool = False,
     free_right_turns: bool = False,
+    on_ramp_right_lanes: bool = False,
     ramp_speed: float = 60 * KMH,
     auxiliary_lanes: bool = True,
     left_turn_lanes: bool = True,
@@ -52,6 +53,7 @@ def metro_city(
     grade_separated_blocks: int = 0,
     outer_ring: bool = False,
     outer_arterial_lanes: int | None = None,
+    inner_arterial_lanes: int | None = None,
     local_green: float = 8.0,
     zone_blocks: int = 2,
     residents_per_block: float = 600.0,
@@ -99,6 +101,12 @@ def metro_city(
       right turn (a slip lane, no signal): it enters a lane of its own added on the arterial's right (the
       arterial has one lane more up to the next junction), so it neither waits for the off-ramp's stage
       nor merges at the terminal; the terminal's other movements keep the arterial's lanes.
+    - ``on_ramp_right_lanes``: at every ramp terminal the arterial's right turn onto the on-ramp leaves from
+      an exclusive right-turn lane of its own (added on the approach's right from the junction before,
+      fed by its right lane) as a free right turn (a slip lane, no signal) into the on-ramp's right lane:
+      the heavy turn onto the ring (the outer districts' inflow in the morning, the job centres' outflow
+      in the evening) neither shares the through lanes nor waits for the arterial's green. The
+      terminal's other movements keep the approach's other lanes.
     - ``left_turn_lanes``: an arterial's approach to a signal has an exclusive left-turn lane (its
       leftmost lane) besides its ``arterial_lanes`` through lanes.
     - ``outer_ring``: a second ring motorway, as the first, about a twelfth of the city in from its edge,
@@ -106,6 +114,9 @@ def metro_city(
     - ``outer_arterial_lanes``: lanes per direction of the arterials outside the ring (both ends outside
       its square; default ``arterial_lanes``): the outer districts, where most residents live, with wider
       arterials towards the ring's interchanges.
+    - ``inner_arterial_lanes``: lanes per direction of the arterials inside the ring (both ends inside its
+      square, up to the inside ramp terminals; default ``arterial_lanes``): downtown and the job centres'
+      inner halves, whose evening outflow converges onto the arterials that lead out to the ring.
     - ``grade_separated_blocks``: arterial crossings outside the ring at most this many blocks from it are
       grade-separated (an arterial-arterial interchange instead of a signal): the through movements of
       both arterials pass without conflict, right turns join the cross arterial, left turns (from their
@@ -140,7 +151,7 @@ def metro_city(
     name = name or f"metro{bx}x{by}"
     art_x = (np.arange(bx + 1) % arterial_every == 0) | (np.arange(bx + 1) == bx)  # vertical streets
     art_y = (np.arange(by + 1) % arterial_every == 0) | (np.arange(by + 1) == by)  # horizontal streets
-    widest = max(arterial_lanes, outer_arterial_lanes or 0) if ring else arterial_lanes
+    widest = max(arterial_lanes, outer_arterial_lanes or 0, inner_arterial_lanes or 0) if ring else arterial_lanes
     half_w = lambda art: np.where(art, widest, local_lanes) * w  # noqa: E731
 
     # ------------------------------------------------------------------ grid nodes and streets
@@ -164,10 +175,13 @@ def metro_city(
     art = np.where(horiz, art_y[np.minimum(line, by)], art_x[np.minimum(line, bx)])
     n_street = src.size
     lanes = np.where(art, arterial_lanes, local_lanes)
-    if ring and outer_arterial_lanes is not None:
+    if ring and (outer_arterial_lanes is not None or inner_arterial_lanes is not None):
         i0, i1, j0, j1 = _ring_sides(bx, by, arterial_every)
         outside = (gi < i0 + 0.5) | (gi > i1 + 0.5) | (gj < j0 + 0.5) | (gj > j1 + 0.5)  # grid nodes
-        lanes = np.where(art & outside[src] & outside[dst], outer_arterial_lanes, lanes)
+        if outer_arterial_lanes is not None:
+            lanes = np.where(art & outside[src] & outside[dst], outer_arterial_lanes, lanes)
+        if inner_arterial_lanes is not None:
+            lanes = np.where(art & ~outside[src] & ~outside[dst], inner_arterial_lanes, lanes)
     speed = np.where(art, arterial_speed, local_speed)
     prio = np.where(art, PRIO_ARTERIAL, np.where(horiz, PRIO_LOCAL_EW, PRIO_LOCAL_NS))
     rclass = np.where(art, ROAD_CLASSES.index("arterial"), ROAD_CLASSES.index("local"))
@@ -265,9 +279,16 @@ def metro_city(
     heading = np.arctan2(uy, ux)
     # free right turns: the arterial out of a terminal that an off-ramp turns right onto gets a lane of its own
     free_into = np.zeros(n_edges, dtype=bool)
-    if ring and free_right_turns:
-        free_into[_off_ramp_right_turns(src, dst, heading, first_ramp, n_street, art, ramps)] = True
-        lanes = lanes + free_into
+    right_lane = np.zeros(n_edges, dtype=bool)  # an arterial into a terminal whose right turn onto the on-ramp is free
+    if ring:
+        off_e, on_e = np.flatnonzero(~ramps["on"]) + first_ramp, np.flatnonzero(ramps["on"]) + first_ramp
+        if free_right_turns:  # arterial streets out of a terminal that an off-ramp turns right onto
+            cand = np.flatnonzero(art & np.isin(src[:n_street], dst[off_e]))
+            free_into[_right_turns(src, dst, heading, off_e, cand)[1]] = True
+        if on_ramp_right_lanes:  # arterial streets into a terminal that turn right onto its on-ramp
+            cand = np.flatnonzero(art & np.isin(dst[:n_street], src[on_e]) & ~free_into[:n_street])
+            right_lane[_right_turns(src, dst, heading, cand, on_e)[0]] = True
+        lanes = lanes + free_into + right_lane  # both an added lane 0 (rightmost)
 
     # lanes: lane k of an edge lies (n - k - 0.5) lane widths right of its centre line (lane 0 rightmost)
     edge_lane_start = np.zeros(n_edges, dtype=np.int64)
@@ -306,10 +327,14 @@ def metro_city(
     turn = np.degrees(np.angle(np.exp(1j * (heading[m_out] - heading[m_in]))))
     m_dir = np.where(np.abs(turn) > 150.0, DIR_TURN, np.where(turn > 40.0, DIR_LEFT,
                      np.where(turn < -40.0, DIR_RIGHT, DIR_STRAIGHT)))
-    nin, nout = lanes[m_in], lanes[m_out]
-    free = free_into[m_out] & (m_in >= first_ramp) & (m_dir == DIR_RIGHT)  # a free right turn: to the added lane
-    nout = np.where(free, 1, nout - free_into[m_out])  # the others keep the arterial's lanes left of it
+    # lanes other than an added lane 0 (a free right turn's: the others' lanes are counted from lane 1 there)
+    nin, nout = lanes[m_in] - right_lane[m_in], lanes[m_out] - free_into[m_out] - right_lane[m_out]
+    free_off = free_into[m_out] & (m_in >= first_ramp) & (m_dir == DIR_RIGHT)  # an off-ramp's: to the added lane
+    free_on = right_lane[m_in] & (m_out >= first_ramp) & (m_dir == DIR_RIGHT)  # onto an on-ramp: from the added lane
+    free = free_off | free_on
+    nout = np.where(free_off, 1, nout)
     straight = m_dir == DIR_STRAIGHT
+    feed = straight & right_lane[m_out]  # an added right-turn lane is fed by the right lane going straight on
     nin_s = nin - turn_lane[m_in]  # lanes that go straight on
     n_turn = np.ones(m_in.size, dtype=np.int64)  # lanes a turn leaves from (into as many)
     skip_left = np.zeros(m_in.size, dtype=np.int64)  # left lanes of the receiving edge a left turn leaves out
@@ -322,15 +347,19 @@ def metro_city(
         skip_left = np.where(off_to_art & (m_dir == DIR_LEFT), turn_lane[m_out], 0)
         n_turn = np.where(turning & off_to_art, np.minimum((nin + 1) // 2, nout - skip_left), n_turn)
         n_turn = np.where(art_to_on & (m_dir == DIR_RIGHT), np.minimum(nin_s, nout), n_turn)
-    cnt = np.where(straight, nin_s + np.maximum(nout - nin_s, 0), n_turn)
+    n_turn = np.where(free_on, 1, n_turn)
+    cnt = np.where(straight, nin_s + np.maximum(nout - nin_s, 0) + feed, n_turn)
     c_move = np.repeat(np.arange(m_in.size), cnt)
     k = np.arange(c_move.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
     ci, cs, co, cd = nin[c_move], nin_s[c_move], nout[c_move], m_dir[c_move]
     # right turns from the right lanes into the right lanes, left (and U-) turns from the left into the left
-    c_from_k = np.where(cd == DIR_STRAIGHT, np.minimum(k, cs - 1), np.where(cd == DIR_RIGHT, k, ci - 1 - k))
-    c_to_k = np.where(cd == DIR_STRAIGHT, np.where(k < cs, np.minimum(k, co - 1), k),
+    c_feed = feed[c_move] & (k == cnt[c_move] - 1)  # the last lane of such a movement: lane 0 into lane 0
+    c_from_k = np.where(cd == DIR_STRAIGHT, np.where(c_feed, 0, np.minimum(k, cs - 1)),
+                        np.where(cd == DIR_RIGHT, k, ci - 1 - k))
+    c_to_k = np.where(cd == DIR_STRAIGHT, np.where(c_feed, -1, np.where(k < cs, np.minimum(k, co - 1), k)),
                       np.where(cd == DIR_RIGHT, k, co - 1 - k - skip_left[c_move]))
-    c_to_k = c_to_k + (free_into[m_out] & ~free)[c_move]
+    c_from_k = c_from_k + (right_lane[m_in] & ~free_on)[c_move]
+    c_to_k = c_to_k + ((free_into[m_out] & ~free_off) | right_lane[m_out])[c_move]
     c_from_e, c_to_e = m_in[c_move], m_out[c_move]
     c_free = free[c_move]
 
@@ -710,18 +739,17 @@ def _ring_connections(ring_edges: dict, ramps: dict, first_ring: int, first_ramp
     return np.concatenate(f), np.concatenate(t), np.concatenate(d), foe_conn, foe_lane
 
 
-def _off_ramp_right_turns(src: np.ndarray, dst: np.ndarray, heading: np.ndarray, first_ramp: int, n_street: int,
-                          art: np.ndarray, ramps: dict) -> np.ndarray:
-    """The arterial edges that off-ramps turn right onto at their terminals: out of the terminal, turning
-    more than 40° and at most 150° right of the ramp's ``heading`` [rad], as the connections classify a
-    right turn."""
-    off_e = np.flatnonzero(~ramps["on"]) + first_ramp
-    cand = np.flatnonzero(art & np.isin(src[:n_street], dst[off_e]))  # arterial streets out of a terminal
-    pair_off, pair_out = (a.ravel() for a in np.meshgrid(off_e, cand, indexing="ij"))
-    at = dst[pair_off] == src[pair_out]
-    pair_off, pair_out = pair_off[at], pair_out[at]
-    turn = np.degrees(np.angle(np.exp(1j * (heading[pair_out] - heading[pair_off]))))
-    return pair_out[(turn < -40.0) & (turn >= -150.0)]
+def _right_turns(src: np.ndarray, dst: np.ndarray, heading: np.ndarray, from_e: np.ndarray,
+                 to_e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (a, b) of edges ``a`` of ``from_e`` and ``b`` of ``to_e`` where ``b`` leaves the node ``a``
+    enters turning right of ``a`` (more than 40° and at most 150° by ``heading`` [rad], as the connections
+    classify a right turn), as two arrays."""
+    pair_a, pair_b = (x.ravel() for x in np.meshgrid(from_e, to_e, indexing="ij"))
+    at = dst[pair_a] == src[pair_b]
+    pair_a, pair_b = pair_a[at], pair_b[at]
+    turn = np.degrees(np.angle(np.exp(1j * (heading[pair_b] - heading[pair_a]))))
+    right = (turn < -40.0) & (turn >= -150.0)
+    return pair_a[right], pair_b[right]
 
 
 def _job_centres(bx: int, by: int, every: int, ring: bool) -> np.ndarray:

@@ -59,6 +59,7 @@ class MetroCityConfig(Strict):
     off_ramp_lanes: int | None = Field(None, ge=1, le=6)  # lanes of the off-ramps (default ramp_lanes)
     terminal_turn_lanes: bool = False  # multiple turn lanes between ramps and arterials at ramp terminals
     free_right_turns: bool = False  # off-ramp right turns onto the arterial as free right turns (own lane, no signal)
+    on_ramp_right_lanes: bool = False  # arterial right turns onto on-ramps from a right-turn lane, free (no signal)
     ramp_speed_kmh: float = Field(60.0, gt=0)
     green_s: float = Field(45.0, gt=0)
     yellow_s: float = Field(3.0, gt=0)
@@ -68,6 +69,7 @@ class MetroCityConfig(Strict):
     left_turn_lanes: bool = True  # exclusive left-turn lane on arterial approaches to signals
     ramp_green_s: float = Field(30.0, gt=0)
     outer_arterial_lanes: int | None = Field(None, ge=1, le=6)  # arterials outside the ring (default arterial_lanes)
+    inner_arterial_lanes: int | None = Field(None, ge=1, le=6)  # arterials inside the ring (default arterial_lanes)
     outer_ring: bool = False  # a second ring motorway in the outer districts (needs ring: true)
     grade_separated_blocks: int = Field(0, ge=0)  # arterial crossings this near outside the ring: interchanges
     local_green_s: float = Field(8.0, gt=0)

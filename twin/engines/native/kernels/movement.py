@@ -105,17 +105,22 @@ def waits_at_minor(l, c, order, lane_start, veh, vt, net, ctl):
 
 
 @kernel(refcounts=False)
-def keep_clear_room(i, cur, ahead, seen_lanes, seen_paths, length, cb, ridx, route_edges, route_off, route_n, order,
-                    lane_start, lane_length, pos, speed, vtype, link_wait, vt_length, vt_min_gap, vt_decel, vt_tau,
-                    lane_conn_offsets, conn_to_lane, conn_length, conn_signal, lane_edge, lane_allow,
-                    edge_lane_start, junction_conn, conn_yield_dist, veh, vt, net, ctl):
+def keep_clear_room(i, cur, ahead, seen_lanes, seen_paths, length, cb, order, lane_start, veh, vt, net, ctl):
     """Room [m] on the lanes of vehicle ``i``'s route beyond lane ``cur`` (its route position ``ridx[i] + ahead``)
     that keep-clear counts where the lanes up to there do not stop (SUMO's ``checkRewindLinkLanes`` counts on
     over its whole look-ahead), and whether the road stops within it: a lane that stops
     (:func:`space_till_standing`, :func:`waits_at_minor`) or a red light. SUMO's look-ahead there: until the lanes
     seen (``seen_lanes`` [m], beyond the vehicle's lane) are longer than ``KEEP_CLEAR_LOOKAHEAD`` × the vehicle's
     ``length`` [m] and than its length plus the junction paths seen (``seen_paths`` [m]); a lane change needed
-    first or the destination ends it. Where the road does not stop, SUMO holds no one back."""
+    first or the destination ends it. Where the road does not stop, SUMO holds no one back. (It takes the records
+    only, not their arrays as well: each array a numba-to-numba call passes costs.)"""
+    ridx, route_edges, route_off, route_n = veh.ridx, veh.route_edges, veh.route_off, veh.route_n
+    pos, speed, vtype, link_wait, junction_conn = veh.pos, veh.speed, veh.vtype, veh.link_wait, veh.junction_conn
+    vt_length, vt_min_gap, vt_decel, vt_tau = vt.length, vt.min_gap, vt.decel, vt.tau
+    lane_length, lane_conn_offsets, conn_to_lane, conn_length = net.lane_length, net.lane_conn_offsets, \
+        net.conn_to_lane, net.conn_length
+    lane_edge, edge_lane_start, conn_yield_dist = net.lane_edge, net.edge_lane_start, net.conn_yield_dist
+    conn_signal, lane_allow = ctl.conn_signal, ctl.lane_allow
     room = 0.0
     while seen_lanes <= max(KEEP_CLEAR_LOOKAHEAD * length, length + seen_paths):
         if _route_edge(route_edges, route_off, route_n, ridx, i, ahead + 1) < 0:
@@ -144,13 +149,14 @@ def keep_clear_room(i, cur, ahead, seen_lanes, seen_paths, length, cb, ridx, rou
 
 
 @kernel(refcounts=False)
-def keep_clear_beyond(i, c, cb, ridx, route_edges, route_off, route_n, order, lane_start, lane_length, pos, speed,
-                      vtype, link_wait, vt_length, vt_min_gap, vt_decel, vt_tau, lane_conn_offsets, conn_to_lane,
-                      conn_length, conn_signal, lane_edge, lane_allow, edge_lane_start, junction_conn,
-                      conn_yield_dist, veh, vt, net, ctl):
+def keep_clear_beyond(i, c, cb, order, lane_start, veh, vt, net, ctl):
     """Room [m] beyond the keep-clear junction of connection ``c`` (the next one on vehicle ``i``'s route), as
     SUMO's ``checkRewindLinkLanes`` counts it, and whether the road stops within its look-ahead: the lane ``c``
     leads to (:func:`space_till_standing`, :func:`waits_at_minor`), then on over :func:`keep_clear_room`."""
+    pos, speed, vtype, link_wait, junction_conn = veh.pos, veh.speed, veh.vtype, veh.link_wait, veh.junction_conn
+    vt_length, vt_min_gap, vt_decel, vt_tau = vt.length, vt.min_gap, vt.decel, vt.tau
+    lane_length, conn_to_lane, conn_length, conn_yield_dist = net.lane_length, net.conn_to_lane, net.conn_length, \
+        net.conn_yield_dist
     tl = conn_to_lane[c]
     if lane_start[tl + 1] > lane_start[tl]:
         room, stops = space_till_standing(tl, c, order, lane_start, lane_length, pos, speed, vtype, link_wait,
@@ -160,11 +166,8 @@ def keep_clear_beyond(i, c, cb, ridx, route_edges, route_off, route_n, order, la
             return room, True
     else:
         room = lane_length[tl]
-    more, stops = keep_clear_room(i, tl, 1, lane_length[tl], conn_length[c], vt_length[vtype[i]], cb, ridx,
-                                  route_edges, route_off, route_n, order, lane_start, lane_length, pos, speed,
-                                  vtype, link_wait, vt_length, vt_min_gap, vt_decel, vt_tau, lane_conn_offsets,
-                                  conn_to_lane, conn_length, conn_signal, lane_edge, lane_allow, edge_lane_start,
-                                  junction_conn, conn_yield_dist, veh, vt, net, ctl)
+    more, stops = keep_clear_room(i, tl, 1, lane_length[tl], conn_length[c], vt_length[vtype[i]], cb, order,
+                                  lane_start, veh, vt, net, ctl)
     return room + more, stops
 
 
@@ -295,12 +298,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                 c = choose_connection(l, ridx[i], route_edges, route_off[i], route_n[i], cb, lane_conn_offsets,
                                       conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
                 if c >= 0 and conn_keep_clear[c] and conn_signal[c] != RED:
-                    room, stops = keep_clear_beyond(i, c, cb, ridx, route_edges, route_off, route_n, order,
-                                                    lane_start, lane_length, pos, speed, vtype, link_wait,
-                                                    vt_length, vt_min_gap, vt_decel, vt_tau, lane_conn_offsets,
-                                                    conn_to_lane, conn_length, conn_signal, lane_edge, lane_allow,
-                                                    edge_lane_start, junction_conn, conn_yield_dist, veh, vt,
-                                                    net, ctl)
+                    room, stops = keep_clear_beyond(i, c, cb, order, lane_start, veh, vt, net, ctl)
                     while stops and room >= vt_length[ty] + s0 and q < lane_start[l + 1]:  # from its leader on
                         room -= vt_length[vtype[order[q]]] + vt_min_gap[vtype[order[q]]]
                         q += 1
@@ -412,12 +410,8 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                 cur = tl
                 ahead += 1
             if scan:  # the look-ahead ended before the road beyond the keep-clear junction stopped
-                more, stops = keep_clear_room(i, cur, ahead, seen_lanes, seen_paths, vt_length[ty], cb, ridx,
-                                              route_edges, route_off, route_n, order, lane_start, lane_length, pos,
-                                              speed, vtype, link_wait, vt_length, vt_min_gap, vt_decel, vt_tau,
-                                              lane_conn_offsets, conn_to_lane, conn_length, conn_signal, lane_edge,
-                                              lane_allow, edge_lane_start, junction_conn, conn_yield_dist, veh, vt,
-                                              net, ctl)
+                more, stops = keep_clear_room(i, cur, ahead, seen_lanes, seen_paths, vt_length[ty], cb, order,
+                                              lane_start, veh, vt, net, ctl)
                 if stops and room + more < vt_length[ty] + s0:
                     acc = min(acc, idm(v, v_allowed, kc_d, 0.0, a, b, s0 * LANE_END_REST, tau))
                     hard = min(hard, kc_d - STOP_LINE_EPS_M)

@@ -336,7 +336,7 @@ def test_parallel_step_kernel_equals_one_pass_in_lane_order():
     lanes_per_edge = rng.integers(1, 4, 900)
     lane_edge = np.repeat(np.arange(lanes_per_edge.size), lanes_per_edge).astype(np.int32)
     assert EM.edges_grouped(lane_edge) and not EM.edges_grouped(lane_edge[::-1])
-    assert EM.coasting_limits_negative(t.coast_a)  # emit_range looks the limit up for decelerating vehicles only
+    assert EM.coasting_limits_negative(t.coast_a)  # emit_range: a vehicle that does not decelerate never coasts
     lane = rng.integers(0, lane_edge.size, n).astype(np.int32)
     order = np.argsort(lane, kind="stable").astype(np.int32)
     speed = rng.uniform(0, 30, n) * (rng.random(n) > 0.2)

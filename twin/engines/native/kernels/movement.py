@@ -57,7 +57,7 @@ def space_till_standing(l, c, order, lane_start, lane_length, pos, speed, vtype,
 
 
 @kernel(refcounts=False)
-def waits_at_minor(l, c, order, lane_start, veh, vt, net, ctl):
+def waits_at_minor(l, order, lane_start, veh, vt, net, ctl):
     """Whether the last vehicle on the lane ``l`` itself (SUMO's ``getLastAnyVehicle``: one still on a junction path
     into it is on SUMO's internal lane, which does not stop the count) plans to wait at a minor link ahead, as
     SUMO's vehicle does: ``MSVehicle::processLinkApproaches`` sets ``myHaveToWaitOnNextLink`` at the first link of
@@ -138,7 +138,7 @@ def keep_clear_room(i, cur, ahead, seen_lanes, seen_paths, length, cb, order, la
                                             vt_length, vt_min_gap, vt_decel, vt_tau, junction_conn, conn_yield_dist,
                                             conn_length)
             room += sp
-            if stops or waits_at_minor(tl, c, order, lane_start, veh, vt, net, ctl):
+            if stops or waits_at_minor(tl, order, lane_start, veh, vt, net, ctl):
                 return room, True
         else:
             room += lane_length[tl]
@@ -162,7 +162,7 @@ def keep_clear_beyond(i, c, cb, order, lane_start, veh, vt, net, ctl):
         room, stops = space_till_standing(tl, c, order, lane_start, lane_length, pos, speed, vtype, link_wait,
                                           vt_length, vt_min_gap, vt_decel, vt_tau, junction_conn, conn_yield_dist,
                                           conn_length)
-        if stops or waits_at_minor(tl, c, order, lane_start, veh, vt, net, ctl):
+        if stops or waits_at_minor(tl, order, lane_start, veh, vt, net, ctl):
             return room, True
     else:
         room = lane_length[tl]
@@ -385,7 +385,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                                                         link_wait, vt_length, vt_min_gap, vt_decel, vt_tau,
                                                         junction_conn, conn_yield_dist, conn_length)
                         if not stops:
-                            stops = waits_at_minor(tl, c, order, lane_start, veh, vt, net, ctl)
+                            stops = waits_at_minor(tl, order, lane_start, veh, vt, net, ctl)
                         if stops and room + sp < vt_length[ty] + s0:
                             acc = min(acc, idm(v, v_allowed, kc_d, 0.0, a, b, s0 * LANE_END_REST, tau))
                             hard = min(hard, kc_d - STOP_LINE_EPS_M)

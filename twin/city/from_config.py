@@ -32,7 +32,8 @@ def build_city(cfg: GridCityConfig | MetroCityConfig | CorridorCityConfig | File
             ramp_speed=cfg.ramp_speed_kmh * KMH, green=cfg.green_s, yellow=cfg.yellow_s,
             left_green=cfg.left_green_s, ramp_signals=cfg.ramp_signals, ramp_green=cfg.ramp_green_s,
             grade_separated_blocks=cfg.grade_separated_blocks,
-            outer_arterial_lanes=cfg.outer_arterial_lanes, inner_arterial_lanes=cfg.inner_arterial_lanes, outer_ring=cfg.outer_ring, local_green=cfg.local_green_s, auxiliary_lanes=cfg.auxiliary_lanes,
+            outer_arterial_lanes=cfg.outer_arterial_lanes, inner_arterial_lanes=cfg.inner_arterial_lanes,
+            outer_ring=cfg.outer_ring, local_green=cfg.local_green_s, auxiliary_lanes=cfg.auxiliary_lanes,
             left_turn_lanes=cfg.left_turn_lanes, zone_blocks=cfg.zone_blocks, residents_per_block=cfg.residents_per_block,
             jobs_per_block=cfg.jobs_per_block, seed=cfg.seed)
     if isinstance(cfg, CorridorCityConfig):

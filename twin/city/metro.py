@@ -324,9 +324,7 @@ def metro_city(
     m_out = out_order[_ranges(out_off[dst[grid_in]], n_out)]
     keep = (dst[m_out] != src[m_in]) | (u_turns & ~signal[dst[m_in]])  # U-turns (a grid has no dead ends)
     m_in, m_out = m_in[keep], m_out[keep]
-    turn = np.degrees(np.angle(np.exp(1j * (heading[m_out] - heading[m_in]))))
-    m_dir = np.where(np.abs(turn) > 150.0, DIR_TURN, np.where(turn > 40.0, DIR_LEFT,
-                     np.where(turn < -40.0, DIR_RIGHT, DIR_STRAIGHT)))
+    m_dir = _turn_dir(heading[m_in], heading[m_out])
     # lanes other than an added lane 0 (a free right turn's: the others' lanes are counted from lane 1 there)
     nin, nout = lanes[m_in] - right_lane[m_in], lanes[m_out] - free_into[m_out] - right_lane[m_out]
     free_off = free_into[m_out] & (m_in >= first_ramp) & (m_dir == DIR_RIGHT)  # an off-ramp's: to the added lane
@@ -742,14 +740,21 @@ def _ring_connections(ring_edges: dict, ramps: dict, first_ring: int, first_ramp
 def _right_turns(src: np.ndarray, dst: np.ndarray, heading: np.ndarray, from_e: np.ndarray,
                  to_e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The pairs (a, b) of edges ``a`` of ``from_e`` and ``b`` of ``to_e`` where ``b`` leaves the node ``a``
-    enters turning right of ``a`` (more than 40° and at most 150° by ``heading`` [rad], as the connections
-    classify a right turn), as two arrays."""
+    enters turning right of ``a`` (:func:`_turn_dir` of their ``heading`` [rad], as the connections are
+    classified), as two arrays."""
     pair_a, pair_b = (x.ravel() for x in np.meshgrid(from_e, to_e, indexing="ij"))
     at = dst[pair_a] == src[pair_b]
     pair_a, pair_b = pair_a[at], pair_b[at]
-    turn = np.degrees(np.angle(np.exp(1j * (heading[pair_b] - heading[pair_a]))))
-    right = (turn < -40.0) & (turn >= -150.0)
+    right = _turn_dir(heading[pair_a], heading[pair_b]) == DIR_RIGHT
     return pair_a[right], pair_b[right]
+
+
+def _turn_dir(h_in: np.ndarray, h_out: np.ndarray) -> np.ndarray:
+    """The direction (``DIR_*``) of a movement from an edge heading ``h_in`` onto one heading ``h_out`` [rad]: a
+    U-turn beyond 150°, left or right beyond 40°, else straight."""
+    turn = np.degrees(np.angle(np.exp(1j * (h_out - h_in))))
+    return np.where(np.abs(turn) > 150.0, DIR_TURN, np.where(turn > 40.0, DIR_LEFT,
+                    np.where(turn < -40.0, DIR_RIGHT, DIR_STRAIGHT)))
 
 
 def _job_centres(bx: int, by: int, every: int, ring: bool) -> np.ndarray:

@@ -150,7 +150,7 @@ def queue_reader(every_s: float, top: int = 12, out=sys.stderr):
         names = {10: "on-ramps", 11: "off-ramps", ROAD_CLASSES.index("highway"): "rings"}
         last_edge = np.full(n, -1, dtype=np.int64)
         prev_tel = np.zeros(n, dtype=np.int64)
-        new_tel = np.zeros(city.edge_ids.__len__(), dtype=np.int64)
+        new_tel = np.zeros(len(city.edge_ids), dtype=np.int64)
 
         def sample(t: float) -> None:
             tel = eng.teleports[:n].astype(np.int64)

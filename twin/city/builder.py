@@ -9,12 +9,14 @@ from the leftmost, straight from all) and the lanes each connection yields to
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from twin.city.model import BUILDING_USES, ROAD_CLASSES, CityError, CityModel, NodeType, Signal, keep_clear_default
+from twin.city.model import (BUILDING_USES, ROAD_CLASSES, CityError, CityModel, NodeType, Signal, keep_clear_default,
+                             part_dist)
 
 ALL_CLASSES = np.uint32(0xFFFFFFFF)
 DIR_STRAIGHT, DIR_LEFT, DIR_RIGHT, DIR_TURN = 0, 1, 2, 3
@@ -52,6 +54,7 @@ class _Conn:
     speed: float = 0.0  # [m/s] its speed limit (0: the target lane's)
     keep_clear: bool | None = None  # SUMO's keep-clear rule applies (None: keep_clear_default)
     yield_dist: float = 0.0  # [m] along the path to where it yields (SUMO's internal junction; 0: the stop line)
+    shape: np.ndarray | None = None  # [m] its path (SUMO's first internal lane), for where paths part (part_dist)
 
 
 @dataclass
@@ -179,12 +182,14 @@ class CityBuilder:
                        direction: int | None = None, tls: str | None = None, link: int = -1,
                        foes: list[tuple[str, int]] | None = None, length: float = 0.0,
                        speed: float | None = None, keep_clear: bool | None = None,
-                       yield_dist: float = 0.0) -> None:
+                       yield_dist: float = 0.0, shape: np.ndarray | None = None) -> None:
         """A lane-to-lane connection; ``length`` [m] is its path through the junction (0: a point),
         ``speed`` [m/s] the speed limit on that path (None: the target lane's); ``keep_clear``: whether
         vehicles keep its junction clear (None: :func:`~twin.city.model.keep_clear_default`);
         ``yield_dist`` [m]: how far along its path it yields to its foes (SUMO's internal junction, where a
-        permissive left turner waits inside the junction; 0: at the stop line)."""
+        permissive left turner waits inside the junction; 0: at the stop line); ``shape`` [m]: the path's
+        points (SUMO's first internal lane), for where it parts from the other paths from its lane
+        (:func:`~twin.city.model.part_dist`; None: taken as straight)."""
         fe, te = self.edge(from_edge), self.edge(to_edge)
         if not (np.isfinite(length) and length >= 0):
             raise CityError(f"city {self.name!r}: connection {from_edge}->{to_edge} has length {length} (need >= 0)")
@@ -207,7 +212,8 @@ class CityBuilder:
         if speed is not None and not speed > 0:
             raise CityError(f"city {self.name!r}: connection {from_edge}->{to_edge} has speed {speed} (need > 0)")
         self._add_conn(_Conn(fe, int(from_lane), te, int(to_lane), int(direction), t, int(link), foe_idx,
-                             float(length), float(speed or 0.0), keep_clear, float(yield_dist)))
+                             float(length), float(speed or 0.0), keep_clear, float(yield_dist),
+                             None if shape is None else np.asarray(shape, dtype=np.float64)))
 
     def _add_conn(self, c: _Conn) -> None:
         self._conns.append(c)
@@ -407,7 +413,7 @@ class CityBuilder:
 
         i32 = lambda v: np.asarray(v, dtype=np.int32)  # noqa: E731
         f64 = lambda v: np.asarray(v, dtype=np.float64)  # noqa: E731
-        return CityModel(
+        city = CityModel(
             name=self.name,
             node_ids=tuple(n[0] for n in self._nodes),
             node_x=f64([n[1] for n in self._nodes]), node_y=f64([n[2] for n in self._nodes]),
@@ -452,6 +458,9 @@ class CityBuilder:
             bldg_zone=i32([b[3] for b in self._bldgs]),
             attrs=dict(self.attrs),
         )
+        if any(c.shape is not None for c in conns):  # where paths from one lane part, from their shapes
+            city = dataclasses.replace(city, conn_part_dist=part_dist(city, [c.shape for c in conns]))
+        return city
 
     def _auto_foes(self, c: _Conn) -> list[tuple[int, int]]:
         """Lanes a connection yields to: minor roads yield to major roads, left turns to oncoming traffic.

@@ -141,6 +141,10 @@ class CityModel:
     # SUMO's internal junction, where a permissive left turner waits inside the junction (cont="1"); 0: it
     # yields at the stop line (every connection of a built city or of a network without internal junctions)
     conn_yield_dist: np.ndarray | None = None
+    # [m] along the paths of two connections from one lane, from their stop line to where they have parted
+    # (SUMO's same-source foe lanes, MSLink::computeDistToDivergence): row c (from conn_part_start(c)) holds one
+    # entry per connection of c's lane, in order; 0: no shared stretch. Default: part_dist (straight paths)
+    conn_part_dist: np.ndarray | None = None
     # signal programs beyond fixed time (see twin.engines.native.signals); default: all static
     tls_kind: np.ndarray | None = None  # int8 per tls: 0 static (fixed time), 1 actuated (gap-based)
     tls_max_gap: np.ndarray | None = None  # float64 [s] per tls: SUMO's max-gap (actuated)
@@ -156,6 +160,8 @@ class CityModel:
             object.__setattr__(self, "conn_speed", np.asarray(self.lane_speed, dtype=np.float64)[self.conn_to_lane])
         if self.conn_yield_dist is None:  # cities built or saved before internal junctions
             object.__setattr__(self, "conn_yield_dist", np.zeros(self.conn_from_lane.shape[0]))
+        if self.conn_part_dist is None:  # cities built or saved before diverging paths
+            object.__setattr__(self, "conn_part_dist", part_dist(self))
         if self.conn_keep_clear is None:  # cities built or saved before keep-clear
             object.__setattr__(self, "conn_keep_clear", keep_clear_default(self.conn_node, self.conn_foe_offsets,
                                                                            len(self.node_ids)))
@@ -331,6 +337,11 @@ class CityModel:
             need(bool(np.all(self.conn_speed > 0)), "a connection has speed limit <= 0")
             need(bool(np.all((self.conn_yield_dist >= 0) & (self.conn_yield_dist <= self.conn_length))),
                  "a connection's yield point is not on its path through the junction")
+            start = conn_part_start(self.lane_conn_offsets, self.conn_from_lane)
+            need(self.conn_part_dist.shape[0] == start[-1],
+                 f"conn_part_dist has {self.conn_part_dist.shape[0]} entries, expected {start[-1]}")
+            need(bool(np.all(np.isfinite(self.conn_part_dist) & (self.conn_part_dist >= 0))),
+                 "a diverging paths' shared length is < 0")
             ctl = self.conn_tls >= 0
             if ctl.any():
                 need(bool(np.all(self.conn_link[ctl] < self.tls_num_links[self.conn_tls[ctl]])),
@@ -388,6 +399,79 @@ def keep_clear_default(conn_node: np.ndarray, conn_foe_offsets: np.ndarray, n_no
     conflict = np.zeros(n_nodes, dtype=np.bool_)
     conflict[node[np.diff(np.asarray(conn_foe_offsets)) > 0]] = True
     return conflict[node]
+
+
+DIVERGENCE_MIN_WIDTH = 2.5
+"""[m] Paths from one lane have parted where they are this far apart, or half their widths' sum if less
+(SUMO's ``DIVERGENCE_MIN_WIDTH``)."""
+
+
+def conn_part_start(lane_conn_offsets: np.ndarray, conn_from_lane: np.ndarray) -> np.ndarray:
+    """int64 (n_conn + 1): where connection c's row starts in ``conn_part_dist``; the row has one entry per
+    connection of c's lane (``lane_conn_offsets[l]:lane_conn_offsets[l + 1]``), in that order."""
+    n = np.diff(np.asarray(lane_conn_offsets, dtype=np.int64))[np.asarray(conn_from_lane, dtype=np.int64)]
+    return np.concatenate([[0], np.cumsum(n)]).astype(np.int64)
+
+
+def part_dist(city: "CityModel", shapes: list[np.ndarray | None] | None = None) -> np.ndarray:
+    """``conn_part_dist``: for each pair of connections from one lane with paths through the junction, the
+    distance [m] along them from their stop line to where they have parted: where they are
+    ``DIVERGENCE_MIN_WIDTH`` (or half their widths' sum if less) apart for good (SUMO's
+    ``MSLink::computeDistToDivergence`` on the internal lanes' shapes; never beyond the shorter path).
+
+    ``shapes``: each connection's path (its first internal lane's shape, [m]) where known, else None. For a
+    pair without both shapes the paths are taken as straight from their common start to the start of the
+    lanes they lead to, the distance between them growing evenly along them (the documented approximation).
+    Paths of length 0 (no internal lanes) never share a stretch."""
+    off = np.asarray(city.lane_conn_offsets, dtype=np.int64)
+    start = conn_part_start(off, city.conn_from_lane)
+    c = np.repeat(np.arange(city.n_connections), np.diff(start))  # each entry's connection ...
+    s = off[city.conn_from_lane[c]] + np.arange(int(start[-1])) - start[c]  # ... and its sibling
+    clen, to = np.asarray(city.conn_length, dtype=np.float64), city.conn_to_lane
+    min_dist = np.minimum(DIVERGENCE_MIN_WIDTH, 0.5 * (city.lane_width[to[c]] + city.lane_width[to[s]]))
+    first = city.lane_shape_xy[city.lane_shape_offsets[:-1]]  # each lane's first point
+    sep = np.hypot(*(first[to[c]] - first[to[s]]).T)
+    out = np.minimum(clen[c], clen[s]) * np.where(sep <= min_dist, 1.0, min_dist / np.maximum(sep, 1e-9))
+    out[(s == c) | (clen[c] <= 0.0) | (clen[s] <= 0.0)] = 0.0
+    if shapes is not None:
+        for k in np.nonzero(out > 0.0)[0]:
+            a, b = shapes[c[k]], shapes[s[k]]
+            if a is not None and b is not None:
+                out[k] = _divergence(a, clen[c[k]], b, clen[s[k]], float(min_dist[k]))
+    return out
+
+
+def _divergence(a: np.ndarray, len_a: float, b: np.ndarray, len_b: float, min_dist: float) -> float:
+    """Distance [m] along paths ``a`` and ``b`` (shapes from one point; lengths ``len_a``/``len_b`` [m]) to
+    where they have parted: from each path's end back to its last point within ``min_dist`` [m] of the other
+    path (0 where they start apart; the shorter length where they end together), the larger of the two,
+    as SUMO's ``computeDistToDivergence``."""
+    if np.hypot(*(a[0] - b[0])) >= min_dist:
+        return 0.0  # they do not start together (SUMO: not a same-source foe)
+    if np.hypot(*(a[-1] - b[-1])) <= min_dist:
+        return min(len_a, len_b)
+    d = max(_last_near(a, b, min_dist) * len_a / max(_length(a), 1e-9),
+            _last_near(b, a, min_dist) * len_b / max(_length(b), 1e-9))
+    return min(d, len_a, len_b)
+
+
+def _length(p: np.ndarray) -> float:
+    return float(np.hypot(*np.diff(p, axis=0).T).sum()) if len(p) > 1 else 0.0
+
+
+def _last_near(p: np.ndarray, q: np.ndarray, min_dist: float, step: float = 0.1) -> float:
+    """Position [m] along polyline ``p`` of its last point within ``min_dist`` [m] of polyline ``q``
+    (``p`` sampled every ``step`` m)."""
+    seg = np.hypot(*np.diff(p, axis=0).T)
+    at = np.concatenate([[0.0], np.cumsum(seg)])
+    s = np.linspace(0.0, at[-1], max(int(at[-1] / step) + 1, 2))
+    pts = np.column_stack([np.interp(s, at, p[:, 0]), np.interp(s, at, p[:, 1])])
+    q0, q1 = q[:-1], q[1:]  # distance of each sample to each segment of q
+    dq = q1 - q0
+    t = np.clip(((pts[:, None, :] - q0[None]) * dq[None]).sum(-1) / np.maximum((dq * dq).sum(-1), 1e-12), 0, 1)
+    dist = np.hypot(*(pts[:, None, :] - (q0[None] + t[..., None] * dq[None])).transpose(2, 0, 1)).min(axis=1)
+    near = np.nonzero(dist <= min_dist)[0]
+    return float(s[near[-1]]) if near.size else 0.0
 
 
 SOURCE_ATTRS = ("sumo_net", "sumo_additional")

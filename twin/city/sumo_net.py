@@ -401,6 +401,7 @@ def _parse_sumo_net(path: Path, additional: list[str | Path], name: str | None) 
     conns: list[ET.Element] = []
     internal_len: dict[str, tuple[float, float]] = {}  # internal lane id -> length [m], speed [m/s]
     internal_next: dict[str, str] = {}  # internal lane id -> the internal lane it continues on
+    internal_shape: dict[str, np.ndarray | None] = {}  # internal lane id -> its shape [m]
     tls_elems: list[ET.Element] = []  # signal programs, read in the same pass
     n_roots = 0
     roundabout_edges: set[str] = set()
@@ -426,6 +427,7 @@ def _parse_sumo_net(path: Path, additional: list[str | Path], name: str | None) 
                     where = f"{path}: internal lane {ln.get('id')!r}"
                     internal_len[ln.get("id")] = (max(_num(ln, "length", where, 0.0), 0.0),
                                                   max(_num(ln, "speed", where, 0.0), 0.0))
+                    internal_shape[ln.get("id")] = _shape(ln.get("shape"), where)
                 continue
             e = _copy(elem)
             edges.append((e, [_copy(ln) for ln in elem.findall("lane")]))
@@ -565,7 +567,8 @@ def _parse_sumo_net(path: Path, additional: list[str | Path], name: str | None) 
         try:
             keep = False if not kc or f in roundabout_edges else logic_foes.get(b.node_ids_of_edge(f)[1])
             b.add_connection(f, fl, t, tlane, direction=d, tls=tl, link=link, foes=foes, length=length,
-                             speed=speed, keep_clear=keep, yield_dist=min(yield_dist, length))
+                             speed=speed, keep_clear=keep, yield_dist=min(yield_dist, length),
+                             shape=internal_shape.get(via) if via else None)
         except CityError as exc:
             raise CityError(f"{path}: {exc}") from None
     return b.build(), report

@@ -13,7 +13,7 @@ import numpy as np
 from numba.extending import typeof_impl
 from pydantic import Field, model_validator
 
-from twin.city.model import CityModel
+from twin.city.model import CityModel, conn_part_start
 from twin.config.base import EngineConfig
 from twin.demand.trips import DEPART_LANE_BEST, DEPART_POS_BASE, DEPART_SPEED_MAX, RoutedDemand
 from twin.demand.vtypes import vtype_arrays
@@ -63,6 +63,9 @@ class NativeEngineConfig(EngineConfig):
     keep_clear: bool = True
     # insertion keeps the gap a vehicle approaching from behind needs to brake (docs/models.md, "Insertion")
     insertion_back_gap: bool = True
+    # a vehicle on one of the paths a lane fans out into holds the one behind it on another until they part
+    # (SUMO's same-source foes; docs/models.md, "Junctions")
+    diverging_paths: bool = True
 
     @model_validator(mode="after")
     def _divides_second(self) -> "NativeEngineConfig":
@@ -97,6 +100,13 @@ def incoming_connections(city: CityModel, on: bool = True) -> tuple[np.ndarray, 
     offsets = np.zeros(nl + 1, dtype=np.int32)
     offsets[1:] = np.cumsum(np.bincount(to, minlength=nl))
     return offsets, conns
+
+
+def part_rows(city: CityModel, on: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(conn_part_start, conn_part_dist)`` of the city (:func:`twin.city.model.conn_part_start`): where paths
+    from one lane part (all 0 unless ``on``: no leader on a sibling path, ``diverging_paths``)."""
+    start = conn_part_start(city.lane_conn_offsets, city.conn_from_lane)
+    return start, (np.array(city.conn_part_dist, dtype=np.float64) if on else np.zeros(int(start[-1])))
 
 
 def crossing_connections(city: CityModel, on: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -155,6 +165,10 @@ class NativeEngine:
     keep_clear : bool
         SUMO's keep-clear rule: no vehicle enters a junction without room beyond it, counted as SUMO counts it
         (:func:`twin.engines.native.kernels.movement.space_till_standing`; on by default).
+    diverging_paths : bool
+        SUMO's same-source foes: a vehicle on one of the paths its lane fans out into is a leader of the vehicle
+        behind it on another until their paths have parted (``CityModel.conn_part_dist``,
+        :func:`twin.engines.native.kernels.movement.sibling_leader`; on by default).
     """
 
     name: ClassVar[str] = "native"
@@ -180,7 +194,7 @@ class NativeEngine:
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
                  loops: list[tuple[str, int, float]] | None = None, emissions: bool = True,
                  threads: int | None = None, profile: bool = False, junction_blocking: bool = False,
-                 insertion_back_gap: bool = True, keep_clear: bool = True) -> None:
+                 insertion_back_gap: bool = True, keep_clear: bool = True, diverging_paths: bool = True) -> None:
         if not (0.1 <= step_length <= 1.0) or abs(round(1.0 / step_length) * step_length - 1.0) > 1e-9:
             raise ValueError(f"step_length must divide 1 s (e.g. 1.0 or 0.5), got {step_length}")
         if teleport_time <= 0:
@@ -193,6 +207,7 @@ class NativeEngine:
         self._junction_blocking = bool(junction_blocking)
         self._insertion_back_gap = bool(insertion_back_gap)
         self._keep_clear = bool(keep_clear) or self._junction_blocking  # the blocking keeps junctions clear too
+        self._diverging_paths = bool(diverging_paths)
         self._started = False
         self._closed = False
         if profile:
@@ -207,7 +222,8 @@ class NativeEngine:
         """The engine a scenario's ``run.engine`` section describes (see :class:`NativeEngineConfig`)."""
         return cls(step_length=cfg.step_length_s, teleport_time=cfg.teleport_time_s, loops=loops, threads=cfg.threads,
                    profile=cfg.profile, junction_blocking=cfg.junction_blocking,
-                   insertion_back_gap=cfg.insertion_back_gap, keep_clear=cfg.keep_clear)
+                   insertion_back_gap=cfg.insertion_back_gap, keep_clear=cfg.keep_clear,
+                   diverging_paths=cfg.diverging_paths)
 
     # ----------------------------------------------------------------- setup
     @property
@@ -284,6 +300,7 @@ class NativeEngine:
         self._junction_conn = np.full(n, -1, dtype=np.int32)  # ... and its connection
         self._conn_cross_offsets, self._conn_cross = crossing_connections(city, self._junction_blocking)
         self._conn_keep_clear = city.conn_keep_clear & self._keep_clear
+        self._conn_part_start, self._conn_part_dist = part_rows(city, self._diverging_paths)
         self._link_wait = np.zeros(n, dtype=np.bool_)  # planned to stop before a link ahead (keep-clear reads it)
         self._new_link_wait = np.zeros(n, dtype=np.bool_)  # ... after the step (move -> commit)
         self._lane_in_offsets, self._lane_in_conn = incoming_connections(city, self._insertion_back_gap)
@@ -582,7 +599,7 @@ class NativeEngine:
         "_loop_index", "loop_count", "loop_speed_sum", "loop_occ_time", "_prev_lane", "_prev_pos", "_stop_off", "_stop_ridx", "_stop_start",
         "_stop_end", "_stop_duration", "_stop_until", "_stop_parking", "_stop_next", "_dwell_until",
         "_conn_cross_offsets", "_conn_cross", "_conn_keep_clear", "_lane_in_offsets", "_lane_in_conn", "_link_wait",
-        "_new_link_wait"))
+        "_new_link_wait", "_conn_part_start", "_conn_part_dist"))
 
     def __setattr__(self, name, value) -> None:
         object.__setattr__(self, name, value)
@@ -610,7 +627,8 @@ class NativeEngine:
         net = R.Network(c.lane_edge, c.lane_index, c.lane_length, c.edge_lane_start, c.edge_num_lanes,
                         c.lane_conn_offsets, c.conn_to_lane, c.conn_length, c.conn_speed, c.conn_foe_offsets,
                         c.conn_foe_lanes, self._conn_cross_offsets, self._conn_cross, self._conn_keep_clear,
-                        c.conn_from_lane, self._lane_in_offsets, self._lane_in_conn, c.conn_yield_dist)
+                        c.conn_from_lane, self._lane_in_offsets, self._lane_in_conn, c.conn_yield_dist,
+                        self._conn_part_start, self._conn_part_dist)
         ctl = R.Control(self._lane_speed, self._lane_allow, self._conn_signal, self._steer_p, self._steer_dir,
                         self._steer_until, self._steer_salt)
         scr = R.Scratch(self._new_pos, self._new_speed, self._new_lane, self._req_back, self._score_cache,
@@ -950,6 +968,9 @@ class NativeEngine:
             eng._keep_clear = eng.__dict__.get("_junction_blocking", False)
             eng._link_wait = np.zeros(eng.state.size, dtype=np.bool_)
             eng._new_link_wait = np.zeros(eng.state.size, dtype=np.bool_)
+        if "_conn_part_dist" not in eng.__dict__:  # checkpoints before diverging paths
+            on = eng.__dict__.setdefault("_diverging_paths", False)
+            eng._conn_part_start, eng._conn_part_dist = part_rows(city, on)
         if "_lane_in_conn" not in eng.__dict__:  # checkpoints before the insertion's back gap
             on = eng.__dict__.setdefault("_insertion_back_gap", False)
             eng._lane_in_offsets, eng._lane_in_conn = incoming_connections(city, on)

@@ -171,6 +171,37 @@ def keep_clear_beyond(i, c, cb, order, lane_start, veh, vt, net, ctl):
     return room + more, stops
 
 
+@kernel(refcounts=False)
+def sibling_leader(c, front, order, lane_start, veh, vt, net):
+    """The nearest vehicle ahead on another path from connection ``c``'s lane that still shares its stretch with
+    ``c``'s (SUMO's same-source foe lanes: ``MSLink::getLeaderInfo`` takes a vehicle on such a path as a leader,
+    at the same distance from the stop line as on its own path, until its back has passed where the paths part,
+    ``conn_part_dist``): the position [m] of its back along its path from the stop line and its speed [m/s];
+    (INF, 0) if none. ``front`` [m]: the follower's front along ``c``'s path (< 0: before the stop line); a
+    vehicle whose front is not ahead of it is no leader of it. A vehicle is on a path while its back is (it
+    entered the lane the path leads to by that connection, ``junction_conn``)."""
+    pos, speed, vtype, junction_conn = veh.pos, veh.speed, veh.vtype, veh.junction_conn
+    lane_conn_offsets, conn_to_lane, conn_length = net.lane_conn_offsets, net.conn_to_lane, net.conn_length
+    best = INF
+    best_v = 0.0
+    lo = lane_conn_offsets[net.conn_from_lane[c]]
+    row = net.conn_part_start[c] - lo
+    for s in range(lo, lo + net.conn_part_start[c + 1] - net.conn_part_start[c]):
+        part = net.conn_part_dist[row + s]  # [m] along both paths to where they part
+        if s == c or part <= 0.0:
+            continue
+        tl = conn_to_lane[s]
+        for q in range(lane_start[tl], lane_start[tl + 1]):  # from the lane's last vehicle forwards
+            j = order[q]
+            back = conn_length[s] + pos[j] - vt.length[vtype[j]]
+            if back >= part:
+                break  # the others are further on
+            if junction_conn[j] == s and conn_length[s] + pos[j] > front and back < best:
+                best = back
+                best_v = speed[j]
+    return best, best_v
+
+
 @inline_kernel
 def in_the_way(q, end, c, order, pos, junction_conn, conn_yield_dist, conn_length):
     """Index in ``order``, from ``q`` up to ``end`` (one lane's vehicles, back to front), of the first vehicle in
@@ -202,6 +233,9 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     junction, e.g. a permissive left turn): its vehicle drives past the stop line onto the path and waits there
     while a foe approaches (from there a foe standing at its stop line does not count), beside the other paths
     into its next lane (:func:`in_the_way`).
+
+    Diverging paths: a vehicle on another path from the lane of the connection it approaches or is on is its
+    leader until their paths part (:func:`sibling_leader`; none where ``net.conn_part_dist`` is 0).
 
     Keep-clear (``net.conn_keep_clear``, all False unless the engine's ``keep_clear`` or ``junction_blocking``):
     a vehicle that can still stop comfortably at the line of a keep-clear junction ahead waits there if the road
@@ -246,6 +280,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     conn_cross = net.conn_cross
     conn_keep_clear = net.conn_keep_clear
     conn_yield_dist = net.conn_yield_dist
+    conn_part_start = net.conn_part_start
     has_keep_clear = conn_keep_clear.any()
     lane_speed = ctl.lane_speed
     lane_allow = ctl.lane_allow
@@ -371,6 +406,11 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                 # that point while the IDM settles counts as stopping, or keep-clear would let it through)
                 if kc_d < 0.0 and conn_keep_clear[c] and v * v <= 2.0 * b * (d + s0 * LANE_END_REST):
                     kc_d = d
+                if conn_part_start[c + 1] - conn_part_start[c] > 1:  # its lane fans out: a leader on another path
+                    back, vb = sibling_leader(c, -d, order, lane_start, veh, vt, net)
+                    if back < INF * 0.5:
+                        acc = min(acc, idm(v, v_allowed, d + back, vb, a, b, s0, tau))
+                        hard = min(hard, d + back)
                 tl = conn_to_lane[c]
                 vn = min(lane_speed[tl], conn_speed[c]) * vfactor[i]
                 if vn < v:  # slow down to the junction path's or the next lane's limit
@@ -428,6 +468,11 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                     acc = min(acc, idm(v, v_allowed, dy, 0.0, a, b, s0 * LANE_END_REST, tau))
                     hard = min(hard, dy - STOP_LINE_EPS_M)
                     wl = True
+            if cj >= 0 and conn_part_start[cj + 1] - conn_part_start[cj] > 1:  # a leader on another path
+                back, vb = sibling_leader(cj, conn_length[cj] + p, order, lane_start, veh, vt, net)
+                if back < INF * 0.5:
+                    acc = min(acc, idm(v, v_allowed, back - conn_length[cj] - p, vb, a, b, s0, tau))
+                    hard = min(hard, back - conn_length[cj] - p)
         if stop_at[i] < INF * 0.5:  # a stop ahead (or dwelling there)
             acc = min(acc, idm(v, v_allowed, stop_at[i] - p, 0.0, a, b, s0 * LANE_END_REST, tau))
             hard = min(hard, stop_at[i] - p)

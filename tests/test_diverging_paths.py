@@ -1,0 +1,81 @@
+"""Paths a lane fans out into (SUMO's same-source foe lanes): a vehicle on one holds the vehicle behind it on
+the other until the paths part (docs/models.md, "Junctions")."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from twin.city import CityBuilder
+from twin.city.model import conn_part_start
+from twin.demand import route_demand
+from twin.engines.native import NativeEngine
+
+from conftest import make_trips
+
+# the two paths from in_0: together for 6 m, then apart (4 m to each side over the last 4 m)
+SHAPE_A = np.array([(300.0, 0.0), (306.0, 0.0), (310.0, 4.0)])
+SHAPE_B = np.array([(300.0, 0.0), (306.0, 0.0), (310.0, -4.0)])
+
+
+def _fan_city(shapes: bool = True):
+    """One lane ``in`` fans out at ``j`` into ``a`` (30 m, then a signal red for the first 200 s) and ``b``
+    (free), over 10 m paths through ``j``."""
+    b = CityBuilder("fan out")
+    for nid, x, y in [("w", 0, 0), ("j", 300, 0), ("ka", 330, 30), ("ea", 330, 300), ("eb", 330, -300)]:
+        b.add_node(nid, x, y)
+    b.add_edge("in", "w", "j", priority=3)
+    b.add_edge("a", "j", "ka", priority=3, lane_lengths=[30.0])
+    b.add_edge("a_out", "ka", "ea", priority=3)
+    b.add_edge("b", "j", "eb", priority=3)
+    b.add_connection("in", 0, "a", 0, length=10.0, foes=[], shape=SHAPE_A if shapes else None)
+    b.add_connection("in", 0, "b", 0, length=10.0, foes=[], shape=SHAPE_B if shapes else None)
+    b.add_connection("a", 0, "a_out", 0)
+    b.add_tls("ka", "ka", [(200.0, "r"), (100.0, "G")])
+    return b.build()
+
+
+def _part(city, c: str, s: str) -> float:
+    """``conn_part_dist`` of the connections from ``in`` to edges ``c`` and ``s``."""
+    lane = city.edge_lane_start[city.edge_index["in"]]
+    lo = city.lane_conn_offsets[lane]
+    to_edge = [city.edge_ids[city.lane_edge[city.conn_to_lane[k]]] for k in range(lo, city.lane_conn_offsets[lane + 1])]
+    start = conn_part_start(city.lane_conn_offsets, city.conn_from_lane)
+    return float(city.conn_part_dist[start[lo + to_edge.index(c)] + to_edge.index(s)])
+
+
+def test_where_paths_from_one_lane_part():
+    """From the paths' shapes, as SUMO's computeDistToDivergence: 6 m together, then 2.5 m from the other path
+    (SUMO's DIVERGENCE_MIN_WIDTH) 2.5 m along the diagonal, scaled from the 11.66 m shape to the 10 m length."""
+    city = _fan_city()
+    expect = (6.0 + 2.5) * 10.0 / (6.0 + 4.0 * np.sqrt(2.0))
+    assert _part(city, "a", "b") == pytest.approx(expect, abs=0.1)
+    assert _part(city, "b", "a") == pytest.approx(expect, abs=0.1)
+    assert _part(city, "a", "a") == 0.0
+    # without shapes: straight paths to the lanes' starts, parting evenly (here they end within 2.5 m:
+    # the paths share their whole length)
+    approx = _fan_city(shapes=False)
+    assert 0.0 < _part(approx, "a", "b") <= 10.0
+
+
+def _b_arrival(diverging_paths: bool) -> float:
+    """Arrival time [s] of the vehicle to ``b`` behind six to ``a``: five fill ``a`` before its red signal, the
+    sixth stands on its path through ``j`` (its back just behind the stop line)."""
+    city = _fan_city()
+    specs = [("in", "a_out", float(t)) for t in range(0, 30, 5)] + [("in", "b", 31.0)]
+    eng = NativeEngine(step_length=0.5, diverging_paths=diverging_paths)
+    eng.start(city, route_demand(city, make_trips(city, specs)), seed=1)
+    a_lane = city.edge_lane_start[city.edge_index["a"]]
+    eng.advance(150.0)
+    on_path = (eng.state == 2) & (eng.lane == a_lane) & (eng.pos < 0.0)
+    assert on_path.sum() == 1 and eng.speed[on_path].max() < 0.1  # the sixth stands on its path
+    eng.advance(600.0)
+    assert np.all(eng.state == 3) and eng.teleports.sum() == 0
+    return float(eng.t_arrive[len(specs) - 1])
+
+
+def test_a_vehicle_standing_on_one_path_holds_the_vehicle_behind_it_on_the_other():
+    """SUMO: the vehicle standing on the path to ``a`` (its back before where the paths part) is the leader of
+    the one behind it going to ``b``, which waits until ``a``'s signal turns green and its queue moves. Without
+    the rule the vehicle to ``b`` drives past it at once."""
+    assert _b_arrival(False) < 100.0
+    assert _b_arrival(True) > 200.0

@@ -419,7 +419,8 @@ def part_dist(city: "CityModel", shapes: list[np.ndarray | None] | None = None) 
     ``DIVERGENCE_MIN_WIDTH`` (or half their widths' sum if less) apart for good (SUMO's
     ``MSLink::computeDistToDivergence`` on the internal lanes' shapes; never beyond the shorter path).
 
-    ``shapes``: each connection's path (its first internal lane's shape, [m]) where known, else None. For a
+    ``shapes``: each connection's path (its first internal lane's shape, [m]: up to its internal junction,
+    ``conn_yield_dist``, where it has one) where known, else None. For a
     pair without both shapes the paths are taken as straight from their common start to the start of the
     lanes they lead to, the distance between them growing evenly along them (the documented approximation).
     Paths of length 0 (no internal lanes) never share a stretch."""
@@ -434,10 +435,11 @@ def part_dist(city: "CityModel", shapes: list[np.ndarray | None] | None = None) 
     out = np.minimum(clen[c], clen[s]) * np.where(sep <= min_dist, 1.0, min_dist / np.maximum(sep, 1e-9))
     out[(s == c) | (clen[c] <= 0.0) | (clen[s] <= 0.0)] = 0.0
     if shapes is not None:
+        first_len = np.where(city.conn_yield_dist > 0.0, city.conn_yield_dist, clen)  # [m] what a shape covers
         for k in np.nonzero(out > 0.0)[0]:
             a, b = shapes[c[k]], shapes[s[k]]
             if a is not None and b is not None:
-                out[k] = _divergence(a, clen[c[k]], b, clen[s[k]], float(min_dist[k]))
+                out[k] = _divergence(a, first_len[c[k]], b, first_len[s[k]], float(min_dist[k]))
     return out
 
 

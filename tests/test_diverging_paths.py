@@ -79,3 +79,19 @@ def test_a_vehicle_standing_on_one_path_holds_the_vehicle_behind_it_on_the_other
     the rule the vehicle to ``b`` drives past it at once."""
     assert _b_arrival(False) < 100.0
     assert _b_arrival(True) > 200.0
+
+
+def test_validate_turns_diverging_paths_off_when_asked():
+    """``validate --no-diverging-paths`` (and a scenario whose native engine turns it off) runs the native engine
+    without the rule; otherwise with it."""
+    from conftest import ROOT
+    from twin.config import load_scenario
+    from twin.config.models import engine_config
+    from twin.validate import _native
+
+    cfg = load_scenario(ROOT / "scenarios" / "default.yaml")
+    assert _native(cfg).diverging_paths is True
+    assert _native(cfg, diverging_paths=False).diverging_paths is False
+    off = cfg.model_copy(update={"run": cfg.run.model_copy(
+        update={"engine": engine_config({"type": "native", "diverging_paths": False})})})
+    assert _native(off).diverging_paths is False

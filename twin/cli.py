@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="native engine: without SUMO's keep-clear rule (docs/models.md, 'Junctions')")
     v.add_argument("--no-insertion-back-gap", dest="insertion_back_gap", action="store_false",
                    help="native engine: insertion without the check of the vehicle behind (docs/models.md)")
+    v.add_argument("--no-diverging-paths", dest="diverging_paths", action="store_false",
+                   help="native engine: no leader on another path from the same lane (docs/models.md, 'Junctions')")
     v.add_argument("-q", "--quiet", action="store_true")
 
     c = sub.add_parser("compare", help="a policy scenario against its baseline over replications (Dask)",
@@ -426,6 +428,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             report = validate(cfg, city, demand, out, sumo_api=args.sumo_api, sumocfg=shipped,
                               turn_counts=turns, junction_blocking=args.junction_blocking,
                               insertion_back_gap=args.insertion_back_gap, keep_clear=args.keep_clear,
+                              diverging_paths=args.diverging_paths,
                               progress=lambda desc: make_progress(cfg.run.duration_s, desc, args.quiet, args.compiling))
         if report.get("partial"):
             runs = report["runs_saved"]

@@ -420,18 +420,17 @@ def part_dist(city: "CityModel", shapes: list[np.ndarray | None] | None = None) 
     ``MSLink::computeDistToDivergence`` on the internal lanes' shapes; never beyond the shorter path).
 
     ``shapes``: each connection's path (its first internal lane's shape, [m]: up to its internal junction,
-    ``conn_yield_dist``, where it has one) where known, else None. For a
-    pair without both shapes the paths are taken as straight from their common start to the start of the
-    lanes they lead to, the distance between them growing evenly along them (the documented approximation).
-    Paths of length 0 (no internal lanes) never share a stretch."""
+    ``conn_yield_dist``, where it has one) where known, else None. For a pair without both shapes the paths are
+    taken as straight (:func:`_chord_ends`), the distance between them growing evenly along them (the
+    documented approximation). Paths of length 0 (no internal lanes) never share a stretch."""
     off = np.asarray(city.lane_conn_offsets, dtype=np.int64)
     start = conn_part_start(off, city.conn_from_lane)
     c = np.repeat(np.arange(city.n_connections), np.diff(start))  # each entry's connection ...
     s = off[city.conn_from_lane[c]] + np.arange(int(start[-1])) - start[c]  # ... and its sibling
     clen, to = np.asarray(city.conn_length, dtype=np.float64), city.conn_to_lane
     min_dist = np.minimum(DIVERGENCE_MIN_WIDTH, 0.5 * (city.lane_width[to[c]] + city.lane_width[to[s]]))
-    first = city.lane_shape_xy[city.lane_shape_offsets[:-1]]  # each lane's first point
-    sep = np.hypot(*(first[to[c]] - first[to[s]]).T)
+    end = _chord_ends(city)
+    sep = np.hypot(*(end[c] - end[s]).T)
     out = np.minimum(clen[c], clen[s]) * np.where(sep <= min_dist, 1.0, min_dist / np.maximum(sep, 1e-9))
     out[(s == c) | (clen[c] <= 0.0) | (clen[s] <= 0.0)] = 0.0
     if shapes is not None:
@@ -441,6 +440,21 @@ def part_dist(city: "CityModel", shapes: list[np.ndarray | None] | None = None) 
             if a is not None and b is not None:
                 out[k] = _divergence(a, first_len[c[k]], b, first_len[s[k]], float(min_dist[k]))
     return out
+
+
+def _chord_ends(city: "CityModel") -> np.ndarray:
+    """(n_conn, 2) [m]: where each connection's path ends, taken as straight from the end of the lane it
+    leaves to the start of the lane it enters (as an imported network's internal lane runs), extended along
+    that lane's first heading by what this chord lacks of the path's length (junctions built as points,
+    whose lanes start at the node)."""
+    first = city.lane_shape_offsets[:-1]
+    last = city.lane_shape_offsets[1:] - 1
+    xy = city.lane_shape_xy
+    start = xy[first[city.conn_to_lane]]  # the entered lane's first point ...
+    head = xy[np.minimum(first + 1, last)[city.conn_to_lane]] - start  # ... and heading
+    head /= np.maximum(np.hypot(*head.T), 1e-9)[:, None]
+    chord = np.hypot(*(start - xy[last[city.conn_from_lane]]).T)
+    return start + np.maximum(np.asarray(city.conn_length) - chord, 0.0)[:, None] * head
 
 
 def _divergence(a: np.ndarray, len_a: float, b: np.ndarray, len_b: float, min_dist: float) -> float:

@@ -310,8 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="the native engine without its keep-clear rule (docs/models.md, 'Junctions')")
     p.add_argument("--no-insertion-back-gap", dest="insertion_back_gap", action="store_false",
                    help="the native insertion without its check of the vehicle behind (docs/models.md, 'Insertion')")
-    p.add_argument("--no-diverging-paths", dest="diverging_paths", action="store_false",
-                   help="the native engine without leaders on other paths from the same lane (docs/models.md)")
+    p.add_argument("--diverging-paths", action="store_true",
+                   help="the native engine's leaders on other paths from the same lane (docs/models.md, 'Junctions')")
     a = p.parse_args(argv)
     missing = [str(c) for c in a.cities if not c.is_dir()]
     if missing:
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         row = validate_city(folder.resolve(), a.out / folder.name, a.quick, a.timeout,
                             ("--junction-blocking",) * a.junction_blocking + ("--no-keep-clear",) * (not a.keep_clear)
                             + ("--no-insertion-back-gap",) * (not a.insertion_back_gap)
-                            + ("--no-diverging-paths",) * (not a.diverging_paths))
+                            + ("--diverging-paths",) * a.diverging_paths)
         row["targets"] = targets(row)
         rows.append(row)
         print(f"  {row.get('error') or 'done'} ({row.get('wall_s', 0)} s)", file=sys.stderr, flush=True)

@@ -81,17 +81,17 @@ def test_a_vehicle_standing_on_one_path_holds_the_vehicle_behind_it_on_the_other
     assert _b_arrival(True) > 200.0
 
 
-def test_validate_turns_diverging_paths_off_when_asked():
-    """``validate --no-diverging-paths`` (and a scenario whose native engine turns it off) runs the native engine
-    without the rule; otherwise with it."""
+def test_validate_runs_the_native_engine_with_diverging_paths_when_asked():
+    """``validate --diverging-paths`` (and a scenario whose native engine turns it on) runs the native engine
+    with the rule; otherwise without."""
     from conftest import ROOT
     from twin.config import load_scenario
     from twin.config.models import engine_config
     from twin.validate import _native
 
     cfg = load_scenario(ROOT / "scenarios" / "default.yaml")
-    assert _native(cfg).diverging_paths is True
-    assert _native(cfg, diverging_paths=False).diverging_paths is False
-    off = cfg.model_copy(update={"run": cfg.run.model_copy(
-        update={"engine": engine_config({"type": "native", "diverging_paths": False})})})
-    assert _native(off).diverging_paths is False
+    assert _native(cfg).diverging_paths is False
+    assert _native(cfg, diverging_paths=True).diverging_paths is True
+    on = cfg.model_copy(update={"run": cfg.run.model_copy(
+        update={"engine": engine_config({"type": "native", "diverging_paths": True})})})
+    assert _native(on).diverging_paths is True

@@ -182,12 +182,12 @@ def _left_turn_city(yield_dist: float):
 
 def _left_turner_and_through(yield_dist: float):
     """(lane, position [m], speed [m/s]) of the left turner, and the through vehicle's state, when the oncoming
-    stream (a car every 2 s for a minute: never a critical gap) has passed most of it."""
+    stream (a car every 2 s for a minute: never a critical gap) has passed half."""
     city = _left_turn_city(yield_dist)
     specs = [("in", "left_out", 0.0), ("in", "out", 4.0)] + [("opp", "opp_out", float(t)) for t in range(1, 60, 2)]
     eng = NativeEngine(step_length=0.5)
     eng.start(city, route_demand(city, make_trips(city, specs, CAR)), seed=1)
-    eng.advance(55.0)
+    eng.advance(50.0)
     i, k = int(np.flatnonzero(eng.depart == 0.0)[0]), int(np.flatnonzero(eng.depart == 4.0)[0])
     left = (int(eng.lane[i]), float(eng.pos[i]), float(eng.speed[i]))
     through = int(eng.state[k])

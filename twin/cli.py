@@ -80,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="native engine: without SUMO's keep-clear rule (docs/models.md, 'Junctions')")
     v.add_argument("--no-insertion-back-gap", dest="insertion_back_gap", action="store_false",
                    help="native engine: insertion without the check of the vehicle behind (docs/models.md)")
-    v.add_argument("--no-diverging-paths", dest="diverging_paths", action="store_false",
-                   help="native engine: no leader on another path from the same lane (docs/models.md, 'Junctions')")
+    v.add_argument("--diverging-paths", action="store_true",
+                   help="native engine: a vehicle on another path from the same lane is a leader until the paths "
+                        "part (docs/models.md, 'Junctions')")
     v.add_argument("-q", "--quiet", action="store_true")
 
     c = sub.add_parser("compare", help="a policy scenario against its baseline over replications (Dask)",

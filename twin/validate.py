@@ -191,7 +191,7 @@ def _ended_early(run: RunResult, duration: float, what: str) -> str | None:
 def validate(cfg: ScenarioConfig, city: CityModel, demand: RoutedDemand, out: str | Path, *,
              sumo_api: str = "libsumo", progress: Callable[[str], tuple[Any, Any]] | None = None,
              sumocfg: str | Path | None = None, turn_counts=None, junction_blocking: bool = False,
-             insertion_back_gap: bool = True, keep_clear: bool = True, diverging_paths: bool = True) -> dict:
+             insertion_back_gap: bool = True, keep_clear: bool = True, diverging_paths: bool = False) -> dict:
     """Run both engines on ``city`` and ``demand`` (and SUMO on ``sumocfg`` as shipped, if given);
     write the validation files to ``out``. ``turn_counts``: observed turning counts
     (:func:`twin.calibration.observations.read_turn_counts`) for turn-level GEH against both engines.
@@ -199,8 +199,8 @@ def validate(cfg: ScenarioConfig, city: CityModel, demand: RoutedDemand, out: st
     ``insertion_back_gap``: the native insertion keeps the gap a vehicle behind needs (docs/models.md; on
     unless the scenario or this turns it off). ``keep_clear``: the native engine keeps junctions clear as SUMO
     does (docs/models.md; on unless the scenario or this turns it off). ``diverging_paths``: a vehicle on another
-    path from the same lane is a leader until the paths part (docs/models.md; on unless the scenario or this
-    turns it off).
+    path from the same lane is a leader until the paths part (docs/models.md; off unless the scenario or this
+    turns it on).
 
     If any run fails or ends before the scenario's end, there is no comparison: the figures are
     ``{"comparison": False, "error": ...}`` (also written to ``validation.json``/``.md``).
@@ -331,7 +331,7 @@ def _no_comparison(cfg: ScenarioConfig, out: Path, error: str) -> dict:
 
 
 def _native(cfg: ScenarioConfig, junction_blocking: bool = False, insertion_back_gap: bool = True,
-            keep_clear: bool = True, diverging_paths: bool = True):
+            keep_clear: bool = True, diverging_paths: bool = False):
     e = cfg.run.engine
     step = e.step_length_s if round(1.0 / e.step_length_s) * e.step_length_s == 1.0 else 1.0
     on = junction_blocking or getattr(e, "junction_blocking", False)  # asked for, or the scenario's choice
@@ -340,8 +340,8 @@ def _native(cfg: ScenarioConfig, junction_blocking: bool = False, insertion_back
         model["keep_clear"] = False
     if not (insertion_back_gap and getattr(e, "insertion_back_gap", True)):  # turned off here or by the scenario
         model["insertion_back_gap"] = False
-    if not (diverging_paths and getattr(e, "diverging_paths", True)):  # turned off here or by the scenario
-        model["diverging_paths"] = False
+    if diverging_paths or getattr(e, "diverging_paths", False):  # asked for, or the scenario's choice
+        model["diverging_paths"] = True
     return engine_config({"type": "native", "step_length_s": step, "teleport_time_s": e.teleport_time_s, **model})
 
 

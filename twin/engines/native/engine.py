@@ -64,8 +64,8 @@ class NativeEngineConfig(EngineConfig):
     # insertion keeps the gap a vehicle approaching from behind needs to brake (docs/models.md, "Insertion")
     insertion_back_gap: bool = True
     # a vehicle on one of the paths a lane fans out into holds the one behind it on another until they part
-    # (SUMO's same-source foes; docs/models.md, "Junctions")
-    diverging_paths: bool = True
+    # (SUMO's same-source foes; docs/models.md, "Junctions"; off: it costs two cities a target, docs/validation.md)
+    diverging_paths: bool = False
 
     @model_validator(mode="after")
     def _divides_second(self) -> "NativeEngineConfig":
@@ -168,7 +168,7 @@ class NativeEngine:
     diverging_paths : bool
         SUMO's same-source foes: a vehicle on one of the paths its lane fans out into is a leader of the vehicle
         behind it on another until their paths have parted (``CityModel.conn_part_dist``,
-        :func:`twin.engines.native.kernels.movement.sibling_leader`; on by default).
+        :func:`twin.engines.native.kernels.movement.sibling_leader`; off by default).
     """
 
     name: ClassVar[str] = "native"
@@ -194,7 +194,7 @@ class NativeEngine:
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
                  loops: list[tuple[str, int, float]] | None = None, emissions: bool = True,
                  threads: int | None = None, profile: bool = False, junction_blocking: bool = False,
-                 insertion_back_gap: bool = True, keep_clear: bool = True, diverging_paths: bool = True) -> None:
+                 insertion_back_gap: bool = True, keep_clear: bool = True, diverging_paths: bool = False) -> None:
         if not (0.1 <= step_length <= 1.0) or abs(round(1.0 / step_length) * step_length - 1.0) > 1e-9:
             raise ValueError(f"step_length must divide 1 s (e.g. 1.0 or 0.5), got {step_length}")
         if teleport_time <= 0:

@@ -459,12 +459,12 @@ def _chord_ends(city: "CityModel") -> np.ndarray:
 
 def _divergence(a: np.ndarray, len_a: float, b: np.ndarray, len_b: float, min_dist: float) -> float:
     """Distance [m] along paths ``a`` and ``b`` (shapes from one point; lengths ``len_a``/``len_b`` [m]) to
-    where they have parted: from each path's end back to its last point within ``min_dist`` [m] of the other
-    path (0 where they start apart; the shorter length where they end together), the larger of the two,
-    as SUMO's ``computeDistToDivergence``."""
+    where they have parted, as SUMO's ``computeDistToDivergence``: from each path's end back to its last point
+    within ``min_dist`` [m] of the other path, the larger of the two (0 where they start apart; the shorter
+    length where either ends within ``min_dist`` of the other)."""
     if np.hypot(*(a[0] - b[0])) >= min_dist:
         return 0.0  # they do not start together (SUMO: not a same-source foe)
-    if np.hypot(*(a[-1] - b[-1])) <= min_dist:
+    if _dist_to(a[-1:], b)[0] <= min_dist or _dist_to(b[-1:], a)[0] <= min_dist:
         return min(len_a, len_b)
     d = max(_last_near(a, b, min_dist) * len_a / max(_length(a), 1e-9),
             _last_near(b, a, min_dist) * len_b / max(_length(b), 1e-9))
@@ -475,18 +475,20 @@ def _length(p: np.ndarray) -> float:
     return float(np.hypot(*np.diff(p, axis=0).T).sum()) if len(p) > 1 else 0.0
 
 
+def _dist_to(pts: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Distance [m] of each of the points ``pts`` to the polyline ``q``."""
+    q0, dq = q[:-1], q[1:] - q[:-1]
+    t = np.clip(((pts[:, None, :] - q0[None]) * dq[None]).sum(-1) / np.maximum((dq * dq).sum(-1), 1e-12), 0, 1)
+    return np.hypot(*(pts[:, None, :] - (q0[None] + t[..., None] * dq[None])).transpose(2, 0, 1)).min(axis=1)
+
+
 def _last_near(p: np.ndarray, q: np.ndarray, min_dist: float, step: float = 0.1) -> float:
     """Position [m] along polyline ``p`` of its last point within ``min_dist`` [m] of polyline ``q``
     (``p`` sampled every ``step`` m)."""
-    seg = np.hypot(*np.diff(p, axis=0).T)
-    at = np.concatenate([[0.0], np.cumsum(seg)])
+    at = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(p, axis=0).T))])
     s = np.linspace(0.0, at[-1], max(int(at[-1] / step) + 1, 2))
-    pts = np.column_stack([np.interp(s, at, p[:, 0]), np.interp(s, at, p[:, 1])])
-    q0, q1 = q[:-1], q[1:]  # distance of each sample to each segment of q
-    dq = q1 - q0
-    t = np.clip(((pts[:, None, :] - q0[None]) * dq[None]).sum(-1) / np.maximum((dq * dq).sum(-1), 1e-12), 0, 1)
-    dist = np.hypot(*(pts[:, None, :] - (q0[None] + t[..., None] * dq[None])).transpose(2, 0, 1)).min(axis=1)
-    near = np.nonzero(dist <= min_dist)[0]
+    near = np.nonzero(_dist_to(np.column_stack([np.interp(s, at, p[:, 0]), np.interp(s, at, p[:, 1])]), q)
+                      <= min_dist)[0]
     return float(s[near[-1]]) if near.size else 0.0
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from twin.jit import kernel
+
 
 class NodeType(enum.IntEnum):
     PRIORITY = 0
@@ -435,10 +437,16 @@ def part_dist(city: "CityModel", shapes: list[np.ndarray | None] | None = None) 
     out[(s == c) | (clen[c] <= 0.0) | (clen[s] <= 0.0)] = 0.0
     if shapes is not None:
         first_len = np.where(city.conn_yield_dist > 0.0, city.conn_yield_dist, clen)  # [m] what a shape covers
-        for k in np.nonzero(out > 0.0)[0]:
-            a, b = shapes[c[k]], shapes[s[k]]
-            if a is not None and b is not None:
-                out[k] = _divergence(a, first_len[c[k]], b, first_len[s[k]], float(min_dist[k]))
+        k = np.array([k for k in np.nonzero(out > 0.0)[0] if shapes[c[k]] is not None and shapes[s[k]] is not None],
+                     dtype=np.int64)
+        if k.size:
+            have = sorted({int(x) for x in c[k]} | {int(x) for x in s[k]})
+            row = np.full(city.n_connections, -1, dtype=np.int64)
+            row[have] = np.arange(len(have))
+            xy = np.concatenate([np.asarray(shapes[x], dtype=np.float64) for x in have])
+            offsets = np.concatenate([[0], np.cumsum([len(shapes[x]) for x in have])]).astype(np.int64)
+            out[k] = _divergences(xy, offsets, row[c[k]], row[s[k]], first_len[c[k]], first_len[s[k]],
+                                  min_dist[k])
     return out
 
 
@@ -457,39 +465,60 @@ def _chord_ends(city: "CityModel") -> np.ndarray:
     return start + np.maximum(np.asarray(city.conn_length) - chord, 0.0)[:, None] * head
 
 
-def _divergence(a: np.ndarray, len_a: float, b: np.ndarray, len_b: float, min_dist: float) -> float:
-    """Distance [m] along paths ``a`` and ``b`` (shapes from one point; lengths ``len_a``/``len_b`` [m]) to
-    where they have parted, as SUMO's ``computeDistToDivergence``: from each path's end back to its last point
-    within ``min_dist`` [m] of the other path, the larger of the two (0 where they start apart; the shorter
-    length where either ends within ``min_dist`` of the other)."""
-    if np.hypot(*(a[0] - b[0])) >= min_dist:
-        return 0.0  # they do not start together (SUMO: not a same-source foe)
-    if _dist_to(a[-1:], b)[0] <= min_dist or _dist_to(b[-1:], a)[0] <= min_dist:
-        return min(len_a, len_b)
-    d = max(_last_near(a, b, min_dist) * len_a / max(_length(a), 1e-9),
-            _last_near(b, a, min_dist) * len_b / max(_length(b), 1e-9))
-    return min(d, len_a, len_b)
+@kernel
+def _divergences(xy, offsets, ia, ib, len_a, len_b, min_dist):
+    """For each pair ``k`` of paths (shapes ``ia[k]``/``ib[k]`` in ``xy`` [m] by ``offsets``, starting at one
+    point, lengths ``len_a``/``len_b`` [m]): the distance [m] along them to where they have parted, as SUMO's
+    ``computeDistToDivergence``: from each path's end back to its last point within ``min_dist`` [m] of the
+    other path (sampled every 0.1 m), the larger of the two; 0 where they start apart; the shorter length
+    where either ends within ``min_dist`` of the other."""
+    out = np.zeros(ia.shape[0])
+    for k in range(ia.shape[0]):
+        a0, a1, b0, b1 = offsets[ia[k]], offsets[ia[k] + 1], offsets[ib[k]], offsets[ib[k] + 1]
+        md = min_dist[k]
+        if np.hypot(xy[a0, 0] - xy[b0, 0], xy[a0, 1] - xy[b0, 1]) >= md:
+            continue  # they do not start together (SUMO: not a same-source foe)
+        shorter = min(len_a[k], len_b[k])
+        if _to_path(xy[a1 - 1, 0], xy[a1 - 1, 1], xy, b0, b1) <= md or \
+                _to_path(xy[b1 - 1, 0], xy[b1 - 1, 1], xy, a0, a1) <= md:
+            out[k] = shorter
+            continue
+        d = max(_last_near(xy, a0, a1, b0, b1, md, len_a[k]), _last_near(xy, b0, b1, a0, a1, md, len_b[k]))
+        out[k] = min(d, shorter)
+    return out
 
 
-def _length(p: np.ndarray) -> float:
-    return float(np.hypot(*np.diff(p, axis=0).T).sum()) if len(p) > 1 else 0.0
+@kernel
+def _to_path(x, y, xy, q0, q1):
+    """Distance [m] of point (``x``, ``y``) to the polyline ``xy[q0:q1]``."""
+    best = np.inf
+    for i in range(q0, q1 - 1):
+        dx, dy = xy[i + 1, 0] - xy[i, 0], xy[i + 1, 1] - xy[i, 1]
+        t = ((x - xy[i, 0]) * dx + (y - xy[i, 1]) * dy) / max(dx * dx + dy * dy, 1e-12)
+        t = min(max(t, 0.0), 1.0)
+        best = min(best, np.hypot(x - xy[i, 0] - t * dx, y - xy[i, 1] - t * dy))
+    return best
 
 
-def _dist_to(pts: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Distance [m] of each of the points ``pts`` to the polyline ``q``."""
-    q0, dq = q[:-1], q[1:] - q[:-1]
-    t = np.clip(((pts[:, None, :] - q0[None]) * dq[None]).sum(-1) / np.maximum((dq * dq).sum(-1), 1e-12), 0, 1)
-    return np.hypot(*(pts[:, None, :] - (q0[None] + t[..., None] * dq[None])).transpose(2, 0, 1)).min(axis=1)
-
-
-def _last_near(p: np.ndarray, q: np.ndarray, min_dist: float, step: float = 0.1) -> float:
-    """Position [m] along polyline ``p`` of its last point within ``min_dist`` [m] of polyline ``q``
-    (``p`` sampled every ``step`` m)."""
-    at = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(p, axis=0).T))])
-    s = np.linspace(0.0, at[-1], max(int(at[-1] / step) + 1, 2))
-    near = np.nonzero(_dist_to(np.column_stack([np.interp(s, at, p[:, 0]), np.interp(s, at, p[:, 1])]), q)
-                      <= min_dist)[0]
-    return float(s[near[-1]]) if near.size else 0.0
+@kernel
+def _last_near(xy, p0, p1, q0, q1, min_dist, length):
+    """Position [m] (scaled to ``length``) along polyline ``xy[p0:p1]`` of its last point within ``min_dist`` [m]
+    of polyline ``xy[q0:q1]``, walking back from its end every 0.1 m; 0 if none."""
+    total = 0.0
+    for i in range(p0, p1 - 1):
+        total += np.hypot(xy[i + 1, 0] - xy[i, 0], xy[i + 1, 1] - xy[i, 1])
+    at = total  # [m] along p where segment i ends
+    for i in range(p1 - 2, p0 - 1, -1):
+        seg = np.hypot(xy[i + 1, 0] - xy[i, 0], xy[i + 1, 1] - xy[i, 1])
+        back = 0.0
+        while back <= seg:
+            f = 1.0 - back / max(seg, 1e-12)
+            if _to_path(xy[i, 0] + f * (xy[i + 1, 0] - xy[i, 0]), xy[i, 1] + f * (xy[i + 1, 1] - xy[i, 1]),
+                        xy, q0, q1) <= min_dist:
+                return (at - back) * length / max(total, 1e-9)
+            back += 0.1
+        at -= seg
+    return 0.0
 
 
 SOURCE_ATTRS = ("sumo_net", "sumo_additional")

@@ -95,3 +95,25 @@ def test_validate_runs_the_native_engine_with_diverging_paths_when_asked():
     on = cfg.model_copy(update={"run": cfg.run.model_copy(
         update={"engine": engine_config({"type": "native", "diverging_paths": True})})})
     assert _native(on).diverging_paths is True
+
+
+def test_where_pasubios_fanning_paths_part():
+    """From the network's internal lanes: ``52_0``'s paths into ``51_0``/``51_1`` end within 2.5 m of each other's
+    path, so they share their whole 8.66 m (SUMO: no divergence point); ``43_0``'s into ``81_0``/``81_1`` part
+    6.2 m in; a left turn split by an internal junction shares only its first internal lane's stretch."""
+    from conftest import SHARED
+    from twin.city.sumo_net import read_sumo_net
+
+    city, _ = read_sumo_net(SHARED / "bologna-pasubio" / "pasubio_buslanes.net.xml")
+    start = conn_part_start(city.lane_conn_offsets, city.conn_from_lane)
+
+    def part(lane_id: str) -> np.ndarray:
+        e, k = lane_id.rsplit("_", 1)
+        lane = city.edge_lane_start[city.edge_index[e]] + int(k)
+        lo, hi = city.lane_conn_offsets[lane], city.lane_conn_offsets[lane + 1]
+        return np.array([city.conn_part_dist[start[c]:start[c + 1]] for c in range(lo, hi)])
+
+    assert part("52_0") == pytest.approx(np.array([[0.0, 8.66], [8.66, 0.0]]), abs=0.01)
+    assert part("43_0") == pytest.approx(np.array([[0.0, 6.2], [6.2, 0.0]]), abs=0.1)
+    left = part("4[1][1][0]_1")  # straight and a permissive left turn whose first internal lane is 10.71 m
+    assert 0.0 < left[0, 1] == left[1, 0] <= 10.71

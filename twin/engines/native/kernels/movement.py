@@ -282,6 +282,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     conn_yield_dist = net.conn_yield_dist
     conn_part_start = net.conn_part_start
     has_keep_clear = conn_keep_clear.any()
+    has_part = net.conn_part_dist.any()  # (all 0 unless the engine's diverging_paths)
     lane_speed = ctl.lane_speed
     lane_allow = ctl.lane_allow
     conn_signal = ctl.conn_signal
@@ -406,7 +407,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                 # that point while the IDM settles counts as stopping, or keep-clear would let it through)
                 if kc_d < 0.0 and conn_keep_clear[c] and v * v <= 2.0 * b * (d + s0 * LANE_END_REST):
                     kc_d = d
-                if conn_part_start[c + 1] - conn_part_start[c] > 1:  # its lane fans out: a leader on another path
+                if has_part and conn_part_start[c + 1] - conn_part_start[c] > 1:  # a leader on another path
                     back, vb = sibling_leader(c, -d, order, lane_start, veh, vt, net)
                     if back < INF * 0.5:
                         acc = min(acc, idm(v, v_allowed, d + back, vb, a, b, s0, tau))
@@ -468,7 +469,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                     acc = min(acc, idm(v, v_allowed, dy, 0.0, a, b, s0 * LANE_END_REST, tau))
                     hard = min(hard, dy - STOP_LINE_EPS_M)
                     wl = True
-            if cj >= 0 and conn_part_start[cj + 1] - conn_part_start[cj] > 1:  # a leader on another path
+            if has_part and cj >= 0 and conn_part_start[cj + 1] - conn_part_start[cj] > 1:  # a leader on another path
                 back, vb = sibling_leader(cj, conn_length[cj] + p, order, lane_start, veh, vt, net)
                 if back < INF * 0.5:
                     acc = min(acc, idm(v, v_allowed, back - conn_length[cj] - p, vb, a, b, s0, tau))

@@ -104,9 +104,9 @@ def incoming_connections(city: CityModel, on: bool = True) -> tuple[np.ndarray, 
 
 def part_rows(city: CityModel, on: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``(conn_part_start, conn_part_dist)`` of the city (:func:`twin.city.model.conn_part_start`): where paths
-    from one lane part (all 0 unless ``on``: no leader on a sibling path, ``diverging_paths``)."""
+    from one lane part (empty unless ``on``: no leader on a sibling path, ``diverging_paths``)."""
     start = conn_part_start(city.lane_conn_offsets, city.conn_from_lane)
-    return start, (np.array(city.conn_part_dist, dtype=np.float64) if on else np.zeros(int(start[-1])))
+    return start, (np.array(city.conn_part_dist, dtype=np.float64) if on else np.zeros(0))
 
 
 def crossing_connections(city: CityModel, on: bool = True) -> tuple[np.ndarray, np.ndarray]:

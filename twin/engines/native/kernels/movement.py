@@ -282,7 +282,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     conn_yield_dist = net.conn_yield_dist
     conn_part_start = net.conn_part_start
     has_keep_clear = conn_keep_clear.any()
-    has_part = net.conn_part_dist.any()  # (all 0 unless the engine's diverging_paths)
+    has_part = net.conn_part_dist.shape[0] > 0  # (empty unless the engine's diverging_paths)
     lane_speed = ctl.lane_speed
     lane_allow = ctl.lane_allow
     conn_signal = ctl.conn_signal

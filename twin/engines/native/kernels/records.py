@@ -83,7 +83,7 @@ class Network(NamedTuple):
     lane_in_conn: np.ndarray  # int32 (empty lists: insertion without the back-gap check, see insertion_back_gap)
     conn_yield_dist: np.ndarray  # [m] along connection c's path to where it yields (internal junction; 0: stop line)
     conn_part_start: np.ndarray  # int64: c's row in conn_part_dist, one entry per connection of c's lane
-    conn_part_dist: np.ndarray  # [m] along c's and a sibling's paths to where they part (all 0: diverging_paths off)
+    conn_part_dist: np.ndarray  # [m] along c's and a sibling's paths to where they part (empty: diverging_paths off)
 
 
 class Control(NamedTuple):

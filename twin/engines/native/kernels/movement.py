@@ -235,7 +235,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     into its next lane (:func:`in_the_way`).
 
     Diverging paths: a vehicle on another path from the lane of the connection it approaches or is on is its
-    leader until their paths part (:func:`sibling_leader`; none where ``net.conn_part_dist`` is 0).
+    leader until their paths part (:func:`sibling_leader`; none while ``net.conn_part_dist`` is empty).
 
     Keep-clear (``net.conn_keep_clear``, all False unless the engine's ``keep_clear`` or ``junction_blocking``):
     a vehicle that can still stop comfortably at the line of a keep-clear junction ahead waits there if the road

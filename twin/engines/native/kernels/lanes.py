@@ -204,16 +204,13 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
     score_ridx = scr.score_ridx
     lane_occ = scr.lane_occ
     row = 0 if direction > 0 else 1
+    steering = False  # any lane steered (SetLaneSteering)? If none, the steering rules below decide nothing
     for l in range(req_back.shape[1]):
         req_back[row, l] = -INF
-    steering = False  # any lane steered (SetLaneSteering)? If none, the steering rules below decide nothing
-    for l in range(lane_occ.shape[0]):
-        lane_occ[l] = 0.0
         steering |= steer_dir[l] != 0
+    occ_summed = False  # lane_occ (for queue_ahead) is summed when a vehicle first needs it: in most passes none does
     for k in range(n):
-        i = order[k]
-        new_lane[k] = lane[i]
-        lane_occ[lane[i]] += vt_length[vtype[i]] + vt_min_gap[vtype[i]]
+        new_lane[k] = lane[order[k]]
     if scores_first:  # the stale lane scores of the vehicles that look at a lane change, each its own, first
         for k in prange(n):
             i = order[k]
@@ -284,6 +281,13 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
             reach = lane_reach(l, rk, s_cur, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane, lane_edge,
                                lane_allow, edge_lane_start, lane_length) - p
             # the queue on the lane it needs ends that much sooner (LC2013's usable distance)
+            if not occ_summed:  # the road taken per lane at the pass's start (lane is written after the pass)
+                for ql in range(lane_occ.shape[0]):
+                    lane_occ[ql] = 0.0
+                for kq in range(n):
+                    iq = order[kq]
+                    lane_occ[lane[iq]] += vt_length[vtype[iq]] + vt_min_gap[vtype[iq]]
+                occ_summed = True
             usable = reach - queue_ahead(edge_lane_start[e] + best_q, p, rk, s_cur, i, order, lane_start, veh, vt,
                                          net, ctl, scr)
         mandatory = need and (s_cur < 1 or usable < STRATEGIC_LOOKAHEAD_S * max(v, lane_speed[l])

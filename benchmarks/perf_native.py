@@ -3,9 +3,12 @@
 
     python benchmarks/perf_native.py ../shared/data/resco-cologne1 [--repeat 40] [--freq 4000] [--json]
     python benchmarks/perf_native.py large --trips 40000 --repeat 4 --emissions both
+    python benchmarks/perf_native.py metro --blocks 60 --trips 60000 --hours 7 8 --repeat 1
 
 The city folder (as ``bench_engines.py --set`` finds its scenario; or a scenario YAML / .sumocfg; or ``large``,
-the 40 × 40-block synthetic city with ``--trips`` OD trips over 1800 s) runs on the native engine, one thread, ``--repeat`` times over its whole duration, each run in one ``advance`` call (the
+the 40 × 40-block synthetic city with ``--trips`` OD trips over 1800 s; or ``metro``, ``bench_metro.py``'s
+metropolis of ``--blocks`` blocks with ``--trips`` trips over the ``--hours`` of its day, simulated over those
+hours) runs on the native engine, one thread, ``--repeat`` times over its whole duration, each run in one ``advance`` call (the
 fused step loop, :mod:`twin.engines.native.fused`, as a run without readers makes it), under ``perf record``.
 :class:`NativeEngine(profile=True) <twin.engines.native.NativeEngine>` times each kernel call from Python, which
 on a small city costs more than the kernels; perf samples the compiled loop as it runs.
@@ -51,7 +54,8 @@ def short(symbol: str) -> str:
     return ".".join(p for p in parts if p not in ("twin", "engines", "native"))
 
 
-def child(target: str, repeat: int, trips: int, modes: list[bool]) -> None:
+def child(target: str, repeat: int, trips: int, modes: list[bool], blocks: int = 60,
+          hours: tuple[float, float] = (7.0, 8.0)) -> None:
     """Run the case ``repeat`` times in each of ``modes`` (emissions off/on, alternated) after writing the perf map
     of the fused loop's functions."""
     sys.path.insert(0, str(ROOT))
@@ -62,12 +66,18 @@ def child(target: str, repeat: int, trips: int, modes: list[bool]) -> None:
     from twin.runner import prepare
     from validate_cities import find_scenario
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(target)
-        if path.is_dir():
-            path, _ = find_scenario(path.resolve(), Path(tmp) / path.name, quick=False)
-        cfg = scenario(str(path), trips, None)
+    if target == "metro":
+        from bench_metro import scenario as metro
+        cfg = metro(blocks, trips, window_h=hours, duration_s=(hours[1] - hours[0]) * 3600.0, seed=1,
+                    beta_per_km=0.15)
         city, demand = prepare(cfg)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(target)
+            if path.is_dir():
+                path, _ = find_scenario(path.resolve(), Path(tmp) / path.name, quick=False)
+            cfg = scenario(str(path), trips, None)
+            city, demand = prepare(cfg)
     engine = NativeEngine(threads=1, emissions=modes[-1])
     engine.start(city, demand, seed=cfg.seed)
     engine.advance(60.0)  # compiles run_steps and every kernel it calls
@@ -116,14 +126,18 @@ def main() -> int:
     p.add_argument("scenario", help="a city folder, a scenario YAML or a .sumocfg")
     p.add_argument("--repeat", type=int, default=40, help="runs of the whole duration")
     p.add_argument("--freq", type=int, default=4000, help="perf's sampling frequency [Hz]")
-    p.add_argument("--trips", type=int, default=100_000, help="of the synthetic city ``large``")
+    p.add_argument("--trips", type=int, default=100_000, help="of the synthetic city ``large`` or ``metro``")
+    p.add_argument("--blocks", type=int, default=60, help="of ``metro``: blocks each way")
+    p.add_argument("--hours", type=float, nargs=2, default=(7.0, 8.0), metavar=("FROM", "TO"),
+                   help="of ``metro``: the hours of its day simulated")
     p.add_argument("--emissions", choices=("on", "off", "both"), default="on",
                    help="pollutant emissions in the engine (both: runs alternated, compared)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
-        child(a.scenario, a.repeat, a.trips, {"on": [True], "off": [False], "both": [False, True]}[a.emissions])
+        child(a.scenario, a.repeat, a.trips, {"on": [True], "off": [False], "both": [False, True]}[a.emissions],
+              a.blocks, tuple(a.hours))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "perf.data"
@@ -131,7 +145,8 @@ def main() -> int:
         try:
             run = subprocess.run(["perf", "record", "-q", "-k", "monotonic", "-F", str(a.freq), "-o", str(data),
                                   sys.executable, __file__, a.scenario, "--repeat", str(a.repeat), "--trips",
-                                  str(a.trips), "--emissions", a.emissions, "--child"],
+                                  str(a.trips), "--blocks", str(a.blocks), "--hours", *map(str, a.hours),
+                                  "--emissions", a.emissions, "--child"],
                                  capture_output=True, text=True, env=env, cwd=ROOT)
         except FileNotFoundError:
             print("error: perf is not installed (linux-perf)", file=sys.stderr)

@@ -204,23 +204,20 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
     score_ridx = scr.score_ridx
     lane_occ = scr.lane_occ
     row = 0 if direction > 0 else 1
+    steering = False  # any lane steered (SetLaneSteering)? If none, the steering rules below decide nothing
     for l in range(req_back.shape[1]):
         req_back[row, l] = -INF
-    steering = False  # any lane steered (SetLaneSteering)? If none, the steering rules below decide nothing
-    for l in range(lane_occ.shape[0]):
-        lane_occ[l] = 0.0
         steering |= steer_dir[l] != 0
+    occ_summed = False  # lane_occ (for queue_ahead) is summed when a vehicle first needs it: in most passes none does
     for k in range(n):
-        i = order[k]
-        new_lane[k] = lane[i]
-        lane_occ[lane[i]] += vt_length[vtype[i]] + vt_min_gap[vtype[i]]
+        new_lane[k] = lane[order[k]]
     if scores_first:  # the stale lane scores of the vehicles that look at a lane change, each its own, first
         for k in prange(n):
             i = order[k]
             l = lane[i]
             e = lane_edge[l]
             cb = vt_class_bit[vtype[i]]
-            if edge_num_lanes[e] <= score_cache.shape[1] and score_ridx[i] != ridx[i] and \
+            if edge_num_lanes[e] <= score_cache.shape[1] and score_ridx[i] != ridx[i] and pos[i] >= 0.0 and \
                     _target_lane(l, direction, cb, lane_edge, lane_index, edge_lane_start, edge_num_lanes,
                                  lane_allow) >= 0:
                 _score_lanes(i, e, ridx[i], cb, route_off[i], route_n[i], score_cache, score_ridx, route_edges,
@@ -237,6 +234,10 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
         cb = vt_class_bit[ty]
         tl = _target_lane(l, direction, cb, lane_edge, lane_index, edge_lane_start, edge_num_lanes, lane_allow)
         if tl < 0:
+            continue
+        v = speed[i]
+        p = pos[i]
+        if p < 0.0:  # still on the junction (see commit): no lane change (nor its lane scores: a cache, see above)
             continue
         e = lane_edge[l]
         nl = edge_num_lanes[e]
@@ -270,10 +271,6 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
             if sq > s_best or (sq == s_best and sq > s_cur and abs(q - lane_index[l]) < abs(best_q - lane_index[l])):
                 s_best = sq
                 best_q = q
-        v = speed[i]
-        p = pos[i]
-        if p < 0.0:  # still on the junction (see commit): no lane change
-            continue
         need = s_cur < s_best and (best_q - lane_index[l]) * direction > 0
         # distance left before the vehicle would have to stop on this lane for the change it needs:
         # the end of this lane, or of the last lane it reaches without changing (short edges count
@@ -284,6 +281,13 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
             reach = lane_reach(l, rk, s_cur, route_edges, base, rn, cb, lane_conn_offsets, conn_to_lane, lane_edge,
                                lane_allow, edge_lane_start, lane_length) - p
             # the queue on the lane it needs ends that much sooner (LC2013's usable distance)
+            if not occ_summed:  # the road taken per lane at the pass's start (lane is written after the pass)
+                for ql in range(lane_occ.shape[0]):
+                    lane_occ[ql] = 0.0
+                for kq in range(n):
+                    iq = order[kq]
+                    lane_occ[lane[iq]] += vt_length[vtype[iq]] + vt_min_gap[vtype[iq]]
+                occ_summed = True
             usable = reach - queue_ahead(edge_lane_start[e] + best_q, p, rk, s_cur, i, order, lane_start, veh, vt,
                                          net, ctl, scr)
         mandatory = need and (s_cur < 1 or usable < STRATEGIC_LOOKAHEAD_S * max(v, lane_speed[l])
@@ -334,6 +338,27 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
         a = vt_accel[ty]
         b = vt_decel[ty]
         tau = vt_tau[ty]
+        for_speed = not mandatory and not strategic
+        no_gain = False
+        v0 = v0_tgt = vs_cur = 0.0
+        if for_speed:  # the speed it could keep on its own lane (SG_ANTICIPATION_S ahead)
+            v0 = lane_speed[l] * vfactor[i]
+            v0_tgt = lane_speed[tl] * vfactor[i]
+            gap_cur = INF
+            v_cur = 0.0
+            if k + 1 < lane_start[l + 1]:
+                j = order[k + 1]
+                gap_cur = pos[j] - vt_length[vtype[j]] - p
+                v_cur = speed[j]
+            vs_cur = min(max(0.0, v + SG_ANTICIPATION_S * idm(v, v0, gap_cur, v_cur, a, b, s0, tau)), v0)
+            # the left lane cannot be faster than that (its speed is at most v0_tgt): no gain, only the wish's decay,
+            # known without the target lane's vehicles (below, the same)
+            no_gain = direction > 0 and not steered and vs_cur >= v0_tgt
+            if no_gain:
+                if sg_prob[i] > 0.0:
+                    sg_prob[i] *= decay
+                if not sg_prob[i] > SG_THRESHOLD_LEFT:
+                    continue
         # leader and follower on the target lane
         lo_k = first_ahead(tl, p, order, lane_start, pos)
         lead = order[lo_k] if lo_k < lane_start[tl + 1] else -1
@@ -373,22 +398,13 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
                     req_back[row, tl] = p - length
                 continue
         else:
-            v0 = lane_speed[l] * vfactor[i]
-            v0_tgt = lane_speed[tl] * vfactor[i]
-            gap_cur = INF
-            v_cur = 0.0
-            if k + 1 < lane_start[l + 1]:
-                j = order[k + 1]
-                gap_cur = pos[j] - vt_length[vtype[j]] - p
-                v_cur = speed[j]
-            vs_cur = min(max(0.0, v + SG_ANTICIPATION_S * idm(v, v0, gap_cur, v_cur, a, b, s0, tau)), v0)
             vs_tgt = min(max(0.0, v + SG_ANTICIPATION_S * idm(v, v0_tgt, gap_lead, v_lead, a, b, s0, tau)), v0_tgt)
             gain = (vs_tgt - vs_cur) / max(vs_tgt, SG_MIN_SPEED)
             h = 2.0 * dt  # each direction is looked at every other step
             if direction > 0:
                 if gain > 0.0:
                     sg_prob[i] += h * gain
-                elif sg_prob[i] > 0.0:
+                elif sg_prob[i] > 0.0 and not no_gain:  # (with no_gain decayed above already)
                     sg_prob[i] *= decay
                 want = sg_prob[i] > SG_THRESHOLD_LEFT
             else:

@@ -467,3 +467,56 @@ def test_metro_job_centre_interchanges_carry_traffic():
     eng = run_native(c, trips, 900.0)
     snap = eng.observe()
     assert snap.teleports == 0 and snap.arrived == len(specs)
+
+
+def test_metro_lane_balanced_ramps():
+    """``lane_balanced_ramps``: at the south job centre's interchange (arterial 10 of a 20 x 20 city) the
+    counter-clockwise carriageway's on-ramp adds two lanes; the next exit (to ``n15_2``) takes only the right
+    one exit-only, the left one (the carried lane) goes on as a through lane, an option lane for the exit like
+    the next; the exit after it (around the corner, to ``n18_5``) takes it as a third exit-only lane. No other
+    interchange changes, and traffic through the design (entering and going on past both exits, and leaving
+    at the next exit) arrives without teleports."""
+    from conftest import run_native
+
+    job = metro_city(20, 20, **JOB_CENTRE_INTERCHANGES)
+    c = metro_city(20, 20, **JOB_CENTRE_INTERCHANGES, lane_balanced_ramps=True)
+    c.validate()
+    assert car_connected_edges(c).all() and c.edge_ids == job.edge_ids and c.tls_ids == job.tls_ids
+    lanes = lambda c, e: int(c.edge_num_lanes[c.edge_index[e]])  # noqa: E731
+    after_on, within, corner, before_exit = ("ringccw_4-ringccw_5", "ringccw_5-ringccw_6", "ringccw_6-ringccw_7",
+                                             "ringccw_7-ringccw_8")
+    assert [lanes(c, e) for e in (after_on, within, corner, before_exit)] == [5, 4, 6, 6]
+    assert [lanes(job, e) for e in (after_on, within, corner, before_exit)] == [5, 3, 5, 5]
+    # one carried lane per job centre and carriageway: 4 centres x 2 carriageways, 3 edges each here
+    changed = np.flatnonzero(c.edge_num_lanes != job.edge_num_lanes)
+    assert changed.size == 24 and np.all(c.edge_num_lanes[changed] == job.edge_num_lanes[changed] + 1)
+    assert all(c.edge_ids[k].startswith("ring") for k in changed)
+    assert _turns(c, "on:n10_2-ringccw_4", after_on) == [(0, 0, -1), (1, 1, -1)]
+    # the next exit: lane 0 exit-only, lanes 1-2 option lanes (on along the ring or off), lane 1 carried on
+    off1 = "off:ringccw_5-n15_2"
+    assert _turns(c, after_on, off1) == _turns(job, after_on, off1) == [(0, 0, -1), (1, 1, -1), (2, 2, -1)]
+    assert [t[:2] for t in _turns(c, after_on, within)] == [(1, 0), (2, 1), (3, 2), (4, 3)]
+    assert [t[:2] for t in _turns(job, after_on, within)] == [(2, 0), (3, 1), (4, 2)]
+    # the next on-ramp adds its two lanes right of the carried lane
+    assert [t[:2] for t in _turns(c, within, "ringccw_6-ringccw_7")] == [(0, 2), (1, 3), (2, 4), (3, 5)]
+    # the exit after it: three exit-only lanes (the next on-ramp's two and the carried lane) feed the off-ramp
+    off2, after_exit = "off:ringccw_8-n18_5", "ringccw_8-ringccw_9"
+    assert _turns(c, before_exit, off2) == [(0, 0, -1), (1, 1, -1), (2, 2, -1)]
+    assert [t[:2] for t in _turns(c, before_exit, after_exit)] == [(3, 0), (4, 1), (5, 2)]
+    assert lanes(c, after_exit) == lanes(job, after_exit) == 3
+    specs = [("n10_1-n10_2", "ringccw_9-ringccw_10", 3.0 * k) for k in range(80)]  # on, past both exits
+    specs += [("n10_1-n10_2", "n15_2-n15_1", 3.0 * k + 1.0) for k in range(40)]  # on, off at the next exit
+    specs += [("ringccw_3-ringccw_4", "ringccw_9-ringccw_10", 3.0 * k + 2.0) for k in range(80)]  # along the ring
+    trips = make_trips(c, specs)
+    d = route_demand(c, trips)
+    assert sum(c.edge_index["on:n10_2-ringccw_4"] in d.route(i) for i in range(len(specs))) == 120
+    snap = run_native(c, trips, 1200.0).observe()
+    assert snap.teleports == 0 and snap.arrived == len(specs)
+    for bad in ({"off_ramp_lanes": 2, "terminal_turn_lanes": True}, {**JOB_CENTRE_INTERCHANGES, "ramp_lanes": 1},
+                {**JOB_CENTRE_INTERCHANGES, "auxiliary_lanes": False}):
+        with pytest.raises(ValueError, match="lane_balanced_ramps"):
+            metro_city(20, 20, **bad, lane_balanced_ramps=True)
+        with pytest.raises(ValueError, match="lane_balanced_ramps"):
+            ScenarioConfig.model_validate({"name": "m", "city": {"type": "metro", "blocks_x": 20, "blocks_y": 20,
+                                                                 "lane_balanced_ramps": True, **bad},
+                                           "demand": {"type": "od", "trips": 10}})

@@ -333,17 +333,6 @@ def test_metro_outer_arterials_and_grade_separated_crossings():
     assert car_connected_edges(inner).all()
     assert lanes(inner, "n5_6-n5_7") == lanes(inner, "n5_3-n5_4") == 3 and lanes(inner, "n0_6-n0_7") == 2
     assert lanes(inner, "n5_2-n5_3") == lanes(base, "n5_2-n5_3")  # under the ring (between its terminals)
-    # ``under_ring_lanes`` widens those between an interchange's terminals only, both ways (2 through lanes and the
-    # left-turn lane towards the other terminal before, 3 and the left-turn lane now)
-    under = metro_city(20, 20, inner_arterial_lanes=3, under_ring_lanes=3)
-    under.validate()
-    assert car_connected_edges(under).all()
-    assert lanes(under, "n5_2-n5_3") == lanes(under, "n5_3-n5_2") == lanes(base, "n5_2-n5_3") + 1 == 4
-    changed = np.flatnonzero(under.edge_num_lanes != inner.edge_num_lanes)
-    assert changed.size == 2 * 12  # 12 interchanges, both ways
-    assert all(under.node_tls[under.node_index[n]] >= 0  # from one ramp terminal to the other
-               for k in changed for n in under.edge_ids[k].split("-"))
-    assert [t[:2] for t in _turns(under, "n5_3-n5_2", "n5_2-n5_1")] == [(0, 0), (1, 1), (2, 1)]  # 3 lanes into 2
     sep = metro_city(20, 20, grade_separated_blocks=5)
     gone = set(base.tls_ids) - set(sep.tls_ids)
     assert gone and not set(sep.tls_ids) - set(base.tls_ids)

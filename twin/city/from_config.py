@@ -34,7 +34,6 @@ def build_city(cfg: GridCityConfig | MetroCityConfig | CorridorCityConfig | File
             left_green=cfg.left_green_s, ramp_signals=cfg.ramp_signals, ramp_green=cfg.ramp_green_s,
             grade_separated_blocks=cfg.grade_separated_blocks,
             outer_arterial_lanes=cfg.outer_arterial_lanes, inner_arterial_lanes=cfg.inner_arterial_lanes,
-            under_ring_lanes=cfg.under_ring_lanes,
             outer_ring=cfg.outer_ring, local_green=cfg.local_green_s, auxiliary_lanes=cfg.auxiliary_lanes,
             left_turn_lanes=cfg.left_turn_lanes, zone_blocks=cfg.zone_blocks, residents_per_block=cfg.residents_per_block,
             jobs_per_block=cfg.jobs_per_block, seed=cfg.seed)

@@ -55,7 +55,6 @@ def metro_city(
     outer_ring: bool = False,
     outer_arterial_lanes: int | None = None,
     inner_arterial_lanes: int | None = None,
-    under_ring_lanes: int | None = None,
     local_green: float = 8.0,
     zone_blocks: int = 2,
     residents_per_block: float = 600.0,
@@ -126,9 +125,6 @@ def metro_city(
     - ``inner_arterial_lanes``: lanes per direction of the arterials inside the ring (both ends inside its
       square, up to the inside ramp terminals; default ``arterial_lanes``): downtown and the job centres'
       inner halves, whose evening outflow converges onto the arterials that lead out to the ring.
-    - ``under_ring_lanes``: lanes per direction of the arterials between an interchange's two terminals (under
-      the ring; default ``arterial_lanes``): the link that carries the inner districts' outflow and the
-      inner carriageway's exits outward (and the outer districts' inflow inward) past both terminals.
     - ``grade_separated_blocks``: arterial crossings outside the ring at most this many blocks from it are
       grade-separated (an arterial-arterial interchange instead of a signal): the through movements of
       both arterials pass without conflict, right turns join the cross arterial, left turns (from their
@@ -166,8 +162,7 @@ def metro_city(
     name = name or f"metro{bx}x{by}"
     art_x = (np.arange(bx + 1) % arterial_every == 0) | (np.arange(bx + 1) == bx)  # vertical streets
     art_y = (np.arange(by + 1) % arterial_every == 0) | (np.arange(by + 1) == by)  # horizontal streets
-    widest = (max(arterial_lanes, outer_arterial_lanes or 0, inner_arterial_lanes or 0, under_ring_lanes or 0) if ring
-              else arterial_lanes)
+    widest = max(arterial_lanes, outer_arterial_lanes or 0, inner_arterial_lanes or 0) if ring else arterial_lanes
     half_w = lambda art: np.where(art, widest, local_lanes) * w  # noqa: E731
 
     # ------------------------------------------------------------------ grid nodes and streets
@@ -191,15 +186,13 @@ def metro_city(
     art = np.where(horiz, art_y[np.minimum(line, by)], art_x[np.minimum(line, bx)])
     n_street = src.size
     lanes = np.where(art, arterial_lanes, local_lanes)
-    if ring and (outer_arterial_lanes is not None or inner_arterial_lanes is not None or under_ring_lanes is not None):
+    if ring and (outer_arterial_lanes is not None or inner_arterial_lanes is not None):
         i0, i1, j0, j1 = _ring_sides(bx, by, arterial_every)
         outside = (gi < i0 + 0.5) | (gi > i1 + 0.5) | (gj < j0 + 0.5) | (gj > j1 + 0.5)  # grid nodes
         if outer_arterial_lanes is not None:
             lanes = np.where(art & outside[src] & outside[dst], outer_arterial_lanes, lanes)
         if inner_arterial_lanes is not None:
             lanes = np.where(art & ~outside[src] & ~outside[dst], inner_arterial_lanes, lanes)
-        if under_ring_lanes is not None:
-            lanes = np.where(art & (outside[src] != outside[dst]), under_ring_lanes, lanes)
     speed = np.where(art, arterial_speed, local_speed)
     prio = np.where(art, PRIO_ARTERIAL, np.where(horiz, PRIO_LOCAL_EW, PRIO_LOCAL_NS))
     rclass = np.where(art, ROAD_CLASSES.index("arterial"), ROAD_CLASSES.index("local"))

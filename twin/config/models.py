@@ -71,7 +71,6 @@ class MetroCityConfig(Strict):
     ramp_green_s: float = Field(30.0, gt=0)
     outer_arterial_lanes: int | None = Field(None, ge=1, le=6)  # arterials outside the ring (default arterial_lanes)
     inner_arterial_lanes: int | None = Field(None, ge=1, le=6)  # arterials inside the ring (default arterial_lanes)
-    under_ring_lanes: int | None = Field(None, ge=1, le=6)  # arterials between interchange terminals (arterial_lanes)
     outer_ring: bool = False  # a second ring motorway in the outer districts (needs ring: true)
     grade_separated_blocks: int = Field(0, ge=0)  # arterial crossings this near outside the ring: interchanges
     local_green_s: float = Field(8.0, gt=0)

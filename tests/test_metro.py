@@ -520,3 +520,36 @@ def test_metro_lane_balanced_ramps():
             ScenarioConfig.model_validate({"name": "m", "city": {"type": "metro", "blocks_x": 20, "blocks_y": 20,
                                                                  "lane_balanced_ramps": True, **bad},
                                            "demand": {"type": "od", "trips": 10}})
+
+
+def test_metro_bench_city_has_three_lane_arterials_through_its_interchanges():
+    """The bench's city (``bench_metro.INTERCHANGES``: the job centres' interchanges and ``arterial_lanes: 3``) has
+    three through lanes each way on every arterial, inside the ring, between an interchange's terminals (under the
+    ring) and outside it, so that the evening's outflow from the 3-lane inner arterials meets no lane drop on its
+    way out: at the ring's south side (inside terminal ``n5_3``, outside terminal ``n5_2``) the outward through
+    lanes go on lane for lane at both terminals, and the off-ramps' dual turns lead into the through lanes."""
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("bench_metro", ROOT / "benchmarks" / "bench_metro.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    c = metro_city(20, 20, **bench.INTERCHANGES)
+    c.validate()
+    assert car_connected_edges(c).all()
+    art = np.flatnonzero(c.edge_road_class == ROAD_CLASSES.index("arterial"))
+    left = np.array([c.node_tls[c.edge_to[k]] >= 0 for k in art])  # approaches to signals: a left-turn lane more
+    c_from, c_to = c.lane_edge[c.conn_from_lane], c.lane_edge[c.conn_to_lane]
+    from_off = np.char.startswith(np.asarray(c.edge_ids)[c_from], "off:")
+    free = np.isin(art, c_to[from_off & (c.conn_tls < 0)])  # out of a terminal: the free right turn's lane more
+    assert np.all(c.edge_num_lanes[art] == 3 + left + free)
+    lanes = lambda e: int(c.edge_num_lanes[c.edge_index[e]])  # noqa: E731
+    assert lanes("n5_6-n5_7") == lanes("n0_6-n0_7") == 3 and lanes("n5_3-n5_2") == lanes("n5_2-n5_3") == 3 + 1
+    # outward: into the inside terminal, under the ring, out of the outside terminal (past its free right's lane 0)
+    assert [t[:2] for t in _turns(c, "n5_4-n5_3", "n5_3-n5_2")] == [(0, 0), (1, 1), (2, 2), (2, 3)]
+    assert [t[:2] for t in _turns(c, "n5_3-n5_2", "n5_2-n5_1")] == [(0, 1), (1, 2), (2, 3)]
+    # the outer carriageway's off-ramp turns left (inward) into two through lanes, not the left-turn lane
+    assert [t[:2] for t in _turns(c, "off:ringccw_1-n5_2", "n5_2-n5_3")] == [(1, 1), (2, 2)]
+    # and the inner carriageway's off-ramp at the inside terminal left (outward) likewise
+    assert [t[:2] for t in _turns(c, "off:ringcw_2-n5_3", "n5_3-n5_2")] == [(1, 1), (2, 2)]

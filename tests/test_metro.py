@@ -159,7 +159,8 @@ def _heading(city, e):
 JOB_CENTRE_INTERCHANGES = {"off_ramp_lanes": 3, "terminal_turn_lanes": True, "free_right_turns": True}
 
 
-@pytest.mark.parametrize("opts", [{}, JOB_CENTRE_INTERCHANGES], ids=["diamonds", "job-centre-interchanges"])
+@pytest.mark.parametrize("opts", [{}, JOB_CENTRE_INTERCHANGES, {**JOB_CENTRE_INTERCHANGES, "terminal_access_signals": True}],
+                         ids=["diamonds", "job-centre-interchanges", "terminal-access-signals"])
 def test_metro_signals_separate_crossing_streams_and_protect_left_turns(metro, opts):
     """In every phase of every signal the approaches that move are parallel (one axis at a time, an
     off-ramp alone); every movement gets a green; crossings and ramp terminals have a stage of protected
@@ -553,3 +554,24 @@ def test_metro_bench_city_has_three_lane_arterials_through_its_interchanges():
     assert [t[:2] for t in _turns(c, "off:ringccw_1-n5_2", "n5_2-n5_3")] == [(1, 1), (2, 2)]
     # and the inner carriageway's off-ramp at the inside terminal left (outward) likewise
     assert [t[:2] for t in _turns(c, "off:ringcw_2-n5_3", "n5_3-n5_2")] == [(1, 1), (2, 2)]
+
+
+def test_metro_terminal_access_signals():
+    """``terminal_access_signals`` signalises exactly the junctions one block from each ramp terminal along its
+    arterial, away from the ring (``n5_1`` beside the outside terminal ``n5_2``, ``n5_4`` beside the inside one
+    ``n5_3``): local streets there get a green of their own (their connections signal-controlled, yielding to
+    nobody but oncoming traffic when turning left); the rest of the city is unchanged."""
+    job = metro_city(20, 20, **JOB_CENTRE_INTERCHANGES)
+    c = metro_city(20, 20, **JOB_CENTRE_INTERCHANGES, terminal_access_signals=True)
+    c.validate()
+    assert car_connected_edges(c).all()
+    new = set(c.tls_ids) - set(job.tls_ids)
+    assert not set(job.tls_ids) - new - set(c.tls_ids) and len(new) == 2 * 12  # 12 interchanges
+    assert {"n5_1", "n5_4", "n1_5", "n4_5", "n16_10", "n19_10"} <= new and "n5_2" not in new
+    k = c.node_index["n5_4"]
+    into = np.flatnonzero(c.conn_node == k)
+    assert np.all(c.conn_tls[into] == c.node_tls[k])
+    local_in = c.lane_edge[c.conn_from_lane[into]] == c.edge_index["n4_4-n5_4"]
+    assert local_in.any() and job.node_tls[job.node_index["n5_4"]] < 0
+    # the arterial's approaches to the new signals get their exclusive left-turn lane, as at every signal
+    assert int(c.edge_num_lanes[c.edge_index["n5_5-n5_4"]]) == int(job.edge_num_lanes[job.edge_index["n5_5-n5_4"]]) + 1

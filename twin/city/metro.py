@@ -41,6 +41,7 @@ def metro_city(
     free_right_turns: bool = False,
     on_ramp_right_lanes: bool = False,
     lane_balanced_ramps: bool = False,
+    terminal_access_signals: bool = False,
     ramp_speed: float = 60 * KMH,
     auxiliary_lanes: bool = True,
     left_turn_lanes: bool = True,
@@ -115,6 +116,10 @@ def metro_city(
       exit after it, as a third exit-only lane. Entering vehicles bound along the ring need not weave across
       the exiting ones before the next exit. Needs ``auxiliary_lanes``, ``ramp_lanes: 2`` and ``off_ramp_lanes:
       3`` (the exit after next leaves from three exit-only lanes).
+    - ``terminal_access_signals``: the priority junctions next to every ramp terminal along its arterial (one
+      block away from the ring: where local streets enter an arterial that queues back from the terminal)
+      are signalised as the arterial crossings are, so that their side streets get a green of their own
+      instead of yielding to a queue that does not clear.
     - ``left_turn_lanes``: an arterial's approach to a signal has an exclusive left-turn lane (its
       leftmost lane) besides its ``arterial_lanes`` through lanes.
     - ``outer_ring``: a second ring motorway, as the first, about a twelfth of the city in from its edge,
@@ -270,6 +275,9 @@ def metro_city(
     if ring and ramp_signals:
         terminal[ramps["grid"]] = True
         signal |= terminal
+    if ring and terminal_access_signals:  # the junctions one block from a terminal along its arterial
+        beside = np.flatnonzero(art & terminal[src[:n_street]] & ~terminal[dst[:n_street]])
+        signal[dst[beside]] = True
     # an arterial's approach to a signal has an exclusive left-turn lane (its leftmost) besides its through lanes
     turn_lane = np.zeros(src.size, dtype=bool)
     if left_turn_lanes:

@@ -61,6 +61,7 @@ class MetroCityConfig(Strict):
     free_right_turns: bool = False  # off-ramp right turns onto the arterial as free right turns (own lane, no signal)
     on_ramp_right_lanes: bool = False  # arterial right turns onto on-ramps from a right-turn lane, free (no signal)
     lane_balanced_ramps: bool = False  # job centres' on-ramps: left lane carried on past the next exit
+    terminal_access_signals: bool = False  # signals at the junctions one block from each ramp terminal
     ramp_speed_kmh: float = Field(60.0, gt=0)
     green_s: float = Field(45.0, gt=0)
     yellow_s: float = Field(3.0, gt=0)

@@ -159,7 +159,8 @@ def _heading(city, e):
 JOB_CENTRE_INTERCHANGES = {"off_ramp_lanes": 3, "terminal_turn_lanes": True, "free_right_turns": True}
 
 
-@pytest.mark.parametrize("opts", [{}, JOB_CENTRE_INTERCHANGES, {**JOB_CENTRE_INTERCHANGES, "terminal_access_signals": True}],
+@pytest.mark.parametrize("opts", [{}, JOB_CENTRE_INTERCHANGES,
+                                  {**JOB_CENTRE_INTERCHANGES, "terminal_access_signals": True}],
                          ids=["diamonds", "job-centre-interchanges", "terminal-access-signals"])
 def test_metro_signals_separate_crossing_streams_and_protect_left_turns(metro, opts):
     """In every phase of every signal the approaches that move are parallel (one axis at a time, an

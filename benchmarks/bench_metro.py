@@ -7,8 +7,8 @@
 The city is ``city: {type: metro}`` (twin/city/metro.py): a street grid with arterials every 1 km,
 signals where they cross, priority junctions elsewhere and a ring motorway (and an outer one where
 it fits) with diamond interchanges built for heavy turning flows (3-lane off-ramps with an option
-lane, dual turns at the ramp terminals, free right turns from the off-ramps) and 3-lane arterials
-inside the ring. The demand is
+lane, dual turns at the ramp terminals, free right turns from the off-ramps) and arterials of 3 lanes
+each way. The demand is
 ``demand: {type: od, profile: daily}``: gravity-model trips home → work
 whose departures follow the two-peak daily profile, those after 13:00 going back (work → home). The
 run is an ordinary :class:`twin.runner.Twin` (native engine, 1 s steps, records every 15 min, no
@@ -47,10 +47,10 @@ from twin.runner import Twin  # noqa: E402
 DAY = 86_400.0
 # the city built for the job centres' morning inflow and evening outflow (twin/city/metro.py): interchanges with
 # 3-lane off-ramps with an option lane, dual turns at the ramp terminals and free right turns from the off-ramps,
-# and 3-lane arterials inside the ring, where downtown's evening outflow converges (docs/performance.md, the
-# metro section)
+# and arterials of 3 lanes each way (inside the ring, where downtown's evening outflow converges, under and outside
+# it, where that outflow goes home; docs/performance.md, the metro section)
 INTERCHANGES = {"off_ramp_lanes": 3, "terminal_turn_lanes": True, "free_right_turns": True,
-                "inner_arterial_lanes": 3}
+                "arterial_lanes": 3}
 # time-of-day signal plans (``signal_plans: {periods}``) following the daily profile's shape: night (0-6 h,
 # under 1 % of the trips an hour), morning peak (6-10 h, 7-9 h the busiest), midday (10-15 h, a plateau of
 # ~4 %/h), evening peak (15-19 h, 16-18 h the busiest) and evening (from 19 h, falling off)

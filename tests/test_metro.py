@@ -159,7 +159,9 @@ def _heading(city, e):
 JOB_CENTRE_INTERCHANGES = {"off_ramp_lanes": 3, "terminal_turn_lanes": True, "free_right_turns": True}
 
 
-@pytest.mark.parametrize("opts", [{}, JOB_CENTRE_INTERCHANGES], ids=["diamonds", "job-centre-interchanges"])
+@pytest.mark.parametrize("opts", [{}, JOB_CENTRE_INTERCHANGES,
+                                  {**JOB_CENTRE_INTERCHANGES, "terminal_access_signals": True}],
+                         ids=["diamonds", "job-centre-interchanges", "terminal-access-signals"])
 def test_metro_signals_separate_crossing_streams_and_protect_left_turns(metro, opts):
     """In every phase of every signal the approaches that move are parallel (one axis at a time, an
     off-ramp alone); every movement gets a green; crossings and ramp terminals have a stage of protected
@@ -467,3 +469,110 @@ def test_metro_job_centre_interchanges_carry_traffic():
     eng = run_native(c, trips, 900.0)
     snap = eng.observe()
     assert snap.teleports == 0 and snap.arrived == len(specs)
+
+
+def test_metro_lane_balanced_ramps():
+    """``lane_balanced_ramps``: at the south job centre's interchange (arterial 10 of a 20 x 20 city) the
+    counter-clockwise carriageway's on-ramp adds two lanes; the next exit (to ``n15_2``) takes only the right
+    one exit-only, the left one (the carried lane) goes on as a through lane, an option lane for the exit like
+    the next; the exit after it (around the corner, to ``n18_5``) takes it as a third exit-only lane. No other
+    interchange changes, and traffic through the design (entering and going on past both exits, and leaving
+    at the next exit) arrives without teleports."""
+    from conftest import run_native
+
+    job = metro_city(20, 20, **JOB_CENTRE_INTERCHANGES)
+    c = metro_city(20, 20, **JOB_CENTRE_INTERCHANGES, lane_balanced_ramps=True)
+    c.validate()
+    assert car_connected_edges(c).all() and c.edge_ids == job.edge_ids and c.tls_ids == job.tls_ids
+    lanes = lambda c, e: int(c.edge_num_lanes[c.edge_index[e]])  # noqa: E731
+    after_on, within, corner, before_exit = ("ringccw_4-ringccw_5", "ringccw_5-ringccw_6", "ringccw_6-ringccw_7",
+                                             "ringccw_7-ringccw_8")
+    assert [lanes(c, e) for e in (after_on, within, corner, before_exit)] == [5, 4, 6, 6]
+    assert [lanes(job, e) for e in (after_on, within, corner, before_exit)] == [5, 3, 5, 5]
+    # one carried lane per job centre and carriageway: 4 centres x 2 carriageways, 3 edges each here
+    changed = np.flatnonzero(c.edge_num_lanes != job.edge_num_lanes)
+    assert changed.size == 24 and np.all(c.edge_num_lanes[changed] == job.edge_num_lanes[changed] + 1)
+    assert all(c.edge_ids[k].startswith("ring") for k in changed)
+    assert _turns(c, "on:n10_2-ringccw_4", after_on) == [(0, 0, -1), (1, 1, -1)]
+    # the next exit: lane 0 exit-only, lanes 1-2 option lanes (on along the ring or off), lane 1 carried on
+    off1 = "off:ringccw_5-n15_2"
+    assert _turns(c, after_on, off1) == _turns(job, after_on, off1) == [(0, 0, -1), (1, 1, -1), (2, 2, -1)]
+    assert [t[:2] for t in _turns(c, after_on, within)] == [(1, 0), (2, 1), (3, 2), (4, 3)]
+    assert [t[:2] for t in _turns(job, after_on, within)] == [(2, 0), (3, 1), (4, 2)]
+    # the next on-ramp adds its two lanes right of the carried lane
+    assert [t[:2] for t in _turns(c, within, "ringccw_6-ringccw_7")] == [(0, 2), (1, 3), (2, 4), (3, 5)]
+    # the exit after it: three exit-only lanes (the next on-ramp's two and the carried lane) feed the off-ramp
+    off2, after_exit = "off:ringccw_8-n18_5", "ringccw_8-ringccw_9"
+    assert _turns(c, before_exit, off2) == [(0, 0, -1), (1, 1, -1), (2, 2, -1)]
+    assert [t[:2] for t in _turns(c, before_exit, after_exit)] == [(3, 0), (4, 1), (5, 2)]
+    assert lanes(c, after_exit) == lanes(job, after_exit) == 3
+    specs = [("n10_1-n10_2", "ringccw_9-ringccw_10", 3.0 * k) for k in range(80)]  # on, past both exits
+    specs += [("n10_1-n10_2", "n15_2-n15_1", 3.0 * k + 1.0) for k in range(40)]  # on, off at the next exit
+    specs += [("ringccw_3-ringccw_4", "ringccw_9-ringccw_10", 3.0 * k + 2.0) for k in range(80)]  # along the ring
+    trips = make_trips(c, specs)
+    d = route_demand(c, trips)
+    assert sum(c.edge_index["on:n10_2-ringccw_4"] in d.route(i) for i in range(len(specs))) == 120
+    snap = run_native(c, trips, 1200.0).observe()
+    assert snap.teleports == 0 and snap.arrived == len(specs)
+    for bad in ({"off_ramp_lanes": 2, "terminal_turn_lanes": True}, {**JOB_CENTRE_INTERCHANGES, "ramp_lanes": 1},
+                {**JOB_CENTRE_INTERCHANGES, "auxiliary_lanes": False}):
+        with pytest.raises(ValueError, match="lane_balanced_ramps"):
+            metro_city(20, 20, **bad, lane_balanced_ramps=True)
+        with pytest.raises(ValueError, match="lane_balanced_ramps"):
+            ScenarioConfig.model_validate({"name": "m", "city": {"type": "metro", "blocks_x": 20, "blocks_y": 20,
+                                                                 "lane_balanced_ramps": True, **bad},
+                                           "demand": {"type": "od", "trips": 10}})
+
+
+def test_metro_bench_city_has_three_lane_arterials_through_its_interchanges():
+    """The bench's city (``bench_metro.INTERCHANGES``: the job centres' interchanges and ``arterial_lanes: 3``) has
+    three through lanes each way on every arterial, inside the ring, between an interchange's terminals (under the
+    ring) and outside it, so that the evening's outflow from the 3-lane inner arterials meets no lane drop on its
+    way out: at the ring's south side (inside terminal ``n5_3``, outside terminal ``n5_2``) the outward through
+    lanes go on lane for lane at both terminals, and the off-ramps' dual turns lead into the through lanes."""
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("bench_metro", ROOT / "benchmarks" / "bench_metro.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    c = metro_city(20, 20, **bench.INTERCHANGES)
+    c.validate()
+    assert car_connected_edges(c).all()
+    art = np.flatnonzero(c.edge_road_class == ROAD_CLASSES.index("arterial"))
+    left = np.array([c.node_tls[c.edge_to[k]] >= 0 for k in art])  # approaches to signals: a left-turn lane more
+    c_from, c_to = c.lane_edge[c.conn_from_lane], c.lane_edge[c.conn_to_lane]
+    from_off = np.char.startswith(np.asarray(c.edge_ids)[c_from], "off:")
+    free = np.isin(art, c_to[from_off & (c.conn_tls < 0)])  # out of a terminal: the free right turn's lane more
+    assert np.all(c.edge_num_lanes[art] == 3 + left + free)
+    lanes = lambda e: int(c.edge_num_lanes[c.edge_index[e]])  # noqa: E731
+    assert lanes("n5_6-n5_7") == lanes("n0_6-n0_7") == 3 and lanes("n5_3-n5_2") == lanes("n5_2-n5_3") == 3 + 1
+    # outward: into the inside terminal, under the ring, out of the outside terminal (past its free right's lane 0)
+    assert [t[:2] for t in _turns(c, "n5_4-n5_3", "n5_3-n5_2")] == [(0, 0), (1, 1), (2, 2), (2, 3)]
+    assert [t[:2] for t in _turns(c, "n5_3-n5_2", "n5_2-n5_1")] == [(0, 1), (1, 2), (2, 3)]
+    # the outer carriageway's off-ramp turns left (inward) into two through lanes, not the left-turn lane
+    assert [t[:2] for t in _turns(c, "off:ringccw_1-n5_2", "n5_2-n5_3")] == [(1, 1), (2, 2)]
+    # and the inner carriageway's off-ramp at the inside terminal left (outward) likewise
+    assert [t[:2] for t in _turns(c, "off:ringcw_2-n5_3", "n5_3-n5_2")] == [(1, 1), (2, 2)]
+
+
+def test_metro_terminal_access_signals():
+    """``terminal_access_signals`` signalises exactly the junctions one block from each ramp terminal along its
+    arterial, away from the ring (``n5_1`` beside the outside terminal ``n5_2``, ``n5_4`` beside the inside one
+    ``n5_3``): local streets there get a green of their own (their connections signal-controlled, yielding to
+    nobody but oncoming traffic when turning left); the rest of the city is unchanged."""
+    job = metro_city(20, 20, **JOB_CENTRE_INTERCHANGES)
+    c = metro_city(20, 20, **JOB_CENTRE_INTERCHANGES, terminal_access_signals=True)
+    c.validate()
+    assert car_connected_edges(c).all()
+    new = set(c.tls_ids) - set(job.tls_ids)
+    assert not set(job.tls_ids) - new - set(c.tls_ids) and len(new) == 2 * 12  # 12 interchanges
+    assert {"n5_1", "n5_4", "n1_5", "n4_5", "n16_10", "n19_10"} <= new and "n5_2" not in new
+    k = c.node_index["n5_4"]
+    into = np.flatnonzero(c.conn_node == k)
+    assert np.all(c.conn_tls[into] == c.node_tls[k])
+    local_in = c.lane_edge[c.conn_from_lane[into]] == c.edge_index["n4_4-n5_4"]
+    assert local_in.any() and job.node_tls[job.node_index["n5_4"]] < 0
+    # the arterial's approaches to the new signals get their exclusive left-turn lane, as at every signal
+    assert int(c.edge_num_lanes[c.edge_index["n5_5-n5_4"]]) == int(job.edge_num_lanes[job.edge_index["n5_5-n5_4"]]) + 1

@@ -29,6 +29,7 @@ def build_city(cfg: GridCityConfig | MetroCityConfig | CorridorCityConfig | File
             ring_lanes=cfg.ring_lanes, ring_speed=cfg.ring_speed_kmh * KMH, ramp_lanes=cfg.ramp_lanes,
             off_ramp_lanes=cfg.off_ramp_lanes, terminal_turn_lanes=cfg.terminal_turn_lanes,
             free_right_turns=cfg.free_right_turns, on_ramp_right_lanes=cfg.on_ramp_right_lanes,
+            lane_balanced_ramps=cfg.lane_balanced_ramps, terminal_access_signals=cfg.terminal_access_signals,
             ramp_speed=cfg.ramp_speed_kmh * KMH, green=cfg.green_s, yellow=cfg.yellow_s,
             left_green=cfg.left_green_s, ramp_signals=cfg.ramp_signals, ramp_green=cfg.ramp_green_s,
             grade_separated_blocks=cfg.grade_separated_blocks,

@@ -40,6 +40,8 @@ def metro_city(
     terminal_turn_lanes: bool = False,
     free_right_turns: bool = False,
     on_ramp_right_lanes: bool = False,
+    lane_balanced_ramps: bool = False,
+    terminal_access_signals: bool = False,
     ramp_speed: float = 60 * KMH,
     auxiliary_lanes: bool = True,
     left_turn_lanes: bool = True,
@@ -107,6 +109,17 @@ def metro_city(
       the heavy turn onto the ring (the outer districts' inflow in the morning, the job centres' outflow
       in the evening) neither shares the through lanes nor waits for the arterial's green. The
       terminal's other movements keep the approach's other lanes.
+    - ``lane_balanced_ramps``: the job centres' interchanges (on the ring, the one nearest each of the four
+      centres, both carriageways) as lane-balanced designs for their heavy entering flows: the on-ramp's left
+      lane is carried on as a through lane past the next exit (a lane added: that exit takes one exit-only
+      lane, the on-ramp's right one, and the carried lane and the next are option lanes) and dropped at the
+      exit after it, as a third exit-only lane. Entering vehicles bound along the ring need not weave across
+      the exiting ones before the next exit. Needs ``auxiliary_lanes``, ``ramp_lanes: 2`` and ``off_ramp_lanes:
+      3`` (the exit after next leaves from three exit-only lanes).
+    - ``terminal_access_signals``: the priority junctions next to every ramp terminal along its arterial (one
+      block away from the ring: where local streets enter an arterial that queues back from the terminal)
+      are signalised as the arterial crossings are, so that their side streets get a green of their own
+      instead of yielding to a queue that does not clear.
     - ``left_turn_lanes``: an arterial's approach to a signal has an exclusive left-turn lane (its
       leftmost lane) besides its ``arterial_lanes`` through lanes.
     - ``outer_ring``: a second ring motorway, as the first, about a twelfth of the city in from its edge,
@@ -144,6 +157,9 @@ def metro_city(
     if off_ramp_lanes > ramp_lanes and (off_ramp_lanes > 3 or not terminal_turn_lanes):
         raise ValueError(f"a metro city's off_ramp_lanes ({off_ramp_lanes}) beyond its ramp_lanes needs terminal_turn_lanes "
                          "and at most 3 lanes (the turns at the terminal leave from every lane)")
+    if ring and lane_balanced_ramps and (not auxiliary_lanes or ramp_lanes != 2 or off_ramp_lanes != 3):
+        raise ValueError("a metro city's lane_balanced_ramps needs auxiliary_lanes, ramp_lanes 2 and off_ramp_lanes 3 "
+                         f"(it has {auxiliary_lanes}, {ramp_lanes} and {off_ramp_lanes})")
     if ring and arterial_every < 4:
         raise ValueError("a metro city's ring needs arterial_every >= 4 (interchanges between two local streets)")
     bx, by, bs, w = int(blocks_x), int(blocks_y), float(block_size), float(lane_width)
@@ -193,8 +209,9 @@ def metro_city(
     # ------------------------------------------------------------------ the ring and its interchanges
     ring_edges = {}
     if ring:
-        ring_nodes, ring_edges, ramps = _ring_layout(bx, by, arterial_every,
-                                                     ring_lanes + (ramp_lanes if auxiliary_lanes else 0) / 2, w)
+        ring_nodes, ring_edges, ramps = _ring_layout(
+            bx, by, arterial_every, ring_lanes + (ramp_lanes if auxiliary_lanes else 0) / 2, w,
+            balanced=_job_centres(bx, by, arterial_every, True) if lane_balanced_ramps else None)
         ring_nodes["name"] = np.full(ring_nodes["x"].size, "ring")
         if outer_ring:  # a second ring motorway in the outer districts, its interchanges at the same arterials
             if not outer_ring_fits(bx, by, arterial_every):
@@ -208,7 +225,8 @@ def metro_city(
             ring_nodes = {k: (v if k == "shift_m" else np.r_[v, o_nodes[k]]) for k, v in ring_nodes.items()}
             ring_edges = {"src": np.r_[ring_edges["src"], o_edges["src"] + n_in],
                           "dst": np.r_[ring_edges["dst"], o_edges["dst"] + n_in],
-                          "between": np.r_[ring_edges["between"], o_edges["between"]]}
+                          "between": np.r_[ring_edges["between"], o_edges["between"]],
+                          "carried": np.r_[ring_edges["carried"], o_edges["carried"]]}
             ramps = {"ring": np.r_[ramps["ring"], o_ramps["ring"] + n_in], "grid": np.r_[ramps["grid"], o_ramps["grid"]],
                      "on": np.r_[ramps["on"], o_ramps["on"]]}
         rx = ring_nodes["x"] * bs + ring_nodes["nx"] * ring_nodes["shift_m"]
@@ -227,7 +245,7 @@ def metro_city(
         src = np.r_[src, r_src, p_src]
         dst = np.r_[dst, r_dst, p_dst]
         aux = ramp_lanes if auxiliary_lanes else 0
-        ring_edge_lanes = ring_lanes + aux * ring_edges["between"]
+        ring_edge_lanes = ring_lanes + aux * ring_edges["between"] + ring_edges["carried"]
         lanes = np.r_[lanes, ring_edge_lanes, np.where(ramps["on"], ramp_lanes, off_ramp_lanes)]
         speed = np.r_[speed, np.full(r_src.size, ring_speed), np.full(p_src.size, ramp_speed)]
         prio = np.r_[prio, np.full(r_src.size, PRIO_RING), np.full(p_src.size, PRIO_RAMP)]
@@ -257,6 +275,9 @@ def metro_city(
     if ring and ramp_signals:
         terminal[ramps["grid"]] = True
         signal |= terminal
+    if ring and terminal_access_signals:  # the junctions one block from a terminal along its arterial
+        beside = np.flatnonzero(art & terminal[src[:n_street]] & ~terminal[dst[:n_street]])
+        signal[dst[beside]] = True
     # an arterial's approach to a signal has an exclusive left-turn lane (its leftmost) besides its through lanes
     turn_lane = np.zeros(src.size, dtype=bool)
     if left_turn_lanes:
@@ -621,7 +642,8 @@ def outer_ring_fits(bx: int, by: int, every: int) -> bool:
     return min(i0 - o0, o1 - i1, j0 - p0, p1 - j1) >= every
 
 
-def _ring_layout(bx: int, by: int, every: int, ring_lanes: int, lane_width: float, inset: float = 0.25):
+def _ring_layout(bx: int, by: int, every: int, ring_lanes: int, lane_width: float, inset: float = 0.25,
+                 balanced: np.ndarray | None = None):
     """Ring nodes (block units), ring edges and ramps.
 
     The ring's centre line is a square through block centres; the counter-clockwise carriageway lies
@@ -629,6 +651,10 @@ def _ring_layout(bx: int, by: int, every: int, ring_lanes: int, lane_width: floa
     arterial the side crosses at c, A = c - ½u and B = c + ½u (u: the counter-clockwise direction).
     With o the side's outward normal, the counter-clockwise carriageway leaves at A for the street node
     c + ½o and enters at B from it; the clockwise one leaves at B for c - ½o and enters at A from it.
+
+    ``balanced``: (x, y) points in blocks (the job centres) whose nearest interchange has lane-balanced
+    on-ramps: the edges' ``carried`` lane (1) runs from the carriageway's next exit after the on-ramp to
+    the exit after it.
     """
     i0, i1, j0, j1 = _ring_sides(bx, by, every, inset)
     xl, xh, yl, yh = i0 + 0.5, i1 + 0.5, j0 + 0.5, j1 + 0.5
@@ -665,6 +691,19 @@ def _ring_layout(bx: int, by: int, every: int, ring_lanes: int, lane_width: floa
              "between": np.r_[role != 1, np.roll(role, -1) != 2]}
     a_pts, b_pts = np.flatnonzero(role == 1), np.flatnonzero(role == 2)  # by crossing, in order
     cxy = np.array([(c[0], c[1]) for c in crossings]).reshape(-1, 2)
+    carried = np.zeros(2 * n, dtype=np.int64)
+    for px, py in ([] if balanced is None else balanced):
+        c = int(np.argmin(np.hypot(cxy[:, 0] - px, cxy[:, 1] - py)))
+        # counter-clockwise: on at B_c, its next exits are the next A nodes; edge k runs from node k to k + 1
+        a1, a2 = a_pts[np.argsort((a_pts - b_pts[c]) % n, kind="stable")[:2]]
+        carried[(a1 + np.arange((a2 - a1) % n)) % n] += 1
+        # clockwise: on at A_c, its next exits are the B nodes below it; edge n + k runs from node k + 1 to k
+        b1, b2 = b_pts[np.argsort((a_pts[c] - b_pts) % n, kind="stable")[:2]]
+        carried[n + (b1 - 1 - np.arange((b1 - b2) % n)) % n] += 1
+    if carried.max(initial=0) > 1:
+        raise ValueError(f"a {bx} x {by} metro city has too few interchanges between its job centres for "
+                         "lane_balanced_ramps (their carried lanes overlap)")
+    edges["carried"] = carried
     co = np.array([c[3] for c in crossings], dtype=np.float64).reshape(-1, 2)
     g_out = np.rint(cxy + co / 2).astype(np.int64)  # street node outside the ring
     g_in = np.rint(cxy - co / 2).astype(np.int64)  # and inside

@@ -60,6 +60,8 @@ class MetroCityConfig(Strict):
     terminal_turn_lanes: bool = False  # multiple turn lanes between ramps and arterials at ramp terminals
     free_right_turns: bool = False  # off-ramp right turns onto the arterial as free right turns (own lane, no signal)
     on_ramp_right_lanes: bool = False  # arterial right turns onto on-ramps from a right-turn lane, free (no signal)
+    lane_balanced_ramps: bool = False  # job centres' on-ramps: left lane carried on past the next exit
+    terminal_access_signals: bool = False  # signals at the junctions one block from each ramp terminal
     ramp_speed_kmh: float = Field(60.0, gt=0)
     green_s: float = Field(45.0, gt=0)
     yellow_s: float = Field(3.0, gt=0)
@@ -90,6 +92,9 @@ class MetroCityConfig(Strict):
         if self.off_ramp_lanes is not None and self.off_ramp_lanes > self.ramp_lanes and (
                 self.off_ramp_lanes > 3 or not self.terminal_turn_lanes):
             raise ValueError("off_ramp_lanes beyond ramp_lanes needs terminal_turn_lanes: true and at most 3 lanes")
+        if self.ring and self.lane_balanced_ramps and (not self.auxiliary_lanes or self.ramp_lanes != 2
+                                                       or self.off_ramp_lanes != 3):
+            raise ValueError("lane_balanced_ramps needs auxiliary_lanes: true, ramp_lanes: 2 and off_ramp_lanes: 3")
         return self
 
 

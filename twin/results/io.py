@@ -253,8 +253,10 @@ def _text(v: xr.Variable) -> bool:
     """``v`` holds text only (Python strings, at least one of them not empty)."""
     if v.dtype.kind != "O" or v.size == 0:
         return False
+    from pandas.api.types import infer_dtype
+
     values = v.values.ravel()
-    return all(isinstance(x, str) for x in values) and any(map(len, values))
+    return infer_dtype(values, skipna=False) == "string" and any(map(len, values))
 
 
 def write_results(out_dir: str | Path, ds: xr.Dataset, kpis: dict, manifest: dict) -> Path:

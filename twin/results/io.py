@@ -249,6 +249,11 @@ def write_netcdf(ds: xr.Dataset, path: Path, **kwargs) -> None:
         netcdf_safe(ds).to_netcdf(tmp, engine="netcdf4", **kwargs)
 
 
+# zlib level of results.nc: on a metropolitan day's results (1 M trips, 96 records of 41,312 edges) level 1
+# writes in 8.7-10.0 s and 59.6 MB, level 4 in 11.6-12.1 s and 55.0 MB
+COMPLEVEL = 1
+
+
 def _text(v: xr.Variable) -> bool:
     """``v`` holds text only (Python strings, at least one of them not empty)."""
     if v.dtype.kind != "O" or v.size == 0:
@@ -262,13 +267,15 @@ def _text(v: xr.Variable) -> bool:
 def write_results(out_dir: str | Path, ds: xr.Dataset, kpis: dict, manifest: dict) -> Path:
     """Write ``results.nc`` (NetCDF-4), ``kpis.json`` and ``manifest.json`` into ``out_dir``, each atomically.
 
-    Numbers are compressed (zlib); text variables (trip ids, their origins and destinations, ...) are stored
-    as compressed UTF-8 character arrays (``_Encoding: utf-8``, which xarray and netCDF4 read back as the
-    same strings): a million trips' ids as variable-length strings take ~60 MB each, uncompressed."""
+    Numbers are compressed (zlib at level :data:`COMPLEVEL`); text variables (trip ids, their origins and
+    destinations, ...) are stored as compressed UTF-8 character arrays (``_Encoding: utf-8``, which xarray
+    and netCDF4 read back as the same strings): a million trips' ids as variable-length strings take ~60 MB
+    each, uncompressed."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    encoding = {name: {"zlib": True, "complevel": 4} for name, v in ds.data_vars.items() if v.dtype.kind in "fiu"}
-    encoding.update({name: {"dtype": "S1", "zlib": True, "complevel": 4}
+    encoding = {name: {"zlib": True, "complevel": COMPLEVEL} for name, v in ds.data_vars.items()
+                if v.dtype.kind in "fiu"}
+    encoding.update({name: {"dtype": "S1", "zlib": True, "complevel": COMPLEVEL}
                      for name, v in ds.variables.items() if _text(v)})
     write_netcdf(ds, out / "results.nc", encoding=encoding)
     write_json(out / "kpis.json", kpis)

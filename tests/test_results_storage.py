@@ -86,7 +86,9 @@ def test_text_is_written_as_compressed_characters_and_read_back_as_before(tmp_pa
                      "blank": (("b",), np.array(["", ""], dtype=object)),
                      "none": (("u",), np.zeros(0, dtype=object))},
                     coords={"trip": ("trip", ids), "trip_vtype": ("trip", np.array(["car"] * 5000, dtype=object))})
+    cache = netCDF4.get_chunk_cache()
     write_results(tmp_path, ds, {}, {})
+    assert netCDF4.get_chunk_cache() == cache  # (a small one only while it wrote)
     with netCDF4.Dataset(tmp_path / "results.nc") as nc:
         for name in ("trip", "trip_origin", "trip_vtype"):
             v = nc[name]

@@ -187,9 +187,14 @@ def queue_reader(every_s: float, top: int = 12, out=sys.stderr):
     return start
 
 
-def _cpu_timed(sim) -> list[float]:
+def _peak_mb() -> float:
+    """The process's peak RSS so far [MB]."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+
+
+def _cpu_timed(sim, peaks: dict) -> list[float]:
     """Have ``sim.run`` (the simulation loop) add its process CPU time [s] (all threads) to the returned list's
-    one element."""
+    one element, and put the peak RSS at its end in ``peaks["simulation"]``."""
     cpu, sim_run = [0.0], sim.run
 
     def run(*args, **kwargs):
@@ -198,6 +203,7 @@ def _cpu_timed(sim) -> list[float]:
             return sim_run(*args, **kwargs)
         finally:
             cpu[0] += time.process_time() - c0
+            peaks["simulation"] = _peak_mb()
     sim.run = run
     return cpu
 
@@ -207,38 +213,46 @@ def run(cfg: ScenarioConfig, out_dir: str, progress_s: float = 0.0, on_start=Non
     Twin is built, before it runs (e.g. to add a reader to ``twin.sim``). The figures as a dict."""
     t_all = time.perf_counter()
     times = {}
+    peaks = {}  # the peak RSS [MB] at the end of each part (so far: where it rises is where it was reached)
     t0 = time.perf_counter()
     city = build_city(cfg.city)
     times["city"] = time.perf_counter() - t0
+    peaks["city"] = _peak_mb()
     t0 = time.perf_counter()
     d = cfg.demand
     trips = od_trips(city, d, RngStreams(cfg.seed).generator("demand"))  # as Twin's prepare() draws them
     times["demand"] = time.perf_counter() - t0
+    peaks["demand"] = _peak_mb()
     t0 = time.perf_counter()
     demand = route_demand(city, trips)
     times["routing"] = time.perf_counter() - t0
+    peaks["routing"] = _peak_mb()
     t0 = time.perf_counter()
     timing = None
     if cfg.signal_plans is not None:  # as Twin's prepare() does
         timing = timing_from_config(city, demand, cfg.signal_plans)
         city = timing.apply(city)
     times["signals"] = time.perf_counter() - t0
+    peaks["signals"] = _peak_mb()
     t0 = time.perf_counter()
     twin = Twin(cfg, city=city, demand=demand, progress=_progress_printer(progress_s) if progress_s > 0 else None)
     times["engine_start"] = time.perf_counter() - t0
+    peaks["engine_start"] = _peak_mb()
     if on_start is not None:
         on_start(twin)
     if progress_s > 0:
         print("setup [s]: " + ", ".join(f"{k} {v:.2f}" for k, v in times.items()), file=sys.stderr, flush=True)
-    sim_cpu = _cpu_timed(twin.sim)
+    sim_cpu = _cpu_timed(twin.sim, peaks)
     t0 = time.perf_counter()
     res = twin.run()
     run_s = time.perf_counter() - t0
     sim_s = float(res.manifest["simulate_s"])
     compile_s = float(res.manifest["compile_s"])
+    peaks["results"] = _peak_mb()  # the Dataset and KPIs
     t0 = time.perf_counter()
     res.save(out_dir)
     save_s = time.perf_counter() - t0
+    peaks["save"] = _peak_mb()
     total = time.perf_counter() - t_all
     engine = twin.engine
     snap = engine.observe()
@@ -264,7 +278,7 @@ def run(cfg: ScenarioConfig, out_dir: str, progress_s: float = 0.0, on_start=Non
         "simulated_s": float(engine.time), "steps": int(round(engine.time / engine.step_length)),
         "vehicle_updates": int(snap.vehicle_updates),
         "vehicle_updates_per_s": round(snap.vehicle_updates / sim_s) if sim_s > 0 else None,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+        "peak_rss_mb": _peak_mb(), "peak_rss_mb_after": peaks,
         "kernel_s": kernels, "kernel_share": share,
         "max_running": most_on_road(tt.depart_actual, tt.arrival, engine.step_length, engine.time),
         "arrived": int(snap.arrived), "running_at_end": int(snap.running), "waiting_at_end": int(snap.waiting),
@@ -330,6 +344,8 @@ def main() -> int:
     print(f"{r['vehicle_updates_per_s']:,} vehicle updates/s; peak RSS {r['peak_rss_mb']:,.0f} MB; most on the "
           f"road at once {r['max_running']:,}; teleports {r['teleports']:,} ({r['teleports_pct']} % of trips); "
           f"{r['arrived']:,} arrived, {r['running_at_end']:,} still running", file=err)
+    print("peak RSS so far after each part [MB]: " + ", ".join(f"{k} {v:,.0f}" for k, v in r["peak_rss_mb_after"].items()),
+          file=err)
     if r["signal_plans"]:
         print(f"signals timed from the routed flows (Webster): {r['signal_plans']}", file=err)
     print("share of the simulation per kernel:", file=err)

@@ -23,6 +23,9 @@ def test_quick_metro_day_runs_without_gridlock(tmp_path):
     for k in ("simulation_s", "output_s", "total_s", "warmup_s", "vehicle_updates_per_s", "peak_rss_mb"):
         assert r[k] > 0, k
     assert r["total_s"] >= r["setup_total_s"] + r["simulation_s"]
+    peaks = r["peak_rss_mb_after"]  # the peak so far after each part: it never falls, and ends at the peak
+    assert list(peaks) == ["city", "demand", "routing", "signals", "engine_start", "simulation", "results", "save"]
+    assert list(peaks.values()) == sorted(peaks.values()) and peaks["save"] <= r["peak_rss_mb"]
     assert r["steps"] == 4 * 3600 and r["vehicle_updates"] > 0
     # the kernels' shares of the simulation: move among them, all together at most the whole
     shares = r["kernel_share"]

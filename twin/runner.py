@@ -222,7 +222,8 @@ class Twin:
         self.actions = schedule_policies(sim, cfg, city)
         for comp in components:
             comp.attach(sim, streams)
-        self.recorder = recorder = Recorder(city, engine)
+        records = int(np.ceil(cfg.run.duration_s / cfg.run.record_interval_s)) + 1  # room for the run's samples
+        self.recorder = recorder = Recorder(city, engine, records)
         sim.add_reader(cfg.run.record_interval_s, recorder.sample)
         if cfg.run.snapshot_interval_s > 0:
             sim.add_reader(cfg.run.snapshot_interval_s, recorder.snapshot_vehicles)

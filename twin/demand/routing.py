@@ -392,6 +392,31 @@ def route_trips(offsets, targets, cost, origin, destination, route_len_out):
     return route_offsets, edges, route_cost
 
 
+@kernel
+def route_sums(route_offsets, route_edges, per_edge):
+    """Per route, the sum of ``per_edge`` over its edges (e.g. its length [m] from the edges' lengths): float64
+    ``(n_routes,)``, each summed in route order (as ``np.bincount`` of the routes' edges gives it), without the
+    per-edge temporaries that takes (two 8-byte arrays as long as all routes together)."""
+    n = route_offsets.shape[0] - 1
+    out = np.empty(n, dtype=np.float64)
+    for t in range(n):
+        s = 0.0
+        for j in range(route_offsets[t], route_offsets[t + 1]):
+            s += per_edge[route_edges[j]]
+        out[t] = s
+    return out
+
+
+@kernel
+def _place_routes(route_offsets, idx, off, edges, all_edges):
+    """Copy the routes of trips ``idx`` (CSR ``off``/``edges``) to where ``route_offsets`` puts them in
+    ``all_edges``."""
+    for j in range(idx.shape[0]):
+        o = route_offsets[idx[j]]
+        for k in range(off[j], off[j + 1]):
+            all_edges[o + k - off[j]] = edges[k]
+
+
 ROUTE_BATCH_GROUPS = 256  # origin groups (one tree each, see source_groups) per kernel call of route_in_batches
 
 
@@ -426,8 +451,7 @@ def route_in_batches(offsets, targets, cost, origin, destination, route_len_out,
     all_edges = np.empty(route_offsets[n], dtype=np.int32)
     route_cost = np.empty(n)
     for idx, off, edges, rc in parts:
-        dest = np.repeat(route_offsets[idx] - off[:-1], np.diff(off)) + np.arange(off[-1])
-        all_edges[dest] = edges
+        _place_routes(route_offsets, idx, off, edges, all_edges)
         route_cost[idx] = rc
     return route_offsets, all_edges, route_cost
 

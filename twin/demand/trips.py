@@ -12,7 +12,7 @@ import numpy as np
 from twin.city.model import CityModel
 from twin.demand.profiles import sample_departures
 from twin.city.graph import car_connected_edges, class_edges, class_graph, trip_ends
-from twin.demand.routing import free_flow_cost, route_in_batches
+from twin.demand.routing import free_flow_cost, route_in_batches, route_sums
 from twin.demand.vtypes import VehicleType, vclass_bit
 
 log = logging.getLogger(__name__)
@@ -215,14 +215,13 @@ class RoutedDemand:
                       data["depart_speed"].astype(np.float64) if "depart_speed" in data else None,
                       data["depart_lane"].astype(np.int32) if "depart_lane" in data else None,
                       data["depart_pos"].astype(np.float64) if "depart_pos" in data else None)
-        seg = np.repeat(np.arange(len(trips)), np.diff(data["route_offsets"]))
+        off = data["route_offsets"].astype(np.int64)
         ff = free_flow_cost(city.lane_length, city.edge_lane_start, city.edge_speed)
         stops = None
         if "stop_offsets" in data:
             stops = VehicleStops(*(data[f"stop_{f}"] for f in ("offsets", *VehicleStops.FIELDS)))
-        return cls(trips, data["route_offsets"].astype(np.int64), r,
-                   np.bincount(seg, weights=city.edge_length[r], minlength=len(trips)),
-                   np.bincount(seg, weights=ff[r], minlength=len(trips)),
+        length = np.asarray(city.edge_length, dtype=np.float64)
+        return cls(trips, off, r, route_sums(off, r, length), route_sums(off, r, ff),
                    tuple(Unroutable(**u) for u in meta["unroutable"]), stops=stops)
 
 
@@ -439,8 +438,7 @@ def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = N
         edges = flat.astype(np.int32, copy=False)  # routed in trip order already
     else:
         edges = flat[np.repeat(starts[keep] - new_off[:-1], lens[keep]) + np.arange(new_off[-1])].astype(np.int32)
-    seg = np.repeat(np.arange(keep.size), lens[keep])
-    length = np.bincount(seg, weights=city.edge_length[edges], minlength=keep.size)
-    fft = np.bincount(seg, weights=ff[edges], minlength=keep.size)
+    length = route_sums(new_off, edges, np.asarray(city.edge_length, dtype=np.float64))
+    fft = route_sums(new_off, edges, ff)
     out = RoutedDemand(kept, new_off, edges, length, fft, unroutable)
     return (out, rerouted) if return_rerouted else out

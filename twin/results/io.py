@@ -243,17 +243,53 @@ def netcdf_safe(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
+# HDF5's chunk cache per variable while a file is written [bytes]: with netCDF4's default (64 MB) each variable
+# keeps up to that much of its chunks until the file closes (+425 MB for a metropolitan day's results); the
+# variables are written whole, so a small cache costs no time
+WRITE_CHUNK_CACHE = 4 * 2**20
+
+
 def write_netcdf(ds: xr.Dataset, path: Path, **kwargs) -> None:
-    """``ds.to_netcdf(path)`` atomically, with NetCDF-safe attributes."""
+    """``ds.to_netcdf(path)`` atomically, with NetCDF-safe attributes (and a small chunk cache while it writes)."""
+    import netCDF4
+
     with atomic_path(path) as tmp:
-        netcdf_safe(ds).to_netcdf(tmp, engine="netcdf4", **kwargs)
+        before = netCDF4.get_chunk_cache()
+        netCDF4.set_chunk_cache(WRITE_CHUNK_CACHE, *before[1:])
+        try:
+            netcdf_safe(ds).to_netcdf(tmp, engine="netcdf4", **kwargs)
+        finally:
+            netCDF4.set_chunk_cache(*before)
+
+
+# zlib level of results.nc: on a metropolitan day's results (1 M trips, 96 records of 41,312 edges) level 1
+# writes in 8.7-10.0 s and 59.6 MB, level 4 in 11.6-12.1 s and 55.0 MB
+COMPLEVEL = 1
+
+
+def _text(v: xr.Variable) -> bool:
+    """``v`` holds text only (Python strings, at least one of them not empty)."""
+    if v.dtype.kind != "O" or v.size == 0:
+        return False
+    from pandas.api.types import infer_dtype
+
+    values = v.values.ravel()
+    return infer_dtype(values, skipna=False) == "string" and any(map(len, values))
 
 
 def write_results(out_dir: str | Path, ds: xr.Dataset, kpis: dict, manifest: dict) -> Path:
-    """Write ``results.nc`` (NetCDF-4), ``kpis.json`` and ``manifest.json`` into ``out_dir``, each atomically."""
+    """Write ``results.nc`` (NetCDF-4), ``kpis.json`` and ``manifest.json`` into ``out_dir``, each atomically.
+
+    Numbers are compressed (zlib at level :data:`COMPLEVEL`); text variables (trip ids, their origins and
+    destinations, ...) are stored as compressed UTF-8 character arrays (``_Encoding: utf-8``, which xarray
+    and netCDF4 read back as the same strings): a million trips' ids as variable-length strings take ~60 MB
+    each, uncompressed."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    encoding = {name: {"zlib": True, "complevel": 4} for name, v in ds.data_vars.items() if v.dtype.kind in "fiu"}
+    encoding = {name: {"zlib": True, "complevel": COMPLEVEL} for name, v in ds.data_vars.items()
+                if v.dtype.kind in "fiu"}
+    encoding.update({name: {"dtype": "S1", "zlib": True, "complevel": COMPLEVEL}
+                     for name, v in ds.variables.items() if _text(v)})
     write_netcdf(ds, out / "results.nc", encoding=encoding)
     write_json(out / "kpis.json", kpis)
     write_json(out / "manifest.json", manifest)
@@ -282,9 +318,20 @@ def open_results(path: str | Path) -> xr.Dataset:
         raise FileNotFoundError(f"{p}: no results file (run a scenario first)")
     try:
         with xr.open_dataset(p, engine="netcdf4") as ds:
-            return ds.load()
+            return _text_as_unicode(ds.load())
     except (OSError, ValueError, RuntimeError) as exc:
         raise ResultsError(f"{p}: not a results file, or a damaged/truncated one ({exc})") from None
+
+
+def _text_as_unicode(ds: xr.Dataset) -> xr.Dataset:
+    """Text stored as character arrays (:func:`write_results`) as fixed-width unicode arrays, as xarray reads
+    variable-length strings (and results written before as such)."""
+    text = {name: xr.Variable(v.dims, v.values.astype(str), v.attrs) for name, v in ds.variables.items()
+            if v.dtype.kind == "O" and "char_dim_name" in v.encoding}
+    if not text:
+        return ds
+    coords = {k: text.get(k, ds.variables[k]) for k in ds.coords}  # (in their order)
+    return ds.drop_vars(list(coords)).assign_coords(coords).assign({k: v for k, v in text.items() if k not in coords})
 
 
 def load_run(results_dir: str | Path):

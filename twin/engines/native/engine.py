@@ -266,7 +266,9 @@ class NativeEngine:
         self.depart_pos = trips.depart_pos.astype(np.float64)
         self.route_off = demand.route_offsets[:-1].astype(np.int64).copy()
         self.route_n = np.diff(demand.route_offsets).astype(np.int32)
-        self.route_edges = demand.route_edges.astype(np.int32)
+        # the demand's routes themselves, not a copy (a metropolitan day's are ~40 M edges): the engine never
+        # writes them in place (a new route is appended to a new array, see set_route)
+        self.route_edges = np.ascontiguousarray(demand.route_edges, dtype=np.int32)
         self.state = np.zeros(n, dtype=np.int8)
         self.lane = np.full(n, -1, dtype=np.int32)
         self.pos = np.zeros(n)

@@ -81,22 +81,6 @@ def test_a_vehicle_standing_on_one_path_holds_the_vehicle_behind_it_on_the_other
     assert _b_arrival(True) > 200.0
 
 
-def test_validate_runs_the_native_engine_with_diverging_paths_when_asked():
-    """``validate --diverging-paths`` (and a scenario whose native engine turns it on) runs the native engine
-    with the rule; otherwise without."""
-    from conftest import ROOT
-    from twin.config import load_scenario
-    from twin.config.models import engine_config
-    from twin.validate import _native
-
-    cfg = load_scenario(ROOT / "scenarios" / "default.yaml")
-    assert _native(cfg).diverging_paths is False
-    assert _native(cfg, diverging_paths=True).diverging_paths is True
-    on = cfg.model_copy(update={"run": cfg.run.model_copy(
-        update={"engine": engine_config({"type": "native", "diverging_paths": True})})})
-    assert _native(on).diverging_paths is True
-
-
 def test_where_pasubios_fanning_paths_part():
     """From the network's internal lanes: ``52_0``'s paths into ``51_0``/``51_1`` end within 2.5 m of each other's
     path, so they share their whole 8.66 m (SUMO: no divergence point); ``43_0``'s into ``81_0``/``81_1`` part

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
 from twin.city import CityBuilder
 from twin.demand import DEFAULT_VTYPES, route_demand
@@ -146,19 +147,20 @@ def test_keep_clear_follows_the_network():
     assert kc == {("in", "out"): True, ("side", "out"): False, ("out", "on"): False}
 
 
-def test_validate_runs_the_native_engine_with_junction_blocking_when_asked():
-    """``validate --junction-blocking`` (and a scenario whose native engine has it) runs the native engine with
-    it; otherwise without."""
+@pytest.mark.parametrize("option", ["junction_blocking", "diverging_paths"])
+def test_validate_runs_the_native_engine_with_an_option_when_asked(option):
+    """``validate --junction-blocking`` / ``--diverging-paths`` (and a scenario whose native engine has the
+    option) runs the native engine with it; otherwise without."""
     from twin.config import load_scenario
     from twin.config.models import engine_config
     from twin.validate import _native
 
     cfg = load_scenario(ROOT / "scenarios" / "default.yaml")
-    assert _native(cfg).junction_blocking is False
-    assert _native(cfg, junction_blocking=True).junction_blocking is True
+    assert getattr(_native(cfg), option) is False
+    assert getattr(_native(cfg, **{option: True}), option) is True
     on = cfg.model_copy(update={"run": cfg.run.model_copy(
-        update={"engine": engine_config({"type": "native", "junction_blocking": True})})})
-    assert _native(on).junction_blocking is True
+        update={"engine": engine_config({"type": "native", option: True})})})
+    assert getattr(_native(on), option) is True
 
 
 def _left_turn_city(yield_dist: float):

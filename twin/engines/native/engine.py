@@ -512,16 +512,21 @@ class NativeEngine:
         from twin.city.sumo_net import TlsProgram, tls_builder_args
 
         programs = self.city.attrs.get("tls_programs", {})
+        switched = False
         for ts, tls, pid in S.due_switches(self._sig_switches, self._sig_switched_until, t):
             args, _ = tls_builder_args(TlsProgram(**programs[tls][pid]))
             log.info("t=%g s: traffic light %s switches to program %s (WAUT at %g s)", t, tls, pid, ts)
-            self._put_program(self.city.tls_index[tls], args)
+            self._put_program(self.city.tls_index[tls], args, layout=False)
+            switched = True
+        if switched:  # the detectors once for all the programs switched now (not once per signal)
+            self._signal_layout()
         self._sig_switched_until = t
         self._sig_next_switch = S.next_switch_time(self._sig_switches, t)
         self.__dict__.get("_bound", {}).pop(F.run_steps, None)  # new signal arrays: bound again to their types
 
-    def _put_program(self, k: int, args: dict) -> None:
-        """Make ``args`` (:meth:`CityBuilder.add_tls` keywords) the program of traffic light ``k``."""
+    def _put_program(self, k: int, args: dict, layout: bool = True) -> None:
+        """Make ``args`` (:meth:`CityBuilder.add_tls` keywords) the program of traffic light ``k``; with
+        ``layout``, lay the actuated signals' detectors out anew (else the caller does, once for many)."""
         from twin.city.model import Signal
 
         phases = args["phases"]
@@ -551,7 +556,8 @@ class NativeEngine:
         later[later >= 0] += shift  # (global phase indices)
         self._sig_phase[k] = -1  # an actuated program starts at its first phase
         self._sig_force = True  # the next signal update writes every connection anew
-        self._signal_layout()
+        if layout:
+            self._signal_layout()
 
     def _setup_emissions(self, trips, seed: int) -> None:
         """Emission class per vehicle (:func:`twin.demand.emissions.vehicle_classes`) and the model's table."""

@@ -437,12 +437,12 @@ def part_dist(city: "CityModel", shapes: list[np.ndarray | None] | None = None) 
     out[(s == c) | (clen[c] <= 0.0) | (clen[s] <= 0.0)] = 0.0
     if shapes is not None:
         first_len = np.where(city.conn_yield_dist > 0.0, city.conn_yield_dist, clen)  # [m] what a shape covers
-        k = np.array([k for k in np.nonzero(out > 0.0)[0] if shapes[c[k]] is not None and shapes[s[k]] is not None],
-                     dtype=np.int64)
+        known = np.array([x is not None for x in shapes], dtype=np.bool_)
+        k = np.flatnonzero((out > 0.0) & known[c] & known[s])
         if k.size:
-            have = sorted({int(x) for x in c[k]} | {int(x) for x in s[k]})
+            have = np.union1d(c[k], s[k])
             row = np.full(city.n_connections, -1, dtype=np.int64)
-            row[have] = np.arange(len(have))
+            row[have] = np.arange(have.size)
             xy = np.concatenate([np.asarray(shapes[x], dtype=np.float64) for x in have])
             offsets = np.concatenate([[0], np.cumsum([len(shapes[x]) for x in have])]).astype(np.int64)
             out[k] = _divergences(xy, offsets, row[c[k]], row[s[k]], first_len[c[k]], first_len[s[k]],

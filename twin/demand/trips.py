@@ -355,7 +355,7 @@ def _class_networks(city: CityModel, bits: np.ndarray):
 
 def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = None, *,
                  given_routes: list[np.ndarray | None] | None = None,
-                 return_rerouted: bool = False) -> RoutedDemand | tuple[RoutedDemand, int]:
+                 return_rerouted: bool = False, routing=None) -> RoutedDemand | tuple[RoutedDemand, int]:
     """Route every trip by shortest travel time; report those without a route.
 
     Parameters
@@ -367,6 +367,10 @@ def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = N
         that is not connected in ``city``, or uses a road its vehicle's class
         may not, is replaced by the shortest path between its ends (counted;
         returned with ``return_rerouted``).
+    routing : RoutingConfig, optional
+        ``method: incremental``: the trips' free-flow routes re-routed by time-sliced incremental
+        assignment on congested travel times (:func:`twin.demand.assignment.incremental_assignment`);
+        default (or ``free_flow``): free-flow routes.
 
     Each class is routed over the roads it may use (:func:`class_graph`): a
     trip no such route serves is left out and listed in ``unroutable`` with
@@ -441,4 +445,8 @@ def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = N
     length = route_sums(new_off, edges, np.asarray(city.edge_length, dtype=np.float64))
     fft = route_sums(new_off, edges, ff)
     out = RoutedDemand(kept, new_off, edges, length, fft, unroutable)
+    if routing is not None and routing.method == "incremental":
+        from twin.demand.assignment import incremental_assignment
+
+        out = incremental_assignment(city, out, routing)[0]
     return (out, rerouted) if return_rerouted else out

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -338,9 +339,21 @@ def _pick_edges(zone_edges: tuple[np.ndarray, np.ndarray], zones: np.ndarray, rn
     return edges[off[zones] + k]
 
 
+_NETWORKS: "weakref.WeakKeyDictionary[CityModel, dict]" = weakref.WeakKeyDictionary()
+
+
 def _class_networks(city: CityModel, bits: np.ndarray):
     """``(bits, (offsets, targets, usable))`` per distinct road network of the vehicle classes ``bits``:
-    classes that may use the same roads and turns are routed together."""
+    classes that may use the same roads and turns are routed together. Kept per city (a city does not
+    change) for the next call, as incremental assignment routes a demand in many parts."""
+    key = tuple(bits.tolist())
+    cached = _NETWORKS.setdefault(city, {})
+    if key not in cached:
+        cached[key] = _build_class_networks(city, bits)
+    return cached[key]
+
+
+def _build_class_networks(city: CityModel, bits: np.ndarray):
     nets: list[tuple[list[int], tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
     for bit in bits.tolist():
         net = (*class_graph(city, int(bit)), class_edges(city, int(bit)))

@@ -178,9 +178,9 @@ class RoutingConfig(Strict):
     method: Literal["free_flow", "incremental"] = "free_flow"
     slice_s: float = Field(3600.0, ge=60.0, le=MAX_DURATION_S)
     increments: int = Field(4, ge=1, le=100)
-    alpha: float = Field(0.15, ge=0)
-    beta: float = Field(4.0, ge=1.0, le=10.0)
-    tolerance: float = Field(0.05, ge=0, le=10.0)
+    alpha: float = Field(1.0, ge=0)  # marouter's volume-delay form 1 + (v/c)^2; BPR's is alpha 0.15, beta 4
+    beta: float = Field(2.0, ge=1.0, le=10.0)
+    tolerance: float = Field(0.02, ge=0, le=10.0)
 
 
 class OdDemandConfig(Strict):

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twin.city import CityBuilder
+from twin.city import CityBuilder, grid_city
 from twin.config import ConfigError, load_scenario
 from twin.config.models import RoutingConfig
-from twin.demand import DEFAULT_VTYPES, Trips, route_demand
+from twin.demand import DEFAULT_VTYPES, Trips, gravity_od, route_demand, trips_from_od
 from twin.demand.assignment import bpr_cost, edge_capacity, incremental_assignment
 
 INCREMENTAL = RoutingConfig(method="incremental")
@@ -69,22 +69,26 @@ def test_incremental_routes_around_the_bottleneck_its_free_flow_path_overloads(b
     assert not _via(c, light).any()
 
 
-def test_incremental_is_the_same_on_one_and_two_threads(bottleneck):
+def test_incremental_is_the_same_on_one_and_two_threads():
     import numba
 
-    c = bottleneck
-    trips = _trips(c, 6000, hours=2.0)
+    c = grid_city(6, 6)
+    trips = trips_from_od(c, gravity_od(c, 3000), np.random.default_rng(5), begin=0, end=7200, profile="flat",
+                          vtypes=[DEFAULT_VTYPES["car"]], vtype_shares=[1.0])
+    free = route_demand(c, trips)
+    cfg = RoutingConfig(method="incremental", tolerance=0.0)  # every loaded trip on the loaded costs
     out = []
     before = numba.get_num_threads()
     try:
         for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
             numba.set_num_threads(threads)
-            free = route_demand(c, trips)
-            out.append(incremental_assignment(c, free, INCREMENTAL)[0])
+            out.append(incremental_assignment(c, free, cfg))
     finally:
         numba.set_num_threads(before)
-    a, b = out
+    (a, sa), (b, sb) = out
+    assert sa["rerouted"] == sb["rerouted"] > 1000
     assert np.array_equal(a.route_offsets, b.route_offsets) and np.array_equal(a.route_edges, b.route_edges)
+    assert not np.array_equal(a.route_edges, free.route_edges)
 
 
 @pytest.mark.parametrize("routing, message", [

@@ -3,7 +3,7 @@
 Trips are routed in departure order, a time slice at a time (``slice_s``, an hour by default) and each
 slice in ``increments`` parts (trip j of the slice in part j mod K, so that every origin-destination
 pair's trips are spread over the parts, as marouter splits each OD cell's demand): each part is routed
-on the edge costs of a volume-delay function (BPR) of the flows that the trips routed before it put on
+on the edge costs of a volume-delay function (BPR's form, :func:`bpr_cost`) of the flows that the trips routed before it put on
 each edge in the slice's hour. A trip enters each edge of its route at its departure time plus the
 loaded times of the edges before it; the edges it enters in a slice's hour count in that slice's flow.
 
@@ -12,7 +12,7 @@ Re-routing every trip of every part would take one shortest-path tree per origin
 its free-flow route, and a part's trip is routed anew only when that route's loaded cost exceeds its
 free-flow cost by more than ``tolerance`` (relative). Costs only rise above free flow, so a trip kept on
 its free-flow route is within ``tolerance`` of its best route on the loaded costs. The model and its
-references are in docs/models.md ("Congestion-aware routing of generated demand").
+references are in docs/models.md ("Routing of generated demand (incremental assignment)").
 """
 from __future__ import annotations
 
@@ -126,6 +126,8 @@ def incremental_assignment(city: CityModel, demand, cfg):
     from twin.demand.routing import free_flow_cost, route_sums
     from twin.demand.trips import RoutedDemand, route_demand
 
+    if demand.stops is not None and len(demand.stops):
+        raise ValueError("incremental assignment re-routes generated trips; these trips have stops on their routes")
     t_start = time.perf_counter()
     trips = demand.trips
     n = len(trips)

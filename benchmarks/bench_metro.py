@@ -62,7 +62,7 @@ TARGETS = {"total_s": 60.0, "peak_rss_mb": 3072.0, "teleports_pct": 0.5}  # issu
 def scenario(blocks: int, trips: int, *, window_h: tuple[float, float], duration_s: float, seed: int,
              beta_per_km: float, departures: str | None = None, engine: dict | None = None,
              city: dict | None = None, webster: bool = True, outer_ring: bool = True,
-             periods: bool = True) -> ScenarioConfig:
+             periods: bool = True, routing: dict | None = None) -> ScenarioConfig:
     """The metro scenario: ``trips`` over the hours ``window_h`` of the daily profile (the whole day: the
     ``daily`` profile with the commute home after 13:00; part of it: those hours' weights, the trips
     departing from 13:00 on going home as the day's do), or of the named profile ``departures`` (e.g. ``"flat"``) over the window. ``engine``: native
@@ -73,7 +73,8 @@ def scenario(blocks: int, trips: int, *, window_h: tuple[float, float], duration
     run (each signal on its busiest hour). With ``outer_ring``
     (where it fits, e.g. 60 or 100 blocks; not 20) the city has its second ring motorway in the outer
     districts. Its interchanges are built to carry the job centres' inflow (``INTERCHANGES``; ``city`` may
-    turn them off, e.g. ``{"free_right_turns": False}``)."""
+    turn them off, e.g. ``{"free_right_turns": False}``). ``routing``: the demand's ``routing`` (default: free
+    flow)."""
     h0, h1 = window_h
     whole_day = (h0, h1) == (0.0, 24.0)
     if departures is not None:
@@ -91,7 +92,7 @@ def scenario(blocks: int, trips: int, *, window_h: tuple[float, float], duration
                  "outer_ring": outer_ring and outer_ring_fits(blocks, blocks, 5),  # arterials every 5 blocks
                  **INTERCHANGES, **(city or {})},
         "demand": {"type": "od", "trips": trips, "begin_s": 0.0, "end_s": (h1 - h0) * 3600.0,
-                   "gravity_beta_per_km": beta_per_km, **demand},
+                   "gravity_beta_per_km": beta_per_km, **demand, **({"routing": routing} if routing else {})},
         "signal_plans": ({"method": "webster", "periods": window_periods(h0, h1) if periods else None}
                          if webster else None),
         "run": {"duration_s": duration_s, "record_interval_s": 900.0, "snapshot_interval_s": 0,
@@ -224,7 +225,7 @@ def run(cfg: ScenarioConfig, out_dir: str, progress_s: float = 0.0, on_start=Non
     times["demand"] = time.perf_counter() - t0
     peaks["demand"] = _peak_mb()
     t0 = time.perf_counter()
-    demand = route_demand(city, trips)
+    demand = route_demand(city, trips, routing=d.routing)
     times["routing"] = time.perf_counter() - t0
     peaks["routing"] = _peak_mb()
     t0 = time.perf_counter()
@@ -303,6 +304,8 @@ def main() -> int:
     p.add_argument("--city", type=json.loads, default={}, metavar="JSON",
                    help='metro city options over the bench\'s (e.g. \'{"free_right_turns": false}\'; the plain diamond '
                         'interchanges: \'{"off_ramp_lanes": 2, "terminal_turn_lanes": false, "free_right_turns": false}\')')
+    p.add_argument("--routing", type=json.loads, default=None, metavar="JSON",
+                   help='the demand\'s routing (e.g. \'{"method": "incremental"}\'; default: free flow)')
     p.add_argument("--signals", choices=("periods", "webster", "fixed"), default="periods",
                    help="greens timed from the routed flows (Webster) per time-of-day period (the default: "
                         "night, morning peak, midday, evening peak, evening), once for the whole run (each signal "
@@ -326,7 +329,7 @@ def main() -> int:
     warm = time.perf_counter() - t0
     cfg = scenario(blocks, trips, window_h=(h0, h1), duration_s=(h1 - h0) * 3600.0 + extra, seed=a.seed,
                    beta_per_km=a.beta, webster=a.signals != "fixed", periods=a.signals == "periods",
-                   outer_ring=not a.no_outer_ring, city=a.city)
+                   outer_ring=not a.no_outer_ring, city=a.city, routing=a.routing)
     with tempfile.TemporaryDirectory(prefix="twin-metro-") as tmp:
         r = run(cfg, a.out or tmp, a.progress, on_start=queue_reader(a.queues) if a.queues > 0 else None)
     r["warmup_s"] = round(warm, 3)

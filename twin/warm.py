@@ -30,7 +30,8 @@ RUNS = [
     ("default", DATA / "default.yaml", {"run": {"duration_s": 600, "record_interval_s": 60}}),
     ("residents and air", DATA / "default.yaml", {
         "name": "warm-population", "city": {"residents_per_block": 100, "jobs_per_block": 80},
-        "demand": {"trips": 50}, "run": {"duration_s": 1800, "record_interval_s": 300},
+        "demand": {"trips": 50, "routing": {"method": "incremental", "tolerance": 0}},  # the assignment's kernels
+        "run": {"duration_s": 1800, "record_interval_s": 300},
         "population": {"scale": 0.2, "days": 2},
         "air": {"resolution_m": 100, "stations": [{"id": "s", "x": 300, "y": 300}]}}),
     ("outbreak", DATA / "default.yaml", {

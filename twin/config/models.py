@@ -165,6 +165,24 @@ class VehicleTypeConfig(Strict):
                                                          "unset: the fleet mix (docs/emissions.md)")
 
 
+class RoutingConfig(Strict):
+    """How generated trips are routed (docs/scenarios.md, the model in docs/models.md).
+
+    ``free_flow``: every trip on its shortest route at the speed limits (all-or-nothing). ``incremental``:
+    time-sliced incremental assignment: trips routed in departure order, ``slice_s`` [s] at a time, each
+    slice in ``increments`` parts, each part on BPR travel times ``t0 (1 + alpha (v/c)^beta)`` of the flows
+    the trips routed before it put on the edges in the slice's hour; a trip keeps its free-flow route while
+    that route's loaded time is within ``tolerance`` (relative) of its free-flow time.
+    """
+
+    method: Literal["free_flow", "incremental"] = "free_flow"
+    slice_s: float = Field(3600.0, ge=60.0, le=MAX_DURATION_S)
+    increments: int = Field(4, ge=1, le=100)
+    alpha: float = Field(1.0, ge=0)  # marouter's volume-delay form 1 + (v/c)^2; BPR's is alpha 0.15, beta 4
+    beta: float = Field(2.0, ge=1.0, le=10.0)
+    tolerance: float = Field(0.02, ge=0, le=10.0)
+
+
 class OdDemandConfig(Strict):
     """Trips from a gravity-model OD matrix over the city's zones and a time-of-day profile."""
 
@@ -177,6 +195,7 @@ class OdDemandConfig(Strict):
     vehicle_mix: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: {"car": 0.92, "truck": 0.08})
     gravity_beta_per_km: float = Field(0.6, ge=0)
     vtypes: dict[str, VehicleTypeConfig] = Field(default_factory=dict)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
 
     @model_validator(mode="after")
     def _window(self) -> "OdDemandConfig":

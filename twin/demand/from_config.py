@@ -55,7 +55,7 @@ def build_demand(city: CityModel, cfg: OdDemandConfig | TripListDemandConfig | S
         return RoutedDemand.load(cfg.path, city)
     vtypes = vehicle_types(cfg.vtypes)
     if isinstance(cfg, OdDemandConfig):
-        return route_demand(city, od_trips(city, cfg, rng))
+        return route_demand(city, od_trips(city, cfg, rng), routing=cfg.routing)
     if isinstance(cfg, TripListDemandConfig):
         names = sorted({t.vtype for t in cfg.trips})
         origin, dest, depart, vt, ids = [], [], [], [], []

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -338,9 +339,21 @@ def _pick_edges(zone_edges: tuple[np.ndarray, np.ndarray], zones: np.ndarray, rn
     return edges[off[zones] + k]
 
 
+_NETWORKS: "weakref.WeakKeyDictionary[CityModel, dict]" = weakref.WeakKeyDictionary()
+
+
 def _class_networks(city: CityModel, bits: np.ndarray):
     """``(bits, (offsets, targets, usable))`` per distinct road network of the vehicle classes ``bits``:
-    classes that may use the same roads and turns are routed together."""
+    classes that may use the same roads and turns are routed together. Kept per city (a city does not
+    change) for the next call, as incremental assignment routes a demand in many parts."""
+    key = tuple(bits.tolist())
+    cached = _NETWORKS.setdefault(city, {})
+    if key not in cached:
+        cached[key] = _build_class_networks(city, bits)
+    return cached[key]
+
+
+def _build_class_networks(city: CityModel, bits: np.ndarray):
     nets: list[tuple[list[int], tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
     for bit in bits.tolist():
         net = (*class_graph(city, int(bit)), class_edges(city, int(bit)))
@@ -355,7 +368,7 @@ def _class_networks(city: CityModel, bits: np.ndarray):
 
 def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = None, *,
                  given_routes: list[np.ndarray | None] | None = None,
-                 return_rerouted: bool = False) -> RoutedDemand | tuple[RoutedDemand, int]:
+                 return_rerouted: bool = False, routing=None) -> RoutedDemand | tuple[RoutedDemand, int]:
     """Route every trip by shortest travel time; report those without a route.
 
     Parameters
@@ -367,6 +380,10 @@ def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = N
         that is not connected in ``city``, or uses a road its vehicle's class
         may not, is replaced by the shortest path between its ends (counted;
         returned with ``return_rerouted``).
+    routing : RoutingConfig, optional
+        ``method: incremental``: the trips' free-flow routes re-routed by time-sliced incremental
+        assignment on congested travel times (:func:`twin.demand.assignment.incremental_assignment`);
+        default (or ``free_flow``): free-flow routes.
 
     Each class is routed over the roads it may use (:func:`class_graph`): a
     trip no such route serves is left out and listed in ``unroutable`` with
@@ -441,4 +458,8 @@ def route_demand(city: CityModel, trips: Trips, edge_cost: np.ndarray | None = N
     length = route_sums(new_off, edges, np.asarray(city.edge_length, dtype=np.float64))
     fft = route_sums(new_off, edges, ff)
     out = RoutedDemand(kept, new_off, edges, length, fft, unroutable)
+    if routing is not None and routing.method == "incremental":
+        from twin.demand.assignment import incremental_assignment
+
+        out = incremental_assignment(city, out, routing)[0]
     return (out, rerouted) if return_rerouted else out

@@ -23,10 +23,10 @@ STATES = ("susceptible", "exposed", "infectious", "recovered")
 
 @pytest.fixture(scope="module")
 def outbreak(tmp_path_factory):
-    """A live twin of a town with residents choosing modes and an outbreak, at 800× real time (~80 s)."""
+    """A live twin of a town with residents choosing modes and an outbreak, at 2,000× real time (~20 s to 10:00)."""
     tmp = tmp_path_factory.mktemp("outbreak")
     (tmp / "s.yaml").write_text(OUTBREAK)
-    with twin_server("live", tmp / "s.yaml", "--speed", "800", "--out", tmp / "out",
+    with twin_server("live", tmp / "s.yaml", "--speed", "2000", "--out", tmp / "out",
                      "--token", "t0k3n-of-the-outbreak") as (base, _):
         yield base
 

@@ -101,3 +101,32 @@ def test_where_pasubios_fanning_paths_part():
     assert part("43_0") == pytest.approx(np.array([[0.0, 6.2], [6.2, 0.0]]), abs=0.1)
     left = part("4[1][1][0]_1")  # straight and a permissive left turn whose first internal lane is 10.71 m
     assert 0.0 < left[0, 1] == left[1, 0] <= 10.71
+
+
+def _left_turner_through_stream(headway_s: float, diverging_paths: bool) -> tuple[float, float]:
+    """Arrival times [s] of a left turner that waits at its internal junction (8 m along its 20 m path) for an
+    oncoming stream (a car every ``headway_s`` for a minute; the turner comes while it passes), and of the
+    stream's last car."""
+    from test_junction import CAR, _left_turn_city
+
+    city = _left_turn_city(8.0)
+    specs = [("in", "left_out", 24.5)] + [("opp", "opp_out", float(t)) for t in np.arange(1.0, 61.0, headway_s)]
+    eng = NativeEngine(step_length=0.5, diverging_paths=diverging_paths)
+    eng.start(city, route_demand(city, make_trips(city, specs, CAR)), seed=1)
+    eng.advance(400.0)
+    assert np.all(eng.state == 3) and eng.teleports.sum() == 0
+    return float(eng.t_arrive[eng.depart == 24.5][0]), float(eng.t_arrive[np.argmax(eng.depart)])
+
+
+def test_a_left_turner_standing_at_its_internal_junction_needs_the_time_to_clear_its_path():
+    """SUMO's MSLink::blockedByFoe (with diverging_paths, SUMO's internal-lane rules): a vehicle standing at its
+    internal junction goes only if no foe arrives before it has left the conflict, from rest over the 12 m of path
+    beyond it plus its 5 m length (about 4 s here), plus jmTimegapMinor (1 s). Gaps of 4 s in the oncoming stream
+    are too short, so it waits for the whole stream; with the critical gap of 3.5 s it takes one. Gaps of 8 s are
+    long enough either way."""
+    left, last = _left_turner_through_stream(4.0, diverging_paths=False)
+    assert left < last - 10.0  # in a gap of the stream
+    left, last = _left_turner_through_stream(4.0, diverging_paths=True)
+    assert left > last  # after the stream
+    left, last = _left_turner_through_stream(8.0, diverging_paths=True)
+    assert left < last - 20.0

@@ -3,6 +3,8 @@ teleports (commit).
 """
 from __future__ import annotations
 
+from math import sqrt
+
 from numba import prange
 
 from twin.jit import inline_kernel, kernel, parallel_kernel
@@ -11,8 +13,8 @@ from twin.engines.native.kernels.routes import _best_lane, _route_edge, choose_c
 from twin.engines.native.kernels.state import (
     LOOKAHEAD_M, LOOKAHEAD_S, YIELD_CHECK_M, YIELD_MARGIN_M, COOPERATE_M,
     RUNNING, ARRIVED, RED, YELLOW, GREEN, GREEN_MINOR, UNCONTROLLED, INF, DRIVE_OFF_BIT, EMERGENCY_DECEL, HALT_SPEED,
-    LC_URGENT_GAP, LANE_END_REST, STOP_LINE_EPS_M, MIN_DIST_M, SLOWDOWN_DIST_M, KEEP_CLEAR_LOOKAHEAD,
-    FOE_VISIBILITY_M)
+    LC_URGENT_GAP, LANE_END_REST, STOP_LINE_EPS_M, MIN_DIST_M, MIN_SPEED, SLOWDOWN_DIST_M, KEEP_CLEAR_LOOKAHEAD,
+    FOE_VISIBILITY_M, TIMEGAP_MINOR_S)
 
 
 @inline_kernel
@@ -22,6 +24,20 @@ def waits_beside(j, c, pos, junction_conn, conn_yield_dist, conn_length):
     other paths into it: not in their way)."""
     jc = junction_conn[j]
     return pos[j] < 0.0 and jc >= 0 and jc != c and pos[j] < conn_yield_dist[jc] - conn_length[jc]
+
+
+@inline_kernel
+def conflict_window(v, v_max, a, dy, rest):
+    """Time [s] within which a foe's arrival at its stop line blocks a vehicle at ``v`` [m/s] (at most ``v_max``,
+    accelerating at ``a`` [m/s²]) that is ``dy`` [m] before its internal junction and must then clear ``rest`` [m]
+    (the path beyond it plus its own length), as SUMO's ``MSLink::blockedByFoe`` judges it: the foe must not
+    arrive before the vehicle has left the conflict (its arrival plus ``MSLink::getLeaveTime``, at the mean of
+    its arrival and leave speeds) plus ``jmTimegapMinor`` (``TIMEGAP_MINOR_S``). A vehicle standing at its internal
+    junction needs a far larger gap than one that passes it at speed."""
+    va = min(v_max, sqrt(v * v + 2.0 * a * dy))  # arrival speed at the internal junction
+    vl = min(v_max, sqrt(va * va + 2.0 * a * rest))  # leave speed
+    t_arrive = 2.0 * dy / max(v + va, MIN_SPEED)
+    return t_arrive + rest / max(0.5 * (va + vl), MIN_SPEED) + TIMEGAP_MINOR_S
 
 
 @kernel(refcounts=False)
@@ -234,8 +250,11 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     while a foe approaches (from there a foe standing at its stop line does not count), beside the other paths
     into its next lane (:func:`in_the_way`).
 
-    Diverging paths: a vehicle on another path from the lane of the connection it approaches or is on is its
-    leader until their paths part (:func:`sibling_leader`; none while ``net.conn_part_dist`` is empty).
+    Diverging paths (SUMO's internal-lane rules; none while ``net.conn_part_dist`` is empty, the engine's
+    ``diverging_paths`` off): a vehicle on another path from the lane of the connection it approaches or is on is
+    its leader until their paths part (:func:`sibling_leader`), and a vehicle waiting at its internal junction
+    goes only when no foe arrives before it has cleared the conflict (:func:`conflict_window`, SUMO's
+    ``MSLink::blockedByFoe``) instead of within its critical gap.
 
     Keep-clear (``net.conn_keep_clear``, all False unless the engine's ``keep_clear`` or ``junction_blocking``):
     a vehicle that can still stop comfortably at the line of a keep-clear junction ahead waits there if the road
@@ -461,7 +480,10 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             cj = junction_conn[i]
             if cj >= 0 and conn_yield_dist[cj] > 0.0 and conn_signal[cj] != GREEN:
                 dy = conn_yield_dist[cj] - conn_length[cj] - p  # [m] to the internal junction
-                if dy > 0.0 and foe_approaching(cj, vt_crit_gap[ty], False, conn_foe_offsets, conn_foe_lanes,
+                gap = vt_crit_gap[ty]  # [s] the foe's time to its stop line that blocks it
+                if has_part:  # SUMO's internal-lane rules (diverging_paths): the time to clear the conflict
+                    gap = conflict_window(v, v_allowed, a, max(dy, 0.0), -p - dy + vt_length[ty])
+                if dy > 0.0 and foe_approaching(cj, gap, False, conn_foe_offsets, conn_foe_lanes,
                                                 lane_start, order, pos, speed, lane_length, lane_conn_offsets,
                                                 conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
                                                 vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start,

@@ -480,10 +480,10 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             cj = junction_conn[i]
             if cj >= 0 and conn_yield_dist[cj] > 0.0 and conn_signal[cj] != GREEN:
                 dy = conn_yield_dist[cj] - conn_length[cj] - p  # [m] to the internal junction
-                gap = vt_crit_gap[ty]  # [s] the foe's time to its stop line that blocks it
-                if has_part:  # SUMO's internal-lane rules (diverging_paths): the time to clear the conflict
-                    gap = conflict_window(v, v_allowed, a, max(dy, 0.0), -p - dy + vt_length[ty])
-                if dy > 0.0 and foe_approaching(cj, gap, False, conn_foe_offsets, conn_foe_lanes,
+                window = vt_crit_gap[ty]  # [s] a foe this close in time to its stop line blocks it
+                if has_part and dy > 0.0:  # SUMO's internal-lane rules (diverging_paths): the time to clear it
+                    window = conflict_window(v, v_allowed, a, dy, -p - dy + vt_length[ty])
+                if dy > 0.0 and foe_approaching(cj, window, False, conn_foe_offsets, conn_foe_lanes,
                                                 lane_start, order, pos, speed, lane_length, lane_conn_offsets,
                                                 conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
                                                 vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start,

@@ -171,7 +171,10 @@ class NativeEngine:
         leader of the vehicle behind it on another until their paths have parted, ``CityModel.conn_part_dist``,
         :func:`twin.engines.native.kernels.movement.sibling_leader`), and a vehicle waiting at its internal
         junction goes only when no foe arrives before it has cleared the conflict (``MSLink::blockedByFoe``,
-        :func:`twin.engines.native.kernels.movement.conflict_window`); off by default.
+        :func:`twin.engines.native.kernels.movement.conflict_window`), and keep-clear's count takes the vehicles
+        on the entering vehicle's own path by their lengths, stopping there only while its own internal-junction
+        link is closed for its arrival (:func:`twin.engines.native.kernels.movement.own_link_closed`); off by
+        default.
     """
 
     name: ClassVar[str] = "native"

@@ -2,12 +2,14 @@
 the other until the paths part (docs/models.md, "Junctions")."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from twin.city import CityBuilder
 from twin.city.model import conn_part_start
-from twin.demand import route_demand
+from twin.demand import DEFAULT_VTYPES, route_demand
 from twin.engines.native import NativeEngine
 
 from conftest import make_trips
@@ -101,3 +103,83 @@ def test_where_pasubios_fanning_paths_part():
     assert part("43_0") == pytest.approx(np.array([[0.0, 6.2], [6.2, 0.0]]), abs=0.1)
     left = part("4[1][1][0]_1")  # straight and a permissive left turn whose first internal lane is 10.71 m
     assert 0.0 < left[0, 1] == left[1, 0] <= 10.71
+
+
+def _left_turner_through_stream(headway_s: float, diverging_paths: bool) -> tuple[float, float]:
+    """Arrival times [s] of a left turner that waits at its internal junction (8 m along its 20 m path) for an
+    oncoming stream (a car every ``headway_s`` for a minute; the turner comes while it passes), and of the
+    stream's last car."""
+    from test_junction import CAR, _left_turn_city
+
+    city = _left_turn_city(8.0)
+    specs = [("in", "left_out", 24.5)] + [("opp", "opp_out", float(t)) for t in np.arange(1.0, 61.0, headway_s)]
+    eng = NativeEngine(step_length=0.5, diverging_paths=diverging_paths)
+    eng.start(city, route_demand(city, make_trips(city, specs, CAR)), seed=1)
+    eng.advance(400.0)
+    assert np.all(eng.state == 3) and eng.teleports.sum() == 0
+    return float(eng.t_arrive[eng.depart == 24.5][0]), float(eng.t_arrive[np.argmax(eng.depart)])
+
+
+def test_a_left_turner_standing_at_its_internal_junction_needs_the_time_to_clear_its_path():
+    """SUMO's MSLink::blockedByFoe (with diverging_paths, SUMO's internal-lane rules): a vehicle standing at its
+    internal junction goes only if no foe arrives before it has left the conflict, from rest over the 12 m of path
+    beyond it plus its 5 m length (about 4 s here), plus jmTimegapMinor (1 s). Gaps of 4 s in the oncoming stream
+    are too short, so it waits for the whole stream; with the critical gap of 3.5 s it takes one. Gaps of 8 s are
+    long enough either way."""
+    left, last = _left_turner_through_stream(4.0, diverging_paths=False)
+    assert left < last - 10.0  # in a gap of the stream
+    left, last = _left_turner_through_stream(4.0, diverging_paths=True)
+    assert left > last  # after the stream
+    left, last = _left_turner_through_stream(8.0, diverging_paths=True)
+    assert left < last - 20.0
+
+
+def _two_left_turners_city():
+    """A one-lane approach ``in`` to ``j``, straight on to ``out`` and a permissive left turn to ``left_out`` over
+    a 30 m path that yields to the oncoming ``opp`` 16 m along it (SUMO's internal junction: room for two cars
+    before it), both paths with shapes (so that ``diverging_paths`` has where they part)."""
+    b = CityBuilder("two left turners")
+    for nid, x, y in [("w", 0, 0), ("j", 300, 0), ("e", 600, 0), ("n", 300, 300)]:
+        b.add_node(nid, x, y)
+    b.add_edge("in", "w", "j", priority=3)
+    b.add_edge("out", "j", "e", priority=3)
+    b.add_edge("opp", "e", "j", priority=3)
+    b.add_edge("opp_out", "j", "w", priority=3)
+    b.add_edge("left_out", "j", "n", priority=1)
+    b.add_connection("in", 0, "out", 0, length=15.0, foes=[], shape=np.array([(300.0, 0.0), (315.0, 0.0)]))
+    b.add_connection("in", 0, "left_out", 0, length=30.0, foes=[("opp", 0)], yield_dist=16.0,
+                     shape=np.array([(300.0, 0.0), (310.0, 0.0), (315.0, 15.0)]))
+    b.add_connection("opp", 0, "opp_out", 0, length=15.0, foes=[])
+    return b.build()
+
+
+def _second_turner_inside(diverging_paths: bool) -> int:
+    """Steps in which the second of two left turners (14 s apart) is inside the junction, on its path, while the
+    first stands at the internal junction, waiting for the last of an oncoming stream (ten cars 2 s apart)."""
+    city = _two_left_turners_city()
+    specs = [("in", "left_out", 10.0), ("in", "left_out", 24.0)] + [("opp", "opp_out", 6.0 + 2.0 * k)
+                                                                   for k in range(10)]
+    eng = NativeEngine(step_length=0.5, diverging_paths=diverging_paths)
+    car = dataclasses.replace(DEFAULT_VTYPES["car"], speed_dev=0.0)
+    eng.start(city, route_demand(city, make_trips(city, specs, car)), seed=1)
+    lo = city.edge_lane_start[city.edge_index["left_out"]]
+    first, second = (int(np.flatnonzero(eng.depart == t)[0]) for t in (10.0, 24.0))
+    inside = 0
+    for k in range(1, 200):
+        eng.advance(k * 0.5)
+        on_path = (eng.state == 2) & (eng.lane == lo) & (eng.pos < 0.0)
+        inside += int(on_path[first] and eng.speed[first] < 0.1 and on_path[second])
+    eng.advance(400.0)
+    assert np.all(eng.state == 3) and eng.teleports.sum() == 0
+    return inside
+
+
+def test_the_second_left_turner_follows_the_first_into_the_junction_once_its_own_link_opens():
+    """SUMO's keep-clear count (``checkRewindLinkLanes``) takes the first left turner, standing on its internal
+    lane, by its length alone, and holds the second at the stop line only while the second's own
+    internal-junction link is closed for its arrival. As the stream's last car nears, that link opens for the
+    second (it arrives after the car has gone) while the first still waits for it: the second drives into the
+    junction behind the first. Without ``diverging_paths`` (and before this rule) the standing first turner
+    stops the count and the second waits at the line until the first moves."""
+    assert _second_turner_inside(True) > 0
+    assert _second_turner_inside(False) == 0

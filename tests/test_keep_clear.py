@@ -73,10 +73,12 @@ def _lane(speeds, fronts, link_wait_last, length=17.3):
     link_wait = np.zeros(n, dtype=np.bool_)
     if n:
         link_wait[0] = link_wait_last
-    return space_till_standing(0, 0, order, lane_start, np.array([length]), np.asarray(fronts, float),
-                               np.asarray(speeds, float), np.zeros(n, dtype=np.int32), link_wait,
-                               np.array([CAR.length]), np.array([CAR.min_gap]), np.array([CAR.decel]),
-                               np.array([CAR.tau]), np.full(n, -1, dtype=np.int32), np.zeros(1), np.zeros(1))
+    room, stops, _ = space_till_standing(0, 0, order, lane_start, np.array([length]), np.asarray(fronts, float),
+                                         np.asarray(speeds, float), np.zeros(n, dtype=np.int32), link_wait,
+                                         np.array([CAR.length]), np.array([CAR.min_gap]), np.array([CAR.decel]),
+                                         np.array([CAR.tau]), np.full(n, -1, dtype=np.int32), np.zeros(1),
+                                         np.zeros(1), True)
+    return room, stops
 
 
 def test_a_moving_queue_counts_as_sumo_counts_it():

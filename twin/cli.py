@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="native engine: insertion without the check of the vehicle behind (docs/models.md)")
     v.add_argument("--diverging-paths", action="store_true",
                    help="native engine: a vehicle on another path from the same lane is a leader until the paths "
-                        "part (docs/models.md, 'Junctions')")
+                        "part, and one at its internal junction needs the time to clear it (docs/models.md, "
+                        "'Junctions')")
     v.add_argument("-q", "--quiet", action="store_true")
 
     c = sub.add_parser("compare", help="a policy scenario against its baseline over replications (Dask)",

@@ -63,8 +63,9 @@ class NativeEngineConfig(EngineConfig):
     keep_clear: bool = True
     # insertion keeps the gap a vehicle approaching from behind needs to brake (docs/models.md, "Insertion")
     insertion_back_gap: bool = True
-    # a vehicle on one of the paths a lane fans out into holds the one behind it on another until they part
-    # (SUMO's same-source foes; docs/models.md, "Junctions"; off: it costs two cities a target, docs/validation.md)
+    # SUMO's internal-lane rules: a vehicle on one of the paths a lane fans out into holds the one behind it on
+    # another until they part (same-source foes), and a vehicle at its internal junction needs the time to clear the
+    # conflict (blockedByFoe); docs/models.md, "Junctions"; off: it costs cities targets, docs/validation.md
     diverging_paths: bool = False
 
     @model_validator(mode="after")
@@ -166,9 +167,14 @@ class NativeEngine:
         SUMO's keep-clear rule: no vehicle enters a junction without room beyond it, counted as SUMO counts it
         (:func:`twin.engines.native.kernels.movement.space_till_standing`; on by default).
     diverging_paths : bool
-        SUMO's same-source foes: a vehicle on one of the paths its lane fans out into is a leader of the vehicle
-        behind it on another until their paths have parted (``CityModel.conn_part_dist``,
-        :func:`twin.engines.native.kernels.movement.sibling_leader`; off by default).
+        SUMO's internal-lane rules: same-source foes (a vehicle on one of the paths its lane fans out into is a
+        leader of the vehicle behind it on another until their paths have parted, ``CityModel.conn_part_dist``,
+        :func:`twin.engines.native.kernels.movement.sibling_leader`), and a vehicle waiting at its internal
+        junction goes only when no foe arrives before it has cleared the conflict (``MSLink::blockedByFoe``,
+        :func:`twin.engines.native.kernels.movement.conflict_window`), and keep-clear's count takes the vehicles
+        on the entering vehicle's own path by their lengths, stopping there only while its own internal-junction
+        link is closed for its arrival (:func:`twin.engines.native.kernels.movement.own_link_closed`); off by
+        default.
     """
 
     name: ClassVar[str] = "native"

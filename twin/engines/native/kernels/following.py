@@ -107,6 +107,38 @@ def foe_approaching(c, crit_gap, merging, conn_foe_offsets, conn_foe_lanes, lane
 
 
 @kernel(refcounts=False)
+def foe_in_window(c, t_arrive, t_end, conn_foe_offsets, conn_foe_lanes, lane_start, order, pos, speed, lane_length,
+                  conn_length, lane_conn_offsets, conn_to_lane, ridx, route_edges, route_off, route_n, vtype,
+                  vt_length, vt_class_bit, lane_edge, lane_allow, edge_lane_start):
+    """True if a moving vehicle on a lane that connection ``c`` yields to is on its own path through the junction
+    while a vehicle arriving at ``c``'s conflict ``t_arrive`` [s] from now, and gone ``t_end`` [s] from now, is
+    there: it arrives at its stop line before ``t_end`` and has not left its path (its length past the path's
+    end, at its speed) before ``t_arrive``. SUMO's ``MSLink::opened`` for a vehicle's arrival ahead of time
+    (``blockedByFoe``: a foe that has passed before it arrives, or comes after it has gone, does not block it).
+    The foes on each lane from its front vehicle back, while one still arrives before ``t_end``; a standing one
+    and those behind it do not come."""
+    for f in range(conn_foe_offsets[c], conn_foe_offsets[c + 1]):
+        fl = conn_foe_lanes[f]
+        for q in range(lane_start[fl + 1] - 1, lane_start[fl] - 1, -1):
+            j = order[q]
+            vf = speed[j]
+            if vf <= FOE_MOVING_SPEED:
+                break
+            t_f = (lane_length[fl] - pos[j]) / vf  # [s] to its stop line
+            if t_f > t_end:
+                break
+            path = 0.0
+            cbj = vt_class_bit[vtype[j]]
+            cj = choose_connection(fl, ridx[j], route_edges, route_off[j], route_n[j], cbj, lane_conn_offsets,
+                                   conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
+            if cj >= 0:
+                path = conn_length[cj]
+            if t_f + (path + vt_length[vtype[j]]) / vf >= t_arrive:
+                return True
+    return False
+
+
+@kernel(refcounts=False)
 def junction_blocked(c, d, v, conn_cross_offsets, conn_cross, conn_to_lane, lane_start, order, pos, speed, vtype,
                      vt_length, junction_conn):
     """True if a vehicle on the junction path of a connection that crosses connection ``c`` is still inside the

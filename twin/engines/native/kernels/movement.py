@@ -3,16 +3,18 @@ teleports (commit).
 """
 from __future__ import annotations
 
+from math import sqrt
+
 from numba import prange
 
 from twin.jit import inline_kernel, kernel, parallel_kernel
-from twin.engines.native.kernels.following import foe_approaching, idm, junction_blocked
+from twin.engines.native.kernels.following import foe_approaching, foe_in_window, idm, junction_blocked
 from twin.engines.native.kernels.routes import _best_lane, _route_edge, choose_connection
 from twin.engines.native.kernels.state import (
     LOOKAHEAD_M, LOOKAHEAD_S, YIELD_CHECK_M, YIELD_MARGIN_M, COOPERATE_M,
     RUNNING, ARRIVED, RED, YELLOW, GREEN, GREEN_MINOR, UNCONTROLLED, INF, DRIVE_OFF_BIT, EMERGENCY_DECEL, HALT_SPEED,
-    LC_URGENT_GAP, LANE_END_REST, STOP_LINE_EPS_M, MIN_DIST_M, SLOWDOWN_DIST_M, KEEP_CLEAR_LOOKAHEAD,
-    FOE_VISIBILITY_M)
+    LC_URGENT_GAP, LANE_END_REST, STOP_LINE_EPS_M, MIN_DIST_M, MIN_SPEED, SLOWDOWN_DIST_M, KEEP_CLEAR_LOOKAHEAD,
+    FOE_VISIBILITY_M, TIMEGAP_MINOR_S)
 
 
 @inline_kernel
@@ -24,9 +26,30 @@ def waits_beside(j, c, pos, junction_conn, conn_yield_dist, conn_length):
     return pos[j] < 0.0 and jc >= 0 and jc != c and pos[j] < conn_yield_dist[jc] - conn_length[jc]
 
 
+@inline_kernel
+def arrival_time(v, v_max, a, dy):
+    """Time [s] a vehicle at ``v`` [m/s], accelerating at ``a`` [m/s²] up to ``v_max`` [m/s], takes for ``dy`` [m]
+    (as SUMO's ``getMinimalArrivalTime``), and its speed [m/s] on arrival."""
+    va = min(v_max, sqrt(v * v + 2.0 * a * dy))
+    return 2.0 * dy / max(v + va, MIN_SPEED), va
+
+
+@inline_kernel
+def conflict_window(v, v_max, a, dy, rest):
+    """Time [s] within which a foe's arrival at its stop line blocks a vehicle at ``v`` [m/s] (at most ``v_max``,
+    accelerating at ``a`` [m/s²]) that is ``dy`` [m] before its internal junction and must then clear ``rest`` [m]
+    (the path beyond it plus its own length), as SUMO's ``MSLink::blockedByFoe`` judges it: the foe must not
+    arrive before the vehicle has left the conflict (its arrival plus ``MSLink::getLeaveTime``, at the mean of
+    its arrival and leave speeds) plus ``jmTimegapMinor`` (``TIMEGAP_MINOR_S``). A vehicle standing at its internal
+    junction needs a far larger gap than one that passes it at speed."""
+    t_arrive, va = arrival_time(v, v_max, a, dy)  # at the internal junction, and its speed there
+    vl = min(v_max, sqrt(va * va + 2.0 * a * rest))  # leave speed
+    return t_arrive + rest / max(0.5 * (va + vl), MIN_SPEED) + TIMEGAP_MINOR_S
+
+
 @kernel(refcounts=False)
 def space_till_standing(l, c, order, lane_start, lane_length, pos, speed, vtype, link_wait, vt_length, vt_min_gap,
-                        vt_decel, vt_tau, junction_conn, conn_yield_dist, conn_length):
+                        vt_decel, vt_tau, junction_conn, conn_yield_dist, conn_length, own):
     """Room [m] on the non-empty lane ``l`` beyond a junction, entered by connection ``c``, as SUMO's keep-clear
     rule counts it, and whether the lane stops there (SUMO's ``MSLane::getSpaceTillLastStanding`` as
     ``MSVehicle::checkRewindLinkLanes`` uses it).
@@ -39,21 +62,59 @@ def space_till_standing(l, c, order, lane_start, lane_length, pos, speed, vtype,
     where a vehicle stands on it, or where its last vehicle planned in the last step to stop before a link ahead
     (``link_wait``: a red light, a yield, a junction kept clear; SUMO's ``myHaveToWaitOnNextLink``). Where the
     lane does not stop, SUMO does not hold a vehicle back for it.
+
+    ``own`` (with ``diverging_paths``, SUMO's internal-lane rules; the count of the vehicle about to enter
+    ``c``'s junction itself, where ``c`` has an internal junction): the vehicles on ``c``'s own path are on SUMO's internal lane before the lane, which
+    ``checkRewindLinkLanes`` counts by their lengths plus minimum gaps alone: they take room, standing or not,
+    but neither stop the count nor are the lane's last vehicle. Also returns what they take [m] (0: none), so that
+    the caller can stop the count at that path when its own internal-junction link is closed
+    (:func:`own_link_closed`).
     """
     lengths = 0.0
+    own_len = 0.0
+    own = own and conn_yield_dist[c] > 0.0
     last = -1
     for q in range(lane_start[l], lane_start[l + 1]):  # from the lane's last vehicle forwards
         j = order[q]
         if waits_beside(j, c, pos, junction_conn, conn_yield_dist, conn_length):
             continue
+        ty = vtype[j]
+        if own and pos[j] < 0.0 and junction_conn[j] == c:  # on SUMO's internal lane: its length and gap
+            own_len += vt_length[ty] + vt_min_gap[ty]
+            lengths += vt_length[ty] + vt_min_gap[ty]
+            continue
         if last < 0:
             last = j
-        ty = vtype[j]
         v = speed[j]
         if v < HALT_SPEED:
-            return pos[j] - vt_length[ty] + v * vt_tau[ty] + v * v / (2.0 * vt_decel[ty]) - lengths, True
+            return pos[j] - vt_length[ty] + v * vt_tau[ty] + v * v / (2.0 * vt_decel[ty]) - lengths, True, own_len
         lengths += vt_length[ty] + vt_min_gap[ty]
-    return lane_length[l] - lengths, last >= 0 and link_wait[last]
+    return lane_length[l] - lengths, last >= 0 and link_wait[last], own_len
+
+
+@kernel(refcounts=False)
+def own_link_closed(i, c, d, v_allowed, order, lane_start, veh, vt, net, ctl):
+    """Whether vehicle ``i``, ``d`` [m] before connection ``c``'s stop line and driving at most ``v_allowed``
+    [m/s], would find the link at ``c``'s internal junction closed when it arrives there
+    (:func:`arrival_time`): a foe on its path through the junction between then and the end of the time the
+    vehicle would take there (its critical gap; with ``diverging_paths``, :func:`conflict_window`)
+    (:func:`foe_in_window`). SUMO's ``checkRewindLinkLanes`` asks whether each link beyond the one the vehicle
+    approaches is ``opened`` for its arrival; a closed one stops keep-clear's count with the room up to there.
+    False where ``c`` has no internal junction or has a green of its own."""
+    if net.conn_yield_dist[c] <= 0.0 or ctl.conn_signal[c] == GREEN:
+        return False
+    ty = veh.vtype[i]
+    v = veh.speed[i]
+    dy = d + net.conn_yield_dist[c]  # [m] to its internal junction
+    t_arrive, _ = arrival_time(v, v_allowed, vt.accel[ty], dy)
+    t_end = t_arrive + vt.critical_gap[ty]
+    if net.conn_part_dist.shape[0] > 0:  # SUMO's internal-lane rules (diverging_paths): the time to clear it
+        t_end = conflict_window(v, v_allowed, vt.accel[ty], dy,
+                                net.conn_length[c] - net.conn_yield_dist[c] + vt.length[ty])
+    return foe_in_window(c, t_arrive, t_end, net.conn_foe_offsets, net.conn_foe_lanes, lane_start, order, veh.pos,
+                         veh.speed, net.lane_length, net.conn_length, net.lane_conn_offsets, net.conn_to_lane,
+                         veh.ridx, veh.route_edges, veh.route_off, veh.route_n, veh.vtype, vt.length, vt.class_bit,
+                         net.lane_edge, ctl.lane_allow, net.edge_lane_start)
 
 
 @kernel(refcounts=False)
@@ -134,9 +195,9 @@ def keep_clear_room(i, cur, ahead, seen_lanes, seen_paths, length, cb, order, la
         seen_paths += conn_length[c]
         tl = conn_to_lane[c]
         if lane_start[tl + 1] > lane_start[tl]:
-            sp, stops = space_till_standing(tl, c, order, lane_start, lane_length, pos, speed, vtype, link_wait,
-                                            vt_length, vt_min_gap, vt_decel, vt_tau, junction_conn, conn_yield_dist,
-                                            conn_length)
+            sp, stops, _ = space_till_standing(tl, c, order, lane_start, lane_length, pos, speed, vtype, link_wait,
+                                               vt_length, vt_min_gap, vt_decel, vt_tau, junction_conn,
+                                               conn_yield_dist, conn_length, False)
             room += sp
             if stops or waits_at_minor(tl, order, lane_start, veh, vt, net, ctl):
                 return room, True
@@ -149,19 +210,25 @@ def keep_clear_room(i, cur, ahead, seen_lanes, seen_paths, length, cb, order, la
 
 
 @kernel(refcounts=False)
-def keep_clear_beyond(i, c, cb, order, lane_start, veh, vt, net, ctl):
-    """Room [m] beyond the keep-clear junction of connection ``c`` (the next one on vehicle ``i``'s route), as
-    SUMO's ``checkRewindLinkLanes`` counts it, and whether the road stops within its look-ahead: the lane ``c``
-    leads to (:func:`space_till_standing`, :func:`waits_at_minor`), then on over :func:`keep_clear_room`."""
+def keep_clear_beyond(i, c, cb, v_allowed, order, lane_start, veh, vt, net, ctl):
+    """Room [m] beyond the keep-clear junction of connection ``c`` (the next one on vehicle ``i``'s route, which
+    drives at most ``v_allowed`` [m/s]), as SUMO's ``checkRewindLinkLanes`` counts it, and whether the road stops
+    within its look-ahead: the vehicles on ``c``'s own path where its own internal-junction link is closed
+    (:func:`own_link_closed`), the lane ``c`` leads to (:func:`space_till_standing`, :func:`waits_at_minor`), then
+    on over :func:`keep_clear_room`."""
     pos, speed, vtype, link_wait, junction_conn = veh.pos, veh.speed, veh.vtype, veh.link_wait, veh.junction_conn
     vt_length, vt_min_gap, vt_decel, vt_tau = vt.length, vt.min_gap, vt.decel, vt.tau
     lane_length, conn_to_lane, conn_length, conn_yield_dist = net.lane_length, net.conn_to_lane, net.conn_length, \
         net.conn_yield_dist
     tl = conn_to_lane[c]
     if lane_start[tl + 1] > lane_start[tl]:
-        room, stops = space_till_standing(tl, c, order, lane_start, lane_length, pos, speed, vtype, link_wait,
-                                          vt_length, vt_min_gap, vt_decel, vt_tau, junction_conn, conn_yield_dist,
-                                          conn_length)
+        room, stops, own_len = space_till_standing(tl, c, order, lane_start, lane_length, pos, speed, vtype,
+                                                   link_wait, vt_length, vt_min_gap, vt_decel, vt_tau,
+                                                   junction_conn, conn_yield_dist, conn_length,
+                                                   net.conn_part_dist.shape[0] > 0)
+        if own_len > 0.0 and own_link_closed(i, c, lane_length[veh.lane[i]] - pos[i], v_allowed, order,
+                                             lane_start, veh, vt, net, ctl):
+            return -own_len, True
         if stops or waits_at_minor(tl, order, lane_start, veh, vt, net, ctl):
             return room, True
     else:
@@ -234,8 +301,13 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     while a foe approaches (from there a foe standing at its stop line does not count), beside the other paths
     into its next lane (:func:`in_the_way`).
 
-    Diverging paths: a vehicle on another path from the lane of the connection it approaches or is on is its
-    leader until their paths part (:func:`sibling_leader`; none while ``net.conn_part_dist`` is empty).
+    Diverging paths (SUMO's internal-lane rules; none while ``net.conn_part_dist`` is empty, the engine's
+    ``diverging_paths`` off): a vehicle on another path from the lane of the connection it approaches or is on is
+    its leader until their paths part (:func:`sibling_leader`), and a vehicle waiting at its internal junction
+    goes only when no foe arrives before it has cleared the conflict (:func:`conflict_window`, SUMO's
+    ``MSLink::blockedByFoe``) instead of within its critical gap. Keep-clear's count then takes the vehicles on
+    the entering vehicle's own path by their lengths alone (SUMO's internal lane), and stops there only while
+    the link at its own internal junction is closed for its arrival (:func:`own_link_closed`).
 
     Keep-clear (``net.conn_keep_clear``, all False unless the engine's ``keep_clear`` or ``junction_blocking``):
     a vehicle that can still stop comfortably at the line of a keep-clear junction ahead waits there if the road
@@ -334,7 +406,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                 c = choose_connection(l, ridx[i], route_edges, route_off[i], route_n[i], cb, lane_conn_offsets,
                                       conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
                 if c >= 0 and conn_keep_clear[c] and conn_signal[c] != RED:
-                    room, stops = keep_clear_beyond(i, c, cb, order, lane_start, veh, vt, net, ctl)
+                    room, stops = keep_clear_beyond(i, c, cb, v_allowed, order, lane_start, veh, vt, net, ctl)
                     while stops and room >= vt_length[ty] + s0 and q < lane_start[l + 1]:  # from its leader on
                         room -= vt_length[vtype[order[q]]] + vt_min_gap[vtype[order[q]]]
                         q += 1
@@ -422,9 +494,14 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                                conn_length)
                 if q < lane_start[tl + 1]:
                     if kc_d >= 0.0:  # keep-clear: enter only with room beyond (SUMO's checkRewindLinkLanes)
-                        sp, stops = space_till_standing(tl, c, order, lane_start, lane_length, pos, speed, vtype,
-                                                        link_wait, vt_length, vt_min_gap, vt_decel, vt_tau,
-                                                        junction_conn, conn_yield_dist, conn_length)
+                        sp, stops, own_len = space_till_standing(tl, c, order, lane_start, lane_length, pos, speed,
+                                                                 vtype, link_wait, vt_length, vt_min_gap, vt_decel,
+                                                                 vt_tau, junction_conn, conn_yield_dist, conn_length,
+                                                                 has_part)
+                        if own_len > 0.0 and own_link_closed(i, c, d - conn_length[c], v_allowed, order,
+                                                             lane_start, veh, vt, net, ctl):
+                            sp = -own_len  # SUMO's room up to its own closed internal-junction link
+                            stops = True
                         if not stops:
                             stops = waits_at_minor(tl, order, lane_start, veh, vt, net, ctl)
                         if stops and room + sp < vt_length[ty] + s0:
@@ -461,7 +538,10 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             cj = junction_conn[i]
             if cj >= 0 and conn_yield_dist[cj] > 0.0 and conn_signal[cj] != GREEN:
                 dy = conn_yield_dist[cj] - conn_length[cj] - p  # [m] to the internal junction
-                if dy > 0.0 and foe_approaching(cj, vt_crit_gap[ty], False, conn_foe_offsets, conn_foe_lanes,
+                window = vt_crit_gap[ty]  # [s] a foe this close in time to its stop line blocks it
+                if has_part and dy > 0.0:  # SUMO's internal-lane rules (diverging_paths): the time to clear it
+                    window = conflict_window(v, v_allowed, a, dy, -p - dy + vt_length[ty])
+                if dy > 0.0 and foe_approaching(cj, window, False, conn_foe_offsets, conn_foe_lanes,
                                                 lane_start, order, pos, speed, lane_length, lane_conn_offsets,
                                                 conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
                                                 vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start,

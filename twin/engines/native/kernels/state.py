@@ -53,6 +53,8 @@ SLOWDOWN_DIST_M = 1.0  # [m] slowing to a junction path's (or the next lane's) l
 #                        this, so a vehicle right at the line does not brake without bound
 MIN_SPEED = 0.1  # [m/s] speeds divided by (the IDM's desired speed on a lane with limit 0, a closing speed, the speed
 #                  a target lane must lead on at) are floored at this
+TIMEGAP_MINOR_S = 1.0  # [s] SUMO's jmTimegapMinor (default): a vehicle yielding inside a junction lets a foe
+#                        arrive no sooner than this after it has left the conflict (movement.conflict_window)
 FOE_MOVING_SPEED = 0.5  # [m/s] a priority foe faster than this is judged by its time to the junction, a slower one
 #                         as standing there (see WAITING_FOE_M)
 LC_GAP_FRACTION = 0.5  # a lane change that is needed but not urgent accepts gaps of this × the minimum gap ahead and

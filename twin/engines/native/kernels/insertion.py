@@ -5,6 +5,7 @@ from twin.jit import kernel
 from twin.demand.trips import (DEPART_LANE_BEST, DEPART_LANE_FIRST, DEPART_POS_BASE, DEPART_POS_FREE, DEPART_POS_LAST,
                                DEPART_SPEED_DESIRED, DEPART_SPEED_LIMIT)
 from twin.engines.native.kernels.routes import _best_lane, _pick_lane, lane_score_within
+from twin.engines.native.kernels.slots import take_slot, trip_to_slot
 from twin.engines.native.kernels.state import (
     SCHEDULED, WAITING, RUNNING, INF, STRATEGIC_DEPTH, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH, DEPART_SCORES)
 
@@ -13,8 +14,12 @@ BACK_GAP_DEPTH = 8  # lanes upstream the back-gap check follows at most (each wi
 
 
 @kernel(refcounts=False)
-def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, net, ctl, scr, stats):
+def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, net, ctl, scr, stats, trips):
     """Trips due by ``t`` join the depart queue; queued vehicles enter where there is room.
+
+    A trip joining the queue takes a vehicle slot (:func:`.slots.trip_to_slot`; ``depart``, ``next_depart`` and
+    ``trips`` by trip, ``wait_list`` and ``order`` by slot). The engine leaves a slot for every trip due by
+    ``t``; were there none, the trip would wait in the schedule (not join the queue) until there is.
 
     Each lane serves the queue first-in first-out: a trip enters on the lane
     :func:`_best_lane` picks; once one cannot enter on its lane, the later
@@ -81,9 +86,13 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
     have_head = False
     n_trips = depart.shape[0]
     while next_depart < n_trips and depart[next_depart] <= t:
-        if state[next_depart] == SCHEDULED:  # cancelled trips and vehicles added on the fly are skipped
-            state[next_depart] = WAITING
-            wait_list[n_wait] = next_depart
+        if trips.state[next_depart] == SCHEDULED:  # cancelled trips and vehicles added on the fly are skipped
+            s = take_slot(trips.free, trips.counts)
+            if s < 0:
+                break
+            trips.state[next_depart] = WAITING
+            trip_to_slot(next_depart, s, veh, scr, trips)
+            wait_list[n_wait] = s
             n_wait += 1
         next_depart += 1
     for ln in range(lane_blocked.shape[0]):

@@ -1,0 +1,59 @@
+"""The native engine keeps the vehicles waiting or on the road in consecutive slots (kernels/slots.py)."""
+from __future__ import annotations
+
+import numpy as np
+
+from conftest import make_trips
+from twin.demand import route_demand
+from twin.engines.base import AddVehicle, SetTripsActive
+from twin.engines.native import NativeEngine
+from twin.engines.native.kernels import RUNNING, WAITING
+
+
+def _engine(corridor, n_trips: int, every_s: float) -> NativeEngine:
+    specs = [("e0", "e2", k * every_s) for k in range(n_trips)]
+    eng = NativeEngine()
+    eng.start(corridor, route_demand(corridor, make_trips(corridor, specs)), seed=3)
+    return eng
+
+
+def test_slots_are_as_many_as_the_vehicles_on_the_road_and_trips_read_by_trip(corridor):
+    """Trips one every 20 s over 1,500 m (about 100 s each): about five on the road at once, so the slots used
+    stay near the most vehicles waiting or running at once, far below the trips; what Python reads by trip
+    (positions, states) is the slot's."""
+    eng = _engine(corridor, 300, 20.0)
+    most = 0
+    for t in range(60, 6600, 60):
+        eng.advance(float(t))
+        live = int(np.sum((eng.state == WAITING) | (eng.state == RUNNING)))
+        most = max(most, live)
+        snap = eng.observe(vehicles=True)
+        np.testing.assert_array_equal(snap.vehicles.pos, eng.pos[snap.vehicles.trip])
+        assert np.all(eng.state[snap.vehicles.trip] == RUNNING)
+        assert snap.running == snap.vehicles.trip.size
+    used = int(eng._slot_counts[1])
+    assert np.all(eng.state == 3) and np.all(np.isfinite(eng.t_arrive))
+    assert 1 <= most <= used <= most + 2 < 20, (most, used)
+    assert np.all(eng._v_trip == -1)  # every slot given back
+    assert int(eng._slot_counts[0]) == used
+
+
+def test_slots_grow_and_cancelled_or_added_vehicles_take_and_give_them(corridor):
+    """All 600 trips due at once need more slots than the engine starts with (they grow); a cancelled waiting
+    trip gives its slot back, a re-activated one and a vehicle added on the fly take one; every trip arrives."""
+    eng = _engine(corridor, 600, 0.0)
+    start = eng._v_trip.size
+    eng.advance(5.0)
+    assert start < 600 <= eng._v_trip.size
+    waiting = np.flatnonzero(eng.state == WAITING)[-3:]
+    free = int(eng._slot_counts[0])
+    eng.apply(SetTripsActive(trips=tuple(waiting.tolist()), active=False))
+    assert int(eng._slot_counts[0]) == free + 3 and np.all(eng.state[waiting] == 4)
+    assert not np.isin(waiting, eng._v_trip).any()
+    eng.apply(SetTripsActive(trips=(int(waiting[0]),), active=True))
+    assert int(eng._slot_counts[0]) == free + 2 and eng.state[waiting[0]] == WAITING
+    eng.apply(AddVehicle(vid="x", route=("e0", "e1", "e2"), vtype="car"))
+    eng.advance(4000.0)
+    states = eng.trip_table().state
+    assert np.sum(states == 3) == 598 and np.sum(states == 4) == 2
+    assert eng.vehicle_status(["x"])["state"][0] == 3

@@ -204,6 +204,14 @@ class NativeEngine:
         "_prev_lane": (np.int32, 0, 0), "_prev_pos": (np.float64, 0, 0.0), "_order": (np.int32, 0, 0),
         "_order_tmp": (np.int32, 0, 0), "_wait_list": (np.int32, 0, 0), "_free": (np.int32, 0, 0)}
     SLOT_CHUNK_STEPS: ClassVar[int] = 600  # steps in one compiled call at most when the slots must grow for them
+    # with this many vehicles on the road or more, the slots are renumbered in lane order every RENUMBER_STEPS steps
+    # (_renumber: the kernels then walk the slot arrays nearly in sequence; fewer stay in the first caches anyway)
+    RENUMBER_MIN_VEHICLES: ClassVar[int] = 2000
+    RENUMBER_STEPS: ClassVar[int] = 20
+    # slot arrays whose entries are scratch by position within a step, not kept by slot (not renumbered)
+    _POSITION_SCRATCH: ClassVar[frozenset[str]] = frozenset((
+        "_new_pos", "_new_speed", "_new_lane", "_new_link_wait", "_step_dist", "_prev_lane", "_prev_pos", "_order",
+        "_order_tmp", "_wait_list", "_free"))
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
                  loops: list[tuple[str, int, float]] | None = None, emissions: bool = True,
@@ -362,6 +370,9 @@ class NativeEngine:
                 # the signal arrays) and when profiling (the profile times each kernel call of _one_step)
                 n = self._steps_before_switch(target) if self.profile is None else 0
                 if n:
+                    if self._n_order >= self.RENUMBER_MIN_VEHICLES:
+                        self._renumber()
+                        n = min(n, self.RENUMBER_STEPS)
                     self._run_steps(self._slot_steps(n))
                 else:
                     self._one_step()
@@ -388,6 +399,33 @@ class NativeEngine:
         n = min(n, self.SLOT_CHUNK_STEPS)
         self._ensure_slots(self._due((self._step + n) * self._dt))
         return n
+
+    def _renumber(self) -> None:
+        """Renumber the slots in use: the running vehicles in their order (by lane and position), then the waiting
+        and the parked ones, then the free slots (the lowest taken first). Every slot array is permuted in place
+        (the records stay valid) and the lists of slots (order, depart queue, parked, free) are mapped; results
+        do not depend on the slots."""
+        used = int(self._slot_counts[1])
+        n_free = int(self._slot_counts[0])
+        head = np.concatenate([self._order[: self._n_order], self._wait_list[: self._n_wait], self._parked])
+        _, first = np.unique(head, return_index=True)  # (a vehicle parked in the last step is in both lists)
+        head = head[np.sort(first)]
+        free = self._free[:n_free]
+        taken = np.ones(used, dtype=np.bool_)
+        taken[head] = False
+        taken[free] = False
+        perm = np.concatenate([head, np.flatnonzero(taken), free[::-1]])  # (slots in use left out of the lists)
+        inv = np.empty(used, dtype=np.int32)
+        inv[perm] = np.arange(used, dtype=np.int32)
+        d = self.__dict__
+        for name in self._SLOT_ARRAYS:
+            if name not in self._POSITION_SCRATCH:
+                arr = d[name]
+                arr[:used] = arr[perm]
+        self._order[: self._n_order] = inv[self._order[: self._n_order]]
+        self._wait_list[: self._n_wait] = inv[self._wait_list[: self._n_wait]]
+        d["_parked"] = inv[self._parked]
+        self._free[:n_free] = np.arange(used - 1, used - n_free - 1, -1, dtype=np.int32)  # the lowest on top
 
     def _due(self, t: float) -> int:
         """The demand's trips that may join the depart queue by time ``t`` [s] (from the next one due on)."""

@@ -527,7 +527,8 @@ class NativeEngine:
             self._call(K.loops, dt, self._order, n, veh, vtr, net, ctl, lp)
         count_turns(self._order, n, self._v_ridx, self._turn_ridx, self._v_route_off, self.route_edges,
                     *c.edge_successors, self.turn_entered)
-        self._n_order = self._call(K.retire, self._order, self._n_order, veh, trips)
+        if arrived:
+            self._n_order = self._call(K.retire, self._order, self._n_order, veh, trips)
         self._trips_stale = True
         self._arrived += arrived
         self._teleported += teleported
@@ -798,9 +799,10 @@ class NativeEngine:
             self._tail_len.fill(0.0)
         self._ensure_slots(self._due(t))
         veh, vtr, net, ctl, scr, stats, _, _, trips = self._records()
-        self._next_depart, self._n_wait, self._n_order = self._call(
-            K.insert, float(t), self._next_depart, self.depart, self._wait_list, self._n_wait, self._order,
-            self._n_order, veh, vtr, net, ctl, scr, stats, trips)
+        self._next_depart, self._n_wait = self._call(K.join_queue, float(t), self._next_depart, self.depart,
+                                                     self._wait_list, self._n_wait, veh, scr, trips)
+        self._n_wait, self._n_order = self._call(K.insert, float(t), self._wait_list, self._n_wait, self._order,
+                                                 self._n_order, veh, vtr, net, ctl, scr, stats)
         self._trips_stale = True
 
     # --------------------------------------------------------------- actions

@@ -60,7 +60,8 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig
     parked, n_parked : int32 array, int
         The slots of the vehicles parked off the road (the first ``n_parked``); rebuilt when vehicles park.
     next_depart, depart, wait_list, n_wait :
-        The insertion queue (:func:`K.insert`): next trip due, depart times [s], waiting vehicles.
+        The insertion queue (:func:`K.join_queue`, :func:`K.insert`): next trip due, depart times [s] by trip,
+        the slots of the waiting vehicles.
     sig : tuple
         Signal arrays: ``(tls_offset, tls_phase_offsets, phase_duration, phase_state, conn_tls, conn_link,
         tls_phase, tls_kind, tls_max_gap, tls_det_gap, phase_min, phase_max, phase_next, phase_green,
@@ -150,14 +151,16 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig
             K.loops(dt, order, n, veh, vtr, net, ctl, lp)
         count_turns(order, n, veh.ridx, turn_ridx, veh.route_off, veh.route_edges, succ_offsets, succ_targets,
                     turn_entered)
-        n_order = K.retire(order, n_order, veh, trips)
+        if arrived:  # (a call passes every array of the records it is given: not made for nothing)
+            n_order = K.retire(order, n_order, veh, trips)
         arrived_sum += arrived
         teleported_sum += teleported
         updates += n
         done += 1
         t_next = float((step + 1) * dt)
-        if n_wait or (next_depart < n_trips and depart[next_depart] <= t_next):  # else insert has nothing to do
-            next_depart, n_wait, n_order = K.insert(t_next, next_depart, depart, wait_list, n_wait, order, n_order,
-                                                    veh, vtr, net, ctl, scr, stats, trips)
+        if next_depart < n_trips and depart[next_depart] <= t_next:
+            next_depart, n_wait = K.join_queue(t_next, next_depart, depart, wait_list, n_wait, veh, scr, trips)
+        if n_wait:  # else insert has nothing to do
+            n_wait, n_order = K.insert(t_next, wait_list, n_wait, order, n_order, veh, vtr, net, ctl, scr, stats)
     return swapped, n_order, parked, n_parked, next_depart, n_wait, arrived_sum, teleported_sum, updates
 

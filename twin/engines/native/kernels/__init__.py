@@ -57,9 +57,9 @@ is inside each kernel. One simulation step is, in order:
                             gaps) onto the junction path before the next lane, arrive,
                             or teleport after waiting too long
 7. :func:`retire`           arrived vehicles give their slots back
-8. :func:`insert`           due trips take a slot and join the depart queue; queued
-                            vehicles enter their origin edge where there is room,
-                            else they wait (FIFO per edge)
+8. :func:`join_queue`       due trips take a slot and join the depart queue
+9. :func:`insert`           queued vehicles enter their origin edge where there is
+                            room, else they wait (FIFO per edge)
 
 Vehicle states: 0 scheduled (depart time not reached), 1 waiting (due, not yet
 inserted), 2 running, 3 arrived, 4 cancelled (taken back before it entered).
@@ -89,6 +89,6 @@ from twin.engines.native.kernels.lanes import unit_hash, _swap_ok, change_lanes 
 from twin.engines.native.kernels.movement import move, commit  # noqa: F401
 from twin.engines.native.kernels.insertion import insert  # noqa: F401
 from twin.engines.native.kernels.slots import (  # noqa: F401
-    take_slot, trip_to_slot, slot_to_trip, give_slot, retire, sync_trips)
+    take_slot, trip_to_slot, join_queue, slot_to_trip, give_slot, retire, sync_trips)
 from twin.engines.native.kernels.geometry import vehicle_xy  # noqa: F401
 from twin.engines.native.kernels.detectors import _loops_between, loops  # noqa: F401

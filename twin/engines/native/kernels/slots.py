@@ -15,7 +15,7 @@ never allocate.
 from __future__ import annotations
 
 from twin.jit import kernel
-from twin.engines.native.kernels.state import ARRIVED, INF, WAITING
+from twin.engines.native.kernels.state import ARRIVED, INF, SCHEDULED, WAITING
 
 
 @kernel(refcounts=False)
@@ -74,6 +74,26 @@ def trip_to_slot(tr, s, veh, scr, trips):
 
 
 @kernel(refcounts=False)
+def join_queue(t, next_depart, depart, wait_list, n_wait, veh, scr, trips):
+    """Trips due by ``t`` [s] (``depart`` by trip, from ``next_depart`` on) join the depart queue ``wait_list``,
+    each in a slot (cancelled trips and vehicles added on the fly are skipped). The engine leaves a slot for
+    every trip due; were there none, the trip would stay in the schedule until there is. Returns
+    (next_depart, n_wait)."""
+    n_trips = depart.shape[0]
+    while next_depart < n_trips and depart[next_depart] <= t:
+        if trips.state[next_depart] == SCHEDULED:
+            s = take_slot(trips.free, trips.counts)
+            if s < 0:
+                break
+            trips.state[next_depart] = WAITING
+            trip_to_slot(next_depart, s, veh, scr, trips)
+            wait_list[n_wait] = s
+            n_wait += 1
+        next_depart += 1
+    return next_depart, n_wait
+
+
+@kernel(refcounts=False)
 def slot_to_trip(s, veh, trips):
     """Copy slot ``s``'s dynamic fields (state, place, results so far) to its trip's."""
     tr = veh.trip[s]
@@ -127,4 +147,4 @@ def sync_trips(veh, trips):
             slot_to_trip(s, veh, trips)
 
 
-__all__ = ["take_slot", "trip_to_slot", "slot_to_trip", "give_slot", "retire", "sync_trips"]
+__all__ = ["take_slot", "trip_to_slot", "join_queue", "slot_to_trip", "give_slot", "retire", "sync_trips"]

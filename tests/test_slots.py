@@ -38,10 +38,12 @@ def test_slots_are_as_many_as_the_vehicles_on_the_road_and_trips_read_by_trip(co
     assert int(eng._slot_counts[0]) == used
 
 
-def test_slots_grow_and_cancelled_or_added_vehicles_take_and_give_them(corridor):
-    """All 600 trips due at once need more slots than the engine starts with (256: they grow); a cancelled waiting
+def test_slots_grow_and_cancelled_or_added_vehicles_take_and_give_them(corridor, monkeypatch):
+    """All 600 trips due at once need more slots than the engine starts with (here 64: they grow); a cancelled waiting
     trip gives its slot back, a re-activated one and a vehicle added on the fly take one; every trip arrives."""
+    monkeypatch.setattr(NativeEngine, "SLOTS_AT_START", 64)
     eng = _engine(corridor, 600, 0.0)
+    assert eng._v_trip.size >= 600
     eng.advance(5.0)
     assert eng._v_trip.size >= 600 and int(eng._slot_counts[1]) == 600
     waiting = np.flatnonzero(eng.state == WAITING)[-3:]

@@ -204,6 +204,9 @@ class NativeEngine:
         "_prev_lane": (np.int32, 0, 0), "_prev_pos": (np.float64, 0, 0.0), "_order": (np.int32, 0, 0),
         "_order_tmp": (np.int32, 0, 0), "_wait_list": (np.int32, 0, 0), "_free": (np.int32, 0, 0)}
     SLOT_CHUNK_STEPS: ClassVar[int] = 600  # steps in one compiled call at most when the slots must grow for them
+    # slots allocated at the start (at most one per trip): growing them replaces the arrays, and the compiled
+    # loop is bound to the new records again (about a millisecond), so a small city's run should not grow them
+    SLOTS_AT_START: ClassVar[int] = 16384
     # with this many vehicles on the road or more, the slots are renumbered in lane order every RENUMBER_STEPS steps
     # (_renumber: the kernels then walk the slot arrays nearly in sequence; fewer stay in the first caches anyway)
     RENUMBER_MIN_VEHICLES: ClassVar[int] = 2000
@@ -308,7 +311,7 @@ class NativeEngine:
             setattr(self, name, np.full((0, cols) if cols else 0, fill, dtype=dtype))
         self._slot_counts = np.zeros(2, dtype=np.int64)  # (free slots on the stack _free, slots used so far)
         self._trips_stale = False  # the trip arrays of vehicles in slots are behind theirs (_sync)
-        self._ensure_slots(min(n, 256))
+        self._ensure_slots(min(n, self.SLOTS_AT_START))
         # work arrays
         self._n_order = 0
         self._lane_start = np.zeros(city.n_lanes + 1, dtype=np.int32)

@@ -14,6 +14,8 @@ never allocate.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from twin.jit import kernel
 from twin.engines.native.kernels.state import ARRIVED, INF, SCHEDULED, WAITING
 
@@ -33,24 +35,26 @@ def take_slot(free, counts):
 
 @kernel(refcounts=False)
 def trip_to_slot(tr, s, veh, scr, trips):
-    """Put trip ``tr`` into slot ``s`` as a vehicle waiting to enter: its fields copied from the trip arrays,
-    the slot's working fields reset to a fresh vehicle's (the values the engine starts every vehicle with)."""
+    """Put trip ``tr`` into slot ``s`` as a vehicle waiting to enter: its route, type and depart attributes
+    copied from the trip arrays, the rest a fresh vehicle's (a trip joins the queue before it has run, so its
+    results so far are those of a fresh vehicle: NaN times, zero sums; and the lane scores of the slot's last
+    vehicle are marked stale)."""
     veh.trip[s] = tr
     veh.state[s] = WAITING
-    veh.lane[s] = trips.lane[tr]
-    veh.pos[s] = trips.pos[tr]
-    veh.speed[s] = trips.speed[tr]
+    veh.lane[s] = -1
+    veh.pos[s] = 0.0
+    veh.speed[s] = 0.0
     veh.vtype[s] = trips.vtype[tr]
     veh.vfactor[s] = trips.vfactor[tr]
-    veh.ridx[s] = trips.ridx[tr]
+    veh.ridx[s] = 0
     veh.route_off[s] = trips.route_off[tr]
     veh.route_n[s] = trips.route_n[tr]
-    veh.dist[s] = trips.dist[tr]
-    veh.wait[s] = trips.wait[tr]
-    veh.time_loss[s] = trips.time_loss[tr]
-    veh.t_insert[s] = trips.t_insert[tr]
-    veh.t_arrive[s] = trips.t_arrive[tr]
-    veh.teleports[s] = trips.teleports[tr]
+    veh.dist[s] = 0.0
+    veh.wait[s] = 0.0
+    veh.time_loss[s] = 0.0
+    veh.t_insert[s] = np.nan
+    veh.t_arrive[s] = np.nan
+    veh.teleports[s] = 0
     veh.stop_at[s] = INF
     veh.junction_speed[s] = 0.0
     veh.junction_conn[s] = -1
@@ -60,17 +64,11 @@ def trip_to_slot(tr, s, veh, scr, trips):
     veh.depart_lane[s] = trips.depart_lane[tr]
     veh.depart_pos[s] = trips.depart_pos[tr]
     veh.link_wait[s] = False
-    scr.new_pos[s] = 0.0
-    scr.new_speed[s] = 0.0
-    scr.new_lane[s] = 0
-    scr.new_link_wait[s] = False
     scr.score_ridx[s] = -1
-    for q in range(scr.score_cache.shape[1]):
-        scr.score_cache[s, q] = 0
     trips.slot_eclass[s] = trips.eclass[tr]
     trips.slot_turn_ridx[s] = 0
-    for q in range(trips.emission.shape[1]):
-        trips.slot_emission[s, q] = trips.emission[tr, q]
+    for q in range(trips.slot_emission.shape[1]):
+        trips.slot_emission[s, q] = 0.0
 
 
 @kernel(refcounts=False)

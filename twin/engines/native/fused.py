@@ -9,8 +9,6 @@ programs), so a chunk ends before the step at which the next switch is due.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from twin.engines.native import kernels as K
 from twin.engines.native.kernels.state import ACTUATED
 from twin.engines.native import emissions as EM

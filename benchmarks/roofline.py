@@ -134,8 +134,8 @@ FLOPS = {"common": 120, "multi": 40, "front": 25}
 def element_sizes(engine) -> tuple[dict[str, int], set[str]]:
     """Bytes of one element of each array the tables name, from the engine's arrays; and the names of the
     float64 ones."""
-    veh, vtr, net, ctl, scr, stats, _, _ = engine._records()
-    arrays = {"order": engine._order, "lane_start": engine._lane_start, "eclass": engine.eclass,
+    veh, vtr, net, ctl, scr, stats, *_ = engine._records()
+    arrays = {"order": engine._order, "lane_start": engine._lane_start, "eclass": engine._v_eclass,
               "turn_ridx": engine._turn_ridx, "conn_tls": engine.city.conn_tls}
     for prefix, rec in (("veh", veh), ("net", net), ("ctl", ctl), ("scr", scr), ("stats", stats)):
         arrays.update({f"{prefix}.{f}": getattr(rec, f) for f in rec._fields
@@ -143,7 +143,7 @@ def element_sizes(engine) -> tuple[dict[str, int], set[str]]:
     sizes = {k: a.itemsize for k, a in arrays.items()}
     f64 = {k for k, a in arrays.items() if a.dtype == np.float64}
     sizes.update({"move.steps": 8, "move.edges": 8, "move.queue": 8,  # move's float64 / int64 scratch (np.empty(n))
-                  "emission_row": engine.emission.itemsize * engine.emission.shape[1],
+                  "emission_row": engine._v_emission.itemsize * engine._v_emission.shape[1],
                   "edge_emission_row": engine.e_emission.itemsize * engine.e_emission.shape[1],
                   "scr.score_row": scr.score_cache.itemsize * scr.score_cache.shape[1]})
     f64 |= {"move.steps", "move.queue", "emission_row", "edge_emission_row"}

@@ -15,7 +15,12 @@ _ATTR = {R.EdgeStats: lambda f: "e_" + f,
                              "count": "loop_count", "speed_sum": "loop_speed_sum", "occ_time": "loop_occ_time"}
          .get(f, "_" + f),
          R.Stops: lambda f: {"offsets": "_stop_off", "route_index": "_stop_ridx", "dwell_until": "_dwell_until"}
-         .get(f, "_stop_" + f)}
+         .get(f, "_stop_" + f),
+         R.Vehicles: lambda f: "route_edges" if f == "route_edges" else {
+             "stop_at": "_stop_at", "junction_speed": "_junction_speed", "junction_conn": "_junction_conn",
+             "sg_prob": "_sg_prob", "kr_prob": "_kr_prob", "link_wait": "_link_wait"}.get(f, "_v_" + f),
+         R.Trips: lambda f: {"slot_eclass": "_v_eclass", "slot_emission": "_v_emission", "slot_turn_ridx": "_turn_ridx",
+                             "free": "_free", "counts": "_slot_counts"}.get(f, f)}
 
 
 def assert_current(eng: NativeEngine) -> None:

@@ -45,7 +45,7 @@ PARALLEL_MIN_VEHICLES = 2000
 # for, which cost the first bind of run_steps in a run ~0.1 s (docs/performance.md). Registered by class (the
 # implementation numba finds for them through tuple: the same types), they are found at once.
 _typeof_tuple = typeof_impl.dispatch(tuple)
-for _record in (R.Vehicles, R.VehicleTypes, R.Network, R.Control, R.Scratch, R.EdgeStats, R.Loops, R.Stops):
+for _record in (R.Vehicles, R.VehicleTypes, R.Network, R.Control, R.Scratch, R.EdgeStats, R.Loops, R.Stops, R.Trips):
     typeof_impl.register(_record)(_typeof_tuple)
 
 
@@ -185,17 +185,42 @@ class NativeEngine:
     capabilities: ClassVar[frozenset[type]] = frozenset(
         {SetSpeedLimit, SetLaneAccess, SetSignalProgram, SetRouteCost, SetTripsActive, AddVehicle,
          SetLaneSteering, Checkpoint, RouteGraph})
-    # per-vehicle arrays and the value a vehicle added on the fly starts with (see AddVehicle)
-    _VEHICLE_ARRAYS: ClassVar[dict[str, float]] = {
+    # per-trip arrays and the value a vehicle added on the fly starts with (see AddVehicle)
+    _TRIP_ARRAYS: ClassVar[dict[str, float]] = {
         "vtype": 0, "vfactor": 1.0, "depart": 0.0, "route_off": 0, "route_n": 0, "state": 0, "lane": -1,
         "pos": 0.0, "speed": 0.0, "ridx": 0, "t_insert": np.nan, "t_arrive": np.nan, "dist": 0.0, "wait": 0.0,
-        "time_loss": 0.0, "teleports": 0, "_order": 0, "_order_tmp": 0, "_new_pos": 0.0, "_step_dist": 0.0,
-        "_new_speed": 0.0, "_new_lane": 0, "_wait_list": 0, "_prev_lane": 0, "_prev_pos": 0.0,
-        "_score_cache": 0, "_score_ridx": -1, "_junction_speed": 0.0, "_junction_conn": -1, "_sg_prob": 0.0,
-        "_kr_prob": 0.0, "_link_wait": False, "_new_link_wait": False,
-        "_stop_next": 0, "_dwell_until": -1.0, "_stop_at": K.INF, "eclass": 0, "emission": 0.0,
-        "_turn_ridx": 0, "depart_speed": DEPART_SPEED_MAX,
-        "depart_lane": DEPART_LANE_BEST, "depart_pos": DEPART_POS_BASE}
+        "time_loss": 0.0, "teleports": 0, "_stop_next": 0, "_dwell_until": -1.0, "eclass": 0, "emission": 0.0,
+        "depart_speed": DEPART_SPEED_MAX, "depart_lane": DEPART_LANE_BEST, "depart_pos": DEPART_POS_BASE}
+    # per-slot arrays (the vehicles waiting or on the road: kernels/slots.py): dtype, columns, a free slot's value
+    _SLOT_ARRAYS: ClassVar[dict[str, tuple]] = {
+        "_v_trip": (np.int32, 0, -1), "_v_state": (np.int8, 0, K.ARRIVED), "_v_lane": (np.int32, 0, -1),
+        "_v_pos": (np.float64, 0, 0.0), "_v_speed": (np.float64, 0, 0.0), "_v_vtype": (np.int32, 0, 0),
+        "_v_vfactor": (np.float64, 0, 1.0), "_v_ridx": (np.int32, 0, 0), "_v_route_off": (np.int64, 0, 0),
+        "_v_route_n": (np.int32, 0, 0), "_v_dist": (np.float64, 0, 0.0), "_v_wait": (np.float64, 0, 0.0),
+        "_v_time_loss": (np.float64, 0, 0.0), "_v_t_insert": (np.float64, 0, np.nan),
+        "_v_t_arrive": (np.float64, 0, np.nan), "_v_teleports": (np.int32, 0, 0),
+        "_v_depart_speed": (np.float64, 0, DEPART_SPEED_MAX), "_v_depart_lane": (np.int32, 0, DEPART_LANE_BEST),
+        "_v_depart_pos": (np.float64, 0, DEPART_POS_BASE), "_v_eclass": (np.int32, 0, 0),
+        "_v_emission": (np.float64, len(POLLUTANTS), 0.0), "_turn_ridx": (np.int32, 0, 0),
+        "_stop_at": (np.float64, 0, K.INF), "_junction_speed": (np.float64, 0, 0.0),
+        "_junction_conn": (np.int32, 0, -1), "_sg_prob": (np.float64, 0, 0.0), "_kr_prob": (np.float64, 0, 0.0),
+        "_link_wait": (np.bool_, 0, False), "_new_link_wait": (np.bool_, 0, False), "_new_pos": (np.float64, 0, 0.0),
+        "_new_speed": (np.float64, 0, 0.0), "_new_lane": (np.int32, 0, 0), "_step_dist": (np.float64, 0, 0.0),
+        "_score_cache": (np.int8, K.SCORE_CACHE_LANES, 0), "_score_ridx": (np.int32, 0, -1),
+        "_prev_lane": (np.int32, 0, 0), "_prev_pos": (np.float64, 0, 0.0), "_order": (np.int32, 0, 0),
+        "_order_tmp": (np.int32, 0, 0), "_wait_list": (np.int32, 0, 0), "_free": (np.int32, 0, 0)}
+    SLOT_CHUNK_STEPS: ClassVar[int] = 600  # steps in one compiled call at most when the slots must grow for them
+    # slots allocated at the start (at most one per trip): growing them replaces the arrays, and the compiled
+    # loop is bound to the new records again (about a millisecond), so a small city's run should not grow them
+    SLOTS_AT_START: ClassVar[int] = 16384
+    # with this many vehicles on the road or more, the slots are renumbered in lane order every RENUMBER_STEPS steps
+    # (_renumber: the kernels then walk the slot arrays nearly in sequence; fewer stay in the first caches anyway)
+    RENUMBER_MIN_VEHICLES: ClassVar[int] = 2000
+    RENUMBER_STEPS: ClassVar[int] = 20
+    # slot arrays whose entries are scratch by position within a step, not kept by slot (not renumbered)
+    _POSITION_SCRATCH: ClassVar[frozenset[str]] = frozenset((
+        "_new_pos", "_new_speed", "_new_lane", "_new_link_wait", "_step_dist", "_prev_lane", "_prev_pos", "_order",
+        "_order_tmp", "_wait_list", "_free"))
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
                  loops: list[tuple[str, int, float]] | None = None, emissions: bool = True,
@@ -287,33 +312,24 @@ class NativeEngine:
         self.time_loss = np.zeros(n)
         self.teleports = np.zeros(n, dtype=np.int32)
         self._setup_emissions(trips, seed)
+        # the vehicles waiting or on the road, in slots (kernels/slots.py; grown as needed: _ensure_slots)
+        for name, (dtype, cols, fill) in self._SLOT_ARRAYS.items():
+            setattr(self, name, np.full((0, cols) if cols else 0, fill, dtype=dtype))
+        self._slot_counts = np.zeros(2, dtype=np.int64)  # (free slots on the stack _free, slots used so far)
+        self._trips_stale = False  # the trip arrays of vehicles in slots are behind theirs (_sync)
+        self._ensure_slots(min(n, self.SLOTS_AT_START))
         # work arrays
-        self._order = np.zeros(n, dtype=np.int32)
-        self._order_tmp = np.zeros(n, dtype=np.int32)
         self._n_order = 0
         self._lane_start = np.zeros(city.n_lanes + 1, dtype=np.int32)
-        self._new_pos = np.zeros(n)
-        self._new_speed = np.zeros(n)
-        self._new_lane = np.zeros(n, dtype=np.int32)
-        self._step_dist = np.zeros(n)  # (scratch of move: the kernels without reference counts allocate none)
-        self._wait_list = np.zeros(n, dtype=np.int32)
         self._n_wait = 0
         self._next_depart = 0
         self._tail_pos = np.full(city.n_lanes, K.INF)
         self._tail_len = np.zeros(city.n_lanes)
         self._req_back = np.full((2, city.n_lanes), -K.INF)  # lane-change requests per lane (left, right pass)
-        self._score_cache = np.zeros((n, K.SCORE_CACHE_LANES), dtype=np.int8)  # lane scores per vehicle ...
-        self._score_ridx = np.full(n, -1, dtype=np.int32)  # ... valid at this route position (-1: stale)
-        self._junction_speed = np.zeros(n)  # speed limit [m/s] of the junction path a vehicle is on (pos < 0)
-        self._junction_conn = np.full(n, -1, dtype=np.int32)  # ... and its connection
         self._conn_cross_offsets, self._conn_cross = crossing_connections(city, self._junction_blocking)
         self._conn_keep_clear = city.conn_keep_clear & self._keep_clear
         self._conn_part_start, self._conn_part_dist = part_rows(city, self._diverging_paths)
-        self._link_wait = np.zeros(n, dtype=np.bool_)  # planned to stop before a link ahead (keep-clear reads it)
-        self._new_link_wait = np.zeros(n, dtype=np.bool_)  # ... after the step (move -> commit)
         self._lane_in_offsets, self._lane_in_conn = incoming_connections(city, self._insertion_back_gap)
-        self._sg_prob = np.zeros(n)  # accumulated wish to change lanes for speed (> 0 left, < 0 right) ...
-        self._kr_prob = np.zeros(n)  # ... and to keep right (see kernels.change_lanes)
         self._lane_blocked = np.zeros(city.n_lanes, dtype=np.bool_)  # lanes where an insertion failed this step
         self._lane_head = np.zeros(city.n_lanes, dtype=np.int32)  # (scratch of insert)
         self._back_lane, self._back_dist = self._back_stack()  # (scratch of insert's back-gap check)
@@ -335,7 +351,6 @@ class NativeEngine:
         self.e_queue_time = np.zeros(ne)
         self.e_emission = np.zeros((ne, len(POLLUTANTS)))  # [g] per edge and pollutant
         self.turn_entered = np.zeros(city.edge_successors[1].size)  # vehicles per movement (native/turns.py)
-        self._turn_ridx = np.zeros(n, dtype=np.int32)
         self._setup_loops(city)
         self._n_demand = n  # trips of the demand; vehicles added on the fly come after them
         self._added: dict[str, int] = {}
@@ -364,7 +379,10 @@ class NativeEngine:
                 # the signal arrays) and when profiling (the profile times each kernel call of _one_step)
                 n = self._steps_before_switch(target) if self.profile is None else 0
                 if n:
-                    self._run_steps(n)
+                    if self._n_order >= self.RENUMBER_MIN_VEHICLES:
+                        self._renumber()
+                        n = min(n, self.RENUMBER_STEPS)
+                    self._run_steps(self._slot_steps(n))
                 else:
                     self._one_step()
         finally:
@@ -381,25 +399,100 @@ class NativeEngine:
             s += 1
         return s - self._step
 
+    def _slot_steps(self, n: int) -> int:
+        """Steps (at most ``n``) to run in one compiled call, with a free slot for every trip due in them (the
+        slots grown if need be: then at most :attr:`SLOT_CHUNK_STEPS` steps, so that the slots stay about as
+        many as the vehicles waiting or on the road, not the trips of a long call)."""
+        if self._due((self._step + n) * self._dt) <= self._slots_free():
+            return n
+        n = min(n, self.SLOT_CHUNK_STEPS)
+        self._ensure_slots(self._due((self._step + n) * self._dt))
+        return n
+
+    def _renumber(self) -> None:
+        """Renumber the slots in use: the running vehicles in their order (by lane and position), then the waiting
+        and the parked ones, then the free slots (the lowest taken first). Every slot array is permuted in place
+        (the records stay valid) and the lists of slots (order, depart queue, parked, free) are mapped; results
+        do not depend on the slots."""
+        used = int(self._slot_counts[1])
+        n_free = int(self._slot_counts[0])
+        head = np.concatenate([self._order[: self._n_order], self._wait_list[: self._n_wait], self._parked])
+        _, first = np.unique(head, return_index=True)  # (a vehicle parked in the last step is in both lists)
+        head = head[np.sort(first)]
+        free = self._free[:n_free]
+        taken = np.ones(used, dtype=np.bool_)
+        taken[head] = False
+        taken[free] = False
+        perm = np.concatenate([head, np.flatnonzero(taken), free[::-1]])  # (slots in use left out of the lists)
+        inv = np.empty(used, dtype=np.int32)
+        inv[perm] = np.arange(used, dtype=np.int32)
+        d = self.__dict__
+        for name in self._SLOT_ARRAYS:
+            if name not in self._POSITION_SCRATCH:
+                arr = d[name]
+                arr[:used] = arr[perm]
+        self._order[: self._n_order] = inv[self._order[: self._n_order]]
+        self._wait_list[: self._n_wait] = inv[self._wait_list[: self._n_wait]]
+        d["_parked"] = inv[self._parked]
+        self._free[:n_free] = np.arange(used - 1, used - n_free - 1, -1, dtype=np.int32)  # the lowest on top
+
+    def _due(self, t: float) -> int:
+        """The demand's trips that may join the depart queue by time ``t`` [s] (from the next one due on)."""
+        nd = self._n_demand
+        return max(0, int(np.searchsorted(self.depart[:nd], t, side="right")) - self._next_depart)
+
+    def _slots_free(self) -> int:
+        """Slots a vehicle can take: given back, or never used."""
+        return int(self._free.size - self._slot_counts[1] + self._slot_counts[0])
+
+    def _ensure_slots(self, k: int) -> None:
+        """At least ``k`` free slots: the slot arrays grown (to twice their size, or more if ``k`` needs it)."""
+        short = k - self._slots_free()
+        if short <= 0:
+            return
+        size = self._free.size
+        grow = max(size, short)
+        for name, (dtype, cols, fill) in self._SLOT_ARRAYS.items():
+            arr = self.__dict__[name]
+            setattr(self, name, np.concatenate([arr, np.full((grow, *arr.shape[1:]), fill, dtype=dtype)]))
+
+    def _sync(self) -> None:
+        """The trip arrays of the vehicles waiting or on the road brought up to date with their slots."""
+        d = self.__dict__
+        if d.get("_trips_stale"):
+            d["_trips_stale"] = False
+            recs = self._records()
+            self._call(K.sync_trips, recs[0], recs[8])
+
+    def _slot_of(self, trips: np.ndarray) -> np.ndarray:
+        """The slot of each trip (-1: none, it is not waiting or on the road)."""
+        live = np.flatnonzero(self._v_trip >= 0)
+        slot = np.full(self.__dict__["state"].size, -1, dtype=np.int64)
+        slot[self._v_trip[live]] = live
+        return slot[trips]
+
     def _run_steps(self, n: int) -> None:
         """``n`` steps, as ``n`` calls of :meth:`_one_step`, in one compiled call (:mod:`.fused`)."""
         c, em = self.city, self._emis
-        veh, vtr, net, ctl, scr, stats, lp, stp = self._records()
+        veh, vtr, net, ctl, scr, stats, lp, stp, trips = self._records()
         sig = (self._tls_offset, self._tls_phase_offsets, self._phase_duration, self._phase_state, c.conn_tls,
                c.conn_link, self._tls_phase, self._tls_kind, self._tls_max_gap, self._tls_det_gap, self._phase_min,
                self._phase_max, self._phase_next, self._sig_phase_green, self._sig_phase_det_off,
                self._sig_phase_dets, self._sig_det_lane, self._sig_det_pos, self._sig_det_last, self._sig_phase,
                self._sig_phase_start, self._sig_next_check)
-        emis = (self.eclass, self._emis_cf, em.coast_a, em.non_exhaust, self.emission, self.e_emission, self._threads)
+        emis = (self._v_eclass, self._emis_cf, em.coast_a, em.non_exhaust, self._v_emission, self.e_emission,
+                self._threads)
         turns = (self._turn_ridx, *c.edge_successors, self.turn_entered)
         min_parallel = PARALLEL_MIN_VEHICLES if self._threads > 1 else -1  # (as _on_threads)
         (swapped, n_order, parked, n_parked, next_depart, n_wait, arrived, teleported,
          updates) = self._call(F.run_steps, n, self._step, self._dt, self._teleport_time, self._emissions_on,
                                min_parallel, self._sig_force, self._order, self._order_tmp, self._n_order,
                                self._lane_start, self._parked, self._parked.size, self._next_depart, self.depart,
-                               self._wait_list, self._n_wait, sig, emis, turns, veh, vtr, net, ctl, scr, stats, lp, stp)
+                               self._wait_list, self._n_wait, sig, emis, turns, veh, vtr, net, ctl, scr, stats, lp, stp,
+                               trips)
         d = self.__dict__  # (none of these is in a record: written past __setattr__, which costs ~0.3 µs each)
         d["_n_order"], d["_next_depart"], d["_n_wait"], d["_sig_force"] = n_order, next_depart, n_wait, False
+        d["_trips_stale"] = True
         if swapped:
             d["_order"], d["_order_tmp"] = self._order_tmp, self._order
         d["_parked"] = parked[:n_parked]
@@ -413,36 +506,39 @@ class NativeEngine:
         t = self._step * dt
         n = self._sort()
         if self._parked.size:
-            veh, vtr, _, _, _, _, _, stp = self._records()
+            veh, vtr, _, _, _, _, _, stp, _ = self._records()
             self._n_order, n_parked = self._call(ST.unpark, t, self._order, self._lane_start, self._n_order,
                                                  self._parked, self._parked.size, veh, vtr, stp)
             self._parked = self._parked[:n_parked]
             n = self._sort()
         self._update_signals(t, n)
         # after the signals: a program switch may replace arrays, and then the records
-        veh, vtr, net, ctl, scr, stats, lp, stp = self._records()
+        veh, vtr, net, ctl, scr, stats, lp, stp, trips = self._records()
         if self._stop_ridx.size and self._call(ST.stop_targets, t, self._order, n, veh, vtr, net, ctl, stp):
-            self._parked = np.flatnonzero(self.state == ST.PARKED).astype(np.int32)
+            self._parked = self._call(ST.parked_slots, self._v_state, self._v_trip)
         direction = 1 if self._step % 2 == 0 else -1
         lc = self._on_threads(K.change_lanes, n)
         if n and self._call(lc, direction, self._order, n, self._lane_start, dt, veh, vtr, net, ctl, scr,
                             lc is K.change_lanes):
             n = self._sort()
         if self._loop_spec:
-            self._prev_lane[:] = self.lane
-            self._prev_pos[:] = self.pos
+            self._prev_lane[:] = self._v_lane
+            self._prev_pos[:] = self._v_pos
         self._call(self._on_threads(K.move, n), dt, self._order, n, self._lane_start, veh, vtr, net, ctl, scr, stats)
         em = self._emis
         if n and self._emissions_on:
-            self._on_threads(EM.emit, n)(dt, self._order, n, self.lane, self.speed, self._step_dist,
-                                         self._new_speed, self.eclass, self._emis_cf, em.coast_a, em.non_exhaust,
-                                         c.lane_edge, self.emission, self.e_emission, self._threads)
+            self._on_threads(EM.emit, n)(dt, self._order, n, self._v_lane, self._v_speed, self._step_dist,
+                                         self._new_speed, self._v_eclass, self._emis_cf, em.coast_a, em.non_exhaust,
+                                         c.lane_edge, self._v_emission, self.e_emission, self._threads)
         arrived, teleported = self._call(K.commit, t, dt, self._teleport_time, self._order, n, self._lane_start,
                                          veh, vtr, net, ctl, scr, stats)
         if self._loop_spec:
             self._call(K.loops, dt, self._order, n, veh, vtr, net, ctl, lp)
-        count_turns(self._order, n, self.ridx, self._turn_ridx, self.route_off, self.route_edges, *c.edge_successors,
-                    self.turn_entered)
+        count_turns(self._order, n, self._v_ridx, self._turn_ridx, self._v_route_off, self.route_edges,
+                    *c.edge_successors, self.turn_entered)
+        if arrived:
+            self._n_order = self._call(K.retire, self._order, self._n_order, veh, trips)
+        self._trips_stale = True
         self._arrived += arrived
         self._teleported += teleported
         self._updates += n
@@ -462,7 +558,6 @@ class NativeEngine:
         self._stop_parking = np.zeros(0, dtype=np.bool_) if st is None else st.parking.astype(np.bool_)
         self._stop_next = self._stop_off[:-1].astype(np.int32)
         self._dwell_until = np.full(n, -1.0)
-        self._stop_at = np.full(n, K.INF)
         self._parked = np.zeros(0, dtype=np.int32)
 
     # ----------------------------------------------------------- signals
@@ -505,7 +600,7 @@ class NativeEngine:
                          self._tls_kind, c.conn_tls, c.conn_link, self._tls_phase, self._conn_signal, self._sig_force)
         self._sig_force = False
         if self._sig_det_lane.size:
-            S.detect(t, self._dt, self._order, self._lane_start, self.pos, self.speed, self.vtype,
+            S.detect(t, self._dt, self._order, self._lane_start, self._v_pos, self._v_speed, self._v_vtype,
                      self._vt["length"], self._sig_det_lane, self._sig_det_pos, self._sig_det_last)
         S.actuate(t, self._dt, self._tls_kind, self._tls_max_gap, self._tls_det_gap, self._tls_phase_offsets,
                   self._phase_duration, self._phase_min, self._phase_max, self._phase_next, self._sig_phase_green,
@@ -576,7 +671,7 @@ class NativeEngine:
             raise EngineError("the city's lanes are not numbered edge by edge, as the emission kernel needs")
         self._emission_seed = int(seed)
         self.eclass = vehicle_classes(trips.vtypes, trips.vtype, trips.ids, seed)
-        self.emission = np.zeros((len(trips), len(POLLUTANTS)))  # [g] per vehicle and pollutant
+        self.emission = np.zeros((len(trips), len(POLLUTANTS)))  # [g] per trip and pollutant
 
     def _setup_loops(self, city: CityModel) -> None:
         spec = sorted(enumerate(self._loop_spec), key=lambda kv: kv[1][1])
@@ -589,8 +684,33 @@ class NativeEngine:
         self._loop_index = np.array([k for k, _ in spec], dtype=np.int32)
         m = len(self._loop_spec)
         self.loop_count, self.loop_speed_sum, self.loop_occ_time = np.zeros(m), np.zeros(m), np.zeros(m)
-        self._prev_lane = np.zeros(len(self.demand.trips), dtype=np.int32)
-        self._prev_pos = np.zeros(len(self.demand.trips))
+
+    def _trip_array(name: str, what: str):  # noqa: N805 (a helper of the class body, not a method)
+        """A property over the per-trip array ``name`` that first brings the trips in slots up to date (_sync)."""
+        def get(self) -> np.ndarray:
+            if self.__dict__.get("_trips_stale"):
+                self._sync()
+            return self.__dict__[name]
+
+        def put(self, value: np.ndarray) -> None:
+            self.__dict__[name] = value
+            self.__dict__["_recs"] = None
+
+        return property(get, put, doc=f"{what}, by trip (vehicles added on the fly after the demand's trips).")
+
+    state = _trip_array("state", "State (int8: 0 scheduled, 1 waiting, 2 running, 3 arrived, 4 cancelled, 5 parked)")
+    lane = _trip_array("lane", "Lane (int32; -1 before it enters, its last lane after)")
+    pos = _trip_array("pos", "Front position on its lane [m]")
+    speed = _trip_array("speed", "Speed [m/s]")
+    ridx = _trip_array("ridx", "Position on its route (int32)")
+    t_insert = _trip_array("t_insert", "Time it entered [s] (NaN before)")
+    t_arrive = _trip_array("t_arrive", "Time it arrived [s] (NaN before)")
+    dist = _trip_array("dist", "Distance driven [m]")
+    wait = _trip_array("wait", "Time halting without a break [s] (the teleport clock)")
+    time_loss = _trip_array("time_loss", "Time lost against the desired speed [s]")
+    teleports = _trip_array("teleports", "Teleports (int32)")
+    emission = _trip_array("emission", "Pollutants emitted [g] (trips × POLLUTANTS)")
+    del _trip_array
 
     @property
     def co2(self) -> np.ndarray:
@@ -603,14 +723,11 @@ class NativeEngine:
 
     # the engine's arrays that the kernels' records hold (see _records): assigning one drops the records
     _RECORD_ARRAYS: ClassVar[frozenset[str]] = frozenset((
-        "state", "lane", "pos", "speed", "vtype", "vfactor", "ridx", "route_off", "route_n", "route_edges", "dist",
-        "wait", "time_loss", "t_insert", "t_arrive", "teleports", "_stop_at", "_junction_speed", "_junction_conn",
-        "_sg_prob", "_kr_prob", "depart_speed", "depart_lane", "depart_pos", "_vt", "city", "_lane_speed", "_lane_allow", "_conn_signal", "_steer_p", "_steer_dir",
-        "_steer_until", "_steer_salt", "_new_pos", "_new_speed", "_new_lane", "_req_back", "_score_cache",
-        "_score_ridx", "_lane_occ", "_tail_pos", "_tail_len", "_lane_blocked", "_step_dist", "_lane_head",
-        "_back_lane", "_back_dist",
+        *_SLOT_ARRAYS, *_TRIP_ARRAYS, "_slot_counts", "route_edges", "_vt", "city", "_lane_speed", "_lane_allow",
+        "_conn_signal", "_steer_p", "_steer_dir", "_steer_until", "_steer_salt", "_req_back", "_lane_occ",
+        "_tail_pos", "_tail_len", "_lane_blocked", "_lane_head", "_back_lane", "_back_dist",
         "e_veh_time", "e_dist", "e_halt_time", "e_queue_time", "e_entered", "_loop_lane_offsets", "_loop_pos",
-        "_loop_index", "loop_count", "loop_speed_sum", "loop_occ_time", "_prev_lane", "_prev_pos", "_stop_off", "_stop_ridx", "_stop_start",
+        "_loop_index", "loop_count", "loop_speed_sum", "loop_occ_time", "_stop_off", "_stop_ridx", "_stop_start",
         "_stop_end", "_stop_duration", "_stop_until", "_stop_parking", "_stop_next", "_dwell_until",
         "_conn_cross_offsets", "_conn_cross", "_conn_keep_clear", "_lane_in_offsets", "_lane_in_conn", "_link_wait",
         "_new_link_wait", "_conn_part_start", "_conn_part_dist"))
@@ -622,20 +739,26 @@ class NativeEngine:
 
     def _records(self) -> tuple:
         """The kernels' typed records (:mod:`twin.engines.native.kernels.records`) over the engine's arrays:
-        ``(veh, vtr, net, ctl, scr, stats, lp, stp)``. Built once, and again after any of their arrays was assigned
+        ``(veh, vtr, net, ctl, scr, stats, lp, stp, trips)`` (``veh`` and the scratch by slot, ``trips`` by trip).
+        Built once, and again after any of their arrays was assigned
         anew (an action, a vehicle added on the fly, a restore: see ``__setattr__``), so a record never holds a
         replaced array; the kernels are bound (:func:`twin.jit.bind`) to the records' types with them."""
         recs = self.__dict__.get("_recs")
         if recs is not None:
             return recs
-        c, vt = self.city, self._vt
-        for name in ("emission", "e_emission"):  # rows on cache lines (an array put in place since, e.g. restored)
-            object.__setattr__(self, name, EM.aligned_rows(getattr(self, name)))
-        veh = R.Vehicles(self.state, self.lane, self.pos, self.speed, self.vtype, self.vfactor, self.ridx,
-                         self.route_off, self.route_n, self.route_edges, self.dist, self.wait, self.time_loss,
-                         self.t_insert, self.t_arrive, self.teleports, self._stop_at, self._junction_speed,
-                         self._junction_conn, self._sg_prob, self._kr_prob, self.depart_speed,
-                         self.depart_lane, self.depart_pos, self._link_wait)
+        c, vt, d = self.city, self._vt, self.__dict__
+        for name in ("_v_emission", "e_emission"):  # rows on cache lines (an array put in place since, e.g. restored)
+            d[name] = EM.aligned_rows(d[name])
+        veh = R.Vehicles(self._v_state, self._v_lane, self._v_pos, self._v_speed, self._v_vtype, self._v_vfactor,
+                         self._v_ridx, self._v_route_off, self._v_route_n, self.route_edges, self._v_dist,
+                         self._v_wait, self._v_time_loss, self._v_t_insert, self._v_t_arrive, self._v_teleports,
+                         self._stop_at, self._junction_speed, self._junction_conn, self._sg_prob, self._kr_prob,
+                         self._v_depart_speed, self._v_depart_lane, self._v_depart_pos, self._link_wait, self._v_trip)
+        trips = R.Trips(d["state"], d["lane"], d["pos"], d["speed"], self.vtype, self.vfactor, d["ridx"],
+                        self.route_off, self.route_n, d["dist"], d["wait"], d["time_loss"], d["t_insert"],
+                        d["t_arrive"], d["teleports"], self.depart_speed, self.depart_lane, self.depart_pos,
+                        self.eclass, d["emission"], self._v_eclass, self._v_emission, self._turn_ridx, self._free,
+                        self._slot_counts)
         vtr = R.VehicleTypes(vt["length"], vt["min_gap"], vt["accel"], vt["decel"], vt["tau"], vt["max_speed"],
                              vt["critical_gap"], vt["class_bit"])
         net = R.Network(c.lane_edge, c.lane_index, c.lane_length, c.edge_lane_start, c.edge_num_lanes,
@@ -654,7 +777,7 @@ class NativeEngine:
             if self._loop_spec else None
         stp = R.Stops(self._stop_off, self._stop_ridx, self._stop_start, self._stop_end, self._stop_duration,
                       self._stop_until, self._stop_parking, self._stop_next, self._dwell_until)
-        recs = self.__dict__["_recs"] = (veh, vtr, net, ctl, scr, stats, lp, stp)
+        recs = self.__dict__["_recs"] = (veh, vtr, net, ctl, scr, stats, lp, stp, trips)
         self.__dict__["_bound"] = {}
         return recs
 
@@ -673,7 +796,7 @@ class NativeEngine:
         return kernel if self._threads > 1 and n >= PARALLEL_MIN_VEHICLES else kernel.serial
 
     def _sort(self) -> int:
-        n = self._call(K.sort_vehicles, self._order, self._n_order, self.state, self.lane, self.pos,
+        n = self._call(K.sort_vehicles, self._order, self._n_order, self._v_state, self._v_lane, self._v_pos,
                        self._lane_start, self._order_tmp)
         self._order, self._order_tmp = self._order_tmp, self._order
         self._n_order = n
@@ -683,10 +806,13 @@ class NativeEngine:
         if not tails_ready:  # before the first step: lanes are empty
             self._tail_pos.fill(K.INF)
             self._tail_len.fill(0.0)
-        veh, vtr, net, ctl, scr, stats, _, _ = self._records()
-        self._next_depart, self._n_wait, self._n_order = self._call(
-            K.insert, float(t), self._next_depart, self.depart, self._wait_list, self._n_wait, self._order,
-            self._n_order, veh, vtr, net, ctl, scr, stats)
+        self._ensure_slots(self._due(t))
+        veh, vtr, net, ctl, scr, stats, _, _, trips = self._records()
+        self._next_depart, self._n_wait = self._call(K.join_queue, float(t), self._next_depart, self.depart,
+                                                     self._wait_list, self._n_wait, veh, scr, trips)
+        self._n_wait, self._n_order = self._call(K.insert, float(t), self._wait_list, self._n_wait, self._order,
+                                                 self._n_order, veh, vtr, net, ctl, scr, stats)
+        self._trips_stale = True
 
     # --------------------------------------------------------------- actions
     def apply(self, action: Action) -> None:
@@ -768,21 +894,35 @@ class NativeEngine:
     def _set_trips_active(self, idx: np.ndarray, active: bool) -> None:
         if idx.size and (idx.min() < 0 or idx.max() >= self._n_demand):
             raise IndexError(f"trip indices must be in [0, {self._n_demand}), got {idx.min()}..{idx.max()}")
+        state = self.state
         if not active:
-            waiting = idx[self.state[idx] == K.WAITING]
-            if waiting.size:  # due but not inserted yet: leave the depart queue
+            waiting = idx[state[idx] == K.WAITING]
+            if waiting.size:  # due but not inserted yet: leave the depart queue, and give the slot back
                 wl = self._wait_list[: self._n_wait]
-                kept = wl[~np.isin(wl, waiting)]
+                gone = np.isin(self._v_trip[wl], waiting)
+                veh, *_, trips = self._records()
+                for s in wl[gone].tolist():
+                    self._call(K.give_slot, s, veh, trips)
+                kept = wl[~gone]
                 self._wait_list[: kept.size] = kept
                 self._n_wait = int(kept.size)
-            self.state[idx[(self.state[idx] == K.SCHEDULED) | (self.state[idx] == K.WAITING)]] = K.CANCELLED
+            state[idx[(state[idx] == K.SCHEDULED) | (state[idx] == K.WAITING)]] = K.CANCELLED
             return
-        back = idx[self.state[idx] == K.CANCELLED]
+        back = idx[state[idx] == K.CANCELLED]
         due = back[back < self._next_depart]  # their depart time passed while cancelled: they queue now
-        self.state[back[back >= self._next_depart]] = K.SCHEDULED
-        self.state[due] = K.WAITING
-        self._wait_list[self._n_wait: self._n_wait + due.size] = due
-        self._n_wait += int(due.size)
+        state[back[back >= self._next_depart]] = K.SCHEDULED
+        state[due] = K.WAITING
+        self._queue(due)
+
+    def _queue(self, trips: np.ndarray) -> None:
+        """Trips (state WAITING) join the end of the depart queue, each in a slot."""
+        self._ensure_slots(trips.size)
+        veh, _, _, _, scr, _, _, _, trs = self._records()
+        for tr in trips.tolist():
+            s = self._call(K.take_slot, self._free, self._slot_counts)
+            self._call(K.trip_to_slot, tr, s, veh, scr, trs)
+            self._wait_list[self._n_wait] = s
+            self._n_wait += 1
 
     def _add_vehicle(self, a: AddVehicle) -> None:
         if a.vid in self._added or a.vid in self.demand.trips.ids:
@@ -800,8 +940,9 @@ class NativeEngine:
                 if e1 not in targets[offsets[e0]: offsets[e0 + 1]]:
                     raise ValueError(f"vehicle {a.vid!r}: edge {self.city.edge_ids[e1]!r} does not follow "
                                      f"{self.city.edge_ids[e0]!r} for class {self.demand.trips.vtypes[ty].vclass!r}")
+        self._sync()
         i = self.state.size
-        for name, fill in self._VEHICLE_ARRAYS.items():
+        for name, fill in self._TRIP_ARRAYS.items():
             arr = self.__dict__[name]
             setattr(self, name, np.concatenate([arr, np.full((1, *arr.shape[1:]), fill, dtype=arr.dtype)]))
         self.vtype[i] = ty
@@ -812,8 +953,7 @@ class NativeEngine:
         self.route_n[i] = route.size
         self.route_edges = np.concatenate([self.route_edges, route])
         self.state[i] = K.WAITING
-        self._wait_list[self._n_wait] = i
-        self._n_wait += 1
+        self._queue(np.array([i]))
         self._added[a.vid] = i
 
     def vehicle_status(self, vids) -> dict[str, np.ndarray]:
@@ -924,7 +1064,12 @@ class NativeEngine:
             self.route_off[v_ok] = starts
             self.route_n[v_ok] = lens[ok].astype(np.int32)
             self.ridx[v_ok] = 0
-            self._turn_ridx[v_ok] = 0  # (count_turns: a new route counts from its start)
+            slot = self._slot_of(v_ok)  # the vehicles waiting or on the road: their slots too
+            on = slot >= 0
+            self._v_route_off[slot[on]] = starts[on]
+            self._v_route_n[slot[on]] = lens[ok][on]
+            self._v_ridx[slot[on]] = 0
+            self._turn_ridx[slot[on]] = 0  # (count_turns: a new route counts from its start)
         if stranded:
             log.warning("%d vehicles have no open route to their destination and keep their route", stranded)
         self.rerouted += int(vehicles.size) - stranded
@@ -938,6 +1083,7 @@ class NativeEngine:
 
         if not self._started:
             raise EngineError("nothing to checkpoint: the engine has not started")
+        self._sync()
         arrays, scalars = {}, {}
         for k, v in self.__dict__.items():
             if k in self._STATIC:
@@ -959,6 +1105,9 @@ class NativeEngine:
         if meta["city"] != city.name or meta["n_edges"] != city.n_edges or meta["trips"] != len(demand.trips):
             raise EngineError(f"{path}: checkpoint of city {meta['city']!r} with {meta['trips']} trips does not "
                               f"match city {city.name!r} with {len(demand.trips)} trips")
+        if "_v_trip" not in arrays:
+            raise EngineError(f"{path}: a checkpoint of an engine that kept its vehicles by trip (before vehicle "
+                              "slots); it cannot be resumed by this version: run the scenario again")
         eng = cls.__new__(cls)
         eng.__dict__.update(meta["scalars"])
         eng._loop_spec = [(str(a), int(b), float(c)) for a, b, c in meta.get("loops", [])]
@@ -969,19 +1118,14 @@ class NativeEngine:
         eng.__dict__.pop("co2", None)  # checkpoints of the road-load CO2 model: CO2 is an emission column now
         eng._added = {str(k): int(v) for k, v in meta.get("added", {}).items()}
         eng.__dict__.setdefault("_n_demand", len(demand.trips))
-        eng.__dict__.setdefault("_junction_speed", np.zeros(eng.state.size))  # checkpoints before junction paths
-        eng.__dict__.setdefault("_junction_conn", np.full(eng.state.size, -1, dtype=np.int32))  # ... and blocking
+        n_trips = eng.__dict__["state"].size if isinstance(eng.__dict__.get("state"), np.ndarray) else 0
         if "depart_pos" not in eng.__dict__:  # checkpoints before departPos: the demand's, added vehicles at base
-            eng.depart_pos = np.full(eng.state.size, DEPART_POS_BASE)
+            eng.depart_pos = np.full(n_trips, DEPART_POS_BASE)
             eng.depart_pos[:len(demand.trips)] = demand.trips.depart_pos
         if "_conn_cross" not in eng.__dict__:
             on = eng.__dict__.setdefault("_junction_blocking", False)  # checkpoints before junction blocking
             eng._conn_cross_offsets, eng._conn_cross = crossing_connections(city, on)
             eng._conn_keep_clear = city.conn_keep_clear & on
-        if "_link_wait" not in eng.__dict__:  # checkpoints before keep-clear on its own
-            eng._keep_clear = eng.__dict__.get("_junction_blocking", False)
-            eng._link_wait = np.zeros(eng.state.size, dtype=np.bool_)
-            eng._new_link_wait = np.zeros(eng.state.size, dtype=np.bool_)
         if "_conn_part_dist" not in eng.__dict__:  # checkpoints before diverging paths
             on = eng.__dict__.setdefault("_diverging_paths", False)
             eng._conn_part_start, eng._conn_part_dist = part_rows(city, on)
@@ -989,19 +1133,13 @@ class NativeEngine:
             on = eng.__dict__.setdefault("_insertion_back_gap", False)
             eng._lane_in_offsets, eng._lane_in_conn = incoming_connections(city, on)
         eng.__dict__.setdefault("_lane_occ", np.zeros(city.n_lanes))  # scratch, rebuilt every step
-        eng.__dict__.setdefault("_step_dist", np.zeros(eng.state.size))  # ... and within a kernel call
         eng.__dict__.setdefault("_lane_head", np.zeros(city.n_lanes, dtype=np.int32))
         if "_back_lane" not in eng.__dict__:  # checkpoints before the back-gap check had its scratch
             eng._back_lane, eng._back_dist = cls._back_stack()
         eng.__dict__.setdefault("_sig_force", True)  # checkpoints before signal updates wrote only changes
-        for name in ("_sg_prob", "_kr_prob"):  # checkpoints before speed-gain wishes built up
-            eng.__dict__.setdefault(name, np.zeros(eng.state.size))
         if "_steer_p" not in eng.__dict__:  # checkpoints before lane-use steering
             eng._steer_p, eng._steer_dir, eng._steer_until = cls._no_steering(city.n_lanes)
             eng._steer_salt = 0
-        if "turn_entered" not in eng.__dict__:  # checkpoints before turning movements were counted
-            eng.turn_entered = np.zeros(city.edge_successors[1].size)
-            eng._turn_ridx = eng.ridx.copy()
         if eng._req_back.ndim == 1:  # checkpoints with one lane-change request row (requests last one step)
             eng._req_back = np.full((2, eng._req_back.size), -K.INF)
         eng.city, eng.demand = city, demand
@@ -1009,13 +1147,6 @@ class NativeEngine:
         eng._emis = emission_table()
         eng._emis_cf = EM.step_coefficients(eng._emis.coef, eng._emis.exhaust_pm)
         eng.__dict__.setdefault("_emissions_on", True)
-        if "eclass" not in eng.__dict__:  # checkpoints before pollutant emissions: they start now
-            n = eng.state.size
-            eng._emission_seed = 0
-            eng.eclass = vehicle_classes(demand.trips.vtypes, eng.vtype[:len(demand.trips)], demand.trips.ids, 0)
-            eng.eclass = np.concatenate([eng.eclass, np.zeros(n - eng.eclass.size, dtype=np.int32)])
-            eng.emission = np.zeros((n, len(POLLUTANTS)))
-            eng.e_emission = np.zeros((city.n_edges, len(POLLUTANTS)))
         if "_tls_kind" not in eng.__dict__:  # checkpoints before actuated signals and stops
             phase = eng._tls_phase.copy()
             eng._signals_start(city)
@@ -1049,6 +1180,7 @@ class NativeEngine:
         except EngineError as exc:
             raise bad(str(exc)) from None
         n = int(np.size(d.get("state", ())))
+        n_slots = int(np.size(d.get("_v_trip", ())))
         n_demand = len(self.demand.trips)
         if n != n_demand + len(self._added):
             raise bad(f"{n} vehicles, the demand has {n_demand} and {len(self._added)} were added")
@@ -1060,8 +1192,8 @@ class NativeEngine:
                 raise bad(f"array {name!r} is missing")
             if got.dtype != want.dtype:
                 raise bad(f"array {name!r} has type {got.dtype}, expected {want.dtype}")
-            shape = (n, *want.shape[1:]) if name in self._VEHICLE_ARRAYS or name in ("_prev_lane", "_prev_pos") \
-                else want.shape
+            shape = (n, *want.shape[1:]) if name in self._TRIP_ARRAYS else \
+                (n_slots, *want.shape[1:]) if name in self._SLOT_ARRAYS else want.shape
             if name in self._FREE_SHAPE:
                 shape = got.shape if got.ndim == want.ndim and got.shape[1:] == want.shape[1:] else None
             if got.shape != shape:
@@ -1073,28 +1205,41 @@ class NativeEngine:
                 k = int(np.flatnonzero((values < lo) | (values >= hi))[0])
                 raise bad(f"{name}[{k}] = {values[k]} is not a valid {what} (expected {lo}..{hi - 1})")
 
-        in_range("state", self.state, 0, 5, "trip state")
-        in_range("lane", self.lane, -1, c.n_lanes, "lane index")
+        in_range("state", d["state"], 0, 5, "trip state")
+        in_range("lane", d["lane"], -1, c.n_lanes, "lane index")
         in_range("vtype", self.vtype, 0, len(self.demand.trips.vtypes), "vehicle type index")
         in_range("route_edges", self.route_edges, 0, c.n_edges, "edge index")
         in_range("route_n", self.route_n, 0, self.route_edges.size + 1, "route length")
         in_range("route_off", self.route_off, 0, self.route_edges.size + 1, "route offset")
         ends = self.route_off + self.route_n
         in_range("route_off + route_n", ends, 0, self.route_edges.size + 1, "route end")
-        in_range("ridx", self.ridx, 0, int(self.route_n.max(initial=0)) + 1, "route position")
-        if np.any(self.ridx > self.route_n):
-            raise bad(f"ridx beyond the route of vehicle {int(np.flatnonzero(self.ridx > self.route_n)[0])}")
-        running = self.state == K.RUNNING
-        if np.any(running & (self.lane < 0)):
-            raise bad(f"running vehicle {int(np.flatnonzero(running & (self.lane < 0))[0])} is on no lane")
-        for name in ("pos", "speed"):
+        in_range("ridx", d["ridx"], 0, int(self.route_n.max(initial=0)) + 1, "route position")
+        if np.any(d["ridx"] > self.route_n):
+            raise bad(f"ridx beyond the route of vehicle {int(np.flatnonzero(d['ridx'] > self.route_n)[0])}")
+        # the slots (kernels/slots.py)
+        free, used = (int(x) for x in self._slot_counts)
+        if not 0 <= free <= used <= n_slots:
+            raise bad(f"_slot_counts = {self._slot_counts.tolist()} (expected 0 <= free <= used <= {n_slots})")
+        in_range("_v_trip", self._v_trip, -1, n, "trip index")
+        in_range("_free", self._free[:free], 0, used, "slot index")
+        in_range("_v_lane", self._v_lane, -1, c.n_lanes, "lane index")
+        in_range("_v_vtype", self._v_vtype, 0, len(self.demand.trips.vtypes), "vehicle type index")
+        in_range("_v_route_off + _v_route_n", self._v_route_off + self._v_route_n, 0, self.route_edges.size + 1,
+                 "route end")
+        in_range("_v_route_off", self._v_route_off, 0, self.route_edges.size + 1, "route offset")
+        if np.any((self._v_ridx < 0) | (self._v_ridx > self._v_route_n)):
+            raise bad(f"_v_ridx beyond the route of slot {int(np.flatnonzero(self._v_ridx > self._v_route_n)[0])}")
+        running = self._v_state == K.RUNNING
+        if np.any(running & (self._v_lane < 0)):
+            raise bad(f"running vehicle in slot {int(np.flatnonzero(running & (self._v_lane < 0))[0])} is on no lane")
+        for name in ("_v_pos", "_v_speed"):
             if not np.all(np.isfinite(d[name][running])):
                 raise bad(f"{name} of a running vehicle is not finite")
         for name, count in (("_order", "_n_order"), ("_wait_list", "_n_wait")):
             k = d.get(count)
-            if not isinstance(k, int) or not 0 <= k <= n:
-                raise bad(f"{count} = {k!r} (expected 0..{n})")
-            in_range(name, d[name][:k], 0, n, "vehicle index")
+            if not isinstance(k, int) or not 0 <= k <= n_slots:
+                raise bad(f"{count} = {k!r} (expected 0..{n_slots})")
+            in_range(name, d[name][:k], 0, n_slots, "slot index")
         if not isinstance(d.get("_next_depart"), int) or not 0 <= d["_next_depart"] <= n:
             raise bad(f"_next_depart = {d.get('_next_depart')!r} (expected 0..{n})")
         off = self._tls_phase_offsets
@@ -1123,12 +1268,13 @@ class NativeEngine:
             return snap
         n = self._sort()
         x, y, ang = np.empty(n), np.empty(n), np.empty(n)
-        self._call(K.vehicle_xy, self._order, n, self.lane, self.pos, self.city.lane_shape_offsets,
+        self._call(K.vehicle_xy, self._order, n, self._v_lane, self._v_pos, self.city.lane_shape_offsets,
                    self.city.lane_shape_xy, x, y, ang)
-        idx = self._order[:n].astype(np.int64)
-        lane = self.lane[idx]
-        veh = VehicleArrays(trip=idx, edge=self.city.lane_edge[lane], lane=lane, pos=self.pos[idx],
-                            speed=self.speed[idx], x=x, y=y, angle=ang, vtype=self.vtype[idx])
+        idx = self._order[:n]  # (slots)
+        lane = self._v_lane[idx]
+        veh = VehicleArrays(trip=self._v_trip[idx].astype(np.int64), edge=self.city.lane_edge[lane], lane=lane,
+                            pos=self._v_pos[idx], speed=self._v_speed[idx], x=x, y=y, angle=ang,
+                            vtype=self._v_vtype[idx])
         out = object.__new__(Snapshot)  # the same snapshot with the vehicles (copy.copy and replace() cost more)
         out.__dict__.update(snap.__dict__)
         out.__dict__["vehicles"] = veh

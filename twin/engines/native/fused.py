@@ -9,8 +9,6 @@ programs), so a chunk ends before the step at which the next switch is due.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from twin.engines.native import kernels as K
 from twin.engines.native.kernels.state import ACTUATED
 from twin.engines.native import emissions as EM
@@ -33,7 +31,7 @@ def _sort(order, order_tmp, n_order, state, lane, pos, lane_start):
 @kernel
 def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig_force, order, order_tmp, n_order,
               lane_start, parked, n_parked, next_depart, depart, wait_list, n_wait, sig, emis, turns, veh, vtr, net,
-              ctl, scr, stats, lp, stp):
+              ctl, scr, stats, lp, stp, trips):
     """Run ``n_steps`` steps of ``dt`` [s] from step ``step0``, as ``NativeEngine._one_step`` does.
 
     Parameters
@@ -58,20 +56,24 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig
     lane_start : int32 array
         Start of each lane's vehicles in ``order``.
     parked, n_parked : int32 array, int
-        The vehicles parked off the road (the first ``n_parked``); rebuilt when vehicles park.
+        The slots of the vehicles parked off the road (the first ``n_parked``); rebuilt when vehicles park.
     next_depart, depart, wait_list, n_wait :
-        The insertion queue (:func:`K.insert`): next trip due, depart times [s], waiting vehicles.
+        The insertion queue (:func:`K.join_queue`, :func:`K.insert`): next trip due, depart times [s] by trip,
+        the slots of the waiting vehicles.
     sig : tuple
         Signal arrays: ``(tls_offset, tls_phase_offsets, phase_duration, phase_state, conn_tls, conn_link,
         tls_phase, tls_kind, tls_max_gap, tls_det_gap, phase_min, phase_max, phase_next, phase_green,
         phase_det_off, phase_dets, det_lane, det_pos, det_last, sig_phase, sig_phase_start, sig_next_check)``.
     emis : tuple
-        ``(eclass, cf, coast_a, non_exhaust, veh_emission, edge_emission, threads)`` (:func:`EM.emit`, which cuts
-        the vehicles into ``threads`` parts on the threads; :func:`EM.emit_range` in one part when serial).
+        ``(eclass, cf, coast_a, non_exhaust, veh_emission, edge_emission, threads)`` (by slot and edge;
+        :func:`EM.emit`, which cuts the vehicles into ``threads`` parts on the threads; :func:`EM.emit_range` in
+        one part when serial).
     turns : tuple
         ``(turn_ridx, succ_offsets, succ_targets, turn_entered)`` (:func:`count_turns`).
-    veh, vtr, net, ctl, scr, stats, lp, stp :
-        The kernels' records (:mod:`twin.engines.native.kernels.records`); ``lp`` is None without loops.
+    veh, vtr, net, ctl, scr, stats, lp, stp, trips :
+        The kernels' records (:mod:`twin.engines.native.kernels.records`); ``lp`` is None without loops. The
+        vehicles are in slots (:mod:`twin.engines.native.kernels.slots`): ``trips`` must have a free slot for
+        every trip due in the ``n_steps`` steps.
 
     Returns
     -------
@@ -116,7 +118,7 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig
                       phase_max, phase_next, phase_green, phase_det_off, phase_dets, det_last, phase_state, conn_tls,
                       conn_link, sig_phase, sig_phase_start, sig_next_check, tls_phase, conn_signal)
         if has_stops and ST.stop_targets(t, order, n, veh, vtr, net, ctl, stp):
-            parked = np.flatnonzero(veh.state == ST.PARKED).astype(np.int32)
+            parked = ST.parked_slots(veh.state, veh.trip)
             n_parked = parked.size
         direction = 1 if step % 2 == 0 else -1
         par = 0 <= min_parallel <= n
@@ -147,13 +149,16 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig
             K.loops(dt, order, n, veh, vtr, net, ctl, lp)
         count_turns(order, n, veh.ridx, turn_ridx, veh.route_off, veh.route_edges, succ_offsets, succ_targets,
                     turn_entered)
+        if arrived:  # (a call passes every array of the records it is given: not made for nothing)
+            n_order = K.retire(order, n_order, veh, trips)
         arrived_sum += arrived
         teleported_sum += teleported
         updates += n
         done += 1
         t_next = float((step + 1) * dt)
-        if n_wait or (next_depart < n_trips and depart[next_depart] <= t_next):  # else insert has nothing to do
-            next_depart, n_wait, n_order = K.insert(t_next, next_depart, depart, wait_list, n_wait, order, n_order,
-                                                    veh, vtr, net, ctl, scr, stats)
+        if next_depart < n_trips and depart[next_depart] <= t_next:
+            next_depart, n_wait = K.join_queue(t_next, next_depart, depart, wait_list, n_wait, veh, scr, trips)
+        if n_wait:  # else insert has nothing to do
+            n_wait, n_order = K.insert(t_next, wait_list, n_wait, order, n_order, veh, vtr, net, ctl, scr, stats)
     return swapped, n_order, parked, n_parked, next_depart, n_wait, arrived_sum, teleported_sum, updates
 

@@ -17,6 +17,8 @@ able to halt (it was inserted or teleported beyond it) is skipped.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from twin.engines.native.kernels import HALT_SPEED, INF, RUNNING, choose_connection, first_ahead
 from twin.jit import kernel
 
@@ -28,9 +30,10 @@ ARRIVE_TOL_M = 1.0  # [m] a halted vehicle this close to its stop's end has arri
 def stop_targets(t, order, n, veh, vt, net, ctl, stp):
     """Where each running vehicle must stand (``stop_at[i]``, INF: nowhere) and its dwelling at time ``t`` [s].
 
-    ``stop_next[i]`` is vehicle i's next stop (index into the stop arrays, CSR ``stop_off`` by vehicle;
-    vehicles beyond ``stop_off`` have none), ``dwell_until[i]`` [s] when its dwell ends (< 0: not
-    dwelling). A vehicle that starts dwelling on a parking stop gets state ``PARKED``. Returns the
+    ``stop_next[tr]`` is trip tr's next stop (index into the stop arrays, CSR ``stop_off`` by trip; trips
+    beyond ``stop_off``, the vehicles added on the fly, have none), ``dwell_until[tr]`` [s] when its dwell
+    ends (< 0: not dwelling); ``i`` the vehicle's slot, ``tr = veh.trip[i]``. A vehicle that starts dwelling
+    on a parking stop gets state ``PARKED``. Returns the
     number of vehicles that parked."""
     lane = veh.lane
     pos = veh.pos
@@ -43,6 +46,7 @@ def stop_targets(t, order, n, veh, vt, net, ctl, stp):
     wait = veh.wait
     state = veh.state
     stop_at = veh.stop_at
+    trip = veh.trip
     vt_length = vt.length
     vt_class_bit = vt.class_bit
     lane_edge = net.lane_edge
@@ -65,23 +69,24 @@ def stop_targets(t, order, n, veh, vt, net, ctl, stp):
     for k in range(n):
         i = order[k]
         stop_at[i] = INF
-        if i + 1 >= stop_off.shape[0]:
+        tr = trip[i]  # (the stops are by trip, the vehicle's state by slot)
+        if tr + 1 >= stop_off.shape[0]:
             continue
-        s = stop_next[i]
-        end = stop_off[i + 1]
-        if dwell_until[i] >= 0.0:
-            if t < dwell_until[i] - 1e-9:
+        s = stop_next[tr]
+        end = stop_off[tr + 1]
+        if dwell_until[tr] >= 0.0:
+            if t < dwell_until[tr] - 1e-9:
                 stop_at[i] = pos[i]
                 wait[i] = 0.0
                 continue
-            dwell_until[i] = -1.0  # its dwell is over
+            dwell_until[tr] = -1.0  # its dwell is over
             s += 1
         l = lane[i]
         ln = lane_length[l]
         while s < end and (stop_ridx[s] < ridx[i] or (stop_ridx[s] == ridx[i]
                                                      and pos[i] > min(stop_end[s], ln) + ARRIVE_TOL_M)):
             s += 1  # passed without halting (inserted or teleported beyond it)
-        stop_next[i] = s
+        stop_next[tr] = s
         if s >= end:
             continue
         if stop_ridx[s] == ridx[i]:
@@ -89,9 +94,9 @@ def stop_targets(t, order, n, veh, vt, net, ctl, stp):
             if speed[i] < HALT_SPEED and (pos[i] >= x - ARRIVE_TOL_M or
                                           pos[i] - vt_length[vtype[i]] >= stop_start[s] - 1e-9):
                 until = stop_until[s]
-                dwell_until[i] = t + stop_duration[s]
-                if until == until and until > dwell_until[i]:  # (NaN: no until)
-                    dwell_until[i] = until
+                dwell_until[tr] = t + stop_duration[s]
+                if until == until and until > dwell_until[tr]:  # (NaN: no until)
+                    dwell_until[tr] = until
                 wait[i] = 0.0
                 stop_at[i] = pos[i]
                 if stop_parking[s]:
@@ -106,6 +111,14 @@ def stop_targets(t, order, n, veh, vt, net, ctl, stp):
             if c >= 0:
                 stop_at[i] = ln + conn_length[c] + min(stop_end[s], lane_length[conn_to_lane[c]])
     return parked
+
+
+@kernel
+def parked_slots(state, trip):
+    """The slots of the parked vehicles, in the order of their trips (as they unpark: the order does not
+    depend on the slots)."""
+    parked = np.flatnonzero(state == PARKED).astype(np.int32)
+    return parked[np.argsort(trip[parked], kind="mergesort")]
 
 
 @kernel
@@ -127,7 +140,8 @@ def unpark(t, order, lane_start, n_order, parked_list, n_parked, veh, vt, stp):
         i = parked_list[w]
         if state[i] != PARKED:
             continue
-        if t >= dwell_until[i] - 1e-9:
+        tr = veh.trip[i]
+        if t >= dwell_until[tr] - 1e-9:
             l = lane[i]
             q = first_ahead(l, pos[i], order, lane_start, pos)
             room = True
@@ -140,8 +154,8 @@ def unpark(t, order, lane_start, n_order, parked_list, n_parked, veh, vt, stp):
             if room:
                 state[i] = RUNNING
                 speed[i] = 0.0
-                dwell_until[i] = -1.0
-                stop_next[i] += 1
+                dwell_until[tr] = -1.0
+                stop_next[tr] += 1
                 order[n_order] = i
                 n_order += 1
                 continue
@@ -150,4 +164,4 @@ def unpark(t, order, lane_start, n_order, parked_list, n_parked, veh, vt, stp):
     return n_order, kept
 
 
-__all__ = ["stop_targets", "unpark", "PARKED"]
+__all__ = ["stop_targets", "parked_slots", "unpark", "PARKED"]

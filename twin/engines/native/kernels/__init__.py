@@ -10,6 +10,8 @@
 ``lanes``          :func:`change_lanes`
 ``movement``       :func:`move`, :func:`commit`
 ``insertion``      :func:`insert`
+``slots``          vehicles in consecutive slots: :func:`trip_to_slot`, :func:`retire`,
+                   :func:`sync_trips`
 ``geometry``       :func:`vehicle_xy`
 ``detectors``      :func:`loops` (induction loops)
 =================  ==============================================================
@@ -54,8 +56,10 @@ is inside each kernel. One simulation step is, in order:
                             time per target lane, so merging vehicles keep their
                             gaps) onto the junction path before the next lane, arrive,
                             or teleport after waiting too long
-7. :func:`insert`           due trips enter their origin edge where there is room,
-                            else they wait in the depart queue (FIFO per edge)
+7. :func:`retire`           arrived vehicles give their slots back
+8. :func:`join_queue`       due trips take a slot and join the depart queue
+9. :func:`insert`           queued vehicles enter their origin edge where there is
+                            room, else they wait (FIFO per edge)
 
 Vehicle states: 0 scheduled (depart time not reached), 1 waiting (due, not yet
 inserted), 2 running, 3 arrived, 4 cancelled (taken back before it entered).
@@ -84,5 +88,7 @@ from twin.engines.native.kernels.following import idm, first_ahead, queue_ahead,
 from twin.engines.native.kernels.lanes import unit_hash, _swap_ok, change_lanes  # noqa: F401
 from twin.engines.native.kernels.movement import move, commit  # noqa: F401
 from twin.engines.native.kernels.insertion import insert  # noqa: F401
+from twin.engines.native.kernels.slots import (  # noqa: F401
+    take_slot, trip_to_slot, join_queue, slot_to_trip, give_slot, retire, sync_trips)
 from twin.engines.native.kernels.geometry import vehicle_xy  # noqa: F401
 from twin.engines.native.kernels.detectors import _loops_between, loops  # noqa: F401

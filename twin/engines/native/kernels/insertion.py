@@ -6,22 +6,23 @@ from twin.demand.trips import (DEPART_LANE_BEST, DEPART_LANE_FIRST, DEPART_POS_B
                                DEPART_SPEED_DESIRED, DEPART_SPEED_LIMIT)
 from twin.engines.native.kernels.routes import _best_lane, _pick_lane, lane_score_within
 from twin.engines.native.kernels.state import (
-    SCHEDULED, WAITING, RUNNING, INF, STRATEGIC_DEPTH, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH, DEPART_SCORES)
+    RUNNING, INF, STRATEGIC_DEPTH, BEST_LANE_LOOKAHEAD_M, BEST_LANE_MAX_DEPTH, DEPART_SCORES)
 
 POSITION_EPS = 0.1  # [m] SUMO's POSITION_EPS, by which "last" stays inside its lane and behind its leader
 BACK_GAP_DEPTH = 8  # lanes upstream the back-gap check follows at most (each within the braking distance)
 
 
 @kernel(refcounts=False)
-def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, net, ctl, scr, stats):
-    """Trips due by ``t`` join the depart queue; queued vehicles enter where there is room.
+def insert(t, wait_list, n_wait, order, n_order, veh, vt, net, ctl, scr, stats):
+    """Queued vehicles enter where there is room (the trips due by ``t`` [s] have joined the depart queue,
+    :func:`.slots.join_queue`; ``wait_list`` and ``order`` hold the vehicles' slots).
 
     Each lane serves the queue first-in first-out: a trip enters on the lane
     :func:`_best_lane` picks; once one cannot enter on its lane, the later
     trips that would enter on that lane wait for the next step, while trips
     for other lanes of the edge may still enter (as SUMO's insertion does,
     which remembers failed lanes, not edges). Inserted vehicles are appended
-    to ``order``. Returns (next_depart, n_wait, n_order).
+    to ``order``. Returns (n_wait, n_order).
 
     The lane it enters on is its ``depart_lane`` (SUMO's ``departLane``):
     "best" as above; a lane index, "first" (the rightmost its class may use)
@@ -79,13 +80,6 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
     back_check = net.lane_in_conn.shape[0] > 0
     head = scr.lane_head
     have_head = False
-    n_trips = depart.shape[0]
-    while next_depart < n_trips and depart[next_depart] <= t:
-        if state[next_depart] == SCHEDULED:  # cancelled trips and vehicles added on the fly are skipped
-            state[next_depart] = WAITING
-            wait_list[n_wait] = next_depart
-            n_wait += 1
-        next_depart += 1
     for ln in range(lane_blocked.shape[0]):
         lane_blocked[ln] = False
     kept = 0
@@ -152,7 +146,7 @@ def insert(t, next_depart, depart, wait_list, n_wait, order, n_order, veh, vt, n
         if not inserted:
             wait_list[kept] = i
             kept += 1
-    return next_depart, kept, n_order
+    return kept, n_order
 
 
 @kernel(refcounts=False)

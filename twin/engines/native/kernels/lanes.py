@@ -294,7 +294,7 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
                                                     * abs(best_q - lane_index[l]))
         strategic = need and not mandatory
         # lane-use steering (see above): one draw per vehicle and edge
-        u = unit_hash(i, rk, steer_salt) if steering else 1.0
+        u = unit_hash(veh.trip[i], rk, steer_salt) if steering else 1.0  # (by trip: the same in any slot)
         steered = steer_dir[l] == direction and p < steer_until[l] and u < steer_p[l]
         if strategic and steer_dir[tl] == -direction and p < steer_until[tl] and u < steer_p[tl]:
             continue  # it was steered here from tl: it changes back past the loops (unless it must now)
@@ -314,7 +314,7 @@ def change_lanes(direction, order, n, lane_start, dt, veh, vt, net, ctl, scr, sc
                 if cx >= 0 and cy >= 0 and conn_to_lane[cx] != conn_to_lane[cy]:
                     x = conn_to_lane[cx]
                     y = conn_to_lane[cy]
-                    un = unit_hash(i, rk + 1, steer_salt)  # its draw on the next edge
+                    un = unit_hash(veh.trip[i], rk + 1, steer_salt)  # its draw on the next edge
                     if steer_until[x] < STEER_UPSTREAM_M and un < steer_p[x] and \
                             (lane_index[y] - lane_index[x]) * steer_dir[x] > 0:
                         steered = True

@@ -6,7 +6,8 @@ the same dtype can no longer be swapped by position. The engine builds them from
 (:meth:`twin.engines.native.NativeEngine._records`) every step, so a record never holds an array that an
 action, a vehicle added on the fly or a restore has since replaced.
 
-Index conventions: ``i`` a vehicle (trip), ``v`` a vehicle type, ``l`` a lane, ``e`` an edge, ``c`` a
+Index conventions: ``i`` a vehicle on the road or waiting to enter, by its *slot* (see :class:`Trips`), ``tr`` a
+trip, ``v`` a vehicle type, ``l`` a lane, ``e`` an edge, ``c`` a
 connection (lane to lane across a junction), ``k`` a position on a route.
 """
 from __future__ import annotations
@@ -17,7 +18,8 @@ import numpy as np
 
 
 class Vehicles(NamedTuple):
-    """Per-vehicle state (index ``i``) and the routes."""
+    """Per-vehicle state by slot (index ``i``: the vehicles waiting to enter or on the road, in consecutive
+    slots; :class:`Trips`) and the routes."""
 
     state: np.ndarray  # int8: SCHEDULED, WAITING, RUNNING, ARRIVED, CANCELLED (kernels.state)
     lane: np.ndarray  # int32: the lane the vehicle is on (-1 before it enters)
@@ -45,6 +47,45 @@ class Vehicles(NamedTuple):
     depart_pos: np.ndarray  # [m] front position to enter at if > DEPART_POS_NUMBER_MIN, else DEPART_POS_* keyword
     link_wait: np.ndarray  # bool: in the last step it planned to stop before a link ahead (SUMO's
     #                        myHaveToWaitOnNextLink; keep-clear reads it, see kernels.movement.space_till_standing)
+    trip: np.ndarray  # int32: the trip in slot i (-1: a free slot)
+
+
+class Trips(NamedTuple):
+    """Per-trip arrays (index ``tr``: the demand's trips, then the vehicles added on the fly) and the slots.
+
+    A trip takes a slot when it joins the depart queue (:func:`twin.engines.native.kernels.slots.trip_to_slot`:
+    its fields copied into the slot's, the slot's other fields reset) and gives it back when it arrives
+    (:func:`~twin.engines.native.kernels.slots.retire`: the results copied back). Free slots are a stack, so
+    the slots in use stay within the most vehicles waiting or on the road at once. The trip-level copies of
+    the dynamic fields (``state`` ... ``emission``) are current for finished trips; the engine brings them up
+    to date for the others before Python reads them (:func:`~twin.engines.native.kernels.slots.sync_trips`).
+    """
+
+    state: np.ndarray  # int8: as Vehicles.state; WAITING from joining the queue (the slot holds it from then on)
+    lane: np.ndarray  # int32
+    pos: np.ndarray  # [m]
+    speed: np.ndarray  # [m/s]
+    vtype: np.ndarray  # int32
+    vfactor: np.ndarray
+    ridx: np.ndarray  # int32
+    route_off: np.ndarray  # int64
+    route_n: np.ndarray  # int32
+    dist: np.ndarray  # [m]
+    wait: np.ndarray  # [s]
+    time_loss: np.ndarray  # [s]
+    t_insert: np.ndarray  # [s]
+    t_arrive: np.ndarray  # [s]
+    teleports: np.ndarray  # int32
+    depart_speed: np.ndarray  # [m/s] or keyword
+    depart_lane: np.ndarray  # int32 lane index or keyword
+    depart_pos: np.ndarray  # [m] or keyword
+    eclass: np.ndarray  # int32: emission class
+    emission: np.ndarray  # [g] per trip and pollutant
+    slot_eclass: np.ndarray  # int32: emission class per slot (emissions.emit)
+    slot_emission: np.ndarray  # [g] per slot and pollutant
+    slot_turn_ridx: np.ndarray  # int32: per slot, the route position counted last (turns.count_turns)
+    free: np.ndarray  # int32: the free slots below ``counts[1]``, a stack of ``counts[0]``
+    counts: np.ndarray  # int64: (free slots on the stack, slots used so far)
 
 
 class VehicleTypes(NamedTuple):
@@ -137,19 +178,19 @@ class Loops(NamedTuple):
     count: np.ndarray  # vehicles that passed
     speed_sum: np.ndarray  # [m/s] sum of their speeds
     occ_time: np.ndarray  # [s] time occupied
-    prev_lane: np.ndarray  # int32: each vehicle's lane before the step
+    prev_lane: np.ndarray  # int32: each vehicle's (slot's) lane before the step
     prev_pos: np.ndarray  # [m] ... and position
 
 
 class Stops(NamedTuple):
-    """Vehicles' stops (bus stops, parking; :mod:`twin.engines.native.stops`), CSR by vehicle."""
+    """Vehicles' stops (bus stops, parking; :mod:`twin.engines.native.stops`), CSR by trip."""
 
-    offsets: np.ndarray  # int64: vehicle i's stops are offsets[i]:offsets[i+1]
+    offsets: np.ndarray  # int64: trip tr's stops are offsets[tr]:offsets[tr+1]
     route_index: np.ndarray  # int32: the route position k of the stop's edge
     start: np.ndarray  # [m] start of the stop on its lane
     end: np.ndarray  # [m] end of the stop (where the vehicle halts)
     duration: np.ndarray  # [s] dwell time
     until: np.ndarray  # [s] earliest departure (SUMO's until; < 0 none)
     parking: np.ndarray  # bool: the vehicle leaves the road while it dwells
-    next: np.ndarray  # int32: vehicle i's next stop
-    dwell_until: np.ndarray  # [s] when vehicle i's dwell ends (< 0: not dwelling)
+    next: np.ndarray  # int32: trip tr's next stop
+    dwell_until: np.ndarray  # [s] when trip tr's dwell ends (< 0: not dwelling)

@@ -313,6 +313,9 @@ def main() -> int:
     p.add_argument("--queues", type=float, default=0.0, metavar="S",
                    help="print where the network queues every S simulated seconds (stopped vehicles by road and "
                         "edge, teleports by edge; stderr)")
+    p.add_argument("--no-profile", action="store_true",
+                   help="the engine untimed, as a scenario runs it (its many-steps compiled loop, with the vehicles "
+                        "renumbered in lane order; no share per kernel): the day's time as users get it")
     p.add_argument("--out", help="results folder (default: a temporary one, removed)")
     p.add_argument("--progress", type=float, default=0.0, metavar="S",
                    help="print the setup times, then vehicles on the road every S simulated seconds (stderr)")
@@ -329,7 +332,8 @@ def main() -> int:
     warm = time.perf_counter() - t0
     cfg = scenario(blocks, trips, window_h=(h0, h1), duration_s=(h1 - h0) * 3600.0 + extra, seed=a.seed,
                    beta_per_km=a.beta, webster=a.signals != "fixed", periods=a.signals == "periods",
-                   outer_ring=not a.no_outer_ring, city=a.city, routing=a.routing)
+                   outer_ring=not a.no_outer_ring, city=a.city, routing=a.routing,
+                   engine={"profile": False} if a.no_profile else None)
     with tempfile.TemporaryDirectory(prefix="twin-metro-") as tmp:
         r = run(cfg, a.out or tmp, a.progress, on_start=queue_reader(a.queues) if a.queues > 0 else None)
     r["warmup_s"] = round(warm, 3)
@@ -351,7 +355,8 @@ def main() -> int:
           file=err)
     if r["signal_plans"]:
         print(f"signals timed from the routed flows (Webster): {r['signal_plans']}", file=err)
-    print("share of the simulation per kernel:", file=err)
+    print("share of the simulation per kernel:" if r["kernel_share"] else "share per kernel: none (--no-profile)",
+          file=err)
     for k, v in r["kernel_share"].items():
         print(f"  {k:<40} {100 * v:5.1f} %  {r['kernel_s'].get(k, '')}", file=err)
     print(f"targets (total <= 60 s, RSS <= 3 GB, teleports < 0.5 %): {r['targets_met']}", file=err)

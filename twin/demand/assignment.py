@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from twin.city.model import CityModel, Signal
+from twin.demand.routing import route_sum
 from twin.jit import kernel
 
 log = logging.getLogger(__name__)
@@ -93,11 +94,7 @@ def costs_of(route_offsets, route_edges, trips, per_edge):
     """Per trip of ``trips``, the sum of ``per_edge`` over its route: float64 ``(trips.size,)``."""
     out = np.empty(trips.shape[0], dtype=np.float64)
     for j in range(trips.shape[0]):
-        i = trips[j]
-        s = 0.0
-        for k in range(route_offsets[i], route_offsets[i + 1]):
-            s += per_edge[route_edges[k]]
-        out[j] = s
+        out[j] = route_sum(route_offsets, route_edges, per_edge, trips[j])
     return out
 
 

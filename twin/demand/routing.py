@@ -18,7 +18,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from twin.jit import kernel, parallel_kernel
+from twin.jit import inline_kernel, kernel, parallel_kernel
 
 
 @kernel
@@ -400,11 +400,17 @@ def route_sums(route_offsets, route_edges, per_edge):
     n = route_offsets.shape[0] - 1
     out = np.empty(n, dtype=np.float64)
     for t in range(n):
-        s = 0.0
-        for j in range(route_offsets[t], route_offsets[t + 1]):
-            s += per_edge[route_edges[j]]
-        out[t] = s
+        out[t] = route_sum(route_offsets, route_edges, per_edge, t)
     return out
+
+
+@inline_kernel
+def route_sum(route_offsets, route_edges, per_edge, t):
+    """The sum of ``per_edge`` over route ``t``'s edges, in route order."""
+    s = 0.0
+    for j in range(route_offsets[t], route_offsets[t + 1]):
+        s += per_edge[route_edges[j]]
+    return s
 
 
 @kernel

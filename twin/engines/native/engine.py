@@ -722,8 +722,10 @@ class NativeEngine:
         return [lid for lid, _, _ in self._loop_spec]
 
     # the engine's arrays that the kernels' records hold (see _records): assigning one drops the records
+    # (the order and the depart queue are slot arrays the kernels take as arguments, in no record: swapping
+    # them, as every sort does, keeps the records and their bindings)
     _RECORD_ARRAYS: ClassVar[frozenset[str]] = frozenset((
-        *_SLOT_ARRAYS, *_TRIP_ARRAYS, "_slot_counts", "route_edges", "_vt", "city", "_lane_speed", "_lane_allow",
+        *(set(_SLOT_ARRAYS) - {"_order", "_order_tmp", "_wait_list"}), *_TRIP_ARRAYS, "_slot_counts", "route_edges", "_vt", "city", "_lane_speed", "_lane_allow",
         "_conn_signal", "_steer_p", "_steer_dir", "_steer_until", "_steer_salt", "_req_back", "_lane_occ",
         "_tail_pos", "_tail_len", "_lane_blocked", "_lane_head", "_back_lane", "_back_dist",
         "e_veh_time", "e_dist", "e_halt_time", "e_queue_time", "e_entered", "_loop_lane_offsets", "_loop_pos",

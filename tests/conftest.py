@@ -37,6 +37,21 @@ def run_native(city, trips, until, *, step_length=1.0, seed=1, **kw):
     return eng
 
 
+def left_turn_roads(name: str) -> CityBuilder:
+    """The roads of the left-turn tests' T: an approach ``in`` (w -> j) going on to ``out`` (j -> e), the oncoming
+    ``opp`` (e -> j) going on to ``opp_out`` (j -> w), and the minor ``left_out`` (j -> n); connections are the
+    test's."""
+    b = CityBuilder(name)
+    for nid, x, y in [("w", 0, 0), ("j", 300, 0), ("e", 600, 0), ("n", 300, 300)]:
+        b.add_node(nid, x, y)
+    b.add_edge("in", "w", "j", priority=3)
+    b.add_edge("out", "j", "e", priority=3)
+    b.add_edge("opp", "e", "j", priority=3)
+    b.add_edge("opp_out", "j", "w", priority=3)
+    b.add_edge("left_out", "j", "n", priority=1)
+    return b
+
+
 def short_exit_city(exit_m: float, red_s: float = 200.0):
     """Main road w -> j -> k -> e whose link j-k (``mid``, ``exit_m`` [m] long) ends at a signal red for the
     first ``red_s`` [s]; a minor road n -> j -> s yields to it at j (so j is kept clear; 15 m paths through j).

@@ -12,7 +12,7 @@ from twin.city.model import conn_part_start
 from twin.demand import DEFAULT_VTYPES, route_demand
 from twin.engines.native import NativeEngine
 
-from conftest import make_trips
+from conftest import left_turn_roads, make_trips
 
 # the two paths from in_0: together for 6 m, then apart (4 m to each side over the last 4 m)
 SHAPE_A = np.array([(300.0, 0.0), (306.0, 0.0), (310.0, 4.0)])
@@ -138,14 +138,7 @@ def _two_left_turners_city():
     """A one-lane approach ``in`` to ``j``, straight on to ``out`` and a permissive left turn to ``left_out`` over
     a 30 m path that yields to the oncoming ``opp`` 16 m along it (SUMO's internal junction: room for two cars
     before it), both paths with shapes (so that ``diverging_paths`` has where they part)."""
-    b = CityBuilder("two left turners")
-    for nid, x, y in [("w", 0, 0), ("j", 300, 0), ("e", 600, 0), ("n", 300, 300)]:
-        b.add_node(nid, x, y)
-    b.add_edge("in", "w", "j", priority=3)
-    b.add_edge("out", "j", "e", priority=3)
-    b.add_edge("opp", "e", "j", priority=3)
-    b.add_edge("opp_out", "j", "w", priority=3)
-    b.add_edge("left_out", "j", "n", priority=1)
+    b = left_turn_roads("two left turners")
     b.add_connection("in", 0, "out", 0, length=15.0, foes=[], shape=np.array([(300.0, 0.0), (315.0, 0.0)]))
     b.add_connection("in", 0, "left_out", 0, length=30.0, foes=[("opp", 0)], yield_dist=16.0,
                      shape=np.array([(300.0, 0.0), (310.0, 0.0), (315.0, 15.0)]))

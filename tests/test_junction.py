@@ -10,7 +10,7 @@ from twin.city import CityBuilder
 from twin.demand import DEFAULT_VTYPES, route_demand
 from twin.engines.native import NativeEngine
 
-from conftest import ROOT, make_trips, run_native, short_exit_city
+from conftest import ROOT, left_turn_roads, make_trips, run_native, short_exit_city
 
 CAR = dataclasses.replace(DEFAULT_VTYPES["car"], speed_dev=0.0)
 
@@ -167,14 +167,7 @@ def _left_turn_city(yield_dist: float):
     """A one-lane approach ``in`` shared by the through movement to ``out`` and a permissive left turn to
     ``left_out`` (a 20 m path) that yields to the oncoming ``opp``, ``yield_dist`` [m] along its path (SUMO's
     internal junction; 0: at the stop line)."""
-    b = CityBuilder("left turn")
-    for nid, x, y in [("w", 0, 0), ("j", 300, 0), ("e", 600, 0), ("n", 300, 300)]:
-        b.add_node(nid, x, y)
-    b.add_edge("in", "w", "j", priority=3)
-    b.add_edge("out", "j", "e", priority=3)
-    b.add_edge("opp", "e", "j", priority=3)
-    b.add_edge("opp_out", "j", "w", priority=3)
-    b.add_edge("left_out", "j", "n", priority=1)
+    b = left_turn_roads("left turn")
     b.add_connection("in", 0, "out", 0, length=15.0, foes=[])
     b.add_connection("in", 0, "left_out", 0, length=20.0, foes=[("opp", 0)], yield_dist=yield_dist)
     b.add_connection("opp", 0, "opp_out", 0, length=15.0, foes=[])

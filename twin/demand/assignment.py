@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from twin.city.model import CityModel, Signal
-from twin.demand.routing import route_sum
+from twin.demand.routing import copy_routes, route_sum
 from twin.jit import kernel
 
 log = logging.getLogger(__name__)
@@ -96,17 +96,6 @@ def costs_of(route_offsets, route_edges, trips, per_edge):
     for j in range(trips.shape[0]):
         out[j] = route_sum(route_offsets, route_edges, per_edge, trips[j])
     return out
-
-
-@kernel
-def copy_routes(src_off, src_edges, src_trips, dst_off, dst_trips, dst_edges):
-    """Copy route ``src_trips[j]`` of the CSR ``src_off``/``src_edges`` to where ``dst_off`` puts route
-    ``dst_trips[j]`` in ``dst_edges``, for every j."""
-    for j in range(src_trips.shape[0]):
-        a = src_off[src_trips[j]]
-        o = dst_off[dst_trips[j]]
-        for k in range(src_off[src_trips[j] + 1] - a):
-            dst_edges[o + k] = src_edges[a + k]
 
 
 def incremental_assignment(city: CityModel, demand, cfg):

@@ -414,13 +414,14 @@ def route_sum(route_offsets, route_edges, per_edge, t):
 
 
 @kernel
-def _place_routes(route_offsets, idx, off, edges, all_edges):
-    """Copy the routes of trips ``idx`` (CSR ``off``/``edges``) to where ``route_offsets`` puts them in
-    ``all_edges``."""
-    for j in range(idx.shape[0]):
-        o = route_offsets[idx[j]]
-        for k in range(off[j], off[j + 1]):
-            all_edges[o + k - off[j]] = edges[k]
+def copy_routes(src_off, src_edges, src_trips, dst_off, dst_trips, dst_edges):
+    """Copy route ``src_trips[j]`` of the CSR ``src_off``/``src_edges`` to where ``dst_off`` puts route
+    ``dst_trips[j]`` in ``dst_edges``, for every j."""
+    for j in range(src_trips.shape[0]):
+        a = src_off[src_trips[j]]
+        o = dst_off[dst_trips[j]]
+        for k in range(src_off[src_trips[j] + 1] - a):
+            dst_edges[o + k] = src_edges[a + k]
 
 
 ROUTE_BATCH_GROUPS = 256  # origin groups (one tree each, see source_groups) per kernel call of route_in_batches
@@ -457,7 +458,7 @@ def route_in_batches(offsets, targets, cost, origin, destination, route_len_out,
     all_edges = np.empty(route_offsets[n], dtype=np.int32)
     route_cost = np.empty(n)
     for idx, off, edges, rc in parts:
-        _place_routes(route_offsets, idx, off, edges, all_edges)
+        copy_routes(off, edges, np.arange(idx.size, dtype=np.int64), route_offsets, idx, all_edges)
         route_cost[idx] = rc
     return route_offsets, all_edges, route_cost
 

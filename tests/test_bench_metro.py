@@ -59,3 +59,22 @@ def test_evening_window_goes_home_and_queue_reader_reports(tmp_path):
     heads = [ln for ln in lines if ln.startswith("  queues at")]
     assert len(heads) == 2 and "0.17 h" in heads[0] and "on-ramps" in heads[0] and "rings" in heads[0]
     assert r["arrived"] > 0 and any(ln.startswith("    most stopped:") for ln in lines)
+
+
+def test_no_profile_runs_the_untimed_engine_with_the_same_vehicles(tmp_path):
+    """``--no-profile`` runs the engine untimed (its many-steps loop, the slots renumbered): no kernel shares, and
+    the same vehicle updates, arrivals and teleports as the profiled step-by-step run of the same scenario."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_metro as bm
+
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_metro.py"), "--blocks", "20", "--trips",
+                        "3000", "--hours", "7", "8", "--no-profile"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=900)
+    assert p.returncode == 0, p.stderr[-2000:]
+    untimed = json.loads(p.stdout.strip().splitlines()[-1])
+    assert untimed["kernel_share"] == {} and "share per kernel: none (--no-profile)" in p.stderr
+    profiled = bm.run(bm.scenario(20, 3000, window_h=(7.0, 8.0), duration_s=3600.0, seed=1, beta_per_km=0.15),
+                      str(tmp_path))
+    assert profiled["kernel_share"]["kernels.move"] > 0
+    for k in ("vehicle_updates", "arrived", "teleports", "max_running"):
+        assert untimed[k] == profiled[k], k

@@ -13,7 +13,7 @@ from twin.city.model import ROAD_CLASSES
 from twin.config.models import ScenarioConfig
 from twin.demand import DEFAULT_VTYPES, route_demand
 from twin.demand.profiles import profile_weights
-from twin.demand.routing import dijkstra, free_flow_cost, route_in_batches, route_trips
+from twin.demand.routing import ROUTE_CHUNK, dijkstra, free_flow_cost, route_in_batches, route_trips, source_groups
 from twin.demand.trips import trips_from_od
 from twin.engines.native import NativeEngine
 
@@ -248,6 +248,38 @@ def test_routes_are_shortest_paths_with_closed_edges(metro):
         assert all((a, b) in arcs for a, b in zip(r[:-1].tolist(), r[1:].tolist()))
         assert cost[r].sum() == pytest.approx(dist[d[i]], rel=1e-12) == pytest.approx(r_cost[i], rel=1e-12)
     assert n_none < o.size // 2
+
+
+def _grid_graph(width: int):
+    """A width x width grid of nodes, each linked to its four neighbours: CSR ``(offsets, targets)``."""
+    r, c = np.divmod(np.arange(width * width), width)
+    nbrs = [(r + dr) * width + (c + dc) for dr, dc in ((0, 1), (1, 0), (0, -1), (-1, 0))]
+    ok = [(0 <= r + dr) & (r + dr < width) & (0 <= c + dc) & (c + dc < width)
+          for dr, dc in ((0, 1), (1, 0), (0, -1), (-1, 0))]
+    targets = np.stack(nbrs, axis=1)[np.stack(ok, axis=1)]  # row by row: each node's neighbours in turn
+    offsets = np.concatenate([[0], np.cumsum(np.stack(ok, axis=1).sum(axis=1))])
+    return offsets.astype(np.int32), targets.astype(np.int32)
+
+
+def test_long_routes_of_many_trees_are_whole():
+    """Routes of about 80 edges from more origin groups than one parallel loop takes: the routes' buffer
+    grows between the loops (it once went on being written where it had been, giving trips the routes of
+    others)."""
+    offsets, targets = _grid_graph(120)
+    rng = np.random.default_rng(1)
+    cost = rng.uniform(5, 20, offsets.size - 1)
+    o, d = (rng.integers(0, offsets.size - 1, 1200).astype(np.int32) for _ in range(2))
+    assert source_groups(offsets, targets, np.unique(o).astype(np.int64)).max() + 1 > 3 * ROUTE_CHUNK
+    lens = np.zeros(o.size, dtype=np.int64)
+    r_off, r_edges, _ = route_trips(offsets, targets, cost, o, d, lens)
+    assert r_edges.size > 40 * o.size
+    arcs = set(zip(np.repeat(np.arange(offsets.size - 1), np.diff(offsets)).tolist(), targets.tolist()))
+    for i in range(o.size):
+        r = r_edges[r_off[i]:r_off[i + 1]].tolist()
+        assert r[0] == o[i] and r[-1] == d[i] and all(p in arcs for p in zip(r[:-1], r[1:]))
+    lens_b = np.zeros(o.size, dtype=np.int64)
+    b_off, b_edges, _ = route_in_batches(offsets, targets, cost, o, d, lens_b, batch_groups=50)
+    assert np.array_equal(r_off, b_off) and np.array_equal(r_edges, b_edges)
 
 
 def test_routing_is_the_same_on_one_and_two_threads(metro):

@@ -273,6 +273,18 @@ def _tree(offsets, targets, cost, root, delta, nb, goals, dist, pred, head, nxt,
 ROUTE_CHUNK = 256  # trees (origin groups) computed in one parallel loop of route_trips, their paths kept
 
 
+@kernel
+def _room_for(buf, used, need):
+    """``buf`` if it has room for ``need`` more elements after its first ``used``, else a copy of those in
+    one at least twice as long."""
+    if used + need <= buf.shape[0]:
+        return buf
+    out = np.empty(max(2 * buf.shape[0], used + need), dtype=buf.dtype)
+    for k in range(used):
+        out[k] = buf[k]
+    return out
+
+
 @parallel_kernel
 def route_trips(offsets, targets, cost, origin, destination, route_len_out):
     """Shortest routes for many trips: one tree per group of origin edges (:func:`source_groups`), the
@@ -320,8 +332,7 @@ def route_trips(offsets, targets, cost, origin, destination, route_len_out):
     delta, nb = bucket_width(cost)
     chunk = ROUTE_CHUNK
     pred_mat = np.empty((min(chunk, n_groups), n), dtype=np.int32)
-    cap = max(16, n_trips * 8)
-    buf = np.empty(cap, dtype=np.int32)
+    buf = np.empty(max(16, n_trips * 8), dtype=np.int32)
     used = 0
     for c0 in range(0, n_groups, chunk):
         c1 = min(c0 + chunk, n_groups)
@@ -363,11 +374,9 @@ def route_trips(offsets, targets, cost, origin, destination, route_len_out):
             t = order[j]
             starts[t] = used + need
             need += route_len_out[t]
-        if used + need > cap:
-            cap = max(cap * 2, used + need)
-            nb_ = np.empty(cap, dtype=np.int32)
-            nb_[:used] = buf[:used]
-            buf = nb_
+        # grown by a call: grown inline, in the function with the parallel loops, numba went on writing into
+        # the buffer from before it grew (from the second chunk of trees on: routes of other trips, edges -1)
+        buf = _room_for(buf, used, need)
         for j in numba.prange(g_start[c0], g_start[c1]):
             t = order[j]
             m = route_len_out[t]

@@ -7,7 +7,6 @@ the interval that *ends* at ``time``, and keeps each snapshot's counts.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,7 @@ import xarray as xr
 from twin.city.model import ROAD_CLASSES, CityModel
 from twin.demand.emissions import MODEL_DESCRIPTION, POLLUTANTS
 from twin.demand.trips import RoutedDemand
-from twin.engines.base import Engine, EngineError, Snapshot, TripTable, TurnCountsAfterRun
+from twin.engines.base import Engine, EngineError, Snapshot, TripTable, TurnCountsAfterRun, frozen_replace
 
 TRIP_STATES = ("scheduled", "waiting", "running", "arrived", "cancelled")
 
@@ -24,6 +23,7 @@ TRIP_STATES = ("scheduled", "waiting", "running", "arrived", "cancelled")
 # the snapshot's cumulative per-edge (and per-movement) arrays the recorder keeps as differences per interval
 SERIES = ("edge_entered", "edge_veh_time", "edge_dist", "edge_halt_time", "edge_queue_time", "edge_emission",
           "turn_entered")
+_NO_SERIES = dict.fromkeys(SERIES)  # a kept snapshot's series dropped (None)
 
 
 class IntervalSeries:
@@ -118,7 +118,7 @@ class Recorder:
             self._series.add(self._snaps[-1], snap)
             self._snaps.append(snap)
             if len(self._snaps) > 2:  # its intervals are in the series: keep its counts (and loops, signals)
-                self._snaps[-3] = replace(self._snaps[-3], **{name: None for name in SERIES})
+                self._snaps[-3] = frozen_replace(self._snaps[-3], **_NO_SERIES)
         return snap
 
     @property

@@ -19,7 +19,7 @@ from twin.demand.trips import DEPART_LANE_BEST, DEPART_POS_BASE, DEPART_SPEED_MA
 from twin.demand.vtypes import vtype_arrays
 from twin.engines.base import (
     Action, Checkpoint, RouteGraph, AddVehicle, EngineError, SetLaneAccess, SetLaneSteering, SetRouteCost, SetSignalProgram, SetSpeedLimit,
-    SetTripsActive, Snapshot, TripTable, UnsupportedActionError, VehicleArrays,
+    SetTripsActive, Snapshot, TripTable, UnsupportedActionError, VehicleArrays, frozen_new, frozen_replace,
 )
 from twin.city.graph import class_graph
 from twin.demand.routing import route_trips
@@ -1269,25 +1269,21 @@ class NativeEngine:
         if not vehicles:
             return snap
         n = self._sort()
-        x, y, ang = np.empty(n), np.empty(n), np.empty(n)
-        self._call(K.vehicle_xy, self._order, n, self._v_lane, self._v_pos, self.city.lane_shape_offsets,
-                   self.city.lane_shape_xy, x, y, ang)
-        idx = self._order[:n]  # (slots)
-        lane = self._v_lane[idx]
-        veh = VehicleArrays(trip=self._v_trip[idx].astype(np.int64), edge=self.city.lane_edge[lane], lane=lane,
-                            pos=self._v_pos[idx], speed=self._v_speed[idx], x=x, y=y, angle=ang,
-                            vtype=self._v_vtype[idx])
-        out = object.__new__(Snapshot)  # the same snapshot with the vehicles (copy.copy and replace() cost more)
-        out.__dict__.update(snap.__dict__)
-        out.__dict__["vehicles"] = veh
-        return out
+        c = self.city
+        veh = frozen_new(VehicleArrays, trip=np.empty(n, np.int64), edge=np.empty(n, c.lane_edge.dtype),
+                         lane=np.empty(n, self._v_lane.dtype), pos=np.empty(n), speed=np.empty(n), x=np.empty(n),
+                         y=np.empty(n), angle=np.empty(n), vtype=np.empty(n, self._v_vtype.dtype))
+        self._call(K.vehicle_rows, self._order, n, self._v_trip, self._v_lane, self._v_pos, self._v_speed,
+                   self._v_vtype, c.lane_edge, c.lane_shape_offsets, c.lane_shape_xy, veh.trip, veh.edge, veh.lane,
+                   veh.pos, veh.speed, veh.vtype, veh.x, veh.y, veh.angle)
+        return frozen_replace(snap, vehicles=veh)  # the same snapshot with the vehicles
 
     def _observe(self) -> Snapshot:
         """A snapshot without the vehicles (see :meth:`observe`)."""
         counts = np.zeros(ST.PARKED + 1, dtype=np.int64)  # (the states, parked the last)
         self._call(K.count_states, self.state, counts)
-        return Snapshot(
-            time=self.time, scheduled=int(counts[K.SCHEDULED]), waiting=int(counts[K.WAITING]),
+        return frozen_new(  # (Snapshot's __init__ costs more)
+            Snapshot, time=self.time, scheduled=int(counts[K.SCHEDULED]), waiting=int(counts[K.WAITING]),
             running=int(counts[K.RUNNING]), arrived=int(counts[K.ARRIVED]), teleports=self._teleported,
             vehicle_updates=self._updates, edge_entered=self.e_entered.copy(), edge_veh_time=self.e_veh_time.copy(),
             edge_dist=self.e_dist.copy(), edge_halt_time=self.e_halt_time.copy(),

@@ -32,3 +32,21 @@ def vehicle_xy(order, n, lane, pos, lane_shape_offsets, lane_shape_xy, x_out, y_
         x_out[k] = x
         y_out[k] = y
         angle_out[k] = ang
+
+
+@kernel
+def vehicle_rows(order, n, v_trip, v_lane, v_pos, v_speed, v_vtype, lane_edge, lane_shape_offsets, lane_shape_xy,
+                 trip, edge, lane, pos, speed, vtype, x_out, y_out, angle_out):
+    """The rows of a snapshot's running vehicles ``order[:n]`` (slots), in that order: trip, edge, lane, position
+    [m], speed [m/s] and type from the slot arrays ``v_*``, and the world position [m] and heading [rad]
+    (:func:`vehicle_xy`). One call instead of a fancy-indexed copy per field."""
+    for k in range(n):
+        i = order[k]
+        l = v_lane[i]
+        trip[k] = v_trip[i]
+        lane[k] = l
+        edge[k] = lane_edge[l]
+        pos[k] = v_pos[i]
+        speed[k] = v_speed[i]
+        vtype[k] = v_vtype[i]
+    vehicle_xy(order, n, v_lane, v_pos, lane_shape_offsets, lane_shape_xy, x_out, y_out, angle_out)

@@ -472,7 +472,8 @@ class NativeEngine:
         return slot[trips]
 
     def _run_steps(self, n: int) -> None:
-        """``n`` steps, as ``n`` calls of :meth:`_one_step`, in one compiled call (:mod:`.fused`)."""
+        """``n`` steps, as ``n`` calls of :meth:`_one_step`, in one compiled call (:mod:`.fused`; it runs fewer
+        when a vehicle parks)."""
         c, em = self.city, self._emis
         veh, vtr, net, ctl, scr, stats, lp, stp, trips = self._records()
         sig = (self._tls_offset, self._tls_phase_offsets, self._phase_duration, self._phase_state, c.conn_tls,
@@ -484,7 +485,7 @@ class NativeEngine:
                 self._threads)
         turns = (self._turn_ridx, *c.edge_successors, self.turn_entered)
         min_parallel = PARALLEL_MIN_VEHICLES if self._threads > 1 else -1  # (as _on_threads)
-        (swapped, n_order, parked, n_parked, next_depart, n_wait, arrived, teleported,
+        (swapped, n_order, n_parked, parked_now, n, next_depart, n_wait, arrived, teleported,
          updates) = self._call(F.run_steps, n, self._step, self._dt, self._teleport_time, self._emissions_on,
                                min_parallel, self._sig_force, self._order, self._order_tmp, self._n_order,
                                self._lane_start, self._parked, self._parked.size, self._next_depart, self.depart,
@@ -495,7 +496,9 @@ class NativeEngine:
         d["_trips_stale"] = True
         if swapped:
             d["_order"], d["_order_tmp"] = self._order_tmp, self._order
-        d["_parked"] = parked[:n_parked]
+        # (a vehicle parked in the last step: the parked ones listed anew, which the compiled loop cannot allocate)
+        d["_parked"] = self._call(ST.parked_slots, self._v_state, self._v_trip) if parked_now else \
+            self._parked[:n_parked]
         d["_arrived"] += arrived
         d["_teleported"] += teleported
         d["_updates"] += updates

@@ -34,7 +34,7 @@ def vehicle_xy(order, n, lane, pos, lane_shape_offsets, lane_shape_xy, x_out, y_
         angle_out[k] = ang
 
 
-@kernel
+@kernel(refcounts=False)
 def vehicle_rows(order, n, v_trip, v_lane, v_pos, v_speed, v_vtype, lane_edge, lane_shape_offsets, lane_shape_xy,
                  trip, edge, lane, pos, speed, vtype, x_out, y_out, angle_out):
     """The rows of a snapshot's running vehicles ``order[:n]`` (slots), in that order: trip, edge, lane, position

@@ -63,12 +63,12 @@ def test_a_kernel_without_reference_counts_may_not_allocate():
 def test_the_step_kernels_count_no_references():
     from twin.engines.native import emissions as EM
     from twin.engines.native import kernels as K
-    from twin.engines.native.fused import _sort
+    from twin.engines.native.fused import _sort, run_steps
     from twin.engines.native.kernels.insertion import _back_gap_ok
     from twin.engines.native.turns import count_turns
 
     for f in (K.change_lanes.serial, K.move.serial, K.commit, K.insert, K.sort_vehicles, K.update_signals, _sort,
-              count_turns, EM.emit_range, _back_gap_ok):
+              count_turns, EM.emit_range, _back_gap_ok, run_steps):
         assert getattr(f, "targetoptions", {"_nrt": False})["_nrt"] is False, f
     assert getattr(K.move, "targetoptions", {"_nrt": True})["_nrt"] is True  # numba's threads count them
 

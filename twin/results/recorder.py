@@ -7,7 +7,6 @@ the interval that *ends* at ``time``, and keeps each snapshot's counts.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,7 @@ import xarray as xr
 from twin.city.model import ROAD_CLASSES, CityModel
 from twin.demand.emissions import MODEL_DESCRIPTION, POLLUTANTS
 from twin.demand.trips import RoutedDemand
-from twin.engines.base import Engine, EngineError, Snapshot, TripTable, TurnCountsAfterRun
+from twin.engines.base import Engine, EngineError, Snapshot, TripTable, TurnCountsAfterRun, frozen_replace
 
 TRIP_STATES = ("scheduled", "waiting", "running", "arrived", "cancelled")
 
@@ -24,6 +23,7 @@ TRIP_STATES = ("scheduled", "waiting", "running", "arrived", "cancelled")
 # the snapshot's cumulative per-edge (and per-movement) arrays the recorder keeps as differences per interval
 SERIES = ("edge_entered", "edge_veh_time", "edge_dist", "edge_halt_time", "edge_queue_time", "edge_emission",
           "turn_entered")
+_NO_SERIES = dict.fromkeys(SERIES)  # a kept snapshot's series dropped (None)
 
 
 class IntervalSeries:
@@ -39,6 +39,21 @@ class IntervalSeries:
         self._capacity = max(int(capacity), 1)
         self._rows: dict[str, np.ndarray] = {}
         self._missing: set[str] = set()
+
+    def reserve(self, snap: Snapshot, touch_bytes: int = 64 * 2 ** 20) -> None:
+        """Allocate the rows of the series ``snap`` has (the snapshot at the start, before any :meth:`add`), and
+        write them (up to ``touch_bytes`` in all), so that the memory is mapped now, when the run is set up: the
+        first write of each new row otherwise takes the page faults mid-run (on a city of a thousand edges, ~30
+        faults an interval, most of what recording costs)."""
+        budget = touch_bytes
+        for name in SERIES:
+            a = getattr(snap, name)
+            if a is None or name in self._rows:
+                continue
+            rows = self._rows[name] = np.empty((self._capacity, *a.shape), dtype=np.float64)
+            k = min(self._capacity, budget // max(rows[0].nbytes, 1))
+            rows[:k].fill(0.0)
+            budget -= k * rows[0].nbytes
 
     @classmethod
     def of(cls, snaps: list[Snapshot]) -> "IntervalSeries":
@@ -72,12 +87,12 @@ class IntervalSeries:
         self.n += 1
 
     def __contains__(self, name: str) -> bool:
-        return name in self._rows
+        return self.n > 0 and name in self._rows  # (rows reserved before the first interval are not kept yet)
 
     def get(self, name: str) -> np.ndarray | None:
         """The ``(interval, ...)`` rows of series ``name`` (a read-only view), or None if not kept."""
         rows = self._rows.get(name)
-        if rows is None:
+        if rows is None or not self.n:
             return None
         view = rows[: self.n]
         view.flags.writeable = False
@@ -101,6 +116,7 @@ class Recorder:
         self.engine = engine
         self._snaps: list[Snapshot] = [engine.observe()]
         self._series = IntervalSeries(records)
+        self._series.reserve(self._snaps[0])  # (the rows' memory mapped before the run, not at each sample)
         self._trips0 = engine.trip_table() if self._snaps[0].time > 0 else None
         self._vehicles: list[tuple[float, Any]] = []
 
@@ -118,7 +134,7 @@ class Recorder:
             self._series.add(self._snaps[-1], snap)
             self._snaps.append(snap)
             if len(self._snaps) > 2:  # its intervals are in the series: keep its counts (and loops, signals)
-                self._snaps[-3] = replace(self._snaps[-3], **{name: None for name in SERIES})
+                self._snaps[-3] = frozen_replace(self._snaps[-3], **_NO_SERIES)
         return snap
 
     @property

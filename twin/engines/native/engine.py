@@ -19,7 +19,7 @@ from twin.demand.trips import DEPART_LANE_BEST, DEPART_POS_BASE, DEPART_SPEED_MA
 from twin.demand.vtypes import vtype_arrays
 from twin.engines.base import (
     Action, Checkpoint, RouteGraph, AddVehicle, EngineError, SetLaneAccess, SetLaneSteering, SetRouteCost, SetSignalProgram, SetSpeedLimit,
-    SetTripsActive, Snapshot, TripTable, UnsupportedActionError, VehicleArrays,
+    SetTripsActive, Snapshot, TripTable, UnsupportedActionError, VehicleArrays, frozen_new, frozen_replace,
 )
 from twin.city.graph import class_graph
 from twin.demand.routing import route_trips
@@ -472,7 +472,8 @@ class NativeEngine:
         return slot[trips]
 
     def _run_steps(self, n: int) -> None:
-        """``n`` steps, as ``n`` calls of :meth:`_one_step`, in one compiled call (:mod:`.fused`)."""
+        """``n`` steps, as ``n`` calls of :meth:`_one_step`, in one compiled call (:mod:`.fused`; it runs fewer
+        when a vehicle parks)."""
         c, em = self.city, self._emis
         veh, vtr, net, ctl, scr, stats, lp, stp, trips = self._records()
         sig = (self._tls_offset, self._tls_phase_offsets, self._phase_duration, self._phase_state, c.conn_tls,
@@ -484,7 +485,7 @@ class NativeEngine:
                 self._threads)
         turns = (self._turn_ridx, *c.edge_successors, self.turn_entered)
         min_parallel = PARALLEL_MIN_VEHICLES if self._threads > 1 else -1  # (as _on_threads)
-        (swapped, n_order, parked, n_parked, next_depart, n_wait, arrived, teleported,
+        (swapped, n_order, n_parked, parked_now, n, next_depart, n_wait, arrived, teleported,
          updates) = self._call(F.run_steps, n, self._step, self._dt, self._teleport_time, self._emissions_on,
                                min_parallel, self._sig_force, self._order, self._order_tmp, self._n_order,
                                self._lane_start, self._parked, self._parked.size, self._next_depart, self.depart,
@@ -495,7 +496,9 @@ class NativeEngine:
         d["_trips_stale"] = True
         if swapped:
             d["_order"], d["_order_tmp"] = self._order_tmp, self._order
-        d["_parked"] = parked[:n_parked]
+        # (a vehicle parked in the last step: the parked ones listed anew, which the compiled loop cannot allocate)
+        d["_parked"] = self._call(ST.parked_slots, self._v_state, self._v_trip) if parked_now else \
+            self._parked[:n_parked]
         d["_arrived"] += arrived
         d["_teleported"] += teleported
         d["_updates"] += updates
@@ -1269,25 +1272,21 @@ class NativeEngine:
         if not vehicles:
             return snap
         n = self._sort()
-        x, y, ang = np.empty(n), np.empty(n), np.empty(n)
-        self._call(K.vehicle_xy, self._order, n, self._v_lane, self._v_pos, self.city.lane_shape_offsets,
-                   self.city.lane_shape_xy, x, y, ang)
-        idx = self._order[:n]  # (slots)
-        lane = self._v_lane[idx]
-        veh = VehicleArrays(trip=self._v_trip[idx].astype(np.int64), edge=self.city.lane_edge[lane], lane=lane,
-                            pos=self._v_pos[idx], speed=self._v_speed[idx], x=x, y=y, angle=ang,
-                            vtype=self._v_vtype[idx])
-        out = object.__new__(Snapshot)  # the same snapshot with the vehicles (copy.copy and replace() cost more)
-        out.__dict__.update(snap.__dict__)
-        out.__dict__["vehicles"] = veh
-        return out
+        c = self.city
+        veh = frozen_new(VehicleArrays, trip=np.empty(n, np.int64), edge=np.empty(n, c.lane_edge.dtype),
+                         lane=np.empty(n, self._v_lane.dtype), pos=np.empty(n), speed=np.empty(n), x=np.empty(n),
+                         y=np.empty(n), angle=np.empty(n), vtype=np.empty(n, self._v_vtype.dtype))
+        self._call(K.vehicle_rows, self._order, n, self._v_trip, self._v_lane, self._v_pos, self._v_speed,
+                   self._v_vtype, c.lane_edge, c.lane_shape_offsets, c.lane_shape_xy, veh.trip, veh.edge, veh.lane,
+                   veh.pos, veh.speed, veh.vtype, veh.x, veh.y, veh.angle)
+        return frozen_replace(snap, vehicles=veh)  # the same snapshot with the vehicles
 
     def _observe(self) -> Snapshot:
         """A snapshot without the vehicles (see :meth:`observe`)."""
         counts = np.zeros(ST.PARKED + 1, dtype=np.int64)  # (the states, parked the last)
         self._call(K.count_states, self.state, counts)
-        return Snapshot(
-            time=self.time, scheduled=int(counts[K.SCHEDULED]), waiting=int(counts[K.WAITING]),
+        return frozen_new(  # (Snapshot's __init__ costs more)
+            Snapshot, time=self.time, scheduled=int(counts[K.SCHEDULED]), waiting=int(counts[K.WAITING]),
             running=int(counts[K.RUNNING]), arrived=int(counts[K.ARRIVED]), teleports=self._teleported,
             vehicle_updates=self._updates, edge_entered=self.e_entered.copy(), edge_veh_time=self.e_veh_time.copy(),
             edge_dist=self.e_dist.copy(), edge_halt_time=self.e_halt_time.copy(),

@@ -28,7 +28,7 @@ def _sort(order, order_tmp, n_order, state, lane, pos, lane_start):
     return K.sort_vehicles(order, n_order, state, lane, pos, lane_start, order_tmp)
 
 
-@kernel
+@kernel(refcounts=False)
 def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig_force, order, order_tmp, n_order,
               lane_start, parked, n_parked, next_depart, depart, wait_list, n_wait, sig, emis, turns, veh, vtr, net,
               ctl, scr, stats, lp, stp, trips):
@@ -37,7 +37,7 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig
     Parameters
     ----------
     n_steps : int
-        Steps to run (none of them at a WAUT switch).
+        Steps to run (none of them at a WAUT switch); fewer when a vehicle parks (see Returns).
     step0 : int
         The engine's step count at the start (time ``step0 * dt`` [s]).
     dt, teleport_time : float  [s]
@@ -56,7 +56,8 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig
     lane_start : int32 array
         Start of each lane's vehicles in ``order``.
     parked, n_parked : int32 array, int
-        The slots of the vehicles parked off the road (the first ``n_parked``); rebuilt when vehicles park.
+        The slots of the vehicles parked off the road (the first ``n_parked``), in the order of their trips;
+        those that re-enter are taken out in place.
     next_depart, depart, wait_list, n_wait :
         The insertion queue (:func:`K.join_queue`, :func:`K.insert`): next trip due, depart times [s] by trip,
         the slots of the waiting vehicles.
@@ -78,8 +79,11 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig
     Returns
     -------
     tuple
-        ``(swapped, n_order, parked, n_parked, next_depart, n_wait, arrived, teleported, updates)``:
-        ``swapped`` is True when ``order`` and ``order_tmp`` end up trading places.
+        ``(swapped, n_order, n_parked, parked_now, done, next_depart, n_wait, arrived, teleported, updates)``:
+        ``swapped`` is True when ``order`` and ``order_tmp`` end up trading places. ``done`` steps ran: the call
+        ends after a step in which a vehicle parked (``parked_now``), and the caller lists the parked vehicles
+        anew (:func:`ST.parked_slots`, which allocates) before the next. Compiled without reference counts, so
+        a call does not wrap each of its ~150 arrays for numba's reference counting (~6 µs a call).
     """
     (tls_offset, tls_phase_offsets, phase_duration, phase_state, conn_tls, conn_link, tls_phase, tls_kind,
      tls_max_gap, tls_det_gap, phase_min, phase_max, phase_next, phase_green, phase_det_off, phase_dets, det_lane,
@@ -98,6 +102,7 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig
     teleported_sum = 0
     updates = 0
     done = 0
+    parked_now = False
     while done < n_steps:
         step = step0 + done
         t = step * dt
@@ -117,9 +122,7 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig
             S.actuate(t, dt, tls_kind, tls_max_gap, tls_det_gap, tls_phase_offsets, phase_duration, phase_min,
                       phase_max, phase_next, phase_green, phase_det_off, phase_dets, det_last, phase_state, conn_tls,
                       conn_link, sig_phase, sig_phase_start, sig_next_check, tls_phase, conn_signal)
-        if has_stops and ST.stop_targets(t, order, n, veh, vtr, net, ctl, stp):
-            parked = ST.parked_slots(veh.state, veh.trip)
-            n_parked = parked.size
+        parked_now = has_stops and ST.stop_targets(t, order, n, veh, vtr, net, ctl, stp) > 0
         direction = 1 if step % 2 == 0 else -1
         par = 0 <= min_parallel <= n
         changed = False
@@ -130,9 +133,11 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig
         if changed:
             n = _sort(order, order_tmp, n_order, state, vlane, vpos, lane_start)
             order, order_tmp, n_order, swapped = order_tmp, order, n, not swapped
-        if lp is not None:
-            lp.prev_lane[:] = veh.lane
-            lp.prev_pos[:] = veh.pos
+        if lp is not None:  # (element by element: an array assignment needs numba's reference counts)
+            prev_lane, prev_pos = lp.prev_lane, lp.prev_pos
+            for q in range(prev_lane.shape[0]):
+                prev_lane[q] = vlane[q]
+                prev_pos[q] = vpos[q]
         if par:
             K.move(dt, order, n, lane_start, veh, vtr, net, ctl, scr, stats)
         else:
@@ -160,5 +165,8 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig
             next_depart, n_wait = K.join_queue(t_next, next_depart, depart, wait_list, n_wait, veh, scr, trips)
         if n_wait:  # else insert has nothing to do
             n_wait, n_order = K.insert(t_next, wait_list, n_wait, order, n_order, veh, vtr, net, ctl, scr, stats)
-    return swapped, n_order, parked, n_parked, next_depart, n_wait, arrived_sum, teleported_sum, updates
+        if parked_now:
+            break
+    return (swapped, n_order, n_parked, parked_now, done, next_depart, n_wait, arrived_sum, teleported_sum,
+            updates)
 

@@ -12,7 +12,7 @@
 ``insertion``      :func:`insert`
 ``slots``          vehicles in consecutive slots: :func:`trip_to_slot`, :func:`retire`,
                    :func:`sync_trips`
-``geometry``       :func:`vehicle_xy`
+``geometry``       :func:`vehicle_xy`, :func:`vehicle_rows`
 ``detectors``      :func:`loops` (induction loops)
 =================  ==============================================================
 
@@ -90,5 +90,5 @@ from twin.engines.native.kernels.movement import move, commit  # noqa: F401
 from twin.engines.native.kernels.insertion import insert  # noqa: F401
 from twin.engines.native.kernels.slots import (  # noqa: F401
     take_slot, trip_to_slot, join_queue, slot_to_trip, give_slot, retire, sync_trips)
-from twin.engines.native.kernels.geometry import vehicle_xy  # noqa: F401
+from twin.engines.native.kernels.geometry import vehicle_rows, vehicle_xy  # noqa: F401
 from twin.engines.native.kernels.detectors import _loops_between, loops  # noqa: F401

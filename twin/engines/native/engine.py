@@ -765,9 +765,9 @@ class NativeEngine:
                              vt["critical_gap"], vt["class_bit"])
         net = R.Network(c.lane_edge, c.lane_index, c.lane_length, c.edge_lane_start, c.edge_num_lanes,
                         c.lane_conn_offsets, c.conn_to_lane, c.conn_length, c.conn_speed, c.conn_foe_offsets,
-                        c.conn_foe_lanes, self._conn_cross_offsets, self._conn_cross, self._conn_keep_clear,
-                        c.conn_from_lane, self._lane_in_offsets, self._lane_in_conn, c.conn_yield_dist,
-                        self._conn_part_start, self._conn_part_dist)
+                        c.conn_foe_lanes, c.conn_foe_links, self._conn_cross_offsets, self._conn_cross,
+                        self._conn_keep_clear, c.conn_from_lane, self._lane_in_offsets, self._lane_in_conn,
+                        c.conn_yield_dist, self._conn_part_start, self._conn_part_dist)
         ctl = R.Control(self._lane_speed, self._lane_allow, self._conn_signal, self._steer_p, self._steer_dir,
                         self._steer_until, self._steer_salt)
         scr = R.Scratch(self._new_pos, self._new_speed, self._new_lane, self._req_back, self._score_cache,

@@ -111,10 +111,11 @@ def own_link_closed(i, c, d, v_allowed, order, lane_start, veh, vt, net, ctl):
     if net.conn_part_dist.shape[0] > 0:  # SUMO's internal-lane rules (diverging_paths): the time to clear it
         t_end = conflict_window(v, v_allowed, vt.accel[ty], dy,
                                 net.conn_length[c] - net.conn_yield_dist[c] + vt.length[ty])
-    return foe_in_window(c, t_arrive, t_end, net.conn_foe_offsets, net.conn_foe_lanes, lane_start, order, veh.pos,
-                         veh.speed, net.lane_length, net.conn_length, net.lane_conn_offsets, net.conn_to_lane,
-                         veh.ridx, veh.route_edges, veh.route_off, veh.route_n, veh.vtype, vt.length, vt.class_bit,
-                         net.lane_edge, ctl.lane_allow, net.edge_lane_start)
+    return foe_in_window(c, t_arrive, t_end, net.conn_foe_offsets, net.conn_foe_lanes, net.conn_foe_links,
+                         lane_start, order, veh.pos, veh.speed, net.lane_length, net.conn_length,
+                         net.lane_conn_offsets, net.conn_to_lane, veh.ridx, veh.route_edges, veh.route_off,
+                         veh.route_n, veh.vtype, vt.length, vt.class_bit, net.lane_edge, ctl.lane_allow,
+                         net.edge_lane_start)
 
 
 @kernel(refcounts=False)
@@ -348,6 +349,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     conn_speed = net.conn_speed
     conn_foe_offsets = net.conn_foe_offsets
     conn_foe_lanes = net.conn_foe_lanes
+    conn_foe_links = net.conn_foe_links
     conn_cross_offsets = net.conn_cross_offsets
     conn_cross = net.conn_cross
     conn_keep_clear = net.conn_keep_clear
@@ -448,10 +450,10 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                         dy = d + conn_yield_dist[c]  # where it yields: the stop line or SUMO's internal junction
                         if dy < max(YIELD_CHECK_M, v * v / (2.0 * b) + YIELD_MARGIN_M) and \
                                 foe_approaching(c, vt_crit_gap[ty], True, conn_foe_offsets, conn_foe_lanes,
-                                                lane_start, order, pos, speed, lane_length, lane_conn_offsets,
-                                                conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
-                                                vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start,
-                                                conn_keep_clear, link_wait):
+                                                conn_foe_links, lane_start, order, pos, speed, lane_length,
+                                                lane_conn_offsets, conn_to_lane, conn_signal, ridx, route_edges,
+                                                route_off, route_n, vtype, vt_class_bit, lane_edge, lane_allow,
+                                                edge_lane_start, conn_keep_clear, link_wait):
                             if dy > d:  # it drives into the junction and waits there, clear of its lane
                                 acc = min(acc, idm(v, v_allowed, dy, 0.0, a, b, s0 * LANE_END_REST, tau))
                                 hard = min(hard, dy - STOP_LINE_EPS_M)
@@ -542,10 +544,10 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                 if has_part and dy > 0.0:  # SUMO's internal-lane rules (diverging_paths): the time to clear it
                     window = conflict_window(v, v_allowed, a, dy, -p - dy + vt_length[ty])
                 if dy > 0.0 and foe_approaching(cj, window, False, conn_foe_offsets, conn_foe_lanes,
-                                                lane_start, order, pos, speed, lane_length, lane_conn_offsets,
-                                                conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
-                                                vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start,
-                                                conn_keep_clear, link_wait):
+                                                conn_foe_links, lane_start, order, pos, speed, lane_length,
+                                                lane_conn_offsets, conn_to_lane, conn_signal, ridx, route_edges,
+                                                route_off, route_n, vtype, vt_class_bit, lane_edge, lane_allow,
+                                                edge_lane_start, conn_keep_clear, link_wait):
                     acc = min(acc, idm(v, v_allowed, dy, 0.0, a, b, s0 * LANE_END_REST, tau))
                     hard = min(hard, dy - STOP_LINE_EPS_M)
                     wl = True

@@ -218,31 +218,3 @@ def test_a_vehicle_waiting_at_its_internal_junction_is_not_in_the_way_of_other_p
     left, right = int(np.flatnonzero(eng.depart == 0.0)[0]), int(np.flatnonzero(eng.depart == 31.0)[0])
     assert eng.t_arrive[right] < eng.t_arrive[left] - 10.0
 
-
-def _left_turner_among_right_turners(foe: tuple) -> tuple[float, float]:
-    """Arrival times [s] of a left turner waiting at its internal junction (8 m along its 20 m path into lane 1 of
-    ``left_out``) while the oncoming ``opp`` turns right into its lane 0 (a car every 2 s for a minute), and of the
-    last right turner. The left turner yields to ``foe``: the lane ``("opp", 0)`` or a link of it."""
-    b = left_turn_roads("left turn among right turners", left_lanes=2)
-    b.add_connection("in", 0, "out", 0, length=15.0, foes=[])
-    b.add_connection("in", 0, "left_out", 1, length=20.0, foes=[foe], yield_dist=8.0)
-    b.add_connection("opp", 0, "opp_out", 0, length=15.0, foes=[])
-    b.add_connection("opp", 0, "left_out", 0, length=8.0, foes=[])
-    city = b.build()
-    specs = [("in", "left_out", 0.0)] + [("opp", "left_out", float(t)) for t in range(1, 61, 2)]
-    eng = NativeEngine(step_length=0.5)
-    eng.start(city, route_demand(city, make_trips(city, specs, CAR)), seed=1)
-    eng.advance(400.0)
-    assert np.all(eng.state == 3) and eng.teleports.sum() == 0
-    return float(eng.t_arrive[eng.depart == 0.0][0]), float(eng.t_arrive[np.argmax(eng.depart)])
-
-
-def test_a_left_turner_yields_to_the_oncoming_links_of_its_right_of_way_not_to_their_lanes():
-    """SUMO's right of way is per link (its junction's response row; at an internal junction the links from the
-    lanes that junction lists): the permissive left turner yields to the oncoming through link, not to the
-    oncoming right turners into the other lane of its road. Yielding to the whole oncoming lane, it waits for
-    the right turners' stream to end."""
-    left, last = _left_turner_among_right_turners(("opp", 0))
-    assert left > last
-    left, last = _left_turner_among_right_turners(("opp", 0, "opp_out", 0))
-    assert left < 50.0 and left < last - 40.0  # at once (about 45 s free: 620 m)

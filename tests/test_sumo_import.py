@@ -92,7 +92,8 @@ def test_links_through_an_internal_junction_keep_their_right_of_way():
 
 
 def _foe_links(city, src, dst):
-    """The links (from lane, to lane, SUMO ids) the connection from ``src`` to ``dst`` yields to."""
+    """The links (from lane, to lane, SUMO ids) the connection from ``src`` to ``dst`` yields to
+    (``conn_foe_links``)."""
     c = _conn(city, src, dst)
     out = []
     for f in range(city.conn_foe_offsets[c], city.conn_foe_offsets[c + 1]):
@@ -108,8 +109,11 @@ def test_right_of_way_is_per_link_and_at_an_internal_junction_from_its_lanes():
     :cluster_357187_359543_24_0): its response row names the oncoming through links 1 and 2 and the cross
     street's links 6-8 and 16-18, but the internal junction lists only the oncoming lanes, so it yields to the two
     oncoming through links, not to the oncoming right turn (link 0) or left turn and U-turn (links 3, 4) from the
-    same lanes (SUMO's MSInternalJunction)."""
+    same lanes (SUMO's MSInternalJunction). Its foe lanes stay those of its whole row (every vehicle on them is a
+    foe unless the native engine's diverging_paths)."""
     city, _ = read_sumo_net(SHARED / "resco-cologne1" / "cologne1.net.xml")
+    assert sorted(city.lane_id(x) for x in _foes(city, "28198821#3_1", "32038051#0_1")) == [
+        "-32038056#3_0", "-32038056#3_1", "23429231#1_0", "23429231#1_1", "27115123#3_0", "27115123#3_1"]
     assert _foe_links(city, "28198821#3_1", "32038051#0_1") == [("-32038056#3_0", "-28198821#4_0"),
                                                                ("-32038056#3_1", "-28198821#4_1")]
     # the cross street's left turn (link 8): to the oncoming through links 16 and 17, not the right turn from

@@ -49,8 +49,9 @@ class _Conn:
     dir: int
     tls: int = -1
     link: int = -1
-    foes: list[tuple[int, ...]] | None = None  # explicit foes: (edge, lane) lanes or (edge, lane, to edge, to lane)
-    #                                          links
+    foes: list[tuple[int, int]] | None = None  # explicit (edge, lane) foe lanes
+    foe_links: list[tuple[int, int, int, int]] | None = None  # of their connections, (edge, lane, to edge, to lane)
+    #                                                           the foes (None: all)
     length: float = 0.0  # [m] path through the junction
     speed: float = 0.0  # [m/s] its speed limit (0: the target lane's)
     keep_clear: bool | None = None  # SUMO's keep-clear rule applies (None: keep_clear_default)
@@ -181,19 +182,20 @@ class CityBuilder:
     # ------------------------------------------------------------ connections
     def add_connection(self, from_edge: str, from_lane: int, to_edge: str, to_lane: int, *,
                        direction: int | None = None, tls: str | None = None, link: int = -1,
-                       foes: list[tuple] | None = None, length: float = 0.0,
+                       foes: list[tuple[str, int]] | None = None, length: float = 0.0,
                        speed: float | None = None, keep_clear: bool | None = None,
-                       yield_dist: float = 0.0, shape: np.ndarray | None = None) -> None:
+                       yield_dist: float = 0.0, shape: np.ndarray | None = None,
+                       foe_links: list[tuple[str, int, str, int]] | None = None) -> None:
         """A lane-to-lane connection; ``length`` [m] is its path through the junction (0: a point),
         ``speed`` [m/s] the speed limit on that path (None: the target lane's); ``keep_clear``: whether
         vehicles keep its junction clear (None: :func:`~twin.city.model.keep_clear_default`);
         ``yield_dist`` [m]: how far along its path it yields to its foes (SUMO's internal junction, where a
         permissive left turner waits inside the junction; 0: at the stop line); ``shape`` [m]: the path's
         points (SUMO's first internal lane), for where it parts from the other paths from its lane
-        (:func:`~twin.city.model.part_dist`; None: taken as straight). ``foes``: what it yields to (None: the
-        builder's rules, :meth:`_auto_foes`): lanes ``(edge, lane)``, every vehicle on them, or links
-        ``(edge, lane, to_edge, to_lane)``, only the vehicles on the lane bound for that connection (SUMO's right of
-        way is per link)."""
+        (:func:`~twin.city.model.part_dist`; None: taken as straight). ``foes``: the lanes ``(edge, lane)`` it
+        yields to (None: the builder's rules, :meth:`_auto_foes`); ``foe_links``: of their connections, the links
+        ``(edge, lane, to_edge, to_lane)`` it yields to, as SUMO's right of way is per link (None: every vehicle on
+        the foe lanes; ``CityModel.conn_foe_links``, used by the native engine's ``diverging_paths``)."""
         fe, te = self.edge(from_edge), self.edge(to_edge)
         if not (np.isfinite(length) and length >= 0):
             raise CityError(f"city {self.name!r}: connection {from_edge}->{to_edge} has length {length} (need >= 0)")
@@ -212,11 +214,12 @@ class CityBuilder:
             if tls not in self._tls_index:
                 raise CityError(f"city {self.name!r}: connection names unknown traffic light {tls!r}")
             t = self._tls_index[tls]
-        foe_idx = None if foes is None else [(self.edge(f[0]), int(f[1])) if len(f) == 2 else
-                                             (self.edge(f[0]), int(f[1]), self.edge(f[2]), int(f[3])) for f in foes]
+        foe_idx = None if foes is None else [(self.edge(e), int(ln)) for e, ln in foes]
+        link_idx = None if foe_links is None else [(self.edge(e), int(ln), self.edge(t), int(tl))
+                                                   for e, ln, t, tl in foe_links]
         if speed is not None and not speed > 0:
             raise CityError(f"city {self.name!r}: connection {from_edge}->{to_edge} has speed {speed} (need > 0)")
-        self._add_conn(_Conn(fe, int(from_lane), te, int(to_lane), int(direction), t, int(link), foe_idx,
+        self._add_conn(_Conn(fe, int(from_lane), te, int(to_lane), int(direction), t, int(link), foe_idx, link_idx,
                              float(length), float(speed or 0.0), keep_clear, float(yield_dist),
                              None if shape is None else np.asarray(shape, dtype=np.float64)))
 
@@ -382,20 +385,17 @@ class CityBuilder:
         foe_offsets, foe_lanes, foe_links = [0], [], []
         n_of = np.diff(lane_conn_offsets)  # connections per lane
         for c in conns:
-            links: dict[int, int] = {}  # foe lane -> its foe links (bit k: its k-th connection; -1: all)
-            for f in (c.foes if c.foes is not None else self._auto_foes(c)):
-                fl = int(lane_of[f[0]] + f[1])
-                bits = -1
-                if len(f) == 4:
-                    lo = int(lane_conn_offsets[fl])
-                    ks = np.flatnonzero(conn_to[lo:lane_conn_offsets[fl + 1]] == lane_of[f[2]] + f[3])
-                    if ks.size == 0:
-                        raise CityError(f"city {self.name!r}: a connection yields to a link "
-                                        f"{edges[f[0]].id}_{f[1]} -> {edges[f[2]].id}_{f[3]} that does not exist")
-                    bits = sum(1 << int(k) for k in ks) if ks[-1] < 63 else -1
-                links[fl] = -1 if bits == -1 or links.get(fl) == -1 else links.get(fl, 0) | bits
-            foe_lanes.extend(links)  # (a mask of all the lane's connections is every vehicle on it: -1)
-            foe_links.extend(-1 if b == (1 << int(n_of[fl])) - 1 else b for fl, b in links.items())
+            lanes = [int(lane_of[e] + k) for e, k in (c.foes if c.foes is not None else self._auto_foes(c))]
+            bits = dict.fromkeys(lanes, 0 if c.foe_links is not None else -1)  # foe lane -> bit k: its k-th link
+            for e, k, te, tk in c.foe_links or ():
+                fl, lo = int(lane_of[e] + k), int(lane_conn_offsets[lane_of[e] + k])
+                ks = np.flatnonzero(conn_to[lo:lane_conn_offsets[fl + 1]] == lane_of[te] + tk)
+                if fl not in bits or ks.size == 0:
+                    raise CityError(f"city {self.name!r}: a connection yields to a link {edges[e].id}_{k} -> "
+                                    f"{edges[te].id}_{tk} that is not a connection of one of its foe lanes")
+                bits[fl] = -1 if bits[fl] == -1 or ks[-1] >= 63 else bits[fl] | sum(1 << int(j) for j in ks)
+            foe_lanes.extend(lanes)  # (all of a lane's connections: every vehicle on it, -1)
+            foe_links.extend(-1 if bits[fl] == (1 << int(n_of[fl])) - 1 else bits[fl] for fl in lanes)
             foe_offsets.append(len(foe_lanes))
         conn_node = np.asarray([self._edges[c.from_edge].dst for c in conns], dtype=np.int32)
         keep_clear = keep_clear_default(conn_node, np.asarray(foe_offsets), len(self._nodes))

@@ -149,7 +149,9 @@ class CityModel:
     conn_part_dist: np.ndarray | None = None
     # int64 per conn_foe_lanes entry: which of the foe lane's connections are the foe links (bit k: connection
     # lane_conn_offsets[lane] + k), as SUMO's right of way is per link (a vehicle on a foe lane bound for another
-    # link is no foe); -1: every connection of the lane (default)
+    # link is no foe; a link split by an internal junction yields there only to the links from the lanes that
+    # junction lists); -1: every connection of the lane (default). The native engine uses them with its
+    # diverging_paths (SUMO's rules inside junctions), else every vehicle on a foe lane is a foe
     conn_foe_links: np.ndarray | None = None
     # signal programs beyond fixed time (see twin.engines.native.signals); default: all static
     tls_kind: np.ndarray | None = None  # int8 per tls: 0 static (fixed time), 1 actuated (gap-based)

@@ -559,7 +559,7 @@ def _parse_sumo_net(path: Path, additional: list[str | Path], name: str | None) 
     logic_foes = {j.get("id"): any("1" in r.get("foes", "") for r in j.findall("request"))
                   for j in junctions if j.find("request") is not None}
     for f, fl, t, tlane, d, tl, link, state, length, speed, kc, via in conn_rows:
-        foes = matrix_foes.get(via) if via else None
+        foes, foe_links = matrix_foes.get(via, (None, None)) if via else (None, None)
         if foes is None and not tl:
             if state in ("m", "=", "s", "w"):
                 node = b.node_ids_of_edge(f)[1]
@@ -572,7 +572,7 @@ def _parse_sumo_net(path: Path, additional: list[str | Path], name: str | None) 
             keep = False if not kc or f in roundabout_edges else logic_foes.get(b.node_ids_of_edge(f)[1])
             b.add_connection(f, fl, t, tlane, direction=d, tls=tl, link=link, foes=foes, length=length,
                              speed=speed, keep_clear=keep, yield_dist=min(yield_dist, length),
-                             shape=internal_shape.get(via) if via else None)
+                             shape=internal_shape.get(via) if via else None, foe_links=foe_links)
         except CityError as exc:
             raise CityError(f"{path}: {exc}") from None
     return b.build(), report
@@ -593,19 +593,20 @@ def _checked_lanes(path: Path, eid: str, lanes: list[ET.Element]) -> list[ET.Ele
 
 
 def _response_foes(junctions: list[ET.Element], links: list[tuple[str, int, str | None, str, int]],
-                   internal_next: dict[str, str] | None = None,
-                   internal_inc: dict[str, list[str]] | None = None) -> dict[str, list[tuple[str, int, str, int]]]:
-    """Foe links of each link from its junction's ``<request response=...>`` (SUMO's right of way), keyed by
-    the link's first internal lane: the links (from edge, from lane, to edge, to lane) it must yield to.
+                   internal_next: dict[str, str] | None = None, internal_inc: dict[str, list[str]] | None = None
+                   ) -> dict[str, tuple[list[tuple[str, int]], list[tuple[str, int, str, int]]]]:
+    """Foes of each link from its junction's ``<request response=...>`` (SUMO's right of way), keyed by the
+    link's first internal lane: the lanes (edge, index) of the links it must yield to, and those links (from
+    edge, from lane, to edge, to lane).
 
     ``links``: (from edge, from lane, first internal lane, to edge, to lane) of the connections;
     ``internal_next``: internal lane -> the internal lane it continues on. A link split by an internal
     junction (a left turner's waiting position) is the junction's ``intLanes`` entry by its lane after that
-    junction, so each internal lane of a link's path stands for the link; it yields at that internal junction
-    (``internal_inc``: internal junction, named as the lane after it -> its ``incLanes`` after its own), to
-    the links of its response row from the lanes that junction lists (SUMO's ``MSInternalJunction``: the
-    others' vehicles it meets only inside the junction). A link of a junction without a request for it (or a
-    network without internal lanes) is left out (no entry).
+    junction, so each internal lane of a link's path stands for the link. Such a link yields at that internal
+    junction (``internal_inc``: internal junction, named as the lane after it -> its ``incLanes`` after its
+    own) to the links of its row from the lanes that junction lists only (SUMO's ``MSInternalJunction``; the
+    others' vehicles it meets inside the junction): its links leave the others out. A link of a junction
+    without a request for it (or a network without internal lanes) is left out (no entry).
     """
     link_of: dict[str, tuple[str, int, str, int]] = {}
     first_of: dict[str, str] = {}
@@ -616,7 +617,7 @@ def _response_foes(junctions: list[ET.Element], links: list[tuple[str, int, str 
             link_of.setdefault(lane, (f, fl, t, tl))
             first_of.setdefault(lane, via)
             lane = (internal_next or {}).get(lane)
-    out: dict[str, list[tuple[str, int, str, int]]] = {}
+    out: dict[str, tuple[list[tuple[str, int]], list[tuple[str, int, str, int]]]] = {}
     for j in junctions:
         int_lanes = j.get("intLanes", "").split()
         for req in j.findall("request"):
@@ -628,10 +629,9 @@ def _response_foes(junctions: list[ET.Element], links: list[tuple[str, int, str 
                     if bit == "1" and int_lanes[k] in link_of}  # (links from crossings are not vehicles')
             first = first_of[int_lanes[i]]
             after = (internal_next or {}).get(first)  # the lane after its internal junction, if it has one
-            if after in (internal_inc or {}):
-                inc = set(internal_inc[after])
-                foes = {x for x in foes if f"{x[0]}_{x[1]}" in inc}
-            out.setdefault(first, sorted(foes))
+            inc = set((internal_inc or {}).get(after, ())) if after in (internal_inc or {}) else None
+            out.setdefault(first, (sorted({x[:2] for x in foes}),
+                                   sorted(x for x in foes if inc is None or f"{x[0]}_{x[1]}" in inc)))
     return out
 
 

@@ -180,8 +180,7 @@ class NativeEngine:
         leader of the vehicle behind it on another until their paths have parted, ``CityModel.conn_part_dist``,
         :func:`twin.engines.native.kernels.movement.sibling_leader`), and a vehicle waiting at its internal
         junction goes only when no foe arrives before it has cleared the conflict (``MSLink::blockedByFoe``,
-        :func:`twin.engines.native.kernels.movement.conflict_window`; its foes arriving as SUMO takes it,
-        accelerating, :func:`twin.engines.native.kernels.following.arrival_time`), and keep-clear's count takes
+        :func:`twin.engines.native.kernels.movement.conflict_window`), and keep-clear's count takes
         the vehicles on the entering vehicle's own path by their lengths, the road stopping while its own
         internal-junction link is closed for its arrival (:func:`twin.engines.native.kernels.movement.own_link_closed`);
         and SUMO's right of way per link (``CityModel.conn_foe_links``: a vehicle on a foe lane bound for a link

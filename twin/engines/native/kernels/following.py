@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from math import sqrt
 
 from twin.jit import inline_kernel, kernel
 from twin.engines.native.kernels.routes import choose_connection, sum_along
@@ -22,14 +21,6 @@ def idm(v, v0, gap, v_lead, a, b, s0, tau):
     g = max(gap, MIN_DIST_M)
     q = s_star / g
     return a * (free - q * q)
-
-
-@inline_kernel
-def arrival_time(v, v_max, a, dy):
-    """Time [s] a vehicle at ``v`` [m/s], accelerating at ``a`` [m/s²] up to ``v_max`` [m/s], takes for ``dy`` [m]
-    (as SUMO's ``getMinimalArrivalTime``), and its speed [m/s] on arrival."""
-    va = min(v_max, sqrt(v * v + 2.0 * a * dy))
-    return 2.0 * dy / max(v + va, MIN_SPEED), va
 
 
 @inline_kernel
@@ -94,8 +85,7 @@ def is_foe_link(links, j, fl, ridx, route_edges, route_off, route_n, vtype, vt_c
 @inline_kernel
 def foe_approaching(c, crit_gap, merging, conn_foe_offsets, conn_foe_lanes, conn_foe_links, lane_start, order, pos,
                     speed, lane_length, lane_conn_offsets, conn_to_lane, conn_signal, ridx, route_edges, route_off,
-                    route_n, vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start, conn_keep_clear, link_wait,
-                    lane_speed, vt_accel, accelerating):
+                    route_n, vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start, conn_keep_clear, link_wait):
     """True if a vehicle on a lane that connection ``c`` yields to reaches the junction within ``crit_gap`` [s],
     or (if ``merging``) stands at its end about to merge into the same edge (a stopped priority queue keeps its turn:
     entering vehicles do not take the room it is waiting for, which fills a roundabout until it locks).
@@ -109,9 +99,7 @@ def foe_approaching(c, crit_gap, merging, conn_foe_offsets, conn_foe_lanes, conn
     that keeps a keep-clear junction clear (``conn_keep_clear`` of its connection and ``link_wait``: it plans to
     wait before the link, so SUMO's vehicle sets no request there and the yielding one does not wait for it). A vehicle
     already inside the junction, at its internal junction, does not count those (``merging`` False): one standing
-    there stands behind it, and SUMO counts only foes that will pass. A foe reaches the junction at its speed, or
-    (``accelerating``) as SUMO's arrival times take it, accelerating at its ``vt_accel`` up to its lane's
-    ``lane_speed`` (:func:`arrival_time`): a foe starting from a queue comes sooner than at its speed now."""
+    there stands behind it, and SUMO counts only foes that will pass."""
     for f in range(conn_foe_offsets[c], conn_foe_offsets[c + 1]):
         fl = conn_foe_lanes[f]
         for q in range(lane_start[fl + 1] - 1, lane_start[fl] - 1, -1):  # from the foe lane's front vehicle
@@ -123,12 +111,8 @@ def foe_approaching(c, crit_gap, merging, conn_foe_offsets, conn_foe_lanes, conn
                     continue
                 break
             d = lane_length[fl] - pos[j]
-            if vf > FOE_MOVING_SPEED:
-                if accelerating:
-                    if arrival_time(vf, max(vf, lane_speed[fl]), vt_accel[vtype[j]], d)[0] < crit_gap:
-                        return True
-                elif d < vf * crit_gap:
-                    return True
+            if vf > FOE_MOVING_SPEED and d < vf * crit_gap:
+                return True
             if merging and vf <= FOE_MOVING_SPEED and d < WAITING_FOE_M and \
                     conn_foe_offsets[lane_conn_offsets[fl + 1]] == conn_foe_offsets[lane_conn_offsets[fl]]:
                 cbj = vt_class_bit[vtype[j]]
@@ -146,8 +130,7 @@ def foe_approaching(c, crit_gap, merging, conn_foe_offsets, conn_foe_lanes, conn
 @kernel(refcounts=False)
 def foe_in_window(c, t_arrive, t_end, conn_foe_offsets, conn_foe_lanes, conn_foe_links, lane_start, order, pos,
                   speed, lane_length, conn_length, lane_conn_offsets, conn_to_lane, ridx, route_edges, route_off,
-                  route_n, vtype, vt_length, vt_class_bit, lane_edge, lane_allow, edge_lane_start, lane_speed,
-                  vt_accel):
+                  route_n, vtype, vt_length, vt_class_bit, lane_edge, lane_allow, edge_lane_start):
     """True if a moving vehicle on a lane that connection ``c`` yields to is on its own path through the junction
     while a vehicle arriving at ``c``'s conflict ``t_arrive`` [s] from now, and gone ``t_end`` [s] from now, is
     there: it arrives at its stop line before ``t_end`` and has not left its path (its length past the path's
@@ -155,8 +138,7 @@ def foe_in_window(c, t_arrive, t_end, conn_foe_offsets, conn_foe_lanes, conn_foe
     (``blockedByFoe``: a foe that has passed before it arrives, or comes after it has gone, does not block it).
     The foes on each lane from its front vehicle back, while one still arrives before ``t_end``; a standing one
     and those behind it do not come, and one bound for a link that is no foe of ``c``'s (``conn_foe_links``) is
-    passed over. A foe arrives as SUMO's arrival times take it, accelerating at its ``vt_accel`` up to its lane's
-    ``lane_speed`` (:func:`arrival_time`), and leaves at its speed on arrival."""
+    passed over."""
     for f in range(conn_foe_offsets[c], conn_foe_offsets[c + 1]):
         fl = conn_foe_lanes[f]
         for q in range(lane_start[fl + 1] - 1, lane_start[fl] - 1, -1):
@@ -164,8 +146,8 @@ def foe_in_window(c, t_arrive, t_end, conn_foe_offsets, conn_foe_lanes, conn_foe
             vf = speed[j]
             if vf <= FOE_MOVING_SPEED:
                 break
-            t_f, va = arrival_time(vf, max(vf, lane_speed[fl]), vt_accel[vtype[j]], lane_length[fl] - pos[j])
-            if t_f > t_end:  # [s] to its stop line
+            t_f = (lane_length[fl] - pos[j]) / vf  # [s] to its stop line
+            if t_f > t_end:
                 break
             path = 0.0
             cbj = vt_class_bit[vtype[j]]
@@ -176,7 +158,7 @@ def foe_in_window(c, t_arrive, t_end, conn_foe_offsets, conn_foe_lanes, conn_foe
             links = conn_foe_links[f]
             if links != -1 and (cj < 0 or (links >> (cj - lane_conn_offsets[fl])) & 1 == 0):
                 continue  # bound for another link: no foe
-            if t_f + (path + vt_length[vtype[j]]) / va >= t_arrive:
+            if t_f + (path + vt_length[vtype[j]]) / vf >= t_arrive:
                 return True
     return False
 

@@ -8,8 +8,7 @@ from math import sqrt
 from numba import prange
 
 from twin.jit import inline_kernel, kernel, parallel_kernel
-from twin.engines.native.kernels.following import arrival_time, foe_approaching, foe_in_window, idm, \
-    junction_blocked
+from twin.engines.native.kernels.following import foe_approaching, foe_in_window, idm, junction_blocked
 from twin.engines.native.kernels.routes import _best_lane, _route_edge, choose_connection
 from twin.engines.native.kernels.state import (
     LOOKAHEAD_M, LOOKAHEAD_S, YIELD_CHECK_M, YIELD_MARGIN_M, COOPERATE_M,
@@ -25,6 +24,14 @@ def waits_beside(j, c, pos, junction_conn, conn_yield_dist, conn_length):
     other paths into it: not in their way)."""
     jc = junction_conn[j]
     return pos[j] < 0.0 and jc >= 0 and jc != c and pos[j] < conn_yield_dist[jc] - conn_length[jc]
+
+
+@inline_kernel
+def arrival_time(v, v_max, a, dy):
+    """Time [s] a vehicle at ``v`` [m/s], accelerating at ``a`` [m/s²] up to ``v_max`` [m/s], takes for ``dy`` [m]
+    (as SUMO's ``getMinimalArrivalTime``), and its speed [m/s] on arrival."""
+    va = min(v_max, sqrt(v * v + 2.0 * a * dy))
+    return 2.0 * dy / max(v + va, MIN_SPEED), va
 
 
 @inline_kernel
@@ -108,7 +115,7 @@ def own_link_closed(i, c, d, v_allowed, order, lane_start, veh, vt, net, ctl):
                          lane_start, order, veh.pos, veh.speed, net.lane_length, net.conn_length,
                          net.lane_conn_offsets, net.conn_to_lane, veh.ridx, veh.route_edges, veh.route_off,
                          veh.route_n, veh.vtype, vt.length, vt.class_bit, net.lane_edge, ctl.lane_allow,
-                         net.edge_lane_start, ctl.lane_speed, vt.accel)
+                         net.edge_lane_start)
 
 
 @kernel(refcounts=False)
@@ -450,8 +457,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                                                 conn_foe_links, lane_start, order, pos, speed, lane_length,
                                                 lane_conn_offsets, conn_to_lane, conn_signal, ridx, route_edges,
                                                 route_off, route_n, vtype, vt_class_bit, lane_edge, lane_allow,
-                                                edge_lane_start, conn_keep_clear, link_wait, lane_speed, vt_accel,
-                                                False):
+                                                edge_lane_start, conn_keep_clear, link_wait):
                             if dy > d:  # it drives into the junction and waits there, clear of its lane
                                 acc = min(acc, idm(v, v_allowed, dy, 0.0, a, b, s0 * LANE_END_REST, tau))
                                 hard = min(hard, dy - STOP_LINE_EPS_M)
@@ -543,8 +549,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                                                 conn_foe_links, lane_start, order, pos, speed, lane_length,
                                                 lane_conn_offsets, conn_to_lane, conn_signal, ridx, route_edges,
                                                 route_off, route_n, vtype, vt_class_bit, lane_edge, lane_allow,
-                                                edge_lane_start, conn_keep_clear, link_wait, lane_speed, vt_accel,
-                                                has_part):
+                                                edge_lane_start, conn_keep_clear, link_wait):
                     acc = min(acc, idm(v, v_allowed, dy, 0.0, a, b, s0 * LANE_END_REST, tau))
                     hard = min(hard, dy - STOP_LINE_EPS_M)
                     wl = True

@@ -190,7 +190,8 @@ def _left_turner_among_right_turners(foe_links, diverging_paths: bool = True) ->
     city = b.build()
     specs = [("in", "left_out", 0.0)] + [("opp", "left_out", float(t)) for t in range(1, 61, 2)]
     eng = NativeEngine(step_length=0.5, diverging_paths=diverging_paths)
-    eng.start(city, route_demand(city, make_trips(city, specs, "car")), seed=1)
+    car = dataclasses.replace(DEFAULT_VTYPES["car"], speed_dev=0.0)
+    eng.start(city, route_demand(city, make_trips(city, specs, car)), seed=1)
     eng.advance(400.0)
     assert np.all(eng.state == 3) and eng.teleports.sum() == 0
     return float(eng.t_arrive[eng.depart == 0.0][0]), float(eng.t_arrive[np.argmax(eng.depart)])

@@ -217,4 +217,3 @@ def test_a_vehicle_waiting_at_its_internal_junction_is_not_in_the_way_of_other_p
     assert np.all(eng.state == 3) and eng.teleports.sum() == 0
     left, right = int(np.flatnonzero(eng.depart == 0.0)[0]), int(np.flatnonzero(eng.depart == 31.0)[0])
     assert eng.t_arrive[right] < eng.t_arrive[left] - 10.0
-

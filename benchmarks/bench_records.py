@@ -100,7 +100,8 @@ def build(n: int, seed: int):
     vt = R.VehicleTypes(one * 5.0, one * 2.5, one, one, one, one * 50.0, one, np.ones(1, np.int64))
     net = R.Network(city.lane_edge, city.lane_index, city.lane_length, city.edge_lane_start, city.edge_num_lanes,
                     city.lane_conn_offsets, city.conn_to_lane, city.conn_length, city.conn_speed,
-                    city.conn_foe_offsets, city.conn_foe_lanes, np.zeros(len(city.conn_to_lane) + 1, np.int32),
+                    city.conn_foe_offsets, city.conn_foe_lanes, city.conn_foe_links,
+                    np.zeros(len(city.conn_to_lane) + 1, np.int32),
                     np.zeros(0, np.int32), np.zeros(len(city.conn_to_lane), np.bool_), city.conn_from_lane,
                     np.zeros(city.n_lanes + 1, np.int32), np.zeros(0, np.int32), city.conn_yield_dist)
     ctl = R.Control(np.full(city.n_lanes, 13.9), np.full(city.n_lanes, -1, np.int64),

@@ -311,8 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-insertion-back-gap", dest="insertion_back_gap", action="store_false",
                    help="the native insertion without its check of the vehicle behind (docs/models.md, 'Insertion')")
     p.add_argument("--diverging-paths", action="store_true",
-                   help="the native engine's leaders on other paths from the same lane and time to clear an "
-                        "internal junction (docs/models.md, 'Junctions')")
+                   help="the native engine's leaders on other paths from the same lane, time to clear an "
+                        "internal junction and right of way per link (docs/models.md, 'Junctions')")
     a = p.parse_args(argv)
     missing = [str(c) for c in a.cities if not c.is_dir()]
     if missing:

@@ -37,10 +37,10 @@ def run_native(city, trips, until, *, step_length=1.0, seed=1, **kw):
     return eng
 
 
-def left_turn_roads(name: str) -> CityBuilder:
+def left_turn_roads(name: str, left_lanes: int = 1) -> CityBuilder:
     """The roads of the left-turn tests' T: an approach ``in`` (w -> j) going on to ``out`` (j -> e), the oncoming
-    ``opp`` (e -> j) going on to ``opp_out`` (j -> w), and the minor ``left_out`` (j -> n); connections are the
-    test's."""
+    ``opp`` (e -> j) going on to ``opp_out`` (j -> w), and the minor ``left_out`` (j -> n, ``left_lanes`` lanes);
+    connections are the test's."""
     b = CityBuilder(name)
     for nid, x, y in [("w", 0, 0), ("j", 300, 0), ("e", 600, 0), ("n", 300, 300)]:
         b.add_node(nid, x, y)
@@ -48,7 +48,7 @@ def left_turn_roads(name: str) -> CityBuilder:
     b.add_edge("out", "j", "e", priority=3)
     b.add_edge("opp", "e", "j", priority=3)
     b.add_edge("opp_out", "j", "w", priority=3)
-    b.add_edge("left_out", "j", "n", priority=1)
+    b.add_edge("left_out", "j", "n", priority=1, num_lanes=left_lanes)
     return b
 
 

@@ -176,3 +176,36 @@ def test_the_second_left_turner_follows_the_first_into_the_junction_once_its_own
     stops the count and the second waits at the line until the first moves."""
     assert _second_turner_inside(True) > 0
     assert _second_turner_inside(False) == 0
+
+
+def _left_turner_among_right_turners(foe_links, diverging_paths: bool = True) -> tuple[float, float]:
+    """Arrival times [s] of a left turner waiting at its internal junction (8 m along its 20 m path into lane 1 of
+    ``left_out``) while the oncoming ``opp`` turns right into its lane 0 (a car every 2 s for a minute), and of the
+    last right turner. The left turner yields to the lane ``opp``, and of its links to ``foe_links``."""
+    b = left_turn_roads("left turn among right turners", left_lanes=2)
+    b.add_connection("in", 0, "out", 0, length=15.0, foes=[])
+    b.add_connection("in", 0, "left_out", 1, length=20.0, foes=[("opp", 0)], foe_links=foe_links, yield_dist=8.0)
+    b.add_connection("opp", 0, "opp_out", 0, length=15.0, foes=[])
+    b.add_connection("opp", 0, "left_out", 0, length=8.0, foes=[])
+    city = b.build()
+    specs = [("in", "left_out", 0.0)] + [("opp", "left_out", float(t)) for t in range(1, 61, 2)]
+    eng = NativeEngine(step_length=0.5, diverging_paths=diverging_paths)
+    car = dataclasses.replace(DEFAULT_VTYPES["car"], speed_dev=0.0)
+    eng.start(city, route_demand(city, make_trips(city, specs, car)), seed=1)
+    eng.advance(400.0)
+    assert np.all(eng.state == 3) and eng.teleports.sum() == 0
+    return float(eng.t_arrive[eng.depart == 0.0][0]), float(eng.t_arrive[np.argmax(eng.depart)])
+
+
+def test_a_left_turner_yields_to_the_oncoming_links_of_its_right_of_way_not_to_their_lanes():
+    """SUMO's right of way is per link (its junction's response row; at an internal junction the links from the
+    lanes that junction lists): the permissive left turner yields to the oncoming through link, not to the
+    oncoming right turners into the other lane of its road, and goes at once. Yielding to every vehicle on the
+    oncoming lane (no links given, or the engine without diverging_paths), it waits for their stream to end."""
+    through = [("opp", 0, "opp_out", 0)]
+    left, last = _left_turner_among_right_turners(through)
+    assert left < 50.0 and left < last - 40.0  # at once (about 45 s free: 620 m)
+    left, last = _left_turner_among_right_turners(None)
+    assert left > last
+    left, last = _left_turner_among_right_turners(through, diverging_paths=False)
+    assert left > last

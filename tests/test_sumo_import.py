@@ -91,6 +91,37 @@ def test_links_through_an_internal_junction_keep_their_right_of_way():
     assert _foes(city, "-535519490#0_1", "-4895001#0_0") == []  # the through movement yields only to a crossing
 
 
+def _foe_links(city, src, dst):
+    """The links (from lane, to lane, SUMO ids) the connection from ``src`` to ``dst`` yields to
+    (``conn_foe_links``)."""
+    c = _conn(city, src, dst)
+    out = []
+    for f in range(city.conn_foe_offsets[c], city.conn_foe_offsets[c + 1]):
+        fl, bits = int(city.conn_foe_lanes[f]), int(city.conn_foe_links[f])
+        for k in range(city.lane_conn_offsets[fl], city.lane_conn_offsets[fl + 1]):
+            if bits == -1 or (bits >> (k - city.lane_conn_offsets[fl])) & 1:
+                out.append((city.lane_id(fl), city.lane_id(int(city.conn_to_lane[k]))))
+    return sorted(out)
+
+
+def test_right_of_way_is_per_link_and_at_an_internal_junction_from_its_lanes():
+    """Cologne 1's permissive left turn 28198821#3_1 -> 32038051#0_1 (link 13, cont="1", internal junction
+    :cluster_357187_359543_24_0): its response row names the oncoming through links 1 and 2 and the cross
+    street's links 6-8 and 16-18, but the internal junction lists only the oncoming lanes, so it yields to the two
+    oncoming through links, not to the oncoming right turn (link 0) or left turn and U-turn (links 3, 4) from the
+    same lanes (SUMO's MSInternalJunction). Its foe lanes stay those of its whole row (every vehicle on them is a
+    foe unless the native engine's diverging_paths)."""
+    city, _ = read_sumo_net(SHARED / "resco-cologne1" / "cologne1.net.xml")
+    assert sorted(city.lane_id(x) for x in _foes(city, "28198821#3_1", "32038051#0_1")) == [
+        "-32038056#3_0", "-32038056#3_1", "23429231#1_0", "23429231#1_1", "27115123#3_0", "27115123#3_1"]
+    assert _foe_links(city, "28198821#3_1", "32038051#0_1") == [("-32038056#3_0", "-28198821#4_0"),
+                                                               ("-32038056#3_1", "-28198821#4_1")]
+    # the cross street's left turn (link 8): to the oncoming through links 16 and 17, not the right turn from
+    # the same lane (link 15)
+    assert _foe_links(city, "23429231#1_1", "-28198821#4_1") == [("27115123#3_0", "32324544#0_0"),
+                                                                ("27115123#3_1", "32324544#0_1")]
+
+
 def test_a_link_split_by_an_internal_junction_yields_there():
     # the same left turn waits at its internal junction: the end of its first internal lane
     # (:cluster_31900255_cluster_1830484487_4709826749_2_0, 4.82 m of its 20.14 m path); links without one

@@ -199,8 +199,9 @@ def validate(cfg: ScenarioConfig, city: CityModel, demand: RoutedDemand, out: st
     ``insertion_back_gap``: the native insertion keeps the gap a vehicle behind needs (docs/models.md; on
     unless the scenario or this turns it off). ``keep_clear``: the native engine keeps junctions clear as SUMO
     does (docs/models.md; on unless the scenario or this turns it off). ``diverging_paths``: a vehicle on another
-    path from the same lane is a leader until the paths part, and one at its internal junction needs the time to
-    clear the conflict (docs/models.md; off unless the scenario or this turns it on).
+    path from the same lane is a leader until the paths part, one at its internal junction needs the time to
+    clear the conflict, and right of way is per link (docs/models.md; off unless the scenario or this turns it
+    on).
 
     If any run fails or ends before the scenario's end, there is no comparison: the figures are
     ``{"comparison": False, "error": ...}`` (also written to ``validation.json``/``.md``).

@@ -50,6 +50,8 @@ class _Conn:
     tls: int = -1
     link: int = -1
     foes: list[tuple[int, int]] | None = None  # explicit (edge, lane) foe lanes
+    foe_links: list[tuple[int, int, int, int]] | None = None  # of their connections, (edge, lane, to edge, to lane)
+    #                                                           the foes (None: all)
     length: float = 0.0  # [m] path through the junction
     speed: float = 0.0  # [m/s] its speed limit (0: the target lane's)
     keep_clear: bool | None = None  # SUMO's keep-clear rule applies (None: keep_clear_default)
@@ -182,14 +184,18 @@ class CityBuilder:
                        direction: int | None = None, tls: str | None = None, link: int = -1,
                        foes: list[tuple[str, int]] | None = None, length: float = 0.0,
                        speed: float | None = None, keep_clear: bool | None = None,
-                       yield_dist: float = 0.0, shape: np.ndarray | None = None) -> None:
+                       yield_dist: float = 0.0, shape: np.ndarray | None = None,
+                       foe_links: list[tuple[str, int, str, int]] | None = None) -> None:
         """A lane-to-lane connection; ``length`` [m] is its path through the junction (0: a point),
         ``speed`` [m/s] the speed limit on that path (None: the target lane's); ``keep_clear``: whether
         vehicles keep its junction clear (None: :func:`~twin.city.model.keep_clear_default`);
         ``yield_dist`` [m]: how far along its path it yields to its foes (SUMO's internal junction, where a
         permissive left turner waits inside the junction; 0: at the stop line); ``shape`` [m]: the path's
         points (SUMO's first internal lane), for where it parts from the other paths from its lane
-        (:func:`~twin.city.model.part_dist`; None: taken as straight)."""
+        (:func:`~twin.city.model.part_dist`; None: taken as straight). ``foes``: the lanes ``(edge, lane)`` it
+        yields to (None: the builder's rules, :meth:`_auto_foes`); ``foe_links``: of their connections, the links
+        ``(edge, lane, to_edge, to_lane)`` it yields to, as SUMO's right of way is per link (None: every vehicle on
+        the foe lanes; ``CityModel.conn_foe_links``, used by the native engine's ``diverging_paths``)."""
         fe, te = self.edge(from_edge), self.edge(to_edge)
         if not (np.isfinite(length) and length >= 0):
             raise CityError(f"city {self.name!r}: connection {from_edge}->{to_edge} has length {length} (need >= 0)")
@@ -209,9 +215,11 @@ class CityBuilder:
                 raise CityError(f"city {self.name!r}: connection names unknown traffic light {tls!r}")
             t = self._tls_index[tls]
         foe_idx = None if foes is None else [(self.edge(e), int(ln)) for e, ln in foes]
+        link_idx = None if foe_links is None else [(self.edge(e), int(ln), self.edge(t), int(tl))
+                                                   for e, ln, t, tl in foe_links]
         if speed is not None and not speed > 0:
             raise CityError(f"city {self.name!r}: connection {from_edge}->{to_edge} has speed {speed} (need > 0)")
-        self._add_conn(_Conn(fe, int(from_lane), te, int(to_lane), int(direction), t, int(link), foe_idx,
+        self._add_conn(_Conn(fe, int(from_lane), te, int(to_lane), int(direction), t, int(link), foe_idx, link_idx,
                              float(length), float(speed or 0.0), keep_clear, float(yield_dist),
                              None if shape is None else np.asarray(shape, dtype=np.float64)))
 
@@ -370,14 +378,25 @@ class CityBuilder:
 
         # connections, sorted by from lane (stable: keeps link order within a lane)
         conns = sorted(self._conns, key=lambda c: lane_of[c.from_edge] + c.from_lane)
-        foe_offsets, foe_lanes = [0], []
-        for c in conns:
-            foes = c.foes if c.foes is not None else self._auto_foes(c)
-            foe_lanes.extend(int(lane_of[e] + k) for e, k in foes)
-            foe_offsets.append(len(foe_lanes))
         n_lanes = len(lane_edge)
         conn_from = np.array([lane_of[c.from_edge] + c.from_lane for c in conns], dtype=np.int32)
+        conn_to = np.array([lane_of[c.to_edge] + c.to_lane for c in conns], dtype=np.int32)
         lane_conn_offsets = np.searchsorted(conn_from, np.arange(n_lanes + 1), side="left").astype(np.int32)
+        foe_offsets, foe_lanes, foe_links = [0], [], []
+        n_of = np.diff(lane_conn_offsets)  # connections per lane
+        for c in conns:
+            lanes = [int(lane_of[e] + k) for e, k in (c.foes if c.foes is not None else self._auto_foes(c))]
+            bits = dict.fromkeys(lanes, 0 if c.foe_links is not None else -1)  # foe lane -> bit k: its k-th link
+            for e, k, te, tk in c.foe_links or ():
+                fl, lo = int(lane_of[e] + k), int(lane_conn_offsets[lane_of[e] + k])
+                ks = np.flatnonzero(conn_to[lo:lane_conn_offsets[fl + 1]] == lane_of[te] + tk)
+                if fl not in bits or ks.size == 0:
+                    raise CityError(f"city {self.name!r}: a connection yields to a link {edges[e].id}_{k} -> "
+                                    f"{edges[te].id}_{tk} that is not a connection of one of its foe lanes")
+                bits[fl] = -1 if bits[fl] == -1 or ks[-1] >= 63 else bits[fl] | sum(1 << int(j) for j in ks)
+            foe_lanes.extend(lanes)  # (all of a lane's connections: every vehicle on it, -1)
+            foe_links.extend(-1 if bits[fl] == (1 << int(n_of[fl])) - 1 else bits[fl] for fl in lanes)
+            foe_offsets.append(len(foe_lanes))
         conn_node = np.asarray([self._edges[c.from_edge].dst for c in conns], dtype=np.int32)
         keep_clear = keep_clear_default(conn_node, np.asarray(foe_offsets), len(self._nodes))
         for k, c in enumerate(conns):
@@ -430,13 +449,14 @@ class CityBuilder:
             lane_shape_offsets=i32(shape_offsets),
             lane_shape_xy=np.concatenate(shape_pts) if shape_pts else np.zeros((0, 2)),
             conn_from_lane=conn_from,
-            conn_to_lane=i32([lane_of[c.to_edge] + c.to_lane for c in conns]),
+            conn_to_lane=conn_to,
             conn_node=conn_node,
             conn_tls=i32([c.tls for c in conns]), conn_link=i32([c.link for c in conns]),
             conn_dir=np.asarray([c.dir for c in conns], dtype=np.int8),
             conn_length=f64([c.length for c in conns]),
             conn_speed=f64([c.speed if c.speed > 0 else lane_speed[lane_of[c.to_edge] + c.to_lane] for c in conns]),
-            conn_foe_offsets=i32(foe_offsets), conn_foe_lanes=i32(foe_lanes), conn_keep_clear=keep_clear,
+            conn_foe_offsets=i32(foe_offsets), conn_foe_lanes=i32(foe_lanes),
+            conn_foe_links=np.asarray(foe_links, dtype=np.int64), conn_keep_clear=keep_clear,
             conn_yield_dist=f64([c.yield_dist for c in conns]),
             lane_conn_offsets=lane_conn_offsets,
             tls_ids=tuple(t.id for t in self._tls), tls_offset=f64([t.offset for t in self._tls]),

@@ -147,6 +147,12 @@ class CityModel:
     # (SUMO's same-source foe lanes, MSLink::computeDistToDivergence): row c (from conn_part_start(c)) holds one
     # entry per connection of c's lane, in order; 0: no shared stretch. Default: part_dist (straight paths)
     conn_part_dist: np.ndarray | None = None
+    # int64 per conn_foe_lanes entry: which of the foe lane's connections are the foe links (bit k: connection
+    # lane_conn_offsets[lane] + k), as SUMO's right of way is per link (a vehicle on a foe lane bound for another
+    # link is no foe; a link split by an internal junction yields there only to the links from the lanes that
+    # junction lists); -1: every connection of the lane (default). The native engine uses them with its
+    # diverging_paths (SUMO's rules inside junctions), else every vehicle on a foe lane is a foe
+    conn_foe_links: np.ndarray | None = None
     # signal programs beyond fixed time (see twin.engines.native.signals); default: all static
     tls_kind: np.ndarray | None = None  # int8 per tls: 0 static (fixed time), 1 actuated (gap-based)
     tls_max_gap: np.ndarray | None = None  # float64 [s] per tls: SUMO's max-gap (actuated)
@@ -164,6 +170,8 @@ class CityModel:
             object.__setattr__(self, "conn_yield_dist", np.zeros(self.conn_from_lane.shape[0]))
         if self.conn_part_dist is None:  # cities built or saved before diverging paths
             object.__setattr__(self, "conn_part_dist", part_dist(self))
+        if self.conn_foe_links is None:  # cities built or saved before foes per link
+            object.__setattr__(self, "conn_foe_links", np.full(self.conn_foe_lanes.shape[0], -1, dtype=np.int64))
         if self.conn_keep_clear is None:  # cities built or saved before keep-clear
             object.__setattr__(self, "conn_keep_clear", keep_clear_default(self.conn_node, self.conn_foe_offsets,
                                                                            len(self.node_ids)))
@@ -350,6 +358,7 @@ class CityModel:
                      "a connection's link index exceeds its traffic light's links")
         if self.conn_foe_lanes.size:
             need(bool(np.all((self.conn_foe_lanes >= 0) & (self.conn_foe_lanes < nl))), "foe lane out of range")
+        need(self.conn_foe_links.shape == self.conn_foe_lanes.shape, "conn_foe_links differs from conn_foe_lanes")
         if self.zone_edges.size:
             need(bool(np.all((self.zone_edges >= 0) & (self.zone_edges < ne))), "zone edge out of range")
         if nt:

@@ -402,6 +402,7 @@ def _parse_sumo_net(path: Path, additional: list[str | Path], name: str | None) 
     internal_len: dict[str, tuple[float, float]] = {}  # internal lane id -> length [m], speed [m/s]
     internal_next: dict[str, str] = {}  # internal lane id -> the internal lane it continues on
     internal_shape: dict[str, np.ndarray | None] = {}  # internal lane id -> its shape [m]
+    internal_inc: dict[str, list[str]] = {}  # internal junction -> its incoming lanes after its own (incLanes)
     tls_elems: list[ET.Element] = []  # signal programs, read in the same pass
     n_roots = 0
     roundabout_edges: set[str] = set()
@@ -420,6 +421,8 @@ def _parse_sumo_net(path: Path, additional: list[str | Path], name: str | None) 
         elif tag == "junction":
             if elem.get("type") != "internal":
                 junctions.append(_copy(elem))
+            else:  # an internal junction (named as the internal lane after it): the lanes it yields to
+                internal_inc[elem.get("id", "")] = elem.get("incLanes", "").split()[1:]
         elif tag == "edge":
             if elem.get("function") in ("internal", "crossing", "walkingarea"):
                 report.internal_lanes += len(elem.findall("lane"))
@@ -545,7 +548,8 @@ def _parse_sumo_net(path: Path, additional: list[str | Path], name: str | None) 
     # foes: the junction's right-of-way matrix where the network has one (a link's internal lane is the
     # junction's intLanes entry of its link index; response bit j set: it yields to link j); else, for
     # unsignalised minor links, the lanes of other incoming edges with major links
-    matrix_foes = _response_foes(junctions, [(r[0], r[1], r[-1]) for r in conn_rows], internal_next)
+    matrix_foes = _response_foes(junctions, [(r[0], r[1], r[-1], r[2], r[3]) for r in conn_rows], internal_next,
+                                 internal_inc)
     major_in: dict[str, set[str]] = defaultdict(set)  # node -> incoming edges with a major link
     for f, _fl, _t, _tl_lane, _d, tl, _link, state, _len, _speed, _kc, _via in conn_rows:
         if not tl and state == "M":
@@ -555,7 +559,7 @@ def _parse_sumo_net(path: Path, additional: list[str | Path], name: str | None) 
     logic_foes = {j.get("id"): any("1" in r.get("foes", "") for r in j.findall("request"))
                   for j in junctions if j.find("request") is not None}
     for f, fl, t, tlane, d, tl, link, state, length, speed, kc, via in conn_rows:
-        foes = matrix_foes.get(via) if via else None
+        foes, foe_links = matrix_foes.get(via, (None, None)) if via else (None, None)
         if foes is None and not tl:
             if state in ("m", "=", "s", "w"):
                 node = b.node_ids_of_edge(f)[1]
@@ -568,7 +572,7 @@ def _parse_sumo_net(path: Path, additional: list[str | Path], name: str | None) 
             keep = False if not kc or f in roundabout_edges else logic_foes.get(b.node_ids_of_edge(f)[1])
             b.add_connection(f, fl, t, tlane, direction=d, tls=tl, link=link, foes=foes, length=length,
                              speed=speed, keep_clear=keep, yield_dist=min(yield_dist, length),
-                             shape=internal_shape.get(via) if via else None)
+                             shape=internal_shape.get(via) if via else None, foe_links=foe_links)
         except CityError as exc:
             raise CityError(f"{path}: {exc}") from None
     return b.build(), report
@@ -588,27 +592,32 @@ def _checked_lanes(path: Path, eid: str, lanes: list[ET.Element]) -> list[ET.Ele
     return [ln for _, ln in sorted(zip(idx, lanes), key=lambda p: p[0])]
 
 
-def _response_foes(junctions: list[ET.Element], links: list[tuple[str, int, str | None]],
-                   internal_next: dict[str, str] | None = None) -> dict[str, list[tuple[str, int]]]:
-    """Foe lanes of each link from its junction's ``<request response=...>`` (SUMO's right of way), keyed by
-    the link's first internal lane: the lanes (edge, index) of the links it must yield to.
+def _response_foes(junctions: list[ET.Element], links: list[tuple[str, int, str | None, str, int]],
+                   internal_next: dict[str, str] | None = None, internal_inc: dict[str, list[str]] | None = None
+                   ) -> dict[str, tuple[list[tuple[str, int]], list[tuple[str, int, str, int]]]]:
+    """Foes of each link from its junction's ``<request response=...>`` (SUMO's right of way), keyed by the
+    link's first internal lane: the lanes (edge, index) of the links it must yield to, and those links (from
+    edge, from lane, to edge, to lane).
 
-    ``links``: (from edge, from lane, first internal lane) of the connections; ``internal_next``: internal
-    lane -> the internal lane it continues on. A link split by an internal junction (a left turner's
-    waiting position) is the junction's ``intLanes`` entry by its lane after that junction, so each
-    internal lane of a link's path stands for the link. A link of a junction without a request for it
-    (or a network without internal lanes) is left out (no entry).
+    ``links``: (from edge, from lane, first internal lane, to edge, to lane) of the connections;
+    ``internal_next``: internal lane -> the internal lane it continues on. A link split by an internal
+    junction (a left turner's waiting position) is the junction's ``intLanes`` entry by its lane after that
+    junction, so each internal lane of a link's path stands for the link. Such a link yields at that internal
+    junction (``internal_inc``: internal junction, named as the lane after it -> its ``incLanes`` after its
+    own) to the links of its row from the lanes that junction lists only (SUMO's ``MSInternalJunction``; the
+    others' vehicles it meets inside the junction): its links leave the others out. A link of a junction
+    without a request for it (or a network without internal lanes) is left out (no entry).
     """
-    lane_of: dict[str, tuple[str, int]] = {}
+    link_of: dict[str, tuple[str, int, str, int]] = {}
     first_of: dict[str, str] = {}
-    for f, fl, via in links:
+    for f, fl, via, t, tl in links:
         lane, seen = via, set()
         while lane and lane not in seen:  # the link's internal lanes, through any internal junction
             seen.add(lane)
-            lane_of.setdefault(lane, (f, fl))
+            link_of.setdefault(lane, (f, fl, t, tl))
             first_of.setdefault(lane, via)
             lane = (internal_next or {}).get(lane)
-    out: dict[str, list[tuple[str, int]]] = {}
+    out: dict[str, tuple[list[tuple[str, int]], list[tuple[str, int, str, int]]]] = {}
     for j in junctions:
         int_lanes = j.get("intLanes", "").split()
         for req in j.findall("request"):
@@ -616,9 +625,13 @@ def _response_foes(junctions: list[ET.Element], links: list[tuple[str, int, str 
             resp = req.get("response", "")
             if not 0 <= i < len(int_lanes) or len(resp) != len(int_lanes) or int_lanes[i] not in first_of:
                 continue
-            foes = {lane_of[int_lanes[k]] for k, bit in enumerate(reversed(resp))
-                    if bit == "1" and int_lanes[k] in lane_of}  # (links from crossings are not vehicles')
-            out.setdefault(first_of[int_lanes[i]], sorted(foes))
+            foes = {link_of[int_lanes[k]] for k, bit in enumerate(reversed(resp))
+                    if bit == "1" and int_lanes[k] in link_of}  # (links from crossings are not vehicles')
+            first = first_of[int_lanes[i]]
+            after = (internal_next or {}).get(first)  # the lane after its internal junction, if it has one
+            inc = set((internal_inc or {}).get(after, ())) if after in (internal_inc or {}) else None
+            out.setdefault(first, (sorted({x[:2] for x in foes}),
+                                   sorted(x for x in foes if inc is None or f"{x[0]}_{x[1]}" in inc)))
     return out
 
 

@@ -65,7 +65,8 @@ class NativeEngineConfig(EngineConfig):
     insertion_back_gap: bool = True
     # SUMO's internal-lane rules: a vehicle on one of the paths a lane fans out into holds the one behind it on
     # another until they part (same-source foes), and a vehicle at its internal junction needs the time to clear the
-    # conflict (blockedByFoe); docs/models.md, "Junctions"; off: it costs cities targets, docs/validation.md
+    # conflict (blockedByFoe); with right of way per link; docs/models.md, "Junctions"; off: it costs cities
+    # targets, docs/validation.md
     diverging_paths: bool = False
 
     @model_validator(mode="after")
@@ -108,6 +109,14 @@ def part_rows(city: CityModel, on: bool = True) -> tuple[np.ndarray, np.ndarray]
     from one lane part (empty unless ``on``: no leader on a sibling path, ``diverging_paths``)."""
     start = conn_part_start(city.lane_conn_offsets, city.conn_from_lane)
     return start, (np.array(city.conn_part_dist, dtype=np.float64) if on else np.zeros(0))
+
+
+def foe_links(city: CityModel, on: bool = True) -> np.ndarray:
+    """Per foe-lane entry of the city, the bits of its connections that are foe links (``CityModel.conn_foe_links``:
+    SUMO's right of way per link); all -1 (every vehicle on a foe lane is a foe) unless ``on``
+    (``diverging_paths``)."""
+    return np.array(city.conn_foe_links, dtype=np.int64) if on else np.full(city.conn_foe_lanes.shape[0], -1,
+                                                                            dtype=np.int64)
 
 
 def crossing_connections(city: CityModel, on: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -171,10 +180,12 @@ class NativeEngine:
         leader of the vehicle behind it on another until their paths have parted, ``CityModel.conn_part_dist``,
         :func:`twin.engines.native.kernels.movement.sibling_leader`), and a vehicle waiting at its internal
         junction goes only when no foe arrives before it has cleared the conflict (``MSLink::blockedByFoe``,
-        :func:`twin.engines.native.kernels.movement.conflict_window`), and keep-clear's count takes the vehicles
-        on the entering vehicle's own path by their lengths, stopping there only while its own internal-junction
-        link is closed for its arrival (:func:`twin.engines.native.kernels.movement.own_link_closed`); off by
-        default.
+        :func:`twin.engines.native.kernels.movement.conflict_window`), and keep-clear's count takes
+        the vehicles on the entering vehicle's own path by their lengths, the road stopping while its own
+        internal-junction link is closed for its arrival (:func:`twin.engines.native.kernels.movement.own_link_closed`);
+        and SUMO's right of way per link (``CityModel.conn_foe_links``: a vehicle on a foe lane bound for a link
+        that is no foe does not count; a link split by an internal junction yields there to the links from the
+        lanes that junction lists); off by default.
     """
 
     name: ClassVar[str] = "native"
@@ -329,6 +340,7 @@ class NativeEngine:
         self._conn_cross_offsets, self._conn_cross = crossing_connections(city, self._junction_blocking)
         self._conn_keep_clear = city.conn_keep_clear & self._keep_clear
         self._conn_part_start, self._conn_part_dist = part_rows(city, self._diverging_paths)
+        self._conn_foe_links = foe_links(city, self._diverging_paths)
         self._lane_in_offsets, self._lane_in_conn = incoming_connections(city, self._insertion_back_gap)
         self._lane_blocked = np.zeros(city.n_lanes, dtype=np.bool_)  # lanes where an insertion failed this step
         self._lane_head = np.zeros(city.n_lanes, dtype=np.int32)  # (scratch of insert)
@@ -735,7 +747,7 @@ class NativeEngine:
         "_loop_index", "loop_count", "loop_speed_sum", "loop_occ_time", "_stop_off", "_stop_ridx", "_stop_start",
         "_stop_end", "_stop_duration", "_stop_until", "_stop_parking", "_stop_next", "_dwell_until",
         "_conn_cross_offsets", "_conn_cross", "_conn_keep_clear", "_lane_in_offsets", "_lane_in_conn", "_link_wait",
-        "_new_link_wait", "_conn_part_start", "_conn_part_dist"))
+        "_new_link_wait", "_conn_part_start", "_conn_part_dist", "_conn_foe_links"))
 
     def __setattr__(self, name, value) -> None:
         object.__setattr__(self, name, value)
@@ -768,9 +780,9 @@ class NativeEngine:
                              vt["critical_gap"], vt["class_bit"])
         net = R.Network(c.lane_edge, c.lane_index, c.lane_length, c.edge_lane_start, c.edge_num_lanes,
                         c.lane_conn_offsets, c.conn_to_lane, c.conn_length, c.conn_speed, c.conn_foe_offsets,
-                        c.conn_foe_lanes, self._conn_cross_offsets, self._conn_cross, self._conn_keep_clear,
-                        c.conn_from_lane, self._lane_in_offsets, self._lane_in_conn, c.conn_yield_dist,
-                        self._conn_part_start, self._conn_part_dist)
+                        c.conn_foe_lanes, self._conn_foe_links, self._conn_cross_offsets, self._conn_cross,
+                        self._conn_keep_clear, c.conn_from_lane, self._lane_in_offsets, self._lane_in_conn,
+                        c.conn_yield_dist, self._conn_part_start, self._conn_part_dist)
         ctl = R.Control(self._lane_speed, self._lane_allow, self._conn_signal, self._steer_p, self._steer_dir,
                         self._steer_until, self._steer_salt)
         scr = R.Scratch(self._new_pos, self._new_speed, self._new_lane, self._req_back, self._score_cache,
@@ -1134,6 +1146,8 @@ class NativeEngine:
         if "_conn_part_dist" not in eng.__dict__:  # checkpoints before diverging paths
             on = eng.__dict__.setdefault("_diverging_paths", False)
             eng._conn_part_start, eng._conn_part_dist = part_rows(city, on)
+        if "_conn_foe_links" not in eng.__dict__:  # checkpoints before foes per link
+            eng._conn_foe_links = foe_links(city, eng.__dict__.get("_diverging_paths", False))
         if "_lane_in_conn" not in eng.__dict__:  # checkpoints before the insertion's back gap
             on = eng.__dict__.setdefault("_insertion_back_gap", False)
             eng._lane_in_offsets, eng._lane_in_conn = incoming_connections(city, on)

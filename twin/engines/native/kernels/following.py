@@ -70,12 +70,27 @@ def queue_ahead(l, p, k, n_edges, i, order, lane_start, veh, vt, net, ctl, scr):
 
 
 @inline_kernel
-def foe_approaching(c, crit_gap, merging, conn_foe_offsets, conn_foe_lanes, lane_start, order, pos, speed,
-                    lane_length, lane_conn_offsets, conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
-                    vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start, conn_keep_clear, link_wait):
+def is_foe_link(links, j, fl, ridx, route_edges, route_off, route_n, vtype, vt_class_bit, lane_conn_offsets,
+                conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length):
+    """Whether vehicle ``j`` on foe lane ``fl`` is bound for one of its foe links ``links`` (bits of ``fl``'s
+    connections, ``conn_foe_links``; -1: all of them): SUMO's right of way is per link, so a vehicle on that lane
+    bound elsewhere (or for no connection of it yet) is no foe."""
+    if links == -1:
+        return True
+    cj = choose_connection(fl, ridx[j], route_edges, route_off[j], route_n[j], vt_class_bit[vtype[j]],
+                           lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
+    return cj >= 0 and (links >> (cj - lane_conn_offsets[fl])) & 1 == 1
+
+
+@inline_kernel
+def foe_approaching(c, crit_gap, merging, conn_foe_offsets, conn_foe_lanes, conn_foe_links, lane_start, order, pos,
+                    speed, lane_length, lane_conn_offsets, conn_to_lane, conn_signal, ridx, route_edges, route_off,
+                    route_n, vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start, conn_keep_clear, link_wait):
     """True if a vehicle on a lane that connection ``c`` yields to reaches the junction within ``crit_gap`` [s],
     or (if ``merging``) stands at its end about to merge into the same edge (a stopped priority queue keeps its turn:
     entering vehicles do not take the room it is waiting for, which fills a roundabout until it locks).
+    On each foe lane the first vehicle from its front bound for one of ``c``'s foe links (``conn_foe_links``,
+    :func:`is_foe_link`) counts; a moving one bound elsewhere is passed over, a standing one holds those behind.
     About to merge: its lane yields to nobody (a foe lane that yields itself, e.g. with a left turn, does
     not count, or two would wait for each other), is open to it, and leads on along its route into the
     edge connection ``c`` enters, without a red signal (a vehicle stopped by an incident's closure, a red
@@ -87,9 +102,14 @@ def foe_approaching(c, crit_gap, merging, conn_foe_offsets, conn_foe_lanes, lane
     there stands behind it, and SUMO counts only foes that will pass."""
     for f in range(conn_foe_offsets[c], conn_foe_offsets[c + 1]):
         fl = conn_foe_lanes[f]
-        if lane_start[fl + 1] > lane_start[fl]:
-            j = order[lane_start[fl + 1] - 1]  # the foe lane's front vehicle
+        for q in range(lane_start[fl + 1] - 1, lane_start[fl] - 1, -1):  # from the foe lane's front vehicle
+            j = order[q]
             vf = speed[j]
+            if not is_foe_link(conn_foe_links[f], j, fl, ridx, route_edges, route_off, route_n, vtype, vt_class_bit,
+                               lane_conn_offsets, conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length):
+                if vf > FOE_MOVING_SPEED:
+                    continue
+                break
             d = lane_length[fl] - pos[j]
             if vf > FOE_MOVING_SPEED and d < vf * crit_gap:
                 return True
@@ -103,20 +123,22 @@ def foe_approaching(c, crit_gap, merging, conn_foe_offsets, conn_foe_lanes, lane
                     if cj >= 0 and conn_signal[cj] != RED and not (conn_keep_clear[cj] and link_wait[j]) and \
                             lane_edge[conn_to_lane[cj]] == lane_edge[conn_to_lane[c]]:
                         return True
+            break
     return False
 
 
 @kernel(refcounts=False)
-def foe_in_window(c, t_arrive, t_end, conn_foe_offsets, conn_foe_lanes, lane_start, order, pos, speed, lane_length,
-                  conn_length, lane_conn_offsets, conn_to_lane, ridx, route_edges, route_off, route_n, vtype,
-                  vt_length, vt_class_bit, lane_edge, lane_allow, edge_lane_start):
+def foe_in_window(c, t_arrive, t_end, conn_foe_offsets, conn_foe_lanes, conn_foe_links, lane_start, order, pos,
+                  speed, lane_length, conn_length, lane_conn_offsets, conn_to_lane, ridx, route_edges, route_off,
+                  route_n, vtype, vt_length, vt_class_bit, lane_edge, lane_allow, edge_lane_start):
     """True if a moving vehicle on a lane that connection ``c`` yields to is on its own path through the junction
     while a vehicle arriving at ``c``'s conflict ``t_arrive`` [s] from now, and gone ``t_end`` [s] from now, is
     there: it arrives at its stop line before ``t_end`` and has not left its path (its length past the path's
     end, at its speed) before ``t_arrive``. SUMO's ``MSLink::opened`` for a vehicle's arrival ahead of time
     (``blockedByFoe``: a foe that has passed before it arrives, or comes after it has gone, does not block it).
     The foes on each lane from its front vehicle back, while one still arrives before ``t_end``; a standing one
-    and those behind it do not come."""
+    and those behind it do not come, and one bound for a link that is no foe of ``c``'s (``conn_foe_links``) is
+    passed over."""
     for f in range(conn_foe_offsets[c], conn_foe_offsets[c + 1]):
         fl = conn_foe_lanes[f]
         for q in range(lane_start[fl + 1] - 1, lane_start[fl] - 1, -1):
@@ -133,6 +155,9 @@ def foe_in_window(c, t_arrive, t_end, conn_foe_offsets, conn_foe_lanes, lane_sta
                                    conn_to_lane, lane_edge, lane_allow, edge_lane_start, lane_length)
             if cj >= 0:
                 path = conn_length[cj]
+            links = conn_foe_links[f]
+            if links != -1 and (cj < 0 or (links >> (cj - lane_conn_offsets[fl])) & 1 == 0):
+                continue  # bound for another link: no foe
             if t_f + (path + vt_length[vtype[j]]) / vf >= t_arrive:
                 return True
     return False

@@ -67,8 +67,7 @@ def space_till_standing(l, c, order, lane_start, lane_length, pos, speed, vtype,
     ``c``'s junction itself, where ``c`` has an internal junction): the vehicles on ``c``'s own path are on SUMO's internal lane before the lane, which
     ``checkRewindLinkLanes`` counts by their lengths plus minimum gaps alone: they take room, standing or not,
     but neither stop the count nor are the lane's last vehicle. Also returns what they take [m] (0: none), so that
-    the caller can stop the count at that path when its own internal-junction link is closed
-    (:func:`own_link_closed`).
+    the caller knows to ask whether its own internal-junction link is open (:func:`own_link_closed`).
     """
     lengths = 0.0
     own_len = 0.0
@@ -99,8 +98,9 @@ def own_link_closed(i, c, d, v_allowed, order, lane_start, veh, vt, net, ctl):
     (:func:`arrival_time`): a foe on its path through the junction between then and the end of the time the
     vehicle would take there (its critical gap; with ``diverging_paths``, :func:`conflict_window`)
     (:func:`foe_in_window`). SUMO's ``checkRewindLinkLanes`` asks whether each link beyond the one the vehicle
-    approaches is ``opened`` for its arrival; a closed one stops keep-clear's count with the room up to there.
-    False where ``c`` has no internal junction or has a green of its own."""
+    approaches is ``opened`` for its arrival; a closed one marks the road as stopping (the vehicle is then held
+    if the room counted, beyond the link as well, is short), and after a ``cont`` link (one split by an internal
+    junction) the room beyond it still counts. False where ``c`` has no internal junction or has a green of its own."""
     if net.conn_yield_dist[c] <= 0.0 or ctl.conn_signal[c] == GREEN:
         return False
     ty = veh.vtype[i]
@@ -111,10 +111,11 @@ def own_link_closed(i, c, d, v_allowed, order, lane_start, veh, vt, net, ctl):
     if net.conn_part_dist.shape[0] > 0:  # SUMO's internal-lane rules (diverging_paths): the time to clear it
         t_end = conflict_window(v, v_allowed, vt.accel[ty], dy,
                                 net.conn_length[c] - net.conn_yield_dist[c] + vt.length[ty])
-    return foe_in_window(c, t_arrive, t_end, net.conn_foe_offsets, net.conn_foe_lanes, lane_start, order, veh.pos,
-                         veh.speed, net.lane_length, net.conn_length, net.lane_conn_offsets, net.conn_to_lane,
-                         veh.ridx, veh.route_edges, veh.route_off, veh.route_n, veh.vtype, vt.length, vt.class_bit,
-                         net.lane_edge, ctl.lane_allow, net.edge_lane_start)
+    return foe_in_window(c, t_arrive, t_end, net.conn_foe_offsets, net.conn_foe_lanes, net.conn_foe_links,
+                         lane_start, order, veh.pos, veh.speed, net.lane_length, net.conn_length,
+                         net.lane_conn_offsets, net.conn_to_lane, veh.ridx, veh.route_edges, veh.route_off,
+                         veh.route_n, veh.vtype, vt.length, vt.class_bit, net.lane_edge, ctl.lane_allow,
+                         net.edge_lane_start)
 
 
 @kernel(refcounts=False)
@@ -213,9 +214,11 @@ def keep_clear_room(i, cur, ahead, seen_lanes, seen_paths, length, cb, order, la
 def keep_clear_beyond(i, c, cb, v_allowed, order, lane_start, veh, vt, net, ctl):
     """Room [m] beyond the keep-clear junction of connection ``c`` (the next one on vehicle ``i``'s route, which
     drives at most ``v_allowed`` [m/s]), as SUMO's ``checkRewindLinkLanes`` counts it, and whether the road stops
-    within its look-ahead: the vehicles on ``c``'s own path where its own internal-junction link is closed
-    (:func:`own_link_closed`), the lane ``c`` leads to (:func:`space_till_standing`, :func:`waits_at_minor`), then
-    on over :func:`keep_clear_room`."""
+    within its look-ahead: the lane ``c`` leads to (:func:`space_till_standing`, :func:`waits_at_minor`), then on
+    over :func:`keep_clear_room`; with vehicles on ``c``'s own path (SUMO's internal lane) the road also stops
+    where its own internal-junction link is closed for its arrival (:func:`own_link_closed`), the room counted on
+    (SUMO's ``checkRewindLinkLanes``: a closed link marks the road stopped, and a link after a ``cont`` one still
+    passes on the room beyond it)."""
     pos, speed, vtype, link_wait, junction_conn = veh.pos, veh.speed, veh.vtype, veh.link_wait, veh.junction_conn
     vt_length, vt_min_gap, vt_decel, vt_tau = vt.length, vt.min_gap, vt.decel, vt.tau
     lane_length, conn_to_lane, conn_length, conn_yield_dist = net.lane_length, net.conn_to_lane, net.conn_length, \
@@ -226,16 +229,16 @@ def keep_clear_beyond(i, c, cb, v_allowed, order, lane_start, veh, vt, net, ctl)
                                                    link_wait, vt_length, vt_min_gap, vt_decel, vt_tau,
                                                    junction_conn, conn_yield_dist, conn_length,
                                                    net.conn_part_dist.shape[0] > 0)
-        if own_len > 0.0 and own_link_closed(i, c, lane_length[veh.lane[i]] - pos[i], v_allowed, order,
-                                             lane_start, veh, vt, net, ctl):
-            return -own_len, True
+        closed = own_len > 0.0 and own_link_closed(i, c, lane_length[veh.lane[i]] - pos[i], v_allowed, order,
+                                                   lane_start, veh, vt, net, ctl)
         if stops or waits_at_minor(tl, order, lane_start, veh, vt, net, ctl):
             return room, True
     else:
         room = lane_length[tl]
+        closed = False
     more, stops = keep_clear_room(i, tl, 1, lane_length[tl], conn_length[c], vt_length[vtype[i]], cb, order,
                                   lane_start, veh, vt, net, ctl)
-    return room + more, stops
+    return room + more, stops or closed
 
 
 @kernel(refcounts=False)
@@ -306,8 +309,9 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     its leader until their paths part (:func:`sibling_leader`), and a vehicle waiting at its internal junction
     goes only when no foe arrives before it has cleared the conflict (:func:`conflict_window`, SUMO's
     ``MSLink::blockedByFoe``) instead of within its critical gap. Keep-clear's count then takes the vehicles on
-    the entering vehicle's own path by their lengths alone (SUMO's internal lane), and stops there only while
-    the link at its own internal junction is closed for its arrival (:func:`own_link_closed`).
+    the entering vehicle's own path by their lengths alone (SUMO's internal lane), and the road counts as
+    stopping (the room counted on beyond it) while the link at its own internal junction is closed for its
+    arrival (:func:`own_link_closed`).
 
     Keep-clear (``net.conn_keep_clear``, all False unless the engine's ``keep_clear`` or ``junction_blocking``):
     a vehicle that can still stop comfortably at the line of a keep-clear junction ahead waits there if the road
@@ -348,6 +352,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
     conn_speed = net.conn_speed
     conn_foe_offsets = net.conn_foe_offsets
     conn_foe_lanes = net.conn_foe_lanes
+    conn_foe_links = net.conn_foe_links
     conn_cross_offsets = net.conn_cross_offsets
     conn_cross = net.conn_cross
     conn_keep_clear = net.conn_keep_clear
@@ -423,6 +428,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             kc_d = -1.0  # distance [m] to the stop line of the first keep-clear junction ahead it can stop at
             room = 0.0  # road [m] beyond that stop line, on the empty lanes its path crosses
             scan = False  # room beyond it still to count past the look-ahead (keep_clear_room)
+            kc_closed = False  # the link at that junction's internal junction is closed for its arrival
             seen_lanes = 0.0  # [m] lanes beyond its own passed in the look-ahead
             seen_paths = 0.0  # [m] ... and junction paths
             if (lane_allow[l] & (cb | DRIVE_OFF_BIT)) == 0:  # the lane was closed under it: wait at its end
@@ -448,10 +454,10 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                         dy = d + conn_yield_dist[c]  # where it yields: the stop line or SUMO's internal junction
                         if dy < max(YIELD_CHECK_M, v * v / (2.0 * b) + YIELD_MARGIN_M) and \
                                 foe_approaching(c, vt_crit_gap[ty], True, conn_foe_offsets, conn_foe_lanes,
-                                                lane_start, order, pos, speed, lane_length, lane_conn_offsets,
-                                                conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
-                                                vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start,
-                                                conn_keep_clear, link_wait):
+                                                conn_foe_links, lane_start, order, pos, speed, lane_length,
+                                                lane_conn_offsets, conn_to_lane, conn_signal, ridx, route_edges,
+                                                route_off, route_n, vtype, vt_class_bit, lane_edge, lane_allow,
+                                                edge_lane_start, conn_keep_clear, link_wait):
                             if dy > d:  # it drives into the junction and waits there, clear of its lane
                                 acc = min(acc, idm(v, v_allowed, dy, 0.0, a, b, s0 * LANE_END_REST, tau))
                                 hard = min(hard, dy - STOP_LINE_EPS_M)
@@ -498,10 +504,8 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                                                                  vtype, link_wait, vt_length, vt_min_gap, vt_decel,
                                                                  vt_tau, junction_conn, conn_yield_dist, conn_length,
                                                                  has_part)
-                        if own_len > 0.0 and own_link_closed(i, c, d - conn_length[c], v_allowed, order,
-                                                             lane_start, veh, vt, net, ctl):
-                            sp = -own_len  # SUMO's room up to its own closed internal-junction link
-                            stops = True
+                        kc_closed = own_len > 0.0 and own_link_closed(i, c, d - conn_length[c], v_allowed, order,
+                                                                      lane_start, veh, vt, net, ctl)
                         if not stops:
                             stops = waits_at_minor(tl, order, lane_start, veh, vt, net, ctl)
                         if stops and room + sp < vt_length[ty] + s0:
@@ -530,7 +534,7 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
             if scan:  # the look-ahead ended before the road beyond the keep-clear junction stopped
                 more, stops = keep_clear_room(i, cur, ahead, seen_lanes, seen_paths, vt_length[ty], cb, order,
                                               lane_start, veh, vt, net, ctl)
-                if stops and room + more < vt_length[ty] + s0:
+                if (stops or kc_closed) and room + more < vt_length[ty] + s0:
                     acc = min(acc, idm(v, v_allowed, kc_d, 0.0, a, b, s0 * LANE_END_REST, tau))
                     hard = min(hard, kc_d - STOP_LINE_EPS_M)
                     wl = True
@@ -542,10 +546,10 @@ def move(dt, order, n, lane_start, veh, vt, net, ctl, scr, stats):
                 if has_part and dy > 0.0:  # SUMO's internal-lane rules (diverging_paths): the time to clear it
                     window = conflict_window(v, v_allowed, a, dy, -p - dy + vt_length[ty])
                 if dy > 0.0 and foe_approaching(cj, window, False, conn_foe_offsets, conn_foe_lanes,
-                                                lane_start, order, pos, speed, lane_length, lane_conn_offsets,
-                                                conn_to_lane, conn_signal, ridx, route_edges, route_off, route_n,
-                                                vtype, vt_class_bit, lane_edge, lane_allow, edge_lane_start,
-                                                conn_keep_clear, link_wait):
+                                                conn_foe_links, lane_start, order, pos, speed, lane_length,
+                                                lane_conn_offsets, conn_to_lane, conn_signal, ridx, route_edges,
+                                                route_off, route_n, vtype, vt_class_bit, lane_edge, lane_allow,
+                                                edge_lane_start, conn_keep_clear, link_wait):
                     acc = min(acc, idm(v, v_allowed, dy, 0.0, a, b, s0 * LANE_END_REST, tau))
                     hard = min(hard, dy - STOP_LINE_EPS_M)
                     wl = True

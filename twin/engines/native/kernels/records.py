@@ -115,6 +115,8 @@ class Network(NamedTuple):
     conn_speed: np.ndarray  # [m/s] speed limit on the junction path
     conn_foe_offsets: np.ndarray  # int32: foes of c (lanes with priority over it) are in conn_foe_lanes[...]
     conn_foe_lanes: np.ndarray  # int32
+    conn_foe_links: np.ndarray  # int64 per conn_foe_lanes entry: bits of the foe lane's connections that are foes
+    #                             (bit k: lane_conn_offsets[lane] + k; -1: all)
     conn_cross_offsets: np.ndarray  # int32: connections crossing c inside the junction are in conn_cross[...]
     conn_cross: np.ndarray  # int32 (empty lists: no in-junction blocking, see NativeEngine junction_blocking)
     conn_keep_clear: np.ndarray  # bool: vehicles do not enter connection c's junction unless they can leave it

@@ -1,0 +1,133 @@
+"""SUMO's rerouting device (``run.rerouting``): vehicles routed again on the road by measured travel times."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from conftest import make_trips
+from twin.city import CityBuilder
+from twin.config.models import ReroutingConfig, RunConfig
+from twin.demand import route_demand
+from twin.engines.native import NativeEngine
+
+# quick to react: speeds averaged over 10 s, routes renewed every 30 s
+FAST = ReroutingConfig(probability=1.0, period_s=30.0, adaptation_steps=10)
+
+
+def jam_city():
+    """``in`` (s -> a, 1 km) then either ``short`` (a -> b, 1 km) and ``mid`` (b -> c, 200 m, a signal at b red for
+    the first 1,200 s) or the detour ``up``, ``across``, ``down`` (a -> u -> v -> c, 2.2 km), then ``out``."""
+    b = CityBuilder("jam")
+    for nid, x, y in [("s", 0, 0), ("a", 1000, 0), ("b", 2000, 0), ("c", 2200, 0), ("u", 1000, 500),
+                      ("v", 2200, 500), ("e", 3200, 0)]:
+        b.add_node(nid, x, y)
+    for eid, f, t in [("in", "s", "a"), ("short", "a", "b"), ("mid", "b", "c"), ("up", "a", "u"),
+                      ("across", "u", "v"), ("down", "v", "c"), ("out", "c", "e")]:
+        b.add_edge(eid, f, t, priority=2)
+    for f, t in [("in", "short"), ("in", "up"), ("short", "mid"), ("up", "across"), ("across", "down"),
+                 ("mid", "out"), ("down", "out")]:
+        b.add_connection(f, 0, t, 0)
+    b.add_tls("b", "b", [(1200.0, "r"), (60.0, "G")])
+    return b.build()
+
+
+def jam_trips(city):
+    """Twenty vehicles that queue at b's red from about 80 s on, then a probe from ``in`` at 60 s (the last trip),
+    routed at its departure by ``short`` (free flow)."""
+    return make_trips(city, [("short", "out", float(k)) for k in range(20)] + [("in", "out", 60.0)])
+
+
+def _probe_run(rerouting, until=600.0, threads=None):
+    city = jam_city()
+    demand = route_demand(city, jam_trips(city))
+    up = city.edge_index["short"]
+    assert up in demand.route_edges[demand.route_offsets[20]:demand.route_offsets[21]]  # by short, at first
+    eng = NativeEngine(rerouting=rerouting, threads=threads)
+    eng.start(city, demand, seed=3)
+    eng.advance(until)
+    return city, eng
+
+
+def _route(city, eng, t):
+    return [city.edge_ids[e] for e in eng.route_edges[eng.route_off[t]: eng.route_off[t] + eng.route_n[t]]]
+
+
+def test_a_vehicle_reroutes_around_a_jam_that_forms_after_it_departed():
+    city, eng = _probe_run(FAST)
+    probe = 20
+    assert _route(city, eng, probe)[:3] in (["in", "up", "across"], ["up", "across", "down"])  # from where it was
+    assert eng.state[probe] == 3 and eng.t_arrive[probe] < 400 and eng.teleports[probe] == 0
+    assert eng.rr_stats[1] >= 1  # routes changed
+    times = eng.edge_travel_times()
+    assert times[city.edge_index["short"]] > 5 * times[city.edge_index["across"]]  # the queue is seen
+    assert np.isclose(times[city.edge_index["across"]], 1200 / 13.89, rtol=1e-3)  # an empty edge: at its limit
+
+
+def test_without_the_device_it_drives_into_the_jam():
+    city, eng = _probe_run(None)
+    probe = 20
+    assert "up" not in _route(city, eng, probe)
+    assert not (eng.state[probe] == 3 and eng.t_arrive[probe] < 400)
+    assert eng.rr_stats.tolist() == [0, 0, 0]
+
+
+def test_no_vehicle_is_equipped_with_probability_zero_and_the_arena_stays_bounded():
+    city, eng = _probe_run(ReroutingConfig(probability=0.0))
+    assert eng.route_edges.size == eng.demand.route_edges.size  # the demand's routes, not copied
+    city, eng = _probe_run(FAST.model_copy(update={"period_s": 1.0}), until=300.0)
+    assert eng.rr_stats[0] > 1000  # every vehicle routed every second...
+    live = int(eng.route_n[eng.state < 3].sum())
+    assert eng.route_edges.size - eng.demand.route_edges.size <= max(2 * live + 64, NativeEngine.ROUTE_ROOM_MIN)
+
+
+def test_the_same_on_one_and_two_threads_and_after_a_checkpoint(tmp_path):
+    import twin.engines.native.engine as E
+
+    before = E.PARALLEL_MIN_VEHICLES
+    E.PARALLEL_MIN_VEHICLES = 0  # the parallel kernels for any number of vehicles
+    try:
+        runs = [_probe_run(FAST, until=300.0, threads=k)[1] for k in (1, 2)]
+        city = jam_city()
+        demand = route_demand(city, jam_trips(city))
+        eng = NativeEngine(rerouting=FAST, threads=2)
+        eng.start(city, demand, seed=3)
+        eng.advance(100.0)
+        eng.checkpoint(tmp_path / "c.npz")
+        back = NativeEngine.restore(tmp_path / "c.npz", city, demand)
+        back.advance(300.0)
+        runs.append(back)
+    finally:
+        E.PARALLEL_MIN_VEHICLES = before
+    for other in runs[1:]:
+        for name in ("pos", "speed", "t_arrive", "route_n", "ridx"):
+            assert np.array_equal(getattr(runs[0], name), getattr(other, name), equal_nan=True), name
+        assert np.array_equal(runs[0]._rr_speed, other._rr_speed)
+        assert runs[0].rr_stats[:2].tolist() == other.rr_stats[:2].tolist()
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"probability": 1.5}, "probability"),
+    ({"probability": 1, "period_s": 0}, "period_s"),
+    ({"probability": 1, "period_s": 10.5}, "rerouting.period_s (10.5) must be a multiple of the engine step"),
+    ({"probability": 1, "adaptation_steps": -1}, "adaptation_steps"),
+    ({"probability": 1, "adaptation_steps": 0}, "adaptation_weight"),
+    ({"probability": 1, "adaptation_weight": 1.0}, "adaptation_weight"),
+    ({"probability": 1, "speed": 3}, "speed"),
+])
+def test_bad_rerouting_values_are_one_clear_error(bad, message):
+    with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        RunConfig.model_validate({"rerouting": bad})
+
+
+def test_a_bad_rerouting_value_is_one_line_at_the_cli(tmp_path):
+    from conftest import run_cli
+
+    scen = tmp_path / "s.yaml"
+    scen.write_text("name: s\ncity: {type: grid, blocks_x: 2, blocks_y: 2}\n"
+                    "demand: {type: od, trips: 10, begin_s: 0, end_s: 60}\n"
+                    "run: {duration_s: 60, rerouting: {probability: 2}}\n")
+    r = run_cli("run", str(scen), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "rerouting" in lines[0] and "probability" in lines[0], r.stderr

@@ -53,8 +53,10 @@ def _route(city, eng, t):
     return [city.edge_ids[e] for e in eng.route_edges[eng.route_off[t]: eng.route_off[t] + eng.route_n[t]]]
 
 
-def test_a_vehicle_reroutes_around_a_jam_that_forms_after_it_departed():
-    city, eng = _probe_run(FAST)
+@pytest.mark.parametrize("rr", [FAST, FAST.model_copy(update={"adaptation_steps": 0, "adaptation_weight": 0.9})],
+                         ids=["moving", "exponential"])
+def test_a_vehicle_reroutes_around_a_jam_that_forms_after_it_departed(rr):
+    city, eng = _probe_run(rr)
     probe = 20
     assert _route(city, eng, probe)[:3] in (["in", "up", "across"], ["up", "across", "down"])  # from where it was
     assert eng.state[probe] == 3 and eng.t_arrive[probe] < 400 and eng.teleports[probe] == 0
@@ -113,6 +115,7 @@ def test_the_same_on_one_and_two_threads_and_after_a_checkpoint(tmp_path):
     ({"probability": 1, "adaptation_steps": -1}, "adaptation_steps"),
     ({"probability": 1, "adaptation_steps": 0}, "adaptation_weight"),
     ({"probability": 1, "adaptation_weight": 1.0}, "adaptation_weight"),
+    ({"probability": 1, "adaptation_weight": 0.5}, "used with adaptation_steps: 0 only"),
     ({"probability": 1, "speed": 3}, "speed"),
 ])
 def test_bad_rerouting_values_are_one_clear_error(bad, message):
@@ -131,3 +134,25 @@ def test_a_bad_rerouting_value_is_one_line_at_the_cli(tmp_path):
     assert r.returncode == 2
     lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and "rerouting" in lines[0] and "probability" in lines[0], r.stderr
+
+
+def test_the_sumo_engine_runs_sumos_device_with_the_same_options():
+    from twin.engines.sumo.engine import SumoEngine, rerouting_options
+
+    assert rerouting_options(FAST.model_dump()) == [
+        "--device.rerouting.probability", "1", "--device.rerouting.period", "30",
+        "--device.rerouting.adaptation-interval", "1", "--device.rerouting.adaptation-steps", "10"]
+    assert rerouting_options(ReroutingConfig().model_dump()) == []  # off by default
+    city = jam_city()
+    demand = route_demand(city, jam_trips(city))
+    entered = {}
+    for name, rr in (("device", FAST), ("none", None)):
+        eng = SumoEngine(rerouting=rr, measure_interval=60.0)
+        eng.start(city, demand, seed=3)
+        try:
+            eng.advance(600.0)
+            snap = eng.observe()
+        finally:
+            eng.close()
+        entered[name] = snap.edge_entered[city.edge_index["up"]]
+    assert entered == {"device": 1, "none": 0}  # the probe, routed again by SUMO, takes the detour

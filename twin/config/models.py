@@ -350,6 +350,9 @@ class RunConfig(Strict):
             every = getattr(rr, key)
             if abs(round(every / dt) * dt - every) > 1e-9:
                 raise ValueError(f"rerouting.{key} ({every:g}) must be a multiple of the engine step ({dt:g} s)")
+        if rr.adaptation_steps and rr.adaptation_weight:
+            raise ValueError(f"rerouting: adaptation_weight ({rr.adaptation_weight:g}) is the exponential average's, "
+                             f"used with adaptation_steps: 0 only (it is {rr.adaptation_steps}: a moving average)")
         if rr.adaptation_steps == 0 and rr.adaptation_weight == 0 and rr.on:
             raise ValueError("rerouting: adaptation_steps 0 averages exponentially with adaptation_weight, which is 0 "
                              "(the speeds would be the last sample's): give adaptation_weight in (0, 1) or "

@@ -22,7 +22,7 @@ from twin.engines.base import (
     SetTripsActive, Snapshot, TripTable, UnsupportedActionError, VehicleArrays,
 )
 from twin.city.graph import class_graph
-from twin.demand.routing import route_trips
+from twin.demand.routing import route_in_batches
 from twin.demand.emissions import POLLUTANTS, emission_table, vehicle_classes
 from twin.demand.vtypes import vclass_bit
 from twin.engines.native import emissions as EM
@@ -1072,12 +1072,13 @@ class NativeEngine:
         whose best route is the rest of its own keeps it). Returns the number of vehicles whose route changed."""
         if vehicles.size == 0:
             return 0
-        off, n = self.route_off[vehicles], self.route_n[vehicles].astype(np.int64)
-        ridx = self.ridx[vehicles]
-        current = self.route_edges[off + ridx]
-        dest = self.route_edges[off + n - 1]
         stranded = changed = 0
         for vt in np.unique(self.vtype[vehicles]):
+            # (read per type: a type's new routes may have compacted the routes of the next: _append_routes)
+            off, n = self.route_off[vehicles], self.route_n[vehicles].astype(np.int64)
+            ridx = self.ridx[vehicles]
+            current = self.route_edges[off + ridx]
+            dest = self.route_edges[off + n - 1]
             offsets, targets = self._class_graph(int(vt))
             sel = self.vtype[vehicles] == vt
             cost = self._route_cost(int(vt), times)
@@ -1085,8 +1086,10 @@ class NativeEngine:
             # the edge a vehicle is on is where it starts, closed or not
             cost_src = cost.copy()
             cost_src[current[sel]] = np.where(np.isfinite(cost_src[current[sel]]), cost_src[current[sel]], 1.0)
-            r_off, r_edges, _ = route_trips(offsets, targets, cost_src, current[sel].astype(np.int32),
-                                            dest[sel].astype(np.int32), lens)
+            # (in batches of origin groups: route_trips over more groups than its chunk, on threads, gave
+            # broken routes; the batches keep each call to one chunk, as the demand's routing does)
+            r_off, r_edges, _ = route_in_batches(offsets, targets, cost_src, current[sel].astype(np.int32),
+                                                 dest[sel].astype(np.int32), lens)
             ok = lens > 0
             stranded += int((~ok).sum())
             if times is not None:

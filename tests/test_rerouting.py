@@ -66,6 +66,15 @@ def test_a_vehicle_reroutes_around_a_jam_that_forms_after_it_departed(rr):
     assert np.isclose(times[city.edge_index["across"]], 1200 / 13.89, rtol=1e-3)  # an empty edge: at its limit
 
 
+def test_min_delay_routes_again_only_the_vehicles_delayed_that_much():
+    city, eng = _probe_run(FAST.model_copy(update={"min_delay_s": 30.0}))
+    assert _route(city, eng, 20)[:3] in (["in", "up", "across"], ["up", "across", "down"])
+    routed_all = _probe_run(FAST)[1].rr_stats[0]
+    assert 0 < eng.rr_stats[0] < routed_all  # fewer routed: those with an empty road ahead are not
+    city, eng = _probe_run(FAST.model_copy(update={"min_delay_s": 1e6}))
+    assert eng.rr_stats[0] == 0 and "up" not in _route(city, eng, 20)
+
+
 def test_without_the_device_it_drives_into_the_jam():
     city, eng = _probe_run(None)
     probe = 20
@@ -143,6 +152,8 @@ def test_the_sumo_engine_runs_sumos_device_with_the_same_options():
         "--device.rerouting.probability", "1", "--device.rerouting.period", "30",
         "--device.rerouting.adaptation-interval", "1", "--device.rerouting.adaptation-steps", "10"]
     assert rerouting_options(ReroutingConfig().model_dump()) == []  # off by default
+    with pytest.raises(ValueError, match="min_delay_s is the native engine's"):
+        rerouting_options(FAST.model_copy(update={"min_delay_s": 60.0}).model_dump())
     city = jam_city()
     demand = route_demand(city, jam_trips(city))
     entered = {}

@@ -311,6 +311,8 @@ class ReroutingConfig(Strict):
     adaptation_interval_s: float = Field(1.0, gt=0)  # [s] between two samples of the edges' speeds
     adaptation_steps: int = Field(180, ge=0, strict=True)  # samples in the moving average (0: exponential)
     adaptation_weight: float = Field(0.0, ge=0, lt=1)  # weight of the prior speed (with adaptation_steps: 0)
+    # [s] route again only the vehicles whose remaining route is delayed this much against free flow (not SUMO's)
+    min_delay_s: float = Field(0.0, ge=0)
 
     @property
     def on(self) -> bool:

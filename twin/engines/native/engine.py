@@ -248,11 +248,12 @@ class NativeEngine:
         rr = rerouting
         self._rr_p = float(rr.probability) if rr is not None else 0.0  # (0: no device)
         self._rr_period = self._rr_every = self._rr_steps = 0
-        self._rr_weight = 0.0
+        self._rr_weight = self._rr_min_delay = 0.0
         if self._rr_p:
             self._rr_period = int(round(rr.period_s / self._dt))  # [steps]
             self._rr_every = int(round(rr.adaptation_interval_s / self._dt))  # [steps] between speed samples
             self._rr_steps, self._rr_weight = int(rr.adaptation_steps), float(rr.adaptation_weight)
+            self._rr_min_delay = float(rr.min_delay_s)
             if self._rr_period < 1 or self._rr_every < 1 or abs(self._rr_period * self._dt - rr.period_s) > 1e-9 \
                     or abs(self._rr_every * self._dt - rr.adaptation_interval_s) > 1e-9:
                 raise ValueError(f"rerouting: period_s ({rr.period_s:g}) and adaptation_interval_s "
@@ -1217,7 +1218,14 @@ class NativeEngine:
         cand = np.sort(cand[self._rr_equipped[cand]])
         cand = cand[(self.route_n[cand] - self.ridx[cand] >= 2)
                     & (self._stop_next[cand] >= self._stop_off[cand + 1])]
-        changed = self._reroute(cand, self.edge_travel_times())
+        times = self.edge_travel_times()
+        if self._rr_min_delay > 0:  # only those whose route ahead is delayed enough for a new one to save that much
+            c = self.city
+            free = c.edge_length / np.maximum.reduceat(self._lane_speed, c.edge_lane_start)
+            delay = RR.route_delays(self.route_edges, self.route_off[cand], self.ridx[cand], self.route_n[cand],
+                                    times, free)
+            cand = cand[delay >= self._rr_min_delay]
+        changed = self._reroute(cand, times)
         self.rr_stats += (cand.size, changed, _time.perf_counter() - t0)
 
     # ---------------------------------------------------------- checkpoints
@@ -1285,6 +1293,7 @@ class NativeEngine:
         eng.__dict__.setdefault("_sig_force", True)  # checkpoints before signal updates wrote only changes
         if "_rr_at" not in eng.__dict__:  # checkpoints before the rerouting device (and the routes' arena)
             eng._rr_p, eng._rr_period, eng._rr_every, eng._rr_steps, eng._rr_weight = 0.0, 0, 0, 0, 0.0
+            eng._rr_min_delay = 0.0
             used = int(eng.__dict__["route_edges"].size)
             eng._route_used, eng._route_base, eng._rr_next = used, len(demand.route_edges), -1
             eng._rr_equipped = np.zeros(0, np.bool_)

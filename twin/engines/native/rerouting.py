@@ -96,3 +96,20 @@ def changed_routes(route_edges, off, ridx, n, new_off, new_edges):
                 out[j] = True
                 break
     return out
+
+
+@kernel
+def route_delays(route_edges, off, ridx, n, times, free):
+    """For each vehicle j, the delay [s] on what is left of its route after its current edge: the sum over those
+    edges of ``times - free`` (measured less free-flow travel time). For a route that was the fastest at free flow
+    no other route from where it is can be faster by more (every edge's measured time is at least its free-flow
+    time): the most rerouting can save it."""
+    m = off.shape[0]
+    out = np.zeros(m)
+    for j in range(m):
+        s = 0.0
+        for k in range(off[j] + ridx[j] + 1, off[j] + n[j]):
+            e = route_edges[k]
+            s += times[e] - free[e]
+        out[j] = s
+    return out

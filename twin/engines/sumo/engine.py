@@ -57,6 +57,9 @@ def rerouting_options(rerouting: dict | None) -> list[str]:
     routed at their insertion too); none when off."""
     if not rerouting or rerouting["probability"] <= 0:
         return []
+    if rerouting.get("min_delay_s", 0.0) > 0:
+        raise ValueError("rerouting.min_delay_s is the native engine's (SUMO's device has no such gate): leave it 0 "
+                         "with the SUMO engine")
     return ["--device.rerouting.probability", f"{rerouting['probability']:g}",
             "--device.rerouting.period", f"{rerouting['period_s']:g}",
             "--device.rerouting.adaptation-interval", f"{rerouting['adaptation_interval_s']:g}",
@@ -108,6 +111,7 @@ class SumoEngine:
         self._loop_spec = list(loops or [])
         self._rerouting = None if rerouting is None else \
             dict(rerouting if isinstance(rerouting, dict) else rerouting.model_dump())
+        rerouting_options(self._rerouting)  # (what SUMO cannot do is an error now, not at the start)
         self._api: Any = None
         self._trips: TripTable | None = None
         self._step = 0

@@ -289,7 +289,8 @@ def run(cfg: ScenarioConfig, out_dir: str, progress_s: float = 0.0, on_start=Non
         "signal_plans": None if timing is None else timing.summary(city),
         "rerouting": None if not cfg.run.rerouting.on else {
             "config": cfg.run.rerouting.model_dump(), "routed": int(engine.rr_stats[0]),
-            "changed": int(engine.rr_stats[1]), "seconds": round(float(engine.rr_stats[2]), 3)},
+            "changed": int(engine.rr_stats[1]), "seconds": round(float(engine.rr_stats[2]), 3),
+            "cpu_s": round(float(engine.rr_stats[3]), 3)},
     }
 
 
@@ -354,6 +355,7 @@ def main() -> int:
           f"{s['routing']:.2f}, signals {s['signals']:.2f}, engine start {s['engine_start']:.2f}), simulation {r['simulation_s']:.1f} s, "
           f"output {r['output_s']:.1f} s; total {r['total_s']:.1f} s (warm-up {r['warmup_s']:.1f} s apart)",
           file=err)
+    print(f"simulation CPU {r['simulation_cpu_s']:.1f} s (all threads)", file=err)
     print(f"{r['vehicle_updates_per_s']:,} vehicle updates/s; peak RSS {r['peak_rss_mb']:,.0f} MB; most on the "
           f"road at once {r['max_running']:,}; teleports {r['teleports']:,} ({r['teleports_pct']} % of trips); "
           f"{r['arrived']:,} arrived, {r['running_at_end']:,} still running", file=err)
@@ -362,7 +364,7 @@ def main() -> int:
     if r["rerouting"]:
         rr = r["rerouting"]
         print(f"rerouting device {rr['config']}: {rr['routed']:,} vehicles routed again, {rr['changed']:,} routes "
-              f"changed, {rr['seconds']:.1f} s (in the simulation's time)", file=err)
+              f"changed, {rr['seconds']:.1f} s wall, {rr['cpu_s']:.1f} s of CPU (in the simulation's)", file=err)
     if r["signal_plans"]:
         print(f"signals timed from the routed flows (Webster): {r['signal_plans']}", file=err)
     print("share of the simulation per kernel:" if r["kernel_share"] else "share per kernel: none (--no-profile)",

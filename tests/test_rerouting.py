@@ -80,7 +80,7 @@ def test_without_the_device_it_drives_into_the_jam():
     probe = 20
     assert "up" not in _route(city, eng, probe)
     assert not (eng.state[probe] == 3 and eng.t_arrive[probe] < 400)
-    assert eng.rr_stats.tolist() == [0, 0, 0]
+    assert eng.rr_stats.tolist() == [0, 0, 0, 0]
 
 
 def test_no_vehicle_is_equipped_with_probability_zero_and_the_arena_stays_bounded():

@@ -1182,7 +1182,7 @@ class NativeEngine:
         self._rr_past = np.tile(limit, self._rr_steps) if on else np.zeros(0)
         self._rr_at = np.zeros(1, dtype=np.int64)
         self._rr_next = self._rr_period if on else -1  # the step of the next rerouting (-1: none)
-        self.rr_stats = np.zeros(3)  # (reroutings, routes changed, seconds spent)
+        self.rr_stats = np.zeros(4)  # (reroutings, routes changed, seconds spent, CPU seconds of the process)
 
     def _rr_sampling(self) -> tuple:
         """The rerouting device's speed sampling as :func:`.fused.run_steps` takes it: ``(steps between samples (0:
@@ -1204,7 +1204,7 @@ class NativeEngine:
         stops ahead."""
         import time as _time
 
-        t0 = _time.perf_counter()
+        t0, c0 = _time.perf_counter(), _time.process_time()
         self._rr_next += self._rr_period
         self._sync()
         nd = self._n_demand
@@ -1226,7 +1226,7 @@ class NativeEngine:
                                     times, free)
             cand = cand[delay >= self._rr_min_delay]
         changed = self._reroute(cand, times)
-        self.rr_stats += (cand.size, changed, _time.perf_counter() - t0)
+        self.rr_stats += (cand.size, changed, _time.perf_counter() - t0, _time.process_time() - c0)
 
     # ---------------------------------------------------------- checkpoints
     _STATIC = ("city", "demand", "_vt", "_emis", "_emis_cf")
@@ -1299,7 +1299,7 @@ class NativeEngine:
             eng._rr_equipped = np.zeros(0, np.bool_)
             eng._rr_speed = eng._rr_prev_dist = eng._rr_prev_time = eng._rr_past = np.zeros(0)
             eng._rr_at = np.zeros(1, dtype=np.int64)
-            eng.rr_stats = np.zeros(3)
+            eng.rr_stats = np.zeros(4)
         if "_steer_p" not in eng.__dict__:  # checkpoints before lane-use steering
             eng._steer_p, eng._steer_dir, eng._steer_until = cls._no_steering(city.n_lanes)
             eng._steer_salt = 0

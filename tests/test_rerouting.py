@@ -167,3 +167,41 @@ def test_the_sumo_engine_runs_sumos_device_with_the_same_options():
             eng.close()
         entered[name] = snap.edge_entered[city.edge_index["up"]]
     assert entered == {"device": 1, "none": 0}  # the probe, routed again by SUMO, takes the detour
+
+
+def test_added_vehicles_keep_their_routes_through_the_arenas_compactions(monkeypatch):
+    from twin.city import grid_city
+    from twin.demand import DEFAULT_VTYPES
+    from twin.demand.trips import gravity_od, trips_from_od
+    from twin.engines.base import AddVehicle
+
+    monkeypatch.setattr(NativeEngine, "ROUTE_ROOM_MIN", 8)  # a small arena: compacted often
+    city = grid_city(6, 6)
+    trips = trips_from_od(city, gravity_od(city, 1500), np.random.default_rng(5), begin=0, end=900, profile="flat",
+                          vtypes=[DEFAULT_VTYPES["car"]], vtype_shares=[1.0])
+    demand = route_demand(city, trips)
+    eng = NativeEngine(rerouting=FAST.model_copy(update={"period_s": 10.0}))
+    eng.start(city, demand, seed=3)
+    eng.advance(60.0)
+    route = [city.edge_ids[e] for e in demand.route_edges[demand.route_offsets[0]:demand.route_offsets[1]]]
+    eng.apply(AddVehicle("ambulance", tuple(route), "car"))
+    used, compacted, on_road, most = eng._route_used, 0, 0, 0
+    for t in range(70, 1801, 10):
+        eng.advance(float(t))
+        compacted += eng._route_used < used
+        used = eng._route_used
+        status = eng.vehicle_status(["ambulance"])
+        if status["state"][0] == 2:  # on the road: on an edge of its route, the route in the array
+            k = eng._added["ambulance"]
+            r = eng.route_edges[eng.route_off[k]: eng.route_off[k] + eng.route_n[k]]
+            assert status["edge"][0] == r[eng.ridx[k]]
+            on_road += 1
+        live = eng.state < 3
+        ends = eng.route_off[live] + eng.route_n[live]
+        assert ends.max(initial=0) <= eng._route_used  # every live route inside the used part
+        most = max(most, int(eng.route_n[live].sum()))
+        # the arena: about twice the most the vehicles not yet arrived needed (the room a compaction leaves)
+        assert eng.route_edges.size - demand.route_edges.size <= 2 * most + 64
+    assert compacted >= 3 and on_road >= 1 and eng.rr_stats[1] > 100
+    done = eng.vehicle_status(["ambulance"])
+    assert done["state"][0] == 3 and np.isfinite(done["arrival"][0])

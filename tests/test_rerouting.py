@@ -145,7 +145,7 @@ def test_a_bad_rerouting_value_is_one_line_at_the_cli(tmp_path):
     assert len(lines) == 1 and "rerouting" in lines[0] and "probability" in lines[0], r.stderr
 
 
-def test_the_sumo_engine_runs_sumos_device_with_the_same_options():
+def test_the_sumo_engine_runs_sumos_device_with_the_same_options(tmp_path):
     from twin.engines.sumo.engine import SumoEngine, rerouting_options
 
     assert rerouting_options(FAST.model_dump()) == [
@@ -160,6 +160,12 @@ def test_the_sumo_engine_runs_sumos_device_with_the_same_options():
     for name, rr in (("device", FAST), ("none", None)):
         eng = SumoEngine(rerouting=rr, measure_interval=60.0)
         eng.start(city, demand, seed=3)
+        try:
+            eng.advance(60.0)
+            eng.checkpoint(tmp_path / f"{name}.npz")  # a restored SUMO gets the same options
+        finally:
+            eng.close()
+        eng = SumoEngine.restore(tmp_path / f"{name}.npz", city, demand)
         try:
             eng.advance(600.0)
             snap = eng.observe()

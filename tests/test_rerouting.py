@@ -211,3 +211,30 @@ def test_added_vehicles_keep_their_routes_through_the_arenas_compactions(monkeyp
     assert compacted >= 3 and on_road >= 1 and eng.rr_stats[1] > 100
     done = eng.vehicle_status(["ambulance"])
     assert done["state"][0] == 3 and np.isfinite(done["arrival"][0])
+
+
+def test_route_trips_over_more_groups_than_a_chunk_is_the_same_on_two_threads():
+    """The device's first metro period found it: routes of a chunk of trees after the first came out broken on two
+    threads (the copy into the grown path buffer)."""
+    import numba
+
+    from twin.city import grid_city
+    from twin.city.graph import class_graph
+    from twin.demand.routing import ROUTE_CHUNK, route_trips, source_groups
+
+    city = grid_city(40, 40)
+    offsets, targets = class_graph(city, 1 << 3)
+    cost = city.edge_length / 13.89
+    rng = np.random.default_rng(400)
+    o = rng.integers(0, city.n_edges, 400).astype(np.int32)
+    d = rng.integers(0, city.n_edges, 400).astype(np.int32)
+    assert source_groups(offsets, targets, np.unique(o).astype(np.int64)).max() + 1 > ROUTE_CHUNK
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        lens, lens_1 = np.zeros(400, np.int64), np.zeros(400, np.int64)
+        par = route_trips(offsets, targets, cost, o, d, lens)
+    finally:
+        numba.set_num_threads(before)
+    one = route_trips.serial(offsets, targets, cost, o, d, lens_1)
+    assert np.array_equal(par[0], one[0]) and np.array_equal(par[1], one[1]) and par[1].min() >= 0

@@ -366,7 +366,8 @@ def route_trips(offsets, targets, cost, origin, destination, route_len_out):
         if used + need > cap:
             cap = max(cap * 2, used + need)
             nb_ = np.empty(cap, dtype=np.int32)
-            nb_[:used] = buf[:used]
+            for k in range(used):  # (a loop: numba's parallel array analysis took the slice copy's sizes wrong, and
+                nb_[k] = buf[k]    # the routes of a chunk after the first came out broken on two threads)
             buf = nb_
         for j in numba.prange(g_start[c0], g_start[c1]):
             t = order[j]

@@ -1087,8 +1087,7 @@ class NativeEngine:
             # the edge a vehicle is on is where it starts, closed or not
             cost_src = cost.copy()
             cost_src[current[sel]] = np.where(np.isfinite(cost_src[current[sel]]), cost_src[current[sel]], 1.0)
-            # (in batches of origin groups: route_trips over more groups than its chunk, on threads, gave
-            # broken routes; the batches keep each call to one chunk, as the demand's routing does)
+            # (in batches of origin groups: REROUTE_BATCH_GROUPS)
             r_off, r_edges, _ = route_in_batches(offsets, targets, cost_src, current[sel].astype(np.int32),
                                                  dest[sel].astype(np.int32), lens, self.REROUTE_BATCH_GROUPS)
             ok = lens > 0

@@ -1067,10 +1067,12 @@ class NativeEngine:
             bad[m] = ~np.isin(a[m].astype(np.int64) * n + b[m], allowed)
         return np.unique(who[bad])
 
-    def _reroute(self, vehicles: np.ndarray, times: np.ndarray | None = None) -> int:
+    def _reroute(self, vehicles: np.ndarray, times: np.ndarray | None = None, keep: np.ndarray | None = None) -> int:
         """New shortest routes from each vehicle's current edge to its destination (by vehicle type), on the
         free-flow times at the current limits, or on ``times`` [s] per edge (the rerouting device: then a vehicle
-        whose best route is the rest of its own keeps it). Returns the number of vehicles whose route changed."""
+        whose best route is the rest of its own keeps it). Where ``keep`` (bool per vehicle) is set, the vehicle keeps
+        its next edge too and is routed from there (SUMO's ``getRerouteOrigin``: it is within its braking distance of
+        the junction). Returns the number of vehicles whose route changed."""
         if vehicles.size == 0:
             return 0
         stranded = changed = 0
@@ -1078,7 +1080,9 @@ class NativeEngine:
             # (read per type: a type's new routes may have compacted the routes of the next: _append_routes)
             off, n = self.route_off[vehicles], self.route_n[vehicles].astype(np.int64)
             ridx = self.ridx[vehicles]
+            kept = np.zeros(vehicles.size, dtype=np.int64) if keep is None else keep.astype(np.int64)
             current = self.route_edges[off + ridx]
+            source = self.route_edges[off + ridx + kept]
             dest = self.route_edges[off + n - 1]
             offsets, targets = self._class_graph(int(vt))
             sel = self.vtype[vehicles] == vt
@@ -1086,12 +1090,17 @@ class NativeEngine:
             lens = np.zeros(int(sel.sum()), dtype=np.int64)
             # the edge a vehicle is on is where it starts, closed or not
             cost_src = cost.copy()
-            cost_src[current[sel]] = np.where(np.isfinite(cost_src[current[sel]]), cost_src[current[sel]], 1.0)
+            cost_src[source[sel]] = np.where(np.isfinite(cost_src[source[sel]]), cost_src[source[sel]], 1.0)
             # (in batches of origin groups: REROUTE_BATCH_GROUPS)
-            r_off, r_edges, _ = route_in_batches(offsets, targets, cost_src, current[sel].astype(np.int32),
+            r_off, r_edges, _ = route_in_batches(offsets, targets, cost_src, source[sel].astype(np.int32),
                                                  dest[sel].astype(np.int32), lens, self.REROUTE_BATCH_GROUPS)
             ok = lens > 0
             stranded += int((~ok).sum())
+            ks = kept[sel] == 1
+            if ks.any():  # the current edge before the route from the next (np.insert keeps equal places in order)
+                r_edges = np.insert(r_edges, r_off[:-1][ks], current[sel][ks].astype(r_edges.dtype))
+                lens = lens + ks
+                r_off = np.concatenate([[0], np.cumsum(lens)])
             if times is not None:
                 ok &= RR.changed_routes(self.route_edges, off[sel], ridx[sel], n[sel], r_off, r_edges)
             v_ok = vehicles[sel][ok]
@@ -1221,14 +1230,28 @@ class NativeEngine:
         cand = np.sort(cand[self._rr_equipped[cand]])
         cand = cand[(self.route_n[cand] - self.ridx[cand] >= 2)
                     & (self._stop_next[cand] >= self._stop_off[cand + 1])]
+        # a running vehicle within its braking distance (and a step) of its lane's end keeps its next edge, as SUMO's
+        # MSVehicle::getRerouteOrigin keeps the link it has already planned to pass (no emergency brake, no turn
+        # from the wrong lane); it is routed from there, if that is not its destination
+        vt = self._vt
+        v, ln = self.speed[cand], self.lane[cand]
+        near = (self.state[cand] == K.RUNNING) & (
+            self.city.lane_length[np.maximum(ln, 0)] - self.pos[cand]
+            <= v * v / (2.0 * vt["decel"][self.vtype[cand]]) + v * self._dt)
+        cand = cand[~near | (self.route_n[cand] - self.ridx[cand] >= 3)]
+        near = (self.state[cand] == K.RUNNING) & (
+            self.city.lane_length[np.maximum(self.lane[cand], 0)] - self.pos[cand]
+            <= self.speed[cand] ** 2 / (2.0 * vt["decel"][self.vtype[cand]]) + self.speed[cand] * self._dt)
         times = self.edge_travel_times()
         if self._rr_min_delay > 0:  # only those whose route ahead is delayed enough for a new one to save that much
             c = self.city
             free = c.edge_length / np.maximum.reduceat(self._lane_speed, c.edge_lane_start)
             delay = RR.route_delays(self.route_edges, self.route_off[cand], self.ridx[cand], self.route_n[cand],
                                     times, free)
+            keep_near = near[delay >= self._rr_min_delay]
             cand = cand[delay >= self._rr_min_delay]
-        changed = self._reroute(cand, times)
+            near = keep_near
+        changed = self._reroute(cand, times, near)
         self.rr_stats += (cand.size, changed, _time.perf_counter() - t0, _time.process_time() - c0)
 
     # ---------------------------------------------------------- checkpoints

@@ -18,7 +18,8 @@ from twin.config.base import EngineConfig
 from twin.demand.trips import DEPART_LANE_BEST, DEPART_POS_BASE, DEPART_SPEED_MAX, RoutedDemand
 from twin.demand.vtypes import vtype_arrays
 from twin.engines.base import (
-    Action, Checkpoint, RouteGraph, Rerouting, AddVehicle, EngineError, SetLaneAccess, SetLaneSteering, SetRouteCost, SetSignalProgram, SetSpeedLimit,
+    Action, Checkpoint, RouteGraph, Rerouting, AddVehicle, EngineError, SetLaneAccess, SetLaneSteering, SetRouteCost,
+    SetSignalProgram, SetSpeedLimit,
     SetTripsActive, Snapshot, TripTable, UnsupportedActionError, VehicleArrays,
 )
 from twin.city.graph import class_graph
@@ -1124,7 +1125,8 @@ class NativeEngine:
 
     # origin groups (trees) per routing call of _reroute: 64 keeps a call's predecessor matrix (64 rows of the edges)
     # under the allocator's mmap threshold, so that its memory is reused, not fresh pages each call (on the metropolis
-    # with 28,618 vehicles on the road, one period: 465,846 -> ~0 page faults, 10.6 -> 9.9 s of CPU; docs/performance.md)
+    # with 28,618 vehicles on the road, one period: 465,846 -> ~0 page faults, 10.6 -> 9.9 s of CPU;
+    # docs/performance.md)
     REROUTE_BATCH_GROUPS: ClassVar[int] = 64
     # the share of the arena's room over its live routes after a compaction (see _append_routes)
     ROUTE_ROOM: ClassVar[float] = 1.0

@@ -238,3 +238,13 @@ def test_route_trips_over_more_groups_than_a_chunk_is_the_same_on_two_threads():
         numba.set_num_threads(before)
     one = route_trips.serial(offsets, targets, cost, o, d, lens_1)
     assert np.array_equal(par[0], one[0]) and np.array_equal(par[1], one[1]) and par[1].min() >= 0
+
+
+def test_a_vehicle_within_its_braking_distance_of_the_junction_keeps_its_next_edge():
+    """At 130 s the probe is 25 m before the end of ``in`` at 13.9 m/s (braking distance and a step: 35 m): as SUMO's
+    getRerouteOrigin, it keeps ``short`` and is routed from there (no way round the jam is left); at 120 s (165 m
+    before the end) it still turns off to the detour."""
+    city, eng = _probe_run(FAST.model_copy(update={"period_s": 130.0}), until=200.0)
+    assert _route(city, eng, 20)[:2] in (["in", "short"], ["short", "mid"]) and eng.rr_stats[0] > 0
+    city, eng = _probe_run(FAST.model_copy(update={"period_s": 120.0}), until=200.0)
+    assert "up" in _route(city, eng, 20)

@@ -58,7 +58,7 @@ INTERCHANGES = {"off_ramp_lanes": 3, "terminal_turn_lanes": True, "free_right_tu
 DAY_PERIODS_H = (0.0, 6.0, 10.0, 15.0, 19.0)
 RETURN_H = 13.0  # trips departing from 13:00 on go home (work -> home)
 # SUMO's rerouting device (run.rerouting): every vehicle routed again every 5 min on the measured travel times; it
-# takes the day's teleports from 0.691 % to 0.112 % of the trips, at four times the simulation's CPU
+# takes the day's teleports from 0.691 % to 0.108 % of the trips, the simulation's CPU from 324.6 to 1,064.5 s
 # (docs/performance.md, "Rerouting on the road"); --rerouting off runs without it
 REROUTING = {"probability": 1.0, "period_s": 300.0}
 TARGETS = {"total_s": 60.0, "peak_rss_mb": 3072.0, "teleports_pct": 0.5}  # issue 21 (2-core machine)

@@ -12,7 +12,8 @@ each way. The demand is
 ``demand: {type: od, profile: daily}``: gravity-model trips home → work
 whose departures follow the two-peak daily profile, those after 13:00 going back (work → home). The
 run is an ordinary :class:`twin.runner.Twin` (native engine, 1 s steps, records every 15 min, no
-vehicle snapshots) with the engine's kernel timing on.
+vehicle snapshots) with the engine's kernel timing on, and SUMO's rerouting device: every vehicle routed again
+every 5 minutes on the travel times measured in the run (``REROUTING``; ``--rerouting off`` without it).
 
 It prints the wall time of each part (setup: city, demand, routing, engine start; simulation; output:
 the results Dataset, KPIs and writing them), vehicle updates/s, peak memory (RSS), the share of the
@@ -56,13 +57,17 @@ INTERCHANGES = {"off_ramp_lanes": 3, "terminal_turn_lanes": True, "free_right_tu
 # ~4 %/h), evening peak (15-19 h, 16-18 h the busiest) and evening (from 19 h, falling off)
 DAY_PERIODS_H = (0.0, 6.0, 10.0, 15.0, 19.0)
 RETURN_H = 13.0  # trips departing from 13:00 on go home (work -> home)
+# SUMO's rerouting device (run.rerouting): every vehicle routed again every 5 min on the measured travel times; it
+# takes the day's teleports from 0.691 % to 0.108 % of the trips, the simulation's CPU from 324.6 to 1,064.5 s
+# (docs/performance.md, "Rerouting on the road"); --rerouting off runs without it
+REROUTING = {"probability": 1.0, "period_s": 300.0}
 TARGETS = {"total_s": 60.0, "peak_rss_mb": 3072.0, "teleports_pct": 0.5}  # issue 21 (2-core machine)
 
 
 def scenario(blocks: int, trips: int, *, window_h: tuple[float, float], duration_s: float, seed: int,
              beta_per_km: float, departures: str | None = None, engine: dict | None = None,
              city: dict | None = None, webster: bool = True, outer_ring: bool = True,
-             periods: bool = True, routing: dict | None = None) -> ScenarioConfig:
+             periods: bool = True, routing: dict | None = None, rerouting: dict | None = REROUTING) -> ScenarioConfig:
     """The metro scenario: ``trips`` over the hours ``window_h`` of the daily profile (the whole day: the
     ``daily`` profile with the commute home after 13:00; part of it: those hours' weights, the trips
     departing from 13:00 on going home as the day's do), or of the named profile ``departures`` (e.g. ``"flat"``) over the window. ``engine``: native
@@ -74,7 +79,7 @@ def scenario(blocks: int, trips: int, *, window_h: tuple[float, float], duration
     (where it fits, e.g. 60 or 100 blocks; not 20) the city has its second ring motorway in the outer
     districts. Its interchanges are built to carry the job centres' inflow (``INTERCHANGES``; ``city`` may
     turn them off, e.g. ``{"free_right_turns": False}``). ``routing``: the demand's ``routing`` (default: free
-    flow)."""
+    flow); ``rerouting``: ``run.rerouting``, SUMO's rerouting device (default ``REROUTING``; None: off)."""
     h0, h1 = window_h
     whole_day = (h0, h1) == (0.0, 24.0)
     if departures is not None:
@@ -96,7 +101,7 @@ def scenario(blocks: int, trips: int, *, window_h: tuple[float, float], duration
         "signal_plans": ({"method": "webster", "periods": window_periods(h0, h1) if periods else None}
                          if webster else None),
         "run": {"duration_s": duration_s, "record_interval_s": 900.0, "snapshot_interval_s": 0,
-                "engine": {"type": "native", "profile": True, **(engine or {})}},
+                "engine": {"type": "native", "profile": True, **(engine or {})}, "rerouting": rerouting or {}},
     })
 
 
@@ -287,6 +292,10 @@ def run(cfg: ScenarioConfig, out_dir: str, progress_s: float = 0.0, on_start=Non
         "teleports_pct": round(100.0 * snap.teleports / max(n, 1), 3),
         "threads": numba.get_num_threads(),
         "signal_plans": None if timing is None else timing.summary(city),
+        "rerouting": None if not cfg.run.rerouting.on else {
+            "config": cfg.run.rerouting.model_dump(), "routed": int(engine.rr_stats[0]),
+            "changed": int(engine.rr_stats[1]), "seconds": round(float(engine.rr_stats[2]), 3),
+            "cpu_s": round(float(engine.rr_stats[3]), 3)},
     }
 
 
@@ -306,6 +315,9 @@ def main() -> int:
                         'interchanges: \'{"off_ramp_lanes": 2, "terminal_turn_lanes": false, "free_right_turns": false}\')')
     p.add_argument("--routing", type=json.loads, default=None, metavar="JSON",
                    help='the demand\'s routing (e.g. \'{"method": "incremental"}\'; default: free flow)')
+    p.add_argument("--rerouting", type=lambda v: None if v == "off" else json.loads(v), default=REROUTING,
+                   metavar="JSON|off", help=f"run.rerouting, SUMO's rerouting device (default {json.dumps(REROUTING)}; "
+                                            "'off': none, every vehicle keeps the route it departed with)")
     p.add_argument("--signals", choices=("periods", "webster", "fixed"), default="periods",
                    help="greens timed from the routed flows (Webster) per time-of-day period (the default: "
                         "night, morning peak, midday, evening peak, evening), once for the whole run (each signal "
@@ -332,7 +344,7 @@ def main() -> int:
     warm = time.perf_counter() - t0
     cfg = scenario(blocks, trips, window_h=(h0, h1), duration_s=(h1 - h0) * 3600.0 + extra, seed=a.seed,
                    beta_per_km=a.beta, webster=a.signals != "fixed", periods=a.signals == "periods",
-                   outer_ring=not a.no_outer_ring, city=a.city, routing=a.routing,
+                   outer_ring=not a.no_outer_ring, city=a.city, routing=a.routing, rerouting=a.rerouting,
                    engine={"profile": False} if a.no_profile else None)
     with tempfile.TemporaryDirectory(prefix="twin-metro-") as tmp:
         r = run(cfg, a.out or tmp, a.progress, on_start=queue_reader(a.queues) if a.queues > 0 else None)
@@ -348,11 +360,16 @@ def main() -> int:
           f"{s['routing']:.2f}, signals {s['signals']:.2f}, engine start {s['engine_start']:.2f}), simulation {r['simulation_s']:.1f} s, "
           f"output {r['output_s']:.1f} s; total {r['total_s']:.1f} s (warm-up {r['warmup_s']:.1f} s apart)",
           file=err)
+    print(f"simulation CPU {r['simulation_cpu_s']:.1f} s (all threads)", file=err)
     print(f"{r['vehicle_updates_per_s']:,} vehicle updates/s; peak RSS {r['peak_rss_mb']:,.0f} MB; most on the "
           f"road at once {r['max_running']:,}; teleports {r['teleports']:,} ({r['teleports_pct']} % of trips); "
           f"{r['arrived']:,} arrived, {r['running_at_end']:,} still running", file=err)
     print("peak RSS so far after each part [MB]: " + ", ".join(f"{k} {v:,.0f}" for k, v in r["peak_rss_mb_after"].items()),
           file=err)
+    if r["rerouting"]:
+        rr = r["rerouting"]
+        print(f"rerouting device {rr['config']}: {rr['routed']:,} vehicles routed again, {rr['changed']:,} routes "
+              f"changed, {rr['seconds']:.1f} s wall, {rr['cpu_s']:.1f} s of CPU (in the simulation's)", file=err)
     if r["signal_plans"]:
         print(f"signals timed from the routed flows (Webster): {r['signal_plans']}", file=err)
     print("share of the simulation per kernel:" if r["kernel_share"] else "share per kernel: none (--no-profile)",

@@ -27,7 +27,11 @@ grid = ScenarioConfig.model_validate({
     "name": "grid", "seed": 5, "city": {"type": "grid", "blocks_x": 8, "blocks_y": 8},
     "demand": {"type": "od", "trips": 4000, "begin_s": 0, "end_s": 600},
     "run": {"duration_s": 900, "record_interval_s": 60}})
-cases = [grid if a == "grid" else load_any(a, overrides={"run": {"duration_s": 900}}) for a in sys.argv[1:]]
+# the rerouting device on: every vehicle routed again every minute on the measured times (run.rerouting)
+rerouting = grid.model_copy(update={"name": "grid-rerouting", "run": grid.run.model_copy(update={
+    "rerouting": grid.run.rerouting.model_copy(update={"probability": 1.0, "period_s": 60.0})})})
+cases = [grid if a == "grid" else rerouting if a == "grid-rerouting" else
+         load_any(a, overrides={"run": {"duration_s": 900}}) for a in sys.argv[1:]]
 for cfg in cases:
     r = run_scenario(cfg)
     assert r.error is None, r.error
@@ -37,6 +41,8 @@ for cfg in cases:
             hashlib.sha256(repr(ds[name].values.tolist()).encode()).hexdigest()
     out[f"{cfg.name}/kpis"] = json.dumps(r.kpis, sort_keys=True, default=str)
     out[f"{cfg.name}/updates"] = r.manifest["vehicle_updates"]
+    out[f"{cfg.name}/rerouting"] = {k: v for k, v in r.manifest.get("rerouting", {}).items()
+                                    if k not in ("seconds", "cpu_s")}  # (the counts; not the times)
 print(json.dumps(out))
 """
 
@@ -63,6 +69,11 @@ def _same_on_one_and_two_threads(case: str) -> dict:
 def test_grid_results_are_the_same_on_one_and_two_threads():
     one = _same_on_one_and_two_threads("grid")
     assert one["grid/updates"] > 100_000  # enough vehicles that every kernel's loop is split between the threads
+
+
+def test_rerouting_device_results_are_the_same_on_one_and_two_threads():
+    one = _same_on_one_and_two_threads("grid-rerouting")
+    assert one["grid-rerouting/updates"] > 100_000 and one["grid-rerouting/rerouting"]["routes_changed"] > 0
 
 
 @pytest.mark.slow

@@ -317,6 +317,10 @@ class Twin:
             "vehicle_updates_per_s": round(updates / sim_s) if sim_s > 0 else None,
             "command": " ".join(sys.argv),
         }
+        if cfg.run.rerouting.on and hasattr(engine, "rr_stats"):  # (the native engine's rerouting device)
+            manifest["rerouting"] = {"routed": int(engine.rr_stats[0]), "routes_changed": int(engine.rr_stats[1]),
+                                     "seconds": round(float(engine.rr_stats[2]), 3),
+                                     "cpu_s": round(float(engine.rr_stats[3]), 3)}
         manifest["partial"] = attrs["partial"]
         if error:
             manifest["error"] = error

@@ -27,7 +27,8 @@ DATA = Path(str(files("twin") / "data"))
 # (what, scenario file, overrides): short runs; the later ones add the agent and air kernels
 RUNS = [
     ("crossing", DATA / "warm" / "warm.yaml", {}),
-    ("default", DATA / "default.yaml", {"run": {"duration_s": 600, "record_interval_s": 60}}),
+    ("default", DATA / "default.yaml", {"run": {"duration_s": 600, "record_interval_s": 60,  # with the rerouting device
+                                                "rerouting": {"probability": 0.5, "period_s": 120}}}),
     ("residents and air", DATA / "default.yaml", {
         "name": "warm-population", "city": {"residents_per_block": 100, "jobs_per_block": 80},
         "demand": {"trips": 50, "routing": {"method": "incremental", "tolerance": 0}},  # the assignment's kernels

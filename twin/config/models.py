@@ -299,11 +299,32 @@ class SignalPlansConfig(Strict):
         return self
 
 
+class ReroutingConfig(Strict):
+    """SUMO's rerouting device (``--device.rerouting.*``; docs/models.md, "Rerouting on the road"): a share of the
+    vehicles is routed again every ``period_s`` from where it is to its destination on the edges' travel times
+    measured in the run (each edge's mean speed sampled every ``adaptation_interval_s``, averaged over the last
+    ``adaptation_steps`` samples, or exponentially with ``adaptation_weight`` when that is 0). Off by default
+    (``probability: 0``), as in SUMO."""
+
+    probability: float = Field(0.0, ge=0, le=1)  # share of the vehicles with the device (by seed)
+    period_s: float = Field(300.0, gt=0)  # [s] between two reroutings
+    adaptation_interval_s: float = Field(1.0, gt=0)  # [s] between two samples of the edges' speeds
+    adaptation_steps: int = Field(180, ge=0, strict=True)  # samples in the moving average (0: exponential)
+    adaptation_weight: float = Field(0.0, ge=0, lt=1)  # weight of the prior speed (with adaptation_steps: 0)
+    # [s] route again only the vehicles whose remaining route is delayed this much against free flow (not SUMO's)
+    min_delay_s: float = Field(0.0, ge=0)
+
+    @property
+    def on(self) -> bool:
+        return self.probability > 0
+
+
 class RunConfig(Strict):
     duration_s: float = Field(3600.0, gt=0, le=MAX_DURATION_S)
     record_interval_s: float = Field(60.0, gt=0)
     snapshot_interval_s: float = Field(60.0, ge=0, description="vehicle positions for 3D views; 0 = none")
     engine: SerializeAsAny[EngineConfig] = Field(default_factory=lambda: engine_config({"type": "native"}))
+    rerouting: ReroutingConfig = Field(default_factory=ReroutingConfig)
 
     @field_validator("engine", mode="before")
     @classmethod
@@ -326,6 +347,18 @@ class RunConfig(Strict):
             if self.duration_s / every > MAX_RECORDS:
                 raise ValueError(f"{key} ({every:g} s) over duration_s ({self.duration_s:g} s) makes more than "
                                  f"{MAX_RECORDS:,} recordings; the limit is {MAX_RECORDS:,}")
+        rr = self.rerouting
+        for key in ("period_s", "adaptation_interval_s"):
+            every = getattr(rr, key)
+            if abs(round(every / dt) * dt - every) > 1e-9:
+                raise ValueError(f"rerouting.{key} ({every:g}) must be a multiple of the engine step ({dt:g} s)")
+        if rr.adaptation_steps and rr.adaptation_weight:
+            raise ValueError(f"rerouting: adaptation_weight ({rr.adaptation_weight:g}) is the exponential average's, "
+                             f"used with adaptation_steps: 0 only (it is {rr.adaptation_steps}: a moving average)")
+        if rr.adaptation_steps == 0 and rr.adaptation_weight == 0 and rr.on:
+            raise ValueError("rerouting: adaptation_steps 0 averages exponentially with adaptation_weight, which is 0 "
+                             "(the speeds would be the last sample's): give adaptation_weight in (0, 1) or "
+                             "adaptation_steps >= 1")
         return self
 
 

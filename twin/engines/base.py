@@ -44,6 +44,11 @@ class RouteGraph(Capability):
     """``engine.route_graph(vtype)``: the routing graph a vehicle type sees now (closures and costs in force)."""
 
 
+class Rerouting(Capability):
+    """``from_config(..., rerouting=ReroutingConfig)``: SUMO's rerouting device, vehicles routed again on the road
+    by the travel times measured in the run (``run.rerouting``)."""
+
+
 class TurnCountsAfterRun(Capability):
     """``engine.turn_entered_at(times)``: cumulative turning movements at ``times`` [s], known only once the
     engine is closed (SUMO writes route exit times at the end), where its snapshots carry none."""

@@ -46,9 +46,16 @@ def build_engine(cfg: ScenarioConfig, city: CityModel):
     """
     from twin.city.sensors import resolve_loops  # (city layer, below the engines)
 
+    from twin.engines.base import Rerouting, UnsupportedCapabilityError
+
     cls = engine_class(cfg.run.engine.type)
+    extra = {}
+    if cfg.run.rerouting.on:  # (asked of the engines that have the device only: a plug-in need not know it)
+        if Rerouting not in cls.capabilities:
+            raise UnsupportedCapabilityError(cls.name, Rerouting)
+        extra["rerouting"] = cfg.run.rerouting
     return cls.from_config(cfg.run.engine, record_interval_s=cfg.run.record_interval_s,
-                           loops=resolve_loops(city, cfg.sensors))
+                           loops=resolve_loops(city, cfg.sensors), **extra)
 
 
 def restore_engine(cfg: ScenarioConfig, city: CityModel, demand, checkpoint):

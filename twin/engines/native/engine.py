@@ -18,15 +18,17 @@ from twin.config.base import EngineConfig
 from twin.demand.trips import DEPART_LANE_BEST, DEPART_POS_BASE, DEPART_SPEED_MAX, RoutedDemand
 from twin.demand.vtypes import vtype_arrays
 from twin.engines.base import (
-    Action, Checkpoint, RouteGraph, AddVehicle, EngineError, SetLaneAccess, SetLaneSteering, SetRouteCost, SetSignalProgram, SetSpeedLimit,
-    SetTripsActive, Snapshot, TripTable, UnsupportedActionError, VehicleArrays, frozen_new, frozen_replace,
+    Action, Checkpoint, RouteGraph, Rerouting, AddVehicle, EngineError, SetLaneAccess, SetLaneSteering, SetRouteCost,
+    SetSignalProgram, SetSpeedLimit, SetTripsActive, Snapshot, TripTable, UnsupportedActionError, VehicleArrays,
+    frozen_new, frozen_replace,
 )
 from twin.city.graph import class_graph
-from twin.demand.routing import route_trips
+from twin.demand.routing import route_in_batches
 from twin.demand.emissions import POLLUTANTS, emission_table, vehicle_classes
 from twin.demand.vtypes import vclass_bit
 from twin.engines.native import emissions as EM
 from twin.engines.native import fused as F
+from twin.engines.native import rerouting as RR
 from twin.engines.native import kernels as K
 from twin.engines.native.kernels import records as R
 from twin.engines.native.kernels.insertion import BACK_GAP_DEPTH
@@ -186,6 +188,10 @@ class NativeEngine:
         and SUMO's right of way per link (``CityModel.conn_foe_links``: a vehicle on a foe lane bound for a link
         that is no foe does not count; a link split by an internal junction yields there to the links from the
         lanes that junction lists); off by default.
+    rerouting : twin.config.models.ReroutingConfig or None
+        SUMO's rerouting device (:mod:`twin.engines.native.rerouting`): with ``probability`` > 0, that share of
+        the vehicles (chosen by seed) is routed again every ``period_s`` on the travel times measured in the run
+        (:meth:`_reroute_due`); None or probability 0: off.
     """
 
     name: ClassVar[str] = "native"
@@ -195,7 +201,7 @@ class NativeEngine:
     profile = None  # KernelProfile with NativeEngine(profile=True)
     capabilities: ClassVar[frozenset[type]] = frozenset(
         {SetSpeedLimit, SetLaneAccess, SetSignalProgram, SetRouteCost, SetTripsActive, AddVehicle,
-         SetLaneSteering, Checkpoint, RouteGraph})
+         SetLaneSteering, Checkpoint, RouteGraph, Rerouting})
     # per-trip arrays and the value a vehicle added on the fly starts with (see AddVehicle)
     _TRIP_ARRAYS: ClassVar[dict[str, float]] = {
         "vtype": 0, "vfactor": 1.0, "depart": 0.0, "route_off": 0, "route_n": 0, "state": 0, "lane": -1,
@@ -236,7 +242,8 @@ class NativeEngine:
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0,
                  loops: list[tuple[str, int, float]] | None = None, emissions: bool = True,
                  threads: int | None = None, profile: bool = False, junction_blocking: bool = False,
-                 insertion_back_gap: bool = True, keep_clear: bool = True, diverging_paths: bool = False) -> None:
+                 insertion_back_gap: bool = True, keep_clear: bool = True, diverging_paths: bool = False,
+                 rerouting=None) -> None:
         if not (0.1 <= step_length <= 1.0) or abs(round(1.0 / step_length) * step_length - 1.0) > 1e-9:
             raise ValueError(f"step_length must divide 1 s (e.g. 1.0 or 0.5), got {step_length}")
         if teleport_time <= 0:
@@ -250,6 +257,19 @@ class NativeEngine:
         self._insertion_back_gap = bool(insertion_back_gap)
         self._keep_clear = bool(keep_clear) or self._junction_blocking  # the blocking keeps junctions clear too
         self._diverging_paths = bool(diverging_paths)
+        rr = rerouting
+        self._rr_p = float(rr.probability) if rr is not None else 0.0  # (0: no device)
+        self._rr_period = self._rr_every = self._rr_steps = 0
+        self._rr_weight = self._rr_min_delay = 0.0
+        if self._rr_p:
+            self._rr_period = int(round(rr.period_s / self._dt))  # [steps]
+            self._rr_every = int(round(rr.adaptation_interval_s / self._dt))  # [steps] between speed samples
+            self._rr_steps, self._rr_weight = int(rr.adaptation_steps), float(rr.adaptation_weight)
+            self._rr_min_delay = float(rr.min_delay_s)
+            if self._rr_period < 1 or self._rr_every < 1 or abs(self._rr_period * self._dt - rr.period_s) > 1e-9 \
+                    or abs(self._rr_every * self._dt - rr.adaptation_interval_s) > 1e-9:
+                raise ValueError(f"rerouting: period_s ({rr.period_s:g}) and adaptation_interval_s "
+                                 f"({rr.adaptation_interval_s:g}) must be multiples of the step ({self._dt:g} s)")
         self._started = False
         self._closed = False
         if profile:
@@ -260,12 +280,13 @@ class NativeEngine:
 
     @classmethod
     def from_config(cls, cfg: NativeEngineConfig, *, record_interval_s: float,
-                    loops: list[tuple[str, int, float]] | None = None) -> "NativeEngine":
-        """The engine a scenario's ``run.engine`` section describes (see :class:`NativeEngineConfig`)."""
+                    loops: list[tuple[str, int, float]] | None = None, rerouting=None) -> "NativeEngine":
+        """The engine a scenario's ``run.engine`` section describes (see :class:`NativeEngineConfig`), with
+        ``run.rerouting`` (:class:`~twin.config.models.ReroutingConfig`) if given."""
         return cls(step_length=cfg.step_length_s, teleport_time=cfg.teleport_time_s, loops=loops, threads=cfg.threads,
                    profile=cfg.profile, junction_blocking=cfg.junction_blocking,
                    insertion_back_gap=cfg.insertion_back_gap, keep_clear=cfg.keep_clear,
-                   diverging_paths=cfg.diverging_paths)
+                   diverging_paths=cfg.diverging_paths, rerouting=rerouting)
 
     # ----------------------------------------------------------------- setup
     @property
@@ -364,6 +385,7 @@ class NativeEngine:
         self.e_emission = np.zeros((ne, len(POLLUTANTS)))  # [g] per edge and pollutant
         self.turn_entered = np.zeros(city.edge_successors[1].size)  # vehicles per movement (native/turns.py)
         self._setup_loops(city)
+        self._rerouting_start(seed, n)
         self._n_demand = n  # trips of the demand; vehicles added on the fly come after them
         self._added: dict[str, int] = {}
         self._arrived = 0
@@ -387,6 +409,8 @@ class NativeEngine:
             numba.set_num_threads(self._threads)
         try:
             while self._step < target:
+                if self._step == self._rr_next:
+                    self._reroute_due()
                 # one compiled call for many steps; step by step where a WAUT switch is due (Python rebuilds
                 # the signal arrays) and when profiling (the profile times each kernel call of _one_step)
                 n = self._steps_before_switch(target) if self.profile is None else 0
@@ -402,7 +426,10 @@ class NativeEngine:
                 numba.set_num_threads(before)
 
     def _steps_before_switch(self, target: int) -> int:
-        """Steps from now to ``target`` before the one at which the next WAUT switch is due."""
+        """Steps from now to ``target`` before the one at which the next WAUT switch is due (and no further than the
+        next rerouting)."""
+        if self._rr_next > self._step:
+            target = min(target, self._rr_next)
         due = self._sig_next_switch - 1e-9  # (as _update_signals)
         if due > target * self._dt:
             return target - self._step
@@ -502,7 +529,7 @@ class NativeEngine:
                                min_parallel, self._sig_force, self._order, self._order_tmp, self._n_order,
                                self._lane_start, self._parked, self._parked.size, self._next_depart, self.depart,
                                self._wait_list, self._n_wait, sig, emis, turns, veh, vtr, net, ctl, scr, stats, lp, stp,
-                               trips)
+                               trips, self._rr_sampling())
         d = self.__dict__  # (none of these is in a record: written past __setattr__, which costs ~0.3 µs each)
         d["_n_order"], d["_next_depart"], d["_n_wait"], d["_sig_force"] = n_order, next_depart, n_wait, False
         d["_trips_stale"] = True
@@ -551,6 +578,10 @@ class NativeEngine:
             self._call(K.loops, dt, self._order, n, veh, vtr, net, ctl, lp)
         count_turns(self._order, n, self._v_ridx, self._turn_ridx, self._v_route_off, self.route_edges,
                     *c.edge_successors, self.turn_entered)
+        if self._rr_every and (self._step + 1) % self._rr_every == 0:
+            every, weight, prev_dist, prev_time, past, speed, at = self._rr_sampling()
+            RR.sample_edge_speeds(self.e_dist, self.e_veh_time, self._lane_speed, c.edge_lane_start,
+                                  c.edge_num_lanes, prev_dist, prev_time, past, speed, at, weight)
         if arrived:
             self._n_order = self._call(K.retire, self._order, self._n_order, veh, trips)
         self._trips_stale = True
@@ -966,9 +997,8 @@ class NativeEngine:
         self.eclass[i] = vehicle_classes(self.demand.trips.vtypes, [ty], [a.vid], self._emission_seed)[0]
         self.vfactor[i] = self._vt["speed_factor"][ty]
         self.depart[i] = self.time
-        self.route_off[i] = self.route_edges.size
+        self.route_off[i] = self._append_routes(route, np.array([route.size]))[0]
         self.route_n[i] = route.size
-        self.route_edges = np.concatenate([self.route_edges, route])
         self.state[i] = K.WAITING
         self._queue(np.array([i]))
         self._added[a.vid] = i
@@ -1006,14 +1036,15 @@ class NativeEngine:
         self._put_program(k, {"phases": list(a.phases), "offset": a.offset})
 
     # ------------------------------------------------------------- rerouting
-    def _route_cost(self, vtype: int) -> np.ndarray:
-        """Routing cost per edge [s] for a vehicle type: free flow at the current limits + penalties;
-        inf where no lane admits the type's class."""
+    def _route_cost(self, vtype: int, times: np.ndarray | None = None) -> np.ndarray:
+        """Routing cost per edge [s] for a vehicle type: free flow at the current limits (or ``times`` [s], the
+        rerouting device's measured travel times) + penalties; inf where no lane admits the type's class."""
         c = self.city
         bit = self._vt["class_bit"][vtype]
-        speed = np.maximum.reduceat(self._lane_speed, c.edge_lane_start)
+        if times is None:
+            times = c.edge_length / np.maximum.reduceat(self._lane_speed, c.edge_lane_start)
         open_ = np.logical_or.reduceat((self._lane_allow & bit) != 0, c.edge_lane_start)
-        cost = c.edge_length / speed + self._route_extra[vtype]
+        cost = times + self._route_extra[vtype]
         return np.where(open_, cost, np.inf)
 
     def route_graph(self, vtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1052,32 +1083,45 @@ class NativeEngine:
             bad[m] = ~np.isin(a[m].astype(np.int64) * n + b[m], allowed)
         return np.unique(who[bad])
 
-    def _reroute(self, vehicles: np.ndarray) -> None:
-        """New shortest routes from each vehicle's current edge to its destination (by vehicle type)."""
+    def _reroute(self, vehicles: np.ndarray, times: np.ndarray | None = None, keep: np.ndarray | None = None) -> int:
+        """New shortest routes from each vehicle's current edge to its destination (by vehicle type), on the
+        free-flow times at the current limits, or on ``times`` [s] per edge (the rerouting device: then a vehicle
+        whose best route is the rest of its own keeps it). Where ``keep`` (bool per vehicle) is set, the vehicle keeps
+        its next edge too and is routed from there (SUMO's ``getRerouteOrigin``: it is within its braking distance of
+        the junction). Returns the number of vehicles whose route changed."""
         if vehicles.size == 0:
-            return
-        off, n = self.route_off[vehicles], self.route_n[vehicles].astype(np.int64)
-        current = self.route_edges[off + self.ridx[vehicles]]
-        dest = self.route_edges[off + n - 1]
-        stranded = 0
+            return 0
+        stranded = changed = 0
         for vt in np.unique(self.vtype[vehicles]):
+            # (read per type: a type's new routes may have compacted the routes of the next: _append_routes)
+            off, n = self.route_off[vehicles], self.route_n[vehicles].astype(np.int64)
+            ridx = self.ridx[vehicles]
+            kept = np.zeros(vehicles.size, dtype=np.int64) if keep is None else keep.astype(np.int64)
+            current = self.route_edges[off + ridx]
+            source = self.route_edges[off + ridx + kept]
+            dest = self.route_edges[off + n - 1]
             offsets, targets = self._class_graph(int(vt))
             sel = self.vtype[vehicles] == vt
-            cost = self._route_cost(int(vt)).copy()
+            cost = self._route_cost(int(vt), times)
             lens = np.zeros(int(sel.sum()), dtype=np.int64)
             # the edge a vehicle is on is where it starts, closed or not
             cost_src = cost.copy()
-            cost_src[current[sel]] = np.where(np.isfinite(cost_src[current[sel]]), cost_src[current[sel]], 1.0)
-            r_off, r_edges, _ = route_trips(offsets, targets, cost_src, current[sel].astype(np.int32),
-                                            dest[sel].astype(np.int32), lens)
+            cost_src[source[sel]] = np.where(np.isfinite(cost_src[source[sel]]), cost_src[source[sel]], 1.0)
+            # (in batches of origin groups: REROUTE_BATCH_GROUPS)
+            r_off, r_edges, _ = route_in_batches(offsets, targets, cost_src, source[sel].astype(np.int32),
+                                                 dest[sel].astype(np.int32), lens, self.REROUTE_BATCH_GROUPS)
             ok = lens > 0
             stranded += int((~ok).sum())
+            ks = kept[sel] == 1
+            if ks.any():  # the current edge before the route from the next (np.insert keeps equal places in order)
+                r_edges = np.insert(r_edges, r_off[:-1][ks], current[sel][ks].astype(r_edges.dtype))
+                lens = lens + ks
+                r_off = np.concatenate([[0], np.cumsum(lens)])
+            if times is not None:
+                ok &= RR.changed_routes(self.route_edges, off[sel], ridx[sel], n[sel], r_off, r_edges)
             v_ok = vehicles[sel][ok]
-            base = self.route_edges.size
-            keep = np.repeat(ok, lens)
-            new_edges = r_edges[keep]
-            self.route_edges = np.concatenate([self.route_edges, new_edges.astype(np.int32)])
-            starts = base + np.concatenate([[0], np.cumsum(lens[ok])[:-1]])
+            changed += v_ok.size
+            starts = self._append_routes(r_edges[np.repeat(ok, lens)], lens[ok])
             self.route_off[v_ok] = starts
             self.route_n[v_ok] = lens[ok].astype(np.int32)
             self.ridx[v_ok] = 0
@@ -1087,9 +1131,145 @@ class NativeEngine:
             self._v_route_n[slot[on]] = lens[ok][on]
             self._v_ridx[slot[on]] = 0
             self._turn_ridx[slot[on]] = 0  # (count_turns: a new route counts from its start)
-        if stranded:
+            self._score_ridx[slot[on]] = -1  # (the lane scores cached for the old route)
+        if stranded and times is None:
             log.warning("%d vehicles have no open route to their destination and keep their route", stranded)
-        self.rerouted += int(vehicles.size) - stranded
+        if times is None:
+            self.rerouted += int(vehicles.size) - stranded
+        return changed
+
+    # origin groups (trees) per routing call of _reroute: 64 keeps a call's predecessor matrix (64 rows of the edges)
+    # under the allocator's mmap threshold, so that its memory is reused, not fresh pages each call (on the metropolis
+    # with 28,618 vehicles on the road, one period: 465,846 -> ~0 page faults, 10.6 -> 9.9 s of CPU;
+    # docs/performance.md)
+    REROUTE_BATCH_GROUPS: ClassVar[int] = 64
+    # the share of the arena's room over its live routes after a compaction (see _append_routes)
+    ROUTE_ROOM: ClassVar[float] = 1.0
+    ROUTE_ROOM_MIN: ClassVar[int] = 1 << 16  # [edges]
+
+    def _append_routes(self, edges: np.ndarray, lens: np.ndarray) -> np.ndarray:
+        """Put routes (``lens`` edges each, ``edges`` one after another) after the demand's in ``route_edges``:
+        returns where each starts. The routes after the demand's are an arena with room to spare; when it is full
+        the routes no vehicle needs any more are dropped (:meth:`_compact_routes`), so that it stays about twice
+        the routes of the vehicles not yet arrived however long the run."""
+        need = int(edges.size)
+        if self._route_used + need > self.route_edges.size:
+            self._compact_routes(need)
+        o = self._route_used
+        self.route_edges[o:o + need] = edges
+        self._route_used = o + need
+        return o + np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64) if lens.size else \
+            np.zeros(0, dtype=np.int64)
+
+    def _compact_routes(self, need: int) -> None:
+        """A new ``route_edges``: the demand's routes, the arena's routes of the vehicles not yet arrived (or
+        cancelled), and room for ``need`` more edges and as many again as those (at least ROUTE_ROOM_MIN). An
+        arrived demand trip whose route was in the arena points to its demand route again (its last edge), an
+        arrived added vehicle to an empty route."""
+        self._sync()
+        base = self._route_base
+        off, n, st = self.route_off, self.route_n, self.state
+        arena = off >= base
+        live = np.flatnonzero(arena & (st != K.ARRIVED) & (st != K.CANCELLED))
+        dead = np.flatnonzero(arena & ((st == K.ARRIVED) | (st == K.CANCELLED)))
+        lens = n[live].astype(np.int64)
+        total = int(lens.sum())
+        room = max(int((total + need) * (1.0 + self.ROUTE_ROOM)), self.ROUTE_ROOM_MIN)
+        new = np.zeros(base + room, dtype=np.int32)
+        new[:base] = self.route_edges[:base]
+        starts = base + np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64) if live.size else \
+            np.zeros(0, dtype=np.int64)
+        new[base:base + total] = self.route_edges[np.repeat(off[live] - starts, lens) + np.arange(base, base + total)]
+        demand_dead = dead[dead < self._n_demand]
+        d_off = self.demand.route_offsets
+        self.route_off[demand_dead] = d_off[demand_dead]
+        self.route_n[demand_dead] = (d_off[demand_dead + 1] - d_off[demand_dead]).astype(np.int32)
+        self.ridx[demand_dead] = np.maximum(self.route_n[demand_dead] - 1, 0)
+        added_dead = dead[dead >= self._n_demand]
+        self.route_off[added_dead] = 0
+        self.route_n[added_dead] = 0
+        self.ridx[added_dead] = 0
+        self.route_off[live] = starts
+        slot = self._slot_of(live)
+        on = slot >= 0
+        self._v_route_off[slot[on]] = starts[on]
+        self.route_edges = new
+        self._route_used = base + total
+
+    def _rerouting_start(self, seed: int, n: int) -> None:
+        """The rerouting device's state (see :mod:`.rerouting`): the vehicles equipped (by seed, from a random
+        stream of its own), the edges' speeds at their limits, the step of the first rerouting."""
+        c = self.city
+        ne = c.n_edges
+        self._route_base = self._route_used = int(self.route_edges.size)  # (the arena: _append_routes)
+        on = self._rr_p > 0
+        limit = np.maximum.reduceat(self._lane_speed, c.edge_lane_start) if on and ne else np.zeros(0)
+        self._rr_equipped = np.random.default_rng([seed, 21]).random(n) < self._rr_p if on else np.zeros(0, np.bool_)
+        self._rr_speed = limit.copy()
+        self._rr_prev_dist = self.e_dist.copy() if on else np.zeros(0)
+        self._rr_prev_time = self.e_veh_time.copy() if on else np.zeros(0)
+        self._rr_past = np.tile(limit, self._rr_steps) if on else np.zeros(0)
+        self._rr_at = np.zeros(1, dtype=np.int64)
+        self._rr_next = self._rr_period if on else -1  # the step of the next rerouting (-1: none)
+        self.rr_stats = np.zeros(4)  # (reroutings, routes changed, seconds spent, CPU seconds of the process)
+
+    def _rr_sampling(self) -> tuple:
+        """The rerouting device's speed sampling as :func:`.fused.run_steps` takes it: ``(steps between samples (0:
+        none), weight, prev_dist, prev_time, past, speed, at)`` (:func:`.rerouting.sample_edge_speeds`)."""
+        return (self._rr_every, self._rr_weight, self._rr_prev_dist, self._rr_prev_time, self._rr_past,
+                self._rr_speed, self._rr_at)
+
+    def edge_travel_times(self) -> np.ndarray:
+        """The rerouting device's travel time of each edge [s] now (:func:`.rerouting.edge_times`); with the device
+        off, the free-flow times."""
+        c = self.city
+        speed = self._rr_speed if self._rr_p else np.maximum.reduceat(self._lane_speed, c.edge_lane_start)
+        return RR.edge_times(c.edge_length, speed, self._lane_speed, c.edge_lane_start, c.edge_num_lanes)
+
+    def _reroute_due(self) -> None:
+        """The rerouting device's turn: every equipped vehicle waiting or on the road, and every equipped trip due
+        to depart before the next turn (routed ahead, as SUMO's device routes a vehicle at its insertion), gets the
+        fastest route from its current edge on the measured travel times, unless it is on its last edge or has
+        stops ahead."""
+        import time as _time
+
+        t0, c0 = _time.perf_counter(), _time.process_time()
+        self._rr_next += self._rr_period
+        self._sync()
+        nd = self._n_demand
+        live = np.flatnonzero(self._v_trip >= 0)
+        vs = self._v_state[live]
+        on_road = self._v_trip[live][(vs == K.WAITING) | (vs == K.RUNNING)].astype(np.int64)
+        due_end = int(np.searchsorted(self.depart[:nd], self._rr_next * self._dt, side="left"))
+        soon = np.arange(self._next_depart, max(due_end, self._next_depart), dtype=np.int64)
+        soon = soon[self.state[soon] == K.SCHEDULED]
+        cand = np.concatenate([on_road[on_road < nd], soon])
+        cand = np.sort(cand[self._rr_equipped[cand]])
+        cand = cand[(self.route_n[cand] - self.ridx[cand] >= 2)
+                    & (self._stop_next[cand] >= self._stop_off[cand + 1])]
+        # a running vehicle within its braking distance (and a step) of its lane's end keeps its next edge, as SUMO's
+        # MSVehicle::getRerouteOrigin keeps the link it has already planned to pass (no emergency brake, no turn
+        # from the wrong lane); it is routed from there, if that is not its destination
+        vt = self._vt
+        v, ln = self.speed[cand], self.lane[cand]
+        near = (self.state[cand] == K.RUNNING) & (
+            self.city.lane_length[np.maximum(ln, 0)] - self.pos[cand]
+            <= v * v / (2.0 * vt["decel"][self.vtype[cand]]) + v * self._dt)
+        cand = cand[~near | (self.route_n[cand] - self.ridx[cand] >= 3)]
+        near = (self.state[cand] == K.RUNNING) & (
+            self.city.lane_length[np.maximum(self.lane[cand], 0)] - self.pos[cand]
+            <= self.speed[cand] ** 2 / (2.0 * vt["decel"][self.vtype[cand]]) + self.speed[cand] * self._dt)
+        times = self.edge_travel_times()
+        if self._rr_min_delay > 0:  # only those whose route ahead is delayed enough for a new one to save that much
+            c = self.city
+            free = c.edge_length / np.maximum.reduceat(self._lane_speed, c.edge_lane_start)
+            delay = RR.route_delays(self.route_edges, self.route_off[cand], self.ridx[cand], self.route_n[cand],
+                                    times, free)
+            keep_near = near[delay >= self._rr_min_delay]
+            cand = cand[delay >= self._rr_min_delay]
+            near = keep_near
+        changed = self._reroute(cand, times, near)
+        self.rr_stats += (cand.size, changed, _time.perf_counter() - t0, _time.process_time() - c0)
 
     # ---------------------------------------------------------- checkpoints
     _STATIC = ("city", "demand", "_vt", "_emis", "_emis_cf")
@@ -1156,6 +1336,15 @@ class NativeEngine:
         if "_back_lane" not in eng.__dict__:  # checkpoints before the back-gap check had its scratch
             eng._back_lane, eng._back_dist = cls._back_stack()
         eng.__dict__.setdefault("_sig_force", True)  # checkpoints before signal updates wrote only changes
+        if "_rr_at" not in eng.__dict__:  # checkpoints before the rerouting device (and the routes' arena)
+            eng._rr_p, eng._rr_period, eng._rr_every, eng._rr_steps, eng._rr_weight = 0.0, 0, 0, 0, 0.0
+            eng._rr_min_delay = 0.0
+            used = int(eng.__dict__["route_edges"].size)
+            eng._route_used, eng._route_base, eng._rr_next = used, len(demand.route_edges), -1
+            eng._rr_equipped = np.zeros(0, np.bool_)
+            eng._rr_speed = eng._rr_prev_dist = eng._rr_prev_time = eng._rr_past = np.zeros(0)
+            eng._rr_at = np.zeros(1, dtype=np.int64)
+            eng.rr_stats = np.zeros(4)
         if "_steer_p" not in eng.__dict__:  # checkpoints before lane-use steering
             eng._steer_p, eng._steer_dir, eng._steer_until = cls._no_steering(city.n_lanes)
             eng._steer_salt = 0
@@ -1177,7 +1366,9 @@ class NativeEngine:
         return eng
 
     # arrays an action may resize (signal programs; vehicles added on the fly, new routes): checked by range
-    _FREE_SHAPE: ClassVar[tuple[str, ...]] = ("route_edges", "_tls_phase_offsets", "_phase_duration", "_phase_state")
+    _FREE_SHAPE: ClassVar[tuple[str, ...]] = ("route_edges", "_tls_phase_offsets", "_phase_duration", "_phase_state",
+                                              "_rr_equipped", "_rr_speed", "_rr_prev_dist", "_rr_prev_time",
+                                              "_rr_past")
 
     def _check_restored(self, path) -> None:
         """Raise :class:`EngineError` naming the first thing in a restored checkpoint that the kernels could not

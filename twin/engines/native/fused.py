@@ -14,6 +14,7 @@ from twin.engines.native.kernels.state import ACTUATED
 from twin.engines.native import emissions as EM
 from twin.engines.native import signals as S
 from twin.engines.native import stops as ST
+from twin.engines.native.rerouting import sample_edge_speeds
 from twin.engines.native.turns import count_turns
 from twin.jit import kernel
 
@@ -31,7 +32,7 @@ def _sort(order, order_tmp, n_order, state, lane, pos, lane_start):
 @kernel(refcounts=False)
 def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig_force, order, order_tmp, n_order,
               lane_start, parked, n_parked, next_depart, depart, wait_list, n_wait, sig, emis, turns, veh, vtr, net,
-              ctl, scr, stats, lp, stp, trips):
+              ctl, scr, stats, lp, stp, trips, rr):
     """Run ``n_steps`` steps of ``dt`` [s] from step ``step0``, as ``NativeEngine._one_step`` does.
 
     Parameters
@@ -75,6 +76,9 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig
         The kernels' records (:mod:`twin.engines.native.kernels.records`); ``lp`` is None without loops. The
         vehicles are in slots (:mod:`twin.engines.native.kernels.slots`): ``trips`` must have a free slot for
         every trip due in the ``n_steps`` steps.
+    rr : tuple
+        The rerouting device's speed sampling ``(every, weight, prev_dist, prev_time, past, speed, at)``: after each
+        step whose number (from 1) is a multiple of ``every`` (0: never), :func:`sample_edge_speeds`.
 
     Returns
     -------
@@ -90,6 +94,7 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig
      det_pos, det_last, sig_phase, sig_phase_start, sig_next_check) = sig
     eclass, cf, coast_a, non_exhaust, veh_emission, edge_emission, threads = emis
     turn_ridx, succ_offsets, succ_targets, turn_entered = turns
+    rr_every, rr_weight, rr_prev_dist, rr_prev_time, rr_past, rr_speed, rr_at = rr
     conn_signal = ctl.conn_signal
     state, vlane, vpos = veh.state, veh.lane, veh.pos
     has_stops = stp.route_index.size > 0
@@ -154,6 +159,9 @@ def run_steps(n_steps, step0, dt, teleport_time, emissions_on, min_parallel, sig
             K.loops(dt, order, n, veh, vtr, net, ctl, lp)
         count_turns(order, n, veh.ridx, turn_ridx, veh.route_off, veh.route_edges, succ_offsets, succ_targets,
                     turn_entered)
+        if rr_every and (step + 1) % rr_every == 0:
+            sample_edge_speeds(stats.dist, stats.veh_time, ctl.lane_speed, net.edge_lane_start, net.edge_num_lanes,
+                               rr_prev_dist, rr_prev_time, rr_past, rr_speed, rr_at, rr_weight)
         if arrived:  # (a call passes every array of the records it is given: not made for nothing)
             n_order = K.retire(order, n_order, veh, trips)
         arrived_sum += arrived

@@ -39,7 +39,7 @@ from twin.config.base import EngineConfig
 from twin.demand.emissions import MODEL_POLLUTANTS, PM10, PM25, PMX, POLLUTANTS, vehicle_classes
 from twin.demand.trips import RoutedDemand
 from twin.engines.base import (
-    Action, AddVehicle, Checkpoint, EngineError, SetLaneAccess, SetSignalProgram, SetSpeedLimit, Snapshot, TripTable,
+    Action, AddVehicle, Checkpoint, EngineError, Rerouting, SetLaneAccess, SetSignalProgram, SetSpeedLimit, Snapshot, TripTable,
     TurnCountsAfterRun, UnsupportedActionError, VehicleArrays,
 )
 from twin.engines.sumo.export import export_network, export_routes, find_sumo_binary
@@ -49,6 +49,23 @@ log = logging.getLogger(__name__)
 _labels = itertools.count()
 _INTERVAL = re.compile(rb"<interval\b[^>]*?(?:/>|>.*?</interval>)", re.S)  # empty ones close themselves
 _TRIPINFO = re.compile(rb"<tripinfo\b[^>]*?(?:/>|>.*?</tripinfo>)", re.S)
+
+
+def rerouting_options(rerouting: dict | None) -> list[str]:
+    """SUMO's options for ``run.rerouting`` (a :class:`~twin.config.models.ReroutingConfig` as a dict): its
+    ``--device.rerouting.*`` options, the rest at SUMO's defaults (``pre-period`` 60 s: equipped vehicles are
+    routed at their insertion too); none when off."""
+    if not rerouting or rerouting["probability"] <= 0:
+        return []
+    if rerouting.get("min_delay_s", 0.0) > 0:
+        raise ValueError("rerouting.min_delay_s is the native engine's (SUMO's device has no such gate): leave it 0 "
+                         "with the SUMO engine")
+    return ["--device.rerouting.probability", f"{rerouting['probability']:g}",
+            "--device.rerouting.period", f"{rerouting['period_s']:g}",
+            "--device.rerouting.adaptation-interval", f"{rerouting['adaptation_interval_s']:g}",
+            *(["--device.rerouting.adaptation-steps", str(int(rerouting["adaptation_steps"]))]
+              if rerouting["adaptation_steps"] else
+              ["--device.rerouting.adaptation-weight", f"{rerouting['adaptation_weight']:g}"])]
 
 
 class SumoEngineConfig(EngineConfig):
@@ -68,6 +85,8 @@ class SumoEngine:
     api : "libsumo" | "traci"        libsumo (in-process, fast) or TraCI (a SUMO process over a socket)
     measure_interval : float  [s]    period of SUMO's edge data (set it to the recording interval)
     keep_files : bool                keep SUMO's working directory (its path is logged)
+    rerouting : ReroutingConfig or its dict, or None
+        SUMO's rerouting device (``--device.rerouting.*``, :func:`rerouting_options`); None: off
     """
 
     name: ClassVar[str] = "sumo"
@@ -75,11 +94,11 @@ class SumoEngine:
     demand: RoutedDemand | None = None  # set by start()
     rerouted: int = 0  # vehicles given a new route by actions
     capabilities: ClassVar[frozenset[type]] = frozenset(
-        {SetSpeedLimit, SetLaneAccess, SetSignalProgram, AddVehicle, TurnCountsAfterRun, Checkpoint})
+        {SetSpeedLimit, SetLaneAccess, SetSignalProgram, AddVehicle, TurnCountsAfterRun, Checkpoint, Rerouting})
 
     def __init__(self, step_length: float = 1.0, teleport_time: float = 300.0, api: str = "libsumo",
                  measure_interval: float = 60.0, keep_files: bool = False,
-                 loops: list[tuple[str, int, float]] | None = None) -> None:
+                 loops: list[tuple[str, int, float]] | None = None, rerouting=None) -> None:
         if api not in ("libsumo", "traci"):
             raise ValueError(f"api must be 'libsumo' or 'traci', got {api!r}")
         if step_length <= 0 or measure_interval <= 0 or teleport_time <= 0:
@@ -90,6 +109,9 @@ class SumoEngine:
         self._interval = float(measure_interval)
         self._keep = keep_files
         self._loop_spec = list(loops or [])
+        self._rerouting = None if rerouting is None else \
+            dict(rerouting if isinstance(rerouting, dict) else rerouting.model_dump())
+        rerouting_options(self._rerouting)  # (what SUMO cannot do is an error now, not at the start)
         self._api: Any = None
         self._trips: TripTable | None = None
         self._step = 0
@@ -99,10 +121,11 @@ class SumoEngine:
 
     @classmethod
     def from_config(cls, cfg: SumoEngineConfig, *, record_interval_s: float,
-                    loops: list[tuple[str, int, float]] | None = None) -> "SumoEngine":
-        """The engine a scenario's ``run.engine`` section describes (see :class:`SumoEngineConfig`)."""
+                    loops: list[tuple[str, int, float]] | None = None, rerouting=None) -> "SumoEngine":
+        """The engine a scenario's ``run.engine`` section describes (see :class:`SumoEngineConfig`), with
+        ``run.rerouting`` (:class:`~twin.config.models.ReroutingConfig`) if given."""
         return cls(step_length=cfg.step_length_s, teleport_time=cfg.teleport_time_s, api=cfg.api,
-                   measure_interval=record_interval_s, loops=loops)
+                   measure_interval=record_interval_s, loops=loops, rerouting=rerouting)
 
     # ----------------------------------------------------------------- setup
     @property
@@ -153,7 +176,8 @@ class SumoEngine:
                "--tripinfo-output", str(self._tripinfo), "--tripinfo-output.write-unfinished", "true",
                "--device.emissions.probability", "1", "--step-method.ballistic", "true",
                "--no-step-log", "true", "--no-warnings", "true", "--error-log", str(self._errlog),
-               "--collision.action", "warn", "--vehroute-output", str(self._vehroutes), *VEHROUTE_OPTIONS]
+               "--collision.action", "warn", "--vehroute-output", str(self._vehroutes), *VEHROUTE_OPTIONS,
+               *rerouting_options(self._rerouting)]
         self._edge_pos = {eid: i for i, eid in enumerate(city.edge_ids)}
         ne = city.n_edges
         self._cum = {k: np.zeros(ne) for k in ("entered", "veh_time", "dist", "halt_time")}
@@ -423,7 +447,8 @@ class SumoEngine:
         arrays["on_edge"] = on_edge
         meta = {"city": self.city.name, "n_edges": self.city.n_edges, "trips": len(self.demand.trips),
                 "options": {"step_length": self._dt, "teleport_time": self._teleport_time, "api": self._api_name,
-                            "measure_interval": self._interval, "loops": [list(x) for x in self._loop_spec]},
+                            "measure_interval": self._interval, "loops": [list(x) for x in self._loop_spec],
+                            "rerouting": self._rerouting},
                 "seed": self._seed, "step": self._step, "updates": self._updates, "arrived": self._arrived,
                 "rerouted": self.rerouted, "reroute_on_load": self._reroute_on_load,
                 "teleports": self._teleport_ids, "departed": sorted(self._departed),

@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 
 from twin.city import grid_city  # noqa: E402
 from twin.engines.native.kernels import records as R  # noqa: E402
+from twin.engines.native.engine import part_rows  # noqa: E402
 
 
 @numba.njit(cache=False)
@@ -95,7 +96,7 @@ def build(n: int, seed: int):
     veh = R.Vehicles(np.full(n, 2, np.int8), lanes, z, z, np.zeros(n, np.int32), np.ones(n), np.zeros(n, np.int32),
                      np.arange(0, 2 * n, 2, dtype=np.int64), np.full(n, 2, np.int32), route_edges, z, z, z, z, z,
                      np.zeros(n, np.int32), z, z, np.full(n, -1, np.int32), z, z, z, np.zeros(n, np.int32), z,
-                     np.zeros(n, np.bool_))
+                     np.zeros(n, np.bool_), np.arange(n, dtype=np.int32))
     one = np.ones(1)
     vt = R.VehicleTypes(one * 5.0, one * 2.5, one, one, one, one * 50.0, one, np.ones(1, np.int64))
     net = R.Network(city.lane_edge, city.lane_index, city.lane_length, city.edge_lane_start, city.edge_num_lanes,
@@ -103,7 +104,8 @@ def build(n: int, seed: int):
                     city.conn_foe_offsets, city.conn_foe_lanes, city.conn_foe_links,
                     np.zeros(len(city.conn_to_lane) + 1, np.int32),
                     np.zeros(0, np.int32), np.zeros(len(city.conn_to_lane), np.bool_), city.conn_from_lane,
-                    np.zeros(city.n_lanes + 1, np.int32), np.zeros(0, np.int32), city.conn_yield_dist)
+                    np.zeros(city.n_lanes + 1, np.int32), np.zeros(0, np.int32), city.conn_yield_dist,
+                    *part_rows(city, False))
     ctl = R.Control(np.full(city.n_lanes, 13.9), np.full(city.n_lanes, -1, np.int64),
                     np.full(len(city.conn_to_lane), 4, np.int8), np.zeros(city.n_lanes),
                     np.zeros(city.n_lanes, np.int8), np.zeros(city.n_lanes), 0)

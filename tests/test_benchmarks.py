@@ -72,3 +72,15 @@ def test_scores_sum_the_counts_per_headline_interval_and_scale():
     coarse = te.scores(truth[:2] + 1.0, truth[:2], 1800.0, 1800.0)  # a 30-minute feed has no 5 or 15-min figure
     assert "se_5min" not in coarse and "se_15min" not in coarse and coarse["se_hour"] == 2 * 2.0 ** 2
     assert sc["counted"] == float(truth.sum() + 24)
+
+
+def test_records_micro_benchmark_builds_the_engines_records_and_agrees(capsys):
+    """bench_records.py builds the kernels' records by position: a field added to a record must reach it (the
+    script checks that both loops return the same connections and exits 0)."""
+    import json
+
+    import bench_records
+
+    assert bench_records.main(["--vehicles", "2000", "--repeat", "1"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["vehicles"] == 2000 and out["records_ns"] > 0 and out["arrays_ns"] > 0

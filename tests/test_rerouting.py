@@ -10,6 +10,7 @@ from twin.city import CityBuilder
 from twin.config.models import ReroutingConfig, RunConfig
 from twin.demand import route_demand
 from twin.engines.native import NativeEngine
+from twin.engines.native import kernels as K
 
 # quick to react: speeds averaged over 10 s, routes renewed every 30 s
 FAST = ReroutingConfig(probability=1.0, period_s=30.0, adaptation_steps=10)
@@ -248,3 +249,32 @@ def test_a_vehicle_within_its_braking_distance_of_the_junction_keeps_its_next_ed
     assert _route(city, eng, 20)[:2] in (["in", "short"], ["short", "mid"]) and eng.rr_stats[0] > 0
     city, eng = _probe_run(FAST.model_copy(update={"period_s": 120.0}), until=200.0)
     assert "up" in _route(city, eng, 20)
+
+
+def test_a_vehicle_that_would_have_to_change_lanes_at_once_keeps_its_route():
+    """``in`` with two lanes, the right one to ``short``, the left one to the detour ``up``: the probe drives on the
+    right one. At 120 s (179 m before the end, more than the lane changer's 10 s look-ahead at 13.9 m/s) it is sent
+    to the detour; at 125 s (109 m before it) the change to the left lane would be mandatory at once (a queue in a
+    city, kernels/lanes.py) and it keeps ``short``."""
+    b = CityBuilder("jam2")
+    for nid, x, y in [("s", 0, 0), ("a", 1000, 0), ("b", 2000, 0), ("c", 2200, 0), ("u", 1000, 500),
+                      ("v", 2200, 500), ("e", 3200, 0)]:
+        b.add_node(nid, x, y)
+    for eid, f, t in [("in", "s", "a"), ("short", "a", "b"), ("mid", "b", "c"), ("up", "a", "u"),
+                      ("across", "u", "v"), ("down", "v", "c"), ("out", "c", "e")]:
+        b.add_edge(eid, f, t, priority=2, num_lanes=2 if eid == "in" else 1)
+    for f, fl, t in [("in", 0, "short"), ("in", 1, "up"), ("short", 0, "mid"), ("up", 0, "across"),
+                     ("across", 0, "down"), ("mid", 0, "out"), ("down", 0, "out")]:
+        b.add_connection(f, fl, t, 0)
+    b.add_tls("b", "b", [(1200.0, "r"), (60.0, "G")])
+    city = b.build()
+    demand = route_demand(city, jam_trips(city))
+    routes = {}
+    for period in (120.0, 125.0):
+        eng = NativeEngine(rerouting=FAST.model_copy(update={"period_s": period}))
+        eng.start(city, demand, seed=3)
+        eng.advance(period - 1.0)
+        assert city.lane_index[eng.lane[20]] == 0 and eng.state[20] == K.RUNNING
+        eng.advance(200.0)
+        routes[period] = _route(city, eng, 20)
+    assert "up" in routes[120.0] and routes[125.0][:2] == ["in", "short"]

@@ -1119,6 +1119,8 @@ class NativeEngine:
                 r_off = np.concatenate([[0], np.cumsum(lens)])
             if times is not None:
                 ok &= RR.changed_routes(self.route_edges, off[sel], ridx[sel], n[sel], r_off, r_edges)
+                # a vehicle that would have to change lanes at once for its new route keeps its route
+                ok &= ks | self._lane_leads_to(vehicles[sel], r_off, r_edges)
             v_ok = vehicles[sel][ok]
             changed += v_ok.size
             starts = self._append_routes(r_edges[np.repeat(ok, lens)], lens[ok])
@@ -1137,6 +1139,27 @@ class NativeEngine:
         if times is None:
             self.rerouted += int(vehicles.size) - stranded
         return changed
+
+    def _lane_leads_to(self, vehicles: np.ndarray, r_off: np.ndarray, r_edges: np.ndarray) -> np.ndarray:
+        """For each vehicle, whether it can take its new route (``r_edges[r_off[j]:r_off[j + 1]]``, from its current
+        edge): False for a running vehicle whose lane does not lead to the new route's next edge and whose lane change
+        would be mandatory at once (the lane changer's rules, kernels/lanes.py): it is queued (slower than
+        ``URGENT_SPEED``) or within ``STRATEGIC_LOOKAHEAD_S`` at its lane's speed limit of the lane's end."""
+        out = np.ones(vehicles.size, dtype=bool)
+        lens = np.diff(r_off)
+        lane = self.lane[vehicles]
+        c = self.city
+        on = (self.state[vehicles] == K.RUNNING) & (lane >= 0) & (lens >= 2)
+        ln = lane[on]
+        on[on] &= (c.lane_edge[ln] == r_edges[r_off[:-1][on]]) & (
+            (self.speed[vehicles][on] < K.URGENT_SPEED)
+            | (c.lane_length[ln] - self.pos[vehicles][on] < K.STRATEGIC_LOOKAHEAD_S * self._lane_speed[ln]))
+        if not on.any():
+            return out
+        ne = max(c.n_edges, 1)
+        links = np.unique(c.conn_from_lane.astype(np.int64) * ne + c.lane_edge[c.conn_to_lane])
+        out[on] = np.isin(lane[on].astype(np.int64) * ne + r_edges[r_off[:-1][on] + 1], links)
+        return out
 
     # origin groups (trees) per routing call of _reroute: 64 keeps a call's predecessor matrix (64 rows of the edges)
     # under the allocator's mmap threshold, so that its memory is reused, not fresh pages each call (on the metropolis

@@ -1088,7 +1088,8 @@ class NativeEngine:
         free-flow times at the current limits, or on ``times`` [s] per edge (the rerouting device: then a vehicle
         whose best route is the rest of its own keeps it). Where ``keep`` (bool per vehicle) is set, the vehicle keeps
         its next edge too and is routed from there (SUMO's ``getRerouteOrigin``: it is within its braking distance of
-        the junction). Returns the number of vehicles whose route changed."""
+        the junction). With ``times``, a vehicle that would have to change lanes at once for its new route keeps its
+        route (:meth:`_lane_leads_to`). Returns the number of vehicles whose route changed."""
         if vehicles.size == 0:
             return 0
         stranded = changed = 0

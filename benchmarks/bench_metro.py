@@ -59,7 +59,7 @@ INTERCHANGES = {"off_ramp_lanes": 3, "terminal_turn_lanes": True, "free_right_tu
 DAY_PERIODS_H = (0.0, 6.0, 10.0, 15.0, 19.0)
 RETURN_H = 13.0  # trips departing from 13:00 on go home (work -> home)
 # SUMO's rerouting device (run.rerouting): every vehicle routed again every 5 min on the measured travel times; it
-# takes the day's teleports from 0.691 % to 0.108 % of the trips, the simulation's CPU from 324.6 to 1,064.5 s
+# takes the day's teleports from 0.691 % to 0.037 % of the trips, the simulation's CPU from 324.6 to 1,166.7 s
 # (docs/performance.md, "Rerouting on the road"); not the default: the routing costs twice the rest of the
 # simulation, and the engines' defaults (run.rerouting off) are what the bench measures
 REROUTING = {"probability": 1.0, "period_s": 300.0}

@@ -1279,10 +1279,8 @@ class NativeEngine:
         near = (self.state[cand] == K.RUNNING) & (
             self.city.lane_length[np.maximum(ln, 0)] - self.pos[cand]
             <= v * v / (2.0 * vt["decel"][self.vtype[cand]]) + v * self._dt)
-        cand = cand[~near | (self.route_n[cand] - self.ridx[cand] >= 3)]
-        near = (self.state[cand] == K.RUNNING) & (
-            self.city.lane_length[np.maximum(self.lane[cand], 0)] - self.pos[cand]
-            <= self.speed[cand] ** 2 / (2.0 * vt["decel"][self.vtype[cand]]) + self.speed[cand] * self._dt)
+        keep = ~near | (self.route_n[cand] - self.ridx[cand] >= 3)
+        cand, near = cand[keep], near[keep]
         times = self.edge_travel_times()
         if self._rr_min_delay > 0:  # only those whose route ahead is delayed enough for a new one to save that much
             c = self.city

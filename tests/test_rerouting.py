@@ -16,19 +16,20 @@ from twin.engines.native import kernels as K
 FAST = ReroutingConfig(probability=1.0, period_s=30.0, adaptation_steps=10)
 
 
-def jam_city():
+def jam_city(two_lane_in: bool = False):
     """``in`` (s -> a, 1 km) then either ``short`` (a -> b, 1 km) and ``mid`` (b -> c, 200 m, a signal at b red for
-    the first 1,200 s) or the detour ``up``, ``across``, ``down`` (a -> u -> v -> c, 2.2 km), then ``out``."""
-    b = CityBuilder("jam")
+    the first 1,200 s) or the detour ``up``, ``across``, ``down`` (a -> u -> v -> c, 2.2 km), then ``out``.
+    ``two_lane_in``: ``in`` has two lanes, the right one leading to ``short`` only, the left one to ``up`` only."""
+    b = CityBuilder("jam2" if two_lane_in else "jam")
     for nid, x, y in [("s", 0, 0), ("a", 1000, 0), ("b", 2000, 0), ("c", 2200, 0), ("u", 1000, 500),
                       ("v", 2200, 500), ("e", 3200, 0)]:
         b.add_node(nid, x, y)
     for eid, f, t in [("in", "s", "a"), ("short", "a", "b"), ("mid", "b", "c"), ("up", "a", "u"),
                       ("across", "u", "v"), ("down", "v", "c"), ("out", "c", "e")]:
-        b.add_edge(eid, f, t, priority=2)
+        b.add_edge(eid, f, t, priority=2, num_lanes=2 if two_lane_in and eid == "in" else 1)
     for f, t in [("in", "short"), ("in", "up"), ("short", "mid"), ("up", "across"), ("across", "down"),
                  ("mid", "out"), ("down", "out")]:
-        b.add_connection(f, 0, t, 0)
+        b.add_connection(f, 1 if two_lane_in and t == "up" else 0, t, 0)
     b.add_tls("b", "b", [(1200.0, "r"), (60.0, "G")])
     return b.build()
 
@@ -256,18 +257,7 @@ def test_a_vehicle_that_would_have_to_change_lanes_at_once_keeps_its_route():
     right one. At 120 s (179 m before the end, more than the lane changer's 10 s look-ahead at 13.9 m/s) it is sent
     to the detour; at 125 s (109 m before it) the change to the left lane would be mandatory at once (a queue in a
     city, kernels/lanes.py) and it keeps ``short``."""
-    b = CityBuilder("jam2")
-    for nid, x, y in [("s", 0, 0), ("a", 1000, 0), ("b", 2000, 0), ("c", 2200, 0), ("u", 1000, 500),
-                      ("v", 2200, 500), ("e", 3200, 0)]:
-        b.add_node(nid, x, y)
-    for eid, f, t in [("in", "s", "a"), ("short", "a", "b"), ("mid", "b", "c"), ("up", "a", "u"),
-                      ("across", "u", "v"), ("down", "v", "c"), ("out", "c", "e")]:
-        b.add_edge(eid, f, t, priority=2, num_lanes=2 if eid == "in" else 1)
-    for f, fl, t in [("in", 0, "short"), ("in", 1, "up"), ("short", 0, "mid"), ("up", 0, "across"),
-                     ("across", 0, "down"), ("mid", 0, "out"), ("down", 0, "out")]:
-        b.add_connection(f, fl, t, 0)
-    b.add_tls("b", "b", [(1200.0, "r"), (60.0, "G")])
-    city = b.build()
+    city = jam_city(two_lane_in=True)
     demand = route_demand(city, jam_trips(city))
     routes = {}
     for period in (120.0, 125.0):
